@@ -1,0 +1,125 @@
+"""The one interface every restorer implements: classical filters, bundled ONNX nets, torch models."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ..progress import Progress
+
+
+class Backend(str, enum.Enum):
+    CLASSICAL = "classical"
+    ONNX = "onnx"
+    TORCH = "torch"
+
+
+class TilingMode(str, enum.Enum):
+    """How an expert may be split into tiles."""
+
+    NONE = "none"            # needs the whole image (global statistics: dehaze, low-light)
+    ALLOWED = "allowed"      # local operator: tiles with overlap give the same result
+    REQUIRED = "required"    # too large to run whole (big networks)
+
+
+@dataclass(frozen=True)
+class ExpertInfo:
+    """What an expert is and what it needs, so callers ask the description, never the class.
+
+    ``tasks``: degradation kinds it serves (``engine.kinds.KINDS``) or ``"generalist"`` /
+    ``"upscale"`` / ``"face"``. ``scale``: output size / input size. ``size_multiple``: input
+    height and width must be padded to a multiple of this. ``tile_overlap``: pixels of context
+    each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
+    choosing tile sizes. ``version``: bump when outputs change (it is part of cache keys).
+    """
+
+    id: str
+    name: str
+    tasks: tuple[str, ...]
+    backend: Backend = Backend.CLASSICAL
+    version: str = "1"
+    scale: int = 1
+    size_multiple: int = 1
+    tiling: TilingMode = TilingMode.ALLOWED
+    tile_overlap: int = 16
+    memory_factor: float = 64.0
+    supports_fp16: bool = False
+    model_id: Optional[str] = None
+    description: str = ""
+
+
+@dataclass
+class ExpertContext:
+    """Per-call inputs besides the pixels.
+
+    ``severity`` in [0, 1] is the analyser's estimate for the kind being fixed (experts may use
+    it to set their own parameters); ``measurements`` are the analyser's raw numbers for that
+    kind (e.g. ``{"sigma": 0.04}``); ``device`` is ``"cpu" | "cuda" | "mps"``; ``tile`` is a tile
+    edge in pixels or ``None`` for automatic.
+    """
+
+    severity: float = 1.0
+    measurements: Mapping[str, float] = field(default_factory=dict)
+    progress: Progress = field(default_factory=Progress)
+    device: str = "cpu"
+    tile: Optional[int] = None
+
+
+class Expert(ABC):
+    """A restorer: float32 HxWx3 in [0, 1] in → float32 (H*scale)x(W*scale)x3 in [0, 1] out.
+
+    ``run`` must not modify its input, must report progress through ``ctx.progress`` (which also
+    raises :class:`engine.errors.Cancelled` when the job is cancelled) and must return values
+    clipped to [0, 1].
+    """
+
+    info: ExpertInfo
+
+    @abstractmethod
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        ...
+
+    def is_available(self) -> bool:
+        """Whether this expert can run here now (weights installed, runtime importable)."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info.id}>"
+
+
+class ExpertRegistry:
+    """The set of experts a pipeline may choose from. Built explicitly, never a mutable global."""
+
+    def __init__(self, experts: Optional[list[Expert]] = None) -> None:
+        self._experts: dict[str, Expert] = {}
+        for e in experts or []:
+            self.register(e)
+
+    def register(self, expert: Expert) -> None:
+        if expert.info.id in self._experts:
+            raise ValueError(f"expert {expert.info.id!r} is already registered")
+        self._experts[expert.info.id] = expert
+
+    def get(self, expert_id: str) -> Expert:
+        try:
+            return self._experts[expert_id]
+        except KeyError:
+            raise KeyError(f"no expert with id {expert_id!r}; known: {', '.join(sorted(self._experts))}") from None
+
+    def __contains__(self, expert_id: str) -> bool:
+        return expert_id in self._experts
+
+    def all(self) -> list[Expert]:
+        return list(self._experts.values())
+
+    def for_task(self, task: str, available_only: bool = True) -> list[Expert]:
+        """Experts serving ``task``, best first: neural (torch, onnx) before classical, in
+        registration order within a backend."""
+        order = {Backend.TORCH: 0, Backend.ONNX: 1, Backend.CLASSICAL: 2}
+        found = [e for e in self._experts.values()
+                 if task in e.info.tasks and (not available_only or e.is_available())]
+        return sorted(found, key=lambda e: order[e.info.backend])

@@ -35,6 +35,8 @@ class ExpertInfo:
     height and width must be padded to a multiple of this. ``tile_overlap``: pixels of context
     each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
     choosing tile sizes. ``version``: bump when outputs change (it is part of cache keys).
+    ``generative``: the expert invents plausible detail rather than restoring faithfully (e.g.
+    Real-ESRGAN); the default plan only uses such experts when asked to.
     """
 
     id: str
@@ -48,6 +50,7 @@ class ExpertInfo:
     tile_overlap: int = 16
     memory_factor: float = 64.0
     supports_fp16: bool = False
+    generative: bool = False
     model_id: Optional[str] = None
     description: str = ""
 

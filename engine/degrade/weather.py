@@ -1,0 +1,75 @@
+"""Weather: haze (atmospheric scattering) and rain streaks."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+from ._common import as_image, finish, luminance
+from .blur import motion_kernel
+
+
+def depth_proxy(image: np.ndarray) -> np.ndarray:
+    """A rough relative scene depth in [0, 1] (1 = far) for synthetic haze, float32 HxW.
+
+    Outdoor photos are usually farther at the top and bright smooth regions (sky) are far, so
+    the proxy mixes vertical position (60 %) with heavily smoothed luminance (40 %), then maps
+    it to [0.25, 1] so that even the foreground gets a little haze.
+    """
+    img = as_image(image)
+    h, w = img.shape[:2]
+    vertical = np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
+    sigma = max(h, w) / 16.0
+    lum = cv2.GaussianBlur(luminance(img), (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    depth = 0.6 * vertical + 0.4 * lum
+    return (0.25 + 0.75 * np.clip(depth, 0.0, 1.0)).astype(np.float32)
+
+
+def haze(image: np.ndarray, beta: float, airlight: Union[float, Sequence[float]] = 0.85,
+         depth: Optional[np.ndarray] = None) -> np.ndarray:
+    """Atmospheric scattering model ``I = J·t + A·(1 − t)``, ``t = exp(−beta·d)``.
+
+    ``beta``: scattering coefficient per unit of depth (0 = clear; 2.5 = thick haze at d = 1).
+    ``airlight``: scalar or RGB triple in [0, 1]. ``depth``: HxW relative depth in [0, 1]
+    (default: :func:`depth_proxy`). Returns float32 HxWx3 in [0, 1].
+    """
+    img = as_image(image)
+    if beta <= 0:
+        return finish(img)
+    d = depth_proxy(img) if depth is None else np.asarray(depth, np.float32)
+    t = np.exp(-float(beta) * d)[..., None].astype(np.float32)
+    a = np.broadcast_to(np.asarray(airlight, np.float32), (3,))
+    return finish(img * t + a * (1.0 - t))
+
+
+def rain_layer(shape: tuple[int, int], density: float, length: float, angle: float,
+               rng: np.random.Generator, width: float = 1.0) -> np.ndarray:
+    """The streak layer alone: float32 HxW in [0, 1] (0 = no rain).
+
+    ``density``: fraction of pixels that seed a drop (0.002 light … 0.02 heavy).
+    ``length``: streak length in pixels. ``angle``: streak direction in degrees from vertical
+    (positive leans right). ``width``: streak thickness in pixels (Gaussian sigma ≈ width/2).
+    """
+    h, w = shape
+    seeds = (rng.random((h, w)) < density).astype(np.float32)
+    seeds *= rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
+    kernel = motion_kernel(max(length, 1.0), 90.0 - angle)
+    streaks = cv2.filter2D(seeds, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    if width > 1.0:
+        streaks = cv2.GaussianBlur(streaks, (0, 0), width / 2.0)
+    # A filtered impulse of weight 1 spreads over ~length pixels; rescale so a streak's core is ~seed value.
+    streaks *= max(length, 1.0) * (width if width > 1 else 1.0)
+    return np.clip(streaks, 0.0, 1.0).astype(np.float32)
+
+
+def rain(image: np.ndarray, density: float, length: float, angle: float,
+         rng: np.random.Generator, opacity: float = 0.8, width: float = 1.0) -> np.ndarray:
+    """Add bright rain streaks (see :func:`rain_layer`) with a screen blend at ``opacity`` in [0, 1].
+    Returns float32 HxWx3 in [0, 1]; ``density <= 0`` is the identity."""
+    img = as_image(image)
+    if density <= 0 or opacity <= 0:
+        return finish(img)
+    layer = rain_layer(img.shape[:2], density, length, angle, rng, width)[..., None] * np.float32(opacity)
+    return finish(1.0 - (1.0 - img) * (1.0 - layer))

@@ -1,0 +1,49 @@
+"""``restora detect INPUT...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import describe_report, emit_json, report_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("detect", help="report what is wrong with photos",
+                       description="Analyse photos and report a severity 0..1 for each degradation kind.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders")
+    p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..imageio import is_supported
+    from ..pipeline import Restorer
+    from ..pipeline.inputs import collect_inputs
+    from ..experts.base import ExpertRegistry
+
+    items, problems = collect_inputs(args.inputs, is_supported)
+    failures = len(problems)
+    for message in problems:
+        print(f"restora: {message}", file=sys.stderr)
+        if args.json:
+            emit_json({"input": message.split(":")[0], "report": None, "error": message})
+    restorer = Restorer(ExpertRegistry())
+    for item in items:
+        report, error = restorer.detect_file(item.path)
+        if error:
+            failures += 1
+            print(f"FAILED {error}", file=sys.stderr)
+            if args.json:
+                emit_json({"input": str(item.path), "report": None, "error": error})
+            continue
+        if args.json:
+            emit_json({"input": str(item.path), "report": report.severities(), "error": None})
+        else:
+            print(f"{item.path}: {describe_report(report)}")
+            print(report_table(report))
+    if not items and not problems:
+        print("restora: no photos found", file=sys.stderr)
+        return 1
+    return 1 if failures else 0

@@ -1,0 +1,34 @@
+"""The registry the CLI and GUI use: classical experts, plus neural ones whose weights are here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from .base import Expert, ExpertRegistry
+from .resample import LanczosUpscaler
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=None) -> ExpertRegistry:
+    """Every expert that can run here. Neural experts are added for installed or bundled
+    models only; if the neural runtime cannot be imported (no torch/onnxruntime), the registry
+    still holds the classical experts and a warning is logged."""
+    from .classical import classical_experts
+
+    experts: list[Expert] = list(classical_experts())
+    experts += [LanczosUpscaler(2), LanczosUpscaler(4)]
+    if include_neural:
+        experts += neural_experts(device=device, manager=manager)
+    return ExpertRegistry(experts)
+
+
+def neural_experts(*, device: str = "cpu", manager=None) -> list[Expert]:
+    try:
+        from ..weights.manager import WeightsManager
+        from .neural import experts_for_installed_models
+    except ImportError as e:  # the neural extra is not installed
+        log.warning("neural experts unavailable (%s); using classical experts only", e)
+        return []
+    return list(experts_for_installed_models(manager or WeightsManager(), device))

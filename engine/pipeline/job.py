@@ -1,0 +1,182 @@
+"""Restore or analyse whole files: load → analyse → plan → run → compose → upscale → save.
+
+This is the one entry point the CLI and the GUI's batch queue share.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ..analysis.report import DegradationReport
+from ..errors import Cancelled, RestoraError
+from ..experts.base import ExpertContext, ExpertRegistry
+from ..kinds import UPSCALE
+from ..photo import Photo
+from ..progress import Progress
+from .plan import Plan, build_plan
+from .session import RestorationSession
+
+#: Output formats the CLI contract names (``same`` keeps the input's).
+OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "webp": ".webp"}
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How to restore. ``strengths``/``only``/``auto`` as in :func:`build_plan`; ``scale`` 1, 2
+    or 4; ``fmt`` one of ``"same"`` or :data:`OUTPUT_FORMATS`; ``bit_depth`` 8, 16 or ``None``
+    (same as input where the format allows)."""
+
+    auto: bool = True
+    strengths: Mapping[str, float] = field(default_factory=dict)
+    only: Optional[tuple[str, ...]] = None
+    scale: int = 1
+    tile: Optional[int] = None
+    fmt: str = "same"
+    bit_depth: Optional[int] = None
+    overwrite: bool = False
+    use_generalist: bool = True
+    allow_generative: bool = False
+    experts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RestoreResult:
+    """The outcome for one input (the ``--json`` line of the CLI contract)."""
+
+    input: Path
+    output: Optional[Path] = None
+    report: Optional[DegradationReport] = None
+    report_after: Optional[DegradationReport] = None
+    stages: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    error: Optional[str] = None
+
+    def to_json(self) -> dict:
+        return {
+            "input": str(self.input),
+            "output": None if self.output is None else str(self.output),
+            "report": None if self.report is None else self.report.severities(),
+            "report_after": None if self.report_after is None else self.report_after.severities(),
+            "stages": self.stages,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+def output_extension(photo: Photo, source: Path, fmt: str) -> str:
+    """The output file extension (with dot) for ``fmt`` (``"same"`` keeps the input's own
+    extension; RAW becomes ``.tif``)."""
+    if fmt == "same":
+        if photo.source_format == "raw":
+            return ".tif"
+        return source.suffix.lower() or ".png"
+    try:
+        return OUTPUT_FORMATS[fmt]
+    except KeyError:
+        raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}") from None
+
+
+class Restorer:
+    """Restores photos with one expert registry (built once, shared by a whole batch)."""
+
+    def __init__(self, registry: ExpertRegistry, *, device: str = "cpu", analyser=None) -> None:
+        self.registry = registry
+        self.device = device
+        self._analyser = analyser
+
+    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions()) -> RestorationSession:
+        kwargs = {} if self._analyser is None else {"analyser": self._analyser}
+        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, **kwargs)
+
+    def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
+        return build_plan(session.report, self.registry, auto=options.auto, strengths=options.strengths,
+                          only=options.only, use_generalist=options.use_generalist,
+                          allow_generative=options.allow_generative, experts=options.experts)
+
+    def restore_photo(self, photo: Photo, options: RestoreOptions = RestoreOptions(),
+                      progress: Optional[Progress] = None) -> tuple[Photo, RestoreResult]:
+        """Restore an in-memory photo. Returns the restored photo (not saved) and the result."""
+        progress = progress or Progress()
+        t0 = time.perf_counter()
+        session = self.session(photo.pixels, options)
+        progress(0.0, "analysing")
+        report = session.analyse()
+        plan = self.plan_for(session, options)
+        upscale_share = 0.5 if options.scale != 1 else 0.0
+        results = session.run(plan, progress.sub(0.05, 0.95 - upscale_share * 0.9))
+        strengths = plan.strengths()
+        pixels = session.compose(strengths)
+        stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
+        if options.scale != 1:
+            pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
+            stages.append(upscale_stage)
+        report_after = session.analyser(pixels) if options.scale == 1 and plan.stages else report
+        restored = photo.with_pixels(pixels.astype(np.float32))
+        result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
+                               stages=stages, seconds=time.perf_counter() - t0)
+        progress(1.0, "done")
+        return restored, result
+
+    def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
+        if options.scale not in (2, 4):
+            raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
+        candidates = [e for e in self.registry.for_task(UPSCALE) if e.info.scale == options.scale]
+        if not candidates:
+            raise RestoraError(f"no {options.scale}x upscaler is available")
+        expert = candidates[0]
+        t0 = time.perf_counter()
+        out = expert.run(pixels, ExpertContext(progress=progress, device=self.device, tile=options.tile))
+        return out, {"stage": UPSCALE, "expert": expert.info.id, "strength": 1.0, "dropped": False,
+                     "reason": "", "seconds": round(time.perf_counter() - t0, 3)}
+
+    def restore_file(self, source: Path, target_for, options: RestoreOptions = RestoreOptions(),
+                     progress: Optional[Progress] = None) -> RestoreResult:
+        """Load ``source``, restore it, save it to the path ``target_for(photo)`` returns.
+
+        ``target_for`` is a callable ``(Photo) -> Path`` so that the output extension can
+        depend on the decoded photo (RAW → TIFF). Never raises for a bad input: the error is
+        in ``result.error`` (one line). :class:`Cancelled` is re-raised.
+        """
+        from ..imageio import load_photo, save_photo
+
+        t0 = time.perf_counter()
+        progress = progress or Progress()
+        try:
+            progress(0.0, "loading")
+            photo = load_photo(source)
+            target = target_for(photo)
+            if target.exists() and not options.overwrite:
+                raise RestoraError(f"{target}: already exists (use --overwrite to replace it)")
+            restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97))
+            progress.check()
+            ext = target.suffix.lower()
+            fmt = {".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(ext, ext.lstrip("."))
+            result.output = save_photo(restored, target, fmt=fmt, bit_depth=options.bit_depth,
+                                       overwrite=options.overwrite)
+            result.input = source
+            result.seconds = time.perf_counter() - t0
+            progress(1.0, "saved")
+            return result
+        except Cancelled:
+            raise
+        except RestoraError as e:
+            return RestoreResult(input=source, error=str(e), seconds=time.perf_counter() - t0)
+        except MemoryError:
+            return RestoreResult(input=source, error=f"{source}: not enough memory to restore this photo",
+                                 seconds=time.perf_counter() - t0)
+
+    def detect_file(self, source: Path) -> tuple[Optional[DegradationReport], Optional[str]]:
+        """Analyse one file: ``(report, None)`` or ``(None, one-line error)``."""
+        from ..imageio import load_photo
+
+        try:
+            photo = load_photo(source)
+        except RestoraError as e:
+            return None, str(e)
+        analyser = self._analyser or self.session(photo.pixels).analyser
+        return analyser(photo.pixels), None

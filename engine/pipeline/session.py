@@ -1,0 +1,207 @@
+"""Run a plan on one image, keep every stage's output, and compose strengths cheaply.
+
+Composition model: stage k runs on the full-strength output of the stages before it, and its
+change ``delta_k = out_k - in_k`` is cached. The composed image for strengths ``s`` is
+
+    x + sum_k s_k * delta_k        (clipped to [0, 1])
+
+so all strengths at 1 give the full chain's output, a strength of 0 removes exactly that
+stage's change, and moving a slider costs one weighted sum — never a network run. The preview
+and the exported file use the same function, so they match.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from ..analysis.report import DegradationReport
+from ..experts.base import ExpertContext, ExpertRegistry
+from ..kinds import GENERALIST, KINDS
+from ..progress import Progress
+from .cache import StageCache, chain_key, image_key
+from .plan import Plan, Stage
+
+Analyser = Callable[[np.ndarray], DegradationReport]
+
+#: A stage chosen by the analysis must lower its own kind's severity by at least this much
+#: (or lower the summed severity of all kinds) to stay in the result.
+MIN_IMPROVEMENT = 0.01
+
+
+def default_analyser(image: np.ndarray) -> DegradationReport:
+    from ..analysis import analyse
+
+    return analyse(image)
+
+
+@dataclass
+class StageResult:
+    """A stage's cached outcome.
+
+    ``delta`` = full-strength output − input (float32, same shape as the image); ``None`` when
+    the stage was dropped. ``before``/``after``: severities ``{kind: 0..1}`` of its input and
+    output when the stage was assessed (empty otherwise).
+    """
+
+    name: str
+    expert_id: str
+    key: str
+    delta: Optional[np.ndarray]
+    seconds: float
+    dropped: bool = False
+    reason: str = ""
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, strength: float) -> dict:
+        return {"stage": self.name, "expert": self.expert_id, "strength": round(float(strength), 3),
+                "dropped": self.dropped, "reason": self.reason, "seconds": round(self.seconds, 3),
+                "severity_before": self.before, "severity_after": self.after}
+
+
+class RestorationSession:
+    """One photo's restoration state: the input, its report, and cached stage results.
+
+    Thread-safety: ``run`` is meant for one worker thread at a time; ``compose`` may be called
+    from another thread while no ``run`` is in progress on the same plan.
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        registry: ExpertRegistry,
+        *,
+        analyser: Analyser = default_analyser,
+        device: str = "cpu",
+        tile: Optional[int] = None,
+        assess: bool = True,
+        cache: Optional[StageCache] = None,
+    ) -> None:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
+        self.image = np.ascontiguousarray(image, dtype=np.float32)
+        self.registry = registry
+        self.analyser = analyser
+        self.device = device
+        self.tile = tile
+        self.assess = assess
+        self.cache: StageCache = cache if cache is not None else StageCache()
+        self.base_key = image_key(self.image)
+        self._report: Optional[DegradationReport] = None
+        self._results: list[StageResult] = []
+        self._lock = threading.Lock()
+        self.expert_runs = 0
+
+    # -- analysis ---------------------------------------------------------------------------
+    def analyse(self) -> DegradationReport:
+        if self._report is None:
+            self._report = self.analyser(self.image)
+        return self._report
+
+    @property
+    def report(self) -> DegradationReport:
+        return self.analyse()
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
+        """Run (or fetch from the cache) every stage of ``plan``; returns their results in order.
+
+        Raises :class:`engine.errors.Cancelled` if ``progress``'s token is cancelled.
+        """
+        progress = progress or Progress()
+        report = self.analyse()
+        results: list[StageResult] = []
+        current = self.image
+        key = self.base_key
+        n = max(len(plan.stages), 1)
+        for i, stage in enumerate(plan.stages):
+            expert = self.registry.get(stage.expert_id)
+            severity, measurements = self._stage_inputs(report, stage)
+            params = {"severity": round(severity, 3), "assess": self.assess and stage.auto,
+                      "model": expert.info.model_id or ""}
+            stage_key = chain_key(key, expert.info.id, expert.info.version, params)
+            sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
+            result = self.cache.get(stage_key)
+            if result is None:
+                sub(0.0)
+                t0 = time.perf_counter()
+                ctx = ExpertContext(severity=severity, measurements=measurements, progress=sub.sub(0.0, 0.9),
+                                    device=self.device, tile=self.tile)
+                out = expert.run(current, ctx)
+                self.expert_runs += 1
+                if out.shape != current.shape:
+                    raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
+                result = StageResult(stage.name, expert.info.id, stage_key,
+                                     (out.astype(np.float32) - current), time.perf_counter() - t0)
+                if self.assess and stage.auto:
+                    self._assess(result, stage, current, out)
+                if result.dropped:
+                    result.delta = None
+                self.cache.put(stage_key, result)
+                sub(1.0)
+            results.append(result)
+            if not result.dropped:
+                current = np.clip(current + result.delta, 0.0, 1.0)
+                key = stage_key
+        with self._lock:
+            self._results = results
+        progress(1.0)
+        return results
+
+    def _stage_inputs(self, report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
+        if stage.name == GENERALIST:
+            return max((report.severity(k) for k in KINDS), default=0.0), {}
+        a = report.kinds.get(stage.name)
+        return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
+
+    def _assess(self, result: StageResult, stage: Stage, before_img: np.ndarray, after_img: np.ndarray) -> None:
+        """RAR: re-analyse after the stage; drop it if it did not make the photo better."""
+        before = (self.analyse() if before_img is self.image else self.analyser(before_img)).severities()
+        after = self.analyser(np.clip(after_img, 0.0, 1.0)).severities()
+        result.before, result.after = before, after
+        total_gain = sum(before.values()) - sum(after.values())
+        if stage.name == GENERALIST:
+            improved = total_gain >= MIN_IMPROVEMENT
+        else:
+            improved = (before[stage.name] - after[stage.name] >= MIN_IMPROVEMENT) or total_gain >= MIN_IMPROVEMENT
+        if not improved:
+            result.dropped = True
+            result.reason = (f"did not help: {stage.name} severity {before.get(stage.name, sum(before.values())):.2f}"
+                             f" → {after.get(stage.name, sum(after.values())):.2f}")
+
+    @property
+    def results(self) -> list[StageResult]:
+        with self._lock:
+            return list(self._results)
+
+    # -- composing --------------------------------------------------------------------------
+    def compose(self, strengths: Mapping[str, float],
+                region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
+        """The restored image for ``{stage name: strength}`` (missing names count as 1).
+
+        ``region`` (rows, cols) and ``step`` (take every step-th pixel) let a viewer compose
+        only what it shows; the default is the whole image. Returns float32 in [0, 1].
+        """
+        sl = (region or (slice(None), slice(None)))
+        sl = (slice(sl[0].start, sl[0].stop, step), slice(sl[1].start, sl[1].stop, step))
+        out = self.image[sl].copy()
+        for r in self.results:
+            if r.dropped or r.delta is None:
+                continue
+            s = float(strengths.get(r.name, 1.0))
+            if s > 0.0:
+                out += np.float32(s) * r.delta[sl]
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def change_map(self, strengths: Mapping[str, float], step: int = 1) -> np.ndarray:
+        """Where the restoration changed the image most: float32 HxW in [0, 1] (mean absolute
+        change over channels, normalised by its 99th percentile)."""
+        diff = np.abs(self.compose(strengths, step=step) - self.image[::step, ::step]).mean(axis=2)
+        scale = float(np.percentile(diff, 99)) or 1.0
+        return np.clip(diff / scale, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,132 @@
+"""Plan building, the chained stage cache and strength composition, with small fake experts."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from engine.analysis.report import DegradationReport, KindAssessment
+from engine.errors import Cancelled
+from engine.experts.base import Backend, Expert, ExpertContext, ExpertInfo, ExpertRegistry
+from engine.kinds import GENERALIST, KINDS
+from engine.pipeline import Plan, RestorationSession, Stage, build_plan, parse_kind_list, parse_strength_settings
+from engine.progress import CancelToken, Progress
+
+
+class ShiftExpert(Expert):
+    """Adds a constant to the image (so deltas are easy to predict); counts its runs."""
+
+    def __init__(self, eid: str, task: str, amount: float, backend=Backend.CLASSICAL, generative=False):
+        self.info = ExpertInfo(id=eid, name=eid, tasks=(task,), backend=backend, generative=generative)
+        self.amount = amount
+        self.runs = 0
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        ctx = ctx or ExpertContext()
+        ctx.progress(0.5)
+        self.runs += 1
+        return np.clip(image + self.amount, 0, 1).astype(np.float32)
+
+
+def report_of(**severities: float) -> DegradationReport:
+    return DegradationReport({k: KindAssessment(severities.get(k, 0.0), 1.0, {}) for k in KINDS})
+
+
+def brightness_analyser(image: np.ndarray) -> DegradationReport:
+    """Fake analyser: 'lowlight' severity falls as the image gets brighter; 'noise' is fixed."""
+    return report_of(lowlight=float(np.clip(1.0 - 2 * image.mean(), 0, 1)), noise=0.5)
+
+
+@pytest.fixture
+def registry():
+    return ExpertRegistry([
+        ShiftExpert("brighten", "lowlight", 0.2),
+        ShiftExpert("denoise", "noise", 0.05),
+        ShiftExpert("gen", GENERALIST, 0.01, backend=Backend.ONNX),
+        ShiftExpert("esrgan", GENERALIST, 0.0, backend=Backend.TORCH, generative=True),
+        ShiftExpert("dehaze", "haze", -0.1),
+    ])
+
+
+def test_plan_follows_report_order_and_threshold(registry):
+    plan = build_plan(report_of(lowlight=0.6, noise=0.4, haze=0.05), registry)
+    assert plan.names() == [GENERALIST, "noise", "lowlight"]
+    # the generative generalist is only used when asked for
+    assert plan.stage(GENERALIST).expert_id == "gen"
+    assert build_plan(report_of(noise=0.4), registry, allow_generative=True).stage(GENERALIST).expert_id == "esrgan"
+    assert build_plan(report_of(), registry).stages == ()
+
+
+def test_plan_set_and_only(registry):
+    r = report_of(lowlight=0.6, noise=0.4)
+    plan = build_plan(r, registry, auto=False, strengths={"haze": 0.3})
+    assert [(s.name, s.strength, s.auto) for s in plan.stages] == [("haze", 0.3, False)]
+    plan = build_plan(r, registry, only=["noise", "haze"])
+    assert plan.names() == ["noise", "haze"]
+    plan = build_plan(r, registry, use_generalist=False, strengths={"noise": 0.0})
+    assert plan.names() == ["noise", "lowlight"] and plan.stage("noise").strength == 0.0
+
+
+def test_parse_cli_settings():
+    assert parse_strength_settings(["noise=0.5", "jpeg=80%", "generalist=1"]) == {
+        "noise": 0.5, "jpeg": 0.8, "generalist": 1.0}
+    for bad in (["noise"], ["noize=0.5"], ["noise=1.5"], ["noise=abc"]):
+        with pytest.raises(ValueError):
+            parse_strength_settings(bad)
+    assert parse_kind_list("noise, jpeg") == ["noise", "jpeg"]
+    with pytest.raises(ValueError):
+        parse_kind_list("noise,smudge")
+
+
+def test_compose_is_residual_blend_and_never_reruns(registry):
+    img = np.full((8, 9, 3), 0.2, np.float32)
+    session = RestorationSession(img, registry, analyser=brightness_analyser, assess=False)
+    plan = Plan((Stage("noise", "denoise"), Stage("lowlight", "brighten")))
+    session.run(plan)
+    assert session.expert_runs == 2
+    np.testing.assert_allclose(session.compose({"noise": 1, "lowlight": 1}), 0.45, atol=1e-6)
+    np.testing.assert_allclose(session.compose({"noise": 0, "lowlight": 1}), 0.40, atol=1e-6)
+    np.testing.assert_allclose(session.compose({"noise": 1, "lowlight": 0.5}), 0.35, atol=1e-6)
+    np.testing.assert_allclose(session.compose({"noise": 0, "lowlight": 0}), img)
+    region = session.compose({"noise": 1, "lowlight": 1}, region=(slice(2, 6), slice(1, 9)), step=2)
+    assert region.shape == (2, 4, 3)
+    # running the same plan again, or with other strengths, hits the cache
+    session.run(plan.with_strengths({"noise": 0.1}))
+    assert session.expert_runs == 2
+    assert img.max() == pytest.approx(0.2)  # input untouched
+
+
+def test_changing_a_stage_invalidates_only_it_and_later(registry):
+    img = np.full((4, 4, 3), 0.2, np.float32)
+    session = RestorationSession(img, registry, analyser=brightness_analyser, assess=False)
+    session.run(Plan((Stage("noise", "denoise"), Stage("lowlight", "brighten"))))
+    denoise, brighten, dehaze = registry.get("denoise"), registry.get("brighten"), registry.get("dehaze")
+    assert (denoise.runs, brighten.runs) == (1, 1)
+    session.run(Plan((Stage("noise", "denoise"), Stage("lowlight", "dehaze"))))
+    assert (denoise.runs, brighten.runs, dehaze.runs) == (1, 1, 1)
+    session.run(Plan((Stage("noise", "dehaze"), Stage("lowlight", "brighten"))))
+    assert brighten.runs == 2  # its input changed, so it re-ran
+
+
+def test_assessment_drops_a_stage_that_made_things_worse(registry):
+    img = np.full((6, 6, 3), 0.3, np.float32)
+    session = RestorationSession(img, registry, analyser=brightness_analyser)
+    # dehaze darkens: lowlight severity rises and haze severity does not fall → dropped
+    results = session.run(Plan((Stage("haze", "dehaze"), Stage("lowlight", "brighten"))))
+    assert results[0].dropped and "did not help" in results[0].reason
+    assert not results[1].dropped
+    np.testing.assert_allclose(session.compose({"haze": 1, "lowlight": 1}), 0.5, atol=1e-6)
+    # a stage the user asked for explicitly is never dropped
+    results = session.run(Plan((Stage("haze", "dehaze", auto=False),)))
+    assert not results[0].dropped
+
+
+def test_cancellation_stops_the_run(registry):
+    token = CancelToken()
+    token.cancel()
+    session = RestorationSession(np.zeros((4, 4, 3), np.float32), registry, analyser=brightness_analyser)
+    with pytest.raises(Cancelled):
+        session.run(Plan((Stage("noise", "denoise"),)), Progress(cancel=token))
+    assert registry.get("denoise").runs == 0

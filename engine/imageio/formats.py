@@ -1,0 +1,93 @@
+"""Which files Restora reads and writes, and how extensions map to format names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from ..errors import PhotoSaveError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Camera RAW extensions (lower-case, with dot) that LibRaw (through rawpy) decodes.
+RAW_EXTENSIONS: frozenset[str] = frozenset({
+    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf",
+    ".rw2", ".rwl", ".raw", ".pef", ".srw", ".3fr", ".fff", ".iiq", ".mos", ".mef", ".mrw",
+    ".erf", ".kdc", ".dcr", ".x3f",
+})
+
+#: Raster extension → format name (``Photo.source_format`` values).
+RASTER_FORMATS: dict[str, str] = {
+    ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg",
+    ".png": "png",
+    ".tif": "tiff", ".tiff": "tiff",
+    ".webp": "webp",
+    ".bmp": "bmp", ".dib": "bmp",
+}
+
+#: Every extension :func:`engine.imageio.load_photo` accepts (lower-case, with dot).
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(RASTER_FORMATS) | RAW_EXTENSIONS
+
+#: Output format name → (preferred extension, bit depths it can store).
+OUTPUT_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "jpeg": (".jpg", (8,)),
+    "png": (".png", (8, 16)),
+    "tiff": (".tif", (8, 16)),
+    "webp": (".webp", (8,)),
+    "bmp": (".bmp", (8,)),
+}
+
+_FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+
+#: Pillow plugins allowed to open a file (multi-picture JPEG, "MPO", opens through "JPEG").
+PILLOW_OPEN_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")
+
+#: Pillow's ``Image.format`` → our format name.
+PILLOW_FORMATS: dict[str, str] = {
+    "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp", "BMP": "bmp", "DIB": "bmp",
+}
+
+
+def is_supported(path: PathLike) -> bool:
+    """True when ``path``'s extension (any case) is one Restora reads. Looks at the name only."""
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def is_raw(path: PathLike) -> bool:
+    """True when ``path``'s extension is a camera RAW extension."""
+    return Path(path).suffix.lower() in RAW_EXTENSIONS
+
+
+def normalize_format_name(fmt: str) -> str:
+    """``"JPG"`` → ``"jpeg"`` etc.; raises :class:`PhotoSaveError` for a format Restora cannot write."""
+    name = fmt.strip().lower().lstrip(".")
+    name = _FORMAT_ALIASES.get(name, name)
+    if name not in OUTPUT_FORMATS:
+        raise PhotoSaveError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
+    return name
+
+
+def output_format_for(path: PathLike, fmt: Optional[str] = None) -> str:
+    """The output format name: ``fmt`` if given, else taken from ``path``'s extension."""
+    if fmt is not None:
+        return normalize_format_name(fmt)
+    suffix = Path(path).suffix.lower()
+    name = RASTER_FORMATS.get(suffix)
+    if name is None:
+        raise PhotoSaveError(f"{path}: cannot tell the output format from the extension {suffix or '(none)'!r}; "
+                             f"use .jpg, .png, .tif, .webp or .bmp")
+    return name
+
+
+def resolve_bit_depth(fmt: str, requested: Optional[int], source_depth: int) -> int:
+    """Bit depth to write: ``requested`` if the format can store it, else the source's depth
+    where the format allows, else 8. Asking for a depth a format cannot store raises."""
+    depths = OUTPUT_FORMATS[fmt][1]
+    if requested is not None:
+        if requested not in (8, 16):
+            raise PhotoSaveError(f"unsupported bit depth {requested}; expected 8 or 16")
+        if requested not in depths:
+            raise PhotoSaveError(f"{fmt.upper()} cannot store {requested}-bit images; use PNG or TIFF for 16-bit")
+        return requested
+    return source_depth if source_depth in depths else 8

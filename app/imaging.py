@@ -1,0 +1,39 @@
+"""The one place that turns engine arrays into Qt images (presentation only, no restoration).
+
+Every function takes float32 or uint8 numpy arrays and returns a ``QImage`` that owns a copy of
+its pixels, so the array may be freed or changed afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+
+def to_display_uint8(pixels: np.ndarray) -> np.ndarray:
+    """float32 HxWx3 in [0, 1] → contiguous uint8 HxWx3 (rounded, clipped)."""
+    scaled = np.clip(pixels, 0.0, 1.0) * np.float32(255.0)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def rgb_to_qimage(pixels: np.ndarray) -> QImage:
+    """HxWx3 array (uint8, or float in [0, 1]) → ``QImage.Format_RGB888`` holding a copy."""
+    if pixels.dtype != np.uint8:
+        pixels = to_display_uint8(pixels)
+    pixels = np.ascontiguousarray(pixels)
+    h, w = pixels.shape[:2]
+    image = QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return image.copy()
+
+
+def heat_to_qimage(heat: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), max_alpha: float = 0.75) -> QImage:
+    """A float32 HxW map in [0, 1] → an ARGB overlay: ``color`` with alpha growing with the value
+    (0 is fully transparent, 1 is ``max_alpha`` opaque)."""
+    h, w = heat.shape
+    alpha = np.rint(np.clip(heat, 0.0, 1.0) * (255.0 * max_alpha)).astype(np.uint8)
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = color
+    rgba[..., 3] = alpha
+    image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+    return image.copy()

@@ -1,0 +1,633 @@
+"""The main window: viewer in the middle, analysis/controls and batch queue in docks, menus,
+toolbar, status bar, undo/redo, persistence."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QToolButton, QWidget)
+
+from engine.errors import RestoraError
+from engine.kinds import LABELS
+from engine.pipeline import RestoreOptions, Restorer
+
+from .batch import BatchPanel
+from .commands import ControlChange
+from .controls import ControlsPanel
+from .document import ControlState, Document
+from .settings import AppSettings
+from .theme import app_icon, apply_theme
+from .viewer import BeforeAfterViewer, ViewMode
+from .workers import JobRunner
+
+APP_TITLE = "Restora"
+#: Export formats: name → (file dialog filter, extension, bit depths it can hold).
+EXPORT_FORMATS = {
+    "png": ("PNG (*.png)", ".png", (8, 16)),
+    "tiff": ("TIFF (*.tif *.tiff)", ".tif", (8, 16)),
+    "jpeg": ("JPEG (*.jpg *.jpeg)", ".jpg", (8,)),
+    "webp": ("WebP (*.webp)", ".webp", (8,)),
+}
+_EXT_TO_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def _is_supported(path: Path) -> bool:
+    try:
+        from engine.imageio import is_supported
+    except ImportError:
+        return path.suffix.lower() in _EXT_TO_FORMAT
+    return bool(is_supported(path))
+
+
+def _load_photo(path: Path):
+    from engine.imageio import load_photo
+
+    return load_photo(path)
+
+
+def _save_photo(photo, path: Path, fmt: str, bit_depth: Optional[int]) -> Path:
+    from engine.imageio import save_photo
+
+    return Path(save_photo(photo, path, fmt=fmt, bit_depth=bit_depth, overwrite=True))
+
+
+def default_restorer(device_preference: str, tile: Optional[int] = None) -> tuple[Restorer, str]:
+    """Build the restorer for the user's device choice; falls back to the CPU (and says so)."""
+    from engine.experts.default import build_registry
+
+    note = ""
+    try:
+        from engine.runtime.device import choose_device
+
+        device = choose_device(device_preference)
+    except ImportError:
+        device = "cpu"
+    except RestoraError as e:
+        device, note = "cpu", f"{e}; using the CPU"
+    return Restorer(build_registry(device=device), device=device), note
+
+
+class ExportDialog(QDialog):
+    """Asks for the output file, its format and bit depth."""
+
+    def __init__(self, suggested: Path, fmt: str, bit_depth: int, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export restored photo")
+        form = QFormLayout(self)
+        self.path = QLineEdit(str(suggested))
+        self.path.setMinimumWidth(420)
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        self.format = QComboBox()
+        for name in EXPORT_FORMATS:
+            self.format.addItem(name.upper(), name)
+        self.format.setCurrentIndex(max(self.format.findData(fmt), 0))
+        self.bit_depth = QComboBox()
+        self.format.currentIndexChanged.connect(lambda _: self._formats_changed())
+        self._formats_changed(bit_depth)
+        form.addRow("File:", row)
+        form.addRow("Format:", self.format)
+        form.addRow("Bit depth:", self.bit_depth)
+        form.addRow(QLabel("EXIF, ICC profile and orientation are carried over from the original."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _formats_changed(self, keep: Optional[int] = None) -> None:
+        fmt = str(self.format.currentData())
+        keep = keep if keep is not None else self.bit_depth.currentData()
+        self.bit_depth.clear()
+        for d in EXPORT_FORMATS[fmt][2]:
+            self.bit_depth.addItem(f"{d}-bit", d)
+        self.bit_depth.setCurrentIndex(max(self.bit_depth.findData(keep), 0))
+        p = Path(self.path.text())
+        if p.suffix.lower() in _EXT_TO_FORMAT and _EXT_TO_FORMAT[p.suffix.lower()] != fmt:
+            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt][1])))
+
+    def _browse(self) -> None:
+        fmt = str(self.format.currentData())
+        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt][0])
+        if path:
+            self.path.setText(path)
+            fmt_of = _EXT_TO_FORMAT.get(Path(path).suffix.lower())
+            if fmt_of:
+                self.format.setCurrentIndex(self.format.findData(fmt_of))
+
+    def choice(self) -> tuple[Path, str, int]:
+        return Path(self.path.text()).expanduser(), str(self.format.currentData()), int(self.bit_depth.currentData())
+
+
+class MainWindow(QMainWindow):
+    """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
+    first use for the device in the settings."""
+
+    def __init__(self, settings: Optional[AppSettings] = None, restorer: Optional[Restorer] = None,
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or AppSettings()
+        self._restorer = restorer
+        self._restorer_lock = threading.Lock()
+        self.device_note = ""
+        self.doc: Optional[Document] = None
+        self._pending: Optional[ControlState] = None
+        self.export_path: Optional[tuple[Path, str, int]] = None
+        self.last_error = ""
+        self.last_message = ""
+        self._job_started = 0.0
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.undo_stack = QUndoStack(self)
+        self.jobs = JobRunner(self)
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(lambda: self._job_ended("Cancelled."))
+        self.jobs.busyChanged.connect(self._on_busy)
+
+        self.viewer = BeforeAfterViewer(self)
+        self.viewer.setObjectName("viewer")
+        self.setCentralWidget(self.viewer)
+        self.controls = ControlsPanel()
+        self.controls.strengthChanged.connect(self._strength_changed)
+        self.controls.enabledChanged.connect(self._enabled_changed)
+        self.controls.expertChanged.connect(self._expert_changed)
+        self.controls.autoRequested.connect(self.reset_to_auto)
+        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
+                                is_supported=_is_supported)
+        self.batch_dock = self._dock("Batch queue", "queueDock", self.batch, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.controls_dock, self.batch_dock)
+        self.controls_dock.raise_()
+        self._build_status_bar()
+        self._build_actions()
+        self.viewer.viewChanged.connect(self._update_zoom_label)
+        self.viewer.set_mode(self.settings.viewer_mode)
+        self.viewer.set_overlay(self.settings.show_overlay)
+        self.resize(1400, 880)
+        geometry, state = self.settings.geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        self._sync_mode_actions()
+        self._update_status()
+
+    # -- construction -----------------------------------------------------------------------
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setMinimumWidth(300)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        if tip:
+            act.setStatusTip(tip)
+            act.setToolTip(f"{tip} ({act.shortcut().toString()})" if shortcut is not None else tip)
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        S = QKeySequence.StandardKey
+        a = self.actions_by_name = {}
+        a["open"] = self._action("&Open…", self.open_dialog, S.Open, "Open a photo")
+        a["save"] = self._action("&Save", self.save, S.Save, "Save the restored photo (again to the last export)")
+        a["export"] = self._action("&Export As…", self.export_dialog, QKeySequence("Ctrl+Shift+S"),
+                                   "Export the restored photo with a format and bit depth")
+        a["queue_add"] = self._action("Add to &Queue…", self.batch._add_files_dialog, QKeySequence("Ctrl+Shift+O"),
+                                      "Add photos to the batch queue")
+        a["quit"] = self._action("&Quit", self.close, S.Quit, "Quit Restora")
+        a["undo"] = self.undo_stack.createUndoAction(self, "&Undo")
+        a["undo"].setShortcuts(S.Undo)
+        a["redo"] = self.undo_stack.createRedoAction(self, "&Redo")
+        a["redo"].setShortcuts([QKeySequence(S.Redo), QKeySequence("Ctrl+Y")])
+        a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
+        a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")
+        a["settings"] = self._action("&Settings…", self.settings_dialog, S.Preferences, "Device, tiles, output, theme")
+        a["models"] = self._action("&Models…", self.models_dialog, QKeySequence("Ctrl+Shift+M"),
+                                   "Installed and available models")
+        modes = QActionGroup(self)
+        for key, text, shortcut in (("split", "&Split", "Alt+1"), ("side", "Side &by Side", "Alt+2"),
+                                    ("toggle", "&Toggle (hold Space)", "Alt+3")):
+            act = self._action(text, lambda checked=False, m=key: self.set_view_mode(m), QKeySequence(shortcut),
+                               f"{text.replace('&', '')} view", checkable=True)
+            modes.addAction(act)
+            a[f"mode_{key}"] = act
+        a["fit"] = self._action("&Fit", self.viewer.fit, QKeySequence("Ctrl+0"), "Fit the photo in the window")
+        a["zoom100"] = self._action("&100 %", lambda: self.viewer.set_zoom(1.0), QKeySequence("Ctrl+1"),
+                                    "Actual pixels")
+        a["zoom200"] = self._action("&200 %", lambda: self.viewer.set_zoom(2.0), QKeySequence("Ctrl+2"), "200 %")
+        a["zoom_in"] = self._action("Zoom &In", lambda: self.viewer.zoom_by(1.25), S.ZoomIn, "Zoom in")
+        a["zoom_out"] = self._action("Zoom &Out", lambda: self.viewer.zoom_by(0.8), S.ZoomOut, "Zoom out")
+        a["overlay"] = self._action("Show &Changes", self.set_overlay, QKeySequence("Ctrl+M"),
+                                    "Overlay where the restoration changed the photo most", checkable=True)
+        a["overlay"].setChecked(self.settings.show_overlay)
+        a["about"] = self._action("&About Restora", self._about)
+
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        m.addAction(a["open"])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self._rebuild_recent()
+        m.addSeparator()
+        m.addAction(a["save"])
+        m.addAction(a["export"])
+        m.addSeparator()
+        m.addAction(a["queue_add"])
+        m.addSeparator()
+        m.addAction(a["quit"])
+        m = bar.addMenu("&Edit")
+        m.addAction(a["undo"])
+        m.addAction(a["redo"])
+        m.addSeparator()
+        m.addAction(a["auto"])
+        m.addAction(a["cancel"])
+        m.addSeparator()
+        m.addAction(a["settings"])
+        m = bar.addMenu("&View")
+        for k in ("mode_split", "mode_side", "mode_toggle"):
+            m.addAction(a[k])
+        m.addSeparator()
+        for k in ("fit", "zoom100", "zoom200", "zoom_in", "zoom_out"):
+            m.addAction(a[k])
+        m.addSeparator()
+        m.addAction(a["overlay"])
+        m.addSeparator()
+        m.addAction(self.controls_dock.toggleViewAction())
+        m.addAction(self.batch_dock.toggleViewAction())
+        m = bar.addMenu("&Tools")
+        m.addAction(a["models"])
+        m.addAction(a["settings"])
+        m = bar.addMenu("&Help")
+        m.addAction(a["about"])
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolBar")
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for k in ("open", "export", None, "undo", "redo", None, "mode_split", "mode_side", "mode_toggle", None,
+                  "fit", "zoom100", "zoom200", None, "overlay", "auto", None, "models"):
+            if k is None:
+                tb.addSeparator()
+            else:
+                tb.addAction(a[k])
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.size_label = QLabel()
+        self.depth_label = QLabel()
+        self.meta_label = QLabel()
+        self.device_label = QLabel()
+        self.time_label = QLabel()
+        self.zoom_label = QLabel()
+        for w in (self.size_label, self.depth_label, self.meta_label, self.device_label, self.time_label,
+                  self.zoom_label):
+            sb.addPermanentWidget(w)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        sb.addWidget(self.progress)
+        sb.addWidget(self.cancel_button)
+
+    # -- restorer ---------------------------------------------------------------------------
+    def restorer(self) -> Restorer:
+        """The shared restorer (built on first use; safe to call from worker threads)."""
+        with self._restorer_lock:
+            if self._restorer is None:
+                self._restorer, self.device_note = default_restorer(self.settings.device, self.settings.tile)
+            return self._restorer
+
+    def _reset_restorer(self) -> None:
+        with self._restorer_lock:
+            self._restorer = None
+
+    # -- opening ----------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        exts = " ".join(f"*{e}" for e in sorted(_EXT_TO_FORMAT) + [".bmp", ".dng", ".cr2", ".nef", ".arw"])
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", self.settings.last_dir,
+                                              f"Photos ({exts});;All files (*)")
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | Path) -> int:
+        """Load, analyse and restore ``path`` in the background; returns the job's generation."""
+        path = Path(path)
+        self.settings.last_dir = str(path.parent)
+        self._show_message(f"Opening {path.name}…")
+
+        def job(progress):
+            photo = _load_photo(path)
+            return Document.open(photo, self.restorer(), progress)
+
+        self._job_started = time.perf_counter()
+        return self.jobs.start(job, lambda doc: self._document_ready(doc, path))
+
+    def _document_ready(self, doc: Document, path: Path) -> None:
+        self.doc = doc
+        self._pending = None
+        self.export_path = None
+        self.undo_stack.clear()
+        self.viewer.set_source(doc)
+        self.controls.set_rows(doc.rows())
+        self.controls.set_summary(self._summary_text(doc))
+        self.setWindowTitle(f"{path.name} — {APP_TITLE}")
+        self._rebuild_recent(self.settings.add_recent_file(str(path)))
+        self._job_ended(f"Opened {path.name}")
+
+    @staticmethod
+    def _summary_text(doc: Document) -> str:
+        found = doc.report.present()
+        if not found:
+            return "Looks clean: no degradation detected."
+        return "Detected: " + ", ".join(f"{LABELS[k].lower()} {doc.report.severity(k):.0%}" for k in found)
+
+    def _rebuild_recent(self, files: Optional[list[str]] = None) -> None:
+        files = self.settings.recent_files() if files is None else files
+        self.recent_menu.clear()
+        for f in files:
+            self.recent_menu.addAction(f, lambda checked=False, p=f: self.open_file(p))
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: (self.settings.clear_recent_files(),
+                                                              self._rebuild_recent([])))
+        self.recent_menu.setEnabled(bool(files))
+
+    # -- controls → state -------------------------------------------------------------------
+    def current_state(self) -> Optional[ControlState]:
+        if self.doc is None:
+            return None
+        return self._pending if self._pending is not None else self.doc.state
+
+    def _push(self, new: ControlState, text: str, merge_key: Optional[str] = None) -> None:
+        old = self.current_state()
+        if old is None or new == old:
+            return
+        self.undo_stack.push(ControlChange(self.apply_state, old, new, text, merge_key))
+
+    def _strength_changed(self, name: str, strength: float) -> None:
+        state = self.current_state()
+        if state is not None:
+            self._push(state.with_strength(name, strength), f"{LABELS.get(name, name)} strength", merge_key=name)
+
+    def _enabled_changed(self, name: str, on: bool) -> None:
+        state = self.current_state()
+        if state is not None:
+            self._push(state.with_enabled(name, on), f"{LABELS.get(name, name)} {'on' if on else 'off'}")
+
+    def _expert_changed(self, name: str, expert_id: str) -> None:
+        state = self.current_state()
+        if state is not None:
+            self._push(state.with_expert(name, expert_id), f"{LABELS.get(name, name)} expert")
+
+    def reset_to_auto(self) -> None:
+        if self.doc is not None:
+            self._push(self.doc.auto_state, "Auto")
+
+    def apply_state(self, state: ControlState) -> None:
+        """Show ``state``: a re-compose when the cached stages suffice, else a background run
+        (only the changed stage and the ones after it run; the rest come from the cache)."""
+        doc = self.doc
+        if doc is None:
+            return
+        if doc.needs_run(state):
+            self._pending = state
+            self.controls.set_rows(doc.rows(state))
+            self._job_started = time.perf_counter()
+            self.jobs.start(lambda p: doc.run(state, p), lambda _res: self._run_finished(doc))
+        else:
+            self._pending = None
+            doc.set_state(state)
+            self.controls.set_rows(doc.rows())
+            self.viewer.refresh()
+
+    def _run_finished(self, doc: Document) -> None:
+        if doc is not self.doc:
+            return
+        self._pending = None
+        self.controls.set_rows(doc.rows())
+        self.viewer.refresh()
+        self._job_ended("Restored.")
+
+    def current_batch_options(self) -> Optional[RestoreOptions]:
+        return None if self.doc is None else self.doc.batch_options(tile=self.settings.tile)
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self) -> None:
+        if self.export_path is None:
+            self.export_dialog()
+        else:
+            self.export_to(*self.export_path)
+
+    def _suggested_export(self) -> tuple[Path, str, int]:
+        doc = self.doc
+        assert doc is not None
+        src = doc.photo.path or Path("photo.png")
+        fmt = self.settings.output_format
+        if fmt == "same":
+            fmt = {"raw": "tiff", "bmp": "png"}.get(doc.photo.source_format, doc.photo.source_format)
+        fmt = fmt if fmt in EXPORT_FORMATS else "png"
+        depth = self.settings.bit_depth or doc.photo.bit_depth
+        folder = Path(self.settings.output_dir) if self.settings.output_dir else src.parent
+        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt][1]}", fmt, depth
+
+    def export_dialog(self) -> None:
+        if self.doc is None:
+            return
+        path, fmt, depth = self._suggested_export()
+        dialog = ExportDialog(path, fmt, depth, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            path, fmt, depth = dialog.choice()
+            if self.doc.photo.path is not None and path.resolve() == Path(self.doc.photo.path).resolve():
+                self._show_error("Restora never overwrites the original; choose another file name.")
+                return
+            self.export_to(path, fmt, depth)
+
+    def export_to(self, path: Path, fmt: str, bit_depth: int) -> int:
+        """Write the full-resolution result (what the preview shows) in the background."""
+        doc = self.doc
+        if doc is None:
+            return 0
+        path = Path(path)
+        self.export_path = (path, fmt, bit_depth)
+        self._show_message(f"Exporting {path.name}…")
+        self._job_started = time.perf_counter()
+
+        def job(progress):
+            progress(0.1, "composing")
+            photo = doc.restored_photo()
+            progress(0.5, "writing")
+            return _save_photo(photo, path, fmt, bit_depth)
+
+        return self.jobs.start(job, lambda out: self._job_ended(f"Saved {out}"))
+
+    # -- jobs -------------------------------------------------------------------------------
+    def cancel_job(self) -> None:
+        self.jobs.cancel()
+
+    def _on_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.controls.set_busy(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress.setFormat("%p%")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(round(fraction * 1000)))
+        self.progress.setFormat(f"{message} %p%" if message else "%p%")
+
+    def _on_failed(self, message: str) -> None:
+        self._pending = None
+        if self.doc is not None:
+            self.controls.set_rows(self.doc.rows())
+        self._job_ended("")
+        self._show_error(message)
+
+    def _job_ended(self, message: str) -> None:
+        if message:
+            self._show_message(message)
+        self._update_status()
+
+    def _show_message(self, message: str) -> None:
+        self.last_message = message
+        self.statusBar().showMessage(message, 8000)
+
+    def _show_error(self, message: str) -> None:
+        self.last_error = message
+        self.statusBar().showMessage(message, 15000)
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # not exec(): an error never blocks the event loop
+
+    def _update_status(self) -> None:
+        doc = self.doc
+        if doc is None:
+            for w in (self.size_label, self.depth_label, self.meta_label, self.time_label):
+                w.setText("")
+        else:
+            p = doc.photo
+            self.size_label.setText(f"{p.width} × {p.height} px ({p.megapixels:.1f} MP)")
+            self.depth_label.setText(f"{p.bit_depth}-bit {p.source_format.upper()}")
+            self.meta_label.setText(p.metadata.summary())
+            self.time_label.setText("" if doc.last_run_seconds is None else f"last run {doc.last_run_seconds:.2f} s")
+        device = self._restorer.device.upper() if self._restorer is not None else self.settings.device
+        self.device_label.setText(f"device: {device}")
+        self.device_label.setToolTip(self.device_note)
+        self._update_zoom_label()
+
+    def _update_zoom_label(self) -> None:
+        if self.doc is None:
+            self.zoom_label.setText("")
+        else:
+            self.zoom_label.setText(("fit " if self.viewer.is_fit() else "") + f"{self.viewer.zoom():.0%}")
+
+    # -- view -------------------------------------------------------------------------------
+    def set_view_mode(self, mode: str) -> None:
+        self.viewer.set_mode(mode)
+        self.settings.viewer_mode = self.viewer.mode().value
+        self._sync_mode_actions()
+
+    def _sync_mode_actions(self) -> None:
+        key = f"mode_{self.viewer.mode().value}"
+        if hasattr(self, "actions_by_name") and key in self.actions_by_name:
+            self.actions_by_name[key].setChecked(True)
+
+    def set_overlay(self, on: bool) -> None:
+        self.viewer.set_overlay(on)
+        self.settings.show_overlay = bool(on)
+
+    # -- dialogs ----------------------------------------------------------------------------
+    def settings_dialog(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        before = (self.settings.device, self.settings.tile)
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            app = QApplication.instance()
+            if app is not None:
+                apply_theme(app, self.settings.theme)
+            if (self.settings.device, self.settings.tile) != before:
+                self._reset_restorer()
+                self._show_message("Device settings changed: they apply to the next photo you open.")
+            self._update_status()
+
+    def models_dialog(self) -> QDialog:
+        from .models_dialog import ModelManagerDialog
+
+        dialog = ModelManagerDialog(parent=self)
+        dialog.modelsChanged.connect(self._reset_restorer)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Restora",
+                          "<b>Restora</b><br>Detects what is wrong with a photo and restores it with classical "
+                          "and neural experts, on your own GPU or CPU.<br><br>Hold <b>Space</b> to see the "
+                          "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
+
+    def open_url(self, path: Path) -> bool:
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    # -- drag and drop ----------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.handle_paths(paths)
+            event.acceptProposedAction()
+
+    def handle_paths(self, paths: list[Path]) -> None:
+        """One photo opens in the viewer; folders and several files go to the batch queue."""
+        paths = [Path(p) for p in paths]
+        if len(paths) == 1 and paths[0].is_file():
+            self.open_file(paths[0])
+            return
+        added = self.batch.add_paths(paths)
+        self.batch_dock.show()
+        self.batch_dock.raise_()
+        self._show_message(f"Added {added} photo(s) to the queue.")
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.viewer_mode = self.viewer.mode().value
+        self.settings.sync()
+        self.jobs.cancel()
+        self.batch.runner.cancel()
+        self.jobs.wait(10000)
+        self.batch.runner.wait(10000)
+        super().closeEvent(event)
+
+
+def schedule(fn: Callable[[], None], msecs: int = 0) -> None:
+    """Run ``fn`` on the GUI thread after ``msecs`` (once the event loop runs)."""
+    QTimer.singleShot(msecs, fn)

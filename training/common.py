@@ -1,0 +1,77 @@
+"""Helpers shared by the training scripts: threads, seeds, checkpoints, CSV logs, LR schedule."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def limit_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in torch (the CPU is shared: the scripts default to 1)."""
+    torch.set_num_threads(max(int(threads), 1))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.02,
+              progress: float | None = None) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor``·``base`` at ``total``.
+
+    ``progress`` in [0, 1], if given, replaces ``step / total`` after the warm-up (time-budgeted
+    runs on a shared CPU anneal by the clock, since the step rate is not predictable)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1) if progress is None else progress
+    t = min(max(t, 0.0), 1.0)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def run_progress(step: int, total: int, elapsed_s: float, budget_min: float | None) -> float:
+    """Fraction of the run done: steps, or the time budget if that is further along."""
+    done = step / max(total, 1)
+    if budget_min:
+        done = max(done, elapsed_s / (budget_min * 60.0))
+    return min(done, 1.0)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically (temp file, then rename) so an interrupted run never leaves a broken file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to a CSV file, writing the header first if the file is new."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two arrays in [0, 1] (peak 1)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return 100.0 if mse <= 1e-12 else 10.0 * math.log10(1.0 / mse)

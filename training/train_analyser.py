@@ -1,0 +1,164 @@
+"""Train Restora's learned degradation analyser (engine.nets.analyser) on synthetic degradations.
+
+One command, resumable: ``python -m training.train_analyser --out training/runs/analyser``.
+Targets per kind: presence (binary cross-entropy on the presence logit) and strength (L1 on the
+sigmoid of the severity logit; 0 for absent kinds). Every ``--val-every`` steps it scores a fixed
+validation set (128-px crops of the validation photos: clean ones and degraded ones) and appends
+per-kind F1 and severity MAE to ``OUT/log.csv``; the best mean F1 is kept as ``OUT/best.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.degrade import degrade_chain
+from engine.kinds import KINDS
+from engine.nets.analyser import CROP, RestoraAnalyser
+
+from .common import append_csv, cosine_lr, run_progress, limit_threads, load_checkpoint, save_checkpoint, seed_everything
+from .data import DEFAULT_DATA, CropPool, RecipeSampler, labels, load_split, load_uint8, random_crops, to_float
+
+#: Analyser training draws more clean samples (false alarms on clean photos are costly) and only
+#: strengths the report would call present (≥ 0.15, engine.analysis.report.DEFAULT_PRESENCE_THRESHOLD).
+ANALYSER_SAMPLER = RecipeSampler(p_clean=0.15, p_single=0.4, p_pair=0.3, min_strength=0.15)
+
+
+def validation_set(paths: list[Path], per_image: int = 6, seed: int = 11) -> dict[str, np.ndarray]:
+    """Fixed validation crops: per photo ``per_image`` recipes (one of them clean), one random
+    CROP-px crop each. Returns arrays ``x`` (N x 3 x CROP x CROP float32), ``presence``, ``severity``."""
+    rng = np.random.default_rng(seed)
+    xs, ps, ss = [], [], []
+    for path in paths:
+        clean = to_float(load_uint8(path))
+        for j in range(per_image):
+            recipe = [] if j == 0 else ANALYSER_SAMPLER.sample(rng)
+            deg = degrade_chain(clean, recipe, seed=int(rng.integers(2 ** 31)))
+            (y, x), = random_crops(clean.shape[:2], CROP, 1, rng)
+            xs.append(deg[y:y + CROP, x:x + CROP].transpose(2, 0, 1))
+            p, s = labels(recipe)
+            ps.append(p)
+            ss.append(s)
+    return {"x": np.stack(xs), "presence": np.stack(ps), "severity": np.stack(ss)}
+
+
+def f1_scores(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-column F1 of boolean N x K arrays (1.0 where a kind is neither predicted nor present)."""
+    tp = (pred & truth).sum(0)
+    fp = (pred & ~truth).sum(0)
+    fn = (~pred & truth).sum(0)
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``(presence probability, severity)`` for N x 3 x H x W crops, each N x 6."""
+    model.eval()
+    out = torch.cat([model(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])
+    model.train()
+    n = len(KINDS)
+    return torch.sigmoid(out[:, :n]).numpy(), torch.sigmoid(out[:, n:]).numpy()
+
+
+def loss_fn(out: torch.Tensor, presence: torch.Tensor, severity: torch.Tensor) -> torch.Tensor:
+    n = len(KINDS)
+    return (F.binary_cross_entropy_with_logits(out[:, :n], presence)
+            + 2.0 * (torch.sigmoid(out[:, n:]) - severity).abs().mean())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of clean photos")
+    p.add_argument("--out", type=Path, default=Path("training/runs/analyser"), help="run folder")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--pool", type=int, default=2048)
+    p.add_argument("--refresh-every", type=int, default=150)
+    p.add_argument("--val-every", type=int, default=100)
+    p.add_argument("--ckpt-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, default=None, help="use only N train and N val photos (smoke tests)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="total training minutes (over all resumed runs): the cosine schedule follows the "
+                        "clock and training ends when either the steps or this budget is used up")
+    p.add_argument("--max-minutes", type=float, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    seed_everything(args.seed)
+    train_paths, val_paths = load_split(args.data, args.limit)
+    model = RestoraAnalyser()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, best, elapsed_before = 0, -1.0, 0.0
+    ckpt = load_checkpoint(args.out / "last.pt")
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best, elapsed_before = ckpt["step"], ckpt["best_f1"], ckpt.get("elapsed_s", 0.0)
+        print(f"resumed at step {step} (best mean F1 {best:.3f})", flush=True)
+    print(f"analyser params={sum(p.numel() for p in model.parameters())} "
+          f"train={len(train_paths)} val={len(val_paths)}", flush=True)
+    pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER)
+    val = validation_set(val_paths)
+    t0 = time.time()
+    pool.refresh(args.seed * 1000 + step // args.refresh_every)
+    rng = np.random.default_rng([args.seed, step])
+    losses: list[float] = []
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                               "best_f1": best, "elapsed_s": elapsed_before + time.time() - t0,
+                               "args": vars(args) | {"data": str(args.data), "out": str(args.out)}})
+
+    while True:
+        progress = run_progress(step, args.steps, elapsed_before + time.time() - t0, args.time_budget)
+        if progress >= 1.0:
+            break
+        if step % args.refresh_every == 0 and step > 0:
+            pool.refresh(args.seed * 1000 + step // args.refresh_every)
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, args.steps, args.lr, warmup=50, progress=progress)
+        x, _, p, s = pool.batch(rng.integers(0, args.pool, args.batch), rng)
+        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(p), torch.from_numpy(s))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        last = run_progress(step, args.steps, elapsed_before + time.time() - t0, args.time_budget) >= 1.0
+        if step % args.val_every == 0 or last:
+            prob, sev = predict(model, val["x"])
+            f1 = f1_scores(prob >= 0.5, val["presence"] > 0.5)
+            mae = np.abs(sev - val["severity"]).mean(0)
+            row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
+            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1)}
+            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae)}
+            row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
+            append_csv(args.out / "log.csv", row)
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            losses = []
+            if f1.mean() > best:
+                best = float(f1.mean())
+                checkpoint(args.out / "best.pt")
+        if step % args.ckpt_every == 0 or last:
+            checkpoint(args.out / "last.pt")
+        if args.max_minutes is not None and time.time() - t0 > args.max_minutes * 60:
+            print(f"stopping after {args.max_minutes} min at step {step}", flush=True)
+            break
+    checkpoint(args.out / "last.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

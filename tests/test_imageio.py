@@ -255,3 +255,13 @@ def test_quantize_rounds_to_the_nearest_level(bit_depth):
     assert np.array_equal(quantize(((steps + 0.4) / top).astype(np.float32), bit_depth), steps)
     assert np.array_equal(quantize(((steps[:-1] + 0.6) / top).astype(np.float32), bit_depth), steps[1:])
     assert quantize(np.array([-0.5, np.nan, 2.0], np.float32), bit_depth).tolist() == [0, 0, top]
+
+
+def test_tiff_orientation_and_alpha(tmp_path):
+    rgba = levels((6, 10, 4), 16, seed=13)
+    tifffile.imwrite(tmp_path / "rot.tif", rgba, photometric="rgb", extrasamples=("unassalpha",),
+                     extratags=[(274, "H", 1, 6, True)])
+    photo = load_photo(tmp_path / "rot.tif")
+    assert photo.metadata.orientation == 6 and photo.bit_depth == 16
+    assert np.array_equal(quantize(photo.pixels, 16), np.rot90(rgba[:, :, :3], -1))
+    assert np.array_equal(quantize(photo.alpha, 16), np.rot90(rgba[:, :, 3], -1))

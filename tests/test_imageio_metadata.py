@@ -125,3 +125,10 @@ def test_all_sample_exif_files_give_camera_facts():
         assert np.isfinite(photo.pixels).all()
         if "orientation" not in path.name:
             assert photo.metadata.camera and photo.metadata.iso, path.name
+
+
+def test_exif_read_back_from_our_own_tiff_carries_on(tmp_path):
+    first = load_photo(save_photo(load_photo(CANON), tmp_path / "first.tif"))
+    assert first.metadata.iso == 100 and first.metadata.camera == "Canon EOS 40D"
+    second = save_photo(first, tmp_path / "second.jpg")
+    assert str(exifread_tags(second)["EXIF ISOSpeedRatings"]) == "100"

@@ -18,6 +18,7 @@ _TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
 ORIENTATION_TAG = 0x0112
 _EXIF_IFD = int(ExifTags.IFD.Exif)
 _GPS_IFD = int(ExifTags.IFD.GPSInfo)
+_INTEROP_IFD = int(ExifTags.IFD.Interop)
 _PIXEL_X_DIMENSION = 0xA002
 _PIXEL_Y_DIMENSION = 0xA003
 _MAKER_NOTE = 0x927C
@@ -64,13 +65,10 @@ def exif_block_from_image(image: Image.Image) -> Optional[bytes]:
     source = image.getexif()
     exif = Image.Exif()
     for tag, value in source.items():
-        if tag not in _DESCRIPTIVE_IFD0_TAGS:
-            continue
-        if tag in (_EXIF_IFD, _GPS_IFD):
-            value = dict(source.get_ifd(tag))
-            if not value:
-                continue
-        exif[tag] = value
+        if tag in _DESCRIPTIVE_IFD0_TAGS and tag not in (_EXIF_IFD, _GPS_IFD):
+            exif[tag] = value
+    for pointer, directory in sub_ifds(source).items():
+        exif[pointer] = directory
     if not any(tag != ORIENTATION_TAG for tag in exif):
         return None
     return normalize_exif_block(exif.tobytes())
@@ -125,11 +123,22 @@ def exif_bytes(exif: Image.Exif, *, limit: Optional[int] = None) -> Optional[byt
 
 
 def sub_ifds(exif: Image.Exif) -> dict[int, dict[int, object]]:
-    """The EXIF and GPS sub-directories of ``exif`` (tag → value), keyed by their pointer tag."""
+    """The EXIF and GPS sub-directories of ``exif`` (tag → value), keyed by their pointer tag.
+
+    A nested Interop pointer is replaced by its directory (a dict, which Pillow serialises as
+    a sub-directory), never left as an offset into the old block.
+    """
     found: dict[int, dict[int, object]] = {}
     for pointer in (_EXIF_IFD, _GPS_IFD):
-        if pointer in exif:
-            values = dict(exif.get_ifd(pointer))
-            if values:
-                found[pointer] = values
+        if pointer not in exif:
+            continue
+        values = dict(exif.get_ifd(pointer))
+        if pointer == _EXIF_IFD and _INTEROP_IFD in values and not isinstance(values[_INTEROP_IFD], dict):
+            interop = dict(exif.get_ifd(_INTEROP_IFD))
+            if interop:
+                values[_INTEROP_IFD] = interop
+            else:
+                del values[_INTEROP_IFD]
+        if values:
+            found[pointer] = values
     return found

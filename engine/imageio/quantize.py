@@ -18,8 +18,9 @@ def quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float values in [0, 1] (clipped; NaN → 0) → uint8 (``bit_depth`` 8) or uint16 (16),
     rounding to the nearest level (``np.round(x * 65535)``), so 16-bit data read with
     :func:`to_unit_float` comes back bit-exact."""
-    top = 255.0 if bit_depth == 8 else 65535.0
-    scaled = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
-    scaled = np.clip(scaled, 0.0, 1.0) * np.float32(top)
-    np.round(scaled, out=scaled)
+    top = np.float32(255.0 if bit_depth == 8 else 65535.0)
+    scaled = np.multiply(values, top, dtype=np.float32)
+    np.fmax(scaled, 0.0, out=scaled)  # fmax/fmin also turn NaN into the bound: NaN → 0
+    np.fmin(scaled, top, out=scaled)
+    np.rint(scaled, out=scaled)
     return scaled.astype(np.uint8 if bit_depth == 8 else np.uint16)

@@ -24,7 +24,8 @@ from .tiff_output import write_tiff
 #: Formats that can store a gray image as gray / an alpha channel.
 _GRAY_FORMATS = frozenset({"png", "tiff", "jpeg", "bmp"})
 _ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
-_PNG_COMPRESSION = 4
+#: zlib level for PNG: 2 is about twice as fast as 4-6 on photos for files ~3 % larger.
+_PNG_COMPRESSION = 2
 
 
 @dataclass
@@ -70,6 +71,12 @@ def _matching_icc(icc: Optional[bytes], gray: bool) -> Optional[bytes]:
     return icc if space == (b"GRAY" if gray else b"RGB ") else None
 
 
+def _channel_spread(colour: np.ndarray) -> int:
+    """Largest difference between any two channels of any pixel (integer HxWx3 samples)."""
+    red, green, blue = colour[:, :, 0], colour[:, :, 1], colour[:, :, 2]
+    return int(max(cv2.absdiff(red, green).max(), cv2.absdiff(green, blue).max(), cv2.absdiff(red, blue).max()))
+
+
 def _prepare(photo: Photo, fmt: str, bit_depth: int) -> _Output:
     pixels = photo.pixels
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
@@ -77,7 +84,7 @@ def _prepare(photo: Photo, fmt: str, bit_depth: int) -> _Output:
     height, width = pixels.shape[:2]
     colour = quantize(pixels, bit_depth)
     gray = False
-    if photo.was_grayscale and fmt in _GRAY_FORMATS and int(np.ptp(colour, axis=2).max()) <= 1:
+    if photo.was_grayscale and fmt in _GRAY_FORMATS and _channel_spread(colour) <= 1:
         # Still neutral after restoration (within one level): write it as the gray it was.
         colour = quantize(pixels.mean(axis=2, dtype=np.float32), bit_depth)[:, :, None]
         gray = True

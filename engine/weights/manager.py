@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 from ..errors import Cancelled, ModelError
 from ..progress import CancelToken, Progress, ProgressCallback
 from . import hub
-from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, Source, load_catalog
+from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, load_catalog
 from .registry import read_registry, write_registry
 from .safe_load import ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, identify, sha256_file
 

@@ -43,7 +43,8 @@ def test_shipped_catalog_is_well_formed():
     architectures = {a.architecture.id for a in spandrel.MAIN_REGISTRY.architectures()}
     for entry in catalog:
         assert set(entry.tasks) <= set(TASKS), entry.id
-        assert entry.architecture in architectures, entry.id
+        if entry.format != "onnx":  # ONNX graphs (e.g. our bundled nets) are not loaded by spandrel
+            assert entry.architecture in architectures, entry.id
         if entry.sha256:
             assert len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0 and entry.size > 0, entry.id
         else:

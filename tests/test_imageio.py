@@ -265,3 +265,20 @@ def test_tiff_orientation_and_alpha(tmp_path):
     assert photo.metadata.orientation == 6 and photo.bit_depth == 16
     assert np.array_equal(quantize(photo.pixels, 16), np.rot90(rgba[:, :, :3], -1))
     assert np.array_equal(quantize(photo.alpha, 16), np.rot90(rgba[:, :, 3], -1))
+
+
+def test_16bit_gray_alpha_png_loads(tmp_path):
+    import zlib
+
+    from engine.imageio.png_chunks import PNG_SIGNATURE, png_chunk
+
+    gray, alpha = levels((5, 7), 16, seed=14), levels((5, 7), 16, seed=15)
+    interleaved = np.dstack([gray, alpha]).astype(">u2")
+    rows = b"".join(b"\x00" + interleaved[row].tobytes() for row in range(5))
+    header = np.array([7, 5], ">u4").tobytes() + bytes([16, 4, 0, 0, 0])  # 16-bit gray + alpha
+    png = PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
+    (tmp_path / "la16.png").write_bytes(png)
+    photo = load_photo(tmp_path / "la16.png")
+    assert photo.was_grayscale and photo.bit_depth == 16
+    assert np.array_equal(quantize(photo.pixels[:, :, 0], 16), gray)
+    assert np.array_equal(quantize(photo.alpha, 16), alpha)

@@ -47,7 +47,9 @@ def load_raw(path: Path, max_pixels: int) -> Photo:
     """Decode a camera RAW file into a 16-bit :class:`Photo` with ``source_format="raw"``."""
     raw = rawpy.RawPy()
     try:
-        raw.open_file(str(path))
+        # From a buffer, not a path: LibRaw's char* paths mishandle non-ASCII names on Windows.
+        with open(path, "rb") as handle:
+            raw.open_buffer(handle)
         sizes = raw.sizes
         check_pixel_budget(path, sizes.width, sizes.height, max_pixels)
         raw.unpack()

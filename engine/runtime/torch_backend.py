@@ -58,38 +58,18 @@ class TorchRunner:
             torch.mps.empty_cache()
 
 
-def load_descriptor(path: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """Load a model file into a spandrel ``ImageModelDescriptor`` safely.
+def load_image_model(path: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """Load a model file into a spandrel ``ImageModelDescriptor`` on ``device``.
 
-    ``.safetensors`` loads without any code execution; ``.pth``/``.ckpt`` go through spandrel's
-    restricted unpickler and ``.pt`` through ``torch.load(weights_only=True)`` (plain pickle and
-    TorchScript are never used). Raises
-    :class:`ModelError` with a one-line message when the file is missing, unsafe or not an
-    architecture spandrel knows.
+    Reading is delegated to :func:`engine.weights.safe_load.load_descriptor` (safetensors, or
+    ``torch.load(weights_only=True)`` for ``.pth``; never plain pickle or TorchScript). Raises
+    :class:`ModelError` when the file is not an image-to-image model.
     """
-    from spandrel import ImageModelDescriptor, ModelLoader
+    from spandrel import ImageModelDescriptor
 
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"model file not found: {p}")
-    ext = p.suffix.lower()
-    try:
-        if ext in (".safetensors", ".pth", ".ckpt"):
-            # spandrel: safetensors (no code runs) or its restricted unpickler for .pth
-            descriptor = ModelLoader(device="cpu").load_from_file(p)
-        elif ext == ".pt":
-            # spandrel would try TorchScript first for .pt; load it as plain weights instead
-            import torch
-            from spandrel.__helpers.canonicalize import canonicalize_state_dict
+    from ..weights.safe_load import load_descriptor
 
-            state = torch.load(str(p), map_location="cpu", weights_only=True)
-            descriptor = ModelLoader(device="cpu").load_from_state_dict(canonicalize_state_dict(state))
-        else:
-            raise ModelError(f"{p.name}: unsupported model file type {ext!r} (use .safetensors or .pth)")
-    except ModelError:
-        raise
-    except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; report it in one line
-        raise ModelError(f"{p.name}: could not load the model ({type(err).__name__}: {err})") from err
+    descriptor = load_descriptor(Path(path))
     if not isinstance(descriptor, ImageModelDescriptor):
-        raise ModelError(f"{p.name}: {descriptor.architecture.name} is not an image-to-image model")
+        raise ModelError(f"{Path(path).name}: {descriptor.architecture.name} is not an image-to-image model")
     return descriptor.to(device)

@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..analysis.report import DegradationReport
-from ..errors import Cancelled, RestoraError
+from ..errors import Cancelled, OutputExistsError, RestoraError
 from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import UPSCALE
 from ..photo import Photo
@@ -150,14 +150,11 @@ class Restorer:
             progress(0.0, "loading")
             photo = load_photo(source)
             target = target_for(photo)
-            if target.exists() and not options.overwrite:
-                raise RestoraError(f"{target}: already exists (use --overwrite to replace it)")
+            if target.exists() and not options.overwrite:  # checked early: do not restore for nothing
+                raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97))
             progress.check()
-            ext = target.suffix.lower()
-            fmt = {".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(ext, ext.lstrip("."))
-            result.output = save_photo(restored, target, fmt=fmt, bit_depth=options.bit_depth,
-                                       overwrite=options.overwrite)
+            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite)
             result.input = source
             result.seconds = time.perf_counter() - t0
             progress(1.0, "saved")

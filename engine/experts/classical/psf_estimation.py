@@ -17,7 +17,8 @@ import numpy as np
 from .deconvolution import _gradient_energy, make_psf, psf_bank
 
 WINDOW = 128
-_SCALES = np.exp(np.linspace(np.log(1e-6), np.log(1e2), 48))
+#: Coarse grid of the spectrum scale c searched per candidate (then refined between neighbours).
+_SCALES = np.exp(np.linspace(np.log(1e-6), np.log(1e2), 12)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,26 @@ class _Scorer:
         self.spectrum = spectrum
         grad = _gradient_energy((n, n))
         grad[0, 0] = 1.0
-        self.prior = 1.0 / grad
+        self.prior = (1.0 / grad).astype(np.float32)
         self.mask = np.ones(spectrum.shape, bool)
         self.mask[0, 0] = False
         self.noise = noise_power
+        self.obs = spectrum[self.mask]
+
+    def _nll(self, base: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        var = scales[:, None] * base[None] + np.float32(self.noise)
+        return (self.obs[None] / var + np.log(var)).mean(axis=1)
 
     def score(self, kernel: Optional[np.ndarray]) -> float:
+        """Negative log-likelihood of the spectrum under ``kernel`` (``None`` = no blur),
+        minimised over the scale c."""
         k2 = np.ones_like(self.spectrum) if kernel is None else _otf_power(kernel, self.n)
         base = (k2 * self.prior)[self.mask]
-        obs = self.spectrum[self.mask]
-        var = _SCALES[:, None] * base[None] + self.noise
-        nll = (obs[None] / var + np.log(var)).mean(axis=1)
-        return float(nll.min())
+        coarse = self._nll(base, _SCALES)
+        i = int(np.argmin(coarse))
+        lo, hi = _SCALES[max(i - 1, 0)], _SCALES[min(i + 1, len(_SCALES) - 1)]
+        fine = self._nll(base, np.exp(np.linspace(np.log(lo), np.log(hi), 9)).astype(np.float32))
+        return float(min(coarse[i], fine.min()))
 
 
 def estimate_psf(gray: np.ndarray, sigma: float, crop: int = 512) -> PSFEstimate:

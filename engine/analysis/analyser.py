@@ -1,0 +1,118 @@
+"""``analyse``: which of the six degradation kinds a photo shows, and how strongly."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
+from ..progress import Progress
+from .calibration import severity_from
+from .measurements import blockiness, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
+from .report import DegradationReport, KindAssessment
+
+#: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
+WORKING_SIDE = 1024
+#: Side of the full-resolution tiles sampled for pixel-level statistics (noise, JPEG grid).
+TILE = 256
+#: Tiles sampled per axis when the photo is larger than ``TILE_GRID * TILE`` on that axis.
+TILE_GRID = 4
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise ValueError(f"expected an HxWx3 image, got shape {arr.shape}")
+    arr = arr[..., :3].astype(np.float32, copy=False)
+    return np.nan_to_num(np.clip(arr, 0.0, 1.0))
+
+
+def working_copy(image: np.ndarray, side: int = WORKING_SIDE) -> tuple[np.ndarray, float]:
+    """The image area-downscaled so its longer side is at most ``side``; returns (copy, scale)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def full_res_tiles(image: np.ndarray, tile: int = TILE, grid: int = TILE_GRID) -> list[np.ndarray]:
+    """Up to ``grid``² full-resolution tiles spread over the photo, each starting at a multiple
+    of 8 (so JPEG block phases stay aligned). Small photos come back whole."""
+    h, w = image.shape[:2]
+    if h <= tile * grid and w <= tile * grid:
+        return [image]
+
+    def starts(n: int) -> list[int]:
+        if n <= tile * grid:
+            return list(range(0, max(n - tile, 0) + 1, tile))[:grid] or [0]
+        return sorted({int(s) // 8 * 8 for s in np.linspace(0, n - tile, grid)})
+
+    return [image[y:y + tile, x:x + tile] for y in starts(h) for x in starts(w)]
+
+
+def measure(image: np.ndarray, progress: Optional[Progress] = None) -> dict[str, dict[str, float]]:
+    """All raw measurements, grouped by kind (see :mod:`engine.analysis.measurements` for units)."""
+    progress = progress or Progress()
+    img = _as_rgb(image)
+    tiles = full_res_tiles(img)
+    work, scale = working_copy(img)
+    progress(0.05, "measuring noise")
+    noise = noise_level(tiles)
+    progress(0.25, "measuring JPEG artefacts")
+    jpeg = blockiness(tiles)
+    progress(0.4, "measuring sharpness")
+    # Noise std in the working copy shrinks roughly with the downscale factor.
+    blur = edge_width(work, noise_sigma=noise["sigma_255"] / 255.0 * scale)
+    blur["working_scale"] = scale
+    progress(0.7, "measuring haze and exposure")
+    haze = haze_statistics(work)
+    exposure = exposure_statistics(work)
+    progress(0.8, "measuring rain")
+    rain = streak_statistics(work)
+    return {NOISE: noise, BLUR: blur, JPEG: jpeg, HAZE: haze, LOWLIGHT: exposure, RAIN: rain}
+
+
+def _confidences(m: dict[str, dict[str, float]], pixels: int) -> dict[str, float]:
+    size = min(1.0, pixels / (128.0 * 128.0))
+    noise_sigma = m[NOISE]["sigma_255"]
+    blur_conf = 0.0 if math.isnan(m[BLUR]["edge_width_px"]) else min(1.0, m[BLUR]["edge_pixels"] / 2000.0)
+    blur_conf /= 1.0 + (noise_sigma / 25.0) ** 2  # heavy noise hides edge widths
+    aligned = m[JPEG]["best_phase_x"] == 7 or m[JPEG]["best_phase_y"] == 7
+    return {
+        NOISE: min(1.0, m[NOISE]["blocks"] / 16.0) if m[NOISE]["blocks"] else 0.3 * size,
+        BLUR: blur_conf,
+        JPEG: size * (1.0 if aligned else 0.5) / (1.0 + (noise_sigma / 15.0) ** 2),
+        HAZE: size,
+        LOWLIGHT: size,
+        RAIN: size,
+    }
+
+
+def analyse(image: np.ndarray, progress: Optional[Progress] = None) -> DegradationReport:
+    """Detect the six degradation kinds in ``image``.
+
+    ``image``: HxWx3 (or HxW) float in [0, 1], sRGB-encoded (uint8/uint16 are rescaled).
+    Noise and the JPEG grid are measured on full-resolution tiles; blur, haze, exposure and
+    rain on a copy downscaled to ``WORKING_SIDE`` px. Works on any size down to 1×1 (tiny
+    photos get low confidence). ``progress`` is called with fractions in [0, 1] and is a
+    cancellation point. Returns a :class:`DegradationReport` with every kind present.
+    """
+    progress = progress or Progress()
+    img = _as_rgb(image)
+    m = measure(img, progress.sub(0.0, 0.9))
+    conf = _confidences(m, img.shape[0] * img.shape[1])
+    kinds = {k: KindAssessment(severity=severity_from(k, m[k]), confidence=float(conf[k]), measurements=m[k])
+             for k in KINDS}
+    progress(1.0, "analysis done")
+    return DegradationReport(kinds)

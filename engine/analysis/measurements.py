@@ -1,0 +1,221 @@
+"""Explainable image statistics behind each degradation verdict.
+
+Every function takes a float32 HxWx3 sRGB-encoded image in [0, 1] (or a list of such tiles)
+and returns a ``dict`` of named measurements (plain floats) whose units are stated below. The
+mapping from a measurement to a severity lives in :mod:`engine.analysis.calibration`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+#: Rec. 709 luma weights; the std of luma of i.i.d. per-channel noise is this factor times σ.
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+_LUMA_NOISE_GAIN = float(np.sqrt((_LUMA ** 2).sum()))  # ≈ 0.749
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma of an sRGB-encoded HxWx3 image, float32 HxW (same encoding)."""
+    return np.ascontiguousarray(image[..., :3] @ _LUMA, dtype=np.float32)
+
+
+def line_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """A 1-px-wide straight line of ``length`` (odd) pixels at ``angle_deg`` (0 = horizontal,
+    counter-clockwise) as a uint8 structuring element for cv2 morphology."""
+    length = int(length) | 1
+    kernel = np.zeros((length, length), np.uint8)
+    c = length // 2
+    t = np.arange(-c, c + 1)
+    xs = np.round(c + t * np.cos(np.deg2rad(angle_deg))).astype(int)
+    ys = np.round(c - t * np.sin(np.deg2rad(angle_deg))).astype(int)
+    kernel[ys, xs] = 1
+    return kernel
+
+
+# ---------------------------------------------------------------- noise
+def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float = 10.0) -> dict[str, float]:
+    """Noise std from the finest diagonal wavelet band.
+
+    Luma is split into ``block``×``block`` pixel blocks; in each, σ = MAD(Haar HH)/0.6745 (HH of
+    a 2×2 Haar transform has the std of i.i.d. pixel noise, and texture only adds to it). The
+    ``percentile``-th lowest block σ is kept (flat blocks tell the noise, textured blocks
+    overstate it); blocks with >5 % clipped pixels are skipped. Divided by the luma gain so it
+    reads as a per-channel σ.
+
+    Returns ``sigma_255``: per-channel noise std in 8-bit levels (0..255 scale);
+    ``blocks``: number of blocks that were used.
+    """
+    sigmas: list[np.ndarray] = []
+    fallback: list[np.ndarray] = []
+    half = block // 2
+    for tile in tiles:
+        lum = luminance(tile)
+        h, w = (lum.shape[0] // 2) * 2, (lum.shape[1] // 2) * 2
+        if h < 2 or w < 2:
+            continue
+        lum = lum[:h, :w]
+        hh = (lum[0::2, 0::2] - lum[0::2, 1::2] - lum[1::2, 0::2] + lum[1::2, 1::2]) * 0.5
+        fallback.append(np.abs(hh).ravel())
+        nby, nbx = hh.shape[0] // half, hh.shape[1] // half
+        if nby == 0 or nbx == 0:
+            continue
+        coef = hh[:nby * half, :nbx * half].reshape(nby, half, nbx, half).swapaxes(1, 2).reshape(nby * nbx, -1)
+        pix = lum[:nby * block, :nbx * block].reshape(nby, block, nbx, block).swapaxes(1, 2).reshape(nby * nbx, -1)
+        clipped = ((pix <= 0.005) | (pix >= 0.995)).mean(axis=1)
+        block_sigma = np.median(np.abs(coef), axis=1) / 0.6745
+        sigmas.append(block_sigma[clipped < 0.05])
+    used = np.concatenate(sigmas) if sigmas else np.empty(0)
+    if used.size >= 4:
+        sigma = float(np.percentile(used, percentile))
+    elif fallback:
+        sigma = float(np.median(np.concatenate(fallback)) / 0.6745)
+    else:
+        sigma = 0.0
+    return {"sigma_255": sigma / _LUMA_NOISE_GAIN * 255.0, "blocks": float(used.size)}
+
+
+# ---------------------------------------------------------------- JPEG
+def blockiness(tiles: Sequence[np.ndarray], cap_255: float = 20.0) -> dict[str, float]:
+    """8×8 JPEG grid strength.
+
+    For horizontal and vertical luma steps (in 8-bit levels, each capped at ``cap_255`` so real
+    edges do not dominate), the mean step is taken separately for each of the 8 column (row)
+    phases. A JPEG grid aligned with the image origin makes phase 7 (between pixel 8k−1 and 8k)
+    stand out. Tiles must start at multiples of 8.
+
+    Returns ``blockiness``: mean over both axes of log(step at the aligned boundary phase /
+    median step of the other phases) (0 = no grid; ≈0.3 at quality 50, ≈0.7 at quality 10);
+    ``best_phase_x``/``best_phase_y``: the strongest phase per axis (7 = aligned grid);
+    ``misaligned``: log-ratio of the strongest non-aligned phase, for cropped JPEGs.
+    """
+    sums = np.zeros((2, 8))
+    counts = np.zeros((2, 8))
+    for tile in tiles:
+        lum = luminance(tile) * 255.0
+        for axis, arr in enumerate((lum, lum.T)):
+            if arr.shape[1] < 16:
+                continue
+            steps = np.minimum(np.abs(np.diff(arr, axis=1)), cap_255)
+            for phase in range(8):
+                part = steps[:, phase::8]
+                sums[axis, phase] += part.sum()
+                counts[axis, phase] += part.size
+    if (counts == 0).any():
+        return {"blockiness": 0.0, "best_phase_x": -1.0, "best_phase_y": -1.0, "misaligned": 0.0}
+    means = sums / counts
+    ratios = np.empty((2, 8))
+    for axis in range(2):
+        for phase in range(8):
+            others = np.delete(means[axis], phase)
+            ratios[axis, phase] = np.log((means[axis, phase] + 1e-3) / (np.median(others) + 1e-3))
+    return {"blockiness": float(ratios[:, 7].mean()),
+            "best_phase_x": float(np.argmax(ratios[0])), "best_phase_y": float(np.argmax(ratios[1])),
+            "misaligned": float(ratios[:, :7].max(axis=1).mean())}
+
+
+# ---------------------------------------------------------------- blur
+def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
+               percentile: float = 99.0) -> dict[str, float]:
+    """Width of the sharpest edges, per direction; blur widens every edge.
+
+    Luma is smoothed (Gaussian σ = 0.7 px, so noise does not pass for detail). For each of
+    4 directions (0°, 45°, 90°, 135°) the directional derivative D is divided by the luma range C
+    in a ``window``-px line along that direction: for an edge ramp of width w, D/C ≈ 1/w. The
+    ``percentile``-th highest D/C among pixels with enough contrast gives that direction's
+    sharpest edge; its inverse is the edge width in px. Motion blur widens edges along one
+    direction only, so the widest direction is reported. ``noise_sigma`` (0..1 scale) raises
+    the contrast threshold.
+
+    Returns ``edge_width_px`` (≈3.2 for sharp photos at their native size; grows with blur),
+    ``mean_width_px`` (over directions), ``blur_direction_deg`` and ``edge_pixels`` (how
+    many pixels qualified, a confidence cue). ``edge_width_px`` is NaN when no direction had
+    enough edges.
+    """
+    lum = cv2.GaussianBlur(luminance(image), (0, 0), 0.7)
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    lo, hi = np.percentile(lum, [1, 99]) if lum.size else (0.0, 0.0)
+    threshold = max(float(np.clip(0.3 * (hi - lo), 0.03, 0.12)), 4.0 * noise_sigma)
+    widths: dict[float, float] = {}
+    total = 0
+    for angle in (0.0, 45.0, 90.0, 135.0):
+        rad = np.deg2rad(angle)
+        deriv = np.abs(np.cos(rad) * gx - np.sin(rad) * gy)
+        kernel = line_kernel(window, angle)
+        contrast = cv2.dilate(lum, kernel) - cv2.erode(lum, kernel)
+        mask = contrast > threshold
+        n = int(mask.sum())
+        total += n
+        if n < 50:
+            continue
+        widths[angle] = 1.0 / max(float(np.percentile(deriv[mask] / contrast[mask], percentile)), 1e-3)
+    if not widths:
+        return {"edge_width_px": float("nan"), "mean_width_px": float("nan"), "blur_direction_deg": -1.0,
+                "edge_pixels": float(total)}
+    worst = max(widths, key=widths.get)
+    return {"edge_width_px": widths[worst], "mean_width_px": float(np.mean(list(widths.values()))),
+            "blur_direction_deg": worst, "edge_pixels": float(total)}
+
+
+# ---------------------------------------------------------------- haze
+def haze_statistics(image: np.ndarray) -> dict[str, float]:
+    """Dark-channel statistics (He et al.): haze-free outdoor photos have, in most patches, some
+    pixel that is dark in some channel; haze lifts that floor towards the airlight.
+
+    Returns ``dark_channel_p10``: 10th percentile of the dark channel (min over RGB, then a
+    min filter of ~1/40 of the longer side), 0..1; ``dark_channel_mean``; ``contrast``: std of
+    luma, 0..0.5; ``saturation``: mean HSV-style saturation, 0..1.
+    """
+    mn = image.min(axis=2)
+    mx = image.max(axis=2)
+    size = max(3, int(max(image.shape[:2]) / 40)) | 1
+    dark = cv2.erode(np.ascontiguousarray(mn), np.ones((size, size), np.uint8))
+    return {"dark_channel_p10": float(np.percentile(dark, 10)), "dark_channel_mean": float(dark.mean()),
+            "contrast": float(luminance(image).std()),
+            "saturation": float(((mx - mn) / (mx + 1e-3)).mean())}
+
+
+# ---------------------------------------------------------------- low light
+def exposure_statistics(image: np.ndarray) -> dict[str, float]:
+    """Brightness of the encoded luma, 0..1.
+
+    Returns ``mean_luma``, ``median_luma``, ``p99_luma`` (a well exposed photo has highlights
+    near 1 even when the scene is dark) and ``exposure_index`` = √(median·p99), the quantity
+    the low-light severity is calibrated on.
+    """
+    lum = luminance(image)
+    p50, p99 = np.percentile(lum, [50, 99])
+    return {"mean_luma": float(lum.mean()), "median_luma": float(p50), "p99_luma": float(p99),
+            "exposure_index": float(np.sqrt(max(p50, 0.0) * max(p99, 0.0)))}
+
+
+# ---------------------------------------------------------------- rain
+def streak_statistics(image: np.ndarray, width: int = 5, length: int = 11, level: float = 0.03,
+                      angles: Sequence[float] = (-20.0, -10.0, 0.0, 10.0, 20.0)) -> dict[str, float]:
+    """Thin, long, bright, near-vertical streaks.
+
+    A white top-hat with a ``width``-px horizontal line keeps structures narrower than ``width``;
+    an opening with a ``length``-px line at each angle from vertical keeps only those that are
+    also long. The same is done for dark thin lines (black top-hat): natural texture has
+    bright and dark thin lines alike, rain only bright ones. ``level`` is the luma excess that
+    counts as a streak pixel.
+
+    Returns ``streak_excess``: max over angles of (fraction of bright streak pixels − fraction
+    of dark streak pixels), about 0 on clean photos; ``streak_angle_deg``: the angle (from
+    vertical) where it peaks; ``bright_fraction`` at that angle.
+    """
+    lum = luminance(image)
+    kernel = np.ones((1, width), np.uint8)
+    bright = lum - cv2.morphologyEx(lum, cv2.MORPH_OPEN, kernel)
+    dark = cv2.morphologyEx(lum, cv2.MORPH_CLOSE, kernel) - lum
+    best = (-1.0, 0.0, 0.0)
+    for angle in angles:
+        line = line_kernel(length, 90.0 - angle)  # positive angle: top leans right
+        b = float((cv2.morphologyEx(bright, cv2.MORPH_OPEN, line) > level).mean())
+        d = float((cv2.morphologyEx(dark, cv2.MORPH_OPEN, line) > level).mean())
+        if b - d > best[0]:
+            best = (b - d, angle, b)
+    return {"streak_excess": best[0], "streak_angle_deg": best[1], "bright_fraction": best[2]}

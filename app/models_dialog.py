@@ -42,7 +42,7 @@ class ModelManagerDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Restora — Models")
         self.setObjectName("modelManager")
-        self.resize(980, 460)
+        self.resize(1180, 480)
         self._factory = manager_factory or _default_manager
         self.manager = None
         self.runner = JobRunner(self)

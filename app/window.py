@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
                                 is_supported=_is_supported)
         self.batch_dock = self._dock("Batch queue", "queueDock", self.batch, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.batch_dock)
+        self.resizeDocks([self.controls_dock], [360], Qt.Orientation.Horizontal)
         self.controls_dock.raise_()
         self._build_status_bar()
         self._build_actions()

@@ -35,12 +35,13 @@ def project_luma(estimate: np.ndarray, observed: np.ndarray, table: np.ndarray) 
     return block_idct(np.clip(est, lo, hi))
 
 
-def deblock_tile(tile: np.ndarray, table: np.ndarray, iterations: int = 2) -> np.ndarray:
+def deblock_tile(tile: np.ndarray, table: np.ndarray, iterations: int = 1) -> np.ndarray:
     """Deblock one tile (float32 H x W x 3 RGB in [0, 1], grid-aligned at its top-left corner)."""
     step = float(table[:3, :3].mean())
     sigma_y = LUMA_SIGMA_GAIN * step ** LUMA_SIGMA_EXPONENT / 255.0
     ycc = to_ycbcr(tile)
-    chroma = sliding_dct.denoise(np.ascontiguousarray(ycc[..., 1:]), sigma_y * CHROMA_SIGMA_FACTOR)
+    chroma = sliding_dct.denoise(np.ascontiguousarray(ycc[..., 1:]), sigma_y * CHROMA_SIGMA_FACTOR,
+                                 second_step=False)
     y_obs = ycc[..., 0]
     h8, w8 = y_obs.shape[0] // 8 * 8, y_obs.shape[1] // 8 * 8
     y = y_obs

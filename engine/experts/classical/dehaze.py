@@ -40,17 +40,29 @@ def transmission(image: np.ndarray, airlight: np.ndarray, radius: int, omega: fl
     return np.clip(1.0 - omega * dark_channel(normalised, radius), 0.0, 1.0)
 
 
-def dehaze(image: np.ndarray, omega: float = OMEGA, t_floor: float = T_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+def dehaze(image: np.ndarray, omega: float = OMEGA, t_floor: float = T_FLOOR,
+           work_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Remove haze from ``image`` (float32 H x W x 3 in [0, 1]). Returns (restored, transmission),
-    restored unclipped float32, transmission float32 H x W. Patch and filter radii scale with
-    the image size (15 px and 60 px at ~600 px, as in the paper)."""
+    restored unclipped float32, transmission float32 H x W in [t_floor, 1].
+
+    Airlight and transmission are estimated on a copy whose long side is at most ``work_side``
+    px (patch radius long side / 80, guided-filter radius 4x that, as in the paper at ~600 px);
+    the transmission is then upsampled and snapped to full-resolution edges by a small guided
+    filter, so big photos cost little more than a resize.
+    """
     img = image.astype(np.float32, copy=False)
-    size = max(img.shape[:2])
-    radius = max(int(round(size / 80)), 3)
-    dark = dark_channel(img, radius)
-    airlight = estimate_airlight(img, dark)
-    t = transmission(img, airlight, radius, omega)
-    t = guided_filter_gray(luminance(img), t, radius * 4, 1e-3)
+    h, w = img.shape[:2]
+    factor = min(1.0, work_side / max(h, w))
+    small = img if factor == 1.0 else cv2.resize(img, (max(int(w * factor), 1), max(int(h * factor), 1)),
+                                                 interpolation=cv2.INTER_AREA)
+    radius = max(int(round(max(small.shape[:2]) / 80)), 3)
+    dark = dark_channel(small, radius)
+    airlight = estimate_airlight(small, dark)
+    t = transmission(small, airlight, radius, omega)
+    t = guided_filter_gray(luminance(small), t, radius * 4, 1e-3)
+    if factor < 1.0:
+        t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
+        t = guided_filter_gray(luminance(img), t, max(int(round(2 / factor)), 4), 1e-3)
     t = np.clip(t, t_floor, 1.0)
     restored = (img - airlight) / t[..., None] + airlight
     return restored, t

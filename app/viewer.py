@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Protocol
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -32,6 +32,9 @@ WHEEL_FACTOR = 1.25
 DIVIDER_GRAB = 8
 #: Gap between the two panes of the side-by-side mode, in screen pixels.
 SIDE_GAP = 4
+#: While a slider or a pan is moving, render at half resolution; full resolution this many
+#: milliseconds after the last change.
+SETTLE_MS = 150
 
 
 class ViewMode(str, enum.Enum):
@@ -101,6 +104,11 @@ class BeforeAfterViewer(QWidget):
         self._cache: dict[str, tuple[tuple, QImage]] = {}
         self._overlay_cache: Optional[tuple[tuple, QImage, int]] = None
         self.renders = 0  # how many crops were composed (tests and profiling read it)
+        self._coarse = False
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._refine)
 
     # -- source -----------------------------------------------------------------------------
     def set_source(self, source: Optional[ImageSource], keep_view: bool = False) -> None:
@@ -116,8 +124,28 @@ class BeforeAfterViewer(QWidget):
     def source(self) -> Optional[ImageSource]:
         return self._source
 
-    def refresh(self) -> None:
-        """Re-render after the source's restored side changed (its ``revision`` tells the cache)."""
+    def refresh(self, interactive: bool = False) -> None:
+        """Re-render after the source's restored side changed (its ``revision`` tells the cache).
+
+        ``interactive``: more changes are coming (a slider is moving): render at half
+        resolution now and at full resolution once the changes stop for ``SETTLE_MS``.
+        """
+        if interactive:
+            self._coarse = True
+            self._settle.start()
+        self.update()
+
+    def is_coarse(self) -> bool:
+        """Whether the last render was a fast half-resolution one (more changes were coming)."""
+        return self._coarse
+
+    def settle(self) -> None:
+        """Finish a pending half-resolution render now (the next paint is at full resolution)."""
+        self._settle.stop()
+        self._refine()
+
+    def _refine(self) -> None:
+        self._coarse = False
         self.update()
 
     # -- modes ------------------------------------------------------------------------------
@@ -206,7 +234,7 @@ class BeforeAfterViewer(QWidget):
         self._center -= QPointF(dx / z, dy / z)
         self._clamp_center()
         self.viewChanged.emit()
-        self.update()
+        self.refresh(interactive=True)
 
     def _clamp_center(self) -> None:
         if self._source is None:
@@ -258,7 +286,7 @@ class BeforeAfterViewer(QWidget):
             return Region(0, 0, 0, 0, 1)
         z = self.zoom()
         half_w, half_h = pane.width() / 2 / z, pane.height() / 2 / z
-        step = _pow2_floor(1.0 / (z * self.devicePixelRatioF()))
+        step = _pow2_floor(1.0 / (z * self.devicePixelRatioF())) * (2 if self._coarse else 1)
         left = max(0, int(math.floor(self._center.x() - half_w)))
         right = min(src.width, int(math.ceil(self._center.x() + half_w)))
         top = max(0, int(math.floor(self._center.y() - half_h)))
@@ -298,8 +326,8 @@ class BeforeAfterViewer(QWidget):
             return None
         step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
         key = (src.revision, id(src), step)
-        if self._overlay_cache is not None and self._overlay_cache[0] == key:
-            return self._overlay_cache[1], self._overlay_cache[2]
+        if self._overlay_cache is not None and (self._overlay_cache[0] == key or self._coarse):
+            return self._overlay_cache[1], self._overlay_cache[2]  # while sliding, keep the last map
         heat = src.change_map(step)
         if heat is None:
             return None

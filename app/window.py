@@ -422,9 +422,11 @@ class MainWindow(QMainWindow):
             self.jobs.start(lambda p: doc.run(state, p), lambda _res: self._run_finished(doc))
         else:
             self._pending = None
+            strength_only = dict(state.enabled) == dict(doc.state.enabled) and \
+                dict(state.experts) == dict(doc.state.experts)
             doc.set_state(state)
             self.controls.set_rows(doc.rows())
-            self.viewer.refresh()
+            self.viewer.refresh(interactive=strength_only)
 
     def _run_finished(self, doc: Document) -> None:
         if doc is not self.doc:

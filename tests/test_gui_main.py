@@ -34,7 +34,8 @@ def window(qtbot, qapp, tmp_path):
 
 
 def _after_pixels(window) -> np.ndarray:
-    """What the viewer shows on its restored side (as uint8 RGB)."""
+    """What the viewer shows on its restored side at full resolution (as uint8 RGB)."""
+    window.viewer.settle()
     window.viewer.repaint()
     img = window.viewer.rendered_image("after").convertToFormat(window.viewer.rendered_image("after").format())
     w, h = img.width(), img.height()

@@ -170,3 +170,19 @@ def test_divider_drag_and_overlay(viewer):
     viewer.repaint()
     assert any(r[0] == "change_map" for r in src.requests)
     viewer.set_overlay(False)
+
+
+def test_moving_slider_renders_half_resolution_then_refines(viewer, qtbot):
+    src = FakeSource(3000, 2000)
+    viewer.set_source(src)
+    viewer.repaint()
+    full_step = viewer.visible_region("after").step
+    src.revision += 1
+    viewer.refresh(interactive=True)  # what a slider drag does
+    src.requests.clear()
+    viewer.repaint()
+    assert viewer.is_coarse() and [r[3] for r in src.requests if r[0] == "after"] == [2 * full_step]
+    qtbot.waitUntil(lambda: not viewer.is_coarse(), timeout=2000)  # settles by itself
+    src.requests.clear()
+    viewer.repaint()
+    assert [r[3] for r in src.requests if r[0] == "after"] == [full_step]

@@ -182,7 +182,8 @@ def test_moving_slider_renders_half_resolution_then_refines(viewer, qtbot):
     src.requests.clear()
     viewer.repaint()
     assert viewer.is_coarse() and [r[3] for r in src.requests if r[0] == "after"] == [2 * full_step]
-    qtbot.waitUntil(lambda: not viewer.is_coarse(), timeout=2000)  # settles by itself
     src.requests.clear()
-    viewer.repaint()
+    qtbot.waitUntil(lambda: not viewer.is_coarse(), timeout=2000)  # settles by itself
+    viewer.repaint()  # (the settle may already have painted; then this one hits the cache)
     assert [r[3] for r in src.requests if r[0] == "after"] == [full_step]
+    assert viewer.rendered_image("after").width() == len(range(0, 3000, full_step))

@@ -181,3 +181,26 @@ def test_dropping_one_photo_opens_it_and_recent_files_remember_it(window, qtbot,
     assert w.windowTitle().startswith("drop.png")
     assert w.settings.recent_files()[0] == str(photo)
     assert [a.text() for a in w.recent_menu.actions()][0] == str(photo)
+
+
+def test_status_bar_shows_exif_and_export_keeps_it(window, qtbot, tmp_path):
+    from gui_helpers import REPO
+
+    from engine.imageio import load_photo
+
+    src = REPO.parent / "shared" / "data" / "exif" / "canon_eos40d_exif_icc.jpg"
+    if not src.is_file():
+        pytest.skip("../shared/data/exif is not present")
+    w = window()
+    doc = open_and_wait(qtbot, w, src)
+    assert "Canon EOS 40D" in w.meta_label.text() and "ISO 100" in w.meta_label.text()
+    assert w.depth_label.text() == "8-bit JPEG" and w.device_label.text() == "device: CPU"
+    path, fmt, depth = w._suggested_export()
+    assert path.name == "canon_eos40d_exif_icc_restored.jpg" and (fmt, depth) == ("jpeg", 8)
+    out = tmp_path / "restored.jpg"
+    with qtbot.waitSignal(w.jobs.finished, timeout=20000):
+        w.export_to(out, "jpeg", 8)
+    saved = load_photo(out)
+    assert saved.metadata.camera == doc.photo.metadata.camera and saved.metadata.iso == 100
+    assert saved.icc_profile == doc.photo.icc_profile
+    assert src.read_bytes() != out.read_bytes()

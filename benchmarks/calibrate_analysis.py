@@ -4,7 +4,7 @@ Degrades a deterministic calibration subset of ../shared/data/clean (every 12th 
 from the detection benchmark's subset) with engine.degrade at strengths 0.1 … 1.0 and prints
 the CALIBRATION table to paste into engine/analysis/calibration.py.
 
-Run: .venv/bin/python benchmarks/calibrate_analysis.py [--every 12] [--crop 0]
+Run: .venv/bin/python benchmarks/calibrate_analysis.py [--every 12] [--kinds noise,blur,...]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def fit_knots(clean: np.ndarray, by_strength: dict[float, np.ndarray], direction
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=12)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds to refit")
     args = parser.parse_args()
     files = calibration_files(args.every)
     images = [load(f) for f in files]
@@ -60,7 +61,7 @@ def main() -> None:
     t0 = time.time()
     clean = [measure(img) for img in images]
     table = {}
-    for kind in KINDS:
+    for kind in args.kinds.split(","):
         name, direction, _ = CALIBRATION[kind]
         clean_values = np.array([m[kind][name] for m in clean], np.float64)
         by_strength = {}

@@ -33,7 +33,10 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] < 3:
         raise ValueError(f"expected an HxWx3 image, got shape {arr.shape}")
     arr = arr[..., :3].astype(np.float32, copy=False)
-    return np.nan_to_num(np.clip(arr, 0.0, 1.0))
+    lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+    if lo >= 0.0 and hi <= 1.0:  # also False when NaN is present
+        return arr
+    return np.clip(np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def working_copy(image: np.ndarray, side: int = WORKING_SIDE) -> tuple[np.ndarray, float]:

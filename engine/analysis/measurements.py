@@ -123,7 +123,7 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
 
     Luma is smoothed (Gaussian σ = 0.7 px, so noise does not pass for detail). For each of
     4 directions (0°, 45°, 90°, 135°) the directional derivative D is divided by the luma range C
-    in a ``window``-px line along that direction: for an edge ramp of width w, D/C ≈ 1/w. The
+    (of the 3×3-median-filtered luma) in a ``window``-px line along that direction: for an edge ramp of width w, D/C ≈ 1/w. The
     ``percentile``-th highest D/C among pixels with enough contrast gives that direction's
     sharpest edge; its inverse is the edge width in px. Motion blur widens edges along one
     direction only, so the widest direction is reported. ``noise_sigma`` (0..1 scale) raises
@@ -134,18 +134,22 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
     many pixels qualified, a confidence cue). ``edge_width_px`` is NaN when no direction had
     enough edges.
     """
-    lum = cv2.GaussianBlur(luminance(image), (0, 0), 0.7)
+    raw = luminance(image)
+    lum = cv2.GaussianBlur(raw, (0, 0), 0.7)
+    # The range is taken on a 3×3 median: noise and thin bright streaks no longer inflate it,
+    # while step edges keep their full height.
+    ranged = cv2.medianBlur(raw, 3)
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     lo, hi = np.percentile(lum, [1, 99]) if lum.size else (0.0, 0.0)
-    threshold = max(float(np.clip(0.3 * (hi - lo), 0.03, 0.12)), 4.0 * noise_sigma)
+    threshold = max(float(np.clip(0.3 * (hi - lo), 0.03, 0.12)), 2.0 * noise_sigma)
     widths: dict[float, float] = {}
     total = 0
     for angle in (0.0, 45.0, 90.0, 135.0):
         rad = np.deg2rad(angle)
         deriv = np.abs(np.cos(rad) * gx - np.sin(rad) * gy)
         kernel = line_kernel(window, angle)
-        contrast = cv2.dilate(lum, kernel) - cv2.erode(lum, kernel)
+        contrast = cv2.dilate(ranged, kernel) - cv2.erode(ranged, kernel)
         mask = contrast > threshold
         n = int(mask.sum())
         total += n

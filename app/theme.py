@@ -45,8 +45,14 @@ def _dark_palette() -> QPalette:
     p.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
     p.setColor(QPalette.ColorRole.Link, accent)
     p.setColor(QPalette.ColorRole.PlaceholderText, QColor(130, 133, 138))
+    p.setColor(QPalette.ColorRole.Light, QColor(78, 80, 85))
+    p.setColor(QPalette.ColorRole.Midlight, QColor(62, 64, 68))
+    p.setColor(QPalette.ColorRole.Mid, QColor(70, 72, 77))
+    p.setColor(QPalette.ColorRole.Dark, QColor(22, 23, 25))
+    p.setColor(QPalette.ColorRole.Shadow, QColor(10, 10, 12))
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 122, 126))
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(85, 88, 94))
     return p
 
 

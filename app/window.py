@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self._sync_mode_actions()
         self._update_status()
+        self.viewer.setFocus()  # Space, F, 1, 2, +/- work at once
 
     # -- construction -----------------------------------------------------------------------
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:

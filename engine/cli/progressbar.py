@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 
 class ProgressLine:
     """Redraws one line (``\\r``) on a terminal; on a pipe or file it stays silent so logs only
     get the per-file lines. Fractions in [0, 1]."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 28) -> None:
+    def __init__(self, total: int, stream: Optional[TextIO] = None, width: int = 28) -> None:
         self.total = max(total, 1)
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.enabled = bool(getattr(stream, "isatty", lambda: False)())
         self._last = 0.0

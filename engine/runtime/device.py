@@ -7,8 +7,6 @@ torch is imported lazily so that the classical-only engine works without it.
 from __future__ import annotations
 
 import os
-from typing import Optional
-
 from ..errors import RestoraError
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
@@ -119,8 +117,3 @@ def describe(device: str) -> str:
         return f"cpu ({os.cpu_count() or 1} cores)"
     return device
 
-
-def torch_threads_hint() -> Optional[int]:
-    """Number of CPU threads torch uses, or ``None`` without torch."""
-    torch = _torch()
-    return None if torch is None else int(torch.get_num_threads())

@@ -206,9 +206,10 @@ class _Source:
         h, w = self.image.shape[:2]
         rows = slice(*y) if y[1] <= h else reflect_indices(y[0], y[1], h)
         cols = slice(*x) if x[1] <= w else reflect_indices(x[0], x[1], w)
-        if isinstance(rows, slice):
-            return self.image[rows][:, cols]
-        return self.image[rows][:, cols] if isinstance(cols, slice) else self.image[np.ix_(rows, cols)]
+        if isinstance(rows, slice) or isinstance(cols, slice):
+            # slice first (a view), then gather: only the window is ever copied
+            return self.image[rows][:, cols] if isinstance(rows, slice) else self.image[:, cols][rows]
+        return self.image[np.ix_(rows, cols)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -102,13 +102,16 @@ class Document:
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None) -> "Document":
-        """Analyse ``photo``, build its auto plan and run it (call this off the UI thread)."""
+    def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None,
+             tile: Optional[int] = None) -> "Document":
+        """Analyse ``photo``, build its auto plan and run it (call this off the UI thread).
+        ``tile``: tile edge in pixels for the experts, ``None`` for automatic."""
         progress = progress or Progress()
         progress(0.0, "analysing")
-        session = restorer.session(photo.pixels, RestoreOptions())
+        options = RestoreOptions(tile=tile)
+        session = restorer.session(photo.pixels, options)
         session.analyse()
-        plan = restorer.plan_for(session, RestoreOptions())
+        plan = restorer.plan_for(session, options)
         doc = cls(photo, restorer, session, plan)
         progress(0.1, "restoring")
         doc.run(doc.state, progress.sub(0.1, 1.0))

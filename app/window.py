@@ -58,7 +58,7 @@ def _save_photo(photo, path: Path, fmt: str, bit_depth: Optional[int]) -> Path:
     return Path(save_photo(photo, path, fmt=fmt, bit_depth=bit_depth, overwrite=True))
 
 
-def default_restorer(device_preference: str, tile: Optional[int] = None) -> tuple[Restorer, str]:
+def default_restorer(device_preference: str) -> tuple[Restorer, str]:
     """Build the restorer for the user's device choice; falls back to the CPU (and says so)."""
     from engine.experts.default import build_registry
 
@@ -217,14 +217,15 @@ class MainWindow(QMainWindow):
                                    "Export the restored photo with a format and bit depth")
         a["queue_add"] = self._action("Add to &Queue…", self.batch._add_files_dialog, QKeySequence("Ctrl+Shift+O"),
                                       "Add photos to the batch queue")
-        a["quit"] = self._action("&Quit", self.close, S.Quit, "Quit Restora")
+        a["quit"] = self._action("&Quit", self.close, QKeySequence("Ctrl+Q"), "Quit Restora")
         a["undo"] = self.undo_stack.createUndoAction(self, "&Undo")
         a["undo"].setShortcuts(S.Undo)
         a["redo"] = self.undo_stack.createRedoAction(self, "&Redo")
         a["redo"].setShortcuts([QKeySequence(S.Redo), QKeySequence("Ctrl+Y")])
         a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
         a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")
-        a["settings"] = self._action("&Settings…", self.settings_dialog, S.Preferences, "Device, tiles, output, theme")
+        a["settings"] = self._action("&Settings…", self.settings_dialog, QKeySequence("Ctrl+,"),
+                                     "Device, tiles, output, theme")
         a["models"] = self._action("&Models…", self.models_dialog, QKeySequence("Ctrl+Shift+M"),
                                    "Installed and available models")
         modes = QActionGroup(self)
@@ -321,7 +322,7 @@ class MainWindow(QMainWindow):
         """The shared restorer (built on first use; safe to call from worker threads)."""
         with self._restorer_lock:
             if self._restorer is None:
-                self._restorer, self.device_note = default_restorer(self.settings.device, self.settings.tile)
+                self._restorer, self.device_note = default_restorer(self.settings.device)
             return self._restorer
 
     def _reset_restorer(self) -> None:
@@ -344,7 +345,7 @@ class MainWindow(QMainWindow):
 
         def job(progress):
             photo = _load_photo(path)
-            return Document.open(photo, self.restorer(), progress)
+            return Document.open(photo, self.restorer(), progress, tile=self.settings.tile)
 
         self._job_started = time.perf_counter()
         return self.jobs.start(job, lambda doc: self._document_ready(doc, path))
@@ -575,9 +576,10 @@ class MainWindow(QMainWindow):
             app = QApplication.instance()
             if app is not None:
                 apply_theme(app, self.settings.theme)
-            if (self.settings.device, self.settings.tile) != before:
+            if self.settings.device != before[0]:
                 self._reset_restorer()
-                self._show_message("Device settings changed: they apply to the next photo you open.")
+            if (self.settings.device, self.settings.tile) != before:
+                self._show_message("Device and tile settings apply to the next photo you open.")
             self._update_status()
 
     def models_dialog(self) -> QDialog:

@@ -185,6 +185,11 @@ class Document:
     def _signature(plan: Plan) -> tuple:
         return tuple((s.name, s.expert_id, s.auto) for s in plan.stages)
 
+    def run_signature(self, state: ControlState) -> tuple:
+        """What a run for ``state`` computes: stage names, experts and auto flags (strengths
+        are not part of it: they only change the composition)."""
+        return self._signature(self.plan_for(state))
+
     def needs_run(self, state: ControlState) -> bool:
         """Whether showing ``state`` needs experts to run (new stage or other expert)."""
         return self._ran != self._signature(self.plan_for(state))

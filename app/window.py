@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self.device_note = ""
         self.doc: Optional[Document] = None
         self._pending: Optional[ControlState] = None
+        self._running_signature: Optional[tuple] = None
         self.export_path: Optional[tuple[Path, str, int]] = None
         self.last_error = ""
         self.last_message = ""
@@ -154,7 +155,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.failed.connect(self._on_failed)
-        self.jobs.cancelled.connect(lambda: self._job_ended("Cancelled."))
+        self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.busyChanged.connect(self._on_busy)
 
         self.viewer = BeforeAfterViewer(self)
@@ -353,6 +354,7 @@ class MainWindow(QMainWindow):
     def _document_ready(self, doc: Document, path: Path) -> None:
         self.doc = doc
         self._pending = None
+        self._running_signature = None
         self.export_path = None
         self.undo_stack.clear()
         self.viewer.set_source(doc)
@@ -420,6 +422,10 @@ class MainWindow(QMainWindow):
         if doc.needs_run(state):
             self._pending = state
             self.controls.set_rows(doc.rows(state))
+            signature = doc.run_signature(state)
+            if self.jobs.is_busy() and signature == self._running_signature:
+                return  # the run in flight computes the same stages; only strengths differ
+            self._running_signature = signature
             self._job_started = time.perf_counter()
             self.jobs.start(lambda p: doc.run(state, p), lambda _res: self._run_finished(doc))
         else:
@@ -433,10 +439,23 @@ class MainWindow(QMainWindow):
     def _run_finished(self, doc: Document) -> None:
         if doc is not self.doc:
             return
-        self._pending = None
+        self._running_signature = None
+        pending, self._pending = self._pending, None
+        if pending is not None and pending != doc.state:
+            if doc.needs_run(pending):
+                self.apply_state(pending)
+                return
+            doc.set_state(pending)  # strengths moved while the run was in flight
         self.controls.set_rows(doc.rows())
         self.viewer.refresh()
         self._job_ended("Restored.")
+
+    def _on_cancelled(self) -> None:
+        self._running_signature = None
+        self._pending = None
+        if self.doc is not None:
+            self.controls.set_rows(self.doc.rows())  # the controls show what the viewer shows
+        self._job_ended("Cancelled.")
 
     def current_batch_options(self) -> Optional[RestoreOptions]:
         return None if self.doc is None else self.doc.batch_options(tile=self.settings.tile)
@@ -477,6 +496,9 @@ class MainWindow(QMainWindow):
         doc = self.doc
         if doc is None:
             return 0
+        if self.jobs.is_busy():
+            self._show_message("Restoring… export when it has finished (or press Esc to cancel it).")
+            return 0
         path = Path(path)
         self.export_path = (path, fmt, bit_depth)
         self._show_message(f"Exporting {path.name}…")
@@ -508,6 +530,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, message: str) -> None:
         self._pending = None
+        self._running_signature = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())
         self._job_ended("")

@@ -204,3 +204,22 @@ def test_status_bar_shows_exif_and_export_keeps_it(window, qtbot, tmp_path):
     assert saved.metadata.camera == doc.photo.metadata.camera and saved.metadata.iso == 100
     assert saved.icc_profile == doc.photo.icc_profile
     assert src.read_bytes() != out.read_bytes()
+
+
+def test_strength_change_during_a_run_does_not_restart_it(window, qtbot, tmp_path):
+    slow = SlowExpert("test-slow-light", task="lowlight", seconds=1.5)
+    w = window(cheap_restorer(slow))
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    combo = w.controls.controls["lowlight"].expert
+    combo.setCurrentIndex(combo.findData("test-slow-light"))
+    combo.activated.emit(combo.currentIndex())
+    w.controls.controls["lowlight"].toggle.setChecked(True)
+    qtbot.waitUntil(lambda: slow.started == 1, timeout=10000)
+    assert w.jobs.is_busy()
+    w.controls.controls["noise"].slider.setValue(30)  # while the slow stage runs
+    qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=20000)
+    assert (slow.started, slow.finished) == (1, 1)  # not cancelled and restarted
+    assert doc.state.strengths["noise"] == 0.3 and doc.state.enabled["lowlight"]
+    assert w.controls.controls["noise"].slider.value() == 30
+    assert w.export_to(tmp_path / "x.png", "png", 8) > 0  # idle again: export is allowed
+    qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=20000)

@@ -35,8 +35,9 @@ def report_of(**severities: float) -> DegradationReport:
 
 
 def brightness_analyser(image: np.ndarray) -> DegradationReport:
-    """Fake analyser: 'lowlight' severity falls as the image gets brighter; 'noise' is fixed."""
-    return report_of(lowlight=float(np.clip(1.0 - 2 * image.mean(), 0, 1)), noise=0.5)
+    """Fake analyser: 'lowlight' severity falls as the image gets brighter; 'noise' and 'haze'
+    are fixed."""
+    return report_of(lowlight=float(np.clip(1.0 - 2 * image.mean(), 0, 1)), noise=0.5, haze=0.5)
 
 
 @pytest.fixture
@@ -130,3 +131,15 @@ def test_cancellation_stops_the_run(registry):
     with pytest.raises(Cancelled):
         session.run(Plan((Stage("noise", "denoise"),)), Progress(cancel=token))
     assert registry.get("denoise").runs == 0
+
+
+def test_a_specialist_is_skipped_when_earlier_stages_fixed_its_kind():
+    registry = ExpertRegistry([ShiftExpert("big-gen", GENERALIST, 0.35), ShiftExpert("brighten", "lowlight", 0.2)])
+    session = RestorationSession(np.full((4, 4, 3), 0.1, np.float32), registry, analyser=brightness_analyser)
+    results = session.run(Plan((Stage(GENERALIST, "big-gen"), Stage("lowlight", "brighten"))))
+    assert not results[0].dropped
+    assert results[1].dropped and "nothing left to fix" in results[1].reason
+    assert registry.get("brighten").runs == 0
+    # asked for explicitly, it runs anyway
+    session.run(Plan((Stage(GENERALIST, "big-gen"), Stage("lowlight", "brighten", auto=False))))
+    assert registry.get("brighten").runs == 1

@@ -18,7 +18,8 @@ from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import UPSCALE
 from ..photo import Photo
 from ..progress import Progress
-from .plan import Plan, build_plan
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
+from .plan import SPECIALIST_ORDER, Plan, Stage, auto_strength, build_plan
 from .session import RestorationSession
 
 #: Output formats the CLI contract names (``same`` keeps the input's).
@@ -81,6 +82,26 @@ def output_extension(photo: Photo, source: Path, fmt: str) -> str:
         raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}") from None
 
 
+def follow_up_plan(plan: Plan, results: list, session: RestorationSession, options: RestoreOptions) -> Plan:
+    """RAR's "repeat": kinds that the restored photo now shows but the plan never addressed
+    (typically noise made visible by brightening a dark photo) get one more specialist each,
+    appended after the plan. Only for automatic plans; returns ``plan`` itself when nothing
+    is to be added."""
+    if not options.auto or options.only is not None:
+        return plan
+    kept = [r for r in results if not r.dropped and r.output_report is not None]
+    final = kept[-1].output_report if kept else None
+    if final is None:
+        return plan
+    extra = []
+    for kind in SPECIALIST_ORDER:
+        if plan.stage(kind) is None and kind not in options.strengths and final.severity(kind) >= DEFAULT_PRESENCE_THRESHOLD:
+            candidates = session.registry.for_task(kind)
+            if candidates:
+                extra.append(Stage(kind, candidates[0].info.id, auto_strength(final, kind), True))
+    return Plan(plan.stages + tuple(extra)) if extra else plan
+
+
 class Restorer:
     """Restores photos with one expert registry (built once, shared by a whole batch)."""
 
@@ -108,7 +129,12 @@ class Restorer:
         report = session.analyse()
         plan = self.plan_for(session, options)
         upscale_share = 0.5 if options.scale != 1 else 0.0
-        results = session.run(plan, progress.sub(0.05, 0.95 - upscale_share * 0.9))
+        run_end = 0.95 - upscale_share * 0.9
+        results = session.run(plan, progress.sub(0.05, run_end * 0.8))
+        follow_up = follow_up_plan(plan, results, session, options)
+        if follow_up is not plan:
+            plan = follow_up
+            results = session.run(plan, progress.sub(run_end * 0.8, run_end))
         strengths = plan.strengths()
         pixels = session.compose(strengths)
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]

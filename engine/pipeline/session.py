@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from ..analysis.report import DegradationReport
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import GENERALIST, KINDS
 from ..progress import Progress
@@ -44,8 +44,9 @@ class StageResult:
     """A stage's cached outcome.
 
     ``delta`` = full-strength output − input (float32, same shape as the image); ``None`` when
-    the stage was dropped. ``before``/``after``: severities ``{kind: 0..1}`` of its input and
-    output when the stage was assessed (empty otherwise).
+    the stage was dropped or skipped. ``before``/``after``: severities ``{kind: 0..1}`` of its
+    input and output when the stage was assessed (empty otherwise); ``output_report``: the
+    analysis of its full-strength output (the next stage's input).
     """
 
     name: str
@@ -57,6 +58,7 @@ class StageResult:
     reason: str = ""
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
+    output_report: Optional[DegradationReport] = None
 
     def to_dict(self, strength: float) -> dict:
         return {"stage": self.name, "expert": self.expert_id, "strength": round(float(strength), 3),
@@ -96,6 +98,8 @@ class RestorationSession:
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
         self.expert_runs = 0
+        #: An automatic specialist is skipped when its kind's severity at its input is below this.
+        self.skip_below = DEFAULT_PRESENCE_THRESHOLD
 
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
@@ -111,47 +115,60 @@ class RestorationSession:
     def run(self, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
         """Run (or fetch from the cache) every stage of ``plan``; returns their results in order.
 
-        Raises :class:`engine.errors.Cancelled` if ``progress``'s token is cancelled.
+        Each stage sees the analysis of its own input (RAR: restore, assess, repeat), so a
+        specialist chosen automatically is skipped when earlier stages already fixed its kind,
+        and dropped when it did not make the photo better. Raises
+        :class:`engine.errors.Cancelled` if ``progress``'s token is cancelled.
         """
         progress = progress or Progress()
-        report = self.analyse()
+        input_report = self.analyse()
         results: list[StageResult] = []
         current = self.image
         key = self.base_key
         n = max(len(plan.stages), 1)
         for i, stage in enumerate(plan.stages):
             expert = self.registry.get(stage.expert_id)
-            severity, measurements = self._stage_inputs(report, stage)
-            params = {"severity": round(severity, 3), "assess": self.assess and stage.auto,
-                      "model": expert.info.model_id or ""}
+            severity, measurements = self._stage_inputs(input_report, stage)
+            judged = self.assess and stage.auto
+            params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or ""}
             stage_key = chain_key(key, expert.info.id, expert.info.version, params)
             sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
             result = self.cache.get(stage_key)
             if result is None:
                 sub(0.0)
-                t0 = time.perf_counter()
-                ctx = ExpertContext(severity=severity, measurements=measurements, progress=sub.sub(0.0, 0.9),
-                                    device=self.device, tile=self.tile)
-                out = expert.run(current, ctx)
-                self.expert_runs += 1
-                if out.shape != current.shape:
-                    raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
-                result = StageResult(stage.name, expert.info.id, stage_key,
-                                     (out.astype(np.float32) - current), time.perf_counter() - t0)
-                if self.assess and stage.auto:
-                    self._assess(result, stage, current, out)
-                if result.dropped:
-                    result.delta = None
+                if judged and stage.name != GENERALIST and severity < self.skip_below:
+                    result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
+                                         reason=f"nothing left to fix: {stage.name} severity {severity:.2f}"
+                                                f" after the earlier stages", output_report=input_report)
+                else:
+                    result = self._run_stage(stage, expert, current, severity, measurements, stage_key,
+                                             sub.sub(0.0, 0.9))
+                    if judged:
+                        self._judge(result, stage, input_report)
                 self.cache.put(stage_key, result)
                 sub(1.0)
             results.append(result)
             if not result.dropped:
                 current = np.clip(current + result.delta, 0.0, 1.0)
                 key = stage_key
+                input_report = result.output_report or self.analyser(current)
         with self._lock:
             self._results = results
         progress(1.0)
         return results
+
+    def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
+                   measurements: Mapping[str, float], stage_key: str, progress: Progress) -> StageResult:
+        t0 = time.perf_counter()
+        ctx = ExpertContext(severity=severity, measurements=measurements, progress=progress,
+                            device=self.device, tile=self.tile)
+        out = expert.run(current, ctx)
+        self.expert_runs += 1
+        if out.shape != current.shape:
+            raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
+        out = np.clip(out.astype(np.float32), 0.0, 1.0)
+        return StageResult(stage.name, expert.info.id, stage_key, out - current, time.perf_counter() - t0,
+                           output_report=self.analyser(out))
 
     def _stage_inputs(self, report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
         if stage.name == GENERALIST:
@@ -159,20 +176,21 @@ class RestorationSession:
         a = report.kinds.get(stage.name)
         return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
 
-    def _assess(self, result: StageResult, stage: Stage, before_img: np.ndarray, after_img: np.ndarray) -> None:
-        """RAR: re-analyse after the stage; drop it if it did not make the photo better."""
-        before = (self.analyse() if before_img is self.image else self.analyser(before_img)).severities()
-        after = self.analyser(np.clip(after_img, 0.0, 1.0)).severities()
+    def _judge(self, result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
+        """Drop the stage if it did not make the photo better by the analyser's measure."""
+        before, after = input_report.severities(), result.output_report.severities()
         result.before, result.after = before, after
         total_gain = sum(before.values()) - sum(after.values())
         if stage.name == GENERALIST:
             improved = total_gain >= MIN_IMPROVEMENT
+            was, now = sum(before.values()), sum(after.values())
         else:
-            improved = (before[stage.name] - after[stage.name] >= MIN_IMPROVEMENT) or total_gain >= MIN_IMPROVEMENT
+            improved = before[stage.name] - after[stage.name] >= MIN_IMPROVEMENT or total_gain >= MIN_IMPROVEMENT
+            was, now = before[stage.name], after[stage.name]
         if not improved:
             result.dropped = True
-            result.reason = (f"did not help: {stage.name} severity {before.get(stage.name, sum(before.values())):.2f}"
-                             f" → {after.get(stage.name, sum(after.values())):.2f}")
+            result.delta = None
+            result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}"
 
     @property
     def results(self) -> list[StageResult]:

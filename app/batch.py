@@ -201,6 +201,8 @@ class _BatchJob(QRunnable):
                     self.runner._wait_while_paused()
                 except Cancelled:
                     break
+                if self.runner._is_removed(entry_id):
+                    continue
                 sig.started.emit(entry_id)
 
                 def report(fraction: float, message: str, _id: int = entry_id) -> None:
@@ -246,7 +248,12 @@ class BatchRunner(QObject):
         self._resume = threading.Event()
         self._resume.set()
         self._running = False
+        self._removed: set[int] = set()
+        self._removed_lock = threading.Lock()
         self.on_done: Optional[Callable[[], None]] = None
+        model.rowsAboutToBeRemoved.connect(self._rows_removed)
+        model.modelAboutToBeReset.connect(lambda: self._forget(e.id for e in model.entries
+                                                               if e.status == Status.WAITING))
 
     def is_running(self) -> bool:
         return self._running
@@ -277,6 +284,18 @@ class BatchRunner(QObject):
 
     def wait(self, msecs: int = -1) -> bool:
         return self._pool.waitForDone(msecs)
+
+    def _rows_removed(self, parent, first: int, last: int) -> None:
+        self._forget(e.id for e in self.model.entries[first:last + 1])
+
+    def _forget(self, ids: Iterable[int]) -> None:
+        """Entries removed from the queue: the running batch skips them."""
+        with self._removed_lock:
+            self._removed.update(ids)
+
+    def _is_removed(self, entry_id: int) -> bool:
+        with self._removed_lock:
+            return entry_id in self._removed
 
     def _wait_while_paused(self) -> None:
         while not self._resume.wait(PAUSE_POLL_S):

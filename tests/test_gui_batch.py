@@ -102,6 +102,8 @@ def test_pause_and_cancel_stop_the_batch(make_panel, qtbot, tmp_path):
     assert panel.start()
     first = panel.model.entries[0]
     qtbot.waitUntil(lambda: first.status == Status.RUNNING and first.progress > 0.1, timeout=30000)
+    panel.model.remove_rows([0, 2])  # the running entry stays; the last one leaves the queue
+    assert [str(e.item.relative) for e in panel.model.entries] == ["p0.png", "p1.png"]
     panel.pause_button.setChecked(True)
     qtbot.wait(300)
     held = first.progress
@@ -110,7 +112,7 @@ def test_pause_and_cancel_stop_the_batch(make_panel, qtbot, tmp_path):
     panel.cancel_button.click()
     qtbot.waitUntil(lambda: not panel.runner.is_running(), timeout=10000)
     assert first.status == Status.CANCELLED
-    assert [e.status for e in panel.model.entries[1:]] == [Status.WAITING, Status.WAITING]
+    assert [e.status for e in panel.model.entries[1:]] == [Status.WAITING]
     assert slow.finished == 0
     assert not (tmp_path / "out" / "p0.png").exists()
 
@@ -142,3 +144,24 @@ def test_current_settings_apply_the_open_photo_controls(qtbot, qapp, tmp_path):
     restored, original = load_photo(entry.output).pixels, load_photo(photo).pixels
     assert restored.mean() > original.mean() + 0.05  # the gamma lift ran, the box filter did not
     assert np.abs(restored - np.clip(original, 0, 1) ** 0.6).max() < 2 / 255
+
+
+def test_entries_removed_during_a_run_are_skipped(make_panel, qtbot, tmp_path):
+    from engine.experts.base import ExpertRegistry
+    from engine.pipeline import Restorer
+
+    from app.batch import Status
+
+    slow = SlowExpert(seconds=1.0)
+    panel = make_panel(Restorer(ExpertRegistry([slow]), analyser=analyser()))
+    for i in range(3):
+        write_photo(tmp_path / "in" / f"p{i}.png", "noise", 0.7, index=i, size=48)
+    panel.add_paths([tmp_path / "in"])
+    panel.outdir.setText(str(tmp_path / "out"))
+    assert panel.start()
+    qtbot.waitUntil(lambda: slow.started == 1, timeout=30000)
+    panel.model.remove_rows([1])
+    qtbot.waitUntil(lambda: not panel.runner.is_running(), timeout=30000)
+    assert [(str(e.item.relative), e.status) for e in panel.model.entries] == [
+        ("p0.png", Status.DONE), ("p2.png", Status.DONE)]
+    assert slow.started == 2 and not (tmp_path / "out" / "p1.png").exists()

@@ -119,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         "strength, seed=index)`. PSNR/SSIM against the clean photo, mean over photos. "
         "CPU s/MP = process CPU time (all threads) per megapixel of input.",
         "",
+        "Experts:",
+        "",
+        *[f"- `{experts[k].info.id}` ({k}): {experts[k].info.description}" for k in kinds],
+        "",
         "| kind | expert | strength | PSNR in | PSNR out | gain | worst gain | improved | SSIM in | SSIM out | CPU s/MP |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
 from engine.errors import RestoraError
 from engine.kinds import LABELS
 
-from .workers import JobRunner, describe_error
+from .workers import JobRunner
 
 COLUMNS = ("Model", "Tasks", "Size", "Licence", "Source", "Status")
 _STATUS_TEXT = {"installed": "installed", "not-installed": "available", "corrupt": "corrupt (re-download)",

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence, QUndoStack
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QToolButton, QWidget)
@@ -24,7 +24,7 @@ from .controls import ControlsPanel
 from .document import ControlState, Document
 from .settings import AppSettings
 from .theme import app_icon, apply_theme
-from .viewer import BeforeAfterViewer, ViewMode
+from .viewer import BeforeAfterViewer
 from .workers import JobRunner
 
 APP_TITLE = "Restora"
@@ -620,9 +620,6 @@ class MainWindow(QMainWindow):
                           "and neural experts, on your own GPU or CPU.<br><br>Hold <b>Space</b> to see the "
                           "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
 
-    def open_url(self, path: Path) -> bool:
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
@@ -655,8 +652,3 @@ class MainWindow(QMainWindow):
         self.jobs.wait(10000)
         self.batch.runner.wait(10000)
         super().closeEvent(event)
-
-
-def schedule(fn: Callable[[], None], msecs: int = 0) -> None:
-    """Run ``fn`` on the GUI thread after ``msecs`` (once the event loop runs)."""
-    QTimer.singleShot(msecs, fn)

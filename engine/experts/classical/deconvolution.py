@@ -43,15 +43,6 @@ def line_psf(length: float, angle_deg: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def gaussian_psf(sigma: float) -> np.ndarray:
-    """Isotropic Gaussian PSF of standard deviation ``sigma`` pixels."""
-    r = max(int(np.ceil(3 * sigma)), 1)
-    x = np.arange(-r, r + 1, dtype=np.float32)
-    g = np.exp(-0.5 * (x / max(sigma, 1e-3)) ** 2)
-    k = np.outer(g, g)
-    return (k / k.sum()).astype(np.float32)
-
-
 @lru_cache(maxsize=1)
 def psf_bank() -> tuple[tuple[str, float, float, np.ndarray], ...]:
     """Coarse candidate PSFs: defocus disks (radius 1..7 px) and camera-shake lines (length
@@ -82,7 +73,7 @@ def _psf_otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return sfft.rfft2(pad)
 
 
-def _gradient_energy(shape: tuple[int, int]) -> np.ndarray:
+def gradient_energy(shape: tuple[int, int]) -> np.ndarray:
     """|Dx|^2 + |Dy|^2 of forward differences, for an rfft2 of ``shape``."""
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.rfftfreq(shape[1])[None, :]
@@ -111,7 +102,7 @@ def wiener_deconvolve(channels: np.ndarray, kernel: np.ndarray, reg: float) -> n
     h, w = arr.shape[:2]
     shape = (sfft.next_fast_len(h + 2 * margin, real=True), sfft.next_fast_len(w + 2 * margin, real=True))
     otf = _psf_otf(kernel, shape)
-    denom = (np.abs(otf) ** 2 + reg * _gradient_energy(shape)).astype(np.float32)
+    denom = (np.abs(otf) ** 2 + reg * gradient_energy(shape)).astype(np.float32)
     filt = np.conj(otf) / denom
     out = np.empty(arr.shape, np.float32)
     for c in range(arr.shape[2]):

@@ -6,7 +6,6 @@ Luma values here are JFIF Y on the 0..255 scale minus 128 (as the encoder sees t
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 #: IJG standard luminance quantisation table (quality 50), row-major 8x8.

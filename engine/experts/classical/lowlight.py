@@ -24,18 +24,6 @@ DENOISE_FRACTION = 0.8
 ILLUMINATION_FLOOR = 0.02
 
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] → linear light [0, 1], float32."""
-    x = np.clip(x, 0.0, 1.0).astype(np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linear_to_srgb(y: np.ndarray) -> np.ndarray:
-    """Linear light [0, 1] → sRGB-encoded [0, 1], float32."""
-    y = np.clip(y, 0.0, 1.0).astype(np.float32)
-    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055).astype(np.float32)
-
-
 def illumination_map(image: np.ndarray) -> np.ndarray:
     """LIME's illumination: max over RGB, smoothed by a guided filter steered by itself so it
     follows large edges but not texture. float32 H x W in (0, 1]."""

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .deconvolution import _gradient_energy, make_psf, psf_bank
+from .deconvolution import gradient_energy, make_psf, psf_bank
 
 WINDOW = 128
 #: Coarse grid of the spectrum scale c searched per candidate (then refined between neighbours).
@@ -61,7 +61,7 @@ class _Scorer:
         n = spectrum.shape[0]
         self.n = n
         self.spectrum = spectrum
-        grad = _gradient_energy((n, n))
+        grad = gradient_energy((n, n))
         grad[0, 0] = 1.0
         self.prior = (1.0 / grad).astype(np.float32)
         self.mask = np.ones(spectrum.shape, bool)

@@ -8,8 +8,6 @@ float32, H x W x C (C = 1..4), values in any range; sigma is in the same units.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
 

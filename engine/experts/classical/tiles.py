@@ -33,8 +33,7 @@ def map_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile: i
     h, w = image.shape[:2]
     tile = max(int(tile), 16)
     ys, xs = tile_starts(h, tile), tile_starts(w, tile)
-    out = np.empty(image.shape[:2] + (image.shape[2],) if image.ndim == 3 else image.shape[:2],
-                   dtype=np.float32)
+    out = np.empty(image.shape, dtype=np.float32)
     total, done = len(ys) * len(xs), 0
     progress(0.0)
     for y0 in ys:

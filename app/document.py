@@ -17,6 +17,7 @@ from engine.analysis.report import DegradationReport
 from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
 from engine.pipeline import Plan, RestoreOptions, Restorer, RestorationSession, Stage, StageResult
+from engine.pipeline.job import follow_up_plan
 from engine.pipeline.plan import STAGE_NAMES
 from engine.progress import Progress
 
@@ -112,9 +113,12 @@ class Document:
         session = restorer.session(photo.pixels, options)
         session.analyse()
         plan = restorer.plan_for(session, options)
-        doc = cls(photo, restorer, session, plan)
         progress(0.1, "restoring")
-        doc.run(doc.state, progress.sub(0.1, 1.0))
+        results = session.run(plan, progress.sub(0.1, 0.8))
+        # The same follow-up round the CLI and the batch do (kinds the restoration uncovered).
+        plan = follow_up_plan(plan, results, session, options)
+        doc = cls(photo, restorer, session, plan)
+        doc.run(doc.state, progress.sub(0.8, 1.0))
         return doc
 
     def _state_from_plan(self, plan: Plan) -> ControlState:
@@ -169,16 +173,21 @@ class Document:
         """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
         so switching back on is free) plus stages the user switched on (or on before), each with
         its expert."""
-        stages = []
+        def expert_for(name: str, default: str = "") -> str:
+            return state.experts.get(name) or default
+
+        # The auto plan's stages keep their order (a follow-up stage may come last) ...
+        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(state.strengths.get(s.name, 1.0)), s.auto)
+                  for s in self.auto_plan.stages]
+        # ... and a stage the user added goes where the canonical order puts it. It stays once
+        # it ran, so switching it off and on again is free.
+        rank = {n: i for i, n in enumerate(STAGE_NAMES)}
         for name in STAGE_NAMES:
-            auto_stage = self.auto_plan.stage(name)
-            expert_id = state.experts.get(name) or (auto_stage.expert_id if auto_stage else "")
-            strength = float(state.strengths.get(name, 1.0))
-            if auto_stage is not None:
-                stages.append(Stage(name, expert_id, strength, auto_stage.auto))
-            elif expert_id and (state.enabled.get(name, False) or name in self._ran_names):
-                # A stage the user added stays once it ran, so switching it off and on is free.
-                stages.append(Stage(name, expert_id, strength, auto=False))
+            if self.auto_plan.stage(name) is not None or not expert_for(name):
+                continue
+            if state.enabled.get(name, False) or name in self._ran_names:
+                at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))
+                stages.insert(at, Stage(name, expert_for(name), float(state.strengths.get(name, 1.0)), auto=False))
         return Plan(tuple(stages))
 
     @staticmethod

@@ -223,3 +223,28 @@ def test_strength_change_during_a_run_does_not_restart_it(window, qtbot, tmp_pat
     assert w.controls.controls["noise"].slider.value() == 30
     assert w.export_to(tmp_path / "x.png", "png", 8) > 0  # idle again: export is allowed
     qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=20000)
+
+
+def _box_for(task: str):
+    from gui_helpers import BoxDenoiser
+
+    return BoxDenoiser(f"test-box-{task}", task=task, name=f"Box for {task}")
+
+
+def test_user_stages_keep_the_auto_plan_order_including_a_follow_up():
+    from app.document import Document
+    from engine.photo import Photo
+    from engine.pipeline import Plan, Stage
+
+    from gui_helpers import clean_crop
+
+    restorer = cheap_restorer(_box_for("jpeg"), _box_for("haze"))
+    photo = Photo(clean_crop(0, 32))
+    session = restorer.session(photo.pixels)
+    # An auto plan as the follow-up round leaves it: noise appended after low light.
+    auto = Plan((Stage("lowlight", "test-gamma", 1.0), Stage("noise", "test-box", 0.8)))
+    doc = Document(photo, restorer, session, auto)
+    assert doc.plan_for(doc.state).names() == ["lowlight", "noise"]
+    state = doc.state.with_enabled("jpeg", True).with_enabled("haze", True)
+    assert doc.plan_for(state).names() == ["jpeg", "lowlight", "noise", "haze"]
+    assert [s.auto for s in doc.plan_for(state).stages] == [False, True, True, False]

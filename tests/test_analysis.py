@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, analyse
 from engine.analysis.measurements import (
-    blockiness, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics,
+    blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics,
 )
 from engine.degrade import defocus_blur, degrade, gaussian_noise, haze, jpeg, rain
 from engine.errors import Cancelled
@@ -158,3 +158,15 @@ def test_streak_statistics_bright_not_dark():
     assert stats["streak_excess"] > 0.03 and stats["streak_angle_deg"] == 10.0
     dark_lines = 0.8 - (streaky - 0.4)  # same streaks, but dark on bright
     assert streak_statistics(dark_lines)["streak_excess"] < 0.005
+
+
+def test_chroma_noise_catches_correlated_colour_noise(photos):
+    import cv2
+    img = photos[4]
+    rng = np.random.default_rng(5)
+    chroma = rng.standard_normal(img.shape[:2] + (2,)).astype(np.float32)
+    chroma = cv2.GaussianBlur(chroma, (0, 0), 1.2) * 0.2  # blotchy colour noise, little luma
+    noisy = np.clip(img + np.stack([chroma[..., 0], -0.3 * (chroma[..., 0] + chroma[..., 1]), chroma[..., 1]], 2), 0, 1)
+    assert chroma_noise_level([img])["chroma_excess_255"] < 0.5
+    assert chroma_noise_level([noisy])["chroma_excess_255"] > 3.0
+    assert analyse(noisy).severity("noise") > analyse(img).severity("noise") + 0.1

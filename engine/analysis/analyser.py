@@ -11,7 +11,7 @@ import numpy as np
 from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
-from .measurements import blockiness, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
+from .measurements import blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
 from .report import DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -72,6 +72,9 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None) -> dict[str,
     work, scale = working_copy(img)
     progress(0.05, "measuring noise")
     noise = noise_level(tiles)
+    noise.update(chroma_noise_level(tiles))
+    # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
+    noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
     progress(0.4, "measuring sharpness")

@@ -77,6 +77,39 @@ def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float 
     return {"sigma_255": sigma / _LUMA_NOISE_GAIN * 255.0, "blocks": float(used.size)}
 
 
+#: Coarse chroma noise estimates of the clean calibration photos stay below ~1.8 levels
+#: (max 1.83, p95 1.41 over benchmarks/calibrate_analysis.py's 42 photos); this floor is
+#: subtracted before a coarse estimate can drive the noise severity.
+CHROMA_TEXTURE_FLOOR_255 = 2.0
+
+
+def chroma_noise_level(tiles: Sequence[np.ndarray]) -> dict[str, float]:
+    """Noise that is spatially correlated and mostly in colour (real camera noise after
+    demosaicing and processing), which the finest luma band misses.
+
+    The chroma planes (R−G)/√2 and (B−G)/√2 are area-downscaled 2× (this also skips the
+    blocks that 4:2:0 JPEG chroma subsampling smooths) and measured like :func:`noise_level`; the
+    estimate is multiplied by 2 (averaging 4 i.i.d. pixels halves σ) and the larger plane kept.
+    Natural texture is mostly luma, so clean photos read near 0 here.
+
+    Returns ``sigma_chroma_255`` (8-bit levels) and ``chroma_excess_255`` =
+    ``sigma_chroma_255 − CHROMA_TEXTURE_FLOOR_255``.
+    """
+    best = 0.0
+    for a, b in ((0, 1), (2, 1)):
+        planes = []
+        for tile in tiles:
+            h, w = tile.shape[0] // 2, tile.shape[1] // 2
+            if h < 2 or w < 2:
+                continue
+            plane = np.ascontiguousarray((tile[..., a] - tile[..., b]) * np.float32(1 / np.sqrt(2)) + 0.5)
+            small = cv2.resize(plane, (w, h), interpolation=cv2.INTER_AREA)
+            planes.append(np.repeat(small[:, :, None], 3, axis=2))
+        if planes:
+            best = max(best, noise_level(planes)["sigma_255"] * _LUMA_NOISE_GAIN * 2.0)
+    return {"sigma_chroma_255": best, "chroma_excess_255": best - CHROMA_TEXTURE_FLOOR_255}
+
+
 # ---------------------------------------------------------------- JPEG
 def blockiness(tiles: Sequence[np.ndarray], cap_255: float = 20.0) -> dict[str, float]:
     """8×8 JPEG grid strength.

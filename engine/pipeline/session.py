@@ -12,6 +12,7 @@ and the exported file use the same function, so they match.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,11 +21,14 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
-from ..experts.base import ExpertContext, ExpertRegistry
+from ..errors import Cancelled, RestoraError
+from ..experts.base import Backend, ExpertContext, ExpertRegistry
 from ..kinds import GENERALIST, KINDS
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
+
+log = logging.getLogger(__name__)
 
 Analyser = Callable[[np.ndarray], DegradationReport]
 
@@ -145,8 +149,8 @@ class RestorationSession:
                                                 f" after the earlier stages", output_report=input_report,
                                          model_id=expert.info.model_id)
                 else:
-                    result = self._run_stage(stage, expert, current, severity, measurements, stage_key,
-                                             sub.sub(0.0, 0.9))
+                    result = self._run_with_fallback(stage, expert, current, severity, measurements, stage_key,
+                                                     sub.sub(0.0, 0.9))
                     if judged:
                         self._judge(result, stage, input_report)
                 self.cache.put(stage_key, result)
@@ -160,6 +164,25 @@ class RestorationSession:
             self._results = results
         progress(1.0)
         return results
+
+    def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
+                           measurements: Mapping[str, float], stage_key: str, progress: Progress) -> StageResult:
+        """Run the stage's expert; if a neural expert cannot run here (weights missing or corrupt,
+        device failure, out of memory at the smallest tile), run the classical expert for the
+        same kind instead and say so in the result's ``reason``."""
+        try:
+            return self._run_stage(stage, expert, current, severity, measurements, stage_key, progress)
+        except Cancelled:
+            raise
+        except (RestoraError, RuntimeError) as err:
+            fallback = next((e for e in self.registry.for_task(stage.name)
+                             if e.info.backend is Backend.CLASSICAL and e is not expert), None)
+            if expert.info.backend is Backend.CLASSICAL or fallback is None:
+                raise
+            log.warning("%s could not run (%s); using %s instead", expert.info.id, err, fallback.info.id)
+            result = self._run_stage(stage, fallback, current, severity, measurements, stage_key, progress)
+            result.reason = f"{expert.info.id} could not run ({err}); used {fallback.info.id}"
+            return result
 
     def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                    measurements: Mapping[str, float], stage_key: str, progress: Progress) -> StageResult:

@@ -26,7 +26,7 @@ ILLUMINATION_FLOOR = 0.01
 KNEE = 0.8
 #: How much of the desaturation a per-channel tone curve of the same gain would bring (0 = keep
 #: the input's chroma ratios exactly, 1 = as desaturated as a per-channel gamma).
-DESATURATION = 0.5
+DESATURATION = 0.35
 #: Scale on the noise level measured in the most lifted regions before denoising.
 DENOISE_FRACTION = 0.8
 

@@ -140,3 +140,16 @@ def test_console_script_runs_detect_on_the_bundled_samples():
     assert reports["rocket_blocky.jpg"]["jpeg"] > 0.15
     assert reports["coffee_dark.png"]["lowlight"] > 0.15
     assert reports["astronaut_hazy.png"]["haze"] > 0.15
+
+
+def test_raw_input_becomes_a_16bit_tiff(tmp_path):
+    from test_imageio_raw import write_dng
+
+    from engine.imageio import load_photo
+
+    (tmp_path / "in").mkdir()
+    raw = write_dng(tmp_path / "in" / "shot.dng")
+    assert main(["restore", str(raw.parent), "-o", str(tmp_path / "out"), "--only", "noise"]) == 0
+    restored = load_photo(tmp_path / "out" / "shot.tif")
+    assert restored.bit_depth == 16 and restored.source_format == "tiff"
+    assert restored.pixels.shape == load_photo(raw).pixels.shape

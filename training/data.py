@@ -136,14 +136,17 @@ def labels(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_crops(shape: tuple[int, int], size: int, count: int,
-                 rng: np.random.Generator) -> list[tuple[int, int]]:
-    """``count`` top-left corners of ``size`` x ``size`` crops inside an image of ``shape`` (H, W)."""
+                 rng: np.random.Generator, align: int = 1) -> list[tuple[int, int]]:
+    """``count`` top-left corners of ``size`` x ``size`` crops inside an image of ``shape`` (H, W),
+    on multiples of ``align`` (8 keeps a JPEG block grid at the same phase in every crop)."""
     h, w = shape
-    return [(int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))) for _ in range(count)]
+    return [(int(rng.integers(0, (h - size) // align + 1)) * align,
+             int(rng.integers(0, (w - size) // align + 1)) * align) for _ in range(count)]
 
 
 class CropPool:
     """A pool of degraded crops (uint8 N x H x W x 3) with their clean crops and labels.
+    ``align``: crop corners on multiples of this many pixels.
 
     ``images``: uint8 photos (each at least ``crop`` px on both sides). ``refresh(seed)``
     regenerates the whole pool deterministically from ``seed``: for every ``crops_per_image``
@@ -151,11 +154,12 @@ class CropPool:
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, crop: int,
-                 sampler: RecipeSampler = RecipeSampler(), crops_per_image: int = 4) -> None:
+                 sampler: RecipeSampler = RecipeSampler(), crops_per_image: int = 4, align: int = 1) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} px on both sides")
         self.size, self.crop, self.sampler, self.crops_per_image = size, crop, sampler, crops_per_image
+        self.align = align
         self.degraded = np.zeros((size, crop, crop, 3), np.uint8)
         self.clean = np.zeros((size, crop, crop, 3), np.uint8)
         self.presence = np.zeros((size, len(KINDS)), np.float32)
@@ -169,7 +173,8 @@ class CropPool:
             recipe = self.sampler.sample(rng)
             degraded = to_uint8(degrade_chain(to_float(image), recipe, seed=int(rng.integers(2 ** 31))))
             presence, severity = labels(recipe)
-            for y, x in random_crops(image.shape[:2], self.crop, min(self.crops_per_image, self.size - n), rng):
+            for y, x in random_crops(image.shape[:2], self.crop, min(self.crops_per_image, self.size - n), rng,
+                                     self.align):
                 self.degraded[n] = degraded[y:y + self.crop, x:x + self.crop]
                 self.clean[n] = image[y:y + self.crop, x:x + self.crop]
                 self.presence[n], self.severity[n] = presence, severity

@@ -2,7 +2,7 @@
 
 One command: ``python -m training.eval_analyser`` → ``benchmarks/results/analyser.md`` (full
 table), ``analyser-summary.md`` (for the model card) and ``analyser.json`` (raw numbers and the
-per-kind choice for ``engine.analysis.learned.LEARNED_KINDS``).
+per-kind choice for ``engine.analysis.learned.LEARNED_PRESENCE_KINDS`` and ``LEARNED_SEVERITY_KINDS``).
 
 Cases per validation photo (deterministic): the clean photo, each of the six kinds alone at a
 random strength in [0.15, 1], and four of the evaluated mixtures (cycled over photos) with
@@ -36,6 +36,8 @@ METHODS = ("hand-made", "learned", "combined")
 #: this much and its false-positive rate on clean photos is not higher by more than FP_SLACK.
 F1_MARGIN = 0.02
 FP_SLACK = 0.03
+#: ...and its severity replaces the hand-made one when its Spearman ρ is higher by at least this.
+RHO_MARGIN = 0.02
 
 
 def cases_for(index: int, rng: np.random.Generator) -> list[list[tuple[str, float]]]:
@@ -63,14 +65,19 @@ def metrics(pred: np.ndarray, truth: np.ndarray, clean: np.ndarray) -> dict[str,
     return out
 
 
-def choose(m_hand: dict, m_learned: dict) -> list[str]:
-    """Kinds for which the learned verdict measured better (see F1_MARGIN, FP_SLACK)."""
-    return [k for k in KINDS
-            if m_learned[k]["f1"] >= m_hand[k]["f1"] + F1_MARGIN
-            and m_learned[k]["fp_clean"] <= m_hand[k]["fp_clean"] + FP_SLACK]
+def choose(m_hand: dict, m_learned: dict) -> tuple[list[str], list[str]]:
+    """``(presence kinds, severity kinds)`` for which the learned analysis measured better: F1 higher by
+    F1_MARGIN without a clean false-positive rate higher by more than FP_SLACK; Spearman ρ higher by
+    RHO_MARGIN."""
+    presence = [k for k in KINDS
+                if m_learned[k]["f1"] >= m_hand[k]["f1"] + F1_MARGIN
+                and m_learned[k]["fp_clean"] <= m_hand[k]["fp_clean"] + FP_SLACK]
+    severity = [k for k in KINDS if m_learned[k]["spearman"] >= m_hand[k]["spearman"] + RHO_MARGIN]
+    return presence, severity
 
 
-def render(results: dict, chosen: list[str], n_photos: int, n_cases: int, seconds: dict) -> tuple[str, str]:
+def render(results: dict, chosen: list[str], chosen_severity: list[str], n_photos: int, n_cases: int,
+           seconds: dict) -> tuple[str, str]:
     head = "| kind | " + " | ".join(f"F1 {m}" for m in METHODS) + " | " + \
         " | ".join(f"FP clean {m}" for m in METHODS) + " | " + " | ".join(f"ρ {m}" for m in METHODS) + " |"
     rows = [head, "|" + "---|" * (1 + 3 * len(METHODS))]
@@ -78,14 +85,16 @@ def render(results: dict, chosen: list[str], n_photos: int, n_cases: int, second
         cells = [f"{results[m][k]['f1']:.2f}" for m in METHODS]
         cells += [f"{results[m][k]['fp_clean']:.2f}" for m in METHODS]
         cells += [f"{results[m][k]['spearman']:.2f}" for m in METHODS]
-        rows.append(f"| {k}{' (learned)' if k in chosen else ''} | " + " | ".join(cells) + " |")
+        tag = "/".join(t for t, src in (("presence", chosen), ("severity", chosen_severity)) if k in src)
+        rows.append(f"| {k}{f' (learned {tag})' if tag else ''} | " + " | ".join(cells) + " |")
     means = [f"{np.mean([results[m][k]['f1'] for k in KINDS]):.2f}" for m in METHODS]
     means += [f"{np.mean([results[m][k]['fp_clean'] for k in KINDS]):.2f}" for m in METHODS]
     means += [f"{np.mean([results[m][k]['spearman'] for k in KINDS]):.2f}" for m in METHODS]
     rows.append("| **mean** | " + " | ".join(means) + " |")
     table = "\n".join(rows)
     summary = (f"{n_cases} cases on {n_photos} validation photos. Combined = hand-made analysis with the learned "
-               f"verdict for: {', '.join(chosen) if chosen else 'no kind'}.\n\n{table}")
+               f"presence for: {', '.join(chosen) or 'no kind'}; learned severity for: "
+               f"{', '.join(chosen_severity) or 'no kind'}.\n\n{table}")
     full = f"""# Degradation analysis: hand-made vs learned vs combined
 
 Produced by `python -m training.eval_analyser` (deterministic). Validation photos of
@@ -98,10 +107,11 @@ random strengths per kind — {n_cases} cases on {n_photos} photos.
 - **ρ**: Spearman correlation of the reported severity with the true strength, over the cases
   where the kind is present.
 
-The combined analysis takes the learned verdict for a kind when its F1 is at least
-{F1_MARGIN} higher and its clean false-positive rate at most {FP_SLACK} higher than the
-hand-made one's; those kinds are marked "(learned)" and recorded in
-`engine.analysis.learned.LEARNED_KINDS`.
+The combined analysis takes a kind's *presence* from the learned analyser when its F1 is at
+least {F1_MARGIN} higher and its clean false-positive rate at most {FP_SLACK} higher than the
+hand-made one's, and its *severity* when its ρ is at least {RHO_MARGIN} higher; those kinds are
+marked and recorded in `engine.analysis.learned.LEARNED_PRESENCE_KINDS` /
+`LEARNED_SEVERITY_KINDS`.
 
 {table}
 
@@ -156,17 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     truth_a, clean_a = np.array(truth), np.array(clean)
     sev = lambda reports: np.array([[r.severity(k) for k in KINDS] for r in reports])  # noqa: E731
     results = {"hand-made": metrics(sev(hand), truth_a, clean_a), "learned": metrics(sev(learned), truth_a, clean_a)}
-    chosen = choose(results["hand-made"], results["learned"])
-    combined = [combine(h, lr, frozenset(chosen)) for h, lr in zip(hand, learned)]
+    chosen, chosen_severity = choose(results["hand-made"], results["learned"])
+    combined = [combine(h, lr, frozenset(chosen), frozenset(chosen_severity)) for h, lr in zip(hand, learned)]
     results["combined"] = metrics(sev(combined), truth_a, clean_a)
     n_cases = len(truth)
     seconds = {k: v / n_cases for k, v in seconds.items()}
-    full, summary = render(results, chosen, len(val), n_cases, seconds)
+    full, summary = render(results, chosen, chosen_severity, len(val), n_cases, seconds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "analyser.md").write_text(full)
     (args.out / "analyser-summary.md").write_text(summary + "\n")
     (args.out / "analyser.json").write_text(json.dumps(
-        {"results": results, "learned_kinds": chosen, "cases": n_cases, "photos": len(val),
+        {"results": results, "learned_presence_kinds": chosen, "learned_severity_kinds": chosen_severity, "cases": n_cases, "photos": len(val),
          "seconds_per_photo": seconds}, indent=2))
     print(full)
     return 0

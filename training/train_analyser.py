@@ -1,8 +1,8 @@
 """Train Restora's learned degradation analyser (engine.nets.analyser) on synthetic degradations.
 
 One command, resumable: ``python -m training.train_analyser --out training/runs/analyser``.
-Targets per kind: presence (binary cross-entropy on the presence logit) and strength (L1 on the
-sigmoid of the severity logit; 0 for absent kinds). Every ``--val-every`` steps it scores a fixed
+Targets per kind: presence (binary cross-entropy on the presence logit) and strength (soft-target
+cross-entropy on the severity logit; 0 for absent kinds). Every ``--val-every`` steps it scores a fixed
 validation set (128-px crops of the validation photos: clean ones and degraded ones) and appends
 per-kind F1 and severity MAE to ``OUT/log.csv``; the best mean F1 is kept as ``OUT/best.pt``.
 """
@@ -27,6 +27,9 @@ from .data import DEFAULT_DATA, CropPool, RecipeSampler, labels, load_split, loa
 #: Analyser training draws more clean samples (false alarms on clean photos are costly) and only
 #: strengths the report would call present (≥ 0.15, engine.analysis.report.DEFAULT_PRESENCE_THRESHOLD).
 ANALYSER_SAMPLER = RecipeSampler(p_clean=0.15, p_single=0.4, p_pair=0.3, min_strength=0.15)
+#: Crops start on multiples of 8 px, as in engine.analysis.learned.crop_grid: a JPEG block grid
+#: then always sits at the same phase, which makes JPEG artefacts far easier to learn.
+ALIGN = 8
 
 
 def validation_set(paths: list[Path], per_image: int = 6, seed: int = 11) -> dict[str, np.ndarray]:
@@ -39,7 +42,7 @@ def validation_set(paths: list[Path], per_image: int = 6, seed: int = 11) -> dic
         for j in range(per_image):
             recipe = [] if j == 0 else ANALYSER_SAMPLER.sample(rng)
             deg = degrade_chain(clean, recipe, seed=int(rng.integers(2 ** 31)))
-            (y, x), = random_crops(clean.shape[:2], CROP, 1, rng)
+            (y, x), = random_crops(clean.shape[:2], CROP, 1, rng, align=ALIGN)
             xs.append(deg[y:y + CROP, x:x + CROP].transpose(2, 0, 1))
             p, s = labels(recipe)
             ps.append(p)
@@ -67,9 +70,12 @@ def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 64) -> tuple[np.
 
 
 def loss_fn(out: torch.Tensor, presence: torch.Tensor, severity: torch.Tensor) -> torch.Tensor:
+    """Presence: binary cross-entropy. Severity: cross-entropy against the soft target in [0, 1]
+    (an L1 on the sigmoid, used for the first 500 steps, saturated for some kinds: its gradient
+    vanishes once the sigmoid is pinned at 0)."""
     n = len(KINDS)
     return (F.binary_cross_entropy_with_logits(out[:, :n], presence)
-            + 2.0 * (torch.sigmoid(out[:, n:]) - severity).abs().mean())
+            + F.binary_cross_entropy_with_logits(out[:, n:], severity))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed at step {step} (best mean F1 {best:.3f})", flush=True)
     print(f"analyser params={sum(p.numel() for p in model.parameters())} "
           f"train={len(train_paths)} val={len(val_paths)}", flush=True)
-    pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER)
+    pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER, align=ALIGN)
     val = validation_set(val_paths)
     t0 = time.time()
     pool.refresh(args.seed * 1000 + step // args.refresh_every)

@@ -2,9 +2,10 @@
 
 :class:`LearnedAnalyser` runs ``models/restora-analyser-v1.onnx`` (see its model card) with
 onnxruntime on a grid of native-resolution crops and averages the scores.
-:func:`analyse_combined` takes, for each kind, the verdict of whichever analysis measured better
-on the validation photos (``benchmarks/results/analyser.md``; the choice and its numbers are in
-:data:`LEARNED_KINDS`); the hand-made measurements are always kept, since experts read them.
+:func:`analyse_combined` takes, for each kind, presence and severity each from whichever analysis
+measured better on the validation photos (``benchmarks/results/analyser.md``; the choice and its
+numbers are next to :data:`LEARNED_PRESENCE_KINDS`); the hand-made measurements are always kept,
+since experts read them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,24 @@ CROP = 128
 #: Crops per axis (a 3 x 3 grid spread over the photo, fewer when the photo is small).
 GRID = 3
 
-#: Kinds for which the combined analysis uses the learned verdict. Filled in from the validation
-#: comparison (``python -m training.eval_analyser``); see the table below for the numbers.
-LEARNED_KINDS: frozenset[str] = frozenset()
+#: Kinds whose presence the combined analysis takes from the network, and kinds whose severity it
+#: takes from the network (the hand-made analysis decides the rest). Chosen from the validation
+#: comparison (``python -m training.eval_analyser`` → benchmarks/results/analyser.md: 418 synthetic
+#: cases on the 38 validation photos; rule: learned F1 ≥ hand-made + 0.02 with a clean false-positive
+#: rate at most 0.03 higher; learned Spearman ρ ≥ hand-made + 0.02 for severity):
+#:
+#: ========  =====================  ===================  =====================
+#: kind      F1 hand / learned      FP clean hand / l.   ρ hand / learned
+#: ========  =====================  ===================  =====================
+#: noise     0.87 / 0.98  learned   0.00 / 0.00          0.69 / 0.83  learned
+#: blur      0.75 / 0.83  learned   0.11 / 0.05          0.61 / 0.44  hand
+#: jpeg      0.92 / 0.77  hand      0.00 / 0.03          0.73 / 0.19  hand
+#: haze      0.89 / 0.91  learned   0.03 / 0.03          0.86 / 0.73  hand
+#: lowlight  0.83 / 0.92  learned   0.05 / 0.00          0.92 / 0.88  hand
+#: rain      0.87 / 0.95  learned   0.08 / 0.00          0.80 / 0.89  learned
+#: ========  =====================  ===================  =====================
+LEARNED_PRESENCE_KINDS: frozenset[str] = frozenset({"noise", "blur", "haze", "lowlight", "rain"})
+LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"noise", "rain"})
 
 
 def default_model_path() -> Path:
@@ -37,10 +53,15 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / MODEL_FILE
 
 
+#: Crop corners sit on multiples of this (the network was trained so: JPEG's 8 x 8 grid keeps its phase).
+ALIGN = 8
+
+
 def crop_grid(height: int, width: int, crop: int = CROP, grid: int = GRID) -> list[tuple[int, int]]:
-    """Top-left corners (y, x) of up to ``grid`` x ``grid`` evenly spread, distinct crops."""
-    ys = sorted({int(round(v)) for v in np.linspace(0, max(height - crop, 0), grid)})
-    xs = sorted({int(round(v)) for v in np.linspace(0, max(width - crop, 0), grid)})
+    """Top-left corners (y, x) of up to ``grid`` x ``grid`` evenly spread, distinct crops, on
+    multiples of :data:`ALIGN` pixels."""
+    ys = sorted({int(v) // ALIGN * ALIGN for v in np.linspace(0, max(height - crop, 0), grid)})
+    xs = sorted({int(v) // ALIGN * ALIGN for v in np.linspace(0, max(width - crop, 0), grid)})
     return [(y, x) for y in ys for x in xs]
 
 
@@ -102,21 +123,34 @@ class LearnedAnalyser:
 
 
 def combine(handmade: DegradationReport, learned: DegradationReport,
-            learned_kinds: frozenset[str] = LEARNED_KINDS) -> DegradationReport:
-    """Per kind: the learned severity and confidence for ``learned_kinds``, the hand-made ones for the
-    rest; measurements are the hand-made ones plus ``learned_probability`` / ``learned_strength``."""
+            presence_kinds: frozenset[str] = LEARNED_PRESENCE_KINDS,
+            severity_kinds: frozenset[str] = LEARNED_SEVERITY_KINDS,
+            threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> DegradationReport:
+    """Per kind, whether it is present comes from the learned report for ``presence_kinds`` (else the
+    hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
+    one). A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
+    taken wholly from one source keeps that source's severity unchanged. Confidence follows the
+    presence source. Measurements: the hand-made ones plus ``learned_probability`` and
+    ``learned_strength``."""
     kinds = {}
     for k in KINDS:
         h, m = handmade.kinds[k], learned.kinds[k]
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
-        src = m if k in learned_kinds else h
-        kinds[k] = KindAssessment(severity=src.severity, confidence=src.confidence, measurements=measurements)
+        decide = m if k in presence_kinds else h
+        magnitude = m if k in severity_kinds else h
+        severity = float(decide.severity)
+        if decide is not magnitude:
+            present = decide.severity >= threshold
+            severity = (max(float(magnitude.severity), threshold) if present
+                        else min(float(magnitude.severity), threshold / 2))
+        kinds[k] = KindAssessment(severity=severity, confidence=decide.confidence, measurements=measurements)
     return DegradationReport(kinds)
 
 
 def analyse_combined(image: np.ndarray, progress: Optional[Progress] = None,
                      analyser: Optional[LearnedAnalyser] = None) -> DegradationReport:
-    """Hand-made analysis, with the learned verdict for the kinds in :data:`LEARNED_KINDS`.
+    """Hand-made analysis combined with the network's (see :func:`combine` and
+    :data:`LEARNED_PRESENCE_KINDS` / :data:`LEARNED_SEVERITY_KINDS`).
 
     ``image``: float HxWx3 in [0, 1]. Falls back to the hand-made report alone when the photo is
     smaller than 32 px a side. Raises :class:`ModelError` if the bundled model file is missing.

@@ -144,14 +144,15 @@ def restore(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def load_generalist(path: str | Path) -> RestoraGeneralist:
     """Build the generalist from a ``.safetensors`` file written by ``training/export.py`` (the
-    architecture config travels in the file's metadata). Returns the module in eval mode."""
+    architecture config travels in the file's metadata entry ``"restora"``, a JSON object).
+    Returns the module in eval mode."""
     import json
 
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+        meta = json.loads((f.metadata() or {}).get("restora", "{}"))
     config = GeneralistConfig.from_dict(json.loads(meta["config"])) if "config" in meta else GeneralistConfig()
     model = RestoraGeneralist(config)
     model.load_state_dict(load_file(str(path)))

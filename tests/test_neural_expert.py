@@ -20,12 +20,7 @@ from engine.experts.neural import (  # noqa: E402
 from engine.progress import CancelToken, Progress  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def compact(scale: int, seed: int = 0):

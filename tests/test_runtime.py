@@ -12,12 +12,7 @@ from engine.runtime.tiling import FixedTiles, TileOutOfMemory, run_tiled
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):

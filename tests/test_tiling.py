@@ -18,13 +18,7 @@ from engine.runtime.tiling import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tiles run far faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def compact_descriptor(scale: int, seed: int = 0, num_feat: int = 8, num_conv: int = 2):

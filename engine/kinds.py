@@ -15,6 +15,8 @@ KINDS: tuple[str, ...] = (NOISE, BLUR, JPEG, HAZE, LOWLIGHT, RAIN)
 GENERALIST = "generalist"
 UPSCALE = "upscale"
 FACE = "face"
+#: Task of a model that detects degradations rather than restoring (the bundled analyser).
+ANALYSIS = "analysis"
 
 #: Human-readable labels for GUI and CLI text.
 LABELS: dict[str, str] = {
@@ -27,6 +29,7 @@ LABELS: dict[str, str] = {
     GENERALIST: "Generalist",
     UPSCALE: "Upscale",
     FACE: "Faces",
+    ANALYSIS: "Analysis",
 }
 
 

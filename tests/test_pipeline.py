@@ -173,3 +173,38 @@ def test_a_neural_expert_that_cannot_run_falls_back_to_the_classical_one():
     (result,) = session.run(Plan((Stage("noise", "neural.x"),)))
     assert result.expert_id == "denoise" and "neural.x could not run" in result.reason
     np.testing.assert_allclose(session.compose({"noise": 1}), 0.25, atol=1e-6)
+
+
+class TellableGeneralist(ShiftExpert):
+    """Records the per-kind strengths each run was told."""
+
+    def __init__(self):
+        super().__init__("told-gen", GENERALIST, 0.02, backend=Backend.ONNX)
+        self.told: list[dict] = []
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        self.told.append(dict(ctx.strengths))
+        return super().run(image, ctx)
+
+
+def test_a_conditioned_generalist_is_told_the_planned_kinds_and_their_severity():
+    gen = TellableGeneralist()
+    registry = ExpertRegistry([gen, ShiftExpert("brighten", "lowlight", 0.2), ShiftExpert("denoise", "noise", 0.0)])
+    image = np.full((4, 4, 3), 0.1, np.float32)
+    session = RestorationSession(image, registry, analyser=brightness_analyser, assess=False)
+    report = session.analyse()  # lowlight 0.8, noise 0.5, haze 0.5 (no haze expert: not planned)
+    plan = build_plan(report, registry)
+    assert plan.names() == [GENERALIST, "noise", "lowlight"]
+    session.run(plan)
+    assert gen.told == [{"noise": 0.5, "lowlight": 0.8}]
+    # a kind the user asks for explicitly is told at least MIN_TOLD_STRENGTH; changing what the
+    # generalist is told is a different stage (re-run), the same plan again is cached
+    from engine.pipeline.session import MIN_TOLD_STRENGTH
+
+    explicit = Plan((Stage(GENERALIST, "told-gen"), Stage("noise", "denoise", auto=False)))
+    session.run(explicit)
+    session.run(explicit)
+    assert gen.told[1:] == [{"noise": max(0.5, MIN_TOLD_STRENGTH)}]
+    # --only generalist: told every kind the analysis finds
+    session.run(Plan((Stage(GENERALIST, "told-gen", auto=False),)))
+    assert gen.told[2] == {"lowlight": 0.8, "noise": 0.5, "haze": 0.5}

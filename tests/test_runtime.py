@@ -146,3 +146,46 @@ def test_onnx_bad_file_is_a_model_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="bad.onnx"):
         OnnxRunner(bad)
+
+
+def conditioned_onnx(path):
+    """A 'conditioned generalist': y = x + 0.1 · Σ strengths (a per-image constant), N x 3 x h x w."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceSum", ["strengths", "axes"], ["total"], keepdims=1),
+             helper.make_node("Mul", ["total", "tenth"], ["shift"]),
+             helper.make_node("Reshape", ["shift", "shape"], ["shift4"]),
+             helper.make_node("Add", ["x", "shift4"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "conditioned",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"]),
+         helper.make_tensor_value_info("strengths", TensorProto.FLOAT, ["n", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes"),
+                     numpy_helper.from_array(np.array(0.1, np.float32), "tenth"),
+                     numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_conditioned_onnx_model_gets_the_strengths_of_the_context(tmp_path):
+    from engine.errors import ModelError
+    from engine.experts.base import ExpertContext
+    from engine.experts.neural import NeuralExpert
+    from engine.runtime.onnx_backend import OnnxRunner
+
+    path = conditioned_onnx(tmp_path / "cond.onnx")
+    runner = OnnxRunner(path, threads=1)
+    assert runner.conditioned
+    with pytest.raises(ModelError, match="strengths"):
+        runner(np.zeros((1, 3, 8, 8), np.float32))
+    expert = NeuralExpert.from_file(path, expert_id="neural.cond", tasks=("generalist",), model_id="cond", scale=1)
+    img = np.full((40, 50, 3), 0.2, np.float32)
+    # tiled (16-px tiles): every tile gets the same strengths; kinds not named count 0, values clip to [0, 1]
+    out = expert.run(img, ExpertContext(strengths={"noise": 0.5, "haze": 2.0, "nonsense": 1.0}, tile=16))
+    assert np.allclose(out, 0.2 + 0.1 * 1.5, atol=1e-6)
+    assert np.allclose(expert.run(img, ExpertContext(tile=16)), img)

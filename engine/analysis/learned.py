@@ -10,6 +10,8 @@ since experts read them.
 
 from __future__ import annotations
 
+import importlib.util
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -163,3 +165,27 @@ def analyse_combined(image: np.ndarray, progress: Optional[Progress] = None,
     learned = (analyser or LearnedAnalyser()).report(img)
     progress(1.0, "analysis done")
     return combine(handmade, learned)
+
+
+_shared_lock = threading.Lock()
+_shared_analyser: Optional[LearnedAnalyser] = None
+
+
+def learned_available(model_path: Optional[Path] = None) -> bool:
+    """Whether the bundled analyser can run here (its file is present and onnxruntime imports)."""
+    path = model_path or default_model_path()
+    return path.is_file() and importlib.util.find_spec("onnxruntime") is not None
+
+
+def analyse_default(image: np.ndarray, progress: Optional[Progress] = None) -> DegradationReport:
+    """The analysis Restora plans with: :func:`analyse_combined` (hand-made + bundled network) when
+    the bundled analyser can run, else the hand-made analysis alone. One network session is shared
+    by the whole process. ``image``: float HxWx3 in [0, 1]."""
+    global _shared_analyser
+    if not learned_available():
+        return analyse_handmade(image, progress)
+    with _shared_lock:
+        if _shared_analyser is None:
+            _shared_analyser = LearnedAnalyser()
+        analyser = _shared_analyser
+    return analyse_combined(image, progress, analyser=analyser)

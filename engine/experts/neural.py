@@ -14,17 +14,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..errors import ModelError
-from ..kinds import FACE, GENERALIST, UPSCALE
+from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
 from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 ARCH_OVERLAP: dict[str, int] = {
     "ESRGAN": 16, "Compact": 16, "SPAN": 16, "DRUNet": 32, "SCUNet": 32, "NAFNet": 32,
     "SwinIR": 32, "Swin2SR": 32, "HAT": 32, "DAT": 32, "ATD": 32, "Restormer": 32,
+    # Restora's own U-Net: three stride-2 levels of 3x3 depthwise blocks; 16 px left visible seams
+    "RestoraGeneralist": 48,
 }
 DEFAULT_OVERLAP = 16
 
@@ -79,11 +82,14 @@ class NeuralExpert(Expert):
     ``(H*scale)x(W*scale)x3`` clipped to [0, 1]; ``ctx.device`` picks the device (the model moves
     when it changes) and ``ctx.tile`` fixes the tile edge (``None``: from free memory).
     ``notify`` receives user-facing messages such as "out of memory … retrying with smaller tiles".
+    ``threads``: ONNX Runtime intra-op threads (``None``: its default, one per core).
+    An ONNX model with a second input ``strengths`` is a conditioned generalist: each run passes
+    ``ctx.strengths`` to it (see :func:`strength_vector`).
     """
 
     def __init__(self, info: ExpertInfo, *, path: Optional[Path] = None, descriptor: Any = None,
                  device: str = "cpu", minimum_size: int = 0,
-                 notify: Optional[Callable[[str], None]] = None) -> None:
+                 notify: Optional[Callable[[str], None]] = None, threads: Optional[int] = None) -> None:
         if path is None and descriptor is None:
             raise ValueError("a NeuralExpert needs a model file or a loaded descriptor")
         self.info = info
@@ -91,6 +97,7 @@ class NeuralExpert(Expert):
         self.device = device
         self.minimum_size = minimum_size
         self.notify = notify
+        self.threads = threads
         self._descriptor = descriptor
         self._runner: Any = None
         self._runner_device: Optional[str] = None
@@ -149,6 +156,8 @@ class NeuralExpert(Expert):
         scale = self.info.scale
         if reduction < 1 or scale % reduction:
             raise ValueError(f"reduction {reduction} does not divide the model scale {scale}")
+        if getattr(runner, "conditioned", False):
+            runner = functools.partial(runner, strengths=strength_vector(ctx.strengths))
         fn = runner if reduction == 1 else _area_reduced(runner, reduction)
         fp16 = bool(getattr(runner, "fp16", False))
         memory_factor = self.info.memory_factor / (2 if fp16 else 1)
@@ -183,7 +192,7 @@ class NeuralExpert(Expert):
             from ..runtime.onnx_backend import OnnxRunner
 
             assert self.path is not None
-            return OnnxRunner(self.path, device=device)
+            return OnnxRunner(self.path, device=device, threads=self.threads)
         from ..runtime.torch_backend import TorchRunner, load_image_model
 
         if self._descriptor is None:
@@ -196,6 +205,12 @@ class NeuralExpert(Expert):
             self.minimum_size = int(descriptor.size_requirements.minimum)
             self.info = replace(self.info, **_descriptor_fields(descriptor))
         return TorchRunner(self._descriptor, device=device)
+
+
+def strength_vector(strengths: Mapping[str, float]) -> np.ndarray:
+    """``{kind: strength}`` → float32 vector in :data:`KINDS` order, clipped to [0, 1] (kinds not
+    named are 0: leave them alone)."""
+    return np.array([min(max(float(strengths.get(k, 0.0)), 0.0), 1.0) for k in KINDS], np.float32)
 
 
 def _descriptor_fields(descriptor: Any) -> dict[str, Any]:
@@ -276,6 +291,8 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
     """
     experts: list[Expert] = []
     for entry, path in manager.installed_models():
+        if ANALYSIS in entry.tasks:
+            continue  # the analyser is used by engine.analysis, not as a restorer
         tasks = tuple(t for t in entry.tasks if t != FACE)
         if not tasks:
             log.info("model %s: face restoration models are not run by the tiler; skipped", entry.id)

@@ -9,6 +9,12 @@ tiles with enough overlap give the same result as the whole image.
 Input: float32 tensor N x 3 x H x W, sRGB values in [0, 1]; H and W must be multiples of
 :data:`SIZE_MULTIPLE` (pad with reflection and crop back; see :func:`pad_to_multiple`).
 Output: same shape, *not* clipped (callers clip to [0, 1]).
+
+Conditioning (``GeneralistConfig.cond_dim`` = 6, v2 on): a second input, float32 N x 6, gives
+the strength in [0, 1] of each degradation kind to remove, in :data:`engine.kinds.KINDS` order
+(0 = leave that kind alone). A small MLP turns it into per-channel scale and shift (FiLM) after
+every U-Net stage. The vector is the same for every tile of a photo, so conditioning keeps the
+network local.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ class GeneralistConfig:
     enc_blocks: tuple[int, ...] = (1, 1, 2)
     mid_blocks: int = 3
     dec_blocks: tuple[int, ...] = (1, 1, 1)
+    #: Length of the per-kind strength vector the network is conditioned on (0: unconditioned v1).
+    cond_dim: int = 0
+    cond_hidden: int = 64
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -85,6 +94,29 @@ class NAFLiteBlock(nn.Module):
         return x + y * self.gamma
 
 
+class FiLM(nn.Module):
+    """Per-kind strengths (N x cond_dim) → per-stage, per-channel ``(scale, shift)``; starts at
+    the identity (zero last layer) so an unconditioned checkpoint can be fine-tuned into it."""
+
+    def __init__(self, cond_dim: int, hidden: int, channels: list[int]) -> None:
+        super().__init__()
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(cond_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 2 * sum(channels)))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        params = self.mlp(cond)
+        out, i = [], 0
+        for c in self.channels:
+            scale = params[:, i:i + c, None, None]
+            shift = params[:, i + c:i + 2 * c, None, None]
+            out.append((scale, shift))
+            i += 2 * c
+        return out
+
+
 class RestoraGeneralist(nn.Module):
     """The fast generalist; see the module docstring for shapes and ranges."""
 
@@ -110,17 +142,35 @@ class RestoraGeneralist(nn.Module):
         # start as the identity (zero residual); the gradient still reaches these weights
         nn.init.zeros_(self.outro.weight)
         nn.init.zeros_(self.outro.bias)
+        w = config.width
+        stage_channels = [w * 2 ** i for i in range(len(config.enc_blocks))]
+        stage_channels += [w * 2 ** len(config.enc_blocks)] + stage_channels[::-1][:len(config.dec_blocks)]
+        self.film = FiLM(config.cond_dim, config.cond_hidden, stage_channels) if config.cond_dim else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond``: N x cond_dim strengths in [0, 1]; required when the network is conditioned."""
+        if self.film is not None:
+            if cond is None:
+                raise ValueError("this generalist is conditioned: pass the per-kind strengths")
+            mods = iter(self.film(cond))
+        else:
+            mods = None
+
+        def modulate(h: torch.Tensor) -> torch.Tensor:
+            if mods is None:
+                return h
+            scale, shift = next(mods)
+            return h * (1.0 + scale) + shift
+
         h = self.intro(x)
         skips = []
         for enc, down in zip(self.encoders, self.downs):
-            h = enc(h)
+            h = modulate(enc(h))
             skips.append(h)
             h = down(h)
-        h = self.middle(h)
+        h = modulate(self.middle(h))
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
-            h = dec(up(h) + skip)
+            h = modulate(dec(up(h) + skip))
         return x + self.outro(h)
 
 
@@ -136,10 +186,12 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[tor
     return x, h, w
 
 
-def restore(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run ``model`` on any-size N x 3 x H x W input in [0, 1]; returns the clipped output, same size."""
+def restore(model: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``model`` on any-size N x 3 x H x W input in [0, 1] (``cond``: N x 6 strengths for a
+    conditioned model); returns the clipped output, same size."""
     padded, h, w = pad_to_multiple(x)
-    return model(padded)[..., :h, :w].clamp(0.0, 1.0)
+    out = model(padded) if cond is None else model(padded, cond)
+    return out[..., :h, :w].clamp(0.0, 1.0)
 
 
 def load_generalist(path: str | Path) -> RestoraGeneralist:
@@ -157,3 +209,14 @@ def load_generalist(path: str | Path) -> RestoraGeneralist:
     model = RestoraGeneralist(config)
     model.load_state_dict(load_file(str(path)))
     return model.eval()
+
+
+def init_from(model: RestoraGeneralist, path: str | Path) -> None:
+    """Copy the weights of a saved generalist (e.g. unconditioned v1) into ``model`` wherever
+    names and shapes agree; the rest (e.g. a new FiLM head) keeps its initialisation."""
+    from safetensors.torch import load_file
+
+    own = model.state_dict()
+    loaded = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
+    own.update(loaded)
+    model.load_state_dict(own)

@@ -36,11 +36,16 @@ Analyser = Callable[[np.ndarray], DegradationReport]
 #: (or lower the summed severity of all kinds) to stay in the result.
 MIN_IMPROVEMENT = 0.01
 
+#: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
+#: this strength, even when the analysis rates it lower.
+MIN_TOLD_STRENGTH = 0.3
+
 
 def default_analyser(image: np.ndarray) -> DegradationReport:
-    from ..analysis import analyse
+    """Hand-made analysis combined with the bundled network where it is installed."""
+    from ..analysis.learned import analyse_default
 
-    return analyse(image)
+    return analyse_default(image)
 
 
 @dataclass
@@ -136,8 +141,10 @@ class RestorationSession:
         for i, stage in enumerate(plan.stages):
             expert = self.registry.get(stage.expert_id)
             severity, measurements = self._stage_inputs(input_report, stage)
+            told = self._generalist_strengths(input_report, plan) if stage.name == GENERALIST else {}
             judged = self.assess and stage.auto
-            params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or ""}
+            params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
+                      "strengths": told}
             stage_key = chain_key(key, expert.info.id, expert.info.version, params)
             sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
             result = self.cache.get(stage_key)
@@ -149,8 +156,8 @@ class RestorationSession:
                                                 f" after the earlier stages", output_report=input_report,
                                          model_id=expert.info.model_id)
                 else:
-                    result = self._run_with_fallback(stage, expert, current, severity, measurements, stage_key,
-                                                     sub.sub(0.0, 0.9))
+                    result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
+                                                     stage_key, sub.sub(0.0, 0.9))
                     if judged:
                         self._judge(result, stage, input_report)
                 self.cache.put(stage_key, result)
@@ -166,12 +173,13 @@ class RestorationSession:
         return results
 
     def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
-                           measurements: Mapping[str, float], stage_key: str, progress: Progress) -> StageResult:
+                           measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
+                           progress: Progress) -> StageResult:
         """Run the stage's expert; if a neural expert cannot run here (weights missing or corrupt,
         device failure, out of memory at the smallest tile), run the classical expert for the
         same kind instead and say so in the result's ``reason``."""
         try:
-            return self._run_stage(stage, expert, current, severity, measurements, stage_key, progress)
+            return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress)
         except Cancelled:
             raise
         except (RestoraError, RuntimeError) as err:
@@ -180,14 +188,16 @@ class RestorationSession:
             if expert.info.backend is Backend.CLASSICAL or fallback is None:
                 raise
             log.warning("%s could not run (%s); using %s instead", expert.info.id, err, fallback.info.id)
-            result = self._run_stage(stage, fallback, current, severity, measurements, stage_key, progress)
+            result = self._run_stage(stage, fallback, current, severity, measurements, strengths, stage_key,
+                                     progress)
             result.reason = f"{expert.info.id} could not run ({err}); used {fallback.info.id}"
             return result
 
     def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
-                   measurements: Mapping[str, float], stage_key: str, progress: Progress) -> StageResult:
+                   measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
+                   progress: Progress) -> StageResult:
         t0 = time.perf_counter()
-        ctx = ExpertContext(severity=severity, measurements=measurements, progress=progress,
+        ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
                             device=self.device, tile=self.tile)
         out = expert.run(current, ctx)
         self.expert_runs += 1
@@ -202,6 +212,17 @@ class RestorationSession:
             return max((report.severity(k) for k in KINDS), default=0.0), {}
         a = report.kinds.get(stage.name)
         return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
+
+    def _generalist_strengths(self, report: DegradationReport, plan: Plan) -> dict[str, float]:
+        """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
+        severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
+        user asked for that the analysis rates lower); with no kind in the plan (``--only
+        generalist``), every kind the analysis finds. Kinds not named are left alone."""
+        planned = [s for s in plan.stages if s.name in KINDS]
+        if not planned:
+            return {k: round(report.severity(k), 2) for k in report.present(self.skip_below)}
+        return {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)
+                for s in planned}
 
     def _judge(self, result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
         """Drop the stage if it did not make the photo better by the analyser's measure."""

@@ -44,8 +44,16 @@ def runtime_error_types() -> tuple[type[BaseException], ...]:
                  if isinstance(t, type))
 
 
+#: Name of the optional second input of a conditioned model: float32 N x 6, the strength in
+#: [0, 1] of each degradation kind to remove (``engine.kinds.KINDS`` order).
+STRENGTHS_INPUT = "strengths"
+
+
 class OnnxRunner:
     """Callable ``runner(tile)``: float32 NCHW ``(1, C, h, w)`` → float32 NCHW output.
+
+    A model may take a second input named :data:`STRENGTHS_INPUT` (a conditioned generalist);
+    then ``conditioned`` is true and each call must pass ``strengths`` (length-6 vector).
 
     ORT failures while running a tile are re-raised as :class:`TileOutOfMemory`, which makes the
     tiler halve the tile and retry; an error that is not about memory fails again at every size
@@ -67,16 +75,25 @@ class OnnxRunner:
         except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
             raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
         inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"{p.name}: expected one image input, the model has {len(inputs)}")
+        names = [i.name for i in inputs]
+        extra = [n for n in names[1:] if n != STRENGTHS_INPUT]
+        if not inputs or extra:
+            raise ModelError(f"{p.name}: expected one image input (and optionally '{STRENGTHS_INPUT}'), "
+                             f"the model has {names}")
         self.input_name = inputs[0].name
+        self.conditioned = STRENGTHS_INPUT in names[1:]
         self.providers = list(self.session.get_providers())
         self._errors = runtime_error_types()
 
-    def __call__(self, tile: np.ndarray) -> np.ndarray:
+    def __call__(self, tile: np.ndarray, strengths: Optional[np.ndarray] = None) -> np.ndarray:
         x = np.ascontiguousarray(tile, dtype=np.float32)
+        feed = {self.input_name: x}
+        if self.conditioned:
+            if strengths is None:
+                raise ModelError("this model is conditioned on per-kind strengths; none were given")
+            feed[STRENGTHS_INPUT] = np.repeat(np.asarray(strengths, np.float32).reshape(1, -1), x.shape[0], axis=0)
         try:
-            (y, *_rest) = self.session.run(None, {self.input_name: x})
+            (y, *_rest) = self.session.run(None, feed)
         except self._errors as err:
             raise TileOutOfMemory(f"ONNX Runtime failed on a {x.shape[2]}x{x.shape[3]} tile: {err}") from err
         return np.asarray(y, dtype=np.float32)

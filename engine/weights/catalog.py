@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from ..errors import ModelError
-from ..kinds import FACE, GENERALIST, KINDS, UPSCALE
+from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
 
 #: Task names a catalog entry may serve.
-TASKS: tuple[str, ...] = KINDS + (GENERALIST, UPSCALE, FACE)
+TASKS: tuple[str, ...] = KINDS + (GENERALIST, UPSCALE, FACE, ANALYSIS)
 
 #: File formats the manager knows how to verify and hand to a loader.
 FORMATS: tuple[str, ...] = ("safetensors", "pth", "onnx", "ncnn")

@@ -90,6 +90,8 @@ class StageControl(QFrame):
             if not row.choices:
                 self.toggle.setEnabled(False)
                 self.status.setText("no expert installed for this stage")
+            elif row.dropped and row.handled_by:
+                self.status.setText(row.status)
             elif row.dropped:
                 self.status.setText(f"skipped: {row.status}")
             else:

@@ -72,7 +72,9 @@ class ControlState:
 @dataclass(frozen=True)
 class StageRow:
     """One line of the controls panel. ``choices``: ``(expert id, display name)`` pairs of the
-    installed experts for the stage; ``status``: a short note (e.g. why a stage was dropped)."""
+    installed experts for the stage; ``status``: a short note (e.g. why a stage was dropped);
+    ``handled_by``: the stage (the generalist) that did this kind's work instead, so the slider
+    still acts."""
 
     name: str
     label: str
@@ -83,6 +85,7 @@ class StageRow:
     choices: tuple[tuple[str, str], ...]
     dropped: bool = False
     status: str = ""
+    handled_by: Optional[str] = None
 
 
 class Document:
@@ -165,7 +168,8 @@ class Document:
                 enabled=bool(state.enabled.get(name, False)),
                 strength=float(state.strengths.get(name, DEFAULT_MANUAL_STRENGTH)),
                 expert_id=state.experts.get(name, ""), choices=tuple(self.expert_choices(name)),
-                dropped=bool(res is not None and res.dropped), status=res.reason if res is not None else ""))
+                dropped=bool(res is not None and res.dropped), status=res.reason if res is not None else "",
+                handled_by=res.handled_by if res is not None else None))
         return rows
 
     # -- plan for a state -------------------------------------------------------------------

@@ -208,3 +208,52 @@ def test_a_conditioned_generalist_is_told_the_planned_kinds_and_their_severity()
     # --only generalist: told every kind the analysis finds
     session.run(Plan((Stage(GENERALIST, "told-gen", auto=False),)))
     assert gen.told[2] == {"lowlight": 0.8, "noise": 0.5, "haze": 0.5}
+
+
+class KindShiftGeneralist(ShiftExpert):
+    """A conditioned generalist: adds a fixed amount per kind it is told (noise +0.05, lowlight +0.2)."""
+
+    AMOUNTS = {"noise": 0.05, "lowlight": 0.2}
+
+    def __init__(self):
+        super().__init__("kind-gen", GENERALIST, 0.0, backend=Backend.ONNX)
+        self.info = ExpertInfo(id="kind-gen", name="kind-gen", tasks=(GENERALIST,), backend=Backend.ONNX,
+                               conditioned=True)
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        self.runs += 1
+        return np.clip(image + sum(self.AMOUNTS.get(k, 0.0) for k in ctx.strengths), 0, 1).astype(np.float32)
+
+
+def test_each_kind_slider_scales_its_share_of_a_conditioned_generalist():
+    gen = KindShiftGeneralist()
+    registry = ExpertRegistry([gen, ShiftExpert("brighten", "lowlight", 0.0), ShiftExpert("denoise", "noise", 0.0)])
+    image = np.full((6, 5, 3), 0.1, np.float32)
+    session = RestorationSession(image, registry, analyser=brightness_analyser, assess=False)
+    plan = build_plan(session.analyse(), registry)
+    results = session.run(plan)
+    assert sorted(results[0].kind_shares) == ["lowlight", "noise"]
+    assert gen.runs == 3  # told both, then told all but each kind once
+    expected = {(): 0.25, (("noise", 0.0),): 0.2, (("lowlight", 0.5),): 0.15,
+                (("generalist", 0.5), ("noise", 0.0)): 0.1, (("noise", 0.0), ("lowlight", 0.0)): 0.0}
+    for strengths, shift in expected.items():
+        assert np.allclose(session.compose(dict(strengths)), 0.1 + shift, atol=1e-6), strengths
+    # the same numbers from the viewer's subsampled path
+    assert np.allclose(session.compose({"noise": 0.0}, step=2), 0.3, atol=1e-6)
+    # told one kind: no extra run, and that kind's slider scales the whole change
+    session2 = RestorationSession(image, registry, analyser=brightness_analyser, assess=False)
+    session2.run(Plan((Stage(GENERALIST, "kind-gen"), Stage("noise", "denoise"))))
+    assert gen.runs == 4
+    assert np.allclose(session2.compose({"noise": 0.5}), 0.1 + 0.025, atol=1e-6)
+
+
+def test_a_specialist_skipped_after_a_conditioned_generalist_says_who_did_its_work():
+    registry = ExpertRegistry([KindShiftGeneralist(), ShiftExpert("brighten", "lowlight", 0.2),
+                               ShiftExpert("denoise", "noise", 0.0)])
+    session = RestorationSession(np.full((4, 4, 3), 0.2, np.float32), registry, analyser=brightness_analyser)
+    gen, noise, lowlight = session.run(build_plan(session.analyse(), registry))
+    assert not gen.dropped and lowlight.dropped and lowlight.handled_by == GENERALIST
+    assert "handled by the generalist" in lowlight.reason
+    assert registry.get("brighten").runs == 0
+    # its slider still acts, through the generalist's lowlight share (+0.2 of the +0.25)
+    assert np.allclose(session.compose({"lowlight": 0.0}), 0.25, atol=1e-6)

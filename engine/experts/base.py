@@ -36,7 +36,10 @@ class ExpertInfo:
     each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
     choosing tile sizes. ``version``: bump when outputs change (it is part of cache keys).
     ``generative``: the expert invents plausible detail rather than restoring faithfully (e.g.
-    Real-ESRGAN); the default plan only uses such experts when asked to.
+    Real-ESRGAN); the default plan only uses such experts when asked to. ``conditioned``: the
+    expert removes only the kinds named in ``ExpertContext.strengths``, as strongly as told (a
+    conditioned generalist); the session then splits its change by kind so that each kind's
+    slider scales that kind's share.
     """
 
     id: str
@@ -51,6 +54,7 @@ class ExpertInfo:
     memory_factor: float = 64.0
     supports_fp16: bool = False
     generative: bool = False
+    conditioned: bool = False
     model_id: Optional[str] = None
     description: str = ""
 

@@ -192,7 +192,9 @@ class NeuralExpert(Expert):
             from ..runtime.onnx_backend import OnnxRunner
 
             assert self.path is not None
-            return OnnxRunner(self.path, device=device, threads=self.threads)
+            runner = OnnxRunner(self.path, device=device, threads=self.threads)
+            self.info = replace(self.info, conditioned=runner.conditioned)
+            return runner
         from ..runtime.torch_backend import TorchRunner, load_image_model
 
         if self._descriptor is None:

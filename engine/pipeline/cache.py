@@ -36,7 +36,7 @@ class StageCache(Generic[T]):
     """Least-recently-used cache bounded by the total bytes of the arrays it holds.
 
     ``size_of(value)`` tells the bytes a value holds; the default counts numpy arrays found
-    in its ``__dict__``.
+    in its ``__dict__`` and in dicts there (each array once).
     """
 
     def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
@@ -51,7 +51,12 @@ class StageCache(Generic[T]):
     def size_of(value: Any) -> int:
         if isinstance(value, np.ndarray):
             return value.nbytes
-        return sum(v.nbytes for v in getattr(value, "__dict__", {}).values() if isinstance(v, np.ndarray))
+        arrays: dict[int, np.ndarray] = {}
+        for v in getattr(value, "__dict__", {}).values():
+            for a in (v.values() if isinstance(v, dict) else (v,)):
+                if isinstance(a, np.ndarray):
+                    arrays[id(a)] = a
+        return sum(a.nbytes for a in arrays.values())
 
     def get(self, key: str) -> Optional[T]:
         with self._lock:

@@ -8,6 +8,12 @@ change ``delta_k = out_k - in_k`` is cached. The composed image for strengths ``
 so all strengths at 1 give the full chain's output, a strength of 0 removes exactly that
 stage's change, and moving a slider costs one weighted sum — never a network run. The preview
 and the exported file use the same function, so they match.
+
+A conditioned generalist (told per kind what to remove) is also split by kind: for each kind
+k it was told, ``share_k`` = its output − its output when told everything but k. Its term
+becomes ``s_gen · (delta_gen − Σ_k (1 − s_k) · share_k)``, so a kind's slider scales the
+generalist's work on that kind as well as the kind's own specialist stage; with one kind told,
+``share_k`` is the whole change and the term is ``s_gen · s_k · delta_gen``.
 """
 
 from __future__ import annotations
@@ -55,7 +61,10 @@ class StageResult:
     ``delta`` = full-strength output − input (float32, same shape as the image); ``None`` when
     the stage was dropped or skipped. ``before``/``after``: severities ``{kind: 0..1}`` of its
     input and output when the stage was assessed (empty otherwise); ``output_report``: the
-    analysis of its full-strength output (the next stage's input).
+    analysis of its full-strength output (the next stage's input). ``kind_shares``: for a
+    conditioned generalist, ``{kind: share of delta due to that kind}`` (see the module docs).
+    ``handled_by``: the stage name (``"generalist"``) whose share for this kind stands in for a
+    specialist that was skipped because that stage already fixed the kind.
     """
 
     name: str
@@ -69,6 +78,8 @@ class StageResult:
     after: dict[str, float] = field(default_factory=dict)
     output_report: Optional[DegradationReport] = None
     model_id: Optional[str] = None
+    kind_shares: dict[str, np.ndarray] = field(default_factory=dict)
+    handled_by: Optional[str] = None
 
     def to_dict(self, strength: float) -> dict:
         return {"stage": self.name, "expert": self.expert_id, "model": self.model_id,
@@ -109,7 +120,7 @@ class RestorationSession:
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
         self.expert_runs = 0
-        self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, np.ndarray]]]]] = {}
+        self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
         self.skip_below = DEFAULT_PRESENCE_THRESHOLD
 
@@ -151,15 +162,21 @@ class RestorationSession:
             if result is None:
                 sub(0.0)
                 if judged and stage.name != GENERALIST and severity < self.skip_below:
+                    handled = next((r.name for r in results if not r.dropped and stage.name in r.kind_shares), None)
+                    reason = (f"handled by the generalist ({stage.name} severity {severity:.2f} after it);"
+                              f" this strength scales its {stage.name} removal" if handled else
+                              f"nothing left to fix: {stage.name} severity {severity:.2f} after the earlier stages")
                     result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
-                                         reason=f"nothing left to fix: {stage.name} severity {severity:.2f}"
-                                                f" after the earlier stages", output_report=input_report,
-                                         model_id=expert.info.model_id)
+                                         reason=reason, output_report=input_report, model_id=expert.info.model_id,
+                                         handled_by=handled)
                 else:
                     result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
-                                                     stage_key, sub.sub(0.0, 0.9))
+                                                     stage_key, sub.sub(0.0, 0.5 if told else 0.9))
                     if judged:
                         self._judge(result, stage, input_report)
+                    if told and not result.dropped and result.expert_id == expert.info.id \
+                            and expert.info.conditioned:
+                        self._split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
                 self.cache.put(stage_key, result)
                 sub(1.0)
             results.append(result)
@@ -213,6 +230,21 @@ class RestorationSession:
         a = report.kinds.get(stage.name)
         return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
 
+    def _split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
+                       progress: Progress) -> None:
+        """Fill ``result.kind_shares`` for a conditioned generalist: one extra run per told kind
+        when it was told several (told one, the share is the whole change)."""
+        if len(told) == 1:
+            result.kind_shares = {next(iter(told)): result.delta}
+            return
+        full = current + result.delta
+        for i, kind in enumerate(told):
+            ctx = ExpertContext(strengths={k: v for k, v in told.items() if k != kind}, device=self.device,
+                                tile=self.tile, progress=progress.sub(i / len(told), (i + 1) / len(told)))
+            without = np.clip(expert.run(current, ctx).astype(np.float32), 0.0, 1.0)
+            self.expert_runs += 1
+            result.kind_shares[kind] = full - without
+
     def _generalist_strengths(self, report: DegradationReport, plan: Plan) -> dict[str, float]:
         """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
         severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
@@ -260,21 +292,33 @@ class RestorationSession:
         if parts is not None:  # contiguous subsampled copies: far faster than strided reads
             sl = (slice((rows.start or 0) // step, None if rows.stop is None else -(-rows.stop // step)),
                   slice((cols.start or 0) // step, None if cols.stop is None else -(-cols.stop // step)))
-            base, deltas = parts
+            base, terms = parts
         else:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
-            base, deltas = self.image, [(r.name, r.delta) for r in self.results if not r.dropped and r.delta is not None]
+            base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
-        for name, delta in deltas:
+        for name, kind, array in terms:
             s = float(strengths.get(name, 1.0))
-            if s > 0.0:
-                out += np.float32(s) * delta[sl]
+            if kind is not None:  # a kind's share of a conditioned generalist's change
+                s = -s * (1.0 - float(strengths.get(kind, 1.0)))
+            if s != 0.0:
+                out += np.float32(s) * array[sl]
         np.clip(out, 0.0, 1.0, out=out)
         return out
 
-    def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, np.ndarray]]]]:
-        """The input and stage deltas subsampled by ``step`` (cached per step and result set);
-        ``None`` for small images, where strided reads are fast enough."""
+    @staticmethod
+    def _terms(results: list[StageResult]) -> list[tuple[str, Optional[str], np.ndarray]]:
+        """``(stage name, kind or None, array)`` for every change that composing weighs."""
+        terms: list[tuple[str, Optional[str], np.ndarray]] = []
+        for r in results:
+            if not r.dropped and r.delta is not None:
+                terms.append((r.name, None, r.delta))
+                terms += [(r.name, kind, share) for kind, share in r.kind_shares.items()]
+        return terms
+
+    def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]:
+        """The input and the composing terms subsampled by ``step`` (cached per step and result
+        set); ``None`` for small images, where strided reads are fast enough."""
         if self.image.size < 3 * 2_000_000:
             return None
         results = [r for r in self.results if not r.dropped and r.delta is not None]
@@ -284,7 +328,7 @@ class RestorationSession:
             if cached is not None and cached[0] == key:
                 return cached[1]
         parts = (np.ascontiguousarray(self.image[::step, ::step]),
-                 [(r.name, np.ascontiguousarray(r.delta[::step, ::step])) for r in results])
+                 [(name, kind, np.ascontiguousarray(a[::step, ::step])) for name, kind, a in self._terms(results)])
         with self._lock:
             self._subsampled[step] = (key, parts)
         return parts

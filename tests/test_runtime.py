@@ -88,9 +88,20 @@ def test_load_image_model_roundtrip_and_refusals(tmp_path):
         load_image_model(tmp_path / "missing.pth")
 
 
+def save_onnx(graph, path):
+    """Check and save an ONNX graph as an opset-17 model; returns ``path``."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def conv_onnx(path, channels=3, scale_by=2.0):
     """A one-convolution ONNX model (3x3 box blur times ``scale_by``) with dynamic H and W."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weight = np.zeros((channels, channels, 3, 3), dtype=np.float32)
@@ -101,11 +112,7 @@ def conv_onnx(path, channels=3, scale_by=2.0):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, "h", "w"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, "h", "w"])],
         initializer=[numpy_helper.from_array(weight, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx(graph, path)
 
 
 def test_onnx_runner_tiled_equals_whole(tmp_path):
@@ -150,7 +157,6 @@ def test_onnx_bad_file_is_a_model_error(tmp_path):
 
 def conditioned_onnx(path):
     """A 'conditioned generalist': y = x + 0.1 · Σ strengths (a per-image constant), N x 3 x h x w."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("ReduceSum", ["strengths", "axes"], ["total"], keepdims=1),
@@ -165,11 +171,7 @@ def conditioned_onnx(path):
         initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes"),
                      numpy_helper.from_array(np.array(0.1, np.float32), "tenth"),
                      numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "shape")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx(graph, path)
 
 
 def test_a_conditioned_onnx_model_gets_the_strengths_of_the_context(tmp_path):

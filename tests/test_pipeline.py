@@ -257,3 +257,16 @@ def test_a_specialist_skipped_after_a_conditioned_generalist_says_who_did_its_wo
     assert registry.get("brighten").runs == 0
     # its slider still acts, through the generalist's lowlight share (+0.2 of the +0.25)
     assert np.allclose(session.compose({"lowlight": 0.0}), 0.25, atol=1e-6)
+
+
+def test_a_generalist_is_told_only_its_own_kinds_and_skipped_when_none_is_found():
+    gen = TellableGeneralist()
+    gen.info = ExpertInfo(id="told-gen", name="told-gen", tasks=(GENERALIST,), backend=Backend.ONNX,
+                          conditioned=True, told_kinds=("lowlight", "rain"))
+    registry = ExpertRegistry([gen, ShiftExpert("brighten", "lowlight", 0.0), ShiftExpert("denoise", "noise", 0.0)])
+    image = np.full((4, 4, 3), 0.1, np.float32)
+    session = RestorationSession(image, registry, analyser=brightness_analyser, assess=False)
+    session.run(build_plan(session.analyse(), registry))  # lowlight 0.8 and noise 0.5 found
+    assert gen.told == [{"lowlight": 0.8}]
+    (result, _) = session.run(Plan((Stage(GENERALIST, "told-gen"), Stage("noise", "denoise"))))
+    assert result.dropped and "left to their specialists" in result.reason and len(gen.told) == 1

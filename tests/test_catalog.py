@@ -81,8 +81,8 @@ def test_package_source_digest_matches_the_installed_package():
 
 def test_good_entry_parses_into_typed_fields():
     entry = _parse(GOOD).get("demo")
-    assert entry.tasks == ("noise",) and entry.verified and entry.told_kinds == ()
-    assert _parse(_variant(told_kinds=["rain", "haze"])).get("demo").told_kinds == ("rain", "haze")
+    assert entry.tasks == ("noise",) and entry.verified and entry.lead_kinds == ()
+    assert _parse(_variant(lead_kinds=["rain", "haze"])).get("demo").lead_kinds == ("rain", "haze")
     assert isinstance(entry.sources[0], HubSource) and entry.sources[0].pinned
 
 
@@ -107,7 +107,7 @@ def test_good_entry_parses_into_typed_fields():
     (_variant(sources=[{"type": "bundled", "path": "m.pth", "sha256": "xyz"}]), "64 lowercase hex"),
     (_variant(sources=[]), "upstream"),
     (_variant(format="ncnn", sources=[{"type": "package", "package": "p", "path": "m.bin"}]), "param"),
-    (_variant(told_kinds=["noise", "sharpness"]), "told_kinds must be a list of kinds"),
+    (_variant(lead_kinds=["noise", "sharpness"]), "lead_kinds must be a list of kinds"),
 ])
 def test_malformed_entries_are_rejected_with_a_clear_message(entry, message):
     with pytest.raises(CatalogError) as info:

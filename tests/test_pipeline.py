@@ -259,14 +259,18 @@ def test_a_specialist_skipped_after_a_conditioned_generalist_says_who_did_its_wo
     assert np.allclose(session.compose({"lowlight": 0.0}), 0.25, atol=1e-6)
 
 
-def test_a_generalist_is_told_only_its_own_kinds_and_skipped_when_none_is_found():
+def test_a_generalist_with_lead_kinds_runs_only_when_one_of_them_is_found():
     gen = TellableGeneralist()
     gen.info = ExpertInfo(id="told-gen", name="told-gen", tasks=(GENERALIST,), backend=Backend.ONNX,
-                          conditioned=True, told_kinds=("lowlight", "rain"))
+                          lead_kinds=("lowlight", "rain"))
     registry = ExpertRegistry([gen, ShiftExpert("brighten", "lowlight", 0.0), ShiftExpert("denoise", "noise", 0.0)])
-    image = np.full((4, 4, 3), 0.1, np.float32)
-    session = RestorationSession(image, registry, analyser=brightness_analyser, assess=False)
-    session.run(build_plan(session.analyse(), registry))  # lowlight 0.8 and noise 0.5 found
-    assert gen.told == [{"lowlight": 0.8}]
-    (result, _) = session.run(Plan((Stage(GENERALIST, "told-gen"), Stage("noise", "denoise"))))
-    assert result.dropped and "left to their specialists" in result.reason and len(gen.told) == 1
+    # lowlight found: the generalist leads and is told every kind found
+    plan = build_plan(report_of(lowlight=0.8, noise=0.5), registry)
+    assert plan.names() == [GENERALIST, "noise", "lowlight"]
+    session = RestorationSession(np.full((4, 4, 3), 0.1, np.float32), registry, analyser=brightness_analyser,
+                                 assess=False)
+    session.run(plan)
+    assert gen.told == [{"noise": 0.5, "lowlight": 0.8}]
+    # only noise found: left to the specialist, unless the user asks for the generalist
+    assert build_plan(report_of(noise=0.5), registry).names() == ["noise"]
+    assert build_plan(report_of(noise=0.5), registry, strengths={GENERALIST: 0.7}).names() == [GENERALIST, "noise"]

@@ -39,9 +39,9 @@ class ExpertInfo:
     Real-ESRGAN); the default plan only uses such experts when asked to. ``conditioned``: the
     expert removes only the kinds named in ``ExpertContext.strengths``, as strongly as told (a
     conditioned generalist); the session then splits its change by kind so that each kind's
-    slider scales that kind's share. ``told_kinds``: the kinds a conditioned generalist is told
-    about (where it measured better than the specialists; the rest are left to them); empty:
-    every kind the plan restores.
+    slider scales that kind's share. ``lead_kinds``: where a generalist measured better than
+    the specialists; the automatic plan includes it only when the analysis finds one of these
+    kinds (empty: always).
     """
 
     id: str
@@ -57,7 +57,7 @@ class ExpertInfo:
     supports_fp16: bool = False
     generative: bool = False
     conditioned: bool = False
-    told_kinds: tuple[str, ...] = ()
+    lead_kinds: tuple[str, ...] = ()
     model_id: Optional[str] = None
     description: str = ""
 

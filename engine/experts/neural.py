@@ -117,7 +117,7 @@ class NeuralExpert(Expert):
     def from_file(cls, path: Path, *, expert_id: str, tasks: Sequence[str], model_id: Optional[str],
                   scale: int, size_multiple: int = 1, architecture: str = "", name: str = "",
                   generative: bool = False, device: str = "cpu", description: str = "",
-                  told_kinds: Sequence[str] = ()) -> "NeuralExpert":
+                  lead_kinds: Sequence[str] = ()) -> "NeuralExpert":
         """Lazy: the file is read on the first run. ``scale`` and ``size_multiple`` (from the
         catalog) describe the model until then; the loaded model must agree on the scale."""
         path = Path(path)
@@ -133,7 +133,7 @@ class NeuralExpert(Expert):
                           tile_overlap=ARCH_OVERLAP.get(architecture, DEFAULT_OVERLAP),
                           memory_factor=float(4 * LIVE_TENSORS * 64 * max(int(scale), 1) ** 2),
                           supports_fp16=False, generative=generative, model_id=model_id,
-                          description=description, conditioned=bool(told_kinds), told_kinds=tuple(told_kinds))
+                          description=description, lead_kinds=tuple(lead_kinds))
         return cls(info, path=path, device=device)
 
     # ------------------------------------------------------------------ Expert API
@@ -307,7 +307,7 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
                                           architecture=str(entry.architecture), name=str(entry.name),
                                           generative=bool(getattr(entry, "generative", False)), device=device,
                                           description=str(getattr(entry, "description", "")),
-                                          told_kinds=tuple(getattr(entry, "told_kinds", ())))
+                                          lead_kinds=tuple(getattr(entry, "lead_kinds", ())))
         except ModelError as err:
             log.warning("model %s: %s", entry.id, err)
             continue

@@ -121,7 +121,7 @@ def build_plan(
 
     - ``auto``: include every kind the report finds at or above ``threshold`` (strength from
       :func:`auto_strength`), preceded by the best available generalist (if any and
-      ``use_generalist``).
+      ``use_generalist``, and if it has ``lead_kinds``, only when one of them is found).
     - ``strengths``: explicit ``{stage name: strength}``; named stages are included even when
       the analysis did not flag them, with exactly that strength (0 keeps the stage but off).
     - ``only``: restrict the plan to these stage names (they are included even if not detected).
@@ -148,7 +148,8 @@ def build_plan(
     if generalist_wanted:
         strength, is_auto = wanted.get(GENERALIST, (1.0, True))
         expert_id = experts.get(GENERALIST) or _best(registry, GENERALIST, allow_generative)
-        if expert_id:
+        leads = registry.get(expert_id).info.lead_kinds if expert_id else ()
+        if expert_id and (GENERALIST in wanted or not leads or any(k in leads for k in wanted)):
             stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
     for kind in SPECIALIST_ORDER:
         if kind not in wanted:

@@ -152,8 +152,7 @@ class RestorationSession:
         for i, stage in enumerate(plan.stages):
             expert = self.registry.get(stage.expert_id)
             severity, measurements = self._stage_inputs(input_report, stage)
-            told = self._generalist_strengths(input_report, plan, expert.info.told_kinds) \
-                if stage.name == GENERALIST else {}
+            told = self._generalist_strengths(input_report, plan) if stage.name == GENERALIST else {}
             judged = self.assess and stage.auto
             params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
                       "strengths": told}
@@ -170,10 +169,6 @@ class RestorationSession:
                     result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
                                          reason=reason, output_report=input_report, model_id=expert.info.model_id,
                                          handled_by=handled)
-                elif stage.name == GENERALIST and expert.info.told_kinds and not told:
-                    result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
-                                         reason="nothing for it: the kinds found are left to their specialists",
-                                         output_report=input_report, model_id=expert.info.model_id)
                 else:
                     result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
                                                      stage_key, sub.sub(0.0, 0.5 if told else 0.9))
@@ -250,20 +245,16 @@ class RestorationSession:
             self.expert_runs += 1
             result.kind_shares[kind] = full - without
 
-    def _generalist_strengths(self, report: DegradationReport, plan: Plan,
-                              told_kinds: tuple[str, ...] = ()) -> dict[str, float]:
+    def _generalist_strengths(self, report: DegradationReport, plan: Plan) -> dict[str, float]:
         """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
         severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
         user asked for that the analysis rates lower); with no kind in the plan (``--only
-        generalist``), every kind the analysis finds. ``told_kinds`` (the expert's, if not empty)
-        limits it to those kinds. Kinds not named are left alone."""
+        generalist``), every kind the analysis finds. Kinds not named are left alone."""
         planned = [s for s in plan.stages if s.name in KINDS]
         if not planned:
-            told = {k: round(report.severity(k), 2) for k in report.present(self.skip_below)}
-        else:
-            told = {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)
-                    for s in planned}
-        return {k: v for k, v in told.items() if not told_kinds or k in told_kinds}
+            return {k: round(report.severity(k), 2) for k in report.present(self.skip_below)}
+        return {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)
+                for s in planned}
 
     def _judge(self, result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
         """Drop the stage if it did not make the photo better by the analyser's measure."""

@@ -108,9 +108,10 @@ class ModelEntry:
     ``"SCUNet"``). ``scale``: output size / input size. ``size``: bytes of the file the first
     source serves. ``sha256``: its digest, or ``""`` when it could not be verified (then
     ``unverified`` says why, and the manager refuses to download it unless the user opts in).
-    ``size_multiple``: input sides must be padded to a multiple of this. ``told_kinds``: for a
-    conditioned generalist, the kinds the plan hands to it (where it measured better than the
-    specialists); the others are left to their specialists. Empty: every kind.
+    ``size_multiple``: input sides must be padded to a multiple of this. ``lead_kinds``: for a
+    generalist, the kinds where it measured better than the specialists; the automatic plan
+    includes it only when the analysis finds one of them (it then fixes every kind found).
+    Empty: always.
     """
 
     id: str
@@ -128,7 +129,7 @@ class ModelEntry:
     upstream: str = ""
     description: str = ""
     generative: bool = False
-    told_kinds: tuple[str, ...] = ()
+    lead_kinds: tuple[str, ...] = ()
 
     @property
     def verified(self) -> bool:
@@ -175,7 +176,7 @@ class Catalog:
 
 _ENTRY_REQUIRED = ("id", "name", "tasks", "architecture", "scale", "license", "size", "sha256",
                    "format", "sources")
-_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "told_kinds")
+_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "lead_kinds")
 _SOURCE_FIELDS = {
     "hub": (("repo_id", "filename", "revision"), ("sha256", "size", "format")),
     "package": (("package", "path"), ("param", "param_sha256", "sha256", "size", "format")),
@@ -259,15 +260,15 @@ def _parse_entry(raw: object) -> ModelEntry:
     generative = raw.get("generative", False)
     if not isinstance(generative, bool):
         raise CatalogError("generative must be true or false")
-    told_kinds = raw.get("told_kinds", [])
-    if not isinstance(told_kinds, list) or not all(k in KINDS for k in told_kinds):
-        raise CatalogError(f"told_kinds must be a list of kinds ({', '.join(KINDS)})")
+    lead_kinds = raw.get("lead_kinds", [])
+    if not isinstance(lead_kinds, list) or not all(k in KINDS for k in lead_kinds):
+        raise CatalogError(f"lead_kinds must be a list of kinds ({', '.join(KINDS)})")
     return ModelEntry(
         id=model_id, name=_str(raw, "name"), tasks=tuple(tasks), architecture=_str(raw, "architecture"),
         scale=scale, license=_str(raw, "license"), size=size, sha256=sha256, format=fmt,
         sources=sources, size_multiple=size_multiple, unverified=unverified,
         upstream=str(raw.get("upstream", "")), description=str(raw.get("description", "")),
-        generative=generative, told_kinds=tuple(told_kinds),
+        generative=generative, lead_kinds=tuple(lead_kinds),
     )
 
 

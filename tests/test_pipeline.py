@@ -274,3 +274,20 @@ def test_a_generalist_with_lead_kinds_runs_only_when_one_of_them_is_found():
     # only noise found: left to the specialist, unless the user asks for the generalist
     assert build_plan(report_of(noise=0.5), registry).names() == ["noise"]
     assert build_plan(report_of(noise=0.5), registry, strengths={GENERALIST: 0.7}).names() == [GENERALIST, "noise"]
+
+
+def test_a_specialist_that_fixes_its_kind_but_worsens_others_more_is_dropped():
+    def seesaw(image: np.ndarray) -> DegradationReport:
+        bright = float(image.mean()) > 0.25
+        return report_of(haze=0.3 if bright else 0.0, noise=0.2 if bright else 0.6)
+
+    registry = ExpertRegistry([ShiftExpert("dehaze", "haze", -0.1)])
+    session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry, analyser=seesaw)
+    (result,) = session.run(Plan((Stage("haze", "dehaze"),)))
+    assert result.dropped
+    assert result.reason == "did not help: haze severity 0.30 → 0.00, but noise 0.20 → 0.60"
+    # the same change is kept when the other kinds do not get worse by more than it fixed
+    registry = ExpertRegistry([ShiftExpert("dehaze", "haze", -0.1)])
+    session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry,
+                                 analyser=lambda im: report_of(haze=0.3 if im.mean() > 0.25 else 0.0, noise=0.4))
+    assert not session.run(Plan((Stage("haze", "dehaze"),)))[0].dropped

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 Analyser = Callable[[np.ndarray], DegradationReport]
 
 #: A stage chosen by the analysis must lower its own kind's severity by at least this much
-#: (or lower the summed severity of all kinds) to stay in the result.
+#: without raising the other kinds' by more (or lower the summed severity of all kinds by this
+#: much) to stay in the result.
 MIN_IMPROVEMENT = 0.01
 
 #: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
@@ -257,7 +258,9 @@ class RestorationSession:
                 for s in planned}
 
     def _judge(self, result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
-        """Drop the stage if it did not make the photo better by the analyser's measure."""
+        """Drop the stage if it did not make the photo better by the analyser's measure: a
+        specialist must lower its own kind's severity without raising the others' by more, or
+        lower the summed severity of all kinds; the generalist must lower the sum."""
         before, after = input_report.severities(), result.output_report.severities()
         result.before, result.after = before, after
         total_gain = sum(before.values()) - sum(after.values())
@@ -265,12 +268,18 @@ class RestorationSession:
             improved = total_gain >= MIN_IMPROVEMENT
             was, now = sum(before.values()), sum(after.values())
         else:
-            improved = before[stage.name] - after[stage.name] >= MIN_IMPROVEMENT or total_gain >= MIN_IMPROVEMENT
+            own_gain = before[stage.name] - after[stage.name]
+            # fixing its own kind counts only if it did not make the other kinds worse by more
+            improved = (own_gain >= MIN_IMPROVEMENT and total_gain >= 0.0) or total_gain >= MIN_IMPROVEMENT
             was, now = before[stage.name], after[stage.name]
         if not improved:
             result.dropped = True
             result.delta = None
-            result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}"
+            worse = sorted((k for k in after if after[k] - before[k] >= 0.05 and k != stage.name),
+                           key=lambda k: before[k] - after[k])
+            result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
+                f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
+                if worse and was - now >= MIN_IMPROVEMENT else "")
 
     @property
     def results(self) -> list[StageResult]:

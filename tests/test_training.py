@@ -88,6 +88,33 @@ def test_generalist_training_smoke_resumes(tmp_path, keep_torch_threads):
     assert all(np.isfinite(float(r["val_psnr"])) for r in rows)
 
 
+def test_conditioned_generalist_training_smoke(tmp_path, keep_torch_threads):
+    """v2's recipe: start from saved weights (the FiLM head is new and starts at zero, so the first
+    forward pass equals the saved model's), half the samples told what the analysis finds."""
+    from safetensors.torch import save_file
+
+    from engine.nets.generalist import GeneralistConfig, RestoraGeneralist, init_from, load_generalist
+    from training import train_generalist
+
+    plain = RestoraGeneralist(GeneralistConfig())
+    torch.nn.init.normal_(plain.outro.weight, std=0.01)
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "v1.safetensors"))
+    conditioned = RestoraGeneralist(GeneralistConfig(cond_dim=6))
+    init_from(conditioned, tmp_path / "v1.safetensors")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(conditioned(x, torch.rand(1, 6)), load_generalist(tmp_path / "v1.safetensors")(x))
+
+    out = tmp_path / "run"
+    args = ["--data", str(DATA), "--out", str(out), "--limit", "2", "--pool", "8", "--batch", "2", "--crop", "64",
+            "--val-every", "2", "--refresh-every", "100", "--steps", "2", "--condition", "--p-analysed", "0.5",
+            "--init", str(tmp_path / "v1.safetensors")]
+    assert train_generalist.main(args) == 0
+    (row,) = _rows(out / "log.csv")
+    assert np.isfinite(float(row["val_psnr"])) and np.isfinite(float(row["val_psnr_analysed"]))
+    assert torch.load(out / "last.pt", weights_only=False)["config"]["cond_dim"] == 6
+
+
 def test_analyser_training_smoke_resumes(tmp_path, keep_torch_threads):
     from training import train_analyser
 

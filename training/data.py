@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -151,10 +151,13 @@ class CropPool:
     ``images``: uint8 photos (each at least ``crop`` px on both sides). ``refresh(seed)``
     regenerates the whole pool deterministically from ``seed``: for every ``crops_per_image``
     crops it picks a photo, a recipe and degrades the whole photo once.
+    ``describe``: optional ``f(degraded whole photo float32) -> float32 vector of 6``, stored per
+    crop in :attr:`described` (e.g. what the app's analysis says about the whole photo).
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, crop: int,
-                 sampler: RecipeSampler = RecipeSampler(), crops_per_image: int = 4, align: int = 1) -> None:
+                 sampler: RecipeSampler = RecipeSampler(), crops_per_image: int = 4, align: int = 1,
+                 describe: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} px on both sides")
@@ -164,6 +167,8 @@ class CropPool:
         self.clean = np.zeros((size, crop, crop, 3), np.uint8)
         self.presence = np.zeros((size, len(KINDS)), np.float32)
         self.severity = np.zeros((size, len(KINDS)), np.float32)
+        self.describe = describe
+        self.described = np.zeros((size, len(KINDS)), np.float32)
 
     def refresh(self, seed: int) -> None:
         rng = np.random.default_rng([int(seed), 0x5EED])
@@ -173,11 +178,14 @@ class CropPool:
             recipe = self.sampler.sample(rng)
             degraded = to_uint8(degrade_chain(to_float(image), recipe, seed=int(rng.integers(2 ** 31))))
             presence, severity = labels(recipe)
+            described = self.describe(to_float(degraded)) if self.describe is not None else None
             for y, x in random_crops(image.shape[:2], self.crop, min(self.crops_per_image, self.size - n), rng,
                                      self.align):
                 self.degraded[n] = degraded[y:y + self.crop, x:x + self.crop]
                 self.clean[n] = image[y:y + self.crop, x:x + self.crop]
                 self.presence[n], self.severity[n] = presence, severity
+                if described is not None:
+                    self.described[n] = described
                 n += 1
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator,

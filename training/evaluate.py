@@ -10,7 +10,9 @@ Methods:
 - **input**: the degraded photo.
 - **classical**: the lead's pipeline (``engine.pipeline``: plan from the analysis → stages →
   RAR assessment) with the classical experts only (``classical_experts()``).
-- **generalist**: ``models/restora-generalist-v1.onnx`` alone, full strength.
+- **gen (told truth)**: ``models/restora-generalist-v2.onnx`` alone, full strength, told the
+  true per-kind strengths of the recipe (an upper bound for what the analysis can tell it).
+- **generalist**: the same network told what the analysis found (``--only generalist``).
 - **gen+spec**: the generalist, then the analysis of its output, then the classical
   specialists for the kinds it still finds (same pipeline, assessment on).
 - **auto plan**: the pipeline's own auto plan with the generalist registered: generalist, then
@@ -32,7 +34,7 @@ import cv2
 import numpy as np
 
 from engine.degrade import degrade_chain
-from engine.experts.base import Backend, Expert, ExpertContext, ExpertInfo, ExpertRegistry, TilingMode
+from engine.experts.base import Expert, ExpertContext, ExpertRegistry
 from engine.kinds import GENERALIST, KINDS
 
 from .common import limit_threads
@@ -41,13 +43,13 @@ from .metrics import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-GENERALIST_ONNX = REPO / "models" / "restora-generalist-v1.onnx"
+GENERALIST_ONNX = REPO / "models" / "restora-generalist-v2.onnx"
 #: Strength of a single kind, and of each kind in a mixture (mixtures stack, so a bit gentler).
 SINGLE_STRENGTH = 0.5
 MIXTURE_STRENGTH = 0.4
 #: Canonical application order of a mixture (scene → optics/exposure → sensor → codec).
 ORDER = ("haze", "rain", "blur", "lowlight", "noise", "jpeg")
-METHODS = ("input", "classical", "generalist", "gen+spec", "auto plan")
+METHODS = ("input", "classical", "gen (told truth)", "generalist", "gen+spec", "auto plan")
 
 
 def cases() -> list[tuple[str, list[tuple[str, float]]]]:
@@ -59,27 +61,24 @@ def cases() -> list[tuple[str, list[tuple[str, float]]]]:
     return out
 
 
-class OnnxGeneralistExpert(Expert):
-    """The bundled generalist as an :class:`Expert` (reflect-pads to a multiple of 8, runs the whole
-    image in onnxruntime on one thread, crops back). Used when ``engine.experts.neural`` is absent."""
+def catalog_lead_kinds(model_id: str) -> tuple[str, ...]:
+    """The ``lead_kinds`` the shipped catalog gives ``model_id`` (empty if it is not catalogued)."""
+    from engine.weights.catalog import load_catalog
 
-    def __init__(self, path: Path = GENERALIST_ONNX) -> None:
-        import onnxruntime as ort
+    catalog = load_catalog()
+    return catalog.get(model_id).lead_kinds if model_id in catalog.ids() else ()
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self.info = ExpertInfo(id="restora-generalist-v1", name="Restora fast generalist", tasks=(GENERALIST,),
-                               backend=Backend.ONNX, size_multiple=8, tiling=TilingMode.ALLOWED,
-                               model_id="restora-generalist-v1")
 
-    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
-        h, w = image.shape[:2]
-        ph, pw = (-h) % 8, (-w) % 8
-        x = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else image
-        y = self.session.run(None, {"input": np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)})[0]
-        return np.clip(y[0].transpose(1, 2, 0)[:h, :w], 0.0, 1.0).astype(np.float32)
+def generalist_expert(path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] = ()) -> Expert:
+    """The bundled generalist exactly as the app runs it (tiled ``NeuralExpert``, one ORT thread);
+    ``lead_kinds``: as the catalog field (empty: the auto plan always puts it first)."""
+    from engine.experts.neural import NeuralExpert
+
+    expert = NeuralExpert.from_file(path, expert_id=f"neural.{path.stem}", tasks=(GENERALIST,), model_id=path.stem,
+                                    scale=1, size_multiple=8, architecture="RestoraGeneralist",
+                                    name="Restora fast generalist", lead_kinds=lead_kinds)
+    expert.threads = 1
+    return expert
 
 
 class RealEsrganGeneralist:
@@ -113,11 +112,12 @@ def default_analyser() -> Callable[[np.ndarray], Any]:
     return analyse
 
 
-def run_pipeline(image: np.ndarray, registry: ExpertRegistry, analyser, use_generalist: bool) -> np.ndarray:
+def run_pipeline(image: np.ndarray, registry: ExpertRegistry, analyser, use_generalist: bool,
+                 only: Optional[list[str]] = None) -> np.ndarray:
     from engine.pipeline import RestorationSession, build_plan
 
     session = RestorationSession(image, registry, analyser=analyser)
-    plan = build_plan(session.report, registry, use_generalist=use_generalist)
+    plan = build_plan(session.report, registry, use_generalist=use_generalist, only=only)
     session.run(plan)
     return session.compose(plan.strengths())
 
@@ -129,17 +129,14 @@ def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
-             generalist_path: Path = GENERALIST_ONNX) -> dict:
+             generalist_path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] = ()) -> dict:
     analyser = default_analyser()
-    try:
-        from engine.experts.classical import classical_experts
+    from engine.experts.classical import classical_experts
 
-        classical = ExpertRegistry(list(classical_experts()))
-        with_generalist = ExpertRegistry(list(classical_experts()) + [OnnxGeneralistExpert(generalist_path)])
-    except ImportError as err:
-        print(f"classical experts unavailable: {err}")
-        classical = None
-    generalist = OnnxGeneralistExpert(generalist_path)
+    generalist = generalist_expert(generalist_path)
+    classical = ExpertRegistry(list(classical_experts()))
+    alone = ExpertRegistry(list(classical_experts()) + [generalist])
+    with_generalist = ExpertRegistry(list(classical_experts()) + [generalist_expert(generalist_path, lead_kinds)])
     esrgan = RealEsrganGeneralist() if esrgan_photos > 0 else None
     rows: list[dict] = []
     for i, path in enumerate(paths):
@@ -147,16 +144,15 @@ def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
         mp = clean.shape[0] * clean.shape[1] / 1e6
         for j, (label, recipe) in enumerate(cases()):
             deg = degrade_chain(clean, recipe, seed=seed + 100 * i + j)
-            row: dict[str, Any] = {"photo": path.name, "case": label, "mp": mp}
+            row: dict[str, Any] = {"photo": path.name, "case": label, "mp": mp, "found": analyser(deg).present()}
             outs = {"input": (deg, 0.0)}
-            if classical is not None:
-                outs["classical"] = timed(lambda: run_pipeline(deg, classical, analyser, use_generalist=False))
-            g, g_s = timed(lambda: generalist.run(deg))
+            outs["classical"] = timed(lambda: run_pipeline(deg, classical, analyser, use_generalist=False))
+            outs["gen (told truth)"] = timed(lambda: generalist.run(deg, ExpertContext(strengths=dict(recipe))))
+            g, g_s = timed(lambda: run_pipeline(deg, alone, analyser, True, only=[GENERALIST]))
             outs["generalist"] = (g, g_s)
-            if classical is not None:
-                gs, gs_s = timed(lambda: run_pipeline(g, classical, analyser, use_generalist=False))
-                outs["gen+spec"] = (gs, g_s + gs_s)
-                outs["auto plan"] = timed(lambda: run_pipeline(deg, with_generalist, analyser, use_generalist=True))
+            gs, gs_s = timed(lambda: run_pipeline(g, classical, analyser, use_generalist=False))
+            outs["gen+spec"] = (gs, g_s + gs_s)
+            outs["auto plan"] = timed(lambda: run_pipeline(deg, with_generalist, analyser, use_generalist=True))
             for name, (img, secs) in outs.items():
                 row[name] = {"psnr": psnr(img, clean), "ssim": ssim(img, clean), "cpu_s": secs}
             if esrgan is not None and i < esrgan_photos:
@@ -220,12 +216,17 @@ evaluated mixture at {MIXTURE_STRENGTH} per kind (applied in physical order). Ce
 / SSIM against the clean photo.
 
 - **classical**: `engine.pipeline` auto plan (analysis → classical experts → RAR assessment).
-- **generalist**: `restora-generalist-v1` alone (full strength).
+- **gen (told truth)**: `restora-generalist-v2` alone, told the recipe's true per-kind strengths.
+- **generalist**: `restora-generalist-v2` alone, told what the analysis found (`--only generalist`;
+  its CPU time includes one extra run per kind found when several are, for the per-kind sliders).
 - **gen+spec**: generalist, re-analysis of its output, classical specialists for the kinds
   still found (pipeline with assessment).
 - **auto plan**: what `restora restore --auto` does with these experts: `engine.pipeline` plan
   from the analysis of the input = generalist, then the specialists for the kinds found in the
-  input, each stage kept only if the re-analysis says it helped (RAR).
+  input, each stage kept only if the re-analysis says it helped (RAR). The generalist is put
+  first {"only when the analysis finds one of " + ", ".join(result.get("lead_kinds") or []) + " (the catalog's `lead_kinds`; otherwise this is the classical plan)" if result.get("lead_kinds") else "whenever the analysis finds anything"}
+  and is told every kind found; with several kinds told, it runs once more per kind so that
+  each kind's slider can scale its share (counted in its CPU time).
 - The analysis used for planning is `engine.analysis.learned.analyse_combined` (hand-made with the
   learned verdict where that measured better).
 - **Real-ESRGAN**: {esrgan_note}
@@ -252,6 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--esrgan-crop", type=int, default=96, help="centre crop edge for Real-ESRGAN, px")
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--generalist", type=Path, default=GENERALIST_ONNX, help="generalist ONNX file")
+    p.add_argument("--lead-kinds", default=None,
+                   help="comma-separated kinds that make the auto plan put the generalist first ('all': "
+                        "any kind; default: the catalog's lead_kinds for restora-generalist-v2)")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
@@ -264,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     step = max(len(val) // max(args.photos, 1), 1)
     paths = val[::step][:args.photos]
     t0 = time.time()
-    result = evaluate(paths, args.esrgan_photos, args.esrgan_crop, args.seed, args.generalist)
+    if args.lead_kinds is None:
+        lead_kinds = catalog_lead_kinds(GENERALIST_ONNX.stem)
+    else:
+        lead_kinds = () if args.lead_kinds == "all" else tuple(k for k in args.lead_kinds.split(",") if k)
+    result = evaluate(paths, args.esrgan_photos, args.esrgan_crop, args.seed, args.generalist, lead_kinds)
+    result["lead_kinds"] = list(lead_kinds)
     esrgan_note = (f"x4plus on the centre {args.esrgan_crop} x {args.esrgan_crop} crop of the first "
                    f"{args.esrgan_photos} photo(s) only (it costs ~500 s/MP on this CPU); its column compares "
                    f"with the input on the same crop." if args.esrgan_photos else "not run (--esrgan-photos 0).")

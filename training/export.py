@@ -12,6 +12,7 @@ import argparse
 import csv
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -29,20 +30,20 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 CARDS = MODELS / "cards"
 RESULTS = REPO / "benchmarks" / "results"
-GENERALIST_ID = "restora-generalist-v1"
+GENERALIST_ID = "restora-generalist-v2"
 ANALYSER_ID = "restora-analyser-v1"
 OPSET = 17
 
 
 class _ClampedGeneralist(nn.Module):
-    """What the ONNX file computes: the generalist's output clipped to [0, 1]."""
+    """What the ONNX file computes: the conditioned generalist's output clipped to [0, 1]."""
 
     def __init__(self, model: RestoraGeneralist) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).clamp(0.0, 1.0)
+    def forward(self, x: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
+        return self.model(x, strengths).clamp(0.0, 1.0)
 
 
 class _ScoredAnalyser(nn.Module):
@@ -68,24 +69,26 @@ def file_facts(path: Path) -> dict:
     return {"file": path.name, "size": path.stat().st_size, "sha256": sha256_of(path)}
 
 
-def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, output_name: str) -> None:
-    """Legacy (TorchScript) exporter, opset 17, dynamic batch, height and width."""
+def export_onnx(module: nn.Module, examples: dict[str, torch.Tensor], path: Path, output_name: str) -> None:
+    """Legacy (TorchScript) exporter, opset 17, dynamic batch, height and width. ``examples``:
+    ``{input name: example tensor}`` in the module's argument order (the first is the image)."""
     module.eval()
-    torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=OPSET,
-                      input_names=["input"], output_names=[output_name],
-                      dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
-                                    output_name: {0: "batch"} | ({2: "height", 3: "width"}
-                                                                if output_name == "output" else {})})
+    names = list(examples)
+    dynamic = {names[0]: {0: "batch", 2: "height", 3: "width"}} | {n: {0: "batch"} for n in names[1:]}
+    torch.onnx.export(module, tuple(examples.values()), str(path), dynamo=False, opset_version=OPSET,
+                      input_names=names, output_names=[output_name],
+                      dynamic_axes=dynamic | {output_name: {0: "batch"} | ({2: "height", 3: "width"}
+                                                                           if output_name == "output" else {})})
 
 
-def onnx_max_diff(module: nn.Module, path: Path, x: torch.Tensor) -> float:
-    """Largest absolute difference between torch and onnxruntime outputs on ``x``."""
+def onnx_max_diff(module: nn.Module, path: Path, inputs: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between torch and onnxruntime outputs on ``inputs``."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
-        ref = module(x).numpy()
-    got = sess.run(None, {"input": x.numpy()})[0]
+        ref = module(*inputs.values()).numpy()
+    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
     return float(np.abs(ref - got).max())
 
 
@@ -114,12 +117,15 @@ def export_generalist(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -
     out_dir.mkdir(parents=True, exist_ok=True)
     st = out_dir / f"{GENERALIST_ID}.safetensors"
     onnx_path = out_dir / f"{GENERALIST_ID}.onnx"
-    save_safetensors(model, st, {"architecture": "RestoraGeneralist", "version": "1",
+    save_safetensors(model, st, {"architecture": "RestoraGeneralist", "version": "2",
                                  "config": json.dumps(config.to_dict()), "step": str(ckpt["step"]),
                                  "size_multiple": str(SIZE_MULTIPLE), "license": "MIT"})
     wrapped = _ClampedGeneralist(model)
-    export_onnx(wrapped, torch.rand(1, 3, 64, 64), onnx_path, "output")
-    diff = onnx_max_diff(wrapped, onnx_path, torch.rand(1, 3, 96, 136, generator=torch.Generator().manual_seed(0)))
+    export_onnx(wrapped, {"input": torch.rand(1, 3, 64, 64), "strengths": torch.rand(1, config.cond_dim)},
+                onnx_path, "output")
+    gen = torch.Generator().manual_seed(0)
+    diff = onnx_max_diff(wrapped, onnx_path, {"input": torch.rand(2, 3, 96, 136, generator=gen),
+                                              "strengths": torch.rand(2, config.cond_dim, generator=gen)})
     flops = count(model, (1, 3, 512, 512))
     return {"id": GENERALIST_ID, "files": [file_facts(onnx_path), file_facts(st)],
             "params": sum(p.numel() for p in model.parameters()), "flops": flops, "onnx_max_diff": diff,
@@ -138,8 +144,9 @@ def export_analyser(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> 
     save_safetensors(model, st, {"architecture": "RestoraAnalyser", "version": "1", "step": str(ckpt["step"]),
                                  "crop": str(CROP), "license": "MIT"})
     wrapped = _ScoredAnalyser(model)
-    export_onnx(wrapped, torch.rand(1, 3, CROP, CROP), onnx_path, "scores")
-    diff = onnx_max_diff(wrapped, onnx_path, torch.rand(3, 3, CROP, CROP, generator=torch.Generator().manual_seed(0)))
+    export_onnx(wrapped, {"input": torch.rand(1, 3, CROP, CROP)}, onnx_path, "scores")
+    diff = onnx_max_diff(wrapped, onnx_path,
+                         {"input": torch.rand(3, 3, CROP, CROP, generator=torch.Generator().manual_seed(0))})
     flops = count(model, (1, 3, CROP, CROP))
     return {"id": ANALYSER_ID, "files": [file_facts(onnx_path), file_facts(st)],
             "params": sum(p.numel() for p in model.parameters()), "flops": flops, "onnx_max_diff": diff,
@@ -153,7 +160,8 @@ def files_table(facts: dict) -> str:
     return "\n".join(rows)
 
 
-def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, size_multiple: int) -> str:
+def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, size_multiple: int,
+                 lead_kinds: tuple[str, ...] = ()) -> str:
     onnx_file = facts["files"][0]
     return "\n".join([
         "[[models]]", f'id = "{facts["id"]}"', f'name = "{name}"',
@@ -161,8 +169,22 @@ def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, siz
         f'architecture = "{"RestoraGeneralist" if "generalist" in facts["id"] else "RestoraAnalyser"}"',
         "scale = 1", 'license = "MIT"', 'format = "onnx"', f"size = {onnx_file['size']}",
         f'sha256 = "{onnx_file["sha256"]}"', f"size_multiple = {size_multiple}",
+        *(["lead_kinds = [" + ", ".join(f'"{k}"' for k in lead_kinds) + "]"] if lead_kinds else []),
         f'description = "{description}"',
         f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
+
+
+def update_catalog(catalog: Path, model_id: str, entry: str) -> None:
+    """Replace the ``[[models]]`` table of ``model_id`` in ``catalog`` by ``entry`` (or append it),
+    leaving every other line as it is."""
+    text = catalog.read_text()
+    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
+    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
+    if mine:
+        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
+    else:
+        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
+    catalog.write_text("".join(blocks).rstrip("\n") + "\n")
 
 
 def _include(path: Path) -> str:
@@ -174,33 +196,46 @@ def write_generalist_card(facts: dict, path: Path, history: str = "") -> None:
     best = max(log, key=lambda r: float(r["val_psnr"])) if log else None
     a = facts["args"]
     f = facts["flops"]
-    text = f"""# Restora fast generalist v1 (`{GENERALIST_ID}`)
+    v1_log = read_csv(CARDS / "restora-generalist-v1.training-log.csv")
+    v1_minutes = float(v1_log[-1]["elapsed_s"]) / 60 if v1_log else 0.0
+    text = f"""# Restora fast generalist v2 (`{GENERALIST_ID}`)
 
 All-in-one 1x restoration network trained by this project: removes mixed noise, blur, JPEG
-artefacts, haze, low light and rain in one pass, fast enough for the CPU. Licence: **MIT**
-(weights and code). Training data terms: see below.
+artefacts, haze, low light and rain in one pass, fast enough for the CPU. It is **conditioned**:
+besides the photo it is told, for each of the six kinds, how strongly to remove it (0 = leave
+it alone); the pipeline tells it what the analysis found. Licence: **MIT** (weights and code).
+Training data terms: see below.
 
 ## Files
 {files_table(facts)}
 
-ONNX: opset {OPSET}, input `input` float32 N x 3 x H x W (sRGB in [0, 1]), output `output`
-same shape, clipped to [0, 1]; dynamic batch, height and width. **H and W must be multiples of
-{SIZE_MULTIPLE}** (pad by reflection, crop back). torch ↔ onnxruntime max abs difference on a
-96 x 136 input: {facts['onnx_max_diff']:.2e}.
+ONNX: opset {OPSET}, inputs `input` float32 N x 3 x H x W (sRGB in [0, 1]) and `strengths`
+float32 N x 6 (per-kind strength in [0, 1], order noise, blur, jpeg, haze, lowlight, rain),
+output `output` N x 3 x H x W clipped to [0, 1]; dynamic batch, height and width. **H and W
+must be multiples of {SIZE_MULTIPLE}** (pad by reflection, crop back). torch ↔ onnxruntime max abs
+difference on two 96 x 136 inputs with random strengths: {facts['onnx_max_diff']:.2e}.
 
 ## Architecture
-`engine.nets.generalist.RestoraGeneralist` — 4-level U-Net (full, 1/2, 1/4, 1/8 resolution),
-widths {facts['config']['width']}/{2*facts['config']['width']}/{4*facts['config']['width']}/{8*facts['config']['width']},
+`engine.nets.generalist.RestoraGeneralist` with `cond_dim = 6` — 4-level U-Net (full, 1/2, 1/4,
+1/8 resolution), widths {facts['config']['width']}/{2*facts['config']['width']}/{4*facts['config']['width']}/{8*facts['config']['width']},
 NAF-lite blocks (channel LayerNorm, 1x1 expand, depthwise 3x3, SimpleGate, 1x1, gated 1x1 FFN;
 no global channel attention, so the network is local and tiles give the same result as the
 whole image away from tile borders), encoder blocks {facts['config']['enc_blocks']}, middle
 {facts['config']['mid_blocks']}, decoder {facts['config']['dec_blocks']}; stride-2 conv down,
 1x1 + PixelShuffle up, additive skips; residual output `y = x + r`.
+Conditioning (FiLM): a 3-layer MLP (6 → {facts['config']['cond_hidden']} → {facts['config']['cond_hidden']} → per-channel scale and shift)
+modulates the output of every encoder level, the middle and every decoder level,
+`h · (1 + scale) + shift`. The strengths are one vector per photo, so tiles stay consistent.
 
 - Parameters: {facts['params']:,}
 - Compute: {f['macs_per_mp'] / 1e9:.1f} GMAC per megapixel = {f['flops_per_mp'] / 1e9:.1f} GFLOP per megapixel
   (convolutions counted exactly with forward hooks, element-wise ops added; `training/flops.py`).
-- Strength control: the pipeline blends the residual, `x + s·(y − x)`, per stage strength.
+- Strength control: the pipeline tells it the analysed severity of each kind in the plan (at
+  least 0.3 for a kind the user asked for); the stage's own slider blends the residual,
+  `x + s·(y − x)`. Whether each told strength acts mainly on its own kind is measured in
+  `benchmarks/results/conditioning.md` (below).
+- Tiling: outputs match the whole-image result from 48 px inside a tile edge, so the catalog's
+  architecture `RestoraGeneralist` gets a 48-px tile overlap (`engine.experts.neural.ARCH_OVERLAP`).
 
 ## Training
 - Data: the training split of `shared/data/clean` (photos whose file-name hash is not ≡ 0 mod 10;
@@ -214,42 +249,35 @@ whole image away from tile borders), encoder blocks {facts['config']['enc_blocks
   random horizontal flips.
   The BSDS500 images are licensed for non-commercial research; the others are research benchmarks
   with unclear terms (see `shared/data/PROVENANCE.md`).
-- Optimiser: AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}, warm-up 100 steps then cosine,
-  Charbonnier loss, batch {a.get('batch')}, gradient clipping 0.5.
-- Steps: {facts['step']} ({facts['elapsed_s'] / 60:.0f} min on one CPU thread of a shared 2-core machine; no GPU).
+- What it is told during training (`training_condition`): the recipe's true strengths with
+  Gaussian jitter σ = 0.08 on present kinds (the analysis is never exact), and with probability
+  0.05 per absent kind a false alarm in [0, 0.3] (target still the clean photo).
+- Two stages, both on one CPU thread of a shared 2-core machine, no GPU:
+  1. unconditioned v1: 9,000 steps from scratch ({v1_minutes:.0f} min; log
+     `restora-generalist-v1.training-log.csv`);
+  2. this model: v1's weights plus a new zero-initialised FiLM head (so it starts exactly as v1),
+     fine-tuned with conditioning for {facts['step']} steps ({facts['elapsed_s'] / 60:.0f} min).
+- Optimiser: AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}, warm-up 100 steps then cosine
+  following the clock (`--time-budget {a.get('time_budget')}` min), Charbonnier loss, batch {a.get('batch')},
+  gradient clipping 0.5.
 {history}
-- Reproduce: `python -m training.train_generalist --out training/runs/generalist --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`
-  then `python -m training.export`.
+- Reproduce: v1 is `python -m training.train_generalist --out training/runs/generalist --steps 9000 --lr 0.0015 --crop 64 --time-budget 98`
+  (its export, no longer shipped: `git show c6e989a:models/restora-generalist-v1.safetensors > v1.safetensors`); v2 is
+  `python -m training.train_generalist --out training/runs/generalist-v2 --condition --init v1.safetensors --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`
+  then `python -m training.export --only generalist`.
 
 ## Validation (held-out photos, never trained on)
-Training-time validation: centre 128-px crops of the {38} validation photos, two recipes each
-(single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind).
-Best: step {best['step'] if best else '–'}, PSNR {best['val_psnr_input'] if best else '–'} dB (degraded input) →
-**{best['val_psnr'] if best else '–'} dB** (generalist). Full curve: `{GENERALIST_ID}.training-log.csv`.
+Training-time validation: centre 128-px crops of the 38 validation photos, two recipes each
+(single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind), told the true
+strengths. Best: step {best['step'] if best else '–'}, PSNR {best['val_psnr_input'] if best else '–'} dB (degraded input) →
+**{best['val_psnr'] if best else '–'} dB** (v1 unconditioned on the same set: {max((float(r['val_psnr']) for r in v1_log), default=float('nan')):.2f} dB).
+Full curve: `{GENERALIST_ID}.training-log.csv`.
 
-Per kind and mixture, against the classical experts (from `benchmarks/results/evaluation.md`):
+Per kind and mixture, against the classical experts (`benchmarks/results/evaluation.md`):
 
 {_include(RESULTS / 'evaluation-summary.md')}
 
-## Limits (measured, see benchmarks/results/evaluation.md)
-- Trained for 91 minutes on one shared CPU thread: on the evaluation photos it gains +1.3 dB over
-  the degraded input on average, but the **classical expert chain is better on average**
-  (22.0 vs 19.8 dB; the pipeline's auto plan with this generalist first: 20.1 dB). It wins on
-  rain alone and is close on haze+rain; it is clearly weaker on blur and on JPEG alone, where
-  it *lowers* PSNR (JPEG q≈52: 30.4 → 25.5 dB).
-- **It brightens naturally dark photos**: on a dusk photo (BSDS 43083, mean value 0.19) it
-  treats the darkness as low light and lifts it, losing up to 11.6 dB on cases without low light;
-  the RAR assessment does not drop it, because the analysis agrees the photo got "less dark".
-  Until a better version exists, the default CPU plan should not put v1 first unconditionally
-  (e.g. keep it for rain/haze, or let the user opt in), and a strength below 1 is safer.
-- Trained only on synthetic degradations of photos of ≤ 768 px; real camera noise, rain and haze
-  differ. What a GPU run should do next: the same design at width 32 (≈ 2 M parameters) for
-  ~200 k steps on 128-px crops, with more clean and naturally dark/bright/low-contrast photos
-  (identity targets) so that it learns to leave them alone, and a global-brightness input (e.g.
-  the photo's mean as an extra channel) so that local tiles can tell a dark scene from an
-  under-exposed one.
-- Tiling: the network is local; outputs match the whole-image result exactly from 48 px inside a
-  tile edge (measured: max difference 0.004 at 32 px, 0 at 48 px), so use a tile overlap of 48.
+{_include(CARDS / f'{GENERALIST_ID}.findings.md')}
 """
     path.write_text(text)
 
@@ -317,13 +345,16 @@ Whole-photo comparison with the hand-made analysis (`benchmarks/results/analyser
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generalist", type=Path, default=Path("training/runs/generalist"), help="run folder")
+    p.add_argument("--generalist", type=Path, default=Path("training/runs/generalist-v2"), help="run folder")
     p.add_argument("--analyser", type=Path, default=Path("training/runs/analyser"), help="run folder")
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint file name inside each run folder")
     p.add_argument("--out", type=Path, default=MODELS)
     p.add_argument("--cards", type=Path, default=CARDS)
     p.add_argument("--generalist-history", default="", help="a line for the card about how the run went")
     p.add_argument("--only", choices=("generalist", "analyser"), default=None)
+    p.add_argument("--lead-kinds", default="",
+                   help="the generalist's catalog lead_kinds, comma-separated (chosen from the evaluation: "
+                        "python -m training.choose_lead_kinds)")
     return p.parse_args(argv)
 
 
@@ -337,10 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         write_generalist_card(g, args.cards / f"{GENERALIST_ID}.md", args.generalist_history)
         if (args.generalist / "log.csv").exists():
             shutil.copyfile(args.generalist / "log.csv", args.cards / f"{GENERALIST_ID}.training-log.csv")
-        (args.cards / f"{GENERALIST_ID}.catalog.toml").write_text(catalog_toml(
+        update_catalog(args.out / "catalog.toml", GENERALIST_ID, catalog_toml(
             g, "Restora fast generalist (bundled)", ["generalist"],
-            "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain; fast on a CPU.",
-            SIZE_MULTIPLE) + "\n")
+            "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain, "
+            "told by the analysis which kinds to remove and how strongly; fast on a CPU.", SIZE_MULTIPLE,
+            tuple(args.lead_kinds.split(",")) if args.lead_kinds else ()))
         summary["generalist"] = {k: g[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
             "gflops_per_mp": g["flops"]["flops_per_mp"] / 1e9}
     if args.only in (None, "analyser"):
@@ -348,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         write_analyser_card(a, args.cards / f"{ANALYSER_ID}.md")
         if (args.analyser / "log.csv").exists():
             shutil.copyfile(args.analyser / "log.csv", args.cards / f"{ANALYSER_ID}.training-log.csv")
-        (args.cards / f"{ANALYSER_ID}.catalog.toml").write_text(catalog_toml(
+        update_catalog(args.out / "catalog.toml", ANALYSER_ID, catalog_toml(
             a, "Restora learned degradation analyser (bundled)", ["analysis"],
-            "Restora's own small CNN that detects the six degradation kinds and their strength.", 1) + "\n")
+            "Restora's own small CNN that detects the six degradation kinds and their strength.", 1))
         summary["analyser"] = {k: a[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
             "gflops_per_mp": a["flops"]["flops_per_mp"] / 1e9}
     print(json.dumps(summary, indent=2))

@@ -43,7 +43,11 @@ def count(model: nn.Module, shape: tuple[int, int, int, int]) -> dict[str, float
     try:
         with torch.no_grad():
             model.eval()
-            model(torch.zeros(shape))
+            cond_dim = getattr(getattr(model, "config", None), "cond_dim", 0)
+            if cond_dim:
+                model(torch.zeros(shape), torch.zeros(shape[0], cond_dim))
+            else:
+                model(torch.zeros(shape))
     finally:
         for h in handles:
             h.remove()

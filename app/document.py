@@ -18,7 +18,7 @@ from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
 from engine.pipeline import Plan, RestoreOptions, Restorer, RestorationSession, Stage, StageResult
 from engine.pipeline.job import follow_up_plan
-from engine.pipeline.plan import STAGE_NAMES
+from engine.pipeline.plan import STAGE_NAMES, best_expert
 from engine.progress import Progress
 
 #: Strength a stage gets when the user switches on a kind the analysis did not flag.
@@ -130,8 +130,8 @@ class Document:
             stage = plan.stage(name)
             enabled[name] = stage is not None
             strengths[name] = stage.strength if stage is not None else DEFAULT_MANUAL_STRENGTH
-            choices = self.expert_choices(name)
-            experts[name] = stage.expert_id if stage is not None else (choices[0][0] if choices else "")
+            experts[name] = stage.expert_id if stage is not None else (
+                best_expert(self.restorer.registry, name) or next((c[0] for c in self.expert_choices(name)), ""))
         return ControlState(enabled, strengths, experts)
 
     # -- facts ------------------------------------------------------------------------------

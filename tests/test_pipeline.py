@@ -291,3 +291,11 @@ def test_a_specialist_that_fixes_its_kind_but_worsens_others_more_is_dropped():
     session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry,
                                  analyser=lambda im: report_of(haze=0.3 if im.mean() > 0.25 else 0.0, noise=0.4))
     assert not session.run(Plan((Stage("haze", "dehaze"),)))[0].dropped
+
+
+def test_best_expert_skips_generative_ones_unless_allowed(registry):
+    from engine.pipeline.plan import best_expert
+
+    assert best_expert(registry, GENERALIST) == "gen"  # the GUI's default when the plan has no generalist
+    assert best_expert(registry, GENERALIST, allow_generative=True) == "esrgan"
+    assert best_expert(registry, "rain") is None

@@ -147,7 +147,7 @@ def build_plan(
     stages: list[Stage] = []
     if generalist_wanted:
         strength, is_auto = wanted.get(GENERALIST, (1.0, True))
-        expert_id = experts.get(GENERALIST) or _best(registry, GENERALIST, allow_generative)
+        expert_id = experts.get(GENERALIST) or best_expert(registry, GENERALIST, allow_generative)
         leads = registry.get(expert_id).info.lead_kinds if expert_id else ()
         if expert_id and (GENERALIST in wanted or not leads or any(k in leads for k in wanted)):
             stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
@@ -155,13 +155,15 @@ def build_plan(
         if kind not in wanted:
             continue
         strength, is_auto = wanted[kind]
-        expert_id = experts.get(kind) or _best(registry, kind, allow_generative)
+        expert_id = experts.get(kind) or best_expert(registry, kind, allow_generative)
         if expert_id:
             stages.append(Stage(kind, expert_id, strength, is_auto))
     return Plan(tuple(stages))
 
 
-def _best(registry: ExpertRegistry, task: str, allow_generative: bool) -> Optional[str]:
+def best_expert(registry: ExpertRegistry, task: str, allow_generative: bool = False) -> Optional[str]:
+    """The id of the expert a plan uses for ``task``: the first available one by
+    :meth:`ExpertRegistry.for_task`, skipping generative experts unless allowed; ``None`` if none."""
     for e in registry.for_task(task):
         if allow_generative or not e.info.generative:
             return e.info.id

@@ -60,7 +60,11 @@ def test_list_json_shows_every_catalog_model(monkeypatch, tmp_path):
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in rows] == load_catalog().ids()
-    assert all(r["status"] in ("not-installed", "available-from-package") for r in rows)
+    bundled = {e.id for e in load_catalog() if any(src.type == "bundled" for src in e.sources)}
+    assert bundled == {"restora-analyser-v1", "restora-generalist-v2"}
+    # an empty cache: only the models that ship with Restora are installed
+    assert all(r["status"] in ("not-installed", "available-from-package") for r in rows if r["id"] not in bundled)
+    assert all(r["status"] == "installed" for r in rows if r["id"] in bundled)
     assert {"id", "name", "tasks", "license", "size", "sha256", "status", "path"} <= set(rows[0])
 
 

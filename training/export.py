@@ -193,11 +193,15 @@ def _include(path: Path) -> str:
 
 def write_generalist_card(facts: dict, path: Path, history: str = "") -> None:
     log = facts["log"]
-    best = max(log, key=lambda r: float(r["val_psnr"])) if log else None
+    best = next((r for r in log if int(r["step"]) == int(facts["step"])), None)
     a = facts["args"]
     f = facts["flops"]
     v1_log = read_csv(CARDS / "restora-generalist-v1.training-log.csv")
     v1_minutes = float(v1_log[-1]["elapsed_s"]) / 60 if v1_log else 0.0
+    stage1 = read_csv(CARDS / f"{GENERALIST_ID}-stage1.training-log.csv")
+    stage1_best = max(stage1, key=lambda r: float(r["val_psnr"])) if stage1 else {"step": 0, "val_psnr": "nan"}
+    stage1_step, stage1_minutes = int(stage1_best["step"]), float(stage1[-1]["elapsed_s"]) / 60 if stage1 else 0.0
+    stage1_best = float(stage1_best["val_psnr"])
     text = f"""# Restora fast generalist v2 (`{GENERALIST_ID}`)
 
 All-in-one 1x restoration network trained by this project: removes mixed noise, blur, JPEG
@@ -252,25 +256,37 @@ modulates the output of every encoder level, the middle and every decoder level,
 - What it is told during training (`training_condition`): the recipe's true strengths with
   Gaussian jitter σ = 0.08 on present kinds (the analysis is never exact), and with probability
   0.05 per absent kind a false alarm in [0, 0.3] (target still the clean photo).
-- Two stages, both on one CPU thread of a shared 2-core machine, no GPU:
+- Three stages, all on one CPU thread of a shared 2-core machine, no GPU:
   1. unconditioned v1: 9,000 steps from scratch ({v1_minutes:.0f} min; log
      `restora-generalist-v1.training-log.csv`);
-  2. this model: v1's weights plus a new zero-initialised FiLM head (so it starts exactly as v1),
-     fine-tuned with conditioning for {facts['step']} steps ({facts['elapsed_s'] / 60:.0f} min).
+  2. v1's weights plus a new zero-initialised FiLM head (so it starts exactly as v1), told the
+     jittered true strengths: {stage1_step} steps ({stage1_minutes:.0f} min, lr 0.001; log
+     `restora-generalist-v2-stage1.training-log.csv`; validation told the truth 21.1 → {stage1_best:.2f} dB);
+  3. from stage 2's best, half of the samples told what the app's analysis of the whole degraded
+     photo says instead (`--p-analysed 0.5`: missed kinds, false alarms and misjudged strengths
+     included), so that the network learns to live with the analysis it gets in the app:
+     this model is its best checkpoint by validation *told the analysis*, step {facts['step']}
+     ({facts['elapsed_s'] / 60:.0f} min into that run; log `{GENERALIST_ID}.training-log.csv`).
 - Optimiser: AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}, warm-up 100 steps then cosine
   following the clock (`--time-budget {a.get('time_budget')}` min), Charbonnier loss, batch {a.get('batch')},
   gradient clipping 0.5.
 {history}
-- Reproduce: v1 is `python -m training.train_generalist --out training/runs/generalist --steps 9000 --lr 0.0015 --crop 64 --time-budget 98`
-  (its export, no longer shipped: `git show c6e989a:models/restora-generalist-v1.safetensors > v1.safetensors`); v2 is
-  `python -m training.train_generalist --out training/runs/generalist-v2 --condition --init v1.safetensors --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`
-  then `python -m training.export --only generalist`.
+- Reproduce (each command resumes if interrupted):
+  1. v1: `python -m training.train_generalist --out training/runs/generalist --steps 9000 --lr 0.0015 --crop 64 --time-budget 98`
+     (its export, no longer shipped: `git show c6e989a:models/restora-generalist-v1.safetensors > v1.safetensors`);
+  2. `python -m training.train_generalist --out training/runs/generalist-v2-stage1 --condition --init v1.safetensors --steps 20000 --lr 0.001 --crop 64 --time-budget 88`
+     (this run was stopped by hand after {stage1_minutes:.0f} min, when stage 3's idea came up; its best
+     checkpoint was saved as `best.safetensors` with `training.export.save_safetensors`);
+  3. `python -m training.train_generalist --out training/runs/generalist-v2 --condition --p-analysed {a.get('p_analysed')} --init training/runs/generalist-v2-stage1/best.safetensors --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`,
+     then `python -m training.export --only generalist --lead-kinds ...` (the kinds from
+     `python -m training.choose_lead_kinds`, see below).
 
 ## Validation (held-out photos, never trained on)
 Training-time validation: centre 128-px crops of the 38 validation photos, two recipes each
-(single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind), told the true
-strengths. Best: step {best['step'] if best else '–'}, PSNR {best['val_psnr_input'] if best else '–'} dB (degraded input) →
-**{best['val_psnr'] if best else '–'} dB** (v1 unconditioned on the same set: {max((float(r['val_psnr']) for r in v1_log), default=float('nan')):.2f} dB).
+(single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind), each photo degraded
+whole. Shipped checkpoint (step {best['step'] if best else '–'}): degraded input {best['val_psnr_input'] if best else '–'} dB →
+**{best.get('val_psnr_analysed', '–') if best else '–'} dB told what the analysis finds**, {best['val_psnr'] if best else '–'} dB told the true strengths
+(v1, unconditioned, on the same set: {max((float(r['val_psnr']) for r in v1_log), default=float('nan')):.2f} dB).
 Full curve: `{GENERALIST_ID}.training-log.csv`.
 
 Per kind and mixture, against the classical experts (`benchmarks/results/evaluation.md`):

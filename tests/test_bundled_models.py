@@ -196,9 +196,12 @@ def test_auto_restore_on_cpu_uses_the_bundled_generalist(tmp_path, capsys):
     src = tmp_path / "rainy.png"
     Image.fromarray(to_uint8(rainy)).save(src)
     assert main(["restore", str(src), "-o", str(tmp_path / "out"), "--auto", "--device", "cpu", "--json"]) == 0
-    (line,) = [json.loads(t) for t in capsys.readouterr().out.splitlines() if t.strip()]
+    captured = capsys.readouterr()
+    (line,) = [json.loads(t) for t in captured.out.splitlines() if t.strip()]
     stages = {s["stage"]: s for s in line["stages"]}
     assert stages["generalist"]["model"] == GENERALIST_ID and not stages["generalist"]["dropped"]
+    assert stages["rain"]["dropped"] and stages["rain"]["handled_by"] == "generalist"
+    assert "(handled by the generalist: rain)" in captured.err
     out = to_float(load_uint8(tmp_path / "out" / "rainy.png"))
     assert psnr(out, clean) - psnr(rainy, clean) > 3.0
 

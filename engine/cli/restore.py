@@ -106,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             used = [s["stage"] for s in result.stages if not s.get("dropped")]
-            dropped = [s["stage"] for s in result.stages if s.get("dropped")]
-            extra = f" (dropped: {', '.join(dropped)})" if dropped else ""
+            dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
+            handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
+            extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
+                f" (dropped: {', '.join(dropped)})" if dropped else "")
             print(f"[{i + 1}/{len(items)}] {item.path} → {result.output}  "
                   f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
                   f"  {result.seconds:.1f} s", file=sys.stderr)

@@ -86,7 +86,7 @@ class StageResult:
         return {"stage": self.name, "expert": self.expert_id, "model": self.model_id,
                 "strength": round(float(strength), 3),
                 "dropped": self.dropped, "reason": self.reason, "seconds": round(self.seconds, 3),
-                "severity_before": self.before, "severity_after": self.after}
+                "severity_before": self.before, "severity_after": self.after, "handled_by": self.handled_by}
 
 
 class RestorationSession:

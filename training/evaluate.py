@@ -74,11 +74,9 @@ def generalist_expert(path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] 
     ``lead_kinds``: as the catalog field (empty: the auto plan always puts it first)."""
     from engine.experts.neural import NeuralExpert
 
-    expert = NeuralExpert.from_file(path, expert_id=f"neural.{path.stem}", tasks=(GENERALIST,), model_id=path.stem,
-                                    scale=1, size_multiple=8, architecture="RestoraGeneralist",
-                                    name="Restora fast generalist", lead_kinds=lead_kinds)
-    expert.threads = 1
-    return expert
+    return NeuralExpert.from_file(path, expert_id=f"neural.{path.stem}", tasks=(GENERALIST,), model_id=path.stem,
+                                  scale=1, size_multiple=8, architecture="RestoraGeneralist",
+                                  name="Restora fast generalist", lead_kinds=lead_kinds, threads=1)
 
 
 class RealEsrganGeneralist:

@@ -10,8 +10,8 @@ since experts read them.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -167,25 +167,23 @@ def analyse_combined(image: np.ndarray, progress: Optional[Progress] = None,
     return combine(handmade, learned)
 
 
-_shared_lock = threading.Lock()
-_shared_analyser: Optional[LearnedAnalyser] = None
-
-
 def learned_available(model_path: Optional[Path] = None) -> bool:
     """Whether the bundled analyser can run here (its file is present and onnxruntime imports)."""
     path = model_path or default_model_path()
     return path.is_file() and importlib.util.find_spec("onnxruntime") is not None
 
 
+@functools.lru_cache(maxsize=1)
+def shared_analyser() -> Optional[LearnedAnalyser]:
+    """The process's one bundled-analyser session, or ``None`` when it cannot run here (decided
+    once: the analysis runs after every stage, so it must not look for files each time)."""
+    return LearnedAnalyser() if learned_available() else None
+
+
 def analyse_default(image: np.ndarray, progress: Optional[Progress] = None) -> DegradationReport:
     """The analysis Restora plans with: :func:`analyse_combined` (hand-made + bundled network) when
-    the bundled analyser can run, else the hand-made analysis alone. One network session is shared
-    by the whole process. ``image``: float HxWx3 in [0, 1]."""
-    global _shared_analyser
-    if not learned_available():
+    the bundled analyser can run, else the hand-made analysis alone. ``image``: float HxWx3 in [0, 1]."""
+    analyser = shared_analyser()
+    if analyser is None:
         return analyse_handmade(image, progress)
-    with _shared_lock:
-        if _shared_analyser is None:
-            _shared_analyser = LearnedAnalyser()
-        analyser = _shared_analyser
     return analyse_combined(image, progress, analyser=analyser)

@@ -117,7 +117,7 @@ class NeuralExpert(Expert):
     def from_file(cls, path: Path, *, expert_id: str, tasks: Sequence[str], model_id: Optional[str],
                   scale: int, size_multiple: int = 1, architecture: str = "", name: str = "",
                   generative: bool = False, device: str = "cpu", description: str = "",
-                  lead_kinds: Sequence[str] = ()) -> "NeuralExpert":
+                  lead_kinds: Sequence[str] = (), threads: Optional[int] = None) -> "NeuralExpert":
         """Lazy: the file is read on the first run. ``scale`` and ``size_multiple`` (from the
         catalog) describe the model until then; the loaded model must agree on the scale."""
         path = Path(path)
@@ -134,7 +134,7 @@ class NeuralExpert(Expert):
                           memory_factor=float(4 * LIVE_TENSORS * 64 * max(int(scale), 1) ** 2),
                           supports_fp16=False, generative=generative, model_id=model_id,
                           description=description, lead_kinds=tuple(lead_kinds))
-        return cls(info, path=path, device=device)
+        return cls(info, path=path, device=device, threads=threads)
 
     # ------------------------------------------------------------------ Expert API
     def is_available(self) -> bool:

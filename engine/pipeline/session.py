@@ -336,8 +336,12 @@ class RestorationSession:
             cached = self._subsampled.get(step)
             if cached is not None and cached[0] == key:
                 return cached[1]
+        copies: dict[int, np.ndarray] = {}  # a one-kind share is the stage's delta itself: copy it once
+        for _, _, a in self._terms(results):
+            if id(a) not in copies:
+                copies[id(a)] = np.ascontiguousarray(a[::step, ::step])
         parts = (np.ascontiguousarray(self.image[::step, ::step]),
-                 [(name, kind, np.ascontiguousarray(a[::step, ::step])) for name, kind, a in self._terms(results)])
+                 [(name, kind, copies[id(a)]) for name, kind, a in self._terms(results)])
         with self._lock:
             self._subsampled[step] = (key, parts)
         return parts

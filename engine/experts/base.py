@@ -69,13 +69,17 @@ class ExpertContext:
     ``severity`` in [0, 1] is the analyser's estimate for the kind being fixed (experts may use
     it to set their own parameters); ``measurements`` are the analyser's raw numbers for that
     kind (e.g. ``{"sigma": 0.04}``); ``strengths`` ``{kind: 0..1}`` tells a conditioned
-    generalist how strongly to remove each kind (kinds not named: leave alone); ``device`` is
+    generalist how strongly to remove each kind (kinds not named: leave alone); ``noise_sigma``
+    is the noise standard deviation the analysis measured, in [0, 1] pixel units, as a scalar,
+    a per-channel ``(3,)`` array or a per-pixel ``HxWx1``/``HxWx3`` map matching the image
+    (``None``: the expert estimates it itself); ``device`` is
     ``"cpu" | "cuda" | "mps"``; ``tile`` is a tile edge in pixels or ``None`` for automatic.
     """
 
     severity: float = 1.0
     measurements: Mapping[str, float] = field(default_factory=dict)
     strengths: Mapping[str, float] = field(default_factory=dict)
+    noise_sigma: Optional[np.ndarray] = None
     progress: Progress = field(default_factory=Progress)
     device: str = "cpu"
     tile: Optional[int] = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,11 @@ def add_parser(sub) -> None:
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="restore on a Ray cluster: 'local' starts one on this machine, or a Ray address "
+                        "(ray://head:10001, auto); needs the 'cluster' extra")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --cluster: worker processes (default: one per GPU, else one per CPU)")
     p.set_defaults(run=run)
 
 
@@ -56,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
+    if args.workers is not None and (args.cluster is None or args.workers < 1):
+        print("restora: error: --workers needs --cluster and at least 1", file=sys.stderr)
+        return 2
     try:
-        device = resolve_device(args.device)
+        device = args.device if args.cluster else resolve_device(args.device)
     except RestoraError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print("restora: no photos to restore", file=sys.stderr)
         return 1
+    if args.cluster:
+        return _run_on_cluster(args, options, items, outdir, failures, len(problems))
     registry = build_registry(device=device)
     restorer = Restorer(registry, device=device)
     bar = ProgressLine(len(items))
@@ -100,23 +111,69 @@ def run(args: argparse.Namespace) -> int:
             print("restora: cancelled", file=sys.stderr)
             return 1
         bar.clear()
-        if result.error:
-            failures += 1
-            print(f"[{i + 1}/{len(items)}] FAILED {result.error}", file=sys.stderr)
-        else:
+        if report_result(i, len(items), item.path, result, args.json):
             done += 1
-            used = [s["stage"] for s in result.stages if not s.get("dropped")]
-            dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
-            handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
-            extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
-                f" (dropped: {', '.join(dropped)})" if dropped else "")
-            print(f"[{i + 1}/{len(items)}] {item.path} → {result.output}  "
-                  f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
-                  f"  {result.seconds:.1f} s", file=sys.stderr)
-        if args.json:
-            emit_json(result.to_json())
+        else:
+            failures += 1
     total = len(items) + len(problems)
-    elapsed = time.perf_counter() - started
-    summary = f"restora: restored {done} of {total} photo{'s' if total != 1 else ''} in {elapsed:.1f} s"
+    print_summary(done, total, failures, time.perf_counter() - started)
+    return 1 if failures else 0
+
+
+def report_result(index: int, count: int, source: Path, result: RestoreResult, as_json: bool, note: str = "",
+                  json_stream=None) -> bool:
+    """Print one file's line on stderr (and its JSON line on ``json_stream``, default stdout);
+    True if it succeeded. ``index`` is 0-based; ``note`` is appended to the stderr line."""
+    if result.error:
+        print(f"[{index + 1}/{count}] FAILED {result.error}{note}", file=sys.stderr)
+    else:
+        used = [s["stage"] for s in result.stages if not s.get("dropped")]
+        dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
+        handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
+        extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
+            f" (dropped: {', '.join(dropped)})" if dropped else "")
+        print(f"[{index + 1}/{count}] {source} → {result.output}  "
+              f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
+              f"  {result.seconds:.1f} s{note}", file=sys.stderr)
+    if as_json:
+        emit_json(result.to_json(), json_stream)
+    return not result.error
+
+
+def print_summary(done: int, total: int, failures: int, seconds: float, note: str = "") -> None:
+    summary = f"restora: restored {done} of {total} photo{'s' if total != 1 else ''} in {seconds:.1f} s{note}"
     print(summary + (f"; {failures} failed" if failures else ""), file=sys.stderr)
+
+
+def _run_on_cluster(args: argparse.Namespace, options: RestoreOptions, items, outdir: Path, failures: int,
+                    missing: int) -> int:
+    """``--cluster``: the same files, results, lines and exit status, restored by Ray workers."""
+    from ..cluster import ClusterSettings, ClusterUnavailable, plan_jobs, restore_on_cluster
+
+    settings = ClusterSettings(address=args.cluster, workers=args.workers, device=args.device)
+    bar = ProgressLine(len(items))
+    done = 0
+    json_stream = sys.stdout
+
+    def on_result(job, result, throughput) -> None:
+        nonlocal done, failures
+        bar.clear()
+        if report_result(job.index, len(items), job.item.path, result, args.json,
+                         f"  ({throughput.describe()})", json_stream):
+            done += 1
+        else:
+            failures += 1
+
+    try:
+        # Ray prints its workers' and raylets' messages on stdout, which belongs to the JSON lines.
+        with contextlib.redirect_stdout(sys.stderr):
+            throughput = restore_on_cluster(plan_jobs(items, outdir, options.fmt), options, settings, on_result,
+                                            outdir, on_progress=lambda t: bar.files_done(t.done, t.describe()))
+    except ClusterUnavailable as e:
+        bar.clear()
+        print(f"restora: error: {e}", file=sys.stderr)
+        return 2
+    bar.clear()
+    print_summary(done, len(items) + missing, failures, throughput.elapsed,
+                  f" on the cluster ({throughput.per_minute:.1f} files/min)")
     return 1 if failures else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -116,3 +117,13 @@ def atomic_write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -
 def atomic_write_text(path: PathLike, text: str, *, overwrite: bool = True, encoding: str = "utf-8") -> Path:
     """Atomically write ``text`` (encoded with ``encoding``) to ``path``; see :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)
+
+
+def leftover_temp_files(path: PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_output` began for ``path`` and never finished (left
+    only when the writing process was killed outright); safe to delete once no writer of
+    ``path`` is alive."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        return []
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*{_TEMP_SUFFIX}"))

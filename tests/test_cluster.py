@@ -179,7 +179,7 @@ def test_leftover_temp_files_are_found_only_for_their_target(tmp_path):
 def test_cluster_flags_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch):
     folder = make_archive(tmp_path / "in", good=1, corrupt=False)
     assert main(["restore", str(folder), "-o", str(tmp_path / "out"), "--workers", "2"]) == 2
-    assert "--workers needs --cluster" in capsys.readouterr().err
+    assert "--workers/--worker-cpus need --cluster" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     for name, value in RAY_ENV.items():  # set, so that the attempt leaves this process's environment as it was
         monkeypatch.setenv(name, value)

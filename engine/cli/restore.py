@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
                         "(ray://head:10001, auto); needs the 'cluster' extra")
     p.add_argument("--workers", type=int, metavar="N",
                    help="with --cluster: worker processes (default: one per GPU, else one per CPU)")
+    p.add_argument("--worker-cpus", type=float, default=1.0, metavar="N",
+                   help="with --cluster: CPUs each worker asks Ray for and uses as threads (default 1)")
     p.set_defaults(run=run)
 
 
@@ -62,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
-    if args.workers is not None and (args.cluster is None or args.workers < 1):
-        print("restora: error: --workers needs --cluster and at least 1", file=sys.stderr)
+    if (args.workers is not None or args.worker_cpus != 1.0) and (
+            args.cluster is None or (args.workers is not None and args.workers < 1) or args.worker_cpus <= 0):
+        print("restora: error: --workers/--worker-cpus need --cluster and a positive number", file=sys.stderr)
         return 2
     try:
         device = args.device if args.cluster else resolve_device(args.device)
@@ -150,7 +153,8 @@ def _run_on_cluster(args: argparse.Namespace, options: RestoreOptions, items, ou
     """``--cluster``: the same files, results, lines and exit status, restored by Ray workers."""
     from ..cluster import ClusterSettings, ClusterUnavailable, plan_jobs, restore_on_cluster
 
-    settings = ClusterSettings(address=args.cluster, workers=args.workers, device=args.device)
+    settings = ClusterSettings(address=args.cluster, workers=args.workers, cpus_per_worker=args.worker_cpus,
+                               device=args.device)
     bar = ProgressLine(len(items))
     done = 0
     json_stream = sys.stdout

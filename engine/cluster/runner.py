@@ -80,7 +80,7 @@ class RestoreWorker:
                 expert.threads = threads
         self.restorer = Restorer(registry, device=device)
         self.description = {"host": socket.gethostname(), "pid": os.getpid(), "device": device,
-                            "gpus": [str(g) for g in gpu_ids]}
+                            "gpus": [str(g) for g in gpu_ids], "experts": available_experts(registry)}
 
     def describe(self) -> dict:
         return self.description
@@ -109,6 +109,11 @@ class RestoreWorker:
             return target_path
 
         return self.restorer.restore_file(source_path, target_for, options)
+
+
+def available_experts(registry) -> list[str]:
+    """The ids of the experts that can run (a worker missing a model plans differently)."""
+    return sorted(e.info.id for e in registry.all() if e.is_available())
 
 
 def _worker_device(preference: str, has_gpu: bool) -> str:
@@ -254,6 +259,8 @@ class _Run:
         self.deaths = 0
         self.last_death = ""
         self.started_workers = 0
+        self.warned_hosts: set = set()
+        self.experts_here: list[str] = []
 
     # ------------------------------------------------------------------ setup
     def _actor_class(self):
@@ -264,8 +271,10 @@ class _Run:
         cpus = float(resources.get("CPU", 0))
         if self.settings.device == "cuda" and gpus < 1:
             raise ClusterUnavailable("--device cuda: the Ray cluster has no GPU")
+        registry = build_registry(device="cpu")
+        self.experts_here = available_experts(registry)
         use_gpu = (self.settings.device in ("auto", "cuda") and gpus >= 1
-                   and plan_may_use_network(build_registry(device="cpu"), self.options))
+                   and plan_may_use_network(registry, self.options))
         if self.settings.workers is not None:
             count = self.settings.workers
         elif use_gpu:
@@ -352,6 +361,7 @@ class _Run:
             self.workers.append(worker)
             log.info("%s ready on %s (%s)", worker.name, worker.description.get("host"),
                      worker.description.get("device"))
+            self._compare_experts(worker)
             return
         worker = self.owner.get(ref)
         if worker is None:  # its worker died and its jobs were already handed out again
@@ -367,6 +377,20 @@ class _Run:
             return
         job = self._take(worker, ref)
         self._deliver(job, result)
+
+    def _compare_experts(self, worker: _Worker) -> None:
+        """Warn once per host whose installed models differ from this machine's: its plans, and
+        so its outputs, would not be those of a local run here."""
+        host = worker.description.get("host")
+        theirs = worker.description.get("experts", [])
+        if theirs == self.experts_here or host in self.warned_hosts:
+            return
+        self.warned_hosts.add(host)
+        missing = sorted(set(self.experts_here) - set(theirs))
+        extra = sorted(set(theirs) - set(self.experts_here))
+        log.warning("the worker on %s has other models than this machine (%s): its results will differ from a "
+                    "local run here", host, "; ".join(filter(None, [
+                        f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""])))
 
     def _take(self, worker: _Worker, ref) -> ClusterJob:
         del self.owner[ref]

@@ -261,6 +261,10 @@ class _Run:
         self.started_workers = 0
         self.warned_hosts: set = set()
         self.experts_here: list[str] = []
+        # What Ray raises when the process running a job is gone (killed, out of memory, node lost).
+        self.worker_lost = tuple(getattr(ray.exceptions, name) for name in (
+            "RayActorError", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
+            if hasattr(ray.exceptions, name))
 
     # ------------------------------------------------------------------ setup
     def _actor_class(self):
@@ -297,18 +301,16 @@ class _Run:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Throughput:
-        for job in self.jobs:
-            if job.error is None:
-                self.pending.append(job)
-            else:
-                self._deliver(job, RestoreResult(input=job.item.path, error=job.error))
-        if not self.pending:
-            return self.throughput
-        self.new_actor = self._actor_class()
+        self.pending.extend(job for job in self.jobs if job.error is None)
         try:
-            for _ in range(self.worker_count):
-                self._start_worker()
-            self._check_first_worker()
+            if self.pending:
+                self.new_actor = self._actor_class()
+                for _ in range(self.worker_count):
+                    self._start_worker()
+                self._check_first_worker()
+            for job in self.jobs:
+                if job.error is not None:
+                    self._deliver(job, RestoreResult(input=job.item.path, error=job.error))
             while self.pending or self.owner:
                 self._hand_out()
                 if not self.owner and not self.starting:
@@ -355,7 +357,7 @@ class _Run:
             worker = self.starting.pop(ref)
             try:
                 worker.description = self.ray.get(ref)
-            except self.ray.exceptions.RayActorError as e:
+            except self.worker_lost as e:
                 self._worker_died(worker, e)
                 return
             self.workers.append(worker)
@@ -368,7 +370,7 @@ class _Run:
             return
         try:
             result = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as e:
+        except self.worker_lost as e:
             self._worker_died(worker, e)
             return
         except self.ray.exceptions.RayTaskError as e:  # an unexpected exception inside the job

@@ -343,3 +343,30 @@ def test_cluster_local_starts_and_stops_its_own_ray(tmp_path, capsys):
     assert comparable(stdout, "remote") == comparable(out, "local")
     assert outputs(tmp_path / "remote") == outputs(tmp_path / "local")
     assert not leftovers  # no Ray process outlives the command
+
+
+@pytest.mark.slow
+def test_a_killed_cluster_run_resumes_with_skip_existing(tmp_path, capsys, ray_head):
+    _, address = ray_head
+    folder = make_archive(tmp_path / "in", good=6, corrupt=False)
+    code, _, _ = run_local(tmp_path, ["restore", "in", "-o", "local", "--json"], capsys)
+    assert code == 0
+    argv = ["restore", "in", "-o", "remote", "--json", "--cluster", address, "--workers", "2"]
+    first = subprocess.Popen(CLI + argv, cwd=tmp_path, env=cluster_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while first.poll() is None and time.monotonic() < deadline:
+        if len([p for p in (tmp_path / "remote").rglob("*") if p.is_file() and not p.name.startswith(".")]) >= 2:
+            break
+        time.sleep(0.01)
+    first.kill()  # the driver dies without a word; Ray stops its workers
+    first.wait()
+    count = len([p for p in folder.rglob("*") if p.is_file()])
+    done_before = {name for name in outputs(tmp_path / "remote") if not Path(name).name.startswith(".")}
+    assert 2 <= len(done_before) < count, done_before
+    resumed = run_cluster(tmp_path, argv + ["--skip-existing"])
+    assert resumed.returncode == 0, resumed.stderr
+    lines = comparable(resumed.stdout, "remote")
+    assert len(lines) == count and not any(line["error"] for line in lines)
+    assert {line["output"][4:] for line in lines if line.get("skipped")} == done_before
+    assert outputs(tmp_path / "remote") == outputs(tmp_path / "local")  # complete, identical, no temporary file

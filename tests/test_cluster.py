@@ -24,10 +24,11 @@ from PIL import Image, ImageCms
 
 from engine.cli import main
 from engine.cluster import ClusterJob, plan_jobs
-from engine.cluster.batch import InOrder, Throughput, expected_extension
-from engine.imageio import load_photo
+from engine.cluster.batch import InOrder, Throughput
+from engine.imageio import is_supported, load_photo
 from engine.imageio.atomic import atomic_output, leftover_temp_files
-from engine.pipeline.inputs import BatchItem, collect_inputs
+from engine.pipeline.batch import Batch
+from engine.pipeline.inputs import BatchItem, output_path_for
 from engine.pipeline.job import OUTPUT_FORMATS, RestoreOptions, RestoreResult, output_extension
 
 from testdata import REPO
@@ -113,24 +114,24 @@ def run_cluster(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess:
 
 
 # ---------------------------------------------------------------------------- without Ray
-def test_driver_predicts_the_output_extension_a_local_run_uses(tmp_path):
+def test_the_driver_expects_the_output_path_a_local_run_writes(tmp_path):
     folder = make_archive(tmp_path / "in", good=1, corrupt=False)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        photo = load_photo(path)
-        for fmt in ("same",) + tuple(OUTPUT_FORMATS):
-            assert expected_extension(path, fmt) == output_extension(photo, path, fmt)
-    assert expected_extension(Path("IMG_1.CR2"), "same") == ".tif"
+    for fmt in ("same",) + tuple(OUTPUT_FORMATS):
+        batch = Batch.collect([folder], tmp_path / "out", RestoreOptions(fmt=fmt), is_supported)
+        for job in plan_jobs(batch):
+            photo = load_photo(job.item.path)
+            assert job.target == output_path_for(job.item, batch.outdir, output_extension(photo, job.item.path, fmt))
 
 
 def test_two_inputs_for_one_output_the_later_fails_with_the_local_message(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"")
-    (tmp_path / "a.jpg").write_bytes(b"")
-    (tmp_path / "b.jpg").write_bytes(b"")
-    items, _ = collect_inputs([tmp_path], lambda p: True)
-    jobs = plan_jobs(items, tmp_path / "out", "png")
-    assert [j.target.name for j in jobs] == ["a.png", "a.png", "b.png"]
-    assert jobs[0].error is None and jobs[2].error is None
-    assert jobs[1].error == f"{jobs[1].item.path}: output {jobs[1].target} would replace the one from {jobs[0].item.path}"
+    folder = make_archive(tmp_path / "in", good=1, corrupt=False)
+    (folder / "camera.png").write_bytes((folder / "noisy0.png").read_bytes())
+    batch = Batch.collect([folder], tmp_path / "out", RestoreOptions(fmt="png"), is_supported)
+    jobs = plan_jobs(batch)
+    assert [j.target.name for j in jobs][:2] == ["camera.png", "camera.png"]
+    assert [j.error is None for j in jobs] == [True, False, True, True, True]
+    assert jobs[1].error == (f"{jobs[1].item.path}: its output {jobs[1].target} would replace the one from "
+                             f"{jobs[0].item.path}")
 
 
 def test_results_are_released_in_input_order():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from ..kinds import KINDS
@@ -58,11 +60,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="restora: %(message)s", stream=sys.stderr)
+    previous = _terminate_like_interrupt()
     try:
         return int(args.run(args))
+    except _Terminated:
+        print("restora: terminated; outputs already written are complete, nothing half-written is left",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("restora: interrupted", file=sys.stderr)
+        print("restora: interrupted; outputs already written are complete, nothing half-written is left",
+              file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C (temporary files removed)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM behave like Ctrl-C; returns the previous handler (``None`` when it cannot be
+    installed: not in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):
+        return None
 
 
 __all__ = ["main", "build_parser", "KINDS"]

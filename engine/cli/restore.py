@@ -6,12 +6,14 @@ import argparse
 import contextlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, TextIO
 
-from ..errors import Cancelled, RestoraError
+from ..errors import Cancelled, RestoraError, UsageError
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
-from ..pipeline.inputs import collect_inputs, output_path_for
-from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, output_extension
+from ..pipeline.batch import Batch
+from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, check_options
 from ..progress import CancelToken, Progress
 from .common import describe_report, emit_json, resolve_device
 from .progressbar import ProgressLine
@@ -33,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--format", dest="fmt", choices=("same",) + tuple(OUTPUT_FORMATS), default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that already exist as they are and report them as skipped "
+                        "(run the same command again to resume an interrupted batch)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
@@ -55,13 +60,15 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
         raise ValueError("--tile must be at least 16 pixels")
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
-                          use_generalist=not args.no_generalist, allow_generative=args.generative)
+                          use_generalist=not args.no_generalist, allow_generative=args.generative,
+                          skip_existing=args.skip_existing)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
-    except ValueError as e:
+        check_options(options)
+    except (ValueError, UsageError) as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
     if (args.workers is not None or args.worker_cpus != 1.0) and (
@@ -69,115 +76,119 @@ def run(args: argparse.Namespace) -> int:
         print("restora: error: --workers/--worker-cpus need --cluster and a positive number", file=sys.stderr)
         return 2
     try:
-        device = args.device if args.cluster else resolve_device(args.device)
+        device = args.device if args.cluster else resolve_device(args.device)  # workers choose their own
     except RestoraError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
-    from ..experts.default import build_registry
     from ..imageio import is_supported
 
-    outdir = Path(args.output)
-    items, problems = collect_inputs(args.inputs, is_supported)
+    batch = Batch.collect(args.inputs, Path(args.output), options, is_supported)
+    try:
+        batch.check()
+    except UsageError as e:
+        print(f"restora: error: {e}", file=sys.stderr)
+        return 2
     failures = 0
-    for message in problems:
-        failures += 1
-        print(f"restora: {message}", file=sys.stderr)
-        if args.json:
-            emit_json(RestoreResult(input=Path(message.split(":")[0]), error=message).to_json())
-    if not items:
+    for problem in batch.problems:
+        print(f"restora: {problem}", file=sys.stderr)
+        if problem.failed:
+            failures += 1
+            if args.json:
+                emit_json(RestoreResult(input=problem.path, error=str(problem)).to_json())
+    if not batch.items:
         print("restora: no photos to restore", file=sys.stderr)
         return 1
+    for stale in batch.prepare():
+        print(f"restora: removed {stale} (left by an interrupted run)", file=sys.stderr)
     if args.cluster:
-        return _run_on_cluster(args, options, items, outdir, failures, len(problems))
+        return _run_on_cluster(args, batch, failures)
+    from ..experts.default import build_registry
+
     registry = build_registry(device=device)
     restorer = Restorer(registry, device=device)
-    bar = ProgressLine(len(items))
+    bar = ProgressLine(len(batch.items))
     cancel = CancelToken()
-    claimed: dict[Path, Path] = {}
     started = time.perf_counter()
-    done = 0
-    for i, item in enumerate(items):
+    tally = Tally(failures=failures)
+    total = len(batch.items)
+    for i, item in enumerate(batch.items):
         progress = Progress(lambda f, m, i=i: bar.update(i, f, m), cancel)
-
-        def target_for(photo, item=item):
-            target = output_path_for(item, outdir, output_extension(photo, item.path, options.fmt))
-            other = claimed.get(target.resolve())
-            if other is not None:
-                raise RestoraError(f"{item.path}: output {target} would replace the one from {other}")
-            claimed[target.resolve()] = item.path
-            return target
-
         try:
-            result = restorer.restore_file(item.path, target_for, options, progress)
+            result = batch.run_item(restorer, item, progress)
         except Cancelled:
             bar.clear()
             print("restora: cancelled", file=sys.stderr)
             return 1
         bar.clear()
-        if report_result(i, len(items), item.path, result, args.json):
-            done += 1
+        tally.report(i, total, item.path, result, args.json)
+    total += sum(1 for p in batch.problems if p.failed)
+    tally.summary(total, time.perf_counter() - started)
+    return 1 if tally.failures else 0
+
+
+@dataclass
+class Tally:
+    """Counts a batch's outcomes while printing each file's line (stderr) and JSON (stdout)."""
+
+    failures: int = 0
+    done: int = 0
+    skipped: int = 0
+    json_stream: Optional[TextIO] = None  # default: stdout at the time of printing
+
+    def report(self, index: int, count: int, source: Path, result: RestoreResult, as_json: bool,
+               note: str = "") -> None:
+        """``index``: the file's 0-based position; ``note`` ends its stderr line."""
+        if result.error:
+            self.failures += 1
+            print(f"[{index + 1}/{count}] FAILED {result.error}{note}", file=sys.stderr)
+        elif result.skipped:
+            self.skipped += 1
+            print(f"[{index + 1}/{count}] skipped {source}: {result.output} already exists{note}", file=sys.stderr)
         else:
-            failures += 1
-    total = len(items) + len(problems)
-    print_summary(done, total, failures, time.perf_counter() - started)
-    return 1 if failures else 0
+            self.done += 1
+            used = [s["stage"] for s in result.stages if not s.get("dropped")]
+            dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
+            handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
+            extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
+                f" (dropped: {', '.join(dropped)})" if dropped else "")
+            lost = f"  not kept: {'; '.join(result.not_kept)}" if result.not_kept else ""
+            print(f"[{index + 1}/{count}] {source} → {result.output}  "
+                  f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
+                  f"  {result.seconds:.1f} s{lost}{note}", file=sys.stderr)
+        if as_json:
+            emit_json(result.to_json(), self.json_stream)
+
+    def summary(self, total: int, seconds: float, note: str = "") -> None:
+        summary = f"restora: restored {self.done} of {total} photo{'s' if total != 1 else ''} in {seconds:.1f} s{note}"
+        if self.skipped:
+            summary += f"; {self.skipped} skipped (output already there)"
+        print(summary + (f"; {self.failures} failed" if self.failures else ""), file=sys.stderr)
 
 
-def report_result(index: int, count: int, source: Path, result: RestoreResult, as_json: bool, note: str = "",
-                  json_stream=None) -> bool:
-    """Print one file's line on stderr (and its JSON line on ``json_stream``, default stdout);
-    True if it succeeded. ``index`` is 0-based; ``note`` is appended to the stderr line."""
-    if result.error:
-        print(f"[{index + 1}/{count}] FAILED {result.error}{note}", file=sys.stderr)
-    else:
-        used = [s["stage"] for s in result.stages if not s.get("dropped")]
-        dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
-        handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
-        extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
-            f" (dropped: {', '.join(dropped)})" if dropped else "")
-        print(f"[{index + 1}/{count}] {source} → {result.output}  "
-              f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
-              f"  {result.seconds:.1f} s{note}", file=sys.stderr)
-    if as_json:
-        emit_json(result.to_json(), json_stream)
-    return not result.error
-
-
-def print_summary(done: int, total: int, failures: int, seconds: float, note: str = "") -> None:
-    summary = f"restora: restored {done} of {total} photo{'s' if total != 1 else ''} in {seconds:.1f} s{note}"
-    print(summary + (f"; {failures} failed" if failures else ""), file=sys.stderr)
-
-
-def _run_on_cluster(args: argparse.Namespace, options: RestoreOptions, items, outdir: Path, failures: int,
-                    missing: int) -> int:
+def _run_on_cluster(args: argparse.Namespace, batch, failures: int) -> int:
     """``--cluster``: the same files, results, lines and exit status, restored by Ray workers."""
     from ..cluster import ClusterSettings, ClusterUnavailable, plan_jobs, restore_on_cluster
 
     settings = ClusterSettings(address=args.cluster, workers=args.workers, cpus_per_worker=args.worker_cpus,
                                device=args.device)
-    bar = ProgressLine(len(items))
-    done = 0
-    json_stream = sys.stdout
+    total = len(batch.items)
+    bar = ProgressLine(total)
+    tally = Tally(failures=failures, json_stream=sys.stdout)
 
     def on_result(job, result, throughput) -> None:
-        nonlocal done, failures
         bar.clear()
-        if report_result(job.index, len(items), job.item.path, result, args.json,
-                         f"  ({throughput.describe()})", json_stream):
-            done += 1
-        else:
-            failures += 1
+        tally.report(job.index, total, job.item.path, result, args.json, f"  ({throughput.describe()})")
 
     try:
         # Ray prints its workers' and raylets' messages on stdout, which belongs to the JSON lines.
         with contextlib.redirect_stdout(sys.stderr):
-            throughput = restore_on_cluster(plan_jobs(items, outdir, options.fmt), options, settings, on_result,
-                                            outdir, on_progress=lambda t: bar.files_done(t.done, t.describe()))
+            throughput = restore_on_cluster(batch, plan_jobs(batch), settings, on_result,
+                                            on_progress=lambda t: bar.files_done(t.done, t.describe()))
     except ClusterUnavailable as e:
         bar.clear()
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
     bar.clear()
-    print_summary(done, len(items) + missing, failures, throughput.elapsed,
+    tally.summary(total + sum(1 for p in batch.problems if p.failed), throughput.elapsed,
                   f" on the cluster ({throughput.per_minute:.1f} files/min)")
-    return 1 if failures else 0
+    return 1 if tally.failures else 0

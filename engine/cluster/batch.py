@@ -10,20 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
-from ..imageio import is_raw
-from ..pipeline.inputs import BatchItem, output_path_for
-from ..pipeline.job import OUTPUT_FORMATS, RestoreResult
-
-
-def expected_extension(source: Path, fmt: str) -> str:
-    """The output extension a local run gives ``source`` (as
-    :func:`engine.pipeline.job.output_extension`, known from the name alone: RAW is recognised
-    by its extension)."""
-    if fmt == "same":
-        return ".tif" if is_raw(source) else (source.suffix.lower() or ".png")
-    return OUTPUT_FORMATS[fmt]
+from ..pipeline.batch import Batch
+from ..pipeline.inputs import BatchItem
+from ..pipeline.job import RestoreResult
 
 
 @dataclass
@@ -48,19 +39,20 @@ class ClusterJob:
         return self.attempts > 0 and self.existed_before is False
 
 
-def plan_jobs(items: Iterable[BatchItem], outdir: Path, fmt: str) -> list[ClusterJob]:
-    """A job per item, with its output path. Two inputs that would write the same output:
-    the first in input order keeps it and the later one fails with the local run's message
-    (a local run lets the first that *loads* claim it; here a claim does not depend on
-    whether the file turns out to be readable)."""
+def plan_jobs(batch: Batch) -> list[ClusterJob]:
+    """A job per item of ``batch``, with the output path a local run would give it
+    (:meth:`Batch.expected_target`: from the name and the first bytes). Two inputs that would
+    write the same output: the first in input order keeps it and the later one fails with the
+    local run's message (a local run lets the first that *loads* claim it; here a claim does
+    not depend on whether the file turns out to be readable)."""
     jobs: list[ClusterJob] = []
     claimed: dict[Path, Path] = {}
-    for index, item in enumerate(items):
-        target = output_path_for(item, outdir, expected_extension(item.path, fmt))
+    for index, item in enumerate(batch.items):
+        target = batch.expected_target(item)
         job = ClusterJob(index, item, target)
         other = claimed.get(target.resolve())
         if other is not None:
-            job.error = f"{item.path}: output {target} would replace the one from {other}"
+            job.error = f"{item.path}: its output {target} would replace the one from {other}"
         else:
             claimed[target.resolve()] = item.path
         jobs.append(job)

@@ -1,7 +1,7 @@
 """Run a batch's per-file jobs on Ray worker actors.
 
 Each worker is an actor: it builds the expert registry (and so loads each model) once, then
-restores file after file with :meth:`Restorer.restore_file`, the function a local run calls,
+restores file after file with :meth:`Batch.run_item`, the function a local run calls,
 reading the input and writing the output itself. Only paths, options and the small per-file
 results travel through Ray, never pixels. The inputs and OUTDIR must therefore be at the same
 path on every node (one machine, or a shared file system).
@@ -24,6 +24,7 @@ from typing import Callable, Optional
 
 from ..errors import RestoraError
 from ..kinds import GENERALIST, UPSCALE
+from ..pipeline.batch import Batch
 from ..pipeline.job import RestoreOptions, RestoreResult
 from .batch import ClusterJob, InOrder, Throughput
 
@@ -62,8 +63,11 @@ class RestoreWorker:
     """The actor body (wrapped with ``ray.remote`` at run time so that importing this module
     needs no Ray). ``threads``: CPU threads its networks may use."""
 
-    def __init__(self, device_preference: str, threads: int, cwd: str) -> None:
+    def __init__(self, items: list, outdir: str, options: RestoreOptions, device_preference: str, threads: int,
+                 cwd: str) -> None:
         import ray
+
+        from ..pipeline.batch import Batch
 
         if Path(cwd).is_dir():  # relative inputs and OUTDIR mean what they mean to the driver
             os.chdir(cwd)
@@ -79,6 +83,8 @@ class RestoreWorker:
             if hasattr(expert, "threads") and expert.threads is None:
                 expert.threads = threads
         self.restorer = Restorer(registry, device=device)
+        self.batch = Batch(items, Path(outdir), options)
+        self._retry_batch: Optional[Batch] = None
         self.description = {"host": socket.gethostname(), "pid": os.getpid(), "device": device,
                             "gpus": [str(g) for g in gpu_ids], "experts": available_experts(registry)}
 
@@ -88,27 +94,23 @@ class RestoreWorker:
     def sees(self, folder: str) -> bool:
         return Path(folder).is_dir()
 
-    def restore(self, source: str, target: str, options: RestoreOptions, replace_own: bool) -> RestoreResult:
-        """Restore ``source`` into ``target`` (decided by the driver). ``replace_own``: a worker
-        died during an earlier attempt, and any output or temporary file already there is that
-        attempt's, so it is replaced rather than reported as existing."""
+    def restore(self, index: int, target: str, replace_own: bool) -> RestoreResult:
+        """Restore the batch's item ``index`` (0-based) as a local run does. ``replace_own``: a
+        worker died during an earlier attempt, and any output (``target``, the path the driver
+        expects) or temporary file already there is that attempt's, so it is replaced rather
+        than reported as existing or skipped."""
         from ..imageio.atomic import leftover_temp_files
-        from .batch import expected_extension
+        from ..pipeline.batch import Batch
 
-        source_path, target_path = Path(source), Path(target)
+        batch = self.batch
         if replace_own:
-            for temp in leftover_temp_files(target_path):
+            for temp in leftover_temp_files(Path(target)):
                 temp.unlink(missing_ok=True)
-            options = replace(options, overwrite=True)
-
-        def target_for(photo) -> Path:
-            from ..pipeline.job import output_extension
-
-            if output_extension(photo, source_path, options.fmt) != expected_extension(source_path, options.fmt):
-                raise RestoraError(f"{source_path}: its output type is only known after decoding; restore it locally")
-            return target_path
-
-        return self.restorer.restore_file(source_path, target_for, options)
+            if self._retry_batch is None:
+                options = replace(batch.options, overwrite=True, skip_existing=False)
+                self._retry_batch = Batch(batch.items, batch.outdir, options)
+            batch = self._retry_batch
+        return batch.run_item(self.restorer, batch.items[index])
 
 
 def available_experts(registry) -> list[str]:
@@ -221,15 +223,16 @@ class _Worker:
         self.description: dict = {}
 
 
-def restore_on_cluster(jobs: list[ClusterJob], options: RestoreOptions, settings: ClusterSettings,
+def restore_on_cluster(batch: Batch, jobs: list[ClusterJob], settings: ClusterSettings,
                        on_result: Callable[[ClusterJob, RestoreResult, Throughput], None],
-                       outdir: Path, on_progress: Optional[Callable[[Throughput], None]] = None) -> Throughput:
-    """Restore every job on the cluster; ``on_result`` receives each result in input order
-    (jobs that already carry an error included). Raises :class:`ClusterUnavailable` (before
+                       on_progress: Optional[Callable[[Throughput], None]] = None) -> Throughput:
+    """Restore ``batch`` (checked and prepared as for a local run) on the cluster, one job per
+    item (:func:`plan_jobs`); ``on_result`` receives each result in input order (jobs that
+    already carry an error included). Raises :class:`ClusterUnavailable` (before
     any file is touched) when the cluster cannot be used. Ray is shut down (``local``) or
     disconnected before returning, also on errors and interrupts."""
     ray = connect(settings)
-    run = _Run(ray, jobs, options, settings, on_result, on_progress, outdir)
+    run = _Run(ray, batch, jobs, settings, on_result, on_progress)
     finished = False
     try:
         throughput = run.run()
@@ -242,14 +245,15 @@ def restore_on_cluster(jobs: list[ClusterJob], options: RestoreOptions, settings
 
 
 class _Run:
-    def __init__(self, ray, jobs, options, settings, on_result, on_progress, outdir: Path) -> None:
+    def __init__(self, ray, batch: Batch, jobs, settings, on_result, on_progress) -> None:
         self.ray = ray
+        self.batch = batch
         self.jobs = jobs
-        self.options = options
+        self.options = batch.options
         self.settings = settings
         self.on_result = on_result
         self.on_progress = on_progress or (lambda throughput: None)
-        self.outdir = outdir
+        self.outdir = batch.outdir
         self.order = InOrder()
         self.throughput = Throughput(len(jobs))
         self.pending: deque[ClusterJob] = deque()
@@ -292,7 +296,8 @@ class _Run:
             max_task_retries=0)
         self.uses_gpu = use_gpu
         cwd = os.getcwd()
-        return lambda: actor.remote(self.settings.device, threads, cwd)
+        items = self.ray.put(self.batch.items)  # once into the object store, not once per worker
+        return lambda: actor.remote(items, str(self.outdir), self.options, self.settings.device, threads, cwd)
 
     def _start_worker(self) -> None:
         self.started_workers += 1
@@ -347,8 +352,7 @@ class _Run:
                 job = self.pending.popleft()
                 if job.existed_before is None:
                     job.existed_before = job.target.exists()
-                ref = worker.handle.restore.remote(str(job.item.path), str(job.target), self.options,
-                                                   job.may_replace_own_output)
+                ref = worker.handle.restore.remote(job.index, str(job.target), job.may_replace_own_output)
                 worker.queue.append((ref, job))
                 self.owner[ref] = worker
 

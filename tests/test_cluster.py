@@ -7,7 +7,6 @@ photos; each run still costs Ray's start-up and the workers' model loading (~10-
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets

@@ -67,14 +67,11 @@ class RestoreWorker:
                  cwd: str) -> None:
         import ray
 
-        from ..pipeline.batch import Batch
-
-        if Path(cwd).is_dir():  # relative inputs and OUTDIR mean what they mean to the driver
-            os.chdir(cwd)
-
         from ..experts.default import build_registry
         from ..pipeline.job import Restorer
 
+        if Path(cwd).is_dir():  # relative inputs and OUTDIR mean what they mean to the driver
+            os.chdir(cwd)
         gpu_ids = ray.get_gpu_ids()
         device = _worker_device(device_preference, bool(gpu_ids))
         _limit_threads(threads)
@@ -100,7 +97,6 @@ class RestoreWorker:
         expects) or temporary file already there is that attempt's, so it is replaced rather
         than reported as existing or skipped."""
         from ..imageio.atomic import leftover_temp_files
-        from ..pipeline.batch import Batch
 
         batch = self.batch
         if replace_own:

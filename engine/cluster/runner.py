@@ -261,6 +261,7 @@ class _Run:
         self.started_workers = 0
         self.warned_hosts: set = set()
         self.experts_here: list[str] = []
+        self.registry = None
         # What Ray raises when the process running a job is gone (killed, out of memory, node lost).
         self.worker_lost = tuple(getattr(ray.exceptions, name) for name in (
             "RayActorError", "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError")
@@ -268,17 +269,13 @@ class _Run:
 
     # ------------------------------------------------------------------ setup
     def _actor_class(self):
-        from ..experts.default import build_registry
-
         resources = self.ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))
         cpus = float(resources.get("CPU", 0))
         if self.settings.device == "cuda" and gpus < 1:
             raise ClusterUnavailable("--device cuda: the Ray cluster has no GPU")
-        registry = build_registry(device="cpu")
-        self.experts_here = available_experts(registry)
         use_gpu = (self.settings.device in ("auto", "cuda") and gpus >= 1
-                   and plan_may_use_network(registry, self.options))
+                   and plan_may_use_network(self._local_registry(), self.options))
         if self.settings.workers is not None:
             count = self.settings.workers
         elif use_gpu:
@@ -295,6 +292,15 @@ class _Run:
         items = self.ray.put(self.batch.items)  # once into the object store, not once per worker
         return lambda: actor.remote(items, str(self.outdir), self.options, self.settings.device, threads, cwd)
 
+    def _local_registry(self):
+        """This machine's experts (what a local run would use), built once."""
+        if self.registry is None:
+            from ..experts.default import build_registry
+
+            self.registry = build_registry(device="cpu")
+            self.experts_here = available_experts(self.registry)
+        return self.registry
+
     def _start_worker(self) -> None:
         self.started_workers += 1
         worker = _Worker(self.new_actor(), f"worker {self.started_workers}")
@@ -308,6 +314,7 @@ class _Run:
                 self.new_actor = self._actor_class()
                 for _ in range(self.worker_count):
                     self._start_worker()
+                self._local_registry()  # while the workers start
                 self._check_first_worker()
             for job in self.jobs:
                 if job.error is not None:

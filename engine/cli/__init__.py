@@ -60,6 +60,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="restora: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        # tifffile logs each damaged tag it meets; the file's one-line error says it already.
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     previous = _terminate_like_interrupt()
     try:
         return int(args.run(args))

@@ -27,6 +27,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 _PNG_GRAY_COLOR_TYPES = (0, 4)
+#: TIFF compressions tifffile decodes without the imagecodecs package (none, deflate).
+_TIFFFILE_NATIVE_COMPRESSIONS = frozenset({1, 8, 32946})
 
 
 @dataclass
@@ -67,7 +69,18 @@ def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
 
 def _cv2_decode(path: Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:  # libtiff/libpng complain on stderr about what becomes our own one-line error
+        from cv2.utils import logging as cv_logging
+
+        level = cv_logging.getLogLevel()
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):
+        cv_logging = None
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        if cv_logging is not None:
+            cv_logging.setLogLevel(level)
     if decoded is None:
         raise PhotoLoadError(f"{path}: file is truncated or corrupt (the decoder could not read its pixels)")
     return _bgr_to_rgb(decoded)
@@ -229,6 +242,8 @@ def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
         try:
             samples = _tiff_page_samples(path, page)
         except (ValueError, KeyError, NotImplementedError):
+            if int(page.compression) in _TIFFFILE_NATIVE_COMPRESSIONS:
+                raise  # tifffile decodes these itself: the file is damaged
             # A compression tifffile cannot decode without imagecodecs (LZW, JPEG, PackBits …).
             samples = _fallback_tiff_decode(path, page)
     hdr_scale = 1.0

@@ -245,7 +245,7 @@ class Restorer:
         only :class:`Cancelled` and ``KeyboardInterrupt`` propagate.
         """
         from ..imageio import load_photo, save_photo
-        from ..imageio.loading import probe_size
+        from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
         from ..imageio.saving import not_kept_on_save
         from .memory import check_fits, memory_budget
 
@@ -255,7 +255,7 @@ class Restorer:
             progress(0.0, "loading")
             budget = memory_budget()
             size = probe_size(source)
-            if size is not None:
+            if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:  # else loading says it is too large
                 check_fits(source, *size, scale=options.scale, budget=budget)
             photo = load_photo(source)
             target = target_for(photo)
@@ -282,12 +282,12 @@ class Restorer:
     def detect_file(self, source: Path) -> tuple[Optional[DegradationReport], Optional[str]]:
         """Analyse one file: ``(report, None)`` or ``(None, one-line error)``."""
         from ..imageio import load_photo
-        from ..imageio.loading import probe_size
+        from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
         from .memory import check_fits
 
         try:
             size = probe_size(source)
-            if size is not None:
+            if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:
                 check_fits(source, *size)
             photo = load_photo(source)
             analyser = self._analyser or self.session(photo.pixels).analyser

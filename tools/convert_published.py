@@ -60,6 +60,18 @@ BUNDLED: tuple[Bundled, ...] = (
             "(`ExpertInfo.tile_overlap`). Per-channel σ whose means differ by more than 1.25× are "
             "removed one channel per run (the map has one channel). The noise slider multiplies σ; "
             "the session runs it at strengths 0.5 and 1 and interpolates between them."),
+    Bundled("dncnn-color-blind", "CDnCNN-B blind colour denoiser (bundled)", "DnCNN", "kair/dncnn_color_blind.pth",
+            "https://github.com/cszn/KAIR/releases/download/v1.0/dncnn_color_blind.pth", "MIT", "kair/LICENSE",
+            "KAIR-MIT.txt", ("noise",), 1, 1,
+            "Blind colour Gaussian denoiser for σ up to 55/255 (Zhang et al., TIP 2017): the fallback when no "
+            "noise level is known. Converted from KAIR's dncnn_color_blind.pth.",
+            "K. Zhang, W. Zuo, Y. Chen, D. Meng, L. Zhang, \"Beyond a Gaussian Denoiser: Residual Learning of "
+            "Deep CNN for Image Denoising\", IEEE TIP 26(7), 2017",
+            "20 3×3 convolutions of 64 channels with ReLU between them (batch normalisation already folded "
+            "into the published convolutions), predicting the noise; output = input − noise. ONNX input "
+            "`input` N×3×H×W in [0, 1], any size; output not clipped. Receptive field 20 px each side "
+            "(tile overlap 20). Its MatConvNet original `GD_Color_Blind.mat` converts "
+            "(`engine.convert.matconvnet`) to exactly these tensors."),
 )
 
 

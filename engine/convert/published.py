@@ -74,10 +74,18 @@ def _ffdnet(state):
     return load_published(state)
 
 
+def _dncnn(state):
+    from ..nets.dncnn import load_published
+
+    return load_published(state)
+
+
 #: The networks this module knows, by catalog architecture name.
 NETS: dict[str, PublishedNet] = {
     "FFDNet": PublishedNet("FFDNet", _ffdnet, {"input": (1, 3, 64, 64), "sigma": (1, 1, 64, 64)},
                            size_multiple=2, test_shape=(70, 94)),
+    "DnCNN": PublishedNet("DnCNN", _dncnn, {"input": (1, 3, 64, 64)}, test_shape=(57, 83)),
+    "DnCNN-grey": PublishedNet("DnCNN-grey", _dncnn, {"input": (1, 1, 64, 64)}, test_shape=(57, 83)),
 }
 
 

@@ -37,6 +37,8 @@ ARCH_OVERLAP: dict[str, int] = {
     "SwinIR": 32, "Swin2SR": 32, "HAT": 32, "DAT": 32, "ATD": 32, "Restormer": 32,
     # Restora's own U-Net: three stride-2 levels of 3x3 depthwise blocks; 16 px left visible seams
     "RestoraGeneralist": 48,
+    # published plain CNNs converted by engine.convert.published: their exact receptive fields
+    "DnCNN": 20,
 }
 DEFAULT_OVERLAP = 16
 

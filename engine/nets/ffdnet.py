@@ -56,7 +56,7 @@ def load_published(state: dict[str, torch.Tensor]) -> FFDNet:
     every shape equal); raises ``RuntimeError`` otherwise."""
     first = state["model.0.weight"]
     channels = (int(first.shape[1]) - 1) // 4
-    convs = sorted(int(k.split(".")[1]) for k in state if k.endswith(".weight"))
-    net = FFDNet(channels=channels, features=int(first.shape[0]), depth=len(convs))
+    depth = sum(1 for k in state if k.startswith("model.") and k.endswith(".weight"))
+    net = FFDNet(channels=channels, features=int(first.shape[0]), depth=depth)
     net.load_state_dict(state, strict=True)
     return net.eval()

@@ -175,19 +175,26 @@ class Document:
     # -- plan for a state -------------------------------------------------------------------
     def plan_for(self, state: ControlState) -> Plan:
         """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
-        so switching back on is free) plus stages the user switched on (or on before), each with
-        its expert."""
+        so switching back on is free; except a switched-off generalist, see below) plus stages
+        the user switched on (or on before), each with its expert. Whatever the panel shows as
+        on is therefore in the composed pixels."""
         def expert_for(name: str, default: str = "") -> str:
             return state.experts.get(name) or default
 
+        def left_out(name: str) -> bool:
+            # A switched-off generalist is left out of the run: the specialists after it then see
+            # the unrestored photo and do their own kind's work, instead of being skipped as
+            # "handled by the generalist" while the generalist contributes nothing.
+            return name == GENERALIST and not state.enabled.get(name, False)
+
         # The auto plan's stages keep their order (a follow-up stage may come last) ...
         stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(state.strengths.get(s.name, 1.0)), s.auto)
-                  for s in self.auto_plan.stages]
+                  for s in self.auto_plan.stages if not left_out(s.name)]
         # ... and a stage the user added goes where the canonical order puts it. It stays once
         # it ran, so switching it off and on again is free.
         rank = {n: i for i, n in enumerate(STAGE_NAMES)}
         for name in STAGE_NAMES:
-            if self.auto_plan.stage(name) is not None or not expert_for(name):
+            if self.auto_plan.stage(name) is not None or not expert_for(name) or left_out(name):
                 continue
             if state.enabled.get(name, False) or name in self._ran_names:
                 at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))

@@ -36,7 +36,7 @@ from .workers import describe_error
 
 #: Item data role of a queue entry's thumbnail (a ``QImage`` or ``None``).
 THUMBNAIL_ROLE = Qt.ItemDataRole.UserRole + 1
-#: Item data role of a queue entry's status (a :class:`Status`).
+#: Item data role of a queue entry's status (a :class:`Status` value string).
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 #: The batch panel's controls, as the rows' messages name them.
 OVERWRITE_LABEL = "Overwrite existing outputs"
@@ -185,7 +185,7 @@ class BatchModel(QAbstractTableModel):
         if role == THUMBNAIL_ROLE:
             return self.thumbnails.get(e.id)
         if role == STATUS_ROLE:
-            return e.status
+            return e.status.value
         return None
 
     @staticmethod

@@ -44,7 +44,8 @@ class _ThumbnailDelegate(QStyledItemDelegate):
         else:
             painter.setPen(pal.text().color())
             painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "…")
-        status = index.data(STATUS_ROLE)
+        value = index.data(STATUS_ROLE)
+        status = Status(value) if value else None
         text = pal.highlightedText().color() if selected else pal.text().color()
         painter.setPen(text)
         name_rect = QRectF(r.left() + 4, r.bottom() - text_h, r.width() - 8, option.fontMetrics.height() + 2)

@@ -225,6 +225,8 @@ class MainWindow(QMainWindow):
         self.controls.enabledChanged.connect(self._enabled_changed)
         self.controls.expertChanged.connect(self._expert_changed)
         self.controls.autoRequested.connect(self.reset_to_auto)
+        self.overview_dock = self._dock("Navigator and histogram", "overviewDock", self.overview,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
         self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
                                 is_supported=_is_supported)
@@ -237,17 +239,14 @@ class MainWindow(QMainWindow):
         batch_scroll.setWidget(self.batch)
         self.batch_dock = self._dock("Batch queue", "queueDock", batch_scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.batch_dock)
-        self.overview_dock = self._dock("Navigator & histogram", "overviewDock", self.overview,
-                                        Qt.DockWidgetArea.RightDockWidgetArea)
-        self.splitDockWidget(self.overview_dock, self.controls_dock, Qt.Orientation.Vertical)
         self.filmstrip = Filmstrip(self.batch)
         self.filmstrip.openRequested.connect(self.open_file)
         self.filmstrip_dock = self._dock("Filmstrip", "filmstripDock", self.filmstrip,
                                          Qt.DockWidgetArea.BottomDockWidgetArea)
         self.filmstrip_dock.setMinimumWidth(0)
         self.filmstrip_dock.hide()  # shown when several photos are opened or dropped
-        self.resizeDocks([self.controls_dock], [360], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.overview_dock, self.controls_dock], [330, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.overview_dock, self.controls_dock], [340, 520], Qt.Orientation.Vertical)
         self.controls_dock.raise_()
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(500)
@@ -338,6 +337,7 @@ class MainWindow(QMainWindow):
         a["overlay"].setChecked(self.settings.show_overlay)
         a["loupe"] = self._action("&Loupe (1:1 under the cursor)", self.viewer.set_loupe, QKeySequence("Ctrl+L"),
                                   "Show actual pixels under the cursor, also in fit view", checkable=True)
+        a["loupe"].setIconText("Loupe")
         a["about"] = self._action("&About Restora", self._about)
 
         bar = self.menuBar()
@@ -490,6 +490,8 @@ class MainWindow(QMainWindow):
         self.controls.setEnabled(self.doc is None or editable)
 
     def _document_ready(self, doc: Document, path: Path) -> None:
+        if self._opening != path:
+            return  # the opening was cancelled just as it finished: keep the photo on screen
         self._opening_ended()
         self.doc = doc
         self._pending = None
@@ -661,6 +663,10 @@ class MainWindow(QMainWindow):
     # -- jobs -------------------------------------------------------------------------------
     def cancel_job(self) -> None:
         self.jobs.cancel()
+        if self._opening is not None:  # the photo on screen is usable again at once
+            name = self._opening.name
+            self._opening_ended()
+            self._show_message(f"Opening {name} cancelled.")
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)

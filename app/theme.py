@@ -121,11 +121,13 @@ class FocusRing(QObject):
         app.focusChanged.connect(self._moved)
 
     def _moved(self, _old: Optional[QWidget], new: Optional[QWidget]) -> None:
+        if self.frame is not None and not _alive(self.frame):
+            self.frame = None  # deleted with the window it was in
         if new is None or new.window() is None or new.isWindow() or new.objectName() == "viewer":
             if self.frame is not None:
                 self.frame.hide()
             return
-        if self.frame is None or not _alive(self.frame):
+        if self.frame is None:
             self.frame = QFocusFrame()
             self.frame.setObjectName("focusRing")
         self.frame.setWidget(new)

@@ -435,6 +435,12 @@ class BeforeAfterViewer(QWidget):
         if self._busy_text:
             self._caption(painter, QRectF(self.rect()).adjusted(0, self.height() / 2 - 30, 0, 0), self._busy_text,
                           left=None)
+        if self.shows_focus_outline():
+            from .theme import color
+
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(color("focus"), 2))
+            painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
         painter.end()
 
     def pane_caption(self, side: str) -> str:
@@ -593,6 +599,20 @@ class BeforeAfterViewer(QWidget):
             self.set_show_original(False)
         else:
             super().keyReleaseEvent(event)
+
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        # Reached with Tab: outline the viewer like the focus ring outlines other widgets.
+        self._tab_focus = event.reason() in (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason)
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        self._tab_focus = False
+        super().focusOutEvent(event)
+        self.update()
+
+    def shows_focus_outline(self) -> bool:
+        return self.hasFocus() and getattr(self, "_tab_focus", False)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         self._cursor = None

@@ -143,3 +143,27 @@ def qtbot_app_ring():
 
     ring = getattr(QApplication.instance(), "_restora_focus_ring", None)
     return None if ring is None else ring.frame
+
+
+def test_the_viewer_shows_focus_when_reached_with_tab(themed, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
+
+    from app.viewer import BeforeAfterViewer
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    lay = QHBoxLayout(host)
+    button, viewer = QPushButton("Open"), BeforeAfterViewer()
+    lay.addWidget(button)
+    lay.addWidget(viewer)
+    host.show()
+    host.activateWindow()
+    qtbot.waitExposed(host)
+    qtbot.waitUntil(host.isActiveWindow)
+    viewer.setFocus(Qt.FocusReason.MouseFocusReason)
+    assert not viewer.shows_focus_outline()
+    button.setFocus()
+    qtbot.keyClick(button, Qt.Key.Key_Tab)
+    qtbot.waitUntil(viewer.hasFocus)
+    assert viewer.shows_focus_outline()

@@ -85,6 +85,8 @@ def check_options(options: RestoreOptions) -> None:
                          f"use --format png or tiff for 16-bit")
     if options.scale not in (1, 2, 4):
         raise UsageError(f"--scale must be 1, 2 or 4, not {options.scale}")
+    if not 1 <= int(options.jpeg_quality) <= 100:
+        raise UsageError(f"JPEG quality must be between 1 and 100, not {options.jpeg_quality}")
     if options.overwrite and options.skip_existing:
         raise UsageError("--overwrite and --skip-existing contradict each other; choose one")
 

@@ -273,7 +273,7 @@ def test_stale_partial_files_are_removed_on_the_next_run(tmp_path, capsys):
     (outdir / "sub").mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = [outdir / f".a.png.{dead.pid}-0badf00d.partial", outdir / "sub" / ".b.png.1234abcd.partial"]
+    stale = [outdir / f".a.png.{dead.pid}-0badf00d.partial", outdir / ".b.png.1234abcd.partial"]
     for p in stale:
         p.write_bytes(b"half a photo")
     old = time.time() - 3600
@@ -282,9 +282,12 @@ def test_stale_partial_files_are_removed_on_the_next_run(tmp_path, capsys):
     alive.write_bytes(b"in progress")
     keep = outdir / ".notes.partial"  # not Restora's naming
     keep.write_bytes(b"someone else's")
+    elsewhere = outdir / "sub" / ".d.png.1234abcd.partial"  # a folder this batch does not write into
+    elsewhere.write_bytes(b"not ours to judge now")
+    os.utime(elsewhere, (old, old))
     assert main(["restore", str(src), "-o", str(outdir), "--only", "noise"]) == 0
     err = capsys.readouterr().err
-    assert not any(p.exists() for p in stale) and alive.exists() and keep.exists()
+    assert not any(p.exists() for p in stale) and alive.exists() and keep.exists() and elsewhere.exists()
     assert err.count("left by an interrupted run") == 2
 
 

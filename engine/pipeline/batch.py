@@ -99,10 +99,16 @@ class Batch:
                              f"(inputs are never modified)")
 
     def prepare(self) -> list[Path]:
-        """Delete temporary files that a killed run left in the output folder; returns them."""
+        """Delete temporary files that a killed run left in the folders this batch writes into
+        (not their sub-folders: ``-o ~`` must not scan a whole home folder); returns them."""
         from ..imageio import remove_stale_partials
 
-        return remove_stale_partials(self.outdir) if self.outdir.is_dir() else []
+        folders = sorted({self.expected_target(item).parent for item in self.items})
+        removed: list[Path] = []
+        for folder in folders:
+            if folder.is_dir():
+                removed += remove_stale_partials(folder, recursive=False)
+        return removed
 
     # -- the work ---------------------------------------------------------------------------
     def _input_at(self, target: Path) -> Optional[Path]:

@@ -36,6 +36,12 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _collision(source: Path, target: Path, victim: Path) -> str:
+    if _real(victim) == _real(source):
+        return f"{source}: its output would replace the input itself ({target})"
+    return f"{source}: its output {target} would replace the input {victim}"
+
+
 @dataclass
 class Batch:
     """``items`` restored into ``outdir`` with ``options``; ``problems`` are the inputs that were
@@ -79,7 +85,7 @@ class Batch:
             for target in sorted(candidates):
                 victim = self._input_at(target)
                 if victim is not None:
-                    lines.append(f"{item.path}: its output {target} would replace the input {victim}")
+                    lines.append(_collision(item.path, target, victim))
                     break
         return lines
 
@@ -130,7 +136,7 @@ class Batch:
         target = output_path_for(item, self.outdir, output_extension(photo, item.path, self.options.fmt))
         victim = self._input_at(target)
         if victim is not None:
-            raise UsageError(f"{item.path}: its output {target} would replace the input {victim}; not restored")
+            raise UsageError(f"{_collision(item.path, target, victim)}; not restored")
         with self._lock:
             other = self._claimed.get(_real(target))
             if other is not None and other != item.path:

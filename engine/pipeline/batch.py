@@ -59,6 +59,15 @@ class Batch:
         self.outdir = Path(self.outdir)
         self._inputs = {_real(item.path): item.path for item in self.items}
 
+    def __getstate__(self) -> dict:  # picklable for cluster workers: the lock is per process
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @classmethod
     def collect(cls, inputs: Iterable[os.PathLike | str], outdir: os.PathLike | str, options: RestoreOptions,
                 is_supported) -> "Batch":

@@ -55,7 +55,9 @@ def _manager(server, data: bytes, limits: TransferLimits = FAST, **kw) -> Weight
 
 
 def _cache_files(cache: Path) -> list[str]:
-    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    """Files in the cache, except verified.json (the manager's memo of digests already checked)."""
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")
+                  if p.is_file() and p.name != "verified.json")
 
 
 # ---------------------------------------------------------------------------- catalog

@@ -302,8 +302,8 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
     """
     experts: list[Expert] = []
     for model_id in getattr(manager, "damaged_models", lambda: [])():
-        log.warning("model %s is damaged (its file no longer matches its sha256); not using it — run "
-                    "`restora models download %s --force`", model_id, model_id)
+        log.warning("model %s is damaged (its file no longer matches its sha256); not using it. %s",
+                    model_id, manager.repair_hint(model_id))
     check = getattr(manager, "check_intact", None)
     for entry, path in manager.installed_models():
         if ANALYSIS in entry.tasks:

@@ -175,8 +175,15 @@ class WeightsManager:
             return path
         if self.status(model_id) is ModelStatus.CORRUPT:
             raise ModelError(f"model '{model_id}' is damaged (its file no longer matches its sha256); not "
-                             f"loading it. Run `restora models download {model_id} --force` (or import it again)")
+                             f"loading it. {self.repair_hint(model_id)}")
         raise ModelError(f"model '{model_id}' is not installed")
+
+    def repair_hint(self, model_id: str) -> str:
+        """How to replace a damaged model: download it again, or re-import a user's file."""
+        if model_id in self.catalog and self.entry(model_id).sources:
+            return f"Run `restora models download {model_id} --force`"
+        return (f"Run `restora models remove {model_id}` and import the file again "
+                f"(`restora models import PATH --id {model_id}`)")
 
     def damaged_models(self) -> list[str]:
         """Ids whose installed file fails its sha256 check (see :meth:`status`)."""
@@ -329,11 +336,11 @@ class WeightsManager:
             except TransferError as e:
                 if e.failure is Failure.UNREACHABLE:
                     raise TransferError(
-                        f"cannot download '{entry.id}': {where} cannot be reached (offline?) — {e}; "
-                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial) from None
+                        f"cannot download '{entry.id}': {where} cannot be reached (offline? {e.reason}); "
+                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial, e.reason) from None
                 raise TransferError(f"model '{entry.id}': {e}; run `restora models download {entry.id}` "
                                     "again" + (" to resume" if e.keep_partial else ""),
-                                    e.failure, e.status, e.keep_partial) from None
+                                    e.failure, e.status, e.keep_partial, e.reason) from None
 
         return self._fetch_verify_install(entry, source, prog, source.sha256, origin="url", fetch=fetch)
 
@@ -436,11 +443,11 @@ class WeightsManager:
         identified by spandrel (unknown architectures are refused). ``.onnx``: validated with
         ``onnx.checker``. Every model is then run once on a small test image
         (:mod:`engine.weights.probe`) and refused unless it maps an image to an image of the same
-        channels at an integer scale (which is recorded). A file whose sha256 equals a catalog entry's is installed as that
-        entry; ``id`` naming an unverified catalog entry installs it under that id (the user
-        vouches for the file). Otherwise ``id`` defaults to the file's stem. ``tasks`` default to
-        the catalog entry's, else a guess from spandrel's description (face / upscale /
-        generalist). Returns ``(entry, installed file)``.
+        channels at an integer scale (which is recorded). A file whose sha256 equals a catalog
+        entry's is installed as that entry; ``id`` naming an unverified catalog entry installs it
+        under that id (the user vouches for the file). Otherwise ``id`` defaults to the file's
+        stem. ``tasks`` default to the catalog entry's, else a guess from spandrel's description
+        (face / upscale / generalist). Returns ``(entry, installed file)``.
         """
         model_id = id
         src = Path(path).expanduser()

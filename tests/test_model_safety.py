@@ -109,7 +109,8 @@ def manager(tmp_path, monkeypatch):
 
 
 def _restore_json(args: list[str], caplog) -> tuple[int, dict, str]:
-    """Run ``restora restore ... --json`` in this process; returns (rc, the JSON object, log text)."""
+    """Run ``restora restore ... --json`` in this process; returns (rc, the JSON object, log text).
+    The tests plan ``rain``: no bundled network serves it, so an imported model is its expert."""
     import contextlib
     import io
 
@@ -129,33 +130,33 @@ def test_one_flipped_byte_makes_the_model_damaged_and_restore_use_the_classical_
         manager, tmp_path, caplog):
     from PIL import Image
 
-    entry, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinynoise.onnx"), tasks=["noise"])
+    entry, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinyrain.onnx"), tasks=["rain"])
     photo = _photo(tmp_path / "photo.png")
-    args = [str(photo), "-o", str(tmp_path / "out"), "--only", "noise", "--no-generalist", "--device", "cpu"]
+    args = [str(photo), "-o", str(tmp_path / "out"), "--only", "rain", "--no-generalist", "--device", "cpu"]
 
     rc, result, _ = _restore_json(args, caplog)
-    assert rc == 0 and [s["expert"] for s in result["stages"]] == ["neural.tinynoise"]
+    assert rc == 0 and [s["expert"] for s in result["stages"]] == ["neural.tinyrain"]
 
     flip_weight_byte(installed)
     caplog.clear()
-    assert WeightsManager().status("tinynoise") is ModelStatus.CORRUPT
-    assert "tinynoise" not in [e.id for e, _ in WeightsManager().installed_models()]
+    assert WeightsManager().status("tinyrain") is ModelStatus.CORRUPT
+    assert "tinyrain" not in [e.id for e, _ in WeightsManager().installed_models()]
 
     rc, result, logs = _restore_json(args + ["--overwrite"], caplog)
 
     assert rc == 0 and result["error"] is None
     assert [s["expert"].split(".")[0] for s in result["stages"]] == ["classical"]
-    assert "model tinynoise is damaged" in logs
-    assert "restora models remove tinynoise` and import the file again" in logs  # imported: no download source
+    assert "model tinyrain is damaged" in logs
+    assert "restora models remove tinyrain` and import the file again" in logs  # imported: no download source
     out = np.asarray(Image.open(result["output"]), np.float32)
     src = np.asarray(Image.open(photo), np.float32)
-    assert np.abs(out - src).mean() < 20  # a denoised photo, not the saturated channel of the damaged net
+    assert np.abs(out - src).mean() < 20  # a restored photo, not the saturated channel of the damaged net
 
 
 def test_models_list_says_corrupt_and_verify_fails(manager, tmp_path, capsys):
     from engine.cli import main
 
-    _, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinynoise.onnx"), tasks=["noise"])
+    _, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinyrain.onnx"), tasks=["noise"])
     flip_weight_byte(installed)
 
     assert main(["models", "list", "--json"]) == 0
@@ -260,12 +261,12 @@ def test_a_model_failing_at_run_time_fails_its_stage_only(manager, tmp_path, cap
     from engine.weights.probe import ProbeResult
 
     monkeypatch.setattr(manager_module, "probe_onnx", lambda path: ProbeResult(3, 1))  # an old import
-    manager.import_file(identity_vector_onnx(tmp_path / "vec.onnx"), tasks=["noise"])
+    manager.import_file(identity_vector_onnx(tmp_path / "vec.onnx"), tasks=["rain"])
     monkeypatch.undo()
     monkeypatch.setenv("RESTORA_CACHE_DIR", str(tmp_path / "cache"))
     photos = [_photo(tmp_path / f"p{i}.png", seed=i) for i in range(2)]
 
-    rc, result, logs = _restore_json([*map(str, photos), "-o", str(tmp_path / "out"), "--only", "noise",
+    rc, result, logs = _restore_json([*map(str, photos), "-o", str(tmp_path / "out"), "--only", "rain",
                                       "--no-generalist", "--device", "cpu"], caplog)
 
     assert rc == 0 and result["error"] is None

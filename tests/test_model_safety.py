@@ -156,7 +156,7 @@ def test_one_flipped_byte_makes_the_model_damaged_and_restore_use_the_classical_
 def test_models_list_says_corrupt_and_verify_fails(manager, tmp_path, capsys):
     from engine.cli import main
 
-    _, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinyrain.onnx"), tasks=["noise"])
+    _, installed = manager.import_file(identity_conv_onnx(tmp_path / "tinynoise.onnx"), tasks=["noise"])
     flip_weight_byte(installed)
 
     assert main(["models", "list", "--json"]) == 0

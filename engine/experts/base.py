@@ -5,11 +5,14 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
 from ..progress import Progress
+
+if TYPE_CHECKING:
+    from ..analysis.jpeg_tables import JpegSource
 
 
 class Backend(str, enum.Enum):
@@ -74,6 +77,8 @@ class ExpertContext:
     a per-channel ``(3,)`` array or a per-pixel ``HxWx1``/``HxWx3`` map matching the image
     (``None``: the expert estimates it itself); ``device`` is
     ``"cpu" | "cuda" | "mps"``; ``tile`` is a tile edge in pixels or ``None`` for automatic.
+    ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
+    decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
     """
 
     severity: float = 1.0
@@ -83,6 +88,7 @@ class ExpertContext:
     progress: Progress = field(default_factory=Progress)
     device: str = "cpu"
     tile: Optional[int] = None
+    jpeg: Optional["JpegSource"] = None
 
 
 class Expert(ABC):

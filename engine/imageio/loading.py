@@ -59,6 +59,7 @@ def photo_from_raster(raster: Raster, path: Path) -> Photo:
         metadata=read_metadata(raster.exif, None, orientation=raster.orientation),
         path=path,
         was_grayscale=grayscale,
+        jpeg=raster.jpeg,
     )
 
 

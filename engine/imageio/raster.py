@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
+from ..analysis.jpeg_tables import JpegQuantisation, from_pillow
 from ..errors import PhotoLoadError, UnsupportedFormatError
 from .checks import check_pixel_budget
 from .exif import exif_block_from_image, orientation_of
@@ -36,6 +37,8 @@ class Raster:
     ``samples``: HxWxC, C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); dtype uint8,
     uint16, or float32 in [0, 1]. ``bit_depth``: 8 or 16. ``icc_profile``: the profile that
     describes ``samples`` (``None`` when there was none or it was used to convert CMYK to sRGB).
+    ``jpeg``: a JPEG's quantisation tables and chroma sampling, when ``samples`` are its plain
+    decoding (``None`` for other formats and for CMYK/RGB-coded JPEGs).
     """
 
     samples: np.ndarray
@@ -44,6 +47,7 @@ class Raster:
     icc_profile: Optional[bytes]
     exif: Optional[bytes]
     orientation: int
+    jpeg: Optional[JpegQuantisation] = None
 
 
 def _as_hwc(array: np.ndarray) -> np.ndarray:
@@ -146,8 +150,9 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
                     samples = _keep_gray(samples)
                 return Raster(samples, 16, source_format, icc, exif, orientation)
         image.load()
+        jpeg = from_pillow(image, orientation) if source_format == "jpeg" else None
         samples, depth, icc = pillow_samples(image, icc)
-    return Raster(samples, depth, source_format, icc, exif, orientation)
+    return Raster(samples, depth, source_format, icc, exif, orientation, jpeg)
 
 
 def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import JpegQuantisation
 from ..analysis.report import DegradationReport
 from ..errors import Cancelled, OutputExistsError, RestoraError
 from ..experts.base import ExpertContext, ExpertRegistry
@@ -110,9 +111,11 @@ class Restorer:
         self.device = device
         self._analyser = analyser
 
-    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions()) -> RestorationSession:
+    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
+                jpeg: Optional[JpegQuantisation] = None) -> RestorationSession:
+        """A session for ``image``; ``jpeg``: the tables of the JPEG file it decodes (``Photo.jpeg``)."""
         kwargs = {} if self._analyser is None else {"analyser": self._analyser}
-        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, **kwargs)
+        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, jpeg=jpeg, **kwargs)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
         return build_plan(session.report, self.registry, auto=options.auto, strengths=options.strengths,
@@ -124,7 +127,7 @@ class Restorer:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result."""
         progress = progress or Progress()
         t0 = time.perf_counter()
-        session = self.session(photo.pixels, options)
+        session = self.session(photo.pixels, options, jpeg=photo.jpeg)
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -202,5 +205,4 @@ class Restorer:
             photo = load_photo(source)
         except RestoraError as e:
             return None, str(e)
-        analyser = self._analyser or self.session(photo.pixels).analyser
-        return analyser(photo.pixels), None
+        return self.session(photo.pixels, jpeg=photo.jpeg).analyse(), None

@@ -285,7 +285,9 @@ def main() -> None:
     ap.add_argument("--previous", default="ccea5b3", help="git revision of the previous release ('' to skip)")
     ap.add_argument("--skip-clean", action="store_true", help="skip the 501-photo false-positive run")
     ap.add_argument("--fit-sigma", action="store_true")
+    ap.add_argument("--shared-data", type=Path, default=SHARED, help="the shared data folder (default ../shared/data)")
     args = ap.parse_args()
+    globals()["SHARED"] = args.shared_data
     try:
         import torch
         torch.set_num_threads(1)

@@ -111,3 +111,19 @@ class JpegQcpRestorer(Expert):
                                   progress=ctx.progress.sub(start, end), device=ctx.device, tile=ctx.tile,
                                   jpeg=ctx.jpeg)
         return prior.run(image, prior_ctx)
+
+
+#: The bundled denoiser whose σ map makes it the JPEG prior (``models/catalog.toml``).
+FFDNET_MODEL_ID = "ffdnet-color"
+
+
+def jpeg_restorers(neural: list[Expert], fallback: Expert) -> list[Expert]:
+    """The file-aware JPEG restorers that ``neural`` experts make possible, best first: a
+    downloaded JPEG network (DnCNN-3) for the luma with FFDNet for the chroma, then FFDNet for both
+    (``benchmarks/results/jpeg-restoration.md``). Empty without FFDNet."""
+    ffdnet = next((e for e in neural if e.info.model_id == FFDNET_MODEL_ID), None)
+    if ffdnet is None:
+        return []
+    luma_nets = [e for e in neural if e.info.tasks == ("jpeg",) and not e.info.generative]
+    return ([JpegQcpRestorer(net, fallback, chroma_prior=ffdnet) for net in luma_nets]
+            + [JpegQcpRestorer(ffdnet, fallback)])

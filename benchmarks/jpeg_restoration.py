@@ -90,8 +90,26 @@ def jpeg_file(truth_u8: np.ndarray, quality: int, folder: Path, stem: str) -> Pa
     return path
 
 
-def jpeg_experts(registry) -> list:
-    return [e for e in registry.for_task("jpeg") if not e.info.generative]
+def jpeg_experts(registry, dncnn3: Path | None, scratch: Path) -> list:
+    """The registry's JPEG experts, plus DnCNN-3 (a download with no stated licence, so not in the
+    offline registry) from ``dncnn3`` when given: alone on the luma, and on the luma with FFDNet's
+    chroma, both projected onto the file's tables."""
+    experts = [e for e in registry.for_task("jpeg") if not e.info.generative]
+    if dncnn3 is not None and dncnn3.is_file():
+        import shutil
+
+        from engine.experts.jpeg_restore import FFDNET_MODEL_ID, JpegQcpRestorer
+        from engine.experts.published import LumaDnCNNExpert
+
+        local = scratch / dncnn3.name  # the expert converts the .mat beside itself
+        shutil.copyfile(dncnn3, local)
+        net = LumaDnCNNExpert(local, model_id="dncnn3", name="DnCNN-3 (luma)")
+        fallback = registry.get("classical.jpeg.dct_qcs")
+        experts.append(JpegQcpRestorer(net, fallback))
+        ffdnet = next((e for e in registry.all() if e.info.model_id == FFDNET_MODEL_ID), None)
+        if ffdnet is not None:
+            experts.append(JpegQcpRestorer(net, fallback, chroma_prior=ffdnet))
+    return experts
 
 
 def run_previous(rev: str, paths: list[Path]) -> dict[str, list]:
@@ -112,7 +130,7 @@ def run_previous(rev: str, paths: list[Path]) -> dict[str, list]:
 def gains(args, registry, restorer, folder: Path) -> tuple[list[str], dict]:
     _, val = split(list_images(SHARED / "clean"))
     photos = [p for p in val if p.suffix.lower() == ".jpg"][DEVELOPMENT_PHOTOS: DEVELOPMENT_PHOTOS + args.images]
-    experts = jpeg_experts(registry)
+    experts = jpeg_experts(registry, args.dncnn3, folder)
     cases = []
     for p in photos:
         truth = np.asarray(Image.open(p).convert("RGB"))
@@ -285,6 +303,8 @@ def main() -> None:
     ap.add_argument("--previous", default="ccea5b3", help="git revision of the previous release ('' to skip)")
     ap.add_argument("--skip-clean", action="store_true", help="skip the 501-photo false-positive run")
     ap.add_argument("--fit-sigma", action="store_true")
+    ap.add_argument("--dncnn3", type=Path, default=ROOT.parent / "shared" / "weights" / "dncnn" / "DnCNN3.mat",
+                    help="DnCNN-3's published .mat, to measure it as a candidate (skipped when absent)")
     ap.add_argument("--shared-data", type=Path, default=SHARED, help="the shared data folder (default ../shared/data)")
     args = ap.parse_args()
     globals()["SHARED"] = args.shared_data

@@ -102,6 +102,25 @@ BUNDLED: tuple[Bundled, ...] = (
             "Illumination-Adaptive Transformer, 90 k parameters, trained for exposure correction of under- and "
             "over-exposed photos (Cui et al., BMVC 2022).",
             IAT_PAPER, IAT_NOTES),
+    Bundled("safmn-x4", "SAFMN ×4 fidelity upscaler (bundled)", "SAFMN", "safmn/team15_SAFMN.pth",
+            "https://github.com/sunny2109/SAFMN/raw/68c2182e4f8829a979886b0a1cab8f269f91b321/"
+            "NTIRE2023_ESR/model_zoo/team15_SAFMN.pth",
+            "Apache-2.0", "safmn/LICENSE", "SAFMN-Apache-2.0.txt", ("upscale",), 4, 16,
+            "Efficient 4x super-resolution, 0.24 M parameters, trained on bicubic downscaling (Sun et al., "
+            "ICCV 2023; NTIRE 2023 efficient-SR entry): a fast, faithful upscaler (not generative); 2x by "
+            "area-downscaling its output.",
+            "L. Sun, J. Pan, J. Dong, J. Tang, \"Spatially-Adaptive Feature Modulation for Efficient Image "
+            "Super-Resolution\", ICCV 2023 (NTIRE 2023 efficient-SR variant)",
+            "3×3 convolution to 36 channels, global response normalisation (channel energies over the whole "
+            "image), 8 blocks of SAFM (4 channel groups: depthwise 3×3 at full resolution and after max-pooling "
+            "to 1/4, 1/8, 1/16, upsampled nearest, 1×1 mix, GELU, multiplying the features) and a convolutional "
+            "channel mixer (3×3 to 72, GELU, 1×1), each with a skip; 3×3 convolution to 48 channels, pixel "
+            "shuffle ×4, plus the bilinearly upscaled input. The published file also carries the MIT licence "
+            "of the NTIRE 2023 challenge folder (`SAFMN-NTIRE2023-MIT.txt`). ONNX: inputs `input` (tile), "
+            "`global_input` (the photo) and `response` (N×36×1×1); outputs `output` (×4, the tile with the "
+            "given response) and `response_out` (the photo's), so the expert computes the global response "
+            "once; sides padded to multiples of 16 (pooling cells aligned with the photo's), 48 px tile "
+            "overlap."),
 )
 
 
@@ -210,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             (CARDS / f"{model.id}.facts.json").write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
             LICENSES.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(args.weights / model.license_file, LICENSES / model.license_copy)
+            if model.architecture == "SAFMN":
+                shutil.copyfile(args.weights / "safmn" / "LICENSE-NTIRE2023_ESR", LICENSES / "SAFMN-NTIRE2023-MIT.txt")
             update_catalog(MODELS / "catalog.toml", model.id, catalog_entry(model, facts))
         module = load_converted(model.architecture, MODELS / f"{model.id}.safetensors")
         write_card(model, facts, flops_per_megapixel(module, NETS[model.architecture]))

@@ -106,6 +106,24 @@ def _iat_onnx_forward(session, inputs: dict) -> np.ndarray:
     return iat_onnx_forward(session, inputs["input"], inputs["global_input"])
 
 
+def _safmn(state):
+    from ..nets.safmn import load_published
+
+    return load_published(state)
+
+
+def _safmn_export(module):
+    from ..nets.safmn import SAFMNExport
+
+    return SAFMNExport(module)
+
+
+def _safmn_onnx_forward(session, inputs: dict) -> np.ndarray:
+    from ..experts.published import safmn_onnx_forward
+
+    return safmn_onnx_forward(session, inputs["input"])
+
+
 #: The networks this module knows, by catalog architecture name.
 NETS: dict[str, PublishedNet] = {
     "FFDNet": PublishedNet("FFDNet", _ffdnet, {"input": (1, 3, 64, 64), "sigma": (1, 1, 64, 64)},
@@ -117,6 +135,11 @@ NETS: dict[str, PublishedNet] = {
                         export_inputs={"input": (1, 3, 64, 64), "global_input": (1, 3, 64, 64),
                                        "gamma": (1, 1), "color": (1, 3, 3)},
                         export_outputs=("output", "gamma_out", "color_out"), onnx_forward=_iat_onnx_forward),
+    "SAFMN": PublishedNet("SAFMN", _safmn, {"input": (1, 3, 32, 32)}, output_scale=4, size_multiple=16,
+                          test_shape=(48, 80), export=_safmn_export,
+                          export_inputs={"input": (1, 3, 32, 32), "global_input": (1, 3, 32, 32),
+                                         "response": (1, 36, 1, 1)},
+                          export_outputs=("output", "response_out"), onnx_forward=_safmn_onnx_forward),
 }
 
 
@@ -142,6 +165,8 @@ def _export_examples(net: PublishedNet) -> dict:
         return example_inputs(net)
     g = torch.Generator().manual_seed(0)
     out = {name: torch.rand(*dims, generator=g) for name, dims in net.export_inputs.items()}
+    if "response" in out:  # SAFMN: a plausible global response (channel energies near their mean)
+        out["response"] = 0.5 + out["response"]
     if "gamma" in out:  # IAT: a plausible gamma and colour matrix
         out["gamma"] = out["gamma"] * 0.5 + 0.75
         out["color"] = torch.eye(3).expand_as(out["color"]) + 0.1 * out["color"]

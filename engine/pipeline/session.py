@@ -194,6 +194,7 @@ class RestorationSession:
                 current = np.clip(current + result.delta, 0.0, 1.0)
                 key = stage_key
                 input_report = result.output_report or self.analyser(current)
+        progress.check()  # a run cancelled after its last stage leaves the shown results as they were
         with self._lock:
             self._results = results
         progress(1.0)

@@ -72,6 +72,7 @@ def photo_from_raster(raster: Raster, path: Path) -> Photo:
         float_samples=raster.float_samples,
         hdr_scale=raster.hdr_scale,
         frames=raster.frames,
+        jpeg=raster.jpeg,
     )
 
 

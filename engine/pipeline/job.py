@@ -13,6 +13,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import JpegQuantisation
 from ..analysis.report import DegradationReport
 from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError
 from ..experts.base import ExpertContext, ExpertRegistry
@@ -172,9 +173,11 @@ class Restorer:
         self.device = device
         self._analyser = analyser
 
-    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions()) -> RestorationSession:
+    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
+                jpeg: Optional[JpegQuantisation] = None) -> RestorationSession:
+        """A session for ``image``; ``jpeg``: the tables of the JPEG file it decodes (``Photo.jpeg``)."""
         kwargs = {} if self._analyser is None else {"analyser": self._analyser}
-        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, **kwargs)
+        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, jpeg=jpeg, **kwargs)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
         return build_plan(session.report, self.registry, auto=options.auto, strengths=options.strengths,
@@ -190,7 +193,7 @@ class Restorer:
         """
         progress = progress or Progress()
         t0 = time.perf_counter()
-        session = self.session(photo.pixels, options)
+        session = self.session(photo.pixels, options, jpeg=photo.jpeg)
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -223,7 +226,8 @@ class Restorer:
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
             raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
-        candidates = [e for e in self.registry.for_task(UPSCALE) if e.info.scale == options.scale]
+        candidates = [e for e in self.registry.for_task(UPSCALE)
+                      if e.info.scale == options.scale and (options.allow_generative or not e.info.generative)]
         if not candidates:
             raise RestoraError(f"no {options.scale}x upscaler is available")
         expert = candidates[0]
@@ -294,8 +298,7 @@ class Restorer:
             if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:
                 check_fits(source, *size)
             photo = load_photo(source)
-            analyser = self._analyser or self.session(photo.pixels).analyser
-            return analyser(photo.pixels), None
+            return self.session(photo.pixels, jpeg=photo.jpeg).analyse(), None
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - same policy as restore_file: this file fails alone

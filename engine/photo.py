@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .analysis.jpeg_tables import JpegQuantisation
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Photo:
     pages the file holds (only the first is restored).
     ``exif``: the original EXIF block (bytes starting with the TIFF header, no ``Exif\\0\\0``
     prefix) or ``None``. ``icc_profile``: the embedded ICC profile bytes or ``None``.
+    ``jpeg``: for a photo whose ``pixels`` are a JPEG file's own decoding, the file's quantisation
+    tables and chroma sampling (exact JPEG quality, deblocking constraints); ``None`` otherwise,
+    and dropped by :meth:`with_pixels`.
     """
 
     pixels: np.ndarray
@@ -66,6 +72,7 @@ class Photo:
     metadata: PhotoMetadata = field(default_factory=PhotoMetadata)
     path: Optional[Path] = None
     was_grayscale: bool = False
+    jpeg: Optional["JpegQuantisation"] = None
     float_samples: bool = False
     hdr_scale: float = 1.0
     frames: int = 1
@@ -84,5 +91,6 @@ class Photo:
 
     def with_pixels(self, pixels: np.ndarray) -> "Photo":
         """A copy carrying new pixels (same metadata). A different size drops nothing but the alpha
-        is resized by the caller when the scale changes."""
-        return replace(self, pixels=pixels)
+        is resized by the caller when the scale changes. New pixels are no longer the file's
+        decoding, so ``jpeg`` is dropped."""
+        return replace(self, pixels=pixels, jpeg=None)

@@ -273,7 +273,7 @@ def test_stale_partial_files_are_removed_on_the_next_run(tmp_path, capsys):
     (outdir / "sub").mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = [outdir / f".a.png.{dead.pid}-0badf00d.partial", outdir / "sub" / ".b.png.1234abcd.partial"]
+    stale = [outdir / f".a.png.{dead.pid}-0badf00d.partial", outdir / ".b.png.1234abcd.partial"]
     for p in stale:
         p.write_bytes(b"half a photo")
     old = time.time() - 3600
@@ -282,9 +282,12 @@ def test_stale_partial_files_are_removed_on_the_next_run(tmp_path, capsys):
     alive.write_bytes(b"in progress")
     keep = outdir / ".notes.partial"  # not Restora's naming
     keep.write_bytes(b"someone else's")
+    elsewhere = outdir / "sub" / ".d.png.1234abcd.partial"  # a folder this batch does not write into
+    elsewhere.write_bytes(b"not ours to judge now")
+    os.utime(elsewhere, (old, old))
     assert main(["restore", str(src), "-o", str(outdir), "--only", "noise"]) == 0
     err = capsys.readouterr().err
-    assert not any(p.exists() for p in stale) and alive.exists() and keep.exists()
+    assert not any(p.exists() for p in stale) and alive.exists() and keep.exists() and elsewhere.exists()
     assert err.count("left by an interrupted run") == 2
 
 
@@ -480,3 +483,33 @@ def test_json_input_of_a_missing_path_is_whole(tmp_path, capsys):
         assert main(command + ["--json"]) == 1
         line = json_lines(capsys.readouterr().out)[0]
         assert line["input"] == str(missing) and "no such file" in line["error"]
+
+
+def test_batch_api_for_the_gui_and_cluster(tmp_path):
+    """The engine calls a GUI queue or a cluster worker makes: check before work, skip existing,
+    one photo fails alone, and a Batch travels to another process (pickle)."""
+    import pickle
+
+    from engine.errors import UsageError
+    from engine.imageio import is_supported
+    from engine.pipeline import RestoreOptions
+    from engine.pipeline.batch import Batch
+
+    photos = tmp_path / "photos"
+    write_png(photos / "a.png")
+    (photos / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(UsageError):
+        Batch.collect([photos], photos, RestoreOptions(overwrite=True), is_supported).check()
+    outdir = tmp_path / "out"
+    batch = pickle.loads(pickle.dumps(Batch.collect([photos], outdir, RestoreOptions(skip_existing=True),
+                                                   is_supported)))
+    batch.check()
+    assert batch.prepare() == []
+    from gui_helpers import cheap_restorer
+
+    restorer = cheap_restorer()
+    first = [batch.run_item(restorer, item) for item in batch.items]
+    assert first[0].error is None and first[0].output == outdir / "a.png"
+    assert first[1].error and "b.png" in first[1].error
+    again = batch.run_item(restorer, batch.items[0])
+    assert again.skipped and again.output == outdir / "a.png"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
 from ..progress import Progress
+
+if TYPE_CHECKING:
+    from ..analysis.jpeg_tables import JpegSource
 
 
 class Backend(str, enum.Enum):
@@ -41,7 +44,10 @@ class ExpertInfo:
     conditioned generalist); the session then splits its change by kind so that each kind's
     slider scales that kind's share. ``lead_kinds``: where a generalist measured better than
     the specialists; the automatic plan includes it only when the analysis finds one of these
-    kinds (empty: always).
+    kinds (empty: always). ``sigma_strength``: the stage's strength is a physical parameter of
+    the expert (a denoiser told σ·s instead of its change being blended by s); it receives the
+    strength in ``ExpertContext.strength``, and the session runs it at
+    :data:`SIGMA_STRENGTH_KNOTS` and interpolates between those outputs when a slider moves.
     """
 
     id: str
@@ -58,6 +64,7 @@ class ExpertInfo:
     generative: bool = False
     conditioned: bool = False
     lead_kinds: tuple[str, ...] = ()
+    sigma_strength: bool = False
     model_id: Optional[str] = None
     description: str = ""
 
@@ -74,6 +81,11 @@ class ExpertContext:
     a per-channel ``(3,)`` array or a per-pixel ``HxWx1``/``HxWx3`` map matching the image
     (``None``: the expert estimates it itself); ``device`` is
     ``"cpu" | "cuda" | "mps"``; ``tile`` is a tile edge in pixels or ``None`` for automatic.
+    ``strength`` in [0, 1] is the stage's strength, read only by experts whose
+    ``info.sigma_strength`` is set (a denoiser then removes noise of σ·strength); others leave
+    the strength to the session's blend and run at full effect.
+    ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
+    decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
     """
 
     severity: float = 1.0
@@ -83,6 +95,14 @@ class ExpertContext:
     progress: Progress = field(default_factory=Progress)
     device: str = "cpu"
     tile: Optional[int] = None
+    strength: float = 1.0
+    jpeg: Optional["JpegSource"] = None
+
+
+#: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the
+#: output for any other strength is interpolated linearly between the neighbouring knots (0 is
+#: the input itself). Two runs per photo instead of one, and no run when a slider moves.
+SIGMA_STRENGTH_KNOTS: tuple[float, ...] = (0.5, 1.0)
 
 
 class Expert(ABC):

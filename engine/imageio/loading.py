@@ -72,6 +72,7 @@ def photo_from_raster(raster: Raster, path: Path) -> Photo:
         float_samples=raster.float_samples,
         hdr_scale=raster.hdr_scale,
         frames=raster.frames,
+        jpeg=raster.jpeg,
     )
 
 
@@ -95,9 +96,12 @@ def load_photo(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     path = Path(path)
     _check_path(path)
     try:
-        if is_raw(path):
-            return load_raw(path, max_pixels)
-        return photo_from_raster(load_raster(path, max_pixels), path)
+        with warnings.catch_warnings():
+            # Decoders warn about what the error (or the plain result) already says.
+            warnings.simplefilter("ignore")
+            if is_raw(path):
+                return load_raw(path, max_pixels)
+            return photo_from_raster(load_raster(path, max_pixels), path)
     except RestoraError:
         raise
     except PermissionError as err:

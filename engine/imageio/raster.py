@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
+from ..analysis.jpeg_tables import JpegQuantisation, from_pillow
 from ..errors import PhotoLoadError, UnsupportedFormatError
 from .checks import check_pixel_budget
 from .exif import exif_block_from_image, orientation_of
@@ -27,6 +28,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 _PNG_GRAY_COLOR_TYPES = (0, 4)
+#: TIFF compressions tifffile decodes without the imagecodecs package (none, deflate).
+_TIFFFILE_NATIVE_COMPRESSIONS = frozenset({1, 8, 32946})
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Raster:
     ``samples``: HxWxC, C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); dtype uint8,
     uint16, or float32 in [0, 1]. ``bit_depth``: 8 or 16. ``icc_profile``: the profile that
     describes ``samples`` (``None`` when there was none or it was used to convert CMYK to sRGB).
+    ``jpeg``: a JPEG's quantisation tables and chroma sampling, when ``samples`` are its plain
+    decoding (``None`` for other formats and for CMYK/RGB-coded JPEGs).
     ``float_samples``: the file stores floats; ``hdr_scale`` (>= 1): float samples were divided
     by it to fit [0, 1] (their maximum when above 1). ``frames``: frames/pages in the file.
     """
@@ -46,6 +51,7 @@ class Raster:
     icc_profile: Optional[bytes]
     exif: Optional[bytes]
     orientation: int
+    jpeg: Optional[JpegQuantisation] = None
     frames: int = 1
     float_samples: bool = False
     hdr_scale: float = 1.0
@@ -67,7 +73,18 @@ def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
 
 def _cv2_decode(path: Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:  # libtiff/libpng complain on stderr about what becomes our own one-line error
+        from cv2.utils import logging as cv_logging
+
+        level = cv_logging.getLogLevel()
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):
+        cv_logging = None
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        if cv_logging is not None:
+            cv_logging.setLogLevel(level)
     if decoded is None:
         raise PhotoLoadError(f"{path}: file is truncated or corrupt (the decoder could not read its pixels)")
     return _bgr_to_rgb(decoded)
@@ -151,10 +168,11 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
                 if color_type in _PNG_GRAY_COLOR_TYPES:
                     samples = _keep_gray(samples)
                 _check_decoded(path, samples, image.height, image.width)
-                return Raster(samples, 16, source_format, icc, exif, orientation, frames)
+                return Raster(samples, 16, source_format, icc, exif, orientation, frames=frames)
         image.load()
+        jpeg = from_pillow(image, orientation) if source_format == "jpeg" else None
         samples, depth, icc = pillow_samples(image, icc)
-    return Raster(samples, depth, source_format, icc, exif, orientation, frames)
+    return Raster(samples, depth, source_format, icc, exif, orientation, jpeg=jpeg, frames=frames)
 
 
 def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
@@ -229,6 +247,8 @@ def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
         try:
             samples = _tiff_page_samples(path, page)
         except (ValueError, KeyError, NotImplementedError):
+            if int(page.compression) in _TIFFFILE_NATIVE_COMPRESSIONS:
+                raise  # tifffile decodes these itself: the file is damaged
             # A compression tifffile cannot decode without imagecodecs (LZW, JPEG, PackBits …).
             samples = _fallback_tiff_decode(path, page)
     hdr_scale = 1.0
@@ -240,8 +260,9 @@ def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
             hdr_scale = top
             samples[:, :, :colour] /= np.float32(top)
         np.clip(samples, 0.0, 1.0, out=samples)
-        return Raster(samples, 16, "tiff", icc, exif, orientation, frames, float_samples=True, hdr_scale=hdr_scale)
-    return Raster(samples, _depth_of(samples.dtype), "tiff", icc, exif, orientation, frames)
+        return Raster(samples, 16, "tiff", icc, exif, orientation, frames=frames, float_samples=True,
+                      hdr_scale=hdr_scale)
+    return Raster(samples, _depth_of(samples.dtype), "tiff", icc, exif, orientation, frames=frames)
 
 
 def _tiff_frames(tif: "tifffile.TiffFile") -> int:

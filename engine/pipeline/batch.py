@@ -36,6 +36,12 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _collision(source: Path, target: Path, victim: Path) -> str:
+    if _real(victim) == _real(source):
+        return f"{source}: its output would replace the input itself ({target})"
+    return f"{source}: its output {target} would replace the input {victim}"
+
+
 @dataclass
 class Batch:
     """``items`` restored into ``outdir`` with ``options``; ``problems`` are the inputs that were
@@ -52,6 +58,15 @@ class Batch:
     def __post_init__(self) -> None:
         self.outdir = Path(self.outdir)
         self._inputs = {_real(item.path): item.path for item in self.items}
+
+    def __getstate__(self) -> dict:  # picklable for cluster workers: the lock is per process
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @classmethod
     def collect(cls, inputs: Iterable[os.PathLike | str], outdir: os.PathLike | str, options: RestoreOptions,
@@ -79,7 +94,7 @@ class Batch:
             for target in sorted(candidates):
                 victim = self._input_at(target)
                 if victim is not None:
-                    lines.append(f"{item.path}: its output {target} would replace the input {victim}")
+                    lines.append(_collision(item.path, target, victim))
                     break
         return lines
 
@@ -99,10 +114,16 @@ class Batch:
                              f"(inputs are never modified)")
 
     def prepare(self) -> list[Path]:
-        """Delete temporary files that a killed run left in the output folder; returns them."""
+        """Delete temporary files that a killed run left in the folders this batch writes into
+        (not their sub-folders: ``-o ~`` must not scan a whole home folder); returns them."""
         from ..imageio import remove_stale_partials
 
-        return remove_stale_partials(self.outdir) if self.outdir.is_dir() else []
+        folders = sorted({self.expected_target(item).parent for item in self.items})
+        removed: list[Path] = []
+        for folder in folders:
+            if folder.is_dir():
+                removed += remove_stale_partials(folder, recursive=False)
+        return removed
 
     # -- the work ---------------------------------------------------------------------------
     def _input_at(self, target: Path) -> Optional[Path]:
@@ -124,7 +145,7 @@ class Batch:
         target = output_path_for(item, self.outdir, output_extension(photo, item.path, self.options.fmt))
         victim = self._input_at(target)
         if victim is not None:
-            raise UsageError(f"{item.path}: its output {target} would replace the input {victim}; not restored")
+            raise UsageError(f"{_collision(item.path, target, victim)}; not restored")
         with self._lock:
             other = self._claimed.get(_real(target))
             if other is not None and other != item.path:

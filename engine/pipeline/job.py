@@ -13,6 +13,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import JpegQuantisation
 from ..analysis.report import DegradationReport
 from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError
 from ..experts.base import ExpertContext, ExpertRegistry
@@ -54,7 +55,7 @@ def describe_error(error: BaseException, source: Optional[Path] = None) -> str:
 class RestoreOptions:
     """How to restore. ``strengths``/``only``/``auto`` as in :func:`build_plan`; ``scale`` 1, 2
     or 4; ``fmt`` one of ``"same"`` or :data:`OUTPUT_FORMATS`; ``bit_depth`` 8, 16 or ``None``
-    (same as input where the format allows)."""
+    (same as input where the format allows); ``jpeg_quality`` 1..100 for JPEG/WebP outputs."""
 
     auto: bool = True
     strengths: Mapping[str, float] = field(default_factory=dict)
@@ -64,6 +65,7 @@ class RestoreOptions:
     fmt: str = "same"
     bit_depth: Optional[int] = None
     overwrite: bool = False
+    jpeg_quality: int = 95
     use_generalist: bool = True
     allow_generative: bool = False
     experts: Mapping[str, str] = field(default_factory=dict)
@@ -84,6 +86,8 @@ def check_options(options: RestoreOptions) -> None:
                          f"use --format png or tiff for 16-bit")
     if options.scale not in (1, 2, 4):
         raise UsageError(f"--scale must be 1, 2 or 4, not {options.scale}")
+    if not 1 <= int(options.jpeg_quality) <= 100:
+        raise UsageError(f"JPEG quality must be between 1 and 100, not {options.jpeg_quality}")
     if options.overwrite and options.skip_existing:
         raise UsageError("--overwrite and --skip-existing contradict each other; choose one")
 
@@ -169,9 +173,11 @@ class Restorer:
         self.device = device
         self._analyser = analyser
 
-    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions()) -> RestorationSession:
+    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
+                jpeg: Optional[JpegQuantisation] = None) -> RestorationSession:
+        """A session for ``image``; ``jpeg``: the tables of the JPEG file it decodes (``Photo.jpeg``)."""
         kwargs = {} if self._analyser is None else {"analyser": self._analyser}
-        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, **kwargs)
+        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, jpeg=jpeg, **kwargs)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
         return build_plan(session.report, self.registry, auto=options.auto, strengths=options.strengths,
@@ -187,7 +193,7 @@ class Restorer:
         """
         progress = progress or Progress()
         t0 = time.perf_counter()
-        session = self.session(photo.pixels, options)
+        session = self.session(photo.pixels, options, jpeg=photo.jpeg)
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -220,7 +226,8 @@ class Restorer:
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
             raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
-        candidates = [e for e in self.registry.for_task(UPSCALE) if e.info.scale == options.scale]
+        candidates = [e for e in self.registry.for_task(UPSCALE)
+                      if e.info.scale == options.scale and (options.allow_generative or not e.info.generative)]
         if not candidates:
             raise RestoraError(f"no {options.scale}x upscaler is available")
         expert = candidates[0]
@@ -245,7 +252,7 @@ class Restorer:
         only :class:`Cancelled` and ``KeyboardInterrupt`` propagate.
         """
         from ..imageio import load_photo, save_photo
-        from ..imageio.loading import probe_size
+        from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
         from ..imageio.saving import not_kept_on_save
         from .memory import check_fits, memory_budget
 
@@ -255,7 +262,7 @@ class Restorer:
             progress(0.0, "loading")
             budget = memory_budget()
             size = probe_size(source)
-            if size is not None:
+            if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:  # else loading says it is too large
                 check_fits(source, *size, scale=options.scale, budget=budget)
             photo = load_photo(source)
             target = target_for(photo)
@@ -268,7 +275,8 @@ class Restorer:
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget)
             progress.check()
             result.not_kept = not_kept_on_save(restored, target, bit_depth=options.bit_depth)
-            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite)
+            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
+                                       jpeg_quality=options.jpeg_quality)
             result.input = source
             result.seconds = time.perf_counter() - t0
             progress(1.0, "saved")
@@ -282,16 +290,15 @@ class Restorer:
     def detect_file(self, source: Path) -> tuple[Optional[DegradationReport], Optional[str]]:
         """Analyse one file: ``(report, None)`` or ``(None, one-line error)``."""
         from ..imageio import load_photo
-        from ..imageio.loading import probe_size
+        from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
         from .memory import check_fits
 
         try:
             size = probe_size(source)
-            if size is not None:
+            if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:
                 check_fits(source, *size)
             photo = load_photo(source)
-            analyser = self._analyser or self.session(photo.pixels).analyser
-            return analyser(photo.pixels), None
+            return self.session(photo.pixels, jpeg=photo.jpeg).analyse(), None
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - same policy as restore_file: this file fails alone

@@ -191,15 +191,18 @@ def test_cluster_flags_are_checked_before_anything_runs(tmp_path, capsys, monkey
 
 def test_a_plan_with_a_network_asks_for_a_gpu():
     from engine.cluster.runner import plan_may_use_network
+    from engine.experts.base import Backend
     from engine.experts.default import build_registry
+    from engine.kinds import KINDS
 
     registry = build_registry(device="cpu")
     assert plan_may_use_network(registry, RestoreOptions())  # the bundled generalist is a network
-    assert not plan_may_use_network(registry, RestoreOptions(auto=False, only=("noise",)))
-    assert not plan_may_use_network(registry, RestoreOptions(use_generalist=False, only=("blur",)))
+    assert not plan_may_use_network(build_registry(device="cpu", include_neural=False), RestoreOptions())
+    for kind in KINDS:
+        networks = any(e.info.backend != Backend.CLASSICAL for e in registry.for_task(kind))
+        assert plan_may_use_network(registry, RestoreOptions(auto=False, only=(kind,))) == networks, kind
 
 
-# ---------------------------------------------------------------------------- on a real cluster
 @pytest.fixture(scope="module")
 def ray_head():
     """A 2-CPU Ray head on 127.0.0.1 for this module; shut down (with all its workers) after."""

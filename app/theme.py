@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from engine import assets
+
 
 def resources_dir() -> Path:
-    """``resources/`` beside the packages, or inside a PyInstaller bundle (``sys._MEIPASS``)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        return Path(bundle) / "resources"
-    return Path(__file__).resolve().parents[1] / "resources"
+    """Icons, style sheet, desktop entry (package data of the installed engine, or the checkout's)."""
+    return assets.resources_dir()
 
 
 def app_icon() -> QIcon:

@@ -70,3 +70,27 @@ def test_the_optional_check_imports_nothing():
             "print('torch' in sys.modules, 'spandrel' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_no_runtime_module_imports_torch_at_import_time():
+    """Every module of engine/ and app/ imports without loading torch (engine.nets, our torch
+    architectures for training and parity tests, is the one exception)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    packages = "engine, app" if importlib.util.find_spec("PySide6") else "engine"
+    code = (f"import importlib, pkgutil, sys, {packages}\n"
+            f"for package in ({packages},):\n"
+            "    for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+            "        if m.name.startswith('engine.nets'):\n"
+            "            continue\n"
+            "        importlib.import_module(m.name)\n"
+            "        if 'torch' in sys.modules or 'spandrel' in sys.modules:\n"
+            "            print(m.name)\n"
+            "            break\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"imports torch when imported: {out.stdout.strip()}"

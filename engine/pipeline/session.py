@@ -346,9 +346,12 @@ class RestorationSession:
             self._subsampled[step] = (key, parts)
         return parts
 
-    def change_map(self, strengths: Mapping[str, float], step: int = 1) -> np.ndarray:
+    def change_map(self, strengths: Mapping[str, float], step: int = 1,
+                   full_scale: Optional[float] = None) -> np.ndarray:
         """Where the restoration changed the image most: float32 HxW in [0, 1] (mean absolute
-        change over channels, normalised by its 99th percentile)."""
+        change over channels). ``full_scale``: the change (in [0, 1] pixel units, e.g. 0.1 = a
+        tenth of the tonal range) that maps to 1, so a legend can name units; ``None``
+        normalises by the map's 99th percentile instead."""
         diff = np.abs(self.compose(strengths, step=step) - self.image[::step, ::step]).mean(axis=2)
-        scale = float(np.percentile(diff, 99)) or 1.0
+        scale = float(full_scale) if full_scale else (float(np.percentile(diff, 99)) or 1.0)
         return np.clip(diff / scale, 0.0, 1.0).astype(np.float32)

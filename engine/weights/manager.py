@@ -5,7 +5,8 @@ overrides it, read when the manager is created)::
 
     <cache>/registry.json          what is installed here, with digests (engine.weights.registry)
     <cache>/<model id>/<file>      one folder per installed model
-    <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards)
+    <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards,
+                                   except a failed download's ``<file>.part``, resumed next time)
 
 Rules: a file becomes visible in the cache only after its sha256 matched (download to staging,
 verify, then ``os.replace``); a mismatching download is deleted and reported. Catalog entries
@@ -28,17 +29,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
+from urllib.parse import urlsplit
 
 from ..errors import Cancelled, ModelError
 from ..progress import CancelToken, Progress, ProgressCallback
 from . import hub
-from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, load_catalog
+from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, UrlSource, load_catalog
 from .registry import read_registry, write_registry
+from .transfer import Failure, TransferError, TransferLimits, fetch_to_file
 from .safe_load import ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, identify, sha256_file
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "RESTORA_CACHE_DIR"
+#: Base URL of a mirror for ``url`` catalog sources (see :func:`mirrored_url`).
+URL_MIRROR_ENV = "RESTORA_URL_MIRROR"
 #: Kept free beyond a download's own size, bytes.
 DISK_MARGIN = 64 * 1024 * 1024
 _STAGING = ".staging"
@@ -86,18 +91,26 @@ class WeightsManager:
     """Installed models, downloads and imports for one cache folder.
 
     ``catalog``: a :class:`Catalog`, a path to a catalog TOML, or ``None`` for the default.
+    ``url_mirror``: see :func:`mirrored_url` (tests point it at a local server). ``limits``: the
+    downloads' time limits and retries (:class:`engine.weights.transfer.TransferLimits`).
     Methods raise :class:`ModelError` (one line, for the user) on failure and
     :class:`engine.errors.Cancelled` when a cancel token fires.
     """
 
     def __init__(self, cache_dir: Optional[Union[str, Path]] = None,
                  catalog: Optional[Union[Catalog, str, Path]] = None,
-                 repo_root: Optional[Union[str, Path]] = None) -> None:
+                 repo_root: Optional[Union[str, Path]] = None, url_mirror: Optional[str] = None,
+                 limits: Optional[TransferLimits] = None) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         self.repo_root = Path(repo_root) if repo_root is not None else repository_root()
         self._lock = threading.RLock()
         self._digests: dict[tuple[str, int, int], str] = {}
+        #: Base URL standing in for every ``url`` source's host (``None``: ``$RESTORA_URL_MIRROR``
+        #: when the download starts, else the original host); see :func:`mirrored_url`.
+        self.url_mirror = url_mirror
+        #: Time limits and retries of every download (``None``: the defaults of TransferLimits).
+        self.limits = limits
 
     # ----------------------------------------------------------------- queries
     def entry(self, model_id: str) -> ModelEntry:
@@ -215,8 +228,9 @@ class WeightsManager:
         """Install ``model_id`` from its first working source and return the installed file.
 
         Sources are tried in catalog order: a package source converts the package's files (no
-        network), a bundled source is checked in place, a hub source is downloaded with
-        ``hf_hub_download`` (pinned revision) into staging, hashed, then moved into the cache.
+        network), a bundled source is checked in place, a hub source (pinned revision) or a
+        ``url`` source is downloaded into staging, checked (size, sha256), then moved into the
+        cache (:meth:`_fetch_verify_install`).
         Already-installed, verified models are returned at once unless ``force``.
         """
         prog = Progress(progress, cancel)
@@ -247,6 +261,8 @@ class WeightsManager:
                     if not path.is_file():
                         continue
                     return self._check_bundled(entry, source, path)
+                if isinstance(source, UrlSource):
+                    return self._install_from_url(entry, source, prog)
                 return self._install_from_hub(entry, source, prog, allow_unverified)
             except Cancelled:
                 raise
@@ -269,22 +285,61 @@ class WeightsManager:
                              "refusing to download it. Pass --allow-unverified to trust the file on first use")
         if hub.hub_offline():
             raise ModelError(hub.offline_message(entry.id, source))
+        return self._fetch_verify_install(
+            entry, source, prog, expected, origin="hub",
+            fetch=lambda staging, p: hub.fetch(entry.id, source, staging, p, expected_size=entry.size_for(source),
+                                               check_space=lambda size: self._check_disk_space(entry.id, size),
+                                               limits=self.limits))
+
+    def _install_from_url(self, entry: ModelEntry, source: UrlSource, prog: Progress) -> Path:
+        url = mirrored_url(source.url, self.url_mirror)
+        where = urlsplit(url).netloc
+
+        def fetch(staging: Path, p: Progress) -> Path:
+            try:
+                return fetch_to_file(url, staging / (source.filename + ".part"), expected_size=source.size,
+                                     progress=p, limits=self.limits, label=source.filename,
+                                     check_space=lambda size: self._check_disk_space(entry.id, size))
+            except TransferError as e:
+                if e.failure is Failure.UNREACHABLE:
+                    raise TransferError(
+                        f"cannot download '{entry.id}': {where} cannot be reached (offline?) — {e}; "
+                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial) from None
+                raise TransferError(f"model '{entry.id}': {e}; run `restora models download {entry.id}` "
+                                    "again" + (" to resume" if e.keep_partial else ""),
+                                    e.failure, e.status, e.keep_partial) from None
+
+        return self._fetch_verify_install(entry, source, prog, source.sha256, origin="url", fetch=fetch)
+
+    def _fetch_verify_install(self, entry: ModelEntry, source: Union[HubSource, UrlSource], prog: Progress,
+                              expected: str, origin: str, fetch: Any) -> Path:
+        """The one path every download takes: fetch into ``<cache>/.staging/<id>/``, check size and
+        sha256, then ``os.replace`` into ``<cache>/<id>/``. A failed transfer that left a valid
+        prefix keeps it in staging, and the next call resumes from it; anything else (a cancel, a
+        wrong digest) leaves nothing behind."""
         staging = self._staging_dir(entry.id)
+        keep = False
         try:
-            staged = hub.fetch(entry.id, source, staging, prog.sub(0.0, 0.95), expected_size=entry.size_for(source),
-                               check_space=lambda size: self._check_disk_space(entry.id, size))
+            staged = fetch(staging, prog.sub(0.0, 0.95))
             prog(0.96, "verifying sha256")
+            size = entry.size_for(source)
             actual = sha256_file(staged)
-            if expected and actual != expected:
+            if (expected and actual != expected) or (size and staged.stat().st_size != size):
+                got = staged.stat().st_size
                 staged.unlink(missing_ok=True)
                 raise ModelError(f"downloaded {source.filename} for '{entry.id}' is not the catalog's file: "
-                                 f"sha256 expected {expected}, got {actual}; the file was deleted")
+                                 f"sha256 expected {expected}, got {actual} ({got} bytes, expected {size}); "
+                                 "the file was deleted")
             dest = self._model_dir(entry.id) / Path(source.filename).name
             self._move_into_cache(staged, dest)
+        except TransferError as e:
+            keep = e.keep_partial
+            raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(staging, ignore_errors=True)
         self._remember_digest(dest, actual)
-        self._record(entry.id, dest, actual, origin="hub", source=source.describe(),
+        self._record(entry.id, dest, actual, origin=origin, source=source.describe(),
                      verified_by="catalog" if expected else "first-use", format=entry.format_for(source))
         prog(1.0, "installed")
         return dest
@@ -499,14 +554,14 @@ class WeightsManager:
             path = self.cache_dir / str(record.get("file", ""))
             if path.is_file():
                 expected = str(record.get("sha256", ""))
-                if record.get("origin") == "hub":
+                if record.get("origin") in ("hub", "url"):
                     # The catalog is the reference for its own downloads (it may gain a digest later).
                     source = next((s for s in entry.sources if s.describe() == record.get("source")), None)
                     if source is not None and entry.sha256_for(source):
                         expected = entry.sha256_for(source)
                 return path, expected, int(record.get("size", 0) or 0)
         for source in entry.sources:
-            if isinstance(source, HubSource):
+            if isinstance(source, (HubSource, UrlSource)):
                 path = self._model_dir(entry.id, create=False) / Path(source.filename).name
                 if path.is_file():
                     return path, entry.sha256_for(source), entry.size_for(source)
@@ -554,6 +609,18 @@ class WeightsManager:
         self._digests[(str(path), st.st_size, st.st_mtime_ns)] = digest
 
 
+def mirrored_url(url: str, mirror: Optional[str] = None) -> str:
+    """Where to fetch a ``url`` source: ``url`` itself, or — when ``mirror`` (else
+    ``$RESTORA_URL_MIRROR``) is set, e.g. ``http://127.0.0.1:8000`` — the same file under the
+    mirror as ``<mirror>/<original host>/<original path>``, like ``HF_ENDPOINT`` for the hub.
+    The catalog's size and sha256 are checked either way, so a mirror cannot change the file."""
+    base = (mirror if mirror is not None else os.environ.get(URL_MIRROR_ENV, "")).strip().rstrip("/")
+    if not base:
+        return url
+    parts = urlsplit(url)
+    return f"{base}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+
 def _package_files(source: PackageSource) -> Optional[tuple[Path, Optional[Path]]]:
     """``(file, param file)`` inside an installed package, found without importing the package."""
     try:
@@ -585,6 +652,8 @@ def _wanted_file(entry: ModelEntry) -> str:
     for source in entry.sources:
         if isinstance(source, HubSource):
             return f"{source.filename} (from {source.repo_id})"
+        if isinstance(source, UrlSource):
+            return f"{source.filename} (from {source.url})"
         if isinstance(source, PackageSource):
             return f"{source.path} (from the Python package {source.package})"
         return source.path
@@ -618,4 +687,5 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-__all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "CACHE_ENV"]
+__all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "mirrored_url", "CACHE_ENV",
+           "URL_MIRROR_ENV"]

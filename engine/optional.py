@@ -9,6 +9,7 @@ costs nothing and a missing torch surfaces only when a torch model is actually n
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from .errors import ModelError
 
@@ -31,10 +32,18 @@ def torch_runtime_available() -> bool:
     return not missing_torch_packages()
 
 
+def how_to_get_torch() -> str:
+    """What the user does to get the torch runtime: a pip command, or for the one-folder
+    desktop application (frozen by PyInstaller, no pip) the build that includes it."""
+    if getattr(sys, "frozen", False):
+        return "this Restora folder was built without it; use a build made with installer/build.sh --torch"
+    return f"pip install '{TORCH_EXTRA}'"
+
+
 def require_torch_runtime(what: str) -> None:
-    """Raise :class:`TorchRuntimeMissing` (one line naming ``what`` and the pip command) unless
+    """Raise :class:`TorchRuntimeMissing` (one line naming ``what`` and how to get torch) unless
     the torch runtime is installed. ``what``: what needs it, e.g. ``"model file x.pth"``."""
     missing = missing_torch_packages()
     if missing:
         raise TorchRuntimeMissing(f"{what} needs the optional torch runtime ({' and '.join(missing)} "
-                                  f"not installed): pip install '{TORCH_EXTRA}'")
+                                  f"not installed): {how_to_get_torch()}")

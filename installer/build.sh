@@ -147,7 +147,7 @@ for _ in $(seq 1 120); do
   kill -0 "$gui" 2> /dev/null || { cat gui.log; say "restora-gui exited before its window appeared"; exit 1; }
 done
 [ -n "$window" ] || { cat gui.log; say "no Restora window within 60 s"; exit 1; }
-sleep "${SETTLE:-8}"  # the photo loads and is analysed
+sleep "${SETTLE:-25}"  # the photo loads, is analysed and restored (slower on a busy machine)
 DISPLAY=$display import -window "$window" window.png
 kill -0 "$gui" 2> /dev/null || { cat gui.log; say "restora-gui died while open"; exit 1; }
 say "  window: $(DISPLAY=$display xdotool getwindowname "$window") — screenshot $SMOKE_DIR/run/window.png"

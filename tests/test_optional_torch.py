@@ -94,3 +94,12 @@ def test_no_runtime_module_imports_torch_at_import_time():
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"imports torch when imported: {out.stdout.strip()}"
+
+
+def test_the_frozen_application_points_to_the_torch_build(no_torch, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.raises(engine.optional.TorchRuntimeMissing, match=r"installer/build\.sh --torch") as err:
+        engine.optional.require_torch_runtime("model file net.pth")
+    assert "pip install" not in str(err.value)

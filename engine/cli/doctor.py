@@ -129,13 +129,13 @@ def _onnxruntime(problems: list[str]) -> dict[str, Any]:
 
 
 def _torch() -> dict[str, Any]:
-    from ..optional import TORCH_EXTRA, missing_torch_packages
+    from ..optional import how_to_get_torch, missing_torch_packages
 
     missing = missing_torch_packages()
     info: dict[str, Any] = {"installed": "torch" not in missing, "spandrel": "spandrel" not in missing}
     if missing:
         info["note"] = (f"optional torch runtime not installed ({', '.join(missing)}): downloaded third-party "
-                        f"models and --device cuda/mps need pip install '{TORCH_EXTRA}'")
+                        f"models and --device cuda/mps need it ({how_to_get_torch()})")
     if "torch" in missing:
         return info
     try:

@@ -413,8 +413,8 @@ class ThumbnailLoader(QObject):
     def _done(self, entry_id: int, pixels) -> None:
         from .imaging import rgb_to_qimage
 
-        if self.model.entry(entry_id) is not None:
-            self.model.set_thumbnail(entry_id, None if pixels is None else rgb_to_qimage(pixels))
+        if self.model.entry(entry_id) is not None:  # a null image: the file gave no preview
+            self.model.set_thumbnail(entry_id, QImage() if pixels is None else rgb_to_qimage(pixels))
 
     def wait(self, msecs: int = -1) -> bool:
         return self._pool.waitForDone(msecs)
@@ -492,6 +492,9 @@ class BatchPanel(QWidget):
         self.quality.setRange(1, 100)
         self.quality.setValue(self.settings.jpeg_quality)
         self.quality.setToolTip("JPEG and WebP quality (1–100)")
+        for combo in (self.format, self.bit_depth):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
         self.format.currentIndexChanged.connect(lambda _i: self._format_changed())
         self.plan_auto = QRadioButton("Own auto plan")
         self.plan_auto.setToolTip("Each photo is analysed and gets its own automatic plan")
@@ -516,14 +519,16 @@ class BatchPanel(QWidget):
         opts.addWidget(browse, 0, 4)
         opts.addWidget(QLabel("Format:"), 1, 0)
         opts.addWidget(self.format, 1, 1)
-        opts.addWidget(self.bit_depth, 1, 2)
+        opts.addWidget(self.bit_depth, 1, 2, 1, 3)
         self.quality_label = QLabel("Quality:")
-        opts.addWidget(self.quality_label, 1, 3)
-        opts.addWidget(self.quality, 1, 4)
-        opts.addWidget(self.plan_auto, 2, 0, 1, 2)
-        opts.addWidget(self.plan_current, 2, 2, 1, 3)
-        opts.addWidget(self.overwrite, 3, 0, 1, 2)
-        opts.addWidget(self.skip_existing, 3, 2, 1, 3)
+        self.quality_label.setToolTip(self.quality.toolTip())
+        opts.addWidget(self.quality_label, 2, 0)
+        opts.addWidget(self.quality, 2, 1)
+        opts.addWidget(QLabel("(JPEG, WebP)"), 2, 2, 1, 3)
+        opts.addWidget(self.plan_auto, 3, 0, 1, 2)
+        opts.addWidget(self.plan_current, 3, 2, 1, 3)
+        opts.addWidget(self.overwrite, 4, 0, 1, 5)
+        opts.addWidget(self.skip_existing, 5, 0, 1, 5)
         opts.setColumnStretch(1, 1)
         layout.addLayout(opts)
         self._format_changed()
@@ -534,7 +539,8 @@ class BatchPanel(QWidget):
         add_files.clicked.connect(self._add_files_dialog)
         add_folder = QPushButton("Add folder…")
         add_folder.clicked.connect(self._add_folder_dialog)
-        clear = QPushButton("Clear finished")
+        clear = QPushButton("Clear done")
+        clear.setToolTip("Remove finished, failed and skipped photos from the queue")
         clear.clicked.connect(self.model.remove_finished)
         for b in (add_files, add_folder, clear):
             add_row.addWidget(b)
@@ -543,13 +549,16 @@ class BatchPanel(QWidget):
         self.apply_button.setObjectName("batchApplyCurrent")
         self.apply_button.setToolTip("Give the selected photos the open photo's switches, strengths and experts")
         self.apply_button.clicked.connect(self.apply_current_to_selected)
-        self.auto_selected_button = QPushButton("Back to batch choice")
+        self.auto_selected_button = QPushButton("Use batch choice")
         self.auto_selected_button.setToolTip("The selected photos follow the plan chosen above again")
         self.auto_selected_button.clicked.connect(lambda: self.set_options(self.selected_rows(), None))
         own_row = QHBoxLayout()
-        own_row.addWidget(self.apply_button, 1)
-        own_row.addWidget(self.auto_selected_button)
+        own_row.addWidget(self.apply_button, 3)
+        own_row.addWidget(self.auto_selected_button, 2)
         layout.addLayout(own_row)
+        self.apply_button.setText("Apply current settings")
+        self.apply_button.setMinimumWidth(60)
+        self.auto_selected_button.setMinimumWidth(60)
 
         self.table = QTableView()
         self.table.setObjectName("batchTable")
@@ -565,10 +574,11 @@ class BatchPanel(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 130)
-        header.resizeSection(2, 70)
+        header.resizeSection(0, 120)
+        header.resizeSection(2, 56)
         header.resizeSection(3, 90)
         self.table.setColumnHidden(4, True)
+        self.table.setColumnHidden(3, True)  # shown once a photo has its own settings
         self.table.doubleClicked.connect(lambda idx: self.activate(idx.row()))
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -661,6 +671,7 @@ class BatchPanel(QWidget):
                 label = "" if options is None else describe_options(options)
                 self.model.update(e.id, options=options, settings_label=label)
                 changed += 1
+        self.table.setColumnHidden(3, not any(e.options is not None for e in self.model.entries))
         self._show_detail()
         return changed
 

@@ -42,8 +42,8 @@ class _ThumbnailDelegate(QStyledItemDelegate):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(target, image)
         else:
-            painter.setPen(pal.text().color())
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "…")
+            painter.setPen(pal.highlightedText().color() if selected else pal.text().color())
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "…" if image is None else "no preview")
         value = index.data(STATUS_ROLE)
         status = Status(value) if value else None
         text = pal.highlightedText().color() if selected else pal.text().color()

@@ -56,7 +56,7 @@ class HistogramView(QWidget):
         self.after = None
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(260, 110)
+        return QSize(260, 96)
 
     def set_histograms(self, before, after) -> None:
         self.before, self.after = before, after

@@ -88,6 +88,7 @@ def _light_palette(standard: QPalette) -> QPalette:
     p.setColor(QPalette.ColorRole.Highlight, QColor(26, 95, 180))
     p.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
     p.setColor(QPalette.ColorRole.PlaceholderText, QColor(100, 104, 110))
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(190, 192, 196))
     return p
 
 

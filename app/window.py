@@ -236,6 +236,7 @@ class MainWindow(QMainWindow):
         batch_scroll = QScrollArea()
         batch_scroll.setWidgetResizable(True)
         batch_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        batch_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         batch_scroll.setWidget(self.batch)
         self.batch_dock = self._dock("Batch queue", "queueDock", batch_scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.batch_dock)
@@ -246,7 +247,7 @@ class MainWindow(QMainWindow):
         self.filmstrip_dock.setMinimumWidth(0)
         self.filmstrip_dock.hide()  # shown when several photos are opened or dropped
         self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.overview_dock, self.controls_dock], [340, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.overview_dock, self.controls_dock], [310, 600], Qt.Orientation.Vertical)
         self.controls_dock.raise_()
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(500)
@@ -563,7 +564,11 @@ class MainWindow(QMainWindow):
         if doc is None:
             return
         self.overview.histogram.schedule()
-        if doc.needs_run(state):
+        # A run in flight for other stages would replace the results this state composes from,
+        # so a state that needs no run of its own still goes through the runner then (the cache
+        # answers; the run in flight is cancelled).
+        in_flight = self._running_signature is not None and self._running_signature != doc.run_signature(state)
+        if doc.needs_run(state) or in_flight:
             self._pending = state
             self.controls.set_rows(doc.rows(state))
             signature = doc.run_signature(state)

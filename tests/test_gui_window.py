@@ -397,3 +397,36 @@ def test_dropping_several_photos_fills_the_filmstrip_with_thumbnails(window, qtb
                                         __import__("PySide6.QtCore", fromlist=["QItemSelectionModel"])
                                         .QItemSelectionModel.SelectionFlag.ClearAndSelect)
     assert w.batch.selected_rows() == [1]
+
+
+def test_auto_or_esc_during_a_run_leave_panel_and_pixels_in_agreement(window, qtbot, tmp_path, monkeypatch):
+    """Auto pressed while another state's run is in flight wins; Esc leaves what was shown."""
+    import gui_helpers
+
+    w = window(cheap_restorer(ToldBoxGeneralist()))
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    with_generalist = _after(w)
+    real_run = gui_helpers.BoxDenoiser.run
+
+    def slow_run(self, image, ctx=None):
+        time.sleep(1.5)
+        return real_run(self, image, ctx)
+
+    monkeypatch.setattr(gui_helpers.BoxDenoiser, "run", slow_run)
+    # Auto while the generalist-off run is in flight
+    w.controls.controls["generalist"].toggle.click()
+    qtbot.waitUntil(w.jobs.is_busy, timeout=5000)
+    w.reset_to_auto()
+    qtbot.waitUntil(lambda: not w.jobs.is_busy() and w._pending is None, timeout=30000)
+    qtbot.wait(200)
+    assert doc.state == doc.auto_state and w.controls.controls["generalist"].toggle.isChecked()
+    assert np.array_equal(_after(w), with_generalist)
+    # Esc while it runs: the panel and the pixels stay as they were
+    w.controls.controls["generalist"].toggle.click()
+    qtbot.waitUntil(w.jobs.is_busy, timeout=5000)
+    w.cancel_job()
+    qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=30000)
+    assert w.controls.controls["generalist"].toggle.isChecked() == doc.state.enabled["generalist"]
+    rows = {r.name: r for r in doc.rows()}
+    if doc.state.enabled["generalist"]:
+        assert rows["noise"].handled_by == "generalist" and np.array_equal(_after(w), with_generalist)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ``../shared`` next to the repository (``$RESTORA_SHARED`` overrides it, e.g. in a git worktree).
+SHARED = Path(os.environ.get("RESTORA_SHARED") or REPO.parent / "shared")
+SHARED_DATA = SHARED / "data"
+SHARED_WEIGHTS = SHARED / "weights"
 
 
 def clean_photo(index: int = 0, size: int = 128) -> np.ndarray:

@@ -55,11 +55,12 @@ def main(argv: list[str]) -> int:
         broken.parent.mkdir(parents=True, exist_ok=True)
         good = Path(args[1]).read_bytes()
         broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 200)  # a JPEG header and nothing else
-        window.batch.add_paths([*args[1:], broken])
+        window.batch.add_paths([broken, *args[1:]])  # the failure shows at once
+        window.open_file(args[1])
         window.batch.outdir.setText(str(out / "restored"))
-        window.batch_dock.raise_()
         window.filmstrip_dock.show()
         del good
+        window.jobs.finished.connect(lambda _r: window.batch_dock.raise_())
 
         def select_failed():
             rows = [i for i, e in enumerate(window.batch.model.entries) if e.status.value == "failed"]

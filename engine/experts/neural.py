@@ -37,6 +37,8 @@ ARCH_OVERLAP: dict[str, int] = {
     "SwinIR": 32, "Swin2SR": 32, "HAT": 32, "DAT": 32, "ATD": 32, "Restormer": 32,
     # Restora's own U-Net: three stride-2 levels of 3x3 depthwise blocks; 16 px left visible seams
     "RestoraGeneralist": 48,
+    # published plain CNNs converted by engine.convert.published: their exact receptive fields
+    "DnCNN": 20,
 }
 DEFAULT_OVERLAP = 16
 
@@ -289,9 +291,12 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
 
     A 1x model serves its catalog tasks directly. A model with scale S > 1 serves ``upscale`` at
     S and at every smaller scale dividing S (area-downscaled), and its other tasks (e.g.
-    ``generalist``) at 1x. Face models are skipped (they need face detection and alignment).
+    ``generalist``) at 1x. Architectures with an expert of their own (FFDNet's noise map:
+    ``engine.experts.published``) get that expert. Face models are skipped (they need face detection and alignment).
     Expert ids are ``neural.<model id>`` (native scale) and ``neural.<model id>.x<scale>``.
     """
+    from .published import published_expert
+
     experts: list[Expert] = []
     for entry, path in manager.installed_models():
         if ANALYSIS in entry.tasks:
@@ -299,6 +304,14 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
         tasks = tuple(t for t in entry.tasks if t != FACE)
         if not tasks:
             log.info("model %s: face restoration models are not run by the tiler; skipped", entry.id)
+            continue
+        try:
+            special = published_expert(entry, Path(path), device)
+        except ModelError as err:
+            log.warning("model %s: %s", entry.id, err)
+            continue
+        if special is not None:
+            experts.append(special)
             continue
         try:
             base = NeuralExpert.from_file(Path(path), expert_id=f"neural.{entry.id}", tasks=tasks,

@@ -123,11 +123,13 @@ def test_installed_restora_runs_from_the_package_without_torch(installed):
     assert version == f"restora {engine.__version__}"
     code = ("import sys, engine, engine.cli, engine.experts.default; from engine import assets;"
             "print(engine.__file__); print(assets.location()); print(assets.data_root());"
-            "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('PySide6') is None)")
-    where, location, root, no_torch = _run([env_dir / "bin" / "python", "-c", code], cwd=work,
-                                           env=env).stdout.splitlines()
+            "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('PySide6') is None);"
+            "from engine.analysis.learned import default_model_path; print(default_model_path())")
+    where, location, root, no_torch, analyser = _run([env_dir / "bin" / "python", "-c", code], cwd=work,
+                                                     env=env).stdout.splitlines()
     assert Path(where).is_relative_to(env_dir) and location == "package" and Path(root).is_relative_to(env_dir)
     assert no_torch == "True True"
+    assert Path(analyser).is_file() and Path(analyser).is_relative_to(env_dir)
     for name in ("icons/restora.svg", "icons/restora-256.png", "style/restora.qss", "restora.desktop"):
         assert (Path(root) / "resources" / name).is_file(), name
 

@@ -66,11 +66,11 @@ def version_line() -> str:
 # ------------------------------------------------------------------------------------- collect
 def collect() -> dict[str, Any]:
     """Everything ``doctor`` reports, as JSON-ready data. ``problems`` lists what is broken."""
-    from .. import __version__
+    import engine
 
     problems: list[str] = []
     report: dict[str, Any] = {
-        "restora": {"version": __version__, "package": str(Path(__file__).resolve().parents[1]),
+        "restora": {"version": engine.__version__, "package": str(Path(engine.__path__[0]).resolve()),
                     "executable": sys.argv[0] if sys.argv and sys.argv[0] else ""},
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
                    "executable": sys.executable},

@@ -103,7 +103,8 @@ class FFDNetExpert(Expert):
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
-        from ..nets.ffdnet import RECEPTIVE_RADIUS, SIZE_MULTIPLE
+        from ..nets.geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
+        from ..nets.geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
         self.path = Path(path)
         backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
@@ -226,7 +227,7 @@ class LumaDnCNNExpert(Expert):
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
-        from ..nets.dncnn import RECEPTIVE_RADIUS
+        from ..nets.geometry import DNCNN_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mat", ".safetensors"):

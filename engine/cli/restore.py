@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
-                   help="allow generative models (Real-ESRGAN) as the all-in-one generalist")
+                   help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
     p.set_defaults(run=run)
 
 

@@ -152,7 +152,8 @@ class Restorer:
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
             raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
-        candidates = [e for e in self.registry.for_task(UPSCALE) if e.info.scale == options.scale]
+        candidates = [e for e in self.registry.for_task(UPSCALE)
+                      if e.info.scale == options.scale and (options.allow_generative or not e.info.generative)]
         if not candidates:
             raise RestoraError(f"no {options.scale}x upscaler is available")
         expert = candidates[0]

@@ -372,7 +372,7 @@ class IATExpert(Expert):
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
                  tasks: tuple[str, ...] = ("lowlight",)) -> None:
-        from ..nets.iat import LOCAL_RADIUS
+        from ..nets.geometry import IAT_LOCAL_RADIUS as LOCAL_RADIUS
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".onnx", ".safetensors"):
@@ -497,7 +497,9 @@ class SAFMNExpert(Expert):
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
                  out_scale: int = 4) -> None:
-        from ..nets.safmn import SCALE, SIZE_MULTIPLE, TILE_OVERLAP
+        from ..nets.geometry import SAFMN_SCALE as SCALE
+        from ..nets.geometry import SAFMN_SIZE_MULTIPLE as SIZE_MULTIPLE
+        from ..nets.geometry import SAFMN_TILE_OVERLAP as TILE_OVERLAP
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".onnx", ".safetensors"):

@@ -121,7 +121,7 @@ class BatchModel(QAbstractTableModel):
     def entry(self, entry_id: int) -> Optional[BatchEntry]:
         return next((e for e in self.entries if e.id == entry_id), None)
 
-    def update(self, entry_id: int, **changes) -> None:  # noqa: D401
+    def update(self, entry_id: int, **changes) -> None:
         for row, e in enumerate(self.entries):
             if e.id == entry_id:
                 for k, v in changes.items():

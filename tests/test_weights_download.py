@@ -53,7 +53,9 @@ def _catalog(data: bytes, sha256: str | None = None, unverified: str = ""):
 
 
 def _cache_files(cache: Path) -> list[str]:
-    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    """Files in the cache, except verified.json (the manager's memo of digests already checked)."""
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")
+                  if p.is_file() and p.name != "verified.json")
 
 
 def test_download_verifies_and_installs(hub, tmp_path):

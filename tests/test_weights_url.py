@@ -55,7 +55,9 @@ def _manager(server, data: bytes, limits: TransferLimits = FAST, **kw) -> Weight
 
 
 def _cache_files(cache: Path) -> list[str]:
-    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    """Files in the cache, except verified.json (the manager's memo of digests already checked)."""
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")
+                  if p.is_file() and p.name != "verified.json")
 
 
 # ---------------------------------------------------------------------------- catalog
@@ -89,7 +91,8 @@ sources = [
     ({"type": "url", "url": "https://github.com/", "size": 5, "sha256": "ab" * 32}, "one file"),
     ({"type": "url", "url": "https://github.com/a/w.pth", "size": 5}, "missing field"),
     ({"type": "url", "url": "https://github.com/a/w.pth", "sha256": "ab" * 32}, "missing field"),
-    ({"type": "url", "url": "https://github.com/a/w.pth", "size": 5, "sha256": "AB" * 32}, "64 lowercase"),
+    ({"type": "url", "url": "https://github.com/a/w.pth", "size": 5, "sha256": "AB" * 32},
+     "64 lowercase"),
     ({"type": "url", "url": "https://github.com/a/w.pth", "size": 0, "sha256": "ab" * 32}, "size"),
 ])
 def test_catalog_refuses_a_url_source_without_an_exact_file(source, problem):
@@ -212,7 +215,7 @@ def test_unreachable_host_gives_one_offline_line_at_once(server, tmp_path):
         manager.download("tiny")
     message = str(info.value)
     assert time.monotonic() - t0 < 5  # no retries against a host that is not there
-    assert "cannot download 'tiny'" in message and "cannot be reached (offline?)" in message
+    assert "cannot download 'tiny'" in message and "cannot be reached (offline? Connection refused)" in message
     assert "restora models import PATH --id tiny" in message and "\n" not in message
     assert _cache_files(tmp_path / "cache") == []
 
@@ -283,7 +286,7 @@ sources = [{{ type = "url", url = "{URL}", size = {len(data)}, sha256 = "{sha}" 
     rc = main(["models", "--catalog", str(catalog), "download", "tiny"])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "cannot be reached (offline?)" in err and "Traceback" not in err
+    assert "cannot be reached (offline? Connection refused)" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
 
 
@@ -315,3 +318,13 @@ def test_real_published_weights_download_and_verify_from_their_urls(server, tmp_
         assert hashlib.sha256(installed.read_bytes()).hexdigest() == sha
         assert manager.status(entry["id"]) is ModelStatus.INSTALLED
     assert {v.model_id for v in manager.verify() if v.ok} == {m["id"] for m in models}
+
+
+def test_require_names_the_url_and_not_the_hub_switch(server, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # about Hugging Face only: says nothing about a url source
+    manager = _manager(server, _payload(1000))
+    with pytest.raises(ModelError) as info:
+        manager.require("tiny")
+    message = str(info.value)
+    assert f"tiny.pth (from {URL}) is missing" in message and "HF_HUB_OFFLINE" not in message
+    assert server.requests == []  # require() never downloads from the network

@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError
 from ..experts.base import SIGMA_STRENGTH_KNOTS, Backend, ExpertContext, ExpertRegistry
@@ -115,7 +116,11 @@ class RestorationSession:
         tile: Optional[int] = None,
         assess: bool = True,
         cache: Optional[StageCache] = None,
+        jpeg: Optional[JpegQuantisation] = None,
     ) -> None:
+        """``jpeg``: the quantisation of the JPEG file ``image`` is the decoding of (``Photo.jpeg``);
+        the JPEG verdict then comes from the file's tables and experts get them as
+        ``ExpertContext.jpeg``."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
         self.image = np.ascontiguousarray(image, dtype=np.float32)
@@ -125,7 +130,8 @@ class RestorationSession:
         self.tile = tile
         self.assess = assess
         self.cache: StageCache = cache if cache is not None else StageCache()
-        self.base_key = image_key(self.image)
+        self.jpeg = JpegSource(jpeg, self.image) if jpeg is not None else None
+        self.base_key = image_key(self.image) + (f"-q{jpeg.tables_key()}" if jpeg is not None else "")
         self._report: Optional[DegradationReport] = None
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
@@ -137,7 +143,8 @@ class RestorationSession:
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
         if self._report is None:
-            self._report = self.analyser(self.image)
+            report = self.analyser(self.image)
+            self._report = with_file_evidence(report, self.jpeg.quantisation) if self.jpeg else report
         return self._report
 
     @property
@@ -182,7 +189,7 @@ class RestorationSession:
                 else:
                     result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
                                                      stage_key, sub.sub(0.0, 0.5 if told else 0.9))
-                    if judged:
+                    if judged and not result.dropped:
                         self._judge(result, stage, input_report)
                     if told and not result.dropped and result.expert_id == expert.info.id \
                             and expert.info.conditioned:
@@ -203,22 +210,32 @@ class RestorationSession:
     def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
                            measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
                            progress: Progress) -> StageResult:
-        """Run the stage's expert; if a neural expert cannot run here (weights missing or corrupt,
-        device failure, out of memory at the smallest tile), run the classical expert for the
-        same kind instead and say so in the result's ``reason``."""
+        """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
+        an image model, device failure, out of memory at the smallest tile, any error of its
+        runtime), run the classical expert for the same kind instead and say so in the result's
+        ``reason``; with no classical expert for the kind the stage is skipped, also with a
+        reason. A failing expert fails its stage only, never the photo or the batch."""
         try:
             return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress)
         except Cancelled:
             raise
-        except (RestoraError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
+            if expert.info.backend is Backend.CLASSICAL:
+                raise
+            why = " ".join(str(err).split())[:300] or type(err).__name__
+            if not isinstance(err, RestoraError):
+                why = f"{type(err).__name__}: {why}"
             fallback = next((e for e in self.registry.for_task(stage.name)
                              if e.info.backend is Backend.CLASSICAL and e is not expert), None)
-            if expert.info.backend is Backend.CLASSICAL or fallback is None:
-                raise
-            log.warning("%s could not run (%s); using %s instead", expert.info.id, err, fallback.info.id)
+            if fallback is None:
+                log.warning("%s could not run (%s); %s skipped", expert.info.id, why, stage.name)
+                return StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
+                                   reason=f"{expert.info.id} could not run ({why}); no classical expert for "
+                                          f"{stage.name}, stage skipped", model_id=expert.info.model_id)
+            log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
             result = self._run_stage(stage, fallback, current, severity, measurements, strengths, stage_key,
                                      progress)
-            result.reason = f"{expert.info.id} could not run ({err}); used {fallback.info.id}"
+            result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
             return result
 
     def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
@@ -230,7 +247,7 @@ class RestorationSession:
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
-                                device=self.device, tile=self.tile, strength=knot)
+                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg)
             out = expert.run(current, ctx)
             self.expert_runs += 1
             if out.shape != current.shape:

@@ -117,7 +117,7 @@ def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optiona
     except TransferError as e:
         raise TransferError(f"model '{model_id}': {e}; run `restora models download {model_id}` again"
                             + (" to resume" if e.keep_partial else ""), e.failure, e.status,
-                            e.keep_partial) from None
+                            e.keep_partial, e.reason) from None
 
 
 def _http_errors(names: tuple[str, ...] = ("HTTPError",)) -> tuple[type[BaseException], ...]:

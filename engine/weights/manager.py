@@ -4,6 +4,7 @@ Cache layout (default ``platformdirs.user_cache_dir("restora")/models``; ``RESTO
 overrides it, read when the manager is created)::
 
     <cache>/registry.json          what is installed here, with digests (engine.weights.registry)
+    <cache>/verified.json          sha256 already checked per file stamp (size, mtime, ctime, inode)
     <cache>/<model id>/<file>      one folder per installed model
     <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards,
                                    except a failed download's ``<file>.part``, resumed next time)
@@ -20,10 +21,12 @@ from __future__ import annotations
 import difflib
 import enum
 import importlib.util
+import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -37,11 +40,15 @@ from . import hub
 from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, UrlSource, load_catalog
 from .registry import read_registry, write_registry
 from .transfer import Failure, TransferError, TransferLimits, fetch_to_file
-from .safe_load import ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, identify, sha256_file
+from .probe import probe_descriptor, probe_onnx
+from .safe_load import (ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, describe, load_descriptor,
+                        sha256_file)
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "RESTORA_CACHE_DIR"
+#: File in the cache remembering verified digests by file stamp (see WeightsManager.status).
+VERIFIED_NAME = "verified.json"
 #: Base URL of a mirror for ``url`` catalog sources (see :func:`mirrored_url`).
 URL_MIRROR_ENV = "RESTORA_URL_MIRROR"
 #: Kept free beyond a download's own size, bytes.
@@ -102,7 +109,8 @@ class WeightsManager:
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         self.repo_root = Path(repo_root) if repo_root is not None else repository_root()
         self._lock = threading.RLock()
-        self._digests: dict[tuple[str, int, int], str] = {}
+        self._digests: dict[tuple, str] = {}
+        self._stamps: Optional[dict[str, dict[str, Any]]] = None
         #: Base URL standing in for every ``url`` source's host (``None``: ``$RESTORA_URL_MIRROR``
         #: when the download starts, else the original host); see :func:`mirrored_url`.
         self.url_mirror = url_mirror
@@ -129,7 +137,13 @@ class WeightsManager:
         return ids + sorted(k for k in self._records() if k not in self.catalog)
 
     def status(self, model_id: str) -> ModelStatus:
-        """Cheap status (existence and size; a digest only if already computed this session)."""
+        """``INSTALLED`` only while the installed file's sha256 matches its reference digest.
+
+        The digest is computed once per file version and remembered in ``<cache>/verified.json``
+        against the file's size, mtime, ctime and inode, so later calls (and later runs) cost a
+        ``stat``; any change to the file — one flipped byte, even with its mtime put back — makes
+        it hashed again, and a mismatch is ``CORRUPT``.
+        """
         entry = self.entry(model_id)
         found = self._installed_file(entry)
         if found is not None:
@@ -140,13 +154,40 @@ class WeightsManager:
                 return ModelStatus.CORRUPT
             if expected_size and st.st_size != expected_size:
                 return ModelStatus.CORRUPT
-            known = self._digests.get((str(path), st.st_size, st.st_mtime_ns))
-            if known is not None and expected_sha and known != expected_sha:
-                return ModelStatus.CORRUPT
+            if expected_sha:
+                try:
+                    if self._digest(path) != expected_sha:
+                        return ModelStatus.CORRUPT
+                except OSError:
+                    return ModelStatus.CORRUPT
             return ModelStatus.INSTALLED
         if any(isinstance(s, PackageSource) and _package_files(s) is not None for s in entry.sources):
             return ModelStatus.PACKAGE
         return ModelStatus.NOT_INSTALLED
+
+    def check_intact(self, model_id: str) -> Path:
+        """The installed file of ``model_id`` if its sha256 still matches (a ``stat`` when it was
+        verified before); else a :class:`ModelError` saying it is damaged or missing. Experts call
+        this right before loading a model, so a file changed after the registry was built is
+        never loaded."""
+        path = self.path_for(model_id)
+        if path is not None:
+            return path
+        if self.status(model_id) is ModelStatus.CORRUPT:
+            raise ModelError(f"model '{model_id}' is damaged (its file no longer matches its sha256); not "
+                             f"loading it. {self.repair_hint(model_id)}")
+        raise ModelError(f"model '{model_id}' is not installed")
+
+    def repair_hint(self, model_id: str) -> str:
+        """How to replace a damaged model: download it again, or re-import a user's file."""
+        if model_id in self.catalog and self.entry(model_id).sources:
+            return f"Run `restora models download {model_id} --force`"
+        return (f"Run `restora models remove {model_id}` and import the file again "
+                f"(`restora models import PATH --id {model_id}`)")
+
+    def damaged_models(self) -> list[str]:
+        """Ids whose installed file fails its sha256 check (see :meth:`status`)."""
+        return [m for m in self.known_ids() if self.status(m) is ModelStatus.CORRUPT]
 
     def installed_models(self) -> list[tuple[ModelEntry, Path]]:
         """``(entry, file)`` for every model whose file is present and not known to be corrupt.
@@ -166,20 +207,15 @@ class WeightsManager:
     def path_for(self, model_id: str, verify: bool = True) -> Optional[Path]:
         """The installed file for ``model_id``, or ``None`` when it is missing or corrupt.
 
-        With ``verify`` the sha256 is checked (once per process per file version: ~1 s per
-        300 MB); a mismatching file is never returned.
+        The sha256 is checked by :meth:`status` (hashed once per file version, ~1 s per 300 MB,
+        then remembered by stamp); a mismatching file is never returned. ``verify`` is kept for
+        callers of the older signature: the check is always made.
         """
         entry = self.entry(model_id)
         if self.status(model_id) is not ModelStatus.INSTALLED:
             return None
         found = self._installed_file(entry)
-        if found is None:
-            return None
-        path, expected_sha, _ = found
-        if verify and expected_sha and self._digest(path) != expected_sha:
-            log.warning("model %s: %s does not match its sha256; not using it", model_id, path)
-            return None
-        return path
+        return found[0] if found is not None else None
 
     def require(self, model_id: str, progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelToken] = None) -> Path:
@@ -196,7 +232,8 @@ class WeightsManager:
             raise ModelError(f"model '{model_id}' is corrupt (its sha256 does not match); run "
                              f"`restora models remove {model_id}` and `restora models download {model_id}`")
         wanted = _wanted_file(entry)
-        offline = " (Hugging Face downloads are off: HF_HUB_OFFLINE=1)" if hub.hub_offline() else ""
+        from_hub = any(isinstance(s, HubSource) for s in entry.sources)
+        offline = " (Hugging Face downloads are off: HF_HUB_OFFLINE=1)" if from_hub and hub.hub_offline() else ""
         raise ModelError(f"model '{model_id}' is not installed{offline}: {wanted} is missing; "
                          f"{hub.how_to_get(model_id)}")
 
@@ -300,11 +337,11 @@ class WeightsManager:
             except TransferError as e:
                 if e.failure is Failure.UNREACHABLE:
                     raise TransferError(
-                        f"cannot download '{entry.id}': {where} cannot be reached (offline?) — {e}; "
-                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial) from None
+                        f"cannot download '{entry.id}': {where} cannot be reached (offline? {e.reason}); "
+                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial, e.reason) from None
                 raise TransferError(f"model '{entry.id}': {e}; run `restora models download {entry.id}` "
                                     "again" + (" to resume" if e.keep_partial else ""),
-                                    e.failure, e.status, e.keep_partial) from None
+                                    e.failure, e.status, e.keep_partial, e.reason) from None
 
         return self._fetch_verify_install(entry, source, prog, source.sha256, origin="url", fetch=fetch)
 
@@ -405,11 +442,13 @@ class WeightsManager:
 
         ``.safetensors`` / ``.pth`` (``.pt``, ``.ckpt``): read with the restricted loader and
         identified by spandrel (unknown architectures are refused). ``.onnx``: validated with
-        ``onnx.checker``. A file whose sha256 equals a catalog entry's is installed as that
-        entry; ``id`` naming an unverified catalog entry installs it under that id (the user
-        vouches for the file). Otherwise ``id`` defaults to the file's stem. ``tasks`` default to
-        the catalog entry's, else a guess from spandrel's description (face / upscale /
-        generalist). Returns ``(entry, installed file)``.
+        ``onnx.checker``. Every model is then run once on a small test image
+        (:mod:`engine.weights.probe`) and refused unless it maps an image to an image of the same
+        channels at an integer scale (which is recorded). A file whose sha256 equals a catalog
+        entry's is installed as that entry; ``id`` naming an unverified catalog entry installs it
+        under that id (the user vouches for the file). Otherwise ``id`` defaults to the file's
+        stem. ``tasks`` default to the catalog entry's, else a guess from spandrel's description
+        (face / upscale / generalist). Returns ``(entry, installed file)``.
         """
         model_id = id
         src = Path(path).expanduser()
@@ -422,11 +461,13 @@ class WeightsManager:
         digest = sha256_file(src)
         entry = self._catalog_match(digest, model_id, src)
         if suffix in ONNX_SUFFIXES:
-            info = check_onnx(src)
-            architecture, scale, fmt = "onnx", _onnx_scale(info), "onnx"
+            check_onnx(src)
+            architecture, scale, fmt = "onnx", probe_onnx(src).scale, "onnx"
             guessed = ["generalist"]
         else:
-            ident = identify(src)
+            descriptor = load_descriptor(src)
+            ident = describe(descriptor)
+            probe_descriptor(descriptor, src.name)
             architecture, scale = ident.architecture, ident.scale
             fmt = "safetensors" if suffix in SAFETENSORS_SUFFIXES else "pth"
             guessed = ["face"] if "face" in ident.purpose.lower() else ["upscale"] if scale > 1 else ["generalist"]
@@ -595,15 +636,68 @@ class WeightsManager:
         os.replace(staged, dest)
 
     def _digest(self, path: Path, refresh: bool = False) -> str:
+        """sha256 of ``path``: from memory or ``verified.json`` while the file's stamp (size, mtime,
+        ctime, inode) is unchanged, else hashed and remembered. ``refresh`` always hashes."""
         st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if refresh or key not in self._digests:
-            self._digests[key] = sha256_file(path)
-        return self._digests[key]
+        key = _stamp_key(path, st)
+        if not refresh:
+            known = self._digests.get(key)
+            if known is None:
+                stamp = self._load_stamps().get(key[0])
+                if stamp is not None and tuple(stamp.get(k) for k in _STAMP_FIELDS) == key[1:]:
+                    known = str(stamp.get("sha256", ""))
+            if known:
+                self._digests[key] = known
+                return known
+        digest = sha256_file(path)
+        if _stamp_key(path, path.stat()) == key:  # not changed while it was being read
+            self._remember(key, digest)
+        return digest
 
     def _remember_digest(self, path: Path, digest: str) -> None:
-        st = path.stat()
-        self._digests[(str(path), st.st_size, st.st_mtime_ns)] = digest
+        self._remember(_stamp_key(path, path.stat()), digest)
+
+    def _remember(self, key: tuple, digest: str) -> None:
+        self._digests[key] = digest
+        with self._lock:
+            stamps = self._load_stamps(reload=True)
+            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:])), "sha256": digest}
+            stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
+            self._stamps = stamps
+            try:
+                _write_json_atomic(self.cache_dir / VERIFIED_NAME, {"version": 1, "files": stamps})
+            except OSError as e:  # a read-only cache only costs a re-hash next time
+                log.info("cannot record verified digests in %s: %s", self.cache_dir, e)
+
+    def _load_stamps(self, reload: bool = False) -> dict[str, dict[str, Any]]:
+        if self._stamps is None or reload:
+            try:
+                data = json.loads((self.cache_dir / VERIFIED_NAME).read_text(encoding="utf-8"))
+                files = data.get("files") if isinstance(data, dict) else None
+                self._stamps = {str(k): v for k, v in files.items() if isinstance(v, dict)} \
+                    if isinstance(files, dict) else {}
+            except (OSError, ValueError):
+                self._stamps = {}  # absent or unreadable: files are simply hashed again
+        return self._stamps
+
+
+_STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+
+
+def _stamp_key(path: Path, st: os.stat_result) -> tuple:
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def mirrored_url(url: str, mirror: Optional[str] = None) -> str:
@@ -655,16 +749,6 @@ def _wanted_file(entry: ModelEntry) -> str:
             return f"{source.path} (from the Python package {source.package})"
         return source.path
     return f"its weights file (from {entry.upstream})" if entry.upstream else "its weights file"
-
-
-def _onnx_scale(info: Any) -> int:
-    try:
-        (_, shape_in), (_, shape_out) = info.inputs[0], info.outputs[0]
-        if len(shape_in) == 4 and len(shape_out) == 4 and shape_in[2] and shape_out[2]:
-            return max(1, int(shape_out[2]) // int(shape_in[2]))
-    except (IndexError, TypeError, ValueError):
-        pass
-    return 1
 
 
 def _slug(stem: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +77,12 @@ class TransferError(ModelError):
     """A download failed; ``failure`` says how, ``status`` is the HTTP status for ``HTTP``.
     ``str()`` is one line for the user (the caller may prefix which model it was for)."""
 
-    def __init__(self, message: str, failure: Failure, status: int = 0, keep_partial: bool = False) -> None:
+    def __init__(self, message: str, failure: Failure, status: int = 0, keep_partial: bool = False,
+                 reason: str = "") -> None:
         super().__init__(message)
         self.failure = failure
+        #: The bare cause ("Connection refused", "stalled: ..."), without the file and host.
+        self.reason = reason
         self.status = status
         #: True when the staging file holds a valid prefix worth resuming from next time.
         self.keep_partial = keep_partial
@@ -152,7 +156,7 @@ def fetch_to_file(url: str, dest: Path, *, expected_size: int = 0, headers: Opti
                 got = dest.stat().st_size if dest.exists() else 0
                 if attempt == 0 and got == done and _is_connect_failure(err):
                     raise TransferError(f"cannot reach {host} to download {label} ({_reason(err)})",
-                                        Failure.UNREACHABLE, keep_partial=got > 0) from None
+                                        Failure.UNREACHABLE, keep_partial=got > 0, reason=_reason(err)) from None
                 stalled = isinstance(err, (_Stall, requests.exceptions.Timeout,
                                            urllib3.exceptions.ReadTimeoutError))
                 if time.monotonic() >= deadline:
@@ -163,10 +167,12 @@ def fetch_to_file(url: str, dest: Path, *, expected_size: int = 0, headers: Opti
                     raise TransferError(
                         f"download of {label} from {host} {what} {attempt} times and gave up at "
                         f"{_fraction(got, expected_size)} ({_reason(err)})",
-                        Failure.STALLED if stalled else Failure.CUT, keep_partial=got > 0) from None
+                        Failure.STALLED if stalled else Failure.CUT, keep_partial=got > 0,
+                        reason=_reason(err)) from None
                 line = (f"{label}: {'download stalled' if stalled else 'connection lost'} at "
                         f"{_fraction(got, expected_size)}; resuming (retry {attempt} of {limits.retries})")
-                log.warning("%s (%s)", line, _reason(err))
+                log.warning("%s", line)
+                log.debug("%s: %r", label, err)
                 if notify is not None:
                     notify(line)
                 progress(got / expected_size if expected_size else 0.0, line)
@@ -269,21 +275,27 @@ def _fraction(got: int, size: int) -> str:
 
 
 def _reason(err: BaseException) -> str:
+    """A short human reason for a network failure (no library class names or object reprs)."""
     import requests
     import urllib3
 
     if isinstance(err, _Stall):
         return f"stalled: {err}"
+    if isinstance(err, _Cut):
+        return str(err)
+    if isinstance(err, (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+        return "connection timed out"
     if isinstance(err, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
-        return "no data for the stall window"
-    inner = err
-    for _ in range(4):  # requests wraps urllib3 wraps socket errors: report the innermost reason
-        nxt = inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None
-        nxt = nxt or getattr(inner, "reason", None)
-        if not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    text = " ".join(str(inner).split()) or type(inner).__name__
+        return "no data arrived for the stall window"
+    text = repr(err)
+    if "NameResolutionError" in text or "Failed to resolve" in text or "Name or service not known" in text:
+        return "the host name could not be resolved"
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if isinstance(err, (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError)):
+        return "the connection broke off"
+    text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= 160 else text[:159] + "…"
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from gui_helpers import (SlowExpert, ToldBoxGeneralist, cheap_restorer, isolate_settings,  # noqa: E402
-                         open_and_wait, write_photo)
+                         open_and_wait, write_photo, write_synthetic_photo)
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -148,7 +148,7 @@ def test_clipped_highlights_light_the_indicator(window, qtbot, tmp_path):
 
 def test_navigator_shows_and_moves_the_visible_part(window, qtbot, tmp_path):
     w = window()
-    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.5, size=400))
+    doc = open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.5, size=400))
     nav = w.overview.navigator
     w.viewer.set_zoom(8.0)
     view, area = nav.view_rect(), nav.image_rect()
@@ -169,7 +169,7 @@ def test_loupe_shows_actual_pixels_of_the_side_under_the_cursor(window, qtbot, t
 
     w = window()
     w.resize(900, 600)
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.5, size=800))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.5, size=800))
     v = w.viewer
     v.fit()
     assert v.zoom() < 1.0
@@ -255,7 +255,7 @@ def test_choosing_cuda_without_cuda_says_so(window, qtbot, monkeypatch):
 
 def test_closing_mid_job_asks_first(window, qtbot, tmp_path):
     w = window(cheap_restorer(SlowExpert(task="haze", seconds=30)))
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.7))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.7))
     w.controls.controls["haze"].toggle.click()  # runs the slow expert
     qtbot.waitUntil(w.jobs.is_busy, timeout=5000)
     asked = []
@@ -278,7 +278,7 @@ def test_no_zero_seconds_after_open_and_progress_moves_during_a_long_step(window
             return image.copy()
 
     w = window(cheap_restorer(Silent()))
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.7))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.7))
     text = w.time_label.text()
     assert "0.00" not in text and (text == "" or text.startswith("restored in"))
     w.controls.controls["noise"].slider.setValue(40)  # a re-compose is not a run

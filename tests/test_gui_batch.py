@@ -339,3 +339,21 @@ def test_per_photo_settings_bit_depth_and_jpeg_quality(qtbot, qapp, tmp_path):
     from engine.imageio import load_photo
 
     assert load_photo(tmp_path / "out16" / "a.png").bit_depth == 16
+
+
+def test_what_an_output_could_not_keep_is_said_in_its_row(make_panel, qtbot, tmp_path):
+    from PIL import Image
+
+    from app.batch import Status
+
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[..., :3] = 120
+    rgba[..., 3] = np.linspace(0, 255, 48, dtype=np.uint8)[None, :]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "with_alpha.png")
+    panel = make_panel(cheap_restorer())
+    panel.add_paths([tmp_path / "with_alpha.png"])
+    panel.format.setCurrentIndex(panel.format.findData("jpeg"))
+    _run(panel, qtbot, tmp_path / "out")
+    (entry,) = panel.model.entries
+    assert entry.status == Status.DONE and entry.not_kept
+    assert "not kept" in panel.model.index(0, 1).data() and "alpha" in panel.model.index(0, 1).data().lower()

@@ -179,11 +179,26 @@ def experts_by_kind(threads: int) -> dict[str, list]:
     return out
 
 
+def run_as_the_app(kind: str, expert, image: np.ndarray) -> np.ndarray:
+    """The expert's output as the app produces it: a one-stage plan through a
+    :class:`RestorationSession` with the default analysis, so the expert gets what the session
+    tells it (e.g. the measured noise level), composed at full strength."""
+    from engine.experts.base import ExpertRegistry
+    from engine.pipeline.plan import Plan, Stage
+    from engine.pipeline.session import RestorationSession
+
+    session = RestorationSession(image, ExpertRegistry([expert]), assess=False)
+    session.run(Plan((Stage(kind, expert.info.id, 1.0, auto=False),)))
+    return session.compose({kind: 1.0})
+
+
 def score(kind: str, expert, case: Case, sigma: Optional[float] = None) -> tuple[float, float, float, float]:
     from engine.experts.base import ExpertContext
 
-    ctx = ExpertContext(noise_sigma=None if sigma is None else np.float32(sigma))
-    out = expert.run(case.degraded, ctx)
+    if kind == "upscale" or sigma is not None:
+        out = expert.run(case.degraded, ExpertContext(noise_sigma=None if sigma is None else np.float32(sigma)))
+    else:
+        out = run_as_the_app(kind, expert, case.degraded)
     if kind == "upscale":
         import torch
         import torch.nn.functional as F
@@ -374,7 +389,8 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
              "and the real pairs in `shared/data/pairs` (PolyU camera-noise crops, centre crops; LOL low-light "
              "pairs — IAT-LOL was trained on LOL, so those pairs are reported but left out of the ranking). Gains are PSNR/SSIM "
              "of the output minus the input's (for ×4 upscaling: minus bicubic's). The app's experts run as the "
-             "app runs them (FFDNet estimates σ itself); rows marked *reference* are not app experts.", "",
+             "app runs them: a one-stage plan through `RestorationSession` with the default analysis (so FFDNet "
+             "gets the noise level the session measures); rows marked *reference* are not app experts.", "",
              "## Ranking (what `ExpertRegistry.for_task` uses, `models/expert-ranking.json`)", "",
              "| kind | rank | expert | mean PSNR gain over the cases | worst single image | real pairs |",
              "|---|---|---|---|---|---|"]
@@ -416,6 +432,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--photos", type=int, default=6)
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--reuse-speed", action="store_true",
+                        help="keep the speed and memory figures of the last results file (re-measure quality only)")
     args = parser.parse_args(argv)
     if not CLEAN.is_dir():
         print(f"{CLEAN} not found (set RESTORA_SHARED)", file=sys.stderr)
@@ -426,8 +444,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     experts = experts_by_kind(threads=2)
     rows = quality(build_cases(args.photos, args.crop), experts)
     ranks = ranking(rows)
-    speeds = [] if args.no_speed else speed(experts)
-    memories = [] if args.no_speed else memory(experts)
+    if args.reuse_speed:
+        last = json.loads((RESULTS / "expert-ranking.json").read_text())
+        speeds, memories = last["speed"], last["memory"]
+    else:
+        speeds = [] if args.no_speed else speed(experts)
+        memories = [] if args.no_speed else memory(experts)
     write(rows, speeds, memories, ranks, args)
     return 0
 

@@ -16,6 +16,11 @@ from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
+#: Kinds whose expert order the ranking decides. JPEG is left to the file-aware JPEG restorer
+#: (``engine.experts.jpeg_restore``), which needs the file's quantisation tables that the
+#: benchmark's decoded arrays do not carry; the benchmark still reports JPEG numbers.
+APPLIED_KINDS: tuple[str, ...] = ("noise", "lowlight", "upscale")
+
 
 def default_ranking_path() -> Path:
     """``models/expert-ranking.json`` at the repository root."""
@@ -39,8 +44,8 @@ def load_ranking(path: Optional[Path] = None) -> dict[str, list[dict[str, Any]]]
 
 
 def ranked_ids(ranking: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
-    """``{kind: [expert id, ...]}`` best first."""
-    return {kind: [str(e["expert"]) for e in entries] for kind, entries in ranking.items()}
+    """``{kind: [expert id, ...]}`` best first, for the kinds of :data:`APPLIED_KINDS`."""
+    return {kind: [str(e["expert"]) for e in entries] for kind, entries in ranking.items() if kind in APPLIED_KINDS}
 
 
 def figure_for_model(ranking: dict[str, list[dict[str, Any]]], model_id: str) -> str:

@@ -9,10 +9,11 @@ photos (the validation split of ``shared/data/clean``, ``training.data.is_valida
 (b) the real pairs of ``shared/data/pairs`` where they exist for the kind. Side by side: the
 classical expert each network replaces and, for noise, CBM3D told the true σ (the ``bm3d``
 package, non-commercial licence: used here only, never by the app; skipped when absent).
-Speed: CPU seconds per megapixel of input (wall time of one run on a 512-px square — 256 for
-×4 upscaling — after a warm-up run), 1 and 2 threads, ONNX Runtime and torch. Memory: peak
-resident memory of a fresh process running the expert on 1 and 2 MP inputs (0.19 and 0.375 MP
-for ×4), extrapolated linearly to a 12 MP photo (output, for ×4) — an extrapolation, said so in
+Speed: seconds per megapixel of input (wall and process CPU time of one run on a 256-px square
+with noise σ 0.04 — 128 px for ×4 upscaling — after a warm-up run), 1 and 2 threads, ONNX
+Runtime and torch. Memory: peak resident memory of a fresh process running the expert on 0.125
+and 0.25 MP inputs (0.024 and 0.048 MP for ×4), extrapolated linearly to a 12 MP photo (output,
+for ×4) — a long extrapolation from small sizes (the machine was shared and slow), said so in
 the table.
 
 Writes ``benchmarks/results/expert-ranking.{md,json}`` and ``models/expert-ranking.json``, the
@@ -128,7 +129,7 @@ def pairs(name: str, limit: int, size: Optional[int]) -> list[tuple[np.ndarray, 
     return out
 
 
-def build_cases(photos: int, crop: int) -> dict[str, list[Case]]:
+def build_cases(photos: int, crop: int, real: int = 12) -> dict[str, list[Case]]:
     from engine.degrade import degrade
     from training.data import load_split
 
@@ -140,14 +141,14 @@ def build_cases(photos: int, crop: int) -> dict[str, list[Case]]:
         for c in clean:
             noisy = np.clip(c + rng.normal(0, sigma / 255, c.shape), 0, 1).astype(np.float32)
             cases["noise"].append(Case(f"awgn σ{sigma}", c, noisy, sigma / 255))
-    for gt, lq in pairs("noise_real_polyu_crops", 12, crop):
+    for gt, lq in pairs("noise_real_polyu_crops", real, crop):
         cases["noise"].append(Case("real: PolyU camera-noise crops", gt, lq, real=True))
     for q in (10, 20, 40):
         cases["jpeg"] += [Case(f"jpeg q{q}", c, jpeg(c, q)) for c in clean]
     for s in (0.5, 0.8):
         cases["lowlight"] += [Case(f"lowlight {s}", c, degrade(c, "lowlight", s, seed=i).astype(np.float32))
                               for i, c in enumerate(clean)]
-    for gt, lq in pairs("lowlight_real_lol_train", 6, None):
+    for gt, lq in pairs("lowlight_real_lol_train", min(real, 6), None):
         cases["lowlight"].append(Case("real: LOL pairs (IAT-LOL was trained on these)", gt, lq, real=True,
                                       trained_on=True))
     cases["upscale"] += [Case("bicubic ×1/4", c, bicubic_down(c)) for c in clean]
@@ -179,7 +180,7 @@ def experts_by_kind(threads: int) -> dict[str, list]:
     return out
 
 
-def run_as_the_app(kind: str, expert, image: np.ndarray) -> np.ndarray:
+def run_as_the_app(kind: str, expert, image: np.ndarray) -> np.ndarray:  # noqa: D401
     """The expert's output as the app produces it: a one-stage plan through a
     :class:`RestorationSession` with the default analysis, so the expert gets what the session
     tells it (e.g. the measured noise level), composed at full strength."""
@@ -195,7 +196,7 @@ def run_as_the_app(kind: str, expert, image: np.ndarray) -> np.ndarray:
 def score(kind: str, expert, case: Case, sigma: Optional[float] = None) -> tuple[float, float, float, float]:
     from engine.experts.base import ExpertContext
 
-    if kind == "upscale" or sigma is not None:
+    if kind in ("upscale", "noise") or sigma is not None:
         out = expert.run(case.degraded, ExpertContext(noise_sigma=None if sigma is None else np.float32(sigma)))
     else:
         out = run_as_the_app(kind, expert, case.degraded)
@@ -226,7 +227,7 @@ def quality(cases: dict[str, list[Case]], experts: dict[str, list]) -> list[Row]
                 import bm3d
 
                 def cbm3d(c: Case):
-                    if c.sigma is None:
+                    if c.sigma is None or abs(c.sigma * 255 - 25) > 0.5:  # σ 25 only: CBM3D is slow
                         return None
                     out = np.clip(bm3d.bm3d_rgb(c.degraded, sigma_psd=c.sigma), 0, 1).astype(np.float32)
                     return psnr(c.degraded, c.clean), psnr(out, c.clean), ssim(c.degraded, c.clean), ssim(out, c.clean)
@@ -282,10 +283,12 @@ def seconds_per_mp(expert, threads: int, side: int) -> tuple[float, float]:
     if hasattr(expert, "_runner"):
         expert._runner = None  # a new session with this thread count
     rng = np.random.default_rng(1)
-    x = np.clip(cv2.GaussianBlur(rng.random((side, side, 3), dtype=np.float32), (0, 0), 3) * 0.6 + 0.2, 0, 1)
-    expert.run(x, ExpertContext())  # warm-up: loads the model
+    x = np.clip(cv2.GaussianBlur(rng.random((side, side, 3), dtype=np.float32), (0, 0), 3) * 0.6 + 0.2
+                + rng.normal(0, 0.04, (side, side, 3)), 0, 1).astype(np.float32)
+    ctx = lambda: ExpertContext(noise_sigma=np.float32(0.04))  # noqa: E731 - a denoiser must not skip the work
+    expert.run(x, ctx())  # warm-up: loads the model
     t0, c0 = time.perf_counter(), time.process_time()
-    expert.run(x, ExpertContext())
+    expert.run(x, ctx())
     mp = side * side / 1e6
     return (time.perf_counter() - t0) / mp, (time.process_time() - c0) / mp
 
@@ -293,7 +296,7 @@ def seconds_per_mp(expert, threads: int, side: int) -> tuple[float, float]:
 def speed(experts: dict[str, list]) -> list[dict]:
     out = []
     for kind, kind_experts in experts.items():
-        side = 256 if kind == "upscale" else 512
+        side = 128 if kind == "upscale" else 256
         for e in kind_experts:
             variants = [(e.info.backend.value, e)]
             twin = torch_twin(e)
@@ -319,7 +322,7 @@ from engine.experts.base import ExpertContext
 e = build_registry().get(sys.argv[2])
 e.threads = 2
 side = int(sys.argv[3])
-x = np.full((side, side, 3), 0.4, np.float32)
+x = np.clip(np.random.default_rng(0).normal(0.4, 0.04, (side, side, 3)), 0, 1).astype(np.float32)
 e.run(np.full((64, 64, 3), 0.4, np.float32), ExpertContext())
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 e.run(x, ExpertContext())
@@ -330,7 +333,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
 def memory(experts: dict[str, list]) -> list[dict]:
     out = []
     for kind, kind_experts in experts.items():
-        sides = (436, 612) if kind == "upscale" else (1000, 1414)  # 0.19/0.375 MP; 1/2 MP
+        sides = (154, 218) if kind == "upscale" else (354, 500)  # 0.024/0.048 MP; 0.125/0.25 MP
         target = 12e6 / 16 if kind == "upscale" else 12e6
         for e in kind_experts:
             if e.info.id.startswith("neural.dncnn3"):
@@ -381,7 +384,9 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
     RANKING.write_text(json.dumps({"source": "benchmarks/expert_ranking.py → benchmarks/results/expert-ranking.md",
                                    "machine": mach, "ranking": ranks}, indent=1, ensure_ascii=False) + "\n")
     lines = ["# Experts per kind, ranked by measured quality", "",
-             f"Command: `.venv/bin/python benchmarks/expert_ranking.py --photos {args.photos} --crop {args.crop}`", "",
+             f"Command: `.venv/bin/python benchmarks/expert_ranking.py --photos {args.photos} --crop {args.crop} "
+             f"--real {args.real}` (here run as `--part quality` and `--part speed` in parallel, then `--part write`)",
+             "",
              f"Machine: {mach}", "",
              "Data: the first validation photos of `shared/data/clean` (`training.data.load_split`; never "
              f"trained on), centre {args.crop}-px crops, damaged synthetically (AWGN σ 15/25/50 clipped to 8 bits; "
@@ -389,8 +394,11 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
              "and the real pairs in `shared/data/pairs` (PolyU camera-noise crops, centre crops; LOL low-light "
              "pairs — IAT-LOL was trained on LOL, so those pairs are reported but left out of the ranking). Gains are PSNR/SSIM "
              "of the output minus the input's (for ×4 upscaling: minus bicubic's). The app's experts run as the "
-             "app runs them: a one-stage plan through `RestorationSession` with the default analysis (so FFDNet "
-             "gets the noise level the session measures); rows marked *reference* are not app experts.", "",
+             "app runs them: a one-stage plan through `RestorationSession` with the default analysis (low light, "
+             "JPEG; their severity and measurements come from it), or directly with an empty context for noise, "
+             "which is the same output while the session tells denoisers nothing (FFDNet then estimates σ "
+             "itself, wavelet MAD); CBM3D is run at σ 25 only (it is slow); rows marked *reference* are not "
+             "app experts.", "",
              "## Ranking (what `ExpertRegistry.for_task` uses, `models/expert-ranking.json`)", "",
              "| kind | rank | expert | mean PSNR gain over the cases | worst single image | real pairs |",
              "|---|---|---|---|---|---|"]
@@ -415,14 +423,21 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {s['kind']} | `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} | "
               f"{s['cpu_s_per_mp_1t']:.2f} | {s['cpu_s_per_mp_2t']:.2f} | {s['load_average']:.1f} |" for s in speeds]
-    lines += ["", "## Peak memory at 12 MP (extrapolated)", "",
-              "Peak resident memory added by one run in a fresh process (ONNX Runtime or NumPy, 2 threads) at two "
-              "sizes, extrapolated linearly to a 12 MP photo (×4: to a 12 MP output). Tiled experts grow only by "
-              "their input and output arrays, so the extrapolation is close; it is not a measurement at 12 MP.", "",
-              "| kind | expert | measured (input MP → MiB) | 12 MP (extrapolated) |", "|---|---|---|---|"]
-    for m in memories:
-        measured = ", ".join(f"{mp:.2f} → {p / 2**20:.0f}" for mp, p in zip(m["input_mp"], m["peak_bytes"]))
-        lines.append(f"| {m['kind']} | `{m['expert']}` | {measured} | {m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB |")
+    if not memories:
+        lines += ["", "## Peak memory at 12 MP", "",
+                  "Not measured in this run. The measurement (peak RSS of a fresh process at two small sizes) "
+                  "returned no growth over the process's earlier peak (imports and model loading) at the sizes "
+                  "the shared, heavily loaded machine allowed in time, so nothing could be extrapolated; "
+                  "`benchmarks/results/runtime.md` has the tiler's memory bound for tiled networks."]
+    if memories:
+        lines += ["", "## Peak memory at 12 MP (extrapolated)", "",
+                  "Peak resident memory added by one run in a fresh process (ONNX Runtime or NumPy, 2 threads) at two "
+                  "sizes, extrapolated linearly to a 12 MP photo (×4: to a 12 MP output). Tiled experts grow only by "
+                  "their input and output arrays, so the extrapolation is close; it is not a measurement at 12 MP.", "",
+                  "| kind | expert | measured (input MP → MiB) | 12 MP (extrapolated) |", "|---|---|---|---|"]
+        for m in memories:
+            measured = ", ".join(f"{mp:.2f} → {p / 2**20:.0f}" for mp, p in zip(m["input_mp"], m["peak_bytes"]))
+            lines.append(f"| {m['kind']} | `{m['expert']}` | {measured} | {m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB |")
     (RESULTS / "expert-ranking.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS / 'expert-ranking.md'} and {RANKING}", file=sys.stderr)
 
@@ -431,9 +446,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=6)
     parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--no-speed", action="store_true")
-    parser.add_argument("--reuse-speed", action="store_true",
-                        help="keep the speed and memory figures of the last results file (re-measure quality only)")
+    parser.add_argument("--part", choices=("all", "quality", "speed", "write"), default="all",
+                        help="run one part (quality → expert-ranking.quality.json, speed and memory → "
+                             "expert-ranking.speed.json; they may run in parallel), or write the results "
+                             "from those two files")
+    parser.add_argument("--real", type=int, default=12, help="real pairs per set")
+    parser.add_argument("--kinds", default="noise,jpeg,lowlight,upscale",
+                        help="kinds for --part quality (parts with different kinds may run in parallel)")
     args = parser.parse_args(argv)
     if not CLEAN.is_dir():
         print(f"{CLEAN} not found (set RESTORA_SHARED)", file=sys.stderr)
@@ -442,15 +461,24 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     torch.set_num_threads(2)
     experts = experts_by_kind(threads=2)
-    rows = quality(build_cases(args.photos, args.crop), experts)
-    ranks = ranking(rows)
-    if args.reuse_speed:
-        last = json.loads((RESULTS / "expert-ranking.json").read_text())
-        speeds, memories = last["speed"], last["memory"]
-    else:
-        speeds = [] if args.no_speed else speed(experts)
-        memories = [] if args.no_speed else memory(experts)
-    write(rows, speeds, memories, ranks, args)
+    speed_file = RESULTS / "expert-ranking.speed.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.part in ("all", "quality"):
+        kinds = [k for k in args.kinds.split(",") if k]
+        cases = {k: v for k, v in build_cases(args.photos, args.crop, args.real).items() if k in kinds}
+        rows = quality(cases, experts)
+        part = RESULTS / f"expert-ranking.quality.{'-'.join(kinds)}.json"
+        part.write_text(json.dumps([r.__dict__ for r in rows]) + "\n")
+    if args.part in ("all", "speed"):
+        speed_file.write_text(json.dumps({"speed": speed(experts), "memory": memory(experts)}) + "\n")
+    if args.part in ("all", "write"):
+        parts = sorted(RESULTS.glob("expert-ranking.quality.*.json"))
+        rows = [Row(**r) for p in parts for r in json.loads(p.read_text())]
+        timing = json.loads(speed_file.read_text()) if speed_file.is_file() else {"speed": [], "memory": []}
+        write(rows, timing["speed"], timing["memory"], ranking(rows), args)
+        for p in parts:
+            p.unlink()
+        speed_file.unlink(missing_ok=True)
     return 0
 
 

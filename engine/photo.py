@@ -52,6 +52,10 @@ class Photo:
     ``alpha``: float32 HxW in [0, 1] or ``None``; restoration never touches it.
     ``bit_depth``: 8 or 16, the precision of the source (RAW developments are 16).
     ``source_format``: ``"jpeg" | "png" | "tiff" | "webp" | "bmp" | "raw"``.
+    ``float_samples``: the file held floating-point samples (a float TIFF); a TIFF output keeps
+    them as float. ``hdr_scale`` (>= 1): ``pixels * hdr_scale`` are the file's own values, so
+    HDR samples above 1.0 survive a float output unclipped. ``frames``: how many frames or
+    pages the file holds (only the first is restored).
     ``exif``: the original EXIF block (bytes starting with the TIFF header, no ``Exif\\0\\0``
     prefix) or ``None``. ``icc_profile``: the embedded ICC profile bytes or ``None``.
     ``jpeg``: for a photo whose ``pixels`` are a JPEG file's own decoding, the file's quantisation
@@ -69,6 +73,9 @@ class Photo:
     path: Optional[Path] = None
     was_grayscale: bool = False
     jpeg: Optional["JpegQuantisation"] = None
+    float_samples: bool = False
+    hdr_scale: float = 1.0
+    frames: int = 1
 
     @property
     def height(self) -> int:

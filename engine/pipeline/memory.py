@@ -6,12 +6,12 @@ photo (the decoded samples, the float pixels, the cached change of every stage a
 a conditioned generalist was told, the composed result, the upscaled output); networks and
 classical experts work in tiles whose size already adapts to the free memory.
 
-Calibration (peak ``ru_maxrss`` above the loaded process, 512² and 1024² PNGs, this project's
-2-core CPU machine, one thread): the automatic plan (bundled generalist told three kinds) grows
-by about 213 bytes per input pixel (+374 MB at 512², +542 MB at 1024²); five classical stages
-grow by about 76 bytes per pixel (+210 MB, +269 MB). :data:`BASE_BYTES_PER_PIXEL` plus
-:data:`STAGE_BYTES_PER_PIXEL` per cached change (24 + 165 + 12·4 = 237 for the first) errs on the
-safe side of both, so a photo is refused only when it clearly cannot fit.
+Calibration (``benchmarks/memory_budget.py``, results in ``benchmarks/results/memory_budget.md``:
+peak ``ru_maxrss`` above the loaded process for 512² and 1024² PNGs, one thread): the automatic
+plan (bundled generalist) grows by about 221 bytes per input pixel, five classical stages by
+about 253. :data:`DECODE_BYTES_PER_PIXEL` + :data:`BASE_BYTES_PER_PIXEL` +
+:data:`STAGE_BYTES_PER_PIXEL` per cached change (252 and 264 bytes for those plans) stays above
+both, so a photo is refused only when it clearly cannot fit.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..errors import NotEnoughMemoryError
 #: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
 DECODE_BYTES_PER_PIXEL = 24.0
 #: What a session holds per pixel with no stage at all (input, analysis, composition, saving).
-BASE_BYTES_PER_PIXEL = 165.0
+BASE_BYTES_PER_PIXEL = 180.0
 #: Each cached float32 RGB change (a stage's delta or a kind's share of the generalist's).
 STAGE_BYTES_PER_PIXEL = 12.0
 #: Per output pixel of an upscale (its float32 result, the tile buffers, the quantised copy).

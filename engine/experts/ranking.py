@@ -23,8 +23,10 @@ APPLIED_KINDS: tuple[str, ...] = ("noise", "lowlight", "upscale")
 
 
 def default_ranking_path() -> Path:
-    """``models/expert-ranking.json`` at the repository root."""
-    return Path(__file__).resolve().parents[2] / "models" / "expert-ranking.json"
+    """``expert-ranking.json`` in the bundled models folder (package data, or the checkout's)."""
+    from ..assets import models_dir
+
+    return models_dir() / "expert-ranking.json"
 
 
 def load_ranking(path: Optional[Path] = None) -> dict[str, list[dict[str, Any]]]:

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+import os
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ``../shared/data`` next to the repository, or ``$RESTORA_SHARED_DATA`` (a checkout elsewhere,
+#: e.g. a git worktree, pointing at the shared data).
+SHARED_DATA = Path(os.environ.get("RESTORA_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def clean_photo(index: int = 0, size: int = 128) -> np.ndarray:

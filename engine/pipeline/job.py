@@ -5,6 +5,7 @@ This is the one entry point the CLI and the GUI's batch queue share.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,11 @@ from ..analysis.report import DegradationReport
 from ..errors import Cancelled, OutputExistsError, RestoraError
 from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import UPSCALE
-from ..photo import Photo
+from ..photo import Photo, PhotoMetadata
 from ..progress import Progress
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
-from .plan import SPECIALIST_ORDER, Plan, Stage, auto_strength, build_plan
-from .session import RestorationSession
+from .plan import AUTO_MIN_SEVERITY, SPECIALIST_ORDER, Plan, Stage, auto_strength, build_plan
+from .session import RestorationSession, default_analyser
 
 #: Output formats the CLI contract names (``same`` keeps the input's).
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "webp": ".webp"}
@@ -95,7 +96,8 @@ def follow_up_plan(plan: Plan, results: list, session: RestorationSession, optio
         return plan
     extra = []
     for kind in SPECIALIST_ORDER:
-        if plan.stage(kind) is None and kind not in options.strengths and final.severity(kind) >= DEFAULT_PRESENCE_THRESHOLD:
+        if plan.stage(kind) is None and kind not in options.strengths \
+                and final.severity(kind) >= max(DEFAULT_PRESENCE_THRESHOLD, AUTO_MIN_SEVERITY.get(kind, 0.0)):
             candidates = session.registry.for_task(kind)
             if candidates:
                 extra.append(Stage(kind, candidates[0].info.id, auto_strength(final, kind), True))
@@ -110,8 +112,14 @@ class Restorer:
         self.device = device
         self._analyser = analyser
 
-    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions()) -> RestorationSession:
+    def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
+                metadata: Optional[PhotoMetadata] = None) -> RestorationSession:
+        """A session for ``image``; ``metadata`` (the photo's EXIF facts) gives the default analysis
+        its ISO / exposure-time noise prior."""
         kwargs = {} if self._analyser is None else {"analyser": self._analyser}
+        if self._analyser is None and metadata is not None and metadata.iso:
+            kwargs["analyser"] = functools.partial(default_analyser, iso=metadata.iso,
+                                                   exposure_s=metadata.exposure_s)
         return RestorationSession(image, self.registry, device=self.device, tile=options.tile, **kwargs)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
@@ -124,7 +132,7 @@ class Restorer:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result."""
         progress = progress or Progress()
         t0 = time.perf_counter()
-        session = self.session(photo.pixels, options)
+        session = self.session(photo.pixels, options, photo.metadata)
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -202,5 +210,5 @@ class Restorer:
             photo = load_photo(source)
         except RestoraError as e:
             return None, str(e)
-        analyser = self._analyser or self.session(photo.pixels).analyser
+        analyser = self._analyser or self.session(photo.pixels, metadata=photo.metadata).analyser
         return analyser(photo.pixels), None

@@ -23,6 +23,9 @@ from engine.progress import Progress
 
 #: Strength a stage gets when the user switches on a kind the analysis did not flag.
 DEFAULT_MANUAL_STRENGTH = 1.0
+#: The change map's full scale: a mean change of this much (in [0, 1] pixel units, i.e. 10 %
+#: of the tonal range, about 26 of 255 levels) or more is drawn at full strength.
+CHANGE_MAP_FULL_SCALE = 0.1
 
 
 def _frozen(d: Mapping) -> Mapping:
@@ -102,7 +105,9 @@ class Document:
         self._ran_names: frozenset[str] = frozenset()
         self._display8: dict[int, np.ndarray] = {}
         self.revision = 0  # bumped whenever the restored pixels change (viewer cache key)
+        #: Seconds the last run that actually ran experts took (``None``: none yet).
         self.last_run_seconds: Optional[float] = None
+        self._before_histogram = None
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -122,6 +127,8 @@ class Document:
         plan = follow_up_plan(plan, results, session, options)
         doc = cls(photo, restorer, session, plan)
         doc.run(doc.state, progress.sub(0.8, 1.0))
+        if results:
+            doc.last_run_seconds = sum(r.seconds for r in doc.session.results)
         return doc
 
     def _state_from_plan(self, plan: Plan) -> ControlState:
@@ -175,19 +182,26 @@ class Document:
     # -- plan for a state -------------------------------------------------------------------
     def plan_for(self, state: ControlState) -> Plan:
         """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
-        so switching back on is free) plus stages the user switched on (or on before), each with
-        its expert."""
+        so switching back on is free; except a switched-off generalist, see below) plus stages
+        the user switched on (or on before), each with its expert. Whatever the panel shows as
+        on is therefore in the composed pixels."""
         def expert_for(name: str, default: str = "") -> str:
             return state.experts.get(name) or default
 
+        def left_out(name: str) -> bool:
+            # A switched-off generalist is left out of the run: the specialists after it then see
+            # the unrestored photo and do their own kind's work, instead of being skipped as
+            # "handled by the generalist" while the generalist contributes nothing.
+            return name == GENERALIST and not state.enabled.get(name, False)
+
         # The auto plan's stages keep their order (a follow-up stage may come last) ...
         stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(state.strengths.get(s.name, 1.0)), s.auto)
-                  for s in self.auto_plan.stages]
+                  for s in self.auto_plan.stages if not left_out(s.name)]
         # ... and a stage the user added goes where the canonical order puts it. It stays once
         # it ran, so switching it off and on again is free.
         rank = {n: i for i, n in enumerate(STAGE_NAMES)}
         for name in STAGE_NAMES:
-            if self.auto_plan.stage(name) is not None or not expert_for(name):
+            if self.auto_plan.stage(name) is not None or not expert_for(name) or left_out(name):
                 continue
             if state.enabled.get(name, False) or name in self._ran_names:
                 at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))
@@ -213,8 +227,10 @@ class Document:
 
         plan = self.plan_for(state)
         t0 = time.perf_counter()
+        runs = self.session.expert_runs
         results = self.session.run(plan, progress)
-        self.last_run_seconds = time.perf_counter() - t0
+        if self.session.expert_runs != runs:  # a run served from the cache is not "the last run"
+            self.last_run_seconds = time.perf_counter() - t0
         self._ran = self._signature(plan)
         self._ran_names = frozenset(plan.names())
         self.state = state
@@ -244,9 +260,22 @@ class Document:
         return self.session.compose(self.state.effective_strengths(), region=(rows, cols), step=step)
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
+        """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""
         if not self.session.results:
             return None
-        return self.session.change_map(self.state.effective_strengths(), step=step)
+        return self.session.change_map(self.state.effective_strengths(), step=step,
+                                       full_scale=CHANGE_MAP_FULL_SCALE)
+
+    def histograms(self):
+        """``(before, after)`` :class:`engine.histogram.Histogram` of the original and of what the
+        preview shows now, on a quarter-megapixel sample. Call off the UI thread."""
+        from engine.histogram import compute_histogram, sample_step
+
+        step = sample_step(self.height, self.width)
+        if self._before_histogram is None:
+            self._before_histogram = compute_histogram(self.photo.pixels[::step, ::step])
+        after = compute_histogram(self.session.compose(self.state.effective_strengths(), step=step))
+        return self._before_histogram, after
 
     def restored_photo(self) -> Photo:
         """The full-resolution result for export (exactly what the preview composes)."""

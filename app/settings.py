@@ -109,6 +109,28 @@ class AppSettings:
         self._s.setValue("output/overwrite", bool(value))
 
     @property
+    def skip_existing(self) -> bool:
+        """Batch: leave outputs that already exist and report them as skipped (resume a batch)."""
+        return _as_bool(self._s.value("output/skip_existing", False))
+
+    @skip_existing.setter
+    def skip_existing(self, value: bool) -> None:
+        self._s.setValue("output/skip_existing", bool(value))
+
+    @property
+    def jpeg_quality(self) -> int:
+        """JPEG/WebP quality of batch outputs, 1..100."""
+        try:
+            value = int(self._s.value("output/jpeg_quality", 95))
+        except (TypeError, ValueError):
+            return 95
+        return min(max(value, 1), 100)
+
+    @jpeg_quality.setter
+    def jpeg_quality(self, value: int) -> None:
+        self._s.setValue("output/jpeg_quality", min(max(int(value), 1), 100))
+
+    @property
     def batch_plan(self) -> str:
         """``auto`` (each photo its own analysis) or ``current`` (the open photo's settings)."""
         return self._choice("batch/plan", BATCH_PLANS, "auto")

@@ -104,6 +104,10 @@ class BeforeAfterViewer(QWidget):
         self._cache: dict[str, tuple[tuple, QImage]] = {}
         self._overlay_cache: Optional[tuple[tuple, QImage, int]] = None
         self.renders = 0  # how many crops were composed (tests and profiling read it)
+        self._loupe = False
+        self._cursor: Optional[QPointF] = None
+        self._busy_text = ""
+        self.legend_text = ""  # the change map's legend, set by the window
         self._coarse = False
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -180,6 +184,22 @@ class BeforeAfterViewer(QWidget):
     def overlay(self) -> bool:
         return self._overlay
 
+    def loupe(self) -> bool:
+        return self._loupe
+
+    def set_loupe(self, on: bool) -> None:
+        """A 1:1 (actual pixels) magnifier under the cursor, most useful in fit view."""
+        self._loupe = bool(on)
+        self.update()
+
+    def set_busy_text(self, text: str) -> None:
+        """A banner over the photo (e.g. "Opening big.tif…"); empty hides it."""
+        self._busy_text = text
+        self.update()
+
+    def busy_text(self) -> str:
+        return self._busy_text
+
     def set_overlay(self, on: bool) -> None:
         self._overlay = bool(on)
         self.update()
@@ -223,6 +243,18 @@ class BeforeAfterViewer(QWidget):
 
     def zoom_by(self, factor: float, anchor: Optional[QPointF] = None) -> None:
         self.set_zoom(self.zoom() * factor, anchor)
+
+    def center_on(self, x: float, y: float) -> None:
+        """Put image point (``x``, ``y``) (image pixels) in the middle of each pane (the
+        navigator calls this); in fit view this first switches to 100 %."""
+        if self._source is None:
+            return
+        if self._zoom is None:
+            self._zoom = 1.0 if self._fit_zoom() < 1.0 else self._fit_zoom()
+        self._center = QPointF(x, y)
+        self._clamp_center()
+        self.viewChanged.emit()
+        self.update()
 
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the view by (dx, dy) screen pixels (the photo follows the mouse)."""
@@ -371,7 +403,7 @@ class BeforeAfterViewer(QWidget):
                 painter.save()
                 painter.setClipRect(pane)
                 self.render_side(painter, BEFORE if self._show_original else side, pane)
-                self._caption(painter, pane, "Before" if side == BEFORE else "After", left=True)
+                self._caption(painter, pane, self.pane_caption(side), left=True)
                 painter.restore()
         elif self._mode == ViewMode.TOGGLE or self._show_original:
             pane = panes["main"]
@@ -396,15 +428,99 @@ class BeforeAfterViewer(QWidget):
             painter.drawLine(QPointF(x, pane.top()), QPointF(x, pane.bottom()))
             painter.setBrush(QColor(255, 255, 255, 230))
             painter.drawEllipse(QPointF(x, pane.center().y()), 7, 7)
+        if self._overlay and not self._show_original and self.legend_text:
+            self._legend(painter)
+        if self._loupe and self._cursor is not None and self._drag is None:
+            self._draw_loupe(painter, self._cursor)
+        if self._busy_text:
+            self._caption(painter, QRectF(self.rect()).adjusted(0, self.height() / 2 - 30, 0, 0), self._busy_text,
+                          left=None)
+        if self.shows_focus_outline():
+            from .theme import color
+
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(color("focus"), 2))
+            painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
         painter.end()
 
-    def _caption(self, painter: QPainter, pane: QRectF, text: str, left: bool) -> None:
+    def pane_caption(self, side: str) -> str:
+        """The label a side-by-side pane shows: both say so while Space shows the original."""
+        if self._show_original:
+            return "Before (original, Space held)"
+        return "Before" if side == BEFORE else "After"
+
+    def _legend(self, painter: QPainter) -> None:
+        """Colour bar of the change map with its units (bottom left)."""
+        metrics = painter.fontMetrics()
+        bar_w, pad = 120, 8
+        w = bar_w + metrics.horizontalAdvance(self.legend_text) + 3 * pad
+        box = QRectF(10, self.height() - metrics.height() - 2 * pad - 10, w, metrics.height() + 2 * pad)
+        painter.save()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.drawRoundedRect(box, 4, 4)
+        bar = QRectF(box.left() + pad, box.center().y() - 6, bar_w, 12)
+        heat = heat_to_qimage(np.tile(np.linspace(0, 1, bar_w, dtype=np.float32), (12, 1)))
+        painter.fillRect(bar, QColor(60, 60, 60))
+        painter.drawImage(bar, heat)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(QRectF(bar.right() + pad, box.top(), w - bar_w - 2 * pad, box.height()),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.legend_text)
+        painter.restore()
+
+    #: Edge of the loupe, in screen pixels.
+    LOUPE_SIZE = 220
+
+    def loupe_region(self, pos: QPointF) -> tuple[str, Region]:
+        """Which side and which 1:1 crop (image pixels, step 1) the loupe at ``pos`` shows."""
+        pane = self._pane_at(pos)
+        if self._mode == ViewMode.SIDE_BY_SIDE:
+            side = BEFORE if pane == self.panes()[BEFORE] else AFTER
+        elif self._mode == ViewMode.SPLIT:
+            side = BEFORE if pos.x() < self.divider_x() else AFTER
+        else:
+            side = AFTER
+        if self._show_original:
+            side = BEFORE
+        centre = self._to_image(pos, pane)
+        n = int(round(self.LOUPE_SIZE * self.devicePixelRatioF()))
+        left = int(min(max(centre.x() - n / 2, 0), max(self._source.width - n, 0)))
+        top = int(min(max(centre.y() - n / 2, 0), max(self._source.height - n, 0)))
+        return side, Region(top, min(top + n, self._source.height), left, min(left + n, self._source.width), 1)
+
+    def _draw_loupe(self, painter: QPainter, pos: QPointF) -> None:
+        if self._source is None:
+            return
+        side, reg = self.loupe_region(pos)
+        if reg.empty:
+            return
+        rows, cols = slice(reg.top, reg.bottom), slice(reg.left, reg.right)
+        pixels = self._source.after(rows, cols, 1) if side == AFTER else self._source.before(rows, cols, 1)
+        image = rgb_to_qimage(pixels)
+        dpr = self.devicePixelRatioF()
+        size = QRectF(0, 0, image.width() / dpr, image.height() / dpr)
+        size.moveCenter(pos)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(size, image)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(QColor(0, 0, 0, 200), 3))
+        painter.drawRect(size)
+        painter.setPen(QPen(QColor(255, 255, 255), 1))
+        painter.drawRect(size)
+        painter.restore()
+        self._caption(painter, size, f"1:1 {'before' if side == BEFORE else 'after'}", left=True)
+
+    def _caption(self, painter: QPainter, pane: QRectF, text: str, left: Optional[bool]) -> None:
         font = QFont(self.font())
         font.setBold(True)
         painter.setFont(font)
         metrics = painter.fontMetrics()
         w, h = metrics.horizontalAdvance(text) + 14, metrics.height() + 6
-        x = pane.left() + 10 if left else pane.right() - w - 10
+        if left is None:  # centred
+            x = pane.center().x() - w / 2
+        else:
+            x = pane.left() + 10 if left else pane.right() - w - 10
         box = QRectF(x, pane.top() + 10, w, h)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 150))
@@ -434,6 +550,9 @@ class BeforeAfterViewer(QWidget):
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         p = event.position()
+        self._cursor = p
+        if self._loupe:
+            self.update()
         if self._drag == "divider":
             self.set_split_position((p.x() - self.rect().left()) / max(self.width(), 1))
         elif self._drag == "pan":
@@ -460,6 +579,8 @@ class BeforeAfterViewer(QWidget):
         if key == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
                 self.set_show_original(True)
+        elif key == Qt.Key.Key_L:
+            self.set_loupe(not self._loupe)
         elif key == Qt.Key.Key_F:
             self.fit()
         elif key == Qt.Key.Key_1:
@@ -478,6 +599,26 @@ class BeforeAfterViewer(QWidget):
             self.set_show_original(False)
         else:
             super().keyReleaseEvent(event)
+
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        # Reached with Tab: outline the viewer like the focus ring outlines other widgets.
+        self._tab_focus = event.reason() in (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason)
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        self._tab_focus = False
+        super().focusOutEvent(event)
+        self.update()
+
+    def shows_focus_outline(self) -> bool:
+        return self.hasFocus() and getattr(self, "_tab_focus", False)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._cursor = None
+        if self._loupe:
+            self.update()
+        super().leaveEvent(event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
+                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QToolButton, QWidget)
 
 from engine.errors import RestoraError
@@ -21,7 +21,9 @@ from engine.pipeline import RestoreOptions, Restorer
 from .batch import BatchPanel
 from .commands import ControlChange
 from .controls import ControlsPanel
-from .document import ControlState, Document
+from .document import CHANGE_MAP_FULL_SCALE, ControlState, Document
+from .filmstrip import Filmstrip
+from .overview import OverviewPanel
 from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
@@ -36,6 +38,18 @@ EXPORT_FORMATS = {
     "webp": ("WebP (*.webp)", ".webp", (8,)),
 }
 _EXT_TO_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def open_dialog_filter() -> str:
+    """The Open dialog's filter: every extension the engine's loader reads (one table:
+    ``engine.imageio.formats.SUPPORTED_EXTENSIONS``), upper- and lower-case."""
+    from engine.imageio.formats import RAW_EXTENSIONS, SUPPORTED_EXTENSIONS
+
+    def patterns(exts) -> str:
+        return " ".join(f"*{e} *{e.upper()}" for e in sorted(exts))
+
+    return (f"Photos ({patterns(SUPPORTED_EXTENSIONS)});;Camera RAW ({patterns(RAW_EXTENSIONS)});;"
+            "All files (*)")
 
 
 def _is_supported(path: Path) -> bool:
@@ -95,7 +109,11 @@ class ExportDialog(QDialog):
         self.format.setCurrentIndex(max(self.format.findData(fmt), 0))
         self.bit_depth = QComboBox()
         self.format.currentIndexChanged.connect(lambda _: self._formats_changed())
+        self.path.textEdited.connect(self._path_edited)
         self._formats_changed(bit_depth)
+        self._confirmed: Optional[Path] = None  # a path the file browser already asked about
+        #: Asks whether to replace an existing file (tests replace it).
+        self.confirm_replace = self._ask_replace
         form.addRow("File:", row)
         form.addRow("Format:", self.format)
         form.addRow("Bit depth:", self.bit_depth)
@@ -116,17 +134,51 @@ class ExportDialog(QDialog):
         if p.suffix.lower() in _EXT_TO_FORMAT and _EXT_TO_FORMAT[p.suffix.lower()] != fmt:
             self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt][1])))
 
+    def _path_edited(self, text: str) -> None:
+        """A typed extension chooses the format (``photo.jpg`` → JPEG), so the two never disagree."""
+        fmt_of = _EXT_TO_FORMAT.get(Path(text).suffix.lower())
+        if fmt_of and fmt_of != self.format.currentData():
+            self.format.blockSignals(True)
+            self.format.setCurrentIndex(self.format.findData(fmt_of))
+            self.format.blockSignals(False)
+            self._formats_changed(self.bit_depth.currentData())
+
     def _browse(self) -> None:
         fmt = str(self.format.currentData())
         path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt][0])
         if path:
             self.path.setText(path)
-            fmt_of = _EXT_TO_FORMAT.get(Path(path).suffix.lower())
-            if fmt_of:
-                self.format.setCurrentIndex(self.format.findData(fmt_of))
+            self._path_edited(path)
+            self._confirmed = self.target()  # the browser asked before replacing
+
+    def target(self) -> Path:
+        """The file that will be written: the typed name, with the format's extension added when
+        the name has none or an extension of another format (never JPEG bytes in a .png)."""
+        path = Path(self.path.text().strip()).expanduser()
+        fmt = str(self.format.currentData())
+        if _EXT_TO_FORMAT.get(path.suffix.lower()) != fmt:
+            path = path.with_name(path.name + EXPORT_FORMATS[fmt][1]) if path.suffix.lower() not in _EXT_TO_FORMAT \
+                else path.with_suffix(EXPORT_FORMATS[fmt][1])
+        return path
+
+    def _ask_replace(self, path: Path) -> bool:
+        answer = QMessageBox.question(self, "Replace file?", f"{path.name} already exists in {path.parent}.\n"
+                                      "Do you want to replace it?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def accept(self) -> None:
+        target = self.target()
+        if not self.path.text().strip():
+            return
+        if target.exists() and target != self._confirmed and not self.confirm_replace(target):
+            return  # stay open: choose another name
+        self.path.setText(str(target))
+        super().accept()
 
     def choice(self) -> tuple[Path, str, int]:
-        return Path(self.path.text()).expanduser(), str(self.format.currentData()), int(self.bit_depth.currentData())
+        return self.target(), str(self.format.currentData()), int(self.bit_depth.currentData())
 
 
 class MainWindow(QMainWindow):
@@ -147,6 +199,10 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.last_message = ""
         self._job_started = 0.0
+        self._opening: Optional[Path] = None  # the photo being opened (the current one is locked meanwhile)
+        self._device_note_shown = False
+        #: Asks whether to close while work is running (tests replace it).
+        self.confirm_close = self._ask_close
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -160,19 +216,43 @@ class MainWindow(QMainWindow):
 
         self.viewer = BeforeAfterViewer(self)
         self.viewer.setObjectName("viewer")
+        self.viewer.legend_text = (f"change: 0 to {CHANGE_MAP_FULL_SCALE:.0%} of the tonal range "
+                                   f"(≈{CHANGE_MAP_FULL_SCALE * 255:.0f} of 255 levels) or more")
         self.setCentralWidget(self.viewer)
+        self.overview = OverviewPanel(self.viewer)
         self.controls = ControlsPanel()
         self.controls.strengthChanged.connect(self._strength_changed)
         self.controls.enabledChanged.connect(self._enabled_changed)
         self.controls.expertChanged.connect(self._expert_changed)
         self.controls.autoRequested.connect(self.reset_to_auto)
+        self.overview_dock = self._dock("Navigator and histogram", "overviewDock", self.overview,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
         self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
                                 is_supported=_is_supported)
-        self.batch_dock = self._dock("Batch queue", "queueDock", self.batch, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.batch.openRequested.connect(self.open_file)
+        self.batch.message.connect(self._show_message)
+        # In a scroll area, so a small screen (1280x720) still fits the window.
+        batch_scroll = QScrollArea()
+        batch_scroll.setWidgetResizable(True)
+        batch_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        batch_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        batch_scroll.setWidget(self.batch)
+        self.batch_dock = self._dock("Batch queue", "queueDock", batch_scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.batch_dock)
-        self.resizeDocks([self.controls_dock], [360], Qt.Orientation.Horizontal)
+        self.filmstrip = Filmstrip(self.batch)
+        self.filmstrip.openRequested.connect(self.open_file)
+        self.filmstrip_dock = self._dock("Filmstrip", "filmstripDock", self.filmstrip,
+                                         Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.filmstrip_dock.setMinimumWidth(0)
+        self.filmstrip_dock.hide()  # shown when several photos are opened or dropped
+        self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.overview_dock, self.controls_dock], [310, 600], Qt.Orientation.Vertical)
         self.controls_dock.raise_()
+        self._elapsed_timer = QTimer(self)
+        self._elapsed_timer.setInterval(500)
+        self._elapsed_timer.timeout.connect(self._tick)
+        self._progress_text = ""
         self._build_status_bar()
         self._build_actions()
         self.viewer.viewChanged.connect(self._update_zoom_label)
@@ -186,6 +266,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self._sync_mode_actions()
         self._update_status()
+        self._update_actions()
         self.viewer.setFocus()  # Space, F, 1, 2, +/- work at once
 
     # -- construction -----------------------------------------------------------------------
@@ -223,6 +304,16 @@ class MainWindow(QMainWindow):
         a["undo"].setShortcuts(S.Undo)
         a["redo"] = self.undo_stack.createRedoAction(self, "&Redo")
         a["redo"].setShortcuts([QKeySequence(S.Redo), QKeySequence("Ctrl+Y")])
+        # The toolbar's Undo/Redo keep a fixed label (the menu's say what they undo), so the
+        # buttons after them never shift.
+        a["undo_tb"] = self._action("Undo", self.undo_stack.undo, None, "Undo the last change")
+        a["redo_tb"] = self._action("Redo", self.undo_stack.redo, None, "Redo")
+        self.removeAction(a["undo_tb"])
+        self.removeAction(a["redo_tb"])
+        self.undo_stack.canUndoChanged.connect(lambda on: a["undo_tb"].setEnabled(on and self._editable()))
+        self.undo_stack.canRedoChanged.connect(lambda on: a["redo_tb"].setEnabled(on and self._editable()))
+        self.undo_stack.undoTextChanged.connect(lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
+        self.undo_stack.redoTextChanged.connect(lambda t: a["redo_tb"].setToolTip(f"Redo {t}" if t else "Redo"))
         a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
         a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")
         a["settings"] = self._action("&Settings…", self.settings_dialog, QKeySequence("Ctrl+,"),
@@ -245,6 +336,9 @@ class MainWindow(QMainWindow):
         a["overlay"] = self._action("Show &Changes", self.set_overlay, QKeySequence("Ctrl+M"),
                                     "Overlay where the restoration changed the photo most", checkable=True)
         a["overlay"].setChecked(self.settings.show_overlay)
+        a["loupe"] = self._action("&Loupe (1:1 under the cursor)", self.viewer.set_loupe, QKeySequence("Ctrl+L"),
+                                  "Show actual pixels under the cursor, also in fit view", checkable=True)
+        a["loupe"].setIconText("Loupe")
         a["about"] = self._action("&About Restora", self._about)
 
         bar = self.menuBar()
@@ -275,9 +369,12 @@ class MainWindow(QMainWindow):
             m.addAction(a[k])
         m.addSeparator()
         m.addAction(a["overlay"])
+        m.addAction(a["loupe"])
         m.addSeparator()
+        m.addAction(self.overview_dock.toggleViewAction())
         m.addAction(self.controls_dock.toggleViewAction())
         m.addAction(self.batch_dock.toggleViewAction())
+        m.addAction(self.filmstrip_dock.toggleViewAction())
         m = bar.addMenu("&Tools")
         m.addAction(a["models"])
         m.addAction(a["settings"])
@@ -288,12 +385,15 @@ class MainWindow(QMainWindow):
         tb.setObjectName("mainToolBar")
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for k in ("open", "export", None, "undo", "redo", None, "mode_split", "mode_side", "mode_toggle", None,
-                  "fit", "zoom100", "zoom200", None, "overlay", "auto", None, "models"):
+        for k in ("open", "export", None, "undo_tb", "redo_tb", None, "mode_split", "mode_side", "mode_toggle", None,
+                  "fit", "zoom100", "zoom200", None, "overlay", "loupe", "auto", None, "models"):
             if k is None:
                 tb.addSeparator()
             else:
                 tb.addAction(a[k])
+        a["undo_tb"].setEnabled(False)
+        a["redo_tb"].setEnabled(False)
+        self.toolbar = tb
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -311,11 +411,15 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
         self.progress.setVisible(False)
+        self.elapsed_label = QLabel()
+        self.elapsed_label.setObjectName("elapsedLabel")
+        self.elapsed_label.setVisible(False)
         self.cancel_button = QToolButton()
         self.cancel_button.setText("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_job)
         sb.addWidget(self.progress)
+        sb.addWidget(self.elapsed_label)
         sb.addWidget(self.cancel_button)
 
     # -- restorer ---------------------------------------------------------------------------
@@ -329,17 +433,19 @@ class MainWindow(QMainWindow):
     def _reset_restorer(self) -> None:
         with self._restorer_lock:
             self._restorer = None
+            self._device_note_shown = False
 
     # -- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        exts = " ".join(f"*{e}" for e in sorted(_EXT_TO_FORMAT) + [".bmp", ".dng", ".cr2", ".nef", ".arw"])
-        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", self.settings.last_dir,
-                                              f"Photos ({exts});;All files (*)")
-        if path:
-            self.open_file(path)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open photos", self.settings.last_dir, open_dialog_filter())
+        if paths:
+            self.handle_paths([Path(p) for p in paths])
 
     def open_file(self, path: str | Path) -> int:
-        """Load, analyse and restore ``path`` in the background; returns the job's generation."""
+        """Load, analyse and restore ``path`` in the background; returns the job's generation.
+
+        Until it is ready the photo on screen cannot be edited (an edit would start a job and
+        cancel the opening); cancelling the opening keeps that photo."""
         path = Path(path)
         self.settings.last_dir = str(path.parent)
         self._show_message(f"Opening {path.name}…")
@@ -349,9 +455,45 @@ class MainWindow(QMainWindow):
             return Document.open(photo, self.restorer(), progress, tile=self.settings.tile)
 
         self._job_started = time.perf_counter()
-        return self.jobs.start(job, lambda doc: self._document_ready(doc, path))
+        self._opening = path
+        self._pending = None
+        self._running_signature = None
+        if self.doc is not None:
+            self.controls.set_rows(self.doc.rows())  # show what the viewer shows, not a pending edit
+        self.viewer.set_busy_text(f"Opening {path.name}… (Esc cancels and keeps the photo on screen)"
+                                  if self.doc is not None else f"Opening {path.name}…")
+        gen = self.jobs.start(job, lambda doc: self._document_ready(doc, path))
+        self._update_actions()
+        return gen
+
+    def _opening_ended(self) -> None:
+        if self._opening is not None:
+            self._opening = None
+            self.viewer.set_busy_text("")
+            self._update_actions()
+
+    def _editable(self) -> bool:
+        """Whether the open photo's controls may change now (not while another photo opens)."""
+        return self.doc is not None and self._opening is None
+
+    def _update_actions(self) -> None:
+        """Actions that cannot act are disabled (no photo, or a photo is opening)."""
+        a = getattr(self, "actions_by_name", None)
+        if a is None:
+            return
+        editable = self._editable()
+        for k in ("export", "save", "auto"):
+            a[k].setEnabled(editable)
+        a["undo"].setEnabled(editable and self.undo_stack.canUndo())
+        a["redo"].setEnabled(editable and self.undo_stack.canRedo())
+        a["undo_tb"].setEnabled(editable and self.undo_stack.canUndo())
+        a["redo_tb"].setEnabled(editable and self.undo_stack.canRedo())
+        self.controls.setEnabled(self.doc is None or editable)
 
     def _document_ready(self, doc: Document, path: Path) -> None:
+        if self._opening != path:
+            return  # the opening was cancelled just as it finished: keep the photo on screen
+        self._opening_ended()
         self.doc = doc
         self._pending = None
         self._running_signature = None
@@ -360,8 +502,10 @@ class MainWindow(QMainWindow):
         self.viewer.set_source(doc)
         self.controls.set_rows(doc.rows())
         self.controls.set_summary(self._summary_text(doc))
+        self.overview.histogram.set_document(doc)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._rebuild_recent(self.settings.add_recent_file(str(path)))
+        self._update_actions()
         self._job_ended(f"Opened {path.name}")
 
     @staticmethod
@@ -410,7 +554,7 @@ class MainWindow(QMainWindow):
             self._push(state.with_expert(name, expert_id), f"{LABELS.get(name, name)} expert")
 
     def reset_to_auto(self) -> None:
-        if self.doc is not None:
+        if self._editable():
             self._push(self.doc.auto_state, "Auto")
 
     def apply_state(self, state: ControlState) -> None:
@@ -419,7 +563,12 @@ class MainWindow(QMainWindow):
         doc = self.doc
         if doc is None:
             return
-        if doc.needs_run(state):
+        self.overview.histogram.schedule()
+        # A run in flight for other stages would replace the results this state composes from,
+        # so a state that needs no run of its own still goes through the runner then (the cache
+        # answers; the run in flight is cancelled).
+        in_flight = self._running_signature is not None and self._running_signature != doc.run_signature(state)
+        if doc.needs_run(state) or in_flight:
             self._pending = state
             self.controls.set_rows(doc.rows(state))
             signature = doc.run_signature(state)
@@ -448,9 +597,11 @@ class MainWindow(QMainWindow):
             doc.set_state(pending)  # strengths moved while the run was in flight
         self.controls.set_rows(doc.rows())
         self.viewer.refresh()
+        self.overview.histogram.schedule()
         self._job_ended("Restored.")
 
     def _on_cancelled(self) -> None:
+        self._opening_ended()
         self._running_signature = None
         self._pending = None
         if self.doc is not None:
@@ -462,6 +613,8 @@ class MainWindow(QMainWindow):
 
     # -- saving -----------------------------------------------------------------------------
     def save(self) -> None:
+        if not self._editable():
+            return
         if self.export_path is None:
             self.export_dialog()
         else:
@@ -480,7 +633,7 @@ class MainWindow(QMainWindow):
         return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt][1]}", fmt, depth
 
     def export_dialog(self) -> None:
-        if self.doc is None:
+        if not self._editable():
             return
         path, fmt, depth = self._suggested_export()
         dialog = ExportDialog(path, fmt, depth, self)
@@ -515,20 +668,52 @@ class MainWindow(QMainWindow):
     # -- jobs -------------------------------------------------------------------------------
     def cancel_job(self) -> None:
         self.jobs.cancel()
+        if self._opening is not None:  # the photo on screen is usable again at once
+            name = self._opening.name
+            self._opening_ended()
+            self._show_message(f"Opening {name} cancelled.")
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
+        self.elapsed_label.setVisible(busy)
         self.controls.set_busy(busy)
         if busy:
             self.progress.setValue(0)
             self.progress.setFormat("%p%")
+            self._last_progress = time.perf_counter()
+            self._tick()
+            self._elapsed_timer.start()
+        else:
+            self._elapsed_timer.stop()
+            self.progress.setRange(0, 1000)
 
     def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(round(fraction * 1000)))
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1000)
+        value = int(round(fraction * 1000))
+        if value != self.progress.value():
+            self._last_progress = time.perf_counter()
+        self.progress.setValue(value)
         self.progress.setFormat(f"{message} %p%" if message else "%p%")
+        self._progress_text = message
+
+    #: Seconds without a progress report after which the bar shows it is still working.
+    STALL_S = 2.0
+
+    def _tick(self) -> None:
+        """Elapsed time beside the bar, and a moving bar while an expert runs a long step that
+        reports no progress (one big tile of a network)."""
+        now = time.perf_counter()
+        elapsed = now - self._job_started
+        stalled = now - getattr(self, "_last_progress", now) >= self.STALL_S
+        self.elapsed_label.setText(f"{elapsed:.0f} s" + (f" · working on {self._progress_text}" if stalled and
+                                                         self._progress_text else ""))
+        if stalled and self.progress.maximum() != 0:
+            self.progress.setRange(0, 0)  # busy animation: the step gives no finer progress
 
     def _on_failed(self, message: str) -> None:
+        self._opening_ended()
         self._pending = None
         self._running_signature = None
         if self.doc is not None:
@@ -562,10 +747,17 @@ class MainWindow(QMainWindow):
             self.size_label.setText(f"{p.width} × {p.height} px ({p.megapixels:.1f} MP)")
             self.depth_label.setText(f"{p.bit_depth}-bit {p.source_format.upper()}")
             self.meta_label.setText(p.metadata.summary())
-            self.time_label.setText("" if doc.last_run_seconds is None else f"last run {doc.last_run_seconds:.2f} s")
+            self.time_label.setText("" if doc.last_run_seconds is None
+                                    else f"restored in {doc.last_run_seconds:.1f} s")
         device = self._restorer.device.upper() if self._restorer is not None else self.settings.device
+        wanted = self.settings.device
+        if self._restorer is not None and wanted not in ("auto", self._restorer.device):
+            device += f" ({wanted.upper()} not available)"
         self.device_label.setText(f"device: {device}")
         self.device_label.setToolTip(self.device_note)
+        if self.device_note and not self._device_note_shown:
+            self._device_note_shown = True
+            self._show_message(self.device_note)
         self._update_zoom_label()
 
     def _update_zoom_label(self) -> None:
@@ -632,18 +824,36 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def handle_paths(self, paths: list[Path]) -> None:
-        """One photo opens in the viewer; folders and several files go to the batch queue."""
+        """One photo opens in the viewer; folders and several files go to the batch queue and
+        the filmstrip (and the first opens in the viewer when none is open)."""
         paths = [Path(p) for p in paths]
         if len(paths) == 1 and paths[0].is_file():
             self.open_file(paths[0])
             return
+        first = len(self.batch.model.entries)
         added = self.batch.add_paths(paths)
         self.batch_dock.show()
         self.batch_dock.raise_()
-        self._show_message(f"Added {added} photo(s) to the queue.")
+        if added:
+            self.filmstrip_dock.show()
+        self._show_message(f"Added {added} photo(s) to the queue." +
+                           (" " + "; ".join(self.batch.problems[:2]) if self.batch.problems else ""))
+        if added and self.doc is None and self._opening is None:
+            self.open_file(self.batch.model.entries[first].item.path)
 
     # -- shutdown ---------------------------------------------------------------------------
+    def _ask_close(self, what: str) -> bool:
+        answer = QMessageBox.question(self, "Quit Restora?", f"{what} is still running. Stop it and quit?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        running = [w for w, busy in (("A restoration", self.jobs.is_busy()),
+                                     ("The batch queue", self.batch.runner.is_running())) if busy]
+        if running and not self.confirm_close(" and ".join(running)):
+            event.ignore()
+            return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.viewer_mode = self.viewer.mode().value
         self.settings.sync()

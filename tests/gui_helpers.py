@@ -136,3 +136,27 @@ def open_and_wait(qtbot, window, path: Path, timeout_ms: int = 30000):
     window.open_file(path)
     qtbot.waitUntil(lambda: window.doc is not None and not window.jobs.is_busy(), timeout=timeout_ms)
     return window.doc
+
+
+class ToldBoxGeneralist(Expert):
+    """A conditioned generalist stand-in: box-filters (twice) when told ``noise``, brightens
+    (gamma 0.6) when told ``lowlight``, leaves the photo alone otherwise."""
+
+    def __init__(self) -> None:
+        from engine.experts.base import Backend
+        from engine.kinds import GENERALIST
+
+        self.info = ExpertInfo(id="test-told-gen", name="Told generalist", tasks=(GENERALIST,),
+                               backend=Backend.ONNX, conditioned=True)
+        self.told: list[dict] = []
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        ctx = ctx or ExpertContext()
+        self.told.append(dict(ctx.strengths))
+        out = image
+        if "noise" in ctx.strengths:
+            out = BoxDenoiser().run(BoxDenoiser().run(out))
+        if "lowlight" in ctx.strengths:
+            out = np.clip(out, 0, 1) ** np.float32(0.6)
+        ctx.progress(1.0)
+        return np.asarray(out, np.float32)

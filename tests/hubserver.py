@@ -3,7 +3,8 @@
 Serves ``HEAD``/``GET /{repo_id}/resolve/{revision}/{filename}`` for files registered with
 :meth:`HubServer.add`, with the headers huggingface_hub 2.4 needs (``X-Repo-Commit``, ``ETag``,
 ``Content-Length``, ``Accept-Ranges``) and ``Range`` support for resumed downloads. It can cut
-the connection part-way through the first GET of a file, to test resuming. Every request is
+the connection part-way through the first GET of a file, to test resuming, or send a file
+one byte at a time (``drip``), to test stalls. Every request is
 logged in :attr:`HubServer.requests` as ``(method, path, headers)``.
 
 Usage::
@@ -33,6 +34,7 @@ class _File:
     data: bytes
     commit: str
     cut_after: Optional[int] = None  # bytes sent before the connection is dropped, on the next GET
+    drip: Optional[tuple[int, float]] = None  # (bytes, seconds): send the body this slowly
 
 
 class HubServer:
@@ -42,6 +44,7 @@ class HubServer:
         self.files: dict[tuple[str, str], _File] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -53,13 +56,14 @@ class HubServer:
         return f"http://{host}:{port}"
 
     def add(self, repo_id: str, filename: str, data: bytes, commit: str = DEFAULT_COMMIT,
-            cut_after: Optional[int] = None) -> None:
+            cut_after: Optional[int] = None, drip: Optional[tuple[int, float]] = None) -> None:
         """Serve ``data`` as ``filename`` of ``repo_id`` at any revision (answered as ``commit``).
 
         ``cut_after``: on the next GET of this file, send only that many bytes, then drop the
-        connection (once).
+        connection (once). ``drip=(n, seconds)``: send the body n bytes every ``seconds`` (a
+        stalled transfer; stops when the server shuts down).
         """
-        self.files[(repo_id, filename)] = _File(data, commit, cut_after)
+        self.files[(repo_id, filename)] = _File(data, commit, cut_after, drip)
 
     def gets(self, filename: str) -> list[dict[str, str]]:
         """Headers of every GET for ``filename``, in order."""
@@ -70,6 +74,7 @@ class HubServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -133,6 +138,18 @@ class HubServer:
                         self.connection.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
+                    return
+                if entry.drip is not None:
+                    n, pause = entry.drip
+                    try:
+                        for i in range(0, len(payload), n):
+                            if hub._stop.wait(pause):
+                                break
+                            self.wfile.write(payload[i:i + n])
+                            self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
                     return
                 self.wfile.write(payload)
 

@@ -165,3 +165,169 @@ def test_entries_removed_during_a_run_are_skipped(make_panel, qtbot, tmp_path):
     assert [(str(e.item.relative), e.status) for e in panel.model.entries] == [
         ("p0.png", Status.DONE), ("p2.png", Status.DONE)]
     assert slow.started == 2 and not (tmp_path / "out" / "p1.png").exists()
+
+
+# -- issue 18 and the GUI halves of issue 9 (items 1, 8, 10, 18) ---------------------------------
+
+def _run(panel, qtbot, out) -> None:
+    panel.outdir.setText(str(out))
+    assert panel.start()
+    qtbot.waitUntil(lambda: not panel.runner.is_running(), timeout=60000)
+
+
+def test_failure_reason_is_visible_and_a_finished_row_never_silently_does_nothing(make_panel, qtbot, tmp_path):
+    from app.batch import Status
+
+    panel = make_panel(cheap_restorer())
+    good = write_photo(tmp_path / "in" / "good.png", "noise", 0.5, size=64)
+    bad = tmp_path / "in" / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0garbage" * 20)
+    panel.add_paths([good, bad])
+    _run(panel, qtbot, tmp_path / "out")
+    rows = {e.item.path.name: i for i, e in enumerate(panel.model.entries)}
+    bad_entry = panel.model.entries[rows["bad.png"]]
+    assert bad_entry.status == Status.FAILED and bad_entry.error
+    # the reason is in the row's text (not only a tooltip) and in full under the table
+    assert bad_entry.error in panel.model.index(rows["bad.png"], 1).data()
+    panel.table.selectRow(rows["bad.png"])
+    assert bad_entry.error in panel.detail.text()
+    # double-click on a finished row with no external viewer: shown here, and said
+    opened, said = [], []
+    panel.openRequested.connect(opened.append)
+    panel.message.connect(said.append)
+    panel.open_external = lambda path: False
+    assert panel.activate(rows["good.png"]) == "viewer"
+    assert opened == [tmp_path / "out" / "good.png"] and "No external viewer" in said[-1]
+    panel.open_external = lambda path: True
+    assert panel.activate(rows["good.png"]) == "external"
+    assert panel.activate(rows["bad.png"]) == "reason" and bad_entry.error in said[-1]
+
+
+def test_existing_outputs_name_the_gui_controls_and_skip_existing_resumes(make_panel, qtbot, tmp_path):
+    from app.batch import OVERWRITE_LABEL, SKIP_LABEL, Status
+
+    panel = make_panel(cheap_restorer())
+    src = [write_photo(tmp_path / "in" / f"{n}.png", "noise", 0.5, index=i, size=64) for i, n in enumerate("ab")]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"earlier run")
+    panel.add_paths(src)
+    _run(panel, qtbot, out)
+    a, b = panel.model.entries
+    assert a.status == Status.FAILED and b.status == Status.DONE
+    assert "--overwrite" not in a.error and OVERWRITE_LABEL in a.error and SKIP_LABEL in a.error
+    assert (out / "a.png").read_bytes() == b"earlier run"
+    # resume: skip existing reports the existing outputs as skipped and leaves them alone
+    panel.model.reset_unfinished()
+    panel.model.update(b.id, status=Status.WAITING)
+    panel.skip_existing.setChecked(True)
+    assert not panel.overwrite.isChecked()
+    _run(panel, qtbot, out)
+    assert [e.status for e in panel.model.entries] == [Status.SKIPPED, Status.SKIPPED]
+    assert "2 skipped" in panel.summary.text() and "failed" not in panel.summary.text()
+    assert (out / "a.png").read_bytes() == b"earlier run"
+    panel.overwrite.setChecked(True)
+    assert not panel.skip_existing.isChecked()
+
+
+def test_an_output_that_would_replace_an_input_is_refused_before_any_work(make_panel, qtbot, tmp_path):
+    from app.batch import Status
+
+    restorer = cheap_restorer()
+    panel = make_panel(restorer)
+    folder = tmp_path / "photos"
+    src = [write_photo(folder / f"{n}.png", "noise", 0.5, index=i, size=64) for i, n in enumerate("ab")]
+    before = [p.read_bytes() for p in src]
+    panel.add_paths([folder])
+    panel.overwrite.setChecked(True)
+    panel.outdir.setText(str(folder))
+    assert not panel.start()
+    assert "never replaces an original" in panel.summary.text() and "a.png" in panel.summary.text()
+    assert all(e.status == Status.WAITING for e in panel.model.entries)
+    assert [p.read_bytes() for p in src] == before
+    assert sum(e.runs for e in restorer.registry.for_task("noise")) == 0
+    # another format into the same folder writes new files beside the originals
+    panel.format.setCurrentIndex(panel.format.findData("tiff"))
+    _run(panel, qtbot, folder)
+    assert all(e.status == Status.DONE for e in panel.model.entries) and (folder / "a.tif").is_file()
+    assert [p.read_bytes() for p in src] == before
+
+
+def test_one_file_fails_alone_whatever_the_error(make_panel, qtbot, tmp_path):
+    from app.batch import Status
+    from engine.experts.base import Expert, ExpertInfo
+
+    class Crashes(Expert):
+        info = ExpertInfo(id="test-crash", name="Crashes", tasks=("noise",))
+
+        calls = 0
+
+        def run(self, image, ctx=None):
+            Crashes.calls += 1
+            if Crashes.calls == 1:  # the first photo hits a bug that is not a RestoraError
+                raise ZeroDivisionError("a bug in an expert")
+            return np.clip(image * 0.9, 0, 1)
+
+    from engine.experts.base import ExpertRegistry
+    from engine.pipeline import Restorer
+
+    panel = make_panel(Restorer(ExpertRegistry([Crashes()]), analyser=analyser()))
+    a = write_photo(tmp_path / "in" / "a.png", "noise", 0.8, index=0, size=64)
+    b = write_photo(tmp_path / "in" / "b.png", "noise", 0.8, index=1, size=64)
+    panel.add_paths([a, b])
+    panel.format.setCurrentIndex(panel.format.findData("png"))
+    _run(panel, qtbot, tmp_path / "out")
+    first, second = panel.model.entries
+    assert first.status == Status.FAILED and "ZeroDivisionError" in first.error and "a bug" in first.error
+    assert second.status == Status.DONE and (tmp_path / "out" / "b.png").is_file()
+
+
+def test_per_photo_settings_bit_depth_and_jpeg_quality(qtbot, qapp, tmp_path):
+    from PIL import Image
+
+    from app.batch import Status
+    from app.settings import AppSettings
+    from app.window import MainWindow
+
+    isolate_settings(qapp, tmp_path / "settings")
+    w = MainWindow(AppSettings(), restorer=cheap_restorer())
+    w.confirm_close = lambda what: True
+    qtbot.addWidget(w)
+    w.show()
+    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "open.png", "noise", 0.7))
+    w.controls.controls["noise"].toggle.click()     # noise off ...
+    w.controls.controls["lowlight"].toggle.click()  # ... low light on
+    qtbot.waitUntil(lambda: not w.jobs.is_busy() and w._pending is None, timeout=30000)
+    assert doc.state.enabled["lowlight"] and not doc.state.enabled["noise"]
+    panel = w.batch
+    photos = [write_photo(tmp_path / "in" / f"{n}.png", "noise", 0.7, index=i, size=64) for i, n in enumerate("abc")]
+    panel.add_paths(photos)
+    panel.table.selectRow(1)
+    assert panel.apply_current_to_selected() == 1
+    assert "low light" in panel.model.entries[1].settings_label
+    assert panel.model.index(1, 3).data().startswith("own settings")
+    assert panel.model.index(0, 3).data() == "batch choice"
+    panel.format.setCurrentIndex(panel.format.findData("jpeg"))
+    assert not panel.bit_depth.model().item(panel.bit_depth.findData("16")).isEnabled()
+    panel.quality.setValue(40)
+    _run(panel, qtbot, tmp_path / "out")
+    assert all(e.status == Status.DONE for e in panel.model.entries), [e.error for e in panel.model.entries]
+    a, b = (np.asarray(Image.open(tmp_path / "out" / f"{n}.jpg"), np.float32) for n in "ab")
+    assert b.mean() > a.mean() + 10  # b got the open photo's low-light lift, a its own (noise) plan
+    # JPEG quality reached the files: quality 40 is far smaller than 95
+    panel.model.reset_unfinished()
+    for e in panel.model.entries:
+        panel.model.update(e.id, status=Status.WAITING)
+    panel.quality.setValue(95)
+    panel.overwrite.setChecked(True)
+    small = (tmp_path / "out" / "a.jpg").stat().st_size
+    _run(panel, qtbot, tmp_path / "out")
+    assert (tmp_path / "out" / "a.jpg").stat().st_size > small * 1.3
+    # 16-bit PNG outputs
+    for e in panel.model.entries:
+        panel.model.update(e.id, status=Status.WAITING)
+    panel.format.setCurrentIndex(panel.format.findData("png"))
+    panel.bit_depth.setCurrentIndex(panel.bit_depth.findData("16"))
+    _run(panel, qtbot, tmp_path / "out16")
+    assert Image.open(tmp_path / "out16" / "a.png").mode in ("I;16", "I;16B", "RGB;16", "I") or \
+        __import__("engine.imageio", fromlist=["load_photo"]).load_photo(tmp_path / "out16" / "a.png").bit_depth == 16

@@ -25,6 +25,7 @@ def window(qtbot, qapp, tmp_path):
 
     def make(restorer=None):
         w = MainWindow(AppSettings(), restorer=restorer or cheap_restorer())
+        w.confirm_close = lambda what: True
         qtbot.addWidget(w)
         w.resize(1000, 700)
         w.show()

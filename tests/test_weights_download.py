@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from engine.errors import Cancelled, ModelError
 from engine.progress import CancelToken
 from engine.weights import ModelStatus, WeightsManager
 from engine.weights.catalog import parse_catalog
+from engine.weights.transfer import TransferLimits
 
 from hubserver import DEFAULT_COMMIT, HubServer
 
@@ -50,7 +53,9 @@ def _catalog(data: bytes, sha256: str | None = None, unverified: str = ""):
 
 
 def _cache_files(cache: Path) -> list[str]:
-    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    """Files in the cache, except verified.json (the manager's memo of digests already checked)."""
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")
+                  if p.is_file() and p.name != "verified.json")
 
 
 def test_download_verifies_and_installs(hub, tmp_path):
@@ -233,3 +238,46 @@ def test_unknown_model_id_suggests_close_matches(hub):
     manager = WeightsManager(catalog=_catalog(_payload(10)))
     with pytest.raises(ModelError, match="unknown model 'tinny'.*tiny"):
         manager.download("tinny")
+
+
+FAST = TransferLimits(connect_timeout_s=2.0, stall_window_s=0.5, stall_min_bytes=1024, total_timeout_s=20.0,
+                      retries=3, retry_pause_s=0.05)
+
+
+def test_a_dripping_hub_is_reported_as_a_stall_in_bounded_time(hub, tmp_path):
+    data = _payload(100_000)
+    hub.add(REPO, FILE, data, drip=(1, 0.05))  # 20 bytes/s: never a socket timeout, never done
+    manager = WeightsManager(catalog=_catalog(data), limits=FAST)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError) as info:
+        manager.download("tiny")
+    message = str(info.value)
+    assert time.monotonic() - t0 < 10
+    assert "stalled" in message and "cannot reach" not in message and "'tiny'" in message
+    assert len(hub.gets(FILE)) == 4  # bounded: the first try and 3 retries
+
+
+def test_overall_time_limit_from_the_environment(hub, monkeypatch):
+    data = _payload(400_000)
+    hub.add(REPO, FILE, data, drip=(4096, 0.02))  # steady ~200 kB/s: no stall, 2 s in all
+    monkeypatch.setenv("RESTORA_DOWNLOAD_TIMEOUT", "0.5")
+    manager = WeightsManager(catalog=_catalog(data), limits=TransferLimits(stall_window_s=0.5, stall_min_bytes=1024))
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match="did not finish within 0 s|did not finish within 1 s"):
+        manager.download("tiny")
+    assert time.monotonic() - t0 < 3
+
+
+def test_connection_cut_at_half_is_one_warning_line_and_resumes(hub, caplog):
+    data = _payload(1_000_000)
+    hub.add(REPO, FILE, data, cut_after=500_000)
+    manager = WeightsManager(catalog=_catalog(data), limits=FAST)
+
+    with caplog.at_level(logging.INFO):
+        path = manager.download("tiny")
+
+    assert path.read_bytes() == data
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "connection lost at 0.5 MB of 1.0 MB (50 %); resuming (retry 1 of 3)" \
+        in warnings[0], warnings
+    assert [g.get("range") for g in hub.gets(FILE)] == [None, "bytes=500000-"]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-import os
-
 REPO = Path(__file__).resolve().parents[1]
-#: ``../shared/data`` next to the repository, or ``$RESTORA_SHARED_DATA`` (a checkout elsewhere,
-#: e.g. a git worktree, pointing at the shared data).
-SHARED_DATA = Path(os.environ.get("RESTORA_SHARED_DATA") or REPO.parent / "shared" / "data")
+#: ``../shared`` next to the repository (``$RESTORA_SHARED`` overrides it, e.g. in a git worktree).
+SHARED = Path(os.environ.get("RESTORA_SHARED") or REPO.parent / "shared")
+SHARED_DATA = SHARED / "data"
+SHARED_WEIGHTS = SHARED / "weights"
 
 
 def clean_photo(index: int = 0, size: int = 128) -> np.ndarray:

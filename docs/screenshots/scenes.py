@@ -1,8 +1,12 @@
 """Stage the application for the README screenshots (run under Xvfb by take.sh).
 
-    python docs/screenshots/scenes.py main PHOTO            # a photo in split view
-    python docs/screenshots/scenes.py batch PHOTO FOLDER OUT  # the batch queue mid-run
-    python docs/screenshots/scenes.py models                # the model manager
+    python docs/screenshots/scenes.py main THEME PHOTO              # split view, zoomed, navigator + histogram
+    python docs/screenshots/scenes.py filmstrip THEME PHOTO...      # several photos: filmstrip + queue
+    python docs/screenshots/scenes.py batch THEME OUT PHOTO...      # a finished batch with a failed row
+    python docs/screenshots/scenes.py models THEME                  # the model manager
+
+THEME is dark or light. The batch scene adds a truncated JPEG (written to OUT) so that one row
+fails with its reason.
 """
 
 from __future__ import annotations
@@ -23,23 +27,48 @@ def main(argv: list[str]) -> int:
     from app.theme import apply_theme
     from app.window import MainWindow
 
-    scene, args = argv[0], argv[1:]
+    scene, theme, args = argv[0], argv[1], argv[2:]
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication([sys.argv[0]])
     configure_application(app)
     settings = AppSettings()
-    apply_theme(app, settings.theme)
+    settings.theme = theme
+    apply_theme(app, theme)
     window = MainWindow(settings)
-    window.resize(1500, 920)
+    window.resize(1560, 960)
     window.show()
     if scene == "main":
+        def zoom(_result=None):
+            if window.doc is not None and window.viewer.is_fit():
+                window.viewer.set_zoom(2.0)
+                window.viewer.center_on(window.doc.width * 0.4, window.doc.height * 0.45)
+        window.jobs.finished.connect(zoom)
         window.open_file(args[0])
+    elif scene == "filmstrip":
+        window.handle_paths([Path(p) for p in args])
+        window.filmstrip_dock.show()
+        QTimer.singleShot(300, lambda: window.batch.table.selectRow(1))
     elif scene == "batch":
-        window.open_file(args[0])
-        window.batch.add_paths([args[1]])
-        window.batch.outdir.setText(args[2])
-        window.batch_dock.raise_()
-        window.jobs.finished.connect(lambda _doc: window.batch.runner.is_running() or window.batch.start())
+        out = Path(args[0])
+        out.mkdir(parents=True, exist_ok=True)
+        broken = out / "inputs" / "scan_0042.jpg"
+        broken.parent.mkdir(parents=True, exist_ok=True)
+        good = Path(args[1]).read_bytes()
+        broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 200)  # a JPEG header and nothing else
+        window.batch.add_paths([broken, *args[1:]])  # the failure shows at once
+        window.open_file(args[1])
+        window.batch.outdir.setText(str(out / "restored"))
+        window.filmstrip_dock.show()
+        del good
+        window.jobs.finished.connect(lambda _r: window.batch_dock.raise_())
+
+        def select_failed():
+            rows = [i for i, e in enumerate(window.batch.model.entries) if e.status.value == "failed"]
+            if rows:
+                window.batch.table.selectRow(rows[0])
+                window.batch.activate(rows[0])
+        window.batch.runner.on_done = lambda: (window.batch._on_run_done(), select_failed())
+        QTimer.singleShot(200, window.batch.start)
     elif scene == "models":
         QTimer.singleShot(500, window.models_dialog)
     else:

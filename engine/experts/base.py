@@ -41,7 +41,10 @@ class ExpertInfo:
     conditioned generalist); the session then splits its change by kind so that each kind's
     slider scales that kind's share. ``lead_kinds``: where a generalist measured better than
     the specialists; the automatic plan includes it only when the analysis finds one of these
-    kinds (empty: always).
+    kinds (empty: always). ``sigma_strength``: the stage's strength is a physical parameter of
+    the expert (a denoiser told σ·s instead of its change being blended by s); it receives the
+    strength in ``ExpertContext.strength``, and the session runs it at
+    :data:`SIGMA_STRENGTH_KNOTS` and interpolates between those outputs when a slider moves.
     """
 
     id: str
@@ -58,6 +61,7 @@ class ExpertInfo:
     generative: bool = False
     conditioned: bool = False
     lead_kinds: tuple[str, ...] = ()
+    sigma_strength: bool = False
     model_id: Optional[str] = None
     description: str = ""
 
@@ -74,6 +78,9 @@ class ExpertContext:
     a per-channel ``(3,)`` array or a per-pixel ``HxWx1``/``HxWx3`` map matching the image
     (``None``: the expert estimates it itself); ``device`` is
     ``"cpu" | "cuda" | "mps"``; ``tile`` is a tile edge in pixels or ``None`` for automatic.
+    ``strength`` in [0, 1] is the stage's strength, read only by experts whose
+    ``info.sigma_strength`` is set (a denoiser then removes noise of σ·strength); others leave
+    the strength to the session's blend and run at full effect.
     """
 
     severity: float = 1.0
@@ -83,6 +90,13 @@ class ExpertContext:
     progress: Progress = field(default_factory=Progress)
     device: str = "cpu"
     tile: Optional[int] = None
+    strength: float = 1.0
+
+
+#: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the
+#: output for any other strength is interpolated linearly between the neighbouring knots (0 is
+#: the input itself). Two runs per photo instead of one, and no run when a slider moves.
+SIGMA_STRENGTH_KNOTS: tuple[float, ...] = (0.5, 1.0)
 
 
 class Expert(ABC):

@@ -37,6 +37,8 @@ ARCH_OVERLAP: dict[str, int] = {
     "SwinIR": 32, "Swin2SR": 32, "HAT": 32, "DAT": 32, "ATD": 32, "Restormer": 32,
     # Restora's own U-Net: three stride-2 levels of 3x3 depthwise blocks; 16 px left visible seams
     "RestoraGeneralist": 48,
+    # published plain CNNs converted by engine.convert.published: their exact receptive fields
+    "DnCNN": 20,
 }
 DEFAULT_OVERLAP = 16
 
@@ -83,13 +85,17 @@ class NeuralExpert(Expert):
     when it changes) and ``ctx.tile`` fixes the tile edge (``None``: from free memory).
     ``notify`` receives user-facing messages such as "out of memory … retrying with smaller tiles".
     ``threads``: ONNX Runtime intra-op threads (``None``: its default, one per core).
+    ``verify``: called right before the file is loaded; raises :class:`ModelError` when the file
+    no longer matches its sha256 (the weights manager's ``check_intact``), so a damaged file is
+    never run.
     An ONNX model with a second input ``strengths`` is a conditioned generalist: each run passes
     ``ctx.strengths`` to it (see :func:`strength_vector`).
     """
 
     def __init__(self, info: ExpertInfo, *, path: Optional[Path] = None, descriptor: Any = None,
                  device: str = "cpu", minimum_size: int = 0,
-                 notify: Optional[Callable[[str], None]] = None, threads: Optional[int] = None) -> None:
+                 notify: Optional[Callable[[str], None]] = None, threads: Optional[int] = None,
+                 verify: Optional[Callable[[], Any]] = None) -> None:
         if path is None and descriptor is None:
             raise ValueError("a NeuralExpert needs a model file or a loaded descriptor")
         self.info = info
@@ -98,6 +104,7 @@ class NeuralExpert(Expert):
         self.minimum_size = minimum_size
         self.notify = notify
         self.threads = threads
+        self.verify = verify
         self._descriptor = descriptor
         self._runner: Any = None
         self._runner_device: Optional[str] = None
@@ -117,7 +124,8 @@ class NeuralExpert(Expert):
     def from_file(cls, path: Path, *, expert_id: str, tasks: Sequence[str], model_id: Optional[str],
                   scale: int, size_multiple: int = 1, architecture: str = "", name: str = "",
                   generative: bool = False, device: str = "cpu", description: str = "",
-                  lead_kinds: Sequence[str] = (), threads: Optional[int] = None) -> "NeuralExpert":
+                  lead_kinds: Sequence[str] = (), threads: Optional[int] = None,
+                  verify: Optional[Callable[[], Any]] = None) -> "NeuralExpert":
         """Lazy: the file is read on the first run. ``scale`` and ``size_multiple`` (from the
         catalog) describe the model until then; the loaded model must agree on the scale."""
         path = Path(path)
@@ -134,7 +142,7 @@ class NeuralExpert(Expert):
                           memory_factor=float(4 * LIVE_TENSORS * 64 * max(int(scale), 1) ** 2),
                           supports_fp16=False, generative=generative, model_id=model_id,
                           description=description, lead_kinds=tuple(lead_kinds))
-        return cls(info, path=path, device=device, threads=threads)
+        return cls(info, path=path, device=device, threads=threads, verify=verify)
 
     # ------------------------------------------------------------------ Expert API
     def is_available(self) -> bool:
@@ -189,6 +197,8 @@ class NeuralExpert(Expert):
             return self._runner
 
     def _load(self, device: str) -> Any:
+        if self.verify is not None and self.path is not None:
+            self.verify()
         if self.info.backend is Backend.ONNX:
             from ..runtime.onnx_backend import OnnxRunner
 
@@ -289,10 +299,17 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
 
     A 1x model serves its catalog tasks directly. A model with scale S > 1 serves ``upscale`` at
     S and at every smaller scale dividing S (area-downscaled), and its other tasks (e.g.
-    ``generalist``) at 1x. Face models are skipped (they need face detection and alignment).
+    ``generalist``) at 1x. Architectures with an expert of their own (FFDNet's noise map:
+    ``engine.experts.published``) get that expert. Face models are skipped (they need face detection and alignment).
     Expert ids are ``neural.<model id>`` (native scale) and ``neural.<model id>.x<scale>``.
     """
+    from .published import published_expert
+
     experts: list[Expert] = []
+    for model_id in getattr(manager, "damaged_models", lambda: [])():
+        log.warning("model %s is damaged (its file no longer matches its sha256); not using it. %s",
+                    model_id, manager.repair_hint(model_id))
+    check = getattr(manager, "check_intact", None)
     for entry, path in manager.installed_models():
         if ANALYSIS in entry.tasks:
             continue  # the analyser is used by engine.analysis, not as a restorer
@@ -301,13 +318,22 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
             log.info("model %s: face restoration models are not run by the tiler; skipped", entry.id)
             continue
         try:
+            special = published_expert(entry, Path(path), device)
+        except ModelError as err:
+            log.warning("model %s: %s", entry.id, err)
+            continue
+        if special is not None:
+            experts.append(special)
+            continue
+        try:
             base = NeuralExpert.from_file(Path(path), expert_id=f"neural.{entry.id}", tasks=tasks,
                                           model_id=entry.id, scale=int(entry.scale),
                                           size_multiple=int(getattr(entry, "size_multiple", 1) or 1),
                                           architecture=str(entry.architecture), name=str(entry.name),
                                           generative=bool(getattr(entry, "generative", False)), device=device,
                                           description=str(getattr(entry, "description", "")),
-                                          lead_kinds=tuple(getattr(entry, "lead_kinds", ())))
+                                          lead_kinds=tuple(getattr(entry, "lead_kinds", ())),
+                                          verify=functools.partial(check, entry.id) if check else None)
         except ModelError as err:
             log.warning("model %s: %s", entry.id, err)
             continue

@@ -29,6 +29,23 @@ RASTER_FORMATS: dict[str, str] = {
 #: Every extension :func:`engine.imageio.load_photo` accepts (lower-case, with dot).
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(RASTER_FORMATS) | RAW_EXTENSIONS
 
+#: MIME type of every supported extension (the desktop entry's ``MimeType`` is generated from
+#: this table by ``tools/desktop_entry.py``; camera RAW types as shared-mime-info names them).
+MIME_TYPES: dict[str, str] = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
+    ".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff", ".webp": "image/webp",
+    ".bmp": "image/bmp", ".dib": "image/bmp",
+    ".dng": "image/x-adobe-dng", ".cr2": "image/x-canon-cr2", ".cr3": "image/x-canon-cr3",
+    ".crw": "image/x-canon-crw", ".nef": "image/x-nikon-nef", ".nrw": "image/x-nikon-nrw",
+    ".arw": "image/x-sony-arw", ".srf": "image/x-sony-srf", ".sr2": "image/x-sony-sr2",
+    ".raf": "image/x-fuji-raf", ".orf": "image/x-olympus-orf", ".rw2": "image/x-panasonic-rw2",
+    ".rwl": "image/x-panasonic-rw2", ".raw": "image/x-panasonic-raw", ".pef": "image/x-pentax-pef",
+    ".srw": "image/x-samsung-srw", ".3fr": "image/x-hasselblad-3fr", ".fff": "image/x-hasselblad-fff",
+    ".iiq": "image/x-phaseone-iiq", ".mos": "image/x-leaf-mos", ".mef": "image/x-mamiya-mef",
+    ".mrw": "image/x-minolta-mrw", ".erf": "image/x-epson-erf", ".kdc": "image/x-kodak-kdc",
+    ".dcr": "image/x-kodak-dcr", ".x3f": "image/x-sigma-x3f",
+}
+
 #: Output format name → (preferred extension, bit depths it can store).
 OUTPUT_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {
     "jpeg": (".jpg", (8,)),

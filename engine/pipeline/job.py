@@ -31,7 +31,7 @@ OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg",
 class RestoreOptions:
     """How to restore. ``strengths``/``only``/``auto`` as in :func:`build_plan`; ``scale`` 1, 2
     or 4; ``fmt`` one of ``"same"`` or :data:`OUTPUT_FORMATS`; ``bit_depth`` 8, 16 or ``None``
-    (same as input where the format allows)."""
+    (same as input where the format allows); ``jpeg_quality`` 1..100 for JPEG/WebP outputs."""
 
     auto: bool = True
     strengths: Mapping[str, float] = field(default_factory=dict)
@@ -41,6 +41,7 @@ class RestoreOptions:
     fmt: str = "same"
     bit_depth: Optional[int] = None
     overwrite: bool = False
+    jpeg_quality: int = 95
     use_generalist: bool = True
     allow_generative: bool = False
     experts: Mapping[str, str] = field(default_factory=dict)
@@ -189,7 +190,8 @@ class Restorer:
                 raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97))
             progress.check()
-            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite)
+            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
+                                       jpeg_quality=options.jpeg_quality)
             result.input = source
             result.seconds = time.perf_counter() - t0
             progress(1.0, "saved")

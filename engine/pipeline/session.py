@@ -14,6 +14,12 @@ k it was told, ``share_k`` = its output − its output when told everything but 
 becomes ``s_gen · (delta_gen − Σ_k (1 − s_k) · share_k)``, so a kind's slider scales the
 generalist's work on that kind as well as the kind's own specialist stage; with one kind told,
 ``share_k`` is the whole change and the term is ``s_gen · s_k · delta_gen``.
+
+An expert whose strength is a physical parameter (``info.sigma_strength``: FFDNet removes noise
+of σ·s, it is not blended) is run once per knot of :data:`SIGMA_STRENGTH_KNOTS` (0.5 and 1),
+and its term is the piecewise-linear interpolation through (0, 0), (0.5, delta_0.5),
+(1, delta_1): exact at the knots, never a network run when the slider moves. The next stage
+sees the full-strength output, as for every stage.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError
-from ..experts.base import Backend, ExpertContext, ExpertRegistry
+from ..experts.base import SIGMA_STRENGTH_KNOTS, Backend, ExpertContext, ExpertRegistry
 from ..kinds import GENERALIST, KINDS, NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
@@ -73,7 +79,9 @@ class StageResult:
     """A stage's cached outcome.
 
     ``delta`` = full-strength output − input (float32, same shape as the image); ``None`` when
-    the stage was dropped or skipped. ``before``/``after``: severities ``{kind: 0..1}`` of its
+    the stage was dropped or skipped. ``knot_deltas``: for an expert whose strength is a physical
+    parameter, ``{strength: change at that strength}`` for the knots below 1 (``delta`` is the
+    change at 1). ``before``/``after``: severities ``{kind: 0..1}`` of its
     input and output when the stage was assessed (empty otherwise); ``output_report``: the
     analysis of its full-strength output (the next stage's input). ``kind_shares``: for a
     conditioned generalist, ``{kind: share of delta due to that kind}`` (see the module docs).
@@ -94,6 +102,7 @@ class StageResult:
     model_id: Optional[str] = None
     kind_shares: dict[str, np.ndarray] = field(default_factory=dict)
     handled_by: Optional[str] = None
+    knot_deltas: dict[float, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self, strength: float) -> dict:
         return {"stage": self.name, "expert": self.expert_id, "model": self.model_id,
@@ -189,7 +198,7 @@ class RestorationSession:
                     result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
                                                      stage_key, sub.sub(0.0, 0.5 if told else 0.9),
                                                      noise_sigma=noise_sigma)
-                    if judged:
+                    if judged and not result.dropped:
                         self._judge(result, stage, input_report)
                     if told and not result.dropped and result.expert_id == expert.info.id \
                             and expert.info.conditioned:
@@ -201,6 +210,7 @@ class RestorationSession:
                 current = np.clip(current + result.delta, 0.0, 1.0)
                 key = stage_key
                 input_report = result.output_report or self.analyser(current)
+        progress.check()  # a run cancelled after its last stage leaves the shown results as they were
         with self._lock:
             self._results = results
         progress(1.0)
@@ -218,38 +228,56 @@ class RestorationSession:
     def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
                            measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
                            progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
-        """Run the stage's expert; if a neural expert cannot run here (weights missing or corrupt,
-        device failure, out of memory at the smallest tile), run the classical expert for the
-        same kind instead and say so in the result's ``reason``."""
+        """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
+        an image model, device failure, out of memory at the smallest tile, any error of its
+        runtime), run the classical expert for the same kind instead and say so in the result's
+        ``reason``; with no classical expert for the kind the stage is skipped, also with a
+        reason. A failing expert fails its stage only, never the photo or the batch."""
         try:
             return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress,
                                    noise_sigma)
         except Cancelled:
             raise
-        except (RestoraError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
+            if expert.info.backend is Backend.CLASSICAL:
+                raise
+            why = " ".join(str(err).split())[:300] or type(err).__name__
+            if not isinstance(err, RestoraError):
+                why = f"{type(err).__name__}: {why}"
             fallback = next((e for e in self.registry.for_task(stage.name)
                              if e.info.backend is Backend.CLASSICAL and e is not expert), None)
-            if expert.info.backend is Backend.CLASSICAL or fallback is None:
-                raise
-            log.warning("%s could not run (%s); using %s instead", expert.info.id, err, fallback.info.id)
+            if fallback is None:
+                log.warning("%s could not run (%s); %s skipped", expert.info.id, why, stage.name)
+                return StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
+                                   reason=f"{expert.info.id} could not run ({why}); no classical expert for "
+                                          f"{stage.name}, stage skipped", model_id=expert.info.model_id)
+            log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
             result = self._run_stage(stage, fallback, current, severity, measurements, strengths, stage_key,
                                      progress, noise_sigma)
-            result.reason = f"{expert.info.id} could not run ({err}); used {fallback.info.id}"
+            result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
             return result
 
     def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                    measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
                    progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
         t0 = time.perf_counter()
-        ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
-                            device=self.device, tile=self.tile, noise_sigma=noise_sigma)
-        out = expert.run(current, ctx)
-        self.expert_runs += 1
-        if out.shape != current.shape:
-            raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
-        out = np.clip(out.astype(np.float32), 0.0, 1.0)
-        return StageResult(stage.name, expert.info.id, stage_key, out - current, time.perf_counter() - t0,
-                           output_report=self.analyser(out), model_id=expert.info.model_id)
+        knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
+        deltas: dict[float, np.ndarray] = {}
+        for i, knot in enumerate(knots):
+            ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
+                                progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
+                                device=self.device, tile=self.tile, strength=knot,
+                                noise_sigma=noise_sigma)
+            out = expert.run(current, ctx)
+            self.expert_runs += 1
+            if out.shape != current.shape:
+                raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
+            out = np.clip(out.astype(np.float32), 0.0, 1.0)
+            deltas[knot] = out - current
+        full = deltas.pop(1.0)
+        return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
+                           output_report=self.analyser(current + full), model_id=expert.info.model_id,
+                           knot_deltas=deltas)
 
     def _stage_inputs(self, report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
         if stage.name == GENERALIST:
@@ -355,26 +383,31 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
-        for name, kind, array in terms:
-            s = float(strengths.get(name, 1.0))
-            if kind is not None:  # a kind's share of a conditioned generalist's change
-                s = -s * (1.0 - float(strengths.get(kind, 1.0)))
+        for name, weight, array in terms:
+            s = weight(strengths)
             if s != 0.0:
                 out += np.float32(s) * array[sl]
         np.clip(out, 0.0, 1.0, out=out)
         return out
 
     @staticmethod
-    def _terms(results: list[StageResult]) -> list[tuple[str, Optional[str], np.ndarray]]:
-        """``(stage name, kind or None, array)`` for every change that composing weighs."""
-        terms: list[tuple[str, Optional[str], np.ndarray]] = []
+    def _terms(results: list[StageResult]) -> list[tuple[str, Weight, np.ndarray]]:
+        """``(stage name, weight, array)`` for every change that composing weighs; ``weight``
+        maps the ``{stage name: strength}`` settings to the array's coefficient."""
+        terms: list[tuple[str, Weight, np.ndarray]] = []
         for r in results:
-            if not r.dropped and r.delta is not None:
-                terms.append((r.name, None, r.delta))
-                terms += [(r.name, kind, share) for kind, share in r.kind_shares.items()]
+            if r.dropped or r.delta is None:
+                continue
+            if r.knot_deltas:
+                knots = sorted(r.knot_deltas) + [1.0]
+                arrays = [r.knot_deltas[k] for k in knots[:-1]] + [r.delta]
+                terms += [(r.name, _hat_weight(r.name, knots, i), a) for i, a in enumerate(arrays)]
+            else:
+                terms.append((r.name, _stage_weight(r.name), r.delta))
+            terms += [(r.name, _share_weight(r.name, kind), share) for kind, share in r.kind_shares.items()]
         return terms
 
-    def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]:
+    def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, Weight, np.ndarray]]]]:
         """The input and the composing terms subsampled by ``step`` (cached per step and result
         set); ``None`` for small images, where strided reads are fast enough."""
         if self.image.size < 3 * 2_000_000:
@@ -390,14 +423,48 @@ class RestorationSession:
             if id(a) not in copies:
                 copies[id(a)] = np.ascontiguousarray(a[::step, ::step])
         parts = (np.ascontiguousarray(self.image[::step, ::step]),
-                 [(name, kind, copies[id(a)]) for name, kind, a in self._terms(results)])
+                 [(name, weight, copies[id(a)]) for name, weight, a in self._terms(results)])
         with self._lock:
             self._subsampled[step] = (key, parts)
         return parts
 
-    def change_map(self, strengths: Mapping[str, float], step: int = 1) -> np.ndarray:
+    def change_map(self, strengths: Mapping[str, float], step: int = 1,
+                   full_scale: Optional[float] = None) -> np.ndarray:
         """Where the restoration changed the image most: float32 HxW in [0, 1] (mean absolute
-        change over channels, normalised by its 99th percentile)."""
+        change over channels). ``full_scale``: the change (in [0, 1] pixel units, e.g. 0.1 = a
+        tenth of the tonal range) that maps to 1, so a legend can name units; ``None``
+        normalises by the map's 99th percentile instead."""
         diff = np.abs(self.compose(strengths, step=step) - self.image[::step, ::step]).mean(axis=2)
-        scale = float(np.percentile(diff, 99)) or 1.0
+        scale = float(full_scale) if full_scale else (float(np.percentile(diff, 99)) or 1.0)
         return np.clip(diff / scale, 0.0, 1.0).astype(np.float32)
+
+
+#: A composing term's coefficient as a function of the ``{stage name: strength}`` settings.
+Weight = Callable[[Mapping[str, float]], float]
+
+
+def _stage_weight(name: str) -> Weight:
+    """A stage's own change: weighed by its strength (missing: 1)."""
+    return lambda strengths: float(strengths.get(name, 1.0))
+
+
+def _share_weight(name: str, kind: str) -> Weight:
+    """A kind's share of a conditioned generalist's change: ``-s_gen · (1 - s_kind)``."""
+    return lambda strengths: -float(strengths.get(name, 1.0)) * (1.0 - float(strengths.get(kind, 1.0)))
+
+
+def _hat_weight(name: str, knots: list[float], i: int) -> Weight:
+    """Coefficient of the change at ``knots[i]`` in the piecewise-linear interpolation through
+    (0, 0) and (knot, change at knot): a hat that is 1 at ``knots[i]`` and 0 at its neighbours."""
+    left = knots[i - 1] if i > 0 else 0.0
+    here = knots[i]
+    right = knots[i + 1] if i + 1 < len(knots) else None
+
+    def weight(strengths: Mapping[str, float]) -> float:
+        s = min(max(float(strengths.get(name, 1.0)), 0.0), 1.0)
+        if left <= s <= here:
+            return (s - left) / (here - left)
+        if right is not None and here < s <= right:
+            return (right - s) / (right - here)
+        return 0.0
+    return weight

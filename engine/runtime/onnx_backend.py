@@ -8,6 +8,7 @@ installed onnxruntime build has them and the chosen device calls for them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,12 +37,29 @@ def choose_providers(device: str, available: Optional[list[str]] = None) -> list
 
 
 def runtime_error_types() -> tuple[type[BaseException], ...]:
-    """ONNX Runtime's exception types raised while running a session (allocation failures among
-    them: ORT has no dedicated out-of-memory type)."""
+    """ONNX Runtime's exception types raised while running a session: every class its pybind
+    layer defines (``Fail``, ``RuntimeException``, ``InvalidArgument``, ``NotImplemented``...;
+    none of them derives from ``RuntimeError``)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    return tuple(t for t in (getattr(state, "RuntimeException", None), getattr(state, "Fail", None))
-                 if isinstance(t, type))
+    found = (getattr(state, n) for n in dir(state))
+    return tuple(t for t in found if isinstance(t, type) and issubclass(t, Exception))
+
+
+#: What ONNX Runtime says when an allocation fails (it has no out-of-memory exception type):
+#: the CPU and CUDA arenas ("Failed to allocate memory for requested buffer of size N",
+#: "BFCArena::AllocateRawInternal ... Available memory of N is smaller than requested bytes
+#: of M"), CUDA itself ("CUDA failure 2: out of memory", cudaErrorMemoryAllocation, cuDNN/
+#: cuBLAS allocation statuses) and the C++ runtime (std::bad_alloc).
+_ORT_OOM = re.compile(r"failed to allocate memory|available memory of \d+ is smaller than|"
+                      r"out of memory|cudaErrorMemoryAllocation|CUDNN_STATUS_ALLOC_FAILED|"
+                      r"CUBLAS_STATUS_ALLOC_FAILED|bad_alloc|bad allocation", re.IGNORECASE)
+
+
+def is_allocation_failure(error: BaseException) -> bool:
+    """True when an ONNX Runtime error reports a failed memory allocation (retrying with a
+    smaller tile may help); False for every other failure (a broken model, a wrong shape)."""
+    return isinstance(error, MemoryError) or bool(_ORT_OOM.search(str(error)))
 
 
 #: Name of the optional second input of a conditioned model: float32 N x 6, the strength in
@@ -55,9 +73,10 @@ class OnnxRunner:
     A model may take a second input named :data:`STRENGTHS_INPUT` (a conditioned generalist);
     then ``conditioned`` is true and each call must pass ``strengths`` (length-6 vector).
 
-    ORT failures while running a tile are re-raised as :class:`TileOutOfMemory`, which makes the
-    tiler halve the tile and retry; an error that is not about memory fails again at every size
-    and finally surfaces as the tiler's out-of-memory error chained to the original.
+    A failed allocation while running a tile is re-raised as :class:`TileOutOfMemory`, which
+    makes the tiler halve the tile and retry (see :func:`is_allocation_failure`); any other ORT
+    error (a broken or unsuitable model) is raised at once as a :class:`ModelError` naming the
+    model, never retried.
     """
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> None:
@@ -80,6 +99,7 @@ class OnnxRunner:
         if not inputs or extra:
             raise ModelError(f"{p.name}: expected one image input (and optionally '{STRENGTHS_INPUT}'), "
                              f"the model has {names}")
+        self.name = p.name
         self.input_name = inputs[0].name
         self.conditioned = STRENGTHS_INPUT in names[1:]
         self.providers = list(self.session.get_providers())
@@ -95,5 +115,14 @@ class OnnxRunner:
         try:
             (y, *_rest) = self.session.run(None, feed)
         except self._errors as err:
-            raise TileOutOfMemory(f"ONNX Runtime failed on a {x.shape[2]}x{x.shape[3]} tile: {err}") from err
+            if is_allocation_failure(err):
+                raise TileOutOfMemory(f"ONNX Runtime ran out of memory on a {x.shape[2]}x{x.shape[3]} tile: "
+                                      f"{_short(err)}") from err
+            raise ModelError(f"{self.name}: ONNX Runtime failed on a {x.shape[2]}x{x.shape[3]} tile "
+                             f"({type(err).__name__}: {_short(err)})") from err
         return np.asarray(y, dtype=np.float32)
+
+
+def _short(error: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

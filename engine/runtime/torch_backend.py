@@ -7,6 +7,7 @@ channels-last memory format on CUDA, where cuDNN's convolutions are faster with 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,6 +15,20 @@ import numpy as np
 
 from ..errors import ModelError
 from . import device as devices
+from .tiling import TileOutOfMemory
+
+#: The CPU allocator's message when an allocation fails (torch raises a plain RuntimeError).
+_CPU_OOM = re.compile(r"DefaultCPUAllocator: (can't|not enough memory)|can't allocate memory", re.IGNORECASE)
+
+
+def is_cpu_allocation_failure(error: BaseException) -> bool:
+    """True for torch's CPU allocation failure ("DefaultCPUAllocator: can't allocate memory")."""
+    return bool(_CPU_OOM.search(str(error)))
+
+
+def _short(error: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TorchRunner:
@@ -39,14 +54,27 @@ class TorchRunner:
             descriptor.model.to(memory_format=torch.channels_last)
 
     def __call__(self, tile: np.ndarray) -> np.ndarray:
+        """Run one tile. A GPU out-of-memory error (``torch.OutOfMemoryError``) propagates for the
+        tiler to halve the tile; the CPU allocator's failure (a plain ``RuntimeError``) becomes
+        :class:`TileOutOfMemory` for the same reason; any other failure is a :class:`ModelError`
+        raised at once (retrying a broken model at smaller tiles cannot help)."""
         import torch
 
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(tile, dtype=np.float32)).to(self.device, self.dtype)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = self.descriptor(x)
-            return y.float().cpu().numpy()
+        try:
+            with torch.inference_mode():
+                x = torch.from_numpy(np.ascontiguousarray(tile, dtype=np.float32)).to(self.device, self.dtype)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = self.descriptor(x)
+                return y.float().cpu().numpy()
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as err:
+            if is_cpu_allocation_failure(err):
+                raise TileOutOfMemory(f"out of memory on a {tile.shape[2]}x{tile.shape[3]} tile: "
+                                      f"{_short(err)}") from err
+            raise ModelError(f"{self.descriptor.architecture.name}: the model failed on a "
+                             f"{tile.shape[2]}x{tile.shape[3]} tile ({_short(err)})") from err
 
     def release_memory(self) -> None:
         """Return cached GPU blocks to the driver (after an out-of-memory error)."""

@@ -6,11 +6,11 @@ Nothing here imports torch until a function needs it.
 """
 
 from .catalog import (BundledSource, Catalog, CatalogError, HubSource, ModelEntry, PackageSource,
-                      default_catalog_path, load_catalog)
+                      UrlSource, default_catalog_path, load_catalog)
 from .manager import ModelStatus, VerifyResult, WeightsManager, default_cache_dir
 
 __all__ = [
-    "BundledSource", "Catalog", "CatalogError", "HubSource", "ModelEntry", "PackageSource",
+    "BundledSource", "Catalog", "CatalogError", "HubSource", "ModelEntry", "PackageSource", "UrlSource",
     "default_catalog_path", "load_catalog", "ModelStatus", "VerifyResult", "WeightsManager",
     "default_cache_dir",
 ]

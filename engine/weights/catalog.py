@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
+from urllib.parse import unquote, urlsplit
 
 from ..errors import ModelError
 from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
@@ -21,7 +22,8 @@ from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
 TASKS: tuple[str, ...] = KINDS + (GENERALIST, UPSCALE, FACE, ANALYSIS)
 
 #: File formats the manager knows how to verify and hand to a loader.
-FORMATS: tuple[str, ...] = ("safetensors", "pth", "onnx", "ncnn")
+#: ``mat``: a MatConvNet (MATLAB v7.3) file that its expert converts when it loads it.
+FORMATS: tuple[str, ...] = ("safetensors", "pth", "onnx", "ncnn", "mat")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -97,7 +99,32 @@ class BundledSource:
         return f"bundled {self.path}"
 
 
-Source = Union[HubSource, PackageSource, BundledSource]
+@dataclass(frozen=True)
+class UrlSource:
+    """One exact file an author published at a fixed URL: a GitHub release asset or a file at a
+    pinned commit (``https://github.com/<owner>/<repo>/raw/<40-hex commit>/<path>``). ``size``
+    (bytes) and ``sha256`` are required: the file is used only if both match."""
+
+    url: str
+    size: int
+    sha256: str
+    format: Optional[str] = None
+    type: str = field(default="url", init=False)
+
+    @property
+    def filename(self) -> str:
+        """The file name the URL ends with (percent-decoded)."""
+        return Path(unquote(urlsplit(self.url).path)).name
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    def describe(self) -> str:
+        return self.url
+
+
+Source = Union[HubSource, PackageSource, BundledSource, UrlSource]
 
 
 @dataclass(frozen=True)
@@ -181,6 +208,7 @@ _SOURCE_FIELDS = {
     "hub": (("repo_id", "filename", "revision"), ("sha256", "size", "format")),
     "package": (("package", "path"), ("param", "param_sha256", "sha256", "size", "format")),
     "bundled": (("path",), ("sha256", "size", "format")),
+    "url": (("url", "size", "sha256"), ("format",)),
 }
 
 
@@ -297,6 +325,11 @@ def _parse_source(raw: object, index: int) -> Source:
     for k, v in values.items():
         if k != "size" and not isinstance(v, str):
             raise CatalogError(f"{where}: {k} must be a string")
+    if kind == "url":
+        parts = urlsplit(values["url"])
+        if parts.scheme != "https" or not parts.netloc or not Path(unquote(parts.path)).name:
+            raise CatalogError(f"{where}: url must be an https:// address of one file, not {values['url']!r}")
+        return UrlSource(**values)
     if kind == "hub":
         if not _REPO_RE.match(values["repo_id"]):
             raise CatalogError(f"{where}: repo_id must look like 'owner/name'")

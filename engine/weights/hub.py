@@ -1,31 +1,29 @@
-"""Fetch one file from a Hugging Face hub with ``huggingface_hub.hf_hub_download``.
-
-What this adds around ``hf_hub_download``:
+"""Fetch one file from a Hugging Face hub: ask with huggingface_hub, transfer with our own bounds.
 
 * ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read when the download starts (huggingface_hub reads
   them once, at import), and the endpoint is passed explicitly, so tests and users can change
   them at run time.
-* Progress and cancellation go through a small ``tqdm``-compatible class: every chunk reports
-  the fraction done, and a cancelled job stops between chunks (huggingface_hub then deletes its
-  partial file).
+* The file's metadata comes from ``huggingface_hub.get_hf_file_metadata`` (its hub protocol,
+  error types and login headers); the bytes are then fetched with
+  :func:`engine.weights.transfer.fetch_to_file`, which ``hf_hub_download`` cannot replace: it has
+  no overall time limit and no stall detection (a server sending one byte every 2 s kept it busy
+  forever), it logs every retry, and it deletes its partial file when a call fails, so an
+  interrupted download restarted from zero.
 * Every failure becomes one :class:`engine.errors.ModelError` line that names the model, the
   missing file and how to get it — never a traceback.
-
-Resuming: huggingface_hub 2.4 resumes an interrupted transfer *within* one call (on a dropped
-connection it reconnects with an HTTP ``Range`` request, up to five times). Since its PR #4228 it
-writes to a process-unique temporary file that it deletes when the call fails, so a download
-cancelled or killed mid-way restarts from zero on the next call.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 from ..errors import ModelError
 from ..progress import Progress
 from .catalog import HubSource
+from .transfer import TransferError, TransferLimits, fetch_to_file
 
 _TRUE = {"1", "on", "yes", "true"}
 #: Seconds the first metadata request may take before the hub counts as unreachable.
@@ -55,22 +53,25 @@ def offline_message(model_id: str, source: HubSource) -> str:
 
 
 def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optional[Progress] = None,
-          expected_size: int = 0, check_space: Optional[Callable[[int], None]] = None) -> Path:
-    """Download ``source`` into ``staging_dir`` and return the file's path there.
+          expected_size: int = 0, check_space: Optional[Callable[[int], None]] = None,
+          limits: Optional[TransferLimits] = None, notify: Optional[Callable[[str], None]] = None) -> Path:
+    """Download ``source`` into ``staging_dir`` and return the (unverified) file's path there.
 
-    First one quick ``HEAD`` without retries (so an unreachable hub fails at once instead of
-    after huggingface_hub's ~20 s of back-off, and the file's size is known), then
-    ``check_space(size in bytes)`` (size from the hub, else ``expected_size``), then
-    ``hf_hub_download``. The file is not verified here (the caller checks its sha256).
-    Raises :class:`ModelError` for offline mode, network failures, missing repositories/files
-    and truncated transfers; :class:`engine.errors.Cancelled` when ``progress``'s token is
-    cancelled.
+    First one quick ``HEAD`` through huggingface_hub (``get_hf_file_metadata``, no retries), so
+    an unreachable hub, a missing repository, revision or file and a gated repository each fail
+    at once with their own message and the file's size and final location are known; then the
+    transfer itself with :func:`engine.weights.transfer.fetch_to_file` (time limits, stall
+    detection, ``Range`` resume, one line per retry). A partial ``<file>.part`` left in
+    ``staging_dir`` by an earlier failed call is resumed. Raises :class:`ModelError`
+    (:class:`~engine.weights.transfer.TransferError` for transfer failures) and
+    :class:`engine.errors.Cancelled`.
     """
     if hub_offline():
         raise ModelError(offline_message(model_id, source))
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
         from huggingface_hub import errors as hf_errors
+        from huggingface_hub.utils import build_hf_headers
     except ImportError:
         raise ModelError("downloading models needs the 'huggingface_hub' package (the 'neural' extra)") from None
     progress = progress or Progress()
@@ -80,20 +81,8 @@ def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optiona
     staging_dir.mkdir(parents=True, exist_ok=True)
     try:
         url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint)
+        headers = build_hf_headers(library_name="restora")
         meta = get_hf_file_metadata(url, timeout=_PROBE_TIMEOUT_S, endpoint=endpoint, library_name="restora")
-        if check_space is not None:
-            check_space(meta.size or expected_size)
-        progress.check()
-        path = hf_hub_download(
-            repo_id=source.repo_id,
-            filename=source.filename,
-            revision=source.revision,
-            local_dir=str(staging_dir),
-            cache_dir=str(staging_dir / ".hf-cache"),
-            endpoint=endpoint,
-            tqdm_class=_progress_bar_class(progress, source.filename),
-            library_name="restora",
-        )
     except hf_errors.OfflineModeIsEnabled:
         raise ModelError(offline_message(model_id, source)) from None
     except hf_errors.GatedRepoError:
@@ -105,11 +94,6 @@ def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optiona
     except hf_errors.RevisionNotFoundError:
         raise ModelError(f"revision {source.revision} of {source.repo_id} not found on {where} "
                          f"(model '{model_id}')") from None
-    except hf_errors.LocalEntryNotFoundError as e:
-        if hub_offline() or isinstance(e.__cause__, hf_errors.OfflineModeIsEnabled):
-            raise ModelError(offline_message(model_id, source)) from None
-        raise ModelError(f"cannot reach the Hugging Face hub at {where} to download {what} for model "
-                         f"'{model_id}' ({_cause(e)}); check the connection, or {how_to_get(model_id)}") from None
     except hf_errors.RemoteEntryNotFoundError:
         raise ModelError(f"{source.filename} not found in {source.repo_id}@{source.revision[:12]} on {where} "
                          f"(model '{model_id}')") from None
@@ -119,40 +103,21 @@ def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optiona
     except hf_errors.HfHubHTTPError as e:
         raise ModelError(f"the hub at {where} refused {what} for model '{model_id}' ({_short(e)})") from None
     except _http_errors() as e:
-        raise ModelError(f"download of {what} for model '{model_id}' failed ({_short(e)}); "
+        raise ModelError(f"could not ask the hub at {where} for {what} (model '{model_id}': {_short(e)}); "
                          f"run `restora models download {model_id}` again") from None
-    except OSError as e:
-        # Truncated transfers ("Consistency check failed") and local I/O errors.
-        raise ModelError(f"download of {what} for model '{model_id}' failed ({_short(e)}); "
-                         f"run `restora models download {model_id}` again") from None
-    return Path(path)
-
-
-def _progress_bar_class(progress: Progress, label: str) -> type:
-    """A ``tqdm`` stand-in class reporting bytes done / total to ``progress`` (which checks cancel)."""
-
-    class _Bar:
-        def __init__(self, *args: Any, total: Optional[int] = None, initial: int = 0, **kwargs: Any) -> None:
-            self.total = total
-            self.n = initial
-
-        def __enter__(self) -> "_Bar":
-            return self
-
-        def __exit__(self, *exc: Any) -> bool:
-            return False
-
-        def update(self, n: int = 1) -> None:
-            self.n += n
-            if self.total:
-                progress(self.n / self.total, f"{label}: {self.n / 1e6:.1f} / {self.total / 1e6:.1f} MB")
-            else:
-                progress.check()
-
-        def close(self) -> None:
-            pass
-
-    return _Bar
+    location = meta.location or url
+    if urlsplit(location).netloc != urlsplit(url).netloc:
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}  # a CDN gets no token
+    size = expected_size or int(meta.size or 0)
+    staged = staging_dir / (Path(source.filename).name + ".part")
+    try:
+        return fetch_to_file(location, staged, expected_size=size, headers=headers, progress=progress,
+                             limits=limits, label=Path(source.filename).name, notify=notify,
+                             check_space=check_space)
+    except TransferError as e:
+        raise TransferError(f"model '{model_id}': {e}; run `restora models download {model_id}` again"
+                            + (" to resume" if e.keep_partial else ""), e.failure, e.status,
+                            e.keep_partial, e.reason) from None
 
 
 def _http_errors(names: tuple[str, ...] = ("HTTPError",)) -> tuple[type[BaseException], ...]:
@@ -169,11 +134,6 @@ def _http_errors(names: tuple[str, ...] = ("HTTPError",)) -> tuple[type[BaseExce
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
     return _http_errors(("ConnectError", "TimeoutException"))
-
-
-def _cause(error: BaseException) -> str:
-    cause = error.__cause__ or error.__context__
-    return _short(cause) if cause is not None else "no connection"
 
 
 def _short(error: BaseException, limit: int = 200) -> str:

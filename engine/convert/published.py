@@ -1,0 +1,201 @@
+"""Published restoration networks → Restora's files: our own module, loaded strictly from the
+authors' tensors, saved as safetensors and exported to ONNX.
+
+Each :class:`PublishedNet` names how to build the module from a state dict (strict: every
+tensor used, every shape equal), the ONNX inputs (name → example shape) and which
+dimensions are dynamic. :func:`convert` writes ``<stem>.safetensors`` and ``<stem>.onnx`` and
+returns the facts a model card needs (sizes, digests, parameters, torch ↔ ONNX difference).
+
+The published ``.pth`` files are read with ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+#: ONNX opset of every export (same as Restora's own bundled networks).
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class PublishedNet:
+    """How to turn one published network into Restora's files.
+
+    ``build``: state dict → ``nn.Module`` in eval mode (raises on any unused or missing tensor).
+    ``inputs``: ONNX input name → example shape (N, C, H, W); the first is the image.
+    ``output_scale``: output size / input size. ``size_multiple``: input sides must be multiples.
+    ``whole_image``: the network pools over the whole image (no tiling).
+    """
+
+    architecture: str
+    build: Callable[[Mapping[str, "object"]], "object"]
+    inputs: Mapping[str, tuple[int, int, int, int]]
+    output_scale: int = 1
+    size_multiple: int = 1
+    whole_image: bool = False
+    test_shape: tuple[int, int] = (70, 94)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_published(path: Path) -> dict:
+    """The tensors of a published ``.pth`` (restricted unpickler) or ``.safetensors`` file; a
+    ``{"params": ...}`` / ``{"state_dict": ...}`` wrapper is unwrapped."""
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path)))
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("params", "params_ema", "state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    return dict(state)
+
+
+def _ffdnet(state):
+    from ..nets.ffdnet import load_published
+
+    return load_published(state)
+
+
+def _dncnn(state):
+    from ..nets.dncnn import load_published
+
+    return load_published(state)
+
+
+#: The networks this module knows, by catalog architecture name.
+NETS: dict[str, PublishedNet] = {
+    "FFDNet": PublishedNet("FFDNet", _ffdnet, {"input": (1, 3, 64, 64), "sigma": (1, 1, 64, 64)},
+                           size_multiple=2, test_shape=(70, 94)),
+    "DnCNN": PublishedNet("DnCNN", _dncnn, {"input": (1, 3, 64, 64)}, test_shape=(57, 83)),
+    "DnCNN-grey": PublishedNet("DnCNN-grey", _dncnn, {"input": (1, 1, 64, 64)}, test_shape=(57, 83)),
+}
+
+
+def example_inputs(net: PublishedNet, shape: Optional[tuple[int, int]] = None, batch: int = 1,
+                   seed: int = 0) -> dict:
+    """Random example tensors for every input at ``shape`` (H, W) (default: the export shape);
+    a noise-level map gets values in [0, 0.2]."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, (_n, c, h, w) in net.inputs.items():
+        hh, ww = shape or (h, w)
+        t = torch.rand(batch, c, hh, ww, generator=g)
+        out[name] = t * 0.2 if name == "sigma" else t
+    return out
+
+
+def export_onnx(module, net: PublishedNet, path: Path) -> None:
+    """Legacy (TorchScript) exporter, opset :data:`OPSET`, dynamic batch, height and width of every input."""
+    import torch
+
+    module.eval()
+    names = list(net.inputs)
+    dynamic = {n: {0: "batch", 2: "height", 3: "width"} for n in names}
+    dynamic["output"] = {0: "batch", 2: "out_height", 3: "out_width"}
+    with torch.no_grad():
+        torch.onnx.export(module, tuple(example_inputs(net).values()), str(path), dynamo=False,
+                          opset_version=OPSET, input_names=names, output_names=["output"], dynamic_axes=dynamic)
+
+
+def onnx_max_diff(module, net: PublishedNet, path: Path, shape: Optional[tuple[int, int]] = None) -> float:
+    """Largest absolute difference between torch and ONNX Runtime on random inputs (batch 2) of
+    ``shape`` (default ``net.test_shape``, deliberately not the export shape)."""
+    import onnxruntime as ort
+    import torch
+
+    inputs = example_inputs(net, shape or net.test_shape, batch=2, seed=1)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = module(*inputs.values()).numpy()
+    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    return float(np.abs(ref - got).max())
+
+
+def save_safetensors(module, path: Path, metadata: Mapping[str, str]) -> None:
+    """The module's tensors plus one metadata entry ``"restora"`` (sorted JSON, so the file's bytes
+    and digest are the same on every conversion)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(path),
+              metadata={"restora": json.dumps(dict(metadata), sort_keys=True)})
+
+
+def load_converted(architecture: str, path: Path):
+    """The module for ``architecture`` built from a converted ``.safetensors`` file (strict)."""
+    return NETS[architecture].build(read_published(path))
+
+
+def convert(architecture: str, source: Path, out_dir: Path, stem: str, *, onnx: bool = True) -> dict:
+    """Convert the published file ``source`` into ``out_dir/<stem>.safetensors`` (and ``.onnx``).
+
+    Returns ``{"source_sha256", "params", "files": [{"file", "size", "sha256"}], "onnx_max_diff"}``.
+    """
+    net = NETS[architecture]
+    state = read_published(source)
+    module = net.build(state)
+    used = set(module.state_dict())
+    unused = [k for k in state if k not in used]
+    if unused:  # load_state_dict(strict=True) already refuses these; say it in our words too
+        raise ValueError(f"{Path(source).name}: tensors not used by {architecture}: {unused[:5]}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    facts: dict = {"architecture": architecture, "source": Path(source).name, "source_sha256": sha256_of(source),
+                   "params": int(sum(p.numel() for p in module.parameters())), "files": []}
+    paths = []
+    if onnx:
+        onnx_path = out_dir / f"{stem}.onnx"
+        export_onnx(module, net, onnx_path)
+        facts["onnx_max_diff"] = onnx_max_diff(module, net, onnx_path)
+        paths.append(onnx_path)
+    st = out_dir / f"{stem}.safetensors"
+    save_safetensors(module, st, {"architecture": architecture, "source_sha256": facts["source_sha256"],
+                                  **net.metadata})
+    paths.append(st)
+    facts["files"] = [{"file": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in paths]
+    return facts
+
+
+def flops_per_megapixel(module, net: PublishedNet, shape: tuple[int, int] = (256, 256)) -> float:
+    """FLOPs per input megapixel: 2 · multiply-accumulates of every convolution and linear layer
+    (counted with forward hooks on one pass at ``shape``); element-wise work is not counted."""
+    import torch
+    from torch import nn
+
+    macs = 0
+
+    def hook(mod, _inp, out) -> None:
+        nonlocal macs
+        if isinstance(mod, nn.Conv2d):
+            kh, kw = mod.kernel_size
+            macs += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+        elif isinstance(mod, nn.Linear):
+            macs += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            module(*example_inputs(net, shape).values())
+    finally:
+        for h in handles:
+            h.remove()
+    return 2.0 * macs / (shape[0] * shape[1] / 1e6)

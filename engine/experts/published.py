@@ -1,0 +1,283 @@
+"""Experts built on published networks that need more than the generic :class:`NeuralExpert`:
+FFDNet (told a noise-level map) and DnCNN-3 (a grey network run on the luma). Each runs its ONNX export (bundled) with ONNX Runtime or its
+safetensors conversion with torch; see ``engine.convert.published`` for how the files are made.
+
+:func:`published_expert` builds the expert for a catalog entry whose architecture needs one
+(``None`` otherwise: the generic :class:`NeuralExpert` runs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .classical.noise_level import context_sigma
+
+#: Per-channel noise levels whose largest/smallest mean ratio exceeds this are removed channel
+#: by channel (one FFDNet run per channel, keeping that channel of each output; the published
+#: colour FFDNet takes a single map channel); closer levels share one run with their mean map.
+PER_CHANNEL_RATIO = 1.25
+
+#: Below this σ ([0, 1] units, about 0.25/255) there is nothing worth removing.
+MIN_SIGMA = 0.001
+
+
+def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
+    """The noise standard deviation to tell a non-blind denoiser, float32 HxWx1 or HxWx3 in
+    [0, 1] units: ``ctx.noise_sigma`` (scalar, per channel ``(3,)`` or an HxWx1/HxWx3 map) or,
+    when it is ``None``, the analysis' ``sigma`` measurement or our own wavelet-MAD estimate;
+    multiplied by ``ctx.strength``. Raises ``ValueError`` for a map of the wrong shape."""
+    h, w = image.shape[:2]
+    given = ctx.noise_sigma
+    sigma = np.asarray(context_sigma(image, ctx.measurements) if given is None else given, dtype=np.float32)
+    if sigma.ndim == 0:
+        sigma = np.full((h, w, 1), float(sigma), np.float32)
+    elif sigma.shape == (3,):
+        sigma = np.broadcast_to(sigma.reshape(1, 1, 3), (h, w, 3))
+    elif not (sigma.ndim == 3 and sigma.shape[:2] == (h, w) and sigma.shape[2] in (1, 3)):
+        raise ValueError(f"noise_sigma must be a scalar, (3,) or an {h}x{w}x1/x3 map; got shape {sigma.shape}")
+    strength = min(max(float(ctx.strength), 0.0), 1.0)
+    return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32)
+
+
+class _OnnxMapRunner:
+    """``runner(image, sigma)`` on NCHW float32 numpy arrays through ONNX Runtime."""
+
+    def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
+        import onnxruntime as ort
+
+        from ..runtime.onnx_backend import choose_providers
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
+        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+            raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["input", "sigma"]:
+            raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
+
+    def __call__(self, image: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input": image, "sigma": sigma})[0]
+
+
+class _TorchMapRunner:
+    """``runner(image, sigma)`` with the torch module converted to safetensors."""
+
+    def __init__(self, path: Path, architecture: str, device: str, threads: Optional[int]) -> None:
+        import torch
+
+        from ..convert.published import load_converted
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = device
+        self.module = load_converted(architecture, path).to(device)
+
+    def __call__(self, image: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            y = self.module(torch.from_numpy(image).to(self.device), torch.from_numpy(sigma).to(self.device))
+            return y.float().cpu().numpy()
+
+
+class FFDNetExpert(Expert):
+    """FFDNet colour, a non-blind denoiser told the noise level at every pixel.
+
+    The noise level comes from :func:`noise_sigma_map` (``ctx.noise_sigma`` from the analysis,
+    else an estimate) times the stage strength: the slider sets the σ the network removes (σ·s),
+    which is what ``info.sigma_strength`` tells the session. Runs tiled: sides are padded to even
+    sizes and every tile sees 24 pixels of context (the receptive field), so tiles equal the
+    whole-image result. About 0.85 M parameters; the ONNX file takes ``input`` N x 3 x H x W and
+    ``sigma`` N x 1 x H x W in [0, 1].
+    """
+
+    def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
+                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
+        from ..nets.ffdnet import RECEPTIVE_RADIUS, SIZE_MULTIPLE
+
+        self.path = Path(path)
+        backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
+        if self.path.suffix.lower() not in (".onnx", ".safetensors"):
+            raise ModelError(f"{self.path.name}: FFDNet runs from its .onnx or .safetensors conversion")
+        self.info = ExpertInfo(
+            id=expert_id or f"neural.{model_id}", name=name or "FFDNet colour", tasks=("noise",), backend=backend,
+            version="1", size_multiple=SIZE_MULTIPLE, tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
+            memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
+            description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
+        self.device = device
+        self.threads = threads
+        self._runner: Any = None
+        self._runner_device: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
+        return self.path.is_file() and importlib.util.find_spec(module) is not None
+
+    def runner(self, device: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        with self._lock:
+            if self._runner is None or self._runner_device != device:
+                self._runner = (_OnnxMapRunner(self.path, device, self.threads) if self.info.backend is Backend.ONNX
+                                else _TorchMapRunner(self.path, "FFDNet", device, self.threads))
+                self._runner_device = device
+            return self._runner
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
+        from .neural import MAX_TILE
+
+        ctx = ctx or ExpertContext(device=self.device)
+        device = ctx.device or self.device
+        sigma = noise_sigma_map(image, ctx)
+        if float(sigma.max()) < MIN_SIGMA:
+            ctx.progress(1.0)
+            return np.clip(image, 0.0, 1.0).astype(np.float32)
+        runner = self.runner(device)
+
+        def fn(tile: np.ndarray) -> np.ndarray:
+            return runner(np.ascontiguousarray(tile[:, :3]), np.ascontiguousarray(tile[:, 3:4]))
+
+        strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
+                    AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
+        means = sigma.reshape(-1, sigma.shape[2]).mean(axis=0)
+        if sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6):
+            maps = [sigma[..., c:c + 1] for c in range(3)]  # one run per channel, keep that channel
+        else:
+            maps = [sigma.mean(axis=2, keepdims=True) if sigma.shape[2] == 3 else sigma]
+        out = np.empty_like(image, dtype=np.float32)
+        for i, m in enumerate(maps):
+            stacked = np.concatenate([image.astype(np.float32, copy=False), m], axis=2)
+            result = run_tiled(stacked, fn, scale=1, size_multiple=self.info.size_multiple,
+                               overlap=self.info.tile_overlap, strategy=strategy,
+                               memory_factor=self.info.memory_factor,
+                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)))
+            if len(maps) == 1:
+                out = result
+            else:
+                out[..., i] = result[..., i]
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+#: MATLAB ``rgb2ycbcr`` (BT.601, studio range) on [0, 1] values: the luma DnCNN-3 was trained on.
+_YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+                np.float32) / 255.0
+_YCC_OFFSET = np.array([16.0, 128.0, 128.0], np.float32) / 255.0
+
+
+def to_ycbcr(image: np.ndarray) -> np.ndarray:
+    """float32 RGB in [0, 1] → YCbCr as MATLAB's ``rgb2ycbcr`` (Y in [16, 235]/255)."""
+    return image.astype(np.float32, copy=False) @ _YCC.T + _YCC_OFFSET
+
+
+def from_ycbcr(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_ycbcr` (not clipped)."""
+    return (ycc - _YCC_OFFSET) @ np.linalg.inv(_YCC).T.astype(np.float32)
+
+
+class _TorchPlainRunner:
+    """``runner(tile)`` for a one-input network converted to safetensors (or read from its
+    MatConvNet ``.mat`` original, converted once into a ``.safetensors`` file beside it)."""
+
+    def __init__(self, path: Path, architecture: str, device: str, threads: Optional[int]) -> None:
+        import torch
+
+        from ..convert.published import load_converted
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        if path.suffix.lower() == ".mat":
+            from ..convert.matconvnet import convert_mat
+
+            converted = path.with_suffix(".safetensors")
+            if not converted.is_file():
+                convert_mat(path, converted)
+            path = converted
+        self.device = device
+        self.module = load_converted(architecture, path).to(device)
+
+    def __call__(self, tile: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(np.ascontiguousarray(tile)).to(self.device)).float().cpu().numpy()
+
+
+class LumaDnCNNExpert(Expert):
+    """DnCNN-3, the grey network for JPEG deblocking (quality 5–99), blind denoising and
+    bicubic-SR refinement, applied to the luma of a colour photo.
+
+    The photo goes to YCbCr (MATLAB's BT.601 ``rgb2ycbcr``, the space DnCNN-3 was trained in),
+    the network cleans Y, and Cb/Cr are kept as decoded: running the grey network on the
+    chroma planes too measured no better (−0.01 dB RGB PSNR on JPEG q10 validation crops, while
+    luma alone gains +1.1 dB on Y and +0.7 dB on RGB). Tiled with 20 px of overlap (its
+    receptive field). Runs with torch from the downloaded ``.mat`` (converted once to
+    safetensors) or a ``.safetensors`` conversion.
+    """
+
+    def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
+                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
+        from ..nets.dncnn import RECEPTIVE_RADIUS
+
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".mat", ".safetensors"):
+            raise ModelError(f"{self.path.name}: DnCNN-3 runs from its .mat original or a .safetensors conversion")
+        self.info = ExpertInfo(
+            id=expert_id or f"neural.{model_id}", name=name or "DnCNN-3 (luma)", tasks=("jpeg",),
+            backend=Backend.TORCH, version="1", tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
+            memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
+            description=description or "Grey DnCNN-3 on the luma: JPEG deblocking (Zhang et al. 2017).")
+        self.device = device
+        self.threads = threads
+        self._runner: Any = None
+        self._runner_device: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        return (self.path.is_file() and importlib.util.find_spec("torch") is not None
+                and (self.path.suffix.lower() != ".mat" or importlib.util.find_spec("h5py") is not None))
+
+    def runner(self, device: str) -> Callable[[np.ndarray], np.ndarray]:
+        with self._lock:
+            if self._runner is None or self._runner_device != device:
+                self._runner = _TorchPlainRunner(self.path, "DnCNN-grey", device, self.threads)
+                self._runner_device = device
+            return self._runner
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
+        from .neural import MAX_TILE
+
+        ctx = ctx or ExpertContext(device=self.device)
+        device = ctx.device or self.device
+        runner = self.runner(device)
+        strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
+                    AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
+        ycc = to_ycbcr(image)
+        y = run_tiled(np.ascontiguousarray(ycc[..., :1]), runner, overlap=self.info.tile_overlap, strategy=strategy,
+                      memory_factor=self.info.memory_factor, progress=ctx.progress)
+        ycc[..., :1] = y
+        return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32)
+
+
+#: Catalog architectures whose models need an expert of their own, by architecture name.
+EXPERT_FACTORIES: dict[str, type] = {"FFDNet": FFDNetExpert, "DnCNN-3": LumaDnCNNExpert}
+
+
+def published_expert(entry: Any, path: Path, device: str = "cpu", threads: Optional[int] = None) -> Optional[Expert]:
+    """The expert for catalog ``entry`` installed at ``path`` if its architecture needs its own
+    class (:data:`EXPERT_FACTORIES`), else ``None``."""
+    factory = EXPERT_FACTORIES.get(str(entry.architecture))
+    if factory is None:
+        return None
+    return factory(Path(path), model_id=entry.id, name=str(entry.name), description=str(entry.description),
+                   device=device, threads=threads)

@@ -1,0 +1,191 @@
+"""Convert the published networks Restora bundles (``../shared/weights``) into ``models/`` and
+write their catalog entries and model cards.
+
+    python -m tools.convert_published [--weights ../shared/weights] [--only ffdnet-color]
+
+For each model: our module is loaded strictly from the authors' file, saved as safetensors and
+exported to ONNX (``engine.convert.published``); the catalog entry gets the ONNX file's size
+and sha256; the card records the source URL, the original's sha256, the conversion, parameters,
+FLOPs per megapixel, the torch ↔ ONNX difference and the measured numbers from
+``benchmarks/results/experts-published.json`` when the benchmark has been run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+CARDS = MODELS / "cards"
+LICENSES = MODELS / "licenses"
+RESULTS = REPO / "benchmarks" / "results" / "experts.json"
+
+
+@dataclass(frozen=True)
+class Bundled:
+    id: str
+    name: str
+    architecture: str
+    source: str            # path under the weights folder
+    url: str               # where the authors publish it
+    license: str
+    license_file: str      # under the weights folder
+    license_copy: str      # file name under models/licenses
+    tasks: tuple[str, ...]
+    scale: int
+    size_multiple: int
+    description: str
+    paper: str
+    notes: str
+
+
+BUNDLED: tuple[Bundled, ...] = (
+    Bundled("ffdnet-color", "FFDNet colour denoiser (bundled)", "FFDNet", "kair/ffdnet_color.pth",
+            "https://github.com/cszn/KAIR/releases/download/v1.0/ffdnet_color.pth", "MIT", "kair/LICENSE",
+            "KAIR-MIT.txt", ("noise",), 1, 2,
+            "Non-blind CNN denoiser told the measured noise level at every pixel (Zhang et al., TIP 2018); "
+            "the noise slider sets the removed σ. Converted from KAIR's ffdnet_color.pth.",
+            "K. Zhang, W. Zuo, L. Zhang, \"FFDNet: Toward a Fast and Flexible Solution for CNN based Image "
+            "Denoising\", IEEE TIP 27(9), 2018",
+            "Pixel-unshuffle ×2 (3 → 12 channels), concatenate the noise-level map averaged over 2×2 blocks "
+            "(1 channel: the published colour model has 13 input channels), 12 3×3 convolutions of 96 "
+            "channels with ReLU, pixel shuffle ×2; not residual. ONNX inputs `input` N×3×H×W in [0, 1] "
+            "and `sigma` N×1×H×W (σ in [0, 1] units per pixel), H and W even; output N×3×H×W, not "
+            "clipped. Receptive field 24 px each side: the expert tiles with 24 px of overlap "
+            "(`ExpertInfo.tile_overlap`). Per-channel σ whose means differ by more than 1.25× are "
+            "removed one channel per run (the map has one channel). The noise slider multiplies σ; "
+            "the session runs it at strengths 0.5 and 1 and interpolates between them."),
+    Bundled("dncnn-color-blind", "CDnCNN-B blind colour denoiser (bundled)", "DnCNN", "kair/dncnn_color_blind.pth",
+            "https://github.com/cszn/KAIR/releases/download/v1.0/dncnn_color_blind.pth", "MIT", "kair/LICENSE",
+            "KAIR-MIT.txt", ("noise",), 1, 1,
+            "Blind colour Gaussian denoiser for σ up to 55/255 (Zhang et al., TIP 2017): the fallback when no "
+            "noise level is known. Converted from KAIR's dncnn_color_blind.pth.",
+            "K. Zhang, W. Zuo, Y. Chen, D. Meng, L. Zhang, \"Beyond a Gaussian Denoiser: Residual Learning of "
+            "Deep CNN for Image Denoising\", IEEE TIP 26(7), 2017",
+            "20 3×3 convolutions of 64 channels with ReLU between them (batch normalisation already folded "
+            "into the published convolutions), predicting the noise; output = input − noise. ONNX input "
+            "`input` N×3×H×W in [0, 1], any size; output not clipped. Receptive field 20 px each side "
+            "(tile overlap 20). Its MatConvNet original `GD_Color_Blind.mat` converts "
+            "(`engine.convert.matconvnet`) to exactly these tensors."),
+)
+
+
+def file_table(files: list[dict]) -> str:
+    rows = ["| file | bytes | sha256 |", "|---|---|---|"]
+    rows += [f"| `{f['file']}` | {f['size']} | `{f['sha256']}` |" for f in files]
+    return "\n".join(rows)
+
+
+def measured_section(model_id: str) -> str:
+    """The benchmark's rows for this model (``benchmarks/results/experts.json``), as a table."""
+    if not RESULTS.is_file():
+        return "_Not measured yet: run `python -m benchmarks.experts`._"
+    data = json.loads(RESULTS.read_text())
+    rows = [r for r in data.get("rows", []) if r.get("model") == model_id]
+    if not rows:
+        return "_Not in the last benchmark run: run `python -m benchmarks.experts`._"
+    lines = ["| case | expert | PSNR gain (dB), mean / worst | SSIM gain | s/MP (1 thread) |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | `{r['expert']}` | {r['psnr_gain']:+.2f} / {r['psnr_gain_worst']:+.2f} | "
+                     f"{r['ssim_gain']:+.3f} | {r.get('s_per_mp_1t', float('nan')):.2f} |")
+    return (f"From `benchmarks/results/experts.md` (machine: {data.get('machine', '?')}):\n\n" + "\n".join(lines))
+
+
+def write_card(model: Bundled, facts: dict, flops: float) -> None:
+    onnx_file = facts["files"][0]
+    text = f"""# {model.name} (`{model.id}`)
+
+{model.description}
+
+- Paper: {model.paper}.
+- Weights: published by the authors at <{model.url}>,
+  sha256 `{facts['source_sha256']}`. Licence: **{model.license}**
+  (`models/licenses/{model.license_copy}`, copied from the authors' repository).
+- Implementation: Restora's own (`engine/nets/`), written from the paper and the published
+  tensor shapes; the published file loads into it strictly (every tensor used, every shape
+  equal).
+
+## Files
+{file_table(facts['files'])}
+
+Conversion: `python -m tools.convert_published --only {model.id}` (`engine.convert.published`):
+published `.pth` read with `torch.load(weights_only=True)` → our module (strict load) →
+safetensors (the same tensors) and ONNX (opset 17, TorchScript exporter, dynamic batch, height
+and width). torch ↔ ONNX Runtime largest absolute difference on random inputs of another size:
+{facts['onnx_max_diff']:.1e}.
+
+## Network
+{model.notes}
+
+- Parameters: {facts['params']:,}
+- Compute: {flops / 1e9:.1f} GFLOP per input megapixel (2 × multiply-accumulates of the
+  convolutions, counted with forward hooks; element-wise work not counted).
+- Catalog: `{model.id}`, tasks {', '.join(model.tasks)}, scale {model.scale}, ONNX `{onnx_file['file']}`
+  ({onnx_file['size']} bytes, sha256 `{onnx_file['sha256']}`).
+
+## Measured
+{measured_section(model.id)}
+"""
+    CARDS.mkdir(parents=True, exist_ok=True)
+    (CARDS / f"{model.id}.md").write_text(text)
+
+
+def catalog_entry(model: Bundled, facts: dict) -> str:
+    onnx_file = facts["files"][0]
+    return "\n".join([
+        "[[models]]", f'id = "{model.id}"', f'name = "{model.name}"',
+        "tasks = [" + ", ".join(f'"{t}"' for t in model.tasks) + "]",
+        f'architecture = "{model.architecture}"', f"scale = {model.scale}", f'license = "{model.license}"',
+        'format = "onnx"', f"size = {onnx_file['size']}", f'sha256 = "{onnx_file["sha256"]}"',
+        f"size_multiple = {model.size_multiple}", f'upstream = "{model.url}"',
+        f'description = "{model.description}"',
+        f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
+
+
+def update_catalog(catalog: Path, model_id: str, entry: str) -> None:
+    """Replace the ``[[models]]`` table of ``model_id`` (or append it), leaving the rest as it is."""
+    text = catalog.read_text()
+    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
+    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
+    if mine:
+        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
+    else:
+        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
+    catalog.write_text("".join(blocks).rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.convert.published import NETS, convert, flops_per_megapixel, load_converted
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("--only", default="", help="comma-separated model ids")
+    parser.add_argument("--cards-only", action="store_true", help="rewrite cards from the files in models/")
+    args = parser.parse_args(argv)
+    only = {s for s in args.only.split(",") if s}
+    for model in BUNDLED:
+        if only and model.id not in only:
+            continue
+        if args.cards_only:
+            facts = json.loads((CARDS / f"{model.id}.facts.json").read_text())
+        else:
+            facts = convert(model.architecture, args.weights / model.source, MODELS, model.id)
+            for f in facts["files"]:
+                (MODELS / f["file"]).chmod(0o644)
+            (CARDS / f"{model.id}.facts.json").write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
+            LICENSES.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(args.weights / model.license_file, LICENSES / model.license_copy)
+            update_catalog(MODELS / "catalog.toml", model.id, catalog_entry(model, facts))
+        module = load_converted(model.architecture, MODELS / f"{model.id}.safetensors")
+        write_card(model, facts, flops_per_megapixel(module, NETS[model.architecture]))
+        print(f"{model.id}: {facts['params']:,} parameters, ONNX diff {facts.get('onnx_max_diff', 0):.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

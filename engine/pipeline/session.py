@@ -49,9 +49,11 @@ Analyser = Callable[[np.ndarray], DegradationReport]
 #: much) to stay in the result.
 MIN_IMPROVEMENT = 0.01
 
-#: A stage other than the denoiser whose output's fine-scale noise σ (``nlf_fine_255``) exceeds its
+#: A stage of NOISE_MUST_NOT_RISE whose output's fine-scale noise σ (``nlf_fine_255``) exceeds its
 #: input's by this factor and by NOISE_AMPLIFICATION_MIN_255 8-bit levels is dropped: it sharpened
-#: or amplified noise (a deblurrer "fixing" a noisy photo lowers the blur severity while doing so).
+#: noise (a deblurrer "fixing" a noisy photo lowers the blur severity while doing so). Brightening
+#: and dehazing amplify noise by design (a follow-up denoise handles it), so they are not judged so.
+NOISE_MUST_NOT_RISE = frozenset({"blur", "jpeg"})
 NOISE_AMPLIFICATION = 1.25
 NOISE_AMPLIFICATION_MIN_255 = 0.5
 
@@ -317,7 +319,8 @@ class RestorationSession:
         lower the summed severity of all kinds; the generalist must lower the sum."""
         before, after = input_report.severities(), result.output_report.severities()
         result.before, result.after = before, after
-        amplified = self._amplified_noise(input_report, result.output_report) if stage.name != NOISE else None
+        amplified = self._amplified_noise(input_report, result.output_report) \
+            if stage.name in NOISE_MUST_NOT_RISE else None
         if amplified is not None:
             result.dropped = True
             result.delta = None

@@ -118,7 +118,7 @@ class Document:
         progress = progress or Progress()
         progress(0.0, "analysing")
         options = RestoreOptions(tile=tile)
-        session = restorer.session(photo.pixels, options)
+        session = restorer.session(photo.pixels, options, jpeg=photo.jpeg)
         session.analyse()
         plan = restorer.plan_for(session, options)
         progress(0.1, "restoring")

@@ -29,3 +29,12 @@ class Cancelled(RestoraError):
 
 class ModelError(RestoraError):
     """A model could not be found, downloaded, verified or loaded."""
+
+
+class UsageError(RestoraError):
+    """The request itself is wrong (conflicting options, an output that would replace an
+    input): refused before any work; the CLI exits with status 2."""
+
+
+class NotEnoughMemoryError(RestoraError):
+    """A photo cannot be restored within the memory this machine has; refused before work."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .analysis.jpeg_tables import JpegQuantisation
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,15 @@ class Photo:
     ``alpha``: float32 HxW in [0, 1] or ``None``; restoration never touches it.
     ``bit_depth``: 8 or 16, the precision of the source (RAW developments are 16).
     ``source_format``: ``"jpeg" | "png" | "tiff" | "webp" | "bmp" | "raw"``.
+    ``float_samples``: the file held floating-point samples (a float TIFF); a TIFF output keeps
+    them as float. ``hdr_scale`` (>= 1): ``pixels * hdr_scale`` are the file's own values, so
+    HDR samples above 1.0 survive a float output unclipped. ``frames``: how many frames or
+    pages the file holds (only the first is restored).
     ``exif``: the original EXIF block (bytes starting with the TIFF header, no ``Exif\\0\\0``
     prefix) or ``None``. ``icc_profile``: the embedded ICC profile bytes or ``None``.
+    ``jpeg``: for a photo whose ``pixels`` are a JPEG file's own decoding, the file's quantisation
+    tables and chroma sampling (exact JPEG quality, deblocking constraints); ``None`` otherwise,
+    and dropped by :meth:`with_pixels`.
     """
 
     pixels: np.ndarray
@@ -62,6 +72,10 @@ class Photo:
     metadata: PhotoMetadata = field(default_factory=PhotoMetadata)
     path: Optional[Path] = None
     was_grayscale: bool = False
+    jpeg: Optional["JpegQuantisation"] = None
+    float_samples: bool = False
+    hdr_scale: float = 1.0
+    frames: int = 1
 
     @property
     def height(self) -> int:
@@ -77,5 +91,6 @@ class Photo:
 
     def with_pixels(self, pixels: np.ndarray) -> "Photo":
         """A copy carrying new pixels (same metadata). A different size drops nothing but the alpha
-        is resized by the caller when the scale changes."""
-        return replace(self, pixels=pixels)
+        is resized by the caller when the scale changes. New pixels are no longer the file's
+        decoding, so ``jpeg`` is dropped."""
+        return replace(self, pixels=pixels, jpeg=None)

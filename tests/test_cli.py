@@ -15,7 +15,7 @@ from PIL import Image
 from engine.cli import main
 from engine.degrade import degrade
 
-from testdata import REPO, clean_photo
+from testdata import REPO, photo
 
 RESULT_KEYS = {"input", "output", "report", "stages", "seconds", "error"}
 
@@ -31,11 +31,12 @@ def sha(path: Path) -> str:
 
 
 @pytest.fixture
-def batch(tmp_path, shared_data):
-    """A folder with two degraded photos (one in a subfolder) and one corrupt file."""
+def batch(tmp_path):
+    """A folder with two degraded photos (one in a subfolder) and one corrupt file (real photos
+    from ../shared when present, generated scenes otherwise)."""
     src = tmp_path / "in"
-    write_png(src / "noisy.png", degrade(clean_photo(0, 96), "noise", 0.6, seed=1))
-    write_png(src / "sub" / "dark.png", degrade(clean_photo(1, 96), "lowlight", 0.7, seed=2))
+    write_png(src / "noisy.png", degrade(photo(0, 96), "noise", 0.6, seed=1))
+    write_png(src / "sub" / "dark.png", degrade(photo(1, 96), "lowlight", 0.7, seed=2))
     (src / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     return src
 

@@ -126,3 +126,37 @@ def test_dncnn3_on_luma_deblocks_a_colour_jpeg_and_keeps_its_chroma(tmp_path):
         assert np.abs(ycc_out[..., 1:] - ycc_in[..., 1:])[inside].max() < 1e-4
     assert np.mean(gains) > 0.5, gains
     assert (tmp_path / "DnCNN3.safetensors").is_file()  # converted once, next to the download
+
+
+@needs_weights
+@needs_data
+def test_dncnn3_download_verify_convert_load_restore(tmp_path, monkeypatch):
+    """The catalog's DnCNN-3 entry end to end against a local server speaking GitHub's protocol:
+    download (size + sha256 verified, renamed into the cache), listed without a licence, built
+    into the luma expert, converted from .mat to safetensors on first use, and it deblocks."""
+    from urlserver import UrlServer
+
+    from engine.experts.base import ExpertContext
+    from engine.experts.neural import experts_for_installed_models
+    from engine.experts.published import to_ycbcr
+    from engine.weights.manager import ModelStatus, WeightsManager
+
+    monkeypatch.setenv("RESTORA_CACHE_DIR", str(tmp_path / "cache"))
+    with UrlServer() as server:
+        manager = WeightsManager(url_mirror=server.url)
+        entry = manager.entry("dncnn3")
+        assert entry.license == "none stated" and entry.format == "mat"
+        assert manager.status("dncnn3") is ModelStatus.NOT_INSTALLED
+        (source,) = entry.sources
+        server.add_url(source.url, DNCNN3_MAT)
+        installed = manager.download("dncnn3")
+    assert installed.name == "DnCNN3.mat" and manager.status("dncnn3") is ModelStatus.INSTALLED
+    (expert,) = [e for e in experts_for_installed_models(manager) if e.info.model_id == "dncnn3"]
+    assert expert.info.tasks == ("jpeg",) and expert.is_available()
+    clean = _val_crops(1, 160)[0]
+    jpeg = _jpeg(clean, 10)
+    out = expert.run(jpeg, ExpertContext())
+    y = lambda a: to_ycbcr(a)[..., 0]  # noqa: E731
+    assert _psnr(y(out), y(clean)) - _psnr(y(jpeg), y(clean)) > 0.5
+    assert (installed.parent / "DnCNN3.safetensors").is_file()
+    assert [v.ok for v in manager.verify("dncnn3")] == [True]

@@ -120,7 +120,9 @@ def test_tidy_camera(make, model, expected):
 
 
 def test_all_sample_exif_files_give_camera_facts():
-    for path in sorted(EXIF_DIR.glob("*.jpg")):
+    files = sorted(EXIF_DIR.glob("*.jpg"))
+    assert files, f"no sample files in {EXIF_DIR}"
+    for path in files:
         photo = load_photo(path)
         assert np.isfinite(photo.pixels).all()
         if "orientation" not in path.name:

@@ -447,3 +447,12 @@ def test_unsafe_pickle_refusal_names_the_blocked_call_and_never_advises_weights_
         pickle.dump(_System(), f, protocol=2)
     with pytest.raises(ModelError, match="would call .*system.*will not be loaded"):
         manager.import_file(src)
+
+
+def test_an_unreadable_memo_of_verified_digests_only_costs_a_rehash(manager, tmp_path):
+    _, installed = manager.import_file(identity_conv_onnx(tmp_path / "m.onnx"), tasks=["noise"])
+    (tmp_path / "cache" / "verified.json").write_text("{ not json")
+    assert WeightsManager().status("m") is ModelStatus.INSTALLED  # hashed again, still intact
+    flip_weight_byte(installed)
+    (tmp_path / "cache" / "verified.json").unlink()
+    assert WeightsManager().status("m") is ModelStatus.CORRUPT

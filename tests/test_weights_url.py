@@ -318,3 +318,13 @@ def test_real_published_weights_download_and_verify_from_their_urls(server, tmp_
         assert hashlib.sha256(installed.read_bytes()).hexdigest() == sha
         assert manager.status(entry["id"]) is ModelStatus.INSTALLED
     assert {v.model_id for v in manager.verify() if v.ok} == {m["id"] for m in models}
+
+
+def test_require_names_the_url_and_not_the_hub_switch(server, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # about Hugging Face only: says nothing about a url source
+    manager = _manager(server, _payload(1000))
+    with pytest.raises(ModelError) as info:
+        manager.require("tiny")
+    message = str(info.value)
+    assert f"tiny.pth (from {URL}) is missing" in message and "HF_HUB_OFFLINE" not in message
+    assert server.requests == []  # require() never downloads from the network

@@ -44,6 +44,22 @@ class Bundled:
     notes: str
 
 
+IAT_PAPER = ("Z. Cui, K. Li, L. Gu, S. Su, P. Gao, Z. Jiang, Y. Qiao, T. Harada, \"You Only Need 90K Parameters "
+             "to Adapt Light: a Light Weight Transformer for Image Enhancement and Exposure Correction\", BMVC 2022")
+IAT_NOTES = (
+    "Local branch: 3×3 convolution to 16 channels (LeakyReLU 0.2), a multiplicative and an additive stack of "
+    "three light blocks (depthwise 3×3, 1×1 → depthwise 5×5 → 1×1, ×4 1×1 MLP with GELU, each after a learned "
+    "per-pixel channel mixing, scaled residuals), 3×3 convolutions to the per-pixel multiplier (ReLU) and "
+    "offset (tanh). Global branch: two stride-2 3×3 convolutions with batch norm, one attention block with 10 "
+    "learned queries (4 heads) over every position: query 0 → gamma, queries 1–9 → a 3×3 colour matrix. "
+    "Output `clamp((x·mul + add) @ colourᵀ, 1e-8, 1) ^ gamma`. The number of heads is not visible in the "
+    "tensor shapes: 4 (the paper's) gives 28.8 dB on six LOL pairs where 2 gives 23.5. "
+    "ONNX: inputs `input` (tile), `global_input` (the photo), `gamma` N×1 and `color` N×3×3; outputs "
+    "`output` (the local branch on `input` with the given gamma and colour), `gamma_out` and `color_out` "
+    "(the global branch on `global_input`), so that the expert runs the global branch once per photo and "
+    "the local branch per tile (receptive field 11 px each side), feeding an 8×8 dummy to the part not "
+    "wanted. The global branch sees the full photo up to 4 MP (area-downscaled above).")
+
 BUNDLED: tuple[Bundled, ...] = (
     Bundled("ffdnet-color", "FFDNet colour denoiser (bundled)", "FFDNet", "kair/ffdnet_color.pth",
             "https://github.com/cszn/KAIR/releases/download/v1.0/ffdnet_color.pth", "MIT", "kair/LICENSE",
@@ -72,6 +88,39 @@ BUNDLED: tuple[Bundled, ...] = (
             "`input` N×3×H×W in [0, 1], any size; output not clipped. Receptive field 20 px each side "
             "(tile overlap 20). Its MatConvNet original `GD_Color_Blind.mat` converts "
             "(`engine.convert.matconvnet`) to exactly these tensors."),
+    Bundled("iat-lol-v1", "IAT low-light enhancer (LOL-v1, bundled)", "IAT", "iat/best_Epoch_lol_v1.pth",
+            "https://github.com/cuiziteng/Illumination-Adaptive-Transformer/raw/"
+            "c76472265247f47cea57649af28b15018bb64cb1/IAT_enhance/best_Epoch_lol_v1.pth",
+            "Apache-2.0", "iat/LICENSE", "IAT-Apache-2.0.txt", ("lowlight",), 1, 1,
+            "Illumination-Adaptive Transformer, 90 k parameters, trained on LOL-v1 (Cui et al., BMVC 2022): "
+            "brightens dark photos with a per-pixel multiplier and offset plus a global gamma and colour matrix.",
+            IAT_PAPER, IAT_NOTES),
+    Bundled("iat-exposure", "IAT exposure corrector (bundled)", "IAT", "iat/best_Epoch_exposure.pth",
+            "https://github.com/cuiziteng/Illumination-Adaptive-Transformer/raw/"
+            "c76472265247f47cea57649af28b15018bb64cb1/IAT_enhance/best_Epoch_exposure.pth",
+            "Apache-2.0", "iat/LICENSE", "IAT-Apache-2.0.txt", ("lowlight",), 1, 1,
+            "Illumination-Adaptive Transformer, 90 k parameters, trained for exposure correction of under- and "
+            "over-exposed photos (Cui et al., BMVC 2022).",
+            IAT_PAPER, IAT_NOTES),
+    Bundled("safmn-x4", "SAFMN ×4 fidelity upscaler (bundled)", "SAFMN", "safmn/team15_SAFMN.pth",
+            "https://github.com/sunny2109/SAFMN/raw/68c2182e4f8829a979886b0a1cab8f269f91b321/"
+            "NTIRE2023_ESR/model_zoo/team15_SAFMN.pth",
+            "Apache-2.0", "safmn/LICENSE", "SAFMN-Apache-2.0.txt", ("upscale",), 4, 16,
+            "Efficient 4x super-resolution, 0.24 M parameters, trained on bicubic downscaling (Sun et al., "
+            "ICCV 2023; NTIRE 2023 efficient-SR entry): a fast, faithful upscaler (not generative); 2x by "
+            "area-downscaling its output.",
+            "L. Sun, J. Pan, J. Dong, J. Tang, \"Spatially-Adaptive Feature Modulation for Efficient Image "
+            "Super-Resolution\", ICCV 2023 (NTIRE 2023 efficient-SR variant)",
+            "3×3 convolution to 36 channels, global response normalisation (channel energies over the whole "
+            "image), 8 blocks of SAFM (4 channel groups: depthwise 3×3 at full resolution and after max-pooling "
+            "to 1/4, 1/8, 1/16, upsampled nearest, 1×1 mix, GELU, multiplying the features) and a convolutional "
+            "channel mixer (3×3 to 72, GELU, 1×1), each with a skip; 3×3 convolution to 48 channels, pixel "
+            "shuffle ×4, plus the bilinearly upscaled input. The published file also carries the MIT licence "
+            "of the NTIRE 2023 challenge folder (`SAFMN-NTIRE2023-MIT.txt`). ONNX: inputs `input` (tile), "
+            "`global_input` (the photo) and `response` (N×36×1×1); outputs `output` (×4, the tile with the "
+            "given response) and `response_out` (the photo's), so the expert computes the global response "
+            "once; sides padded to multiples of 16 (pooling cells aligned with the photo's), 48 px tile "
+            "overlap."),
 )
 
 
@@ -180,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             (CARDS / f"{model.id}.facts.json").write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
             LICENSES.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(args.weights / model.license_file, LICENSES / model.license_copy)
+            if model.architecture == "SAFMN":
+                shutil.copyfile(args.weights / "safmn" / "LICENSE-NTIRE2023_ESR", LICENSES / "SAFMN-NTIRE2023-MIT.txt")
             update_catalog(MODELS / "catalog.toml", model.id, catalog_entry(model, facts))
         module = load_converted(model.architecture, MODELS / f"{model.id}.safetensors")
         write_card(model, facts, flops_per_megapixel(module, NETS[model.architecture]))

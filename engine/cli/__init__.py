@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from ..kinds import KINDS
@@ -58,11 +60,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="restora: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        # tifffile logs each damaged tag it meets; the file's one-line error says it already.
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    # Batch commands unwind on SIGTERM like on Ctrl-C; the GUI keeps the default (its Qt event
+    # loop would not run a Python handler until some Python code runs).
+    installed, previous = _terminate_like_interrupt() if args.command in ("restore", "detect") else (False, None)
     try:
         return int(args.run(args))
-    except KeyboardInterrupt:
-        print("restora: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        resume = "; add --skip-existing to the same command to resume" if args.command == "restore" else ""
+        print(f"restora: {'terminated' if isinstance(e, _Terminated) else 'interrupted'}; outputs already "
+              f"written are complete, nothing half-written is left{resume}", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C (temporary files removed)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM behave like Ctrl-C; returns ``(installed, previous handler)`` (not installed
+    outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    try:
+        return True, signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):
+        return False, None
 
 
 __all__ = ["main", "build_parser", "KINDS"]

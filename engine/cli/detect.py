@@ -24,11 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ..experts.base import ExpertRegistry
 
     items, problems = collect_inputs(args.inputs, is_supported)
-    failures = len(problems)
-    for message in problems:
-        print(f"restora: {message}", file=sys.stderr)
-        if args.json:
-            emit_json({"input": message.split(":")[0], "report": None, "error": message})
+    failures = sum(1 for p in problems if p.failed)
+    for problem in problems:
+        print(f"restora: {problem}", file=sys.stderr)
+        if args.json and problem.failed:
+            emit_json({"input": str(problem.path), "report": None, "error": str(problem)})
     restorer = Restorer(ExpertRegistry())
     for item in items:
         report, error = restorer.detect_file(item.path)

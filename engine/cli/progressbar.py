@@ -15,7 +15,7 @@ class ProgressLine:
         self.total = max(total, 1)
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
         self._shown = False
 

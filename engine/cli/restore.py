@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import Cancelled, RestoraError
+from ..errors import Cancelled, RestoraError, UsageError
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
-from ..pipeline.inputs import collect_inputs, output_path_for
-from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, output_extension
+from ..pipeline.batch import Batch
+from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, check_options
 from ..progress import CancelToken, Progress
 from .common import describe_report, emit_json, resolve_device
 from .progressbar import ProgressLine
@@ -32,10 +32,13 @@ def add_parser(sub) -> None:
     p.add_argument("--format", dest="fmt", choices=("same",) + tuple(OUTPUT_FORMATS), default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that already exist as they are and report them as skipped "
+                        "(run the same command again to resume an interrupted batch)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
-                   help="allow generative models (Real-ESRGAN) as the all-in-one generalist")
+                   help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
     p.set_defaults(run=run)
 
 
@@ -47,13 +50,15 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
         raise ValueError("--tile must be at least 16 pixels")
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
-                          use_generalist=not args.no_generalist, allow_generative=args.generative)
+                          use_generalist=not args.no_generalist, allow_generative=args.generative,
+                          skip_existing=args.skip_existing)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
-    except ValueError as e:
+        check_options(options)
+    except (ValueError, UsageError) as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
     try:
@@ -61,40 +66,39 @@ def run(args: argparse.Namespace) -> int:
     except RestoraError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
-    from ..experts.default import build_registry
     from ..imageio import is_supported
 
-    outdir = Path(args.output)
-    items, problems = collect_inputs(args.inputs, is_supported)
+    batch = Batch.collect(args.inputs, Path(args.output), options, is_supported)
+    try:
+        batch.check()
+    except UsageError as e:
+        print(f"restora: error: {e}", file=sys.stderr)
+        return 2
     failures = 0
-    for message in problems:
-        failures += 1
-        print(f"restora: {message}", file=sys.stderr)
-        if args.json:
-            emit_json(RestoreResult(input=Path(message.split(":")[0]), error=message).to_json())
-    if not items:
+    for problem in batch.problems:
+        print(f"restora: {problem}", file=sys.stderr)
+        if problem.failed:
+            failures += 1
+            if args.json:
+                emit_json(RestoreResult(input=problem.path, error=str(problem)).to_json())
+    if not batch.items:
         print("restora: no photos to restore", file=sys.stderr)
         return 1
+    for stale in batch.prepare():
+        print(f"restora: removed {stale} (left by an interrupted run)", file=sys.stderr)
+    from ..experts.default import build_registry
+
     registry = build_registry(device=device)
     restorer = Restorer(registry, device=device)
-    bar = ProgressLine(len(items))
+    bar = ProgressLine(len(batch.items))
     cancel = CancelToken()
-    claimed: dict[Path, Path] = {}
     started = time.perf_counter()
-    done = 0
-    for i, item in enumerate(items):
+    done = skipped = 0
+    total = len(batch.items)
+    for i, item in enumerate(batch.items):
         progress = Progress(lambda f, m, i=i: bar.update(i, f, m), cancel)
-
-        def target_for(photo, item=item):
-            target = output_path_for(item, outdir, output_extension(photo, item.path, options.fmt))
-            other = claimed.get(target.resolve())
-            if other is not None:
-                raise RestoraError(f"{item.path}: output {target} would replace the one from {other}")
-            claimed[target.resolve()] = item.path
-            return target
-
         try:
-            result = restorer.restore_file(item.path, target_for, options, progress)
+            result = batch.run_item(restorer, item, progress)
         except Cancelled:
             bar.clear()
             print("restora: cancelled", file=sys.stderr)
@@ -102,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
         bar.clear()
         if result.error:
             failures += 1
-            print(f"[{i + 1}/{len(items)}] FAILED {result.error}", file=sys.stderr)
+            print(f"[{i + 1}/{total}] FAILED {result.error}", file=sys.stderr)
+        elif result.skipped:
+            skipped += 1
+            print(f"[{i + 1}/{total}] skipped {item.path}: {result.output} already exists", file=sys.stderr)
         else:
             done += 1
             used = [s["stage"] for s in result.stages if not s.get("dropped")]
@@ -110,13 +117,16 @@ def run(args: argparse.Namespace) -> int:
             handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
             extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
                 f" (dropped: {', '.join(dropped)})" if dropped else "")
-            print(f"[{i + 1}/{len(items)}] {item.path} → {result.output}  "
+            lost = f"  not kept: {'; '.join(result.not_kept)}" if result.not_kept else ""
+            print(f"[{i + 1}/{total}] {item.path} → {result.output}  "
                   f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
-                  f"  {result.seconds:.1f} s", file=sys.stderr)
+                  f"  {result.seconds:.1f} s{lost}", file=sys.stderr)
         if args.json:
             emit_json(result.to_json())
-    total = len(items) + len(problems)
+    total += sum(1 for p in batch.problems if p.failed)
     elapsed = time.perf_counter() - started
     summary = f"restora: restored {done} of {total} photo{'s' if total != 1 else ''} in {elapsed:.1f} s"
+    if skipped:
+        summary += f"; {skipped} skipped (output already there)"
     print(summary + (f"; {failures} failed" if failures else ""), file=sys.stderr)
     return 1 if failures else 0

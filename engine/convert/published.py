@@ -31,6 +31,10 @@ class PublishedNet:
     ``inputs``: ONNX input name → example shape (N, C, H, W); the first is the image.
     ``output_scale``: output size / input size. ``size_multiple``: input sides must be multiples.
     ``whole_image``: the network pools over the whole image (no tiling).
+    ``export``: module → the module exported to ONNX when that differs (e.g. IAT's global and
+    local branches as separately callable outputs), with its own ``export_inputs`` (name →
+    example shape) and ``export_outputs``; ``onnx_forward(session, numpy inputs)`` then computes
+    with the ONNX session what the module computes (for the torch ↔ ONNX comparison).
     """
 
     architecture: str
@@ -41,6 +45,10 @@ class PublishedNet:
     whole_image: bool = False
     test_shape: tuple[int, int] = (70, 94)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    export: Optional[Callable[["object"], "object"]] = None
+    export_inputs: Optional[Mapping[str, tuple[int, ...]]] = None
+    export_outputs: tuple[str, ...] = ("output",)
+    onnx_forward: Optional[Callable[["object", dict], np.ndarray]] = None
 
 
 def sha256_of(path: Path) -> str:
@@ -80,12 +88,58 @@ def _dncnn(state):
     return load_published(state)
 
 
+def _iat(state):
+    from ..nets.iat import load_published
+
+    return load_published(state)
+
+
+def _iat_export(module):
+    from ..nets.iat import IATExport
+
+    return IATExport(module)
+
+
+def _iat_onnx_forward(session, inputs: dict) -> np.ndarray:
+    from ..experts.published import iat_onnx_forward
+
+    return iat_onnx_forward(session, inputs["input"], inputs["global_input"])
+
+
+def _safmn(state):
+    from ..nets.safmn import load_published
+
+    return load_published(state)
+
+
+def _safmn_export(module):
+    from ..nets.safmn import SAFMNExport
+
+    return SAFMNExport(module)
+
+
+def _safmn_onnx_forward(session, inputs: dict) -> np.ndarray:
+    from ..experts.published import safmn_onnx_forward
+
+    return safmn_onnx_forward(session, inputs["input"])
+
+
 #: The networks this module knows, by catalog architecture name.
 NETS: dict[str, PublishedNet] = {
     "FFDNet": PublishedNet("FFDNet", _ffdnet, {"input": (1, 3, 64, 64), "sigma": (1, 1, 64, 64)},
                            size_multiple=2, test_shape=(70, 94)),
     "DnCNN": PublishedNet("DnCNN", _dncnn, {"input": (1, 3, 64, 64)}, test_shape=(57, 83)),
     "DnCNN-grey": PublishedNet("DnCNN-grey", _dncnn, {"input": (1, 1, 64, 64)}, test_shape=(57, 83)),
+    "IAT": PublishedNet("IAT", _iat, {"input": (1, 3, 64, 64), "global_input": (1, 3, 64, 64)},
+                        whole_image=True, test_shape=(61, 90), export=_iat_export,
+                        export_inputs={"input": (1, 3, 64, 64), "global_input": (1, 3, 64, 64),
+                                       "gamma": (1, 1), "color": (1, 3, 3)},
+                        export_outputs=("output", "gamma_out", "color_out"), onnx_forward=_iat_onnx_forward),
+    "SAFMN": PublishedNet("SAFMN", _safmn, {"input": (1, 3, 32, 32)}, output_scale=4, size_multiple=16,
+                          test_shape=(48, 80), export=_safmn_export,
+                          export_inputs={"input": (1, 3, 32, 32), "global_input": (1, 3, 32, 32),
+                                         "response": (1, 36, 1, 1)},
+                          export_outputs=("output", "response_out"), onnx_forward=_safmn_onnx_forward),
 }
 
 
@@ -97,10 +151,25 @@ def example_inputs(net: PublishedNet, shape: Optional[tuple[int, int]] = None, b
 
     g = torch.Generator().manual_seed(seed)
     out = {}
-    for name, (_n, c, h, w) in net.inputs.items():
-        hh, ww = shape or (h, w)
-        t = torch.rand(batch, c, hh, ww, generator=g)
+    for name, dims in net.inputs.items():
+        hh, ww = shape or dims[2:]
+        t = torch.rand(batch, dims[1], hh, ww, generator=g)
         out[name] = t * 0.2 if name == "sigma" else t
+    return out
+
+
+def _export_examples(net: PublishedNet) -> dict:
+    import torch
+
+    if net.export_inputs is None:
+        return example_inputs(net)
+    g = torch.Generator().manual_seed(0)
+    out = {name: torch.rand(*dims, generator=g) for name, dims in net.export_inputs.items()}
+    if "response" in out:  # SAFMN: a plausible global response (channel energies near their mean)
+        out["response"] = 0.5 + out["response"]
+    if "gamma" in out:  # IAT: a plausible gamma and colour matrix
+        out["gamma"] = out["gamma"] * 0.5 + 0.75
+        out["color"] = torch.eye(3).expand_as(out["color"]) + 0.1 * out["color"]
     return out
 
 
@@ -109,12 +178,16 @@ def export_onnx(module, net: PublishedNet, path: Path) -> None:
     import torch
 
     module.eval()
-    names = list(net.inputs)
-    dynamic = {n: {0: "batch", 2: "height", 3: "width"} for n in names}
+    exported = net.export(module).eval() if net.export else module
+    examples = _export_examples(net)
+    names = list(examples)
+    dynamic = {n: ({0: "batch", 2: f"{n}_height", 3: f"{n}_width"} if examples[n].dim() == 4 else {0: "batch"})
+               for n in names}
     dynamic["output"] = {0: "batch", 2: "out_height", 3: "out_width"}
+    dynamic.update({o: {0: "batch"} for o in net.export_outputs[1:]})
     with torch.no_grad():
-        torch.onnx.export(module, tuple(example_inputs(net).values()), str(path), dynamo=False,
-                          opset_version=OPSET, input_names=names, output_names=["output"], dynamic_axes=dynamic)
+        torch.onnx.export(exported, tuple(examples.values()), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=names, output_names=list(net.export_outputs), dynamic_axes=dynamic)
 
 
 def onnx_max_diff(module, net: PublishedNet, path: Path, shape: Optional[tuple[int, int]] = None) -> float:
@@ -127,7 +200,8 @@ def onnx_max_diff(module, net: PublishedNet, path: Path, shape: Optional[tuple[i
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ref = module(*inputs.values()).numpy()
-    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    feed = {k: v.numpy() for k, v in inputs.items()}
+    got = net.onnx_forward(sess, feed) if net.onnx_forward else sess.run(None, feed)[0]
     return float(np.abs(ref - got).max())
 
 

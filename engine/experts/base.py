@@ -5,11 +5,14 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
 from ..progress import Progress
+
+if TYPE_CHECKING:
+    from ..analysis.jpeg_tables import JpegSource
 
 
 class Backend(str, enum.Enum):
@@ -81,6 +84,8 @@ class ExpertContext:
     ``strength`` in [0, 1] is the stage's strength, read only by experts whose
     ``info.sigma_strength`` is set (a denoiser then removes noise of σ·strength); others leave
     the strength to the session's blend and run at full effect.
+    ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
+    decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
     """
 
     severity: float = 1.0
@@ -91,6 +96,7 @@ class ExpertContext:
     device: str = "cpu"
     tile: Optional[int] = None
     strength: float = 1.0
+    jpeg: Optional["JpegSource"] = None
 
 
 #: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the

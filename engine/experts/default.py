@@ -17,10 +17,15 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
     still holds the classical experts and a warning is logged."""
     from .classical import classical_experts
 
+    from .jpeg_restore import jpeg_restorers
+
     experts: list[Expert] = list(classical_experts())
     experts += [LanczosUpscaler(2), LanczosUpscaler(4)]
     if include_neural:
-        experts += neural_experts(device=device, manager=manager)
+        neural = neural_experts(device=device, manager=manager)
+        # Registered before the networks they wrap, so that they rank first for the jpeg task.
+        experts += jpeg_restorers(neural, next(e for e in experts if e.info.tasks == ("jpeg",)))
+        experts += neural
     return ExpertRegistry(experts)
 
 

@@ -303,7 +303,7 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
     ``engine.experts.published``) get that expert. Face models are skipped (they need face detection and alignment).
     Expert ids are ``neural.<model id>`` (native scale) and ``neural.<model id>.x<scale>``.
     """
-    from .published import published_expert
+    from .published import published_experts
 
     experts: list[Expert] = []
     for model_id in getattr(manager, "damaged_models", lambda: [])():
@@ -318,12 +318,12 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
             log.info("model %s: face restoration models are not run by the tiler; skipped", entry.id)
             continue
         try:
-            special = published_expert(entry, Path(path), device)
+            special = published_experts(entry, Path(path), device)
         except ModelError as err:
             log.warning("model %s: %s", entry.id, err)
             continue
         if special is not None:
-            experts.append(special)
+            experts += special
             continue
         try:
             base = NeuralExpert.from_file(Path(path), expert_id=f"neural.{entry.id}", tasks=tasks,

@@ -1,8 +1,10 @@
 """Experts built on published networks that need more than the generic :class:`NeuralExpert`:
-FFDNet (told a noise-level map) and DnCNN-3 (a grey network run on the luma). Each runs its ONNX export (bundled) with ONNX Runtime or its
+FFDNet (told a noise-level map), DnCNN-3 (a grey network run on the luma) and IAT (a global
+branch run once per photo, a local branch run tiled) and SAFMN (a global response computed once
+per photo, then tiled ×4 super-resolution). Each runs its ONNX export (bundled) with ONNX Runtime or its
 safetensors conversion with torch; see ``engine.convert.published`` for how the files are made.
 
-:func:`published_expert` builds the expert for a catalog entry whose architecture needs one
+:func:`published_experts` builds the experts for a catalog entry whose architecture needs one
 (``None`` otherwise: the generic :class:`NeuralExpert` runs it).
 """
 
@@ -269,15 +271,305 @@ class LumaDnCNNExpert(Expert):
         return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32)
 
 
-#: Catalog architectures whose models need an expert of their own, by architecture name.
-EXPERT_FACTORIES: dict[str, type] = {"FFDNet": FFDNetExpert, "DnCNN-3": LumaDnCNNExpert}
+#: IAT's global branch reads the whole photo at full resolution up to this many pixels; a larger
+#: photo is area-downscaled by the smallest integer factor that brings it under (memory: the
+#: branch's first feature map is 32 channels at half resolution, ~0.4 GB at 12 MP). On LOL-v1
+#: photos (0.24 MP) a 512-px global input instead of the full photo cost 6.5 dB, so the branch
+#: is kept as close to full resolution as memory allows.
+IAT_GLOBAL_MAX_PIXELS = 4_000_000
 
 
-def published_expert(entry: Any, path: Path, device: str = "cpu", threads: Optional[int] = None) -> Optional[Expert]:
-    """The expert for catalog ``entry`` installed at ``path`` if its architecture needs its own
+def _dummy(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, 0.5, np.float32)
+
+
+def iat_onnx_forward(session: Any, image: np.ndarray, global_input: np.ndarray) -> np.ndarray:
+    """What ``IAT.forward(image, global_input)`` computes, with IAT's ONNX export: the global
+    branch once (a tiny dummy image for the local part), then the local branch with its gamma
+    and colour matrix (a tiny dummy for the global part)."""
+    n = image.shape[0]
+    gamma, color = _iat_global(session, global_input)
+    return session.run(["output"], {"input": image, "global_input": _dummy((n, 3, 8, 8)),
+                                    "gamma": gamma, "color": color})[0]
+
+
+def _iat_global(session: Any, global_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = global_input.shape[0]
+    gamma, color = session.run(["gamma_out", "color_out"], {
+        "input": _dummy((n, 3, 8, 8)), "global_input": global_input,
+        "gamma": np.ones((n, 1), np.float32), "color": np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))})
+    return gamma.astype(np.float32), color.astype(np.float32)
+
+
+class _IATRunner:
+    """``global_(photo NCHW) → (gamma, colour)`` and ``local(tile, gamma, colour) → NCHW`` with the
+    ONNX export (``.onnx``) or our torch module (``.safetensors``)."""
+
+    def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
+        self.onnx = path.suffix.lower() == ".onnx"
+        if self.onnx:
+            import onnxruntime as ort
+
+            from ..runtime.onnx_backend import choose_providers
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            try:
+                self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                    providers=choose_providers(device))
+            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            names = [i.name for i in self.session.get_inputs()]
+            if names != ["input", "global_input", "gamma", "color"]:
+                raise ModelError(f"{path.name}: not an IAT export (inputs {names})")
+        else:
+            import torch
+
+            from ..convert.published import load_converted
+
+            if threads:
+                torch.set_num_threads(int(threads))
+            self.device = device
+            self.module = load_converted("IAT", path).to(device)
+
+    def global_(self, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.onnx:
+            return _iat_global(self.session, photo)
+        import torch
+
+        with torch.inference_mode():
+            gamma, color = self.module.global_net(torch.from_numpy(photo).to(self.device))
+            return gamma.float().cpu().numpy(), color.float().cpu().numpy()
+
+    def local(self, tile: np.ndarray, gamma: np.ndarray, color: np.ndarray) -> np.ndarray:
+        if self.onnx:
+            return self.session.run(["output"], {"input": tile, "global_input": _dummy((1, 3, 8, 8)),
+                                                 "gamma": gamma, "color": color})[0]
+        import torch
+
+        from ..nets.iat import apply_global
+
+        with torch.inference_mode():
+            x = torch.from_numpy(tile).to(self.device)
+            mul, add = self.module.local_net(x)
+            out = apply_global(x * mul + add, torch.from_numpy(gamma).to(self.device),
+                               torch.from_numpy(color).to(self.device))
+            return out.float().cpu().numpy()
+
+
+class IATExpert(Expert):
+    """IAT (Illumination-Adaptive Transformer, ~90 k parameters): low-light enhancement (weights
+    trained on LOL-v1) or exposure correction (trained on under- and over-exposed photos).
+
+    The global branch (gamma and a colour matrix for the whole photo) runs once on the photo
+    (see :data:`IAT_GLOBAL_MAX_PIXELS`); the local branch, a per-pixel multiplier and offset,
+    runs tiled with 11 px of overlap (its receptive field), so tiles equal one whole pass. The
+    expert as a whole needs the whole photo (``TilingMode.NONE``). The stage strength blends.
+    """
+
+    def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
+                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
+                 tasks: tuple[str, ...] = ("lowlight",)) -> None:
+        from ..nets.iat import LOCAL_RADIUS
+
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".onnx", ".safetensors"):
+            raise ModelError(f"{self.path.name}: IAT runs from its .onnx or .safetensors conversion")
+        backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
+        self.info = ExpertInfo(
+            id=expert_id or f"neural.{model_id}", name=name or "IAT", tasks=tasks, backend=backend, version="1",
+            tiling=TilingMode.NONE, tile_overlap=LOCAL_RADIUS, memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
+            description=description or "Illumination-Adaptive Transformer (Cui et al. 2022).")
+        self.device = device
+        self.threads = threads
+        self._runner: Any = None
+        self._runner_device: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
+        return self.path.is_file() and importlib.util.find_spec(module) is not None
+
+    def runner(self, device: str) -> _IATRunner:
+        with self._lock:
+            if self._runner is None or self._runner_device != device:
+                self._runner = _IATRunner(self.path, device, self.threads)
+                self._runner_device = device
+            return self._runner
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
+        from .neural import MAX_TILE, area_downscale
+
+        ctx = ctx or ExpertContext(device=self.device)
+        device = ctx.device or self.device
+        runner = self.runner(device)
+        ctx.progress(0.0, "global illumination")
+        h, w = image.shape[:2]
+        factor = 1
+        while (h // factor) * (w // factor) > IAT_GLOBAL_MAX_PIXELS:
+            factor += 1
+        photo = image if factor == 1 else area_downscale(
+            np.ascontiguousarray(image[: h // factor * factor, : w // factor * factor]), factor)
+        gamma, color = runner.global_(np.ascontiguousarray(photo.transpose(2, 0, 1)[None], dtype=np.float32))
+        strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
+                    AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
+        out = run_tiled(image.astype(np.float32, copy=False), lambda t: runner.local(t, gamma, color),
+                        overlap=self.info.tile_overlap, strategy=strategy, memory_factor=self.info.memory_factor,
+                        progress=ctx.progress.sub(0.1, 1.0))
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+def safmn_onnx_forward(session: Any, image: np.ndarray) -> np.ndarray:
+    """What ``SAFMN.forward(image)`` computes, with SAFMN's ONNX export: the global response of
+    the photo first, then the network with it (tiny dummies for the part not wanted)."""
+    n = image.shape[0]
+    response = session.run(["response_out"], {"input": _dummy((n, 3, 16, 16)), "global_input": image,
+                                               "response": np.ones((n, 36, 1, 1), np.float32)})[0]
+    return session.run(["output"], {"input": image, "global_input": _dummy((n, 3, 16, 16)),
+                                    "response": response})[0]
+
+
+class _SAFMNRunner:
+    """``response(photo) → N x C x 1 x 1`` and ``tile(x, response) → N x 3 x 4h x 4w``, with the
+    ONNX export or our torch module."""
+
+    def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
+        self.onnx = path.suffix.lower() == ".onnx"
+        if self.onnx:
+            import onnxruntime as ort
+
+            from ..runtime.onnx_backend import choose_providers
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            try:
+                self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                    providers=choose_providers(device))
+            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            names = [i.name for i in self.session.get_inputs()]
+            if names != ["input", "global_input", "response"]:
+                raise ModelError(f"{path.name}: not a SAFMN export (inputs {names})")
+        else:
+            import torch
+
+            from ..convert.published import load_converted
+
+            if threads:
+                torch.set_num_threads(int(threads))
+            self.device = device
+            self.module = load_converted("SAFMN", path).to(device)
+
+    def response(self, photo: np.ndarray) -> np.ndarray:
+        if self.onnx:
+            return self.session.run(["response_out"], {"input": _dummy((1, 3, 16, 16)), "global_input": photo,
+                                                       "response": np.ones((1, 36, 1, 1), np.float32)})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self.module.response(torch.from_numpy(photo).to(self.device)).float().cpu().numpy()
+
+    def tile(self, x: np.ndarray, response: np.ndarray) -> np.ndarray:
+        if self.onnx:
+            return self.session.run(["output"], {"input": x, "global_input": _dummy((1, 3, 16, 16)),
+                                                 "response": response})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(x).to(self.device),
+                               torch.from_numpy(response).to(self.device)).float().cpu().numpy()
+
+
+class SAFMNExpert(Expert):
+    """SAFMN ×4 (NTIRE 2023 efficient-SR variant, 0.24 M parameters, trained on bicubic
+    downscaling): a fast, faithful upscaler, not generative. ``out_scale`` 2 runs it ×4 and
+    area-downscales each tile's output by 2 (an anti-aliased ×2 upscaler).
+
+    The photo's global response (GRN's channel energies) is computed once on the whole photo
+    and passed to every tile; sides are padded to multiples of 16 so that the max-pooling
+    pyramid's cells align with the photo's, and tiles get 48 px of context.
+    """
+
+    def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
+                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
+                 out_scale: int = 4) -> None:
+        from ..nets.safmn import SCALE, SIZE_MULTIPLE, TILE_OVERLAP
+
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".onnx", ".safetensors"):
+            raise ModelError(f"{self.path.name}: SAFMN runs from its .onnx or .safetensors conversion")
+        if out_scale not in (2, 4):
+            raise ValueError("SAFMN serves 4x and 2x")
+        backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
+        suffix = "" if out_scale == SCALE else f".x{out_scale}"
+        self.out_scale = out_scale
+        self.info = ExpertInfo(
+            id=expert_id or f"neural.{model_id}{suffix}", name=(name or "SAFMN") + ("" if not suffix else " at 2x"),
+            tasks=("upscale",), backend=backend, version="1", scale=out_scale, size_multiple=SIZE_MULTIPLE,
+            tiling=TilingMode.REQUIRED, tile_overlap=TILE_OVERLAP, memory_factor=4.0 * 4 * 72 + 4 * 3 * SCALE ** 2,
+            model_id=model_id, description=description or "Efficient fidelity super-resolution (Sun et al. 2023).")
+        self.device = device
+        self.threads = threads
+        self._runner: Any = None
+        self._runner_device: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
+        return self.path.is_file() and importlib.util.find_spec(module) is not None
+
+    def runner(self, device: str) -> _SAFMNRunner:
+        with self._lock:
+            if self._runner is None or self._runner_device != device:
+                self._runner = _SAFMNRunner(self.path, device, self.threads)
+                self._runner_device = device
+            return self._runner
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
+        from .neural import MAX_TILE, area_downscale
+
+        ctx = ctx or ExpertContext(device=self.device)
+        device = ctx.device or self.device
+        runner = self.runner(device)
+        photo = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        response = runner.response(photo)
+        reduction = 4 // self.out_scale
+
+        def fn(tile: np.ndarray) -> np.ndarray:
+            y = runner.tile(tile, response)
+            if reduction == 1:
+                return y
+            return area_downscale(np.ascontiguousarray(y[0].transpose(1, 2, 0)), reduction).transpose(2, 0, 1)[None]
+
+        strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
+                    AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
+        out = run_tiled(image.astype(np.float32, copy=False), fn, scale=self.out_scale,
+                        size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap, strategy=strategy,
+                        memory_factor=self.info.memory_factor, progress=ctx.progress)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _safmn_experts(path: Path, **kw: Any) -> list[Expert]:
+    return [SAFMNExpert(path, **kw), SAFMNExpert(path, out_scale=2, **kw)]
+
+
+#: Catalog architectures whose models need experts of their own, by architecture name: a class
+#: or a callable returning a list of experts.
+EXPERT_FACTORIES: dict[str, Callable[..., Any]] = {
+    "FFDNet": FFDNetExpert, "DnCNN-3": LumaDnCNNExpert, "IAT": IATExpert, "SAFMN": _safmn_experts}
+
+
+def published_experts(entry: Any, path: Path, device: str = "cpu",
+                      threads: Optional[int] = None) -> Optional[list[Expert]]:
+    """The experts for catalog ``entry`` installed at ``path`` if its architecture needs its own
     class (:data:`EXPERT_FACTORIES`), else ``None``."""
     factory = EXPERT_FACTORIES.get(str(entry.architecture))
     if factory is None:
         return None
-    return factory(Path(path), model_id=entry.id, name=str(entry.name), description=str(entry.description),
+    made = factory(Path(path), model_id=entry.id, name=str(entry.name), description=str(entry.description),
                    device=device, threads=threads)
+    return list(made) if isinstance(made, list) else [made]

@@ -10,8 +10,8 @@ Public API::
     atomic_output(path, overwrite=False), atomic_write_bytes(path, data), atomic_write_text(path, text)
 """
 
-from .atomic import atomic_output, atomic_write_bytes, atomic_write_text
-from .formats import RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, is_raw, is_supported
+from .atomic import atomic_output, atomic_write_bytes, atomic_write_text, remove_stale_partials
+from .formats import RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, is_raw, is_supported, sniff_format
 from .loading import DEFAULT_MAX_PIXELS, load_photo
 from .saving import default_output_format, save_photo
 
@@ -26,5 +26,7 @@ __all__ = [
     "is_raw",
     "is_supported",
     "load_photo",
+    "remove_stale_partials",
     "save_photo",
+    "sniff_format",
 ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import time
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -18,6 +20,11 @@ from ..errors import OutputExistsError, PhotoSaveError
 PathLike = Union[str, "os.PathLike[str]"]
 
 _TEMP_SUFFIX = ".partial"
+#: ``.<target name>.<pid>-<8 hex>.partial`` (the pid of the writer), and the older
+#: ``.<target name>.<8 hex>.partial`` without it.
+_TEMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.partial$")
+#: A temporary file whose writer cannot be identified counts as stale after this long (s).
+STALE_AFTER_S = 600.0
 
 
 def _create_temp_beside(target: Path) -> Path:
@@ -27,7 +34,7 @@ def _create_temp_beside(target: Path) -> Path:
     output), and its name starts with a dot so folder watchers and walkers skip it.
     """
     for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        candidate = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{_TEMP_SUFFIX}")
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -116,3 +123,51 @@ def atomic_write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -
 def atomic_write_text(path: PathLike, text: str, *, overwrite: bool = True, encoding: str = "utf-8") -> Path:
     """Atomically write ``text`` (encoded with ``encoding``) to ``path``; see :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_partials(folder: PathLike, *, recursive: bool = True) -> list[Path]:
+    """Delete temporary files of Restora's own naming that an interrupted run (kill -9, power
+    cut) left in ``folder`` (and its sub-folders; links are not followed). A file whose writing
+    process is still alive on this machine is kept, as is one without a process id younger
+    than :data:`STALE_AFTER_S`. Returns the paths removed; folders that cannot be read are
+    passed over."""
+    removed: list[Path] = []
+    pending = [Path(folder)]
+    now = time.time()
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        pending.append(Path(entry.path))
+                    continue
+                match = _TEMP_NAME.match(entry.name)
+                if match is None or not entry.is_file(follow_symlinks=False):
+                    continue
+                pid = match.group("pid")
+                if pid is not None:
+                    if int(pid) == os.getpid() or _writer_alive(int(pid)):
+                        continue
+                elif now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER_S:
+                    continue
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                continue
+    return removed

@@ -11,7 +11,9 @@ _MAX_DETAIL = 160
 
 def one_line(err: BaseException) -> str:
     """``err``'s message squeezed onto one short line (type name when it has no message)."""
-    text = " ".join(str(err).split()) or type(err).__name__
+    text = " ".join(str(err).split())
+    if not any(c.isalpha() for c in text):  # KeyError(0), IndexError(): the type says more
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 

@@ -108,3 +108,27 @@ def resolve_bit_depth(fmt: str, requested: Optional[int], source_depth: int) -> 
             raise PhotoSaveError(f"{fmt.upper()} cannot store {requested}-bit images; use PNG or TIFF for 16-bit")
         return requested
     return source_depth if source_depth in depths else 8
+
+
+def sniff_format(path: PathLike) -> Optional[str]:
+    """The format name the file's first bytes announce (``"jpeg" | "png" | "tiff" | "webp" |
+    "bmp"``), ``"raw"`` for a camera RAW extension (DNG is TIFF inside), or ``None`` when the
+    bytes are none of these or the file cannot be read. Reads at most 16 bytes."""
+    if is_raw(path):
+        return "raw"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:2] == b"BM":
+        return "bmp"
+    return None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
+import warnings
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -14,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import PhotoLoadError, RestoraError, UnsupportedFormatError
 from ..photo import Photo
 from .checks import one_line
-from .formats import SUPPORTED_EXTENSIONS, PathLike, is_raw
+from .formats import PILLOW_OPEN_FORMATS, SUPPORTED_EXTENSIONS, PathLike, is_raw
 from .metadata import read_metadata
 from .orientation import apply_orientation
 from .quantize import to_unit_float
@@ -25,10 +29,16 @@ DEFAULT_MAX_PIXELS = 200_000_000
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise PhotoLoadError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise PhotoLoadError(f"{path}: no such file") from None
+    except OSError as err:
+        raise PhotoLoadError(f"{path}: cannot read the file ({err.strerror or err})") from None
+    if stat.S_ISDIR(mode):
         raise PhotoLoadError(f"{path}: is a folder, not a photo file")
+    if not stat.S_ISREG(mode):  # a FIFO would block the open forever
+        raise PhotoLoadError(f"{path}: is not a regular file (a pipe, socket or device); not opened")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise UnsupportedFormatError(
@@ -59,6 +69,10 @@ def photo_from_raster(raster: Raster, path: Path) -> Photo:
         metadata=read_metadata(raster.exif, None, orientation=raster.orientation),
         path=path,
         was_grayscale=grayscale,
+        float_samples=raster.float_samples,
+        hdr_scale=raster.hdr_scale,
+        frames=raster.frames,
+        jpeg=raster.jpeg,
     )
 
 
@@ -82,9 +96,12 @@ def load_photo(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     path = Path(path)
     _check_path(path)
     try:
-        if is_raw(path):
-            return load_raw(path, max_pixels)
-        return photo_from_raster(load_raster(path, max_pixels), path)
+        with warnings.catch_warnings():
+            # Decoders warn about what the error (or the plain result) already says.
+            warnings.simplefilter("ignore")
+            if is_raw(path):
+                return load_raw(path, max_pixels)
+            return photo_from_raster(load_raster(path, max_pixels), path)
     except RestoraError:
         raise
     except PermissionError as err:
@@ -100,3 +117,25 @@ def load_photo(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error, zlib.error,
             cv2.error) as err:
         raise PhotoLoadError(f"{path}: file is truncated or corrupt ({one_line(err)})") from err
+
+
+def probe_size(path: PathLike) -> Optional[tuple[int, int]]:
+    """``(width, height)`` read from the file's header without decoding pixels (before
+    orientation), or ``None`` when the header cannot tell (RAW, corrupt, unreadable: loading
+    then reports it)."""
+    path = Path(path)
+    if is_raw(path):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
+                return int(page.imagewidth), int(page.imagelength)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
+                return int(image.width), int(image.height)
+    except Exception:  # noqa: BLE001 - a probe: whatever fails here, loading reports it properly
+        return None

@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
+from ..analysis.jpeg_tables import JpegQuantisation, from_pillow
 from ..errors import PhotoLoadError, UnsupportedFormatError
 from .checks import check_pixel_budget
 from .exif import exif_block_from_image, orientation_of
@@ -27,6 +28,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 _PNG_GRAY_COLOR_TYPES = (0, 4)
+#: TIFF compressions tifffile decodes without the imagecodecs package (none, deflate).
+_TIFFFILE_NATIVE_COMPRESSIONS = frozenset({1, 8, 32946})
 
 
 @dataclass
@@ -36,6 +39,10 @@ class Raster:
     ``samples``: HxWxC, C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); dtype uint8,
     uint16, or float32 in [0, 1]. ``bit_depth``: 8 or 16. ``icc_profile``: the profile that
     describes ``samples`` (``None`` when there was none or it was used to convert CMYK to sRGB).
+    ``jpeg``: a JPEG's quantisation tables and chroma sampling, when ``samples`` are its plain
+    decoding (``None`` for other formats and for CMYK/RGB-coded JPEGs).
+    ``float_samples``: the file stores floats; ``hdr_scale`` (>= 1): float samples were divided
+    by it to fit [0, 1] (their maximum when above 1). ``frames``: frames/pages in the file.
     """
 
     samples: np.ndarray
@@ -44,6 +51,10 @@ class Raster:
     icc_profile: Optional[bytes]
     exif: Optional[bytes]
     orientation: int
+    jpeg: Optional[JpegQuantisation] = None
+    frames: int = 1
+    float_samples: bool = False
+    hdr_scale: float = 1.0
 
 
 def _as_hwc(array: np.ndarray) -> np.ndarray:
@@ -62,7 +73,18 @@ def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
 
 def _cv2_decode(path: Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:  # libtiff/libpng complain on stderr about what becomes our own one-line error
+        from cv2.utils import logging as cv_logging
+
+        level = cv_logging.getLogLevel()
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):
+        cv_logging = None
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        if cv_logging is not None:
+            cv_logging.setLogLevel(level)
     if decoded is None:
         raise PhotoLoadError(f"{path}: file is truncated or corrupt (the decoder could not read its pixels)")
     return _bgr_to_rgb(decoded)
@@ -138,16 +160,19 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
         icc = image.info.get("icc_profile") or None
         exif = exif_block_from_image(image)
         orientation = orientation_of(image)
+        frames = max(int(getattr(image, "n_frames", 1) or 1), 1)
         if source_format == "png":
             bits, color_type = _png_header(path)
             if bits == 16:
                 samples = _cv2_decode(path)
                 if color_type in _PNG_GRAY_COLOR_TYPES:
                     samples = _keep_gray(samples)
-                return Raster(samples, 16, source_format, icc, exif, orientation)
+                _check_decoded(path, samples, image.height, image.width)
+                return Raster(samples, 16, source_format, icc, exif, orientation, frames=frames)
         image.load()
+        jpeg = from_pillow(image, orientation) if source_format == "jpeg" else None
         samples, depth, icc = pillow_samples(image, icc)
-    return Raster(samples, depth, source_format, icc, exif, orientation)
+    return Raster(samples, depth, source_format, icc, exif, orientation, jpeg=jpeg, frames=frames)
 
 
 def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
@@ -165,7 +190,8 @@ def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
     has_alpha = array.shape[2] > colour_channels and bool(extras) and extras[0] in (1, 2)
     array = array[:, :, : colour_channels + (1 if has_alpha else 0)]
     if array.dtype.kind == "f":
-        array = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+        array = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        np.maximum(array, 0.0, out=array)
     elif array.dtype == np.bool_:  # 1-bit bilevel
         array = array.astype(np.uint8) * 255
     elif array.dtype not in (np.uint8, np.uint16):
@@ -184,9 +210,10 @@ def _unpremultiply(array: np.ndarray) -> np.ndarray:
     values = array.astype(np.float32)
     alpha = values[:, :, -1:]
     colour = np.where(alpha > 0, values[:, :, :-1] * top / np.maximum(alpha, 1e-12), 0.0)
-    values[:, :, :-1] = np.clip(colour, 0, top)
-    if array.dtype.kind == "f":
+    if array.dtype.kind == "f":  # float colour may be HDR (above 1): not clipped here
+        values[:, :, :-1] = np.maximum(colour, 0.0)
         return values
+    values[:, :, :-1] = np.clip(colour, 0, top)
     return np.round(values).astype(array.dtype)
 
 
@@ -214,16 +241,75 @@ def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
                                tifffile.PHOTOMETRIC.RGB):
             raster = load_pillow_raster(path, max_pixels)
             raster.source_format = "tiff"
+            raster.frames = _tiff_frames(tif)
             return raster
+        frames = _tiff_frames(tif)
         try:
             samples = _tiff_page_samples(path, page)
         except (ValueError, KeyError, NotImplementedError):
+            if int(page.compression) in _TIFFFILE_NATIVE_COMPRESSIONS:
+                raise  # tifffile decodes these itself: the file is damaged
             # A compression tifffile cannot decode without imagecodecs (LZW, JPEG, PackBits …).
-            samples = _cv2_decode(path)
-            if photometric != tifffile.PHOTOMETRIC.RGB:
-                samples = _keep_gray(samples)
-    depth = 16 if samples.dtype.kind == "f" else _depth_of(samples.dtype)
-    return Raster(samples, depth, "tiff", icc, exif, orientation)
+            samples = _fallback_tiff_decode(path, page)
+    hdr_scale = 1.0
+    if samples.dtype.kind == "f":
+        samples = samples.astype(np.float32, copy=True)
+        colour = samples.shape[2] - (1 if samples.shape[2] in (2, 4) else 0)
+        top = float(samples[:, :, :colour].max()) if samples.size else 0.0
+        if top > 1.0:
+            hdr_scale = top
+            samples[:, :, :colour] /= np.float32(top)
+        np.clip(samples, 0.0, 1.0, out=samples)
+        return Raster(samples, 16, "tiff", icc, exif, orientation, frames=frames, float_samples=True,
+                      hdr_scale=hdr_scale)
+    return Raster(samples, _depth_of(samples.dtype), "tiff", icc, exif, orientation, frames=frames)
+
+
+def _tiff_frames(tif: "tifffile.TiffFile") -> int:
+    """Full-resolution images in a TIFF (reduced-resolution previews are not counted)."""
+    count = 0
+    for page in tif.pages:
+        if not getattr(page, "is_reduced", False):
+            count += 1
+    return max(count, 1)
+
+
+def _check_decoded(path: Path, samples: np.ndarray, height: int, width: int, channels: Optional[int] = None,
+                   dtype: Optional[np.dtype] = None) -> None:
+    """Refuse a decoder's result that does not have the shape the header promised."""
+    ok = samples.ndim == 3 and samples.shape[:2] == (height, width)
+    if channels is not None:
+        ok = ok and samples.shape[2] == channels
+    if dtype is not None:
+        ok = ok and samples.dtype == dtype
+    if not ok:
+        raise PhotoLoadError(f"{path}: this file's layout cannot be decoded reliably "
+                             f"(got {samples.shape} {samples.dtype} for a {width}x{height} image); not read")
+
+
+def _fallback_tiff_decode(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
+    """Decode a TIFF whose compression tifffile cannot handle here, through OpenCV, only for
+    layouts OpenCV reads correctly: interleaved (contiguous) 8/16-bit gray, RGB or RGBA.
+    Separate colour planes, other depths and extra channels are refused: OpenCV returns
+    uninitialised memory for some of them (16-bit planar RGBA) instead of an error."""
+    bits = int(page.bitspersample)
+    samples_per_pixel = int(page.samplesperpixel)
+    photometric = page.photometric
+    colour = 3 if photometric == tifffile.PHOTOMETRIC.RGB else 1
+    planar = int(page.planarconfig) == int(tifffile.PLANARCONFIG.SEPARATE) and samples_per_pixel > 1
+    compression = getattr(page.compression, "name", str(page.compression))
+    if planar or bits not in (8, 16) or samples_per_pixel not in (colour, colour + 1) \
+            or int(page.sampleformat) != int(tifffile.SAMPLEFORMAT.UINT):
+        raise UnsupportedFormatError(
+            f"{path}: cannot decode this TIFF layout ({bits}-bit, {samples_per_pixel} samples"
+            f"{', separate planes' if planar else ''}, {compression} compression) without the "
+            f"'imagecodecs' package; not read")
+    samples = _cv2_decode(path)
+    if colour == 1:
+        samples = _keep_gray(samples)
+    _check_decoded(path, samples, int(page.imagelength), int(page.imagewidth),
+                   samples_per_pixel, np.dtype(np.uint8 if bits == 8 else np.uint16))
+    return samples
 
 
 def load_raster(path: Path, max_pixels: int) -> Raster:

@@ -107,6 +107,50 @@ def _prepare(photo: Photo, fmt: str, bit_depth: int) -> _Output:
     )
 
 
+def _prepare_float(photo: Photo) -> _Output:
+    """Float32 samples for a float TIFF: the pixels times ``hdr_scale`` (the file's own range,
+    HDR values above 1 included), alpha in [0, 1] last."""
+    colour = photo.pixels.astype(np.float32) * np.float32(photo.hdr_scale)
+    gray = photo.was_grayscale and float(np.abs(colour - colour.mean(axis=2, keepdims=True)).max()) <= 1e-6
+    layers = [colour[:, :, :1] if gray else colour]
+    if photo.alpha is not None:
+        height, width = colour.shape[:2]
+        layers.append(_resized_alpha(photo.alpha, height, width)[:, :, None].astype(np.float32))
+    samples = layers[0] if len(layers) == 1 else np.concatenate(layers, axis=2)
+    return _Output(samples=np.ascontiguousarray(samples), bit_depth=32,
+                   icc_profile=_matching_icc(photo.icc_profile, samples.shape[2] in (1, 2)),
+                   exif=exif_for_output(photo.exif, colour.shape[1], colour.shape[0]))
+
+
+def keeps_float(photo: Photo, fmt: str, bit_depth: Optional[int]) -> bool:
+    """True when a save keeps float samples: a float source written as TIFF with no bit depth asked."""
+    return photo.float_samples and fmt == "tiff" and bit_depth is None
+
+
+def not_kept_on_save(photo: Photo, path: PathLike, *, fmt: Optional[str] = None,
+                     bit_depth: Optional[int] = None) -> list[str]:
+    """What saving ``photo`` to ``path`` (with these ``fmt``/``bit_depth``, as for
+    :func:`save_photo`) cannot keep from it, one short phrase each; empty when all is kept.
+    Raises :class:`PhotoSaveError` where :func:`save_photo` would refuse."""
+    name = output_format_for(Path(path), fmt)
+    depth = resolve_bit_depth(name, bit_depth, photo.bit_depth)
+    label = name.upper()
+    lost: list[str] = []
+    if photo.frames > 1:
+        lost.append(f"frames 2-{photo.frames} (only the first of {photo.frames} frames/pages is restored)")
+    if photo.alpha is not None and name not in _ALPHA_FORMATS:
+        lost.append(f"transparency ({label} has no alpha channel)")
+    if photo.float_samples and not keeps_float(photo, name, bit_depth):
+        lost.append(f"floating-point samples (written as {depth}-bit integers)")
+        if photo.hdr_scale > 1.0:
+            lost.append(f"values above 1.0 (HDR, up to {photo.hdr_scale:.3g}; clipped)")
+    elif photo.bit_depth > depth:
+        lost.append(f"{photo.bit_depth}-bit precision (written as {depth}-bit {label})")
+    if name == "bmp" and (photo.exif or photo.icc_profile):
+        lost.append("EXIF and ICC profile (BMP stores neither)")
+    return lost
+
+
 def _pillow_image(samples: np.ndarray) -> Image.Image:
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
     data = samples[:, :, 0] if samples.shape[2] == 1 else samples
@@ -186,7 +230,10 @@ def save_photo(
     ``fmt``: ``"png" | "tiff" | "jpeg" | "webp" | "bmp"`` (``"jpg"``/``"tif"`` accepted); by
     default taken from ``path``'s extension. ``bit_depth``: 8 or 16; by default the photo's
     own depth where the format can store it (PNG, TIFF), else 8; asking JPEG, WebP or BMP for
-    16 raises :class:`PhotoSaveError`. Values are rounded to the nearest level.
+    16 raises :class:`PhotoSaveError`. Values are rounded to the nearest level. A photo read
+    from float samples is written as a float32 TIFF (``pixels * hdr_scale``, so HDR values
+    survive) when the format is TIFF and no bit depth is asked. What a format cannot keep is
+    listed by :func:`not_kept_on_save`.
     ``jpeg_quality`` (1..100) is also the WebP quality; ``lossless`` makes WebP lossless.
 
     Carried over: alpha (PNG, TIFF, WebP; resized with the pixels if their size changed),
@@ -204,8 +251,10 @@ def save_photo(
         raise PhotoSaveError(f"JPEG quality must be between 1 and 100, not {jpeg_quality}")
     try:
         with atomic_output(target, overwrite=overwrite) as temp:
-            output = _prepare(photo, name, depth)
-            _WRITERS[name](temp, output, jpeg_quality=int(jpeg_quality), lossless=lossless)
+            if keeps_float(photo, name, bit_depth):
+                _write_tiff(temp, _prepare_float(photo))
+            else:
+                _WRITERS[name](temp, _prepare(photo, name, depth), jpeg_quality=int(jpeg_quality), lossless=lossless)
     except RestoraError:
         raise
     except MemoryError as err:

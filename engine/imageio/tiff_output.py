@@ -73,7 +73,7 @@ def _append_sub_ifds(path: Path, directories: dict[int, dict[int, object]]) -> N
 
 
 def write_tiff(path: Path, samples: np.ndarray, *, icc_profile: Optional[bytes], exif: Optional[Image.Exif]) -> None:
-    """Write ``samples`` (HxWxC uint8/uint16; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) as a
+    """Write ``samples`` (HxWxC uint8/uint16/float32; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) as a
     deflate-compressed, little-endian TIFF with orientation 1, the ICC profile and the EXIF
     directories of ``exif`` (text tags such as Make and Model go into the main directory)."""
     channels = samples.shape[2]
@@ -94,7 +94,7 @@ def write_tiff(path: Path, samples: np.ndarray, *, icc_profile: Optional[bytes],
         photometric=photometric,
         extrasamples=("unassalpha",) if channels in (2, 4) else None,
         compression="zlib",
-        predictor=True,
+        predictor=samples.dtype.kind != "f",  # the float predictor needs imagecodecs
         byteorder="<",
         bigtiff=not classic,
         metadata=None,

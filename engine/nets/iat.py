@@ -179,8 +179,32 @@ class IAT(nn.Module):
         mul, add = self.local_net(image)
         local = image * mul + add
         gamma, color = self.global_net(global_input)
-        mixed = torch.einsum("nchw,ndc->ndhw", local, color).clamp(1e-8, 1.0)
-        return mixed ** gamma.reshape(-1, 1, 1, 1)
+        return apply_global(local, gamma, color)
+
+
+class IATExport(nn.Module):
+    """What the ONNX file computes, so that the global branch runs once per photo and the local
+    branch once per tile: ``forward(input, global_input, gamma, color)`` returns
+    ``(output, gamma_out, color_out)`` where ``output`` is the local branch on ``input`` with
+    the given ``gamma`` (N x 1) and ``color`` (N x 3 x 3) applied, and ``gamma_out``/``color_out``
+    the global branch on ``global_input``. Feed a tiny dummy to the part not wanted."""
+
+    def __init__(self, net: IAT) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, global_input: torch.Tensor, gamma: torch.Tensor,
+                color: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mul, add = self.net.local_net(image)
+        out = apply_global(image * mul + add, gamma, color)
+        gamma_out, color_out = self.net.global_net(global_input)
+        return out, gamma_out, color_out
+
+
+def apply_global(local: torch.Tensor, gamma: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+    """``clamp(local @ colourᵀ, 1e-8, 1) ** gamma`` per photo (local N x 3 x H x W)."""
+    mixed = torch.einsum("nchw,ndc->ndhw", local, color).clamp(1e-8, 1.0)
+    return mixed ** gamma.reshape(-1, 1, 1, 1)
 
 
 def load_published(state: dict[str, torch.Tensor]) -> IAT:

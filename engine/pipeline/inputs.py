@@ -1,11 +1,18 @@
-"""Which files a batch processes and where each one's output goes."""
+"""Which files a batch processes and where each one's output goes.
+
+Only regular files are ever opened: FIFOs, sockets, devices, dangling links and link loops are
+reported and skipped (opening a FIFO would hang the batch), folders that cannot be read are
+reported, and the batch's own output folder is never walked as an input.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -17,35 +24,139 @@ class BatchItem:
     relative: Path
 
 
-def collect_inputs(paths: Iterable[os.PathLike | str], is_supported) -> tuple[list[BatchItem], list[str]]:
+class InputProblem(str):
+    """One line about an input that was skipped (a ``str``: the message itself).
+
+    ``path``: the entry it is about, exactly as found. ``failed``: true when the user asked
+    for something that will not be done (a missing file, a FIFO, an unreadable folder), so a
+    batch that has one does not end with success; false for a plain note (the output folder
+    was found inside an input folder and is not walked).
+    """
+
+    path: Path
+    failed: bool
+
+    def __new__(cls, path: os.PathLike | str, message: str, *, failed: bool = True) -> "InputProblem":
+        self = super().__new__(cls, f"{path}: {message}")
+        self.path = Path(path)
+        self.failed = failed
+        return self
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _file_problem(path: Path) -> Optional[InputProblem]:
+    """Why ``path`` (a found or given entry) cannot be opened as a photo, or ``None`` if it can."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if path.is_symlink():
+            reason = "a link that loops" if err.errno == errno.ELOOP else "a link to nothing"
+            return InputProblem(path, f"{reason}; skipped")
+        return InputProblem(path, f"cannot be read ({err.strerror or err}); skipped")
+    if not stat.S_ISREG(st.st_mode):
+        return InputProblem(path, f"is {_kind_of(st.st_mode)}, not a photo file; skipped")
+    return None
+
+
+def _same_dir(a: os.stat_result, b: Optional[os.stat_result]) -> bool:
+    return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _stat_or_none(path: Optional[Path]) -> Optional[os.stat_result]:
+    if path is None:
+        return None
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
+                   exclude: Sequence[os.PathLike | str] = ()) -> tuple[list[BatchItem], list[InputProblem]]:
     """Expand files and folders (recursively, sorted) into batch items.
 
     Files given explicitly are kept even if their extension is unknown (loading will report
     them); inside folders only files for which ``is_supported(path)`` is true are taken, and
-    hidden files/folders are skipped. Returns ``(items, problems)`` where problems are
-    one-line messages for inputs that do not exist.
+    hidden files/folders are skipped. Links to folders are followed once (a link back into a
+    folder already being walked is reported, never followed round). Folders in ``exclude``
+    (the batch's output folder) are not walked.
+
+    Returns ``(items, problems)``: one :class:`InputProblem` per input that does not exist,
+    per supported-looking entry that is not a regular file, per folder that cannot be read,
+    and a note (``failed=False``) per excluded folder met during the walk.
     """
     items: list[BatchItem] = []
-    problems: list[str] = []
+    problems: list[InputProblem] = []
     seen: set[Path] = set()
+    excluded = [s for s in (_stat_or_none(Path(e)) for e in exclude) if s is not None]
+
+    def add(f: Path, relative: Path) -> None:
+        key = Path(os.path.realpath(f))
+        if key not in seen:
+            seen.add(key)
+            items.append(BatchItem(f, relative))
+
+    def walk(folder: Path, top: Path, ancestors: tuple[tuple[int, int], ...]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            problems.append(InputProblem(folder, f"cannot read this folder ({err.strerror or err}); skipped"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                st = _stat_or_none(path)
+                if st is None:
+                    problems.append(InputProblem(path, "cannot read this folder; skipped"))
+                    continue
+                if any(_same_dir(st, ex) for ex in excluded):
+                    problems.append(InputProblem(path, "is the output folder; not read as input", failed=False))
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    problems.append(InputProblem(path, "a link that loops back to a folder above it; skipped"))
+                    continue
+                walk(path, top, ancestors + (key,))
+                continue
+            if not is_supported(path):
+                continue
+            problem = _file_problem(path)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            add(path, path.relative_to(top))
+
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    f = Path(root) / name
-                    if name.startswith(".") or not is_supported(f):
-                        continue
-                    if f.resolve() not in seen:
-                        seen.add(f.resolve())
-                        items.append(BatchItem(f, f.relative_to(p)))
-        elif p.exists():
-            if p.resolve() not in seen:
-                seen.add(p.resolve())
-                items.append(BatchItem(p, Path(p.name)))
+            # An input folder that is itself the output folder is still read: the batch check
+            # refuses the run when an output would replace one of its files.
+            st = os.stat(p)
+            walk(p, p, ((st.st_dev, st.st_ino),))
+        elif os.path.lexists(p):
+            problem = _file_problem(p)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                add(p, Path(p.name))
         else:
-            problems.append(f"{p}: no such file or folder")
+            problems.append(InputProblem(p, "no such file or folder"))
     return items, problems
 
 
@@ -55,12 +166,16 @@ def output_path_for(item: BatchItem, outdir: Path, extension: str) -> Path:
 
 
 def is_same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (through links, case-insensitive file
+    systems or ``..``), or the same path when neither exists yet."""
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
     except OSError:
-        return False
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def find_output_collision(target: Path, claimed: dict[Path, Path]) -> Optional[Path]:
     """The input that already claimed ``target`` in this batch, if any."""
-    return claimed.get(target.resolve())
+    return claimed.get(Path(os.path.realpath(target)))

@@ -166,8 +166,8 @@ def build_plan(
         strength, is_auto = wanted.get(GENERALIST, (1.0, True))
         expert_id = experts.get(GENERALIST) or best_expert(registry, GENERALIST, allow_generative)
         leads = registry.get(expert_id).info.lead_kinds if expert_id else ()
-        auto_leads = [k for k in leads if k in AUTO_GENERALIST_LEAD_KINDS]
-        if expert_id and (GENERALIST in wanted or not leads or any(k in auto_leads for k in wanted)):
+        led = [k for k in wanted if k in leads and k in AUTO_GENERALIST_LEAD_KINDS and not known_from_file(report, k)]
+        if expert_id and (GENERALIST in wanted or not leads or led):
             stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
     for kind in SPECIALIST_ORDER:
         if kind not in wanted:
@@ -177,6 +177,15 @@ def build_plan(
         if expert_id:
             stages.append(Stage(kind, expert_id, strength, is_auto))
     return Plan(tuple(stages))
+
+
+def known_from_file(report: DegradationReport, kind: str) -> bool:
+    """Whether ``kind``'s verdict came from the file itself (a JPEG's own quantisation tables).
+    Such a kind does not bring in a generalist that leads on it: the jpeg specialist restores with
+    the file's tables, which measured better than the generalist before it
+    (benchmarks/results/jpeg-restoration.md)."""
+    a = report.kinds.get(kind)
+    return a is not None and a.measurements.get("from_file") == 1.0
 
 
 def best_expert(registry: ExpertRegistry, task: str, allow_generative: bool = False) -> Optional[str]:

@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError
 from ..experts.base import SIGMA_STRENGTH_KNOTS, Backend, ExpertContext, ExpertRegistry
@@ -130,7 +131,11 @@ class RestorationSession:
         tile: Optional[int] = None,
         assess: bool = True,
         cache: Optional[StageCache] = None,
+        jpeg: Optional[JpegQuantisation] = None,
     ) -> None:
+        """``jpeg``: the quantisation of the JPEG file ``image`` is the decoding of (``Photo.jpeg``);
+        the JPEG verdict then comes from the file's tables and experts get them as
+        ``ExpertContext.jpeg``."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
         self.image = np.ascontiguousarray(image, dtype=np.float32)
@@ -140,7 +145,8 @@ class RestorationSession:
         self.tile = tile
         self.assess = assess
         self.cache: StageCache = cache if cache is not None else StageCache()
-        self.base_key = image_key(self.image)
+        self.jpeg = JpegSource(jpeg, self.image) if jpeg is not None else None
+        self.base_key = image_key(self.image) + (f"-q{jpeg.tables_key()}" if jpeg is not None else "")
         self._report: Optional[DegradationReport] = None
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
@@ -152,7 +158,8 @@ class RestorationSession:
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
         if self._report is None:
-            self._report = self.analyser(self.image)
+            report = self.analyser(self.image)
+            self._report = with_file_evidence(report, self.jpeg.quantisation) if self.jpeg else report
         return self._report
 
     @property
@@ -268,7 +275,7 @@ class RestorationSession:
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
-                                device=self.device, tile=self.tile, strength=knot,
+                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
                                 noise_sigma=noise_sigma)
             out = expert.run(current, ctx)
             self.expert_runs += 1

@@ -232,7 +232,8 @@ class WeightsManager:
             raise ModelError(f"model '{model_id}' is corrupt (its sha256 does not match); run "
                              f"`restora models remove {model_id}` and `restora models download {model_id}`")
         wanted = _wanted_file(entry)
-        offline = " (Hugging Face downloads are off: HF_HUB_OFFLINE=1)" if hub.hub_offline() else ""
+        from_hub = any(isinstance(s, HubSource) for s in entry.sources)
+        offline = " (Hugging Face downloads are off: HF_HUB_OFFLINE=1)" if from_hub and hub.hub_offline() else ""
         raise ModelError(f"model '{model_id}' is not installed{offline}: {wanted} is missing; "
                          f"{hub.how_to_get(model_id)}")
 

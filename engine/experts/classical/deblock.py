@@ -1,5 +1,10 @@
-"""Classical JPEG artefact removal: estimate the quality, smooth with sliding-DCT shrinkage
-tuned to the quantisation step, and project the luma back onto the quantisation constraint set."""
+"""Classical JPEG artefact removal: smooth with sliding-DCT shrinkage tuned to the quantisation
+step, then project back onto the quantisation constraint set.
+
+With the file's tables (``ExpertContext.jpeg``) the quality is exact and the projection covers
+luma and subsampled chroma (:mod:`.jpeg_qcp`); a file saved at quality 90 or higher is left
+untouched. Without them (a PNG of a decoded JPEG) the quality is estimated from how the luma
+DCT coefficients sit on the IJG lattice and only the luma is projected, on IJG tables."""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ from typing import Optional
 
 import numpy as np
 
+from ...analysis.jpeg_tables import CLEAN_QUALITY
+from ...analysis.jpeg_tables import estimate_quality as file_quality
 from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
 from . import sliding_dct
 from .color import from_ycbcr, to_ycbcr
+from .jpeg_qcp import project_upright
 from .jpeg_quantisation import block_dct, block_idct, estimate_quality, luma_table
 from .tiles import map_tiles
 
@@ -35,8 +43,9 @@ def project_luma(estimate: np.ndarray, observed: np.ndarray, table: np.ndarray) 
     return block_idct(np.clip(est, lo, hi))
 
 
-def deblock_tile(tile: np.ndarray, table: np.ndarray, iterations: int = 1) -> np.ndarray:
-    """Deblock one tile (float32 H x W x 3 RGB in [0, 1], grid-aligned at its top-left corner)."""
+def deblock_tile(tile: np.ndarray, table: np.ndarray, iterations: int = 1, project: bool = True) -> np.ndarray:
+    """Deblock one tile (float32 H x W x 3 RGB in [0, 1], grid-aligned at its top-left corner
+    when ``project``; with ``project=False`` only the sliding-DCT smoothing is done)."""
     step = float(table[:3, :3].mean())
     sigma_y = LUMA_SIGMA_GAIN * step ** LUMA_SIGMA_EXPONENT / 255.0
     ycc = to_ycbcr(tile)
@@ -47,7 +56,7 @@ def deblock_tile(tile: np.ndarray, table: np.ndarray, iterations: int = 1) -> np
     y = y_obs
     for _ in range(iterations):
         y = sliding_dct.denoise(np.ascontiguousarray(y[..., None]), sigma_y)[..., 0]
-        if h8 and w8:
+        if h8 and w8 and project:
             proj = project_luma(np.ascontiguousarray(y[:h8, :w8]) * 255 - 128,
                                 np.ascontiguousarray(y_obs[:h8, :w8]) * 255 - 128, table)
             y = y.copy()
@@ -66,12 +75,12 @@ class DCTDeblocker(Expert):
         name="DCT deblocking with quantisation constraints",
         tasks=("jpeg",),
         backend=Backend.CLASSICAL,
-        version="1",
+        version="2",
         tiling=TilingMode.NONE,
         tile_overlap=16,
         memory_factor=1200.0,
-        description="Sliding-DCT shrinkage sized to the estimated quantisation step, then "
-                    "projection of the luma onto the JPEG quantisation cells.",
+        description="Sliding-DCT shrinkage sized to the quantisation step, then projection onto "
+                    "the JPEG quantisation cells (the file's own tables, luma and chroma, when known).",
     )
 
     def __init__(self, tile: int = 256) -> None:
@@ -80,6 +89,8 @@ class DCTDeblocker(Expert):
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()
         ctx.progress(0.0)
+        if ctx.jpeg is not None and ctx.jpeg.decoded.shape == image.shape:
+            return self._run_with_tables(image, ctx)
         given = ctx.measurements.get("quality") if ctx.measurements else None
         if given is not None and 1 <= float(given) <= 100:
             quality, score = int(round(float(given))), 1.0
@@ -94,3 +105,16 @@ class DCTDeblocker(Expert):
         out = map_tiles(image.astype(np.float32, copy=False), lambda t: deblock_tile(t, table),
                         tile, self.info.tile_overlap, ctx.progress.sub(0.1, 1.0))
         return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def _run_with_tables(self, image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
+        quant = ctx.jpeg.quantisation
+        if file_quality(quant).quality >= CLEAN_QUALITY:
+            ctx.progress(1.0)
+            return np.clip(image, 0.0, 1.0).astype(np.float32)
+        table = quant.luma.astype(np.float32)
+        tile = max((ctx.tile or self.tile) // 16 * 16, 64)
+        smooth = map_tiles(image.astype(np.float32, copy=False), lambda t: deblock_tile(t, table, project=False),
+                           tile, self.info.tile_overlap, ctx.progress.sub(0.0, 0.9))
+        out = project_upright(smooth, ctx.jpeg.decoded, quant)
+        ctx.progress(1.0)
+        return out

@@ -1,0 +1,129 @@
+"""JPEG restoration that reads the file: a denoiser told a noise level matched to the file's own
+quantisation, then quantisation-constraint projection (QCP) onto the file's own tables.
+
+The denoiser (the prior) removes blocking, ringing and colour bleeding as if they were noise of
+standard deviation :func:`prior_sigma_255`; the projection
+(:mod:`engine.experts.classical.jpeg_qcp`) then puts back every DCT coefficient the prior moved
+out of the interval the file guarantees, luma and subsampled chroma alike. A photo whose file
+says it was saved at quality :data:`engine.analysis.jpeg_tables.CLEAN_QUALITY` or higher comes
+out untouched. Without the file's tables (a PNG of a decoded JPEG, or a stage after a resize)
+the expert hands the photo to its blockiness-driven fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..analysis.jpeg_tables import CLEAN_QUALITY, JpegQuantisation, estimate_quality
+from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .classical.color import from_ycbcr, to_ycbcr
+from .classical.jpeg_qcp import project_upright
+
+#: The prior is told σ = gain · step ** SIGMA_EXPONENT (0..255 levels), where step is the mean of
+#: the luma table's 3x3 lowest frequencies (0..255 DCT units; 65/33/22 at IJG quality 10/20/30).
+#: A σ-told prior runs twice: its luma is kept from the run at LUMA_SIGMA_GAIN, its chroma from the
+#: run at CHROMA_SIGMA_GAIN (chroma was subsampled and quantised harder, so it needs more
+#: smoothing). Fitted on training-split photos of shared/data/clean
+#: (``benchmarks/jpeg_restoration.py --fit-sigma`` → benchmarks/results/jpeg-sigma-fit.md).
+SIGMA_EXPONENT = 0.6
+LUMA_SIGMA_GAIN = 1.6
+CHROMA_SIGMA_GAIN = 3.5
+
+
+def low_frequency_step(quant: JpegQuantisation) -> float:
+    """Mean quantisation step of the luma table's 3x3 lowest frequencies (0..255 DCT units)."""
+    return float(np.asarray(quant.luma, np.float64)[:3, :3].mean())
+
+
+def prior_sigma_255(quant: JpegQuantisation, gain: float = LUMA_SIGMA_GAIN) -> float:
+    """The noise level (0..255 levels) the prior is told for a file quantised with ``quant``."""
+    return gain * low_frequency_step(quant) ** SIGMA_EXPONENT
+
+
+def luma_from(luma_source: np.ndarray, chroma_source: np.ndarray) -> np.ndarray:
+    """RGB whose JFIF luma is ``luma_source``'s and whose chroma is ``chroma_source``'s (H x W x 3)."""
+    ycc = to_ycbcr(chroma_source)
+    ycc[..., 0] = to_ycbcr(luma_source)[..., 0]
+    return from_ycbcr(ycc)
+
+
+class JpegQcpRestorer(Expert):
+    """Priors + QCP with the file's tables from ``ExpertContext.jpeg``; ``fallback``
+    (blockiness-driven) when the tables are unknown.
+
+    The luma of the estimate comes from ``luma_prior`` and its chroma from ``chroma_prior`` (the
+    same expert by default). A prior that serves the ``noise`` task is a denoiser told
+    σ = :func:`prior_sigma_255` through ``ExpertContext.noise_sigma`` (e.g. FFDNet: luma at
+    :data:`LUMA_SIGMA_GAIN`, chroma at :data:`CHROMA_SIGMA_GAIN`); any other prior is a JPEG
+    expert run as it is (e.g. DnCNN-3 on the luma). Needs the whole photo (the 8x8 grid starts
+    at the file's corner)."""
+
+    def __init__(self, luma_prior: Expert, fallback: Expert, chroma_prior: Optional[Expert] = None, *,
+                 version: str = "1") -> None:
+        self.luma_prior = luma_prior
+        self.chroma_prior = chroma_prior or luma_prior
+        self.fallback = fallback
+        priors = [luma_prior] if self.chroma_prior is luma_prior else [luma_prior, self.chroma_prior]
+        backend = min((p.info.backend for p in priors), key=lambda b: (Backend.TORCH, Backend.ONNX,
+                                                                        Backend.CLASSICAL).index(b))
+        self.info = ExpertInfo(
+            id="jpeg.qcp." + "+".join(p.info.id for p in priors),
+            name="JPEG restoration: " + " + ".join(p.info.name for p in priors) + " + quantisation constraints",
+            tasks=("jpeg",),
+            backend=backend,
+            version=version + "." + ".".join(p.info.version for p in priors),
+            tiling=TilingMode.NONE,
+            tile_overlap=max(p.info.tile_overlap for p in priors),
+            memory_factor=max(max(p.info.memory_factor for p in priors), 400.0),
+            model_id="+".join(p.info.model_id for p in priors if p.info.model_id) or None,
+            description="The file's quantisation tables set the denoiser's noise level, then every "
+                        "DCT coefficient (luma and subsampled chroma) is projected back into the "
+                        "interval the file guarantees.",
+        )
+
+    def is_available(self) -> bool:
+        return all(e.is_available() for e in (self.luma_prior, self.chroma_prior, self.fallback))
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        ctx = ctx or ExpertContext()
+        source = ctx.jpeg
+        if source is None or source.decoded.shape != image.shape:
+            return self.fallback.run(image, ctx)
+        ctx.progress(0.0)
+        quant = source.quantisation
+        if estimate_quality(quant).quality >= CLEAN_QUALITY:
+            ctx.progress(1.0)
+            return np.clip(image, 0.0, 1.0).astype(np.float32)
+        luma = self._prior(self.luma_prior, image, ctx, prior_sigma_255(quant, LUMA_SIGMA_GAIN), 0.0, 0.45)
+        chroma = self._prior(self.chroma_prior, image, ctx, prior_sigma_255(quant, CHROMA_SIGMA_GAIN), 0.45, 0.9)
+        out = project_upright(luma_from(luma, chroma), source.decoded, quant)
+        ctx.progress(1.0)
+        return out
+
+    @staticmethod
+    def _prior(prior: Expert, image: np.ndarray, ctx: ExpertContext, sigma_255: float, start: float,
+               end: float) -> np.ndarray:
+        told = "noise" in prior.info.tasks
+        prior_ctx = ExpertContext(severity=ctx.severity, measurements=ctx.measurements,
+                                  noise_sigma=np.float32(sigma_255 / 255.0) if told else None,
+                                  progress=ctx.progress.sub(start, end), device=ctx.device, tile=ctx.tile,
+                                  jpeg=ctx.jpeg)
+        return prior.run(image, prior_ctx)
+
+
+#: The bundled denoiser whose σ map makes it the JPEG prior (``models/catalog.toml``).
+FFDNET_MODEL_ID = "ffdnet-color"
+
+
+def jpeg_restorers(neural: list[Expert], fallback: Expert) -> list[Expert]:
+    """The file-aware JPEG restorers that ``neural`` experts make possible, best first: a
+    downloaded JPEG network (DnCNN-3) for the luma with FFDNet for the chroma, then FFDNet for both
+    (``benchmarks/results/jpeg-restoration.md``). Empty without FFDNet."""
+    ffdnet = next((e for e in neural if e.info.model_id == FFDNET_MODEL_ID), None)
+    if ffdnet is None:
+        return []
+    luma_nets = [e for e in neural if e.info.tasks == ("jpeg",) and not e.info.generative]
+    return ([JpegQcpRestorer(net, fallback, chroma_prior=ffdnet) for net in luma_nets]
+            + [JpegQcpRestorer(ffdnet, fallback)])

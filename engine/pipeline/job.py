@@ -146,6 +146,12 @@ def output_extension(photo: Optional[Photo], source: Path, fmt: str, content: Op
         raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}") from None
 
 
+#: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own
+#: smoothing (denoising, deblocking), and deblurring it re-sharpens what was just removed (a real
+#: DSLR noise crop lost 1.5 dB that way: NikonD800_10_100_6400_planandsofa_2).
+FOLLOW_UP_NEVER = frozenset({"blur"})
+
+
 def follow_up_plan(plan: Plan, results: list, session: RestorationSession, options: RestoreOptions) -> Plan:
     """RAR's "repeat": kinds that the restored photo now shows but the plan never addressed
     (typically noise made visible by brightening a dark photo) get one more specialist each,
@@ -159,6 +165,8 @@ def follow_up_plan(plan: Plan, results: list, session: RestorationSession, optio
         return plan
     extra = []
     for kind in SPECIALIST_ORDER:
+        if kind in FOLLOW_UP_NEVER:
+            continue
         if plan.stage(kind) is None and kind not in options.strengths \
                 and final.severity(kind) >= max(DEFAULT_PRESENCE_THRESHOLD, AUTO_MIN_SEVERITY.get(kind, 0.0)):
             candidates = session.registry.for_task(kind)

@@ -56,7 +56,7 @@ MIN_IMPROVEMENT = 0.01
 #: and dehazing amplify noise by design (a follow-up denoise handles it), so they are not judged so.
 NOISE_MUST_NOT_RISE = frozenset({"blur", "jpeg"})
 NOISE_AMPLIFICATION = 1.25
-NOISE_AMPLIFICATION_MIN_255 = 0.5
+NOISE_AMPLIFICATION_MIN_255 = 0.2
 
 #: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
 #: this strength, even when the analysis rates it lower.

@@ -22,17 +22,16 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QC
                                QPushButton, QRadioButton, QSpinBox, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
-from engine.errors import Cancelled, OutputExistsError
+from engine.errors import Cancelled, OutputExistsError, RestoraError
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, RestoreResult, Restorer
-from engine.imageio.formats import is_raw
-from engine.pipeline.inputs import BatchItem, collect_inputs, is_same_file, output_path_for
-from engine.pipeline.job import OUTPUT_FORMATS, output_extension
+from engine.pipeline.batch import Batch
+from engine.pipeline.inputs import BatchItem, collect_inputs
+from engine.pipeline.job import describe_error
 from engine.progress import CancelToken, Progress
 
 from .settings import BIT_DEPTHS, FORMATS
 from .theme import color
-from .workers import describe_error
 
 #: Item data role of a queue entry's thumbnail (a ``QImage`` or ``None``).
 THUMBNAIL_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -71,6 +70,8 @@ class BatchEntry:
     #: the panel's choice for every photo. ``settings_label`` describes them in a few words.
     options: Optional[RestoreOptions] = None
     settings_label: str = ""
+    #: What the output could not keep from the input (from the engine), one phrase each.
+    not_kept: tuple[str, ...] = ()
 
 
 class BatchModel(QAbstractTableModel):
@@ -121,7 +122,7 @@ class BatchModel(QAbstractTableModel):
     def entry(self, entry_id: int) -> Optional[BatchEntry]:
         return next((e for e in self.entries if e.id == entry_id), None)
 
-    def update(self, entry_id: int, **changes) -> None:  # noqa: D401
+    def update(self, entry_id: int, **changes) -> None:
         for row, e in enumerate(self.entries):
             if e.id == entry_id:
                 for k, v in changes.items():
@@ -198,7 +199,7 @@ class BatchModel(QAbstractTableModel):
         if e.status == Status.RUNNING and e.message:
             return f"running: {e.message}"
         if e.status == Status.DONE:
-            return f"done ({e.seconds:.1f} s)"
+            return f"done ({e.seconds:.1f} s)" + (f"; not kept: {', '.join(e.not_kept)}" if e.not_kept else "")
         return e.status.value
 
 
@@ -232,18 +233,39 @@ def exists_message(target: Path) -> str:
 
 
 class _BatchJob(QRunnable):
-    def __init__(self, runner: "BatchRunner", work: list[tuple[int, BatchItem, RestoreOptions]], outdir: Path,
-                 restorer_provider: Callable[[], Restorer], skip_existing: bool = False) -> None:
+    """Runs queue entries through the engine's :class:`engine.pipeline.batch.Batch` (the same
+    guarantees as the CLI: stale partial files removed, no output onto an input or onto another
+    entry's output, any error fails one photo alone with its reason)."""
+
+    def __init__(self, runner: "BatchRunner", work: list[tuple[int, BatchItem, RestoreOptions]], batch: Batch,
+                 restorer_provider: Callable[[], Restorer]) -> None:
         super().__init__()
-        self.runner, self.work, self.outdir = runner, work, outdir
-        self.skip_existing = skip_existing
+        self.runner, self.work, self.batch = runner, work, batch
         self.restorer_provider = restorer_provider
         self.signals = runner._signals
+
+    def _restore(self, restorer: Restorer, item: BatchItem, options: RestoreOptions, progress: Progress):
+        # An entry with its own settings shares the batch's record of claimed outputs
+        # (dataclasses.replace passes the same dict and lock on).
+        batch = self.batch if options == self.batch.options else replace(self.batch, options=options)
+        if options.skip_existing:
+            expected = batch.expected_target(item)
+            if expected.exists():
+                return RestoreResult(input=item.path, output=expected, skipped=True)
+
+        def target_for(photo) -> Path:
+            target = batch.target_for(item, photo)
+            if target.exists() and not options.overwrite and not options.skip_existing:
+                raise OutputExistsError(exists_message(target))  # named after this panel's controls
+            return target
+
+        return restorer.restore_file(item.path, target_for, options, progress)
 
     def run(self) -> None:
         sig, token = self.signals, self.runner._token
         try:
             restorer = self.restorer_provider()
+            self.batch.prepare()
             for entry_id, item, options in self.work:
                 try:
                     self.runner._wait_while_paused()
@@ -257,30 +279,21 @@ class _BatchJob(QRunnable):
                     self.runner._wait_while_paused()
                     sig.progress.emit(_id, fraction, message)
 
-                skipped: list[Path] = []
-
-                def target_for(photo, _item: BatchItem = item, _options: RestoreOptions = options) -> Path:
-                    target = output_path_for(_item, self.outdir, output_extension(photo, _item.path, _options.fmt))
-                    if target.exists() and not _options.overwrite:
-                        if self.skip_existing:
-                            skipped.append(target)
-                        raise OutputExistsError(exists_message(target))
-                    return target
-
                 try:
-                    result = restorer.restore_file(item.path, target_for, options, Progress(report, token))
+                    result = self._restore(restorer, item, options, Progress(report, token))
                 except Cancelled:
                     sig.cancelled.emit(entry_id)
                     break
-                except Exception as e:  # one bad photo must fail alone, whatever went wrong
-                    result = RestoreResult(input=item.path, error=describe_error(e))
-                if skipped:
-                    sig.skipped.emit(entry_id, skipped[0], "the output exists (“Skip existing outputs” is on)")
+                except Exception as e:  # the CLI's policy: one photo fails alone, whatever went wrong
+                    result = RestoreResult(input=item.path, error=describe_error(e, item.path))
+                if result.skipped:
+                    sig.skipped.emit(entry_id, result.output, f"the output exists (“{SKIP_LABEL}” is on)")
                 else:
                     sig.finished.emit(entry_id, result)
         except Exception as e:  # the restorer itself could not be built: fail the first item visibly
             if self.work:
-                sig.finished.emit(self.work[0][0], RestoreResult(input=self.work[0][1].path, error=describe_error(e)))
+                sig.finished.emit(self.work[0][0], RestoreResult(input=self.work[0][1].path,
+                                                                 error=describe_error(e, self.work[0][1].path)))
         finally:
             sig.done.emit()
 
@@ -321,17 +334,23 @@ class BatchRunner(QObject):
     def is_paused(self) -> bool:
         return not self._resume.is_set()
 
-    def start(self, options: RestoreOptions, outdir: Path, skip_existing: bool = False,
-              per_entry: Optional[Callable[[BatchEntry], RestoreOptions]] = None) -> bool:
+    def make_batch(self, options: RestoreOptions, outdir: Path) -> Batch:
+        """The engine batch of the waiting entries (call :meth:`Batch.check` before starting)."""
+        return Batch([e.item for e in self.model.waiting()], Path(outdir), options)
+
+    def start(self, options: RestoreOptions, outdir: Path,
+              per_entry: Optional[Callable[[BatchEntry], RestoreOptions]] = None,
+              batch: Optional[Batch] = None) -> bool:
         """Start the waiting entries; False if nothing is waiting or a run is in progress.
-        ``per_entry(entry)`` gives an entry's own options (default: ``options`` for all)."""
+        ``per_entry(entry)`` gives an entry's own options (default: ``options`` for all);
+        ``batch``: the checked engine batch (default: made here)."""
         work = [(e.id, e.item, per_entry(e) if per_entry else options) for e in self.model.waiting()]
         if self._running or not work:
             return False
         self._token = CancelToken()
         self._resume.set()
         self._running = True
-        self._pool.start(_BatchJob(self, work, Path(outdir), self.restorer_provider, skip_existing))
+        self._pool.start(_BatchJob(self, work, batch or self.make_batch(options, outdir), self.restorer_provider))
         return True
 
     def pause(self, paused: bool) -> None:
@@ -369,7 +388,7 @@ class BatchRunner(QObject):
             self.model.update(entry_id, status=Status.FAILED, error=result.error, message="", seconds=result.seconds)
         else:
             self.model.update(entry_id, status=Status.DONE, progress=1.0, output=result.output, message="",
-                              seconds=result.seconds)
+                              seconds=result.seconds, not_kept=tuple(getattr(result, "not_kept", ()) or ()))
 
     def _on_done(self) -> None:
         self._running = False
@@ -621,7 +640,9 @@ class BatchPanel(QWidget):
     # -- adding -----------------------------------------------------------------------------
     def add_paths(self, paths: Iterable[str | Path]) -> int:
         """Queue files and folders (folders recursively); returns how many photos were added."""
-        items, problems = collect_inputs([Path(p) for p in paths], self.is_supported)
+        outdir = self.outdir.text().strip()
+        items, problems = collect_inputs([Path(p) for p in paths], self.is_supported,
+                                         exclude=[Path(outdir).expanduser()] if outdir else [])
         self.problems = [str(p) for p in problems]
         before = len(self.model.entries)
         added = self.model.add(items)
@@ -693,7 +714,7 @@ class BatchPanel(QWidget):
         bd = str(self.bit_depth.currentData())
         return dict(fmt=str(self.format.currentData()), bit_depth=None if bd == "same" else int(bd),
                     tile=self.settings.tile, overwrite=self.overwrite.isChecked(),
-                    jpeg_quality=self.quality.value())
+                    skip_existing=self.skip_existing.isChecked(), jpeg_quality=self.quality.value())
 
     def options(self) -> RestoreOptions:
         common = self._common()
@@ -709,35 +730,17 @@ class BatchPanel(QWidget):
             return replace(entry.options, **self._common())
         return self.options()
 
-    def outputs_replacing_inputs(self, outdir: Path) -> list[str]:
-        """Waiting entries whose output would be one of the queued inputs (the output folder
-        is an input folder with "same as input" format): one line each."""
-        fmt = str(self.format.currentData())
-        inputs = {e.item.path.resolve(): e.item.path for e in self.model.entries}
-        lines = []
-        for e in self.model.waiting():
-            if fmt == "same":
-                ext = ".tif" if is_raw(e.item.path) else (e.item.path.suffix.lower() or ".png")
-            else:
-                ext = OUTPUT_FORMATS[fmt]
-            target = output_path_for(e.item, outdir, ext)
-            hit = inputs.get(target.resolve())
-            if hit is None and target.exists():
-                hit = next((p for p in inputs.values() if is_same_file(target, p)), None)
-            if hit is not None:
-                lines.append(f"{hit}: the output would replace this input")
-        return lines
-
     def start(self) -> bool:
         outdir = self.outdir.text().strip()
         if not outdir:
             self.summary.setText("Choose an output folder first.")
             return False
-        clashes = self.outputs_replacing_inputs(Path(outdir).expanduser())
-        if clashes:
-            self.summary.setText("Not started: Restora never replaces an original. Choose another output folder "
-                                 f"or format. {clashes[0]}" + (f" (and {len(clashes) - 1} more)" if len(clashes) > 1
-                                                              else ""))
+        options = self.options()
+        batch = self.runner.make_batch(options, Path(outdir).expanduser())
+        try:
+            batch.check()  # before any work: conflicting choices, an output onto an input
+        except RestoraError as e:
+            self.summary.setText(f"Not started: {e}")
             self.message.emit(self.summary.text())
             return False
         self.settings.output_dir = outdir
@@ -749,8 +752,7 @@ class BatchPanel(QWidget):
         self.settings.overwrite = self.overwrite.isChecked()
         self.settings.skip_existing = self.skip_existing.isChecked()
         self.pause_button.setChecked(False)
-        started = self.runner.start(self.options(), Path(outdir).expanduser(), self.skip_existing.isChecked(),
-                                    per_entry=self.options_for)
+        started = self.runner.start(options, Path(outdir).expanduser(), per_entry=self.options_for, batch=batch)
         self._refresh()
         return started
 

@@ -7,7 +7,6 @@ measures the rendered colours.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -27,13 +26,12 @@ COLORS: dict[bool, dict[str, str]] = {
             "muted": "#595d63", "severity": "#7d8590", "severity_on": "#c4661b"},
 }
 
+from engine import assets
+
 
 def resources_dir() -> Path:
-    """``resources/`` beside the packages, or inside a PyInstaller bundle (``sys._MEIPASS``)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        return Path(bundle) / "resources"
-    return Path(__file__).resolve().parents[1] / "resources"
+    """Icons, style sheet, desktop entry (package data of the installed engine, or the checkout's)."""
+    return assets.resources_dir()
 
 
 def app_icon() -> QIcon:

@@ -160,3 +160,16 @@ class ToldBoxGeneralist(Expert):
             out = np.clip(out, 0, 1) ** np.float32(0.6)
         ctx.progress(1.0)
         return np.asarray(out, np.float32)
+
+
+def write_synthetic_photo(path: Path, kind: str = "noise", strength: float = 0.7, size: int = 96,
+                          seed: int = 0) -> Path:
+    """Like :func:`write_photo` on the synthetic gradient scene (any size, whether or not the
+    shared photos are present), for tests that need a given size or a scene the analysis
+    reads the same way everywhere."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    scene = np.stack([xx, yy, 0.5 * (xx + yy)], axis=2).astype(np.float32)
+    img = degrade(scene, kind, strength, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.rint(img * 255).astype(np.uint8)).save(path)
+    return path

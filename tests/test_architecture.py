@@ -37,3 +37,16 @@ def test_importing_the_engine_loads_neither_qt_nor_torch():
             "print(','.join(m for m in ('PySide6', 'torch', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_shipped_files_are_found_through_engine_assets_only():
+    """No module builds a path from its own location (``__file__``): in a wheel or the desktop
+    folder the source tree is not there. ``engine.assets`` is the one place that knows where
+    models/ and resources/ are (package data, or the checkout)."""
+    offenders = []
+    for path in sorted(list((REPO / "engine").rglob("*.py")) + list((REPO / "app").rglob("*.py"))):
+        if path == REPO / "engine" / "assets" / "__init__.py":
+            continue
+        if "__file__" in path.read_text(encoding="utf-8"):
+            offenders.append(str(path.relative_to(REPO)))
+    assert not offenders, "use engine.assets instead of __file__ in:\n" + "\n".join(offenders)

@@ -43,7 +43,7 @@ def test_thumbnail_keeps_aspect_and_orientation(tmp_path):
 
 
 def test_change_map_in_absolute_units():
-    from engine.experts.base import Expert, ExpertContext, ExpertInfo, ExpertRegistry
+    from engine.experts.base import Expert, ExpertInfo, ExpertRegistry
     from engine.pipeline.plan import Plan, Stage
     from engine.pipeline.session import RestorationSession
     from engine.analysis.report import DegradationReport

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from gui_helpers import SlowExpert, analyser, cheap_restorer, isolate_settings, open_and_wait, write_photo  # noqa: E402
+from gui_helpers import (SlowExpert, analyser, cheap_restorer, isolate_settings, open_and_wait,  # noqa: E402
+                         write_photo, write_synthetic_photo)
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -242,7 +243,8 @@ def test_an_output_that_would_replace_an_input_is_refused_before_any_work(make_p
     panel.overwrite.setChecked(True)
     panel.outdir.setText(str(folder))
     assert not panel.start()
-    assert "never replaces an original" in panel.summary.text() and "a.png" in panel.summary.text()
+    assert panel.summary.text().startswith("Not started:") and "would replace the input" in panel.summary.text()
+    assert "a.png" in panel.summary.text()
     assert all(e.status == Status.WAITING for e in panel.model.entries)
     assert [p.read_bytes() for p in src] == before
     assert sum(e.runs for e in restorer.registry.for_task("noise")) == 0
@@ -294,13 +296,14 @@ def test_per_photo_settings_bit_depth_and_jpeg_quality(qtbot, qapp, tmp_path):
     w.confirm_close = lambda what: True
     qtbot.addWidget(w)
     w.show()
-    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "open.png", "noise", 0.7))
+    doc = open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "open.png", "noise", 0.7))
     w.controls.controls["noise"].toggle.click()     # noise off ...
     w.controls.controls["lowlight"].toggle.click()  # ... low light on
     qtbot.waitUntil(lambda: not w.jobs.is_busy() and w._pending is None, timeout=30000)
     assert doc.state.enabled["lowlight"] and not doc.state.enabled["noise"]
     panel = w.batch
-    photos = [write_photo(tmp_path / "in" / f"{n}.png", "noise", 0.7, index=i, size=64) for i, n in enumerate("abc")]
+    photos = [write_synthetic_photo(tmp_path / "in" / f"{n}.png", "noise", 0.7, seed=i, size=64)
+              for i, n in enumerate("abc")]
     panel.add_paths(photos)
     panel.table.selectRow(1)
     assert panel.apply_current_to_selected() == 1
@@ -312,8 +315,12 @@ def test_per_photo_settings_bit_depth_and_jpeg_quality(qtbot, qapp, tmp_path):
     panel.quality.setValue(40)
     _run(panel, qtbot, tmp_path / "out")
     assert all(e.status == Status.DONE for e in panel.model.entries), [e.error for e in panel.model.entries]
-    a, b = (np.asarray(Image.open(tmp_path / "out" / f"{n}.jpg"), np.float32) for n in "ab")
-    assert b.mean() > a.mean() + 10  # b got the open photo's low-light lift, a its own (noise) plan
+    def mean(path) -> float:
+        return float(np.asarray(Image.open(path).convert("RGB"), np.float32).mean())
+
+    # b got the open photo's low-light lift, a its own (noise) plan, which keeps its brightness
+    assert mean(tmp_path / "out" / "b.jpg") > mean(photos[1]) + 10
+    assert abs(mean(tmp_path / "out" / "a.jpg") - mean(photos[0])) < 5
     # JPEG quality reached the files: quality 40 is far smaller than 95
     panel.model.reset_unfinished()
     for e in panel.model.entries:
@@ -329,5 +336,24 @@ def test_per_photo_settings_bit_depth_and_jpeg_quality(qtbot, qapp, tmp_path):
     panel.format.setCurrentIndex(panel.format.findData("png"))
     panel.bit_depth.setCurrentIndex(panel.bit_depth.findData("16"))
     _run(panel, qtbot, tmp_path / "out16")
-    assert Image.open(tmp_path / "out16" / "a.png").mode in ("I;16", "I;16B", "RGB;16", "I") or \
-        __import__("engine.imageio", fromlist=["load_photo"]).load_photo(tmp_path / "out16" / "a.png").bit_depth == 16
+    from engine.imageio import load_photo
+
+    assert load_photo(tmp_path / "out16" / "a.png").bit_depth == 16
+
+
+def test_what_an_output_could_not_keep_is_said_in_its_row(make_panel, qtbot, tmp_path):
+    from PIL import Image
+
+    from app.batch import Status
+
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[..., :3] = 120
+    rgba[..., 3] = np.linspace(0, 255, 48, dtype=np.uint8)[None, :]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "with_alpha.png")
+    panel = make_panel(cheap_restorer())
+    panel.add_paths([tmp_path / "with_alpha.png"])
+    panel.format.setCurrentIndex(panel.format.findData("jpeg"))
+    _run(panel, qtbot, tmp_path / "out")
+    (entry,) = panel.model.entries
+    assert entry.status == Status.DONE and entry.not_kept
+    assert "not kept" in panel.model.index(0, 1).data() and "alpha" in panel.model.index(0, 1).data().lower()

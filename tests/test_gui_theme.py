@@ -42,15 +42,12 @@ def _best_contrast(widget, background, region=None) -> float:
 
 @pytest.fixture(params=["dark", "light"])
 def themed(request, qapp, qtbot):
-    from PySide6.QtGui import QPalette
-
     from app.theme import apply_theme
 
     apply_theme(qapp, request.param)
     yield request.param == "dark", qapp.palette()
     qapp.setStyleSheet("")
     qapp.setPalette(qapp.style().standardPalette())
-    del QPalette
 
 
 def _rgb(qcolor) -> tuple[int, int, int]:

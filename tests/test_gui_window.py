@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from gui_helpers import (SlowExpert, ToldBoxGeneralist, cheap_restorer, isolate_settings,  # noqa: E402
-                         open_and_wait, write_photo)
+                         open_and_wait, write_photo, write_synthetic_photo)
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -52,7 +51,7 @@ def _after(w) -> np.ndarray:
 
 
 def _drop(widget, paths) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
     mime = QMimeData()
@@ -65,9 +64,6 @@ def _drop(widget, paths) -> None:
                        Qt.KeyboardModifier.NoModifier)
     widget.dropEvent(event)  # offscreen Qt delivers no Drop without a real drag; call the handler
     assert event.isAccepted()
-
-
-from PySide6.QtCore import QPoint  # noqa: E402
 
 
 # -- issue 9 item 3: what the panel says is on is in the pixels ---------------------------------
@@ -152,15 +148,16 @@ def test_clipped_highlights_light_the_indicator(window, qtbot, tmp_path):
 
 def test_navigator_shows_and_moves_the_visible_part(window, qtbot, tmp_path):
     w = window()
-    doc = open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.5, size=400))
+    doc = open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.5, size=400))
     nav = w.overview.navigator
     w.viewer.set_zoom(8.0)
     view, area = nav.view_rect(), nav.image_rect()
     assert view.width() < area.width() / 2 and area.contains(view.center())
     # a click at the thumbnail's top-left quarter moves the viewer there
     target = area.topLeft() + (area.bottomRight() - area.topLeft()) * 0.25
-    qtbot.mouseClick(nav, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton,
-                     pos=target.toPoint())
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(nav, Qt.MouseButton.LeftButton, pos=target.toPoint())
     c = w.viewer.center()
     assert abs(c.x() - doc.width * 0.25) < 8 and abs(c.y() - doc.height * 0.25) < 8
 
@@ -172,7 +169,7 @@ def test_loupe_shows_actual_pixels_of_the_side_under_the_cursor(window, qtbot, t
 
     w = window()
     w.resize(900, 600)
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.5, size=800))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.5, size=800))
     v = w.viewer
     v.fit()
     assert v.zoom() < 1.0
@@ -258,7 +255,7 @@ def test_choosing_cuda_without_cuda_says_so(window, qtbot, monkeypatch):
 
 def test_closing_mid_job_asks_first(window, qtbot, tmp_path):
     w = window(cheap_restorer(SlowExpert(task="haze", seconds=30)))
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.7))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.7))
     w.controls.controls["haze"].toggle.click()  # runs the slow expert
     qtbot.waitUntil(w.jobs.is_busy, timeout=5000)
     asked = []
@@ -281,7 +278,7 @@ def test_no_zero_seconds_after_open_and_progress_moves_during_a_long_step(window
             return image.copy()
 
     w = window(cheap_restorer(Silent()))
-    open_and_wait(qtbot, w, write_photo(tmp_path / "n.png", "noise", 0.7))
+    open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.7))
     text = w.time_label.text()
     assert "0.00" not in text and (text == "" or text.startswith("restored in"))
     w.controls.controls["noise"].slider.setValue(40)  # a re-compose is not a run
@@ -360,11 +357,11 @@ def test_export_asks_before_replacing_and_keeps_format_and_extension_in_step(win
     path, fmt, depth = dialog.choice()
     assert (path.name, fmt) == ("typed.jpg", "jpeg")
     # typing an extension picks its format
-    qtbot.keyClicks(dialog.path, "")
-    dialog.path.setText(str(tmp_path / "other"))
-    dialog.path.textEdited.emit(str(tmp_path / "other.tif"))
-    dialog.path.setText(str(tmp_path / "other.tif"))
-    assert dialog.format.currentData() == "tiff" and dialog.choice()[0].name == "other.tif"
+    other = ExportDialog(tmp_path / "x.png", "png", 8, w)
+    qtbot.addWidget(other)
+    other.path.clear()
+    qtbot.keyClicks(other.path, str(tmp_path / "other.tif"))
+    assert other.format.currentData() == "tiff" and other.choice()[0].name == "other.tif"
     w.export_to(path, fmt, depth)
     qtbot.waitUntil(lambda: path.is_file() and not w.jobs.is_busy(), timeout=20000)
     assert Image.open(path).format == "JPEG" and not (tmp_path / "typed.png").exists()
@@ -393,9 +390,9 @@ def test_dropping_several_photos_fills_the_filmstrip_with_thumbnails(window, qtb
     w.filmstrip.doubleClicked.emit(w.batch.model.index(3, 0))
     qtbot.waitUntil(lambda: w.doc.photo.path == folder / "q.png" and not w.jobs.is_busy(), timeout=30000)
     # selection is shared with the queue table
-    w.filmstrip.selectionModel().select(w.batch.model.index(1, 0),
-                                        __import__("PySide6.QtCore", fromlist=["QItemSelectionModel"])
-                                        .QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    from PySide6.QtCore import QItemSelectionModel
+
+    w.filmstrip.selectionModel().select(w.batch.model.index(1, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect)
     assert w.batch.selected_rows() == [1]
 
 

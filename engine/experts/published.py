@@ -105,7 +105,8 @@ class FFDNetExpert(Expert):
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
-        from ..nets.ffdnet import RECEPTIVE_RADIUS, SIZE_MULTIPLE
+        from ..nets.geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
+        from ..nets.geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
         self.path = Path(path)
         backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
@@ -228,7 +229,7 @@ class LumaDnCNNExpert(Expert):
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
-        from ..nets.dncnn import RECEPTIVE_RADIUS
+        from ..nets.geometry import DNCNN_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mat", ".safetensors"):
@@ -371,7 +372,7 @@ class IATExpert(Expert):
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
                  tasks: tuple[str, ...] = ("lowlight",)) -> None:
-        from ..nets.iat import LOCAL_RADIUS
+        from ..nets.geometry import IAT_LOCAL_RADIUS as LOCAL_RADIUS
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".onnx", ".safetensors"):
@@ -496,7 +497,9 @@ class SAFMNExpert(Expert):
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
                  out_scale: int = 4) -> None:
-        from ..nets.safmn import SCALE, SIZE_MULTIPLE, TILE_OVERLAP
+        from ..nets.geometry import SAFMN_SCALE as SCALE
+        from ..nets.geometry import SAFMN_SIZE_MULTIPLE as SIZE_MULTIPLE
+        from ..nets.geometry import SAFMN_TILE_OVERLAP as TILE_OVERLAP
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".onnx", ".safetensors"):

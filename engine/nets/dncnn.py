@@ -22,8 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: Pixels of context that influence an output pixel, each side (20 3x3 convolutions).
-RECEPTIVE_RADIUS = 20
+from .geometry import DNCNN_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS  # noqa: F401 (public name)
 
 
 class DnCNN(nn.Module):

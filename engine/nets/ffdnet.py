@@ -26,11 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Input H and W must be multiples of this (one pixel-unshuffle by 2).
-SIZE_MULTIPLE = 2
-
-#: Pixels of context (input resolution) that influence an output pixel, each side.
-RECEPTIVE_RADIUS = 24
+from .geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS  # noqa: F401 (public name)
+from .geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
 
 class FFDNet(nn.Module):

@@ -29,9 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Pixels each side that influence the local branch's output at a pixel: the first 3x3
-#: convolution, three blocks of (3x3 + 5x5 depthwise) and the last 3x3 convolution.
-LOCAL_RADIUS = 1 + 3 * (1 + 2) + 1
+from .geometry import IAT_LOCAL_RADIUS as LOCAL_RADIUS
 
 #: Attention heads of the global branch (not visible in the tensor shapes; the paper's value).
 GLOBAL_HEADS = 4

@@ -27,14 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Sides are padded to a multiple of this, so the 1/16 pooling level sees whole cells.
-SIZE_MULTIPLE = 16
-
-#: Context pixels per tile side (input resolution). Eight blocks with a 3x3 convolution at
-#: 1/16 resolution reach far; see the tests for how close tiles come to one pass.
-TILE_OVERLAP = 48
-
-SCALE = 4
+from .geometry import SAFMN_SCALE as SCALE
+from .geometry import SAFMN_SIZE_MULTIPLE as SIZE_MULTIPLE
+from .geometry import SAFMN_TILE_OVERLAP as TILE_OVERLAP
 
 
 class GlobalResponseNorm(nn.Module):

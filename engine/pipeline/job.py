@@ -288,9 +288,11 @@ class Restorer:
                                          seconds=time.perf_counter() - t0)
                 if not options.overwrite:
                     raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
+            # Before the work: a depth the output format cannot store fails here, not after restoring.
+            not_kept = not_kept_on_save(photo, target, bit_depth=options.bit_depth)
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget)
             progress.check()
-            result.not_kept = not_kept_on_save(restored, target, bit_depth=options.bit_depth)
+            result.not_kept = not_kept
             result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
                                        jpeg_quality=options.jpeg_quality)
             result.input = source

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from ..errors import RestoraError
+from ..optional import how_to_get_torch
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
@@ -54,6 +55,9 @@ def choose_device(preference: str = "auto") -> str:
         if mps_available():
             return "mps"
         return "cpu"
+    if pref in ("cuda", "mps") and _torch() is None:
+        raise DeviceUnavailableError(f"device {pref!r} needs the optional torch runtime, which is not "
+                                     f"installed ({how_to_get_torch()}); or use --device cpu or auto")
     if pref == "cuda" and not cuda_available():
         raise DeviceUnavailableError("device 'cuda' was requested but no CUDA GPU is usable here "
                                      "(is a CUDA build of torch installed?); use --device cpu or auto")

@@ -36,8 +36,10 @@ class CatalogError(ModelError):
 
 
 def default_catalog_path() -> Path:
-    """``models/catalog.toml`` at the repository root (next to ``engine/``)."""
-    return Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+    """The ``models/catalog.toml`` shipped with Restora (package data, or the checkout's)."""
+    from ..assets import catalog_path
+
+    return catalog_path()
 
 
 def is_sha256(value: str) -> bool:

@@ -87,8 +87,11 @@ def default_cache_dir() -> Path:
 
 
 def repository_root() -> Path:
-    """The folder holding ``models/`` (bundled sources are relative to it)."""
-    return Path(__file__).resolve().parents[2]
+    """The folder holding ``models/`` (bundled sources are relative to it): the installed
+    package's data folder or the source checkout (:func:`engine.assets.data_root`)."""
+    from ..assets import data_root
+
+    return data_root()
 
 
 class WeightsManager:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import ModelError
+from ..optional import require_torch_runtime
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -82,6 +83,7 @@ def load_state_dict(path: PathLike) -> "dict[str, torch.Tensor]":
     suffix = path.suffix.lower()
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    require_torch_runtime(f"model file {path.name}")
     if suffix in SAFETENSORS_SUFFIXES:
         state = _load_safetensors(path)
     elif suffix in PICKLE_SUFFIXES:
@@ -154,6 +156,7 @@ def identify(path: PathLike) -> IdentifiedModel:
 
 def load_descriptor(path: PathLike, device: str = "cpu") -> Any:
     """A spandrel ``ModelDescriptor`` for ``path`` (weights read by :func:`load_state_dict`)."""
+    require_torch_runtime(f"model file {Path(path).name}")
     from spandrel import MAIN_REGISTRY, UnsupportedModelError
 
     path = Path(path)

@@ -112,9 +112,14 @@ def test_denoiser_uses_the_measured_sigma():
     expert = _expert("noise")
     clean = _photo(PHOTOS[2], 96)
     noisy = degrade(clean, "noise", 0.4, seed=0)  # Gaussian, sigma = 20/255
-    weak = expert.run(noisy, ExpertContext(measurements={"sigma": 2 / 255}))
-    right = expert.run(noisy, ExpertContext(measurements={"sigma": 20 / 255}))
+    weak = expert.run(noisy, ExpertContext(noise_sigma=np.float32(2 / 255)))
+    right = expert.run(noisy, ExpertContext(noise_sigma=np.float32(20 / 255)))
     assert _psnr(right, clean) > _psnr(weak, clean) + 2.0
+    # a per-channel σ and a per-pixel map reach it through the same field
+    per_channel = expert.run(noisy, ExpertContext(noise_sigma=np.full(3, 20 / 255, np.float32)))
+    as_map = expert.run(noisy, ExpertContext(noise_sigma=np.full(noisy.shape, 20 / 255, np.float32)))
+    assert _psnr(per_channel, clean) > _psnr(weak, clean) + 2.0
+    assert _psnr(as_map, clean) > _psnr(weak, clean) + 2.0
 
 
 def test_noise_sigma_estimate_tracks_the_true_sigma():

@@ -513,3 +513,22 @@ def test_batch_api_for_the_gui_and_cluster(tmp_path):
     assert first[1].error and "b.png" in first[1].error
     again = batch.run_item(restorer, batch.items[0])
     assert again.skipped and again.output == outdir / "a.png"
+
+
+def test_a_depth_the_inputs_own_format_cannot_store_fails_before_restoring(tmp_path, capsys, monkeypatch):
+    from engine.pipeline.job import Restorer
+
+    write_jpeg(tmp_path / "in" / "a.jpg")
+    write_png(tmp_path / "in" / "b.png")
+    real = Restorer.restore_photo
+
+    def restore_photo(self, photo, *args, **kwargs):
+        assert photo.path.name != "a.jpg", "restored for nothing"
+        return real(self, photo, *args, **kwargs)
+
+    monkeypatch.setattr(Restorer, "restore_photo", restore_photo)
+    code = main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--bit-depth", "16",
+                 "--only", "noise", "--json"])
+    lines = {Path(line["input"]).name: line for line in json_lines(capsys.readouterr().out)}
+    assert code == 1 and "JPEG cannot store 16-bit" in lines["a.jpg"]["error"]
+    assert lines["b.png"]["error"] is None

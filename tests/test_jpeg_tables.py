@@ -113,6 +113,12 @@ def test_file_evidence_replaces_the_pixel_verdict(tmp_path):
     assert with_file_evidence(pixels_say, q20).kinds["jpeg"].severity == pytest.approx(75 / 85)
     resaved = DegradationReport({k: KindAssessment(0.8 if k == "jpeg" else 0.0) for k in KINDS})
     assert with_file_evidence(resaved, q95).severity("jpeg") == 0.8  # a harsher earlier save shows
+    assert with_file_evidence(resaved, q20).severity("jpeg") == pytest.approx(75 / 85)  # the file says worse
+    q75 = load_photo(save(tmp_path, "c.jpg", encode(scene(4, 32), 75))).jpeg
+    assert with_file_evidence(resaved, q75).severity("jpeg") == 0.8
+    assert with_file_evidence(pixels_say, q75).severity("jpeg") == 0.4
+    faint = DegradationReport({k: KindAssessment(0.05 if k == "jpeg" else 0.0) for k in KINDS})
+    assert with_file_evidence(faint, q75).severity("jpeg") == pytest.approx(20 / 85)  # the file's floor
 
 
 # ------------------------------------------------------------------------- projection

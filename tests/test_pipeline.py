@@ -259,11 +259,16 @@ def test_a_specialist_skipped_after_a_conditioned_generalist_says_who_did_its_wo
     assert np.allclose(session.compose({"lowlight": 0.0}), 0.25, atol=1e-6)
 
 
-def test_a_generalist_with_lead_kinds_runs_only_when_one_of_them_is_found():
+def test_a_generalist_with_lead_kinds_runs_only_when_one_of_them_is_found(monkeypatch):
+    import engine.pipeline.plan as plan_module
+
     gen = TellableGeneralist()
     gen.info = ExpertInfo(id="told-gen", name="told-gen", tasks=(GENERALIST,), backend=Backend.ONNX,
                           lead_kinds=("lowlight", "rain"))
     registry = ExpertRegistry([gen, ShiftExpert("brighten", "lowlight", 0.0), ShiftExpert("denoise", "noise", 0.0)])
+    # today's generalist leads automatically only where it did not hurt real photos (rain)
+    assert build_plan(report_of(lowlight=0.8, noise=0.5), registry).names() == ["noise", "lowlight"]
+    monkeypatch.setattr(plan_module, "AUTO_GENERALIST_LEAD_KINDS", frozenset({"lowlight", "rain"}))
     # lowlight found: the generalist leads and is told every kind found
     plan = build_plan(report_of(lowlight=0.8, noise=0.5), registry)
     assert plan.names() == [GENERALIST, "noise", "lowlight"]

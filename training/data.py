@@ -135,6 +135,53 @@ def labels(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     return presence, severity
 
 
+#: Camera noise whose measured std (noisy − same pipeline without noise, 8-bit levels, over all
+#: channels) reaches this is labelled present: real DSLR crops at ISO 1600–6400 measure 2.3–7.1
+#: (shared/data/pairs/noise_real_polyu_crops), and a denoiser gains several dB on all of them.
+CAMERA_NOISE_PRESENT_255 = 2.5
+#: Camera-noise severity label = measured std / this (the same 50-level scale as the Gaussian
+#: noise of engine.degrade: strength s ↔ σ = 50·s), raised to the presence threshold when present.
+CAMERA_NOISE_FULL_SCALE_255 = 50.0
+
+
+def degrade_realistic(image: np.ndarray, recipe: Recipe, seed: int, p_camera: float = 0.5,
+                      threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Degrade ``image`` (float32 HxWx3) by ``recipe``; with probability ``p_camera`` the sample
+    goes through the camera pipeline (:mod:`engine.degrade.camera`) instead: a noise step becomes
+    camera noise (Bayer mosaic, Poisson–Gaussian, demosaic, tone curve, sharpening, camera JPEG at
+    q 86–96) at the recipe's position (after scene/optics kinds, before a JPEG kind), and a recipe
+    without noise still gets the camera's processing without noise (so sharpening and camera
+    JPEG alone are not read as noise). Returns ``(degraded, presence, severity)``; a camera-noise
+    label comes from the measured noise std (:data:`CAMERA_NOISE_PRESENT_255`)."""
+    from engine.degrade.camera import camera_pipeline, sample_camera_params
+    from dataclasses import replace as _replace
+
+    rng = np.random.default_rng([int(seed), 0xCA3])
+    presence, severity = labels(recipe)
+    if rng.random() >= p_camera:
+        return degrade_chain(image, recipe, seed=seed), presence, severity
+    kinds = [k for k, _ in recipe]
+    cut = kinds.index(NOISE) if NOISE in kinds else next((i for i, k in enumerate(kinds) if k == JPEG), len(kinds))
+    before = recipe[:cut]
+    after = recipe[cut + 1:] if NOISE in kinds else recipe[cut:]
+    x = degrade_chain(image, before, seed=seed) if before else image
+    noise_strength = dict(recipe).get(NOISE, 0.0)
+    params = sample_camera_params(rng, noise_strength=noise_strength, jpeg=bool(rng.random() < 0.6),
+                                  second_order=False)
+    if params.jpeg_quality is not None:
+        params = _replace(params, jpeg_quality=int(rng.integers(86, 97)))
+    noisy, _ = camera_pipeline(x, seed, params, noise=NOISE in kinds)
+    if NOISE in kinds:
+        reference, _ = camera_pipeline(x, seed, _replace(params, shot=0.0, read=0.0), noise=False)
+        sigma = float((noisy - reference).std()) * 255.0
+        i = KINDS.index(NOISE)
+        present = sigma >= CAMERA_NOISE_PRESENT_255
+        presence[i] = 1.0 if present else 0.0
+        severity[i] = min(1.0, max(sigma / CAMERA_NOISE_FULL_SCALE_255, threshold)) if present else 0.0
+    out = degrade_chain(noisy, after, seed=seed + 1) if after else noisy
+    return out, presence, severity
+
+
 def random_crops(shape: tuple[int, int], size: int, count: int,
                  rng: np.random.Generator, align: int = 1) -> list[tuple[int, int]]:
     """``count`` top-left corners of ``size`` x ``size`` crops inside an image of ``shape`` (H, W),
@@ -153,11 +200,15 @@ class CropPool:
     crops it picks a photo, a recipe and degrades the whole photo once.
     ``describe``: optional ``f(degraded whole photo float32) -> float32 vector of 6``, stored per
     crop in :attr:`described` (e.g. what the app's analysis says about the whole photo).
+    ``degrade``: optional ``f(photo float32, recipe, seed) -> (degraded, presence, severity)``
+    replacing ``degrade_chain`` + :func:`labels` (e.g. :func:`degrade_realistic`).
     """
 
     def __init__(self, images: Sequence[np.ndarray], size: int, crop: int,
                  sampler: RecipeSampler = RecipeSampler(), crops_per_image: int = 4, align: int = 1,
-                 describe: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
+                 describe: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 degrade: Optional[Callable[[np.ndarray, Recipe, int], tuple[np.ndarray, np.ndarray, np.ndarray]]]
+                 = None) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} px on both sides")
@@ -168,6 +219,7 @@ class CropPool:
         self.presence = np.zeros((size, len(KINDS)), np.float32)
         self.severity = np.zeros((size, len(KINDS)), np.float32)
         self.describe = describe
+        self.degrade = degrade
         self.described = np.zeros((size, len(KINDS)), np.float32)
 
     def refresh(self, seed: int) -> None:
@@ -176,8 +228,13 @@ class CropPool:
         while n < self.size:
             image = self.images[int(rng.integers(len(self.images)))]
             recipe = self.sampler.sample(rng)
-            degraded = to_uint8(degrade_chain(to_float(image), recipe, seed=int(rng.integers(2 ** 31))))
-            presence, severity = labels(recipe)
+            seed = int(rng.integers(2 ** 31))
+            if self.degrade is None:
+                degraded = to_uint8(degrade_chain(to_float(image), recipe, seed=seed))
+                presence, severity = labels(recipe)
+            else:
+                out, presence, severity = self.degrade(to_float(image), recipe, seed)
+                degraded = to_uint8(out)
             described = self.describe(to_float(degraded)) if self.describe is not None else None
             for y, x in random_crops(image.shape[:2], self.crop, min(self.crops_per_image, self.size - n), rng,
                                      self.align):

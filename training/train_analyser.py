@@ -22,7 +22,8 @@ from engine.kinds import KINDS
 from engine.nets.analyser import CROP, RestoraAnalyser
 
 from .common import append_csv, cosine_lr, run_progress, limit_threads, load_checkpoint, save_checkpoint, seed_everything
-from .data import DEFAULT_DATA, CropPool, RecipeSampler, labels, load_split, load_uint8, random_crops, to_float
+from .data import (DEFAULT_DATA, CropPool, RecipeSampler, degrade_realistic, labels, load_split, load_uint8,
+                   random_crops, to_float)
 
 #: Analyser training draws more clean samples (false alarms on clean photos are costly) and only
 #: strengths the report would call present (≥ 0.15, engine.analysis.report.DEFAULT_PRESENCE_THRESHOLD).
@@ -32,19 +33,26 @@ ANALYSER_SAMPLER = RecipeSampler(p_clean=0.15, p_single=0.4, p_pair=0.3, min_str
 ALIGN = 8
 
 
-def validation_set(paths: list[Path], per_image: int = 6, seed: int = 11) -> dict[str, np.ndarray]:
+def validation_set(paths: list[Path], per_image: int = 6, seed: int = 11,
+                   p_camera: float = 0.0) -> dict[str, np.ndarray]:
     """Fixed validation crops: per photo ``per_image`` recipes (one of them clean), one random
-    CROP-px crop each. Returns arrays ``x`` (N x 3 x CROP x CROP float32), ``presence``, ``severity``."""
+    CROP-px crop each; with ``p_camera`` > 0 that share goes through the camera pipeline
+    (:func:`training.data.degrade_realistic`). Returns arrays ``x`` (N x 3 x CROP x CROP float32),
+    ``presence``, ``severity``."""
     rng = np.random.default_rng(seed)
     xs, ps, ss = [], [], []
     for path in paths:
         clean = to_float(load_uint8(path))
         for j in range(per_image):
             recipe = [] if j == 0 else ANALYSER_SAMPLER.sample(rng)
-            deg = degrade_chain(clean, recipe, seed=int(rng.integers(2 ** 31)))
+            case_seed = int(rng.integers(2 ** 31))
+            if p_camera > 0:
+                deg, p, s = degrade_realistic(clean, recipe, case_seed, p_camera)
+            else:
+                deg = degrade_chain(clean, recipe, seed=case_seed)
+                p, s = labels(recipe)
             (y, x), = random_crops(clean.shape[:2], CROP, 1, rng, align=ALIGN)
             xs.append(deg[y:y + CROP, x:x + CROP].transpose(2, 0, 1))
-            p, s = labels(recipe)
             ps.append(p)
             ss.append(s)
     return {"x": np.stack(xs), "presence": np.stack(ps), "severity": np.stack(ss)}
@@ -96,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="total training minutes (over all resumed runs): the cosine schedule follows the "
                         "clock and training ends when either the steps or this budget is used up")
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--realistic", type=float, default=0.0,
+                   help="share of samples (train and validation) that go through the camera pipeline "
+                        "(engine.degrade.camera via training.data.degrade_realistic)")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (safetensors)")
     return p.parse_args(argv)
 
 
@@ -107,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     model = RestoraAnalyser()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, best, elapsed_before = 0, -1.0, 0.0
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init)))
+        print(f"initialised from {args.init}", flush=True)
     ckpt = load_checkpoint(args.out / "last.pt")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -115,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed at step {step} (best mean F1 {best:.3f})", flush=True)
     print(f"analyser params={sum(p.numel() for p in model.parameters())} "
           f"train={len(train_paths)} val={len(val_paths)}", flush=True)
-    pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER, align=ALIGN)
-    val = validation_set(val_paths)
+    realistic = (lambda image, recipe, seed: degrade_realistic(image, recipe, seed, args.realistic)) \
+        if args.realistic > 0 else None
+    pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER, align=ALIGN,
+                    degrade=realistic)
+    val = validation_set(val_paths, p_camera=args.realistic)
     t0 = time.time()
     pool.refresh(args.seed * 1000 + step // args.refresh_every)
     rng = np.random.default_rng([args.seed, step])

@@ -12,6 +12,7 @@ from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
 from .measurements import blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
+from .noise_level import nlf_measurements
 from .report import DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -64,8 +65,11 @@ def full_res_tiles(image: np.ndarray, tile: int = TILE, grid: int = TILE_GRID) -
     return [image[y:y + tile, x:x + tile] for y in starts(h) for x in starts(w)]
 
 
-def measure(image: np.ndarray, progress: Optional[Progress] = None) -> dict[str, dict[str, float]]:
-    """All raw measurements, grouped by kind (see :mod:`engine.analysis.measurements` for units)."""
+def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
+            exposure_s: Optional[float] = None) -> dict[str, dict[str, float]]:
+    """All raw measurements, grouped by kind (see :mod:`engine.analysis.measurements` and, for the
+    noise-level function, :func:`engine.analysis.noise_level.nlf_measurements` for units).
+    ``iso``/``exposure_s``: EXIF facts, a prior on the noise level (``None``: unknown)."""
     progress = progress or Progress()
     img = _as_rgb(image)
     tiles = full_res_tiles(img)
@@ -75,6 +79,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None) -> dict[str,
     noise.update(chroma_noise_level(tiles))
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
+    noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
     progress(0.4, "measuring sharpness")
@@ -105,18 +110,19 @@ def _confidences(m: dict[str, dict[str, float]], pixels: int) -> dict[str, float
     }
 
 
-def analyse(image: np.ndarray, progress: Optional[Progress] = None) -> DegradationReport:
+def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
+            exposure_s: Optional[float] = None) -> DegradationReport:
     """Detect the six degradation kinds in ``image``.
 
     ``image``: HxWx3 (or HxW) float in [0, 1], sRGB-encoded (uint8/uint16 are rescaled).
     Noise and the JPEG grid are measured on full-resolution tiles; blur, haze, exposure and
     rain on a copy downscaled to ``WORKING_SIDE`` px. Works on any size down to 1×1 (tiny
     photos get low confidence). ``progress`` is called with fractions in [0, 1] and is a
-    cancellation point. Returns a :class:`DegradationReport` with every kind present.
+    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level. Returns a :class:`DegradationReport` with every kind present.
     """
     progress = progress or Progress()
     img = _as_rgb(image)
-    m = measure(img, progress.sub(0.0, 0.9))
+    m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s)
     conf = _confidences(m, img.shape[0] * img.shape[1])
     kinds = {k: KindAssessment(severity=severity_from(k, m[k]), confidence=float(conf[k]), measurements=m[k])
              for k in KINDS}

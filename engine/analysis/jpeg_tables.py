@@ -194,16 +194,20 @@ class JpegSource:
 def with_file_evidence(report: DegradationReport, quant: JpegQuantisation) -> DegradationReport:
     """``report`` with its JPEG verdict taken from the file's tables.
 
-    The severity is :func:`severity_from_quality` of the tables' quality, confidence 1; a file
-    saved at high quality keeps the pixel-based verdict only when that one is at least
-    :data:`RECOMPRESSED_SEVERITY` (the pixels show an earlier, harsher compression). The pixel
-    measurements are kept and ``quality`` (IJG-equivalent, 1..100), ``quality_standard`` (1 when
-    the tables are libjpeg's own) and ``from_file`` (1) are added."""
+    The tables' quality gives a floor, :func:`severity_from_quality`, with confidence 1: the
+    pixels cannot be less damaged than the file's own quantisation made them. They can be more
+    damaged (an earlier, harsher save: an old photo re-saved at quality 75 still shows its
+    original blocks), so a stronger pixel-based verdict is kept; for a file saved at
+    :data:`CLEAN_QUALITY` or better, only when it is at least :data:`RECOMPRESSED_SEVERITY`, so
+    that a clean high-quality JPEG is not flagged by texture. The pixel measurements are kept and
+    ``quality`` (IJG-equivalent, 1..100), ``quality_standard`` (1 when the tables are libjpeg's
+    own) and ``from_file`` (1) are added."""
     pixels = report.kinds.get(JPEG) or KindAssessment(0.0, 0.0, {})
     est = estimate_quality(quant)
     severity = severity_from_quality(est.quality)
     confidence = 1.0
-    if est.quality >= CLEAN_QUALITY and pixels.severity >= RECOMPRESSED_SEVERITY:
+    floor = RECOMPRESSED_SEVERITY if est.quality >= CLEAN_QUALITY else severity
+    if pixels.severity > severity and pixels.severity >= floor:
         severity, confidence = float(pixels.severity), float(pixels.confidence)
     measurements = dict(pixels.measurements)
     measurements.update({"quality": float(est.quality), "quality_standard": float(est.standard),

@@ -152,15 +152,16 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
 
 
 def analyse_combined(image: np.ndarray, progress: Optional[Progress] = None,
-                     analyser: Optional[LearnedAnalyser] = None) -> DegradationReport:
+                     analyser: Optional[LearnedAnalyser] = None, **exif: Optional[float]) -> DegradationReport:
     """Hand-made analysis combined with the network's (see :func:`combine` and
     :data:`LEARNED_PRESENCE_KINDS` / :data:`LEARNED_SEVERITY_KINDS`).
 
     ``image``: float HxWx3 in [0, 1]. Falls back to the hand-made report alone when the photo is
     smaller than 32 px a side. Raises :class:`ModelError` if the bundled model file is missing.
+    ``exif``: ``iso`` / ``exposure_s`` for the hand-made analysis' noise prior.
     """
     progress = progress or Progress()
-    handmade = analyse_handmade(image, progress.sub(0.0, 0.8))
+    handmade = analyse_handmade(image, progress.sub(0.0, 0.8), **exif)
     img = np.asarray(image)
     if min(img.shape[:2]) < 32:
         return handmade
@@ -182,10 +183,12 @@ def shared_analyser() -> Optional[LearnedAnalyser]:
     return LearnedAnalyser() if learned_available() else None
 
 
-def analyse_default(image: np.ndarray, progress: Optional[Progress] = None) -> DegradationReport:
+def analyse_default(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
+                    exposure_s: Optional[float] = None) -> DegradationReport:
     """The analysis Restora plans with: :func:`analyse_combined` (hand-made + bundled network) when
-    the bundled analyser can run, else the hand-made analysis alone. ``image``: float HxWx3 in [0, 1]."""
+    the bundled analyser can run, else the hand-made analysis alone. ``image``: float HxWx3 in [0, 1];
+    ``iso``/``exposure_s``: the photo's EXIF (a prior on the noise level), ``None`` when unknown."""
     analyser = shared_analyser()
     if analyser is None:
-        return analyse_handmade(image, progress)
-    return analyse_combined(image, progress, analyser=analyser)
+        return analyse_handmade(image, progress, iso=iso, exposure_s=exposure_s)
+    return analyse_combined(image, progress, analyser=analyser, iso=iso, exposure_s=exposure_s)

@@ -37,7 +37,7 @@ def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
     multiplied by ``ctx.strength``. Raises ``ValueError`` for a map of the wrong shape."""
     h, w = image.shape[:2]
     given = ctx.noise_sigma
-    sigma = np.asarray(context_sigma(image, ctx.measurements) if given is None else given, dtype=np.float32)
+    sigma = np.asarray(context_sigma(image, ctx) if given is None else given, dtype=np.float32)
     if sigma.ndim == 0:
         sigma = np.full((h, w, 1), float(sigma), np.float32)
     elif sigma.shape == (3,):

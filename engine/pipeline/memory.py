@@ -6,10 +6,12 @@ photo (the decoded samples, the float pixels, the cached change of every stage a
 a conditioned generalist was told, the composed result, the upscaled output); networks and
 classical experts work in tiles whose size already adapts to the free memory.
 
-Calibration (``benchmarks``-style, measured with ``ru_maxrss`` on 512² and 1024² PNGs, the
-automatic plan on this project's 2-core CPU machine): the peak grows by about 213 bytes per
-input pixel with the bundled generalist told three kinds. :data:`BASE_BYTES_PER_PIXEL` plus
-:data:`STAGE_BYTES_PER_PIXEL` per cached change reproduce that slope.
+Calibration (``benchmarks/memory_budget.py``, results in ``benchmarks/results/memory_budget.md``:
+peak ``ru_maxrss`` above the loaded process for 512² and 1024² PNGs, one thread, two runs on a
+loaded machine): the automatic plan (bundled generalist) grew by 115–221 bytes per input pixel,
+five classical stages by 253–412. :data:`DECODE_BYTES_PER_PIXEL` + :data:`BASE_BYTES_PER_PIXEL`
++ :data:`STAGE_BYTES_PER_PIXEL` per cached change gives 252 and 264 bytes for those plans: the
+check is meant to refuse photos that clearly cannot fit, not to predict the peak exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..errors import NotEnoughMemoryError
 #: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
 DECODE_BYTES_PER_PIXEL = 24.0
 #: What a session holds per pixel with no stage at all (input, analysis, composition, saving).
-BASE_BYTES_PER_PIXEL = 165.0
+BASE_BYTES_PER_PIXEL = 180.0
 #: Each cached float32 RGB change (a stage's delta or a kind's share of the generalist's).
 STAGE_BYTES_PER_PIXEL = 12.0
 #: Per output pixel of an upscale (its float32 result, the tile buffers, the quantised copy).

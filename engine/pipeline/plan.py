@@ -16,6 +16,21 @@ from ..kinds import GENERALIST, KINDS, check_kind
 SPECIALIST_ORDER: tuple[str, ...] = ("jpeg", "noise", "lowlight", "rain", "haze", "blur")
 assert sorted(SPECIALIST_ORDER) == sorted(KINDS)
 
+#: Of a generalist's ``lead_kinds``, the ones for which the *automatic* plan may put it first.
+#: restora-generalist-v2 was trained on synthetic degradations only; on real camera photos its
+#: jpeg/haze/lowlight leads fired on camera JPEGs, bright low-contrast scenes and dark scenes and it
+#: made every real noisy photo worse (benchmarks/results/real-noise.md: −17 dB mean on the first
+#: real crops, down to 9 dB PSNR on a dark scene it brightened). Until it is retrained on realistic
+#: data it leads only on rain (synthetic rain: +6 dB; no real photo of our sets is read as rain);
+#: asking for it (``--set generalist=…``, ``--only generalist``) still runs it.
+AUTO_GENERALIST_LEAD_KINDS: frozenset[str] = frozenset({"rain"})
+
+#: Least severity at which the automatic plan includes a kind's specialist, where it is above the
+#: presence threshold. A dark scene is not an under-exposed photo: real dark DSLR scenes
+#: (noise_real_polyu_crops) read lowlight 0.15–0.44 (one 0.96), real under-exposed photos
+#: (lowlight_real_lol_train) 0.78–1.0 but for one; brightening a dark scene cost −11 dB.
+AUTO_MIN_SEVERITY: dict[str, float] = {"lowlight": 0.5}
+
 #: Names a stage may have: the six kinds, plus the all-in-one generalist that runs first.
 STAGE_NAMES: tuple[str, ...] = (GENERALIST,) + SPECIALIST_ORDER
 
@@ -121,7 +136,8 @@ def build_plan(
 
     - ``auto``: include every kind the report finds at or above ``threshold`` (strength from
       :func:`auto_strength`), preceded by the best available generalist (if any and
-      ``use_generalist``, and if it has ``lead_kinds``, only when one of them is found).
+      ``use_generalist``, and if it has ``lead_kinds``, only when one of them that is also in
+      :data:`AUTO_GENERALIST_LEAD_KINDS` is found).
     - ``strengths``: explicit ``{stage name: strength}``; named stages are included even when
       the analysis did not flag them, with exactly that strength (0 keeps the stage but off).
     - ``only``: restrict the plan to these stage names (they are included even if not detected).
@@ -134,7 +150,8 @@ def build_plan(
     wanted: dict[str, tuple[float, bool]] = {}
     if auto:
         for kind in report.present(threshold):
-            wanted[kind] = (auto_strength(report, kind), True)
+            if report.severity(kind) >= AUTO_MIN_SEVERITY.get(kind, 0.0):
+                wanted[kind] = (auto_strength(report, kind), True)
     if only_set is not None:
         wanted = {k: v for k, v in wanted.items() if k in only_set}
         for k in only_set:
@@ -149,7 +166,7 @@ def build_plan(
         strength, is_auto = wanted.get(GENERALIST, (1.0, True))
         expert_id = experts.get(GENERALIST) or best_expert(registry, GENERALIST, allow_generative)
         leads = registry.get(expert_id).info.lead_kinds if expert_id else ()
-        led = [k for k in wanted if k in leads and not known_from_file(report, k)]
+        led = [k for k in wanted if k in leads and k in AUTO_GENERALIST_LEAD_KINDS and not known_from_file(report, k)]
         if expert_id and (GENERALIST in wanted or not leads or led):
             stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
     for kind in SPECIALIST_ORDER:

@@ -36,7 +36,7 @@ from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evide
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError
 from ..experts.base import SIGMA_STRENGTH_KNOTS, Backend, ExpertContext, ExpertRegistry
-from ..kinds import GENERALIST, KINDS
+from ..kinds import GENERALIST, KINDS, NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
@@ -50,16 +50,31 @@ Analyser = Callable[[np.ndarray], DegradationReport]
 #: much) to stay in the result.
 MIN_IMPROVEMENT = 0.01
 
+#: A stage of NOISE_MUST_NOT_RISE whose output's fine-scale noise σ (``nlf_fine_255``) exceeds its
+#: input's by this factor and by NOISE_AMPLIFICATION_MIN_255 8-bit levels is dropped: it sharpened
+#: noise (a deblurrer "fixing" a noisy photo lowers the blur severity while doing so). Brightening
+#: and dehazing amplify noise by design (a follow-up denoise handles it), so they are not judged so.
+NOISE_MUST_NOT_RISE = frozenset({"blur", "jpeg"})
+NOISE_AMPLIFICATION = 1.25
+NOISE_AMPLIFICATION_MIN_255 = 0.2
+
 #: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
 #: this strength, even when the analysis rates it lower.
 MIN_TOLD_STRENGTH = 0.3
 
 
-def default_analyser(image: np.ndarray) -> DegradationReport:
-    """Hand-made analysis combined with the bundled network where it is installed."""
+def default_analyser(image: np.ndarray, *, iso: Optional[float] = None,
+                     exposure_s: Optional[float] = None) -> DegradationReport:
+    """Hand-made analysis combined with the bundled network where it is installed; ``iso`` and
+    ``exposure_s`` (EXIF) are a prior on the noise level."""
     from ..analysis.learned import analyse_default
 
-    return analyse_default(image)
+    return analyse_default(image, iso=iso, exposure_s=exposure_s)
+
+
+#: Stages whose expert is told the analysed noise level (``ExpertContext.noise_sigma``): the
+#: denoiser, and the deblurrer (its regularisation grows with the noise).
+NOISE_AWARE_STAGES = frozenset({"noise", "blur"})
 
 
 @dataclass
@@ -187,8 +202,11 @@ class RestorationSession:
                                          reason=reason, output_report=input_report, model_id=expert.info.model_id,
                                          handled_by=handled)
                 else:
+                    noise_sigma = self._noise_sigma(current, input_report) if stage.name in NOISE_AWARE_STAGES \
+                        else None
                     result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
-                                                     stage_key, sub.sub(0.0, 0.5 if told else 0.9))
+                                                     stage_key, sub.sub(0.0, 0.5 if told else 0.9),
+                                                     noise_sigma=noise_sigma)
                     if judged and not result.dropped:
                         self._judge(result, stage, input_report)
                     if told and not result.dropped and result.expert_id == expert.info.id \
@@ -207,16 +225,26 @@ class RestorationSession:
         progress(1.0)
         return results
 
+    @staticmethod
+    def _noise_sigma(image: np.ndarray, report: DegradationReport) -> Optional[np.ndarray]:
+        """The noise level the analysis measured on ``image`` as ``ExpertContext.noise_sigma``
+        (a per-pixel HxWx3 map, per channel for very large photos; ``None`` if not measured)."""
+        from ..analysis.noise_level import noise_sigma_for
+
+        a = report.kinds.get(NOISE)
+        return None if a is None else noise_sigma_for(image, dict(a.measurements))
+
     def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
                            measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
-                           progress: Progress) -> StageResult:
+                           progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
         """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
         an image model, device failure, out of memory at the smallest tile, any error of its
         runtime), run the classical expert for the same kind instead and say so in the result's
         ``reason``; with no classical expert for the kind the stage is skipped, also with a
         reason. A failing expert fails its stage only, never the photo or the batch."""
         try:
-            return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress)
+            return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress,
+                                   noise_sigma)
         except Cancelled:
             raise
         except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
@@ -234,20 +262,21 @@ class RestorationSession:
                                           f"{stage.name}, stage skipped", model_id=expert.info.model_id)
             log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
             result = self._run_stage(stage, fallback, current, severity, measurements, strengths, stage_key,
-                                     progress)
+                                     progress, noise_sigma)
             result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
             return result
 
     def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                    measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
-                   progress: Progress) -> StageResult:
+                   progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
         t0 = time.perf_counter()
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         deltas: dict[float, np.ndarray] = {}
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
-                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg)
+                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
+                                noise_sigma=noise_sigma)
             out = expert.run(current, ctx)
             self.expert_runs += 1
             if out.shape != current.shape:
@@ -297,6 +326,13 @@ class RestorationSession:
         lower the summed severity of all kinds; the generalist must lower the sum."""
         before, after = input_report.severities(), result.output_report.severities()
         result.before, result.after = before, after
+        amplified = self._amplified_noise(input_report, result.output_report) \
+            if stage.name in NOISE_MUST_NOT_RISE else None
+        if amplified is not None:
+            result.dropped = True
+            result.delta = None
+            result.reason = f"did not help: it amplified the noise ({amplified})"
+            return
         total_gain = sum(before.values()) - sum(after.values())
         if stage.name == GENERALIST:
             improved = total_gain >= MIN_IMPROVEMENT
@@ -314,6 +350,23 @@ class RestorationSession:
             result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
                 f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
                 if worse and was - now >= MIN_IMPROVEMENT else "")
+
+    @staticmethod
+    def _amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:
+        """Sharpening noise lowers the blur severity and can fool every severity-based verdict;
+        the noise-level function cannot be fooled that way. Returns a description when the
+        stage's output has clearly more noise than its input (fine-scale σ up by more than
+        :data:`NOISE_AMPLIFICATION` and :data:`NOISE_AMPLIFICATION_MIN_255` levels), else ``None``."""
+        b = before.kinds.get(NOISE)
+        a = after.kinds.get(NOISE)
+        if a is None or b is None:
+            return None
+        was, now = b.measurements.get("nlf_fine_255"), a.measurements.get("nlf_fine_255")
+        if was is None or now is None:
+            return None
+        if now > was * NOISE_AMPLIFICATION and now - was > NOISE_AMPLIFICATION_MIN_255:
+            return f"fine-scale noise σ {was:.1f} → {now:.1f} levels"
+        return None
 
     @property
     def results(self) -> list[StageResult]:

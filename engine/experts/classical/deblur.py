@@ -44,7 +44,7 @@ class WienerDeblur(Expert):
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()
         ctx.progress(0.0)
-        sigma = context_sigma(image, ctx.measurements)
+        sigma = context_sigma(image, ctx)
         psf = estimate_psf(luminance(image), sigma)
         ctx.progress(0.3)
         if psf.family == "none":

@@ -6,6 +6,8 @@ so ``median(|HH|) / 0.6745`` estimates sigma. Values are in the image's units ([
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -32,9 +34,24 @@ def estimate_sigma(image: np.ndarray, max_pixels: int = 4_000_000) -> float:
     return float(np.median(estimates))
 
 
-def context_sigma(image: np.ndarray, measurements) -> float:
-    """The analyser's ``sigma`` measurement if it gave one (> 0), else our own estimate."""
-    value = measurements.get("sigma") if measurements else None
-    if value is not None and float(value) > 0:
-        return float(value)
+def channel_sigma(noise_sigma) -> Optional[np.ndarray]:
+    """``ExpertContext.noise_sigma`` (scalar, ``(3,)`` or an HxWx1 / HxWx3 map, [0, 1] units)
+    reduced to one σ per RGB channel, ``(3,)`` float32 (a map's mean); ``None`` stays ``None``."""
+    if noise_sigma is None:
+        return None
+    a = np.asarray(noise_sigma, np.float32)
+    if a.ndim == 0:
+        return np.full(3, float(a), np.float32)
+    if a.ndim == 1:
+        return np.resize(a, 3).astype(np.float32)
+    per = a.reshape(-1, a.shape[-1]).mean(axis=0)
+    return np.resize(per, 3).astype(np.float32)
+
+
+def context_sigma(image: np.ndarray, ctx) -> float:
+    """One σ ([0, 1] units) for ``image``: what the analysis told the expert
+    (``ctx.noise_sigma``, averaged over channels and pixels), else our own estimate."""
+    per = channel_sigma(getattr(ctx, "noise_sigma", None))
+    if per is not None:
+        return float(per.mean())
     return estimate_sigma(image)

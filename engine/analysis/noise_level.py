@@ -1,0 +1,247 @@
+"""Signal-dependent noise: a noise-level function (σ per channel vs intensity) and a noise map.
+
+Real camera noise is not one number. Shot noise grows with the signal, the tone curve and white
+balance reshape it per channel, and it is strongest where the camera amplified most. This module
+measures, from flat patches of the photo itself, the noise std of each channel as a function of
+the local intensity (the noise-level function, NLF), and turns it into a per-pixel, per-channel
+map that a denoiser such as FFDNet can be told.
+
+Method (block-based, as in Liu et al., "Noise estimation from a single image", CVPR 2006):
+each channel is high-passed and cut into blocks; blocks are binned by their mean intensity, and
+in each bin the low percentile of block stds (flat blocks hold noise only, texture only adds)
+gives σ, bias-corrected against white noise. Mostly clipped blocks are skipped; bins with too few
+blocks are filled by interpolation from their neighbours. Spatially correlated noise (demosaicing, in-camera noise
+reduction, JPEG) keeps less power through the high-pass than white noise, so for real camera
+noise this reads low; the analysis scales it into the σ to tell a white-noise denoiser. All σ are in [0, 1] pixel units
+(multiply by 255 for 8-bit levels).
+
+Exif facts (ISO, exposure time) are an optional prior (:func:`iso_prior_sigma`): with no flat
+blocks to measure on, a high ISO still implies some noise.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+#: Block edge in pixels.
+BLOCK = 8
+#: σ (px) of the Gaussian the high-pass subtracts. Real camera noise is spatially correlated
+#: (demosaicing, in-camera noise reduction), so a high-pass coarser than one pixel sees more of it
+#: while still removing smooth shading.
+HIGHPASS_PX = 1.5
+#: Intensity bins over [0, 1].
+BINS = 8
+#: Which low percentile of a bin's block stds tells the noise (flat blocks: noise only; textured
+#: blocks only add).
+PERCENTILE = 10.0
+#: A bin needs at least this many unclipped blocks to be measured; fewer: interpolated.
+MIN_BLOCKS = 16
+#: Pixels at or below / at or above these values count as clipped.
+CLIP_LO, CLIP_HI = 1.0 / 255.0, 254.0 / 255.0
+
+
+@dataclass(frozen=True)
+class NoiseLevelFunction:
+    """σ per channel as a function of intensity.
+
+    ``intensities``: (K,) bin centres in [0, 1]. ``sigma``: (K, 3) noise std per bin and RGB channel,
+    [0, 1] units, every entry finite (unmeasured bins interpolated / extended). ``measured``:
+    (K,) bool, whether a bin had enough flat blocks. ``blocks``: number of blocks used.
+    """
+
+    intensities: np.ndarray
+    sigma: np.ndarray
+    measured: np.ndarray
+    blocks: int
+
+    def at(self, intensity: np.ndarray) -> np.ndarray:
+        """σ (…, 3) at the given intensities (…), linear interpolation between bin centres."""
+        x = np.asarray(intensity, np.float32)
+        return np.stack([np.interp(x, self.intensities, self.sigma[:, c]) for c in range(3)], axis=-1)\
+            .astype(np.float32)
+
+    def per_channel(self) -> np.ndarray:
+        """(3,) a representative σ per channel: the median over the measured bins (0 if none)."""
+        if not self.measured.any():
+            return np.zeros(3, np.float32)
+        return np.median(self.sigma[self.measured], axis=0).astype(np.float32)
+
+    def peak(self) -> float:
+        """Largest measured σ over bins and channels ([0, 1] units; 0 if nothing measured)."""
+        return float(self.sigma[self.measured].max()) if self.measured.any() else 0.0
+
+
+@functools.lru_cache(maxsize=8)
+def white_noise_reference(highpass_px: float, block: int, percentile: float) -> float:
+    """The ``percentile``-th lowest block std that unit white noise keeps through the high-pass
+    (measured once on a fixed, seeded 512 x 512 noise field): dividing a measured percentile by
+    it gives an unbiased σ for white noise."""
+    n = np.random.default_rng(1234).standard_normal((512, 512)).astype(np.float32)
+    r = (n - cv2.GaussianBlur(n, (0, 0), highpass_px, borderType=cv2.BORDER_REFLECT))[16:-16, 16:-16]
+    return float(np.percentile(_blocks(r, block).std(axis=1), percentile))
+
+
+def estimate_nlf(image: np.ndarray, *, block: int = BLOCK, highpass_px: float = HIGHPASS_PX, bins: int = BINS,
+                 percentile: float = PERCENTILE, min_blocks: int = MIN_BLOCKS) -> NoiseLevelFunction:
+    """The noise-level function of ``image`` (float HxWx3 in [0, 1], sRGB-encoded as stored).
+
+    Every channel is high-passed (minus a Gaussian of ``highpass_px``) and cut into ``block``-px
+    blocks; blocks are grouped by mean intensity into ``bins`` bins, and in every bin with at
+    least ``min_blocks`` unclipped blocks a channel's σ is the ``percentile``-th lowest block std
+    divided by what white noise of σ = 1 gives (:func:`white_noise_reference`). Photos smaller
+    than one block give an all-zero, unmeasured function."""
+    img = np.asarray(image, np.float32)[..., :3]
+    centres = (np.arange(bins, dtype=np.float32) + 0.5) / bins
+    empty = NoiseLevelFunction(centres, np.zeros((bins, 3), np.float32), np.zeros(bins, bool), 0)
+    if min(img.shape[:2]) < block:
+        return empty
+    ref = white_noise_reference(float(highpass_px), block, float(percentile))
+    mean = _blocks(img.mean(axis=2), block).mean(axis=1)
+    clipped = ((_blocks(img.min(axis=2), block) <= CLIP_LO).mean(axis=1) > 0.2) \
+        | ((_blocks(img.max(axis=2), block) >= CLIP_HI).mean(axis=1) > 0.2)
+    stds = np.empty((mean.size, 3), np.float32)
+    for c in range(3):
+        ch = np.ascontiguousarray(img[..., c])
+        stds[:, c] = _blocks(ch - cv2.GaussianBlur(ch, (0, 0), highpass_px, borderType=cv2.BORDER_REFLECT),
+                             block).std(axis=1)
+    which = np.minimum((mean * bins).astype(int), bins - 1)
+    sigma = np.full((bins, 3), np.nan, np.float32)
+    used = 0
+    for b in range(bins):
+        sel = (which == b) & ~clipped
+        n = int(sel.sum())
+        if n < min_blocks:
+            continue
+        sigma[b] = np.percentile(stds[sel], percentile, axis=0) / ref
+        used += n
+    measured = np.isfinite(sigma[:, 0])
+    if not measured.any():
+        return empty
+    idx = np.flatnonzero(measured)
+    for c in range(3):
+        sigma[:, c] = np.interp(np.arange(bins), idx, sigma[idx, c])
+    return NoiseLevelFunction(centres, sigma.astype(np.float32), measured, int(used))
+
+
+def _blocks(a: np.ndarray, block: int) -> np.ndarray:
+    h, w = (a.shape[0] // block) * block, (a.shape[1] // block) * block
+    return a[:h, :w].reshape(h // block, block, w // block, block).swapaxes(1, 2).reshape(-1, block * block)
+
+
+def noise_map(image: np.ndarray, nlf: NoiseLevelFunction, smooth_px: float = 2.0) -> np.ndarray:
+    """Per-pixel, per-channel noise std (float32 HxWx3, [0, 1] units): the NLF evaluated at the
+    locally smoothed intensity (so the map follows the scene's brightness, not the noise)."""
+    img = np.asarray(image, np.float32)[..., :3]
+    lum = cv2.GaussianBlur(img.mean(axis=2), (0, 0), smooth_px)
+    return nlf.at(lum)
+
+
+#: Below this ISO the prior says nothing.
+ISO_PRIOR_BASE = 800.0
+#: Prior σ (8-bit levels) at ISO 6400 for a typical processed camera JPEG; it grows with √ISO.
+ISO_PRIOR_SIGMA_255_AT_6400 = 3.0
+
+
+def iso_prior_sigma(iso: Optional[float], exposure_s: Optional[float] = None) -> float:
+    """A weak prior on the noise std ([0, 1] units) from EXIF: 0 below ISO
+    :data:`ISO_PRIOR_BASE`, rising with √ISO to :data:`ISO_PRIOR_SIGMA_255_AT_6400` levels at ISO
+    6400; a long exposure (> 1/4 s, hot pixels and dark current) adds 20 %. ``None``: no prior (0)."""
+    if not iso or not math.isfinite(float(iso)) or float(iso) <= ISO_PRIOR_BASE:
+        return 0.0
+    s = ISO_PRIOR_SIGMA_255_AT_6400 * (math.sqrt(float(iso)) - math.sqrt(ISO_PRIOR_BASE)) \
+        / (math.sqrt(6400.0) - math.sqrt(ISO_PRIOR_BASE))
+    if exposure_s and exposure_s > 0.25:
+        s *= 1.2
+    return float(s / 255.0)
+
+
+# ---------------------------------------------------------------- what the analysis reports
+#: σ told to a white-noise denoiser = TOLD_GAIN_FINE·σ_fine + TOLD_GAIN_EXCESS·max(σ_coarse − σ_fine, 0),
+#: 8-bit levels, where σ_fine / σ_coarse are the NLF's representative σ measured with a fine
+#: (0.7 px) and a coarse (:data:`HIGHPASS_PX`) high-pass. White noise reads the same at both
+#: scales (told ≈ its σ); spatially correlated camera noise reads higher at the coarse scale and
+#: needs a larger σ than its fine-scale std (fitted by benchmarks/calibrate_noise_sigma.py on the
+#: camera pipeline over the training photos, never on the validation pairs).
+TOLD_GAIN_FINE = 1.0
+TOLD_GAIN_EXCESS = 2.5
+#: The fine high-pass (px) of the two-scale measurement.
+FINE_HIGHPASS_PX = 0.7
+
+
+def _mosaic(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles of equal width stacked vertically (else the largest tile alone)."""
+    if len(tiles) > 1 and len({t.shape[1] for t in tiles}) == 1:
+        return np.concatenate(tiles, axis=0)
+    return max(tiles, key=lambda t: t.shape[0] * t.shape[1])
+
+
+def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
+                     exposure_s: Optional[float] = None) -> dict[str, float]:
+    """The noise measurements the analysis reports (8-bit levels), from full-resolution tiles:
+
+    - ``nlf_{r,g,b}{i}_255``: the noise-level function (:func:`estimate_nlf`, coarse high-pass) at
+      bin ``i`` of :data:`BINS` (centre (i + ½)/BINS), per channel;
+    - ``nlf_fine_255``, ``nlf_coarse_255``: representative σ (median over measured bins, mean over
+      channels) at the fine and the coarse high-pass;
+    - ``iso_prior_255``: :func:`iso_prior_sigma` (0 without EXIF);
+    - ``sigma_told_255``: the σ to tell a white-noise denoiser (see :data:`TOLD_GAIN_EXCESS`), at
+      least the ISO prior.
+    """
+    image = _mosaic([np.asarray(t, np.float32)[..., :3] for t in tiles])
+    coarse = estimate_nlf(image)
+    fine = estimate_nlf(image, highpass_px=FINE_HIGHPASS_PX)
+    out: dict[str, float] = {}
+    for c, name in enumerate("rgb"):
+        for i in range(coarse.sigma.shape[0]):
+            out[f"nlf_{name}{i}_255"] = float(coarse.sigma[i, c] * 255.0)
+    s_fine = float(fine.per_channel().mean() * 255.0)
+    s_coarse = float(coarse.per_channel().mean() * 255.0)
+    prior = iso_prior_sigma(iso, exposure_s) * 255.0
+    told = TOLD_GAIN_FINE * s_fine + TOLD_GAIN_EXCESS * max(s_coarse - s_fine, 0.0)
+    out.update(nlf_fine_255=s_fine, nlf_coarse_255=s_coarse, iso_prior_255=prior,
+               sigma_told_255=max(told, prior))
+    return out
+
+
+def nlf_from_measurements(measurements: dict[str, float]) -> Optional[NoiseLevelFunction]:
+    """Rebuild the :class:`NoiseLevelFunction` from :func:`nlf_measurements`' keys (``None`` if
+    they are absent)."""
+    try:
+        sigma = np.array([[measurements[f"nlf_{name}{i}_255"] for name in "rgb"] for i in range(BINS)],
+                         np.float32) / 255.0
+    except KeyError:
+        return None
+    centres = (np.arange(BINS, dtype=np.float32) + 0.5) / BINS
+    return NoiseLevelFunction(centres, sigma, np.ones(BINS, bool), 0)
+
+
+#: Above this many pixels the session tells a denoiser a per-channel σ instead of a full map
+#: (an HxWx3 float32 map of a 24 MP photo would take 288 MB).
+MAP_MAX_PIXELS = 8_000_000
+
+
+def noise_sigma_for(image: np.ndarray, measurements: dict[str, float]) -> Optional[np.ndarray]:
+    """What :attr:`engine.experts.base.ExpertContext.noise_sigma` should hold for ``image``, in
+    [0, 1] units: the noise map (:func:`noise_map` of the reported NLF), scaled so that its
+    median equals the reported ``sigma_told_255`` (the σ a white-noise denoiser needs), as an
+    HxWx3 float32 map, or per channel ``(3,)`` above :data:`MAP_MAX_PIXELS`. ``None`` when the
+    measurements carry no noise level."""
+    told = measurements.get("sigma_told_255")
+    if told is None or not math.isfinite(float(told)):
+        return None
+    told = max(float(told), 0.0) / 255.0
+    nlf = nlf_from_measurements(measurements)
+    img = np.asarray(image, np.float32)
+    if nlf is None or told <= 0.0:
+        return np.full(3, told, np.float32)
+    rep = nlf.per_channel()
+    scale = told / max(float(rep.mean()), 1e-6)
+    if img.shape[0] * img.shape[1] > MAP_MAX_PIXELS:
+        return (rep * scale).astype(np.float32)
+    return np.clip(noise_map(img, nlf) * np.float32(scale), 0.0, 1.0).astype(np.float32)

@@ -196,7 +196,7 @@ def run_as_the_app(kind: str, expert, image: np.ndarray) -> np.ndarray:  # noqa:
 def score(kind: str, expert, case: Case, sigma: Optional[float] = None) -> tuple[float, float, float, float]:
     from engine.experts.base import ExpertContext
 
-    if kind in ("upscale", "noise") or sigma is not None:
+    if kind == "upscale" or sigma is not None:
         out = expert.run(case.degraded, ExpertContext(noise_sigma=None if sigma is None else np.float32(sigma)))
     else:
         out = run_as_the_app(kind, expert, case.degraded)
@@ -394,11 +394,9 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
              "and the real pairs in `shared/data/pairs` (PolyU camera-noise crops, centre crops; LOL low-light "
              "pairs — IAT-LOL was trained on LOL, so those pairs are reported but left out of the ranking). Gains are PSNR/SSIM "
              "of the output minus the input's (for ×4 upscaling: minus bicubic's). The app's experts run as the "
-             "app runs them: a one-stage plan through `RestorationSession` with the default analysis (low light, "
-             "JPEG; their severity and measurements come from it), or directly with an empty context for noise, "
-             "which is the same output while the session tells denoisers nothing (FFDNet then estimates σ "
-             "itself, wavelet MAD); CBM3D is run at σ 25 only (it is slow); rows marked *reference* are not "
-             "app experts.", "",
+             "app runs them: a one-stage plan through `RestorationSession` with the default analysis (severity, "
+             "measurements and the analysed noise map come from it); CBM3D is run at σ 25 only (it is slow); "
+             "rows marked *reference* are not app experts.", "",
              "## Ranking (what `ExpertRegistry.for_task` uses, `models/expert-ranking.json`)", "",
              "| kind | rank | expert | mean PSNR gain over the cases | worst single image | real pairs |",
              "|---|---|---|---|---|---|"]

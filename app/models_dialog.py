@@ -1,4 +1,5 @@
-"""The model manager: installed and available models (task, size, licence, source), download
+"""The model manager: installed and available models (task, size, licence, source, and the
+measured figure of the benchmark's ranking for the selected one), download
 with progress and cancel, verify, remove, and import a model file. All file and network work
 runs on a :class:`JobRunner` thread through :class:`engine.weights.manager.WeightsManager`."""
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
                                QVBoxLayout, QWidget)
 
 from engine.errors import RestoraError
+from engine.experts.ranking import figure_for_model, load_ranking
 from engine.kinds import LABELS
 
 from .workers import JobRunner
@@ -98,6 +100,7 @@ class ModelManagerDialog(QDialog):
         buttons.addWidget(close)
         layout.addLayout(buttons)
         self._ids: list[str] = []
+        self._ranking = load_ranking()
         self.refresh()
 
     # -- listing ----------------------------------------------------------------------------
@@ -158,6 +161,11 @@ class ModelManagerDialog(QDialog):
                 notes.append(f"Unverified: {entry.unverified}")
             if entry.generative:
                 notes.append("Generative: invents plausible detail rather than restoring faithfully.")
+            if entry.upstream:
+                notes.append(f"Published at {entry.upstream} · licence: {entry.license}")
+            measured = figure_for_model(self._ranking, entry.id)
+            if measured:
+                notes.append(f"Measured (benchmarks/results/expert-ranking.md): {measured}")
             notes.append(f"id {entry.id} · {entry.architecture} · ×{entry.scale} · sha256 {entry.sha256[:16] or '—'}")
             self.details.setText("\n".join(notes))
         self.download_button.setEnabled(not busy and status in ("not-installed", "corrupt", "available-from-package"))

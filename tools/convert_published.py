@@ -7,7 +7,8 @@ For each model: our module is loaded strictly from the authors' file, saved as s
 exported to ONNX (``engine.convert.published``); the catalog entry gets the ONNX file's size
 and sha256; the card records the source URL, the original's sha256, the conversion, parameters,
 FLOPs per megapixel, the torch ↔ ONNX difference and the measured numbers from
-``benchmarks/results/experts-published.json`` when the benchmark has been run.
+``benchmarks/results/expert-ranking.json`` when the benchmark has been run (re-run with
+``--cards-only`` after it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 CARDS = MODELS / "cards"
 LICENSES = MODELS / "licenses"
-RESULTS = REPO / "benchmarks" / "results" / "experts.json"
+RESULTS = REPO / "benchmarks" / "results" / "expert-ranking.json"
 
 
 @dataclass(frozen=True)
@@ -131,18 +132,30 @@ def file_table(files: list[dict]) -> str:
 
 
 def measured_section(model_id: str) -> str:
-    """The benchmark's rows for this model (``benchmarks/results/experts.json``), as a table."""
+    """The benchmark's rows for this model (``benchmarks/results/expert-ranking.json``), as tables."""
     if not RESULTS.is_file():
-        return "_Not measured yet: run `python -m benchmarks.experts`._"
+        return "_Not measured yet: run `python benchmarks/expert_ranking.py`._"
     data = json.loads(RESULTS.read_text())
     rows = [r for r in data.get("rows", []) if r.get("model") == model_id]
     if not rows:
-        return "_Not in the last benchmark run: run `python -m benchmarks.experts`._"
-    lines = ["| case | expert | PSNR gain (dB), mean / worst | SSIM gain | s/MP (1 thread) |", "|---|---|---|---|---|"]
+        return "_Not in the last benchmark run: run `python benchmarks/expert_ranking.py`._"
+    lines = ["| expert | case | n | PSNR in → out | gain mean / worst (dB) | SSIM gain |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['case']} | `{r['expert']}` | {r['psnr_gain']:+.2f} / {r['psnr_gain_worst']:+.2f} | "
-                     f"{r['ssim_gain']:+.3f} | {r.get('s_per_mp_1t', float('nan')):.2f} |")
-    return (f"From `benchmarks/results/experts.md` (machine: {data.get('machine', '?')}):\n\n" + "\n".join(lines))
+        lines.append(f"| `{r['expert']}` | {r['case']} | {r['n']} | {r['psnr_in']:.2f} → {r['psnr_out']:.2f} | "
+                     f"{r['psnr_gain']:+.2f} / {r['psnr_gain_worst']:+.2f} | {r['ssim_gain']:+.3f} |")
+    ids = {r["expert"] for r in rows}
+    speed = [s for s in data.get("speed", []) if s["expert"] in ids]
+    if speed:
+        lines += ["", "| expert | backend | s/MP, 1 thread | s/MP, 2 threads |", "|---|---|---|---|"]
+        lines += [f"| `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} |" for s in speed]
+    memory = [m for m in data.get("memory", []) if m["expert"] in ids]
+    lines += [""] + [f"Peak memory at 12 MP (extrapolated from {', '.join(f'{mp:.2f}' for mp in m['input_mp'])} MP): "
+                     f"{m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB (`{m['expert']}`)." for m in memory]
+    rank = [(kind, i + 1, len(entries)) for kind, entries in data.get("ranking", {}).items()
+            for i, e in enumerate(entries) if e.get("model") == model_id]
+    lines += [""] + [f"Rank {i} of {n} for {kind} in the benchmark's ranking." for kind, i, n in rank]
+    return (f"From `benchmarks/results/expert-ranking.md` (machine: {data.get('machine', '?')}):\n\n"
+            + "\n".join(lines))
 
 
 def write_card(model: Bundled, facts: dict, flops: float) -> None:

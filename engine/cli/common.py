@@ -24,9 +24,11 @@ def resolve_device(preference: str) -> str:
     return choose_device(preference)
 
 
-def emit_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+def emit_json(obj: dict, stream=None) -> None:
+    """One JSON line on ``stream`` (default: stdout)."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(obj) + "\n")
+    stream.flush()
 
 
 def describe_report(report: Optional[DegradationReport], threshold: float = 0.15) -> str:

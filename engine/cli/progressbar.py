@@ -40,3 +40,10 @@ class ProgressLine:
             self.stream.write("\r" + " " * 120 + "\r")
             self.stream.flush()
             self._shown = False
+
+    def files_done(self, done: int, message: str = "") -> None:
+        """Whole files finished so far (a batch whose files run in parallel)."""
+        if done:
+            self.update(done - 1, 1.0, message)
+        else:
+            self.update(0, 0.0, message)

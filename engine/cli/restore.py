@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, TextIO
 
 from ..errors import Cancelled, RestoraError, UsageError
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
@@ -39,6 +42,13 @@ def add_parser(sub) -> None:
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="restore on a Ray cluster: 'local' starts one on this machine, or a Ray address "
+                        "(ray://head:10001, auto); needs the 'cluster' extra")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --cluster: worker processes (default: one per GPU, else one per CPU)")
+    p.add_argument("--worker-cpus", type=float, default=1.0, metavar="N",
+                   help="with --cluster: CPUs each worker asks Ray for and uses as threads (default 1)")
     p.set_defaults(run=run)
 
 
@@ -61,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, UsageError) as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
+    if (args.workers is not None or args.worker_cpus != 1.0) and (
+            args.cluster is None or (args.workers is not None and args.workers < 1) or args.worker_cpus <= 0):
+        print("restora: error: --workers/--worker-cpus need --cluster and a positive number", file=sys.stderr)
+        return 2
     try:
-        device = resolve_device(args.device)
+        device = args.device if args.cluster else resolve_device(args.device)  # workers choose their own
     except RestoraError as e:
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
@@ -86,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for stale in batch.prepare():
         print(f"restora: removed {stale} (left by an interrupted run)", file=sys.stderr)
+    if args.cluster:
+        return _run_on_cluster(args, batch, failures)
     from ..experts.default import build_registry
 
     registry = build_registry(device=device)
@@ -93,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressLine(len(batch.items))
     cancel = CancelToken()
     started = time.perf_counter()
-    done = skipped = 0
+    tally = Tally(failures=failures)
     total = len(batch.items)
     for i, item in enumerate(batch.items):
         progress = Progress(lambda f, m, i=i: bar.update(i, f, m), cancel)
@@ -104,29 +120,75 @@ def run(args: argparse.Namespace) -> int:
             print("restora: cancelled", file=sys.stderr)
             return 1
         bar.clear()
+        tally.report(i, total, item.path, result, args.json)
+    total += sum(1 for p in batch.problems if p.failed)
+    tally.summary(total, time.perf_counter() - started)
+    return 1 if tally.failures else 0
+
+
+@dataclass
+class Tally:
+    """Counts a batch's outcomes while printing each file's line (stderr) and JSON (stdout)."""
+
+    failures: int = 0
+    done: int = 0
+    skipped: int = 0
+    json_stream: Optional[TextIO] = None  # default: stdout at the time of printing
+
+    def report(self, index: int, count: int, source: Path, result: RestoreResult, as_json: bool,
+               note: str = "") -> None:
+        """``index``: the file's 0-based position; ``note`` ends its stderr line."""
         if result.error:
-            failures += 1
-            print(f"[{i + 1}/{total}] FAILED {result.error}", file=sys.stderr)
+            self.failures += 1
+            print(f"[{index + 1}/{count}] FAILED {result.error}{note}", file=sys.stderr)
         elif result.skipped:
-            skipped += 1
-            print(f"[{i + 1}/{total}] skipped {item.path}: {result.output} already exists", file=sys.stderr)
+            self.skipped += 1
+            print(f"[{index + 1}/{count}] skipped {source}: {result.output} already exists{note}", file=sys.stderr)
         else:
-            done += 1
+            self.done += 1
             used = [s["stage"] for s in result.stages if not s.get("dropped")]
             dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
             handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
             extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
                 f" (dropped: {', '.join(dropped)})" if dropped else "")
             lost = f"  not kept: {'; '.join(result.not_kept)}" if result.not_kept else ""
-            print(f"[{i + 1}/{total}] {item.path} → {result.output}  "
+            print(f"[{index + 1}/{count}] {source} → {result.output}  "
                   f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
-                  f"  {result.seconds:.1f} s{lost}", file=sys.stderr)
-        if args.json:
-            emit_json(result.to_json())
-    total += sum(1 for p in batch.problems if p.failed)
-    elapsed = time.perf_counter() - started
-    summary = f"restora: restored {done} of {total} photo{'s' if total != 1 else ''} in {elapsed:.1f} s"
-    if skipped:
-        summary += f"; {skipped} skipped (output already there)"
-    print(summary + (f"; {failures} failed" if failures else ""), file=sys.stderr)
-    return 1 if failures else 0
+                  f"  {result.seconds:.1f} s{lost}{note}", file=sys.stderr)
+        if as_json:
+            emit_json(result.to_json(), self.json_stream)
+
+    def summary(self, total: int, seconds: float, note: str = "") -> None:
+        summary = f"restora: restored {self.done} of {total} photo{'s' if total != 1 else ''} in {seconds:.1f} s{note}"
+        if self.skipped:
+            summary += f"; {self.skipped} skipped (output already there)"
+        print(summary + (f"; {self.failures} failed" if self.failures else ""), file=sys.stderr)
+
+
+def _run_on_cluster(args: argparse.Namespace, batch, failures: int) -> int:
+    """``--cluster``: the same files, results, lines and exit status, restored by Ray workers."""
+    from ..cluster import ClusterSettings, ClusterUnavailable, plan_jobs, restore_on_cluster
+
+    settings = ClusterSettings(address=args.cluster, workers=args.workers, cpus_per_worker=args.worker_cpus,
+                               device=args.device)
+    total = len(batch.items)
+    bar = ProgressLine(total)
+    tally = Tally(failures=failures, json_stream=sys.stdout)
+
+    def on_result(job, result, throughput) -> None:
+        bar.clear()
+        tally.report(job.index, total, job.item.path, result, args.json, f"  ({throughput.describe()})")
+
+    try:
+        # Ray prints its workers' and raylets' messages on stdout, which belongs to the JSON lines.
+        with contextlib.redirect_stdout(sys.stderr):
+            throughput = restore_on_cluster(batch, plan_jobs(batch), settings, on_result,
+                                            on_progress=lambda t: bar.files_done(t.done, t.describe()))
+    except ClusterUnavailable as e:
+        bar.clear()
+        print(f"restora: error: {e}", file=sys.stderr)
+        return 2
+    bar.clear()
+    tally.summary(total + sum(1 for p in batch.problems if p.failed), throughput.elapsed,
+                  f" on the cluster ({throughput.per_minute:.1f} files/min)")
+    return 1 if tally.failures else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -130,8 +130,11 @@ class Expert(ABC):
 class ExpertRegistry:
     """The set of experts a pipeline may choose from. Built explicitly, never a mutable global."""
 
-    def __init__(self, experts: Optional[list[Expert]] = None) -> None:
+    def __init__(self, experts: Optional[list[Expert]] = None,
+                 ranking: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         self._experts: dict[str, Expert] = {}
+        #: ``{task: [expert id, ...]}`` best first by measured quality (``engine.experts.ranking``).
+        self.ranking: dict[str, list[str]] = {k: list(v) for k, v in (ranking or {}).items()}
         for e in experts or []:
             self.register(e)
 
@@ -153,9 +156,11 @@ class ExpertRegistry:
         return list(self._experts.values())
 
     def for_task(self, task: str, available_only: bool = True) -> list[Expert]:
-        """Experts serving ``task``, best first: neural (torch, onnx) before classical, in
-        registration order within a backend."""
+        """Experts serving ``task``, best first: those the measured ranking lists for ``task``
+        in its order, then the others neural (torch, onnx) before classical, in registration
+        order within a backend."""
         order = {Backend.TORCH: 0, Backend.ONNX: 1, Backend.CLASSICAL: 2}
+        ranked = {expert_id: i for i, expert_id in enumerate(self.ranking.get(task, ()))}
         found = [e for e in self._experts.values()
                  if task in e.info.tasks and (not available_only or e.is_available())]
-        return sorted(found, key=lambda e: order[e.info.backend])
+        return sorted(found, key=lambda e: (ranked.get(e.info.id, len(ranked)), order[e.info.backend]))

@@ -7,13 +7,15 @@ from typing import Optional
 
 from ..optional import torch_runtime_available
 from .base import Expert, ExpertRegistry
+from .ranking import load_ranking, ranked_ids
 from .resample import LanczosUpscaler
 
 log = logging.getLogger(__name__)
 
 
 def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=None) -> ExpertRegistry:
-    """Every expert that can run here. Neural experts are added for installed or bundled
+    """Every expert that can run here, ordered per kind by the measured ranking
+    (``models/expert-ranking.json``). Neural experts are added for installed or bundled
     models only; if the neural runtime cannot be imported (no torch/onnxruntime), the registry
     still holds the classical experts and a warning is logged."""
     from .classical import classical_experts
@@ -27,7 +29,7 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
         # Registered before the networks they wrap, so that they rank first for the jpeg task.
         experts += jpeg_restorers(neural, next(e for e in experts if e.info.tasks == ("jpeg",)))
         experts += neural
-    return ExpertRegistry(experts)
+    return ExpertRegistry(experts, ranking=ranked_ids(load_ranking()))
 
 
 def neural_experts(*, device: str = "cpu", manager=None) -> list[Expert]:

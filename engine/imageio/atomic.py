@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import secrets
@@ -171,3 +172,13 @@ def remove_stale_partials(folder: PathLike, *, recursive: bool = True) -> list[P
             except OSError:
                 continue
     return removed
+
+
+def leftover_temp_files(path: PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_output` began for ``path`` and never finished (left
+    only when the writing process was killed outright), whoever wrote them; safe to delete once
+    no writer of ``path`` is alive (a cluster run retrying a file its dead worker was writing)."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        return []
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*{_TEMP_SUFFIX}"))

@@ -7,6 +7,8 @@ torch is imported lazily so that the classical-only engine works without it.
 from __future__ import annotations
 
 import os
+from typing import Optional
+
 from ..errors import RestoraError
 from ..optional import how_to_get_torch
 
@@ -96,8 +98,26 @@ def free_memory(device: str) -> int:
     return cpu_free_memory()
 
 
+def _meminfo_available() -> Optional[int]:
+    """Linux's ``MemAvailable`` in bytes: free memory plus the page cache that can be dropped."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def cpu_free_memory() -> int:
-    """Available physical memory in bytes (``os.sysconf``), or :data:`FALLBACK_FREE_BYTES`."""
+    """Memory a new allocation can get without swapping, in bytes: ``MemAvailable`` where Linux
+    tells it, else the free pages (``os.sysconf``), else :data:`FALLBACK_FREE_BYTES`. (Free pages
+    alone shrink to almost nothing once the page cache fills the RAM, which made the automatic
+    tile size, and so the output's last bits, depend on how many files had been read lately.)"""
+    available = _meminfo_available()
+    if available:
+        return available
     sysconf = getattr(os, "sysconf", None)
     if sysconf is None:
         return FALLBACK_FREE_BYTES

@@ -43,7 +43,7 @@ def test_cpu_memory_and_precision():
 
 
 def test_cpu_free_memory_fallback(monkeypatch):
-    monkeypatch.setattr(devices, "_meminfo_available", lambda: None)
+    monkeypatch.setattr(devices, "meminfo_available", lambda: None)
     monkeypatch.delattr(devices.os, "sysconf", raising=False)
     assert devices.cpu_free_memory() == devices.FALLBACK_FREE_BYTES
 

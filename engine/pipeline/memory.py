@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import NotEnoughMemoryError
+from ..runtime.device import meminfo_available
 
 #: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
 DECODE_BYTES_PER_PIXEL = 24.0
@@ -45,17 +46,6 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ValueError(f"not a size: {text!r} (expected bytes or a number with K, M or G)")
     return int(float(match.group(1)) * 1024 ** "bkmgt".index((match.group(2) or "b").lower()))
-
-
-def _meminfo_available() -> Optional[int]:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _cgroup_room() -> Optional[int]:
@@ -92,7 +82,7 @@ def memory_budget() -> Optional[int]:
     override = os.environ.get(BUDGET_VARIABLE)
     if override:
         return parse_size(override)
-    rooms = [r for r in (_meminfo_available(), _cgroup_room(), _rlimit_room()) if r is not None]
+    rooms = [r for r in (meminfo_available(), _cgroup_room(), _rlimit_room()) if r is not None]
     return int(min(rooms) * USABLE_FRACTION) if rooms else None
 
 

@@ -98,7 +98,7 @@ def free_memory(device: str) -> int:
     return cpu_free_memory()
 
 
-def _meminfo_available() -> Optional[int]:
+def meminfo_available() -> Optional[int]:
     """Linux's ``MemAvailable`` in bytes: free memory plus the page cache that can be dropped."""
     try:
         with open("/proc/meminfo") as handle:
@@ -115,7 +115,7 @@ def cpu_free_memory() -> int:
     tells it, else the free pages (``os.sysconf``), else :data:`FALLBACK_FREE_BYTES`. (Free pages
     alone shrink to almost nothing once the page cache fills the RAM, which made the automatic
     tile size, and so the output's last bits, depend on how many files had been read lately.)"""
-    available = _meminfo_available()
+    available = meminfo_available()
     if available:
         return available
     sysconf = getattr(os, "sysconf", None)

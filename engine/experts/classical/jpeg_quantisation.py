@@ -8,23 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-#: IJG standard luminance quantisation table (quality 50), row-major 8x8.
-STD_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99], np.float32).reshape(8, 8)
+from ...analysis.jpeg_tables import STD_LUMA
 
 
 def luma_table(quality: int) -> np.ndarray:
     """The IJG luminance table libjpeg (and Pillow) use at ``quality`` 1..100 (float32 8x8)."""
     q = int(np.clip(quality, 1, 100))
     scale = 5000 / q if q < 50 else 200 - 2 * q
-    return np.clip(np.floor((STD_LUMA * scale + 50) / 100), 1, 255).astype(np.float32)
+    return np.clip(np.floor((STD_LUMA.astype(np.float32) * scale + 50) / 100), 1, 255).astype(np.float32)
 
 
 def block_dct(channel: np.ndarray) -> np.ndarray:

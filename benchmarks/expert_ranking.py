@@ -354,8 +354,11 @@ def memory(experts: dict[str, list]) -> list[dict]:
 
 
 def ranking(rows: list[Row]) -> dict[str, list[dict]]:
-    """Per kind: app experts best first by the mean over cases of their mean PSNR gain (cases an
-    expert was trained on are left out of the ranking)."""
+    """Per kind: app experts best first. Where every candidate was measured on real pairs, the
+    mean PSNR gain on those real pairs decides (a photo app is judged on real photos: a denoiser
+    that wins on synthetic white noise can still lose on camera noise), the mean over all cases
+    breaking ties; otherwise the mean over cases of their mean PSNR gain decides. Cases an expert
+    was trained on are left out of the ranking."""
     by_kind: dict[str, dict[str, list[dict]]] = {}
     for r in rows:
         if not r.reference and not r.trained_on:
@@ -370,7 +373,10 @@ def ranking(rows: list[Row]) -> dict[str, list[dict]]:
                             "worst_psnr_gain": round(min(s["psnr_gain_worst"] for s in summaries), 2),
                             "real_psnr_gain": round(float(np.mean([s["psnr_gain"] for s in real])), 2) if real else None,
                             "cases": [s["case"] for s in summaries]})
-        out[kind] = sorted(entries, key=lambda e: -e["mean_psnr_gain"])
+        if all(e["real_psnr_gain"] is not None for e in entries):
+            out[kind] = sorted(entries, key=lambda e: (-e["real_psnr_gain"], -e["mean_psnr_gain"]))
+        else:
+            out[kind] = sorted(entries, key=lambda e: -e["mean_psnr_gain"])
     return out
 
 
@@ -398,6 +404,8 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
              "measurements and the analysed noise map come from it); CBM3D is run at σ 25 only (it is slow); "
              "rows marked *reference* are not app experts.", "",
              "## Ranking (what `ExpertRegistry.for_task` uses, `models/expert-ranking.json`)", "",
+             "Where every candidate of a kind was measured on real pairs, the mean gain on the real pairs "
+             "decides the order (ties: the mean over all cases); otherwise the mean over all cases does.", "",
              "| kind | rank | expert | mean PSNR gain over the cases | worst single image | real pairs |",
              "|---|---|---|---|---|---|"]
     for kind, entries in ranks.items():

@@ -167,5 +167,7 @@ def test_installed_restora_restores_the_bundled_samples_offline(installed):
         with Image.open(photo) as before, Image.open(out) as after:
             assert after.size == before.size
     models = {stage.get("model") for r in results for stage in r["stages"]}
-    assert "restora-generalist-v2" in models, "the bundled ONNX generalist did not run from the package"
+    # which bundled network runs depends on the plan (FFDNet for noise, IAT for low light, the
+    # generalist for rain …); at least one must have run, from the installed package
+    assert models - {None}, "no bundled ONNX network ran from the package"
     assert "Traceback" not in proc.stderr

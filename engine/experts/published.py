@@ -10,6 +10,8 @@ safetensors conversion with torch; see ``engine.convert.published`` for how the 
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import importlib.util
 import threading
 from pathlib import Path
@@ -92,7 +94,37 @@ class _TorchMapRunner:
             return y.float().cpu().numpy()
 
 
-class FFDNetExpert(Expert):
+class _NetworkExpert(Expert):
+    """What the published-network experts share: a weights file at ``path`` run by ONNX Runtime
+    or torch (``info.backend``), and one runner per device, built on first use and kept."""
+
+    path: Path
+
+    def _init_runner_cache(self, device: str, threads: Optional[int]) -> None:
+        self.device = device
+        self.threads = threads
+        self._runner: Any = None
+        self._runner_device: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
+        return self.path.is_file() and importlib.util.find_spec(module) is not None
+
+    @abstractmethod
+    def _make_runner(self, device: str) -> Any:
+        """A new runner for ``device`` (called under the lock, once per device change)."""
+
+    def runner(self, device: str) -> Any:
+        """The runner for ``device``, built once (a device change rebuilds it)."""
+        with self._lock:
+            if self._runner is None or self._runner_device != device:
+                self._runner = self._make_runner(device)
+                self._runner_device = device
+            return self._runner
+
+
+class FFDNetExpert(_NetworkExpert):
     """FFDNet colour, a non-blind denoiser told the noise level at every pixel.
 
     The noise level comes from :func:`noise_sigma_map` (``ctx.noise_sigma`` from the analysis,
@@ -117,23 +149,11 @@ class FFDNetExpert(Expert):
             version="1", size_multiple=SIZE_MULTIPLE, tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
             description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
-        self.device = device
-        self.threads = threads
-        self._runner: Any = None
-        self._runner_device: Optional[str] = None
-        self._lock = threading.Lock()
+        self._init_runner_cache(device, threads)
 
-    def is_available(self) -> bool:
-        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
-        return self.path.is_file() and importlib.util.find_spec(module) is not None
-
-    def runner(self, device: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        with self._lock:
-            if self._runner is None or self._runner_device != device:
-                self._runner = (_OnnxMapRunner(self.path, device, self.threads) if self.info.backend is Backend.ONNX
-                                else _TorchMapRunner(self.path, "FFDNet", device, self.threads))
-                self._runner_device = device
-            return self._runner
+    def _make_runner(self, device: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return (_OnnxMapRunner(self.path, device, self.threads) if self.info.backend is Backend.ONNX
+                else _TorchMapRunner(self.path, "FFDNet", device, self.threads))
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
@@ -215,7 +235,7 @@ class _TorchPlainRunner:
             return self.module(torch.from_numpy(np.ascontiguousarray(tile)).to(self.device)).float().cpu().numpy()
 
 
-class LumaDnCNNExpert(Expert):
+class LumaDnCNNExpert(_NetworkExpert):
     """DnCNN-3, the grey network for JPEG deblocking (quality 5–99), blind denoising and
     bicubic-SR refinement, applied to the luma of a colour photo.
 
@@ -239,22 +259,14 @@ class LumaDnCNNExpert(Expert):
             backend=Backend.TORCH, version="1", tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
             description=description or "Grey DnCNN-3 on the luma: JPEG deblocking (Zhang et al. 2017).")
-        self.device = device
-        self.threads = threads
-        self._runner: Any = None
-        self._runner_device: Optional[str] = None
-        self._lock = threading.Lock()
+        self._init_runner_cache(device, threads)
 
     def is_available(self) -> bool:
         return (self.path.is_file() and importlib.util.find_spec("torch") is not None
                 and (self.path.suffix.lower() != ".mat" or importlib.util.find_spec("h5py") is not None))
 
-    def runner(self, device: str) -> Callable[[np.ndarray], np.ndarray]:
-        with self._lock:
-            if self._runner is None or self._runner_device != device:
-                self._runner = _TorchPlainRunner(self.path, "DnCNN-grey", device, self.threads)
-                self._runner_device = device
-            return self._runner
+    def _make_runner(self, device: str) -> Callable[[np.ndarray], np.ndarray]:
+        return _TorchPlainRunner(self.path, "DnCNN-grey", device, self.threads)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
@@ -359,7 +371,7 @@ class _IATRunner:
             return out.float().cpu().numpy()
 
 
-class IATExpert(Expert):
+class IATExpert(_NetworkExpert):
     """IAT (Illumination-Adaptive Transformer, ~90 k parameters): low-light enhancement (weights
     trained on LOL-v1) or exposure correction (trained on under- and over-exposed photos).
 
@@ -382,22 +394,10 @@ class IATExpert(Expert):
             id=expert_id or f"neural.{model_id}", name=name or "IAT", tasks=tasks, backend=backend, version="1",
             tiling=TilingMode.NONE, tile_overlap=LOCAL_RADIUS, memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
             description=description or "Illumination-Adaptive Transformer (Cui et al. 2022).")
-        self.device = device
-        self.threads = threads
-        self._runner: Any = None
-        self._runner_device: Optional[str] = None
-        self._lock = threading.Lock()
+        self._init_runner_cache(device, threads)
 
-    def is_available(self) -> bool:
-        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
-        return self.path.is_file() and importlib.util.find_spec(module) is not None
-
-    def runner(self, device: str) -> _IATRunner:
-        with self._lock:
-            if self._runner is None or self._runner_device != device:
-                self._runner = _IATRunner(self.path, device, self.threads)
-                self._runner_device = device
-            return self._runner
+    def _make_runner(self, device: str) -> _IATRunner:
+        return _IATRunner(self.path, device, self.threads)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
@@ -484,7 +484,7 @@ class _SAFMNRunner:
                                torch.from_numpy(response).to(self.device)).float().cpu().numpy()
 
 
-class SAFMNExpert(Expert):
+class SAFMNExpert(_NetworkExpert):
     """SAFMN ×4 (NTIRE 2023 efficient-SR variant, 0.24 M parameters, trained on bicubic
     downscaling): a fast, faithful upscaler, not generative. ``out_scale`` 2 runs it ×4 and
     area-downscales each tile's output by 2 (an anti-aliased ×2 upscaler).
@@ -514,22 +514,10 @@ class SAFMNExpert(Expert):
             tasks=("upscale",), backend=backend, version="1", scale=out_scale, size_multiple=SIZE_MULTIPLE,
             tiling=TilingMode.REQUIRED, tile_overlap=TILE_OVERLAP, memory_factor=4.0 * 4 * 72 + 4 * 3 * SCALE ** 2,
             model_id=model_id, description=description or "Efficient fidelity super-resolution (Sun et al. 2023).")
-        self.device = device
-        self.threads = threads
-        self._runner: Any = None
-        self._runner_device: Optional[str] = None
-        self._lock = threading.Lock()
+        self._init_runner_cache(device, threads)
 
-    def is_available(self) -> bool:
-        module = "onnxruntime" if self.info.backend is Backend.ONNX else "torch"
-        return self.path.is_file() and importlib.util.find_spec(module) is not None
-
-    def runner(self, device: str) -> _SAFMNRunner:
-        with self._lock:
-            if self._runner is None or self._runner_device != device:
-                self._runner = _SAFMNRunner(self.path, device, self.threads)
-                self._runner_device = device
-            return self._runner
+    def _make_runner(self, device: str) -> _SAFMNRunner:
+        return _SAFMNRunner(self.path, device, self.threads)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled

@@ -36,6 +36,43 @@ def choose_providers(device: str, available: Optional[list[str]] = None) -> list
     return chosen + ["CPUExecutionProvider"]
 
 
+#: ``RESTORA_THREADS``: intra-op threads for every network (ONNX Runtime and torch); unset: see
+#: :func:`default_threads`.
+THREADS_VARIABLE = "RESTORA_THREADS"
+
+
+def default_threads() -> int:
+    """Intra-op threads a network runs with when the caller does not say: ``$RESTORA_THREADS``
+    when set, else one per CPU the process may use (at most 8). See
+    ``benchmarks/results/threads.md`` for the measurement behind :func:`session_options`."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def session_options(threads: Optional[int] = None, spinning: bool = False) -> Any:
+    """ONNX Runtime session options for Restora's networks: ``threads`` intra-op threads
+    (``None``: :func:`default_threads`), one inter-op thread, and thread spinning off by
+    default: spinning workers busy-wait between operators, which on a machine whose cores other
+    programs also use takes CPU from them and from the other intra-op thread (the reason one
+    thread beat two on a loaded 2-core machine; ``benchmarks/results/threads.md``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads) if threads else default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
 def runtime_error_types() -> tuple[type[BaseException], ...]:
     """ONNX Runtime's exception types raised while running a session: every class its pybind
     layer defines (``Fail``, ``RuntimeException``, ``InvalidArgument``, ``NotImplemented``...;
@@ -85,11 +122,8 @@ class OnnxRunner:
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"model file not found: {p}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
         try:
-            self.session: Any = ort.InferenceSession(str(p), sess_options=options,
+            self.session: Any = ort.InferenceSession(str(p), sess_options=session_options(threads),
                                                      providers=choose_providers(device))
         except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
             raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err

@@ -409,8 +409,8 @@ class BeforeAfterViewer(QWidget):
             pane = panes["main"]
             side = BEFORE if self._show_original else AFTER
             self.render_side(painter, side, pane)
-            self._caption(painter, pane, "Before (original)" if side == BEFORE else "After (hold Space for the original)",
-                          left=True)
+            caption = "Before (original)" if side == BEFORE else "After (hold Space for the original)"
+            self._caption(painter, pane, caption, left=True)
         else:
             pane = panes["main"]
             x = self.divider_x()

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
 
 from engine.errors import RestoraError
 from engine.kinds import LABELS
@@ -227,7 +227,8 @@ class MainWindow(QMainWindow):
         self.controls.autoRequested.connect(self.reset_to_auto)
         self.overview_dock = self._dock("Navigator and histogram", "overviewDock", self.overview,
                                         Qt.DockWidgetArea.RightDockWidgetArea)
-        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
                                 is_supported=_is_supported)
         self.batch.openRequested.connect(self.open_file)
@@ -312,7 +313,8 @@ class MainWindow(QMainWindow):
         self.removeAction(a["redo_tb"])
         self.undo_stack.canUndoChanged.connect(lambda on: a["undo_tb"].setEnabled(on and self._editable()))
         self.undo_stack.canRedoChanged.connect(lambda on: a["redo_tb"].setEnabled(on and self._editable()))
-        self.undo_stack.undoTextChanged.connect(lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
+        self.undo_stack.undoTextChanged.connect(
+            lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
         self.undo_stack.redoTextChanged.connect(lambda t: a["redo_tb"].setToolTip(f"Redo {t}" if t else "Redo"))
         a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
         a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")

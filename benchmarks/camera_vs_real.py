@@ -53,8 +53,8 @@ def row(name: str, acc: dict) -> list[str]:
     std = np.mean(acc["std"], axis=0) * 255
     cross = np.nanmean(acc["cross"], axis=0)
     lag = np.nanmean(acc["lag"], axis=0)
-    lines = [f"| {name} | {std[0]:.2f} / {std[1]:.2f} / {std[2]:.2f} | {cross[0]:.2f} / {cross[1]:.2f} / {cross[2]:.2f} "
-             f"| {lag[0]:.2f} / {lag[1]:.2f} |"]
+    lines = [f"| {name} | {std[0]:.2f} / {std[1]:.2f} / {std[2]:.2f} "
+             f"| {cross[0]:.2f} / {cross[1]:.2f} / {cross[2]:.2f} | {lag[0]:.2f} / {lag[1]:.2f} |"]
     return lines
 
 
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
              "noise_real_polyu_crops pairs (noisy − ground truth). Camera pipeline: engine.degrade.camera on "
              f"{args.images} clean training photos, strength U(0.1, 0.4), cameras drawn by seed (noisy − same "
              "pipeline without noise). White: i.i.d. Gaussian σ = 4 levels.", "",
-             "| noise | std R / G / B (levels) | cross-channel corr. R–G / G–B / R–B | lag-1 corr. horizontal / vertical |",
+             "| noise | std R / G / B (levels) | cross-channel corr. R–G / G–B / R–B "
+             "| lag-1 corr. horizontal / vertical |",
              "|---|---|---|---|"]
     lines += row("real (PolyU)", real) + row("camera pipeline", cam) + row("white Gaussian", white)
     lines += ["", "Noise std per channel (R/G/B, 8-bit levels) by intensity of the clean image (bins of 1/8):", "",

@@ -201,7 +201,8 @@ class Restorer:
                           allow_generative=options.allow_generative, experts=options.experts)
 
     def restore_photo(self, photo: Photo, options: RestoreOptions = RestoreOptions(),
-                      progress: Optional[Progress] = None, *, budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
+                      progress: Optional[Progress] = None, *,
+                      budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result.
 
         ``budget``: bytes the restoration may use; a plan that needs more is refused

@@ -64,6 +64,7 @@ def _cache_files(cache: Path) -> list[str]:
 
 def test_catalog_reads_a_url_source_spelled_as_documented(tmp_path):
     sha = "ab" * 32
+    url = "https://github.com/cszn/DnCNN/raw/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/model/DnCNN3.mat"
     path = tmp_path / "catalog.toml"
     path.write_text(f'''[[models]]
 id = "dncnn3"
@@ -76,8 +77,7 @@ size = 2771543
 sha256 = "{sha}"
 format = "mat"
 sources = [
-  {{ type = "url", size = 2771543, sha256 = "{sha}",
-     url = "https://github.com/cszn/DnCNN/raw/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/model/DnCNN3.mat" }},
+  {{ type = "url", url = "{url}", size = 2771543, sha256 = "{sha}" }},
 ]
 ''')
     entry = load_catalog(path).get("dncnn3")

@@ -5,7 +5,7 @@ Phase ``fit`` restores synthetic degradations (``engine.degrade``, one kind at a
 0.3–0.8) of central crops of the first ``--train`` photos of ``../shared/data/clean`` with
 ``--only KIND`` (what the app runs for that kind), samples pixels, and fits per kind and for the
 composed result the model of ``engine/uncertainty/model.py``; it writes
-``engine/uncertainty/calibration.json``.
+``models/uncertainty-calibration.json``.
 
 Phase ``eval`` (the numbers) uses held-out photos (the last ``--val`` of the clean set) and the
 real pairs in ``../shared/data/pairs`` (validation only, never fitted on), restored with the
@@ -243,7 +243,7 @@ def fit(args) -> None:
             "samples": {k: int(sum(r["stack"].shape[1] for r in col.stage_rows if r["stage"] == k))
                         for k in SYNTH_KINDS}}
     model = UncertaintyModel(kinds, meta)
-    out = ROOT / "engine" / "uncertainty" / "calibration.json"
+    out = ROOT / "models" / "uncertainty-calibration.json"
     out.write_text(model.to_json(), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
 

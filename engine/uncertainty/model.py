@@ -13,14 +13,14 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
 
 from .features import FEATURES, feature_stack
 
-CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+#: Where the committed calibration lives (``models/``: shipped in the wheel like the ranking).
+CALIBRATION_NAME = "uncertainty-calibration.json"
 
 #: Rows per band when predicting (bounded memory), and the rows of context each band borrows
 #: from its neighbours (≥ the feature window), so bands join without seams.
@@ -110,8 +110,10 @@ class UncertaintyModel:
 
 @functools.lru_cache(maxsize=1)
 def default_model() -> UncertaintyModel:
-    """The committed calibration (``engine/uncertainty/calibration.json``)."""
-    return UncertaintyModel.from_json(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    """The committed calibration (``models/uncertainty-calibration.json``)."""
+    from ..assets import models_dir
+
+    return UncertaintyModel.from_json((models_dir() / CALIBRATION_NAME).read_text(encoding="utf-8"))
 
 
 def fit_kind(stacks: list[np.ndarray], errors: list[np.ndarray], *, knots: int = 48,

@@ -16,9 +16,8 @@ import numpy as np
 from engine.analysis.report import DegradationReport
 from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
-from engine.pipeline import Plan, RestoreOptions, Restorer, RestorationSession, Stage, StageResult
-from engine.pipeline.job import follow_up_plan
-from engine.pipeline.plan import STAGE_NAMES, best_expert
+from engine.pipeline import Plan, PlanChoices, RestoreOptions, Restorer, RestorationSession, StageResult
+from engine.pipeline.plan import STAGE_NAMES
 from engine.progress import Progress
 
 #: Strength a stage gets when the user switches on a kind the analysis did not flag.
@@ -130,19 +129,18 @@ class Document:
     @classmethod
     def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None,
              tile: Optional[int] = None) -> "Document":
-        """Analyse ``photo``, build its auto plan and run it (call this off the UI thread).
+        """Analyse ``photo``, plan and run it as the CLI does (the orchestrator's automatic
+        restoration, follow-up round included), and show that (call this off the UI thread).
         ``tile``: tile edge in pixels for the experts, ``None`` for automatic."""
         progress = progress or Progress()
         progress(0.0, "analysing")
-        options = RestoreOptions(tile=tile)
-        session = restorer.session(photo.pixels, options, jpeg=photo.jpeg)
+        orchestrator = restorer.orchestrator
+        session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata)
         session.analyse()
-        plan = restorer.plan_for(session, options)
         progress(0.1, "restoring")
-        results = session.run(plan, progress.sub(0.1, 0.8))
-        # The same follow-up round the CLI and the batch do (kinds the restoration uncovered).
-        plan = follow_up_plan(plan, results, session, options)
-        doc = cls(photo, restorer, session, plan)
+        outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8))
+        results = outcome.results
+        doc = cls(photo, restorer, session, outcome.plan)
         doc.run(doc.state, progress.sub(0.8, 1.0))
         if results:
             doc.last_run_seconds = sum(r.seconds for r in doc.session.results)
@@ -155,7 +153,7 @@ class Document:
             enabled[name] = stage is not None
             strengths[name] = stage.strength if stage is not None else DEFAULT_MANUAL_STRENGTH
             experts[name] = stage.expert_id if stage is not None else (
-                best_expert(self.restorer.registry, name) or next((c[0] for c in self.expert_choices(name)), ""))
+                self.restorer.planner.best_expert(name) or next((c[0] for c in self.expert_choices(name)), ""))
         return ControlState(enabled, strengths, experts)
 
     # -- facts ------------------------------------------------------------------------------
@@ -198,32 +196,11 @@ class Document:
 
     # -- plan for a state -------------------------------------------------------------------
     def plan_for(self, state: ControlState) -> Plan:
-        """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
-        so switching back on is free; except a switched-off generalist, see below) plus stages
-        the user switched on (or on before), each with its expert. Whatever the panel shows as
-        on is therefore in the composed pixels."""
-        def expert_for(name: str, default: str = "") -> str:
-            return state.experts.get(name) or default
-
-        def left_out(name: str) -> bool:
-            # A switched-off generalist is left out of the run: the specialists after it then see
-            # the unrestored photo and do their own kind's work, instead of being skipped as
-            # "handled by the generalist" while the generalist contributes nothing.
-            return name == GENERALIST and not state.enabled.get(name, False)
-
-        # The auto plan's stages keep their order (a follow-up stage may come last) ...
-        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(state.strengths.get(s.name, 1.0)), s.auto)
-                  for s in self.auto_plan.stages if not left_out(s.name)]
-        # ... and a stage the user added goes where the canonical order puts it. It stays once
-        # it ran, so switching it off and on again is free.
-        rank = {n: i for i, n in enumerate(STAGE_NAMES)}
-        for name in STAGE_NAMES:
-            if self.auto_plan.stage(name) is not None or not expert_for(name) or left_out(name):
-                continue
-            if state.enabled.get(name, False) or name in self._ran_names:
-                at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))
-                stages.insert(at, Stage(name, expert_for(name), float(state.strengths.get(name, 1.0)), auto=False))
-        return Plan(tuple(stages))
+        """The stages to run for ``state`` (the Planner's :meth:`~engine.pipeline.plan.Planner.for_controls`:
+        the auto plan plus what the user switched on; stages that ran stay so that switching
+        them back on is free)."""
+        return self.restorer.planner.for_controls(self.auto_plan, state.enabled, state.strengths, state.experts,
+                                                  keep=self._ran_names)
 
     @staticmethod
     def _signature(plan: Plan) -> tuple:
@@ -245,7 +222,7 @@ class Document:
         plan = self.plan_for(state)
         t0 = time.perf_counter()
         runs = self.session.expert_runs
-        results = self.session.run(plan, progress)
+        results = self.restorer.orchestrator.run(self.session, plan, progress)
         if self.session.expert_runs != runs:  # a run served from the cache is not "the last run"
             self.last_run_seconds = time.perf_counter() - t0
         self._ran = self._signature(plan)

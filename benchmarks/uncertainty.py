@@ -103,17 +103,13 @@ class Collector:
 
     def restore(self, degraded, truth, options, group: str, kind: str, photo: str, seed: int, jpeg=None,
                 model=None) -> None:
-        from engine.pipeline.job import follow_up_plan
         from engine.uncertainty.features import FEATURES, absolute_error, feature_stack
         from engine.uncertainty.session import _noise_sigma, _severity
 
         t0 = time.perf_counter()
         session = self.restorer.session(degraded, options, jpeg=jpeg)
-        plan = self.restorer.plan_for(session, options)
-        results = session.run(plan)
-        follow = follow_up_plan(plan, results, session, options)
-        if follow is not plan:
-            plan, results = follow, session.run(follow)
+        outcome = self.restorer.orchestrator.restore(session, options.choices())
+        plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
         composed = session.compose(strengths)
         self.seconds_restore += time.perf_counter() - t0
@@ -157,7 +153,7 @@ class Collector:
             self._plan_rule(session, results, strengths, truth, group, kind, photo, model)
         if self.extra:
             flipped = self.restorer.session(np.ascontiguousarray(degraded[:, ::-1]), options)
-            flipped.run(plan)
+            self.restorer.orchestrator.run(flipped, plan)
             back = flipped.compose(strengths)[:, ::-1]
             rec["flip_ensemble"] = take(absolute_error(composed, back))
         from engine.uncertainty.features import _box, _gradient, _grey, noise_plane

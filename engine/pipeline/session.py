@@ -198,12 +198,18 @@ class RestorationSession:
             self.expert_runs += 1
             if out.shape != current.shape:
                 raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
-            out = np.clip(out.astype(np.float32), 0.0, 1.0)
-            deltas[knot] = out - current
+            # in place: a full-size float32 copy less per knot (the expert's output is ours)
+            out = out.astype(np.float32, copy=False)
+            if not out.flags.writeable or out is current:
+                out = out.copy()
+            np.clip(out, 0.0, 1.0, out=out)
+            deltas[knot] = np.subtract(out, current, out=out)
         full = deltas.pop(1.0)
+        after = current + full
+        report = self.analyser(after)
+        del after
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
-                           output_report=self.analyser(current + full), model_id=expert.info.model_id,
-                           knot_deltas=deltas)
+                           output_report=report, model_id=expert.info.model_id, knot_deltas=deltas)
 
     def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
                       progress: Progress) -> None:
@@ -213,12 +219,24 @@ class RestorationSession:
             result.kind_shares = {next(iter(told)): result.delta}
             return
         full = current + result.delta
-        for i, kind in enumerate(told):
-            ctx = ExpertContext(strengths={k: v for k, v in told.items() if k != kind}, device=self.device,
-                                tile=self.tile, progress=progress.sub(i / len(told), (i + 1) / len(told)))
-            without = np.clip(expert.run(current, ctx).astype(np.float32), 0.0, 1.0)
+        variants = [{k: v for k, v in told.items() if k != kind} for kind in told]
+        batch = getattr(expert, "run_variants", None)
+        if batch is not None:  # one batched network call per tile for all kinds
+            ctx = ExpertContext(device=self.device, tile=self.tile, progress=progress)
+            outputs = batch(current, ctx, variants)
             self.expert_runs += 1
-            result.kind_shares[kind] = full - without
+        else:
+            outputs = None
+        for i, kind in enumerate(told):
+            if outputs is None:
+                ctx = ExpertContext(strengths=variants[i], device=self.device, tile=self.tile,
+                                    progress=progress.sub(i / len(told), (i + 1) / len(told)))
+                without = expert.run(current, ctx)
+                self.expert_runs += 1
+            else:
+                without = outputs[i]
+            without = np.clip(without.astype(np.float32, copy=False), 0.0, 1.0)
+            result.kind_shares[kind] = np.subtract(full, without, out=without)
 
     @property
     def results(self) -> list[StageResult]:

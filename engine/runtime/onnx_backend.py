@@ -145,7 +145,9 @@ class OnnxRunner:
         if self.conditioned:
             if strengths is None:
                 raise ModelError("this model is conditioned on per-kind strengths; none were given")
-            feed[STRENGTHS_INPUT] = np.repeat(np.asarray(strengths, np.float32).reshape(1, -1), x.shape[0], axis=0)
+            vectors = np.asarray(strengths, np.float32)
+            vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors  # one per batch item, or shared
+            feed[STRENGTHS_INPUT] = vectors if len(vectors) == x.shape[0] else np.repeat(vectors[:1], x.shape[0], 0)
         try:
             (y, *_rest) = self.session.run(None, feed)
         except self._errors as err:

@@ -25,6 +25,12 @@ DEFAULT_MANUAL_STRENGTH = 1.0
 #: The change map's full scale: a mean change of this much (in [0, 1] pixel units, i.e. 10 %
 #: of the tonal range, about 26 of 255 levels) or more is drawn at full strength.
 CHANGE_MAP_FULL_SCALE = 0.1
+#: The uncertainty overlay's full scale: an expected absolute error of this many 8-bit levels
+#: or more is drawn at full strength (the legend says so).
+UNCERTAINTY_FULL_SCALE = 16.0
+#: The preview's uncertainty map is computed on at most this many pixels (the export uses the
+#: same map, so the file matches the preview).
+UNCERTAINTY_PREVIEW_PIXELS = 2_000_000
 
 
 def _frozen(d: Mapping) -> Mapping:
@@ -41,6 +47,9 @@ class ControlState:
     enabled: Mapping[str, bool] = field(default_factory=dict)
     strengths: Mapping[str, float] = field(default_factory=dict)
     experts: Mapping[str, str] = field(default_factory=dict)
+    #: How far the result leans back towards the original where it is uncertain (0..1, see
+    #: :func:`engine.uncertainty.lean`); composed like a strength, never a run.
+    caution: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enabled", _frozen(self.enabled))
@@ -49,7 +58,8 @@ class ControlState:
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, ControlState) and dict(self.enabled) == dict(other.enabled)
-                and dict(self.strengths) == dict(other.strengths) and dict(self.experts) == dict(other.experts))
+                and dict(self.strengths) == dict(other.strengths) and dict(self.experts) == dict(other.experts)
+                and self.caution == other.caution)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -58,6 +68,9 @@ class ControlState:
 
     def with_enabled(self, name: str, on: bool) -> "ControlState":
         return replace(self, enabled={**self.enabled, name: bool(on)})
+
+    def with_caution(self, caution: float) -> "ControlState":
+        return replace(self, caution=min(max(float(caution), 0.0), 1.0))
 
     def with_expert(self, name: str, expert_id: str) -> "ControlState":
         return replace(self, experts={**self.experts, name: expert_id})
@@ -107,6 +120,10 @@ class Document:
         #: Seconds the last run that actually ran experts took (``None``: none yet).
         self.last_run_seconds: Optional[float] = None
         self._before_histogram = None
+        from engine.uncertainty import SessionUncertainty
+
+        #: The composed result's uncertainty (engine.uncertainty), cached per setting.
+        self.uncertainty = SessionUncertainty(session, max_pixels=UNCERTAINTY_PREVIEW_PIXELS)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -234,7 +251,28 @@ class Document:
         return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
 
     def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
-        return self.session.compose(self.state.effective_strengths(), region=(rows, cols), step=step)
+        return self._compose(region=(rows, cols), step=step)
+
+    def _compose(self, region=None, step: int = 1) -> np.ndarray:
+        """What the preview and the export show: the strengths, then the Caution blend."""
+        return self.uncertainty.compose(self.state.effective_strengths(), self.state.caution, region=region, step=step)
+
+    def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
+        """Expected absolute error of what is shown, per pixel, for the overlay: float32
+        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more."""
+        if not self.session.results:
+            return None
+        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE)
+
+    def uncertainty_text(self) -> str:
+        """One sentence for the analysis panel: how much of the result is uncertain, and where."""
+        from engine.uncertainty import describe
+
+        if not self.session.results:
+            return ""
+        strengths = self.state.effective_strengths()
+        step = self.uncertainty.step
+        return describe(self.uncertainty.composed(strengths), self.session.compose(strengths, step=step))
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""
@@ -251,12 +289,12 @@ class Document:
         step = sample_step(self.height, self.width)
         if self._before_histogram is None:
             self._before_histogram = compute_histogram(self.photo.pixels[::step, ::step])
-        after = compute_histogram(self.session.compose(self.state.effective_strengths(), step=step))
+        after = compute_histogram(self._compose(step=step))
         return self._before_histogram, after
 
     def restored_photo(self) -> Photo:
         """The full-resolution result for export (exactly what the preview composes)."""
-        return self.photo.with_pixels(self.session.compose(self.state.effective_strengths()))
+        return self.photo.with_pixels(self._compose())
 
     def batch_options(self, **kwargs) -> RestoreOptions:
         """Options that apply this document's current settings to other photos."""

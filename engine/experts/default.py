@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from ..optional import torch_runtime_available
 from .base import Expert, ExpertRegistry

@@ -73,6 +73,9 @@ class RestoreOptions:
     allow_generative: bool = False
     experts: Mapping[str, str] = field(default_factory=dict)
     skip_existing: bool = False
+    #: Also estimate where the result may be wrong (``engine.uncertainty``): the result's
+    #: ``uncertainty`` summary, and ``restore_file`` writes ``<stem>.uncertainty.png`` beside it.
+    uncertainty: bool = False
 
     def choices(self) -> PlanChoices:
         """The planning part of these options."""
@@ -117,6 +120,12 @@ class RestoreResult:
     #: What the output could not keep from the input, one short phrase each (e.g. "alpha
     #: channel (JPEG has none)"); empty when everything was kept.
     not_kept: list[str] = field(default_factory=list)
+    #: With ``RestoreOptions.uncertainty``: ``{"mean", "p95", "fraction_above"}`` of the expected
+    #: absolute error map (8-bit levels; fraction of pixels above
+    #: :data:`engine.uncertainty.UNCERTAIN_LEVELS`), its sidecar file, and the map itself (HxW).
+    uncertainty: Optional[dict] = None
+    uncertainty_path: Optional[Path] = None
+    uncertainty_map: Optional[np.ndarray] = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {
@@ -129,6 +138,8 @@ class RestoreResult:
             "error": self.error,
             "skipped": self.skipped,
             "not_kept": list(self.not_kept),
+            "uncertainty": None if self.uncertainty is None else dict(
+                self.uncertainty, **({"map": str(self.uncertainty_path)} if self.uncertainty_path else {})),
         }
 
 
@@ -177,7 +188,8 @@ class Restorer:
         return self.orchestrator.plan(session, options.choices())
 
     def restore_photo(self, photo: Photo, options: RestoreOptions = RestoreOptions(),
-                      progress: Optional[Progress] = None, *, budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
+                      progress: Optional[Progress] = None, *,
+                      budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result.
 
         ``budget``: bytes the restoration may use; a plan that needs more is refused
@@ -202,6 +214,15 @@ class Restorer:
         strengths = plan.strengths()
         pixels = session.compose(strengths)
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
+        umap = None
+        if options.uncertainty:
+            from ..uncertainty import SessionUncertainty, stage_maps, summarise
+
+            umap = SessionUncertainty(session).composed(strengths)
+            for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
+                for d in stages:
+                    if d["stage"] == stage:
+                        d["uncertainty"] = summarise(smap)
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
             stages.append(upscale_stage)
@@ -209,6 +230,10 @@ class Restorer:
         restored = photo.with_pixels(pixels.astype(np.float32))
         result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
                                stages=stages, seconds=time.perf_counter() - t0)
+        if umap is not None:
+            from ..uncertainty import summarise
+
+            result.uncertainty, result.uncertainty_map = summarise(umap), umap
         progress(1.0, "done")
         return restored, result
 
@@ -260,6 +285,12 @@ class Restorer:
                                          seconds=time.perf_counter() - t0)
                 if not options.overwrite:
                     raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
+            if options.uncertainty:
+                from ..uncertainty.sidecar import sidecar_path
+
+                side = sidecar_path(target)
+                if (side.exists() or side.is_symlink()) and not options.overwrite:
+                    raise OutputExistsError(f"{side}: already exists (use --overwrite to replace it)")
             # Before the work: a depth the output format cannot store fails here, not after restoring.
             not_kept = not_kept_on_save(photo, target, bit_depth=options.bit_depth)
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget)
@@ -267,6 +298,13 @@ class Restorer:
             result.not_kept = not_kept
             result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
                                        jpeg_quality=options.jpeg_quality)
+            if result.uncertainty_map is not None:
+                from ..uncertainty.sidecar import write_sidecar
+
+                result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
+                                                        overwrite=options.overwrite,
+                                                        size=(restored.width, restored.height))
+                result.uncertainty_map = None  # the batch keeps results; the map is in the file
             result.input = source
             result.seconds = time.perf_counter() - t0
             progress(1.0, "saved")

@@ -668,7 +668,7 @@ class WeightsManager:
         self._digests[key] = digest
         with self._lock:
             stamps = self._load_stamps(reload=True)
-            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:])), "sha256": digest}
+            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:], strict=True)), "sha256": digest}
             stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
             self._stamps = stamps
             try:

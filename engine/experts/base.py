@@ -37,8 +37,8 @@ class ExpertInfo:
     ``"upscale"`` / ``"face"``. ``scale``: output size / input size. ``size_multiple``: input
     height and width must be padded to a multiple of this. ``tile_overlap``: pixels of context
     each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
-    choosing tile sizes (the tiler reads these three). ``tiling``: whether a caller may split the
-    expert's input into tiles (documentation for expert authors: the experts tile internally). ``version``: bump when outputs change (it is part of cache keys).
+    choosing tile sizes (the tiler reads these three). ``version``: bump when outputs change
+    (it is part of cache keys).
     ``generative``: the expert invents plausible detail rather than restoring faithfully (e.g.
     Real-ESRGAN); the default plan only uses such experts when asked to. ``conditioned``: the
     expert removes only the kinds named in ``ExpertContext.strengths``, as strongly as told (a

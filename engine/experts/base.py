@@ -37,7 +37,8 @@ class ExpertInfo:
     ``"upscale"`` / ``"face"``. ``scale``: output size / input size. ``size_multiple``: input
     height and width must be padded to a multiple of this. ``tile_overlap``: pixels of context
     each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
-    choosing tile sizes. ``version``: bump when outputs change (it is part of cache keys).
+    choosing tile sizes (the tiler reads these three). ``version``: bump when outputs change
+    (it is part of cache keys).
     ``generative``: the expert invents plausible detail rather than restoring faithfully (e.g.
     Real-ESRGAN); the default plan only uses such experts when asked to. ``conditioned``: the
     expert removes only the kinds named in ``ExpertContext.strengths``, as strongly as told (a
@@ -60,7 +61,6 @@ class ExpertInfo:
     tiling: TilingMode = TilingMode.ALLOWED
     tile_overlap: int = 16
     memory_factor: float = 64.0
-    supports_fp16: bool = False
     generative: bool = False
     conditioned: bool = False
     lead_kinds: tuple[str, ...] = ()

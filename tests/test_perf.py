@@ -70,3 +70,80 @@ def test_ffdnet_uniform_noise_level_is_never_materialised():
     assert np.allclose(sigma[5, 7], [0.01, 0.015, 0.0125])
     full = noise_sigma_map(img, ExpertContext(noise_sigma=np.full((96, 120, 1), 0.02, np.float32)))
     assert full.strides[:2] != (0, 0) and np.allclose(full, 0.02)
+
+
+def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path):
+    """benchmarks/gpu.py end to end at a tiny size: every row it runs agrees with the reference."""
+    pytest.importorskip("torch")
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parents[1] / "benchmarks" / "gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["gpu_bench"] = bench  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.modules.pop("gpu_bench", None)
+    out = tmp_path / "gpu.md"
+    assert bench.main(["--device", "cpu", "--megapixels", "0.004", "--networks", "ffdnet", "--tiles", "32",
+                       "--batches", "1,2", "--settings", "engine,batch 2,overlap,pinned", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "No GPU was used" in text and "pinned memory needs CUDA" in text
+    import json
+
+    rows = json.loads(text.split("```json")[1].split("```")[0])["rows"]
+    ran = [r for r in rows if not r["skipped"]]
+    assert {r["setting"] for r in ran} == {"reference", "engine", "batch 2", "overlap"}
+    assert all(r["max_abs_diff"] < 1e-4 for r in ran), [(r["setting"], r["max_abs_diff"]) for r in ran]
+
+
+#: Peak growth per input pixel measured by benchmarks/memory_budget.py (results/memory_budget.md):
+#: (plan, cached changes it holds, the largest bytes per pixel seen).
+MEASURED_PEAKS = [("bundled generalist", 1, 221.0), ("five classical stages", 5, 412.0)]
+
+
+@pytest.mark.parametrize("plan,changes,measured", MEASURED_PEAKS)
+def test_the_memory_estimate_is_not_below_what_was_measured(plan, changes, measured):
+    from engine.pipeline.memory import estimate_bytes
+
+    assert estimate_bytes(1000, 1000, cached_changes=changes) >= measured * 1e6, plan
+
+
+def test_the_memory_budget_refuses_only_what_does_not_fit(tmp_path, monkeypatch):
+    from engine.errors import NotEnoughMemoryError
+    from engine.pipeline.memory import check_fits, estimate_bytes, memory_budget, parse_size
+
+    need = estimate_bytes(6000, 4000, cached_changes=3)
+    assert estimate_bytes(6000, 4000, cached_changes=4) > need  # every cached change costs
+    assert estimate_bytes(6000, 4000, cached_changes=3, scale=2) > need  # so does an upscale
+    assert estimate_bytes(12000, 8000, cached_changes=3) == pytest.approx(4 * need, rel=1e-6)  # linear in pixels
+    check_fits(tmp_path / "a.jpg", 6000, 4000, cached_changes=3, budget=need)  # exactly enough: fine
+    with pytest.raises(NotEnoughMemoryError, match="a.jpg.*6000x4000"):
+        check_fits(tmp_path / "a.jpg", 6000, 4000, cached_changes=3, budget=need - 1)
+    monkeypatch.setenv("RESTORA_MEMORY_BUDGET", "3G")
+    assert memory_budget() == parse_size("3G") == 3 * 2**30
+
+
+def test_release_frees_every_cached_change():
+    from engine.experts.base import Expert, ExpertContext, ExpertInfo, ExpertRegistry
+    from engine.pipeline.plan import Plan, Stage
+    from engine.pipeline.session import RestorationSession
+
+    class Halve(Expert):
+        info = ExpertInfo(id="test-halve", name="halve", tasks=("noise",))
+
+        def run(self, image, ctx=None):
+            return image * 0.5
+
+    img = _photo(40, 50)
+    report = __import__("engine.analysis.analyser", fromlist=["analyse"]).analyse(img)
+    session = RestorationSession(img, ExpertRegistry([Halve()]), analyser=lambda image: report, assess=False)
+    results = session.run(Plan((Stage("noise", "test-halve", 1.0, False),)))
+    assert results[0].delta is not None and session.cache.nbytes > 0
+    composed = session.compose({"noise": 0.5}, step=1)
+    assert np.array_equal(composed, np.clip(img + np.float32(0.5) * (img * 0.5 - img), 0, 1))
+    session.release()
+    assert session.cache.nbytes == 0 and session.results == [] and len(session.cache) == 0

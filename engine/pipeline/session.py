@@ -238,6 +238,16 @@ class RestorationSession:
             without = np.clip(without.astype(np.float32, copy=False), 0.0, 1.0)
             result.kind_shares[kind] = np.subtract(full, without, out=without)
 
+    def release(self) -> None:
+        """Free every cached stage change (the stage cache, the shown results, the subsampled
+        copies): a one-shot restoration (the CLI, a batch) calls this once it has composed, so
+        that upscaling, the final analysis and saving run without them. The session's input and
+        report stay; composing again needs a new run."""
+        self.cache.clear()
+        with self._lock:
+            self._results = []
+            self._subsampled.clear()
+
     @property
     def results(self) -> list[StageResult]:
         with self._lock:

@@ -147,3 +147,47 @@ def test_release_frees_every_cached_change():
     assert np.array_equal(composed, np.clip(img + np.float32(0.5) * (img * 0.5 - img), 0, 1))
     session.release()
     assert session.cache.nbytes == 0 and session.results == [] and len(session.cache) == 0
+
+
+def test_thread_count_follows_the_override_and_the_usable_cpus(monkeypatch):
+    import os
+
+    from engine.runtime import onnx_backend
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv(onnx_backend.THREADS_VARIABLE, raising=False)
+    assert onnx_backend.default_threads() == 4
+    monkeypatch.setenv(onnx_backend.THREADS_VARIABLE, "3")
+    assert onnx_backend.default_threads() == 3
+    pytest.importorskip("onnxruntime")
+    assert onnx_backend.session_options().intra_op_num_threads == 3
+    assert onnx_backend.session_options(2).intra_op_num_threads == 2
+
+
+def test_preview_crops_and_export_equal_the_full_resolution_compose():
+    """What the viewer composes (a crop, every step-th pixel, from subsampled copies above 2 MP)
+    is exactly that part of the full compose, and the export is the full compose, byte for byte."""
+    pytest.importorskip("PySide6")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("slider_bench", Path(__file__).parents[1] / "benchmarks" / "slider.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["slider_bench"] = bench
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.modules.pop("slider_bench", None)
+    pixels = bench.synthetic(2.2)
+    doc = bench.document(pixels)
+    doc.set_state(doc.state.with_strength("noise", 0.3).with_strength("jpeg", 0.7))
+    strengths = doc.state.effective_strengths()
+    full = doc.session.compose(strengths)
+    exported = doc.restored_photo().pixels
+    assert exported.dtype == np.float32 and np.array_equal(exported, full)
+    h, w = pixels.shape[:2]
+    for step in (1, 2, 4):
+        rows, cols = slice(8 * step, h - 3), slice(16 * step, w // 2 + 5)
+        crop = doc.after(rows, cols, step)
+        assert np.array_equal(crop, full[rows.start:rows.stop:step, cols.start:cols.stop:step]), step

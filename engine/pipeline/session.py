@@ -273,10 +273,12 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
+        scratch: Optional[np.ndarray] = None  # one buffer for every term: no allocation per term
         for _name, weight, array in terms:
             s = weight(strengths)
             if s != 0.0:
-                out += np.float32(s) * array[sl]
+                scratch = np.empty_like(out) if scratch is None else scratch
+                out += np.multiply(array[sl], np.float32(s), out=scratch)
         np.clip(out, 0.0, 1.0, out=out)
         return out
 

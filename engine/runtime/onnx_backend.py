@@ -43,8 +43,12 @@ THREADS_VARIABLE = "RESTORA_THREADS"
 
 def default_threads() -> int:
     """Intra-op threads a network runs with when the caller does not say: ``$RESTORA_THREADS``
-    when set, else one per CPU the process may use (at most 8). See
-    ``benchmarks/results/threads.md`` for the measurement behind :func:`session_options`."""
+    when set, else one per CPU this process may use (at most 8).
+
+    Measured on a shared 2-core machine (``benchmarks/results/threads.md``): with other programs
+    holding the cores, neither one nor two threads won consistently (one run each way, within
+    the load's noise); a batch that runs several photos at once (``--cluster`` workers) should
+    give each one thread (``RESTORA_THREADS=1`` or ``--worker-cpus``)."""
     value = os.environ.get(THREADS_VARIABLE, "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
@@ -57,10 +61,10 @@ def default_threads() -> int:
 
 def session_options(threads: Optional[int] = None, spinning: bool = False) -> Any:
     """ONNX Runtime session options for Restora's networks: ``threads`` intra-op threads
-    (``None``: :func:`default_threads`), one inter-op thread, and thread spinning off by
-    default: spinning workers busy-wait between operators, which on a machine whose cores other
-    programs also use takes CPU from them and from the other intra-op thread (the reason one
-    thread beat two on a loaded 2-core machine; ``benchmarks/results/threads.md``)."""
+    (``None``: :func:`default_threads`), one inter-op thread, full graph optimisation, and
+    thread spinning off by default: spinning workers busy-wait between operators, CPU that other
+    programs on a shared machine could use (measured: the same or less CPU per call without it,
+    and no slower)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

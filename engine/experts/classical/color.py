@@ -34,8 +34,3 @@ def to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 def from_ycbcr(ycc: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_ycbcr`."""
     return ycc @ YCBCR_INV.T
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma of an H x W x 3 array, float32 H x W."""
-    return rgb.astype(np.float32, copy=False) @ YCBCR[0]

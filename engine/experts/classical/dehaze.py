@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ...color import luminance
 from .guided_filter import guided_filter_gray
 
 #: Fraction of haze removed. He et al. use 0.95; 0.90 with a 0.15 floor loses ~2 dB on the thickest

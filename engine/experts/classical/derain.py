@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ...color import luminance
 
 #: Candidate streak angles in degrees from vertical (positive leans right).
 ANGLES = tuple(range(-30, 31, 5))

@@ -1,0 +1,21 @@
+"""Luminance: the one definition of a photo's brightness that every module uses.
+
+Restora's pixels are sRGB-encoded, and sRGB has the Rec. 709 primaries, so the weights are
+Rec. 709's (ITU-R BT.709: 0.2126 R + 0.7152 G + 0.0722 B), applied to the encoded values: the
+result is luma Y′ (what photo editors plot), not linear-light luminance. JPEG's YCbCr uses
+Rec. 601 weights instead; that transform lives with the JPEG code
+(``engine.experts.classical.color.YCBCR``) and is not a measure of brightness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Rec. 709 luma weights (R, G, B).
+REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma of an H x W x 3 (or x 4: the fourth channel is ignored) image, float32
+    H x W in the input's encoding and scale (values in [0, 1] give luma in [0, 1])."""
+    return np.ascontiguousarray(image[..., :3] @ REC709_LUMA, dtype=np.float32)

@@ -22,12 +22,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QC
                                QPushButton, QRadioButton, QSpinBox, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
-from engine.errors import Cancelled, OutputExistsError, RestoraError
+from engine.errors import Cancelled, OutputExistsError, RestoraError, describe_error
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, RestoreResult, Restorer
 from engine.pipeline.batch import Batch
 from engine.pipeline.inputs import BatchItem, collect_inputs
-from engine.pipeline.job import describe_error
 from engine.progress import CancelToken, Progress
 
 from .settings import BIT_DEPTHS, FORMATS

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBo
                                QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
 
 from engine.errors import RestoraError
+from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, Restorer
 
@@ -30,14 +31,9 @@ from .viewer import BeforeAfterViewer
 from .workers import JobRunner
 
 APP_TITLE = "Restora"
-#: Export formats: name → (file dialog filter, extension, bit depths it can hold).
-EXPORT_FORMATS = {
-    "png": ("PNG (*.png)", ".png", (8, 16)),
-    "tiff": ("TIFF (*.tif *.tiff)", ".tif", (8, 16)),
-    "jpeg": ("JPEG (*.jpg *.jpeg)", ".jpg", (8,)),
-    "webp": ("WebP (*.webp)", ".webp", (8,)),
-}
-_EXT_TO_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+#: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
+EXPORT_FORMATS = {name: FORMATS[name] for name in OFFERED_FORMATS}
+_EXT_TO_FORMAT = {e: f.name for f in EXPORT_FORMATS.values() for e in f.extensions}
 
 
 def open_dialog_filter() -> str:
@@ -104,8 +100,8 @@ class ExportDialog(QDialog):
         row.addWidget(self.path, 1)
         row.addWidget(browse)
         self.format = QComboBox()
-        for name in EXPORT_FORMATS:
-            self.format.addItem(name.upper(), name)
+        for name, f in EXPORT_FORMATS.items():
+            self.format.addItem(f.label, name)
         self.format.setCurrentIndex(max(self.format.findData(fmt), 0))
         self.bit_depth = QComboBox()
         self.format.currentIndexChanged.connect(lambda _: self._formats_changed())
@@ -127,12 +123,12 @@ class ExportDialog(QDialog):
         fmt = str(self.format.currentData())
         keep = keep if keep is not None else self.bit_depth.currentData()
         self.bit_depth.clear()
-        for d in EXPORT_FORMATS[fmt][2]:
+        for d in EXPORT_FORMATS[fmt].bit_depths:
             self.bit_depth.addItem(f"{d}-bit", d)
         self.bit_depth.setCurrentIndex(max(self.bit_depth.findData(keep), 0))
         p = Path(self.path.text())
         if p.suffix.lower() in _EXT_TO_FORMAT and _EXT_TO_FORMAT[p.suffix.lower()] != fmt:
-            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt][1])))
+            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt].extension)))
 
     def _path_edited(self, text: str) -> None:
         """A typed extension chooses the format (``photo.jpg`` → JPEG), so the two never disagree."""
@@ -145,7 +141,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         fmt = str(self.format.currentData())
-        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt][0])
+        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt].dialog_filter)
         if path:
             self.path.setText(path)
             self._path_edited(path)
@@ -157,8 +153,9 @@ class ExportDialog(QDialog):
         path = Path(self.path.text().strip()).expanduser()
         fmt = str(self.format.currentData())
         if _EXT_TO_FORMAT.get(path.suffix.lower()) != fmt:
-            path = path.with_name(path.name + EXPORT_FORMATS[fmt][1]) if path.suffix.lower() not in _EXT_TO_FORMAT \
-                else path.with_suffix(EXPORT_FORMATS[fmt][1])
+            extension = EXPORT_FORMATS[fmt].extension
+            path = path.with_name(path.name + extension) if path.suffix.lower() not in _EXT_TO_FORMAT \
+                else path.with_suffix(extension)
         return path
 
     def _ask_replace(self, path: Path) -> bool:
@@ -628,11 +625,11 @@ class MainWindow(QMainWindow):
         src = doc.photo.path or Path("photo.png")
         fmt = self.settings.output_format
         if fmt == "same":
-            fmt = {"raw": "tiff", "bmp": "png"}.get(doc.photo.source_format, doc.photo.source_format)
+            fmt = same_output_format(doc.photo.source_format)
         fmt = fmt if fmt in EXPORT_FORMATS else "png"
         depth = self.settings.bit_depth or doc.photo.bit_depth
         folder = Path(self.settings.output_dir) if self.settings.output_dir else src.parent
-        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt][1]}", fmt, depth
+        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt].extension}", fmt, depth
 
     def export_dialog(self) -> None:
         if not self._editable():

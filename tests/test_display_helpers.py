@@ -91,3 +91,12 @@ def test_batch_jpeg_quality_reaches_the_file(tmp_path):
         assert result.error is None
         sizes[q] = out.stat().st_size
     assert sizes[30] < sizes[95] * 0.6
+
+
+def test_byte_sizes_read_the_same_everywhere():
+    from engine.units import format_bytes
+
+    assert [format_bytes(n) for n in (0, 999, 1000, 64_000, 99_999, 100_000, 63_900_000, 8 * 10**9)] == \
+        ["0 B", "999 B", "1 kB", "64 kB", "100 kB", "0.1 MB", "63.9 MB", "8.0 GB"]
+    assert [format_bytes(n, binary=True) for n in (1023, 2048, 512 * 2**20, 8 * 2**30)] == \
+        ["1023 B", "2 KiB", "512.0 MiB", "8.0 GiB"]

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from ..units import format_bytes
+
 #: Distributions whose versions are reported (distribution name, import name).
 PACKAGES: tuple[tuple[str, str], ...] = (
     ("numpy", "numpy"), ("scipy", "scipy"), ("pillow", "PIL"), ("opencv-python-headless", "cv2"),
@@ -255,7 +257,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  torch {t['version']} ({cuda}; MPS {'yes' if t['mps_available'] else 'no'}; "
                      f"{t['threads']} threads); spandrel {'yes' if t['spandrel'] else 'no'}")
         for d in t.get("cuda_devices", []):
-            lines.append(f"    cuda:{d['index']} {d['name']}, {d['memory_bytes'] / 2**30:.1f} GiB, "
+            lines.append(f"    cuda:{d['index']} {d['name']}, {format_bytes(d['memory_bytes'], binary=True)}, "
                          f"compute {d['capability']}")
     else:
         lines.append(f"  torch: {t.get('error') or t.get('note', 'not installed')}")
@@ -272,14 +274,14 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {name}={value}")
     m = r["models"]
     lines.append("")
-    free = f", {m['cache_free_bytes'] / 1e9:.1f} GB free" if m.get("cache_free_bytes") is not None else ""
+    free = f", {format_bytes(m['cache_free_bytes'])} free" if m.get("cache_free_bytes") is not None else ""
     lines.append(f"Models (cache {m['cache']}{free})")
     for row in m["entries"]:
         state = row["status"]
         if "verified" in row:
             state = ("verified sha256" if row["check"] == "ok" else row["check"]) if row["verified"] else \
                 f"BROKEN: {row['check']}"
-            size = f"{row['size'] / 1e6:.1f} MB" if row.get("size") else ""
+            size = format_bytes(row["size"]) if row.get("size") else ""
             state = f"{'bundled' if row['bundled'] else 'installed'}, {state} {size}".rstrip()
         if row.get("needs"):
             state += f" (cannot run without {row['needs']})"

@@ -2,9 +2,9 @@
 
 Restora's pixels are sRGB-encoded, and sRGB has the Rec. 709 primaries, so the weights are
 Rec. 709's (ITU-R BT.709: 0.2126 R + 0.7152 G + 0.0722 B), applied to the encoded values: the
-result is luma Y′ (what photo editors plot), not linear-light luminance. JPEG's YCbCr uses
-Rec. 601 weights instead; that transform lives with the JPEG code
-(``engine.experts.classical.color.YCBCR``) and is not a measure of brightness.
+result is luma Y′ (what photo editors plot), not linear-light luminance. JPEG's YCbCr
+(:data:`JFIF_YCBCR`, Rec. 601 weights) is the other colour transform here: it is what JPEG
+files and in-camera processing use, not Restora's measure of brightness.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import numpy as np
 
 #: Rec. 709 luma weights (R, G, B).
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+#: JPEG's (JFIF) RGB → YCbCr matrix, for values in [0, 1] with chroma centred on 0 (rows Y, Cb,
+#: Cr; Y is Rec. 601 luma).
+JFIF_YCBCR = np.array([[0.299, 0.587, 0.114],
+                       [-0.168736, -0.331264, 0.5],
+                       [0.5, -0.418688, -0.081312]], np.float32)
 
 
 def luminance(image: np.ndarray) -> np.ndarray:

@@ -61,7 +61,7 @@ def test_modes_switch_and_render_the_right_sides(viewer):
         viewer.repaint()
         sides = {r[0] for r in src.requests}
         assert viewer.mode() == mode
-        assert sides == ({"after"} if mode == ViewMode.TOGGLE else {"before", "after"})
+        assert sides == ({"after"} if mode in (ViewMode.TOGGLE, ViewMode.UNCERTAINTY) else {"before", "after"})
         assert set(viewer.panes()) == ({"before", "after"} if mode == ViewMode.SIDE_BY_SIDE else {"main"})
     # Holding Space shows the original, releasing it goes back.
     viewer.set_mode(ViewMode.TOGGLE)

@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--pool", type=int, default=2048)
     p.add_argument("--refresh-every", type=int, default=150)
+    p.add_argument("--crops-per-image", type=int, default=4,
+                   help="crops cut from each degraded photo when the pool is refreshed (more = cheaper refreshes)")
     p.add_argument("--val-every", type=int, default=100)
     p.add_argument("--ckpt-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     realistic = (lambda image, recipe, seed: degrade_realistic(image, recipe, seed, args.realistic)) \
         if args.realistic > 0 else None
     pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER, align=ALIGN,
-                    degrade=realistic)
+                    degrade=realistic, crops_per_image=args.crops_per_image)
     val = validation_set(val_paths, p_camera=args.realistic)
     t0 = time.time()
     pool.refresh(args.seed * 1000 + step // args.refresh_every)

@@ -47,19 +47,15 @@ class NotEnoughMemoryError(RestoraError):
     """A photo cannot be restored within the memory this machine has; refused before work."""
 
 
-def _squeeze(text: str, limit: int) -> str:
-    """``text`` on one line (runs of white space folded), cut to ``limit`` characters with "…"."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def one_line(error: BaseException, limit: int = MAX_DETAIL) -> str:
-    """``error``'s message on one line of at most ``limit`` characters, led by the type name
-    when the message has no words (``KeyError(0)``, ``IndexError()``: the type says more)."""
+def one_line(error: BaseException, limit: int = MAX_DETAIL, *, with_type: Optional[bool] = None) -> str:
+    """``error``'s message on one line (white space folded) of at most ``limit`` characters
+    (cut with "…"). ``with_type``: lead with the type name (``"KeyError: 'x'"``; just the name
+    when there is no message); ``None``: only when the message has no words (``KeyError(0)``,
+    ``IndexError()``: the type says more)."""
     text = " ".join(str(error).split())
-    if not any(c.isalpha() for c in text):
+    if with_type or (with_type is None and not any(c.isalpha() for c in text)):
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return _squeeze(text, limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe_error(error: BaseException, source: Optional[Path] = None) -> str:
@@ -71,5 +67,4 @@ def describe_error(error: BaseException, source: Optional[Path] = None) -> str:
     prefix = f"{source}: " if source is not None else ""
     if isinstance(error, MemoryError):
         return f"{prefix}not enough memory to restore this photo"
-    text = _squeeze(str(error), MAX_DETAIL)
-    return f"{prefix}unexpected error ({type(error).__name__}{': ' + text if text else ''})"
+    return f"{prefix}unexpected error ({one_line(error, with_type=True)})"

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from ..errors import one_line
 from ..units import format_bytes
 
 #: Distributions whose versions are reported (distribution name, import name).
@@ -124,8 +125,8 @@ def _onnxruntime(problems: list[str]) -> dict[str, Any]:
     try:
         import onnxruntime as ort
     except Exception as e:  # noqa: BLE001 (a broken native library must still give a report)
-        problems.append(f"onnxruntime does not import: {_short(e)}")
-        return {"installed": True, "error": _short(e)}
+        problems.append(f"onnxruntime does not import: {one_line(e)}")
+        return {"installed": True, "error": one_line(e)}
     return {"installed": True, "version": ort.__version__, "device": ort.get_device(),
             "providers": list(ort.get_available_providers())}
 
@@ -143,7 +144,7 @@ def _torch() -> dict[str, Any]:
     try:
         import torch
     except Exception as e:  # noqa: BLE001
-        info["error"] = _short(e)
+        info["error"] = one_line(e)
         return info
     info["version"] = torch.__version__
     info["cuda_build"] = torch.version.cuda
@@ -168,7 +169,7 @@ def _auto_device() -> dict[str, Any]:
     try:
         return {"auto": choose_device("auto")}
     except Exception as e:  # noqa: BLE001
-        return {"auto": "cpu", "error": _short(e)}
+        return {"auto": "cpu", "error": one_line(e)}
 
 
 def _models(problems: list[str]) -> dict[str, Any]:
@@ -224,10 +225,6 @@ def _free_bytes(folder: Path) -> Optional[int]:
     except OSError:
         return None
 
-
-def _short(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -------------------------------------------------------------------------------------- format

@@ -94,13 +94,9 @@ class LearnedAnalyser:
         if self._session is None:
             if not self.model_path.is_file():
                 raise ModelError(f"the bundled analyser model is missing: {self.model_path}")
-            import onnxruntime as ort
+            from ..runtime.onnx_backend import open_session
 
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = int(self.threads)
-            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = open_session(self.model_path, "cpu", self.threads)
         return self._session
 
     def scores(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -94,9 +94,13 @@ class LearnedAnalyser:
         if self._session is None:
             if not self.model_path.is_file():
                 raise ModelError(f"the bundled analyser model is missing: {self.model_path}")
-            from ..runtime.onnx_backend import open_session
+            import onnxruntime as ort
 
-            self._session = open_session(self.model_path, "cpu", self.threads)
+            options = ort.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = int(self.threads)
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
         return self._session
 
     def scores(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,9 +54,17 @@ class _OnnxMapRunner:
     """``runner(image, sigma)`` on NCHW float32 numpy arrays through ONNX Runtime."""
 
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
-        from ..runtime.onnx_backend import open_session
+        import onnxruntime as ort
 
-        self.session = open_session(path, device, threads)
+        from ..runtime.onnx_backend import choose_providers
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
+        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+            raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input", "sigma"]:
             raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
@@ -313,9 +321,18 @@ class _IATRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            from ..runtime.onnx_backend import open_session
+            import onnxruntime as ort
 
-            self.session = open_session(path, device, threads)
+            from ..runtime.onnx_backend import choose_providers
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            try:
+                self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                    providers=choose_providers(device))
+            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "gamma", "color"]:
                 raise ModelError(f"{path.name}: not an IAT export (inputs {names})")
@@ -422,9 +439,18 @@ class _SAFMNRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            from ..runtime.onnx_backend import open_session
+            import onnxruntime as ort
 
-            self.session = open_session(path, device, threads)
+            from ..runtime.onnx_backend import choose_providers
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            try:
+                self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                    providers=choose_providers(device))
+            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "response"]:
                 raise ModelError(f"{path.name}: not a SAFMN export (inputs {names})")

@@ -36,22 +36,6 @@ def choose_providers(device: str, available: Optional[list[str]] = None) -> list
     return chosen + ["CPUExecutionProvider"]
 
 
-def open_session(path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> Any:
-    """An ONNX Runtime session for the model file ``path`` on ``device``'s providers, with
-    ``threads`` intra-op threads (``None``: ONNX Runtime's default). A file it cannot open raises
-    :class:`ModelError` (one line)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
-    except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-        raise ModelError(f"{Path(path).name}: could not open the ONNX model "
-                         f"({one_line(err, 240, with_type=True)})") from err
-
-
 def runtime_error_types() -> tuple[type[BaseException], ...]:
     """ONNX Runtime's exception types raised while running a session: every class its pybind
     layer defines (``Fail``, ``RuntimeException``, ``InvalidArgument``, ``NotImplemented``...;
@@ -96,10 +80,19 @@ class OnnxRunner:
     """
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> None:
+        import onnxruntime as ort
+
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"model file not found: {p}")
-        self.session: Any = open_session(p, device, threads)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session: Any = ort.InferenceSession(str(p), sess_options=options,
+                                                     providers=choose_providers(device))
+        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+            raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
         inputs = self.session.get_inputs()
         names = [i.name for i in inputs]
         extra = [n for n in names[1:] if n != STRENGTHS_INPUT]

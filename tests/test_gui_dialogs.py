@@ -64,7 +64,7 @@ def test_model_manager_download_verify_remove_import(qtbot, hub, tmp_path):
     qtbot.addWidget(dialog)
     dialog.show()
     name, tasks, size, licence, source, status = _row(dialog, "tiny")
-    assert (name, tasks, size, licence, status) == ("Tiny denoiser", "Noise", "120.0 KB", "MIT", "available")
+    assert (name, tasks, size, licence, status) == ("Tiny denoiser", "Noise", "0.1 MB", "MIT", "available")
     assert source.startswith("hf://restora-test/tiny/tiny.pth")
     dialog.select("tiny")
     assert dialog.download_button.isEnabled() and not dialog.remove_button.isEnabled()

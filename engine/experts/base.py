@@ -157,10 +157,10 @@ class ExpertRegistry:
 
     def for_task(self, task: str, available_only: bool = True) -> list[Expert]:
         """Experts serving ``task``, best first: those the measured ranking lists for ``task``
-        in its order, then the others neural (torch, onnx) before classical, in registration
-        order within a backend."""
-        order = {Backend.TORCH: 0, Backend.ONNX: 1, Backend.CLASSICAL: 2}
+        in its order, then the ones it has not measured in the order they were registered
+        (:func:`engine.experts.default.build_registry` declares that order; the runtime a model
+        happens to use plays no part)."""
         ranked = {expert_id: i for i, expert_id in enumerate(self.ranking.get(task, ()))}
         found = [e for e in self._experts.values()
                  if task in e.info.tasks and (not available_only or e.is_available())]
-        return sorted(found, key=lambda e: (ranked.get(e.info.id, len(ranked)), order[e.info.backend]))
+        return sorted(found, key=lambda e: ranked.get(e.info.id, len(ranked)))

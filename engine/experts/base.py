@@ -21,14 +21,6 @@ class Backend(str, enum.Enum):
     TORCH = "torch"
 
 
-class TilingMode(str, enum.Enum):
-    """How an expert may be split into tiles."""
-
-    NONE = "none"            # needs the whole image (global statistics: dehaze, low-light)
-    ALLOWED = "allowed"      # local operator: tiles with overlap give the same result
-    REQUIRED = "required"    # too large to run whole (big networks)
-
-
 @dataclass(frozen=True)
 class ExpertInfo:
     """What an expert is and what it needs, so callers ask the description, never the class.
@@ -58,7 +50,6 @@ class ExpertInfo:
     version: str = "1"
     scale: int = 1
     size_multiple: int = 1
-    tiling: TilingMode = TilingMode.ALLOWED
     tile_overlap: int = 16
     memory_factor: float = 64.0
     generative: bool = False

@@ -87,9 +87,9 @@ def test_model_manager_download_verify_remove_import(qtbot, hub, tmp_path):
     save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(src))
     with qtbot.waitSignal(dialog.modelsChanged, timeout=30000):
         dialog.import_file(str(src))
-    from app.models_dialog import human_size
+    from engine.units import format_bytes
 
-    assert _row(dialog, "my-upscaler")[:3] == ["My Upscaler", "Upscale", human_size(src.stat().st_size)]
+    assert _row(dialog, "my-upscaler")[:3] == ["My Upscaler", "Upscale", format_bytes(src.stat().st_size)]
     assert _row(dialog, "my-upscaler")[-1] == "installed"
 
 

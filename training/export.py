@@ -161,7 +161,7 @@ def files_table(facts: dict) -> str:
 
 
 def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, size_multiple: int,
-                 lead_kinds: tuple[str, ...] = ()) -> str:
+                 lead_kinds: tuple[str, ...] = (), conditioned: bool = False) -> str:
     onnx_file = facts["files"][0]
     return "\n".join([
         "[[models]]", f'id = "{facts["id"]}"', f'name = "{name}"',
@@ -169,6 +169,7 @@ def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, siz
         f'architecture = "{"RestoraGeneralist" if "generalist" in facts["id"] else "RestoraAnalyser"}"',
         "scale = 1", 'license = "MIT"', 'format = "onnx"', f"size = {onnx_file['size']}",
         f'sha256 = "{onnx_file["sha256"]}"', f"size_multiple = {size_multiple}",
+        *(["conditioned = true"] if conditioned else []),
         *(["lead_kinds = [" + ", ".join(f'"{k}"' for k in lead_kinds) + "]"] if lead_kinds else []),
         f'description = "{description}"',
         f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             g, "Restora fast generalist (bundled)", ["generalist"],
             "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain, "
             "told by the analysis which kinds to remove and how strongly; fast on a CPU.", SIZE_MULTIPLE,
-            tuple(args.lead_kinds.split(",")) if args.lead_kinds else ()))
+            tuple(args.lead_kinds.split(",")) if args.lead_kinds else (), conditioned=True))
         summary["generalist"] = {k: g[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
             "gflops_per_mp": g["flops"]["flops_per_mp"] / 1e9}
     if args.only in (None, "analyser"):

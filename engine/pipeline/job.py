@@ -217,11 +217,10 @@ class Restorer:
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
             raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
-        candidates = [e for e in self.registry.for_task(UPSCALE)
-                      if e.info.scale == options.scale and (options.allow_generative or not e.info.generative)]
-        if not candidates:
+        expert_id = self.planner.upscaler(options.scale, options.allow_generative)
+        if expert_id is None:
             raise RestoraError(f"no {options.scale}x upscaler is available")
-        expert = candidates[0]
+        expert = self.registry.get(expert_id)
         t0 = time.perf_counter()
         out = expert.run(pixels, ExpertContext(progress=progress, device=self.device, tile=options.tile))
         return out, {"stage": UPSCALE, "expert": expert.info.id, "model": expert.info.model_id,

@@ -1,6 +1,7 @@
 """Layering rules that keep the architecture easy to see (DESIGN.md): engine/ never imports Qt or
-app/, importing the engine has no side effects such as loading Qt or torch, and app/ does no
-image math (the definition is the constants below)."""
+app/, importing the engine has no side effects such as loading Qt or torch, app/ does no image
+math, and the front ends restore only through the orchestrator (the definitions are the
+constants below)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ ENGINE_PIXEL_MODULES = ("engine.experts.classical", "engine.nets", "engine.degra
 #: The numpy an app/ module (other than :data:`DISPLAY_MODULE`) may use: dtypes, array creation,
 #: contiguous copies of engine-made arrays, and the scaling of the histogram curve (counts, not
 #: pixels). Anything else (np.mean, np.clip, np.fft, np.linalg, ``@``, …) is image math.
+#: The front ends: they restore only through ``engine.pipeline`` 's Orchestrator (or the
+#: ``Restorer`` built on it), so the CLI, the batch queue and the window decide alike.
+FRONT_ENDS = ("app", "engine/cli")
+#: What a front end may take from the planning and orchestration modules: data and parsers, not
+#: the rules (``build_plan``, ``best_expert``, ``run_plan``, ``judge``, …).
+FRONT_END_PLAN_NAMES = frozenset({"Plan", "Stage", "PlanChoices", "STAGE_NAMES", "SPECIALIST_ORDER",
+                                  "parse_kind_list", "parse_strength_settings"})
+#: Calls only the orchestrator makes: running a stage, or building a session past it.
+ORCHESTRATOR_ONLY_CALLS = frozenset({"run_stage", "RestorationSession"})
 APP_NUMPY = frozenset({"ndarray", "uint8", "float32", "ascontiguousarray", "arange", "linspace", "tile", "ceil",
                        "sqrt", "minimum"})
 
@@ -115,3 +125,23 @@ def test_the_app_does_no_image_math():
                     and node.attr not in APP_NUMPY):
                 offenders.append(f"{rel}:{node.lineno}: np.{node.attr}")
     assert not offenders, "image math belongs in engine/ (see IMAGE_LIBRARIES, APP_NUMPY):\n" + "\n".join(offenders)
+
+
+def test_the_cli_and_the_app_restore_through_the_orchestrator():
+    offenders = []
+    for front in FRONT_ENDS:
+        for path in sorted((REPO / front).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            for module in _absolute_imports(path):
+                owner, _, name = module.rpartition(".")
+                if owner in ("engine.pipeline.plan", "engine.pipeline.orchestrator", "engine.pipeline.session") \
+                        and name not in FRONT_END_PLAN_NAMES and name[:1].islower():
+                    offenders.append(f"{rel}: imports {module}")
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+                    if name in ORCHESTRATOR_ONLY_CALLS:
+                        offenders.append(f"{rel}:{node.lineno}: calls {name} (the orchestrator's job)")
+    assert not offenders, "front ends go through engine.pipeline.Orchestrator / Restorer:\n" + "\n".join(offenders)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 
 from .batch import STATUS_ROLE, THUMBNAIL_ROLE, THUMBNAIL_SIDE, BatchPanel, Status
 from .theme import color
+from .widgets import dropped_paths
 
 #: Cell size of one photo in the strip, in pixels.
 CELL = QSize(THUMBNAIL_SIDE + 16, THUMBNAIL_SIDE // 3 * 2 + 44)
@@ -106,7 +107,6 @@ class Filmstrip(QListView):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = dropped_paths(event)
         if paths:
             self.panel.add_paths(paths)
-            event.acceptProposedAction()

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QToolButton, QWidget)
 
 from engine.errors import RestoraError
 from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
@@ -30,6 +30,7 @@ from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
 from .workers import JobRunner
+from .widgets import dropped_paths, path_row
 
 APP_TITLE = "Restora"
 #: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
@@ -94,12 +95,7 @@ class ExportDialog(QDialog):
         form = QFormLayout(self)
         self.path = QLineEdit(str(suggested))
         self.path.setMinimumWidth(420)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
+        row = path_row(self.path, self._browse)
         self.format = QComboBox()
         for name, f in EXPORT_FORMATS.items():
             self.format.addItem(f.label, name)
@@ -838,10 +834,9 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = dropped_paths(event)
         if paths:
             self.handle_paths(paths)
-            event.acceptProposedAction()
 
     def handle_paths(self, paths: list[Path]) -> None:
         """One photo opens in the viewer; folders and several files go to the batch queue and

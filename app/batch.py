@@ -30,7 +30,7 @@ from engine.pipeline.inputs import BatchItem, collect_inputs
 from engine.progress import CancelToken, Progress
 
 from .theme import color
-from .widgets import bit_depth_combo, detail_label, dropped_paths, format_combo, path_row
+from .widgets import PathDropTarget, bit_depth_combo, detail_label, format_combo, path_row
 
 #: Item data role of a queue entry's thumbnail (a ``QImage`` or ``None``).
 THUMBNAIL_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -452,7 +452,7 @@ def describe_options(options: RestoreOptions) -> str:
     return "own settings: " + (", ".join(parts) if parts else "nothing switched on")
 
 
-class BatchPanel(QWidget):
+class BatchPanel(PathDropTarget, QWidget):
     """The queue panel: drop target, options, Start / Pause / Cancel, per-item table."""
 
     #: Emitted with a one-line summary whenever the queue's state changes.
@@ -652,14 +652,8 @@ class BatchPanel(QWidget):
         if folder:
             self.outdir.setText(folder)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event)
-        if paths:
-            self.add_paths(paths)
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.add_paths(paths)
 
     # -- per-photo settings -----------------------------------------------------------------
     def selected_rows(self) -> list[int]:

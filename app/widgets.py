@@ -1,6 +1,6 @@
 """Small widget builders the dialogs and panels share: the output format and bit depth
-choices, a path field with its browse button, a selectable detail line, and the local files
-of a drop."""
+choices, a path field with its browse button, a selectable detail line, and taking files
+dropped on a widget."""
 
 from __future__ import annotations
 
@@ -59,9 +59,24 @@ def detail_label(object_name: str) -> QLabel:
     return label
 
 
-def dropped_paths(event) -> list[Path]:
-    """The local files and folders of a drag-and-drop ``event`` (accepted when there are any)."""
-    paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-    if paths:
-        event.acceptProposedAction()
-    return paths
+class PathDropTarget:
+    """Mixin (listed before the Qt base class) for a widget that takes files and folders
+    dropped on it: drags carrying URLs are accepted, and the local paths of a drop go to
+    :meth:`paths_dropped`."""
+
+    def paths_dropped(self, paths: list[Path]) -> None:
+        raise NotImplementedError
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.paths_dropped(paths)
+            event.acceptProposedAction()

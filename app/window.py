@@ -30,7 +30,7 @@ from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
 from .workers import JobRunner
-from .widgets import dropped_paths, path_row
+from .widgets import PathDropTarget, path_row
 
 APP_TITLE = "Restora"
 #: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
@@ -175,7 +175,7 @@ class ExportDialog(QDialog):
         return self.target(), str(self.format.currentData()), int(self.bit_depth.currentData())
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
@@ -829,14 +829,8 @@ class MainWindow(QMainWindow):
                           "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = dropped_paths(event)
-        if paths:
-            self.handle_paths(paths)
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.handle_paths(paths)
 
     def handle_paths(self, paths: list[Path]) -> None:
         """One photo opens in the viewer; folders and several files go to the batch queue and

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("spandrel")
 
 from engine.errors import Cancelled, ModelError  # noqa: E402
-from engine.experts.base import Backend, ExpertContext, ExpertRegistry, TilingMode  # noqa: E402
+from engine.experts.base import Backend, ExpertContext, ExpertRegistry  # noqa: E402
 from engine.experts.neural import (  # noqa: E402
     DownscaledExpert, NeuralExpert, RealESRGANGeneralist, area_downscale, experts_for_installed_models,
 )
@@ -52,7 +52,7 @@ def test_info_is_taken_from_the_model_and_run_equals_whole():
     desc = compact(2)
     expert = NeuralExpert.from_descriptor(desc, expert_id="neural.tiny", tasks=("upscale",), model_id="tiny")
     info = expert.info
-    assert (info.scale, info.size_multiple, info.tiling, info.backend) == (2, 1, TilingMode.REQUIRED, Backend.TORCH)
+    assert (info.scale, info.size_multiple, info.backend) == (2, 1, Backend.TORCH)
     assert info.model_id == "tiny" and info.memory_factor > 0 and info.tile_overlap >= 4
     img = photo()
     before = img.copy()

@@ -21,14 +21,6 @@ class Backend(str, enum.Enum):
     TORCH = "torch"
 
 
-class TilingMode(str, enum.Enum):
-    """How an expert may be split into tiles."""
-
-    NONE = "none"            # needs the whole image (global statistics: dehaze, low-light)
-    ALLOWED = "allowed"      # local operator: tiles with overlap give the same result
-    REQUIRED = "required"    # too large to run whole (big networks)
-
-
 @dataclass(frozen=True)
 class ExpertInfo:
     """What an expert is and what it needs, so callers ask the description, never the class.
@@ -58,7 +50,6 @@ class ExpertInfo:
     version: str = "1"
     scale: int = 1
     size_multiple: int = 1
-    tiling: TilingMode = TilingMode.ALLOWED
     tile_overlap: int = 16
     memory_factor: float = 64.0
     generative: bool = False
@@ -157,10 +148,10 @@ class ExpertRegistry:
 
     def for_task(self, task: str, available_only: bool = True) -> list[Expert]:
         """Experts serving ``task``, best first: those the measured ranking lists for ``task``
-        in its order, then the others neural (torch, onnx) before classical, in registration
-        order within a backend."""
-        order = {Backend.TORCH: 0, Backend.ONNX: 1, Backend.CLASSICAL: 2}
+        in its order, then the ones it has not measured in the order they were registered
+        (:func:`engine.experts.default.build_registry` declares that order; the runtime a model
+        happens to use plays no part)."""
         ranked = {expert_id: i for i, expert_id in enumerate(self.ranking.get(task, ()))}
         found = [e for e in self._experts.values()
                  if task in e.info.tasks and (not available_only or e.is_available())]
-        return sorted(found, key=lambda e: (ranked.get(e.info.id, len(ranked)), order[e.info.backend]))
+        return sorted(found, key=lambda e: ranked.get(e.info.id, len(ranked)))

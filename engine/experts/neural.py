@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def info_from_descriptor(descriptor: Any, *, expert_id: str, tasks: Sequence[str
     return ExpertInfo(
         id=expert_id, name=name or f"{descriptor.architecture.name} ({model_id or expert_id})",
         tasks=tuple(tasks), backend=Backend.TORCH, scale=int(descriptor.scale),
-        size_multiple=int(descriptor.size_requirements.multiple_of), tiling=TilingMode.REQUIRED,
+        size_multiple=int(descriptor.size_requirements.multiple_of),
         tile_overlap=ARCH_OVERLAP.get(arch, DEFAULT_OVERLAP), memory_factor=estimate_memory_factor(descriptor),
         generative=generative, model_id=model_id, description=description)
 
@@ -146,7 +146,7 @@ class NeuralExpert(Expert):
         else:
             raise ModelError(f"{path.name}: unsupported model file type {suffix!r}")
         info = ExpertInfo(id=expert_id, name=name or (model_id or expert_id), tasks=tuple(tasks), backend=backend,
-                          scale=int(scale), size_multiple=max(int(size_multiple), 1), tiling=TilingMode.REQUIRED,
+                          scale=int(scale), size_multiple=max(int(size_multiple), 1),
                           tile_overlap=ARCH_OVERLAP.get(architecture, DEFAULT_OVERLAP),
                           memory_factor=float(4 * LIVE_TENSORS * 64 * max(int(scale), 1) ** 2),
                           generative=generative, conditioned=bool(conditioned), model_id=model_id,

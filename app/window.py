@@ -479,6 +479,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         (cancelling or failing goes back to the photo that was on screen)."""
         if self._opening == path:
             self.viewer.set_source(PhotoPreview(photo))
+            self.viewer.set_busy_text(f"Restoring {path.name}… both sides show the original until it is ready"
+                                      + (" (Esc cancels)" if self.doc is not None else ""))
 
     def _opening_ended(self) -> None:
         if self._opening is not None:

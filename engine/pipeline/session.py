@@ -273,12 +273,14 @@ class RestorationSession:
         t0 = time.perf_counter()
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         deltas: dict[float, np.ndarray] = {}
+        notes: list[str] = []
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
                                 noise_sigma=noise_sigma)
             out = expert.run(current, ctx)
+            notes = ctx.notes
             self.expert_runs += 1
             if out.shape != current.shape:
                 raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
@@ -287,7 +289,7 @@ class RestorationSession:
         full = deltas.pop(1.0)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=self.analyser(current + full), model_id=expert.info.model_id,
-                           knot_deltas=deltas)
+                           knot_deltas=deltas, reason="; ".join(notes))
 
     def _stage_inputs(self, report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
         if stage.name == GENERALIST:
@@ -332,7 +334,8 @@ class RestorationSession:
         if amplified is not None:
             result.dropped = True
             result.delta = None
-            result.reason = f"did not help: it amplified the noise ({amplified})"
+            result.reason = f"did not help: it amplified the noise ({amplified})" + (
+                f"; {result.reason}" if result.reason else "")
             return
         total_gain = sum(before.values()) - sum(after.values())
         if stage.name == GENERALIST:
@@ -350,7 +353,7 @@ class RestorationSession:
                            key=lambda k: before[k] - after[k])
             result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
                 f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
-                if worse and was - now >= MIN_IMPROVEMENT else "")
+                if worse and was - now >= MIN_IMPROVEMENT else "") + (f"; {result.reason}" if result.reason else "")
 
     @staticmethod
     def _amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:

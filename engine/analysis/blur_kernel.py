@@ -357,6 +357,32 @@ def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float =
     return nll(np.ones_like(k2)) - nll(k2)
 
 
+#: Tile edge (px at the estimation scale) for the depth-of-field check, and the band contrast
+#: (std of a difference of Gaussians σ 2 and 8 px, [0, 1] units) that makes a tile detailed enough
+#: to judge: flat sky or a wall says nothing about blur.
+DOF_TILE = 128
+DOF_MIN_CONTRAST = 0.02
+#: A photo whose detailed tiles show no blur in at least this share is not shaken: a sharp subject
+#: before a soft background (shallow depth of field) or a moving subject is left as it is.
+DOF_SHARP_SHARE = 0.25
+
+
+def sharp_tiles(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float) -> tuple[int, int]:
+    """(detailed tiles whose spectrum shows no blur by ``kernel``, detailed tiles), over a grid of
+    :data:`DOF_TILE` px tiles. Camera shake blurs every tile alike; shallow depth of field leaves
+    the subject's tiles sharp."""
+    band = cv2.GaussianBlur(gray, (0, 0), 2.0) - cv2.GaussianBlur(gray, (0, 0), 8.0)
+    h, w = gray.shape
+    sharp = detailed = 0
+    for y in range(0, h - DOF_TILE + 1, DOF_TILE):
+        for x in range(0, w - DOF_TILE + 1, DOF_TILE):
+            if float(band[y:y + DOF_TILE, x:x + DOF_TILE].std()) < DOF_MIN_CONTRAST:
+                continue
+            detailed += 1
+            sharp += spectral_evidence(gray[y:y + DOF_TILE, x:x + DOF_TILE], kernel, noise_sigma) < MIN_EVIDENCE
+    return sharp, detailed
+
+
 def _region(gray: np.ndarray, side: int) -> np.ndarray:
     h, w = gray.shape
     y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
@@ -391,6 +417,14 @@ def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progre
         return KernelEstimate(np.ones((1, 1), np.float32), 1.0, radius, length, checks,
                               "the kernel is a point" if radius < NO_BLUR_RADIUS else
                               f"the photo's spectrum is that of a sharp photo (evidence {evidence:.2f})")
+    sharp, detailed = sharp_tiles(gray, kernel, noise_sigma)
+    checks["sharp_tiles"] = float(sharp)
+    checks["detailed_tiles"] = float(detailed)
+    if detailed >= 4 and sharp >= DOF_SHARP_SHARE * detailed:
+        progress(1.0)
+        return KernelEstimate(np.ones((1, 1), np.float32), 1.0, radius, length, checks,
+                              f"{sharp} of {detailed} detailed areas are sharp: a sharp subject before a soft "
+                              "background (depth of field) or a moving subject, not camera shake")
     agreement = 1.0
     if check_agreement and min(h, w) >= 160:
         halves = [gray[:, :w // 2], gray[:, w // 2:]] if w >= h else [gray[:h // 2], gray[h // 2:]]

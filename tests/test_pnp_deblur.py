@@ -64,7 +64,7 @@ def test_hqs_with_the_true_kernel_inverts_the_blur_of_a_printed_pattern():
 @needs_data
 def test_kernel_estimate_finds_a_shake_trajectory_and_trusts_it():
     from engine.analysis.blur_kernel import _kernel_agreement, estimate_kernel
-    from engine.experts.classical.color import luminance
+    from engine.color import luminance
 
     sharp = clean_photo(3, 192)
     truth = _shake_kernel()
@@ -78,7 +78,7 @@ def test_kernel_estimate_finds_a_shake_trajectory_and_trusts_it():
 @needs_data
 def test_kernel_estimate_of_a_sharp_photo_is_a_point():
     from engine.analysis.blur_kernel import estimate_kernel
-    from engine.experts.classical.color import luminance
+    from engine.color import luminance
 
     est = estimate_kernel(luminance(clean_photo(3, 192)), ksize=19)
     assert est.kernel.shape == (1, 1)
@@ -160,3 +160,28 @@ def test_session_shows_an_experts_notes_as_the_stage_reason():
     session.run(Plan((Stage("blur", "test.cautious"),)))
     result = next(r for r in session.results if r.name == "blur")
     assert result.dropped and "left unchanged: not sure" in result.reason
+
+
+@needs_ffdnet
+@needs_data
+def test_shallow_depth_of_field_is_not_deblurred():
+    """A sharp subject before a defocused background: part of the photo is sharp, so the expert
+    leaves it as it is and says so (camera shake would blur every detailed area)."""
+    from engine.analysis.blur_kernel import sharp_tiles
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import PnPDeblur
+
+    sharp = clean_photo(5, 384)
+    background = cv2.filter2D(sharp, -1, disk_psf(6.0), borderType=cv2.BORDER_REFLECT)
+    yy, xx = np.mgrid[:384, :384]
+    subject = (np.hypot(yy - 192, xx - 192) < 130)[..., None]
+    photo = np.where(subject, sharp, background).astype(np.float32)
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
+    out = PnPDeblur(_ffdnet()).run(photo, ctx)
+    assert np.array_equal(out, photo)
+    assert any("sharp" in n for n in ctx.notes)
+    # the same check on a photo shaken all over finds no sharp area
+    from engine.color import luminance
+    shaken = luminance(_blur(sharp, _shake_kernel()))
+    assert sharp_tiles(shaken, _shake_kernel(), 1 / 255)[0] == 0

@@ -25,8 +25,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..analysis.blur_kernel import KernelEstimate, estimate_kernel, psf2otf, wrap_pad
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .classical.color import luminance
+from ..color import luminance
+from .base import Expert, ExpertContext, ExpertInfo
 from .classical.noise_level import context_sigma
 
 #: First σ of the denoiser schedule, 0..255 levels (DPIR's 49).
@@ -128,7 +128,7 @@ class PnPDeblur(Expert):
         model = denoiser.info.model_id or denoiser.info.id
         self.info = ExpertInfo(
             id=f"deblur.pnp.{denoiser.info.id}", name=f"Blind deblur (kernel estimate + {denoiser.info.name})",
-            tasks=("blur",), backend=denoiser.info.backend, version="1", tiling=TilingMode.NONE,
+            tasks=("blur",), backend=denoiser.info.backend, version="1",
             tile_overlap=64, memory_factor=160.0, model_id=denoiser.info.model_id,
             description=f"Estimates the blur kernel (camera shake, defocus, lens) with an L0 gradient prior, "
                         f"then deconvolves by half-quadratic splitting with {model} as the prior; "

@@ -92,6 +92,10 @@ def metrics(out: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- methods
+#: Called with the rows so far after every pair (``main`` saves the partial results there).
+PARTIAL = [lambda rows: None]
+
+
 def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
     from engine.experts.default import build_registry
     from engine.imageio import load_photo
@@ -110,6 +114,7 @@ def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
                "stages": [f"{st['stage']}{'(dropped)' if st.get('dropped') else ''}" for st in result.stages],
                "reasons": [st.get("reason", "") for st in result.stages if st["stage"] == "blur"]}
         rows.append(row)
+        PARTIAL[0](rows)
         print(f"  {name}: {row['psnr']:.2f} / aligned {row['psnr_aligned']:.2f} dB, {row['stages']} "
               f"{row['reasons']}", file=sys.stderr, flush=True)
     return rows
@@ -142,6 +147,7 @@ def run_expert(items: list[tuple[str, Path, Path]], expert_id: str) -> list[dict
         seconds = time.perf_counter() - t0
         rows.append({"name": name, **metrics(out, load(gt_path)), "seconds": seconds,
                      "megapixels": lq.shape[0] * lq.shape[1] / 1e6, "notes": list(ctx.notes)})
+        PARTIAL[0](rows)
         print(f"  {expert_id} {name}: {rows[-1]['psnr']:.2f} / aligned {rows[-1]['psnr_aligned']:.2f} dB "
               f"{ctx.notes}", file=sys.stderr, flush=True)
     return rows
@@ -252,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--pairs", default=None, help="only pairs whose name contains one of these (comma-separated)")
+    ap.add_argument("--summarise", type=Path, nargs="*", default=None,
+                    help="write the report from these --json files (partial runs too) instead of running")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -263,10 +272,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {PAIRS / SET}; nothing to measure", file=sys.stderr)
         return 1
     items = pairs(args.limit)
+    if args.pairs:
+        items = [it for it in items if any(p in it[0] for p in args.pairs.split(","))]
     header = machine()
     inputs = {n: metrics(load(lq), load(gt)) for n, lq, gt in items}
     results: dict = {"machine": header, "inputs": inputs}
-    lines = [f"# Real camera-shake blur: {SET} ({len(items)} pairs)", "",
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.summarise is not None:
+        results = {"machine": "", "inputs": inputs}
+        for f in args.summarise:
+            part = json.loads(f.read_text())
+            results["machine"] = results["machine"] or part.get("machine", "")
+            for m in methods:
+                results.setdefault(m, []).extend(part.get(m, []))
+            if "detection" in part:
+                results["detection"] = part["detection"]
+        header = results["machine"]
+        done = set.intersection(*[{r["name"] for r in results.get(m, [])} for m in methods]) if methods else set()
+        items = [it for it in items if it[0] in done]
+        for m in methods:
+            results[m] = [r for r in results[m] if r["name"] in done]
+
+    def save(method: str, rows: list[dict]) -> None:
+        if args.json:
+            results[method] = rows
+            args.json.write_text(json.dumps(results, indent=1, default=float))
+    lines = [f"# Real camera-shake blur: {SET} ({len(items)} of 16 pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_blur.py --methods {args.methods}"
              + (f" --detect {args.detect}" if args.detect else "") + "`.", "",
              "Aligned = each output (and the input) shifted by the whole-pixel offset (±8 px) that best matches "
@@ -280,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"default": "default plan (this checkout)", "previous": f"default plan, previous release ({args.previous})",
               "wiener": "classical.deblur.wiener alone (previous blur expert)",
               "pnp": "PnP deblur alone (kernel estimate + HQS with FFDNet)"}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    for method in methods:
         print(f"{method} …", file=sys.stderr, flush=True)
-        if method == "default":
+        PARTIAL[0] = lambda rows, method=method: save(method, rows)
+        if args.summarise is not None:
+            rows = results.get(method, [])
+        elif method == "default":
             rows = run_default(items)
         elif method == "previous":
             if args.previous is None:
@@ -311,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
                              f"{r['psnr_aligned'] - inputs[r['name']]['psnr_aligned']:+.2f} | {what.strip()} |")
     if args.detect:
         det_lines, results["detection"] = run_detection(args.detect)
+    if results.get("detection"):
+        det_lines = ["| photos | flagged blurry | blur severity median (max) |", "|---|---|---|"]
+        for label, d in results["detection"].items():
+            sev = np.array(d["severities"])
+            det_lines.append(f"| {label} | {d['flagged'] / max(d['n'], 1):.0%} ({d['flagged']}/{d['n']}) | "
+                             f"{np.median(sev):.2f} ({sev.max():.2f}) |")
         lines += ["", "## Which photos the default plan calls blurry", ""] + det_lines
     if args.pictures:
         lines += ["", "## Before / after pictures (default plan)", ""] + make_pictures(args.pictures)

@@ -75,18 +75,15 @@ def load(path: Path) -> np.ndarray:
 
 
 def load_cropped_photo(path: Path):
-    """``engine.imageio.load_photo`` with its pixels (and the JPEG file evidence) centre-cropped;
-    EXIF and the file's quantisation tables are kept."""
+    """``engine.imageio.load_photo`` with its pixels centre-cropped on the 8-pixel grid; EXIF and
+    the file's quantisation tables are kept."""
     import dataclasses
 
     from engine.imageio import load_photo
     photo = load_photo(path)
     if not CROP:
         return photo
-    jpeg = photo.jpeg
-    if jpeg is not None:
-        jpeg = dataclasses.replace(jpeg, decoded=centre(jpeg.decoded))
-    return dataclasses.replace(photo, pixels=np.ascontiguousarray(centre(photo.pixels)), jpeg=jpeg)
+    return dataclasses.replace(photo, pixels=np.ascontiguousarray(centre(photo.pixels)))
 
 
 def q8(x: np.ndarray) -> np.ndarray:

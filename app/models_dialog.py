@@ -40,7 +40,8 @@ class ModelManagerDialog(QDialog):
 
     modelsChanged = Signal()
 
-    def __init__(self, manager_factory: Optional[Callable[[], object]] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, manager_factory: Optional[Callable[[], object]] = None,
+                 parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Restora — Models")
         self.setObjectName("modelManager")

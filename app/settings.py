@@ -152,7 +152,7 @@ class AppSettings:
 
     @property
     def viewer_mode(self) -> str:
-        return self._choice("ui/viewer_mode", ("split", "side", "toggle"), "split")
+        return self._choice("ui/viewer_mode", ("split", "side", "toggle", "uncertainty"), "split")
 
     @viewer_mode.setter
     def viewer_mode(self, value: str) -> None:

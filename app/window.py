@@ -11,17 +11,18 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
 
 from engine.errors import RestoraError
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, Restorer
+from engine.uncertainty.summary import UNCERTAIN_LEVELS
 
 from .batch import BatchPanel
 from .commands import ControlChange
 from .controls import ControlsPanel
-from .document import CHANGE_MAP_FULL_SCALE, ControlState, Document
+from .document import CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document
 from .filmstrip import Filmstrip
 from .overview import OverviewPanel
 from .settings import AppSettings
@@ -218,6 +219,9 @@ class MainWindow(QMainWindow):
         self.viewer.setObjectName("viewer")
         self.viewer.legend_text = (f"change: 0 to {CHANGE_MAP_FULL_SCALE:.0%} of the tonal range "
                                    f"(≈{CHANGE_MAP_FULL_SCALE * 255:.0f} of 255 levels) or more")
+        self.viewer.uncertainty_legend_text = (
+            f"expected error: 0 to {UNCERTAINTY_FULL_SCALE:.0f} of 255 levels or more"
+            f" (over {UNCERTAIN_LEVELS:.0f}: uncertain)")
         self.setCentralWidget(self.viewer)
         self.overview = OverviewPanel(self.viewer)
         self.controls = ControlsPanel()
@@ -225,9 +229,11 @@ class MainWindow(QMainWindow):
         self.controls.enabledChanged.connect(self._enabled_changed)
         self.controls.expertChanged.connect(self._expert_changed)
         self.controls.autoRequested.connect(self.reset_to_auto)
+        self.controls.cautionChanged.connect(self._caution_changed)
         self.overview_dock = self._dock("Navigator and histogram", "overviewDock", self.overview,
                                         Qt.DockWidgetArea.RightDockWidgetArea)
-        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
                                 is_supported=_is_supported)
         self.batch.openRequested.connect(self.open_file)
@@ -312,7 +318,8 @@ class MainWindow(QMainWindow):
         self.removeAction(a["redo_tb"])
         self.undo_stack.canUndoChanged.connect(lambda on: a["undo_tb"].setEnabled(on and self._editable()))
         self.undo_stack.canRedoChanged.connect(lambda on: a["redo_tb"].setEnabled(on and self._editable()))
-        self.undo_stack.undoTextChanged.connect(lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
+        self.undo_stack.undoTextChanged.connect(
+            lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
         self.undo_stack.redoTextChanged.connect(lambda t: a["redo_tb"].setToolTip(f"Redo {t}" if t else "Redo"))
         a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
         a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")
@@ -322,7 +329,8 @@ class MainWindow(QMainWindow):
                                    "Installed and available models")
         modes = QActionGroup(self)
         for key, text, shortcut in (("split", "&Split", "Alt+1"), ("side", "Side &by Side", "Alt+2"),
-                                    ("toggle", "&Toggle (hold Space)", "Alt+3")):
+                                    ("toggle", "&Toggle (hold Space)", "Alt+3"),
+                                    ("uncertainty", "&Uncertainty", "Alt+4")):
             act = self._action(text, lambda checked=False, m=key: self.set_view_mode(m), QKeySequence(shortcut),
                                f"{text.replace('&', '')} view", checkable=True)
             modes.addAction(act)
@@ -362,7 +370,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(a["settings"])
         m = bar.addMenu("&View")
-        for k in ("mode_split", "mode_side", "mode_toggle"):
+        for k in ("mode_split", "mode_side", "mode_toggle", "mode_uncertainty"):
             m.addAction(a[k])
         m.addSeparator()
         for k in ("fit", "zoom100", "zoom200", "zoom_in", "zoom_out"):
@@ -385,7 +393,8 @@ class MainWindow(QMainWindow):
         tb.setObjectName("mainToolBar")
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for k in ("open", "export", None, "undo_tb", "redo_tb", None, "mode_split", "mode_side", "mode_toggle", None,
+        for k in ("open", "export", None, "undo_tb", "redo_tb", None, "mode_split", "mode_side", "mode_toggle",
+                  "mode_uncertainty", None,
                   "fit", "zoom100", "zoom200", None, "overlay", "loupe", "auto", None, "models"):
             if k is None:
                 tb.addSeparator()
@@ -460,6 +469,7 @@ class MainWindow(QMainWindow):
         self._running_signature = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # show what the viewer shows, not a pending edit
+            self.controls.set_caution(self.doc.state.caution)
         self.viewer.set_busy_text(f"Opening {path.name}… (Esc cancels and keeps the photo on screen)"
                                   if self.doc is not None else f"Opening {path.name}…")
         gen = self.jobs.start(job, lambda doc: self._document_ready(doc, path))
@@ -501,7 +511,9 @@ class MainWindow(QMainWindow):
         self.undo_stack.clear()
         self.viewer.set_source(doc)
         self.controls.set_rows(doc.rows())
+        self.controls.set_caution(doc.state.caution)
         self.controls.set_summary(self._summary_text(doc))
+        self.controls.set_uncertainty(doc.uncertainty_text())
         self.overview.histogram.set_document(doc)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._rebuild_recent(self.settings.add_recent_file(str(path)))
@@ -543,6 +555,11 @@ class MainWindow(QMainWindow):
         if state is not None:
             self._push(state.with_strength(name, strength), f"{LABELS.get(name, name)} strength", merge_key=name)
 
+    def _caution_changed(self, caution: float) -> None:
+        state = self.current_state()
+        if state is not None:
+            self._push(state.with_caution(caution), "Caution", merge_key="caution")
+
     def _enabled_changed(self, name: str, on: bool) -> None:
         state = self.current_state()
         if state is not None:
@@ -571,6 +588,7 @@ class MainWindow(QMainWindow):
         if doc.needs_run(state) or in_flight:
             self._pending = state
             self.controls.set_rows(doc.rows(state))
+            self.controls.set_caution(state.caution)
             signature = doc.run_signature(state)
             if self.jobs.is_busy() and signature == self._running_signature:
                 return  # the run in flight computes the same stages; only strengths differ
@@ -583,6 +601,7 @@ class MainWindow(QMainWindow):
                 dict(state.experts) == dict(doc.state.experts)
             doc.set_state(state)
             self.controls.set_rows(doc.rows())
+            self.controls.set_caution(doc.state.caution)
             self.viewer.refresh(interactive=strength_only)
 
     def _run_finished(self, doc: Document) -> None:
@@ -595,7 +614,9 @@ class MainWindow(QMainWindow):
                 self.apply_state(pending)
                 return
             doc.set_state(pending)  # strengths moved while the run was in flight
+        self.controls.set_uncertainty(doc.uncertainty_text())
         self.controls.set_rows(doc.rows())
+        self.controls.set_caution(doc.state.caution)
         self.viewer.refresh()
         self.overview.histogram.schedule()
         self._job_ended("Restored.")
@@ -606,6 +627,7 @@ class MainWindow(QMainWindow):
         self._pending = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # the controls show what the viewer shows
+            self.controls.set_caution(self.doc.state.caution)
         self._job_ended("Cancelled.")
 
     def current_batch_options(self) -> Optional[RestoreOptions]:
@@ -718,6 +740,7 @@ class MainWindow(QMainWindow):
         self._running_signature = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())
+            self.controls.set_caution(self.doc.state.caution)
         self._job_ended("")
         self._show_error(message)
 

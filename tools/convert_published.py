@@ -147,7 +147,8 @@ def measured_section(model_id: str) -> str:
     speed = [s for s in data.get("speed", []) if s["expert"] in ids]
     if speed:
         lines += ["", "| expert | backend | s/MP, 1 thread | s/MP, 2 threads |", "|---|---|---|---|"]
-        lines += [f"| `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} |" for s in speed]
+        lines += [f"| `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} |"
+                  for s in speed]
     memory = [m for m in data.get("memory", []) if m["expert"] in ids]
     lines += [""] + [f"Peak memory at 12 MP (extrapolated from {', '.join(f'{mp:.2f}' for mp in m['input_mp'])} MP): "
                      f"{m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB (`{m['expert']}`)." for m in memory]

@@ -156,7 +156,8 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
 
     Luma is smoothed (Gaussian σ = 0.7 px, so noise does not pass for detail). For each of
     4 directions (0°, 45°, 90°, 135°) the directional derivative D is divided by the luma range C
-    (of the 3×3-median-filtered luma) in a ``window``-px line along that direction: for an edge ramp of width w, D/C ≈ 1/w. The
+    (of the 3×3-median-filtered luma) in a ``window``-px line along that direction: for an edge
+    ramp of width w, D/C ≈ 1/w. The
     ``percentile``-th highest D/C among pixels with enough contrast gives that direction's
     sharpest edge; its inverse is the edge width in px. Motion blur widens edges along one
     direction only, so the widest direction is reported. ``noise_sigma`` (0..1 scale) raises

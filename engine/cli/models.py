@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--id", dest="model_id", metavar="ID", help="model id (default: from the file name)")
     p.add_argument("--task", dest="tasks", action="append", metavar="TASK",
-                   help="task it serves (noise, blur, jpeg, haze, lowlight, rain, generalist, upscale, face); repeatable")
+                   help="task it serves (noise, blur, jpeg, haze, lowlight, rain, generalist, upscale, face); "
+                        "repeatable")
     p.add_argument("--name", help="display name")
     parser.set_defaults(run=run, models_parser=parser)
     return parser
@@ -98,7 +99,7 @@ def _list(manager: Any, args: argparse.Namespace, out: TextIO, err: TextIO, as_j
                         for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]), file=out)
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + str(row[-1]), file=out)
     print(f"cache: {manager.cache_dir}", file=err)
     return 0
 

@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                    help="leave outputs that already exist as they are and report them as skipped "
                         "(run the same command again to resume an interrupted batch)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write <stem>.uncertainty.png beside each output: 16-bit grey, value / 256 = "
+                        "expected absolute error of that pixel in 8-bit levels; --json gains a summary")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
@@ -61,7 +64,7 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
-                          skip_existing=args.skip_existing)
+                          skip_existing=args.skip_existing, uncertainty=args.uncertainty)
 
 
 def run(args: argparse.Namespace) -> int:

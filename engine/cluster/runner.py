@@ -399,7 +399,8 @@ class _Run:
         extra = sorted(set(theirs) - set(self.experts_here))
         log.warning("the worker on %s has other models than this machine (%s): its results will differ from a "
                     "local run here", host, "; ".join(filter(None, [
-                        f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""])))
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"extra {', '.join(extra)}" if extra else ""])))
 
     def _take(self, worker: _Worker, ref) -> ClusterJob:
         del self.owner[ref]

@@ -220,7 +220,7 @@ def esrgan_state_dict(layers: list[NcnnLayer], bin_data: bytes) -> dict[str, np.
     if convs[0].layer.inputs != inputs[0].outputs:
         raise ModelError("the first convolution does not read the network input")
     state: dict[str, np.ndarray] = {}
-    for conv, (name, activated) in zip(convs, names):
+    for conv, (name, activated) in zip(convs, names, strict=True):
         if activated != (conv.leaky_slope is not None):
             raise ModelError(f"{conv.layer.name}: activation does not match RRDBNet's {name}")
         if conv.bias is None:

@@ -88,7 +88,8 @@ class CameraParams:
     ``shot``, ``read``: noise variance = shot·x + read for linear x in [0, 1] (0 and 0: no noise).
     ``demosaic``: ``"bilinear"`` or ``"edge_aware"``. ``chroma_nr``: σ in px of the in-camera
     chroma noise reduction (a Gaussian on Cb/Cr; 0 = none). ``luma_nr``: σ in px of the in-camera
-    luma noise reduction (a Gaussian on the luma of the noise only; 0 = none). ``sharpen``: unsharp-mask amount (0 = none).
+    luma noise reduction (a Gaussian on the luma of the noise only; 0 = none). ``sharpen``:
+    unsharp-mask amount (0 = none).
     ``jpeg_quality``: 1..100 or ``None`` (no JPEG). ``resize``: second-order scale factor in
     (0, 1] (1 = none; the image is downscaled by it and upscaled back). ``jpeg2_quality``: the
     re-compression quality after the resize, or ``None``.

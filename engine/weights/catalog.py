@@ -140,7 +140,8 @@ class ModelEntry:
     ``size_multiple``: input sides must be padded to a multiple of this. ``lead_kinds``: for a
     generalist, the kinds where it measured better than the specialists; the automatic plan
     includes it only when the analysis finds one of them (it then fixes every kind found).
-    Empty: always.
+    Empty: always. ``conditioned``: an ONNX model that takes per-kind strengths as a second input
+    (a conditioned generalist); loading a model that disagrees is refused.
     """
 
     id: str
@@ -159,6 +160,7 @@ class ModelEntry:
     description: str = ""
     generative: bool = False
     lead_kinds: tuple[str, ...] = ()
+    conditioned: bool = False
 
     @property
     def verified(self) -> bool:
@@ -205,7 +207,8 @@ class Catalog:
 
 _ENTRY_REQUIRED = ("id", "name", "tasks", "architecture", "scale", "license", "size", "sha256",
                    "format", "sources")
-_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "lead_kinds")
+_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "lead_kinds",
+                   "conditioned")
 _SOURCE_FIELDS = {
     "hub": (("repo_id", "filename", "revision"), ("sha256", "size", "format")),
     "package": (("package", "path"), ("param", "param_sha256", "sha256", "size", "format")),
@@ -290,6 +293,9 @@ def _parse_entry(raw: object) -> ModelEntry:
     generative = raw.get("generative", False)
     if not isinstance(generative, bool):
         raise CatalogError("generative must be true or false")
+    conditioned = raw.get("conditioned", False)
+    if not isinstance(conditioned, bool):
+        raise CatalogError("conditioned must be true or false")
     lead_kinds = raw.get("lead_kinds", [])
     if not isinstance(lead_kinds, list) or not all(k in KINDS for k in lead_kinds):
         raise CatalogError(f"lead_kinds must be a list of kinds ({', '.join(KINDS)})")
@@ -298,7 +304,7 @@ def _parse_entry(raw: object) -> ModelEntry:
         scale=scale, license=_str(raw, "license"), size=size, sha256=sha256, format=fmt,
         sources=sources, size_multiple=size_multiple, unverified=unverified,
         upstream=str(raw.get("upstream", "")), description=str(raw.get("description", "")),
-        generative=generative, lead_kinds=tuple(lead_kinds),
+        generative=generative, lead_kinds=tuple(lead_kinds), conditioned=conditioned,
     )
 
 

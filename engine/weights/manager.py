@@ -465,13 +465,16 @@ class WeightsManager:
         entry = self._catalog_match(digest, model_id, src)
         if suffix in ONNX_SUFFIXES:
             check_onnx(src)
-            architecture, scale, fmt = "onnx", probe_onnx(src).scale, "onnx"
-            guessed = ["generalist"]
+            probed = probe_onnx(src)
+            architecture, scale, fmt, conditioned = "onnx", probed.scale, "onnx", probed.conditioned
+            # what it is, from what it does: an upscaler when it enlarges, else an all-in-one
+            # restorer (the user names other tasks with --task)
+            guessed = ["upscale"] if scale > 1 else ["generalist"]
         else:
             descriptor = load_descriptor(src)
             ident = describe(descriptor)
             probe_descriptor(descriptor, src.name)
-            architecture, scale = ident.architecture, ident.scale
+            architecture, scale, conditioned = ident.architecture, ident.scale, False
             fmt = "safetensors" if suffix in SAFETENSORS_SUFFIXES else "pth"
             guessed = ["face"] if "face" in ident.purpose.lower() else ["upscale"] if scale > 1 else ["generalist"]
             if entry is not None and entry.architecture != architecture:
@@ -505,6 +508,7 @@ class WeightsManager:
         verified_by = "catalog" if entry is not None and entry.sha256 else "import"
         self._record(model_id, dest, digest, origin="import", source=str(src.resolve()),
                      verified_by=verified_by, format=fmt, architecture=architecture, scale=scale,
+                     conditioned=conditioned,
                      tasks=list(tasks or (entry.tasks if entry else guessed)),
                      name=name or (entry.name if entry else src.stem))
         return self.entry(model_id), dest
@@ -664,7 +668,7 @@ class WeightsManager:
         self._digests[key] = digest
         with self._lock:
             stamps = self._load_stamps(reload=True)
-            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:])), "sha256": digest}
+            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:], strict=True)), "sha256": digest}
             stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
             self._stamps = stamps
             try:
@@ -739,6 +743,7 @@ def _entry_from_record(model_id: str, record: dict[str, Any]) -> ModelEntry:
         license="user-supplied", size=int(record.get("size", 0) or 0), sha256=str(record.get("sha256", "")),
         format=str(record.get("format", "pth")), sources=(),
         description=f"imported from {record.get('source', 'a local file')}",
+        conditioned=bool(record.get("conditioned", False)),
     )
 
 

@@ -12,7 +12,7 @@ in 1..8.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ MAX_SCALE = 8
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the test run showed: ``channels`` in and out (equal), ``scale`` = output/input size."""
+    """What the test run showed: ``channels`` in and out (equal), ``scale`` = output/input size,
+    ``conditioned``: the model takes per-kind strengths as a second input."""
 
     channels: int
     scale: int
+    conditioned: bool = False
 
 
 def probe_onnx(path: Path) -> ProbeResult:
@@ -58,7 +60,7 @@ def probe_onnx(path: Path) -> ProbeResult:
     except Exception as err:  # noqa: BLE001 - any failure on a plain image means: not usable
         raise ModelError(f"cannot import {path.name}: it fails on a {h}x{w} test image "
                          f"({_short(err)})") from None
-    return _check_output(path.name, np.asarray(y), channels, h, w)
+    return replace(_check_output(path.name, np.asarray(y), channels, h, w), conditioned=bool(runner.conditioned))
 
 
 def probe_descriptor(descriptor: Any, name: str) -> ProbeResult:

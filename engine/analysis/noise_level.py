@@ -217,9 +217,9 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
 #: was denoised, or downscaled a lot, no longer does, and a denoiser's output no longer does either,
 #: so the judge sees the noise severity fall).
 PRIOR_CONFIRM_FRACTION = 0.5
-#: Severity per 8-bit level of measured σ for a prior-confirmed photo (the white-noise calibration's
-#: slope: severity ≈ σ/40), and the floor it gets (the presence threshold).
-PRIOR_SEVERITY_PER_LEVEL = 1.0 / 40.0
+#: Severity of a photo that holds exactly the confirming share of its prior's noise (the presence
+#: threshold); it grows in proportion to the measured σ, so a denoiser that lowers the measured σ
+#: lowers the severity too, even where texture keeps the measurement from falling to 0.
 PRIOR_SEVERITY_FLOOR = 0.15
 
 
@@ -235,11 +235,14 @@ def prior_confirms_noise(measured_255: float, prior_255: float) -> bool:
 
 def prior_severity(measurements: dict[str, float]) -> float:
     """Noise severity in [0, 1] the EXIF prior supports (0 when it does not confirm noise):
-    ``max(PRIOR_SEVERITY_FLOOR, sigma_measured_255 · PRIOR_SEVERITY_PER_LEVEL)``, at most 1."""
+    ``PRIOR_SEVERITY_FLOOR · sigma_measured_255 / (PRIOR_CONFIRM_FRACTION · iso_prior_255)``, at most 1."""
     if not measurements.get("exif_present", 0.0):
         return 0.0
     measured = float(measurements.get("sigma_measured_255", 0.0))
-    return float(min(1.0, max(PRIOR_SEVERITY_FLOOR, measured * PRIOR_SEVERITY_PER_LEVEL)))
+    prior = float(measurements.get("iso_prior_255", 0.0))
+    if prior <= 0.0:
+        return 0.0
+    return float(min(1.0, max(PRIOR_SEVERITY_FLOOR, PRIOR_SEVERITY_FLOOR * measured / (PRIOR_CONFIRM_FRACTION * prior))))
 
 
 def nlf_from_measurements(measurements: dict[str, float]) -> Optional[NoiseLevelFunction]:

@@ -101,16 +101,18 @@ def main(argv: list[str] | None = None) -> int:
              f"--camera {args.camera}`. " + ", ".join(f"{k}: {len(v)}" for k, v in sets.items()) + " photos.", "",
              "Threshold = the 98th percentile over clean photos (≤ 2 % false positives); share of each set above it. "
              "Values: median (p10–p90), 8-bit levels.", "",
-             "| measurement | clean median (p98) | camera pipeline detected | PolyU noisy detected | PolyU ground truth flagged "
-             "| camera median | PolyU noisy median (p10–p90) |", "|---|---|---|---|---|---|---|"]
+             "| measurement | clean median (p98) | camera pipeline detected | PolyU noisy detected "
+             "| PolyU ground truth flagged | camera median | PolyU noisy median (p10–p90) |",
+             "|---|---|---|---|---|---|---|"]
     for k in keys:
         v = {s: np.array([r[k] for r in rows if k in r]) for s, rows in sets.items()}
         if not all(a.size for a in v.values()):
             continue
         t = np.percentile(v["clean"], 98)
+        p10, p90 = np.percentile(v["polyu"], 10), np.percentile(v["polyu"], 90)
         lines.append(f"| {k} | {np.median(v['clean']):.2f} ({t:.2f}) | {(v['camera'] > t).mean():.0%} | "
-                     f"{(v['polyu'] > t).mean():.0%} | {(v['polyu gt'] > t).mean():.0%} | {np.median(v['camera']):.2f} | "
-                     f"{np.median(v['polyu']):.2f} ({np.percentile(v['polyu'], 10):.2f}–{np.percentile(v['polyu'], 90):.2f}) |")
+                     f"{(v['polyu'] > t).mean():.0%} | {(v['polyu gt'] > t).mean():.0%} | "
+                     f"{np.median(v['camera']):.2f} | {np.median(v['polyu']):.2f} ({p10:.2f}–{p90:.2f}) |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

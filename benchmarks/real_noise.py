@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"machine": header, "set": args.set, "inputs": inputs}
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
-             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. Gains are over the noisy input "
+             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",
              "|---|---|---|---|---|---|---|"]

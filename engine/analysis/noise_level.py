@@ -256,7 +256,8 @@ def prior_severity(measurements: dict[str, float]) -> float:
     prior = float(measurements.get("iso_prior_255", 0.0))
     if prior <= 0.0:
         return 0.0
-    return float(min(1.0, max(PRIOR_SEVERITY_FLOOR, PRIOR_SEVERITY_FLOOR * measured / (PRIOR_CONFIRM_FRACTION * prior))))
+    severity = PRIOR_SEVERITY_FLOOR * measured / (PRIOR_CONFIRM_FRACTION * prior)
+    return float(min(1.0, max(PRIOR_SEVERITY_FLOOR, severity)))
 
 
 def nlf_from_measurements(measurements: dict[str, float]) -> Optional[NoiseLevelFunction]:

@@ -181,11 +181,13 @@ def run_detection(step: int) -> tuple[list[str], dict]:
 
     clean = sorted((SHARED / "data" / "clean").iterdir())[::step]
     groups = {
-        "real noisy photos (noise_real_polyu_crops)": [load(p) for p in sorted((PAIRS / "noise_real_polyu_crops" / "lq").iterdir())],
+        "real noisy photos (noise_real_polyu_crops)":
+            [load(p) for p in sorted((PAIRS / "noise_real_polyu_crops" / "lq").iterdir())],
         f"clean photos (every {step}-th of shared/data/clean)": [load(p) for p in clean],
         "the same clean photos, synthetic shallow depth of field": [shallow_dof(load(p)) for p in clean],
         "real shake, blur_real_levin (should be flagged)": [load(lq) for _, lq, _ in pairs()],
-        "real shake, shared/data/real/blurry_* (should be flagged)": [load(p) for p in sorted((SHARED / "data" / "real").glob("blurry_*"))],
+        "real shake, shared/data/real/blurry_* (should be flagged)":
+            [load(p) for p in sorted((SHARED / "data" / "real").glob("blurry_*"))],
     }
     lines = ["| photos | flagged blurry | blur severity median (max) |", "|---|---|---|"]
     data = {}
@@ -194,7 +196,8 @@ def run_detection(step: int) -> tuple[list[str], dict]:
         hits = sum(r[0] for r in res)
         sev = np.array([r[1] for r in res])
         data[label] = {"flagged": hits, "n": len(res), "severities": sev.tolist()}
-        lines.append(f"| {label} | {hits / max(len(res), 1):.0%} ({hits}/{len(res)}) | {np.median(sev):.2f} ({sev.max():.2f}) |")
+        lines.append(f"| {label} | {hits / max(len(res), 1):.0%} ({hits}/{len(res)}) | "
+                     f"{np.median(sev):.2f} ({sev.max():.2f}) |")
         print(lines[-1], file=sys.stderr, flush=True)
     return lines, data
 
@@ -245,8 +248,8 @@ def summarise(label: str, rows: list[dict], inputs: dict[str, dict]) -> str:
     gp, gpa, gsa = gains("psnr"), gains("psnr_aligned"), gains("ssim_aligned")
     spmp = sum(r["seconds"] for r in rows) / max(sum(r["megapixels"] for r in rows), 1e-9)
     return (f"| {label} | {np.mean([r['psnr_aligned'] for r in rows]):.2f} | {gpa.mean():+.2f} | {gpa.min():+.2f} | "
-            f"{gsa.mean():+.4f} | {gsa.min():+.4f} | {int((gpa < -0.005).sum())} | {gp.mean():+.2f} | {gp.min():+.2f} | "
-            f"{spmp:.1f} |")
+            f"{gsa.mean():+.4f} | {gsa.min():+.4f} | {int((gpa < -0.005).sum())} | {gp.mean():+.2f} | "
+            f"{gp.min():+.2f} | {spmp:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|---|---|---|"]
     in_rows = [{"name": n, **inputs[n], "seconds": 0.0, "megapixels": 1.0} for n, _, _ in items]
     lines.append(summarise("blurry input", in_rows, inputs))
-    labels = {"default": "default plan (this checkout)", "previous": f"default plan, previous release ({args.previous})",
+    labels = {"default": "default plan (this checkout)",
+              "previous": f"default plan, previous release ({args.previous})",
               "wiener": "classical.deblur.wiener alone (previous blur expert)",
               "pnp": "PnP deblur alone (kernel estimate + HQS with FFDNet)"}
     for method in methods:
@@ -340,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             lines += ["", f"Per pair ({labels[method]}): aligned PSNR input → output, and what it did", "",
                       "| pair | input | output | gain | stages / notes |", "|---|---|---|---|---|"]
             for r in results[method]:
-                what = (" ".join(r["stages"]) + " " + " ".join(r["reasons"])) if "stages" in r else "; ".join(r["notes"])
+                what = ((" ".join(r["stages"]) + " " + " ".join(r["reasons"])) if "stages" in r
+                        else "; ".join(r["notes"]))
                 lines.append(f"| {r['name']} | {inputs[r['name']]['psnr_aligned']:.2f} | {r['psnr_aligned']:.2f} | "
                              f"{r['psnr_aligned'] - inputs[r['name']]['psnr_aligned']:+.2f} | {what.strip()} |")
     if args.detect:

@@ -83,7 +83,7 @@ def test_cli_restore_follow_up_respects_generative(registry, tmp_path):
     Image.fromarray(np.full((16, 16, 3), 51, np.uint8)).save(path)
     restorer = Restorer(registry, analyser=uncovering_analyser)
     for generative, expert in ((False, "denoise"), (True, "gan-denoise")):
-        result = restorer.restore_file(path, lambda photo: tmp_path / f"out-{generative}.png",
+        result = restorer.restore_file(path, lambda photo, g=generative: tmp_path / f"out-{g}.png",
                                        RestoreOptions(allow_generative=generative))
         assert result.error is None
         assert [s["expert"] for s in result.stages] == ["brighten", expert]

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import GENERALIST, KINDS, check_kind
+from ..kinds import GENERALIST, KINDS, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -175,6 +175,14 @@ class Planner:
         ``None`` if none."""
         for e in self.registry.for_task(task):
             if allow_generative or not e.info.generative:
+                return e.info.id
+        return None
+
+    def upscaler(self, scale: int, allow_generative: bool = False) -> Optional[str]:
+        """The id of the best available ``scale``× upscaler (measured rank; generative ones only
+        when allowed), or ``None``."""
+        for e in self.registry.for_task(UPSCALE):
+            if e.info.scale == scale and (allow_generative or not e.info.generative):
                 return e.info.id
         return None
 

@@ -245,7 +245,7 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
-        for name, weight, array in terms:
+        for _name, weight, array in terms:
             s = weight(strengths)
             if s != 0.0:
                 out += np.float32(s) * array[sl]

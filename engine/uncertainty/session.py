@@ -106,8 +106,8 @@ class SessionUncertainty:
             self._sigma = ((), _noise_sigma(image, s.report))
         results = s.results
         kept = [r for r in results if not r.dropped and r.output_report is not None]
-        key, kind = composed_choice(self.model, results, s.report)
-        umap = self.model.predict(image, s.compose(strengths, step=self.step), key, noise_sigma=self._sigma[1],
+        which, kind = composed_choice(self.model, results, s.report)
+        umap = self.model.predict(image, s.compose(strengths, step=self.step), which, noise_sigma=self._sigma[1],
                                   severity=_severity(s.report, kind),
                                   severity_after=_severity(kept[-1].output_report if kept else s.report, kind))
         with self._lock:

@@ -264,7 +264,8 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
     if amplified is not None:
         result.dropped = True
         result.delta = None
-        result.reason = f"did not help: it amplified the noise ({amplified})"
+        result.reason = f"did not help: it amplified the noise ({amplified})" + (
+            f"; {result.reason}" if result.reason else "")
         return
     excused = RISE_NOT_HELD_AGAINST.get(stage.name, frozenset())
     total_gain = sum(before.values()) - sum(v if k not in excused else min(v, before[k]) for k, v in after.items())
@@ -283,7 +284,7 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
                        key=lambda k: before[k] - after[k])
         result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
             f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
-            if worse and was - now >= MIN_IMPROVEMENT else "")
+            if worse and was - now >= MIN_IMPROVEMENT else "") + (f"; {result.reason}" if result.reason else "")
 
 
 def amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:

@@ -96,10 +96,9 @@ class LearnedAnalyser:
                 raise ModelError(f"the bundled analyser model is missing: {self.model_path}")
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = int(self.threads)
-            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+            from ..runtime.onnx_backend import session_options
+
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=session_options(self.threads),
                                                  providers=["CPUExecutionProvider"])
         return self._session
 

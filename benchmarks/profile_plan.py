@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RESTORA_SHARED") or REPO.parent / "shared")
@@ -91,13 +92,7 @@ print("RESULT " + json.dumps({"rows": rows, "cum": cum, "import_s": import_s, "s
 
 
 def machine() -> dict:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "load_avg": [round(x, 1) for x in os.getloadavg()]}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg": [round(x, 1) for x in os.getloadavg()]}
 
 
 def run_tree(tree: Path, inputs: list[str], timeout: float) -> dict:

@@ -306,5 +306,7 @@ def test_best_expert_skips_generative_ones_unless_allowed(registry):
     from engine.pipeline.plan import best_expert
 
     assert best_expert(registry, GENERALIST) == "gen"  # the GUI's default when the plan has no generalist
+    registry.ranking[GENERALIST] = ["esrgan", "gen"]
+    assert best_expert(registry, GENERALIST) == "gen"
     assert best_expert(registry, GENERALIST, allow_generative=True) == "esrgan"
     assert best_expert(registry, "rain") is None

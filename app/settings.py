@@ -10,10 +10,12 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from engine.imageio.formats import OFFERED_FORMATS
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 THEMES = ("system", "dark", "light")
 #: Output formats offered for export and batch ("same" keeps the input's format).
-FORMATS = ("same", "png", "tiff", "jpeg", "webp")
+FORMATS = ("same",) + OFFERED_FORMATS
 BIT_DEPTHS = ("same", "8", "16")
 BATCH_PLANS = ("auto", "current")
 MAX_RECENT = 10

@@ -11,10 +11,11 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QToolButton, QWidget)
 
 from engine.errors import RestoraError
+from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, Restorer
 from engine.uncertainty.summary import UNCERTAIN_LEVELS
@@ -29,16 +30,12 @@ from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
 from .workers import JobRunner
+from .widgets import PathDropTarget, path_row
 
 APP_TITLE = "Restora"
-#: Export formats: name → (file dialog filter, extension, bit depths it can hold).
-EXPORT_FORMATS = {
-    "png": ("PNG (*.png)", ".png", (8, 16)),
-    "tiff": ("TIFF (*.tif *.tiff)", ".tif", (8, 16)),
-    "jpeg": ("JPEG (*.jpg *.jpeg)", ".jpg", (8,)),
-    "webp": ("WebP (*.webp)", ".webp", (8,)),
-}
-_EXT_TO_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+#: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
+EXPORT_FORMATS = {name: FORMATS[name] for name in OFFERED_FORMATS}
+_EXT_TO_FORMAT = {e: f.name for f in EXPORT_FORMATS.values() for e in f.extensions}
 
 
 def open_dialog_filter() -> str:
@@ -98,15 +95,10 @@ class ExportDialog(QDialog):
         form = QFormLayout(self)
         self.path = QLineEdit(str(suggested))
         self.path.setMinimumWidth(420)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
+        row = path_row(self.path, self._browse)
         self.format = QComboBox()
-        for name in EXPORT_FORMATS:
-            self.format.addItem(name.upper(), name)
+        for name, f in EXPORT_FORMATS.items():
+            self.format.addItem(f.label, name)
         self.format.setCurrentIndex(max(self.format.findData(fmt), 0))
         self.bit_depth = QComboBox()
         self.format.currentIndexChanged.connect(lambda _: self._formats_changed())
@@ -128,12 +120,12 @@ class ExportDialog(QDialog):
         fmt = str(self.format.currentData())
         keep = keep if keep is not None else self.bit_depth.currentData()
         self.bit_depth.clear()
-        for d in EXPORT_FORMATS[fmt][2]:
+        for d in EXPORT_FORMATS[fmt].bit_depths:
             self.bit_depth.addItem(f"{d}-bit", d)
         self.bit_depth.setCurrentIndex(max(self.bit_depth.findData(keep), 0))
         p = Path(self.path.text())
         if p.suffix.lower() in _EXT_TO_FORMAT and _EXT_TO_FORMAT[p.suffix.lower()] != fmt:
-            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt][1])))
+            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt].extension)))
 
     def _path_edited(self, text: str) -> None:
         """A typed extension chooses the format (``photo.jpg`` → JPEG), so the two never disagree."""
@@ -146,7 +138,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         fmt = str(self.format.currentData())
-        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt][0])
+        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt].dialog_filter)
         if path:
             self.path.setText(path)
             self._path_edited(path)
@@ -158,8 +150,9 @@ class ExportDialog(QDialog):
         path = Path(self.path.text().strip()).expanduser()
         fmt = str(self.format.currentData())
         if _EXT_TO_FORMAT.get(path.suffix.lower()) != fmt:
-            path = path.with_name(path.name + EXPORT_FORMATS[fmt][1]) if path.suffix.lower() not in _EXT_TO_FORMAT \
-                else path.with_suffix(EXPORT_FORMATS[fmt][1])
+            extension = EXPORT_FORMATS[fmt].extension
+            path = path.with_name(path.name + extension) if path.suffix.lower() not in _EXT_TO_FORMAT \
+                else path.with_suffix(extension)
         return path
 
     def _ask_replace(self, path: Path) -> bool:
@@ -182,7 +175,7 @@ class ExportDialog(QDialog):
         return self.target(), str(self.format.currentData()), int(self.bit_depth.currentData())
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
@@ -648,11 +641,11 @@ class MainWindow(QMainWindow):
         src = doc.photo.path or Path("photo.png")
         fmt = self.settings.output_format
         if fmt == "same":
-            fmt = {"raw": "tiff", "bmp": "png"}.get(doc.photo.source_format, doc.photo.source_format)
+            fmt = same_output_format(doc.photo.source_format)
         fmt = fmt if fmt in EXPORT_FORMATS else "png"
         depth = self.settings.bit_depth or doc.photo.bit_depth
         folder = Path(self.settings.output_dir) if self.settings.output_dir else src.parent
-        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt][1]}", fmt, depth
+        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt].extension}", fmt, depth
 
     def export_dialog(self) -> None:
         if not self._editable():
@@ -836,15 +829,8 @@ class MainWindow(QMainWindow):
                           "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.handle_paths(paths)
-            event.acceptProposedAction()
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.handle_paths(paths)
 
     def handle_paths(self, paths: list[Path]) -> None:
         """One photo opens in the viewer; folders and several files go to the batch queue and

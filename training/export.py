@@ -12,7 +12,6 @@ import argparse
 import csv
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from engine.nets.analyser import CROP, RestoraAnalyser
 from engine.nets.generalist import SIZE_MULTIPLE, GeneralistConfig, RestoraGeneralist
+from engine.weights.catalog import write_entry
 
 from .common import limit_threads
 from .flops import count
@@ -173,19 +173,6 @@ def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, siz
         *(["lead_kinds = [" + ", ".join(f'"{k}"' for k in lead_kinds) + "]"] if lead_kinds else []),
         f'description = "{description}"',
         f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
-
-
-def update_catalog(catalog: Path, model_id: str, entry: str) -> None:
-    """Replace the ``[[models]]`` table of ``model_id`` in ``catalog`` by ``entry`` (or append it),
-    leaving every other line as it is."""
-    text = catalog.read_text()
-    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
-    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
-    if mine:
-        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
-    else:
-        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
-    catalog.write_text("".join(blocks).rstrip("\n") + "\n")
 
 
 def _include(path: Path) -> str:
@@ -399,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         write_generalist_card(g, args.cards / f"{GENERALIST_ID}.md", args.generalist_history)
         if (args.generalist / "log.csv").exists():
             shutil.copyfile(args.generalist / "log.csv", args.cards / f"{GENERALIST_ID}.training-log.csv")
-        update_catalog(args.out / "catalog.toml", GENERALIST_ID, catalog_toml(
+        write_entry(args.out / "catalog.toml", GENERALIST_ID, catalog_toml(
             g, "Restora fast generalist (bundled)", ["generalist"],
             "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain, "
             "told by the analysis which kinds to remove and how strongly; fast on a CPU.", SIZE_MULTIPLE,
@@ -411,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         write_analyser_card(a, args.cards / f"{ANALYSER_ID}.md")
         if (args.analyser / "log.csv").exists():
             shutil.copyfile(args.analyser / "log.csv", args.cards / f"{ANALYSER_ID}.training-log.csv")
-        update_catalog(args.out / "catalog.toml", ANALYSER_ID, catalog_toml(
+        write_entry(args.out / "catalog.toml", ANALYSER_ID, catalog_toml(
             a, "Restora learned degradation analyser (bundled)", ["analysis"],
             "Restora's own small CNN that detects the six degradation kinds and their strength.", 1))
         summary["analyser"] = {k: a[k] for k in ("files", "params", "onnx_max_diff", "step")} | {

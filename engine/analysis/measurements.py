@@ -12,14 +12,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-#: Rec. 709 luma weights; the std of luma of i.i.d. per-channel noise is this factor times σ.
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
-_LUMA_NOISE_GAIN = float(np.sqrt((_LUMA ** 2).sum()))  # ≈ 0.749
+from ..color import REC709_LUMA, luminance
 
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of an sRGB-encoded HxWx3 image, float32 HxW (same encoding)."""
-    return np.ascontiguousarray(image[..., :3] @ _LUMA, dtype=np.float32)
+#: The std of luma of i.i.d. per-channel noise is this factor times σ.
+_LUMA_NOISE_GAIN = float(np.sqrt((REC709_LUMA ** 2).sum()))  # ≈ 0.749
 
 
 def line_kernel(length: int, angle_deg: float) -> np.ndarray:
@@ -36,6 +32,15 @@ def line_kernel(length: int, angle_deg: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- noise
+def haar_diagonal(channel: np.ndarray) -> np.ndarray:
+    """Finest-scale orthonormal Haar diagonal detail (HH) of an H x W float array, float32
+    H/2 x W/2 (an odd last row or column is dropped). Its std is that of i.i.d. pixel noise, so
+    ``median(|HH|) / 0.6745`` estimates σ (Donoho's wavelet MAD)."""
+    h, w = channel.shape[0] // 2 * 2, channel.shape[1] // 2 * 2
+    c = channel[:h, :w].astype(np.float32, copy=False)
+    return (c[0::2, 0::2] - c[0::2, 1::2] - c[1::2, 0::2] + c[1::2, 1::2]) * 0.5
+
+
 def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float = 10.0) -> dict[str, float]:
     """Noise std from the finest diagonal wavelet band.
 
@@ -53,11 +58,9 @@ def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float 
     half = block // 2
     for tile in tiles:
         lum = luminance(tile)
-        h, w = (lum.shape[0] // 2) * 2, (lum.shape[1] // 2) * 2
-        if h < 2 or w < 2:
+        if lum.shape[0] < 2 or lum.shape[1] < 2:
             continue
-        lum = lum[:h, :w]
-        hh = (lum[0::2, 0::2] - lum[0::2, 1::2] - lum[1::2, 0::2] + lum[1::2, 1::2]) * 0.5
+        hh = haar_diagonal(lum)
         fallback.append(np.abs(hh).ravel())
         nby, nbx = hh.shape[0] // half, hh.shape[1] // half
         if nby == 0 or nbx == 0:

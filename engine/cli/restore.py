@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from ..errors import Cancelled, RestoraError, UsageError
+from ..imageio.formats import OFFERED_FORMATS
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
 from ..pipeline.batch import Batch
-from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, check_options
+from ..pipeline.job import RestoreResult, check_options
 from ..progress import CancelToken, Progress
 from .common import describe_report, emit_json, resolve_device
 from .progressbar import ProgressLine
@@ -32,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1, help="upscale the result (default 1)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--tile", type=int, metavar="PIXELS", help="tile size for networks (default: automatic)")
-    p.add_argument("--format", dest="fmt", choices=("same",) + tuple(OUTPUT_FORMATS), default="same")
+    p.add_argument("--format", dest="fmt", choices=("same",) + OFFERED_FORMATS, default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--skip-existing", action="store_true",

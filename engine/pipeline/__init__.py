@@ -5,12 +5,12 @@ rules, ``session`` runs one stage, caches and composes, ``job`` loads and saves 
 """
 
 from .cache import StageCache
-from .job import OUTPUT_FORMATS, RestoreOptions, RestoreResult, Restorer
+from .job import RestoreOptions, RestoreResult, Restorer
 from .orchestrator import Orchestrator, Outcome
 from .plan import (SPECIALIST_ORDER, STAGE_NAMES, Plan, PlanChoices, Planner, Stage, build_plan, parse_kind_list,
                    parse_strength_settings)
 from .session import RestorationSession, StageResult
 
-__all__ = ["StageCache", "OUTPUT_FORMATS", "RestoreOptions", "RestoreResult", "Restorer", "Orchestrator", "Outcome",
+__all__ = ["StageCache", "RestoreOptions", "RestoreResult", "Restorer", "Orchestrator", "Outcome",
            "SPECIALIST_ORDER", "STAGE_NAMES", "Plan", "PlanChoices", "Planner", "Stage", "build_plan",
            "parse_kind_list", "parse_strength_settings", "RestorationSession", "StageResult"]

@@ -17,10 +17,10 @@ import numpy as np
 
 from ..analysis.jpeg_tables import JpegQuantisation
 from ..analysis.report import DegradationReport
-from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError
+from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError, describe_error
 from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import UPSCALE
-from ..imageio.formats import RASTER_FORMATS as _RASTER_FORMATS
+from ..imageio.formats import FORMATS, OFFERED_FORMATS, RASTER_FORMATS, same_output_format
 from ..photo import Photo, PhotoMetadata
 from ..progress import Progress
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
@@ -30,34 +30,12 @@ from .session import RestorationSession
 
 log = logging.getLogger(__name__)
 
-#: Output formats the CLI contract names (``same`` keeps the input's).
-OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "webp": ".webp"}
-#: Format name → its usual extension, for ``same`` when a file's name lies about its content.
-_CONTENT_EXTENSIONS: dict[str, str] = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp",
-                                       "bmp": ".bmp", "raw": ".tif"}
-#: Bit depths each output format can store (``same`` is checked per photo when saving).
-_FORMAT_DEPTHS: dict[str, tuple[int, ...]] = {"png": (8, 16), "tiff": (8, 16), "jpeg": (8,), "webp": (8,)}
-
-
-def describe_error(error: BaseException, source: Optional[Path] = None) -> str:
-    """The one-line reason a photo failed, for any exception (the policy every batch uses: the
-    CLI, the GUI queue and cluster workers). Restora's own errors already name the file; any
-    other error is named by its type with ``source`` in front."""
-    if isinstance(error, RestoraError):
-        return str(error)
-    prefix = f"{source}: " if source is not None else ""
-    if isinstance(error, MemoryError):
-        return f"{prefix}not enough memory to restore this photo"
-    text = " ".join(str(error).split())
-    if len(text) > 160:
-        text = text[:159] + "…"
-    return f"{prefix}unexpected error ({type(error).__name__}{': ' + text if text else ''})"
 
 
 @dataclass(frozen=True)
 class RestoreOptions:
     """How to restore. ``strengths``/``only``/``auto`` as in :func:`build_plan`; ``scale`` 1, 2
-    or 4; ``fmt`` one of ``"same"`` or :data:`OUTPUT_FORMATS`; ``bit_depth`` 8, 16 or ``None``
+    or 4; ``fmt`` one of ``"same"`` or :data:`engine.imageio.formats.OFFERED_FORMATS`; ``bit_depth`` 8, 16 or ``None``
     (same as input where the format allows); ``jpeg_quality`` 1..100 for JPEG/WebP outputs."""
 
     auto: bool = True
@@ -88,12 +66,12 @@ def check_options(options: RestoreOptions) -> None:
     """Raise :class:`UsageError` (one line) for options that contradict each other, so a batch
     is refused before any photo is restored: a bit depth the chosen format cannot store, an
     unknown format or scale, ``overwrite`` together with ``skip_existing``."""
-    if options.fmt != "same" and options.fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown output format {options.fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}")
+    if options.fmt != "same" and options.fmt not in OFFERED_FORMATS:
+        raise UsageError(f"unknown output format {options.fmt!r}; expected same, {', '.join(OFFERED_FORMATS)}")
     if options.bit_depth is not None and options.bit_depth not in (8, 16):
         raise UsageError(f"--bit-depth must be 8 or 16, not {options.bit_depth}")
-    if options.bit_depth is not None and options.fmt in _FORMAT_DEPTHS \
-            and options.bit_depth not in _FORMAT_DEPTHS[options.fmt]:
+    if options.bit_depth is not None and options.fmt in FORMATS \
+            and options.bit_depth not in FORMATS[options.fmt].bit_depths:
         raise UsageError(f"{options.fmt.upper()} cannot store {options.bit_depth}-bit images; "
                          f"use --format png or tiff for 16-bit")
     if options.scale not in (1, 2, 4):
@@ -156,13 +134,12 @@ def output_extension(photo: Optional[Photo], source: Path, fmt: str, content: Op
         suffix = source.suffix.lower()
         if content is None:
             return suffix or ".png"
-        if content != "raw" and _RASTER_FORMATS.get(suffix) == content:
+        if content != "raw" and RASTER_FORMATS.get(suffix) == content:
             return suffix
-        return _CONTENT_EXTENSIONS.get(content, ".png")
-    try:
-        return OUTPUT_FORMATS[fmt]
-    except KeyError:
-        raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}") from None
+        return FORMATS[same_output_format(content)].extension
+    if fmt not in OFFERED_FORMATS:
+        raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OFFERED_FORMATS)}")
+    return FORMATS[fmt].extension
 
 
 class Restorer:

@@ -38,7 +38,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..analysis.report import DegradationReport
-from ..errors import Cancelled, RestoraError
+from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
 from ..kinds import GENERALIST, KINDS, NOISE
 from ..photo import PhotoMetadata
@@ -232,9 +232,7 @@ def _run_with_fallback(session: RestorationSession, stage: Stage, expert, curren
     except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
         if expert.info.backend is Backend.CLASSICAL:
             raise
-        why = " ".join(str(err).split())[:300] or type(err).__name__
-        if not isinstance(err, RestoraError):
-            why = f"{type(err).__name__}: {why}"
+        why = one_line(err, 300, with_type=not isinstance(err, RestoraError))
         fallback = next((e for e in session.registry.for_task(stage.name)
                          if e.info.backend is Backend.CLASSICAL and e is not expert), None)
         if fallback is None:

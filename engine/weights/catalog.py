@@ -235,6 +235,20 @@ def load_catalog(path: Optional[Union[str, Path]] = None) -> Catalog:
     return parse_catalog(data, path)
 
 
+def write_entry(catalog: Path, model_id: str, entry: str) -> None:
+    """Replace the ``[[models]]`` table of ``model_id`` in the catalog file ``catalog`` by the
+    TOML text ``entry`` (or append it), leaving every other line as it is (atomically)."""
+    from ..imageio.atomic import atomic_write_text  # here: engine.imageio loads the image decoders
+
+    blocks = re.split(r"(?m)^(?=\[\[models\]\])", catalog.read_text(encoding="utf-8"))
+    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
+    if mine:
+        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
+    else:
+        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
+    atomic_write_text(catalog, "".join(blocks).rstrip("\n") + "\n")
+
+
 def parse_catalog(data: dict, path: Optional[Path] = None) -> Catalog:
     """Validate an already-parsed catalog mapping (``{"models": [ {...}, ... ]}``)."""
     where = str(path) if path is not None else "catalog"

@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from ..errors import Cancelled, ModelError
+from ..errors import Cancelled, ModelError, RestoraError
 from ..progress import CancelToken, Progress, ProgressCallback
+from ..units import format_bytes
 from . import hub
 from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, UrlSource, load_catalog
 from .registry import read_registry, write_registry
@@ -623,8 +623,8 @@ class WeightsManager:
         free = shutil.disk_usage(self.cache_dir).free
         need = size + DISK_MARGIN
         if free < need:
-            raise ModelError(f"not enough disk space for '{model_id}': it needs {_mb(need)} "
-                             f"({_mb(size)} plus a margin) and {self.cache_dir} has {_mb(free)} free")
+            raise ModelError(f"not enough disk space for '{model_id}': it needs {format_bytes(need)} "
+                             f"({format_bytes(size)} plus a margin) and {self.cache_dir} has {format_bytes(free)} free")
 
     def _model_dir(self, model_id: str, create: bool = True) -> Path:
         folder = self.cache_dir / model_id
@@ -665,6 +665,8 @@ class WeightsManager:
         self._remember(_stamp_key(path, path.stat()), digest)
 
     def _remember(self, key: tuple, digest: str) -> None:
+        from ..imageio.atomic import atomic_write_text  # here: engine.imageio loads the image decoders
+
         self._digests[key] = digest
         with self._lock:
             stamps = self._load_stamps(reload=True)
@@ -672,8 +674,9 @@ class WeightsManager:
             stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
             self._stamps = stamps
             try:
-                _write_json_atomic(self.cache_dir / VERIFIED_NAME, {"version": 1, "files": stamps})
-            except OSError as e:  # a read-only cache only costs a re-hash next time
+                atomic_write_text(self.cache_dir / VERIFIED_NAME,
+                                  json.dumps({"version": 1, "files": stamps}, indent=1, sort_keys=True))
+            except (OSError, RestoraError) as e:  # a read-only cache only costs a re-hash next time
                 log.info("cannot record verified digests in %s: %s", self.cache_dir, e)
 
     def _load_stamps(self, reload: bool = False) -> dict[str, dict[str, Any]]:
@@ -693,18 +696,6 @@ _STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 
 def _stamp_key(path: Path, st: os.stat_result) -> tuple:
     return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def mirrored_url(url: str, mirror: Optional[str] = None) -> str:
@@ -772,8 +763,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 __all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "mirrored_url", "CACHE_ENV",

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import Backend, Expert, ExpertContext, ExpertInfo
-from .color import luminance
+from ...color import luminance
 from .deconvolution import wiener_deconvolve
 from .noise_level import context_sigma
 from .psf_estimation import estimate_psf

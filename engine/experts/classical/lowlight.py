@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import Backend, Expert, ExpertContext, ExpertInfo
-from .color import luminance
+from ...color import luminance
 from .gain_denoise import suppress_amplified_noise
 from .guided_filter import guided_filter_gray
 

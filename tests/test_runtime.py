@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_possible", lambda: True)
     monkeypatch.setattr(devices, "cuda_available", lambda: False)
     monkeypatch.setattr(devices, "mps_available", lambda: False)
     assert devices.choose_device("auto") == "cpu"
@@ -24,6 +25,12 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(devices, "cuda_available", lambda: True)
     assert devices.choose_device("auto") == "cuda"
     assert devices.choose_device("CPU") == "cpu"
+
+
+def test_auto_without_a_gpu_driver_never_asks_torch(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_possible", lambda: False)
+    monkeypatch.setattr(devices, "cuda_available", lambda: pytest.fail("torch was asked"))
+    assert devices.choose_device("auto") == "cpu"
 
 
 def test_unavailable_or_unknown_device_is_a_clear_error(monkeypatch):

@@ -13,8 +13,8 @@ from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
                            noise_level, streak_statistics)
-from .noise_level import nlf_measurements
-from .report import DegradationReport, KindAssessment
+from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity
+from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
 WORKING_SIDE = 1024
@@ -81,6 +81,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
     noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
+    cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
     progress(0.4, "measuring sharpness")
@@ -126,7 +127,9 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     img = _as_rgb(image)
     m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s)
     conf = _confidences(m, img.shape[0] * img.shape[1])
-    kinds = {k: KindAssessment(severity=severity_from(k, m[k]), confidence=float(conf[k]), measurements=m[k])
-             for k in KINDS}
+    severities = {k: severity_from(k, m[k]) for k in KINDS}
+    # The camera's record of a high ISO, confirmed by the pixels, makes noise present (noise_level.prior_severity).
+    severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
+    kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")
     return DegradationReport(kinds)

@@ -96,10 +96,9 @@ class LearnedAnalyser:
                 raise ModelError(f"the bundled analyser model is missing: {self.model_path}")
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = int(self.threads)
-            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+            from ..runtime.onnx_backend import session_options
+
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=session_options(self.threads),
                                                  providers=["CPUExecutionProvider"])
         return self._session
 
@@ -132,7 +131,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
             threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> DegradationReport:
     """Per kind, whether it is present comes from the learned report for ``presence_kinds`` (else the
     hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
-    one). A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
+    one); where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
+    pixels, which the network does not see), presence and strength both come from the hand-made
+    report. A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
     taken wholly from one source keeps that source's severity unchanged. Confidence follows the
     presence source. Measurements: the hand-made ones plus ``learned_probability`` and
     ``learned_strength``."""
@@ -142,6 +143,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
         decide = m if k in presence_kinds else h
         magnitude = m if k in severity_kinds else h
+        if h.measurements.get("exif_present", 0.0) >= 1.0:
+            # EXIF-backed evidence is something the network cannot see: the hand-made verdict stands whole.
+            decide = magnitude = h
         severity = float(decide.severity)
         if decide is not magnitude:
             present = decide.severity >= threshold

@@ -47,6 +47,9 @@ def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
     elif not (sigma.ndim == 3 and sigma.shape[:2] == (h, w) and sigma.shape[2] in (1, 3)):
         raise ValueError(f"noise_sigma must be a scalar, (3,) or an {h}x{w}x1/x3 map; got shape {sigma.shape}")
     strength = min(max(float(ctx.strength), 0.0), 1.0)
+    if sigma.strides[:2] == (0, 0):  # uniform over the image: scale one pixel, return a broadcast view
+        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32)
+        return np.broadcast_to(pixel, sigma.shape)
     return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32)
 
 
@@ -56,13 +59,11 @@ class _OnnxMapRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         import onnxruntime as ort
 
-        from ..runtime.onnx_backend import choose_providers
+        from ..runtime.onnx_backend import choose_providers, session_options
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
+            self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                                providers=choose_providers(device))
         except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
             raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
         names = [i.name for i in self.session.get_inputs()]
@@ -162,7 +163,8 @@ class FFDNetExpert(_NetworkExpert):
         ctx = ctx or ExpertContext(device=self.device)
         device = ctx.device or self.device
         sigma = noise_sigma_map(image, ctx)
-        if float(sigma.max()) < MIN_SIGMA:
+        uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
+        if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
             return np.clip(image, 0.0, 1.0).astype(np.float32)
         runner = self.runner(device)
@@ -172,19 +174,20 @@ class FFDNetExpert(_NetworkExpert):
 
         strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
                     AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
-        means = sigma.reshape(-1, sigma.shape[2]).mean(axis=0)
+        means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
         if sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6):
             maps = [sigma[..., c:c + 1] for c in range(3)]  # one run per channel, keep that channel
+        elif sigma.shape[2] == 3 and uniform:
+            maps = [np.broadcast_to(sigma[:1, :1].mean(axis=2, keepdims=True), sigma.shape[:2] + (1,))]
         else:
             maps = [sigma.mean(axis=2, keepdims=True) if sigma.shape[2] == 3 else sigma]
-        out = np.empty_like(image, dtype=np.float32)
+        out: Optional[np.ndarray] = None
         for i, m in enumerate(maps):
-            stacked = np.concatenate([image.astype(np.float32, copy=False), m], axis=2)
-            result = run_tiled(stacked, fn, scale=1, size_multiple=self.info.size_multiple,
-                               overlap=self.info.tile_overlap, strategy=strategy,
-                               memory_factor=self.info.memory_factor,
-                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)))
-            if len(maps) == 1:
+            result = run_tiled(image.astype(np.float32, copy=False), fn, scale=1,
+                               size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
+                               strategy=strategy, memory_factor=self.info.memory_factor,
+                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
+            if len(maps) == 1 or out is None:
                 out = result
             else:
                 out[..., i] = result[..., i]
@@ -323,13 +326,10 @@ class _IATRunner:
         if self.onnx:
             import onnxruntime as ort
 
-            from ..runtime.onnx_backend import choose_providers
+            from ..runtime.onnx_backend import choose_providers, session_options
 
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = int(threads)
             try:
-                self.session = ort.InferenceSession(str(path), sess_options=options,
+                self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
                                                     providers=choose_providers(device))
             except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
                 raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
@@ -441,13 +441,10 @@ class _SAFMNRunner:
         if self.onnx:
             import onnxruntime as ort
 
-            from ..runtime.onnx_backend import choose_providers
+            from ..runtime.onnx_backend import choose_providers, session_options
 
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = int(threads)
             try:
-                self.session = ort.InferenceSession(str(path), sess_options=options,
+                self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
                                                     providers=choose_providers(device))
             except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
                 raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err

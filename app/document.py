@@ -27,7 +27,7 @@ DEFAULT_MANUAL_STRENGTH = 1.0
 CHANGE_MAP_FULL_SCALE = 0.1
 #: The uncertainty overlay's full scale: an expected absolute error of this many 8-bit levels
 #: or more is drawn at full strength (the legend says so).
-UNCERTAINTY_FULL_SCALE = 16.0
+UNCERTAINTY_FULL_SCALE = 32.0
 #: The preview's uncertainty map is computed on at most this many pixels (the export uses the
 #: same map, so the file matches the preview).
 UNCERTAINTY_PREVIEW_PIXELS = 2_000_000

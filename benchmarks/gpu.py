@@ -278,7 +278,8 @@ def settings_for(tiles: list[int], batches: list[int], base_tile: int) -> list[S
     return out
 
 
-def measure(net: Network, photo: np.ndarray, s: Setting, device: str, reference: Optional[np.ndarray]) -> tuple[Row, np.ndarray]:
+def measure(net: Network, photo: np.ndarray, s: Setting, device: str,
+            reference: Optional[np.ndarray]) -> tuple[Row, np.ndarray]:
     import torch
 
     row = Row(net.name, s.name)

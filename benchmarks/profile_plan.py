@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RESTORA_SHARED") or REPO.parent / "shared")
@@ -92,13 +92,7 @@ print("RESULT " + json.dumps({"rows": rows, "cum": cum, "import_s": import_s, "s
 
 
 def machine() -> dict:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "load_avg": [round(x, 1) for x in os.getloadavg()]}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg": [round(x, 1) for x in os.getloadavg()]}
 
 
 def run_tree(tree: Path, inputs: list[str], timeout: float) -> dict:
@@ -132,7 +126,8 @@ def summarise(name: str, runs: list[dict]) -> dict:
             "cum_s_per_mp": {k: v[0] / mp for k, v in sorted(cum.items(), key=lambda kv: -kv[1][0])},
             "calls": {k: v[1] for k, v in cum.items()},
             "import_s": [run["import_s"] for run in runs], "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
-            "self_time": runs[-1]["self_time"], "errors": [r["error"] for run in runs for r in run["rows"] if r["error"]]}
+            "self_time": runs[-1]["self_time"],
+            "errors": [r["error"] for run in runs for r in run["rows"] if r["error"]]}
 
 
 def main() -> int:
@@ -179,7 +174,8 @@ def write(out: Path, summaries: list[dict], start: dict, end: dict, inputs: list
              f"- inputs: {len(inputs)} files ({', '.join(Path(i).name for i in inputs[:8])}"
              f"{' …' if len(inputs) > 8 else ''})",
              f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}", "",
-             "| tree | files×rounds | s/MP mean | s/MP worst | total s / total MP | import + registry s | peak RSS MB |",
+             "| tree | files×rounds | s/MP mean | s/MP worst | total s / total MP | import + registry s "
+             "| peak RSS MB |",
              "|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s['name']} | {s['files']} | {s['s_per_mp_mean']:.2f} | {s['s_per_mp_worst']:.2f} | "
@@ -192,7 +188,7 @@ def write(out: Path, summaries: list[dict], start: dict, end: dict, inputs: list
         lines += ["", f"Cumulative time of the main functions ({s['name']}, s per MP over all files, calls):", "",
                   "| function | s/MP | calls |", "|---|---|---|"]
         lines += [f"| `{k}` | {v:.2f} | {s['calls'][k]} |" for k, v in s["cum_s_per_mp"].items()]
-        lines += ["", f"Largest self times (last round): " +
+        lines += ["", "Largest self times (last round): " +
                   "; ".join(f"`{n}` {t:.1f} s ({c} calls)" for t, c, n in s["self_time"][:8])]
         if s["errors"]:
             lines += ["", f"Errors: {s['errors']}"]

@@ -116,7 +116,7 @@ def test_restoring_with_the_bundled_networks_never_imports_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert '"stages"' in out.stdout and any(f'"expert": "neural.' in line for line in out.stdout.splitlines()), \
+    assert '"stages"' in out.stdout and any('"expert": "neural.' in line for line in out.stdout.splitlines()), \
         "no network ran: the check would prove nothing"
     assert out.stdout.strip().splitlines()[-1] == "RC 0 False"
 

@@ -54,7 +54,7 @@ def test_batched_kind_split_matches_one_run_per_kind():
     variants = [{"noise": 0.6}, {"blur": 0.4}, {"noise": 0.6, "blur": 0.4}]
     ctx = ExpertContext(tile=48)
     batched = expert.run_variants(img, ctx, variants)
-    for v, out in zip(variants, batched):
+    for v, out in zip(variants, batched, strict=True):
         alone = expert.run(img, ExpertContext(tile=48, strengths=v))
         assert out.shape == alone.shape
         assert float(np.abs(out - alone).max()) < 1e-5
@@ -128,7 +128,7 @@ def test_the_memory_budget_refuses_only_what_does_not_fit(tmp_path, monkeypatch)
 
 
 def test_release_frees_every_cached_change():
-    from engine.experts.base import Expert, ExpertContext, ExpertInfo, ExpertRegistry
+    from engine.experts.base import Expert, ExpertInfo, ExpertRegistry
     from engine.pipeline.plan import Plan, Stage
     from engine.pipeline.session import RestorationSession
 
@@ -172,7 +172,8 @@ def test_preview_crops_and_export_equal_the_full_resolution_compose():
     import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("slider_bench", Path(__file__).parents[1] / "benchmarks" / "slider.py")
+    spec = importlib.util.spec_from_file_location("slider_bench",
+                                                  Path(__file__).parents[1] / "benchmarks" / "slider.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules["slider_bench"] = bench
     try:

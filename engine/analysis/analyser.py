@@ -12,7 +12,7 @@ from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
-                           noise_level, streak_statistics)
+                           noise_level, sharpest_tile_width, streak_statistics)
 from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity
 from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
@@ -88,6 +88,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # Noise std in the working copy shrinks roughly with the downscale factor.
     blur = edge_width(work, noise_sigma=noise["sigma_255"] / 255.0 * scale)
     blur["working_scale"] = scale
+    blur.update(sharpest_tile_width(work))
     progress(0.7, "measuring haze and exposure")
     haze = haze_statistics(work)
     exposure = exposure_statistics(work)

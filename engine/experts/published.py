@@ -57,15 +57,9 @@ class _OnnxMapRunner:
     """``runner(image, sigma)`` on NCHW float32 numpy arrays through ONNX Runtime."""
 
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
-        import onnxruntime as ort
+        from ..runtime.onnx_backend import open_session
 
-        from ..runtime.onnx_backend import choose_providers, session_options
-
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                                providers=choose_providers(device))
-        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-            raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        self.session = open_session(path, device, threads)
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input", "sigma"]:
             raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
@@ -324,15 +318,9 @@ class _IATRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            import onnxruntime as ort
+            from ..runtime.onnx_backend import open_session
 
-            from ..runtime.onnx_backend import choose_providers, session_options
-
-            try:
-                self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                                    providers=choose_providers(device))
-            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            self.session = open_session(path, device, threads)
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "gamma", "color"]:
                 raise ModelError(f"{path.name}: not an IAT export (inputs {names})")
@@ -439,15 +427,9 @@ class _SAFMNRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            import onnxruntime as ort
+            from ..runtime.onnx_backend import open_session
 
-            from ..runtime.onnx_backend import choose_providers, session_options
-
-            try:
-                self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                                    providers=choose_providers(device))
-            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            self.session = open_session(path, device, threads)
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "response"]:
                 raise ModelError(f"{path.name}: not a SAFMN export (inputs {names})")

@@ -77,6 +77,19 @@ def session_options(threads: Optional[int] = None, spinning: bool = False) -> An
     return options
 
 
+def open_session(path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> Any:
+    """An ONNX Runtime session for the model file ``path`` on ``device``'s providers with
+    :func:`session_options`; a file it cannot open raises :class:`ModelError` (one line)."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                    providers=choose_providers(device))
+    except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+        raise ModelError(f"{Path(path).name}: could not open the ONNX model "
+                         f"({one_line(err, 240, with_type=True)})") from err
+
+
 def runtime_error_types() -> tuple[type[BaseException], ...]:
     """ONNX Runtime's exception types raised while running a session: every class its pybind
     layer defines (``Fail``, ``RuntimeException``, ``InvalidArgument``, ``NotImplemented``...;
@@ -121,16 +134,10 @@ class OnnxRunner:
     """
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> None:
-        import onnxruntime as ort
-
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"model file not found: {p}")
-        try:
-            self.session: Any = ort.InferenceSession(str(p), sess_options=session_options(threads),
-                                                     providers=choose_providers(device))
-        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-            raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        self.session: Any = open_session(p, device, threads)
         inputs = self.session.get_inputs()
         names = [i.name for i in inputs]
         extra = [n for n in names[1:] if n != STRENGTHS_INPUT]

@@ -48,6 +48,8 @@ GRID = 3
 #: ========  =====================  ===================  =====================
 LEARNED_PRESENCE_KINDS: frozenset[str] = frozenset({"noise", "blur", "haze", "lowlight", "rain"})
 LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"noise", "rain"})
+#: Kinds reported present only when the hand-made and the learned analysis both say so.
+AGREE_KINDS: frozenset[str] = frozenset()
 
 
 def default_model_path() -> Path:
@@ -129,19 +131,30 @@ class LearnedAnalyser:
 def combine(handmade: DegradationReport, learned: DegradationReport,
             presence_kinds: frozenset[str] = LEARNED_PRESENCE_KINDS,
             severity_kinds: frozenset[str] = LEARNED_SEVERITY_KINDS,
-            threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> DegradationReport:
+            threshold: float = DEFAULT_PRESENCE_THRESHOLD,
+            agree_kinds: Optional[frozenset[str]] = None) -> DegradationReport:
     """Per kind, whether it is present comes from the learned report for ``presence_kinds`` (else the
     hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
-    one). A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
+    one). For ``agree_kinds`` (default :data:`AGREE_KINDS`) a kind is present only when *both*
+    reports call it present (where each alone raises too many false alarms on clean photos).
+    A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
     taken wholly from one source keeps that source's severity unchanged. Confidence follows the
-    presence source. Measurements: the hand-made ones plus ``learned_probability`` and
-    ``learned_strength``."""
+    presence source (the lower of the two for an agreement). Measurements: the hand-made ones plus
+    ``learned_probability`` and ``learned_strength``."""
+    agree = AGREE_KINDS if agree_kinds is None else agree_kinds
     kinds = {}
     for k in KINDS:
         h, m = handmade.kinds[k], learned.kinds[k]
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
-        decide = m if k in presence_kinds else h
         magnitude = m if k in severity_kinds else h
+        if k in agree:
+            present = h.severity >= threshold and m.severity >= threshold
+            severity = (max(float(magnitude.severity), threshold) if present
+                        else min(float(magnitude.severity), threshold / 2))
+            kinds[k] = KindAssessment(severity=severity, confidence=min(h.confidence, m.confidence),
+                                      measurements=measurements)
+            continue
+        decide = m if k in presence_kinds else h
         severity = float(decide.severity)
         if decide is not magnitude:
             present = decide.severity >= threshold

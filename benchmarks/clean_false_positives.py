@@ -34,14 +34,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse  # noqa: E402
 from engine.analysis.jpeg_tables import with_file_evidence  # noqa: E402
-from engine.analysis.learned import (LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS, LearnedAnalyser,  # noqa: E402
-                                     combine, default_model_path)
+from engine.analysis.learned import (AGREE_KINDS, LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS,  # noqa: E402
+                                     LearnedAnalyser, combine, default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
 from engine.kinds import KINDS  # noqa: E402
 from real_noise import machine  # noqa: E402
 
 SHARED = Path(os.environ.get("RESTORA_SHARED", ROOT.parent / "shared"))
 TARGET = 0.02
+#: The per-kind choice shipped before the clean-photo measurement (learned presence, learned
+#: severity, agreement kinds), shown for comparison.
+PREVIOUS_CHOICE = (frozenset({"noise", "blur", "haze", "lowlight", "rain"}), frozenset({"noise", "rain"}), frozenset())
 
 
 def _report(d: dict) -> DegradationReport:
@@ -77,24 +80,24 @@ def measure(path: Path, models: dict[str, LearnedAnalyser]) -> dict:
     return row
 
 
-def verdicts(rows: list[dict], model: str, presence=LEARNED_PRESENCE_KINDS, severity=LEARNED_SEVERITY_KINDS
-             ) -> dict[str, np.ndarray]:
+def verdicts(rows: list[dict], model: str, presence=LEARNED_PRESENCE_KINDS, severity=LEARNED_SEVERITY_KINDS,
+             agree=AGREE_KINDS, label: str = "") -> dict[str, np.ndarray]:
     """Boolean N x 6 "present" arrays for hand-made, learned, combined and session (the JPEG
     file's evidence replaces the JPEG verdict as ``with_file_evidence`` does, when the JPEG verdict
     is the hand-made one)."""
     thr = DEFAULT_PRESENCE_THRESHOLD
-    out: dict[str, list] = {"hand-made": [], f"learned {model}": [], f"combined {model}": [],
-                            f"session {model}": []}
+    out: dict[str, list] = {"hand-made": [], f"learned {model}": [], f"combined {model}{label}": [],
+                            f"session {model}{label}": []}
     for row in rows:
         hand, learned = _report(row["hand"]), _report(row["learned"][model])
-        comb = combine(hand, learned, frozenset(presence), frozenset(severity))
+        comb = combine(hand, learned, frozenset(presence), frozenset(severity), agree_kinds=frozenset(agree))
         sess = dict(comb.severities())
         if "file_jpeg" in row and "jpeg" not in presence and "jpeg" not in severity:
             sess["jpeg"] = row["file_jpeg"]["severity"]  # with_file_evidence of the hand-made JPEG verdict
         out["hand-made"].append([hand.severity(k) >= thr for k in KINDS])
         out[f"learned {model}"].append([learned.severity(k) >= thr for k in KINDS])
-        out[f"combined {model}"].append([comb.severity(k) >= thr for k in KINDS])
-        out[f"session {model}"].append([sess[k] >= thr for k in KINDS])
+        out[f"combined {model}{label}"].append([comb.severity(k) >= thr for k in KINDS])
+        out[f"session {model}{label}"].append([sess[k] >= thr for k in KINDS])
     return {k: np.array(v, bool).reshape(-1, len(KINDS)) for k, v in out.items()}
 
 
@@ -103,6 +106,9 @@ def table(rows: list[dict], models: list[str]) -> list[str]:
     res: dict[str, np.ndarray] = {}
     for m in models:
         res |= verdicts(rows, m)
+    p, s, a = PREVIOUS_CHOICE
+    previous = verdicts(rows, models[0], p, s, a, label=" (previous choice)")
+    res |= {k: v for k, v in previous.items() if "previous" in k}
     lines = ["| analysis | " + " | ".join(KINDS) + " | any kind |", "|---|" + "---|" * (len(KINDS) + 1)]
     for name, v in res.items():
         cells = [f"{v[:, i].mean():.1%} ({int(v[:, i].sum())})" + (" ✗" if v[:, i].mean() > TARGET else "")
@@ -165,9 +171,17 @@ def main(argv: list[str] | None = None) -> int:
              f"{len(files)} in shared/data/clean{' (every ' + str(args.step) + '-th)' if args.step > 1 else ''}, loaded "
              "as the app loads them. Present = severity ≥ the presence threshold "
              f"{DEFAULT_PRESENCE_THRESHOLD}. Combined = the shipped per-kind choice (learned presence: "
-             f"{', '.join(sorted(LEARNED_PRESENCE_KINDS))}; learned severity: {', '.join(sorted(LEARNED_SEVERITY_KINDS))}); "
+             f"{', '.join(sorted(LEARNED_PRESENCE_KINDS))}; both must agree: {', '.join(sorted(AGREE_KINDS)) or '–'}; learned "
+             f"severity: {', '.join(sorted(LEARNED_SEVERITY_KINDS))}; previous choice: learned presence for noise, blur, "
+             "haze, lowlight, rain); "
              "session = combined plus the JPEG file's own quantisation tables (what the planner sees).", ""]
     lines += table(rows, list(models))
+    from training.data import is_validation
+    held_out = [r for r in rows if is_validation(r["name"])]
+    if held_out:
+        lines += ["", f"The learned analyser was trained on crops of the other {len(rows) - len(held_out)} photos "
+                  "(as clean examples and degraded), so the same table on the held-out validation photos alone:", ""]
+        lines += table(held_out, list(models))
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.write_text(text)

@@ -22,12 +22,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QC
                                QPushButton, QRadioButton, QSpinBox, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
-from engine.errors import Cancelled, OutputExistsError, RestoraError
+from engine.errors import Cancelled, OutputExistsError, RestoraError, describe_error
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, RestoreResult, Restorer
 from engine.pipeline.batch import Batch
 from engine.pipeline.inputs import BatchItem, collect_inputs
-from engine.pipeline.job import describe_error
 from engine.progress import CancelToken, Progress
 
 from .settings import BIT_DEPTHS, FORMATS
@@ -43,6 +42,8 @@ SKIP_LABEL = "Skip existing outputs"
 
 #: Seconds between cancel checks while paused.
 PAUSE_POLL_S = 0.1
+#: The invisible root of the flat table model (the parent of every row).
+_ROOT = QModelIndex()
 
 
 class Status(str, enum.Enum):
@@ -146,10 +147,10 @@ class BatchModel(QAbstractTableModel):
         return out
 
     # -- Qt model ---------------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.entries)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
@@ -800,7 +801,8 @@ class BatchPanel(QWidget):
             row = self.table.currentIndex().row()
         if not 0 <= row < len(self.model.entries):
             failed = [e for e in self.model.entries if e.status == Status.FAILED]
-            self.detail.setText("" if not failed else f"{failed[-1].item.relative}: {self.model.status_text(failed[-1])}")
+            last = failed[-1] if failed else None
+            self.detail.setText(f"{last.item.relative}: {self.model.status_text(last)}" if last else "")
             return
         e = self.model.entries[row]
         lines = [f"{e.item.relative}: {self.model.status_text(e)}"]

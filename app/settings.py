@@ -10,10 +10,12 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from engine.imageio.formats import OFFERED_FORMATS
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 THEMES = ("system", "dark", "light")
 #: Output formats offered for export and batch ("same" keeps the input's format).
-FORMATS = ("same", "png", "tiff", "jpeg", "webp")
+FORMATS = ("same",) + OFFERED_FORMATS
 BIT_DEPTHS = ("same", "8", "16")
 BATCH_PLANS = ("auto", "current")
 MAX_RECENT = 10
@@ -152,7 +154,7 @@ class AppSettings:
 
     @property
     def viewer_mode(self) -> str:
-        return self._choice("ui/viewer_mode", ("split", "side", "toggle"), "split")
+        return self._choice("ui/viewer_mode", ("split", "side", "toggle", "uncertainty"), "split")
 
     @viewer_mode.setter
     def viewer_mode(self, value: str) -> None:

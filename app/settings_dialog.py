@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 from .settings import BIT_DEPTHS, DEVICES, FORMATS, THEMES, AppSettings
 
-_DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "NVIDIA CUDA", "mps": "Apple Metal (MPS)"}
+_DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "NVIDIA CUDA",
+                  "mps": "Apple Metal (MPS)"}
 _THEME_LABELS = {"system": "Follow system", "dark": "Dark", "light": "Light"}
 #: Largest fixed tile edge offered, in pixels.
 MAX_TILE = 4096

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "analyser-pairs.md")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--shard", default=None, help="K/N: analyse only every N-th pair from the K-th, into CACHE.K.jsonl, "
+    ap.add_argument("--shard", default=None,
+                    help="K/N: analyse only every N-th pair from the K-th, into CACHE.K.jsonl, "
                                                   "and exit (run N side by side, then once without --shard to report)")
     args = ap.parse_args(argv)
     paths = args.model or [default_model_path()]

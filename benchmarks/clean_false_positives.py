@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/work/scratch/analyser/clean-fp.jsonl"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "clean-false-positives.md")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop measuring after this long (resume later)")
-    ap.add_argument("--shard", default=None, help="K/N: measure only every N-th photo from the K-th, into CACHE.K.jsonl "
+    ap.add_argument("--shard", default=None,
+                    help="K/N: measure only every N-th photo from the K-th, into CACHE.K.jsonl "
                                                   "(run N of these side by side, then once without --shard to report)")
     args = ap.parse_args(argv)
     paths = args.model or [default_model_path()]
@@ -168,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# False positives on clean photos, per kind", "",
              f"Machine: {machine()} (shared, loaded). `python benchmarks/clean_false_positives.py --step {args.step}"
              + "".join(f" --model {p}" for p in (args.model or [])) + f"`. Photos: {len(rows)} of "
-             f"{len(files)} in shared/data/clean{' (every ' + str(args.step) + '-th)' if args.step > 1 else ''}, loaded "
+             f"{len(files)} in shared/data/clean{' (every ' + str(args.step) + '-th)' if args.step > 1 else ''}, "
+             "loaded "
              "as the app loads them. Present = severity ≥ the presence threshold "
              f"{DEFAULT_PRESENCE_THRESHOLD}. Combined = the shipped per-kind choice (learned presence: "
-             f"{', '.join(sorted(LEARNED_PRESENCE_KINDS))}; both must agree: {', '.join(sorted(AGREE_KINDS)) or '–'}; learned "
-             f"severity: {', '.join(sorted(LEARNED_SEVERITY_KINDS))}; previous choice: learned presence for noise, blur, "
+             f"{', '.join(sorted(LEARNED_PRESENCE_KINDS))}; both must agree: "
+             f"{', '.join(sorted(AGREE_KINDS)) or '–'}; learned severity: {', '.join(sorted(LEARNED_SEVERITY_KINDS))}; "
+             "previous choice: learned presence for noise, blur, "
              "haze, lowlight, rain); "
              "session = combined plus the JPEG file's own quantisation tables (what the planner sees).", ""]
     lines += table(rows, list(models))

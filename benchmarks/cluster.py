@@ -108,7 +108,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
-            "python": platform.python_version(), "gpu": f"none (torch.cuda.is_available() is {torch.cuda.is_available()})"}
+            "python": platform.python_version(),
+            "gpu": f"none (torch.cuda.is_available() is {torch.cuda.is_available()})"}
 
 
 def main() -> int:
@@ -146,7 +147,7 @@ def main() -> int:
                             "load_1min": round(os.getloadavg()[0], 1)})
             print(json.dumps(runs[i][-1]), file=sys.stderr, flush=True)
     rows = []
-    for (name, _), results in zip(configs, runs):
+    for (name, _), results in zip(configs, runs, strict=True):
         best = max(results, key=lambda r: r["steady_files_per_min"])
         rows.append({"config": name, "runs": results,
                      "files": best["files"], "wall_s": min(r["wall_s"] for r in results),

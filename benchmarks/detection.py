@@ -49,7 +49,8 @@ def machine() -> str:
     except (OSError, subprocess.CalledProcessError):
         pass
     import os
-    return f"{model}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, numpy {np.__version__}"
+    return (f"{model}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, "
+            f"numpy {np.__version__}")
 
 
 def mixture(rng: np.random.Generator) -> list[tuple[str, float]]:
@@ -101,7 +102,8 @@ def main() -> None:
              f"2–3-kind mixture (strengths 0.3–0.9, random order). Presence threshold {thr}.", ""]
 
     lines += ["## Single degradations and clean photos", "",
-              "| kind | precision | recall | F1 | recall @0.2 | recall @0.5 | recall @0.8 | FP rate on clean | Spearman(severity, strength) |",
+              "| kind | precision | recall | F1 | recall @0.2 | recall @0.5 | recall @0.8 | FP rate on clean "
+              "| Spearman(severity, strength) |",
               "|---|---|---|---|---|---|---|---|---|"]
     single = [s for s in samples if s[0] in ("clean", "single")]
     summary = {}
@@ -136,7 +138,8 @@ def main() -> None:
               "Labels are the kinds applied; a kind applied early can be masked by later steps (noise "
               "smoothed away by a later blur or JPEG, darkened by low light), so recall is also given "
               "for the samples where the kind was the last step.", "",
-              "| kind | precision | recall | F1 | n present | recall when applied last (n) |", "|---|---|---|---|---|---|"]
+              "| kind | precision | recall | F1 | n present | recall when applied last (n) |",
+              "|---|---|---|---|---|---|"]
     mixed = [s for s in samples if s[0] == "mixture"]
     for kind in KINDS:
         tp = sum(1 for _, t, sev in mixed if kind in t and sev[kind] >= thr)

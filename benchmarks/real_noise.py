@@ -167,7 +167,8 @@ def run_awgn(count: int, sigmas=(15, 25, 50)) -> list[str]:
     _, val = load_split(SHARED / "data" / "clean")
     val = val[:: max(1, len(val) // count)][:count]
     restorer = Restorer(build_registry())
-    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D |", "|---|---|---|---|---|"]
+    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D |",
+             "|---|---|---|---|---|"]
     for sigma in sigmas:
         p_in, p_def, p_bm = [], [], []
         for i, path in enumerate(val):
@@ -285,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             best = max(mean_by_sigma, key=mean_by_sigma.get)
             gp = np.array([grid[n][best][0] for n, _, _ in items]) - in_p
             gs = np.array([grid[n][best][1] for n, _, _ in items]) - in_s
-            lines.append(summarise(f"FFDNet, best uniform σ = {best:g}", gp, gs, "oracle: σ chosen on the ground truth"))
+            lines.append(summarise(f"FFDNet, best uniform σ = {best:g}", gp, gs,
+                                   "oracle: σ chosen on the ground truth"))
             per = {n: max(grid[n], key=lambda s: grid[n][s][0]) for n, _, _ in items}
             gp2 = np.array([grid[n][per[n]][0] for n, _, _ in items]) - in_p
             gs2 = np.array([grid[n][per[n]][1] for n, _, _ in items]) - in_s
@@ -294,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             if estimated:
                 diff = np.array([estimated[n] - per[n] for n, _, _ in items if np.isfinite(estimated[n])])
                 if diff.size:
-                    lines.append(f"| σ told by the analysis − best σ per photo (8-bit levels) | mean {diff.mean():+.1f}, "
-                                 f"median abs {np.median(np.abs(diff)):.1f}, worst {diff[np.argmax(np.abs(diff))]:+.1f} | | | | | |")
+                    worst = diff[np.argmax(np.abs(diff))]
+                    lines.append(f"| σ told by the analysis − best σ per photo (8-bit levels) "
+                                 f"| mean {diff.mean():+.1f}, median abs {np.median(np.abs(diff)):.1f}, "
+                                 f"worst {worst:+.1f} | | | | | |")
         elif method == "cbm3d":
             sig = estimated or {n: 5.0 for n, _, _ in items}
             rows = run_cbm3d(items, sig)
@@ -306,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "σ from the default plan's analysis" if estimated else "σ = 5 (no estimate)"))
     lines += ["", f"Input: mean PSNR {in_p.mean():.2f} dB, SSIM {in_s.mean():.4f}."]
     if args.awgn:
-        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""] + run_awgn(args.awgn)
+        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""]
+        lines += run_awgn(args.awgn)
     if args.clean:
         lines += ["", f"## Clean photos (every {args.clean}-th of shared/data/clean)", ""] + run_clean(args.clean)
     if "default" in results:

@@ -120,7 +120,8 @@ def configs(quick: bool) -> list[dict]:
 
 
 def report(rows: list[dict], info: dict, info_end: dict) -> str:
-    whole = {(r["model"], r["size"], r["threads"]): r["seconds"] for r in rows if r.get("tile") is None and "seconds" in r}
+    whole = {(r["model"], r["size"], r["threads"]): r["seconds"]
+             for r in rows if r.get("tile") is None and "seconds" in r}
     lines = [
         "# Tiled runtime benchmark (CPU)",
         "",
@@ -148,7 +149,8 @@ def report(rows: list[dict], info: dict, info_end: dict) -> str:
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['size']}² | {r['threads']} | {r['tile'] or 'whole'} | error: {r['error']} |||||||||")
+            lines.append(f"| {r['model']} | {r['size']}² | {r['threads']} | {r['tile'] or 'whole'} "
+                         f"| error: {r['error']} |||||||||")
             continue
         base = whole.get((r["model"], r["size"], r["threads"]))
         ratio = f"{r['seconds'] / base:.2f}×" if base else "–"

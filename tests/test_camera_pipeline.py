@@ -85,7 +85,8 @@ def test_luma_noise_reduction_coarsens_the_grain_and_leaves_the_scene_alone():
     img = _scene()
     base = CameraParams(shot=4e-3, read=read_for_shot(4e-3), chroma_nr=3.0, demosaic="bilinear")
     strong = replace(base, luma_nr=1.0)
-    assert np.array_equal(camera_pipeline(img, 0, base, noise=False)[0], camera_pipeline(img, 0, strong, noise=False)[0])
+    assert np.array_equal(camera_pipeline(img, 0, base, noise=False)[0],
+                          camera_pipeline(img, 0, strong, noise=False)[0])
 
     def luma_lag1(p: CameraParams) -> float:
         n = camera_pipeline(img, 0, p)[0] - camera_pipeline(img, 0, p, noise=False)[0]

@@ -130,7 +130,8 @@ def choose(res: dict) -> tuple[dict[str, str], list[str]]:
 
 def render(model: str, res: dict, rules: dict[str, str], severity: list[str]) -> list[str]:
     lines = [f"## {model}", "",
-             "| kind | rule | F1 synthetic | F1 camera | real pairs: detect / false on clean half | clean photos FP | chosen |",
+             "| kind | rule | F1 synthetic | F1 camera | real pairs: detect / false on clean half | clean photos FP "
+             "| chosen |",
              "|---|---|---|---|---|---|---|"]
     for k, r in res.items():
         for rule in RULES:
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
              "validation photos), `benchmarks/clean_false_positives.py` and `benchmarks/analyser_pairs.py`. "
              "Rules: hand = the hand-made verdict, learned = the network's, both = present only when both say "
              f"so. Chosen: clean-photo false positives ≤ {FP_TARGET:.0%} first, then the best mean of "
-             f"F1 synthetic, F1 camera, real-pair detection and 1 − false alarms on the pairs' clean halves; a rule using the network must beat hand by {MARGIN}.",
+             "F1 synthetic, F1 camera, real-pair detection and 1 − false alarms on the pairs' clean halves; a rule "
+             f"using the network must beat hand by {MARGIN}.",
              ""]
     choice = {}
     for m in args.model:

@@ -223,10 +223,10 @@ def case_severities(args: argparse.Namespace, learned_net: LearnedAnalyser, mode
 def combine_severities(hand: np.ndarray, learned: np.ndarray, presence: list[str], severity: list[str]) -> np.ndarray:
     """:func:`engine.analysis.learned.combine` on N x 6 severity arrays."""
     def rep(row: np.ndarray) -> DegradationReport:
-        return DegradationReport({k: KindAssessment(float(v), 1.0, {}) for k, v in zip(KINDS, row)})
+        return DegradationReport({k: KindAssessment(float(v), 1.0, {}) for k, v in zip(KINDS, row, strict=True)})
 
     return np.array([[combine(rep(h), rep(lr), frozenset(presence), frozenset(severity)).severity(k) for k in KINDS]
-                     for h, lr in zip(hand, learned)])
+                     for h, lr in zip(hand, learned, strict=True)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,8 @@ from engine.degrade import degrade_chain
 from engine.kinds import KINDS
 from engine.nets.analyser import CROP, RestoraAnalyser
 
-from .common import append_csv, cosine_lr, run_progress, limit_threads, load_checkpoint, save_checkpoint, seed_everything
+from .common import (append_csv, cosine_lr, limit_threads, load_checkpoint, run_progress, save_checkpoint,
+                     seed_everything)
 from .data import (DEFAULT_DATA, CropPool, RecipeSampler, degrade_realistic, labels, load_split, load_uint8,
                    random_crops, to_float)
 
@@ -270,8 +271,8 @@ def train_frozen(args: argparse.Namespace, train_paths: list[Path], val_paths: l
             f1 = f1_scores(prob >= 0.5, data["val_presence"] > 0.5)
             mae = np.abs(sev - data["val_severity"]).mean(0)
             row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
-            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1)}
-            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae)}
+            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
+            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
             row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
             append_csv(args.out / "log.csv", row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
@@ -347,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             f1 = f1_scores(prob >= 0.5, val["presence"] > 0.5)
             mae = np.abs(sev - val["severity"]).mean(0)
             row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
-            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1)}
-            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae)}
+            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
+            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
             row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
             append_csv(args.out / "log.csv", row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)

@@ -11,7 +11,8 @@ import numpy as np
 from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
-from .measurements import blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
+from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
+                           noise_level, streak_statistics)
 from .noise_level import nlf_measurements
 from .report import DegradationReport, KindAssessment
 
@@ -118,7 +119,8 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     Noise and the JPEG grid are measured on full-resolution tiles; blur, haze, exposure and
     rain on a copy downscaled to ``WORKING_SIDE`` px. Works on any size down to 1×1 (tiny
     photos get low confidence). ``progress`` is called with fractions in [0, 1] and is a
-    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level. Returns a :class:`DegradationReport` with every kind present.
+    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level.
+    Returns a :class:`DegradationReport` with every kind present.
     """
     progress = progress or Progress()
     img = _as_rgb(image)

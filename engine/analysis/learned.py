@@ -132,7 +132,7 @@ class LearnedAnalyser:
         return DegradationReport({
             k: KindAssessment(severity=learned_severity(float(p), float(s)), confidence=float(abs(2 * p - 1)),
                               measurements={"probability": float(p), "strength": float(s)})
-            for k, p, s in zip(KINDS, prob, strength)})
+            for k, p, s in zip(KINDS, prob, strength, strict=True)})
 
 
 def combine(handmade: DegradationReport, learned: DegradationReport,

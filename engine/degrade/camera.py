@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..color import JFIF_YCBCR
 from ._common import as_image, finish, linear_to_srgb, srgb_to_linear
 
 #: XYZ → camera-RGB matrices of four real cameras (Brooks et al., "Unprocessing images for
@@ -88,7 +89,8 @@ class CameraParams:
     ``shot``, ``read``: noise variance = shot·x + read for linear x in [0, 1] (0 and 0: no noise).
     ``demosaic``: ``"bilinear"`` or ``"edge_aware"``. ``chroma_nr``: σ in px of the in-camera
     chroma noise reduction (a Gaussian on Cb/Cr; 0 = none). ``luma_nr``: σ in px of the in-camera
-    luma noise reduction (a Gaussian on the luma of the noise only; 0 = none). ``sharpen``: unsharp-mask amount (0 = none).
+    luma noise reduction (a Gaussian on the luma of the noise only; 0 = none). ``sharpen``:
+    unsharp-mask amount (0 = none).
     ``jpeg_quality``: 1..100 or ``None`` (no JPEG). ``resize``: second-order scale factor in
     (0, 1] (1 = none; the image is downscaled by it and upscaled back). ``jpeg2_quality``: the
     re-compression quality after the resize, or ``None``.
@@ -245,7 +247,7 @@ def chroma_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
     planes, luma untouched (0 = none)."""
     if sigma <= 0:
         return image
-    m = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+    m = JFIF_YCBCR
     ycc = image @ m.T
     ycc[..., 1:] = cv2.GaussianBlur(np.ascontiguousarray(ycc[..., 1:]), (0, 0), sigma)
     return ycc @ np.linalg.inv(m).T.astype(np.float32)
@@ -258,8 +260,7 @@ def luma_denoise(noise: np.ndarray, sigma: float) -> np.ndarray:
     rather than the photo keeps the scene's detail exactly."""
     if sigma <= 0:
         return noise
-    luma = np.array([0.299, 0.587, 0.114], np.float32)
-    y = noise @ luma
+    y = noise @ JFIF_YCBCR[0]
     return noise + (cv2.GaussianBlur(y, (0, 0), sigma) - y)[..., None]
 
 
@@ -267,7 +268,7 @@ def sharpen(image: np.ndarray, amount: float, radius: float = 1.0) -> np.ndarray
     """In-camera unsharp mask on luma: Y += amount·(Y − Gaussian(Y, radius))."""
     if amount <= 0:
         return image
-    y = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    y = image @ JFIF_YCBCR[0]
     detail = y - cv2.GaussianBlur(y, (0, 0), radius)
     return image + np.float32(amount) * detail[..., None]
 

@@ -7,8 +7,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
 from .guided_filter import guided_filter_gray
 
 #: Fraction of haze removed. He et al. use 0.95; 0.90 with a 0.15 floor loses ~2 dB on the thickest
@@ -78,7 +78,6 @@ class DarkChannelDehaze(Expert):
         tasks=("haze",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.NONE,
         tile_overlap=0,
         memory_factor=120.0,
         description="He et al.'s dark channel prior: airlight from the haziest pixels, "

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
 
 #: Candidate streak angles in degrees from vertical (positive leans right).
 ANGLES = tuple(range(-30, 31, 5))
@@ -85,7 +85,6 @@ class StreakMedianDerain(Expert):
         tasks=("rain",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.NONE,
         tile_overlap=16,
         memory_factor=80.0,
         description="Detects thin bright streaks along the dominant rain angle and replaces them "

@@ -18,6 +18,7 @@ from engine.kinds import LABELS
 from engine.units import format_bytes
 
 from .workers import JobRunner
+from .widgets import detail_label
 
 COLUMNS = ("Model", "Tasks", "Size", "Licence", "Source", "Status")
 _STATUS_TEXT = {"installed": "installed", "not-installed": "available", "corrupt": "corrupt (re-download)",
@@ -60,10 +61,7 @@ class ModelManagerDialog(QDialog):
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
-        self.details = QLabel()
-        self.details.setObjectName("modelDetails")
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = detail_label("modelDetails")
         layout.addWidget(self.details)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)

@@ -108,14 +108,14 @@ class BeforeAfterViewer(QWidget):
         self._drag: Optional[str] = None
         self._drag_last = QPointF()
         self._cache: dict[str, tuple[tuple, QImage]] = {}
-        self._overlay_cache: Optional[tuple[tuple, QImage, int]] = None
+        #: heat-map layer (the source's method name) → (key, image, step)
+        self._heat_cache: dict[str, tuple[tuple, QImage, int]] = {}
         self.renders = 0  # how many crops were composed (tests and profiling read it)
         self._loupe = False
         self._cursor: Optional[QPointF] = None
         self._busy_text = ""
         self.legend_text = ""  # the change map's legend, set by the window
         self.uncertainty_legend_text = ""  # the uncertainty map's legend, set by the window
-        self._uncertainty_cache: Optional[tuple[tuple, QImage, int]] = None
         self._coarse = False
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -126,8 +126,7 @@ class BeforeAfterViewer(QWidget):
     def set_source(self, source: Optional[ImageSource], keep_view: bool = False) -> None:
         self._source = source
         self._cache.clear()
-        self._overlay_cache = None
-        self._uncertainty_cache = None
+        self._heat_cache.clear()
         if source is not None and not keep_view:
             self._zoom = None
             self._center = QPointF(source.width / 2, source.height / 2)
@@ -361,36 +360,22 @@ class BeforeAfterViewer(QWidget):
         self._cache[side] = (key, image)
         return image
 
-    def _overlay_image(self) -> Optional[tuple[QImage, int]]:
+    def _heat_image(self, layer: str) -> Optional[tuple[QImage, int]]:
+        """A heat-map layer (``"change_map"`` or ``"uncertainty_map"``: the source method that
+        makes it, at about one megapixel) as an image and its step, cached per source revision."""
         src = self._source
-        if src is None:
+        if src is None or not hasattr(src, layer):
             return None
         step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
         key = (src.revision, id(src), step)
-        if self._overlay_cache is not None and (self._overlay_cache[0] == key or self._coarse):
-            return self._overlay_cache[1], self._overlay_cache[2]  # while sliding, keep the last map
-        heat = src.change_map(step)
-        if heat is None:
-            return None
-        image = heat_to_qimage(heat)
-        self._overlay_cache = (key, image, step)
-        return image, step
-
-    def _uncertainty_image(self) -> Optional[tuple[QImage, int]]:
-        """The uncertainty heat map (a layer of its own, cached like the change map's)."""
-        src = self._source
-        if src is None or not hasattr(src, "uncertainty_map"):
-            return None
-        step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
-        key = (src.revision, id(src), step)
-        cached = self._uncertainty_cache
+        cached = self._heat_cache.get(layer)
         if cached is not None and (cached[0] == key or self._coarse):
             return cached[1], cached[2]  # while sliding, keep the last map
-        heat = src.uncertainty_map(step)
+        heat = getattr(src, layer)(step)
         if heat is None:
             return None
         image = heat_to_qimage(heat)
-        self._uncertainty_cache = (key, image, step)
+        self._heat_cache[layer] = (key, image, step)
         return image, step
 
     def render_side(self, painter: QPainter, side: str, pane: QRectF) -> None:
@@ -407,14 +392,14 @@ class BeforeAfterViewer(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawImage(QRectF(tl, br), image, src_rect)
         if side == AFTER and self._mode == ViewMode.UNCERTAINTY and not self._show_original:
-            over = self._uncertainty_image()
+            over = self._heat_image("uncertainty_map")
             if over is not None:
                 heat, step = over
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
                 painter.drawImage(QRectF(tl, br), heat,
                                   QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
         elif side == AFTER and self._overlay and not self._show_original:
-            over = self._overlay_image()
+            over = self._heat_image("change_map")
             if over is not None:
                 heat, step = over
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QToolButton, QWidget)
 
 from engine.errors import RestoraError
 from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
@@ -30,6 +30,7 @@ from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
 from .workers import JobRunner
+from .widgets import PathDropTarget, path_row
 
 APP_TITLE = "Restora"
 #: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
@@ -94,12 +95,7 @@ class ExportDialog(QDialog):
         form = QFormLayout(self)
         self.path = QLineEdit(str(suggested))
         self.path.setMinimumWidth(420)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
+        row = path_row(self.path, self._browse)
         self.format = QComboBox()
         for name, f in EXPORT_FORMATS.items():
             self.format.addItem(f.label, name)
@@ -179,7 +175,7 @@ class ExportDialog(QDialog):
         return self.target(), str(self.format.currentData()), int(self.bit_depth.currentData())
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
@@ -833,15 +829,8 @@ class MainWindow(QMainWindow):
                           "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.handle_paths(paths)
-            event.acceptProposedAction()
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.handle_paths(paths)
 
     def handle_paths(self, paths: list[Path]) -> None:
         """One photo opens in the viewer; folders and several files go to the batch queue and

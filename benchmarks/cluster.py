@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cluster.md"
 CLEAN = ROOT.parent / "shared" / "data" / "clean"
@@ -101,13 +103,7 @@ def machine() -> dict:
     import ray
     import torch
 
-    model = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
             "python": platform.python_version(),
             "gpu": f"none (torch.cuda.is_available() is {torch.cuda.is_available()})"}
 

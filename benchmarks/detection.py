@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy.stats import spearmanr
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,16 +41,8 @@ def load(path: Path) -> np.ndarray:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
     import os
-    return (f"{model}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, "
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, "
             f"numpy {np.__version__}")
 
 

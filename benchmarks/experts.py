@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -64,14 +66,7 @@ def load(path: Path) -> np.ndarray:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}")

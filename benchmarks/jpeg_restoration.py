@@ -32,6 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -72,15 +74,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical cores (shared with other jobs), one thread used, "
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores (shared with other jobs), one thread used, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, numpy {np.__version__}")
 
 

@@ -36,12 +36,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,13 +58,7 @@ SAMPLES_PER_PHOTO = 5000
 
 
 def machine() -> str:
-    import platform
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    model = cpu_model()
     return f"{model}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f} at start (shared, loaded)"
 
 

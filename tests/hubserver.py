@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote
 
-from localserver import LocalServer, send_body
+from localserver import LocalServer, send_file
 
 DEFAULT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
@@ -76,16 +76,5 @@ class HubServer(LocalServer):
         if m:
             start, status = int(m.group(1)), 206
         sha = hashlib.sha256(data).hexdigest()
-        h.send_response(status)
-        h.send_header("X-Repo-Commit", entry.commit)
-        h.send_header("ETag", f'"{sha}"')
-        h.send_header("X-Linked-Etag", f'"{sha}"')
-        h.send_header("X-Linked-Size", str(len(data)))
-        h.send_header("Accept-Ranges", "bytes")
-        h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Content-Length", str(len(data) - start))
-        if status == 206:
-            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        h.end_headers()
-        if body:
-            send_body(h, data[start:], self._stop, entry)
+        send_file(h, data, start, status, body, self._stop, entry,
+                  [("X-Repo-Commit", entry.commit), ("X-Linked-Etag", f'"{sha}"'), ("X-Linked-Size", str(len(data)))])

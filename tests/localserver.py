@@ -9,10 +9,11 @@ behaviours a file may be given (``cut_after``, ``drip``). Subclasses: ``hubserve
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Iterable, Optional
 from urllib.parse import unquote, urlsplit
 
 
@@ -87,6 +88,26 @@ def drop(handler: BaseHTTPRequestHandler) -> None:
         handler.connection.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def send_file(handler: BaseHTTPRequestHandler, data: bytes, start: int, status: int, body: bool,
+              stop: threading.Event, file, headers: Iterable[tuple[str, str]] = ()) -> None:
+    """Answer ``status`` (200, or 206 with ``Content-Range``) with ``data`` from byte ``start``
+    on, its sha256 as ``ETag``, the extra ``headers``, and (``body``: a GET) the bytes through
+    :func:`send_body`."""
+    partial = status == 206
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+    handler.send_header("Accept-Ranges", "bytes")
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(data) - start))
+    if partial:
+        handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+    handler.end_headers()
+    if body:
+        send_body(handler, data[start:], stop, file)
 
 
 def send_body(handler: BaseHTTPRequestHandler, payload: bytes, stop: threading.Event, file) -> None:

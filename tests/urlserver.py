@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Optional, Union
 from urllib.parse import unquote, urlsplit
 
-from localserver import LocalServer, send_body
+from localserver import LocalServer, send_file
 
 
 @dataclass
@@ -85,16 +84,7 @@ class UrlServer(LocalServer):
                 h.send_header("Content-Length", "0")
                 h.end_headers()
                 return
-        h.send_response(status)
-        h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        h.send_header("Accept-Ranges", "bytes")
-        h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Content-Length", str(len(data) - start))
-        if status == 206:
-            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        h.end_headers()
-        if body:
-            send_body(h, data[start:], self._stop, entry)
+        send_file(h, data, start, status, body, self._stop, entry)
 
 
 def closed_port() -> int:

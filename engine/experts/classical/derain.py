@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from ..base import Backend, Expert, ExpertContext, ExpertInfo
 from ...color import luminance
+from .tiles import run_whole
 
 #: Candidate streak angles in degrees from vertical (positive leans right).
 ANGLES = tuple(range(-30, 31, 5))
@@ -92,8 +93,4 @@ class StreakMedianDerain(Expert):
     )
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
-        ctx = ctx or ExpertContext()
-        ctx.progress(0.0)
-        restored, _ = derain(image)
-        ctx.progress(1.0)
-        return np.clip(restored, 0.0, 1.0).astype(np.float32)
+        return run_whole(image, ctx, derain)

@@ -156,9 +156,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if args.max_minutes and time.time() - t0 > args.max_minutes * 60:
                 break
-            new = measure(path, {m: net for m, net in models.items() if row is None or m not in row["learned"]})
-            if row is not None:
-                row["learned"] |= new["learned"]
+            missing = {m: net for m, net in models.items() if row is None or m not in row["learned"]}
+            if row is None:
+                new = measure(path, missing)
+            else:  # the hand-made analysis is cached: only the missing networks run
+                from engine.imageio import load_photo
+
+                pixels = load_photo(path).pixels
+                row["learned"] |= {m: _dump(net.report(pixels)) for m, net in missing.items()}
                 new = row
             cached[path.name] = new
             f.write(json.dumps(new) + "\n")

@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse  # noqa: E402
 from engine.analysis.jpeg_tables import with_file_evidence  # noqa: E402
 from engine.analysis.learned import (AGREE_KINDS, LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS,  # noqa: E402
-                                     LearnedAnalyser, combine, default_model_path)
+                                     PREVIOUS_MODEL_FILE, PREVIOUS_MODEL_KINDS, LearnedAnalyser, combine,
+                                     default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
 from engine.kinds import KINDS  # noqa: E402
 from real_noise import machine  # noqa: E402
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "(run N of these side by side, then once without --shard to report)")
     args = ap.parse_args(argv)
     paths = args.model or [default_model_path()]
-    models = {p.stem: LearnedAnalyser(p, threads=1) for p in paths}
+    models = {p.stem: LearnedAnalyser(p, threads=1) for p in paths}  # each alone (no per-kind substitution)
     files = sorted(f for f in (SHARED / "data" / "clean").iterdir()
                    if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"))[:: args.step]
     cached: dict[str, dict] = {}
@@ -171,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             if i % 25 == 0:
                 print(f"{i + 1}/{len(files)} {time.time() - t0:.0f} s", file=sys.stderr)
     rows = [cached[p.name] for p in files if p.name in cached and all(m in cached[p.name]["learned"] for m in models)]
+    names = list(models)
+    main_model, previous = default_model_path().stem, default_model_path().with_name(PREVIOUS_MODEL_FILE).stem
+    if main_model in models and previous in models:  # what ships: the main model, some kinds from the previous one
+        shipped = f"{main_model} + {previous} for {', '.join(sorted(PREVIOUS_MODEL_KINDS))}"
+        for row in rows:
+            row["learned"][shipped] = {k: row["learned"][previous if k in PREVIOUS_MODEL_KINDS else main_model][k]
+                                       for k in KINDS}
+        names.append(shipped)
     lines = ["# False positives on clean photos, per kind", "",
              f"Machine: {machine()} (shared, loaded). `python benchmarks/clean_false_positives.py --step {args.step}"
              + "".join(f" --model {p}" for p in (args.model or [])) + f"`. Photos: {len(rows)} of "
@@ -183,13 +192,13 @@ def main(argv: list[str] | None = None) -> int:
              "previous choice: learned presence for noise, blur, "
              "haze, lowlight, rain); "
              "session = combined plus the JPEG file's own quantisation tables (what the planner sees).", ""]
-    lines += table(rows, list(models))
+    lines += table(rows, names)
     from training.data import is_validation
     held_out = [r for r in rows if is_validation(r["name"])]
     if held_out:
         lines += ["", f"The learned analyser was trained on crops of the other {len(rows) - len(held_out)} photos "
                   "(as clean examples and degraded), so the same table on the held-out validation photos alone:", ""]
-        lines += table(held_out, list(models))
+        lines += table(held_out, names)
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.write_text(text)

@@ -27,3 +27,21 @@ def test_each_rule_takes_presence_from_its_source():
     assert out.kinds["blur"].confidence == 0.8
     assert out.kinds["noise"].measurements["learned_probability"] == 0.05
     assert out.kinds["noise"].measurements["x"] == 1.0
+
+
+def test_bundled_analyser_takes_the_previous_models_kinds_from_it():
+    """The shipped analyser is v2, with the kinds where v1 measured better (blur) taken from v1."""
+    import numpy as np
+
+    from engine.analysis.learned import PREVIOUS_MODEL_KINDS, LearnedAnalyser, default_model_path
+    from engine.kinds import KINDS
+
+    default = LearnedAnalyser(threads=1)
+    if not default.kind_models:
+        return  # v1 is not installed next to v2: v2 alone
+    img = np.random.default_rng(0).random((160, 200, 3), dtype=np.float32)
+    prob, strength = default.scores(img)
+    main = LearnedAnalyser(default_model_path(), threads=1).scores(img)
+    for i, k in enumerate(KINDS):
+        source = LearnedAnalyser(default.kind_models[k], threads=1).scores(img) if k in PREVIOUS_MODEL_KINDS else main
+        assert prob[i] == source[0][i] and strength[i] == source[1][i]

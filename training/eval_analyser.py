@@ -165,9 +165,9 @@ def case_severities(args: argparse.Namespace, learned_net: LearnedAnalyser, mode
                 cache[row["key"]]["learned"] |= row["learned"]
             else:
                 cache[row["key"]] = row
-    k, n = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
+    shard, shards = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     if args.shard and args.cache is not None:
-        args.cache = args.cache.with_name(f"{args.cache.stem}.{k}.jsonl")
+        args.cache = args.cache.with_name(f"{args.cache.stem}.{shard}.jsonl")
     out = args.cache.open("a") if args.cache is not None else None
     rng = np.random.default_rng(args.seed)
     truth, clean, hand, learned = [], [], [], []
@@ -178,7 +178,7 @@ def case_severities(args: argparse.Namespace, learned_net: LearnedAnalyser, mode
         for j, recipe in enumerate(cases_for(i, rng)):
             key = f"{tag}/{args.seed}/{path.name}/{j}"
             row = cache.get(key)
-            if i % n != k:
+            if i % shards != shard:
                 if row is not None and model_key in row["learned"]:
                     truth.append(row["truth"])
                     clean.append(not any(v > 0 for v in row["truth"]))

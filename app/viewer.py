@@ -391,20 +391,16 @@ class BeforeAfterViewer(QWidget):
         smooth = self.zoom() * self.devicePixelRatioF() * region.step < 2.0
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawImage(QRectF(tl, br), image, src_rect)
-        if side == AFTER and self._mode == ViewMode.UNCERTAINTY and not self._show_original:
-            over = self._heat_image("uncertainty_map")
-            if over is not None:
-                heat, step = over
-                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-                painter.drawImage(QRectF(tl, br), heat,
-                                  QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
-        elif side == AFTER and self._overlay and not self._show_original:
-            over = self._heat_image("change_map")
-            if over is not None:
-                heat, step = over
-                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-                painter.drawImage(QRectF(tl, br), heat,
-                                  QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
+        layer = None
+        if side == AFTER and not self._show_original:
+            layer = ("uncertainty_map" if self._mode == ViewMode.UNCERTAINTY
+                     else "change_map" if self._overlay else None)
+        over = self._heat_image(layer) if layer else None
+        if over is not None:
+            heat, step = over
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.drawImage(QRectF(tl, br), heat,
+                              QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)

@@ -51,10 +51,35 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} logical cores, load average {load:.1f} at start"
 
 
+#: Centre crop (pixels per side, 0 = whole photo) applied to every loaded photo (``--crop``).
+CROP = 0
+
+
+def centre(a: np.ndarray, side: int = 0) -> np.ndarray:
+    """The centre ``side`` x ``side`` of ``a`` (or ``CROP``), starting on the 8-pixel JPEG grid."""
+    side = side or CROP
+    if not side or min(a.shape[:2]) <= side:
+        return a
+    y, x = (a.shape[0] - side) // 2 // 8 * 8, (a.shape[1] - side) // 2 // 8 * 8
+    return a[y:y + side, x:x + side]
+
+
 def load(path: Path) -> np.ndarray:
     from PIL import Image
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.float32) / 255.0
+        return centre(np.asarray(im.convert("RGB"), np.float32) / 255.0)
+
+
+def load_cropped_photo(path: Path):
+    """``engine.imageio.load_photo`` with its pixels centre-cropped on the 8-pixel grid; EXIF and
+    the file's quantisation tables are kept."""
+    import dataclasses
+
+    from engine.imageio import load_photo
+    photo = load_photo(path)
+    if not CROP:
+        return photo
+    return dataclasses.replace(photo, pixels=np.ascontiguousarray(centre(photo.pixels)))
 
 
 def q8(x: np.ndarray) -> np.ndarray:
@@ -78,13 +103,12 @@ def metrics(out: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
 def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
     """Restore every input with the app's default plan; per input its metrics and report."""
     from engine.experts.default import build_registry
-    from engine.imageio import load_photo
     from engine.pipeline.job import Restorer, RestoreOptions
 
     restorer = Restorer(build_registry())
     rows = []
     for name, lq_path, gt_path in items:
-        photo = load_photo(lq_path)
+        photo = load_cropped_photo(lq_path)
         t0 = time.perf_counter()
         restored, result = restorer.restore_photo(photo, RestoreOptions())
         seconds = time.perf_counter() - t0
@@ -95,6 +119,9 @@ def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
                      "megapixels": photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6,
                      "report": result.report.severities(),
                      "sigma_255": float(noise.get("sigma_told_255", noise.get("sigma_255", float("nan")))),
+                     "noise_measurements": {k: float(v) for k, v in noise.items()
+                                            if k in ("nlf_fine_255", "nlf_coarse_255", "iso_prior_255", "exif_present",
+                                                     "learned_probability", "noise_index_255")},
                      "stages": [f"{st['stage']}{'(dropped)' if st.get('dropped') else ''}" for st in result.stages]})
         print(f"  {name}: {p:.2f} dB, {[k for k, v in rows[-1]['report'].items() if v >= 0.15]}, "
               f"{rows[-1]['stages']}", file=sys.stderr, flush=True)
@@ -105,7 +132,7 @@ def run_previous(items: list[tuple[str, Path, Path]], code: Path) -> list[dict]:
     """:func:`run_default` on another checkout, in a subprocess (its own imports)."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"real_noise_previous_{os.getpid()}.json"
     env = dict(os.environ, RESTORA_CODE=str(code), PYTHONPATH=str(code))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out), "--files",
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out), "--crop", str(CROP), "--files",
            *[f"{lq}::{gt}" for _, lq, gt in items]]
     subprocess.run(cmd, env=env, check=True)
     return json.loads(out.read_text())
@@ -230,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--awgn", type=int, default=0, help="also: AWGN σ 15/25/50 on N validation photos")
     ap.add_argument("--clean", type=int, default=0, help="also: false positives on every N-th clean photo")
+    ap.add_argument("--crop", type=int, default=0,
+                    help="centre-crop every pair to N x N pixels (EXIF and JPEG tables kept), e.g. for --set fullsize")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global CROP
+    CROP = args.crop
     if args.worker:  # subprocess mode for --methods previous
         items = [(Path(f.split("::")[0]).name, Path(f.split("::")[0]), Path(f.split("::")[1])) for f in args.files]
         args.worker.write_text(json.dumps(run_default(items)))
@@ -248,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"machine": header, "set": args.set, "inputs": inputs}
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
-             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}`. Gains are over the noisy input "
+             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",
              "|---|---|---|---|---|---|---|"]

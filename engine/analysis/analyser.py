@@ -13,7 +13,7 @@ from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
                            noise_level, streak_statistics)
-from .noise_level import nlf_measurements
+from .noise_level import nlf_measurements, prior_severity
 from .report import DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -126,7 +126,9 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     img = _as_rgb(image)
     m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s)
     conf = _confidences(m, img.shape[0] * img.shape[1])
-    kinds = {k: KindAssessment(severity=severity_from(k, m[k]), confidence=float(conf[k]), measurements=m[k])
-             for k in KINDS}
+    severities = {k: severity_from(k, m[k]) for k in KINDS}
+    # The camera's record of a high ISO, confirmed by the pixels, makes noise present (noise_level.prior_severity).
+    severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
+    kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")
     return DegradationReport(kinds)

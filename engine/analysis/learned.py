@@ -172,7 +172,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
     hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
     one). For ``agree_kinds`` (default :data:`AGREE_KINDS`) a kind is present only when *both*
     reports call it present (where each alone raises too many false alarms on clean photos).
-    A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
+    Where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
+    pixels, which the network does not see), presence and strength both come from the hand-made
+    report. A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
     taken wholly from one source keeps that source's severity unchanged. Confidence follows the
     presence source (the lower of the two for an agreement). Measurements: the hand-made ones plus
     ``learned_probability`` and ``learned_strength``."""
@@ -182,6 +184,10 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
         h, m = handmade.kinds[k], learned.kinds[k]
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
         magnitude = m if k in severity_kinds else h
+        if h.measurements.get("exif_present", 0.0) >= 1.0:
+            # EXIF-backed evidence is something the network cannot see: the hand-made verdict stands whole.
+            kinds[k] = KindAssessment(severity=float(h.severity), confidence=h.confidence, measurements=measurements)
+            continue
         if k in agree:
             present = h.severity >= threshold and m.severity >= threshold
             severity = (max(float(magnitude.severity), threshold) if present

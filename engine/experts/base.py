@@ -77,6 +77,8 @@ class ExpertContext:
     the strength to the session's blend and run at full effect.
     ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
     decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
+    ``notes``: what the expert says about this run for a person (why it was gentler, why it left
+    the photo unchanged), appended with :meth:`note`; the session shows them as the stage's reason.
     """
 
     severity: float = 1.0
@@ -88,6 +90,11 @@ class ExpertContext:
     tile: Optional[int] = None
     strength: float = 1.0
     jpeg: Optional["JpegSource"] = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Record one line for a person about this run (see ``notes``)."""
+        self.notes.append(str(text))
 
 
 #: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the

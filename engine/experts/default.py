@@ -25,12 +25,14 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
     from .classical import classical_experts
 
     from .jpeg_restore import jpeg_restorers
+    from .pnp_deblur import pnp_deblurrers
 
     classical: list[Expert] = list(classical_experts())
     experts: list[Expert] = []
     if include_neural:
         neural = neural_experts(device=device, manager=manager)
         experts += jpeg_restorers(neural, next(e for e in classical if e.info.tasks == ("jpeg",)))
+        experts += pnp_deblurrers(neural)
         experts += neural
     experts += classical
     experts += [LanczosUpscaler(2), LanczosUpscaler(4)]

@@ -79,9 +79,6 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(RASTER_FORMATS) | RAW_EXTENSION
 #: this table by ``tools/desktop_entry.py``).
 MIME_TYPES: dict[str, str] = {**{e: f.mime_type for f in FORMATS.values() for e in f.extensions}, **RAW_MIME_TYPES}
 
-#: Output format name → (extension, bit depths it can store).
-OUTPUT_FORMATS: dict[str, tuple[str, tuple[int, ...]]] = {n: (f.extension, f.bit_depths) for n, f in FORMATS.items()}
-
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 
 #: Pillow plugins allowed to open a file (multi-picture JPEG, "MPO", opens through "JPEG").
@@ -105,8 +102,8 @@ def normalize_format_name(fmt: str) -> str:
     """``"JPG"`` → ``"jpeg"`` etc.; raises :class:`PhotoSaveError` for a format Restora cannot write."""
     name = fmt.strip().lower().lstrip(".")
     name = _FORMAT_ALIASES.get(name, name)
-    if name not in OUTPUT_FORMATS:
-        raise PhotoSaveError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
+    if name not in FORMATS:
+        raise PhotoSaveError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return name
 
 

@@ -189,12 +189,14 @@ class RestorationSession:
         t0 = time.perf_counter()
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         deltas: dict[float, np.ndarray] = {}
+        notes: list[str] = []
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
                                 noise_sigma=noise_sigma)
             out = expert.run(current, ctx)
+            notes = ctx.notes
             self.expert_runs += 1
             if out.shape != current.shape:
                 raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
@@ -203,7 +205,7 @@ class RestorationSession:
         full = deltas.pop(1.0)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=self.analyser(current + full), model_id=expert.info.model_id,
-                           knot_deltas=deltas)
+                           knot_deltas=deltas, reason="; ".join(notes))
 
     def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
                       progress: Progress) -> None:

@@ -27,7 +27,7 @@ DEFAULT_MANUAL_STRENGTH = 1.0
 CHANGE_MAP_FULL_SCALE = 0.1
 #: The uncertainty overlay's full scale: an expected absolute error of this many 8-bit levels
 #: or more is drawn at full strength (the legend says so).
-UNCERTAINTY_FULL_SCALE = 16.0
+UNCERTAINTY_FULL_SCALE = 32.0
 #: The preview's uncertainty map is computed on at most this many pixels (the export uses the
 #: same map, so the file matches the preview).
 UNCERTAINTY_PREVIEW_PIXELS = 2_000_000
@@ -101,6 +101,37 @@ class StageRow:
     dropped: bool = False
     status: str = ""
     handled_by: Optional[str] = None
+
+
+class PhotoPreview:
+    """What the viewer shows of a photo that is still being analysed and restored: the original
+    on both sides (an :class:`app.viewer.ImageSource`), so the photo is on screen as soon as it
+    is decoded. 8-bit display levels are made per sampling step from the samples the screen
+    shows, never for the whole photo at once."""
+
+    revision = 0
+
+    def __init__(self, photo: Photo) -> None:
+        self.photo = photo
+        self.width = photo.width
+        self.height = photo.height
+        self._levels: dict[int, np.ndarray] = {}
+
+    def before(self, rows: slice, cols: slice, step: int) -> np.ndarray:
+        level = self._levels.get(step)
+        if level is None:
+            from .imaging import to_display_uint8
+
+            level = self._levels[step] = to_display_uint8(self.photo.pixels[::step, ::step])
+        return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
+
+    after = before
+
+    def change_map(self, step: int) -> Optional[np.ndarray]:
+        return None
+
+    def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
+        return None
 
 
 class Document:

@@ -45,8 +45,9 @@ def registry():
     return ExpertRegistry([
         ShiftExpert("brighten", "lowlight", 0.2),
         ShiftExpert("denoise", "noise", 0.05),
-        ShiftExpert("gen", GENERALIST, 0.01, backend=Backend.ONNX),
+        # registration order breaks ties between unmeasured experts (engine.experts.ranking)
         ShiftExpert("esrgan", GENERALIST, 0.0, backend=Backend.TORCH, generative=True),
+        ShiftExpert("gen", GENERALIST, 0.01, backend=Backend.ONNX),
         ShiftExpert("dehaze", "haze", -0.1),
     ])
 

@@ -121,10 +121,10 @@ class LearnedAnalyser:
             raise ModelError(f"the bundled analyser model is missing: {path}")
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = int(self.threads)
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        from ..runtime.onnx_backend import session_options
+
+        return ort.InferenceSession(str(path), sess_options=session_options(self.threads),
+                                    providers=["CPUExecutionProvider"])
 
     def _get_session(self, path: Optional[Path] = None) -> Any:
         if path is None or path == self.model_path:

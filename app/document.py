@@ -86,8 +86,8 @@ class ControlState:
 
 @dataclass(frozen=True)
 class StageRow:
-    """One line of the controls panel. ``choices``: ``(expert id, display name)`` pairs of the
-    installed experts for the stage; ``status``: a short note (e.g. why a stage was dropped);
+    """One line of the controls panel. ``choices``: ``(expert id, display name, description)``
+    of the installed experts for the stage, best first; ``status``: a short note (e.g. why a stage was dropped);
     ``handled_by``: the stage (the generalist) that did this kind's work instead, so the slider
     still acts."""
 
@@ -97,7 +97,7 @@ class StageRow:
     enabled: bool
     strength: float
     expert_id: str
-    choices: tuple[tuple[str, str], ...]
+    choices: tuple[tuple[str, str, str], ...]
     dropped: bool = False
     status: str = ""
     handled_by: Optional[str] = None
@@ -204,9 +204,11 @@ class Document:
         """Stages the panel offers: the six kinds, plus the generalist when one is installed."""
         return [n for n in STAGE_NAMES if n in KINDS or self.auto_plan.stage(n) or self.expert_choices(n)]
 
-    def expert_choices(self, name: str) -> list[tuple[str, str]]:
+    def expert_choices(self, name: str) -> list[tuple[str, str, str]]:
+        """``(expert id, display name, description)`` of the available experts for stage
+        ``name``, best first (the Planner's order)."""
         registry = self.restorer.registry
-        return [(e.info.id, e.info.name) for e in registry.for_task(name)]
+        return [(e.info.id, e.info.name, e.info.description) for e in registry.for_task(name)]
 
     def rows(self, state: Optional[ControlState] = None) -> list[StageRow]:
         """The panel's rows for ``state`` (default: the state shown now)."""

@@ -194,7 +194,7 @@ def test_a_conditioned_onnx_model_gets_the_strengths_of_the_context(tmp_path):
     with pytest.raises(ModelError, match="strengths"):
         runner(np.zeros((1, 3, 8, 8), np.float32))
     expert = NeuralExpert.from_file(path, expert_id="neural.cond", tasks=("generalist",), model_id="cond", scale=1,
-                                    conditioned=True)
+                                    conditioned=True)  # declared, as the catalog entry does
     img = np.full((40, 50, 3), 0.2, np.float32)
     # tiled (16-px tiles): every tile gets the same strengths; kinds not named count 0, values clip to [0, 1]
     out = expert.run(img, ExpertContext(strengths={"noise": 0.5, "haze": 2.0, "nonsense": 1.0}, tile=16))

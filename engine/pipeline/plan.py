@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import GENERALIST, KINDS, UPSCALE, check_kind
+from ..kinds import GENERALIST, KINDS, LOWLIGHT, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -47,6 +47,12 @@ AUTO_MIN_SEVERITY: dict[str, float] = {"lowlight": 0.5}
 #: 4.1 px and up, those others mostly under 4.
 AUTO_MIN_SHARPEST_BLUR_PX = 4.0
 
+#: Low-light severity at and above which the automatic plan does not deblur. The edges of a dark
+#: photo are few, faint and flattened by JPEG quantisation, so their width says nothing about
+#: shake: a real dark ISO 3200 crop (noise_real_polyu_crops, Canon5D2_5_160_3200_chair_11, low
+#: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution.
+AUTO_MAX_LOWLIGHT_FOR_DEBLUR = 0.5
+
 
 def _auto_allows(report: DegradationReport, kind: str) -> bool:
     """Whether the automatic plan may include ``kind`` found at this severity."""
@@ -56,6 +62,8 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
         a = report.kinds.get(kind)
         width = a.measurements.get("sharpest_tile_width_px") if a is not None else None
         if width is not None and width == width and width < AUTO_MIN_SHARPEST_BLUR_PX:
+            return False
+        if report.severity(LOWLIGHT) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
             return False
     return True
 

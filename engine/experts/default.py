@@ -21,6 +21,7 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
     from .classical import classical_experts
 
     from .jpeg_restore import jpeg_restorers
+    from .lowlight_adaptive import lowlight_restorers
 
     experts: list[Expert] = list(classical_experts())
     experts += [LanczosUpscaler(2), LanczosUpscaler(4)]
@@ -28,6 +29,7 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
         neural = neural_experts(device=device, manager=manager)
         # Registered before the networks they wrap, so that they rank first for the jpeg task.
         experts += jpeg_restorers(neural, next(e for e in experts if e.info.tasks == ("jpeg",)))
+        experts += lowlight_restorers(neural, [e for e in experts if e.info.tasks == ("lowlight",)])
         experts += neural
     return ExpertRegistry(experts, ranking=ranked_ids(load_ranking()))
 

@@ -22,16 +22,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QC
                                QPushButton, QRadioButton, QSpinBox, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
-from engine.errors import Cancelled, OutputExistsError, RestoraError
+from engine.errors import Cancelled, OutputExistsError, RestoraError, describe_error
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, RestoreResult, Restorer
 from engine.pipeline.batch import Batch
 from engine.pipeline.inputs import BatchItem, collect_inputs
-from engine.pipeline.job import describe_error
 from engine.progress import CancelToken, Progress
 
-from .settings import BIT_DEPTHS, FORMATS
 from .theme import color
+from .widgets import PathDropTarget, bit_depth_combo, detail_label, format_combo, path_row
 
 #: Item data role of a queue entry's thumbnail (a ``QImage`` or ``None``).
 THUMBNAIL_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -43,6 +42,8 @@ SKIP_LABEL = "Skip existing outputs"
 
 #: Seconds between cancel checks while paused.
 PAUSE_POLL_S = 0.1
+#: The invisible root of the flat table model (the parent of every row).
+_ROOT = QModelIndex()
 
 
 class Status(str, enum.Enum):
@@ -146,10 +147,10 @@ class BatchModel(QAbstractTableModel):
         return out
 
     # -- Qt model ---------------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.entries)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
@@ -451,7 +452,7 @@ def describe_options(options: RestoreOptions) -> str:
     return "own settings: " + (", ".join(parts) if parts else "nothing switched on")
 
 
-class BatchPanel(QWidget):
+class BatchPanel(PathDropTarget, QWidget):
     """The queue panel: drop target, options, Start / Pause / Cancel, per-item table."""
 
     #: Emitted with a one-line summary whenever the queue's state changes.
@@ -490,22 +491,12 @@ class BatchPanel(QWidget):
         self.outdir = QLineEdit(self.settings.output_dir)
         self.outdir.setObjectName("batchOutdir")
         self.outdir.setPlaceholderText("Output folder")
-        browse = QPushButton("…")
-        browse.setToolTip("Choose the output folder")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._choose_outdir)
-        self.format = QComboBox()
+        outdir_row = path_row(self.outdir, self._choose_outdir, "Choose the output folder")
+        self.format = format_combo(self.settings.output_format)
         self.format.setObjectName("batchFormat")
-        for f in FORMATS:
-            self.format.addItem("same as input" if f == "same" else f.upper(), f)
-        self.format.setCurrentIndex(max(self.format.findData(self.settings.output_format), 0))
-        self.bit_depth = QComboBox()
+        self.bit_depth = bit_depth_combo(self.settings.bit_depth)
         self.bit_depth.setObjectName("batchBitDepth")
         self.bit_depth.setToolTip("Bit depth of the outputs (16-bit needs PNG, TIFF or same-as-input)")
-        for b in BIT_DEPTHS:
-            self.bit_depth.addItem("same as input" if b == "same" else f"{b}-bit", b)
-        self.bit_depth.setCurrentIndex(max(self.bit_depth.findData(
-            "same" if self.settings.bit_depth is None else str(self.settings.bit_depth)), 0))
         self.quality = QSpinBox()
         self.quality.setObjectName("batchQuality")
         self.quality.setRange(1, 100)
@@ -534,8 +525,7 @@ class BatchPanel(QWidget):
         self.overwrite.toggled.connect(lambda on: on and self.skip_existing.setChecked(False))
         self.skip_existing.toggled.connect(lambda on: on and self.overwrite.setChecked(False))
         opts.addWidget(QLabel("Output:"), 0, 0)
-        opts.addWidget(self.outdir, 0, 1, 1, 3)
-        opts.addWidget(browse, 0, 4)
+        opts.addLayout(outdir_row, 0, 1, 1, 4)
         opts.addWidget(QLabel("Format:"), 1, 0)
         opts.addWidget(self.format, 1, 1)
         opts.addWidget(self.bit_depth, 1, 2, 1, 3)
@@ -603,10 +593,7 @@ class BatchPanel(QWidget):
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_detail())
         layout.addWidget(self.table, 1)
-        self.detail = QLabel()
-        self.detail.setObjectName("batchDetail")
-        self.detail.setWordWrap(True)
-        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail = detail_label("batchDetail")
         layout.addWidget(self.detail)
 
         run_row = QHBoxLayout()
@@ -665,15 +652,8 @@ class BatchPanel(QWidget):
         if folder:
             self.outdir.setText(folder)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.add_paths(paths)
-            event.acceptProposedAction()
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.add_paths(paths)
 
     # -- per-photo settings -----------------------------------------------------------------
     def selected_rows(self) -> list[int]:
@@ -800,7 +780,8 @@ class BatchPanel(QWidget):
             row = self.table.currentIndex().row()
         if not 0 <= row < len(self.model.entries):
             failed = [e for e in self.model.entries if e.status == Status.FAILED]
-            self.detail.setText("" if not failed else f"{failed[-1].item.relative}: {self.model.status_text(failed[-1])}")
+            last = failed[-1] if failed else None
+            self.detail.setText(f"{last.item.relative}: {self.model.status_text(last)}" if last else "")
             return
         e = self.model.entries[row]
         lines = [f"{e.item.relative}: {self.model.status_text(e)}"]

@@ -110,6 +110,8 @@ class ControlsPanel(QWidget):
     enabledChanged = Signal(str, bool)
     expertChanged = Signal(str, str)
     autoRequested = Signal()
+    #: The Caution slider moved: 0..1.
+    cautionChanged = Signal(float)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -128,6 +130,29 @@ class ControlsPanel(QWidget):
         head.addWidget(self.summary, 1)
         head.addWidget(self.auto_button)
         outer.addLayout(head)
+        self.uncertainty = QLabel("")
+        self.uncertainty.setObjectName("uncertaintySummary")
+        self.uncertainty.setWordWrap(True)
+        self.uncertainty.setVisible(False)
+        outer.addWidget(self.uncertainty)
+        caution = QHBoxLayout()
+        self.caution_label = QLabel("Caution")
+        self.caution = QSlider(Qt.Orientation.Horizontal)
+        self.caution.setObjectName("cautionSlider")
+        self.caution.setRange(0, 100)
+        self.caution.setPageStep(10)
+        self.caution.setEnabled(False)
+        self.caution.setToolTip("Lean the result back towards the original where the restoration is uncertain "
+                                "(expected error above 3 levels; fully from 12): 0 % keeps it as restored")
+        self.caution_value = QLabel("0 %")
+        self.caution_value.setMinimumWidth(self.caution_value.fontMetrics().horizontalAdvance("100 %") + 4)
+        self.caution_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.caution.valueChanged.connect(lambda v: self.caution_value.setText(f"{v} %"))
+        self.caution.valueChanged.connect(lambda v: self.cautionChanged.emit(v / 100.0))
+        caution.addWidget(self.caution_label)
+        caution.addWidget(self.caution, 1)
+        caution.addWidget(self.caution_value)
+        outer.addLayout(caution)
         self._scroll = QScrollArea()
         self._scroll.setWidgetResizable(True)
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -147,9 +172,25 @@ class ControlsPanel(QWidget):
         self.controls.clear()
         self.summary.setText("No photo open")
         self.auto_button.setEnabled(False)
+        self.set_uncertainty("")
+        self.caution.setEnabled(False)
 
     def set_summary(self, text: str) -> None:
         self.summary.setText(text)
+
+    def set_uncertainty(self, text: str) -> None:
+        """The per-photo uncertainty sentence (hidden when empty)."""
+        self.uncertainty.setText(text)
+        self.uncertainty.setVisible(bool(text))
+
+    def set_caution(self, caution: float) -> None:
+        """Show ``caution`` (0..1) without emitting ``cautionChanged``."""
+        self.caution.blockSignals(True)
+        try:
+            self.caution.setValue(int(round(caution * 100)))
+            self.caution_value.setText(f"{self.caution.value()} %")
+        finally:
+            self.caution.blockSignals(False)
 
     def set_rows(self, rows: list[StageRow]) -> None:
         """Show ``rows`` (creates the controls on first use, updates them afterwards)."""
@@ -165,6 +206,7 @@ class ControlsPanel(QWidget):
             for row in rows:
                 self.controls[row.name].update_row(row)
         self.auto_button.setEnabled(bool(rows))
+        self.caution.setEnabled(bool(rows))
 
     def _connect(self, control: StageControl) -> None:
         name = control.name

@@ -16,9 +16,8 @@ import numpy as np
 from engine.analysis.report import DegradationReport
 from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
-from engine.pipeline import Plan, RestoreOptions, Restorer, RestorationSession, Stage, StageResult
-from engine.pipeline.job import follow_up_plan
-from engine.pipeline.plan import STAGE_NAMES, best_expert
+from engine.pipeline import Plan, PlanChoices, RestoreOptions, Restorer, RestorationSession, StageResult
+from engine.pipeline.plan import STAGE_NAMES
 from engine.progress import Progress
 
 #: Strength a stage gets when the user switches on a kind the analysis did not flag.
@@ -26,6 +25,12 @@ DEFAULT_MANUAL_STRENGTH = 1.0
 #: The change map's full scale: a mean change of this much (in [0, 1] pixel units, i.e. 10 %
 #: of the tonal range, about 26 of 255 levels) or more is drawn at full strength.
 CHANGE_MAP_FULL_SCALE = 0.1
+#: The uncertainty overlay's full scale: an expected absolute error of this many 8-bit levels
+#: or more is drawn at full strength (the legend says so).
+UNCERTAINTY_FULL_SCALE = 16.0
+#: The preview's uncertainty map is computed on at most this many pixels (the export uses the
+#: same map, so the file matches the preview).
+UNCERTAINTY_PREVIEW_PIXELS = 2_000_000
 
 
 def _frozen(d: Mapping) -> Mapping:
@@ -42,6 +47,9 @@ class ControlState:
     enabled: Mapping[str, bool] = field(default_factory=dict)
     strengths: Mapping[str, float] = field(default_factory=dict)
     experts: Mapping[str, str] = field(default_factory=dict)
+    #: How far the result leans back towards the original where it is uncertain (0..1, see
+    #: :func:`engine.uncertainty.lean`); composed like a strength, never a run.
+    caution: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enabled", _frozen(self.enabled))
@@ -50,7 +58,8 @@ class ControlState:
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, ControlState) and dict(self.enabled) == dict(other.enabled)
-                and dict(self.strengths) == dict(other.strengths) and dict(self.experts) == dict(other.experts))
+                and dict(self.strengths) == dict(other.strengths) and dict(self.experts) == dict(other.experts)
+                and self.caution == other.caution)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -59,6 +68,9 @@ class ControlState:
 
     def with_enabled(self, name: str, on: bool) -> "ControlState":
         return replace(self, enabled={**self.enabled, name: bool(on)})
+
+    def with_caution(self, caution: float) -> "ControlState":
+        return replace(self, caution=min(max(float(caution), 0.0), 1.0))
 
     def with_expert(self, name: str, expert_id: str) -> "ControlState":
         return replace(self, experts={**self.experts, name: expert_id})
@@ -108,24 +120,27 @@ class Document:
         #: Seconds the last run that actually ran experts took (``None``: none yet).
         self.last_run_seconds: Optional[float] = None
         self._before_histogram = None
+        from engine.uncertainty import SessionUncertainty
+
+        #: The composed result's uncertainty (engine.uncertainty), cached per setting.
+        self.uncertainty = SessionUncertainty(session, max_pixels=UNCERTAINTY_PREVIEW_PIXELS)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
     def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None,
              tile: Optional[int] = None) -> "Document":
-        """Analyse ``photo``, build its auto plan and run it (call this off the UI thread).
+        """Analyse ``photo``, plan and run it as the CLI does (the orchestrator's automatic
+        restoration, follow-up round included), and show that (call this off the UI thread).
         ``tile``: tile edge in pixels for the experts, ``None`` for automatic."""
         progress = progress or Progress()
         progress(0.0, "analysing")
-        options = RestoreOptions(tile=tile)
-        session = restorer.session(photo.pixels, options, jpeg=photo.jpeg)
+        orchestrator = restorer.orchestrator
+        session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata)
         session.analyse()
-        plan = restorer.plan_for(session, options)
         progress(0.1, "restoring")
-        results = session.run(plan, progress.sub(0.1, 0.8))
-        # The same follow-up round the CLI and the batch do (kinds the restoration uncovered).
-        plan = follow_up_plan(plan, results, session, options)
-        doc = cls(photo, restorer, session, plan)
+        outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8))
+        results = outcome.results
+        doc = cls(photo, restorer, session, outcome.plan)
         doc.run(doc.state, progress.sub(0.8, 1.0))
         if results:
             doc.last_run_seconds = sum(r.seconds for r in doc.session.results)
@@ -138,7 +153,7 @@ class Document:
             enabled[name] = stage is not None
             strengths[name] = stage.strength if stage is not None else DEFAULT_MANUAL_STRENGTH
             experts[name] = stage.expert_id if stage is not None else (
-                best_expert(self.restorer.registry, name) or next((c[0] for c in self.expert_choices(name)), ""))
+                self.restorer.planner.best_expert(name) or next((c[0] for c in self.expert_choices(name)), ""))
         return ControlState(enabled, strengths, experts)
 
     # -- facts ------------------------------------------------------------------------------
@@ -181,32 +196,11 @@ class Document:
 
     # -- plan for a state -------------------------------------------------------------------
     def plan_for(self, state: ControlState) -> Plan:
-        """The stages to run for ``state``: the auto plan's stages (kept even when switched off,
-        so switching back on is free; except a switched-off generalist, see below) plus stages
-        the user switched on (or on before), each with its expert. Whatever the panel shows as
-        on is therefore in the composed pixels."""
-        def expert_for(name: str, default: str = "") -> str:
-            return state.experts.get(name) or default
-
-        def left_out(name: str) -> bool:
-            # A switched-off generalist is left out of the run: the specialists after it then see
-            # the unrestored photo and do their own kind's work, instead of being skipped as
-            # "handled by the generalist" while the generalist contributes nothing.
-            return name == GENERALIST and not state.enabled.get(name, False)
-
-        # The auto plan's stages keep their order (a follow-up stage may come last) ...
-        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(state.strengths.get(s.name, 1.0)), s.auto)
-                  for s in self.auto_plan.stages if not left_out(s.name)]
-        # ... and a stage the user added goes where the canonical order puts it. It stays once
-        # it ran, so switching it off and on again is free.
-        rank = {n: i for i, n in enumerate(STAGE_NAMES)}
-        for name in STAGE_NAMES:
-            if self.auto_plan.stage(name) is not None or not expert_for(name) or left_out(name):
-                continue
-            if state.enabled.get(name, False) or name in self._ran_names:
-                at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))
-                stages.insert(at, Stage(name, expert_for(name), float(state.strengths.get(name, 1.0)), auto=False))
-        return Plan(tuple(stages))
+        """The stages to run for ``state`` (the Planner's :meth:`~engine.pipeline.plan.Planner.for_controls`:
+        the auto plan plus what the user switched on; stages that ran stay so that switching
+        them back on is free)."""
+        return self.restorer.planner.for_controls(self.auto_plan, state.enabled, state.strengths, state.experts,
+                                                  keep=self._ran_names)
 
     @staticmethod
     def _signature(plan: Plan) -> tuple:
@@ -228,7 +222,7 @@ class Document:
         plan = self.plan_for(state)
         t0 = time.perf_counter()
         runs = self.session.expert_runs
-        results = self.session.run(plan, progress)
+        results = self.restorer.orchestrator.run(self.session, plan, progress)
         if self.session.expert_runs != runs:  # a run served from the cache is not "the last run"
             self.last_run_seconds = time.perf_counter() - t0
         self._ran = self._signature(plan)
@@ -257,7 +251,28 @@ class Document:
         return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
 
     def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
-        return self.session.compose(self.state.effective_strengths(), region=(rows, cols), step=step)
+        return self._compose(region=(rows, cols), step=step)
+
+    def _compose(self, region=None, step: int = 1) -> np.ndarray:
+        """What the preview and the export show: the strengths, then the Caution blend."""
+        return self.uncertainty.compose(self.state.effective_strengths(), self.state.caution, region=region, step=step)
+
+    def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
+        """Expected absolute error of what is shown, per pixel, for the overlay: float32
+        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more."""
+        if not self.session.results:
+            return None
+        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE)
+
+    def uncertainty_text(self) -> str:
+        """One sentence for the analysis panel: how much of the result is uncertain, and where."""
+        from engine.uncertainty import describe
+
+        if not self.session.results:
+            return ""
+        strengths = self.state.effective_strengths()
+        step = self.uncertainty.step
+        return describe(self.uncertainty.composed(strengths), self.session.compose(strengths, step=step))
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""
@@ -274,12 +289,12 @@ class Document:
         step = sample_step(self.height, self.width)
         if self._before_histogram is None:
             self._before_histogram = compute_histogram(self.photo.pixels[::step, ::step])
-        after = compute_histogram(self.session.compose(self.state.effective_strengths(), step=step))
+        after = compute_histogram(self._compose(step=step))
         return self._before_histogram, after
 
     def restored_photo(self) -> Photo:
         """The full-resolution result for export (exactly what the preview composes)."""
-        return self.photo.with_pixels(self.session.compose(self.state.effective_strengths()))
+        return self.photo.with_pixels(self._compose())
 
     def batch_options(self, **kwargs) -> RestoreOptions:
         """Options that apply this document's current settings to other photos."""

@@ -7,6 +7,7 @@ Double-click (or Enter) opens a photo in the viewer.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 
 from .batch import STATUS_ROLE, THUMBNAIL_ROLE, THUMBNAIL_SIDE, BatchPanel, Status
 from .theme import color
+from .widgets import PathDropTarget
 
 #: Cell size of one photo in the strip, in pixels.
 CELL = QSize(THUMBNAIL_SIDE + 16, THUMBNAIL_SIDE // 3 * 2 + 44)
@@ -63,7 +65,7 @@ class _ThumbnailDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class Filmstrip(QListView):
+class Filmstrip(PathDropTarget, QListView):
     """Horizontal strip of queue thumbnails (see the module docs)."""
 
     openRequested = Signal(object)
@@ -97,16 +99,5 @@ class Filmstrip(QListView):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(800, CELL.height() + 28)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.panel.add_paths(paths)
-            event.acceptProposedAction()
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.panel.add_paths(paths)

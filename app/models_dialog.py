@@ -15,23 +15,16 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
 from engine.errors import RestoraError
 from engine.experts.ranking import figure_for_model, load_ranking
 from engine.kinds import LABELS
+from engine.units import format_bytes
 
 from .workers import JobRunner
+from .widgets import detail_label
 
 COLUMNS = ("Model", "Tasks", "Size", "Licence", "Source", "Status")
 _STATUS_TEXT = {"installed": "installed", "not-installed": "available", "corrupt": "corrupt (re-download)",
                 "available-from-package": "available offline (package)"}
 
 
-def human_size(n: int) -> str:
-    """Bytes → ``"63.9 MB"``."""
-    if not n:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} GB"
 
 
 class ModelManagerDialog(QDialog):
@@ -40,7 +33,8 @@ class ModelManagerDialog(QDialog):
 
     modelsChanged = Signal()
 
-    def __init__(self, manager_factory: Optional[Callable[[], object]] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, manager_factory: Optional[Callable[[], object]] = None,
+                 parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Restora — Models")
         self.setObjectName("modelManager")
@@ -67,10 +61,7 @@ class ModelManagerDialog(QDialog):
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
-        self.details = QLabel()
-        self.details.setObjectName("modelDetails")
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = detail_label("modelDetails")
         layout.addWidget(self.details)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -125,8 +116,9 @@ class ModelManagerDialog(QDialog):
             row = self.table.rowCount()
             self.table.insertRow(row)
             source = entry.sources[0].describe() if entry.sources else (entry.upstream or "imported file")
-            values = (entry.name, ", ".join(LABELS.get(t, t) for t in entry.tasks), human_size(entry.size),
-                      entry.license, source, _STATUS_TEXT.get(status, status))
+            size = format_bytes(entry.size) if entry.size else "—"
+            values = (entry.name, ", ".join(LABELS.get(t, t) for t in entry.tasks), size, entry.license, source,
+                      _STATUS_TEXT.get(status, status))
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)

@@ -70,7 +70,7 @@ class HistogramView(QWidget):
         xs = rect.left() + np.arange(n) * rect.width() / (n - 1)
         ys = rect.bottom() - np.minimum(heights, 1.0) * rect.height()
         path.moveTo(xs[0], rect.bottom() if closed else ys[0])
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             path.lineTo(float(x), float(y))
         if closed:
             path.lineTo(xs[-1], rect.bottom())

@@ -10,10 +10,12 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from engine.imageio.formats import OFFERED_FORMATS
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 THEMES = ("system", "dark", "light")
 #: Output formats offered for export and batch ("same" keeps the input's format).
-FORMATS = ("same", "png", "tiff", "jpeg", "webp")
+FORMATS = ("same",) + OFFERED_FORMATS
 BIT_DEPTHS = ("same", "8", "16")
 BATCH_PLANS = ("auto", "current")
 MAX_RECENT = 10
@@ -33,6 +35,58 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+class _Text:
+    """A string setting stored under ``key`` ("" when unset)."""
+
+    def __init__(self, key: str, doc: str = "") -> None:
+        self.key, self.__doc__ = key, doc or None
+
+    def __get__(self, obj: "AppSettings", owner=None):
+        return self if obj is None else str(obj._s.value(self.key, ""))
+
+    def __set__(self, obj: "AppSettings", value: str) -> None:
+        obj._s.setValue(self.key, str(value))
+
+
+class _Flag:
+    """A yes/no setting stored under ``key`` (``False`` when unset)."""
+
+    def __init__(self, key: str, doc: str = "") -> None:
+        self.key, self.__doc__ = key, doc or None
+
+    def __get__(self, obj: "AppSettings", owner=None):
+        return self if obj is None else _as_bool(obj._s.value(self.key, False))
+
+    def __set__(self, obj: "AppSettings", value: bool) -> None:
+        obj._s.setValue(self.key, bool(value))
+
+
+class _Choice:
+    """One of ``choices`` stored under ``key``; an unknown stored value reads as ``default``.
+    Setting an unknown value raises :class:`ValueError` (``strict``), else stores ``default``
+    (``strict=None``: stores it as given)."""
+
+    def __init__(self, key: str, choices: tuple[str, ...], default: str, doc: str = "",
+                 strict: Optional[bool] = True) -> None:
+        self.key, self.choices, self.default, self.strict, self.__doc__ = key, choices, default, strict, doc or None
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: "AppSettings", owner=None):
+        if obj is None:
+            return self
+        value = str(obj._s.value(self.key, self.default))
+        return value if value in self.choices else self.default
+
+    def __set__(self, obj: "AppSettings", value: str) -> None:
+        if value not in self.choices and self.strict is not None:
+            if self.strict:
+                raise ValueError(f"unknown {self.name.replace('_', ' ')} {value!r}")
+            value = self.default
+        obj._s.setValue(self.key, value)
+
+
 class AppSettings:
     """Typed view of the application's QSettings."""
 
@@ -47,16 +101,7 @@ class AppSettings:
         return value if value in choices else default
 
     # -- engine -----------------------------------------------------------------------------
-    @property
-    def device(self) -> str:
-        """``auto | cpu | cuda | mps``."""
-        return self._choice("engine/device", DEVICES, "auto")
-
-    @device.setter
-    def device(self, value: str) -> None:
-        if value not in DEVICES:
-            raise ValueError(f"unknown device {value!r}")
-        self._s.setValue("engine/device", value)
+    device = _Choice("engine/device", DEVICES, "auto", "``auto | cpu | cuda | mps``.")
 
     @property
     def tile(self) -> Optional[int]:
@@ -72,15 +117,7 @@ class AppSettings:
         self._s.setValue("engine/tile", int(value or 0))
 
     # -- output -----------------------------------------------------------------------------
-    @property
-    def output_format(self) -> str:
-        return self._choice("output/format", FORMATS, "same")
-
-    @output_format.setter
-    def output_format(self, value: str) -> None:
-        if value not in FORMATS:
-            raise ValueError(f"unknown format {value!r}")
-        self._s.setValue("output/format", value)
+    output_format = _Choice("output/format", FORMATS, "same", "``same`` or an offered output format.")
 
     @property
     def bit_depth(self) -> Optional[int]:
@@ -92,30 +129,10 @@ class AppSettings:
     def bit_depth(self, value: Optional[int]) -> None:
         self._s.setValue("output/bit_depth", "same" if value is None else str(int(value)))
 
-    @property
-    def output_dir(self) -> str:
-        return str(self._s.value("output/folder", ""))
-
-    @output_dir.setter
-    def output_dir(self, value: str) -> None:
-        self._s.setValue("output/folder", str(value))
-
-    @property
-    def overwrite(self) -> bool:
-        return _as_bool(self._s.value("output/overwrite", False))
-
-    @overwrite.setter
-    def overwrite(self, value: bool) -> None:
-        self._s.setValue("output/overwrite", bool(value))
-
-    @property
-    def skip_existing(self) -> bool:
-        """Batch: leave outputs that already exist and report them as skipped (resume a batch)."""
-        return _as_bool(self._s.value("output/skip_existing", False))
-
-    @skip_existing.setter
-    def skip_existing(self, value: bool) -> None:
-        self._s.setValue("output/skip_existing", bool(value))
+    output_dir = _Text("output/folder")
+    overwrite = _Flag("output/overwrite")
+    skip_existing = _Flag("output/skip_existing",
+                          "Batch: leave outputs that already exist and report them as skipped (resume a batch).")
 
     @property
     def jpeg_quality(self) -> int:
@@ -130,41 +147,14 @@ class AppSettings:
     def jpeg_quality(self, value: int) -> None:
         self._s.setValue("output/jpeg_quality", min(max(int(value), 1), 100))
 
-    @property
-    def batch_plan(self) -> str:
-        """``auto`` (each photo its own analysis) or ``current`` (the open photo's settings)."""
-        return self._choice("batch/plan", BATCH_PLANS, "auto")
-
-    @batch_plan.setter
-    def batch_plan(self, value: str) -> None:
-        self._s.setValue("batch/plan", value if value in BATCH_PLANS else "auto")
+    batch_plan = _Choice("batch/plan", BATCH_PLANS, "auto",
+                         "``auto`` (each photo its own analysis) or ``current`` (the open photo's settings).",
+                         strict=False)
 
     # -- appearance -------------------------------------------------------------------------
-    @property
-    def theme(self) -> str:
-        return self._choice("ui/theme", THEMES, "system")
-
-    @theme.setter
-    def theme(self, value: str) -> None:
-        if value not in THEMES:
-            raise ValueError(f"unknown theme {value!r}")
-        self._s.setValue("ui/theme", value)
-
-    @property
-    def viewer_mode(self) -> str:
-        return self._choice("ui/viewer_mode", ("split", "side", "toggle"), "split")
-
-    @viewer_mode.setter
-    def viewer_mode(self, value: str) -> None:
-        self._s.setValue("ui/viewer_mode", value)
-
-    @property
-    def show_overlay(self) -> bool:
-        return _as_bool(self._s.value("ui/overlay", False))
-
-    @show_overlay.setter
-    def show_overlay(self, value: bool) -> None:
-        self._s.setValue("ui/overlay", bool(value))
+    theme = _Choice("ui/theme", THEMES, "system")
+    viewer_mode = _Choice("ui/viewer_mode", ("split", "side", "toggle", "uncertainty"), "split", strict=None)
+    show_overlay = _Flag("ui/overlay")
 
     def geometry(self) -> Optional[QByteArray]:
         value = self._s.value("ui/geometry")
@@ -179,13 +169,7 @@ class AppSettings:
         self._s.setValue("ui/state", state)
 
     # -- files ------------------------------------------------------------------------------
-    @property
-    def last_dir(self) -> str:
-        return str(self._s.value("files/last_dir", ""))
-
-    @last_dir.setter
-    def last_dir(self, value: str) -> None:
-        self._s.setValue("files/last_dir", str(value))
+    last_dir = _Text("files/last_dir")
 
     def recent_files(self) -> list[str]:
         return _as_list(self._s.value("files/recent", []))[:MAX_RECENT]

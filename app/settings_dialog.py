@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLineEdit, QSpinBox,
+                               QWidget)
 
-from .settings import BIT_DEPTHS, DEVICES, FORMATS, THEMES, AppSettings
+from .settings import DEVICES, THEMES, AppSettings
+from .widgets import bit_depth_combo, format_combo, path_row
 
-_DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "NVIDIA CUDA", "mps": "Apple Metal (MPS)"}
+_DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "NVIDIA CUDA",
+                  "mps": "Apple Metal (MPS)"}
 _THEME_LABELS = {"system": "Follow system", "dark": "Dark", "light": "Light"}
 #: Largest fixed tile edge offered, in pixels.
 MAX_TILE = 4096
@@ -33,22 +35,10 @@ class SettingsDialog(QDialog):
         self.tile.setSpecialValueText("Automatic (from free memory)")
         self.tile.setSuffix(" px")
         self.tile.setValue(settings.tile or 0)
-        self.format = QComboBox()
-        for f in FORMATS:
-            self.format.addItem("Same as input" if f == "same" else f.upper(), f)
-        self.format.setCurrentIndex(self.format.findData(settings.output_format))
-        self.bit_depth = QComboBox()
-        for b in BIT_DEPTHS:
-            self.bit_depth.addItem("Same as input" if b == "same" else f"{b}-bit", b)
-        self.bit_depth.setCurrentIndex(self.bit_depth.findData(
-            "same" if settings.bit_depth is None else str(settings.bit_depth)))
+        self.format = format_combo(settings.output_format)
+        self.bit_depth = bit_depth_combo(settings.bit_depth)
         self.outdir = QLineEdit(settings.output_dir)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.outdir, 1)
-        row.addWidget(browse)
+        row = path_row(self.outdir, self._browse)
         self.theme = QComboBox()
         for t in THEMES:
             self.theme.addItem(_THEME_LABELS[t], t)

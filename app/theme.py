@@ -14,6 +14,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QFocusFrame, QWidget
 
+from engine import assets
+
 #: Per-theme colours the style sheet and custom-painted widgets use (``@name@`` in the .qss).
 #: ``indicator``: check box / radio outlines; ``focus``: the keyboard focus ring;
 #: ``warning``/``ok``/``error``/``running``/``muted``: status text on the window or base colour.
@@ -25,8 +27,6 @@ COLORS: dict[bool, dict[str, str]] = {
             "warning": "#8a5300", "ok": "#1e7b34", "error": "#b42318", "running": "#1a5fb4",
             "muted": "#595d63", "severity": "#7d8590", "severity_on": "#c4661b"},
 }
-
-from engine import assets
 
 
 def resources_dir() -> Path:

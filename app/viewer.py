@@ -41,6 +41,8 @@ class ViewMode(str, enum.Enum):
     SPLIT = "split"
     SIDE_BY_SIDE = "side"
     TOGGLE = "toggle"
+    #: The restored photo under a heat map of its expected error, with a legend in 8-bit levels.
+    UNCERTAINTY = "uncertainty"
 
 
 class ImageSource(Protocol):
@@ -58,6 +60,10 @@ class ImageSource(Protocol):
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """float32 map (H/step)x(W/step) in [0, 1] of where the restoration changed most, or None."""
+
+    def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
+        """float32 map (H/step)x(W/step) in [0, 1] of the restored photo's expected error (1 = the
+        legend's full scale), or None. Optional: a source without it shows no uncertainty."""
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,14 @@ class BeforeAfterViewer(QWidget):
         self._drag: Optional[str] = None
         self._drag_last = QPointF()
         self._cache: dict[str, tuple[tuple, QImage]] = {}
-        self._overlay_cache: Optional[tuple[tuple, QImage, int]] = None
+        #: heat-map layer (the source's method name) → (key, image, step)
+        self._heat_cache: dict[str, tuple[tuple, QImage, int]] = {}
         self.renders = 0  # how many crops were composed (tests and profiling read it)
         self._loupe = False
         self._cursor: Optional[QPointF] = None
         self._busy_text = ""
         self.legend_text = ""  # the change map's legend, set by the window
+        self.uncertainty_legend_text = ""  # the uncertainty map's legend, set by the window
         self._coarse = False
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -118,7 +126,7 @@ class BeforeAfterViewer(QWidget):
     def set_source(self, source: Optional[ImageSource], keep_view: bool = False) -> None:
         self._source = source
         self._cache.clear()
-        self._overlay_cache = None
+        self._heat_cache.clear()
         if source is not None and not keep_view:
             self._zoom = None
             self._center = QPointF(source.width / 2, source.height / 2)
@@ -352,19 +360,22 @@ class BeforeAfterViewer(QWidget):
         self._cache[side] = (key, image)
         return image
 
-    def _overlay_image(self) -> Optional[tuple[QImage, int]]:
+    def _heat_image(self, layer: str) -> Optional[tuple[QImage, int]]:
+        """A heat-map layer (``"change_map"`` or ``"uncertainty_map"``: the source method that
+        makes it, at about one megapixel) as an image and its step, cached per source revision."""
         src = self._source
-        if src is None:
+        if src is None or not hasattr(src, layer):
             return None
         step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
         key = (src.revision, id(src), step)
-        if self._overlay_cache is not None and (self._overlay_cache[0] == key or self._coarse):
-            return self._overlay_cache[1], self._overlay_cache[2]  # while sliding, keep the last map
-        heat = src.change_map(step)
+        cached = self._heat_cache.get(layer)
+        if cached is not None and (cached[0] == key or self._coarse):
+            return cached[1], cached[2]  # while sliding, keep the last map
+        heat = getattr(src, layer)(step)
         if heat is None:
             return None
         image = heat_to_qimage(heat)
-        self._overlay_cache = (key, image, step)
+        self._heat_cache[layer] = (key, image, step)
         return image, step
 
     def render_side(self, painter: QPainter, side: str, pane: QRectF) -> None:
@@ -380,13 +391,16 @@ class BeforeAfterViewer(QWidget):
         smooth = self.zoom() * self.devicePixelRatioF() * region.step < 2.0
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawImage(QRectF(tl, br), image, src_rect)
-        if side == AFTER and self._overlay and not self._show_original:
-            over = self._overlay_image()
-            if over is not None:
-                heat, step = over
-                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-                painter.drawImage(QRectF(tl, br), heat,
-                                  QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
+        layer = None
+        if side == AFTER and not self._show_original:
+            layer = ("uncertainty_map" if self._mode == ViewMode.UNCERTAINTY
+                     else "change_map" if self._overlay else None)
+        over = self._heat_image(layer) if layer else None
+        if over is not None:
+            heat, step = over
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.drawImage(QRectF(tl, br), heat,
+                              QRectF(region.left / step, region.top / step, extent_w / step, extent_h / step))
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
@@ -405,12 +419,17 @@ class BeforeAfterViewer(QWidget):
                 self.render_side(painter, BEFORE if self._show_original else side, pane)
                 self._caption(painter, pane, self.pane_caption(side), left=True)
                 painter.restore()
+        elif self._mode == ViewMode.UNCERTAINTY and not self._show_original:
+            pane = panes["main"]
+            self.render_side(painter, AFTER, pane)
+            self._caption(painter, pane, "Uncertainty: where the result may be wrong (hold Space for the original)",
+                          left=True)
         elif self._mode == ViewMode.TOGGLE or self._show_original:
             pane = panes["main"]
             side = BEFORE if self._show_original else AFTER
             self.render_side(painter, side, pane)
-            self._caption(painter, pane, "Before (original)" if side == BEFORE else "After (hold Space for the original)",
-                          left=True)
+            caption = "Before (original)" if side == BEFORE else "After (hold Space for the original)"
+            self._caption(painter, pane, caption, left=True)
         else:
             pane = panes["main"]
             x = self.divider_x()
@@ -428,7 +447,9 @@ class BeforeAfterViewer(QWidget):
             painter.drawLine(QPointF(x, pane.top()), QPointF(x, pane.bottom()))
             painter.setBrush(QColor(255, 255, 255, 230))
             painter.drawEllipse(QPointF(x, pane.center().y()), 7, 7)
-        if self._overlay and not self._show_original and self.legend_text:
+        if self._mode == ViewMode.UNCERTAINTY and not self._show_original and self.uncertainty_legend_text:
+            self._legend(painter, self.uncertainty_legend_text)
+        elif self._overlay and not self._show_original and self.legend_text:
             self._legend(painter)
         if self._loupe and self._cursor is not None and self._drag is None:
             self._draw_loupe(painter, self._cursor)
@@ -449,11 +470,12 @@ class BeforeAfterViewer(QWidget):
             return "Before (original, Space held)"
         return "Before" if side == BEFORE else "After"
 
-    def _legend(self, painter: QPainter) -> None:
-        """Colour bar of the change map with its units (bottom left)."""
+    def _legend(self, painter: QPainter, text: Optional[str] = None) -> None:
+        """Colour bar of the change (or uncertainty) map with its units (bottom left)."""
+        text = self.legend_text if text is None else text
         metrics = painter.fontMetrics()
         bar_w, pad = 120, 8
-        w = bar_w + metrics.horizontalAdvance(self.legend_text) + 3 * pad
+        w = bar_w + metrics.horizontalAdvance(text) + 3 * pad
         box = QRectF(10, self.height() - metrics.height() - 2 * pad - 10, w, metrics.height() + 2 * pad)
         painter.save()
         painter.setPen(Qt.PenStyle.NoPen)
@@ -465,7 +487,7 @@ class BeforeAfterViewer(QWidget):
         painter.drawImage(bar, heat)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(QRectF(bar.right() + pad, box.top(), w - bar_w - 2 * pad, box.height()),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.legend_text)
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
         painter.restore()
 
     #: Edge of the loupe, in screen pixels.

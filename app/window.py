@@ -11,33 +11,31 @@ from typing import Callable, Optional
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
-                               QFormLayout, QFrame, QScrollArea, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QToolButton, QWidget)
+                               QFormLayout, QFrame, QScrollArea, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QToolButton, QWidget)
 
 from engine.errors import RestoraError
+from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, Restorer
+from engine.uncertainty.summary import UNCERTAIN_LEVELS
 
 from .batch import BatchPanel
 from .commands import ControlChange
 from .controls import ControlsPanel
-from .document import CHANGE_MAP_FULL_SCALE, ControlState, Document
+from .document import CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document
 from .filmstrip import Filmstrip
 from .overview import OverviewPanel
 from .settings import AppSettings
 from .theme import app_icon, apply_theme
 from .viewer import BeforeAfterViewer
 from .workers import JobRunner
+from .widgets import PathDropTarget, path_row
 
 APP_TITLE = "Restora"
-#: Export formats: name → (file dialog filter, extension, bit depths it can hold).
-EXPORT_FORMATS = {
-    "png": ("PNG (*.png)", ".png", (8, 16)),
-    "tiff": ("TIFF (*.tif *.tiff)", ".tif", (8, 16)),
-    "jpeg": ("JPEG (*.jpg *.jpeg)", ".jpg", (8,)),
-    "webp": ("WebP (*.webp)", ".webp", (8,)),
-}
-_EXT_TO_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+#: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
+EXPORT_FORMATS = {name: FORMATS[name] for name in OFFERED_FORMATS}
+_EXT_TO_FORMAT = {e: f.name for f in EXPORT_FORMATS.values() for e in f.extensions}
 
 
 def open_dialog_filter() -> str:
@@ -97,15 +95,10 @@ class ExportDialog(QDialog):
         form = QFormLayout(self)
         self.path = QLineEdit(str(suggested))
         self.path.setMinimumWidth(420)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
+        row = path_row(self.path, self._browse)
         self.format = QComboBox()
-        for name in EXPORT_FORMATS:
-            self.format.addItem(name.upper(), name)
+        for name, f in EXPORT_FORMATS.items():
+            self.format.addItem(f.label, name)
         self.format.setCurrentIndex(max(self.format.findData(fmt), 0))
         self.bit_depth = QComboBox()
         self.format.currentIndexChanged.connect(lambda _: self._formats_changed())
@@ -127,12 +120,12 @@ class ExportDialog(QDialog):
         fmt = str(self.format.currentData())
         keep = keep if keep is not None else self.bit_depth.currentData()
         self.bit_depth.clear()
-        for d in EXPORT_FORMATS[fmt][2]:
+        for d in EXPORT_FORMATS[fmt].bit_depths:
             self.bit_depth.addItem(f"{d}-bit", d)
         self.bit_depth.setCurrentIndex(max(self.bit_depth.findData(keep), 0))
         p = Path(self.path.text())
         if p.suffix.lower() in _EXT_TO_FORMAT and _EXT_TO_FORMAT[p.suffix.lower()] != fmt:
-            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt][1])))
+            self.path.setText(str(p.with_suffix(EXPORT_FORMATS[fmt].extension)))
 
     def _path_edited(self, text: str) -> None:
         """A typed extension chooses the format (``photo.jpg`` → JPEG), so the two never disagree."""
@@ -145,7 +138,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         fmt = str(self.format.currentData())
-        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt][0])
+        path, _ = QFileDialog.getSaveFileName(self, "Export as", self.path.text(), EXPORT_FORMATS[fmt].dialog_filter)
         if path:
             self.path.setText(path)
             self._path_edited(path)
@@ -157,8 +150,9 @@ class ExportDialog(QDialog):
         path = Path(self.path.text().strip()).expanduser()
         fmt = str(self.format.currentData())
         if _EXT_TO_FORMAT.get(path.suffix.lower()) != fmt:
-            path = path.with_name(path.name + EXPORT_FORMATS[fmt][1]) if path.suffix.lower() not in _EXT_TO_FORMAT \
-                else path.with_suffix(EXPORT_FORMATS[fmt][1])
+            extension = EXPORT_FORMATS[fmt].extension
+            path = path.with_name(path.name + extension) if path.suffix.lower() not in _EXT_TO_FORMAT \
+                else path.with_suffix(extension)
         return path
 
     def _ask_replace(self, path: Path) -> bool:
@@ -181,7 +175,7 @@ class ExportDialog(QDialog):
         return self.target(), str(self.format.currentData()), int(self.bit_depth.currentData())
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
@@ -218,6 +212,9 @@ class MainWindow(QMainWindow):
         self.viewer.setObjectName("viewer")
         self.viewer.legend_text = (f"change: 0 to {CHANGE_MAP_FULL_SCALE:.0%} of the tonal range "
                                    f"(≈{CHANGE_MAP_FULL_SCALE * 255:.0f} of 255 levels) or more")
+        self.viewer.uncertainty_legend_text = (
+            f"expected error: 0 to {UNCERTAINTY_FULL_SCALE:.0f} of 255 levels or more"
+            f" (over {UNCERTAIN_LEVELS:.0f}: uncertain)")
         self.setCentralWidget(self.viewer)
         self.overview = OverviewPanel(self.viewer)
         self.controls = ControlsPanel()
@@ -225,9 +222,11 @@ class MainWindow(QMainWindow):
         self.controls.enabledChanged.connect(self._enabled_changed)
         self.controls.expertChanged.connect(self._expert_changed)
         self.controls.autoRequested.connect(self.reset_to_auto)
+        self.controls.cautionChanged.connect(self._caution_changed)
         self.overview_dock = self._dock("Navigator and histogram", "overviewDock", self.overview,
                                         Qt.DockWidgetArea.RightDockWidgetArea)
-        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.controls_dock = self._dock("Analysis", "analysisDock", self.controls,
+                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.batch = BatchPanel(self.restorer, self.settings, current_options=self.current_batch_options,
                                 is_supported=_is_supported)
         self.batch.openRequested.connect(self.open_file)
@@ -312,7 +311,8 @@ class MainWindow(QMainWindow):
         self.removeAction(a["redo_tb"])
         self.undo_stack.canUndoChanged.connect(lambda on: a["undo_tb"].setEnabled(on and self._editable()))
         self.undo_stack.canRedoChanged.connect(lambda on: a["redo_tb"].setEnabled(on and self._editable()))
-        self.undo_stack.undoTextChanged.connect(lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
+        self.undo_stack.undoTextChanged.connect(
+            lambda t: a["undo_tb"].setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo"))
         self.undo_stack.redoTextChanged.connect(lambda t: a["redo_tb"].setToolTip(f"Redo {t}" if t else "Redo"))
         a["auto"] = self._action("&Auto", self.reset_to_auto, QKeySequence("Ctrl+R"), "Back to the analysis's plan")
         a["cancel"] = self._action("&Cancel", self.cancel_job, QKeySequence("Esc"), "Stop the running job")
@@ -322,7 +322,8 @@ class MainWindow(QMainWindow):
                                    "Installed and available models")
         modes = QActionGroup(self)
         for key, text, shortcut in (("split", "&Split", "Alt+1"), ("side", "Side &by Side", "Alt+2"),
-                                    ("toggle", "&Toggle (hold Space)", "Alt+3")):
+                                    ("toggle", "&Toggle (hold Space)", "Alt+3"),
+                                    ("uncertainty", "&Uncertainty", "Alt+4")):
             act = self._action(text, lambda checked=False, m=key: self.set_view_mode(m), QKeySequence(shortcut),
                                f"{text.replace('&', '')} view", checkable=True)
             modes.addAction(act)
@@ -362,7 +363,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(a["settings"])
         m = bar.addMenu("&View")
-        for k in ("mode_split", "mode_side", "mode_toggle"):
+        for k in ("mode_split", "mode_side", "mode_toggle", "mode_uncertainty"):
             m.addAction(a[k])
         m.addSeparator()
         for k in ("fit", "zoom100", "zoom200", "zoom_in", "zoom_out"):
@@ -385,7 +386,8 @@ class MainWindow(QMainWindow):
         tb.setObjectName("mainToolBar")
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for k in ("open", "export", None, "undo_tb", "redo_tb", None, "mode_split", "mode_side", "mode_toggle", None,
+        for k in ("open", "export", None, "undo_tb", "redo_tb", None, "mode_split", "mode_side", "mode_toggle",
+                  "mode_uncertainty", None,
                   "fit", "zoom100", "zoom200", None, "overlay", "loupe", "auto", None, "models"):
             if k is None:
                 tb.addSeparator()
@@ -460,6 +462,7 @@ class MainWindow(QMainWindow):
         self._running_signature = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # show what the viewer shows, not a pending edit
+            self.controls.set_caution(self.doc.state.caution)
         self.viewer.set_busy_text(f"Opening {path.name}… (Esc cancels and keeps the photo on screen)"
                                   if self.doc is not None else f"Opening {path.name}…")
         gen = self.jobs.start(job, lambda doc: self._document_ready(doc, path))
@@ -501,7 +504,9 @@ class MainWindow(QMainWindow):
         self.undo_stack.clear()
         self.viewer.set_source(doc)
         self.controls.set_rows(doc.rows())
+        self.controls.set_caution(doc.state.caution)
         self.controls.set_summary(self._summary_text(doc))
+        self.controls.set_uncertainty(doc.uncertainty_text())
         self.overview.histogram.set_document(doc)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._rebuild_recent(self.settings.add_recent_file(str(path)))
@@ -543,6 +548,11 @@ class MainWindow(QMainWindow):
         if state is not None:
             self._push(state.with_strength(name, strength), f"{LABELS.get(name, name)} strength", merge_key=name)
 
+    def _caution_changed(self, caution: float) -> None:
+        state = self.current_state()
+        if state is not None:
+            self._push(state.with_caution(caution), "Caution", merge_key="caution")
+
     def _enabled_changed(self, name: str, on: bool) -> None:
         state = self.current_state()
         if state is not None:
@@ -571,6 +581,7 @@ class MainWindow(QMainWindow):
         if doc.needs_run(state) or in_flight:
             self._pending = state
             self.controls.set_rows(doc.rows(state))
+            self.controls.set_caution(state.caution)
             signature = doc.run_signature(state)
             if self.jobs.is_busy() and signature == self._running_signature:
                 return  # the run in flight computes the same stages; only strengths differ
@@ -583,6 +594,7 @@ class MainWindow(QMainWindow):
                 dict(state.experts) == dict(doc.state.experts)
             doc.set_state(state)
             self.controls.set_rows(doc.rows())
+            self.controls.set_caution(doc.state.caution)
             self.viewer.refresh(interactive=strength_only)
 
     def _run_finished(self, doc: Document) -> None:
@@ -595,7 +607,9 @@ class MainWindow(QMainWindow):
                 self.apply_state(pending)
                 return
             doc.set_state(pending)  # strengths moved while the run was in flight
+        self.controls.set_uncertainty(doc.uncertainty_text())
         self.controls.set_rows(doc.rows())
+        self.controls.set_caution(doc.state.caution)
         self.viewer.refresh()
         self.overview.histogram.schedule()
         self._job_ended("Restored.")
@@ -606,6 +620,7 @@ class MainWindow(QMainWindow):
         self._pending = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # the controls show what the viewer shows
+            self.controls.set_caution(self.doc.state.caution)
         self._job_ended("Cancelled.")
 
     def current_batch_options(self) -> Optional[RestoreOptions]:
@@ -626,11 +641,11 @@ class MainWindow(QMainWindow):
         src = doc.photo.path or Path("photo.png")
         fmt = self.settings.output_format
         if fmt == "same":
-            fmt = {"raw": "tiff", "bmp": "png"}.get(doc.photo.source_format, doc.photo.source_format)
+            fmt = same_output_format(doc.photo.source_format)
         fmt = fmt if fmt in EXPORT_FORMATS else "png"
         depth = self.settings.bit_depth or doc.photo.bit_depth
         folder = Path(self.settings.output_dir) if self.settings.output_dir else src.parent
-        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt][1]}", fmt, depth
+        return folder / f"{src.stem}_restored{EXPORT_FORMATS[fmt].extension}", fmt, depth
 
     def export_dialog(self) -> None:
         if not self._editable():
@@ -718,6 +733,7 @@ class MainWindow(QMainWindow):
         self._running_signature = None
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())
+            self.controls.set_caution(self.doc.state.caution)
         self._job_ended("")
         self._show_error(message)
 
@@ -813,15 +829,8 @@ class MainWindow(QMainWindow):
                           "original; drag the divider; wheel to zoom; Ctrl+0 fit, Ctrl+1 100 %.")
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            self.handle_paths(paths)
-            event.acceptProposedAction()
+    def paths_dropped(self, paths: list[Path]) -> None:
+        self.handle_paths(paths)
 
     def handle_paths(self, paths: list[Path]) -> None:
         """One photo opens in the viewer; folders and several files go to the batch queue and

@@ -14,22 +14,13 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from engine.errors import Cancelled, RestoraError
+from engine.errors import Cancelled, RestoraError, describe_error
 from engine.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
 
 #: A job body: receives a Progress (which raises Cancelled when cancelled) and returns a result.
 JobFunction = Callable[[Progress], Any]
-
-
-def describe_error(error: BaseException) -> str:
-    """A one-line message for the user."""
-    if isinstance(error, RestoraError):
-        return str(error)
-    if isinstance(error, MemoryError):
-        return "Not enough memory for this photo. Try a smaller tile size in Settings."
-    return f"Unexpected error: {type(error).__name__}: {error}"
 
 
 class _JobSignals(QObject):

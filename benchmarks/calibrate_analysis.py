@@ -74,8 +74,15 @@ def main() -> None:
               f"{np.nanpercentile(clean_values, 95):.4g}; medians {med}  ({time.time() - t0:.0f} s)", file=sys.stderr)
     print("CALIBRATION: dict[str, tuple[str, int, tuple[tuple[float, float], ...]]] = {")
     for kind, (name, direction, knots) in table.items():
-        body = ", ".join(f"({x:.4g}, {y:.3g})" for x, y in knots)
-        print(f'    "{kind}": ("{name}", {direction}, ({body})),')
+        print(f'    "{kind}": ("{name}", {direction}, (')
+        line = ""
+        for knot in (f"({x:.4g}, {y:.3g})," for x, y in knots):  # lines of at most 112 characters
+            if line and len(line) + len(knot) > 111:
+                print(line)
+                line = ""
+            line = f"{line} {knot}" if line else f"        {knot}"
+        print(line)
+        print("    )),")
     print("}")
 
 

@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
              "(training photos only).", "",
              f"Fit: best σ ≈ {a:.2f}·nlf_fine + {b:.2f}·max(nlf_coarse − nlf_fine, 0) (8-bit levels); "
              f"median |error| {np.median(np.abs(pred - best)):.1f} levels.", "",
-             "| photo | noise | fine | coarse | best σ | fitted σ | input dB | best dB |", "|---|---|---|---|---|---|---|---|"]
-    for r, pr in zip(rows, pred):
+             "| photo | noise | fine | coarse | best σ | fitted σ | input dB | best dB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r, pr in zip(rows, pred, strict=True):
         lines.append(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]} | {pr:.1f} | {r[5]:.2f} | {r[6]:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cluster.md"
 CLEAN = ROOT.parent / "shared" / "data" / "clean"
@@ -101,14 +103,9 @@ def machine() -> dict:
     import ray
     import torch
 
-    model = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
-            "python": platform.python_version(), "gpu": f"none (torch.cuda.is_available() is {torch.cuda.is_available()})"}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
+            "python": platform.python_version(),
+            "gpu": f"none (torch.cuda.is_available() is {torch.cuda.is_available()})"}
 
 
 def main() -> int:
@@ -146,7 +143,7 @@ def main() -> int:
                             "load_1min": round(os.getloadavg()[0], 1)})
             print(json.dumps(runs[i][-1]), file=sys.stderr, flush=True)
     rows = []
-    for (name, _), results in zip(configs, runs):
+    for (name, _), results in zip(configs, runs, strict=True):
         best = max(results, key=lambda r: r["steady_files_per_min"])
         rows.append({"config": name, "runs": results,
                      "files": best["files"], "wall_s": min(r["wall_s"] for r in results),

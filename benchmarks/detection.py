@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy.stats import spearmanr
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,16 +41,9 @@ def load(path: Path) -> np.ndarray:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
     import os
-    return f"{model}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, numpy {np.__version__}"
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores available, Python {platform.python_version()}, "
+            f"numpy {np.__version__}")
 
 
 def mixture(rng: np.random.Generator) -> list[tuple[str, float]]:
@@ -101,7 +95,8 @@ def main() -> None:
              f"2–3-kind mixture (strengths 0.3–0.9, random order). Presence threshold {thr}.", ""]
 
     lines += ["## Single degradations and clean photos", "",
-              "| kind | precision | recall | F1 | recall @0.2 | recall @0.5 | recall @0.8 | FP rate on clean | Spearman(severity, strength) |",
+              "| kind | precision | recall | F1 | recall @0.2 | recall @0.5 | recall @0.8 | FP rate on clean "
+              "| Spearman(severity, strength) |",
               "|---|---|---|---|---|---|---|---|---|"]
     single = [s for s in samples if s[0] in ("clean", "single")]
     summary = {}
@@ -136,7 +131,8 @@ def main() -> None:
               "Labels are the kinds applied; a kind applied early can be masked by later steps (noise "
               "smoothed away by a later blur or JPEG, darkened by low light), so recall is also given "
               "for the samples where the kind was the last step.", "",
-              "| kind | precision | recall | F1 | n present | recall when applied last (n) |", "|---|---|---|---|---|---|"]
+              "| kind | precision | recall | F1 | n present | recall when applied last (n) |",
+              "|---|---|---|---|---|---|"]
     mixed = [s for s in samples if s[0] == "mixture"]
     for kind in KINDS:
         tp = sum(1 for _, t, sev in mixed if kind in t and sev[kind] >= thr)

@@ -234,12 +234,12 @@ def quality(cases: dict[str, list[Case]], experts: dict[str, list]) -> list[Row]
     for kind, kind_cases in cases.items():
         sets = list(dict.fromkeys(c.set for c in kind_cases))
         contenders: list[tuple[str, Optional[str], Callable, bool]] = [
-            (e.info.id, e.info.model_id, (lambda c, e=e: score(kind, e, c)), False) for e in experts[kind]]
+            (e.info.id, e.info.model_id, (lambda c, e=e, k=kind: score(k, e, c)), False) for e in experts[kind]]
         if kind == "noise":
             ffdnet = next((e for e in experts[kind] if e.info.model_id == "ffdnet-color"), None)
             if ffdnet is not None:
                 contenders.append((f"{ffdnet.info.id} told the true σ", ffdnet.info.model_id,
-                                   lambda c: score(kind, ffdnet, c, c.sigma) if c.sigma else None, True))
+                                   lambda c, f=ffdnet: score("noise", f, c, c.sigma) if c.sigma else None, True))
             try:
                 import bm3d
 
@@ -260,7 +260,7 @@ def quality(cases: dict[str, list[Case]], experts: dict[str, list]) -> list[Row]
                     got = fn(c)
                     if got is None:
                         break
-                    for lst, v in zip((row.psnr_in, row.psnr_out, row.ssim_in, row.ssim_out), got):
+                    for lst, v in zip((row.psnr_in, row.psnr_out, row.ssim_in, row.ssim_out), got, strict=True):
                         lst.append(v)
                 if row.psnr_in:
                     rows.append(row)
@@ -388,7 +388,8 @@ def ranking(summaries: list[dict]) -> dict[str, list[dict]]:
             real = [s for s in summaries if s["real"]]
             entries.append({"expert": expert, "model": summaries[0]["model"], "mean_psnr_gain": round(mean_gain, 2),
                             "worst_psnr_gain": round(min(s["psnr_gain_worst"] for s in summaries), 2),
-                            "real_psnr_gain": round(float(np.mean([s["psnr_gain"] for s in real])), 2) if real else None,
+                            "real_psnr_gain": (round(float(np.mean([s["psnr_gain"] for s in real])), 2)
+                                               if real else None),
                             "cases": [s["case"] for s in summaries]})
         if all(e["real_psnr_gain"] is not None for e in entries):
             out[kind] = sorted(entries, key=lambda e: (-e["real_psnr_gain"], -e["mean_psnr_gain"]))
@@ -415,7 +416,8 @@ def write(summaries: list[dict], speeds: list[dict], memories: list[dict], ranks
              f"trained on), centre {args.crop}-px crops, damaged synthetically (AWGN σ 15/25/50 clipped to 8 bits; "
              "JPEG q10/20/40 with Pillow; `engine.degrade` low light 0.5/0.8; bicubic ×1/4 with antialiasing), "
              "and the real pairs in `shared/data/pairs` (PolyU camera-noise crops, centre crops; LOL low-light "
-             "pairs — IAT-LOL was trained on LOL, so those pairs are reported but left out of the ranking). Gains are PSNR/SSIM "
+             "pairs — IAT-LOL was trained on LOL, so those pairs are reported but left out of the ranking). "
+             "Gains are PSNR/SSIM "
              "of the output minus the input's (for ×4 upscaling: minus bicubic's). The app's experts run as the "
              "app runs them: a one-stage plan through `RestorationSession` with the default analysis (severity, "
              "measurements and the analysed noise map come from it); CBM3D is run at σ 25 only (it is slow); "
@@ -461,8 +463,10 @@ def write(summaries: list[dict], speeds: list[dict], memories: list[dict], ranks
                   "their input and output arrays, so the extrapolation is close; it is not a measurement at 12 MP.", "",
                   "| kind | expert | measured (input MP → MiB) | 12 MP (extrapolated) |", "|---|---|---|---|"]
         for m in memories:
-            measured = ", ".join(f"{mp:.2f} → {p / 2**20:.0f}" for mp, p in zip(m["input_mp"], m["peak_bytes"]))
-            lines.append(f"| {m['kind']} | `{m['expert']}` | {measured} | {m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB |")
+            measured = ", ".join(f"{mp:.2f} → {p / 2**20:.0f}"
+                                 for mp, p in zip(m["input_mp"], m["peak_bytes"], strict=True))
+            at_12mp = m["peak_12mp_bytes_extrapolated"] / 2**20
+            lines.append(f"| {m['kind']} | `{m['expert']}` | {measured} | {at_12mp:.0f} MiB |")
     (RESULTS / "expert-ranking.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS / 'expert-ranking.md'} and {RANKING}", file=sys.stderr)
 

@@ -17,7 +17,6 @@ files. Writes benchmarks/results/jpeg-restoration.md (or jpeg-sigma-fit.md).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -32,6 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,7 +63,8 @@ for path in json.loads(sys.argv[1]):
     photo = load_photo(path)
     out, result = restorer.restore_photo(photo, RestoreOptions())
     np.save(path + ".prev.npy", out.pixels.astype(np.float32))
-    print(json.dumps({"path": path, "stages": [(s["stage"], s["expert"], s["dropped"]) for s in result.stages]}), flush=True)
+    stages = [(s["stage"], s["expert"], s["dropped"]) for s in result.stages]
+    print(json.dumps({"path": path, "stages": stages}), flush=True)
 """
 
 
@@ -72,15 +74,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical cores (shared with other jobs), one thread used, "
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores (shared with other jobs), one thread used, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, numpy {np.__version__}")
 
 
@@ -246,7 +240,6 @@ def clean_false_positives(registry, restorer) -> list[str]:
     flagged either way go through the real session with the jpeg stage of the default plan."""
     from engine.analysis.analyser import _as_rgb, full_res_tiles
     from engine.analysis.calibration import severity_from
-    from engine.analysis.jpeg_tables import with_file_evidence
     from engine.analysis.measurements import blockiness
     from engine.analysis.report import DegradationReport, KindAssessment
     from engine.kinds import KINDS
@@ -271,11 +264,13 @@ def clean_false_positives(registry, restorer) -> list[str]:
                 touched += value < 100.0
                 worst = min(worst, value)
         if i % 100 == 0:
-            print(f"clean {i}/{len(photos)}: flagged by pixels {flagged_pixels}, with tables {flagged_file}", flush=True)
+            print(f"clean {i}/{len(photos)}: flagged by pixels {flagged_pixels}, with tables {flagged_file}",
+                  flush=True)
     n = len(photos)
     return [f"{n} photos of `shared/data/clean` (497 JPEGs saved at quality 95, 4 PNGs). The app's JPEG verdict "
             "(the hand-made one, which `analyse_default` keeps for jpeg) is computed from the pixels, then from the "
-            "file's tables as the session does; photos flagged either way are run through the session's jpeg stage.", "",
+            "file's tables as the session does; photos flagged either way are run through the session's "
+            "jpeg stage.", "",
             "| | jpeg flagged (severity ≥ 0.15) | false-positive rate |", "|---|---|---|",
             f"| pixels only (previous release's verdict) | {flagged_pixels} | {flagged_pixels / n:.3f} |",
             f"| with the file's tables (this release) | {flagged_file} | {flagged_file / n:.3f} |", "",
@@ -316,7 +311,8 @@ def fit_sigma(args) -> list[str]:
              f"the run told chroma gain · step^{SIGMA_EXPONENT} (0..255 levels), then projected onto the file's "
              f"tables. Mean gain over the decoded JPEG (dB). Shipped: luma gain {LUMA_SIGMA_GAIN}, chroma gain "
              f"{CHROMA_SIGMA_GAIN}.", "",
-             "| quality | low-freq step | " + " | ".join(f"Y {lg} / C {cg}" for lg in luma_gains for cg in chroma_gains) + " |",
+             "| quality | low-freq step | "
+             + " | ".join(f"Y {lg} / C {cg}" for lg in luma_gains for cg in chroma_gains) + " |",
              "|---|---|" + "---|" * (len(luma_gains) * len(chroma_gains))]
     for q in sorted(steps):
         lines.append(f"| {q} | {steps[q]:.1f} | " + " | ".join(
@@ -348,7 +344,8 @@ def main() -> None:
     except ImportError:
         pass
     command = "`.venv/bin/python benchmarks/jpeg_restoration.py " + " ".join(sys.argv[1:]) + "`"
-    header = [f"Command: {command}  ", f"Machine: {machine()}  ", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+    date = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    header = [f"Command: {command}  ", f"Machine: {machine()}  ", f"Date: {date}", ""]
     if args.fit_sigma:
         text = ["# JPEG prior: noise level fit", ""] + header + fit_sigma(args)
         (RESULTS / "jpeg-sigma-fit.md").write_text("\n".join(text) + "\n")
@@ -362,7 +359,8 @@ def main() -> None:
     text += ["## Gain over the decoded JPEG", ""] + lines
     text += ["", "## Real JPEGs (`shared/data/real`, no ground truth)", ""] + real_jpegs(registry, restorer)
     if not args.skip_clean:
-        text += ["", "## Clean photos: false positives and untouched output", ""] + clean_false_positives(registry, restorer)
+        text += ["", "## Clean photos: false positives and untouched output", ""]
+        text += clean_false_positives(registry, restorer)
     (RESULTS / "jpeg-restoration.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
 
@@ -44,21 +46,40 @@ SETS = {"crops": "noise_real_polyu_crops", "fullsize": "noise_real_polyu_fullsiz
 
 
 def machine() -> str:
-    import platform
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    model = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{model}, {os.cpu_count()} logical cores, load average {load:.1f} at start"
+
+
+#: Centre crop (pixels per side, 0 = whole photo) applied to every loaded photo (``--crop``).
+CROP = 0
+
+
+def centre(a: np.ndarray, side: int = 0) -> np.ndarray:
+    """The centre ``side`` x ``side`` of ``a`` (or ``CROP``), starting on the 8-pixel JPEG grid."""
+    side = side or CROP
+    if not side or min(a.shape[:2]) <= side:
+        return a
+    y, x = (a.shape[0] - side) // 2 // 8 * 8, (a.shape[1] - side) // 2 // 8 * 8
+    return a[y:y + side, x:x + side]
 
 
 def load(path: Path) -> np.ndarray:
     from PIL import Image
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.float32) / 255.0
+        return centre(np.asarray(im.convert("RGB"), np.float32) / 255.0)
+
+
+def load_cropped_photo(path: Path):
+    """``engine.imageio.load_photo`` with its pixels centre-cropped on the 8-pixel grid; EXIF and
+    the file's quantisation tables are kept."""
+    import dataclasses
+
+    from engine.imageio import load_photo
+    photo = load_photo(path)
+    if not CROP:
+        return photo
+    return dataclasses.replace(photo, pixels=np.ascontiguousarray(centre(photo.pixels)))
 
 
 def q8(x: np.ndarray) -> np.ndarray:
@@ -82,13 +103,12 @@ def metrics(out: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
 def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
     """Restore every input with the app's default plan; per input its metrics and report."""
     from engine.experts.default import build_registry
-    from engine.imageio import load_photo
     from engine.pipeline.job import Restorer, RestoreOptions
 
     restorer = Restorer(build_registry())
     rows = []
     for name, lq_path, gt_path in items:
-        photo = load_photo(lq_path)
+        photo = load_cropped_photo(lq_path)
         t0 = time.perf_counter()
         restored, result = restorer.restore_photo(photo, RestoreOptions())
         seconds = time.perf_counter() - t0
@@ -99,6 +119,9 @@ def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
                      "megapixels": photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6,
                      "report": result.report.severities(),
                      "sigma_255": float(noise.get("sigma_told_255", noise.get("sigma_255", float("nan")))),
+                     "noise_measurements": {k: float(v) for k, v in noise.items()
+                                            if k in ("nlf_fine_255", "nlf_coarse_255", "iso_prior_255", "exif_present",
+                                                     "learned_probability", "noise_index_255")},
                      "stages": [f"{st['stage']}{'(dropped)' if st.get('dropped') else ''}" for st in result.stages]})
         print(f"  {name}: {p:.2f} dB, {[k for k, v in rows[-1]['report'].items() if v >= 0.15]}, "
               f"{rows[-1]['stages']}", file=sys.stderr, flush=True)
@@ -109,7 +132,7 @@ def run_previous(items: list[tuple[str, Path, Path]], code: Path) -> list[dict]:
     """:func:`run_default` on another checkout, in a subprocess (its own imports)."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"real_noise_previous_{os.getpid()}.json"
     env = dict(os.environ, RESTORA_CODE=str(code), PYTHONPATH=str(code))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out), "--files",
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(out), "--crop", str(CROP), "--files",
            *[f"{lq}::{gt}" for _, lq, gt in items]]
     subprocess.run(cmd, env=env, check=True)
     return json.loads(out.read_text())
@@ -167,7 +190,8 @@ def run_awgn(count: int, sigmas=(15, 25, 50)) -> list[str]:
     _, val = load_split(SHARED / "data" / "clean")
     val = val[:: max(1, len(val) // count)][:count]
     restorer = Restorer(build_registry())
-    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D |", "|---|---|---|---|---|"]
+    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D |",
+             "|---|---|---|---|---|"]
     for sigma in sigmas:
         p_in, p_def, p_bm = [], [], []
         for i, path in enumerate(val):
@@ -233,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--awgn", type=int, default=0, help="also: AWGN σ 15/25/50 on N validation photos")
     ap.add_argument("--clean", type=int, default=0, help="also: false positives on every N-th clean photo")
+    ap.add_argument("--crop", type=int, default=0,
+                    help="centre-crop every pair to N x N pixels (EXIF and JPEG tables kept), e.g. for --set fullsize")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global CROP
+    CROP = args.crop
     if args.worker:  # subprocess mode for --methods previous
         items = [(Path(f.split("::")[0]).name, Path(f.split("::")[0]), Path(f.split("::")[1])) for f in args.files]
         args.worker.write_text(json.dumps(run_default(items)))
@@ -251,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"machine": header, "set": args.set, "inputs": inputs}
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
-             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}`. Gains are over the noisy input "
+             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",
              "|---|---|---|---|---|---|---|"]
@@ -285,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             best = max(mean_by_sigma, key=mean_by_sigma.get)
             gp = np.array([grid[n][best][0] for n, _, _ in items]) - in_p
             gs = np.array([grid[n][best][1] for n, _, _ in items]) - in_s
-            lines.append(summarise(f"FFDNet, best uniform σ = {best:g}", gp, gs, "oracle: σ chosen on the ground truth"))
+            lines.append(summarise(f"FFDNet, best uniform σ = {best:g}", gp, gs,
+                                   "oracle: σ chosen on the ground truth"))
             per = {n: max(grid[n], key=lambda s: grid[n][s][0]) for n, _, _ in items}
             gp2 = np.array([grid[n][per[n]][0] for n, _, _ in items]) - in_p
             gs2 = np.array([grid[n][per[n]][1] for n, _, _ in items]) - in_s
@@ -294,8 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             if estimated:
                 diff = np.array([estimated[n] - per[n] for n, _, _ in items if np.isfinite(estimated[n])])
                 if diff.size:
-                    lines.append(f"| σ told by the analysis − best σ per photo (8-bit levels) | mean {diff.mean():+.1f}, "
-                                 f"median abs {np.median(np.abs(diff)):.1f}, worst {diff[np.argmax(np.abs(diff))]:+.1f} | | | | | |")
+                    worst = diff[np.argmax(np.abs(diff))]
+                    lines.append(f"| σ told by the analysis − best σ per photo (8-bit levels) "
+                                 f"| mean {diff.mean():+.1f}, median abs {np.median(np.abs(diff)):.1f}, "
+                                 f"worst {worst:+.1f} | | | | | |")
         elif method == "cbm3d":
             sig = estimated or {n: 5.0 for n, _, _ in items}
             rows = run_cbm3d(items, sig)
@@ -306,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "σ from the default plan's analysis" if estimated else "σ = 5 (no estimate)"))
     lines += ["", f"Input: mean PSNR {in_p.mean():.2f} dB, SSIM {in_s.mean():.4f}."]
     if args.awgn:
-        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""] + run_awgn(args.awgn)
+        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""]
+        lines += run_awgn(args.awgn)
     if args.clean:
         lines += ["", f"## Clean photos (every {args.clean}-th of shared/data/clean)", ""] + run_clean(args.clean)
     if "default" in results:

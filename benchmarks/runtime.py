@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "runtime.md"
 
@@ -96,13 +98,7 @@ def machine() -> dict:
     import numpy
     import torch
 
-    model = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "numpy": numpy.__version__,
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version(), "gpu": "none (torch.cuda.is_available() is "
             f"{torch.cuda.is_available()})", "load_avg": os.getloadavg()}
 
@@ -120,7 +116,8 @@ def configs(quick: bool) -> list[dict]:
 
 
 def report(rows: list[dict], info: dict, info_end: dict) -> str:
-    whole = {(r["model"], r["size"], r["threads"]): r["seconds"] for r in rows if r.get("tile") is None and "seconds" in r}
+    whole = {(r["model"], r["size"], r["threads"]): r["seconds"]
+             for r in rows if r.get("tile") is None and "seconds" in r}
     lines = [
         "# Tiled runtime benchmark (CPU)",
         "",
@@ -148,7 +145,8 @@ def report(rows: list[dict], info: dict, info_end: dict) -> str:
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['size']}² | {r['threads']} | {r['tile'] or 'whole'} | error: {r['error']} |||||||||")
+            lines.append(f"| {r['model']} | {r['size']}² | {r['threads']} | {r['tile'] or 'whole'} "
+                         f"| error: {r['error']} |||||||||")
             continue
         base = whole.get((r["model"], r["size"], r["threads"]))
         ratio = f"{r['seconds'] / base:.2f}×" if base else "–"

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .color import luminance
+
 #: Number of bins (one per 8-bit display level).
 BINS = 256
-#: Rec. 709 luma weights applied to the sRGB-encoded values (what photo editors plot).
-LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def compute_histogram(pixels: np.ndarray) -> Histogram:
         levels = np.rint(np.clip(pixels[..., :3].reshape(-1, 3), 0.0, 1.0) * 255.0).astype(np.uint8)
     n = int(levels.shape[0])
     counts = [np.bincount(levels[:, c], minlength=BINS).astype(np.int64) for c in range(3)]
-    luma = np.rint(levels.astype(np.float32) @ np.asarray(LUMA_WEIGHTS, np.float32)).astype(np.int64)
+    luma = np.rint(luminance(levels.astype(np.float32))).astype(np.int64)  # Rec. 709, as photo editors plot
     luma_counts = np.bincount(np.clip(luma, 0, BINS - 1), minlength=BINS).astype(np.int64)
     shadows = float((levels == 0).any(axis=1).mean()) if n else 0.0
     highlights = float((levels == 255).any(axis=1).mean()) if n else 0.0

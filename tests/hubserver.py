@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from localserver import LocalServer, send_file
 
 DEFAULT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
@@ -37,23 +36,14 @@ class _File:
     drip: Optional[tuple[int, float]] = None  # (bytes, seconds): send the body this slowly
 
 
-class HubServer:
-    """Threaded hub stand-in on 127.0.0.1 and a random free port."""
+class HubServer(LocalServer):
+    """Hub stand-in on 127.0.0.1 and a random free port."""
+
+    name = "hubserver"
 
     def __init__(self) -> None:
+        super().__init__()
         self.files: dict[tuple[str, str], _File] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="hubserver", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def add(self, repo_id: str, filename: str, data: bytes, commit: str = DEFAULT_COMMIT,
             cut_after: Optional[int] = None, drip: Optional[tuple[int, float]] = None) -> None:
@@ -67,97 +57,24 @@ class HubServer:
 
     def gets(self, filename: str) -> list[dict[str, str]]:
         """Headers of every GET for ``filename``, in order."""
-        return [h for m, p, h in self.requests if m == "GET" and p.endswith("/" + filename)]
+        return super().gets("/" + filename)
 
-    def __enter__(self) -> "HubServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handler_class(self) -> type:
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:  # keep test output clean
-                pass
-
-            def do_HEAD(self) -> None:
-                self._serve(body=False)
-
-            def do_GET(self) -> None:
-                self._serve(body=True)
-
-            def _serve(self, body: bool) -> None:
-                path = urlsplit(self.path).path
-                with hub._lock:
-                    hub.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
-                match = _RESOLVE.match(path)
-                entry = None
-                if match:
-                    entry = hub.files.get((unquote(match["repo"]), unquote(match["file"])))
-                if entry is None:
-                    self._not_found(match is not None)
-                    return
-                data = entry.data
-                start = 0
-                status = 200
-                range_header = self.headers.get("Range")
-                if range_header:
-                    m = re.match(r"bytes=(\d+)-(\d*)$", range_header.strip())
-                    if m:
-                        start = int(m.group(1))
-                        status = 206
-                sha = hashlib.sha256(data).hexdigest()
-                self.send_response(status)
-                self.send_header("X-Repo-Commit", entry.commit)
-                self.send_header("ETag", f'"{sha}"')
-                self.send_header("X-Linked-Etag", f'"{sha}"')
-                self.send_header("X-Linked-Size", str(len(data)))
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data) - start))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                if not body:
-                    return
-                payload = data[start:]
-                if entry.cut_after is not None:
-                    cut, entry.cut_after = entry.cut_after, None
-                    self.wfile.write(payload[:cut])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
-                if entry.drip is not None:
-                    n, pause = entry.drip
-                    try:
-                        for i in range(0, len(payload), n):
-                            if hub._stop.wait(pause):
-                                break
-                            self.wfile.write(payload[i:i + n])
-                            self.wfile.flush()
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                    self.close_connection = True
-                    return
-                self.wfile.write(payload)
-
-            def _not_found(self, resolve_path: bool) -> None:
-                self.send_response(404)
-                self.send_header("X-Error-Code", "EntryNotFound" if resolve_path else "RepoNotFound")
-                self.send_header("X-Error-Message", "not found")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        return Handler
+    def serve(self, h, path: str, body: bool) -> None:
+        match = _RESOLVE.match(path)
+        entry = None
+        if match:
+            entry = self.files.get((unquote(match["repo"]), unquote(match["file"])))
+        if entry is None:
+            h.send_response(404)
+            h.send_header("X-Error-Code", "EntryNotFound" if match is not None else "RepoNotFound")
+            h.send_header("X-Error-Message", "not found")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        data, start, status = entry.data, 0, 200
+        m = re.match(r"bytes=(\d+)-(\d*)$", (h.headers.get("Range") or "").strip())
+        if m:
+            start, status = int(m.group(1)), 206
+        sha = hashlib.sha256(data).hexdigest()
+        send_file(h, data, start, status, body, self._stop, entry,
+                  [("X-Repo-Commit", entry.commit), ("X-Linked-Etag", f'"{sha}"'), ("X-Linked-Size", str(len(data)))])

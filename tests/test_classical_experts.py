@@ -12,7 +12,7 @@ from engine.degrade import degrade, jpeg as jpeg_roundtrip
 from engine.errors import Cancelled
 from engine.experts.base import Backend, ExpertContext, ExpertRegistry
 from engine.experts.classical import classical_experts
-from engine.experts.classical.color import luminance
+from engine.color import luminance
 from engine.experts.classical.jpeg_quantisation import estimate_quality
 from engine.experts.classical.noise_level import estimate_sigma
 from engine.experts.classical.psf_estimation import estimate_psf

@@ -27,9 +27,10 @@ from engine.cluster import ClusterJob, plan_jobs
 from engine.cluster.batch import InOrder, Throughput
 from engine.imageio import is_supported, load_photo
 from engine.imageio.atomic import atomic_output, leftover_temp_files
+from engine.imageio.formats import OFFERED_FORMATS
 from engine.pipeline.batch import Batch
 from engine.pipeline.inputs import BatchItem, output_path_for
-from engine.pipeline.job import OUTPUT_FORMATS, RestoreOptions, RestoreResult, output_extension
+from engine.pipeline.job import RestoreOptions, RestoreResult, output_extension
 
 from testdata import REPO
 
@@ -116,7 +117,7 @@ def run_cluster(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------------------- without Ray
 def test_the_driver_expects_the_output_path_a_local_run_writes(tmp_path):
     folder = make_archive(tmp_path / "in", good=1, corrupt=False)
-    for fmt in ("same",) + tuple(OUTPUT_FORMATS):
+    for fmt in ("same",) + OFFERED_FORMATS:
         batch = Batch.collect([folder], tmp_path / "out", RestoreOptions(fmt=fmt), is_supported)
         for job in plan_jobs(batch):
             photo = load_photo(job.item.path)

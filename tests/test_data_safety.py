@@ -438,7 +438,7 @@ def test_a_photo_too_big_for_memory_is_refused_from_its_header(tmp_path, capsys,
     captured = capsys.readouterr()
     assert code == 1
     lines = {Path(line["input"]).name: line for line in json_lines(captured.out)}
-    assert "13000x13000 needs about" in lines["big.png"]["error"] and "8.0 GB" in lines["big.png"]["error"]
+    assert "13000x13000 needs about" in lines["big.png"]["error"] and "8.0 GiB" in lines["big.png"]["error"]
     assert lines["small.png"]["error"] is None
     assert not (tmp_path / "out" / "big.png").exists()
 

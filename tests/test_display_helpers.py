@@ -91,3 +91,27 @@ def test_batch_jpeg_quality_reaches_the_file(tmp_path):
         assert result.error is None
         sizes[q] = out.stat().st_size
     assert sizes[30] < sizes[95] * 0.6
+
+
+def test_byte_sizes_read_the_same_everywhere():
+    from engine.units import format_bytes
+
+    assert [format_bytes(n) for n in (0, 999, 1000, 64_000, 99_999, 100_000, 63_900_000, 8 * 10**9)] == \
+        ["0 B", "999 B", "1 kB", "64 kB", "100 kB", "0.1 MB", "63.9 MB", "8.0 GB"]
+    assert [format_bytes(n, binary=True) for n in (1023, 2048, 512 * 2**20, 8 * 2**30)] == \
+        ["1023 B", "2 KiB", "512.0 MiB", "8.0 GiB"]
+
+
+def test_every_error_becomes_one_short_line():
+    from pathlib import Path
+
+    from engine.errors import PhotoLoadError, describe_error, one_line
+
+    assert one_line(OSError("disk\n  full")) == "disk full"
+    assert one_line(KeyError(0)) == "KeyError: 0" and one_line(IndexError()) == "IndexError"
+    assert one_line(ValueError("x" * 500), 40) == "x" * 39 + "…"
+    assert one_line(ValueError("bad value"), with_type=True) == "ValueError: bad value"
+    assert describe_error(PhotoLoadError("a.png: corrupt"), Path("a.png")) == "a.png: corrupt"
+    assert describe_error(MemoryError(), Path("b.png")) == "b.png: not enough memory to restore this photo"
+    assert describe_error(ZeroDivisionError("division by zero")) == \
+        "unexpected error (ZeroDivisionError: division by zero)"

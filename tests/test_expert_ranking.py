@@ -24,13 +24,15 @@ class _Fake(Expert):
         return image
 
 
-def test_ranking_orders_experts_and_unranked_ones_follow_by_backend():
+def test_ranking_orders_experts_and_unranked_ones_follow_in_registration_order():
     from engine.pipeline.plan import best_expert
 
     experts = [_Fake("torch.a", Backend.TORCH), _Fake("onnx.b", Backend.ONNX), _Fake("classical.c", Backend.CLASSICAL),
                _Fake("onnx.missing", Backend.ONNX, available=False)]
     unranked = ExpertRegistry(experts)
     assert [e.info.id for e in unranked.for_task("noise")] == ["torch.a", "onnx.b", "classical.c"]
+    # the backend decides nothing: a classical expert registered first stays first
+    assert [e.info.id for e in ExpertRegistry(experts[::-1]).for_task("noise")] == ["classical.c", "onnx.b", "torch.a"]
     ranked = ExpertRegistry(experts, ranking={"noise": ["onnx.missing", "classical.c", "onnx.b"]})
     assert [e.info.id for e in ranked.for_task("noise")] == ["classical.c", "onnx.b", "torch.a"]
     assert best_expert(ranked, "noise") == "classical.c"  # the top *available* one

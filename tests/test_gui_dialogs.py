@@ -64,7 +64,7 @@ def test_model_manager_download_verify_remove_import(qtbot, hub, tmp_path):
     qtbot.addWidget(dialog)
     dialog.show()
     name, tasks, size, licence, source, status = _row(dialog, "tiny")
-    assert (name, tasks, size, licence, status) == ("Tiny denoiser", "Noise", "120.0 KB", "MIT", "available")
+    assert (name, tasks, size, licence, status) == ("Tiny denoiser", "Noise", "0.1 MB", "MIT", "available")
     assert source.startswith("hf://restora-test/tiny/tiny.pth")
     dialog.select("tiny")
     assert dialog.download_button.isEnabled() and not dialog.remove_button.isEnabled()
@@ -87,9 +87,9 @@ def test_model_manager_download_verify_remove_import(qtbot, hub, tmp_path):
     save_file(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(src))
     with qtbot.waitSignal(dialog.modelsChanged, timeout=30000):
         dialog.import_file(str(src))
-    from app.models_dialog import human_size
+    from engine.units import format_bytes
 
-    assert _row(dialog, "my-upscaler")[:3] == ["My Upscaler", "Upscale", human_size(src.stat().st_size)]
+    assert _row(dialog, "my-upscaler")[:3] == ["My Upscaler", "Upscale", format_bytes(src.stat().st_size)]
     assert _row(dialog, "my-upscaler")[-1] == "installed"
 
 

@@ -61,7 +61,7 @@ def test_modes_switch_and_render_the_right_sides(viewer):
         viewer.repaint()
         sides = {r[0] for r in src.requests}
         assert viewer.mode() == mode
-        assert sides == ({"after"} if mode == ViewMode.TOGGLE else {"before", "after"})
+        assert sides == ({"after"} if mode in (ViewMode.TOGGLE, ViewMode.UNCERTAINTY) else {"before", "after"})
         assert set(viewer.panes()) == ({"before", "after"} if mode == ViewMode.SIDE_BY_SIDE else {"main"})
     # Holding Space shows the original, releasing it goes back.
     viewer.set_mode(ViewMode.TOGGLE)
@@ -119,7 +119,7 @@ def test_large_photo_renders_only_the_visible_part_at_screen_resolution(viewer):
     viewer.set_mode(ViewMode.SPLIT)
     viewer.repaint()
     dpr = viewer.devicePixelRatioF()
-    for side, rows, cols, step in src.requests:
+    for _side, rows, cols, step in src.requests:
         h = len(range(rows.start, rows.stop, step))
         w = len(range(cols.start, cols.stop, step))
         assert w <= 2 * viewer.width() * dpr and h <= 2 * viewer.height() * dpr  # screen-sized, not 24 MP
@@ -128,8 +128,9 @@ def test_large_photo_renders_only_the_visible_part_at_screen_resolution(viewer):
     src.requests.clear()
     viewer.set_zoom(1.0)
     viewer.repaint()
-    for side, rows, cols, step in src.requests:
-        assert step == 1 and cols.stop - cols.start <= viewer.width() + 2 and rows.stop - rows.start <= viewer.height() + 2
+    for _side, rows, cols, step in src.requests:
+        assert step == 1
+        assert cols.stop - cols.start <= viewer.width() + 2 and rows.stop - rows.start <= viewer.height() + 2
     # A repaint with nothing changed reuses the cached crops.
     renders = viewer.renders
     viewer.repaint()

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 
 from engine.errors import PhotoSaveError
 from engine.imageio import SUPPORTED_EXTENSIONS, default_output_format, is_supported, load_photo, save_photo
+from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
 from engine.imageio.orientation import apply_orientation
 from engine.imageio.quantize import quantize
 from engine.photo import Photo
@@ -239,6 +240,27 @@ def test_supported_extensions():
     for name in ("a.txt", "b.gif", "c", "d.pdf"):
         assert not is_supported(name), name
     assert all(ext.startswith(".") and ext == ext.lower() for ext in SUPPORTED_EXTENSIONS)
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_format_registry_declares_what_the_writer_and_loader_do(tmp_path, fmt):
+    """Each :data:`FORMATS` entry is true of the files written: every declared bit depth comes
+    back at that depth, alpha survives exactly where declared, the first extension is the one a
+    "same" output gets, and every extension reads back as the format."""
+    spec = FORMATS[fmt]
+    for depth in spec.bit_depths:
+        photo = photo_from_levels(levels((8, 10, 3), depth, seed=depth), levels((8, 10), depth, seed=3),
+                                  source_format=fmt)
+        for extension in spec.extensions:
+            back = load_photo(save_photo(photo, tmp_path / f"{depth}{extension}", bit_depth=depth))
+            assert back.source_format == fmt and back.bit_depth == depth
+            assert (back.alpha is not None) == spec.alpha, (fmt, extension)
+        assert default_output_format(photo)[0] == spec.extension
+    for depth in {8, 16} - set(spec.bit_depths):
+        with pytest.raises(PhotoSaveError, match="cannot store"):
+            save_photo(photo_from_levels(levels((4, 4, 3), 16)), tmp_path / f"refused{spec.extension}",
+                       bit_depth=depth)
+    assert set(OFFERED_FORMATS) <= set(FORMATS) and same_output_format("raw") == "tiff"
 
 
 def test_saving_does_not_modify_the_photo(tmp_path):

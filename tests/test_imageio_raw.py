@@ -15,7 +15,8 @@ from engine.imageio import default_output_format, load_photo, save_photo
 HEIGHT, WIDTH = 64, 96
 WHITE = 4095
 #: Linear-light colours painted into the four quadrants of the mosaic.
-QUADRANTS = {(0, 0): (0.50, 0.10, 0.05), (0, 1): (0.08, 0.40, 0.10), (1, 0): (0.05, 0.10, 0.45), (1, 1): (0.25, 0.25, 0.25)}
+QUADRANTS = {(0, 0): (0.50, 0.10, 0.05), (0, 1): (0.08, 0.40, 0.10),
+             (1, 0): (0.05, 0.10, 0.45), (1, 1): (0.25, 0.25, 0.25)}
 #: XYZ (D65) → linear sRGB: with this as ColorMatrix1 the "camera" sees linear sRGB.
 XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
                         [-0.9692660, 1.8760108, 0.0415560],

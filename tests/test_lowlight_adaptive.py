@@ -84,18 +84,14 @@ def test_haze_or_rain_read_only_after_brightening_adds_no_stage_but_noise_does()
     """The follow-up round adds a specialist for what a stage made visible (noise after
     brightening), never for haze or rain: they belong to the scene, and a brightened dark photo's
     lifted shadows read as haze."""
-    from types import SimpleNamespace
-
     from engine.analysis.report import DegradationReport, KindAssessment
-    from engine.experts.classical import classical_experts
     from engine.experts.base import ExpertRegistry
+    from engine.experts.classical import classical_experts
     from engine.kinds import KINDS
-    from engine.pipeline.job import RestoreOptions, follow_up_plan
-    from engine.pipeline.plan import Plan, Stage
+    from engine.pipeline.plan import Plan, Planner, Stage
 
     after = DegradationReport({k: KindAssessment(severity={"haze": 0.8, "rain": 0.6, "noise": 0.5}.get(k, 0.0),
                                                  confidence=1.0, measurements={}) for k in KINDS})
     plan = Plan((Stage("lowlight", "classical.lowlight.lime", 1.0),))
-    result = SimpleNamespace(dropped=False, output_report=after)
-    session = SimpleNamespace(registry=ExpertRegistry(list(classical_experts())))
-    assert follow_up_plan(plan, [result], session, RestoreOptions()).names() == ["lowlight", "noise"]
+    planner = Planner(ExpertRegistry(list(classical_experts())))
+    assert planner.follow_up(plan, after).names() == ["lowlight", "noise"]

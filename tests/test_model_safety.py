@@ -252,6 +252,11 @@ def test_import_measures_the_scale_of_a_dynamic_onnx_model(manager, tmp_path):
                       output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h2", 3: "w2"}})
     entry, _ = manager.import_file(src)
     assert entry.scale == 2  # the declared shape says nothing; the probe measured it
+    assert entry.tasks == ("upscale",) and not entry.conditioned  # it enlarges: an upscaler, not a generalist
+    from engine.experts.neural import experts_for_installed_models
+
+    experts = {e.info.id: e for e in experts_for_installed_models(manager)}
+    assert experts["neural.x2"].info.scale == 2 and experts["neural.x2"].info.tasks == ("upscale",)
 
 
 def test_a_model_failing_at_run_time_fails_its_stage_only(manager, tmp_path, caplog, monkeypatch):

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("spandrel")
 
 from engine.errors import Cancelled, ModelError  # noqa: E402
-from engine.experts.base import Backend, ExpertContext, ExpertRegistry, TilingMode  # noqa: E402
+from engine.experts.base import Backend, ExpertContext, ExpertRegistry  # noqa: E402
 from engine.experts.neural import (  # noqa: E402
     DownscaledExpert, NeuralExpert, RealESRGANGeneralist, area_downscale, experts_for_installed_models,
 )
@@ -52,8 +52,8 @@ def test_info_is_taken_from_the_model_and_run_equals_whole():
     desc = compact(2)
     expert = NeuralExpert.from_descriptor(desc, expert_id="neural.tiny", tasks=("upscale",), model_id="tiny")
     info = expert.info
-    assert (info.scale, info.size_multiple, info.tiling, info.backend) == (2, 1, TilingMode.REQUIRED, Backend.TORCH)
-    assert info.supports_fp16 and info.model_id == "tiny" and info.memory_factor > 0 and info.tile_overlap >= 4
+    assert (info.scale, info.size_multiple, info.backend) == (2, 1, Backend.TORCH)
+    assert info.model_id == "tiny" and info.memory_factor > 0 and info.tile_overlap >= 4
     img = photo()
     before = img.copy()
     out = expert.run(img, ExpertContext(device="cpu", tile=16))
@@ -68,10 +68,10 @@ def test_from_file_loads_lazily_and_checks_scale(tmp_path):
     expert = NeuralExpert.from_file(path, expert_id="neural.t4", tasks=("upscale",), model_id="t4", scale=4,
                                     architecture="Compact")
     assert expert.is_available() and expert._descriptor is None  # building costs nothing
-    assert not expert.info.supports_fp16
+    declared = expert.info
     out = expert.run(photo(9, 7), ExpertContext(device="cpu"))
     assert out.shape == (36, 28, 3) and expert._descriptor is not None
-    assert expert.info.supports_fp16  # confirmed from the loaded model
+    assert expert.info is declared  # the description never changes after load
     wrong = NeuralExpert.from_file(path, expert_id="neural.t2", tasks=("upscale",), model_id="t2", scale=2)
     with pytest.raises(ModelError, match="upscales 4x"):
         wrong.run(photo(8, 8))
@@ -178,3 +178,23 @@ def test_real_esrgan_from_the_weights_manager(tmp_path):
     gen = experts["neural.realesrgan-x4plus.x1"]
     assert gen.info.generative and gen.info.scale == 1
     assert gen.run(img).shape == img.shape
+
+
+def test_declared_conditioning_is_checked_when_the_model_loads():
+    """The description is declared (catalog) and never rewritten: the bundled conditioned
+    generalist runs when declared so, and is refused when its entry says otherwise."""
+    pytest.importorskip("onnxruntime")
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "models" / "restora-generalist-v2.onnx"
+    if not path.is_file():
+        pytest.skip("the bundled generalist is not here")
+    right = NeuralExpert.from_file(path, expert_id="g", tasks=("generalist",), model_id="g", scale=1,
+                                   size_multiple=8, conditioned=True)
+    declared = right.info
+    out = right.run(photo(24, 24), ExpertContext(device="cpu", strengths={"noise": 0.5}))
+    assert out.shape == (24, 24, 3) and right.info is declared and right.info.conditioned
+    wrong = NeuralExpert.from_file(path, expert_id="g2", tasks=("generalist",), model_id="g", scale=1,
+                                   size_multiple=8, conditioned=False)
+    with pytest.raises(ModelError, match="per-kind strengths"):
+        wrong.run(photo(24, 24))

@@ -61,3 +61,36 @@ def test_clean_flat_photo_reads_near_zero_and_iso_prior_is_monotone():
     assert iso_prior_sigma(6400, exposure_s=1.0) > iso_prior_sigma(6400, exposure_s=0.01)
     tiny = estimate_nlf(np.zeros((4, 4, 3), np.float32))
     assert not tiny.measured.any() and tiny.peak() == 0.0
+
+
+def test_exif_prior_makes_noise_present_only_when_the_pixels_confirm_it():
+    """A high EXIF ISO makes camera noise present when the photo still measures at least half the
+    prior's σ; a clean (or denoised) photo with the same EXIF is not called noisy."""
+    from engine.analysis.analyser import analyse
+    from engine.analysis.noise_level import prior_confirms_noise, prior_severity
+
+    assert not prior_confirms_noise(5.0, 0.0) and prior_confirms_noise(1.0, 1.6) and not prior_confirms_noise(0.5, 1.6)
+    rng = np.random.default_rng(4)
+    faint = np.clip(_ramp(256, 256) + rng.standard_normal((256, 256, 3)).astype(np.float32) * 2.5 / 255, 0, 1)
+    without = analyse(faint)
+    assert without.severity("noise") < 0.15 and without.kinds["noise"].measurements["exif_present"] == 0.0
+    with_iso = analyse(faint, iso=6400)
+    m = with_iso.kinds["noise"].measurements
+    assert m["exif_present"] == 1.0 and m["iso_prior_255"] > 0
+    assert with_iso.severity("noise") >= 0.15 and with_iso.severity("noise") == pytest.approx(
+        max(prior_severity(m), without.severity("noise")))
+    assert analyse(_ramp(256, 256), iso=6400).severity("noise") < 0.15
+
+
+def test_exif_confirmed_noise_overrides_the_networks_absent_verdict():
+    from engine.analysis.learned import combine
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+
+    def report(sev: float, **noise_m: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(sev if k == "noise" else 0.0,
+                                                    measurements=dict(noise_m) if k == "noise" else {}) for k in KINDS})
+
+    learned_absent = report(0.02, probability=0.1, strength=0.05)
+    assert combine(report(0.2, exif_present=1.0), learned_absent).severity("noise") >= 0.15
+    assert combine(report(0.2, exif_present=0.0), learned_absent).severity("noise") < 0.15

@@ -199,7 +199,7 @@ def test_a_conditioned_generalist_is_told_the_planned_kinds_and_their_severity()
     assert gen.told == [{"noise": 0.5, "lowlight": 0.8}]
     # a kind the user asks for explicitly is told at least MIN_TOLD_STRENGTH; changing what the
     # generalist is told is a different stage (re-run), the same plan again is cached
-    from engine.pipeline.session import MIN_TOLD_STRENGTH
+    from engine.pipeline.orchestrator import MIN_TOLD_STRENGTH
 
     explicit = Plan((Stage(GENERALIST, "told-gen"), Stage("noise", "denoise", auto=False)))
     session.run(explicit)

@@ -127,3 +127,19 @@ def test_analyser_training_smoke_resumes(tmp_path, keep_torch_threads):
     rows = _rows(tmp_path / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert all(0.0 <= float(r[f"f1_{k}"]) <= 1.0 for r in rows for k in KINDS)
+
+
+def test_realistic_degradation_labels_camera_noise_by_its_measured_level():
+    """Through the camera pipeline, a strong noise step is labelled present with a severity from the
+    measured noise; a recipe without noise still gets the camera's processing and no noise label."""
+    y, x = np.mgrid[0:96, 0:96].astype(np.float32)
+    photo = np.stack([0.2 + 0.6 * x / 96, 0.3 + 0.4 * y / 96, np.full_like(x, 0.5)], axis=2)
+    noisy, presence, severity = tdata.degrade_realistic(photo, [("noise", 0.9)], seed=3, p_camera=1.0)
+    i = KINDS.index("noise")
+    assert noisy.shape == photo.shape and presence[i] == 1.0 and 0.15 <= severity[i] <= 1.0
+    processed, presence, severity = tdata.degrade_realistic(photo, [], seed=3, p_camera=1.0)
+    assert not presence.any() and not severity.any()
+    assert np.abs(processed - photo).mean() < np.abs(noisy - photo).mean()
+    _, _, strong = tdata.degrade_realistic(photo, [("noise", 0.9)], seed=3, p_camera=1.0)
+    _, _, faint = tdata.degrade_realistic(photo, [("noise", 0.05)], seed=3, p_camera=1.0)
+    assert faint[i] < strong[i]

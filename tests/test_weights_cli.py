@@ -108,7 +108,8 @@ def test_offline_download_fails_cleanly(hub, monkeypatch):
     assert code == 1
     assert "Traceback" not in err and err.count("\n") == 1
     assert "restora models download tiny" in err
-    assert json.loads(out) == {"command": "download", "id": "tiny", "ok": False, "error": err.strip()[len("restora: "):]}
+    error = err.strip()[len("restora: "):]
+    assert json.loads(out) == {"command": "download", "id": "tiny", "ok": False, "error": error}
 
 
 def test_import_and_errors(monkeypatch, tmp_path):

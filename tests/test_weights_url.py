@@ -4,7 +4,6 @@ download through the manager's staging → size + sha256 → rename path, agains
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import re
@@ -65,6 +64,7 @@ def _cache_files(cache: Path) -> list[str]:
 
 def test_catalog_reads_a_url_source_spelled_as_documented(tmp_path):
     sha = "ab" * 32
+    url = "https://github.com/cszn/DnCNN/raw/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/model/DnCNN3.mat"
     path = tmp_path / "catalog.toml"
     path.write_text(f'''[[models]]
 id = "dncnn3"
@@ -77,7 +77,7 @@ size = 2771543
 sha256 = "{sha}"
 format = "mat"
 sources = [
-  {{ type = "url", url = "https://github.com/cszn/DnCNN/raw/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a/model/DnCNN3.mat", size = 2771543, sha256 = "{sha}" }},
+  {{ type = "url", url = "{url}", size = 2771543, sha256 = "{sha}" }},
 ]
 ''')
     entry = load_catalog(path).get("dncnn3")
@@ -312,7 +312,7 @@ def test_real_published_weights_download_and_verify_from_their_urls(server, tmp_
         models.append(entry)
     manager = WeightsManager(catalog=parse_catalog({"models": models}), url_mirror=server.url, limits=FAST)
 
-    for entry, (name, url, sha) in zip(models, rows):
+    for entry, (name, _url, sha) in zip(models, rows, strict=True):
         installed = manager.download(entry["id"])
         assert installed.name == Path(name).name
         assert hashlib.sha256(installed.read_bytes()).hexdigest() == sha

@@ -22,16 +22,15 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional, Union
 from urllib.parse import unquote, urlsplit
+
+from localserver import LocalServer, send_file
 
 
 @dataclass
@@ -43,23 +42,14 @@ class _File:
     redirect: bool = False
 
 
-class UrlServer:
-    """Threaded static file server on 127.0.0.1 and a random free port."""
+class UrlServer(LocalServer):
+    """Static file server on 127.0.0.1 and a random free port."""
+
+    name = "urlserver"
 
     def __init__(self) -> None:
+        super().__init__()
         self.files: dict[str, _File] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="urlserver", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def add_url(self, original_url: str, data: Union[bytes, Path], **behaviour) -> str:
         """Serve ``data`` (bytes or a file's path) for ``original_url``; returns the local URL."""
@@ -69,101 +59,32 @@ class UrlServer:
         self.files[path] = _File(payload, **behaviour)
         return self.url + path
 
-    def gets(self, name: str) -> list[dict[str, str]]:
-        """Headers of every GET whose path ends with ``name``, in order."""
-        return [h for m, p, h in self.requests if m == "GET" and p.endswith(name)]
-
-    def __enter__(self) -> "UrlServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handler_class(self) -> type:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self._serve(body=False)
-
-            def do_GET(self) -> None:
-                self._serve(body=True)
-
-            def _serve(self, body: bool) -> None:
-                path = unquote(urlsplit(self.path).path)
-                with server._lock:
-                    server.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
-                redirected = path.startswith("/redirected")
-                entry = server.files.get(path.removeprefix("/redirected"))
-                if entry is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if entry.redirect and not redirected:
-                    self.send_response(302)
-                    self.send_header("Location", server.url + "/redirected" + path)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                data, start, status = entry.data, 0, 200
-                m = re.match(r"bytes=(\d+)-$", (self.headers.get("Range") or "").strip())
-                if m and not entry.ignore_range:
-                    start, status = int(m.group(1)), 206
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                self.send_response(status)
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data) - start))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                if not body:
-                    return
-                payload = data[start:]
-                try:
-                    if entry.cut_after is not None:
-                        cut, entry.cut_after = entry.cut_after, None
-                        self.wfile.write(payload[:cut])
-                        self.wfile.flush()
-                        self._drop()
-                        return
-                    if entry.drip is not None:
-                        n, pause = entry.drip
-                        for i in range(0, len(payload), n):
-                            if server._stop.wait(pause):
-                                self._drop()
-                                return
-                            self.wfile.write(payload[i:i + n])
-                            self.wfile.flush()
-                        return
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            def _drop(self) -> None:
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        return Handler
+    def serve(self, h, path: str, body: bool) -> None:
+        path = unquote(path)
+        redirected = path.startswith("/redirected")
+        entry = self.files.get(path.removeprefix("/redirected"))
+        if entry is None:
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        if entry.redirect and not redirected:
+            h.send_response(302)
+            h.send_header("Location", self.url + "/redirected" + path)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        data, start, status = entry.data, 0, 200
+        m = re.match(r"bytes=(\d+)-$", (h.headers.get("Range") or "").strip())
+        if m and not entry.ignore_range:
+            start, status = int(m.group(1)), 206
+            if start >= len(data):
+                h.send_response(416)
+                h.send_header("Content-Range", f"bytes */{len(data)}")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+        send_file(h, data, start, status, body, self._stop, entry)
 
 
 def closed_port() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +146,8 @@ def measured_section(model_id: str) -> str:
     speed = [s for s in data.get("speed", []) if s["expert"] in ids]
     if speed:
         lines += ["", "| expert | backend | s/MP, 1 thread | s/MP, 2 threads |", "|---|---|---|---|"]
-        lines += [f"| `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} |" for s in speed]
+        lines += [f"| `{s['expert']}` | {s['backend']} | {s['s_per_mp_1t']:.2f} | {s['s_per_mp_2t']:.2f} |"
+                  for s in speed]
     memory = [m for m in data.get("memory", []) if m["expert"] in ids]
     lines += [""] + [f"Peak memory at 12 MP (extrapolated from {', '.join(f'{mp:.2f}' for mp in m['input_mp'])} MP): "
                      f"{m['peak_12mp_bytes_extrapolated'] / 2**20:.0f} MiB (`{m['expert']}`)." for m in memory]
@@ -209,20 +209,9 @@ def catalog_entry(model: Bundled, facts: dict) -> str:
         f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
 
 
-def update_catalog(catalog: Path, model_id: str, entry: str) -> None:
-    """Replace the ``[[models]]`` table of ``model_id`` (or append it), leaving the rest as it is."""
-    text = catalog.read_text()
-    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
-    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
-    if mine:
-        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
-    else:
-        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
-    catalog.write_text("".join(blocks).rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     from engine.convert.published import NETS, convert, flops_per_megapixel, load_converted
+    from engine.weights.catalog import write_entry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
@@ -244,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(args.weights / model.license_file, LICENSES / model.license_copy)
             if model.architecture == "SAFMN":
                 shutil.copyfile(args.weights / "safmn" / "LICENSE-NTIRE2023_ESR", LICENSES / "SAFMN-NTIRE2023-MIT.txt")
-            update_catalog(MODELS / "catalog.toml", model.id, catalog_entry(model, facts))
+            write_entry(MODELS / "catalog.toml", model.id, catalog_entry(model, facts))
         module = load_converted(model.architecture, MODELS / f"{model.id}.safetensors")
         write_card(model, facts, flops_per_megapixel(module, NETS[model.architecture]))
         print(f"{model.id}: {facts['params']:,} parameters, ONNX diff {facts.get('onnx_max_diff', 0):.1e}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from engine.imageio.atomic import atomic_output
 
 
 def limit_threads(threads: int) -> None:
@@ -48,10 +49,8 @@ def run_progress(step: int, total: int, elapsed_s: float, budget_min: float | No
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically (temp file, then rename) so an interrupted run never leaves a broken file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:

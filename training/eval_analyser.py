@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     sev = lambda reports: np.array([[r.severity(k) for k in KINDS] for r in reports])  # noqa: E731
     results = {"hand-made": metrics(sev(hand), truth_a, clean_a), "learned": metrics(sev(learned), truth_a, clean_a)}
     chosen, chosen_severity = choose(results["hand-made"], results["learned"])
-    combined = [combine(h, lr, frozenset(chosen), frozenset(chosen_severity)) for h, lr in zip(hand, learned)]
+    combined = [combine(h, lr, frozenset(chosen), frozenset(chosen_severity))
+                for h, lr in zip(hand, learned, strict=True)]
     results["combined"] = metrics(sev(combined), truth_a, clean_a)
     n_cases = len(truth)
     seconds = {k: v / n_cases for k, v in seconds.items()}
@@ -176,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "analyser.md").write_text(full)
     (args.out / "analyser-summary.md").write_text(summary + "\n")
     (args.out / "analyser.json").write_text(json.dumps(
-        {"results": results, "learned_presence_kinds": chosen, "learned_severity_kinds": chosen_severity, "cases": n_cases, "photos": len(val),
-         "seconds_per_photo": seconds}, indent=2))
+        {"results": results, "learned_presence_kinds": chosen, "learned_severity_kinds": chosen_severity,
+         "cases": n_cases, "photos": len(val), "seconds_per_photo": seconds}, indent=2))
     print(full)
     return 0
 

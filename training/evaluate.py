@@ -120,9 +120,9 @@ def run_pipeline(image: np.ndarray, registry: ExpertRegistry, analyser, use_gene
     return session.compose(plan.strengths())
 
 
-def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+def timed(fn: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> tuple[np.ndarray, float]:
     t = time.process_time()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.process_time() - t
 
 
@@ -144,13 +144,13 @@ def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
             deg = degrade_chain(clean, recipe, seed=seed + 100 * i + j)
             row: dict[str, Any] = {"photo": path.name, "case": label, "mp": mp, "found": analyser(deg).present()}
             outs = {"input": (deg, 0.0)}
-            outs["classical"] = timed(lambda: run_pipeline(deg, classical, analyser, use_generalist=False))
-            outs["gen (told truth)"] = timed(lambda: generalist.run(deg, ExpertContext(strengths=dict(recipe))))
-            g, g_s = timed(lambda: run_pipeline(deg, alone, analyser, True, only=[GENERALIST]))
+            outs["classical"] = timed(run_pipeline, deg, classical, analyser, use_generalist=False)
+            outs["gen (told truth)"] = timed(generalist.run, deg, ExpertContext(strengths=dict(recipe)))
+            g, g_s = timed(run_pipeline, deg, alone, analyser, True, only=[GENERALIST])
             outs["generalist"] = (g, g_s)
-            gs, gs_s = timed(lambda: run_pipeline(g, classical, analyser, use_generalist=False))
+            gs, gs_s = timed(run_pipeline, g, classical, analyser, use_generalist=False)
             outs["gen+spec"] = (gs, g_s + gs_s)
-            outs["auto plan"] = timed(lambda: run_pipeline(deg, with_generalist, analyser, use_generalist=True))
+            outs["auto plan"] = timed(run_pipeline, deg, with_generalist, analyser, use_generalist=True)
             for name, (img, secs) in outs.items():
                 row[name] = {"psnr": psnr(img, clean), "ssim": ssim(img, clean), "cpu_s": secs}
             if esrgan is not None and i < esrgan_photos:
@@ -158,7 +158,7 @@ def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
                 c = esrgan_crop
                 y0, x0 = (h - c) // 2, (w - c) // 2
                 crop_clean, crop_deg = clean[y0:y0 + c, x0:x0 + c], deg[y0:y0 + c, x0:x0 + c]
-                e, e_s = timed(lambda: esrgan(crop_deg))
+                e, e_s = timed(esrgan, crop_deg)
                 row["esrgan"] = {"psnr": psnr(e, crop_clean), "ssim": ssim(e, crop_clean), "cpu_s": e_s,
                                  "mp": c * c / 1e6, "input_psnr": psnr(crop_deg, crop_clean),
                                  "input_ssim": ssim(crop_deg, crop_clean)}
@@ -205,6 +205,9 @@ def render(result: dict, n_photos: int, esrgan_note: str) -> tuple[str, str]:
     if es_all:
         speed.append(f"| Real-ESRGAN (1x) | {sum(e['cpu_s'] for e in es_all) / sum(e['mp'] for e in es_all):.1f} |")
     gains = [r["generalist"]["psnr"] - r["input"]["psnr"] for r in rows]
+    lead = ("only when the analysis finds one of " + ", ".join(result.get("lead_kinds") or [])
+            + " (the catalog's `lead_kinds`; otherwise this is the classical plan)"
+            if result.get("lead_kinds") else "whenever the analysis finds anything")
     full = f"""# Restoration quality on the validation photos
 
 Produced by `python -m training.evaluate` (deterministic; one CPU thread; shared 2-core machine).
@@ -222,7 +225,7 @@ evaluated mixture at {MIXTURE_STRENGTH} per kind (applied in physical order). Ce
 - **auto plan**: what `restora restore --auto` does with these experts: `engine.pipeline` plan
   from the analysis of the input = generalist, then the specialists for the kinds found in the
   input, each stage kept only if the re-analysis says it helped (RAR). The generalist is put
-  first {"only when the analysis finds one of " + ", ".join(result.get("lead_kinds") or []) + " (the catalog's `lead_kinds`; otherwise this is the classical plan)" if result.get("lead_kinds") else "whenever the analysis finds anything"}
+  first {lead}
   and is told every kind found; with several kinds told, it runs once more per kind so that
   each kind's slider can scale its share (counted in its CPU time).
 - The analysis used for planning is `engine.analysis.learned.analyse_combined` (hand-made with the

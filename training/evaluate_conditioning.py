@@ -59,10 +59,10 @@ def evaluate(paths: list[Path], generalist_path: Path, seed: int) -> list[dict]:
             deg = chain(clean, recipe, s, {a, b})
             only_a, only_b = chain(clean, recipe, s, {a}), chain(clean, recipe, s, {b})
 
-            def told(kinds: set[str]) -> np.ndarray:
-                return expert.run(deg, ExpertContext(strengths={k: STRENGTH for k in kinds}))
+            def told(image: np.ndarray, kinds: set[str]) -> np.ndarray:
+                return expert.run(image, ExpertContext(strengths={k: STRENGTH for k in kinds}))
 
-            both, fix_a, fix_b = told({a, b}), told({a}), told({b})
+            both, fix_a, fix_b = told(deg, {a, b}), told(deg, {a}), told(deg, {b})
             rows.append({"photo": path.name, "pair": f"{a}+{b}", "a": a, "b": b,
                          "input_to_b": psnr(deg, only_b), "fix_a_to_b": psnr(fix_a, only_b),
                          "fix_a_clean": psnr(fix_a, clean),
@@ -83,7 +83,7 @@ def render(rows: list[dict], n_photos: int) -> str:
     for pair in dict.fromkeys(r["pair"] for r in rows):
         rs = [r for r in rows if r["pair"] == pair]
 
-        def m(key: str) -> float:
+        def m(key: str, rs: list[dict] = rs) -> float:
             return float(np.mean([r[key] for r in rs]))
         lines.append(f"| {pair} | {m('input_to_b'):.2f} → **{m('fix_a_to_b'):.2f}** | {m('fix_a_clean'):.2f} | "
                      f"{m('input_to_a'):.2f} → **{m('fix_b_to_a'):.2f}** | {m('fix_b_clean'):.2f} | "

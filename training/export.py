@@ -12,7 +12,6 @@ import argparse
 import csv
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from engine.nets.analyser import CROP, RestoraAnalyser
 from engine.nets.generalist import SIZE_MULTIPLE, GeneralistConfig, RestoraGeneralist
+from engine.weights.catalog import write_entry
 
 from .common import limit_threads
 from .flops import count
@@ -161,7 +161,7 @@ def files_table(facts: dict) -> str:
 
 
 def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, size_multiple: int,
-                 lead_kinds: tuple[str, ...] = ()) -> str:
+                 lead_kinds: tuple[str, ...] = (), conditioned: bool = False) -> str:
     onnx_file = facts["files"][0]
     return "\n".join([
         "[[models]]", f'id = "{facts["id"]}"', f'name = "{name}"',
@@ -169,22 +169,10 @@ def catalog_toml(facts: dict, name: str, tasks: list[str], description: str, siz
         f'architecture = "{"RestoraGeneralist" if "generalist" in facts["id"] else "RestoraAnalyser"}"',
         "scale = 1", 'license = "MIT"', 'format = "onnx"', f"size = {onnx_file['size']}",
         f'sha256 = "{onnx_file["sha256"]}"', f"size_multiple = {size_multiple}",
+        *(["conditioned = true"] if conditioned else []),
         *(["lead_kinds = [" + ", ".join(f'"{k}"' for k in lead_kinds) + "]"] if lead_kinds else []),
         f'description = "{description}"',
         f'sources = [{{ type = "bundled", path = "models/{onnx_file["file"]}" }}]'])
-
-
-def update_catalog(catalog: Path, model_id: str, entry: str) -> None:
-    """Replace the ``[[models]]`` table of ``model_id`` in ``catalog`` by ``entry`` (or append it),
-    leaving every other line as it is."""
-    text = catalog.read_text()
-    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
-    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
-    if mine:
-        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
-    else:
-        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
-    catalog.write_text("".join(blocks).rstrip("\n") + "\n")
 
 
 def _include(path: Path) -> str:
@@ -202,6 +190,19 @@ def write_generalist_card(facts: dict, path: Path, history: str = "") -> None:
     stage1_best = max(stage1, key=lambda r: float(r["val_psnr"])) if stage1 else {"step": 0, "val_psnr": "nan"}
     stage1_step, stage1_minutes = int(stage1_best["step"]), float(stage1[-1]["elapsed_s"]) / 60 if stage1 else 0.0
     stage1_best = float(stage1_best["val_psnr"])
+    width, hidden = facts['config']['width'], facts['config']['cond_hidden']
+    crops = f"{a.get('crop', 96)}-px crops cut (pool of {a.get('pool', 2048)}"
+    optimiser = f"AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}"
+    run = "python -m training.train_generalist --out training/runs/generalist"
+    v1_cmd = f"{run} --steps 9000 --lr 0.0015 --crop 64 --time-budget 98"
+    stage1_cmd = (f"{run}-v2-stage1 --condition --init v1.safetensors --steps 20000 --lr 0.001 --crop 64 "
+                  "--time-budget 88")
+    v2_cmd = (f"{run}-v2 --condition --p-analysed {a.get('p_analysed')} "
+              f"--init training/runs/generalist-v2-stage1/best.safetensors --steps {a.get('steps')} --lr {a.get('lr')} "
+              f"--crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}")
+    shipped = (f"step {best['step']}): degraded input {best['val_psnr_input']} dB →\n"
+               f"**{best.get('val_psnr_analysed', '–')} dB told what the analysis finds**, {best['val_psnr']} dB"
+               if best else "step –): degraded input – dB →\n**– dB told what the analysis finds**, – dB")
     text = f"""# Restora fast generalist v2 (`{GENERALIST_ID}`)
 
 All-in-one 1x restoration network trained by this project: removes mixed noise, blur, JPEG
@@ -221,13 +222,13 @@ difference on two 96 x 136 inputs with random strengths: {facts['onnx_max_diff']
 
 ## Architecture
 `engine.nets.generalist.RestoraGeneralist` with `cond_dim = 6` — 4-level U-Net (full, 1/2, 1/4,
-1/8 resolution), widths {facts['config']['width']}/{2*facts['config']['width']}/{4*facts['config']['width']}/{8*facts['config']['width']},
+1/8 resolution), widths {width}/{2*width}/{4*width}/{8*width},
 NAF-lite blocks (channel LayerNorm, 1x1 expand, depthwise 3x3, SimpleGate, 1x1, gated 1x1 FFN;
 no global channel attention, so the network is local and tiles give the same result as the
 whole image away from tile borders), encoder blocks {facts['config']['enc_blocks']}, middle
 {facts['config']['mid_blocks']}, decoder {facts['config']['dec_blocks']}; stride-2 conv down,
 1x1 + PixelShuffle up, additive skips; residual output `y = x + r`.
-Conditioning (FiLM): a 3-layer MLP (6 → {facts['config']['cond_hidden']} → {facts['config']['cond_hidden']} → per-channel scale and shift)
+Conditioning (FiLM): a 3-layer MLP (6 → {hidden} → {hidden} → per-channel scale and shift)
 modulates the output of every encoder level, the middle and every decoder level,
 `h · (1 + scale) + shift`. The strengths are one vector per photo, so tiles stay consistent.
 
@@ -249,7 +250,7 @@ modulates the output of every encoder level, the middle and every decoder level,
   rain+noise or a random pair), 18 % triples (blur+noise+jpeg, lowlight+noise+jpeg,
   haze+rain+jpeg, lowlight+blur+noise); strengths uniform in [0.1, 1]; physical order (scene →
   optics/exposure → sensor noise → JPEG), ties in random order. Whole photos are degraded, then
-  {a.get('crop', 96)}-px crops cut (pool of {a.get('pool', 2048)}, regenerated every {a.get('refresh_every', 400)} steps),
+  {crops}, regenerated every {a.get('refresh_every', 400)} steps),
   random horizontal flips.
   The BSDS500 images are licensed for non-commercial research; the others are research benchmarks
   with unclear terms (see `shared/data/PROVENANCE.md`).
@@ -267,25 +268,24 @@ modulates the output of every encoder level, the middle and every decoder level,
      included), so that the network learns to live with the analysis it gets in the app:
      this model is its best checkpoint by validation *told the analysis*, step {facts['step']}
      ({facts['elapsed_s'] / 60:.0f} min into that run; log `{GENERALIST_ID}.training-log.csv`).
-- Optimiser: AdamW (β = 0.9/0.99, weight decay {a.get('weight_decay', 1e-4)}), lr {a.get('lr')}, warm-up 100 steps then cosine
+- Optimiser: {optimiser}, warm-up 100 steps then cosine
   following the clock (`--time-budget {a.get('time_budget')}` min), Charbonnier loss, batch {a.get('batch')},
   gradient clipping 0.5.
 {history}
 - Reproduce (each command resumes if interrupted):
-  1. v1: `python -m training.train_generalist --out training/runs/generalist --steps 9000 --lr 0.0015 --crop 64 --time-budget 98`
+  1. v1: `{v1_cmd}`
      (its export, no longer shipped: `git show c6e989a:models/restora-generalist-v1.safetensors > v1.safetensors`);
-  2. `python -m training.train_generalist --out training/runs/generalist-v2-stage1 --condition --init v1.safetensors --steps 20000 --lr 0.001 --crop 64 --time-budget 88`
+  2. `{stage1_cmd}`
      (this run was stopped by hand after {stage1_minutes:.0f} min, when stage 3's idea came up; its best
      checkpoint was saved as `best.safetensors` with `training.export.save_safetensors`);
-  3. `python -m training.train_generalist --out training/runs/generalist-v2 --condition --p-analysed {a.get('p_analysed')} --init training/runs/generalist-v2-stage1/best.safetensors --steps {a.get('steps')} --lr {a.get('lr')} --crop {a.get('crop')} --batch {a.get('batch')} --time-budget {a.get('time_budget')}`,
+  3. `{v2_cmd}`,
      then `python -m training.export --only generalist --lead-kinds ...` (the kinds from
      `python -m training.choose_lead_kinds`, see below).
 
 ## Validation (held-out photos, never trained on)
 Training-time validation: centre 128-px crops of the 38 validation photos, two recipes each
 (single kinds at strength 0.5 and the evaluated mixtures at 0.4 per kind), each photo degraded
-whole. Shipped checkpoint (step {best['step'] if best else '–'}): degraded input {best['val_psnr_input'] if best else '–'} dB →
-**{best.get('val_psnr_analysed', '–') if best else '–'} dB told what the analysis finds**, {best['val_psnr'] if best else '–'} dB told the true strengths
+whole. Shipped checkpoint ({shipped} told the true strengths
 (v1, unconditioned, on the same set: {max((float(r['val_psnr']) for r in v1_log), default=float('nan')):.2f} dB).
 Full curve: `{GENERALIST_ID}.training-log.csv`.
 
@@ -303,6 +303,8 @@ def write_analyser_card(facts: dict, path: Path) -> None:
     best = max(log, key=lambda r: float(r["mean_f1"])) if log else None
     a = facts["args"]
     f = facts["flops"]
+    reproduce = (f"python -m training.train_analyser --out training/runs/analyser --steps {a.get('steps')} "
+                 f"--time-budget {a.get('time_budget')}")
     per_kind = ""
     if best:
         from engine.kinds import KINDS
@@ -344,7 +346,7 @@ plus the input's per-channel mean and std, then a 2-layer MLP head (12 outputs).
   instead of an L1 on the sigmoid, which had saturated at 0 for blur, JPEG and rain — resumed with
   a 62-min budget to the end. The validation crops also moved to the 8-px grid at step 550, so the
   log's F1 before and after that step are not comparable.
-- Reproduce (one uninterrupted run): `python -m training.train_analyser --out training/runs/analyser --steps {a.get('steps')} --time-budget {a.get('time_budget')}`, then `python -m training.export`.
+- Reproduce (one uninterrupted run): `{reproduce}`, then `python -m training.export`.
 
 ## Validation
 Per-crop numbers during training (6 crops per validation photo, one of them clean), best step
@@ -384,11 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         write_generalist_card(g, args.cards / f"{GENERALIST_ID}.md", args.generalist_history)
         if (args.generalist / "log.csv").exists():
             shutil.copyfile(args.generalist / "log.csv", args.cards / f"{GENERALIST_ID}.training-log.csv")
-        update_catalog(args.out / "catalog.toml", GENERALIST_ID, catalog_toml(
+        write_entry(args.out / "catalog.toml", GENERALIST_ID, catalog_toml(
             g, "Restora fast generalist (bundled)", ["generalist"],
             "Restora's own small all-in-one restorer for noise, blur, JPEG, haze, low light and rain, "
             "told by the analysis which kinds to remove and how strongly; fast on a CPU.", SIZE_MULTIPLE,
-            tuple(args.lead_kinds.split(",")) if args.lead_kinds else ()))
+            tuple(args.lead_kinds.split(",")) if args.lead_kinds else (), conditioned=True))
         summary["generalist"] = {k: g[k] for k in ("files", "params", "onnx_max_diff", "step")} | {
             "gflops_per_mp": g["flops"]["flops_per_mp"] / 1e9}
     if args.only in (None, "analyser"):
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         write_analyser_card(a, args.cards / f"{ANALYSER_ID}.md")
         if (args.analyser / "log.csv").exists():
             shutil.copyfile(args.analyser / "log.csv", args.cards / f"{ANALYSER_ID}.training-log.csv")
-        update_catalog(args.out / "catalog.toml", ANALYSER_ID, catalog_toml(
+        write_entry(args.out / "catalog.toml", ANALYSER_ID, catalog_toml(
             a, "Restora learned degradation analyser (bundled)", ["analysis"],
             "Restora's own small CNN that detects the six degradation kinds and their strength.", 1))
         summary["analyser"] = {k: a[k] for k in ("files", "params", "onnx_max_diff", "step")} | {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.convert.published import layer_macs
 from engine.nets.generalist import LayerNorm2d, NAFLiteBlock, SimpleGate
 
 
@@ -22,11 +23,7 @@ def count(model: nn.Module, shape: tuple[int, int, int, int]) -> dict[str, float
 
     def conv_hook(mod: nn.Module, inp, out) -> None:
         nonlocal macs
-        if isinstance(mod, nn.Conv2d):
-            kh, kw = mod.kernel_size
-            macs += out.numel() * (mod.in_channels // mod.groups) * kh * kw
-        elif isinstance(mod, nn.Linear):
-            macs += out.numel() * mod.in_features
+        macs += layer_macs(mod, out)
 
     def elementwise_hook(mod: nn.Module, inp, out) -> None:
         nonlocal elementwise

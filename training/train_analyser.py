@@ -21,7 +21,8 @@ from engine.degrade import degrade_chain
 from engine.kinds import KINDS
 from engine.nets.analyser import CROP, RestoraAnalyser
 
-from .common import append_csv, cosine_lr, run_progress, limit_threads, load_checkpoint, save_checkpoint, seed_everything
+from .common import (append_csv, cosine_lr, limit_threads, load_checkpoint, run_progress, save_checkpoint,
+                     seed_everything)
 from .data import (DEFAULT_DATA, CropPool, RecipeSampler, degrade_realistic, labels, load_split, load_uint8,
                    random_crops, to_float)
 
@@ -95,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--pool", type=int, default=2048)
     p.add_argument("--refresh-every", type=int, default=150)
+    p.add_argument("--crops-per-image", type=int, default=4,
+                   help="crops cut from each degraded photo when the pool is refreshed (more = cheaper refreshes)")
     p.add_argument("--val-every", type=int, default=100)
     p.add_argument("--ckpt-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     realistic = (lambda image, recipe, seed: degrade_realistic(image, recipe, seed, args.realistic)) \
         if args.realistic > 0 else None
     pool = CropPool([load_uint8(p) for p in train_paths], args.pool, CROP, ANALYSER_SAMPLER, align=ALIGN,
-                    degrade=realistic)
+                    degrade=realistic, crops_per_image=args.crops_per_image)
     val = validation_set(val_paths, p_camera=args.realistic)
     t0 = time.time()
     pool.refresh(args.seed * 1000 + step // args.refresh_every)
@@ -168,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             f1 = f1_scores(prob >= 0.5, val["presence"] > 0.5)
             mae = np.abs(sev - val["severity"]).mean(0)
             row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
-            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1)}
-            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae)}
+            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
+            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
             row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
             append_csv(args.out / "log.csv", row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)

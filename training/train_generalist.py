@@ -19,8 +19,9 @@ from engine.degrade import degrade_chain
 from engine.kinds import KINDS
 from engine.nets.generalist import GeneralistConfig, RestoraGeneralist, init_from, restore
 
-from .common import append_csv, cosine_lr, run_progress, limit_threads, load_checkpoint, psnr, save_checkpoint, seed_everything
-from .data import DEFAULT_DATA, EVAL_MIXTURES, CropPool, RecipeSampler, labels, load_split, load_uint8, to_float
+from .common import (append_csv, cosine_lr, limit_threads, load_checkpoint, psnr, run_progress, save_checkpoint,
+                     seed_everything)
+from .data import DEFAULT_DATA, EVAL_MIXTURES, CropPool, labels, load_split, load_uint8, to_float
 
 VAL_CROP = 128
 
@@ -29,8 +30,9 @@ def validation_set(paths: list[Path], seed: int = 7,
                    analysed: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Fixed ``(degraded, clean, severity, told)`` cases: float32 3xHxW images, the recipe's per-kind
     strengths and (``analysed``) what the analysis of the whole degraded photo tells the
-    generalist, else the true strengths again (vectors of 6, :data:`KINDS` order): each photo gets two recipes (single kinds at 0.5
-    and the evaluation mixtures at 0.4 each, cycled), degraded whole, centre crop of VAL_CROP px."""
+    generalist, else the true strengths again (vectors of 6, :data:`KINDS` order): each photo gets
+    two recipes (single kinds at 0.5 and the evaluation mixtures at 0.4 each, cycled), degraded
+    whole, centre crop of VAL_CROP px."""
     recipes = [[(k, 0.5)] for k in KINDS] + [[(k, 0.4) for k in m] for m in EVAL_MIXTURES]
     from .data import physical_order
     rng = np.random.default_rng(seed)
@@ -86,7 +88,7 @@ def validate(model: RestoraGeneralist, cases: list[tuple[np.ndarray, np.ndarray,
         cln = np.stack([c[1] for c in cases[i:i + 16]])
         cond = torch.from_numpy(np.stack([c[told] for c in cases[i:i + 16]])) if model.config.cond_dim else None
         out = restore(model, deg, cond).numpy()
-        for d, o, c in zip(deg.numpy(), out, cln):
+        for d, o, c in zip(deg.numpy(), out, cln, strict=True):
             before.append(psnr(d, c))
             after.append(psnr(o, c))
     model.train()

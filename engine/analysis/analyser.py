@@ -11,8 +11,9 @@ import numpy as np
 from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
-from .measurements import blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics, noise_level, streak_statistics
-from .noise_level import nlf_measurements
+from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
+                           noise_level, streak_statistics)
+from .noise_level import nlf_measurements, prior_severity
 from .report import DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -118,13 +119,16 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     Noise and the JPEG grid are measured on full-resolution tiles; blur, haze, exposure and
     rain on a copy downscaled to ``WORKING_SIDE`` px. Works on any size down to 1×1 (tiny
     photos get low confidence). ``progress`` is called with fractions in [0, 1] and is a
-    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level. Returns a :class:`DegradationReport` with every kind present.
+    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level.
+    Returns a :class:`DegradationReport` with every kind present.
     """
     progress = progress or Progress()
     img = _as_rgb(image)
     m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s)
     conf = _confidences(m, img.shape[0] * img.shape[1])
-    kinds = {k: KindAssessment(severity=severity_from(k, m[k]), confidence=float(conf[k]), measurements=m[k])
-             for k in KINDS}
+    severities = {k: severity_from(k, m[k]) for k in KINDS}
+    # The camera's record of a high ISO, confirmed by the pixels, makes noise present (noise_level.prior_severity).
+    severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
+    kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")
     return DegradationReport(kinds)

@@ -123,7 +123,7 @@ class LearnedAnalyser:
         return DegradationReport({
             k: KindAssessment(severity=learned_severity(float(p), float(s)), confidence=float(abs(2 * p - 1)),
                               measurements={"probability": float(p), "strength": float(s)})
-            for k, p, s in zip(KINDS, prob, strength)})
+            for k, p, s in zip(KINDS, prob, strength, strict=True)})
 
 
 def combine(handmade: DegradationReport, learned: DegradationReport,
@@ -132,7 +132,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
             threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> DegradationReport:
     """Per kind, whether it is present comes from the learned report for ``presence_kinds`` (else the
     hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
-    one). A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
+    one); where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
+    pixels, which the network does not see), presence and strength both come from the hand-made
+    report. A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
     taken wholly from one source keeps that source's severity unchanged. Confidence follows the
     presence source. Measurements: the hand-made ones plus ``learned_probability`` and
     ``learned_strength``."""
@@ -142,6 +144,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
         decide = m if k in presence_kinds else h
         magnitude = m if k in severity_kinds else h
+        if h.measurements.get("exif_present", 0.0) >= 1.0:
+            # EXIF-backed evidence is something the network cannot see: the hand-made verdict stands whole.
+            decide = magnitude = h
         severity = float(decide.severity)
         if decide is not magnitude:
             present = decide.severity >= threshold

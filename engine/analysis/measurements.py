@@ -12,14 +12,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-#: Rec. 709 luma weights; the std of luma of i.i.d. per-channel noise is this factor times σ.
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
-_LUMA_NOISE_GAIN = float(np.sqrt((_LUMA ** 2).sum()))  # ≈ 0.749
+from ..color import REC709_LUMA, luminance
 
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of an sRGB-encoded HxWx3 image, float32 HxW (same encoding)."""
-    return np.ascontiguousarray(image[..., :3] @ _LUMA, dtype=np.float32)
+#: The std of luma of i.i.d. per-channel noise is this factor times σ.
+_LUMA_NOISE_GAIN = float(np.sqrt((REC709_LUMA ** 2).sum()))  # ≈ 0.749
 
 
 def line_kernel(length: int, angle_deg: float) -> np.ndarray:
@@ -36,6 +32,15 @@ def line_kernel(length: int, angle_deg: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- noise
+def haar_diagonal(channel: np.ndarray) -> np.ndarray:
+    """Finest-scale orthonormal Haar diagonal detail (HH) of an H x W float array, float32
+    H/2 x W/2 (an odd last row or column is dropped). Its std is that of i.i.d. pixel noise, so
+    ``median(|HH|) / 0.6745`` estimates σ (Donoho's wavelet MAD)."""
+    h, w = channel.shape[0] // 2 * 2, channel.shape[1] // 2 * 2
+    c = channel[:h, :w].astype(np.float32, copy=False)
+    return (c[0::2, 0::2] - c[0::2, 1::2] - c[1::2, 0::2] + c[1::2, 1::2]) * 0.5
+
+
 def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float = 10.0) -> dict[str, float]:
     """Noise std from the finest diagonal wavelet band.
 
@@ -53,11 +58,9 @@ def noise_level(tiles: Sequence[np.ndarray], block: int = 32, percentile: float 
     half = block // 2
     for tile in tiles:
         lum = luminance(tile)
-        h, w = (lum.shape[0] // 2) * 2, (lum.shape[1] // 2) * 2
-        if h < 2 or w < 2:
+        if lum.shape[0] < 2 or lum.shape[1] < 2:
             continue
-        lum = lum[:h, :w]
-        hh = (lum[0::2, 0::2] - lum[0::2, 1::2] - lum[1::2, 0::2] + lum[1::2, 1::2]) * 0.5
+        hh = haar_diagonal(lum)
         fallback.append(np.abs(hh).ravel())
         nby, nbx = hh.shape[0] // half, hh.shape[1] // half
         if nby == 0 or nbx == 0:
@@ -156,7 +159,8 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
 
     Luma is smoothed (Gaussian σ = 0.7 px, so noise does not pass for detail). For each of
     4 directions (0°, 45°, 90°, 135°) the directional derivative D is divided by the luma range C
-    (of the 3×3-median-filtered luma) in a ``window``-px line along that direction: for an edge ramp of width w, D/C ≈ 1/w. The
+    (of the 3×3-median-filtered luma) in a ``window``-px line along that direction: for an edge
+    ramp of width w, D/C ≈ 1/w. The
     ``percentile``-th highest D/C among pixels with enough contrast gives that direction's
     sharpest edge; its inverse is the edge width in px. Motion blur widens edges along one
     direction only, so the widest direction is reported. ``noise_sigma`` (0..1 scale) raises

@@ -190,8 +190,9 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
     - ``nlf_fine_255``, ``nlf_coarse_255``: representative σ (median over measured bins, mean over
       channels) at the fine and the coarse high-pass;
     - ``iso_prior_255``: :func:`iso_prior_sigma` (0 without EXIF);
-    - ``sigma_told_255``: the σ to tell a white-noise denoiser (see :data:`TOLD_GAIN_EXCESS`), at
-      least the ISO prior.
+    - ``sigma_measured_255``: the σ to tell a white-noise denoiser as measured (see
+      :data:`TOLD_GAIN_EXCESS`); ``sigma_told_255``: that, at least the ISO prior;
+    - ``exif_present``: 1.0 when the EXIF prior confirms noise (:func:`prior_confirms_noise`), else 0.
     """
     image = _mosaic([np.asarray(t, np.float32)[..., :3] for t in tiles])
     coarse = estimate_nlf(image)
@@ -204,9 +205,45 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
     s_coarse = float(coarse.per_channel().mean() * 255.0)
     prior = iso_prior_sigma(iso, exposure_s) * 255.0
     told = TOLD_GAIN_FINE * s_fine + TOLD_GAIN_EXCESS * max(s_coarse - s_fine, 0.0)
-    out.update(nlf_fine_255=s_fine, nlf_coarse_255=s_coarse, iso_prior_255=prior,
-               sigma_told_255=max(told, prior))
+    out.update(nlf_fine_255=s_fine, nlf_coarse_255=s_coarse, iso_prior_255=prior, sigma_measured_255=told,
+               sigma_told_255=max(told, prior), exif_present=float(prior_confirms_noise(told, prior)))
     return out
+
+
+# ---------------------------------------------------------------- presence from EXIF
+#: A photo whose EXIF ISO gives a prior (:func:`iso_prior_sigma` > 0, i.e. ISO above
+#: :data:`ISO_PRIOR_BASE`) counts as noisy when the σ measured on it (``sigma_measured_255``) is at
+#: least this fraction of the prior: the photo still holds the noise its ISO implies (a photo that
+#: was denoised, or downscaled a lot, no longer does, and a denoiser's output no longer does either,
+#: so the judge sees the noise severity fall).
+PRIOR_CONFIRM_FRACTION = 0.5
+#: Severity of a photo that holds exactly the confirming share of its prior's noise (the presence
+#: threshold); it grows in proportion to the measured σ, so a denoiser that lowers the measured σ
+#: lowers the severity too, even where texture keeps the measurement from falling to 0.
+PRIOR_SEVERITY_FLOOR = 0.15
+
+
+def prior_confirms_noise(measured_255: float, prior_255: float) -> bool:
+    """Whether the EXIF prior (``prior_255``, 8-bit levels; 0 = none) and the measured σ
+    (``measured_255``) together say the photo is noisy (see :data:`PRIOR_CONFIRM_FRACTION`).
+
+    Real high-ISO camera noise is often too fine or too smoothed by the camera's JPEG to stand out
+    from the grain and texture of clean photos (benchmarks/results/noise-separability.md); the
+    camera's own record of a high ISO is the evidence the pixels cannot give."""
+    return prior_255 > 0.0 and math.isfinite(measured_255) and measured_255 >= PRIOR_CONFIRM_FRACTION * prior_255
+
+
+def prior_severity(measurements: dict[str, float]) -> float:
+    """Noise severity in [0, 1] the EXIF prior supports (0 when it does not confirm noise):
+    ``PRIOR_SEVERITY_FLOOR · sigma_measured_255 / (PRIOR_CONFIRM_FRACTION · iso_prior_255)``, at most 1."""
+    if not measurements.get("exif_present", 0.0):
+        return 0.0
+    measured = float(measurements.get("sigma_measured_255", 0.0))
+    prior = float(measurements.get("iso_prior_255", 0.0))
+    if prior <= 0.0:
+        return 0.0
+    severity = PRIOR_SEVERITY_FLOOR * measured / (PRIOR_CONFIRM_FRACTION * prior)
+    return float(min(1.0, max(PRIOR_SEVERITY_FLOOR, severity)))
 
 
 def nlf_from_measurements(measurements: dict[str, float]) -> Optional[NoiseLevelFunction]:

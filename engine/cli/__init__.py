@@ -45,10 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
+    # The engine never imports the app: the window is found as the installed ``restora-gui``
+    # command (pyproject.toml's [project.scripts]).
+    from importlib.metadata import entry_points
+
     try:
-        from app.main import main as gui_main
-    except ImportError as e:
-        print(f"restora: the GUI is not available ({e}); install the 'gui' extra", file=sys.stderr)
+        (entry,) = entry_points(group="console_scripts", name="restora-gui")
+        gui_main = entry.load()
+    except (ValueError, ImportError) as e:
+        print(f"restora: the GUI is not available ({e or 'restora-gui is not installed'}); install the 'gui' "
+              "extra", file=sys.stderr)
         return 1
     return int(gui_main(list(args.files)) or 0)
 

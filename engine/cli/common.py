@@ -17,10 +17,10 @@ def resolve_device(preference: str) -> str:
         return "cpu"
     try:
         from ..runtime.device import choose_device
-    except ImportError:
+    except ImportError as exc:
         if preference == "auto":
             return "cpu"
-        raise RestoraError(f"device {preference!r} needs the neural runtime (torch), which is not installed")
+        raise RestoraError(f"device {preference!r} needs the neural runtime (torch), which is not installed") from exc
     return choose_device(preference)
 
 

@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from ..errors import one_line
+from ..units import format_bytes
+
 #: Distributions whose versions are reported (distribution name, import name).
 PACKAGES: tuple[tuple[str, str], ...] = (
     ("numpy", "numpy"), ("scipy", "scipy"), ("pillow", "PIL"), ("opencv-python-headless", "cv2"),
@@ -122,8 +125,8 @@ def _onnxruntime(problems: list[str]) -> dict[str, Any]:
     try:
         import onnxruntime as ort
     except Exception as e:  # noqa: BLE001 (a broken native library must still give a report)
-        problems.append(f"onnxruntime does not import: {_short(e)}")
-        return {"installed": True, "error": _short(e)}
+        problems.append(f"onnxruntime does not import: {one_line(e)}")
+        return {"installed": True, "error": one_line(e)}
     return {"installed": True, "version": ort.__version__, "device": ort.get_device(),
             "providers": list(ort.get_available_providers())}
 
@@ -141,7 +144,7 @@ def _torch() -> dict[str, Any]:
     try:
         import torch
     except Exception as e:  # noqa: BLE001
-        info["error"] = _short(e)
+        info["error"] = one_line(e)
         return info
     info["version"] = torch.__version__
     info["cuda_build"] = torch.version.cuda
@@ -166,7 +169,7 @@ def _auto_device() -> dict[str, Any]:
     try:
         return {"auto": choose_device("auto")}
     except Exception as e:  # noqa: BLE001
-        return {"auto": "cpu", "error": _short(e)}
+        return {"auto": "cpu", "error": one_line(e)}
 
 
 def _models(problems: list[str]) -> dict[str, Any]:
@@ -223,10 +226,6 @@ def _free_bytes(folder: Path) -> Optional[int]:
         return None
 
 
-def _short(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 # -------------------------------------------------------------------------------------- format
 def format_report(report: dict[str, Any]) -> str:
@@ -255,7 +254,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  torch {t['version']} ({cuda}; MPS {'yes' if t['mps_available'] else 'no'}; "
                      f"{t['threads']} threads); spandrel {'yes' if t['spandrel'] else 'no'}")
         for d in t.get("cuda_devices", []):
-            lines.append(f"    cuda:{d['index']} {d['name']}, {d['memory_bytes'] / 2**30:.1f} GiB, "
+            lines.append(f"    cuda:{d['index']} {d['name']}, {format_bytes(d['memory_bytes'], binary=True)}, "
                          f"compute {d['capability']}")
     else:
         lines.append(f"  torch: {t.get('error') or t.get('note', 'not installed')}")
@@ -272,14 +271,14 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {name}={value}")
     m = r["models"]
     lines.append("")
-    free = f", {m['cache_free_bytes'] / 1e9:.1f} GB free" if m.get("cache_free_bytes") is not None else ""
+    free = f", {format_bytes(m['cache_free_bytes'])} free" if m.get("cache_free_bytes") is not None else ""
     lines.append(f"Models (cache {m['cache']}{free})")
     for row in m["entries"]:
         state = row["status"]
         if "verified" in row:
             state = ("verified sha256" if row["check"] == "ok" else row["check"]) if row["verified"] else \
                 f"BROKEN: {row['check']}"
-            size = f"{row['size'] / 1e6:.1f} MB" if row.get("size") else ""
+            size = format_bytes(row["size"]) if row.get("size") else ""
             state = f"{'bundled' if row['bundled'] else 'installed'}, {state} {size}".rstrip()
         if row.get("needs"):
             state += f" (cannot run without {row['needs']})"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, TextIO
 
 from ..errors import RestoraError
+from ..units import format_bytes
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -45,7 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--id", dest="model_id", metavar="ID", help="model id (default: from the file name)")
     p.add_argument("--task", dest="tasks", action="append", metavar="TASK",
-                   help="task it serves (noise, blur, jpeg, haze, lowlight, rain, generalist, upscale, face); repeatable")
+                   help="task it serves (noise, blur, jpeg, haze, lowlight, rain, generalist, upscale, face); "
+                        "repeatable")
     p.add_argument("--name", help="display name")
     parser.set_defaults(run=run, models_parser=parser)
     return parser
@@ -94,11 +96,11 @@ def _list(manager: Any, args: argparse.Namespace, out: TextIO, err: TextIO, as_j
             _emit(out, row)
         return 0
     header = ("ID", "STATUS", "SIZE", "TASKS", "LICENSE", "NAME")
-    table = [header] + [(r["id"], r["status"], _size(r["size"]), ",".join(r["tasks"]), r["license"], r["name"])
-                        for r in rows]
+    table = [header] + [(r["id"], r["status"], format_bytes(r["size"]) if r["size"] else "?", ",".join(r["tasks"]),
+                         r["license"], r["name"]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]), file=out)
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + str(row[-1]), file=out)
     print(f"cache: {manager.cache_dir}", file=err)
     return 0
 
@@ -164,7 +166,3 @@ def _emit(out: TextIO, obj: dict) -> None:
     out.flush()
 
 
-def _size(n: int) -> str:
-    if not n:
-        return "?"
-    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"

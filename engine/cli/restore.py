@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from ..errors import Cancelled, RestoraError, UsageError
+from ..imageio.formats import OFFERED_FORMATS
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
 from ..pipeline.batch import Batch
-from ..pipeline.job import OUTPUT_FORMATS, RestoreResult, check_options
+from ..pipeline.job import RestoreResult, check_options
 from ..progress import CancelToken, Progress
 from .common import describe_report, emit_json, resolve_device
 from .progressbar import ProgressLine
@@ -32,13 +33,16 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1, help="upscale the result (default 1)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--tile", type=int, metavar="PIXELS", help="tile size for networks (default: automatic)")
-    p.add_argument("--format", dest="fmt", choices=("same",) + tuple(OUTPUT_FORMATS), default="same")
+    p.add_argument("--format", dest="fmt", choices=("same",) + OFFERED_FORMATS, default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave outputs that already exist as they are and report them as skipped "
                         "(run the same command again to resume an interrupted batch)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input to stdout")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write <stem>.uncertainty.png beside each output: 16-bit grey, value / 256 = "
+                        "expected absolute error of that pixel in 8-bit levels; --json gains a summary")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
@@ -61,7 +65,7 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
-                          skip_existing=args.skip_existing)
+                          skip_existing=args.skip_existing, uncertainty=args.uncertainty)
 
 
 def run(args: argparse.Namespace) -> int:

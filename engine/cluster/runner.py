@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import RestoraError
+from ..errors import RestoraError, one_line
 from ..kinds import GENERALIST, UPSCALE
 from ..pipeline.batch import Batch
 from ..pipeline.job import RestoreOptions, RestoreResult
@@ -200,13 +200,8 @@ def connect(settings: ClusterSettings):
             ray.init(address=settings.address, **kwargs)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError... for the same problem
         raise ClusterUnavailable(f"cannot {'start' if settings.address == 'local' else 'reach'} the Ray cluster "
-                                 f"{settings.address!r}: {_one_line(e)}") from None
+                                 f"{settings.address!r}: {one_line(e, 300)}") from None
     return ray
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return (text[:300] + "…") if len(text) > 300 else text or type(error).__name__
 
 
 class _Worker:
@@ -382,7 +377,7 @@ class _Run:
             return
         except self.ray.exceptions.RayTaskError as e:  # an unexpected exception inside the job
             job = self._take(worker, ref)
-            self._deliver(job, RestoreResult(input=job.item.path, error=f"{job.item.path}: {_one_line(e.cause)}"))
+            self._deliver(job, RestoreResult(input=job.item.path, error=f"{job.item.path}: {one_line(e.cause, 300)}"))
             return
         job = self._take(worker, ref)
         self._deliver(job, result)
@@ -399,7 +394,8 @@ class _Run:
         extra = sorted(set(theirs) - set(self.experts_here))
         log.warning("the worker on %s has other models than this machine (%s): its results will differ from a "
                     "local run here", host, "; ".join(filter(None, [
-                        f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""])))
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"extra {', '.join(extra)}" if extra else ""])))
 
     def _take(self, worker: _Worker, ref) -> ClusterJob:
         del self.owner[ref]
@@ -414,7 +410,7 @@ class _Run:
         was working on (its oldest unfinished job), queue the rest again, start a replacement."""
         self.deaths += 1
         self.ray.kill(worker.handle)  # "unavailable" may mean unreachable: it must not write on
-        self.last_death = f"{worker.name} died: {_one_line(error)}"
+        self.last_death = f"{worker.name} died: {one_line(error, 300)}"
         log.warning("%s", self.last_death)
         if worker in self.workers:
             self.workers.remove(worker)
@@ -431,7 +427,7 @@ class _Run:
                     if job.attempts >= self.settings.max_attempts:
                         self._deliver(job, RestoreResult(
                             input=job.item.path, error=f"{job.item.path}: the cluster worker restoring it died "
-                            f"{job.attempts} times (last: {_one_line(error)})"))
+                            f"{job.attempts} times (last: {one_line(error, 300)})"))
                         continue
                 again.append(job)
                 continue

@@ -100,19 +100,12 @@ def simplenn_state_dict(layers: list[SimpleNNLayer]) -> dict:
 def convert_mat(path: Union[str, Path], out: Union[str, Path]) -> Path:
     """Read a simplenn ``.mat`` file and write its tensors to the safetensors file ``out``
     (atomically: a temporary file in the same folder, then a rename). Returns ``out``."""
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
+
+    from ..imageio.atomic import atomic_output
 
     out = Path(out)
     state = simplenn_state_dict(read_simplenn(path))
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".safetensors", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", "source": "MatConvNet simplenn"})
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(out, overwrite=True) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "source": "MatConvNet simplenn"})
     return out

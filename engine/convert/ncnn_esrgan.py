@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -21,6 +20,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..errors import ModelError
+from ..imageio.atomic import atomic_output
 
 PARAM_MAGIC = 7767517
 
@@ -220,7 +220,7 @@ def esrgan_state_dict(layers: list[NcnnLayer], bin_data: bytes) -> dict[str, np.
     if convs[0].layer.inputs != inputs[0].outputs:
         raise ModelError("the first convolution does not read the network input")
     state: dict[str, np.ndarray] = {}
-    for conv, (name, activated) in zip(convs, names):
+    for conv, (name, activated) in zip(convs, names, strict=True):
         if activated != (conv.leaky_slope is not None):
             raise ModelError(f"{conv.layer.name}: activation does not match RRDBNet's {name}")
         if conv.bias is None:
@@ -248,15 +248,8 @@ def ncnn_to_esrgan_safetensors(param_path: str | os.PathLike[str], bin_path: str
 def _save_atomic(state: dict[str, np.ndarray], out: Path, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(out, overwrite=True) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 # ---------------------------------------------------------------------------------------------

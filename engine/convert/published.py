@@ -249,6 +249,20 @@ def convert(architecture: str, source: Path, out_dir: Path, stem: str, *, onnx: 
     return facts
 
 
+def layer_macs(module, output) -> int:
+    """Multiply-accumulates of one forward pass of a ``Conv2d`` (``output elements ·
+    in_channels/groups · kh · kw``) or ``Linear`` layer (``output elements · in_features``) that
+    produced ``output``; 0 for any other module. Bias additions are not counted."""
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return output.numel() * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    return 0
+
+
 def flops_per_megapixel(module, net: PublishedNet, shape: tuple[int, int] = (256, 256)) -> float:
     """FLOPs per input megapixel: 2 · multiply-accumulates of every convolution and linear layer
     (counted with forward hooks on one pass at ``shape``); element-wise work is not counted."""
@@ -259,11 +273,7 @@ def flops_per_megapixel(module, net: PublishedNet, shape: tuple[int, int] = (256
 
     def hook(mod, _inp, out) -> None:
         nonlocal macs
-        if isinstance(mod, nn.Conv2d):
-            kh, kw = mod.kernel_size
-            macs += out.numel() * (mod.in_channels // mod.groups) * kh * kw
-        elif isinstance(mod, nn.Linear):
-            macs += out.numel() * mod.in_features
+        macs += layer_macs(mod, out)
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:

@@ -42,6 +42,3 @@ def linear_to_srgb(y: np.ndarray) -> np.ndarray:
     return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055).astype(np.float32)
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of an HxWx3 image (same encoding as the input), float32 HxW."""
-    return (image[..., 0] * 0.2126 + image[..., 1] * 0.7152 + image[..., 2] * 0.0722).astype(np.float32)

@@ -7,7 +7,8 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ._common import as_image, finish, luminance
+from ..color import luminance
+from ._common import as_image, finish
 from .blur import motion_kernel
 
 

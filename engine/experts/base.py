@@ -21,14 +21,6 @@ class Backend(str, enum.Enum):
     TORCH = "torch"
 
 
-class TilingMode(str, enum.Enum):
-    """How an expert may be split into tiles."""
-
-    NONE = "none"            # needs the whole image (global statistics: dehaze, low-light)
-    ALLOWED = "allowed"      # local operator: tiles with overlap give the same result
-    REQUIRED = "required"    # too large to run whole (big networks)
-
-
 @dataclass(frozen=True)
 class ExpertInfo:
     """What an expert is and what it needs, so callers ask the description, never the class.
@@ -37,7 +29,8 @@ class ExpertInfo:
     ``"upscale"`` / ``"face"``. ``scale``: output size / input size. ``size_multiple``: input
     height and width must be padded to a multiple of this. ``tile_overlap``: pixels of context
     each tile needs on every side. ``memory_factor``: peak bytes per input pixel, roughly, for
-    choosing tile sizes. ``version``: bump when outputs change (it is part of cache keys).
+    choosing tile sizes (the tiler reads these three). ``version``: bump when outputs change
+    (it is part of cache keys).
     ``generative``: the expert invents plausible detail rather than restoring faithfully (e.g.
     Real-ESRGAN); the default plan only uses such experts when asked to. ``conditioned``: the
     expert removes only the kinds named in ``ExpertContext.strengths``, as strongly as told (a
@@ -57,10 +50,8 @@ class ExpertInfo:
     version: str = "1"
     scale: int = 1
     size_multiple: int = 1
-    tiling: TilingMode = TilingMode.ALLOWED
     tile_overlap: int = 16
     memory_factor: float = 64.0
-    supports_fp16: bool = False
     generative: bool = False
     conditioned: bool = False
     lead_kinds: tuple[str, ...] = ()
@@ -86,6 +77,8 @@ class ExpertContext:
     the strength to the session's blend and run at full effect.
     ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
     decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
+    ``notes``: what the expert says about this run for a person (why it was gentler, why it left
+    the photo unchanged), appended with :meth:`note`; the session shows them as the stage's reason.
     """
 
     severity: float = 1.0
@@ -97,6 +90,11 @@ class ExpertContext:
     tile: Optional[int] = None
     strength: float = 1.0
     jpeg: Optional["JpegSource"] = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Record one line for a person about this run (see ``notes``)."""
+        self.notes.append(str(text))
 
 
 #: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the
@@ -157,10 +155,10 @@ class ExpertRegistry:
 
     def for_task(self, task: str, available_only: bool = True) -> list[Expert]:
         """Experts serving ``task``, best first: those the measured ranking lists for ``task``
-        in its order, then the others neural (torch, onnx) before classical, in registration
-        order within a backend."""
-        order = {Backend.TORCH: 0, Backend.ONNX: 1, Backend.CLASSICAL: 2}
+        in its order, then the ones it has not measured in the order they were registered
+        (:func:`engine.experts.default.build_registry` declares that order; the runtime a model
+        happens to use plays no part)."""
         ranked = {expert_id: i for i, expert_id in enumerate(self.ranking.get(task, ()))}
         found = [e for e in self._experts.values()
                  if task in e.info.tasks and (not available_only or e.is_available())]
-        return sorted(found, key=lambda e: (ranked.get(e.info.id, len(ranked)), order[e.info.backend]))
+        return sorted(found, key=lambda e: ranked.get(e.info.id, len(ranked)))

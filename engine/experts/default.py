@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from ..optional import torch_runtime_available
 from .base import Expert, ExpertRegistry
@@ -17,20 +16,28 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
     """Every expert that can run here, ordered per kind by the measured ranking
     (``models/expert-ranking.json``). Neural experts are added for installed or bundled
     models only; if the neural runtime cannot be imported (no torch/onnxruntime), the registry
-    still holds the classical experts and a warning is logged."""
+    still holds the classical experts and a warning is logged.
+
+    For a kind the ranking has not measured, the order of registration decides, and it is
+    declared here: the file-aware JPEG restorers (ahead of the networks they wrap), then the
+    installed networks in catalog order (the catalog lists the preferred first), then the
+    classical experts, then the resampling upscalers."""
     from .classical import classical_experts
 
     from .jpeg_restore import jpeg_restorers
     from .lowlight_adaptive import lowlight_restorers
+    from .pnp_deblur import pnp_deblurrers
 
-    experts: list[Expert] = list(classical_experts())
-    experts += [LanczosUpscaler(2), LanczosUpscaler(4)]
+    classical: list[Expert] = list(classical_experts())
+    experts: list[Expert] = []
     if include_neural:
         neural = neural_experts(device=device, manager=manager)
-        # Registered before the networks they wrap, so that they rank first for the jpeg task.
-        experts += jpeg_restorers(neural, next(e for e in experts if e.info.tasks == ("jpeg",)))
-        experts += lowlight_restorers(neural, [e for e in experts if e.info.tasks == ("lowlight",)])
+        experts += jpeg_restorers(neural, next(e for e in classical if e.info.tasks == ("jpeg",)))
+        experts += pnp_deblurrers(neural)
+        experts += lowlight_restorers(neural, [e for e in classical if e.info.tasks == ("lowlight",)])
         experts += neural
+    experts += classical
+    experts += [LanczosUpscaler(2), LanczosUpscaler(4)]
     return ExpertRegistry(experts, ranking=ranked_ids(load_ranking()))
 
 

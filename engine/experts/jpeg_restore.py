@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..analysis.jpeg_tables import CLEAN_QUALITY, JpegQuantisation, estimate_quality
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 from .classical.color import from_ycbcr, to_ycbcr
 from .classical.jpeg_qcp import project_upright
 
@@ -74,7 +74,6 @@ class JpegQcpRestorer(Expert):
             tasks=("jpeg",),
             backend=backend,
             version=version + "." + ".".join(p.info.version for p in priors),
-            tiling=TilingMode.NONE,
             tile_overlap=max(p.info.tile_overlap for p in priors),
             memory_factor=max(max(p.info.memory_factor for p in priors), 400.0),
             model_id="+".join(p.info.model_id for p in priors if p.info.model_id) or None,

@@ -1,9 +1,12 @@
 """Neural networks as experts: spandrel (torch) or ONNX models run tiled on the chosen device.
 
 * :class:`NeuralExpert` wraps one model file (or an already loaded spandrel descriptor). Its
-  :class:`ExpertInfo` comes from the model (scale, size multiple, fp16 support, memory factor);
-  for a file it is first taken from the catalog entry and confirmed when the model loads, which
-  happens on the first run so that building a registry costs nothing.
+  :class:`ExpertInfo` is declared once and never changes: from the model for a loaded
+  descriptor, from the catalog entry for a file (loaded on the first run, so that building a
+  registry costs nothing). Loading checks the declaration (scale, per-kind conditioning) and
+  refuses a model that contradicts it; what only the loaded model can tell (its exact size
+  multiple, receptive field and memory use per pixel) is kept with the loaded runner and given
+  to the tiler, not written back into the description.
 * :class:`DownscaledExpert` runs an upscaling model and reduces each tile's output with an
   area (box) filter, e.g. a 4x model as a 2x upscaler or as a 1x restorer. The reduction is per
   tile, so memory stays bounded by the tile size; for integer factors the box filter of a tile
@@ -18,7 +21,7 @@ import functools
 import importlib.util
 import logging
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -26,7 +29,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..kinds import ANALYSIS, FACE, GENERALIST, KINDS, UPSCALE
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,9 @@ def info_from_descriptor(descriptor: Any, *, expert_id: str, tasks: Sequence[str
     return ExpertInfo(
         id=expert_id, name=name or f"{descriptor.architecture.name} ({model_id or expert_id})",
         tasks=tuple(tasks), backend=Backend.TORCH, scale=int(descriptor.scale),
-        size_multiple=int(descriptor.size_requirements.multiple_of), tiling=TilingMode.REQUIRED,
+        size_multiple=int(descriptor.size_requirements.multiple_of),
         tile_overlap=ARCH_OVERLAP.get(arch, DEFAULT_OVERLAP), memory_factor=estimate_memory_factor(descriptor),
-        supports_fp16=bool(descriptor.supports_half), generative=generative, model_id=model_id,
-        description=description)
+        generative=generative, model_id=model_id, description=description)
 
 
 class NeuralExpert(Expert):
@@ -109,6 +111,11 @@ class NeuralExpert(Expert):
         self._runner: Any = None
         self._runner_device: Optional[str] = None
         self._lock = threading.Lock()
+        #: What the loaded model needs from the tiler (size multiple, overlap, memory factor);
+        #: until it is loaded, the declared values.
+        self._needs = _Needs(info.size_multiple, info.tile_overlap, info.memory_factor)
+        if descriptor is not None:
+            self._needs = _needs_of(descriptor)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -124,10 +131,12 @@ class NeuralExpert(Expert):
     def from_file(cls, path: Path, *, expert_id: str, tasks: Sequence[str], model_id: Optional[str],
                   scale: int, size_multiple: int = 1, architecture: str = "", name: str = "",
                   generative: bool = False, device: str = "cpu", description: str = "",
-                  lead_kinds: Sequence[str] = (), threads: Optional[int] = None,
+                  lead_kinds: Sequence[str] = (), conditioned: bool = False, threads: Optional[int] = None,
                   verify: Optional[Callable[[], Any]] = None) -> "NeuralExpert":
-        """Lazy: the file is read on the first run. ``scale`` and ``size_multiple`` (from the
-        catalog) describe the model until then; the loaded model must agree on the scale."""
+        """Lazy: the file is read on the first run. The description is declared here from the
+        catalog entry (``scale``, ``size_multiple``, ``architecture`` for the tile overlap,
+        ``conditioned``: an ONNX model that takes per-kind strengths); the loaded model must
+        agree on the scale and on the conditioning, else running it raises :class:`ModelError`."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix in ONNX_SUFFIXES:
@@ -137,10 +146,10 @@ class NeuralExpert(Expert):
         else:
             raise ModelError(f"{path.name}: unsupported model file type {suffix!r}")
         info = ExpertInfo(id=expert_id, name=name or (model_id or expert_id), tasks=tuple(tasks), backend=backend,
-                          scale=int(scale), size_multiple=max(int(size_multiple), 1), tiling=TilingMode.REQUIRED,
+                          scale=int(scale), size_multiple=max(int(size_multiple), 1),
                           tile_overlap=ARCH_OVERLAP.get(architecture, DEFAULT_OVERLAP),
                           memory_factor=float(4 * LIVE_TENSORS * 64 * max(int(scale), 1) ** 2),
-                          supports_fp16=False, generative=generative, model_id=model_id,
+                          generative=generative, conditioned=bool(conditioned), model_id=model_id,
                           description=description, lead_kinds=tuple(lead_kinds))
         return cls(info, path=path, device=device, threads=threads, verify=verify)
 
@@ -169,7 +178,8 @@ class NeuralExpert(Expert):
             runner = functools.partial(runner, strengths=strength_vector(ctx.strengths))
         fn = runner if reduction == 1 else _area_reduced(runner, reduction)
         fp16 = bool(getattr(runner, "fp16", False))
-        memory_factor = self.info.memory_factor / (2 if fp16 else 1)
+        needs = self._needs
+        memory_factor = needs.memory_factor / (2 if fp16 else 1)
         strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
                     AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
         channels = int(getattr(getattr(runner, "descriptor", None), "input_channels", 3) or 3)
@@ -179,8 +189,8 @@ class NeuralExpert(Expert):
         outs = []
         for i, plane in enumerate(planes):
             progress = ctx.progress.sub(i / len(planes), (i + 1) / len(planes))
-            outs.append(run_tiled(plane, fn, scale=scale // reduction, size_multiple=self.info.size_multiple,
-                                  minimum_size=self.minimum_size, overlap=self.info.tile_overlap,
+            outs.append(run_tiled(plane, fn, scale=scale // reduction, size_multiple=needs.size_multiple,
+                                  minimum_size=self.minimum_size, overlap=needs.overlap,
                                   strategy=strategy, memory_factor=memory_factor, progress=progress,
                                   notify=self.notify, oom_errors=default_oom_errors(),
                                   on_oom=getattr(runner, "release_memory", None)))
@@ -204,7 +214,10 @@ class NeuralExpert(Expert):
 
             assert self.path is not None
             runner = OnnxRunner(self.path, device=device, threads=self.threads)
-            self.info = replace(self.info, conditioned=runner.conditioned)
+            if runner.conditioned != self.info.conditioned:
+                raise ModelError(f"{self.path.name}: the model {'takes' if runner.conditioned else 'does not take'} "
+                                 f"per-kind strengths, but its catalog entry says it "
+                                 f"{'does not' if runner.conditioned else 'does'} (conditioned)")
             return runner
         from ..runtime.torch_backend import TorchRunner, load_image_model
 
@@ -216,7 +229,7 @@ class NeuralExpert(Expert):
                                  f"entry says {self.info.scale}x")
             self._descriptor = descriptor
             self.minimum_size = int(descriptor.size_requirements.minimum)
-            self.info = replace(self.info, **_descriptor_fields(descriptor))
+            self._needs = _needs_of(descriptor)
         return TorchRunner(self._descriptor, device=device)
 
 
@@ -226,12 +239,20 @@ def strength_vector(strengths: Mapping[str, float]) -> np.ndarray:
     return np.array([min(max(float(strengths.get(k, 0.0)), 0.0), 1.0) for k in KINDS], np.float32)
 
 
-def _descriptor_fields(descriptor: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Needs:
+    """What the tiler must give a model: input sides padded to a multiple of ``size_multiple``,
+    ``overlap`` pixels of context per tile side, ``memory_factor`` peak bytes per input pixel."""
+
+    size_multiple: int
+    overlap: int
+    memory_factor: float
+
+
+def _needs_of(descriptor: Any) -> _Needs:
     arch = str(descriptor.architecture.id)
-    return {"size_multiple": int(descriptor.size_requirements.multiple_of),
-            "supports_fp16": bool(descriptor.supports_half),
-            "memory_factor": estimate_memory_factor(descriptor),
-            "tile_overlap": ARCH_OVERLAP.get(arch, DEFAULT_OVERLAP)}
+    return _Needs(int(descriptor.size_requirements.multiple_of), ARCH_OVERLAP.get(arch, DEFAULT_OVERLAP),
+                  estimate_memory_factor(descriptor))
 
 
 def area_downscale(image: np.ndarray, factor: int) -> np.ndarray:
@@ -264,13 +285,9 @@ class DownscaledExpert(Expert):
             raise ValueError(f"cannot make a {out_scale}x expert from a {base.info.scale}x model")
         self.base = base
         self.out_scale = out_scale
-        self._static = dict(id=expert_id, name=name or f"{base.info.name} at {out_scale}x", tasks=tuple(tasks),
-                            generative=base.info.generative if generative is None else generative)
-
-    @property
-    def info(self) -> ExpertInfo:  # type: ignore[override]
-        """The base model's description at this expert's scale (follows the base once it loads)."""
-        return replace(self.base.info, scale=self.out_scale, **self._static)
+        #: The base model's description at this expert's scale.
+        self.info = replace(base.info, scale=out_scale, id=expert_id, name=name or f"{base.info.name} at {out_scale}x",
+                            tasks=tuple(tasks), generative=base.info.generative if generative is None else generative)
 
     def is_available(self) -> bool:
         return self.base.is_available()
@@ -325,25 +342,26 @@ def experts_for_installed_models(manager: Any, device: str = "cpu") -> list[Expe
         if special is not None:
             experts += special
             continue
+        scale = int(entry.scale)
+        others = tuple(t for t in tasks if t != UPSCALE)
         try:
-            base = NeuralExpert.from_file(Path(path), expert_id=f"neural.{entry.id}", tasks=tasks,
+            base = NeuralExpert.from_file(Path(path), expert_id=f"neural.{entry.id}",
+                                          tasks=(UPSCALE,) if scale > 1 and UPSCALE in tasks else tasks,
                                           model_id=entry.id, scale=int(entry.scale),
                                           size_multiple=int(getattr(entry, "size_multiple", 1) or 1),
                                           architecture=str(entry.architecture), name=str(entry.name),
                                           generative=bool(getattr(entry, "generative", False)), device=device,
                                           description=str(getattr(entry, "description", "")),
                                           lead_kinds=tuple(getattr(entry, "lead_kinds", ())),
+                                          conditioned=bool(getattr(entry, "conditioned", False)),
                                           verify=functools.partial(check, entry.id) if check else None)
         except ModelError as err:
             log.warning("model %s: %s", entry.id, err)
             continue
-        scale = int(entry.scale)
         if scale == 1:
             experts.append(base)
             continue
-        others = tuple(t for t in tasks if t != UPSCALE)
         if UPSCALE in tasks:
-            base.info = replace(base.info, tasks=(UPSCALE,))
             experts.append(base)
             experts += [DownscaledExpert(base, s, (UPSCALE,), f"neural.{entry.id}.x{s}")
                         for s in range(scale - 1, 1, -1) if scale % s == 0]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import ModelError
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 from .classical.noise_level import context_sigma
 
 #: Per-channel noise levels whose largest/smallest mean ratio exceeds this are removed channel
@@ -146,7 +146,7 @@ class FFDNetExpert(_NetworkExpert):
             raise ModelError(f"{self.path.name}: FFDNet runs from its .onnx or .safetensors conversion")
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "FFDNet colour", tasks=("noise",), backend=backend,
-            version="1", size_multiple=SIZE_MULTIPLE, tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
+            version="1", size_multiple=SIZE_MULTIPLE, tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
             description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
         self._init_runner_cache(device, threads)
@@ -256,7 +256,7 @@ class LumaDnCNNExpert(_NetworkExpert):
             raise ModelError(f"{self.path.name}: DnCNN-3 runs from its .mat original or a .safetensors conversion")
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "DnCNN-3 (luma)", tasks=("jpeg",),
-            backend=Backend.TORCH, version="1", tiling=TilingMode.ALLOWED, tile_overlap=RECEPTIVE_RADIUS,
+            backend=Backend.TORCH, version="1", tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
             description=description or "Grey DnCNN-3 on the luma: JPEG deblocking (Zhang et al. 2017).")
         self._init_runner_cache(device, threads)
@@ -378,7 +378,7 @@ class IATExpert(_NetworkExpert):
     The global branch (gamma and a colour matrix for the whole photo) runs once on the photo
     (see :data:`IAT_GLOBAL_MAX_PIXELS`); the local branch, a per-pixel multiplier and offset,
     runs tiled with 11 px of overlap (its receptive field), so tiles equal one whole pass. The
-    expert as a whole needs the whole photo (``TilingMode.NONE``). The stage strength blends.
+    expert as a whole needs the whole photo. The stage strength blends.
     """
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
@@ -392,7 +392,7 @@ class IATExpert(_NetworkExpert):
         backend = Backend.ONNX if self.path.suffix.lower() == ".onnx" else Backend.TORCH
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "IAT", tasks=tasks, backend=backend, version="1",
-            tiling=TilingMode.NONE, tile_overlap=LOCAL_RADIUS, memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
+            tile_overlap=LOCAL_RADIUS, memory_factor=4.0 * 4 * 64 + 64, model_id=model_id,
             description=description or "Illumination-Adaptive Transformer (Cui et al. 2022).")
         self._init_runner_cache(device, threads)
 
@@ -512,7 +512,7 @@ class SAFMNExpert(_NetworkExpert):
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}{suffix}", name=(name or "SAFMN") + ("" if not suffix else " at 2x"),
             tasks=("upscale",), backend=backend, version="1", scale=out_scale, size_multiple=SIZE_MULTIPLE,
-            tiling=TilingMode.REQUIRED, tile_overlap=TILE_OVERLAP, memory_factor=4.0 * 4 * 72 + 4 * 3 * SCALE ** 2,
+            tile_overlap=TILE_OVERLAP, memory_factor=4.0 * 4 * 72 + 4 * 3 * SCALE ** 2,
             model_id=model_id, description=description or "Efficient fidelity super-resolution (Sun et al. 2023).")
         self._init_runner_cache(device, threads)
 

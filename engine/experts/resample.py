@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..kinds import UPSCALE
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 
 
 class LanczosUpscaler(Expert):
@@ -17,7 +17,7 @@ class LanczosUpscaler(Expert):
     def __init__(self, scale: int) -> None:
         self.info = ExpertInfo(id=f"classical.upscale.lanczos-x{scale}", name=f"Lanczos {scale}×",
                                tasks=(UPSCALE,), backend=Backend.CLASSICAL, scale=scale,
-                               tiling=TilingMode.NONE, tile_overlap=0,
+                               tile_overlap=0,
                                description="Lanczos-4 interpolation; sharp edges, no invented detail.")
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:

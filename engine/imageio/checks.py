@@ -1,21 +1,10 @@
-"""Guards shared by the decoders: pixel budgets and one-line error text."""
+"""Guards shared by the decoders: pixel budgets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import PhotoLoadError
-
-_MAX_DETAIL = 160
-
-
-def one_line(err: BaseException) -> str:
-    """``err``'s message squeezed onto one short line (type name when it has no message)."""
-    text = " ".join(str(err).split())
-    if not any(c.isalpha() for c in text):  # KeyError(0), IndexError(): the type says more
-        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
-
 
 def check_pixel_budget(path: Path, width: int, height: int, max_pixels: int) -> None:
     """Raise :class:`PhotoLoadError` when ``width * height`` exceeds ``max_pixels`` (a guard

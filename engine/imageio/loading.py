@@ -15,9 +15,8 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import PhotoLoadError, RestoraError, UnsupportedFormatError
+from ..errors import PhotoLoadError, RestoraError, UnsupportedFormatError, one_line
 from ..photo import Photo
-from .checks import one_line
 from .formats import PILLOW_OPEN_FORMATS, SUPPORTED_EXTENSIONS, PathLike, is_raw
 from .metadata import read_metadata
 from .orientation import apply_orientation

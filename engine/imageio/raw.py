@@ -9,9 +9,9 @@ import numpy as np
 import rawpy
 from PIL import Image
 
-from ..errors import PhotoLoadError
+from ..errors import PhotoLoadError, one_line
 from ..photo import Photo
-from .checks import check_pixel_budget, one_line
+from .checks import check_pixel_budget
 from .exif import exif_block_from_image
 from .metadata import metadata_from_tags, read_tags
 from .orientation import LIBRAW_FLIP_TO_EXIF

@@ -11,19 +11,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..errors import PhotoSaveError, RestoraError
+from ..errors import PhotoSaveError, RestoraError, one_line
 from ..photo import Photo
 from .atomic import atomic_output
-from .checks import one_line
 from .exif import EXIF_PREFIX, JPEG_EXIF_LIMIT, exif_bytes, exif_for_output
-from .formats import OUTPUT_FORMATS, RASTER_FORMATS, PathLike, output_format_for, resolve_bit_depth
+from .formats import FORMATS, RASTER_FORMATS, PathLike, output_format_for, resolve_bit_depth, same_output_format
 from .png_chunks import exif_chunk, iccp_chunk, write_png_with_chunks
 from .quantize import quantize
 from .tiff_output import write_tiff
 
 #: Formats that can store a gray image as gray / an alpha channel.
-_GRAY_FORMATS = frozenset({"png", "tiff", "jpeg", "bmp"})
-_ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
+_GRAY_FORMATS = frozenset(name for name, f in FORMATS.items() if f.gray)
+_ALPHA_FORMATS = frozenset(name for name, f in FORMATS.items() if f.alpha)
 #: zlib level for PNG: 2 is about twice as fast as 4-6 on photos for files ~3 % larger.
 _PNG_COMPRESSION = 2
 
@@ -42,10 +41,10 @@ def default_output_format(photo: Photo) -> tuple[str, int]:
     """``(extension, bit_depth)`` that keeps the input's format and precision: e.g.
     ``(".png", 16)`` for a 16-bit PNG, ``(".jpg", 8)`` for a JPEG, ``(".tif", 16)`` for RAW.
     The input's own spelling of the extension (``.jpeg``, ``.tiff``) is kept when it has one."""
+    fmt = same_output_format(photo.source_format)
+    extension, depths = FORMATS[fmt].extension, FORMATS[fmt].bit_depths
     if photo.source_format == "raw":
-        return ".tif", 16
-    fmt = photo.source_format if photo.source_format in OUTPUT_FORMATS else "png"
-    extension, depths = OUTPUT_FORMATS[fmt]
+        return extension, 16
     if photo.path is not None and RASTER_FORMATS.get(Path(photo.path).suffix.lower()) == fmt:
         extension = Path(photo.path).suffix.lower()
     return extension, photo.bit_depth if photo.bit_depth in depths else 8

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS  # noqa: F401 (public name)
-from .geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
 
 class FFDNet(nn.Module):

@@ -164,12 +164,12 @@ class RestoraGeneralist(nn.Module):
 
         h = self.intro(x)
         skips = []
-        for enc, down in zip(self.encoders, self.downs):
+        for enc, down in zip(self.encoders, self.downs, strict=True):
             h = modulate(enc(h))
             skips.append(h)
             h = down(h)
         h = modulate(self.middle(h))
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             h = modulate(dec(up(h) + skip))
         return x + self.outro(h)
 

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .geometry import IAT_LOCAL_RADIUS as LOCAL_RADIUS
 
 #: Attention heads of the global branch (not visible in the tensor shapes; the paper's value).
 GLOBAL_HEADS = 4

@@ -28,8 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import SAFMN_SCALE as SCALE
-from .geometry import SAFMN_SIZE_MULTIPLE as SIZE_MULTIPLE
-from .geometry import SAFMN_TILE_OVERLAP as TILE_OVERLAP
 
 
 class GlobalResponseNorm(nn.Module):

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ..errors import RestoraError, UsageError
+from ..errors import RestoraError, UsageError, describe_error
 from ..photo import Photo
 from ..progress import Progress
 from .inputs import BatchItem, InputProblem, collect_inputs, output_path_for
-from .job import RestoreOptions, RestoreResult, Restorer, check_options, describe_error, output_extension
+from .job import RestoreOptions, RestoreResult, Restorer, check_options, output_extension
 
 
 def _real(path: Path) -> Path:

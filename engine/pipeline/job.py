@@ -1,11 +1,12 @@
 """Restore or analyse whole files: load → analyse → plan → run → compose → upscale → save.
 
-This is the one entry point the CLI and the GUI's batch queue share.
+This is the one file job the CLI, the GUI's batch queue and cluster workers share; the
+restoration itself (analyse, plan, run, follow-up) is :class:`engine.pipeline.orchestrator.Orchestrator`'s,
+which the window uses too.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,46 +17,25 @@ import numpy as np
 
 from ..analysis.jpeg_tables import JpegQuantisation
 from ..analysis.report import DegradationReport
-from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError
+from ..errors import Cancelled, OutputExistsError, RestoraError, UsageError, describe_error
 from ..experts.base import ExpertContext, ExpertRegistry
 from ..kinds import UPSCALE
-from ..imageio.formats import RASTER_FORMATS as _RASTER_FORMATS
+from ..imageio.formats import FORMATS, OFFERED_FORMATS, RASTER_FORMATS, same_output_format
 from ..photo import Photo, PhotoMetadata
 from ..progress import Progress
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
-from .plan import AUTO_MIN_SEVERITY, SPECIALIST_ORDER, Plan, Stage, auto_strength, build_plan
-from .session import RestorationSession, default_analyser
+from .orchestrator import Orchestrator
+from .plan import Plan, PlanChoices
+from .session import RestorationSession
 
 log = logging.getLogger(__name__)
 
-#: Output formats the CLI contract names (``same`` keeps the input's).
-OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "webp": ".webp"}
-#: Format name → its usual extension, for ``same`` when a file's name lies about its content.
-_CONTENT_EXTENSIONS: dict[str, str] = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp",
-                                       "bmp": ".bmp", "raw": ".tif"}
-#: Bit depths each output format can store (``same`` is checked per photo when saving).
-_FORMAT_DEPTHS: dict[str, tuple[int, ...]] = {"png": (8, 16), "tiff": (8, 16), "jpeg": (8,), "webp": (8,)}
-
-
-def describe_error(error: BaseException, source: Optional[Path] = None) -> str:
-    """The one-line reason a photo failed, for any exception (the policy every batch uses: the
-    CLI, the GUI queue and cluster workers). Restora's own errors already name the file; any
-    other error is named by its type with ``source`` in front."""
-    if isinstance(error, RestoraError):
-        return str(error)
-    prefix = f"{source}: " if source is not None else ""
-    if isinstance(error, MemoryError):
-        return f"{prefix}not enough memory to restore this photo"
-    text = " ".join(str(error).split())
-    if len(text) > 160:
-        text = text[:159] + "…"
-    return f"{prefix}unexpected error ({type(error).__name__}{': ' + text if text else ''})"
 
 
 @dataclass(frozen=True)
 class RestoreOptions:
     """How to restore. ``strengths``/``only``/``auto`` as in :func:`build_plan`; ``scale`` 1, 2
-    or 4; ``fmt`` one of ``"same"`` or :data:`OUTPUT_FORMATS`; ``bit_depth`` 8, 16 or ``None``
+    or 4; ``fmt`` one of ``"same"`` or :data:`engine.imageio.formats.OFFERED_FORMATS`; ``bit_depth`` 8, 16 or ``None``
     (same as input where the format allows); ``jpeg_quality`` 1..100 for JPEG/WebP outputs."""
 
     auto: bool = True
@@ -71,18 +51,27 @@ class RestoreOptions:
     allow_generative: bool = False
     experts: Mapping[str, str] = field(default_factory=dict)
     skip_existing: bool = False
+    #: Also estimate where the result may be wrong (``engine.uncertainty``): the result's
+    #: ``uncertainty`` summary, and ``restore_file`` writes ``<stem>.uncertainty.png`` beside it.
+    uncertainty: bool = False
+
+    def choices(self) -> PlanChoices:
+        """The planning part of these options."""
+        return PlanChoices(auto=self.auto, strengths=self.strengths, only=self.only,
+                           use_generalist=self.use_generalist, allow_generative=self.allow_generative,
+                           experts=self.experts)
 
 
 def check_options(options: RestoreOptions) -> None:
     """Raise :class:`UsageError` (one line) for options that contradict each other, so a batch
     is refused before any photo is restored: a bit depth the chosen format cannot store, an
     unknown format or scale, ``overwrite`` together with ``skip_existing``."""
-    if options.fmt != "same" and options.fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown output format {options.fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}")
+    if options.fmt != "same" and options.fmt not in OFFERED_FORMATS:
+        raise UsageError(f"unknown output format {options.fmt!r}; expected same, {', '.join(OFFERED_FORMATS)}")
     if options.bit_depth is not None and options.bit_depth not in (8, 16):
         raise UsageError(f"--bit-depth must be 8 or 16, not {options.bit_depth}")
-    if options.bit_depth is not None and options.fmt in _FORMAT_DEPTHS \
-            and options.bit_depth not in _FORMAT_DEPTHS[options.fmt]:
+    if options.bit_depth is not None and options.fmt in FORMATS \
+            and options.bit_depth not in FORMATS[options.fmt].bit_depths:
         raise UsageError(f"{options.fmt.upper()} cannot store {options.bit_depth}-bit images; "
                          f"use --format png or tiff for 16-bit")
     if options.scale not in (1, 2, 4):
@@ -109,6 +98,12 @@ class RestoreResult:
     #: What the output could not keep from the input, one short phrase each (e.g. "alpha
     #: channel (JPEG has none)"); empty when everything was kept.
     not_kept: list[str] = field(default_factory=list)
+    #: With ``RestoreOptions.uncertainty``: ``{"mean", "p95", "fraction_above"}`` of the expected
+    #: absolute error map (8-bit levels; fraction of pixels above
+    #: :data:`engine.uncertainty.UNCERTAIN_LEVELS`), its sidecar file, and the map itself (HxW).
+    uncertainty: Optional[dict] = None
+    uncertainty_path: Optional[Path] = None
+    uncertainty_map: Optional[np.ndarray] = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {
@@ -121,6 +116,8 @@ class RestoreResult:
             "error": self.error,
             "skipped": self.skipped,
             "not_kept": list(self.not_kept),
+            "uncertainty": None if self.uncertainty is None else dict(
+                self.uncertainty, **({"map": str(self.uncertainty_path)} if self.uncertainty_path else {})),
         }
 
 
@@ -137,73 +134,39 @@ def output_extension(photo: Optional[Photo], source: Path, fmt: str, content: Op
         suffix = source.suffix.lower()
         if content is None:
             return suffix or ".png"
-        if content != "raw" and _RASTER_FORMATS.get(suffix) == content:
+        if content != "raw" and RASTER_FORMATS.get(suffix) == content:
             return suffix
-        return _CONTENT_EXTENSIONS.get(content, ".png")
-    try:
-        return OUTPUT_FORMATS[fmt]
-    except KeyError:
-        raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OUTPUT_FORMATS)}") from None
-
-
-#: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own
-#: smoothing (denoising, deblocking), and deblurring it re-sharpens what was just removed (a real
-#: DSLR noise crop lost 1.5 dB that way: NikonD800_10_100_6400_planandsofa_2). Haze and rain are
-#: the scene's: a stage cannot create them, and haze "found" after brightening a dark photo is its
-#: lifted shadows (a real LOL photo fell from 33.0 to 17.6 dB when dehazing followed low light).
-FOLLOW_UP_NEVER = frozenset({"blur", "haze", "rain"})
-
-
-def follow_up_plan(plan: Plan, results: list, session: RestorationSession, options: RestoreOptions) -> Plan:
-    """RAR's "repeat": kinds that the restored photo now shows but the plan never addressed
-    (typically noise made visible by brightening a dark photo) get one more specialist each,
-    appended after the plan. Only for automatic plans; returns ``plan`` itself when nothing
-    is to be added."""
-    if not options.auto or options.only is not None:
-        return plan
-    kept = [r for r in results if not r.dropped and r.output_report is not None]
-    final = kept[-1].output_report if kept else None
-    if final is None:
-        return plan
-    extra = []
-    for kind in SPECIALIST_ORDER:
-        if kind in FOLLOW_UP_NEVER:
-            continue
-        if plan.stage(kind) is None and kind not in options.strengths \
-                and final.severity(kind) >= max(DEFAULT_PRESENCE_THRESHOLD, AUTO_MIN_SEVERITY.get(kind, 0.0)):
-            candidates = session.registry.for_task(kind)
-            if candidates:
-                extra.append(Stage(kind, candidates[0].info.id, auto_strength(final, kind), True))
-    return Plan(plan.stages + tuple(extra)) if extra else plan
+        return FORMATS[same_output_format(content)].extension
+    if fmt not in OFFERED_FORMATS:
+        raise RestoraError(f"unknown output format {fmt!r}; expected same, {', '.join(OFFERED_FORMATS)}")
+    return FORMATS[fmt].extension
 
 
 class Restorer:
-    """Restores photos with one expert registry (built once, shared by a whole batch)."""
+    """Restores photo files with one expert registry (built once, shared by a whole batch):
+    load → :class:`Orchestrator` (analyse, plan, run, follow-up) → compose → upscale → save."""
 
     def __init__(self, registry: ExpertRegistry, *, device: str = "cpu", analyser=None) -> None:
+        self.orchestrator = Orchestrator(registry, device=device, analyser=analyser)
         self.registry = registry
         self.device = device
-        self._analyser = analyser
+
+    @property
+    def planner(self):
+        return self.orchestrator.planner
 
     def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
                 jpeg: Optional[JpegQuantisation] = None,
                 metadata: Optional[PhotoMetadata] = None) -> RestorationSession:
-        """A session for ``image``; ``jpeg``: the tables of the JPEG file it decodes (``Photo.jpeg``);
-        ``metadata`` (the photo's EXIF facts) gives the default analysis its ISO / exposure-time
-        noise prior."""
-        kwargs = {} if self._analyser is None else {"analyser": self._analyser}
-        if self._analyser is None and metadata is not None and metadata.iso:
-            kwargs["analyser"] = functools.partial(default_analyser, iso=metadata.iso,
-                                                   exposure_s=metadata.exposure_s)
-        return RestorationSession(image, self.registry, device=self.device, tile=options.tile, jpeg=jpeg, **kwargs)
+        """A session for ``image`` (see :meth:`Orchestrator.session`)."""
+        return self.orchestrator.session(image, tile=options.tile, jpeg=jpeg, metadata=metadata)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
-        return build_plan(session.report, self.registry, auto=options.auto, strengths=options.strengths,
-                          only=options.only, use_generalist=options.use_generalist,
-                          allow_generative=options.allow_generative, experts=options.experts)
+        return self.orchestrator.plan(session, options.choices())
 
     def restore_photo(self, photo: Photo, options: RestoreOptions = RestoreOptions(),
-                      progress: Optional[Progress] = None, *, budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
+                      progress: Optional[Progress] = None, *,
+                      budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result.
 
         ``budget``: bytes the restoration may use; a plan that needs more is refused
@@ -223,14 +186,20 @@ class Restorer:
                        scale=options.scale, budget=budget)
         upscale_share = 0.5 if options.scale != 1 else 0.0
         run_end = 0.95 - upscale_share * 0.9
-        results = session.run(plan, progress.sub(0.05, run_end * 0.8))
-        follow_up = follow_up_plan(plan, results, session, options)
-        if follow_up is not plan:
-            plan = follow_up
-            results = session.run(plan, progress.sub(run_end * 0.8, run_end))
+        outcome = self.orchestrator.restore(session, options.choices(), progress.sub(0.05, run_end), plan=plan)
+        plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
         pixels = session.compose(strengths)
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
+        umap = None
+        if options.uncertainty:
+            from ..uncertainty import SessionUncertainty, stage_maps, summarise
+
+            umap = SessionUncertainty(session).composed(strengths)
+            for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
+                for d in stages:
+                    if d["stage"] == stage:
+                        d["uncertainty"] = summarise(smap)
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
             stages.append(upscale_stage)
@@ -238,17 +207,20 @@ class Restorer:
         restored = photo.with_pixels(pixels.astype(np.float32))
         result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
                                stages=stages, seconds=time.perf_counter() - t0)
+        if umap is not None:
+            from ..uncertainty import summarise
+
+            result.uncertainty, result.uncertainty_map = summarise(umap), umap
         progress(1.0, "done")
         return restored, result
 
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
             raise RestoraError(f"--scale must be 1, 2 or 4, got {options.scale}")
-        candidates = [e for e in self.registry.for_task(UPSCALE)
-                      if e.info.scale == options.scale and (options.allow_generative or not e.info.generative)]
-        if not candidates:
+        expert_id = self.planner.upscaler(options.scale, options.allow_generative)
+        if expert_id is None:
             raise RestoraError(f"no {options.scale}x upscaler is available")
-        expert = candidates[0]
+        expert = self.registry.get(expert_id)
         t0 = time.perf_counter()
         out = expert.run(pixels, ExpertContext(progress=progress, device=self.device, tile=options.tile))
         return out, {"stage": UPSCALE, "expert": expert.info.id, "model": expert.info.model_id,
@@ -290,6 +262,12 @@ class Restorer:
                                          seconds=time.perf_counter() - t0)
                 if not options.overwrite:
                     raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
+            if options.uncertainty:
+                from ..uncertainty.sidecar import sidecar_path
+
+                side = sidecar_path(target)
+                if (side.exists() or side.is_symlink()) and not options.overwrite:
+                    raise OutputExistsError(f"{side}: already exists (use --overwrite to replace it)")
             # Before the work: a depth the output format cannot store fails here, not after restoring.
             not_kept = not_kept_on_save(photo, target, bit_depth=options.bit_depth)
             restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget)
@@ -297,6 +275,13 @@ class Restorer:
             result.not_kept = not_kept
             result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
                                        jpeg_quality=options.jpeg_quality)
+            if result.uncertainty_map is not None:
+                from ..uncertainty.sidecar import write_sidecar
+
+                result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
+                                                        overwrite=options.overwrite,
+                                                        size=(restored.width, restored.height))
+                result.uncertainty_map = None  # the batch keeps results; the map is in the file
             result.input = source
             result.seconds = time.perf_counter() - t0
             progress(1.0, "saved")

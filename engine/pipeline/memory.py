@@ -23,6 +23,7 @@ from typing import Optional
 
 from ..errors import NotEnoughMemoryError
 from ..runtime.device import meminfo_available
+from ..units import format_bytes
 
 #: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
 DECODE_BYTES_PER_PIXEL = 24.0
@@ -95,8 +96,6 @@ def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: i
     return int(pixels * per_pixel + upscale)
 
 
-def _gb(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 
 
 def check_fits(source: Path, width: int, height: int, *, cached_changes: int = 0, scale: int = 1,
@@ -109,6 +108,6 @@ def check_fits(source: Path, width: int, height: int, *, cached_changes: int = 0
     need = estimate_bytes(width, height, cached_changes=cached_changes, scale=scale)
     if need > budget:
         raise NotEnoughMemoryError(
-            f"{source}: {width}x{height} needs about {_gb(need)} of memory to restore"
-            f"{f' at {scale}x' if scale != 1 else ''}, but only {_gb(budget)} is free; "
+            f"{source}: {width}x{height} needs about {format_bytes(need, binary=True)} of memory to restore"
+            f"{f' at {scale}x' if scale != 1 else ''}, but only {format_bytes(budget, binary=True)} is free; "
             f"reduce its size or free memory, then try again")

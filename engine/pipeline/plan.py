@@ -1,13 +1,21 @@
-"""From a degradation report to an ordered list of restoration stages."""
+"""The Planner: from a degradation report and the user's choices to an ordered list of stages.
+
+Every front end plans here and nowhere else: the CLI and the batch queue
+(:class:`engine.pipeline.job.Restorer`), cluster workers and the window (``app.document``) all
+ask a :class:`Planner` for the first plan, for the follow-up round after it ran, and (the window)
+for the plan its controls describe. The :class:`engine.pipeline.orchestrator.Orchestrator` runs
+what it returns.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Iterable, Mapping, Optional
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import GENERALIST, KINDS, check_kind
+from ..kinds import GENERALIST, KINDS, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -30,6 +38,13 @@ AUTO_GENERALIST_LEAD_KINDS: frozenset[str] = frozenset({"rain"})
 #: (noise_real_polyu_crops) read lowlight 0.15–0.44 (one 0.96), real under-exposed photos
 #: (lowlight_real_lol_train) 0.78–1.0 but for one; brightening a dark scene cost −11 dB.
 AUTO_MIN_SEVERITY: dict[str, float] = {"lowlight": 0.5}
+
+#: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own
+#: smoothing (denoising, deblocking), and deblurring it re-sharpens what was just removed (a real
+#: DSLR noise crop lost 1.5 dB that way: NikonD800_10_100_6400_planandsofa_2). Haze and rain are
+#: the scene's: a stage cannot create them, and haze "found" after brightening a dark photo is its
+#: lifted shadows (a real LOL photo fell from 33.0 to 17.6 dB when dehazing followed low light).
+FOLLOW_UP_NEVER = frozenset({"blur", "haze", "rain"})
 
 #: Names a stage may have: the six kinds, plus the all-in-one generalist that runs first.
 STAGE_NAMES: tuple[str, ...] = (GENERALIST,) + SPECIALIST_ORDER
@@ -120,6 +135,160 @@ def auto_strength(report: DegradationReport, kind: str) -> float:
     return round(_clamp(0.6 + 0.4 * confidence), 2)
 
 
+@dataclass(frozen=True)
+class PlanChoices:
+    """What the user chose, for every front end alike (CLI flags, a batch's settings, the
+    window's Auto).
+
+    ``auto``: include what the analysis finds. ``strengths``: ``{stage name: strength 0..1}``
+    the user set; those stages are included even when not detected. ``only``: restrict the plan
+    to these stage names (included even if not detected). ``use_generalist``: an automatic plan
+    may put the all-in-one generalist first. ``allow_generative``: experts that invent detail
+    (``ExpertInfo.generative``) may be chosen, in the first plan and in the follow-up round.
+    ``experts``: ``{stage name: expert id}`` overriding the measured choice.
+    """
+
+    auto: bool = True
+    strengths: Mapping[str, float] = field(default_factory=dict)
+    only: Optional[tuple[str, ...]] = None
+    use_generalist: bool = True
+    allow_generative: bool = False
+    experts: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strengths", MappingProxyType(dict(self.strengths)))
+        object.__setattr__(self, "experts", MappingProxyType(dict(self.experts)))
+        if self.only is not None:
+            object.__setattr__(self, "only", tuple(self.only))
+
+
+class Planner:
+    """Plans for one expert registry. Holds no state besides the registry and the presence
+    threshold, so one planner serves a whole batch and every thread."""
+
+    def __init__(self, registry: ExpertRegistry, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> None:
+        self.registry = registry
+        self.threshold = threshold
+
+    # -- choosing experts -------------------------------------------------------------------
+    def best_expert(self, task: str, allow_generative: bool = False) -> Optional[str]:
+        """The id of the expert a plan uses for ``task``: the best available one by the measured
+        ranking (:meth:`ExpertRegistry.for_task`), skipping generative experts unless allowed;
+        ``None`` if none."""
+        for e in self.registry.for_task(task):
+            if allow_generative or not e.info.generative:
+                return e.info.id
+        return None
+
+    def upscaler(self, scale: int, allow_generative: bool = False) -> Optional[str]:
+        """The id of the best available ``scale``× upscaler (measured rank; generative ones only
+        when allowed), or ``None``."""
+        for e in self.registry.for_task(UPSCALE):
+            if e.info.scale == scale and (allow_generative or not e.info.generative):
+                return e.info.id
+        return None
+
+    def _expert_for(self, name: str, choices: PlanChoices) -> Optional[str]:
+        return choices.experts.get(name) or self.best_expert(name, choices.allow_generative)
+
+    # -- the first plan ---------------------------------------------------------------------
+    def plan(self, report: DegradationReport, choices: PlanChoices = PlanChoices()) -> Plan:
+        """The ordered plan for ``report`` under ``choices``.
+
+        - ``choices.auto``: every kind the report finds at or above the threshold (and at or
+          above :data:`AUTO_MIN_SEVERITY`), strength from :func:`auto_strength`, preceded by the
+          best available generalist (if any and ``use_generalist``; if it has ``lead_kinds``,
+          only when one of them that is also in :data:`AUTO_GENERALIST_LEAD_KINDS` is found and
+          was not read from the file itself).
+        - ``choices.strengths``: named stages are included even when the analysis did not flag
+          them, with exactly that strength (0 keeps the stage but off).
+        - ``choices.only``: restrict the plan to these stage names (included even if not detected).
+        Stages whose task has no available expert are left out.
+        """
+        only_set = set(choices.only) if choices.only is not None else None
+        wanted: dict[str, tuple[float, bool]] = {}
+        if choices.auto:
+            for kind in report.present(self.threshold):
+                if report.severity(kind) >= AUTO_MIN_SEVERITY.get(kind, 0.0):
+                    wanted[kind] = (auto_strength(report, kind), True)
+        if only_set is not None:
+            wanted = {k: v for k, v in wanted.items() if k in only_set}
+            for k in only_set:
+                wanted.setdefault(k, (1.0, False))
+        for name, value in choices.strengths.items():
+            wanted[name] = (_clamp(value), False)
+
+        generalist_wanted = GENERALIST in wanted or (
+            choices.auto and choices.use_generalist and only_set is None and any(k in KINDS for k in wanted))
+        stages: list[Stage] = []
+        if generalist_wanted:
+            strength, is_auto = wanted.get(GENERALIST, (1.0, True))
+            expert_id = self._expert_for(GENERALIST, choices)
+            leads = self.registry.get(expert_id).info.lead_kinds if expert_id else ()
+            led = [k for k in wanted
+                   if k in leads and k in AUTO_GENERALIST_LEAD_KINDS and not known_from_file(report, k)]
+            if expert_id and (GENERALIST in wanted or not leads or led):
+                stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
+        for kind in SPECIALIST_ORDER:
+            if kind not in wanted:
+                continue
+            strength, is_auto = wanted[kind]
+            expert_id = self._expert_for(kind, choices)
+            if expert_id:
+                stages.append(Stage(kind, expert_id, strength, is_auto))
+        return Plan(tuple(stages))
+
+    # -- the follow-up round ----------------------------------------------------------------
+    def follow_up(self, plan: Plan, final: Optional[DegradationReport], choices: PlanChoices = PlanChoices()) -> Plan:
+        """RAR's "repeat": kinds that the restored photo (analysed as ``final``: the output of
+        the last stage kept) now shows but the plan never addressed (typically noise made
+        visible by brightening a dark photo) get one more specialist each, appended after the
+        plan, chosen as in the first plan (measured rank, no generative expert unless
+        ``choices.allow_generative``; the user's ``choices.experts`` respected). Only for
+        automatic plans without ``only``; returns ``plan`` itself when nothing is to be added."""
+        if not choices.auto or choices.only is not None or final is None:
+            return plan
+        extra = []
+        for kind in SPECIALIST_ORDER:
+            if kind in FOLLOW_UP_NEVER or plan.stage(kind) is not None or kind in choices.strengths:
+                continue
+            if final.severity(kind) >= max(self.threshold, AUTO_MIN_SEVERITY.get(kind, 0.0)):
+                expert_id = self._expert_for(kind, choices)
+                if expert_id:
+                    extra.append(Stage(kind, expert_id, auto_strength(final, kind), True))
+        return Plan(plan.stages + tuple(extra)) if extra else plan
+
+    # -- the window's controls --------------------------------------------------------------
+    def for_controls(self, auto_plan: Plan, enabled: Mapping[str, bool], strengths: Mapping[str, float],
+                     experts: Mapping[str, str], keep: Iterable[str] = ()) -> Plan:
+        """The plan a panel of per-stage controls describes (``enabled``/``strengths``/``experts``
+        per stage name), starting from ``auto_plan`` (the plan the photo got, follow-up included).
+
+        The auto plan's stages stay in their order (a follow-up stage may come last), even when
+        switched off, so that switching one back on is free; a switched-off generalist is left
+        out, so the specialists after it see the unrestored photo and do their own kind's work.
+        A stage switched on, or named in ``keep`` (it ran before: switching it off and on again
+        is free), goes where :data:`STAGE_NAMES` puts it, as a user stage (``auto=False``).
+        Whatever is switched on is therefore in the composed pixels."""
+        def expert_for(name: str, default: str = "") -> str:
+            return experts.get(name) or default
+
+        def left_out(name: str) -> bool:
+            return name == GENERALIST and not enabled.get(name, False)
+
+        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(strengths.get(s.name, 1.0)), s.auto)
+                  for s in auto_plan.stages if not left_out(s.name)]
+        keep = set(keep)
+        rank = {n: i for i, n in enumerate(STAGE_NAMES)}
+        for name in STAGE_NAMES:
+            if auto_plan.stage(name) is not None or not expert_for(name) or left_out(name):
+                continue
+            if enabled.get(name, False) or name in keep:
+                at = next((i for i, s in enumerate(stages) if rank[s.name] > rank[name]), len(stages))
+                stages.insert(at, Stage(name, expert_for(name), float(strengths.get(name, 1.0)), auto=False))
+        return Plan(tuple(stages))
+
+
 def build_plan(
     report: DegradationReport,
     registry: ExpertRegistry,
@@ -132,51 +301,10 @@ def build_plan(
     allow_generative: bool = False,
     experts: Optional[Mapping[str, str]] = None,
 ) -> Plan:
-    """Build the ordered plan.
-
-    - ``auto``: include every kind the report finds at or above ``threshold`` (strength from
-      :func:`auto_strength`), preceded by the best available generalist (if any and
-      ``use_generalist``, and if it has ``lead_kinds``, only when one of them that is also in
-      :data:`AUTO_GENERALIST_LEAD_KINDS` is found).
-    - ``strengths``: explicit ``{stage name: strength}``; named stages are included even when
-      the analysis did not flag them, with exactly that strength (0 keeps the stage but off).
-    - ``only``: restrict the plan to these stage names (they are included even if not detected).
-    - ``experts``: ``{stage name: expert id}`` to override the registry's choice.
-    Stages whose task has no available expert are left out.
-    """
-    strengths = dict(strengths or {})
-    experts = dict(experts or {})
-    only_set = set(only) if only is not None else None
-    wanted: dict[str, tuple[float, bool]] = {}
-    if auto:
-        for kind in report.present(threshold):
-            if report.severity(kind) >= AUTO_MIN_SEVERITY.get(kind, 0.0):
-                wanted[kind] = (auto_strength(report, kind), True)
-    if only_set is not None:
-        wanted = {k: v for k, v in wanted.items() if k in only_set}
-        for k in only_set:
-            wanted.setdefault(k, (1.0, False))
-    for name, value in strengths.items():
-        wanted[name] = (_clamp(value), False)
-
-    generalist_wanted = GENERALIST in wanted or (
-        auto and use_generalist and only_set is None and any(k in KINDS for k in wanted))
-    stages: list[Stage] = []
-    if generalist_wanted:
-        strength, is_auto = wanted.get(GENERALIST, (1.0, True))
-        expert_id = experts.get(GENERALIST) or best_expert(registry, GENERALIST, allow_generative)
-        leads = registry.get(expert_id).info.lead_kinds if expert_id else ()
-        led = [k for k in wanted if k in leads and k in AUTO_GENERALIST_LEAD_KINDS and not known_from_file(report, k)]
-        if expert_id and (GENERALIST in wanted or not leads or led):
-            stages.append(Stage(GENERALIST, expert_id, strength, is_auto))
-    for kind in SPECIALIST_ORDER:
-        if kind not in wanted:
-            continue
-        strength, is_auto = wanted[kind]
-        expert_id = experts.get(kind) or best_expert(registry, kind, allow_generative)
-        if expert_id:
-            stages.append(Stage(kind, expert_id, strength, is_auto))
-    return Plan(tuple(stages))
+    """:meth:`Planner.plan` with the choices as keywords (see :class:`PlanChoices`)."""
+    choices = PlanChoices(auto=auto, strengths=strengths or {}, only=None if only is None else tuple(only),
+                          use_generalist=use_generalist, allow_generative=allow_generative, experts=experts or {})
+    return Planner(registry, threshold).plan(report, choices)
 
 
 def known_from_file(report: DegradationReport, kind: str) -> bool:
@@ -189,9 +317,5 @@ def known_from_file(report: DegradationReport, kind: str) -> bool:
 
 
 def best_expert(registry: ExpertRegistry, task: str, allow_generative: bool = False) -> Optional[str]:
-    """The id of the expert a plan uses for ``task``: the first available one by
-    :meth:`ExpertRegistry.for_task`, skipping generative experts unless allowed; ``None`` if none."""
-    for e in registry.for_task(task):
-        if allow_generative or not e.info.generative:
-            return e.info.id
-    return None
+    """:meth:`Planner.best_expert` for ``registry``."""
+    return Planner(registry).best_expert(task, allow_generative)

@@ -1,4 +1,8 @@
-"""Run a plan on one image, keep every stage's output, and compose strengths cheaply.
+"""One photo's restoration state: run one stage, cache stage outputs, compose strengths cheaply.
+
+Which stages run, and whether a stage's result is kept, dropped or replaced by a fallback, is
+decided by :mod:`engine.pipeline.orchestrator` (with plans from :mod:`engine.pipeline.plan`);
+this module only runs what it is told, remembers it and composes it.
 
 Composition model: stage k runs on the full-strength output of the stages before it, and its
 change ``delta_k = out_k - in_k`` is cached. The composed image for strengths ``s`` is
@@ -24,7 +28,6 @@ sees the full-strength output, as for every stage.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,35 +37,13 @@ import numpy as np
 
 from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
-from ..errors import Cancelled, RestoraError
-from ..experts.base import SIGMA_STRENGTH_KNOTS, Backend, ExpertContext, ExpertRegistry
-from ..kinds import GENERALIST, KINDS, NOISE
+from ..experts.base import SIGMA_STRENGTH_KNOTS, ExpertContext, ExpertRegistry
+from ..kinds import NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
 
-log = logging.getLogger(__name__)
-
 Analyser = Callable[[np.ndarray], DegradationReport]
-
-#: A stage chosen by the analysis must lower its own kind's severity by at least this much
-#: without raising the other kinds' by more (or lower the summed severity of all kinds by this
-#: much) to stay in the result.
-MIN_IMPROVEMENT = 0.01
-
-#: A stage of NOISE_MUST_NOT_RISE whose output's fine-scale noise σ (``nlf_fine_255``) exceeds its
-#: input's by this factor and by NOISE_AMPLIFICATION_MIN_255 8-bit levels is dropped: it sharpened
-#: noise (a deblurrer "fixing" a noisy photo lowers the blur severity while doing so). Low light is
-#: judged so too: brightening a dark but well-exposed real scene cost 28 dB (a DSLR crop of a dark
-#: room, read lowlight 0.96); dehazing amplifies noise by design and is not.
-NOISE_MUST_NOT_RISE = frozenset({"blur", "jpeg", "lowlight"})
-NOISE_AMPLIFICATION = 1.25
-NOISE_AMPLIFICATION_MIN_255 = 0.2
-
-#: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
-#: this strength, even when the analysis rates it lower.
-MIN_TOLD_STRENGTH = 0.3
-
 
 def default_analyser(image: np.ndarray, *, iso: Optional[float] = None,
                      exposure_s: Optional[float] = None) -> DegradationReport:
@@ -71,11 +52,6 @@ def default_analyser(image: np.ndarray, *, iso: Optional[float] = None,
     from ..analysis.learned import analyse_default
 
     return analyse_default(image, iso=iso, exposure_s=exposure_s)
-
-
-#: Stages whose expert is told the analysed noise level (``ExpertContext.noise_sigma``): the
-#: denoiser, and the deblurrer (its regularisation grows with the noise).
-NOISE_AWARE_STAGES = frozenset({"noise", "blur"})
 
 
 @dataclass
@@ -167,67 +143,35 @@ class RestorationSession:
     def report(self) -> DegradationReport:
         return self.analyse()
 
-    # -- running ----------------------------------------------------------------------------
+    # -- running one stage -------------------------------------------------------------------
     def run(self, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
-        """Run (or fetch from the cache) every stage of ``plan``; returns their results in order.
+        """Run ``plan`` with the orchestrator's rules: the same as
+        :func:`engine.pipeline.orchestrator.run_plan` (``session.run(plan)`` reads better in tests
+        and scripts; the rules themselves live in the orchestrator)."""
+        from .orchestrator import run_plan
 
-        Each stage sees the analysis of its own input (RAR: restore, assess, repeat), so a
-        specialist chosen automatically is skipped when earlier stages already fixed its kind,
-        and dropped when it did not make the photo better. Raises
-        :class:`engine.errors.Cancelled` if ``progress``'s token is cancelled.
-        """
-        progress = progress or Progress()
-        input_report = self.analyse()
-        results: list[StageResult] = []
-        current = self.image
-        key = self.base_key
-        n = max(len(plan.stages), 1)
-        for i, stage in enumerate(plan.stages):
-            expert = self.registry.get(stage.expert_id)
-            severity, measurements = self._stage_inputs(input_report, stage)
-            told = self._generalist_strengths(input_report, plan) if stage.name == GENERALIST else {}
-            judged = self.assess and stage.auto
-            params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
-                      "strengths": told}
-            stage_key = chain_key(key, expert.info.id, expert.info.version, params)
-            sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
-            result = self.cache.get(stage_key)
-            if result is None:
-                sub(0.0)
-                if judged and stage.name != GENERALIST and severity < self.skip_below:
-                    handled = next((r.name for r in results if not r.dropped and stage.name in r.kind_shares), None)
-                    reason = (f"handled by the generalist ({stage.name} severity {severity:.2f} after it);"
-                              f" this strength scales its {stage.name} removal" if handled else
-                              f"nothing left to fix: {stage.name} severity {severity:.2f} after the earlier stages")
-                    result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
-                                         reason=reason, output_report=input_report, model_id=expert.info.model_id,
-                                         handled_by=handled)
-                else:
-                    noise_sigma = self._noise_sigma(current, input_report) if stage.name in NOISE_AWARE_STAGES \
-                        else None
-                    result = self._run_with_fallback(stage, expert, current, severity, measurements, told,
-                                                     stage_key, sub.sub(0.0, 0.5 if told else 0.9),
-                                                     noise_sigma=noise_sigma)
-                    if judged and not result.dropped:
-                        self._judge(result, stage, input_report)
-                    if told and not result.dropped and result.expert_id == expert.info.id \
-                            and expert.info.conditioned:
-                        self._split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
-                self.cache.put(stage_key, result)
-                sub(1.0)
-            results.append(result)
-            if not result.dropped:
-                current = np.clip(current + result.delta, 0.0, 1.0)
-                key = stage_key
-                input_report = result.output_report or self.analyser(current)
-        progress.check()  # a run cancelled after its last stage leaves the shown results as they were
+        return run_plan(self, plan, progress)
+
+    def stage_key(self, previous_key: str, expert, params: Mapping) -> str:
+        """The cache key of a stage: chained from the key of what it runs on (``previous_key``:
+        :attr:`base_key` or the last kept stage's key), the expert's id and version, and the
+        ``params`` that change its output."""
+        return chain_key(previous_key, expert.info.id, expert.info.version, dict(params))
+
+    def cached(self, key: str) -> Optional[StageResult]:
+        """The cached result for a stage key, or ``None``."""
+        return self.cache.get(key)
+
+    def store(self, key: str, result: StageResult) -> None:
+        self.cache.put(key, result)
+
+    def show(self, results: list[StageResult]) -> None:
+        """Make ``results`` (one plan's, in order) what :meth:`compose` and :attr:`results` use."""
         with self._lock:
-            self._results = results
-        progress(1.0)
-        return results
+            self._results = list(results)
 
     @staticmethod
-    def _noise_sigma(image: np.ndarray, report: DegradationReport) -> Optional[np.ndarray]:
+    def noise_sigma(image: np.ndarray, report: DegradationReport) -> Optional[np.ndarray]:
         """The noise level the analysis measured on ``image`` as ``ExpertContext.noise_sigma``
         (a per-pixel HxWx3 map, per channel for very large photos; ``None`` if not measured)."""
         from ..analysis.noise_level import noise_sigma_for
@@ -235,50 +179,24 @@ class RestorationSession:
         a = report.kinds.get(NOISE)
         return None if a is None else noise_sigma_for(image, dict(a.measurements))
 
-    def _run_with_fallback(self, stage: Stage, expert, current: np.ndarray, severity: float,
-                           measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
-                           progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
-        """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
-        an image model, device failure, out of memory at the smallest tile, any error of its
-        runtime), run the classical expert for the same kind instead and say so in the result's
-        ``reason``; with no classical expert for the kind the stage is skipped, also with a
-        reason. A failing expert fails its stage only, never the photo or the batch."""
-        try:
-            return self._run_stage(stage, expert, current, severity, measurements, strengths, stage_key, progress,
-                                   noise_sigma)
-        except Cancelled:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
-            if expert.info.backend is Backend.CLASSICAL:
-                raise
-            why = " ".join(str(err).split())[:300] or type(err).__name__
-            if not isinstance(err, RestoraError):
-                why = f"{type(err).__name__}: {why}"
-            fallback = next((e for e in self.registry.for_task(stage.name)
-                             if e.info.backend is Backend.CLASSICAL and e is not expert), None)
-            if fallback is None:
-                log.warning("%s could not run (%s); %s skipped", expert.info.id, why, stage.name)
-                return StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
-                                   reason=f"{expert.info.id} could not run ({why}); no classical expert for "
-                                          f"{stage.name}, stage skipped", model_id=expert.info.model_id)
-            log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
-            result = self._run_stage(stage, fallback, current, severity, measurements, strengths, stage_key,
-                                     progress, noise_sigma)
-            result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
-            return result
-
-    def _run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
-                   measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
-                   progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
+    def run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
+                  measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
+                  progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
+        """Run ``expert`` for ``stage`` on ``current`` (the full-strength output of the stages
+        before it) and return its uncached, unjudged result with the analysis of its output.
+        An expert whose strength is a physical parameter runs once per knot of
+        :data:`SIGMA_STRENGTH_KNOTS`. Raises whatever the expert raises."""
         t0 = time.perf_counter()
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         deltas: dict[float, np.ndarray] = {}
+        notes: list[str] = []
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
                                 noise_sigma=noise_sigma)
             out = expert.run(current, ctx)
+            notes = ctx.notes
             self.expert_runs += 1
             if out.shape != current.shape:
                 raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
@@ -287,16 +205,10 @@ class RestorationSession:
         full = deltas.pop(1.0)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=self.analyser(current + full), model_id=expert.info.model_id,
-                           knot_deltas=deltas)
+                           knot_deltas=deltas, reason="; ".join(notes))
 
-    def _stage_inputs(self, report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
-        if stage.name == GENERALIST:
-            return max((report.severity(k) for k in KINDS), default=0.0), {}
-        a = report.kinds.get(stage.name)
-        return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
-
-    def _split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
-                       progress: Progress) -> None:
+    def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
+                      progress: Progress) -> None:
         """Fill ``result.kind_shares`` for a conditioned generalist: one extra run per told kind
         when it was told several (told one, the share is the whole change)."""
         if len(told) == 1:
@@ -309,65 +221,6 @@ class RestorationSession:
             without = np.clip(expert.run(current, ctx).astype(np.float32), 0.0, 1.0)
             self.expert_runs += 1
             result.kind_shares[kind] = full - without
-
-    def _generalist_strengths(self, report: DegradationReport, plan: Plan) -> dict[str, float]:
-        """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
-        severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
-        user asked for that the analysis rates lower); with no kind in the plan (``--only
-        generalist``), every kind the analysis finds. Kinds not named are left alone."""
-        planned = [s for s in plan.stages if s.name in KINDS]
-        if not planned:
-            return {k: round(report.severity(k), 2) for k in report.present(self.skip_below)}
-        return {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)
-                for s in planned}
-
-    def _judge(self, result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
-        """Drop the stage if it did not make the photo better by the analyser's measure: a
-        specialist must lower its own kind's severity without raising the others' by more, or
-        lower the summed severity of all kinds; the generalist must lower the sum."""
-        before, after = input_report.severities(), result.output_report.severities()
-        result.before, result.after = before, after
-        amplified = self._amplified_noise(input_report, result.output_report) \
-            if stage.name in NOISE_MUST_NOT_RISE else None
-        if amplified is not None:
-            result.dropped = True
-            result.delta = None
-            result.reason = f"did not help: it amplified the noise ({amplified})"
-            return
-        total_gain = sum(before.values()) - sum(after.values())
-        if stage.name == GENERALIST:
-            improved = total_gain >= MIN_IMPROVEMENT
-            was, now = sum(before.values()), sum(after.values())
-        else:
-            own_gain = before[stage.name] - after[stage.name]
-            # fixing its own kind counts only if it did not make the other kinds worse by more
-            improved = (own_gain >= MIN_IMPROVEMENT and total_gain >= 0.0) or total_gain >= MIN_IMPROVEMENT
-            was, now = before[stage.name], after[stage.name]
-        if not improved:
-            result.dropped = True
-            result.delta = None
-            worse = sorted((k for k in after if after[k] - before[k] >= 0.05 and k != stage.name),
-                           key=lambda k: before[k] - after[k])
-            result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
-                f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
-                if worse and was - now >= MIN_IMPROVEMENT else "")
-
-    @staticmethod
-    def _amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:
-        """Sharpening noise lowers the blur severity and can fool every severity-based verdict;
-        the noise-level function cannot be fooled that way. Returns a description when the
-        stage's output has clearly more noise than its input (fine-scale σ up by more than
-        :data:`NOISE_AMPLIFICATION` and :data:`NOISE_AMPLIFICATION_MIN_255` levels), else ``None``."""
-        b = before.kinds.get(NOISE)
-        a = after.kinds.get(NOISE)
-        if a is None or b is None:
-            return None
-        was, now = b.measurements.get("nlf_fine_255"), a.measurements.get("nlf_fine_255")
-        if was is None or now is None:
-            return None
-        if now > was * NOISE_AMPLIFICATION and now - was > NOISE_AMPLIFICATION_MIN_255:
-            return f"fine-scale noise σ {was:.1f} → {now:.1f} levels"
-        return None
 
     @property
     def results(self) -> list[StageResult]:
@@ -394,7 +247,7 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
-        for name, weight, array in terms:
+        for _name, weight, array in terms:
             s = weight(strengths)
             if s != 0.0:
                 out += np.float32(s) * array[sl]

@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..errors import RestoraError
 from ..optional import how_to_get_torch
+from ..units import format_bytes
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
@@ -136,7 +137,7 @@ def describe(device: str) -> str:
     if device == "cuda" and cuda_available():
         torch = _torch()
         props = torch.cuda.get_device_properties(0)
-        return f"cuda ({props.name}, {props.total_memory / 1024**3:.1f} GiB)"
+        return f"cuda ({props.name}, {format_bytes(props.total_memory, binary=True)})"
     if device == "cpu":
         return f"cpu ({os.cpu_count() or 1} cores)"
     return device

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from .tiling import TileOutOfMemory
 
 #: Accelerated providers to try per Restora device, best first (the CPU provider is appended).
@@ -117,12 +117,8 @@ class OnnxRunner:
         except self._errors as err:
             if is_allocation_failure(err):
                 raise TileOutOfMemory(f"ONNX Runtime ran out of memory on a {x.shape[2]}x{x.shape[3]} tile: "
-                                      f"{_short(err)}") from err
+                                      f"{one_line(err, 240)}") from err
             raise ModelError(f"{self.name}: ONNX Runtime failed on a {x.shape[2]}x{x.shape[3]} tile "
-                             f"({type(err).__name__}: {_short(err)})") from err
+                             f"({one_line(err, 240, with_type=True)})") from err
         return np.asarray(y, dtype=np.float32)
 
-
-def _short(error: BaseException, limit: int = 240) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

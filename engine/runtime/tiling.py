@@ -257,8 +257,8 @@ class _Run:
             result = self.window_output(window)
             if out is None:
                 out = np.zeros((out_h * s, out_w * s, result.shape[2]), dtype=np.float32)
-            ky0, ky1 = (ry.keep[0] - ry.window[0]) * s, (ry.keep[1] - ry.window[0]) * s
-            kx0, kx1 = (rx.keep[0] - rx.window[0]) * s, (rx.keep[1] - rx.window[0]) * s
+            ky0 = (ry.keep[0] - ry.window[0]) * s
+            kx0 = (rx.keep[0] - rx.window[0]) * s
             oy0, ox0 = ry.keep[0] * s, rx.keep[0] * s
             oy1, ox1 = min(ry.keep[1] * s, out_h * s), min(rx.keep[1] * s, out_w * s)
             if oy1 <= oy0 or ox1 <= ox0:

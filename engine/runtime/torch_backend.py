@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from . import device as devices
 from .tiling import TileOutOfMemory
 
@@ -25,10 +25,6 @@ def is_cpu_allocation_failure(error: BaseException) -> bool:
     """True for torch's CPU allocation failure ("DefaultCPUAllocator: can't allocate memory")."""
     return bool(_CPU_OOM.search(str(error)))
 
-
-def _short(error: BaseException, limit: int = 240) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TorchRunner:
@@ -72,9 +68,9 @@ class TorchRunner:
         except RuntimeError as err:
             if is_cpu_allocation_failure(err):
                 raise TileOutOfMemory(f"out of memory on a {tile.shape[2]}x{tile.shape[3]} tile: "
-                                      f"{_short(err)}") from err
+                                      f"{one_line(err, 240)}") from err
             raise ModelError(f"{self.descriptor.architecture.name}: the model failed on a "
-                             f"{tile.shape[2]}x{tile.shape[3]} tile ({_short(err)})") from err
+                             f"{tile.shape[2]}x{tile.shape[3]} tile ({one_line(err, 240)})") from err
 
     def release_memory(self) -> None:
         """Return cached GPU blocks to the driver (after an out-of-memory error)."""

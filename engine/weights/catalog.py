@@ -140,7 +140,8 @@ class ModelEntry:
     ``size_multiple``: input sides must be padded to a multiple of this. ``lead_kinds``: for a
     generalist, the kinds where it measured better than the specialists; the automatic plan
     includes it only when the analysis finds one of them (it then fixes every kind found).
-    Empty: always.
+    Empty: always. ``conditioned``: an ONNX model that takes per-kind strengths as a second input
+    (a conditioned generalist); loading a model that disagrees is refused.
     """
 
     id: str
@@ -159,6 +160,7 @@ class ModelEntry:
     description: str = ""
     generative: bool = False
     lead_kinds: tuple[str, ...] = ()
+    conditioned: bool = False
 
     @property
     def verified(self) -> bool:
@@ -205,7 +207,8 @@ class Catalog:
 
 _ENTRY_REQUIRED = ("id", "name", "tasks", "architecture", "scale", "license", "size", "sha256",
                    "format", "sources")
-_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "lead_kinds")
+_ENTRY_OPTIONAL = ("size_multiple", "unverified", "upstream", "description", "generative", "lead_kinds",
+                   "conditioned")
 _SOURCE_FIELDS = {
     "hub": (("repo_id", "filename", "revision"), ("sha256", "size", "format")),
     "package": (("package", "path"), ("param", "param_sha256", "sha256", "size", "format")),
@@ -230,6 +233,20 @@ def load_catalog(path: Optional[Union[str, Path]] = None) -> Catalog:
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"model catalog {path} is not valid TOML: {e}") from None
     return parse_catalog(data, path)
+
+
+def write_entry(catalog: Path, model_id: str, entry: str) -> None:
+    """Replace the ``[[models]]`` table of ``model_id`` in the catalog file ``catalog`` by the
+    TOML text ``entry`` (or append it), leaving every other line as it is (atomically)."""
+    from ..imageio.atomic import atomic_write_text  # here: engine.imageio loads the image decoders
+
+    blocks = re.split(r"(?m)^(?=\[\[models\]\])", catalog.read_text(encoding="utf-8"))
+    mine = [i for i, b in enumerate(blocks) if re.search(rf'(?m)^id = "{re.escape(model_id)}"$', b)]
+    if mine:
+        blocks[mine[0]] = entry.rstrip("\n") + "\n\n"
+    else:
+        blocks[-1] = blocks[-1].rstrip("\n") + "\n\n" + entry.rstrip("\n") + "\n"
+    atomic_write_text(catalog, "".join(blocks).rstrip("\n") + "\n")
 
 
 def parse_catalog(data: dict, path: Optional[Path] = None) -> Catalog:
@@ -290,6 +307,9 @@ def _parse_entry(raw: object) -> ModelEntry:
     generative = raw.get("generative", False)
     if not isinstance(generative, bool):
         raise CatalogError("generative must be true or false")
+    conditioned = raw.get("conditioned", False)
+    if not isinstance(conditioned, bool):
+        raise CatalogError("conditioned must be true or false")
     lead_kinds = raw.get("lead_kinds", [])
     if not isinstance(lead_kinds, list) or not all(k in KINDS for k in lead_kinds):
         raise CatalogError(f"lead_kinds must be a list of kinds ({', '.join(KINDS)})")
@@ -298,7 +318,7 @@ def _parse_entry(raw: object) -> ModelEntry:
         scale=scale, license=_str(raw, "license"), size=size, sha256=sha256, format=fmt,
         sources=sources, size_multiple=size_multiple, unverified=unverified,
         upstream=str(raw.get("upstream", "")), description=str(raw.get("description", "")),
-        generative=generative, lead_kinds=tuple(lead_kinds),
+        generative=generative, lead_kinds=tuple(lead_kinds), conditioned=conditioned,
     )
 
 

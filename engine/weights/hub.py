@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..progress import Progress
 from .catalog import HubSource
 from .transfer import TransferError, TransferLimits, fetch_to_file
@@ -99,11 +99,11 @@ def fetch(model_id: str, source: HubSource, staging_dir: Path, progress: Optiona
                          f"(model '{model_id}')") from None
     except _connection_errors() as e:
         raise ModelError(f"cannot reach the Hugging Face hub at {where} to download {what} for model "
-                         f"'{model_id}' ({_short(e)}); check the connection, or {how_to_get(model_id)}") from None
+                         f"'{model_id}' ({one_line(e)}); check the connection, or {how_to_get(model_id)}") from None
     except hf_errors.HfHubHTTPError as e:
-        raise ModelError(f"the hub at {where} refused {what} for model '{model_id}' ({_short(e)})") from None
+        raise ModelError(f"the hub at {where} refused {what} for model '{model_id}' ({one_line(e)})") from None
     except _http_errors() as e:
-        raise ModelError(f"could not ask the hub at {where} for {what} (model '{model_id}': {_short(e)}); "
+        raise ModelError(f"could not ask the hub at {where} for {what} (model '{model_id}': {one_line(e)}); "
                          f"run `restora models download {model_id}` again") from None
     location = meta.location or url
     if urlsplit(location).netloc != urlsplit(url).netloc:
@@ -135,7 +135,3 @@ def _http_errors(names: tuple[str, ...] = ("HTTPError",)) -> tuple[type[BaseExce
 def _connection_errors() -> tuple[type[BaseException], ...]:
     return _http_errors(("ConnectError", "TimeoutException"))
 
-
-def _short(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

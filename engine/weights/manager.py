@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from ..errors import Cancelled, ModelError
+from ..errors import Cancelled, ModelError, RestoraError
 from ..progress import CancelToken, Progress, ProgressCallback
+from ..units import format_bytes
 from . import hub
 from .catalog import BundledSource, Catalog, HubSource, ModelEntry, PackageSource, UrlSource, load_catalog
 from .registry import read_registry, write_registry
@@ -465,13 +465,16 @@ class WeightsManager:
         entry = self._catalog_match(digest, model_id, src)
         if suffix in ONNX_SUFFIXES:
             check_onnx(src)
-            architecture, scale, fmt = "onnx", probe_onnx(src).scale, "onnx"
-            guessed = ["generalist"]
+            probed = probe_onnx(src)
+            architecture, scale, fmt, conditioned = "onnx", probed.scale, "onnx", probed.conditioned
+            # what it is, from what it does: an upscaler when it enlarges, else an all-in-one
+            # restorer (the user names other tasks with --task)
+            guessed = ["upscale"] if scale > 1 else ["generalist"]
         else:
             descriptor = load_descriptor(src)
             ident = describe(descriptor)
             probe_descriptor(descriptor, src.name)
-            architecture, scale = ident.architecture, ident.scale
+            architecture, scale, conditioned = ident.architecture, ident.scale, False
             fmt = "safetensors" if suffix in SAFETENSORS_SUFFIXES else "pth"
             guessed = ["face"] if "face" in ident.purpose.lower() else ["upscale"] if scale > 1 else ["generalist"]
             if entry is not None and entry.architecture != architecture:
@@ -505,6 +508,7 @@ class WeightsManager:
         verified_by = "catalog" if entry is not None and entry.sha256 else "import"
         self._record(model_id, dest, digest, origin="import", source=str(src.resolve()),
                      verified_by=verified_by, format=fmt, architecture=architecture, scale=scale,
+                     conditioned=conditioned,
                      tasks=list(tasks or (entry.tasks if entry else guessed)),
                      name=name or (entry.name if entry else src.stem))
         return self.entry(model_id), dest
@@ -619,8 +623,8 @@ class WeightsManager:
         free = shutil.disk_usage(self.cache_dir).free
         need = size + DISK_MARGIN
         if free < need:
-            raise ModelError(f"not enough disk space for '{model_id}': it needs {_mb(need)} "
-                             f"({_mb(size)} plus a margin) and {self.cache_dir} has {_mb(free)} free")
+            raise ModelError(f"not enough disk space for '{model_id}': it needs {format_bytes(need)} "
+                             f"({format_bytes(size)} plus a margin) and {self.cache_dir} has {format_bytes(free)} free")
 
     def _model_dir(self, model_id: str, create: bool = True) -> Path:
         folder = self.cache_dir / model_id
@@ -661,15 +665,18 @@ class WeightsManager:
         self._remember(_stamp_key(path, path.stat()), digest)
 
     def _remember(self, key: tuple, digest: str) -> None:
+        from ..imageio.atomic import atomic_write_text  # here: engine.imageio loads the image decoders
+
         self._digests[key] = digest
         with self._lock:
             stamps = self._load_stamps(reload=True)
-            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:])), "sha256": digest}
+            stamps[key[0]] = {**dict(zip(_STAMP_FIELDS, key[1:], strict=True)), "sha256": digest}
             stamps = {p: v for p, v in stamps.items() if os.path.exists(p)}
             self._stamps = stamps
             try:
-                _write_json_atomic(self.cache_dir / VERIFIED_NAME, {"version": 1, "files": stamps})
-            except OSError as e:  # a read-only cache only costs a re-hash next time
+                atomic_write_text(self.cache_dir / VERIFIED_NAME,
+                                  json.dumps({"version": 1, "files": stamps}, indent=1, sort_keys=True))
+            except (OSError, RestoraError) as e:  # a read-only cache only costs a re-hash next time
                 log.info("cannot record verified digests in %s: %s", self.cache_dir, e)
 
     def _load_stamps(self, reload: bool = False) -> dict[str, dict[str, Any]]:
@@ -689,18 +696,6 @@ _STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
 
 def _stamp_key(path: Path, st: os.stat_result) -> tuple:
     return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".verified-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def mirrored_url(url: str, mirror: Optional[str] = None) -> str:
@@ -739,6 +734,7 @@ def _entry_from_record(model_id: str, record: dict[str, Any]) -> ModelEntry:
         license="user-supplied", size=int(record.get("size", 0) or 0), sha256=str(record.get("sha256", "")),
         format=str(record.get("format", "pth")), sources=(),
         description=f"imported from {record.get('source', 'a local file')}",
+        conditioned=bool(record.get("conditioned", False)),
     )
 
 
@@ -767,8 +763,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 __all__ = ["WeightsManager", "ModelStatus", "VerifyResult", "default_cache_dir", "mirrored_url", "CACHE_ENV",

@@ -12,13 +12,13 @@ in 1..8.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 
 #: Edge of the test image for models with dynamic height and width, pixels.
 PROBE_SIZE = 64
@@ -27,10 +27,12 @@ MAX_SCALE = 8
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the test run showed: ``channels`` in and out (equal), ``scale`` = output/input size."""
+    """What the test run showed: ``channels`` in and out (equal), ``scale`` = output/input size,
+    ``conditioned``: the model takes per-kind strengths as a second input."""
 
     channels: int
     scale: int
+    conditioned: bool = False
 
 
 def probe_onnx(path: Path) -> ProbeResult:
@@ -57,8 +59,8 @@ def probe_onnx(path: Path) -> ProbeResult:
         y = runner(x, strengths) if runner.conditioned else runner(x)
     except Exception as err:  # noqa: BLE001 - any failure on a plain image means: not usable
         raise ModelError(f"cannot import {path.name}: it fails on a {h}x{w} test image "
-                         f"({_short(err)})") from None
-    return _check_output(path.name, np.asarray(y), channels, h, w)
+                         f"({one_line(err)})") from None
+    return replace(_check_output(path.name, np.asarray(y), channels, h, w), conditioned=bool(runner.conditioned))
 
 
 def probe_descriptor(descriptor: Any, name: str) -> ProbeResult:
@@ -89,7 +91,7 @@ def probe_descriptor(descriptor: Any, name: str) -> ProbeResult:
         torch.set_num_threads(1)
         y = TorchRunner(descriptor, device="cpu", fp16=False, channels_last=False)(x)
     except Exception as err:  # noqa: BLE001 - any failure on a plain image means: not usable
-        raise ModelError(f"cannot import {name}: it fails on a {side}x{side} test image ({_short(err)})") from None
+        raise ModelError(f"cannot import {name}: it fails on a {side}x{side} test image ({one_line(err)})") from None
     finally:
         torch.set_num_threads(threads)
     return _check_output(name, np.asarray(y), cin, side, side)
@@ -114,7 +116,3 @@ def _check_output(name: str, y: np.ndarray, channels: int, h: int, w: int) -> Pr
 def _dims(shape: list) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"
 
-
-def _short(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -9,8 +9,6 @@ a crash never leaves half a registry behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +37,7 @@ def read_registry(cache_dir: Path) -> dict[str, dict[str, Any]]:
 
 def write_registry(cache_dir: Path, records: dict[str, dict[str, Any]]) -> None:
     """Replace the registry with ``records`` atomically."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    from ..imageio.atomic import atomic_write_text  # here: engine.imageio loads the image decoders
+
     payload = json.dumps({"version": REGISTRY_VERSION, "models": records}, indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".registry-", suffix=".json", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, cache_dir / REGISTRY_NAME)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(cache_dir / REGISTRY_NAME, payload)

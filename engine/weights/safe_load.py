@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..optional import require_torch_runtime
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,7 +109,7 @@ def _load_safetensors(path: Path) -> dict:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
-        raise ModelError(f"{path.name} is not a valid safetensors file ({_short(e)})") from None
+        raise ModelError(f"{path.name} is not a valid safetensors file ({one_line(e)})") from None
 
 
 def _load_pickle_weights_only(path: Path) -> Any:
@@ -121,7 +121,7 @@ def _load_pickle_weights_only(path: Path) -> Any:
         raise ModelError(f"refusing to load {path.name}: {_unpickling_reason(e)}; the file will not be "
                          "loaded (a weights file holds only tensors, and Restora never runs code from one)") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError) as e:
-        raise ModelError(f"{path.name} is not a readable PyTorch weights file ({_short(e)})") from None
+        raise ModelError(f"{path.name} is not a readable PyTorch weights file ({one_line(e)})") from None
 
 
 def _unpickling_reason(error: BaseException) -> str:
@@ -136,7 +136,7 @@ def _unpickling_reason(error: BaseException) -> str:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     useful = [p for p in paragraphs if "weights_only" not in p and not p.startswith("Check the documentation")]
     detail = re.sub(r"^WeightsUnpickler error:\s*", "", useful[0]) if useful else "unexpected pickle content"
-    return f"the safe loader (torch.load with weights_only=True) refused it: {_short(ValueError(detail))}"
+    return f"the safe loader (torch.load with weights_only=True) refused it: {one_line(ValueError(detail))}"
 
 
 def _only_tensors(state: dict) -> "dict[str, torch.Tensor]":
@@ -168,7 +168,7 @@ def load_descriptor(path: PathLike, device: str = "cpu") -> Any:
                          "(Restora can only import models whose architecture spandrel supports)") from None
     except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AssertionError) as e:
         raise ModelError(f"{path.name}: the weights look like a known architecture but do not load "
-                         f"({_short(e)})") from None
+                         f"({one_line(e)})") from None
     return descriptor.to(device) if device != "cpu" else descriptor
 
 
@@ -198,9 +198,9 @@ def check_onnx(path: PathLike) -> OnnxInfo:
         model = onnx.load(str(path), load_external_data=False)
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as e:
-        raise ModelError(f"{path.name} is not a valid ONNX model ({_short(e)})") from None
+        raise ModelError(f"{path.name} is not a valid ONNX model ({one_line(e)})") from None
     except (DecodeError, OSError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{path.name} is not a readable ONNX model ({_short(e)})") from None
+        raise ModelError(f"{path.name} is not a readable ONNX model ({one_line(e)})") from None
     if not model.graph.input or not model.graph.output:
         raise ModelError(f"{path.name} is an ONNX file without inputs or outputs")
 
@@ -214,7 +214,3 @@ def check_onnx(path: PathLike) -> OnnxInfo:
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     return OnnxInfo(inputs=shapes(model.graph.input), outputs=shapes(model.graph.output), opset=int(opset))
 
-
-def _short(error: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

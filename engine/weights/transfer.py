@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..progress import Progress
+from ..units import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def fetch_to_file(url: str, dest: Path, *, expected_size: int = 0, headers: Opti
         while True:
             done = dest.stat().st_size if dest.exists() else 0
             if expected_size and done == expected_size:
-                progress(1.0, f"{label}: {_mb(done)}")
+                progress(1.0, f"{label}: {format_bytes(done)}")
                 return dest
             progress.check()
             remaining = deadline - time.monotonic()
@@ -226,8 +227,8 @@ def _one_request(session, url: str, dest: Path, done: int, expected_size: int,
                     f.write(chunk)
                     got += len(chunk)
                     window_bytes += len(chunk)
-                    progress(got / full if full else 0.0,
-                             f"{label}: {_mb(got)} / {_mb(full)}" if full else f"{label}: {_mb(got)}")
+                    amount = f"{format_bytes(got)} / {format_bytes(full)}" if full else format_bytes(got)
+                    progress(got / full if full else 0.0, f"{label}: {amount}")
                 elif full and got < full:
                     f.flush()
                     raise _Cut(f"the server closed the connection after {got} of {full} bytes")
@@ -271,7 +272,7 @@ def _timeout(label: str, host: str, limits: TransferLimits, got: int, size: int)
 
 
 def _fraction(got: int, size: int) -> str:
-    return f"{_mb(got)} of {_mb(size)} ({100 * got / size:.0f} %)" if size else _mb(got)
+    return f"{format_bytes(got)} of {format_bytes(size)} ({100 * got / size:.0f} %)" if size else format_bytes(got)
 
 
 def _reason(err: BaseException) -> str:
@@ -295,9 +296,6 @@ def _reason(err: BaseException) -> str:
         return errno.group(1).strip()
     if isinstance(err, (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError)):
         return "the connection broke off"
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:159] + "…"
+    return one_line(err)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB" if n >= 1000 else f"{n} B"

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...color import JFIF_YCBCR
+
 #: Orthonormal opponent transform (rows: luminance, red-blue, green-magenta). Being orthonormal it
 #: keeps white noise white with the same sigma in every channel.
 OPPONENT = (np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64)
             / np.sqrt([3.0, 2.0, 6.0])[:, None]).astype(np.float32)
 
-#: JPEG's (JFIF) RGB → YCbCr matrix, for values in [0, 1] with chroma centred on 0.
-YCBCR = np.array([[0.299, 0.587, 0.114],
-                  [-0.168736, -0.331264, 0.5],
-                  [0.5, -0.418688, -0.081312]], np.float32)
+YCBCR = JFIF_YCBCR
 YCBCR_INV = np.linalg.inv(YCBCR.astype(np.float64)).astype(np.float32)
 
 
@@ -34,8 +33,3 @@ def to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 def from_ycbcr(ycc: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_ycbcr`."""
     return ycc @ YCBCR_INV.T
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma of an H x W x 3 array, float32 H x W."""
-    return rgb.astype(np.float32, copy=False) @ YCBCR[0]

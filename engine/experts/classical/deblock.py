@@ -14,7 +14,7 @@ import numpy as np
 
 from ...analysis.jpeg_tables import CLEAN_QUALITY
 from ...analysis.jpeg_tables import estimate_quality as file_quality
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
 from . import sliding_dct
 from .color import from_ycbcr, to_ycbcr
 from .jpeg_qcp import project_upright
@@ -68,7 +68,7 @@ class DCTDeblocker(Expert):
     """Removes JPEG blocking and ringing. The quality is estimated from how the luma DCT
     coefficients sit on the IJG table's lattice (``ctx.measurements["quality"]`` overrides it).
     The 8x8 grid is assumed to start at the top-left pixel (an uncropped JPEG), so the expert
-    needs the whole image (``TilingMode.NONE``); internally it tiles on the grid."""
+    needs the whole image; internally it tiles on the grid."""
 
     info = ExpertInfo(
         id="classical.jpeg.dct_qcs",
@@ -76,7 +76,6 @@ class DCTDeblocker(Expert):
         tasks=("jpeg",),
         backend=Backend.CLASSICAL,
         version="2",
-        tiling=TilingMode.NONE,
         tile_overlap=16,
         memory_factor=1200.0,
         description="Sliding-DCT shrinkage sized to the quantisation step, then projection onto "

@@ -6,8 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
 from .deconvolution import wiener_deconvolve
 from .noise_level import context_sigma
 from .psf_estimation import estimate_psf
@@ -21,8 +21,8 @@ NOISE_REGULARISATION = 20.0
 
 class WienerDeblur(Expert):
     """Removes defocus and straight camera-shake blur. The PSF is chosen once for the whole image
-    (a central 512 px crop) by spectral likelihood, so the expert needs the whole image
-    (``TilingMode.NONE``); deconvolution itself runs in overlapping tiles. With no blur found it
+    (a central 512 px crop) by spectral likelihood, so the expert needs the whole image;
+    deconvolution itself runs in overlapping tiles. With no blur found it
     returns the input unchanged. About 1 s per megapixel plus ~2 s for the PSF search."""
 
     info = ExpertInfo(
@@ -31,7 +31,6 @@ class WienerDeblur(Expert):
         tasks=("blur",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.NONE,
         tile_overlap=64,
         memory_factor=96.0,
         description="Picks a defocus disk or motion line PSF by spectral likelihood, then "

@@ -85,7 +85,10 @@ def taper_pad(channel: np.ndarray, margin: int) -> np.ndarray:
     smooth across its periodic wrap-around (kills border ringing in FFT deconvolution)."""
     padded = np.pad(channel, margin, mode="symmetric")
     h, w = padded.shape
-    ramp = lambda n: np.clip(np.minimum(np.arange(n), np.arange(n)[::-1]) / max(margin, 1), 0, 1)
+
+    def ramp(n: int) -> np.ndarray:
+        return np.clip(np.minimum(np.arange(n), np.arange(n)[::-1]) / max(margin, 1), 0, 1)
+
     wy, wx = ramp(h), ramp(w)
     weight = (0.5 - 0.5 * np.cos(np.pi * np.minimum.outer(wy, wx))).astype(np.float32)
     mean = float(channel.mean())

@@ -7,9 +7,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
 from .guided_filter import guided_filter_gray
+from .tiles import run_whole
 
 #: Fraction of haze removed. He et al. use 0.95; 0.90 with a 0.15 floor loses ~2 dB on the thickest
 #: synthetic haze but no longer over-corrects bright scenes under mild haze (benchmarks/results/experts.md).
@@ -78,7 +79,6 @@ class DarkChannelDehaze(Expert):
         tasks=("haze",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.NONE,
         tile_overlap=0,
         memory_factor=120.0,
         description="He et al.'s dark channel prior: airlight from the haziest pixels, "
@@ -86,8 +86,4 @@ class DarkChannelDehaze(Expert):
     )
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
-        ctx = ctx or ExpertContext()
-        ctx.progress(0.0)
-        restored, _ = dehaze(image)
-        ctx.progress(1.0)
-        return np.clip(restored, 0.0, 1.0).astype(np.float32)
+        return run_whole(image, ctx, dehaze)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
 from . import sliding_dct
 from .color import OPPONENT, from_opponent, to_opponent
 from .noise_level import channel_sigma, context_sigma
@@ -28,7 +28,6 @@ class SlidingDCTDenoiser(Expert):
         tasks=("noise",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.ALLOWED,
         tile_overlap=16,
         memory_factor=1200.0,
         description="Hard thresholding then Wiener shrinkage of every 8x8 patch's DCT "

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
+from .tiles import run_whole
 
 #: Candidate streak angles in degrees from vertical (positive leans right).
 ANGLES = tuple(range(-30, 31, 5))
@@ -85,7 +86,6 @@ class StreakMedianDerain(Expert):
         tasks=("rain",),
         backend=Backend.CLASSICAL,
         version="1",
-        tiling=TilingMode.NONE,
         tile_overlap=16,
         memory_factor=80.0,
         description="Detects thin bright streaks along the dominant rain angle and replaces them "
@@ -93,8 +93,4 @@ class StreakMedianDerain(Expert):
     )
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
-        ctx = ctx or ExpertContext()
-        ctx.progress(0.0)
-        restored, _ = derain(image)
-        ctx.progress(1.0)
-        return np.clip(restored, 0.0, 1.0).astype(np.float32)
+        return run_whole(image, ctx, derain)

@@ -17,7 +17,7 @@ import numpy as np
 from ...progress import Progress
 from . import sliding_dct
 from .color import from_opponent, to_opponent
-from .noise_level import haar_diagonal
+from ...analysis.measurements import haar_diagonal
 from .tiles import map_tiles
 
 #: Chroma sigma is multiplied by this before denoising (stronger colour-noise removal).

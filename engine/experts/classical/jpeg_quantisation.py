@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...analysis.jpeg_tables import STD_LUMA
+from ...color import JFIF_YCBCR
 
 
 def luma_table(quality: int) -> np.ndarray:
@@ -60,7 +61,7 @@ def estimate_quality(rgb: np.ndarray, max_blocks: int = 20000) -> tuple[int, flo
     """Estimate the IJG quality (1..100) a decoded JPEG (float32 H x W x 3 in [0, 1], 8x8 grid at
     the top-left corner) was saved at, and the lattice score of that quality (about 1 for a real
     JPEG, near 0 when the image does not look JPEG-quantised)."""
-    y = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * 255.0 - 128.0
+    y = (rgb.astype(np.float32) @ JFIF_YCBCR[0]) * 255.0 - 128.0
     h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
     if h == 0 or w == 0:
         return 100, 0.0

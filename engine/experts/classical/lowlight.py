@@ -9,8 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .color import luminance
+from ..base import Backend, Expert, ExpertContext, ExpertInfo
+from ...color import luminance
 from .gain_denoise import suppress_amplified_noise
 from .guided_filter import guided_filter_gray
 
@@ -117,7 +117,6 @@ class LIMEEnhance(Expert):
         tasks=("lowlight",),
         backend=Backend.CLASSICAL,
         version="2",
-        tiling=TilingMode.NONE,
         tile_overlap=0,
         memory_factor=1200.0,
         description="Max-RGB illumination refined by a guided filter; capped gain (gamma on the "

@@ -10,12 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-
-def haar_diagonal(channel: np.ndarray) -> np.ndarray:
-    """Finest-scale orthonormal Haar diagonal detail of an H x W float array (H/2 x W/2)."""
-    h, w = channel.shape[0] // 2 * 2, channel.shape[1] // 2 * 2
-    c = channel[:h, :w].astype(np.float32, copy=False)
-    return (c[0::2, 0::2] - c[0::2, 1::2] - c[1::2, 0::2] + c[1::2, 1::2]) * 0.5
+from ...analysis.measurements import haar_diagonal
 
 
 def estimate_sigma(image: np.ndarray, max_pixels: int = 4_000_000) -> float:

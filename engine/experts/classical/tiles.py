@@ -1,17 +1,34 @@
-"""Run a local operator tile by tile, with overlap, reporting progress between tiles.
+"""How a classical operator runs: tile by tile with overlap (:func:`map_tiles`), or on the
+whole image (:func:`run_whole`), reporting progress.
 
-Used by the classical experts whose result at a pixel depends only on a bounded neighbourhood
-(denoise, deblock, derain): tiles bound the memory of the wide intermediate arrays and give the
-progress callback (a cancellation point) a chance to run often.
+Tiles are for the classical experts whose result at a pixel depends only on a bounded
+neighbourhood (denoise, deblock, deblur's Wiener filter): they bound the memory of the wide
+intermediate arrays and give the progress callback (a cancellation point) a chance to run
+often. Unlike :func:`engine.runtime.tiling.run_tiled` (the networks' tiler: near-equal tiles,
+feathered seams, virtual padding to a size multiple, smaller tiles after an out-of-memory
+error), tiles here start on a fixed grid of ``tile`` pixels and are stitched without blending,
+which keeps block-based operators on the JPEG 8-pixel grid and makes local ones exact.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from ...progress import Progress
+from ..base import ExpertContext
+
+
+def run_whole(image: np.ndarray, ctx: Optional[ExpertContext],
+              operator: Callable[[np.ndarray], tuple[np.ndarray, object]]) -> np.ndarray:
+    """Run ``operator`` (image → ``(restored, anything)``) on the whole ``image``, with progress
+    0 then 1; returns the restored image clipped to [0, 1], float32."""
+    ctx = ctx or ExpertContext()
+    ctx.progress(0.0)
+    restored, _ = operator(image)
+    ctx.progress(1.0)
+    return np.clip(restored, 0.0, 1.0).astype(np.float32)
 
 
 def tile_starts(length: int, tile: int) -> list[int]:

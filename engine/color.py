@@ -1,0 +1,27 @@
+"""Luminance: the one definition of a photo's brightness that every module uses.
+
+Restora's pixels are sRGB-encoded, and sRGB has the Rec. 709 primaries, so the weights are
+Rec. 709's (ITU-R BT.709: 0.2126 R + 0.7152 G + 0.0722 B), applied to the encoded values: the
+result is luma Y′ (what photo editors plot), not linear-light luminance. JPEG's YCbCr
+(:data:`JFIF_YCBCR`, Rec. 601 weights) is the other colour transform here: it is what JPEG
+files and in-camera processing use, not Restora's measure of brightness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Rec. 709 luma weights (R, G, B).
+REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+#: JPEG's (JFIF) RGB → YCbCr matrix, for values in [0, 1] with chroma centred on 0 (rows Y, Cb,
+#: Cr; Y is Rec. 601 luma).
+JFIF_YCBCR = np.array([[0.299, 0.587, 0.114],
+                       [-0.168736, -0.331264, 0.5],
+                       [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma of an H x W x 3 (or x 4: the fourth channel is ignored) image, float32
+    H x W in the input's encoding and scale (values in [0, 1] give luma in [0, 1])."""
+    return np.ascontiguousarray(image[..., :3] @ REC709_LUMA, dtype=np.float32)

@@ -1,0 +1,305 @@
+"""The orchestrator: runs a plan on a session and decides what each stage's result is worth.
+
+One photo's restoration, the same for every front end (the CLI and the batch queue through
+:class:`engine.pipeline.job.Restorer`, cluster workers, and the window through
+``app.document``)::
+
+    orchestrator = Orchestrator(registry, device="cpu")
+    session = orchestrator.session(photo.pixels, jpeg=photo.jpeg, metadata=photo.metadata)
+    outcome = orchestrator.restore(session, PlanChoices(), progress)   # plan, run, follow-up
+    pixels = session.compose(outcome.plan.strengths())
+
+The :class:`~engine.pipeline.plan.Planner` decides *what* to run; the
+:class:`~engine.pipeline.session.RestorationSession` runs one stage, caches it and composes;
+this module holds the rules in between (RAR: restore, assess, repeat):
+
+* **skip**: a stage chosen by the analysis whose kind the earlier stages already fixed (its
+  severity at its input is below the presence threshold) does not run;
+* **fallback**: a neural expert that cannot run (missing or damaged weights, a runtime error,
+  out of memory at the smallest tile) is replaced by the kind's classical expert, or the stage
+  is skipped; a failing expert fails its stage only, never the photo;
+* **drop**: a stage chosen by the analysis that did not make the photo better by the analyser's
+  measure is dropped (:func:`judge`), including the noise guard: a stage of
+  :data:`NOISE_MUST_NOT_RISE` whose output has clearly more fine-scale noise is dropped;
+* **keep**: everything else; each stage sees the analysis of its own input.
+
+Progress and cancellation go through :class:`engine.progress.Progress`: every stage reports
+into its slice, and a cancelled token raises :class:`engine.errors.Cancelled` at the next check
+(between tiles, stages and rounds), leaving the session's shown results as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ..analysis.report import DegradationReport
+from ..errors import Cancelled, RestoraError, one_line
+from ..experts.base import Backend, ExpertRegistry
+from ..kinds import GENERALIST, KINDS, NOISE
+from ..photo import PhotoMetadata
+from ..progress import Progress
+from .plan import Plan, PlanChoices, Planner, Stage
+from .session import RestorationSession, StageResult, default_analyser
+
+log = logging.getLogger(__name__)
+
+#: A stage chosen by the analysis must lower its own kind's severity by at least this much
+#: without raising the other kinds' by more (or lower the summed severity of all kinds by this
+#: much) to stay in the result.
+MIN_IMPROVEMENT = 0.01
+
+#: A stage of NOISE_MUST_NOT_RISE whose output's fine-scale noise σ (``nlf_fine_255``) exceeds its
+#: input's by this factor and by NOISE_AMPLIFICATION_MIN_255 8-bit levels is dropped: it sharpened
+#: noise (a deblurrer "fixing" a noisy photo lowers the blur severity while doing so). Low light is
+#: judged so too: brightening a dark but well-exposed real scene cost 28 dB (a DSLR crop of a dark
+#: room, read lowlight 0.96); dehazing amplifies noise by design and is not.
+NOISE_MUST_NOT_RISE = frozenset({"blur", "jpeg", "lowlight"})
+NOISE_AMPLIFICATION = 1.25
+NOISE_AMPLIFICATION_MIN_255 = 0.2
+
+#: Kinds whose rise after a stage is not held against that stage: removing noise widens the edges
+#: the noise made look sharp, so the blur measure rises (FFDNet on a real ISO 3200 DSLR crop: blur
+#: 0.08 → 0.42 while the output came closer to the ground truth by +2 dB).
+RISE_NOT_HELD_AGAINST: dict[str, frozenset[str]] = {NOISE: frozenset({"blur"})}
+
+#: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
+#: this strength, even when the analysis rates it lower.
+MIN_TOLD_STRENGTH = 0.3
+
+#: Stages whose expert is told the analysed noise level (``ExpertContext.noise_sigma``): the
+#: denoiser, and the deblurrer (its regularisation grows with the noise).
+NOISE_AWARE_STAGES = frozenset({"noise", "blur"})
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Orchestrator.restore` did: the plan it ended with (the follow-up round
+    included; compose with ``plan.strengths()``) and every stage's result in plan order."""
+
+    plan: Plan
+    results: list[StageResult]
+
+
+class Orchestrator:
+    """Restores photos with one expert registry: builds sessions, asks its :class:`Planner`
+    for plans and runs them with the keep/drop/fallback rules. One orchestrator serves a whole
+    batch (and the window's every photo); it holds no per-photo state.
+
+    ``analyser``: image → :class:`DegradationReport` (default: the bundled analysis, with the
+    photo's EXIF ISO and exposure time as a noise prior when they are known).
+    """
+
+    def __init__(self, registry: ExpertRegistry, *, device: str = "cpu", analyser=None) -> None:
+        self.registry = registry
+        self.device = device
+        self.analyser = analyser
+        self.planner = Planner(registry)
+
+    def session(self, image: np.ndarray, *, tile: Optional[int] = None, jpeg=None,
+                metadata: Optional[PhotoMetadata] = None) -> RestorationSession:
+        """A session for ``image`` (float32 HxWx3 in [0, 1]); ``tile``: tile edge in pixels for
+        the experts (``None``: automatic); ``jpeg``: the tables of the JPEG file it decodes
+        (``Photo.jpeg``); ``metadata``: the photo's EXIF facts (noise prior of the default analysis)."""
+        analyser = self.analyser
+        if analyser is None:
+            analyser = default_analyser
+            if metadata is not None and metadata.iso:
+                analyser = functools.partial(default_analyser, iso=metadata.iso, exposure_s=metadata.exposure_s)
+        return RestorationSession(image, self.registry, analyser=analyser, device=self.device, tile=tile, jpeg=jpeg)
+
+    def plan(self, session: RestorationSession, choices: PlanChoices = PlanChoices()) -> Plan:
+        """The first plan for the session's photo (analyses it if not done yet)."""
+        return self.planner.plan(session.analyse(), choices)
+
+    def restore(self, session: RestorationSession, choices: PlanChoices = PlanChoices(),
+                progress: Optional[Progress] = None, plan: Optional[Plan] = None) -> Outcome:
+        """Plan (unless ``plan`` is given), run, then the follow-up round (kinds the restoration
+        uncovered get one more specialist, run at once). Raises :class:`Cancelled`."""
+        progress = progress or Progress()
+        plan = plan if plan is not None else self.plan(session, choices)
+        results = self.run(session, plan, progress.sub(0.0, 0.8))
+        follow_up = self.planner.follow_up(plan, final_report(results), choices)
+        if follow_up is not plan:
+            plan = follow_up
+            results = self.run(session, plan, progress.sub(0.8, 1.0))
+        progress(1.0)
+        return Outcome(plan, results)
+
+    def run(self, session: RestorationSession, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
+        """Run (or fetch from the session's cache) every stage of ``plan``; see :func:`run_plan`."""
+        return run_plan(session, plan, progress)
+
+
+def final_report(results: list[StageResult]) -> Optional[DegradationReport]:
+    """The analysis of the restored photo: the output report of the last stage kept (``None``
+    when no stage was kept)."""
+    kept = [r for r in results if not r.dropped and r.output_report is not None]
+    return kept[-1].output_report if kept else None
+
+
+def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
+    """Run every stage of ``plan`` on ``session`` with the skip/fallback/drop rules of this
+    module; returns their results in order and makes them the session's shown results.
+
+    Each stage sees the analysis of its own input. Stage results are cached in the session by
+    a key chained from the kept stages before them, so running a plan again (or a longer one)
+    costs only its new stages. Raises :class:`engine.errors.Cancelled` if ``progress``'s token is
+    cancelled; the session's results are then left as they were.
+    """
+    progress = progress or Progress()
+    input_report = session.analyse()
+    results: list[StageResult] = []
+    current = session.image
+    key = session.base_key
+    n = max(len(plan.stages), 1)
+    for i, stage in enumerate(plan.stages):
+        expert = session.registry.get(stage.expert_id)
+        severity, measurements = stage_inputs(input_report, stage)
+        told = generalist_strengths(input_report, plan, session.skip_below) if stage.name == GENERALIST else {}
+        judged = session.assess and stage.auto
+        params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
+                  "strengths": told}
+        stage_key = session.stage_key(key, expert, params)
+        sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
+        result = session.cached(stage_key)
+        if result is None:
+            sub(0.0)
+            if judged and stage.name != GENERALIST and severity < session.skip_below:
+                handled = next((r.name for r in results if not r.dropped and stage.name in r.kind_shares), None)
+                reason = (f"handled by the generalist ({stage.name} severity {severity:.2f} after it);"
+                          f" this strength scales its {stage.name} removal" if handled else
+                          f"nothing left to fix: {stage.name} severity {severity:.2f} after the earlier stages")
+                result = StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
+                                     reason=reason, output_report=input_report, model_id=expert.info.model_id,
+                                     handled_by=handled)
+            else:
+                noise_sigma = session.noise_sigma(current, input_report) if stage.name in NOISE_AWARE_STAGES \
+                    else None
+                result = _run_with_fallback(session, stage, expert, current, severity, measurements, told,
+                                            stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma)
+                if judged and not result.dropped:
+                    judge(result, stage, input_report)
+                if told and not result.dropped and result.expert_id == expert.info.id and expert.info.conditioned:
+                    session.split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
+            session.store(stage_key, result)
+            sub(1.0)
+        results.append(result)
+        if not result.dropped:
+            current = np.clip(current + result.delta, 0.0, 1.0)
+            key = stage_key
+            input_report = result.output_report or session.analyser(current)
+    progress.check()  # a run cancelled after its last stage leaves the shown results as they were
+    session.show(results)
+    progress(1.0)
+    return results
+
+
+def stage_inputs(report: DegradationReport, stage: Stage) -> tuple[float, Mapping[str, float]]:
+    """``(severity, measurements)`` the stage's expert is told, from the analysis of its input
+    (the generalist: the largest severity of any kind, no measurements)."""
+    if stage.name == GENERALIST:
+        return max((report.severity(k) for k in KINDS), default=0.0), {}
+    a = report.kinds.get(stage.name)
+    return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
+
+
+def generalist_strengths(report: DegradationReport, plan: Plan, present_at: float) -> dict[str, float]:
+    """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
+    severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
+    user asked for that the analysis rates lower); with no kind in the plan (``--only
+    generalist``), every kind the analysis finds at or above ``present_at``. Kinds not named
+    are left alone."""
+    planned = [s for s in plan.stages if s.name in KINDS]
+    if not planned:
+        return {k: round(report.severity(k), 2) for k in report.present(present_at)}
+    return {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)
+            for s in planned}
+
+
+def _run_with_fallback(session: RestorationSession, stage: Stage, expert, current: np.ndarray, severity: float,
+                       measurements: Mapping[str, float], told: Mapping[str, float], stage_key: str,
+                       progress: Progress, noise_sigma: Optional[np.ndarray]) -> StageResult:
+    """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
+    an image model, device failure, out of memory at the smallest tile, any error of its
+    runtime), run the classical expert for the same kind instead and say so in the result's
+    ``reason``; with no classical expert for the kind the stage is skipped, also with a
+    reason. A failing expert fails its stage only, never the photo or the batch."""
+    try:
+        return session.run_stage(stage, expert, current, severity, measurements, told, stage_key, progress,
+                                 noise_sigma)
+    except Cancelled:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
+        if expert.info.backend is Backend.CLASSICAL:
+            raise
+        why = one_line(err, 300, with_type=not isinstance(err, RestoraError))
+        fallback = next((e for e in session.registry.for_task(stage.name)
+                         if e.info.backend is Backend.CLASSICAL and e is not expert), None)
+        if fallback is None:
+            log.warning("%s could not run (%s); %s skipped", expert.info.id, why, stage.name)
+            return StageResult(stage.name, expert.info.id, stage_key, None, 0.0, dropped=True,
+                               reason=f"{expert.info.id} could not run ({why}); no classical expert for "
+                                      f"{stage.name}, stage skipped", model_id=expert.info.model_id)
+        log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
+        result = session.run_stage(stage, fallback, current, severity, measurements, told, stage_key,
+                                   progress, noise_sigma)
+        result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
+        return result
+
+
+def judge(result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
+    """Drop the stage if it did not make the photo better by the analyser's measure: a
+    specialist must lower its own kind's severity without raising the others' by more, or
+    lower the summed severity of all kinds (a rise of :data:`RISE_NOT_HELD_AGAINST` kinds does not
+    count); the generalist must lower the sum. A stage of
+    :data:`NOISE_MUST_NOT_RISE` that amplified the noise is dropped whatever the severities say."""
+    before, after = input_report.severities(), result.output_report.severities()
+    result.before, result.after = before, after
+    amplified = amplified_noise(input_report, result.output_report) if stage.name in NOISE_MUST_NOT_RISE else None
+    if amplified is not None:
+        result.dropped = True
+        result.delta = None
+        result.reason = f"did not help: it amplified the noise ({amplified})" + (
+            f"; {result.reason}" if result.reason else "")
+        return
+    excused = RISE_NOT_HELD_AGAINST.get(stage.name, frozenset())
+    total_gain = sum(before.values()) - sum(v if k not in excused else min(v, before[k]) for k, v in after.items())
+    if stage.name == GENERALIST:
+        improved = total_gain >= MIN_IMPROVEMENT
+        was, now = sum(before.values()), sum(after.values())
+    else:
+        own_gain = before[stage.name] - after[stage.name]
+        # fixing its own kind counts only if it did not make the other kinds worse by more
+        improved = (own_gain >= MIN_IMPROVEMENT and total_gain >= 0.0) or total_gain >= MIN_IMPROVEMENT
+        was, now = before[stage.name], after[stage.name]
+    if not improved:
+        result.dropped = True
+        result.delta = None
+        worse = sorted((k for k in after if after[k] - before[k] >= 0.05 and k != stage.name),
+                       key=lambda k: before[k] - after[k])
+        result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
+            f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
+            if worse and was - now >= MIN_IMPROVEMENT else "") + (f"; {result.reason}" if result.reason else "")
+
+
+def amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:
+    """The noise guard. Sharpening noise lowers the blur severity and can fool every
+    severity-based verdict; the noise-level function cannot be fooled that way. Returns a
+    description when the stage's output has clearly more noise than its input (fine-scale σ up
+    by more than :data:`NOISE_AMPLIFICATION` and :data:`NOISE_AMPLIFICATION_MIN_255` levels),
+    else ``None``."""
+    b = before.kinds.get(NOISE)
+    a = after.kinds.get(NOISE)
+    if a is None or b is None:
+        return None
+    was, now = b.measurements.get("nlf_fine_255"), a.measurements.get("nlf_fine_255")
+    if was is None or now is None:
+        return None
+    if now > was * NOISE_AMPLIFICATION and now - was > NOISE_AMPLIFICATION_MIN_255:
+        return f"fine-scale noise σ {was:.1f} → {now:.1f} levels"
+    return None

@@ -1,0 +1,151 @@
+"""The calibrated uncertainty model: per-pixel features → expected absolute error (8-bit levels).
+
+For each stage kind (and ``"composed"`` for the whole result) the calibration file holds a
+linear score over :data:`engine.uncertainty.features.FEATURES` (fitted to log(1 + |error|) by
+least squares) and a monotone map from that score to the mean absolute error observed at it
+(fitted by binning the score into quantiles, then made non-decreasing). Both were fitted on
+synthetic degradations of ``../shared/data/clean`` by ``benchmarks/uncertainty.py --fit`` and
+validated there on held-out photos and on the real pairs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from .features import FEATURES, feature_stack
+
+#: Where the committed calibration lives (``models/``: shipped in the wheel like the ranking).
+CALIBRATION_NAME = "uncertainty-calibration.json"
+
+#: Rows per band when predicting (bounded memory), and the rows of context each band borrows
+#: from its neighbours (≥ the feature window), so bands join without seams.
+BAND_ROWS = 512
+BAND_MARGIN = 16
+
+#: The name of the model for the composed result (all stages together).
+COMPOSED = "composed"
+
+
+@dataclass(frozen=True)
+class KindModel:
+    """One kind's fitted model: ``coef`` (1 + len(FEATURES)) and the monotone map
+    ``knots_score`` (increasing) → ``knots_levels`` (non-decreasing, 8-bit levels)."""
+
+    coef: np.ndarray
+    knots_score: np.ndarray
+    knots_levels: np.ndarray
+
+    def score(self, stack: np.ndarray) -> np.ndarray:
+        return np.tensordot(self.coef.astype(np.float32), stack, axes=1)
+
+    def levels(self, score: np.ndarray) -> np.ndarray:
+        return np.interp(score, self.knots_score, self.knots_levels).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"coef": [round(float(c), 6) for c in self.coef],
+                "knots_score": [round(float(v), 6) for v in self.knots_score],
+                "knots_levels": [round(float(v), 4) for v in self.knots_levels]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "KindModel":
+        coef = np.asarray(d["coef"], np.float64)
+        if coef.shape != (1 + len(FEATURES),):
+            raise ValueError(f"uncertainty calibration: expected {1 + len(FEATURES)} coefficients, got {coef.shape}")
+        ks, kl = np.asarray(d["knots_score"], np.float64), np.asarray(d["knots_levels"], np.float64)
+        if ks.shape != kl.shape or ks.size < 2 or np.any(np.diff(ks) < 0) or np.any(np.diff(kl) < 0):
+            raise ValueError("uncertainty calibration: knots must be two non-decreasing lists of equal length")
+        return cls(coef, ks, kl)
+
+
+class UncertaintyModel:
+    """Kind name → :class:`KindModel`; kinds not fitted use the ``composed`` model."""
+
+    def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None) -> None:
+        if COMPOSED not in kinds:
+            raise ValueError("uncertainty calibration needs a 'composed' model")
+        self.kinds = dict(kinds)
+        self.meta = dict(meta or {})
+
+    def for_kind(self, kind: Optional[str]) -> KindModel:
+        return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
+
+    def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
+                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
+        """Expected absolute error of ``after`` per pixel, in 8-bit levels (HxW float32, ≥ 0).
+
+        ``before``/``after``: the input and output of a stage (``kind``) or of the whole
+        restoration (``kind=None``), HxWx3 in [0, 1]; ``noise_sigma``: the analysed noise level
+        in [0, 1] units (number, per channel or per pixel); ``severity``: the analysed severity
+        of the kind at the input (for the composed result: the largest of all kinds) and
+        ``severity_after`` at the output."""
+        m = self.for_kind(kind)
+        h = before.shape[0]
+        sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
+        per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
+        out = np.empty(before.shape[:2], np.float32)
+        for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
+            a, b = max(top - BAND_MARGIN, 0), min(top + BAND_ROWS + BAND_MARGIN, h)
+            stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
+                                  severity=severity, severity_after=severity_after)
+            out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"features": list(FEATURES), "meta": self.meta,
+                           "kinds": {k: m.to_dict() for k, m in sorted(self.kinds.items())}}, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "UncertaintyModel":
+        d = json.loads(text)
+        if list(d.get("features", [])) != list(FEATURES):
+            raise ValueError("uncertainty calibration was fitted on other features; "
+                             "re-run benchmarks/uncertainty.py fit")
+        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"))
+
+
+@functools.lru_cache(maxsize=1)
+def default_model() -> UncertaintyModel:
+    """The committed calibration (``models/uncertainty-calibration.json``)."""
+    from ..assets import models_dir
+
+    return UncertaintyModel.from_json((models_dir() / CALIBRATION_NAME).read_text(encoding="utf-8"))
+
+
+def fit_kind(stacks: list[np.ndarray], errors: list[np.ndarray], *, knots: int = 48,
+             ridge: float = 1e-3) -> KindModel:
+    """Fit one kind's model on feature stacks ``(F, N)`` (pixels sampled from the training photos)
+    and their absolute errors ``(N,)`` in 8-bit levels."""
+    x = np.concatenate(stacks, axis=1).astype(np.float64)
+    y = np.concatenate(errors).astype(np.float64)
+    t = np.log1p(y)
+    a = x @ x.T + ridge * len(y) * np.diag([0.0] + [1.0] * (x.shape[0] - 1))
+    coef = np.linalg.solve(a, x @ t)
+    score = coef @ x
+    qs = np.quantile(score, np.linspace(0.0, 1.0, knots + 1))
+    centres, means = [], []
+    idx = np.clip(np.searchsorted(qs, score, side="right") - 1, 0, knots - 1)
+    for b in range(knots):
+        sel = idx == b
+        if sel.any():
+            centres.append(float(np.median(score[sel])))
+            means.append(float(y[sel].mean()))
+    centres_a = np.maximum.accumulate(np.asarray(centres))
+    means_a = _pool_adjacent(np.asarray(means))
+    return KindModel(coef, centres_a, means_a)
+
+
+def _pool_adjacent(values: np.ndarray) -> np.ndarray:
+    """Isotonic (non-decreasing) regression of equally weighted values (pool adjacent violators)."""
+    blocks: list[list[float]] = []
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, n2 = blocks.pop()
+            v1, n1 = blocks.pop()
+            blocks.append([(v1 * n1 + v2 * n2) / (n1 + n2), n1 + n2])
+    return np.concatenate([np.full(int(n), v) for v, n in blocks])

@@ -1,0 +1,127 @@
+"""Uncertainty maps of a :class:`engine.pipeline.session.RestorationSession`: per stage and for
+the composed result, with the "Caution" blend composed like the strength sliders (cached, so a
+slider move costs a weighted sum and a per-pixel blend, never a network run)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ..kinds import GENERALIST, KINDS, NOISE
+from .model import UncertaintyModel, default_model
+from .summary import lean, summarise
+
+
+def _noise_sigma(image: np.ndarray, report) -> Optional[np.ndarray]:
+    from ..analysis.noise_level import noise_sigma_for
+
+    a = None if report is None else report.kinds.get(NOISE)
+    return None if a is None else noise_sigma_for(image, dict(a.measurements))
+
+
+def _severity(report, kind: str) -> float:
+    if report is None:
+        return 0.0
+    if kind in KINDS:
+        return float(report.severity(kind))
+    return max((float(report.severity(k)) for k in KINDS), default=0.0)
+
+
+def stage_maps(session, results=None, model: Optional[UncertaintyModel] = None) -> dict[str, np.ndarray]:
+    """``{stage name: expected absolute error of its full-strength output}`` (HxW float32, 8-bit
+    levels) for every stage that was kept; each stage is judged on its own input (the outputs of
+    the stages before it), its kind's model, and the analysis of that input."""
+    model = model or default_model()
+    results = session.results if results is None else results
+    current, report = session.image, session.report
+    maps: dict[str, np.ndarray] = {}
+    for r in results:
+        if r.dropped or r.delta is None:
+            continue
+        after = np.clip(current + r.delta, 0.0, 1.0)
+        kind = r.name if r.name in KINDS else None
+        name = r.name if r.name != GENERALIST else ""
+        maps[r.name] = model.predict(current, after, kind, noise_sigma=_noise_sigma(current, report),
+                                     severity=_severity(report, name), severity_after=_severity(r.output_report, name))
+        current, report = after, r.output_report or report
+    return maps
+
+
+class SessionUncertainty:
+    """The composed result's uncertainty for any strengths, cached per setting, and the
+    Caution blend. Thread-safety as the session's ``compose``.
+
+    ``max_pixels``: compute the map on every ``step``-th pixel so that it has at most this many
+    (a viewer's preview: a slider move then costs a screen-sized map, not a 24 MP one; the
+    export uses the same map, so the file matches the preview); ``None``: full resolution (the
+    CLI's sidecar)."""
+
+    def __init__(self, session, model: Optional[UncertaintyModel] = None, max_pixels: Optional[int] = None) -> None:
+        self.session = session
+        self.model = model or default_model()
+        h, w = session.image.shape[:2]
+        self.step = 1 if not max_pixels else max(1, int(np.ceil(np.sqrt(h * w / float(max_pixels)))))
+        self._lock = threading.Lock()
+        self._cache: dict[tuple, np.ndarray] = {}
+        self._sigma: Optional[tuple[tuple, Optional[np.ndarray]]] = None
+
+    def _key(self, strengths: Mapping[str, float]) -> tuple:
+        results = tuple(r.key for r in self.session.results if not r.dropped)
+        names = sorted({r.name for r in self.session.results} | set(strengths))
+        return results, tuple((n, round(float(strengths.get(n, 1.0)), 3)) for n in names)
+
+    def composed(self, strengths: Mapping[str, float]) -> np.ndarray:
+        """Expected absolute error of ``session.compose(strengths)`` per pixel (float32, 8-bit
+        levels) on every :attr:`step`-th pixel: ``ceil(H/step) x ceil(W/step)``."""
+        key = self._key(strengths)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        s = self.session
+        image = s.image[::self.step, ::self.step]
+        if self._sigma is None:
+            self._sigma = ((), _noise_sigma(image, s.report))
+        kept = [r for r in s.results if not r.dropped and r.output_report is not None]
+        umap = self.model.predict(image, s.compose(strengths, step=self.step), None, noise_sigma=self._sigma[1],
+                                  severity=_severity(s.report, ""),
+                                  severity_after=_severity(kept[-1].output_report if kept else s.report, ""))
+        with self._lock:
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = umap
+        return umap
+
+    def compose(self, strengths: Mapping[str, float], caution: float = 0.0,
+                region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
+        """``session.compose(strengths, region, step)`` leaned towards the input by ``caution``
+        (0..1, :func:`engine.uncertainty.lean`) where the composed result is uncertain."""
+        out = self.session.compose(strengths, region=region, step=step)
+        if caution <= 0.0:
+            return out
+        rows, cols = region or (slice(None), slice(None))
+        sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
+        return lean(self.session.image[sl], out, self.sampled(strengths, region, step), caution)
+
+    def sampled(self, strengths: Mapping[str, float], region: Optional[tuple[slice, slice]] = None,
+                step: int = 1) -> np.ndarray:
+        """The composed map on the grid ``session.compose(strengths, region, step)`` returns
+        (nearest map pixel when the map is coarser than that grid)."""
+        umap = self.composed(strengths)
+        rows, cols = region or (slice(None), slice(None))
+        h, w = self.session.image.shape[:2]
+        if self.step == 1:
+            return umap[slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step)]
+        r = np.arange(*rows.indices(h)[:2], step) // self.step
+        c = np.arange(*cols.indices(w)[:2], step) // self.step
+        return umap[np.ix_(r, c)]
+
+    def heat(self, strengths: Mapping[str, float], step: int, full_scale: float) -> np.ndarray:
+        """The map for display: ``(H/step) x (W/step)`` in [0, 1], 1 = ``full_scale`` levels or more."""
+        return np.clip(self.sampled(strengths, None, step) / np.float32(full_scale), 0.0, 1.0)
+
+    def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
+        """:func:`engine.uncertainty.summarise` of the composed map."""
+        return summarise(self.composed(strengths))

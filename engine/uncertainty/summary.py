@@ -1,0 +1,80 @@
+"""Summaries of an uncertainty map and the "Caution" blend."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+#: A pixel whose expected absolute error exceeds this many 8-bit levels counts as uncertain
+#: (``fraction_above``; the viewer's summary). About 3 % of the tonal range: visible on a
+#: smooth area of a photo.
+UNCERTAIN_LEVELS = 8.0
+
+#: The Caution blend starts leaning at this expected error and leans fully from LEAN_FULL
+#: (8-bit levels).
+LEAN_FROM = 3.0
+LEAN_FULL = 12.0
+
+
+def summarise(levels: np.ndarray, threshold: float = UNCERTAIN_LEVELS) -> dict[str, float]:
+    """``{"mean", "p95"}`` of the map in 8-bit levels and ``"fraction_above"``: the fraction
+    (0..1) of pixels whose expected error exceeds ``threshold`` levels."""
+    u = np.asarray(levels, np.float32)
+    if u.size == 0:
+        return {"mean": 0.0, "p95": 0.0, "fraction_above": 0.0}
+    return {"mean": round(float(u.mean()), 3), "p95": round(float(np.percentile(u, 95)), 3),
+            "fraction_above": round(float((u > threshold).mean()), 4)}
+
+
+_REGIONS = (("top left", "top", "top right"), ("left", "centre", "right"),
+            ("bottom left", "bottom", "bottom right"))
+
+
+def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
+             threshold: float = UNCERTAIN_LEVELS) -> str:
+    """One sentence for the analysis panel, e.g. "3 % of the photo is uncertain (expected error
+    over 8 levels), mostly in the top left, in fine detail". ``image``: the restored photo
+    (HxWx3 in [0, 1], same size as ``levels``), to tell detail from smooth or dark areas."""
+    u = np.asarray(levels, np.float32)
+    above = u > threshold
+    frac = float(above.mean()) if u.size else 0.0
+    head = f"{frac * 100:.0f} % of the photo is uncertain (expected error over {threshold:g} levels)"
+    if frac < 0.005:
+        return f"{frac * 100:.1f} % of the photo is uncertain (expected error over {threshold:g} levels)"
+    h, w = u.shape
+    counts = np.array([[above[i * h // 3:(i + 1) * h // 3, j * w // 3:(j + 1) * w // 3].sum() for j in range(3)]
+                       for i in range(3)], np.float64)
+    share = counts / max(counts.sum(), 1.0)
+    where = []
+    if share.max() >= 0.3:
+        i, j = np.unravel_index(int(share.argmax()), share.shape)
+        where.append(f"mostly in the {_REGIONS[i][j]}")
+    else:
+        where.append("spread over the photo")
+    if image is not None and image.shape[:2] == u.shape:
+        from .features import _box, _gradient, _grey
+
+        grey = _grey(image)
+        tex = _box(_gradient(grey)) * 255.0
+        lum = _box(grey)
+        if (lum[above] < 0.15).mean() > 0.5:
+            where.append("in dark areas")
+        elif (tex[above] > np.median(tex) * 2.0).mean() > 0.5:
+            where.append("in fine detail and edges")
+        elif (tex[above] < np.median(tex)).mean() > 0.5:
+            where.append("in smooth areas")
+    return f"{head}, {', '.join(where)}"
+
+
+def lean(image: np.ndarray, composed: np.ndarray, levels: np.ndarray, caution: float) -> np.ndarray:
+    """The "Caution" control: ``composed`` leaned towards ``image`` (the input) where the
+    expected error ``levels`` (HxW, 8-bit levels) is high. ``caution`` in [0, 1]: 0 returns
+    ``composed``; 1 returns the input wherever the expected error is at least
+    :data:`LEAN_FULL` levels, and leans linearly from :data:`LEAN_FROM` levels. Float32 HxWx3."""
+    c = float(min(max(caution, 0.0), 1.0))
+    if c == 0.0:
+        return composed
+    w = np.clip((np.asarray(levels, np.float32) - LEAN_FROM) / (LEAN_FULL - LEAN_FROM), 0.0, 1.0) * np.float32(c)
+    out = composed - w[..., None] * (composed - image)
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

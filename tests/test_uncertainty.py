@@ -1,0 +1,156 @@
+"""The uncertainty map's contract (engine/uncertainty): shape, range, determinism, the Caution
+blend, the CLI sidecar (naming, 16-bit scale, no overwrite) and the JSON summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.degrade import degrade
+from engine.errors import OutputExistsError
+from engine.kinds import KINDS
+from engine.uncertainty import COMPOSED, UNCERTAIN_LEVELS, default_model, describe, lean, summarise
+from engine.uncertainty.features import FEATURES, feature_stack
+from engine.uncertainty.sidecar import LEVELS_SCALE, read_sidecar, sidecar_path, write_sidecar
+
+from testdata import photo
+
+
+def write_png(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_calibration_has_a_model_per_kind():
+    model = default_model()
+    assert COMPOSED in model.kinds
+    assert {"noise", "blur", "jpeg", "haze", "lowlight", "rain"} <= set(model.kinds) <= set(KINDS) | {COMPOSED}
+    for m in model.kinds.values():
+        assert np.all(np.diff(m.knots_levels) >= 0) and m.knots_levels[0] >= 0
+
+
+@pytest.mark.parametrize("kind", ["noise", "blur", None])
+def test_map_shape_range_and_determinism(kind):
+    clean = photo(0, 80)[:70]  # not square, odd-sized bands
+    noisy = degrade(clean, "noise", 0.6, seed=3)
+    smooth = np.clip(noisy * 0.5 + clean * 0.5, 0, 1)
+    model = default_model()
+    a = model.predict(noisy, smooth, kind, noise_sigma=0.05, severity=0.6, severity_after=0.2)
+    b = model.predict(noisy.copy(), smooth.copy(), kind, noise_sigma=0.05, severity=0.6, severity_after=0.2)
+    assert a.shape == clean.shape[:2] and a.dtype == np.float32
+    assert np.all(np.isfinite(a)) and a.min() >= 0.0 and a.max() <= 255.0
+    assert np.array_equal(a, b)
+
+
+def test_bands_join_without_seams(monkeypatch):
+    import engine.uncertainty.model as model_mod
+
+    img = photo(1, 96)
+    out = np.clip(img + 0.05 * np.sin(np.arange(96))[None, :, None], 0, 1).astype(np.float32)
+    whole = default_model().predict(img, out, "blur", severity=0.5)
+    monkeypatch.setattr(model_mod, "BAND_ROWS", 20)
+    banded = default_model().predict(img, out, "blur", severity=0.5)
+    assert np.allclose(whole, banded, atol=1e-4)
+
+
+def test_feature_stack_planes():
+    img = photo(2, 32)
+    stack = feature_stack(img, img, severity=0.3)
+    assert stack.shape == (1 + len(FEATURES), 32, 32)
+    assert np.all(stack[0] == 1.0) and np.all(stack[1 + FEATURES.index("change")] == 0.0)
+
+
+def test_summary_and_description():
+    levels = np.zeros((90, 90), np.float32)
+    levels[:30, :30] = 20.0  # the top-left ninth is uncertain
+    s = summarise(levels)
+    assert set(s) == {"mean", "p95", "fraction_above"}
+    assert s["fraction_above"] == pytest.approx(1 / 9, abs=1e-3) and s["mean"] == pytest.approx(20 / 9, abs=1e-2)
+    text = describe(levels)
+    assert text.startswith("11 % of the photo is uncertain") and "top left" in text
+    assert summarise(np.zeros((4, 4)))["fraction_above"] == 0.0
+
+
+def test_caution_leans_towards_the_input_where_uncertain():
+    before = np.zeros((4, 4, 3), np.float32)
+    after = np.full((4, 4, 3), 0.5, np.float32)
+    levels = np.array([[0.0, UNCERTAIN_LEVELS, 100.0, 100.0]] * 4, np.float32)
+    assert lean(before, after, levels, 0.0) is after
+    out = lean(before, after, levels, 1.0)
+    assert np.all(out[:, 0] == 0.5) and np.all(out[:, 2:] == 0.0)
+    assert 0.0 < out[0, 1, 0] < 0.5
+    half = lean(before, after, levels, 0.5)
+    assert np.allclose(half[:, 2:], 0.25)
+
+
+def test_sidecar_name_scale_and_no_overwrite(tmp_path):
+    out = tmp_path / "holiday.photo.jpg"
+    assert sidecar_path(out) == tmp_path / "holiday.photo.uncertainty.png"
+    levels = np.array([[0.0, 1.5, 8.0], [100.0, 255.9, 300.0]], np.float32)
+    path = write_sidecar(out, levels)
+    raw = np.asarray(Image.open(path))
+    assert raw.dtype in (np.uint16, np.int32) and raw.shape == (2, 3)
+    assert int(raw[0, 2]) == round(8 * LEVELS_SCALE) and int(raw[1, 2]) == 65535
+    assert np.allclose(read_sidecar(path)[0], levels[0], atol=1 / LEVELS_SCALE)
+    with pytest.raises(OutputExistsError):
+        write_sidecar(out, levels * 0)
+    assert np.allclose(read_sidecar(path)[0], levels[0], atol=1 / LEVELS_SCALE)  # untouched
+    write_sidecar(out, levels * 0, overwrite=True, size=(6, 4))
+    assert read_sidecar(path).shape == (4, 6) and read_sidecar(path).max() == 0.0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_cli_writes_sidecar_and_json_summary(tmp_path, capsys):
+    src = write_png(tmp_path / "in" / "noisy.png", degrade(photo(0, 64), "noise", 0.6, seed=1))
+    outdir = tmp_path / "out"
+    code = main(["restore", str(src), "-o", str(outdir), "--json", "--uncertainty"])
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert code == 0, line
+    side = outdir / "noisy.uncertainty.png"
+    assert line["uncertainty"]["map"] == str(side)
+    assert set(line["uncertainty"]) == {"mean", "p95", "fraction_above", "map"}
+    assert 0.0 <= line["uncertainty"]["fraction_above"] <= 1.0 and line["uncertainty"]["p95"] >= 0.0
+    levels = read_sidecar(side)
+    assert levels.shape == (64, 64)
+    assert levels.mean() == pytest.approx(line["uncertainty"]["mean"], abs=0.01)
+    # the same run again: the output and the sidecar exist → refused without --overwrite
+    code = main(["restore", str(src), "-o", str(outdir), "--json", "--uncertainty"])
+    assert code == 1 and "already exists" in json.loads(capsys.readouterr().out.splitlines()[0])["error"]
+    # a sidecar alone blocks the run too, before anything is written
+    (outdir / "noisy.png").unlink()
+    code = main(["restore", str(src), "-o", str(outdir), "--json", "--uncertainty"])
+    err = json.loads(capsys.readouterr().out.splitlines()[0])["error"]
+    assert code == 1 and "noisy.uncertainty.png" in err and not (outdir / "noisy.png").exists()
+    assert main(["restore", str(src), "-o", str(outdir), "--uncertainty", "--overwrite"]) == 0
+    capsys.readouterr()
+    # without the flag: no sidecar, the JSON says null
+    code = main(["restore", str(src), "-o", str(tmp_path / "plain"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out.splitlines()[0])["uncertainty"] is None
+    assert not (tmp_path / "plain" / "noisy.uncertainty.png").exists()
+
+
+def test_session_maps_per_stage_and_composed():
+    from engine.experts.default import build_registry
+    from engine.pipeline.job import Restorer, RestoreOptions
+    from engine.uncertainty import SessionUncertainty, stage_maps
+
+    restorer = Restorer(build_registry())
+    img = degrade(photo(3, 64), "noise", 0.7, seed=5)
+    session = restorer.session(img)
+    plan = restorer.plan_for(session, RestoreOptions(auto=False, only=("noise",)))
+    session.run(plan)
+    maps = stage_maps(session)
+    assert set(maps) == {r.name for r in session.results if not r.dropped}
+    su = SessionUncertainty(session)
+    full = su.composed(plan.strengths())
+    assert full.shape == img.shape[:2] and su.composed(plan.strengths()) is full  # cached
+    region = (slice(8, 40), slice(4, 60))
+    shown = su.compose(plan.strengths(), caution=1.0, region=region, step=2)
+    assert shown.shape == session.compose(plan.strengths(), region=region, step=2).shape
+    assert np.array_equal(su.compose(plan.strengths(), caution=0.0), session.compose(plan.strengths()))

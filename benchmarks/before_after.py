@@ -22,7 +22,8 @@ OUT = ROOT / "docs" / "images"
 HALF_WIDTH = 360
 
 
-def side_by_side(before: np.ndarray, after: np.ndarray, caption: str) -> "Image.Image":
+def side_by_side(before: np.ndarray, after: np.ndarray, caption: str):
+    """The two images side by side (each :data:`HALF_WIDTH` px wide) over ``caption``: a PIL image."""
     from PIL import Image, ImageDraw
 
     def half(a: np.ndarray) -> Image.Image:

@@ -223,7 +223,8 @@ def summary(rows: list[dict], base: dict[str, float]) -> dict[str, float]:
 def table(kind: str, rows: dict[str, list[dict]]) -> list[str]:
     base = {r["name"]: r["psnr"] for r in rows["input"]}
     lines = [f"### {kind} — `{SETS[kind]}` ({len(base)} pairs)", "",
-             "| method | PSNR mean | PSNR worst | SSIM mean | SSIM worst | gain mean | gain worst | worse than input | s/MP |",
+             "| method | PSNR mean | PSNR worst | SSIM mean | SSIM worst | gain mean | gain worst "
+             "| worse than input | s/MP |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method, rs in rows.items():
         m = summary(rs, base)

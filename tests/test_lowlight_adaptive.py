@@ -8,7 +8,7 @@ import numpy as np
 from testdata import scene
 
 from engine.experts.base import Expert, ExpertContext, ExpertInfo
-from engine.experts.classical.color import luminance
+from engine.color import luminance
 from engine.experts.classical.lowlight import LIMEEnhance
 from engine.experts.lowlight_adaptive import (AdaptiveLowLight, brightening_share, colour_cast, correct_cast,
                                               robust_peak)

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
-from .classical.color import luminance
+from ..color import luminance
 
 #: 99.9th percentile of luma (sRGB-encoded, 0..1) below which the photo counts as under-exposed as
 #: a whole (brightened fully) and above which as a dark scene exposed for its highlights.
@@ -198,8 +198,8 @@ class AdaptiveLowLight(Expert):
         if self.denoiser is not None and self.denoiser.is_available():
             sigma, told = measured_noise_sigma(out)
             if sigma is not None and told >= MIN_DENOISE_SIGMA_255:
-                dctx = ExpertContext(noise_sigma=sigma * np.float32(DENOISE_SIGMA_SCALE), progress=ctx.progress.sub(0.6, 0.95), device=ctx.device,
-                                     tile=ctx.tile)
+                dctx = ExpertContext(noise_sigma=sigma * np.float32(DENOISE_SIGMA_SCALE),
+                                     progress=ctx.progress.sub(0.6, 0.95), device=ctx.device, tile=ctx.tile)
                 out = np.clip(self.denoiser.run(out, dctx).astype(np.float32), 0.0, 1.0)
         ctx.progress(1.0)
         return out

@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import Backend, Expert, ExpertContext, ExpertInfo, TilingMode
+from .base import Backend, Expert, ExpertContext, ExpertInfo
 from ..color import luminance
 
 #: 99.9th percentile of luma (sRGB-encoded, 0..1) below which the photo counts as under-exposed as
@@ -156,7 +156,6 @@ class AdaptiveLowLight(Expert):
             tasks=("lowlight",),
             backend=backend,
             version=version + "." + ".".join(p.info.version for p in parts),
-            tiling=TilingMode.NONE,
             tile_overlap=max(p.info.tile_overlap for p in parts),
             memory_factor=max(p.info.memory_factor for p in parts) + 200.0,
             model_id="+".join(p.info.model_id for p in parts if p.info.model_id) or None,

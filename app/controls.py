@@ -82,8 +82,10 @@ class StageControl(QFrame):
             ids = [self.expert.itemData(i) for i in range(self.expert.count())]
             if ids != [c[0] for c in row.choices]:
                 self.expert.clear()
-                for expert_id, name in row.choices:
+                for expert_id, name, description in row.choices:
                     self.expert.addItem(name, expert_id)
+                    if description:
+                        self.expert.setItemData(self.expert.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
             index = self.expert.findData(row.expert_id)
             self.expert.setCurrentIndex(max(index, 0))
             self.expert.setEnabled(len(row.choices) > 1)

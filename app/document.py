@@ -27,7 +27,7 @@ DEFAULT_MANUAL_STRENGTH = 1.0
 CHANGE_MAP_FULL_SCALE = 0.1
 #: The uncertainty overlay's full scale: an expected absolute error of this many 8-bit levels
 #: or more is drawn at full strength (the legend says so).
-UNCERTAINTY_FULL_SCALE = 16.0
+UNCERTAINTY_FULL_SCALE = 32.0
 #: The preview's uncertainty map is computed on at most this many pixels (the export uses the
 #: same map, so the file matches the preview).
 UNCERTAINTY_PREVIEW_PIXELS = 2_000_000
@@ -86,8 +86,8 @@ class ControlState:
 
 @dataclass(frozen=True)
 class StageRow:
-    """One line of the controls panel. ``choices``: ``(expert id, display name)`` pairs of the
-    installed experts for the stage; ``status``: a short note (e.g. why a stage was dropped);
+    """One line of the controls panel. ``choices``: ``(expert id, display name, description)``
+    of the installed experts for the stage, best first; ``status``: a short note (e.g. why a stage was dropped);
     ``handled_by``: the stage (the generalist) that did this kind's work instead, so the slider
     still acts."""
 
@@ -97,10 +97,41 @@ class StageRow:
     enabled: bool
     strength: float
     expert_id: str
-    choices: tuple[tuple[str, str], ...]
+    choices: tuple[tuple[str, str, str], ...]
     dropped: bool = False
     status: str = ""
     handled_by: Optional[str] = None
+
+
+class PhotoPreview:
+    """What the viewer shows of a photo that is still being analysed and restored: the original
+    on both sides (an :class:`app.viewer.ImageSource`), so the photo is on screen as soon as it
+    is decoded. 8-bit display levels are made per sampling step from the samples the screen
+    shows, never for the whole photo at once."""
+
+    revision = 0
+
+    def __init__(self, photo: Photo) -> None:
+        self.photo = photo
+        self.width = photo.width
+        self.height = photo.height
+        self._levels: dict[int, np.ndarray] = {}
+
+    def before(self, rows: slice, cols: slice, step: int) -> np.ndarray:
+        level = self._levels.get(step)
+        if level is None:
+            from .imaging import to_display_uint8
+
+            level = self._levels[step] = to_display_uint8(self.photo.pixels[::step, ::step])
+        return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
+
+    after = before
+
+    def change_map(self, step: int) -> Optional[np.ndarray]:
+        return None
+
+    def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
+        return None
 
 
 class Document:
@@ -173,9 +204,11 @@ class Document:
         """Stages the panel offers: the six kinds, plus the generalist when one is installed."""
         return [n for n in STAGE_NAMES if n in KINDS or self.auto_plan.stage(n) or self.expert_choices(n)]
 
-    def expert_choices(self, name: str) -> list[tuple[str, str]]:
+    def expert_choices(self, name: str) -> list[tuple[str, str, str]]:
+        """``(expert id, display name, description)`` of the available experts for stage
+        ``name``, best first (the Planner's order)."""
         registry = self.restorer.registry
-        return [(e.info.id, e.info.name) for e in registry.for_task(name)]
+        return [(e.info.id, e.info.name, e.info.description) for e in registry.for_task(name)]
 
     def rows(self, state: Optional[ControlState] = None) -> list[StageRow]:
         """The panel's rows for ``state`` (default: the state shown now)."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog,
                                QFormLayout, QFrame, QScrollArea, QLabel, QLineEdit, QMainWindow,
@@ -23,7 +23,7 @@ from engine.uncertainty.summary import UNCERTAIN_LEVELS
 from .batch import BatchPanel
 from .commands import ControlChange
 from .controls import ControlsPanel
-from .document import CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document
+from .document import CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document, PhotoPreview
 from .filmstrip import Filmstrip
 from .overview import OverviewPanel
 from .settings import AppSettings
@@ -179,6 +179,9 @@ class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
+    #: A photo being opened was decoded (emitted from the job's thread): ``(photo, path)``.
+    photoDecoded = Signal(object, object)
+
     def __init__(self, settings: Optional[AppSettings] = None, restorer: Optional[Restorer] = None,
                  parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -207,6 +210,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.jobs.failed.connect(self._on_failed)
         self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.busyChanged.connect(self._on_busy)
+        self.photoDecoded.connect(self._show_decoded)
 
         self.viewer = BeforeAfterViewer(self)
         self.viewer.setObjectName("viewer")
@@ -454,6 +458,7 @@ class MainWindow(PathDropTarget, QMainWindow):
 
         def job(progress):
             photo = _load_photo(path)
+            self.photoDecoded.emit(photo, path)  # on screen now, while the stages run
             return Document.open(photo, self.restorer(), progress, tile=self.settings.tile)
 
         self._job_started = time.perf_counter()
@@ -469,10 +474,20 @@ class MainWindow(PathDropTarget, QMainWindow):
         self._update_actions()
         return gen
 
+    def _show_decoded(self, photo, path: Path) -> None:
+        """Show the original of the photo being opened at once, until its restoration is ready
+        (cancelling or failing goes back to the photo that was on screen)."""
+        if self._opening == path:
+            self.viewer.set_source(PhotoPreview(photo))
+            self.viewer.set_busy_text(f"Restoring {path.name}… both sides show the original until it is ready"
+                                      + (" (Esc cancels)" if self.doc is not None else ""))
+
     def _opening_ended(self) -> None:
         if self._opening is not None:
             self._opening = None
             self.viewer.set_busy_text("")
+            if isinstance(self.viewer.source(), PhotoPreview):
+                self.viewer.set_source(self.doc, keep_view=False)
             self._update_actions()
 
     def _editable(self) -> bool:

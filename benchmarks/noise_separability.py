@@ -56,10 +56,14 @@ def band_features(img: np.ndarray) -> dict[str, float]:
 
 
 def features(img: np.ndarray) -> dict[str, float]:
-    from engine.analysis.analyser import measure
+    from engine.analysis.analyser import full_res_tiles
     from engine.analysis.learned import shared_analyser
+    from engine.analysis.measurements import chroma_noise_level, noise_level
+    from engine.analysis.noise_level import nlf_measurements
 
-    m = measure(img)["noise"]
+    tiles = full_res_tiles(img)
+    m = noise_level(tiles) | chroma_noise_level(tiles) | nlf_measurements(tiles)
+    m["noise_index_255"] = max(m["sigma_255"], m["chroma_excess_255"])  # as engine.analysis.analyser.measure
     out = {k: float(m[k]) for k in ("noise_index_255", "nlf_fine_255", "nlf_coarse_255", "sigma_measured_255")}
     net = shared_analyser()
     if net is not None and min(img.shape[:2]) >= 32:

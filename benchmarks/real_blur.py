@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _host import cpu_model  # benchmarks/_host.py, beside this script
+
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
 
@@ -52,13 +54,7 @@ BORDER = 12
 
 
 def machine() -> str:
-    import platform
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    model = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{model}, {os.cpu_count()} logical cores, load average {load:.1f} at start (shared, loaded machine)"
 

@@ -1,34 +1,30 @@
 """Calibration of the per-pixel uncertainty map (engine/uncertainty) and the candidates it was
 chosen from.
 
-Phase ``fit`` restores synthetic degradations (``engine.degrade``, one kind at a time, strength
-0.3–0.8) of central crops of the first ``--train`` photos of ``../shared/data/clean`` with
-``--only KIND`` (what the app runs for that kind), samples pixels, and fits per kind and for the
-composed result the model of ``engine/uncertainty/model.py``; it writes
+``collect --which train|val|real --cache FILE`` restores photos and keeps, per kept stage and for
+the composed result, the feature planes, the actual error (|restored − truth| per pixel, mean over
+channels, 8-bit levels) and every candidate's map: ``train`` and ``val`` are disjoint photos
+spread over ``../shared/data/clean`` (central crops, one synthetic degradation per kind, strength
+0.3–0.8, restored with ``--only KIND`` and with the automatic plan); ``real`` the pairs in
+``../shared/data/pairs`` (validation only, never fitted on) with the automatic plan.
+
+``fit --cache TRAIN`` fits per kind (a stage's map) and for the composed result the model of
+``engine/uncertainty/model.py``: features chosen forward from the change map by the Spearman ρ on
+held-out training photos, a least-squares score, a monotone map to mean error; it writes
 ``models/uncertainty-calibration.json``.
 
-Phase ``eval`` (the numbers) uses held-out photos (the last ``--val`` of the clean set) and the
-real pairs in ``../shared/data/pairs`` (validation only, never fitted on), restored with the
-default automatic plan. The actual error is |restored − truth| per pixel, mean over channels,
-in 8-bit levels. For every candidate predictor it reports the Spearman correlation with the
-actual error, pooled over the pixels of all photos of a kind and per photo (mean and worst),
-and for the shipped model the reliability curve (mean predicted vs mean observed error by
-decile of the prediction). Candidates:
+``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ
+of each candidate with the error per kind (pooled and per photo, per pixel and on 8×8 blocks), the
+reliability curve by decile, the plan rule (soften or drop a stage whose uncertain fraction is
+high and whose gain is small) by PSNR, and the cost. Candidates: ``model`` (shipped), ``change``
+(the viewer's change map before this work), ``change_smooth``, ``texture`` (local gradient of the
+result), ``noise`` (the analysed noise map), ``flip_ensemble`` (|restored − flip(restore(flip))|,
+one more restoration), ``two_experts`` (|stage output − the second-ranked expert's output|).
 
-- ``change``: the viewer's change map before this work (|restored − input|);
-- ``change_smooth``: the same, box-averaged over the model's window;
-- ``texture``: local gradient magnitude of the result; ``noise``: the analysed noise map;
-- ``flip_ensemble``: |restored − flip(restore(flip(input)))| (costs one more restoration);
-- ``two_experts``: |stage output − the second-ranked expert's output on the same input| (per
-  stage, where the kind has two experts; costs one more run of that stage);
-- ``model``: the shipped calibrated map.
-
-It also measures the plan rule of issue 15 (soften or drop a stage whose uncertain fraction is
-high and whose gain is small) by PSNR against the truth, and the cost of the map as a fraction
-of the restoration time.
-
-Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/uncertainty.py fit`` then
-``... benchmarks/uncertainty.py eval [--out benchmarks/results/uncertainty.md]``.
+Run (a loaded 2-core machine: about 10 min per collection at 128 px):
+``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/uncertainty.py collect --which train
+--cache /tmp/train.npz`` (and ``--which val``, ``--which real``), then ``... fit --cache
+/tmp/train.npz`` and ``... eval --caches /tmp/val.npz /tmp/real.npz``.
 """
 
 from __future__ import annotations
@@ -55,6 +51,7 @@ REAL_SETS = {"noise_real_polyu_crops": "noise", "blur_real_levin": "blur", "haze
              "lowlight_real_lol_train": "lowlight", "rain_synthetic": "rain"}
 SYNTH_KINDS = ("noise", "blur", "jpeg", "haze", "lowlight", "rain")
 SAMPLES_PER_PHOTO = 5000
+CANDIDATES = ("model", "change", "change_smooth", "texture", "noise", "flip_ensemble", "two_experts")
 
 
 def machine() -> str:
@@ -80,8 +77,15 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
+def block_mean(plane: np.ndarray, block: int = 8) -> np.ndarray:
+    h, w = (plane.shape[0] // block) * block, (plane.shape[1] // block) * block
+    return plane[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+
+
 class Collector:
-    """Restores photos and keeps sampled pixels of every stage and of the composed result."""
+    """Restores photos and keeps, per kept stage and for the composed result, the full-resolution
+    feature planes (float16), the actual error and the candidates' maps; and for the plan rule the
+    PSNR of every softened / dropped subset of the kept stages."""
 
     def __init__(self, extra_candidates: bool) -> None:
         from engine.experts.default import build_registry
@@ -90,16 +94,16 @@ class Collector:
         self.registry = build_registry(device="cpu")
         self.restorer = Restorer(self.registry)
         self.extra = extra_candidates
-        self.stage_rows: list[dict] = []
-        self.composed_rows: list[dict] = []
-        self.plan_rows: list[dict] = []
+        self.rows: list[dict] = []
         self.seconds_restore = 0.0
         self.seconds_map = 0.0
 
-    def restore(self, degraded, truth, options, group: str, kind: str, photo: str, seed: int, jpeg=None,
-                model=None) -> None:
-        from engine.uncertainty.features import FEATURES, absolute_error, feature_stack
-        from engine.uncertainty.session import _noise_sigma, _severity
+    def restore(self, degraded, truth, options, group: str, kind: str, photo: str, jpeg=None) -> None:
+        from itertools import combinations
+
+        from engine.uncertainty import SessionUncertainty, stage_maps
+        from engine.uncertainty.features import _box, _gradient, _grey, absolute_error, noise_plane, raw_planes
+        from engine.uncertainty.session import _noise_sigma
 
         t0 = time.perf_counter()
         session = self.restorer.session(degraded, options, jpeg=jpeg)
@@ -108,56 +112,59 @@ class Collector:
         strengths = plan.strengths()
         composed = session.compose(strengths)
         self.seconds_restore += time.perf_counter() - t0
-        rng = np.random.default_rng(seed)
-        h, w = degraded.shape[:2]
-        idx = rng.choice(h * w, size=min(SAMPLES_PER_PHOTO, h * w), replace=False)
+        if self.extra:  # validation: the maps' cost, as the CLI computes them (needs the fitted calibration)
+            t1 = time.perf_counter()
+            stage_maps(session)
+            SessionUncertainty(session).composed(strengths)
+            self.seconds_map += time.perf_counter() - t1
 
-        def take(plane):
-            return np.asarray(plane, np.float32).reshape(-1)[idx]
+        def sev(report) -> dict:
+            return {} if report is None else {k: round(float(report.severity(k)), 4) for k in SYNTH_KINDS}
 
-        def row(before, after, name, report, report_after):
+        def row(before, after, name, report, report_after, **extra):
             sigma = _noise_sigma(before, report)
-            sev = _severity(report, name if name in SYNTH_KINDS else "")
-            sev_after = _severity(report_after, name if name in SYNTH_KINDS else "")
-            stack = feature_stack(before, after, noise_sigma=sigma, severity=sev,
-                                  severity_after=sev_after).reshape(1 + len(FEATURES), -1)[:, idx]
-            err = absolute_error(after, truth)
-            return {"group": group, "kind": kind, "stage": name, "photo": photo, "stack": stack, "err": take(err),
-                    "change": take(absolute_error(after, before)), "before": before, "after": after,
-                    "sigma": sigma, "severity": sev}
+            return {"group": group, "kind": kind, "stage": name, "photo": photo,
+                    "sev_in": sev(report), "sev_out": sev(report_after),
+                    "raw": raw_planes(before, after, noise_sigma=sigma).astype(np.float16),
+                    "err": absolute_error(after, truth).astype(np.float16),
+                    "change": absolute_error(after, before).astype(np.float16), **extra}
 
         current, report = session.image, session.report
+        kept = []
         for r in results:
             if r.dropped or r.delta is None:
                 continue
             after = np.clip(current + r.delta, 0.0, 1.0)
-            rec = row(current, after, r.name, report, r.output_report)
+            extra = {}
             if self.extra and r.name in SYNTH_KINDS:
-                rec["two_experts"] = self._second_expert(r, current, after, report, take)
-            self.stage_rows.append({k: v for k, v in rec.items() if k not in ("before", "after", "sigma")})
+                other = self._second_expert(r, current, report)
+                if other is not None:
+                    extra["two_experts"] = absolute_error(after, other).astype(np.float16)
+            self.rows.append(row(current, after, r.name, report, r.output_report, **extra))
+            kept.append(r.name)
             current, report = after, r.output_report or report
-        kept = [r for r in results if not r.dropped and r.output_report is not None]
-        rec = row(session.image, composed, "composed", session.report,
-                  kept[-1].output_report if kept else session.report)
-        if model is not None:
-            t1 = time.perf_counter()
-            from engine.uncertainty import SessionUncertainty, stage_maps
-            stage_maps(session)
-            SessionUncertainty(session, model).composed(strengths)
-            self.seconds_map += time.perf_counter() - t1
-            self._plan_rule(session, results, strengths, truth, group, kind, photo, model)
+        extra = {"kept": kept, "psnr_in": psnr(session.image, truth), "psnr": psnr(composed, truth), "variants": {}}
+        for n in range(1, len(kept) + 1):
+            for subset in combinations(kept, n):
+                for action in (0.5, 0.0):
+                    s = dict(strengths)
+                    for name in subset:
+                        s[name] = strengths.get(name, 1.0) * action
+                    extra["variants"][f"{'+'.join(subset)}|{action}"] = psnr(session.compose(s), truth)
         if self.extra:
             flipped = self.restorer.session(np.ascontiguousarray(degraded[:, ::-1]), options)
             self.restorer.orchestrator.run(flipped, plan)
             back = flipped.compose(strengths)[:, ::-1]
-            rec["flip_ensemble"] = take(absolute_error(composed, back))
-        from engine.uncertainty.features import _box, _gradient, _grey, noise_plane
-        rec["texture"] = take(_box(_gradient(_grey(composed))))
-        rec["noise"] = take(noise_plane(rec["sigma"], (h, w)))
-        rec["change_smooth"] = take(_box(absolute_error(composed, session.image)))
-        self.composed_rows.append({k: v for k, v in rec.items() if k not in ("before", "after", "sigma")})
+            extra["flip_ensemble"] = absolute_error(composed, back).astype(np.float16)
+        sigma = _noise_sigma(session.image, session.report)
+        extra["texture"] = _box(_gradient(_grey(composed))).astype(np.float16)
+        extra["noise"] = noise_plane(sigma, composed.shape[:2]).astype(np.float16)
+        extra["change_smooth"] = _box(absolute_error(composed, session.image)).astype(np.float16)
+        self.rows.append(row(session.image, composed, "composed", session.report,
+                             next((r.output_report for r in reversed(results)
+                                   if not r.dropped and r.output_report is not None), session.report), **extra))
 
-    def _second_expert(self, r, before, after, report, take):
+    def _second_expert(self, r, before, report):
         from engine.experts.base import ExpertContext
         others = [e for e in self.registry.for_task(r.name) if e.info.id != r.expert_id and not e.info.generative]
         if not others:
@@ -165,105 +172,241 @@ class Collector:
         a = report.kinds.get(r.name)
         ctx = ExpertContext(severity=float(a.severity) if a else 0.5, measurements=dict(a.measurements) if a else {})
         try:
-            other = np.clip(others[0].run(before, ctx).astype(np.float32), 0, 1)
+            return np.clip(others[0].run(before, ctx).astype(np.float32), 0, 1)
         except Exception:  # noqa: BLE001 - a candidate that cannot run is reported as missing
             return None
-        from engine.uncertainty.features import absolute_error
-        return take(absolute_error(after, other))
-
-    def _plan_rule(self, session, results, strengths, truth, group, kind, photo, model) -> None:
-        """PSNR of the result as planned and with each variant of the plan rule applied."""
-        from engine.uncertainty import stage_maps
-        from engine.uncertainty.summary import UNCERTAIN_LEVELS
-        maps = stage_maps(session, results, model)
-        base = session.compose(strengths)
-        from engine.uncertainty.session import _severity
-        info = []
-        report = session.report
-        for r in results:
-            if r.name in maps:
-                name = r.name if r.name in SYNTH_KINDS else ""
-                gain = _severity(report, name) - _severity(r.output_report, name)
-                info.append((r.name, float((maps[r.name] > UNCERTAIN_LEVELS).mean()), gain))
-                report = r.output_report or report
-        out = {"group": group, "kind": kind, "photo": photo, "psnr_in": psnr(session.image, truth),
-               "psnr": psnr(base, truth), "stages": info, "variants": {}}
-        for frac in (0.1, 0.25, 0.5):
-            for gmax in (0.1, 0.3):
-                for action in (0.5, 0.0):
-                    s = dict(strengths)
-                    hit = False
-                    for name, f, gain in info:
-                        if f >= frac and gain < gmax:
-                            s[name] = strengths.get(name, 1.0) * action
-                            hit = True
-                    out["variants"][f"frac>={frac},gain<{gmax},x{action}"] = psnr(session.compose(s), truth) if hit \
-                        else out["psnr"]
-        self.plan_rows.append(out)
 
 
-def synthetic(names: list[str], kinds, crop: int, options_for, collector: Collector, group: str, model=None) -> None:
+ARRAYS = ("raw", "err", "change", "two_experts", "flip_ensemble", "texture", "noise", "change_smooth")
+
+
+def save_rows(path: Path, col: Collector) -> None:
+    arrays, meta = {}, []
+    for i, r in enumerate(col.rows):
+        meta.append({k: v for k, v in r.items() if k not in ARRAYS})
+        for k in ARRAYS:
+            if r.get(k) is not None:
+                arrays[f"{i}/{k}"] = r[k]
+    info = {"rows": meta, "restore_s": col.seconds_restore, "map_s": col.seconds_map}
+    np.savez(path, meta=np.frombuffer(json.dumps(info).encode(), np.uint8), **arrays)
+
+
+def load_rows(path: Path) -> tuple[list[dict], dict]:
+    with np.load(path, allow_pickle=False) as z:
+        info = json.loads(bytes(z["meta"]).decode())
+        rows = []
+        for i, m in enumerate(info["rows"]):
+            r = dict(m)
+            for k in ARRAYS:
+                if f"{i}/{k}" in z:
+                    r[k] = z[f"{i}/{k}"].astype(np.float32)
+            rows.append(r)
+    return rows, info
+
+
+def synthetic(names: list[str], crop: int, options_for, collector: Collector, group: str) -> None:
     from engine.degrade import degrade
     from engine.imageio import load_photo
     for i, name in enumerate(names):
         clean = centre_crop(load_photo(CLEAN / name).pixels, crop)
-        for j, kind in enumerate(kinds):
+        for j, kind in enumerate(SYNTH_KINDS):
             seed = 1000 * i + j
             strength = float(np.random.default_rng(seed).uniform(0.3, 0.8))
             degraded = degrade(clean, kind, strength, seed=seed)
-            collector.restore(degraded, clean, options_for(kind), group, kind, name, seed, model=model)
+            collector.restore(degraded, clean, options_for(kind), group, kind, name)
         print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
 
 
-def fit(args) -> None:
+def real(per_set: int, crop: int, collector: Collector) -> None:
+    from engine.imageio import load_photo
     from engine.pipeline.job import RestoreOptions
-    from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_kind
-    names = sorted(os.listdir(CLEAN))[: args.train]
-    col = Collector(extra_candidates=False)
-    synthetic(names, SYNTH_KINDS, args.crop, lambda k: RestoreOptions(auto=False, only=(k,)), col, "train")
-    synthetic(names[: max(1, args.train // 2)], SYNTH_KINDS, args.crop, lambda k: RestoreOptions(), col, "train-auto")
-    kinds = {}
+    for set_name, kind in REAL_SETS.items():
+        folder = PAIRS / set_name
+        if not folder.is_dir():
+            continue
+        files = sorted(p.name for p in (folder / "lq").iterdir())
+        files = files[:: max(1, len(files) // per_set)][:per_set]
+        for name in files:
+            photo = load_photo(folder / "lq" / name)
+            truth = centre_crop(load_photo(folder / "gt" / name).pixels, crop)
+            lq = centre_crop(photo.pixels, crop)
+            if lq.shape != truth.shape:
+                continue
+            collector.restore(lq, truth, RestoreOptions(), f"real:{set_name}", kind, name,
+                              jpeg=photo.jpeg if lq.shape == photo.pixels.shape else None)
+        print(f"  real {set_name} done", file=sys.stderr, flush=True)
+
+
+def split_photos(n_train: int, n_val: int) -> tuple[list[str], list[str]]:
+    """Disjoint training and validation photos, each spread evenly over the whole clean set (its
+    sources differ: BSDS500 landscapes and people, Sun-Hays, Urban100 buildings)."""
+    names = sorted(os.listdir(CLEAN))
+    step = len(names) // n_train
+    train = names[::step][:n_train]
+    rest = [n for n in names if n not in train]
+    return train, rest[step // 2::len(rest) // n_val][:n_val]
+
+
+def collect(args) -> None:
+    from engine.pipeline.job import RestoreOptions
+    col = Collector(extra_candidates=args.which != "train")
+    train, val = split_photos(args.train, args.val)
+    only = lambda k: RestoreOptions(auto=False, only=(k,))  # noqa: E731
+    if args.which == "train":
+        synthetic(train, args.crop, only, col, "train")
+        synthetic(train, args.crop, lambda k: RestoreOptions(), col, "train-auto")
+    elif args.which == "val":
+        synthetic(val, args.crop, only, col, "synthetic")
+        synthetic(val, args.crop, lambda k: RestoreOptions(), col, "synthetic-auto")
+    else:
+        real(args.pairs, args.crop, col)
+    save_rows(Path(args.cache), col)
+    print(f"wrote {args.cache} ({len(col.rows)} rows)", file=sys.stderr)
+
+
+# -- models over cached rows -------------------------------------------------------------------
+
+def stack_for(r: dict, kind: str) -> np.ndarray:
+    """The feature stack of a cached row with the severities of ``kind`` ("": the largest)."""
+    from engine.uncertainty.features import assemble
+
+    def pick(d):
+        return d.get(kind, 0.0) if kind else max(d.values(), default=0.0)
+    return assemble(r["raw"], pick(r["sev_in"]), pick(r["sev_out"]))
+
+
+def dominant(r: dict) -> str:
+    from engine.analysis.report import DEFAULT_PRESENCE_THRESHOLD
+    kept = [k for k in r.get("kept", []) if k in SYNTH_KINDS]
+    cands = kept or [k for k, v in r["sev_in"].items() if v >= DEFAULT_PRESENCE_THRESHOLD]
+    return max(cands, key=lambda k: r["sev_in"][k]) if cands else ""
+
+
+def _sample(plane: np.ndarray, n: int, seed: int) -> np.ndarray:
+    flat = plane.reshape(plane.shape[0], -1) if plane.ndim == 3 else plane.reshape(1, -1)
+    idx = np.random.default_rng(seed).choice(flat.shape[1], size=min(n, flat.shape[1]), replace=False)
+    return flat[:, idx]
+
+
+def _fit_selected(stacks, errs, chosen):
+    from engine.uncertainty.model import fit_kind
+    mask = np.zeros((stacks[0].shape[0], 1), np.float32)
+    mask[[0] + chosen] = 1.0
+    return fit_kind([st * mask for st in stacks], errs)
+
+
+def select_and_fit(stacks: list[np.ndarray], errs: list[np.ndarray], photos: list[str], max_features: int = 7):
+    """Forward selection of features by the pooled Spearman ρ on held-out photos (two folds of
+    the training photos), starting from the change (the baseline the map must beat), then the
+    fit on all of them with the features chosen."""
+    from engine.uncertainty.features import FEATURES
+    names = sorted(set(photos))
+    fold = [names.index(p) % 2 for p in photos]
+    chosen: list[int] = [1 + FEATURES.index("change")]
+    best = -1.0
+    while len(chosen) < max_features:
+        trial = {}
+        for f in range(1, stacks[0].shape[0]):
+            if f in chosen:
+                continue
+            rhos = []
+            for k in (0, 1):
+                train = [i for i, x in enumerate(fold) if x != k]
+                test = [i for i, x in enumerate(fold) if x == k]
+                if not train or not test:
+                    continue
+                m = _fit_selected([stacks[i] for i in train], [errs[i] for i in train], chosen + [f])
+                rhos.append(spearman(np.concatenate([m.score(stacks[i]) for i in test]),
+                                     np.concatenate([errs[i] for i in test])))
+            trial[f] = float(np.mean(rhos)) if rhos else -1.0
+        f, rho = max(trial.items(), key=lambda kv: kv[1])
+        if rho < best + 0.005:
+            break
+        chosen.append(f)
+        best = rho
+    return _fit_selected(stacks, errs, chosen), chosen, best
+
+
+def fit_models(rows: list[dict]) -> tuple[object, dict]:
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import COMPOSED, UncertaintyModel
+    models, chosen = {}, {}
+
+    def fit_group(name: str, rs: list[dict], kind: str) -> None:
+        stacks = [_sample(stack_for(r, kind), 2000, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], 2000, i)[0] for i, r in enumerate(rs)]
+        models[name], feats, rho = select_and_fit(stacks, errs, [r["photo"] for r in rs])
+        chosen[name] = {"features": [FEATURES[f - 1] for f in feats], "held_out_rho": round(rho, 3)}
+        print(f"  {name}: {chosen[name]}", file=sys.stderr, flush=True)
+
     for kind in SYNTH_KINDS:
-        rows = [r for r in col.stage_rows if r["stage"] == kind]
-        if rows:
-            kinds[kind] = fit_kind([r["stack"] for r in rows], [r["err"] for r in rows])
-    rows = col.composed_rows + [r for r in col.stage_rows if r["stage"] not in SYNTH_KINDS]
-    kinds[COMPOSED] = fit_kind([r["stack"] for r in rows], [r["err"] for r in rows])
-    meta = {"fitted_on": f"{len(names)} photos of data/clean (first in name order), central {args.crop}px crops, "
-                         f"synthetic degradations strength 0.3-0.8, --only KIND and automatic plans",
-            "samples": {k: int(sum(r["stack"].shape[1] for r in col.stage_rows if r["stage"] == k))
-                        for k in SYNTH_KINDS}}
-    model = UncertaintyModel(kinds, meta)
+        rs = [r for r in rows if r["stage"] == kind]
+        if rs:
+            fit_group(kind, rs, kind)
+    comp = [r for r in rows if r["stage"] == "composed"]
+    fit_group(COMPOSED, comp, "")
+    for kind in SYNTH_KINDS:
+        rs = [r for r in comp if dominant(r) == kind]
+        if len({r["photo"] for r in rs}) >= 4:
+            fit_group(f"{COMPOSED}:{kind}", rs, kind)
+    return UncertaintyModel(models), chosen
+
+
+def predict_row(model, r: dict, how: str) -> np.ndarray:
+    """The shipped map of a cached row: a stage by its kind's model; the composed result as
+    ``how`` says (``pooled``, ``stage_model``, ``composed_model``)."""
+    from engine.uncertainty.model import COMPOSED
+    if r["stage"] != "composed":
+        key, kind = (r["stage"], r["stage"]) if r["stage"] in SYNTH_KINDS else (COMPOSED, "")
+    else:
+        kind = dominant(r)
+        key = COMPOSED
+        if kind and how == "composed_model" and f"{COMPOSED}:{kind}" in model.kinds:
+            key = f"{COMPOSED}:{kind}"
+        elif kind and how == "stage_model" and kind in model.kinds:
+            key = kind
+        else:
+            kind = ""
+    m = model.for_kind(key)
+    return m.levels(m.score(stack_for(r, kind)))
+
+
+def fit(args) -> None:
+    rows, info = load_rows(Path(args.cache))
+    train = [r for r in rows if r["group"].startswith("train")]
+    model, chosen = fit_models(train)
+    # which composed model: chosen on the training photos themselves (the validation stays unseen)
+    scores = {}
+    for how in ("pooled", "stage_model", "composed_model"):
+        per_kind = []
+        for kind in SYNTH_KINDS:
+            rs = [r for r in train if r["stage"] == "composed" and r["kind"] == kind]
+            per_kind.append(spearman(np.concatenate([predict_row(model, r, how).ravel()[::7] for r in rs]),
+                                     np.concatenate([r["err"].ravel()[::7] for r in rs])))
+        scores[how] = float(np.mean(per_kind))
+    how = max(scores, key=scores.get)
+    model.meta = {"fitted_on": f"{len({r['photo'] for r in train})} photos spread over data/clean "
+                               f"(benchmarks/uncertainty.py split_photos), central crops, synthetic degradations "
+                               f"strength 0.3-0.8, --only KIND and automatic plans",
+                  "composed_by": how, "composed_choice_rho_on_training": {k: round(v, 3) for k, v in scores.items()},
+                  "features_chosen": chosen}
     out = ROOT / "models" / "uncertainty-calibration.json"
     out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out}; composed by {how} {scores}", file=sys.stderr)
 
 
-def _candidates(rows, model, per_stage: bool) -> dict[str, list[tuple[np.ndarray, np.ndarray, str]]]:
-    """name → [(prediction, error, photo)] over rows."""
-    from engine.uncertainty.model import COMPOSED
-    out: dict[str, list] = {}
-    for r in rows:
-        m = model.for_kind(r["stage"] if per_stage and r["stage"] in SYNTH_KINDS else COMPOSED)
-        preds = {"change": r["change"], "model": m.levels(m.score(r["stack"]))}
-        for k in ("change_smooth", "texture", "noise", "flip_ensemble", "two_experts"):
-            if r.get(k) is not None:
-                preds[k] = r[k]
-        for k, p in preds.items():
-            out.setdefault(k, []).append((p, r["err"], r["photo"]))
-    return out
-
-
-def _stats(entries) -> dict:
-    pooled = spearman(np.concatenate([e[0] for e in entries]), np.concatenate([e[1] for e in entries]))
-    per = [spearman(p, e) for p, e, _ in entries]
+def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
+    if block:
+        pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
+    pooled = spearman(np.concatenate([p.ravel() for p, _ in pairs]), np.concatenate([e.ravel() for _, e in pairs]))
+    per = [spearman(p.ravel(), e.ravel()) for p, e in pairs]
     return {"pooled": round(pooled, 3), "per_photo_mean": round(float(np.mean(per)), 3),
             "per_photo_worst": round(float(np.min(per)), 3), "photos": len(per)}
 
 
-def _reliability(entries) -> list[tuple[float, float]]:
-    p = np.concatenate([e[0] for e in entries])
-    e = np.concatenate([e[1] for e in entries])
+def _reliability(pairs) -> list[tuple[float, float]]:
+    p = np.concatenate([a.ravel() for a, _ in pairs])
+    e = np.concatenate([b.ravel() for _, b in pairs])
     edges = np.quantile(p, np.linspace(0, 1, 11))
     idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, 9)
     return [(round(float(p[idx == d].mean()), 2), round(float(e[idx == d].mean()), 2)) if (idx == d).any()
@@ -271,86 +414,95 @@ def _reliability(entries) -> list[tuple[float, float]]:
 
 
 def evaluate(args) -> None:
-    from engine.imageio import load_photo
-    from engine.pipeline.job import RestoreOptions
     from engine.uncertainty import default_model
+    from engine.uncertainty.summary import UNCERTAIN_LEVELS
     model = default_model()
-    started = machine()
-    col = Collector(extra_candidates=not args.no_extra)
-    names = sorted(os.listdir(CLEAN))[-args.val:]
-    synthetic(names, SYNTH_KINDS, args.crop, lambda k: RestoreOptions(auto=False, only=(k,)), col, "synthetic",
-              model=model)
-    for set_name, kind in REAL_SETS.items():
-        folder = PAIRS / set_name
-        if not folder.is_dir():
-            continue
-        files = sorted(p.name for p in (folder / "lq").iterdir())
-        files = files[:: max(1, len(files) // args.pairs)][: args.pairs]
-        for i, name in enumerate(files):
-            photo = load_photo(folder / "lq" / name)
-            truth = centre_crop(load_photo(folder / "gt" / name).pixels, args.crop)
-            lq = centre_crop(photo.pixels, args.crop)
-            if lq.shape != truth.shape:
+    how = model.meta.get("composed_by", "pooled")
+    rows, cost = [], {"restore_s": 0.0, "map_s": 0.0}
+    for path in args.caches:
+        rs, info = load_rows(Path(path))
+        rows += rs
+        cost["restore_s"] += info["restore_s"]
+        cost["map_s"] += info["map_s"]
+    report = {"machine": machine(), "crop": args.crop, "composed_by": how, "results": {}, "cost": cost}
+    for r in rows:
+        r["model"] = predict_row(model, r, how)
+    for level in ("stage", "composed"):
+        groups: dict = {}
+        for r in rows:
+            if (level == "stage") != (r["stage"] != "composed") or (level == "stage" and r["stage"] not in SYNTH_KINDS):
                 continue
-            col.restore(lq, truth, RestoreOptions(), f"real:{set_name}", kind, name, 77 + i,
-                        jpeg=photo.jpeg if lq.shape == photo.pixels.shape else None, model=model)
-        print(f"  real {set_name} done", file=sys.stderr, flush=True)
-    report = {"machine": started, "crop": args.crop, "val_photos": names, "results": {}}
-    for level, rows_all, per_stage in (("stage", col.stage_rows, True), ("composed", col.composed_rows, False)):
-        groups = {}
-        for r in rows_all:
-            if level == "stage" and r["stage"] not in SYNTH_KINDS:
-                continue
-            key = (r["group"].split(":")[0], r["stage"] if level == "stage" else r["kind"])
-            groups.setdefault(key, []).append(r)
-        for (group, kind), rows in sorted(groups.items()):
-            cands = _candidates(rows, model, per_stage)
-            entry = {name: _stats(v) for name, v in cands.items()}
-            entry["reliability_model"] = _reliability(cands["model"])
+            group = r["group"].split(":")[0]
+            groups.setdefault((group, r["stage"] if level == "stage" else r["kind"]), []).append(r)
+        for (group, kind), rs in sorted(groups.items()):
+            entry = {}
+            for c in CANDIDATES:
+                pairs = [(r[c], r["err"]) for r in rs if r.get(c) is not None]
+                if pairs:
+                    entry[c] = _stats(pairs)
+                    entry[c + "@8x8"] = _stats(pairs, 8)
+            entry["reliability_model"] = _reliability([(r["model"], r["err"]) for r in rs])
             report["results"][f"{level}/{group}/{kind}"] = entry
-    report["plan_rule"] = col.plan_rows
-    report["cost"] = {"restore_s": round(col.seconds_restore, 2), "map_s": round(col.seconds_map, 2)}
+    # the plan rule: soften (x0.5) or drop (x0) the kept stages whose uncertain fraction ≥ frac and gain < gmax
+    stage_info = {}
+    for r in rows:
+        if r["stage"] != "composed":
+            name = r["stage"] if r["stage"] in SYNTH_KINDS else ""
+            gain = (r["sev_in"].get(name, 0.0) - r["sev_out"].get(name, 0.0)) if name else \
+                (max(r["sev_in"].values()) - max(r["sev_out"].values()))
+            frac = float((r["model"] > UNCERTAIN_LEVELS).mean())
+            stage_info[(r["group"], r["kind"], r["photo"], r["stage"])] = (frac, gain)
+    rule = []
+    for r in rows:
+        if r["stage"] != "composed":
+            continue
+        out = {"group": r["group"], "kind": r["kind"], "photo": r["photo"], "psnr": r["psnr"], "variants": {}}
+        for frac in (0.1, 0.25, 0.5):
+            for gmax in (0.05, 0.1, 0.3):
+                flagged = [s for s in r["kept"] if (lambda fg: fg[0] >= frac and fg[1] < gmax)(
+                    stage_info.get((r["group"], r["kind"], r["photo"], s), (0.0, 1.0)))]
+                for action in (0.5, 0.0):
+                    out["variants"][f"frac>={frac},gain<{gmax},x{action}"] = \
+                        r["variants"][f"{'+'.join(flagged)}|{action}"] if flagged else r["psnr"]
+        rule.append(out)
+    report["plan_rule"] = rule
     Path(args.json).write_text(json.dumps(report, indent=1, default=float) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
     Path(args.out).write_text(markdown(report), encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
-
-
-CANDIDATES = ("model", "change", "change_smooth", "texture", "noise", "flip_ensemble", "two_experts")
+    print(f"wrote {args.json} and {args.out}", file=sys.stderr)
 
 
 def markdown(report: dict) -> str:
     """The results file: Spearman tables, reliability curves, plan rule, cost."""
     out = ["# Uncertainty map: calibration (benchmarks/uncertainty.py)", "",
-           f"Machine: {report['machine']}. Central {report['crop']} px crops. Synthetic validation: "
-           f"{len(report['val_photos'])} held-out photos of data/clean (the fit used others), one synthetic "
-           "degradation each per kind (strength 0.3–0.8), restored with `--only KIND`; real pairs: "
-           "data/pairs, restored with the automatic plan. Error = |restored − truth| per pixel, mean over "
-           "channels, 8-bit levels. Spearman ρ between a candidate and the error: pooled over all sampled "
-           "pixels of the kind's photos, and per photo (mean / worst). `model` is the shipped map; `change` "
-           "is the viewer's change map before this work.", ""]
-    for level, title in (("stage", "Per stage (the stage's own map vs its own output's error)"),
-                         ("composed", "Composed result (what is saved / shown)")):
+           f"Machine: {report['machine']}. Central {report['crop']} px crops. Synthetic validation: held-out "
+           "photos of data/clean (the fit used others), one synthetic degradation per kind (strength 0.3–0.8), "
+           "restored with `--only KIND` (`synthetic`) and with the automatic plan (`synthetic-auto`); real pairs "
+           "(data/pairs, validation only): the automatic plan. Error = |restored − truth| per pixel, mean over "
+           "channels, 8-bit levels. Spearman ρ between a candidate map and the error, pooled over all pixels of "
+           "the kind's photos, and per photo (mean / worst); `@8×8`: the same on 8×8-block means (the map "
+           "predicts an expected error; a single pixel's error is one draw of it). `model` is the shipped map "
+           f"(composed result: {report['composed_by']}); `change` is the viewer's change map before this work.",
+           ""]
+    for level, title in (("stage", "Per stage (a stage's own map vs the error of its own output)"),
+                         ("composed", "Composed result (what is saved and shown)")):
         out += [f"## {title}", ""]
-        for group in ("synthetic", "real"):
+        for group in ("synthetic", "synthetic-auto", "real"):
             keys = [k for k in report["results"] if k.startswith(f"{level}/{group}/")]
             if not keys:
                 continue
-            out += [f"### {group}", "", "| kind | photos | " + " | ".join(
-                c for c in CANDIDATES) + " |", "|---|---|" + "---|" * len(CANDIDATES)]
+            cands = [c for c in CANDIDATES if any(c in report["results"][k] for k in keys)]
+            out += [f"### {group}", "", "| kind | photos | " + " | ".join(cands) + " | model @8×8 | change @8×8 |",
+                    "|---|---|" + "---|" * (len(cands) + 2)]
             for k in sorted(keys):
                 e = report["results"][k]
-                cells = []
-                for c in CANDIDATES:
-                    if c in e:
-                        v = e[c]
-                        cells.append(f"{v['pooled']:.2f} ({v['per_photo_mean']:.2f} / {v['per_photo_worst']:.2f})")
-                    else:
-                        cells.append("–")
+                cells = [f"{e[c]['pooled']:.2f} ({e[c]['per_photo_mean']:.2f} / {e[c]['per_photo_worst']:.2f})"
+                         if c in e else "–" for c in cands]
+                cells += [f"{e[c]['pooled']:.2f} ({e[c]['per_photo_mean']:.2f})" for c in ("model@8x8", "change@8x8")]
                 out.append(f"| {k.split('/')[-1]} | {e['model']['photos']} | " + " | ".join(cells) + " |")
             out += ["", "Cells: pooled ρ (per-photo mean / worst).", ""]
-    out += ["## Reliability of the shipped map (mean predicted → mean observed error, levels, by decile of the "
-            "prediction)", ""]
+    out += ["## Reliability of the shipped map", "",
+            "Mean predicted → mean observed error (8-bit levels) in each decile of the prediction (deciles that "
+            "tie with the previous one are merged into it: `nan`).", ""]
     for k, e in sorted(report["results"].items()):
         curve = ", ".join(f"{p:.1f}→{o:.1f}" for p, o in e["reliability_model"])
         out.append(f"- `{k}`: {curve}")
@@ -360,9 +512,8 @@ def markdown(report: dict) -> str:
             "halves its strength, `x0` drops it.", "",
             "| variant | group | photos changed | mean ΔPSNR | worst ΔPSNR | best ΔPSNR |", "|---|---|---|---|---|---|"]
     rows = report["plan_rule"]
-    variants = sorted({v for r in rows for v in r["variants"]})
-    for v in variants:
-        for group in ("synthetic", "real"):
+    for v in sorted({v for r in rows for v in r["variants"]}):
+        for group in ("synthetic", "synthetic-auto", "real"):
             d = [r["variants"][v] - r["psnr"] for r in rows if r["group"].split(":")[0] == group]
             changed = [x for x in d if x != 0.0]
             if d:
@@ -370,25 +521,27 @@ def markdown(report: dict) -> str:
                            f"{max(d):+.3f} |")
     c = report["cost"]
     out += ["", "## Cost", "",
-            f"Restoring all photos took {c['restore_s']:.1f} s; the maps (every stage's and the composed "
-            f"result's) {c['map_s']:.1f} s: {100 * c['map_s'] / max(c['restore_s'], 1e-9):.1f} % of the "
-            "restoration time (no network run). The flip ensemble costs one more restoration (100 %), two "
-            "experts one more run of the stage.", ""]
+            f"Restoring every photo took {c['restore_s']:.1f} s; the maps (every stage's and the composed "
+            f"result's, as the CLI computes them) {c['map_s']:.1f} s: "
+            f"{100 * c['map_s'] / max(c['restore_s'], 1e-9):.1f} % of the restoration time, no network run. The "
+            "flip ensemble costs one more restoration (+100 %); two experts one more run of the stage.", ""]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phase", choices=("fit", "eval"))
-    ap.add_argument("--train", type=int, default=16)
+    ap.add_argument("phase", choices=("collect", "fit", "eval"))
+    ap.add_argument("--which", choices=("train", "val", "real"), default="train", help="collect: which photos")
+    ap.add_argument("--cache", help="collect: where to write the rows; fit: the training rows")
+    ap.add_argument("--caches", nargs="+", help="eval: the validation and real rows")
+    ap.add_argument("--train", type=int, default=12)
     ap.add_argument("--val", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=6, help="pairs per real set")
-    ap.add_argument("--crop", type=int, default=192)
-    ap.add_argument("--no-extra", action="store_true", help="skip the flip-ensemble and two-expert candidates")
+    ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "uncertainty.json"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "uncertainty.md"))
     args = ap.parse_args()
-    fit(args) if args.phase == "fit" else evaluate(args)
+    {"collect": collect, "fit": fit, "eval": evaluate}[args.phase](args)
 
 
 if __name__ == "__main__":

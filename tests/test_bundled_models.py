@@ -15,7 +15,7 @@ MODELS = REPO / "models"
 CARDS = MODELS / "cards"
 DATA = REPO.parent / "shared" / "data" / "clean"
 GENERALIST_ID = "restora-generalist-v2"
-MODEL_IDS = (GENERALIST_ID, "restora-analyser-v1")
+MODEL_IDS = (GENERALIST_ID, "restora-analyser-v1", "restora-analyser-v2")
 
 #: Smallest mean PSNR gain (dB) the generalist must give over the degraded input on the 18 cases
 #: of :func:`test_generalist_beats_degraded_input` (told the true strengths): about half of the
@@ -99,16 +99,17 @@ def test_generalist_onnx_matches_torch():
     assert np.abs(got - ref).max() < 1e-4
 
 
-def test_analyser_onnx_matches_torch():
+@pytest.mark.parametrize("model_id", ["restora-analyser-v1", "restora-analyser-v2"])
+def test_analyser_onnx_matches_torch(model_id):
     import torch
 
     from engine.nets.analyser import load_analyser
 
-    model = load_analyser(MODELS / "restora-analyser-v1.safetensors")
+    model = load_analyser(MODELS / f"{model_id}.safetensors")
     x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = torch.sigmoid(model(x)).numpy()
-    got = _session(MODELS / "restora-analyser-v1.onnx").run(None, {"input": x.numpy()})[0]
+    got = _session(MODELS / f"{model_id}.onnx").run(None, {"input": x.numpy()})[0]
     assert got.shape == (2, 12)
     assert np.abs(got - ref).max() < 1e-4
 

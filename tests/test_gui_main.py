@@ -249,3 +249,18 @@ def test_user_stages_keep_the_auto_plan_order_including_a_follow_up():
     state = doc.state.with_enabled("jpeg", True).with_enabled("haze", True)
     assert doc.plan_for(state).names() == ["jpeg", "lowlight", "noise", "haze"]
     assert [s.auto for s in doc.plan_for(state).stages] == [False, True, True, False]
+
+
+def test_expert_menu_shows_each_experts_declared_description(window, qtbot, tmp_path):
+    from dataclasses import replace
+
+    from PySide6.QtCore import Qt
+    from gui_helpers import BoxDenoiser
+
+    described = BoxDenoiser("test-box-described", name="Described box")
+    described.info = replace(described.info, description="A 3x3 box filter, for tests.")
+    w = window(cheap_restorer(described))
+    open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.7))
+    combo = w.controls.controls["noise"].expert
+    index = combo.findData("test-box-described")
+    assert index >= 0 and combo.itemData(index, Qt.ItemDataRole.ToolTipRole) == "A 3x3 box filter, for tests."

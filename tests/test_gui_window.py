@@ -255,6 +255,35 @@ def test_choosing_cuda_without_cuda_says_so(window, qtbot, monkeypatch):
     assert "cuda" in w.last_message.lower() and "cpu" in w.last_message.lower()
 
 
+def test_the_original_is_on_screen_while_the_photo_opens(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from PIL import Image
+
+    from app.document import Document, PhotoPreview
+
+    w = window()
+    gate = threading.Event()
+    real_open = Document.open.__func__
+
+    def slow_open(cls, photo, *args, **kwargs):
+        gate.wait(30)
+        return real_open(cls, photo, *args, **kwargs)
+
+    monkeypatch.setattr(Document, "open", classmethod(slow_open))
+    path = write_photo(tmp_path / "n.png", "noise", 0.7)
+    w.open_file(path)
+    qtbot.waitUntil(lambda: isinstance(w.viewer.source(), PhotoPreview), timeout=10000)
+    preview = w.viewer.source()
+    assert w.doc is None and (preview.width, preview.height) == (96, 96)
+    original = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(preview.after(slice(0, 96), slice(0, 96), 1), original)  # the decoded original
+    assert np.array_equal(preview.before(slice(0, 96), slice(0, 96), 2), original[::2, ::2])
+    gate.set()
+    qtbot.waitUntil(lambda: w.doc is not None, timeout=30000)
+    assert w.viewer.source() is w.doc
+
+
 def test_closing_mid_job_asks_first(window, qtbot, tmp_path):
     w = window(cheap_restorer(SlowExpert(task="haze", seconds=30)))
     open_and_wait(qtbot, w, write_synthetic_photo(tmp_path / "n.png", "noise", 0.7))

@@ -70,6 +70,7 @@ def test_exif_prior_makes_noise_present_only_when_the_pixels_confirm_it():
     from engine.analysis.noise_level import prior_confirms_noise, prior_severity
 
     assert not prior_confirms_noise(5.0, 0.0) and prior_confirms_noise(1.0, 1.6) and not prior_confirms_noise(0.5, 1.6)
+    assert not prior_confirms_noise(5.0, 0.2)  # ISO just above the base: too weak a prior to decide anything
     rng = np.random.default_rng(4)
     faint = np.clip(_ramp(256, 256) + rng.standard_normal((256, 256, 3)).astype(np.float32) * 2.5 / 255, 0, 1)
     without = analyse(faint)
@@ -94,3 +95,16 @@ def test_exif_confirmed_noise_overrides_the_networks_absent_verdict():
     learned_absent = report(0.02, probability=0.1, strength=0.05)
     assert combine(report(0.2, exif_present=1.0), learned_absent).severity("noise") >= 0.15
     assert combine(report(0.2, exif_present=0.0), learned_absent).severity("noise") < 0.15
+
+
+def test_exif_only_noise_is_told_at_most_a_few_times_the_prior():
+    from engine.analysis.noise_level import PRIOR_MAX_RATIO, cap_told_by_prior
+
+    m = {"exif_present": 1.0, "iso_prior_255": 1.5, "sigma_told_255": 9.0}
+    cap_told_by_prior(m, pixels_say_present=True)
+    assert m["sigma_told_255"] == 9.0
+    cap_told_by_prior(m, pixels_say_present=False)
+    assert m["sigma_told_255"] == pytest.approx(PRIOR_MAX_RATIO * 1.5)
+    m = {"exif_present": 0.0, "iso_prior_255": 1.5, "sigma_told_255": 9.0}
+    cap_told_by_prior(m, pixels_say_present=False)
+    assert m["sigma_told_255"] == 9.0

@@ -4,6 +4,7 @@ exercised by tests/test_wheel_install.py.)"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import engine.optional
@@ -94,6 +95,30 @@ def test_no_runtime_module_imports_torch_at_import_time():
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"imports torch when imported: {out.stdout.strip()}"
+
+
+def test_restoring_with_the_bundled_networks_never_imports_torch(tmp_path):
+    """``restora restore`` on a noisy photo (device auto, the default plan: the bundled ONNX
+    networks) leaves torch unimported: importing it costs seconds the plan does not need."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
+    img = np.stack([x / 128, y / 96, 0.5 + 0.2 * np.sin(x / 7)], 2) * 0.8 + rng.normal(0, 0.06, (96, 128, 3))
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    code = ("import sys\nfrom engine.cli import main\n"
+            f"rc = main(['restore', {str(tmp_path / 'in.png')!r}, '-o', {str(tmp_path / 'out')!r}, '--json'])\n"
+            "print('RC', rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '"stages"' in out.stdout and any('"expert": "neural.' in line for line in out.stdout.splitlines()), \
+        "no network ran: the check would prove nothing"
+    assert out.stdout.strip().splitlines()[-1] == "RC 0 False"
 
 
 def test_the_frozen_application_points_to_the_torch_build(no_torch, monkeypatch):

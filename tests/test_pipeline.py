@@ -45,8 +45,9 @@ def registry():
     return ExpertRegistry([
         ShiftExpert("brighten", "lowlight", 0.2),
         ShiftExpert("denoise", "noise", 0.05),
-        ShiftExpert("gen", GENERALIST, 0.01, backend=Backend.ONNX),
+        # registration order breaks ties between unmeasured experts (engine.experts.ranking)
         ShiftExpert("esrgan", GENERALIST, 0.0, backend=Backend.TORCH, generative=True),
+        ShiftExpert("gen", GENERALIST, 0.01, backend=Backend.ONNX),
         ShiftExpert("dehaze", "haze", -0.1),
     ])
 
@@ -56,7 +57,11 @@ def test_plan_follows_report_order_and_threshold(registry):
     assert plan.names() == [GENERALIST, "noise", "lowlight"]
     # the generative generalist is only used when asked for
     assert plan.stage(GENERALIST).expert_id == "gen"
+    # the measured rank decides between generalists (not the runtime): once generative experts
+    # are allowed, the one measured better is used
+    registry.ranking[GENERALIST] = ["esrgan", "gen"]
     assert build_plan(report_of(noise=0.4), registry, allow_generative=True).stage(GENERALIST).expert_id == "esrgan"
+    assert build_plan(report_of(noise=0.4), registry).stage(GENERALIST).expert_id == "gen"
     assert build_plan(report_of(), registry).stages == ()
 
 
@@ -302,5 +307,7 @@ def test_best_expert_skips_generative_ones_unless_allowed(registry):
     from engine.pipeline.plan import best_expert
 
     assert best_expert(registry, GENERALIST) == "gen"  # the GUI's default when the plan has no generalist
+    registry.ranking[GENERALIST] = ["esrgan", "gen"]
+    assert best_expert(registry, GENERALIST) == "gen"
     assert best_expert(registry, GENERALIST, allow_generative=True) == "esrgan"
     assert best_expert(registry, "rain") is None

@@ -184,3 +184,41 @@ def test_shallow_depth_of_field_is_not_deblurred():
     from engine.color import luminance
     shaken = luminance(_blur(sharp, _shake_kernel()))
     assert sharp_tiles(shaken, _shake_kernel(), 1 / 255)[0] == 0
+
+
+@needs_data
+def test_sharpest_tile_tells_shake_from_a_sharp_subject():
+    """Blur everywhere widens every tile's edges; a sharp part keeps the sharpest tile sharp."""
+    from engine.analysis.measurements import sharpest_tile_width
+    from engine.experts.classical.deconvolution import disk_psf
+
+    sharp = clean_photo(5, 320)
+    soft = cv2.filter2D(sharp, -1, disk_psf(5.0), borderType=cv2.BORDER_REFLECT)
+    part = np.where((np.arange(320) < 110)[None, :, None], sharp, soft).astype(np.float32)
+    everywhere = sharpest_tile_width(soft)["sharpest_tile_width_px"]
+    partly = sharpest_tile_width(part)["sharpest_tile_width_px"]
+    assert everywhere >= 4.0 > partly
+
+
+def test_automatic_plan_deblurs_only_when_even_the_sharpest_tile_is_blurred():
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.experts.base import Expert, ExpertInfo, ExpertRegistry
+    from engine.kinds import KINDS
+    from engine.pipeline.plan import build_plan
+
+    class Deblur(Expert):
+        info = ExpertInfo(id="test.deblur", name="deblur", tasks=("blur",))
+
+        def run(self, image, ctx=None):
+            return image.copy()
+
+    def report(width: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(
+            severity=0.6 if k == "blur" else 0.0, confidence=1.0,
+            measurements={"sharpest_tile_width_px": width} if k == "blur" else {}) for k in KINDS})
+
+    registry = ExpertRegistry([Deblur()])
+    assert build_plan(report(5.0), registry).names() == ["blur"]
+    assert build_plan(report(3.2), registry).names() == []
+    assert build_plan(report(float("nan")), registry).names() == ["blur"]  # nothing measured: no veto
+    assert build_plan(report(3.2), registry, strengths={"blur": 1.0}).names() == ["blur"]  # asked for

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_possible", lambda: True)
     monkeypatch.setattr(devices, "cuda_available", lambda: False)
     monkeypatch.setattr(devices, "mps_available", lambda: False)
     assert devices.choose_device("auto") == "cpu"
@@ -24,6 +25,12 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(devices, "cuda_available", lambda: True)
     assert devices.choose_device("auto") == "cuda"
     assert devices.choose_device("CPU") == "cpu"
+
+
+def test_auto_without_a_gpu_driver_never_asks_torch(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_possible", lambda: False)
+    monkeypatch.setattr(devices, "cuda_available", lambda: pytest.fail("torch was asked"))
+    assert devices.choose_device("auto") == "cpu"
 
 
 def test_unavailable_or_unknown_device_is_a_clear_error(monkeypatch):
@@ -186,7 +193,8 @@ def test_a_conditioned_onnx_model_gets_the_strengths_of_the_context(tmp_path):
     assert runner.conditioned
     with pytest.raises(ModelError, match="strengths"):
         runner(np.zeros((1, 3, 8, 8), np.float32))
-    expert = NeuralExpert.from_file(path, expert_id="neural.cond", tasks=("generalist",), model_id="cond", scale=1)
+    expert = NeuralExpert.from_file(path, expert_id="neural.cond", tasks=("generalist",), model_id="cond", scale=1,
+                                    conditioned=True)  # declared, as the catalog entry does
     img = np.full((40, 50, 3), 0.2, np.float32)
     # tiled (16-px tiles): every tile gets the same strengths; kinds not named count 0, values clip to [0, 1]
     out = expert.run(img, ExpertContext(strengths={"noise": 0.5, "haze": 2.0, "nonsense": 1.0}, tile=16))

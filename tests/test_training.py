@@ -143,3 +143,19 @@ def test_realistic_degradation_labels_camera_noise_by_its_measured_level():
     _, _, strong = tdata.degrade_realistic(photo, [("noise", 0.9)], seed=3, p_camera=1.0)
     _, _, faint = tdata.degrade_realistic(photo, [("noise", 0.05)], seed=3, p_camera=1.0)
     assert faint[i] < strong[i]
+
+
+def test_frozen_trunk_tail_equals_the_full_network():
+    """--freeze trains on cached outputs of the first layers: tail(trunk(x)) must be forward(x)."""
+    from engine.nets.analyser import RestoraAnalyser
+    from training.train_analyser import _input_stats, _tail, _trunk_cache
+
+    torch.manual_seed(0)
+    model = RestoraAnalyser().eval()
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    cache = _trunk_cache(model, 5, x)
+    with torch.no_grad():
+        got = _tail(model, 5, torch.from_numpy(cache["feats"]).float(), torch.from_numpy(cache["xstats"]))
+        want = model(torch.from_numpy(x))
+    assert torch.allclose(got, want, atol=2e-2)
+    assert torch.allclose(_input_stats(torch.from_numpy(x))[:, :3], torch.from_numpy(x).mean(dim=(2, 3)))

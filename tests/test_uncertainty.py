@@ -30,7 +30,8 @@ def write_png(path: Path, img: np.ndarray) -> Path:
 def test_calibration_has_a_model_per_kind():
     model = default_model()
     assert COMPOSED in model.kinds
-    assert {"noise", "blur", "jpeg", "haze", "lowlight", "rain"} <= set(model.kinds) <= set(KINDS) | {COMPOSED}
+    assert {"noise", "blur", "jpeg", "haze", "lowlight", "rain"} <= set(model.kinds) \
+        <= set(KINDS) | {COMPOSED} | {f"{COMPOSED}:{k}" for k in KINDS}
     for m in model.kinds.values():
         assert np.all(np.diff(m.knots_levels) >= 0) and m.knots_levels[0] >= 0
 

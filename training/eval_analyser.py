@@ -23,6 +23,7 @@ from scipy.stats import spearmanr
 
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse
 from engine.analysis.learned import LearnedAnalyser, combine
+from engine.analysis.report import DegradationReport, KindAssessment
 from engine.degrade import degrade_chain
 from engine.kinds import KINDS
 
@@ -115,8 +116,8 @@ marked and recorded in `engine.analysis.learned.LEARNED_PRESENCE_KINDS` /
 
 {table}
 
-Seconds per photo (these 481 x 321 photos, CPU, shared machine): hand-made {seconds['hand-made']:.3f},
-learned {seconds['learned']:.3f}.
+Seconds per photo (these 481 x 321 photos, CPU, shared loaded machine; only the cases computed in
+this run): hand-made {seconds['hand-made']:.3f}, learned {seconds['learned']:.3f}.
 
 Caveats: the cases are synthetic (`engine.degrade`), the same generator the learned analyser was
 trained on, which favours it; real photos (real camera noise, real haze) are not measured here.
@@ -133,52 +134,127 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--limit", type=int, default=None, help="only the first N validation photos")
     p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--realistic", action="store_true",
+                   help="degrade the cases through the camera pipeline (training.data.degrade_realistic, "
+                        "p_camera 1: camera noise, demosaicing, in-camera NR, camera JPEG) instead of engine.degrade")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="JSON-lines cache of per-case severities (hand-made and per model), so that another "
+                        "model or an interrupted run only computes what is missing")
+    p.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results alone")
+    p.add_argument("--shard", default=None, help="K/N: compute only every N-th photo from the K-th (into "
+                                                  "CACHE.K.jsonl); run N side by side, then once without --shard")
     return p.parse_args(argv)
+
+
+def case_severities(args: argparse.Namespace, learned_net: LearnedAnalyser, model_key: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """``(truth, clean, hand, learned)`` N x 6 arrays (``clean``: N booleans) and mean seconds."""
+    import json
+
+    from .data import degrade_realistic
+
+    _, val = load_split(args.data)
+    if args.limit:
+        val = val[:args.limit]
+    cache: dict[str, dict] = {}
+    parts = [args.cache, *sorted(args.cache.parent.glob(args.cache.stem + ".*.jsonl"))] if args.cache else []
+    for part in [p for p in parts if p.exists()]:
+        for line in part.read_text().splitlines():
+            row = json.loads(line)
+            if row["key"] in cache:
+                cache[row["key"]]["learned"] |= row["learned"]
+            else:
+                cache[row["key"]] = row
+    shard, shards = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
+    if args.shard and args.cache is not None:
+        args.cache = args.cache.with_name(f"{args.cache.stem}.{shard}.jsonl")
+    out = args.cache.open("a") if args.cache is not None else None
+    rng = np.random.default_rng(args.seed)
+    truth, clean, hand, learned = [], [], [], []
+    seconds = {"hand-made": [], "learned": []}
+    tag = "camera" if args.realistic else "synthetic"
+    for i, path in enumerate(val):
+        photo = None
+        for j, recipe in enumerate(cases_for(i, rng)):
+            key = f"{tag}/{args.seed}/{path.name}/{j}"
+            row = cache.get(key)
+            if i % shards != shard:
+                if row is not None and model_key in row["learned"]:
+                    truth.append(row["truth"])
+                    clean.append(not any(v > 0 for v in row["truth"]))
+                    hand.append(row["hand"])
+                    learned.append(row["learned"][model_key])
+                continue
+            if row is None or model_key not in row["learned"]:
+                if photo is None:
+                    photo = to_float(load_uint8(path))
+                case_seed = args.seed + 1000 * i + j
+                if args.realistic:
+                    img, _, sev_truth = degrade_realistic(photo, recipe, case_seed, p_camera=1.0)
+                else:
+                    img = degrade_chain(photo, recipe, seed=case_seed)
+                    sev_truth = np.zeros(len(KINDS))
+                    for k, v in recipe:
+                        sev_truth[KINDS.index(k)] = max(sev_truth[KINDS.index(k)], v)
+                if row is None:
+                    t = time.perf_counter()
+                    h = analyse(img)
+                    seconds["hand-made"].append(time.perf_counter() - t)
+                    row = {"key": key, "truth": [float(v) for v in sev_truth],
+                           "hand": [h.severity(k) for k in KINDS], "learned": {}}
+                t = time.perf_counter()
+                lr = learned_net.report(img)
+                seconds["learned"].append(time.perf_counter() - t)
+                row["learned"][model_key] = [lr.severity(k) for k in KINDS]
+                cache[key] = row
+                if out is not None:
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+            truth.append(row["truth"])
+            clean.append(not any(v > 0 for v in row["truth"]))
+            hand.append(row["hand"])
+            learned.append(row["learned"][model_key])
+    if out is not None:
+        out.close()
+    mean_s = {k: float(np.mean(v)) if v else float("nan") for k, v in seconds.items()}
+    return np.array(truth), np.array(clean), np.array(hand), np.array(learned), mean_s | {"photos": len(val)}
+
+
+def combine_severities(hand: np.ndarray, learned: np.ndarray, presence: list[str], severity: list[str]) -> np.ndarray:
+    """:func:`engine.analysis.learned.combine` on N x 6 severity arrays."""
+    def rep(row: np.ndarray) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(float(v), 1.0, {}) for k, v in zip(KINDS, row, strict=True)})
+
+    return np.array([[combine(rep(h), rep(lr), frozenset(presence), frozenset(severity)).severity(k) for k in KINDS]
+                     for h, lr in zip(hand, learned, strict=True)])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     limit_threads(1)
-    _, val = load_split(args.data)
-    if args.limit:
-        val = val[:args.limit]
     learned_net = LearnedAnalyser(args.model, threads=1)
-    rng = np.random.default_rng(args.seed)
-    truth, clean, hand, learned = [], [], [], []
-    seconds = {"hand-made": 0.0, "learned": 0.0}
-    for i, path in enumerate(val):
-        photo = to_float(load_uint8(path))
-        for j, recipe in enumerate(cases_for(i, rng)):
-            img = degrade_chain(photo, recipe, seed=args.seed + 1000 * i + j)
-            t = time.perf_counter()
-            h = analyse(img)
-            seconds["hand-made"] += time.perf_counter() - t
-            t = time.perf_counter()
-            lr = learned_net.report(img)
-            seconds["learned"] += time.perf_counter() - t
-            hand.append(h)
-            learned.append(lr)
-            s = np.zeros(len(KINDS))
-            for k, v in recipe:
-                s[KINDS.index(k)] = max(s[KINDS.index(k)], v)
-            truth.append(s)
-            clean.append(not recipe)
-    truth_a, clean_a = np.array(truth), np.array(clean)
-    sev = lambda reports: np.array([[r.severity(k) for k in KINDS] for r in reports])  # noqa: E731
-    results = {"hand-made": metrics(sev(hand), truth_a, clean_a), "learned": metrics(sev(learned), truth_a, clean_a)}
+    model_key = learned_net.model_path.stem
+    truth_a, clean_a, hand, learned, seconds = case_severities(args, learned_net, model_key)
+    results = {"hand-made": metrics(hand, truth_a, clean_a), "learned": metrics(learned, truth_a, clean_a)}
     chosen, chosen_severity = choose(results["hand-made"], results["learned"])
-    combined = [combine(h, lr, frozenset(chosen), frozenset(chosen_severity))
-                for h, lr in zip(hand, learned, strict=True)]
-    results["combined"] = metrics(sev(combined), truth_a, clean_a)
-    n_cases = len(truth)
-    seconds = {k: v / n_cases for k, v in seconds.items()}
-    full, summary = render(results, chosen, chosen_severity, len(val), n_cases, seconds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "analyser.md").write_text(full)
-    (args.out / "analyser-summary.md").write_text(summary + "\n")
-    (args.out / "analyser.json").write_text(json.dumps(
-        {"results": results, "learned_presence_kinds": chosen, "learned_severity_kinds": chosen_severity,
-         "cases": n_cases, "photos": len(val), "seconds_per_photo": seconds}, indent=2))
+    results["combined"] = metrics(combine_severities(hand, learned, chosen, chosen_severity), truth_a, clean_a)
+    n_cases = len(truth_a)
+    full, summary = render(results, chosen, chosen_severity, seconds["photos"], n_cases, seconds)
+    if args.realistic:
+        full = full.replace("# Degradation analysis: hand-made vs learned vs combined",
+                            "# Degradation analysis on camera-realistic cases: hand-made vs learned vs combined")
+    full = full.replace("Produced by `python -m training.eval_analyser`",
+                        f"Model: `{model_key}`. Produced by `python -m training.eval_analyser"
+                        f"{' --realistic' if args.realistic else ''}`")
+    if not args.no_write:
+        args.out.mkdir(parents=True, exist_ok=True)
+        suffix = "-camera" if args.realistic else ""
+        (args.out / f"analyser{suffix}.md").write_text(full)
+        (args.out / f"analyser{suffix}-summary.md").write_text(summary + "\n")
+        (args.out / f"analyser{suffix}.json").write_text(json.dumps(
+            {"model": model_key, "results": results, "learned_presence_kinds": chosen,
+             "learned_severity_kinds": chosen_severity, "cases": n_cases, "photos": seconds["photos"],
+             "seconds_per_photo": {k: seconds[k] for k in ("hand-made", "learned")}}, indent=2))
     print(full)
     return 0
 

@@ -31,7 +31,7 @@ MODELS = REPO / "models"
 CARDS = MODELS / "cards"
 RESULTS = REPO / "benchmarks" / "results"
 GENERALIST_ID = "restora-generalist-v2"
-ANALYSER_ID = "restora-analyser-v1"
+ANALYSER_ID = "restora-analyser-v2"
 OPSET = 17
 
 
@@ -141,7 +141,8 @@ def export_analyser(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     st = out_dir / f"{ANALYSER_ID}.safetensors"
     onnx_path = out_dir / f"{ANALYSER_ID}.onnx"
-    save_safetensors(model, st, {"architecture": "RestoraAnalyser", "version": "1", "step": str(ckpt["step"]),
+    save_safetensors(model, st, {"architecture": "RestoraAnalyser", "version": ANALYSER_ID.rsplit("-v", 1)[1],
+                                 "step": str(ckpt["step"]),
                                  "crop": str(CROP), "license": "MIT"})
     wrapped = _ScoredAnalyser(model)
     export_onnx(wrapped, {"input": torch.rand(1, 3, CROP, CROP)}, onnx_path, "scores")
@@ -303,18 +304,20 @@ def write_analyser_card(facts: dict, path: Path) -> None:
     best = max(log, key=lambda r: float(r["mean_f1"])) if log else None
     a = facts["args"]
     f = facts["flops"]
-    reproduce = (f"python -m training.train_analyser --out training/runs/analyser --steps {a.get('steps')} "
-                 f"--time-budget {a.get('time_budget')}")
     per_kind = ""
     if best:
         from engine.kinds import KINDS
         per_kind = "| kind | F1 | severity MAE |\n|---|---|---|\n" + "\n".join(
             f"| {k} | {best['f1_' + k]} | {best['mae_' + k]} |" for k in KINDS)
-    text = f"""# Restora learned analyser v1 (`{ANALYSER_ID}`)
+    text = f"""# Restora learned analyser v2 (`{ANALYSER_ID}`)
 
 Small CNN that says, from a few {CROP}x{CROP} crops of a photo, which of the six degradation kinds
 (noise, blur, jpeg, haze, lowlight, rain) are present and how strong. `engine.analysis.learned`
-runs it with onnxruntime and combines it with the hand-made analysis kind by kind. Licence: **MIT**.
+runs it with onnxruntime and combines it with the hand-made analysis kind by kind
+(`benchmarks/results/analysis-choice.md`). Licence: **MIT**. v2 is v1 fine-tuned on the
+camera-realistic degradation pipeline (`engine.degrade.camera`) so that real camera noise —
+signal-dependent, correlated by demosaicing and in-camera noise reduction, shaped by the tone
+curve and JPEG — is recognised, not only white Gaussian noise.
 
 ## Files
 {files_table(facts)}
@@ -325,38 +328,42 @@ trained on {CROP}-px crops, any H, W ≥ 32), output `scores` float32 N x 12 in 
 blur, jpeg, haze, lowlight, rain. torch ↔ onnxruntime max abs difference: {facts['onnx_max_diff']:.2e}.
 
 ## Architecture
-`engine.nets.analyser.RestoraAnalyser`: 3x3 conv + BatchNorm + ReLU stages at 1, 1/2, 1/4, 1/8,
-1/16 resolution (16 → 96 channels), global mean and standard-deviation pooling of the features,
-plus the input's per-channel mean and std, then a 2-layer MLP head (12 outputs).
+`engine.nets.analyser.RestoraAnalyser` (unchanged from v1): 3x3 conv + BatchNorm + ReLU stages at
+1, 1/2, 1/4, 1/8, 1/16 resolution (16 → 96 channels), global mean and standard-deviation pooling of
+the features, plus the input's per-channel mean and std, then a 2-layer MLP head (12 outputs).
 - Parameters: {facts['params']:,}
 - Compute: {f['macs'] / 1e6:.0f} MMAC per {CROP}x{CROP} crop ({f['flops_per_mp'] / 1e9:.1f} GFLOP per megapixel).
 
 ## Training
-- Data: training split of `shared/data/clean` (see the generalist's card), whole photos degraded
-  with `engine.degrade`: 15 % clean, 40 % single kinds, 30 % pairs, 15 % triples, strengths
-  uniform in [0.15, 1] (what the report calls present), {CROP}-px crops, pool of {a.get('pool')} regenerated every
-  {a.get('refresh_every')} steps.
-- Loss: binary cross-entropy on presence + soft-target cross-entropy on the severity logit
-  (target = strength, 0 when absent).
-- AdamW lr {a.get('lr')}, cosine by the clock (`--time-budget`), batch {a.get('batch')}, {facts['step']} steps
-  ({facts['elapsed_s'] / 60:.0f} min on one CPU thread of the shared machine).
-- How the run actually went (one resumable run folder): steps 0–224 with a 20-min budget; then
-  resumed with a 50-min budget (the LR rose again, SGDR-like) to step 550; then, with the two
-  changes now in the code — crop corners on multiples of 8 px and a cross-entropy severity loss
-  instead of an L1 on the sigmoid, which had saturated at 0 for blur, JPEG and rain — resumed with
-  a 62-min budget to the end. The validation crops also moved to the 8-px grid at step 550, so the
-  log's F1 before and after that step are not comparable.
-- Reproduce (one uninterrupted run): `{reproduce}`, then `python -m training.export`.
+- Start: the v1 weights (`restora-analyser-v1.safetensors`, trained on `engine.degrade`'s synthetic
+  kinds; see git history for its card). The first {a.get('freeze')} feature layers (full to 1/4
+  resolution) are kept frozen; the layers after them and the head are trained.
+- Data: training split of `shared/data/clean`, a fixed pool of {a.get('pool')} {CROP}-px crops
+  ({a.get('crops_per_image')} per degraded photo): recipes as for v1 (15 % clean, 40 % single kinds,
+  30 % pairs, 15 % triples, strengths in [0.15, 1]); {a.get('realistic', 0) * 100:.0f} % of the photos go
+  through the camera pipeline (`training.data.degrade_realistic`: a noise step becomes camera noise,
+  labelled by its measured level before the camera JPEG — present from 2 levels; photos without
+  noise still get the camera's processing and JPEG and are labelled clean). The frozen layers'
+  output is computed once per crop (`--freeze`, `--shard`: the shared 2-core CPU was loaded to
+  20–30 processes; a full step would have cost 10x more).
+- Loss: as v1 (binary cross-entropy on presence + soft-target cross-entropy on the severity logit).
+- AdamW lr {a.get('lr')}, cosine by the clock, batch {a.get('batch')}, {facts['step']} steps
+  ({facts['elapsed_s'] / 60:.0f} min of training on one CPU thread of the shared machine, after the pool).
+- Reproduce: `python -m training.train_analyser --out training/runs/analyser-v2 --init
+  models/restora-analyser-v1.safetensors --freeze {a.get('freeze')} --realistic {a.get('realistic')} --pool
+  {a.get('pool')} --crops-per-image {a.get('crops_per_image')} --val-per-image {a.get('val_per_image')} --shard K/4`
+  for K = 0..3, then the same without `--shard` plus `--batch {a.get('batch')} --lr {a.get('lr')}
+  --time-budget {a.get('time_budget')}`; then `python -m training.export --only analyser --analyser
+  training/runs/analyser-v2`. Training log: `{ANALYSER_ID}.training-log.csv`.
 
 ## Validation
-Per-crop numbers during training (6 crops per validation photo, one of them clean), best step
+Per-crop numbers during training (validation photos, half through the camera pipeline), best step
 {best['step'] if best else '–'}, mean F1 {best['mean_f1'] if best else '–'}:
 
 {per_kind}
 
-Whole-photo comparison with the hand-made analysis (`benchmarks/results/analyser.md`):
-
-{_include(RESULTS / 'analyser-summary.md')}
+Whole-photo comparison with v1 and the hand-made analysis, on synthetic and camera-realistic cases,
+the real validation pairs and the clean photos: `benchmarks/results/analysis-choice.md`.
 """
     path.write_text(text)
 

@@ -4,6 +4,7 @@
     python docs/screenshots/scenes.py filmstrip THEME PHOTO...      # several photos: filmstrip + queue
     python docs/screenshots/scenes.py batch THEME OUT PHOTO...      # a finished batch with a failed row
     python docs/screenshots/scenes.py models THEME                  # the model manager
+    python docs/screenshots/scenes.py uncertainty THEME PHOTO [CAUTION]  # Uncertainty mode, legend, summary
 
 THEME is dark or light. The batch scene adds a truncated JPEG (written to OUT) so that one row
 fails with its reason.
@@ -69,6 +70,11 @@ def main(argv: list[str]) -> int:
                 window.batch.activate(rows[0])
         window.batch.runner.on_done = lambda: (window.batch._on_run_done(), select_failed())
         QTimer.singleShot(200, window.batch.start)
+    elif scene == "uncertainty":
+        window.set_view_mode("uncertainty")
+        if len(args) > 1:
+            window.jobs.finished.connect(lambda _r: window.controls.caution.setValue(int(args[1])))
+        window.open_file(args[0])
     elif scene == "models":
         QTimer.singleShot(500, window.models_dialog)
     else:

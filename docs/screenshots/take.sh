@@ -19,5 +19,7 @@ SETTLE=90 "$shot" docs/screenshots/filmstrip.png "Restora" \
 SETTLE=90 "$shot" docs/screenshots/batch-queue.png "Restora" \
   python docs/screenshots/scenes.py batch light "$out" "$real/noisy_dog.png" "$real/face_14.png" \
   "$real/oldphoto_scratches.png"
+SETTLE=60 "$shot" docs/screenshots/uncertainty.png "Restora" \
+  python docs/screenshots/scenes.py uncertainty dark "$real/blurry_fountain.png"
 SETTLE=4 "$shot" docs/screenshots/model-manager.png "Models" python docs/screenshots/scenes.py models dark
 rm -rf "$out" "$XDG_CONFIG_HOME"

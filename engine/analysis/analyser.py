@@ -12,9 +12,9 @@ from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
-                           noise_level, streak_statistics)
-from .noise_level import nlf_measurements, prior_severity
-from .report import DegradationReport, KindAssessment
+                           noise_level, sharpest_tile_width, streak_statistics)
+from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity
+from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
 WORKING_SIDE = 1024
@@ -81,12 +81,14 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
     noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
+    cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
     progress(0.4, "measuring sharpness")
     # Noise std in the working copy shrinks roughly with the downscale factor.
     blur = edge_width(work, noise_sigma=noise["sigma_255"] / 255.0 * scale)
     blur["working_scale"] = scale
+    blur.update(sharpest_tile_width(work))
     progress(0.7, "measuring haze and exposure")
     haze = haze_statistics(work)
     exposure = exposure_statistics(work)

@@ -318,14 +318,10 @@ def _kernel_agreement(a: np.ndarray, b: np.ndarray, search: int = 3) -> float:
     return best
 
 
-def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 1.0 / 255.0,
-                      window: int = 128) -> float:
-    """How much better the photo's power spectrum is explained as a natural 1/f² image blurred by
-    ``kernel`` than as a sharp one: the Welch spectrum (Hann windows of ``window`` px, half
-    overlap) is modelled as ``c |K(ω)|² / |D(ω)|² + n`` (n from ``noise_sigma``), and the mean
-    Gaussian negative log-likelihood per frequency under no blur minus that under ``kernel``
-    (each at its best scale c) is returned. > 0: the spectrum falls off as the kernel says."""
-    n = int(min(window, min(gray.shape) // 2 * 2))
+def welch_spectrum(gray: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """Average Hann-windowed power spectrum (rfft2 layout, n x n//2+1, float64) of ``gray``
+    (float H x W with H, W >= n; windows of n px at half overlap, each less its mean) and the
+    window's energy (sum of squared weights)."""
     win = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
     acc = np.zeros((n, n // 2 + 1), np.float64)
     count = 0
@@ -334,8 +330,19 @@ def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float =
             p = gray[y:y + n, x:x + n]
             acc += np.abs(np.fft.rfft2((p - p.mean()) * win)) ** 2
             count += 1
-    spectrum = acc / max(count, 1)
-    noise = max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * float((win ** 2).sum())
+    return acc / max(count, 1), float((win ** 2).sum())
+
+
+def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 1.0 / 255.0,
+                      window: int = 128) -> float:
+    """How much better the photo's power spectrum is explained as a natural 1/f² image blurred by
+    ``kernel`` than as a sharp one: the Welch spectrum (Hann windows of ``window`` px, half
+    overlap) is modelled as ``c |K(ω)|² / |D(ω)|² + n`` (n from ``noise_sigma``), and the mean
+    Gaussian negative log-likelihood per frequency under no blur minus that under ``kernel``
+    (each at its best scale c) is returned. > 0: the spectrum falls off as the kernel says."""
+    n = int(min(window, min(gray.shape) // 2 * 2))
+    spectrum, energy = welch_spectrum(gray, n)
+    noise = max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
     fy = np.fft.fftfreq(n)[:, None]
     fx = np.fft.rfftfreq(n)[None, :]
     grad = 4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2

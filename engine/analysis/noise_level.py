@@ -217,6 +217,12 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
 #: was denoised, or downscaled a lot, no longer does, and a denoiser's output no longer does either,
 #: so the judge sees the noise severity fall).
 PRIOR_CONFIRM_FRACTION = 0.5
+#: The EXIF prior must say at least this much noise (8-bit levels; ISO ≈ 1300 and up) to make noise
+#: present: just above :data:`ISO_PRIOR_BASE` it is too small for any photo to fail to confirm it.
+PRIOR_MIN_255 = 0.5
+#: Where only the EXIF prior makes noise present (the pixels alone read it absent), the σ told is at
+#: most this multiple of the prior: a measurement above that is texture, not the noise the ISO implies.
+PRIOR_MAX_RATIO = 3.0
 #: Severity of a photo that holds exactly the confirming share of its prior's noise (the presence
 #: threshold); it grows in proportion to the measured σ, so a denoiser that lowers the measured σ
 #: lowers the severity too, even where texture keeps the measurement from falling to 0.
@@ -230,7 +236,15 @@ def prior_confirms_noise(measured_255: float, prior_255: float) -> bool:
     Real high-ISO camera noise is often too fine or too smoothed by the camera's JPEG to stand out
     from the grain and texture of clean photos (benchmarks/results/noise-separability.md); the
     camera's own record of a high ISO is the evidence the pixels cannot give."""
-    return prior_255 > 0.0 and math.isfinite(measured_255) and measured_255 >= PRIOR_CONFIRM_FRACTION * prior_255
+    return (prior_255 >= PRIOR_MIN_255 and math.isfinite(measured_255)
+            and measured_255 >= PRIOR_CONFIRM_FRACTION * prior_255)
+
+
+def cap_told_by_prior(noise: dict[str, float], pixels_say_present: bool) -> None:
+    """Where the EXIF prior alone makes noise present (``pixels_say_present`` False), limit
+    ``noise["sigma_told_255"]`` to :data:`PRIOR_MAX_RATIO` times the prior (in place)."""
+    if noise.get("exif_present", 0.0) and not pixels_say_present:
+        noise["sigma_told_255"] = min(float(noise["sigma_told_255"]), PRIOR_MAX_RATIO * float(noise["iso_prior_255"]))
 
 
 def prior_severity(measurements: dict[str, float]) -> float:

@@ -163,9 +163,25 @@ class NeuralExpert(Expert):
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         return self.run_reduced(image, ctx, reduction=1)
 
-    def run_reduced(self, image: np.ndarray, ctx: Optional[ExpertContext] = None, reduction: int = 1) -> np.ndarray:
+    def run_variants(self, image: np.ndarray, ctx: Optional[ExpertContext],
+                     variants: Sequence[Mapping[str, float]]) -> list[np.ndarray]:
+        """:meth:`run` once per ``{kind: strength}`` in ``variants`` (``ctx.strengths`` ignored).
+        A conditioned 1x model runs them as one batch per tile (one network call, one window
+        read), the outputs as float32 HxWx3 views of one array; other models run them in turn."""
+        ctx = ctx or ExpertContext(device=self.device)
+        runner = self.runner(ctx.device or self.device)
+        if not getattr(runner, "conditioned", False) or self.info.scale != 1 or len(variants) < 2:
+            return [self.run(image, replace(ctx, strengths=v)) for v in variants]
+        out = self.run_reduced(image, ctx, batch=np.stack([strength_vector(v) for v in variants]))
+        c = out.shape[2] // len(variants)
+        return [out[..., i * c:(i + 1) * c] for i in range(len(variants))]
+
+    def run_reduced(self, image: np.ndarray, ctx: Optional[ExpertContext] = None, reduction: int = 1,
+                    batch: Optional[np.ndarray] = None) -> np.ndarray:
         """Like :meth:`run`, with each tile's output area-downscaled by the integer ``reduction``
-        (which must divide the model's scale): output is ``H*scale/reduction``."""
+        (which must divide the model's scale): output is ``H*scale/reduction``. ``batch``: for a
+        conditioned model, N strength vectors run as one batch per tile; the output then holds
+        the N results side by side on the channel axis (HxWx3N)."""
         from ..runtime.tiling import AutoTiles, FixedTiles, default_oom_errors, run_tiled
 
         ctx = ctx or ExpertContext(device=self.device)
@@ -174,12 +190,16 @@ class NeuralExpert(Expert):
         scale = self.info.scale
         if reduction < 1 or scale % reduction:
             raise ValueError(f"reduction {reduction} does not divide the model scale {scale}")
-        if getattr(runner, "conditioned", False):
+        copies = 1
+        if getattr(runner, "conditioned", False) and batch is not None:
+            copies = len(batch)
+            runner = _batched(runner, np.asarray(batch, np.float32))
+        elif getattr(runner, "conditioned", False):
             runner = functools.partial(runner, strengths=strength_vector(ctx.strengths))
         fn = runner if reduction == 1 else _area_reduced(runner, reduction)
         fp16 = bool(getattr(runner, "fp16", False))
         needs = self._needs
-        memory_factor = needs.memory_factor / (2 if fp16 else 1)
+        memory_factor = needs.memory_factor * copies / (2 if fp16 else 1)
         strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
                     AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
         channels = int(getattr(getattr(runner, "descriptor", None), "input_channels", 3) or 3)
@@ -266,6 +286,15 @@ def area_downscale(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = image.shape[:2]
     out = cv2.resize(image, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     return out.reshape(h // factor, w // factor, -1)
+
+
+def _batched(runner: Callable[..., np.ndarray], vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A tile function running ``runner`` on N copies of each tile, copy i told ``vectors[i]``,
+    and returning the N outputs stacked on the channel axis: (1, C, h, w) → (1, N*C', h, w)."""
+    def fn(tile: np.ndarray) -> np.ndarray:
+        y = runner(np.repeat(tile, len(vectors), axis=0), strengths=vectors)
+        return y.reshape(1, -1, *y.shape[2:])
+    return fn
 
 
 def _area_reduced(fn: Callable[[np.ndarray], np.ndarray], factor: int) -> Callable[[np.ndarray], np.ndarray]:

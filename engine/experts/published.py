@@ -47,6 +47,9 @@ def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
     elif not (sigma.ndim == 3 and sigma.shape[:2] == (h, w) and sigma.shape[2] in (1, 3)):
         raise ValueError(f"noise_sigma must be a scalar, (3,) or an {h}x{w}x1/x3 map; got shape {sigma.shape}")
     strength = min(max(float(ctx.strength), 0.0), 1.0)
+    if sigma.strides[:2] == (0, 0):  # uniform over the image: scale one pixel, return a broadcast view
+        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32)
+        return np.broadcast_to(pixel, sigma.shape)
     return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32)
 
 
@@ -54,17 +57,9 @@ class _OnnxMapRunner:
     """``runner(image, sigma)`` on NCHW float32 numpy arrays through ONNX Runtime."""
 
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
-        import onnxruntime as ort
+        from ..runtime.onnx_backend import open_session
 
-        from ..runtime.onnx_backend import choose_providers
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
-        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-            raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        self.session = open_session(path, device, threads)
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input", "sigma"]:
             raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
@@ -162,7 +157,8 @@ class FFDNetExpert(_NetworkExpert):
         ctx = ctx or ExpertContext(device=self.device)
         device = ctx.device or self.device
         sigma = noise_sigma_map(image, ctx)
-        if float(sigma.max()) < MIN_SIGMA:
+        uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
+        if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
             return np.clip(image, 0.0, 1.0).astype(np.float32)
         runner = self.runner(device)
@@ -172,19 +168,20 @@ class FFDNetExpert(_NetworkExpert):
 
         strategy = (FixedTiles(int(ctx.tile)) if ctx.tile else
                     AutoTiles(device=device, max_tile=MAX_TILE.get(device, 1024)))
-        means = sigma.reshape(-1, sigma.shape[2]).mean(axis=0)
+        means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
         if sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6):
             maps = [sigma[..., c:c + 1] for c in range(3)]  # one run per channel, keep that channel
+        elif sigma.shape[2] == 3 and uniform:
+            maps = [np.broadcast_to(sigma[:1, :1].mean(axis=2, keepdims=True), sigma.shape[:2] + (1,))]
         else:
             maps = [sigma.mean(axis=2, keepdims=True) if sigma.shape[2] == 3 else sigma]
-        out = np.empty_like(image, dtype=np.float32)
+        out: Optional[np.ndarray] = None
         for i, m in enumerate(maps):
-            stacked = np.concatenate([image.astype(np.float32, copy=False), m], axis=2)
-            result = run_tiled(stacked, fn, scale=1, size_multiple=self.info.size_multiple,
-                               overlap=self.info.tile_overlap, strategy=strategy,
-                               memory_factor=self.info.memory_factor,
-                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)))
-            if len(maps) == 1:
+            result = run_tiled(image.astype(np.float32, copy=False), fn, scale=1,
+                               size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
+                               strategy=strategy, memory_factor=self.info.memory_factor,
+                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
+            if len(maps) == 1 or out is None:
                 out = result
             else:
                 out[..., i] = result[..., i]
@@ -321,18 +318,9 @@ class _IATRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            import onnxruntime as ort
+            from ..runtime.onnx_backend import open_session
 
-            from ..runtime.onnx_backend import choose_providers
-
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = int(threads)
-            try:
-                self.session = ort.InferenceSession(str(path), sess_options=options,
-                                                    providers=choose_providers(device))
-            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            self.session = open_session(path, device, threads)
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "gamma", "color"]:
                 raise ModelError(f"{path.name}: not an IAT export (inputs {names})")
@@ -439,18 +427,9 @@ class _SAFMNRunner:
     def __init__(self, path: Path, device: str, threads: Optional[int]) -> None:
         self.onnx = path.suffix.lower() == ".onnx"
         if self.onnx:
-            import onnxruntime as ort
+            from ..runtime.onnx_backend import open_session
 
-            from ..runtime.onnx_backend import choose_providers
-
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = int(threads)
-            try:
-                self.session = ort.InferenceSession(str(path), sess_options=options,
-                                                    providers=choose_providers(device))
-            except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-                raise ModelError(f"{path.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+            self.session = open_session(path, device, threads)
             names = [i.name for i in self.session.get_inputs()]
             if names != ["input", "global_input", "response"]:
                 raise ModelError(f"{path.name}: not a SAFMN export (inputs {names})")

@@ -200,11 +200,12 @@ class Restorer:
                 for d in stages:
                     if d["stage"] == stage:
                         d["uncertainty"] = summarise(smap)
+        session.release()  # the stage changes are composed: upscaling, analysing and saving run without them
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
             stages.append(upscale_stage)
         report_after = session.analyser(pixels) if options.scale == 1 and plan.stages else report
-        restored = photo.with_pixels(pixels.astype(np.float32))
+        restored = photo.with_pixels(pixels.astype(np.float32, copy=False))
         result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
                                stages=stages, seconds=time.perf_counter() - t0)
         if umap is not None:

@@ -10,8 +10,11 @@ Calibration (``benchmarks/memory_budget.py``, results in ``benchmarks/results/me
 peak ``ru_maxrss`` above the loaded process for 512² and 1024² PNGs, one thread, two runs on a
 loaded machine): the automatic plan (bundled generalist) grew by 115–221 bytes per input pixel,
 five classical stages by 253–412. :data:`DECODE_BYTES_PER_PIXEL` + :data:`BASE_BYTES_PER_PIXEL`
-+ :data:`STAGE_BYTES_PER_PIXEL` per cached change gives 252 and 264 bytes for those plans: the
-check is meant to refuse photos that clearly cannot fit, not to predict the peak exactly.
++ :data:`STAGE_BYTES_PER_PIXEL` per cached change gives 402 and 414 bytes for those plans: at or
+above the largest slope measured (the estimate used to sit in the middle of the range, 252 and
+264, and so under-estimated the worst run by a third). The check is meant to refuse photos that
+clearly cannot fit, not to predict the peak exactly; ``tests/test_perf.py`` holds it to the
+measured maxima.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..units import format_bytes
 #: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
 DECODE_BYTES_PER_PIXEL = 24.0
 #: What a session holds per pixel with no stage at all (input, analysis, composition, saving).
-BASE_BYTES_PER_PIXEL = 180.0
+BASE_BYTES_PER_PIXEL = 330.0
 #: Each cached float32 RGB change (a stage's delta or a kind's share of the generalist's).
 STAGE_BYTES_PER_PIXEL = 12.0
 #: Per output pixel of an upscale (its float32 result, the tile buffers, the quantised copy).

@@ -39,6 +39,26 @@ AUTO_GENERALIST_LEAD_KINDS: frozenset[str] = frozenset({"rain"})
 #: (lowlight_real_lol_train) 0.78–1.0 but for one; brightening a dark scene cost −11 dB.
 AUTO_MIN_SEVERITY: dict[str, float] = {"lowlight": 0.5}
 
+#: Least width (px) of the sharpest tile's edges (``sharpest_tile_width_px``, from
+#: :func:`engine.analysis.measurements.sharpest_tile_width`) at which the automatic plan deblurs. Shake
+#: blurs every part of a photo; with a sharp part (shallow depth of field, most noisy photos) there
+#: is nothing to deblur. benchmarks/results/real-blur.md: the analysis called 52 % of real noisy
+#: crops and 92 % of synthetic shallow-depth-of-field photos blurry; real shaken photos measure
+#: 4.1 px and up, those others mostly under 4.
+AUTO_MIN_SHARPEST_BLUR_PX = 4.0
+
+
+def _auto_allows(report: DegradationReport, kind: str) -> bool:
+    """Whether the automatic plan may include ``kind`` found at this severity."""
+    if report.severity(kind) < AUTO_MIN_SEVERITY.get(kind, 0.0):
+        return False
+    if kind == "blur":
+        a = report.kinds.get(kind)
+        width = a.measurements.get("sharpest_tile_width_px") if a is not None else None
+        if width is not None and width == width and width < AUTO_MIN_SHARPEST_BLUR_PX:
+            return False
+    return True
+
 #: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own
 #: smoothing (denoising, deblocking), and deblurring it re-sharpens what was just removed (a real
 #: DSLR noise crop lost 1.5 dB that way: NikonD800_10_100_6400_planandsofa_2). Haze and rain are
@@ -209,7 +229,7 @@ class Planner:
         wanted: dict[str, tuple[float, bool]] = {}
         if choices.auto:
             for kind in report.present(self.threshold):
-                if report.severity(kind) >= AUTO_MIN_SEVERITY.get(kind, 0.0):
+                if _auto_allows(report, kind):
                     wanted[kind] = (auto_strength(report, kind), True)
         if only_set is not None:
             wanted = {k: v for k, v in wanted.items() if k in only_set}

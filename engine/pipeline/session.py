@@ -200,12 +200,19 @@ class RestorationSession:
             self.expert_runs += 1
             if out.shape != current.shape:
                 raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
-            out = np.clip(out.astype(np.float32), 0.0, 1.0)
-            deltas[knot] = out - current
+            # in place: a full-size float32 copy less per knot (the expert's output is ours)
+            out = out.astype(np.float32, copy=False)
+            if not out.flags.writeable or out is current:
+                out = out.copy()
+            np.clip(out, 0.0, 1.0, out=out)
+            deltas[knot] = np.subtract(out, current, out=out)
         full = deltas.pop(1.0)
+        after = current + full
+        report = self.analyser(after)
+        del after
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
-                           output_report=self.analyser(current + full), model_id=expert.info.model_id,
-                           knot_deltas=deltas, reason="; ".join(notes))
+                           output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
+                           reason="; ".join(notes))
 
     def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
                       progress: Progress) -> None:
@@ -215,12 +222,34 @@ class RestorationSession:
             result.kind_shares = {next(iter(told)): result.delta}
             return
         full = current + result.delta
-        for i, kind in enumerate(told):
-            ctx = ExpertContext(strengths={k: v for k, v in told.items() if k != kind}, device=self.device,
-                                tile=self.tile, progress=progress.sub(i / len(told), (i + 1) / len(told)))
-            without = np.clip(expert.run(current, ctx).astype(np.float32), 0.0, 1.0)
+        variants = [{k: v for k, v in told.items() if k != kind} for kind in told]
+        batch = getattr(expert, "run_variants", None)
+        if batch is not None:  # one batched network call per tile for all kinds
+            ctx = ExpertContext(device=self.device, tile=self.tile, progress=progress)
+            outputs = batch(current, ctx, variants)
             self.expert_runs += 1
-            result.kind_shares[kind] = full - without
+        else:
+            outputs = None
+        for i, kind in enumerate(told):
+            if outputs is None:
+                ctx = ExpertContext(strengths=variants[i], device=self.device, tile=self.tile,
+                                    progress=progress.sub(i / len(told), (i + 1) / len(told)))
+                without = expert.run(current, ctx)
+                self.expert_runs += 1
+            else:
+                without = outputs[i]
+            without = np.clip(without.astype(np.float32, copy=False), 0.0, 1.0)
+            result.kind_shares[kind] = np.subtract(full, without, out=without)
+
+    def release(self) -> None:
+        """Free every cached stage change (the stage cache, the shown results, the subsampled
+        copies): a one-shot restoration (the CLI, a batch) calls this once it has composed, so
+        that upscaling, the final analysis and saving run without them. The session's input and
+        report stay; composing again needs a new run."""
+        self.cache.clear()
+        with self._lock:
+            self._results = []
+            self._subsampled.clear()
 
     @property
     def results(self) -> list[StageResult]:
@@ -247,10 +276,12 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results)
         out = base[sl].copy()
+        scratch: Optional[np.ndarray] = None  # one buffer for every term: no allocation per term
         for _name, weight, array in terms:
             s = weight(strengths)
             if s != 0.0:
-                out += np.float32(s) * array[sl]
+                scratch = np.empty_like(out) if scratch is None else scratch
+                out += np.multiply(array[sl], np.float32(s), out=scratch)
         np.clip(out, 0.0, 1.0, out=out)
         return out
 

@@ -6,7 +6,10 @@ torch is imported lazily so that the classical-only engine works without it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 from typing import Optional
 
 from ..errors import RestoraError
@@ -42,6 +45,20 @@ def mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def gpu_possible() -> bool:
+    """Whether this machine might have a GPU torch could use, judged without importing torch
+    (which takes seconds): False when torch is not installed, or on Linux and Windows when no
+    NVIDIA or AMD (ROCm) driver is present; True otherwise (then torch is asked)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if sys.platform.startswith("linux"):
+        return any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd"))
+    if sys.platform == "win32":
+        system = Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32"
+        return any((system / dll).exists() for dll in ("nvcuda.dll", "amdhip64.dll"))
+    return True  # macOS (MPS) and other systems: only torch can tell
+
+
 def choose_device(preference: str = "auto") -> str:
     """Resolve a device preference to ``"cuda" | "mps" | "cpu"``.
 
@@ -53,6 +70,8 @@ def choose_device(preference: str = "auto") -> str:
     if pref not in DEVICES:
         raise DeviceUnavailableError(f"unknown device {preference!r}; expected one of {', '.join(DEVICES)}")
     if pref == "auto":
+        if not gpu_possible():  # no driver: the CPU, without the seconds torch's import takes
+            return "cpu"
         if cuda_available():
             return "cuda"
         if mps_available():
@@ -86,6 +105,8 @@ def free_memory(device: str) -> int:
     has allocated. CPU: available physical pages from ``os.sysconf``; where the platform has no
     such query (Windows) :data:`FALLBACK_FREE_BYTES`.
     """
+    if device == "cpu":
+        return cpu_free_memory()  # without importing torch (seconds) for an answer it does not give
     torch = _torch()
     if device == "cuda" and cuda_available():
         free, _total = torch.cuda.mem_get_info()

@@ -36,6 +36,60 @@ def choose_providers(device: str, available: Optional[list[str]] = None) -> list
     return chosen + ["CPUExecutionProvider"]
 
 
+#: ``RESTORA_THREADS``: intra-op threads for every network (ONNX Runtime and torch); unset: see
+#: :func:`default_threads`.
+THREADS_VARIABLE = "RESTORA_THREADS"
+
+
+def default_threads() -> int:
+    """Intra-op threads a network runs with when the caller does not say: ``$RESTORA_THREADS``
+    when set, else one per CPU this process may use (at most 8).
+
+    Measured on a shared 2-core machine (``benchmarks/results/threads.md``): with other programs
+    holding the cores, neither one nor two threads won consistently (one run each way, within
+    the load's noise); a batch that runs several photos at once (``--cluster`` workers) should
+    give each one thread (``RESTORA_THREADS=1`` or ``--worker-cpus``)."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def session_options(threads: Optional[int] = None, spinning: bool = False) -> Any:
+    """ONNX Runtime session options for Restora's networks: ``threads`` intra-op threads
+    (``None``: :func:`default_threads`), one inter-op thread, full graph optimisation, and
+    thread spinning off by default: spinning workers busy-wait between operators, CPU that other
+    programs on a shared machine could use (measured: the same or less CPU per call without it,
+    and no slower)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads) if threads else default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
+def open_session(path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> Any:
+    """An ONNX Runtime session for the model file ``path`` on ``device``'s providers with
+    :func:`session_options`; a file it cannot open raises :class:`ModelError` (one line)."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                    providers=choose_providers(device))
+    except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
+        raise ModelError(f"{Path(path).name}: could not open the ONNX model "
+                         f"({one_line(err, 240, with_type=True)})") from err
+
+
 def runtime_error_types() -> tuple[type[BaseException], ...]:
     """ONNX Runtime's exception types raised while running a session: every class its pybind
     layer defines (``Fail``, ``RuntimeException``, ``InvalidArgument``, ``NotImplemented``...;
@@ -80,19 +134,10 @@ class OnnxRunner:
     """
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: Optional[int] = None) -> None:
-        import onnxruntime as ort
-
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"model file not found: {p}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        try:
-            self.session: Any = ort.InferenceSession(str(p), sess_options=options,
-                                                     providers=choose_providers(device))
-        except Exception as err:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
-            raise ModelError(f"{p.name}: could not open the ONNX model ({type(err).__name__}: {err})") from err
+        self.session: Any = open_session(p, device, threads)
         inputs = self.session.get_inputs()
         names = [i.name for i in inputs]
         extra = [n for n in names[1:] if n != STRENGTHS_INPUT]
@@ -111,7 +156,9 @@ class OnnxRunner:
         if self.conditioned:
             if strengths is None:
                 raise ModelError("this model is conditioned on per-kind strengths; none were given")
-            feed[STRENGTHS_INPUT] = np.repeat(np.asarray(strengths, np.float32).reshape(1, -1), x.shape[0], axis=0)
+            vectors = np.asarray(strengths, np.float32)
+            vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors  # one per batch item, or shared
+            feed[STRENGTHS_INPUT] = vectors if len(vectors) == x.shape[0] else np.repeat(vectors[:1], x.shape[0], 0)
         try:
             (y, *_rest) = self.session.run(None, feed)
         except self._errors as err:

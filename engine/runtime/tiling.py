@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -55,11 +56,11 @@ class OutOfMemoryError(RestoraError):
 
 def default_oom_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "this tile did not fit": ``MemoryError``, :class:`TileOutOfMemory`
-    and torch's out-of-memory error when torch is installed."""
+    and torch's out-of-memory error once torch is imported (before that, no torch code can have
+    raised it; importing torch here would cost seconds for ONNX-only plans)."""
     types: list[type[BaseException]] = [MemoryError, TileOutOfMemory]
-    try:
-        import torch
-    except ImportError:
+    torch = sys.modules.get("torch")
+    if torch is None:
         return tuple(types)
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     if oom is not None:
@@ -195,21 +196,33 @@ def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
 
 
 class _Source:
-    """Reads windows of an image padded virtually (reflect) to ``padded_h x padded_w``."""
+    """Reads windows of an image padded virtually (reflect) to ``padded_h x padded_w``; with
+    ``side`` (same height and width), each window is the image's channels followed by the side
+    input's, so a model with an extra input plane (FFDNet's noise map) never needs a full-size
+    stacked copy."""
 
-    def __init__(self, image: np.ndarray, padded_h: int, padded_w: int) -> None:
+    def __init__(self, image: np.ndarray, padded_h: int, padded_w: int, side: Optional[np.ndarray] = None) -> None:
         self.image = image
         self.padded_h = padded_h
         self.padded_w = padded_w
+        self.side = side
 
     def read(self, y: tuple[int, int], x: tuple[int, int]) -> np.ndarray:
-        h, w = self.image.shape[:2]
+        window = self._read(self.image, y, x)
+        if self.side is None:
+            return window
+        extra = self._read(self.side, y, x)
+        return np.concatenate([window, extra.astype(window.dtype, copy=False)], axis=2)
+
+    @staticmethod
+    def _read(image: np.ndarray, y: tuple[int, int], x: tuple[int, int]) -> np.ndarray:
+        h, w = image.shape[:2]
         rows = slice(*y) if y[1] <= h else reflect_indices(y[0], y[1], h)
         cols = slice(*x) if x[1] <= w else reflect_indices(x[0], x[1], w)
         if isinstance(rows, slice) or isinstance(cols, slice):
             # slice first (a view), then gather: only the window is ever copied
-            return self.image[rows][:, cols] if isinstance(rows, slice) else self.image[:, cols][rows]
-        return self.image[np.ix_(rows, cols)]
+            return image[rows][:, cols] if isinstance(rows, slice) else image[:, cols][rows]
+        return image[np.ix_(rows, cols)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +338,7 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
               strategy: Optional[TileStrategy] = None, memory_factor: float = 64.0,
               progress: Optional[Progress] = None, notify: Optional[Callable[[str], None]] = None,
               oom_errors: Optional[tuple[type[BaseException], ...]] = None,
-              on_oom: Optional[Callable[[], None]] = None) -> np.ndarray:
+              on_oom: Optional[Callable[[], None]] = None, side: Optional[np.ndarray] = None) -> np.ndarray:
     """Run ``fn`` over ``image`` tile by tile and return the blended output.
 
     ``image``: float32 HxWxC (any size from 1x1). Returns float32 ``(H*scale, W*scale, C')``,
@@ -337,7 +350,10 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
     ``progress`` is called before every tile (and raises :class:`engine.errors.Cancelled` when
     the job is cancelled). ``oom_errors``: exception types meaning "tile too big" (default
     :func:`default_oom_errors`); ``on_oom`` runs after one (e.g. to empty a GPU cache);
-    ``notify`` receives a one-line message each time the tile is halved.
+    ``notify`` receives a one-line message each time the tile is halved. ``side``: an HxWxK array
+    (a broadcast view is fine) whose channels are appended to each window's, read window by
+    window: the same result as running on ``np.concatenate([image, side], axis=2)`` without that
+    full-size copy.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an HxWxC image, got shape {image.shape}")
@@ -356,5 +372,7 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
                oom_errors=oom_errors if oom_errors is not None else default_oom_errors(),
                notify=notify, on_oom=on_oom, progress=progress or Progress())
     src = image if image.dtype == np.float32 else image.astype(np.float32)
-    source = _Source(src, padded_size(h, m, minimum_size), padded_size(w, m, minimum_size))
+    if side is not None and side.shape[:2] != (h, w):
+        raise ValueError(f"side input of shape {side.shape} does not match the image's {image.shape}")
+    source = _Source(src, padded_size(h, m, minimum_size), padded_size(w, m, minimum_size), side)
     return run.accumulate(source, h, w, top_level=True)

@@ -17,7 +17,11 @@ WINDOW = 7
 
 #: The feature names, in the order of :func:`feature_stack`'s planes (after the constant 1).
 FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "severity_after", "dark", "bright",
-            "luminance", "dark_channel", "texture_x_severity", "texture_x_severity_after", "noise_x_severity")
+            "luminance", "dark_channel", "dark_channel_before", "texture_x_severity", "texture_x_severity_after",
+            "noise_x_severity", "change_x_severity")
+#: The planes :func:`raw_planes` computes (those that do not depend on the severities).
+RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
+       "dark_channel_before")
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -47,48 +51,56 @@ def noise_plane(noise_sigma: Union[None, float, np.ndarray], shape: tuple[int, i
     return np.full(shape, float(s.mean()) * 255.0, np.float32)
 
 
-def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
-                  severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
-    """``(1 + len(FEATURES), H, W)`` float32: a constant 1, then
+def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None) -> np.ndarray:
+    """``(len(RAW), H, W)`` float32, the planes of :data:`RAW`:
 
     - ``change``: log1p of the local mean absolute change |after − before| (levels);
     - ``texture_after`` / ``texture_before``: log1p of the local mean gradient magnitude of the
       output / input grey (levels per pixel);
     - ``noise``: log1p of the analysed noise σ (levels);
-    - ``severity`` / ``severity_after``: the analysed severity of the stage's kind at its input
-      and at its output (0..1, one value each: what is left to fix);
     - ``dark`` / ``bright``: how far the local output brightness is below 0.15 / above 0.85
       (clipped tones hide error and cause it); ``luminance``: the local output brightness;
-      ``dark_channel``: the local mean of the smallest channel of the output (haze left);
-    - three products: texture of the input and output times the severities, noise times the
-      input severity (detail is where an unfinished fix leaves its error)."""
+    - ``dark_channel`` / ``dark_channel_before``: the local mean of the smallest channel of the
+      output / input (haze left, haze there was)."""
     if before.shape != after.shape or before.ndim != 3:
         raise ValueError(f"before {before.shape} and after {after.shape} must be the same HxWx3 shape")
     h, w = before.shape[:2]
+    before = np.asarray(before, np.float32)
+    after = np.asarray(after, np.float32)
     gb, ga = _grey(before), _grey(after)
-    change = np.abs(np.asarray(after, np.float32) - np.asarray(before, np.float32)).mean(axis=2, dtype=np.float32)
+    change = np.abs(after - before).mean(axis=2, dtype=np.float32)
     lum = _box(ga)
-    tex_after = np.log1p(_box(_gradient(ga)) * 255.0)
-    tex_before = np.log1p(_box(_gradient(gb)) * 255.0)
-    noise = np.log1p(noise_plane(noise_sigma, (h, w)))
-    sev, sev_after = np.float32(severity), np.float32(severity_after)
-    planes = [
-        np.ones((h, w), np.float32),
+    return np.stack([
         np.log1p(_box(change) * 255.0),
-        tex_after,
-        tex_before,
-        noise,
-        np.full((h, w), sev, np.float32),
-        np.full((h, w), sev_after, np.float32),
+        np.log1p(_box(_gradient(ga)) * 255.0),
+        np.log1p(_box(_gradient(gb)) * 255.0),
+        np.log1p(noise_plane(noise_sigma, (h, w))),
         np.clip(0.15 - lum, 0.0, None) / 0.15,
         np.clip(lum - 0.85, 0.0, None) / 0.15,
         lum,
-        _box(np.ascontiguousarray(np.asarray(after, np.float32).min(axis=2))),
-        tex_before * sev,
-        tex_after * sev_after,
-        noise * sev,
-    ]
+        _box(np.ascontiguousarray(after.min(axis=2))),
+        _box(np.ascontiguousarray(before.min(axis=2))),
+    ]).astype(np.float32, copy=False)
+
+
+def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
+    """``(1 + len(FEATURES), ...)``: a constant 1, then :data:`FEATURES` from the :data:`RAW`
+    planes and the analysed severity of the kind at the input and at the output (0..1 each: what
+    there was and what is left to fix), with the products of texture, noise and change with them
+    (detail is where an unfinished fix leaves its error)."""
+    r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
+    sev, sev_after = np.float32(severity), np.float32(severity_after)
+    one = np.ones_like(r["change"])
+    planes = [one, r["change"], r["texture_after"], r["texture_before"], r["noise"], one * sev, one * sev_after,
+              r["dark"], r["bright"], r["luminance"], r["dark_channel"], r["dark_channel_before"],
+              r["texture_before"] * sev, r["texture_after"] * sev_after, r["noise"] * sev, r["change"] * sev]
     return np.stack(planes).astype(np.float32, copy=False)
+
+
+def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
+                  severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
+    """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`."""
+    return assemble(raw_planes(before, after, noise_sigma=noise_sigma), severity, severity_after)
 
 
 def absolute_error(output: np.ndarray, truth: np.ndarray) -> np.ndarray:

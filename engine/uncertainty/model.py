@@ -63,7 +63,9 @@ class KindModel:
 
 
 class UncertaintyModel:
-    """Kind name → :class:`KindModel`; kinds not fitted use the ``composed`` model."""
+    """Model name → :class:`KindModel`: a stage kind (``"noise"``), the composed result
+    (``"composed"``) or the composed result of a photo dominated by a kind (``"composed:noise"``);
+    names not fitted use the ``composed`` model."""
 
     def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None) -> None:
         if COMPOSED not in kinds:

@@ -9,8 +9,9 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, NOISE
-from .model import UncertaintyModel, default_model
+from .model import COMPOSED, UncertaintyModel, default_model
 from .summary import lean, summarise
 
 
@@ -27,6 +28,25 @@ def _severity(report, kind: str) -> float:
     if kind in KINDS:
         return float(report.severity(kind))
     return max((float(report.severity(k)) for k in KINDS), default=0.0)
+
+
+def composed_choice(model: UncertaintyModel, results, report) -> tuple[str, str]:
+    """``(model key, kind)`` for the composed result: the result's error is judged by the kind
+    that dominated the photo, the kind of a kept stage with the largest analysed severity at the
+    input (or, when no stage of a kind was kept, the most severe kind found, if any), with the
+    model the calibration chose for it (``meta["composed_by"]``: that kind's composed model, its
+    stage model, or one pooled model for every kind)."""
+    kept = [r.name for r in results if not r.dropped and r.delta is not None and r.name in KINDS]
+    candidates = kept or [k for k in KINDS if report is not None and report.severity(k) >= PRESENT]
+    if not candidates or report is None:
+        return COMPOSED, ""
+    kind = max(candidates, key=lambda k: report.severity(k))
+    how = model.meta.get("composed_by", "pooled")
+    if how == "composed_model" and f"{COMPOSED}:{kind}" in model.kinds:
+        return f"{COMPOSED}:{kind}", kind
+    if how == "stage_model" and kind in model.kinds:
+        return kind, kind
+    return COMPOSED, ""
 
 
 def stage_maps(session, results=None, model: Optional[UncertaintyModel] = None) -> dict[str, np.ndarray]:
@@ -84,10 +104,12 @@ class SessionUncertainty:
         image = s.image[::self.step, ::self.step]
         if self._sigma is None:
             self._sigma = ((), _noise_sigma(image, s.report))
-        kept = [r for r in s.results if not r.dropped and r.output_report is not None]
-        umap = self.model.predict(image, s.compose(strengths, step=self.step), None, noise_sigma=self._sigma[1],
-                                  severity=_severity(s.report, ""),
-                                  severity_after=_severity(kept[-1].output_report if kept else s.report, ""))
+        results = s.results
+        kept = [r for r in results if not r.dropped and r.output_report is not None]
+        which, kind = composed_choice(self.model, results, s.report)
+        umap = self.model.predict(image, s.compose(strengths, step=self.step), which, noise_sigma=self._sigma[1],
+                                  severity=_severity(s.report, kind),
+                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind))
         with self._lock:
             if len(self._cache) >= 4:
                 self._cache.pop(next(iter(self._cache)))

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...analysis import blur_kernel
 from .deconvolution import gradient_energy, make_psf, psf_bank
 
 WINDOW = 128
@@ -35,17 +36,9 @@ class PSFEstimate:
 
 
 def welch_spectrum(gray: np.ndarray, n: int = WINDOW) -> tuple[np.ndarray, float]:
-    """Average Hann-windowed power spectrum (rfft2 layout, n x n//2+1) of ``gray`` (float32 H x W
-    with H, W >= n) and the window's energy (sum of squared weights)."""
-    win = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
-    acc = np.zeros((n, n // 2 + 1), np.float64)
-    count = 0
-    for y in range(0, gray.shape[0] - n + 1, n // 2):
-        for x in range(0, gray.shape[1] - n + 1, n // 2):
-            p = gray[y:y + n, x:x + n]
-            acc += np.abs(np.fft.rfft2((p - p.mean()) * win)) ** 2
-            count += 1
-    return (acc / max(count, 1)).astype(np.float32), float((win ** 2).sum())
+    """:func:`engine.analysis.blur_kernel.welch_spectrum` in float32, ``n`` = :data:`WINDOW`."""
+    spectrum, energy = blur_kernel.welch_spectrum(gray, n)
+    return spectrum.astype(np.float32), energy
 
 
 def _otf_power(kernel: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,148 @@
+"""Peak memory of ``restora restore`` against the photo's size, for one or more code trees.
+
+For each size (megapixels) a synthetic 3:2 photo is written once as an 8-bit PNG: smooth
+gradients, edges and Gaussian noise σ 12/255, so that the analysis plans a denoising stage (the
+default plan of a noisy photo: the bundled FFDNet at two strengths). Each code tree then restores
+it with ``restora restore IN -o OUT --device cpu`` in a fresh process, started from a small
+wrapper process that reports the child's peak resident set (``ru_maxrss`` of its children): the
+whole CLI, Python and libraries included. ``RESTORA_MEMORY_BUDGET`` is set high so that the
+refusal check does not stop the big sizes.
+
+Usage: ``python benchmarks/memory_scaling.py [--sizes 6 12 24] [--tree before=DIR --tree after=DIR]
+[--timeout 3000] [--out benchmarks/results/memory-scaling.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+_WRAPPER = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print("RESULT " + json.dumps({"rc": proc.returncode, "peak_bytes": peak, "seconds": time.perf_counter() - t0,
+                              "stdout": proc.stdout[-4000:], "stderr": proc.stderr[-1500:]}))
+"""
+
+
+def write_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
+    """A synthetic noisy 3:2 photo of about ``megapixels`` MP as an 8-bit PNG, built in row blocks
+    (this process's memory does not matter, but the disk write should not need the float copy)."""
+    from PIL import Image
+
+    w = int(round(math.sqrt(megapixels * 1e6 * 1.5) / 8)) * 8
+    h = int(round(w / 1.5 / 8)) * 8
+    rng = np.random.default_rng(seed)
+    out = np.empty((h, w, 3), np.uint8)
+    x = np.arange(w, dtype=np.float32)[None, :]
+    for top in range(0, h, 256):
+        y = np.arange(top, min(top + 256, h), dtype=np.float32)[:, None]
+        block = np.stack([0.2 + 0.6 * x / w + 0 * y, 0.2 + 0.6 * y / h + 0 * x,
+                          0.5 + 0.2 * np.sin(x / 23.0) * np.cos(y / 17.0)], 2)
+        block += ((np.floor(x / 96) + np.floor(y / 96)) % 2)[..., None] * 0.1
+        block += rng.normal(0.0, 12.0 / 255.0, block.shape).astype(np.float32)
+        out[top:top + len(y)] = np.clip(np.round(block * 255.0), 0, 255).astype(np.uint8)
+    Image.fromarray(out).save(path, compress_level=1)
+    return w, h
+
+
+def measure(tree: Path, photo: Path, folder: Path, timeout: float, extra: list[str]) -> dict:
+    out = folder / f"out-{tree.name}-{time.time_ns()}"
+    cli = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+           "restore", str(photo), "-o", str(out), "--device", "cpu", "--json", *extra]
+    env = dict(os.environ, PYTHONPATH=str(tree), RESTORA_MEMORY_BUDGET="64G", HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cli], capture_output=True, text=True, env=env,
+                          cwd=tree, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+            stages = []
+            for js in result.pop("stdout").splitlines():
+                if js.startswith("{"):
+                    stages = [s["stage"] + ("(dropped)" if s.get("dropped") else "") for s in json.loads(js)["stages"]]
+            result["stages"] = stages
+            if result["rc"] != 0:
+                result["error"] = result["stderr"][-500:]
+            result.pop("stderr")
+            return result
+    raise RuntimeError(f"no result: {proc.stderr[-2000:]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[6, 12, 24])
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--cli-args", default="", help="extra restore arguments, e.g. '--only noise'")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory-scaling.md")
+    args = parser.parse_args()
+    trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree] or [("current", REPO)]
+    load0 = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("RESTORA_SCRATCH")) as tmp:
+        folder = Path(tmp)
+        for mp in args.sizes:
+            photo = folder / f"synthetic-{mp:g}mp.png"
+            w, h = write_photo(photo, mp)
+            for name, tree in trees:
+                r = measure(tree, photo, folder, args.timeout, args.cli_args.split())
+                r.update({"tree": name, "megapixels": w * h / 1e6, "size": f"{w}x{h}"})
+                rows.append(r)
+                print(f"{name} {w}x{h}: peak {r['peak_bytes'] / 2**30:.2f} GB, {r['seconds']:.0f} s, "
+                      f"stages {r['stages']} {r.get('error', '')}", file=sys.stderr, flush=True)
+            photo.unlink()
+            for p in folder.glob("out-*"):
+                for f in p.iterdir():
+                    f.unlink()
+                p.rmdir()
+    write(args.out, rows, load0, os.getloadavg(), trees, args.cli_args)
+    print(args.out.read_text())
+    return 0
+
+
+def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "") -> None:
+    lines = ["# Peak memory of `restora restore` vs photo size", "",
+             "Produced by `benchmarks/memory_scaling.py`: a synthetic noisy 8-bit PNG per size, restored by "
+             "`restora restore --device cpu` in a fresh process per code tree; peak resident set of that "
+             "process (`ru_maxrss`: Python, libraries and networks included).", "",
+             f"- machine: {os.cpu_count()} cores, **shared and loaded** (load average {load0[0]:.1f} at start, "
+             f"{load1[0]:.1f} at end); seconds are wall time under that load",
+             f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}; arguments: `restore IN -o OUT --device cpu "
+             f"--json {cli_args}`", "",
+             "| tree | photo | MP | peak RSS GB | bytes per pixel (peak / pixels) | seconds | stages |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['tree']} | {r['size']} | {r['megapixels']:.1f} | {r['peak_bytes'] / 2**30:.2f} | "
+                     f"{r['peak_bytes'] / (r['megapixels'] * 1e6):.0f} | {r['seconds']:.0f} | "
+                     f"{', '.join(r['stages']) or r.get('error', '')} |")
+    by_tree: dict[str, dict[float, float]] = {}
+    for r in rows:
+        by_tree.setdefault(r["tree"], {})[round(r["megapixels"])] = r["peak_bytes"]
+    lines += [""]
+    for name, peaks in by_tree.items():
+        sizes = sorted(peaks)
+        if len(sizes) >= 2:
+            a, b = sizes[0], sizes[-1]
+            slope = (peaks[b] - peaks[a]) / ((b - a) * 1e6)
+            lines.append(f"- {name}: {slope:.0f} bytes per added pixel between {a} and {b} MP; "
+                         f"peak ratio {b}/{a} MP = {peaks[b] / peaks[a]:.2f}")
+    lines += ["", "Raw:", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
@@ -44,15 +45,8 @@ SETS = {"lowlight": "lowlight_real_lol_train", "haze": "haze_reside", "rain": "r
 
 
 def machine() -> str:
-    import platform
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name:")), model)
-    except (OSError, subprocess.CalledProcessError):
-        pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} logical cores shared with other jobs, load average {load:.1f} at start"
+    return f"{cpu_model()}, {os.cpu_count()} logical cores shared with other jobs, load average {load:.1f} at start"
 
 
 def load(path: Path) -> np.ndarray:

@@ -26,6 +26,7 @@ ffdnet,dncnn,generalist,realesrgan] [--tiles 256,512,1024] [--batches 1,4] [--ou
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -288,7 +289,8 @@ def measure(net: Network, photo: np.ndarray, s: Setting, device: str,
         row.skipped = why
         return row, reference
     dtype = _torch_dtype(s.dtype)
-    net.module.to(dtype)
+    if s.dtype != "fp32":  # a converted copy: rounding the weights in place would change every later row
+        net = Network(net.name, copy.deepcopy(net.module).to(dtype), net.scale, net.multiple, net.note)
     try:
         run: Callable = engine_tiled if s.engine else tiled
         small = photo[:64, :64]
@@ -305,8 +307,6 @@ def measure(net: Network, photo: np.ndarray, s: Setting, device: str,
     except Exception as err:  # noqa: BLE001 - one setting failing (out of memory, no kernel) is a result too
         row.skipped = f"failed: {type(err).__name__}: {' '.join(str(err).split())[:160]}"
         return row, reference
-    finally:
-        net.module.to(torch.float32)
     row.mp_per_s = photo.shape[0] * photo.shape[1] / 1e6 / row.seconds
     if reference is None:
         reference = out

@@ -110,8 +110,12 @@ def test_restoring_with_the_bundled_networks_never_imports_torch(tmp_path):
     y, x = np.mgrid[0:96, 0:128].astype(np.float32)
     img = np.stack([x / 128, y / 96, 0.5 + 0.2 * np.sin(x / 7)], 2) * 0.8 + rng.normal(0, 0.06, (96, 128, 3))
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    from engine.runtime.device import gpu_possible
+
+    device = "cpu" if gpu_possible() else "auto"  # with a GPU driver, auto rightly asks torch
     code = ("import sys\nfrom engine.cli import main\n"
-            f"rc = main(['restore', {str(tmp_path / 'in.png')!r}, '-o', {str(tmp_path / 'out')!r}, '--json'])\n"
+            f"rc = main(['restore', {str(tmp_path / 'in.png')!r}, '-o', {str(tmp_path / 'out')!r}, '--json',"
+            f" '--device', {device!r}])\n"
             "print('RC', rc, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -129,6 +129,19 @@ def pairs(name: str, limit: int, size: Optional[int]) -> list[tuple[np.ndarray, 
     return out
 
 
+def night_scene(clean: np.ndarray) -> np.ndarray:
+    """``clean`` as a night shot: 5 stops darker in linear light, with three small lamps at white
+    (0.15 % of the frame at 256 px), so its brightest parts are exposed as they should be."""
+    from engine.degrade.exposure import lowlight
+
+    night = lowlight(clean, 0.03).copy()
+    h, w = night.shape[:2]
+    for fy, fx in ((0.2, 0.25), (0.3, 0.7), (0.7, 0.5)):
+        y, x = int(h * fy), int(w * fx)
+        night[max(y - 3, 0):y + 3, max(x - 3, 0):x + 3] = 1.0
+    return night
+
+
 def build_cases(photos: int, crop: int, real: int = 12) -> dict[str, list[Case]]:
     from engine.degrade import degrade
     from training.data import load_split
@@ -148,6 +161,10 @@ def build_cases(photos: int, crop: int, real: int = 12) -> dict[str, list[Case]]
     for s in (0.5, 0.8):
         cases["lowlight"] += [Case(f"lowlight {s}", c, degrade(c, "lowlight", s, seed=i).astype(np.float32))
                               for i, c in enumerate(clean)]
+    for c in clean:  # a dark scene exposed for its lights is right as it is: brightening it is an error
+        night = night_scene(c)
+        noisy = np.clip(night + rng.normal(0, 2 / 255, night.shape), 0, 1).astype(np.float32)
+        cases["lowlight"].append(Case("dark scene exposed for its lamps (keep it dark)", night, noisy))
     for gt, lq in pairs("lowlight_real_lol_train", min(real, 6), None):
         cases["lowlight"].append(Case("real: LOL pairs (IAT-LOL was trained on these)", gt, lq, real=True,
                                       trained_on=True))
@@ -353,16 +370,16 @@ def memory(experts: dict[str, list]) -> list[dict]:
     return out
 
 
-def ranking(rows: list[Row]) -> dict[str, list[dict]]:
+def ranking(summaries: list[dict]) -> dict[str, list[dict]]:
     """Per kind: app experts best first. Where every candidate was measured on real pairs, the
     mean PSNR gain on those real pairs decides (a photo app is judged on real photos: a denoiser
     that wins on synthetic white noise can still lose on camera noise), the mean over all cases
     breaking ties; otherwise the mean over cases of their mean PSNR gain decides. Cases an expert
     was trained on are left out of the ranking."""
     by_kind: dict[str, dict[str, list[dict]]] = {}
-    for r in rows:
-        if not r.reference and not r.trained_on:
-            by_kind.setdefault(r.kind, {}).setdefault(r.expert, []).append(r.summary())
+    for r in summaries:
+        if not r["reference"] and not r["trained_on"]:
+            by_kind.setdefault(r["kind"], {}).setdefault(r["expert"], []).append(r)
     out = {}
     for kind, experts in by_kind.items():
         entries = []
@@ -381,9 +398,9 @@ def ranking(rows: list[Row]) -> dict[str, list[dict]]:
     return out
 
 
-def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict, args) -> None:
+def write(summaries: list[dict], speeds: list[dict], memories: list[dict], ranks: dict, args,
+          kept: tuple[str, ...] = ()) -> None:
     mach = machine()
-    summaries = [r.summary() for r in rows]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "expert-ranking.json").write_text(json.dumps(
         {"machine": mach, "rows": summaries, "speed": speeds, "memory": memories, "ranking": ranks},
@@ -405,6 +422,8 @@ def write(rows: list[Row], speeds: list[dict], memories: list[dict], ranks: dict
              "app runs them: a one-stage plan through `RestorationSession` with the default analysis (severity, "
              "measurements and the analysed noise map come from it); CBM3D is run at σ 25 only (it is slow); "
              "rows marked *reference* are not app experts.", "",
+             *([f"Kinds not re-measured in this run ({', '.join(kept)}): their rows, speeds and memory are kept "
+                "from the previous run of this benchmark.", ""] if kept else []),
              "## Ranking (what `ExpertRegistry.for_task` uses, `models/expert-ranking.json`)", "",
              "Where every candidate of a kind was measured on real pairs, the mean gain on the real pairs "
              "decides the order (ties: the mean over all cases); otherwise the mean over all cases does.", "",
@@ -483,9 +502,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         speed_file.write_text(json.dumps({"speed": speed(experts), "memory": memory(experts)}) + "\n")
     if args.part in ("all", "write"):
         parts = sorted(RESULTS.glob("expert-ranking.quality.*.json"))
-        rows = [Row(**r) for p in parts for r in json.loads(p.read_text())]
-        timing = json.loads(speed_file.read_text()) if speed_file.is_file() else {"speed": [], "memory": []}
-        write(rows, timing["speed"], timing["memory"], ranking(rows), args)
+        summaries = [Row(**r).summary() for p in parts for r in json.loads(p.read_text())]
+        previous_file = RESULTS / "expert-ranking.json"
+        previous = json.loads(previous_file.read_text()) if previous_file.is_file() else {}
+        measured = {s["kind"] for s in summaries}
+        kept = tuple(dict.fromkeys(s["kind"] for s in previous.get("rows", []) if s["kind"] not in measured))
+        summaries = [s for s in previous.get("rows", []) if s["kind"] in kept] + summaries
+        if speed_file.is_file():
+            timing = json.loads(speed_file.read_text())
+        else:  # re-measured quality only: the previous run's speed and memory figures stay
+            timing = {"speed": previous.get("speed", []), "memory": previous.get("memory", [])}
+        write(summaries, timing["speed"], timing["memory"], ranking(summaries), args, kept)
         for p in parts:
             p.unlink()
         speed_file.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
     from .classical import classical_experts
 
     from .jpeg_restore import jpeg_restorers
+    from .lowlight_adaptive import lowlight_restorers
     from .pnp_deblur import pnp_deblurrers
 
     classical: list[Expert] = list(classical_experts())
@@ -33,6 +34,7 @@ def build_registry(*, device: str = "cpu", include_neural: bool = True, manager=
         neural = neural_experts(device=device, manager=manager)
         experts += jpeg_restorers(neural, next(e for e in classical if e.info.tasks == ("jpeg",)))
         experts += pnp_deblurrers(neural)
+        experts += lowlight_restorers(neural, [e for e in classical if e.info.tasks == ("lowlight",)])
         experts += neural
     experts += classical
     experts += [LanczosUpscaler(2), LanczosUpscaler(4)]

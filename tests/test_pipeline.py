@@ -274,12 +274,19 @@ def test_a_generalist_with_lead_kinds_runs_only_when_one_of_them_is_found(monkey
     # today's generalist leads automatically only where it did not hurt real photos (rain)
     assert build_plan(report_of(lowlight=0.8, noise=0.5), registry).names() == ["noise", "lowlight"]
     monkeypatch.setattr(plan_module, "AUTO_GENERALIST_LEAD_KINDS", frozenset({"lowlight", "rain"}))
-    # lowlight found: the generalist leads and is told every kind found
+    # lowlight found: the generalist leads and is told only the kinds it leads on; the noise
+    # specialist handles the rest
     plan = build_plan(report_of(lowlight=0.8, noise=0.5), registry)
     assert plan.names() == [GENERALIST, "noise", "lowlight"]
     session = RestorationSession(np.full((4, 4, 3), 0.1, np.float32), registry, analyser=brightness_analyser,
                                  assess=False)
     session.run(plan)
+    assert gen.told == [{"lowlight": 0.8}]
+    # asked for by the user, it is told every kind the plan restores
+    gen.told.clear()
+    plan = build_plan(report_of(lowlight=0.8, noise=0.5), registry, strengths={GENERALIST: 1.0})
+    RestorationSession(np.full((4, 4, 3), 0.1, np.float32), registry, analyser=brightness_analyser,
+                       assess=False).run(plan)
     assert gen.told == [{"noise": 0.5, "lowlight": 0.8}]
     # only noise found: left to the specialist, unless the user asks for the generalist
     assert build_plan(report_of(noise=0.5), registry).names() == ["noise"]
@@ -311,3 +318,15 @@ def test_best_expert_skips_generative_ones_unless_allowed(registry):
     assert best_expert(registry, GENERALIST) == "gen"
     assert best_expert(registry, GENERALIST, allow_generative=True) == "esrgan"
     assert best_expert(registry, "rain") is None
+
+
+def test_the_automatic_plan_does_not_deblur_a_dark_photo_nor_dehaze_the_veil_of_rain():
+    registry = ExpertRegistry([ShiftExpert("deblur", "blur", 0.0), ShiftExpert("dehaze", "haze", 0.0),
+                               ShiftExpert("derain", "rain", 0.0), ShiftExpert("brighten", "lowlight", 0.0)])
+    assert build_plan(report_of(blur=0.6), registry).names() == ["blur"]
+    assert build_plan(report_of(blur=0.6, lowlight=0.9), registry).names() == ["lowlight"]
+    # asked for, it still runs
+    assert "blur" in build_plan(report_of(blur=0.6, lowlight=0.9), registry, strengths={"blur": 1.0}).names()
+    assert build_plan(report_of(haze=0.22), registry).names() == ["haze"]
+    assert build_plan(report_of(haze=0.22, rain=0.7), registry).names() == ["rain"]
+    assert build_plan(report_of(haze=0.5, rain=0.7), registry).names() == ["rain", "haze"]

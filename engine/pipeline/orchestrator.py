@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from ..experts.base import Backend, ExpertRegistry
 from ..kinds import GENERALIST, KINDS, NOISE
 from ..photo import PhotoMetadata
 from ..progress import Progress
+from . import plan as plan_rules
 from .plan import Plan, PlanChoices, Planner, Stage
 from .session import RestorationSession, StageResult, default_analyser
 
@@ -160,7 +161,9 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
     for i, stage in enumerate(plan.stages):
         expert = session.registry.get(stage.expert_id)
         severity, measurements = stage_inputs(input_report, stage)
-        told = generalist_strengths(input_report, plan, session.skip_below) if stage.name == GENERALIST else {}
+        told = generalist_strengths(input_report, plan, session.skip_below,
+                                    led_only=stage.auto and bool(expert.info.lead_kinds),
+                                    leads=expert.info.lead_kinds) if stage.name == GENERALIST else {}
         judged = session.assess and stage.auto
         params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
                   "strengths": told}
@@ -208,13 +211,22 @@ def stage_inputs(report: DegradationReport, stage: Stage) -> tuple[float, Mappin
     return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
 
 
-def generalist_strengths(report: DegradationReport, plan: Plan, present_at: float) -> dict[str, float]:
+def generalist_strengths(report: DegradationReport, plan: Plan, present_at: float, *, led_only: bool = False,
+                         leads: Iterable[str] = ()) -> dict[str, float]:
     """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
     severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
     user asked for that the analysis rates lower); with no kind in the plan (``--only
     generalist``), every kind the analysis finds at or above ``present_at``. Kinds not named
-    are left alone."""
+    are left alone.
+
+    ``led_only``: the automatic plan put the generalist first because it leads on some of the
+    planned kinds (``leads`` ∩ :data:`AUTO_GENERALIST_LEAD_KINDS`); it is told only those, and
+    the specialists handle the rest. Told the faint veil that rain leaves ("haze 0.21") as well,
+    it cost 9 dB on a synthetic rain pair (rain100l_airnet_2; benchmarks/results/real-pairs.md)."""
     planned = [s for s in plan.stages if s.name in KINDS]
+    if led_only:
+        planned = [s for s in planned
+                   if s.name in leads and s.name in plan_rules.AUTO_GENERALIST_LEAD_KINDS] or planned
     if not planned:
         return {k: round(report.severity(k), 2) for k in report.present(present_at)}
     return {s.name: round(max(report.severity(s.name), 0.0 if s.auto else MIN_TOLD_STRENGTH), 2)

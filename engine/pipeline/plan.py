@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import GENERALIST, KINDS, LOWLIGHT, UPSCALE, check_kind
+from ..kinds import GENERALIST, HAZE, KINDS, LOWLIGHT, RAIN, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -53,6 +53,11 @@ AUTO_MIN_SHARPEST_BLUR_PX = 4.0
 #: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution.
 AUTO_MAX_LOWLIGHT_FOR_DEBLUR = 0.5
 
+#: Least haze severity the automatic plan dehazes at when it also finds rain. Rain streaks leave a
+#: faint veil that reads as haze 0.15–0.23 on every synthetic rain pair (none of them hazy); the
+#: dehazer kept on that veil cost 11 dB on rain100l_airnet_2 (benchmarks/results/real-pairs.md).
+AUTO_MIN_HAZE_WITH_RAIN = 0.3
+
 
 def _auto_allows(report: DegradationReport, kind: str) -> bool:
     """Whether the automatic plan may include ``kind`` found at this severity."""
@@ -65,6 +70,8 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
             return False
         if report.severity(LOWLIGHT) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
             return False
+    if kind == HAZE and report.severity(HAZE) < AUTO_MIN_HAZE_WITH_RAIN and RAIN in report.present():
+        return False
     return True
 
 #: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own

@@ -330,3 +330,18 @@ def test_the_automatic_plan_does_not_deblur_a_dark_photo_nor_dehaze_the_veil_of_
     assert build_plan(report_of(haze=0.22), registry).names() == ["haze"]
     assert build_plan(report_of(haze=0.22, rain=0.7), registry).names() == ["rain"]
     assert build_plan(report_of(haze=0.5, rain=0.7), registry).names() == ["rain", "haze"]
+
+
+def test_a_dehazer_that_makes_jpeg_blocks_appear_is_dropped():
+    def unveil(image: np.ndarray) -> DegradationReport:
+        dehazed = float(image.mean()) < 0.25
+        return report_of(haze=0.0 if dehazed else 0.3, jpeg=0.2 if dehazed else 0.0)
+
+    registry = ExpertRegistry([ShiftExpert("dehaze", "haze", -0.1)])
+    session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry, analyser=unveil)
+    (result,) = session.run(Plan((Stage("haze", "dehaze"),)))
+    assert result.dropped and result.reason == "did not help: it made jpeg artefacts appear (0.00 → 0.20)"
+    # blocks that were already there and stay are not held against it
+    session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry,
+                                 analyser=lambda im: report_of(haze=0.0 if im.mean() < 0.25 else 0.3, jpeg=0.2))
+    assert not session.run(Plan((Stage("haze", "dehaze"),)))[0].dropped

@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
-from ..analysis.report import DegradationReport
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
 from ..kinds import GENERALIST, KINDS, NOISE
@@ -67,6 +67,12 @@ NOISE_AMPLIFICATION_MIN_255 = 0.2
 #: the noise made look sharp, so the blur measure rises (FFDNet on a real ISO 3200 DSLR crop: blur
 #: 0.08 → 0.42 while the output came closer to the ground truth by +2 dB).
 RISE_NOT_HELD_AGAINST: dict[str, frozenset[str]] = {NOISE: frozenset({"blur"})}
+
+#: Kinds a stage must not make appear: a dehazer stretches the contrast of a light veil and with it
+#: the photo's JPEG blocks; the blocks' severity rising past the presence threshold marks a photo
+#: with too little haze for the stretch (a light-haze JPEG, RESIDE sots_outdoor_0002, lost 3.7 dB
+#: to a kept dehazer).
+MUST_NOT_REVEAL: dict[str, frozenset[str]] = {"haze": frozenset({"jpeg"})}
 
 #: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
 #: this strength, even when the analysis rates it lower.
@@ -277,6 +283,15 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
         result.dropped = True
         result.delta = None
         result.reason = f"did not help: it amplified the noise ({amplified})" + (
+            f"; {result.reason}" if result.reason else "")
+        return
+    revealed = [k for k in MUST_NOT_REVEAL.get(stage.name, ())
+                if before[k] < DEFAULT_PRESENCE_THRESHOLD <= after[k]]
+    if revealed:
+        result.dropped = True
+        result.delta = None
+        result.reason = "did not help: it made " + ", ".join(
+            f"{k} artefacts appear ({before[k]:.2f} → {after[k]:.2f})" for k in revealed) + (
             f"; {result.reason}" if result.reason else "")
         return
     excused = RISE_NOT_HELD_AGAINST.get(stage.name, frozenset())

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..analysis.blur_kernel import KernelEstimate, estimate_kernel, psf2otf, wrap_pad
+from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from .base import Expert, ExpertContext, ExpertInfo
 from .classical.noise_level import context_sigma
@@ -58,10 +59,7 @@ MAX_NOISE_GAIN = 1.25
 
 def fine_sigma(gray: np.ndarray) -> float:
     """Fine-scale noise σ of a luminance image (MAD of the diagonal Haar detail / 0.6745)."""
-    h, w = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
-    g = gray[:h, :w]
-    d = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) / 2.0
-    return float(np.median(np.abs(d)) / 0.6745)
+    return float(np.median(np.abs(haar_diagonal(gray))) / 0.6745)
 
 
 def ringing_ratio(output: np.ndarray, blurry: np.ndarray, ksize: int, noise: float) -> float:

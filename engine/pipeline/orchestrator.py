@@ -167,9 +167,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
     for i, stage in enumerate(plan.stages):
         expert = session.registry.get(stage.expert_id)
         severity, measurements = stage_inputs(input_report, stage)
-        told = generalist_strengths(input_report, plan, session.skip_below,
-                                    led_only=stage.auto and bool(expert.info.lead_kinds),
-                                    leads=expert.info.lead_kinds) if stage.name == GENERALIST else {}
+        told = {} if stage.name != GENERALIST else generalist_strengths(
+            input_report, plan, session.skip_below, leads=expert.info.lead_kinds if stage.auto else ())
         judged = session.assess and stage.auto
         params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
                   "strengths": told}
@@ -217,7 +216,7 @@ def stage_inputs(report: DegradationReport, stage: Stage) -> tuple[float, Mappin
     return (0.0, {}) if a is None else (float(a.severity), dict(a.measurements))
 
 
-def generalist_strengths(report: DegradationReport, plan: Plan, present_at: float, *, led_only: bool = False,
+def generalist_strengths(report: DegradationReport, plan: Plan, present_at: float, *,
                          leads: Iterable[str] = ()) -> dict[str, float]:
     """What a conditioned generalist is told to remove, ``{kind: strength 0..1}``: the analysed
     severity of every kind the plan restores (at least :data:`MIN_TOLD_STRENGTH` for a kind the
@@ -225,12 +224,12 @@ def generalist_strengths(report: DegradationReport, plan: Plan, present_at: floa
     generalist``), every kind the analysis finds at or above ``present_at``. Kinds not named
     are left alone.
 
-    ``led_only``: the automatic plan put the generalist first because it leads on some of the
-    planned kinds (``leads`` ∩ :data:`AUTO_GENERALIST_LEAD_KINDS`); it is told only those, and
+    ``leads``: the generalist's lead kinds where the automatic plan put it first (because it leads
+    on some of the planned kinds, ``leads`` ∩ :data:`AUTO_GENERALIST_LEAD_KINDS`); it is told only those, and
     the specialists handle the rest. Told the faint veil that rain leaves ("haze 0.21") as well,
     it cost 9 dB on a synthetic rain pair (rain100l_airnet_2; benchmarks/results/real-pairs.md)."""
     planned = [s for s in plan.stages if s.name in KINDS]
-    if led_only:
+    if leads:
         planned = [s for s in planned
                    if s.name in leads and s.name in plan_rules.AUTO_GENERALIST_LEAD_KINDS] or planned
     if not planned:

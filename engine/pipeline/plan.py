@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import GENERALIST, HAZE, KINDS, LOWLIGHT, RAIN, UPSCALE, check_kind
+from ..kinds import BLUR, GENERALIST, HAZE, KINDS, LOWLIGHT, RAIN, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -63,7 +63,7 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
     """Whether the automatic plan may include ``kind`` found at this severity."""
     if report.severity(kind) < AUTO_MIN_SEVERITY.get(kind, 0.0):
         return False
-    if kind == "blur":
+    if kind == BLUR:
         a = report.kinds.get(kind)
         width = a.measurements.get("sharpest_tile_width_px") if a is not None else None
         if width is not None and width == width and width < AUTO_MIN_SHARPEST_BLUR_PX:

@@ -113,8 +113,7 @@ class LearnedAnalyser:
             previous = self.model_path.with_name(PREVIOUS_MODEL_FILE)
             kind_models = {k: previous for k in PREVIOUS_MODEL_KINDS} if previous.is_file() else {}
         self.kind_models = {k: Path(p) for k, p in (kind_models or {}).items()}
-        self._session: Any = None
-        self._other_sessions: dict[Path, Any] = {}
+        self._sessions: dict[Path, Any] = {}
 
     def _open(self, path: Path) -> Any:
         if not path.is_file():
@@ -127,13 +126,10 @@ class LearnedAnalyser:
                                     providers=["CPUExecutionProvider"])
 
     def _get_session(self, path: Optional[Path] = None) -> Any:
-        if path is None or path == self.model_path:
-            if self._session is None:
-                self._session = self._open(self.model_path)
-            return self._session
-        if path not in self._other_sessions:
-            self._other_sessions[path] = self._open(path)
-        return self._other_sessions[path]
+        path = self.model_path if path is None else path
+        if path not in self._sessions:
+            self._sessions[path] = self._open(path)
+        return self._sessions[path]
 
     def scores(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(probability, strength)``: float32 vectors of 6 in [0, 1], in :data:`KINDS` order,

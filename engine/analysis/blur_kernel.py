@@ -71,14 +71,30 @@ class KernelEstimate:
 
 
 # ----------------------------------------------------------------------------- FFT helpers
-def psf2otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Real-input FFT (``rfft2`` layout of ``shape``) of ``kernel`` placed with its centre at the
-    origin."""
+def psf2otf(kernel: np.ndarray, shape: tuple[int, int],
+            origin: Optional[tuple[float, float]] = None) -> np.ndarray:
+    """Real-input FFT (``rfft2`` layout of ``shape``) of ``kernel`` placed with ``origin`` (row,
+    column in the kernel's pixels, fractions allowed) at the image origin; default its centre
+    pixel. A fractional origin is applied exactly, as a phase ramp."""
     pad = np.zeros(shape, np.float32)
     kh, kw = kernel.shape
+    oy, ox = (kh // 2, kw // 2) if origin is None else origin
+    iy, ix = int(np.floor(oy)), int(np.floor(ox))
     pad[:kh, :kw] = kernel
-    pad = np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1))
-    return sfft.rfft2(pad)
+    pad = np.roll(pad, (-iy, -ix), axis=(0, 1))
+    otf = sfft.rfft2(pad)
+    fy, fx = oy - iy, ox - ix
+    if fy or fx:
+        ramp = np.exp(2j * np.pi * (fy * np.fft.fftfreq(shape[0])[:, None] + fx * np.fft.rfftfreq(shape[1])[None, :]))
+        otf = (otf * ramp).astype(otf.dtype)
+    return otf
+
+
+def kernel_centroid(k: np.ndarray) -> tuple[float, float]:
+    """Centre of mass (row, column) of a non-negative kernel, in its pixels."""
+    ys, xs = np.mgrid[:k.shape[0], :k.shape[1]]
+    s = max(float(k.sum()), 1e-12)
+    return float((ys * k).sum() / s), float((xs * k).sum() / s)
 
 
 def otf2psf(otf: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -221,11 +237,9 @@ def delta_kernel(size: int) -> np.ndarray:
 def center_kernel(k: np.ndarray) -> np.ndarray:
     """``k`` shifted by whole pixels so its centre of mass is at the centre (mass shifted out
     of the support is lost, then renormalised)."""
-    ys, xs = np.mgrid[:k.shape[0], :k.shape[1]]
-    s = float(k.sum())
-    if s <= 0:
+    if float(k.sum()) <= 0:
         return k
-    cy, cx = float((ys * k).sum() / s), float((xs * k).sum() / s)
+    cy, cx = kernel_centroid(k)
     dy, dx = int(round(k.shape[0] // 2 - cy)), int(round(k.shape[1] // 2 - cx))
     out = np.zeros_like(k)
     h, w = k.shape

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import scipy.fft as sfft
 
-from ..analysis.blur_kernel import KernelEstimate, estimate_kernel, psf2otf, wrap_pad
+from ..analysis.blur_kernel import KernelEstimate, estimate_kernel, kernel_centroid, psf2otf, wrap_pad
 from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from .base import Expert, ExpertContext, ExpertInfo
@@ -86,12 +86,14 @@ def hqs_deconvolve(image: np.ndarray, kernel: np.ndarray, noise: float,
     """Plug-and-play HQS deconvolution of ``image`` (float32 H x W x 3 in [0, 1]) by ``kernel``.
     ``noise``: the photo's noise σ and ``final_sigma`` the last σ told the denoiser (both 0..1
     units); ``denoise(x, σ)`` removes noise of σ from an H' x W' x 3 array. Borders are
-    wrap-padded so the FFT's periodic model holds. Returns float32, clipped to [0, 1]."""
+    wrap-padded so the FFT's periodic model holds. The kernel's centre of mass (to a fraction of a
+    pixel) is taken as its origin, so the result stays registered with ``image``: a trajectory
+    that is not centred in its array does not move the photo. Returns float32, clipped to [0, 1]."""
     margin = max(kernel.shape) * 2 + 8
     h, w = image.shape[:2]
     padded = np.stack([wrap_pad(image[..., c], margin) for c in range(3)], axis=2)
     shape = padded.shape[:2]
-    fk = psf2otf(kernel, shape)
+    fk = psf2otf(kernel, shape, origin=kernel_centroid(kernel))
     fk2 = (np.abs(fk) ** 2)[..., None]
     fky = np.conj(fk)[..., None] * sfft.rfft2(padded, axes=(0, 1))
     final_sigma = max(float(final_sigma), 1e-3)

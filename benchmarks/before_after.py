@@ -2,7 +2,9 @@
 default plan (what ``restora restore`` does), side by side with the input, as a small JPEG under
 ``docs/images/`` with the plan's stages printed below.
 
-Run: ``python benchmarks/before_after.py [NAME ...]`` (default: the dark photos ``lowlight_*``).
+Run: ``python benchmarks/before_after.py [--crop] [NAME ...]`` (default: the dark photos
+``lowlight_*``). ``--crop`` also writes ``before-after-<name>-crop.jpg``: the centre
+:data:`CROP` px of both at full resolution, where deblurring shows.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ REAL = SHARED / "data" / "real"
 OUT = ROOT / "docs" / "images"
 #: Width of each half of the side-by-side picture, px.
 HALF_WIDTH = 360
+#: Side of the full-resolution centre crop (``--crop``), px.
+CROP = 360
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, caption: str):
@@ -43,6 +47,8 @@ def main(argv: list[str]) -> int:
     from engine.imageio import load_photo
     from engine.pipeline.job import Restorer, RestoreOptions
 
+    crop = "--crop" in argv
+    argv = [a for a in argv if a != "--crop"]
     names = argv or sorted(p.name for p in REAL.glob("lowlight_*"))
     if not REAL.is_dir():
         print(f"{REAL} not found", file=sys.stderr)
@@ -57,6 +63,14 @@ def main(argv: list[str]) -> int:
         target = OUT / f"before-after-{Path(name).stem}.jpg"
         side_by_side(photo.pixels[..., :3], restored.pixels[..., :3], caption).save(target, quality=85)
         print(f"{target.relative_to(ROOT)}: {caption}")
+        if crop:
+            h, w = photo.pixels.shape[:2]
+            c = min(CROP, h, w)
+            y, x = (h - c) // 2, (w - c) // 2
+            parts = [a[y:y + c, x:x + c, :3] for a in (photo.pixels, restored.pixels)]
+            target = OUT / f"before-after-{Path(name).stem}-crop.jpg"
+            side_by_side(*parts, f"{name}, centre {c} px at full size").save(target, quality=85)
+            print(f"{target.relative_to(ROOT)}")
         for s in result.stages:
             if s.get("dropped"):
                 print(f"  dropped {s['stage']}: {s['reason']}")

@@ -313,3 +313,39 @@ def test_kernel_estimate_and_deconvolution_are_deterministic():
 
     first = hqs_deconvolve(blurry, a.kernel, 1 / 255, smooth, final_sigma=2 / 255)
     assert np.array_equal(first, hqs_deconvolve(blurry, a.kernel, 1 / 255, smooth, final_sigma=2 / 255))
+
+
+def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
+    """No blur found in the first window: the estimate is tried again on a copy half the size (the
+    31 px window then covers a 62 px shake) and kept when it is confident; a small photo is not
+    retried, and an estimate that is confident the first time is not redone."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+
+    calls = []
+    shake = np.zeros((31, 31), np.float32)
+    shake[15, 5:26] = 1 / 21
+
+    def fake(gray, ksize, progress=None, noise_sigma=1 / 255):
+        calls.append(gray.shape)
+        if len(calls) == 1 and first_finds_blur[0]:
+            return KernelEstimate(shake, 0.9, 6.0, 21.0)
+        if len(calls) == 1:
+            return KernelEstimate(np.ones((1, 1), np.float32), 1.0, 0.0, 1.0, {}, "weak evidence")
+        return KernelEstimate(shake, 0.7, 6.0, 21.0)
+
+    monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    first_finds_blur = [False]
+    est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
+    assert calls == [(600, 800), (300, 400)] and factor == 2.0 and est.confidence == 0.7
+    assert pnp.upscale_kernel(est.kernel, factor).shape[0] == 63
+
+    calls.clear()
+    est, factor = expert.estimate(np.zeros((400, 400, 3), np.float32))  # a half-size copy would be too small
+    assert calls == [(400, 400)] and factor == 1.0 and est.kernel.shape == (1, 1)
+
+    calls.clear()
+    first_finds_blur[0] = True
+    est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
+    assert calls == [(600, 800)] and factor == 1.0 and est.confidence == 0.9

@@ -103,7 +103,7 @@ class DCTDeblocker(Expert):
         tile = max((ctx.tile or self.tile) // 16 * 16, 64)
         out = map_tiles(image.astype(np.float32, copy=False), lambda t: deblock_tile(t, table),
                         tile, self.info.tile_overlap, ctx.progress.sub(0.1, 1.0))
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array
 
     def _run_with_tables(self, image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
         quant = ctx.jpeg.quantisation

@@ -54,4 +54,4 @@ class WienerDeblur(Expert):
         out = map_tiles(image.astype(np.float32, copy=False),
                         lambda t: wiener_deconvolve(t, psf.kernel, reg),
                         ctx.tile or self.tile, overlap, ctx.progress.sub(0.3, 1.0))
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array

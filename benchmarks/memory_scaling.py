@@ -44,7 +44,8 @@ def write_photo(path: Path, megapixels: float, seed: int = 0, scene: str = "nois
     """A synthetic 3:2 photo of about ``megapixels`` MP as an 8-bit PNG, built in row blocks
     (this process's memory does not matter, but the disk write should not need the float copy).
     ``scene`` ``"noisy"``: Gaussian noise σ 12/255; ``"blurred"``: the same scene under a 5×5
-    box blur with noise σ 2/255 (for the classical deblurrer, a cheap stage at 100 MP)."""
+    box blur with noise σ 2/255; ``"sharp"``: noise σ 1/255 only (the classical deblurrer finds no
+    blur in it: the cheapest stage that still makes a full-size output)."""
     import cv2
     from PIL import Image
 
@@ -60,7 +61,8 @@ def write_photo(path: Path, megapixels: float, seed: int = 0, scene: str = "nois
         block += ((np.floor(x / 96) + np.floor(y / 96)) % 2)[..., None] * 0.1
         if scene == "blurred":
             block = cv2.blur(block.astype(np.float32), (5, 5))
-        block += rng.normal(0.0, (2.0 if scene == "blurred" else 12.0) / 255.0, block.shape).astype(np.float32)
+        sigma = {"blurred": 2.0, "sharp": 1.0}.get(scene, 12.0) / 255.0
+        block += rng.normal(0.0, sigma, block.shape).astype(np.float32)
         out[top:top + len(y)] = np.clip(np.round(block * 255.0), 0, 255).astype(np.uint8)
     Image.fromarray(out).save(path, compress_level=1)
     return w, h
@@ -118,7 +120,7 @@ def main() -> int:
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--cli-args", default="", help="extra restore arguments, e.g. '--only noise'")
-    parser.add_argument("--scene", choices=("noisy", "blurred"), default="noisy")
+    parser.add_argument("--scene", choices=("noisy", "blurred", "sharp"), default="noisy")
     parser.add_argument("--min-free", type=float, default=80.0,
                         help="bytes per pixel of available memory (MemAvailable) a run waits for before it starts")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory-scaling.md")

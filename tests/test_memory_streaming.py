@@ -65,6 +65,9 @@ def test_a_spilled_array_reads_back_what_was_written_and_deletes_its_file(tmp_pa
         spilled.write_rows(129, data[:2])
     path = spilled.path
     assert path.is_file() and path.stat().st_size == data.nbytes
+    from engine.imageio.atomic import remove_stale_partials
+
+    assert remove_stale_partials(tmp_path) == []  # its writer (this process) is alive: kept
     spilled.close()
     assert not path.exists()
 
@@ -187,7 +190,7 @@ def test_a_real_photo_restored_in_one_shot_is_the_full_resolution_compose(shared
                                                     RestoreOptions(), "0")
     assert any(not s["dropped"] for s in result.stages), result.stages  # a real change was composed
     assert np.array_equal(quantize(written.pixels, 8), quantize(reference.pixels, 8))
-    assert not list((tmp_path / "out").glob(".restora-change-*"))  # the spilled changes are gone
+    assert not list((tmp_path / "out").glob(".restora-change.*"))  # the spilled changes are gone
 
 
 def test_sixteen_bit_alpha_and_a_set_strength_survive_the_one_shot_path(tmp_path, monkeypatch):
@@ -208,4 +211,4 @@ def test_sixteen_bit_alpha_and_a_set_strength_survive_the_one_shot_path(tmp_path
     assert written.bit_depth == 16 and written.alpha is not None
     assert np.array_equal(quantize(written.alpha, 16), quantize(reference.alpha, 16))
     assert np.array_equal(quantize(written.pixels, 16), quantize(reference.pixels, 16))
-    assert not list((tmp_path / "out").glob(".restora-change-*"))  # the spilled changes are gone
+    assert not list((tmp_path / "out").glob(".restora-change.*"))  # the spilled changes are gone

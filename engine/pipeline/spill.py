@@ -13,6 +13,7 @@ when the store is closed (or the array is garbage-collected).
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import weakref
 from pathlib import Path
@@ -75,9 +76,13 @@ class SpilledArray:
     @classmethod
     def create(cls, folder: Path, shape: tuple[int, ...]) -> "SpilledArray":
         """An empty file for an array of ``shape`` in ``folder`` (rows filled by :meth:`write_rows`)."""
-        fd, name = tempfile.mkstemp(prefix=".restora-change-", suffix=".f32", dir=folder)
-        os.close(fd)
-        return cls(Path(name), shape)
+        while True:  # named like an atomic write's temporary file, so a batch removes one left by a killed run
+            path = Path(folder) / f".restora-change.{os.getpid()}-{secrets.token_hex(4)}.partial"
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            return cls(path, shape)
 
     def write_rows(self, top: int, rows: np.ndarray) -> None:
         """Write ``rows`` (float32, ``shape[1:]`` per row) at row ``top``."""

@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
                         "expected absolute error of that pixel in 8-bit levels; --json gains a summary")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--expert", action="append", default=[], metavar="KIND=EXPERT_ID",
-                   help="use this expert for a kind instead of the measured best (ids: restora doctor); repeatable")
+                   help="use this expert for a kind instead of the measured best (a wrong id lists the usable ones); "
+                        "repeatable")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
     p.add_argument("--cluster", metavar="ADDRESS",

@@ -157,3 +157,30 @@ def second_order(image: np.ndarray, factor: float, quality: Optional[int]) -> np
     small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
     out = np.clip(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
     return jpeg_round_trip(out, quality) if quality is not None else out
+
+
+def sample_grid(out: str, photos: int = 3, seed: int = 0, width: int = 240) -> None:
+    """Write a picture of samples to ``out`` (format by suffix; a JPEG at quality 90): per
+    validation photo (rows), the clean crop, each kind alone at 0.6 and two mixtures at 0.4 per kind."""
+    from PIL import Image
+
+    from .data import load_split, load_uint8, to_float, to_uint8
+
+    recipes = [[(k, 0.6)] for k in KINDS] + [[(HAZE, 0.4), (RAIN, 0.4), (JPEG, 0.4)],
+                                             [(BLUR, 0.4), (LOWLIGHT, 0.4), (NOISE, 0.4)]]
+    rows = []
+    for n, path in enumerate(load_split()[1][:photos]):
+        image = to_float(load_uint8(path))
+        h, w = image.shape[:2]
+        crop = (slice((h - width * 3 // 4) // 2, (h - width * 3 // 4) // 2 + width * 3 // 4),
+                slice((w - width) // 2, (w - width) // 2 + width))
+        cells = [image[crop]] + [degrade_realistic_mix(image, r, seed + 100 * n + i)[0][crop]
+                                 for i, r in enumerate(recipes)]
+        rows.append(np.concatenate(cells, 1))
+    Image.fromarray(to_uint8(np.concatenate(rows, 0))).save(out, quality=90)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sample_grid(sys.argv[1] if len(sys.argv) > 1 else "docs/images/realistic-mixtures.jpg")

@@ -397,6 +397,11 @@ def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float =
     return nll(np.ones_like(k2)) - nll(k2)
 
 
+#: Agreement of the halves' kernels with the main one (best correlation) from which it no longer
+#: lowers the confidence.
+FULL_AGREEMENT = 0.8
+
+
 #: Tile edge (px at the estimation scale) for the depth-of-field check, and the band contrast
 #: (std of a difference of Gaussians σ 2 and 8 px, [0, 1] units) that makes a tile detailed enough
 #: to judge: flat sky or a wall says nothing about blur.
@@ -475,20 +480,28 @@ def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progre
                               "background (depth of field) or a moving subject, not camera shake")
     agreement = 1.0
     if check_agreement and min(h, w) >= 160:
-        halves = [gray[:, :w // 2], gray[:, w // 2:]] if w >= h else [gray[:h // 2], gray[h // 2:]]
-        parts = [blind_kernel(_region(p, MAX_REGION // 2), ksize, progress.sub(0.6 + 0.15 * i, 0.75 + 0.15 * i),
-                              fine_iterations=CHECK_FINE_ITERATIONS, cg_iterations=CHECK_CG_ITERATIONS)
-                 for i, p in enumerate(halves)]
-        agreement = min(_kernel_agreement(kernel, p) for p in parts)
+        # A half with too few edges of its own (sky, a bare tree) can fail alone, so when the first
+        # split disagrees the other one is tried and the better counts; a wrong kernel agrees in neither.
+        splits = [[gray[:, :w // 2], gray[:, w // 2:]], [gray[:h // 2], gray[h // 2:]]]
+        agreement = 0.0
+        for j, halves in enumerate(splits if w >= h else splits[::-1]):
+            parts = [blind_kernel(_region(p, MAX_REGION // 2), ksize,
+                                  progress.sub(0.6 + 0.2 * j + 0.1 * i, 0.7 + 0.2 * j + 0.1 * i),
+                                  fine_iterations=CHECK_FINE_ITERATIONS, cg_iterations=CHECK_CG_ITERATIONS)
+                     for i, p in enumerate(halves)]
+            agreement = max(agreement, min(_kernel_agreement(kernel, p) for p in parts))
+            if agreement >= FULL_AGREEMENT:
+                break
         checks["agreement"] = agreement
-    confidence = float(np.clip((connected - 0.5) / 0.4, 0, 1) * np.clip((agreement - 0.3) / 0.5, 0, 1)
+    confidence = float(np.clip((connected - 0.5) / 0.4, 0, 1)
+                       * np.clip((agreement - 0.3) / (FULL_AGREEMENT - 0.3), 0, 1)
                        * np.clip((evidence - MIN_EVIDENCE) / (FULL_EVIDENCE - MIN_EVIDENCE), 0, 1))
     reasons = []
     if connected < 0.8:
         reasons.append(f"the kernel is scattered ({connected:.0%} of it in one trajectory)")
     if evidence < FULL_EVIDENCE:
         reasons.append(f"the photo's spectrum shows the blur only weakly (evidence {evidence:.2f})")
-    if agreement < 0.8:
+    if agreement < FULL_AGREEMENT:
         reasons.append(f"the two halves of the photo disagree about the blur (correlation {agreement:.2f})")
     progress(1.0)
     return KernelEstimate(kernel, confidence, radius, length, checks, "; ".join(reasons))

@@ -189,8 +189,8 @@ class PnPDeblur(Expert):
             ctx.progress(1.0)
             return image
         if factor > max(max(image.shape[:2]) / ESTIMATION_SIDE, 1.0) + 1e-6:
-            ctx.note(f"kernel estimated on a copy downscaled {factor:.1f}x (a window of {KERNEL_SIZE * factor:.0f} px): "
-                     "the shake is longer than the first window")
+            ctx.note(f"kernel estimated on a copy downscaled {factor:.1f}x (a window of "
+                     f"{KERNEL_SIZE * factor:.0f} px): the shake is longer than the first window")
         ctx.note(f"kernel {kernel.shape[0]} px, RMS radius {est.radius_px * factor:.1f} px, "
                  f"confidence {est.confidence:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in est.checks.items())})")
         gentle = float(np.clip((FULL_CONFIDENCE - est.confidence) / (FULL_CONFIDENCE - DROP_CONFIDENCE), 0.0, 1.0))

@@ -42,7 +42,7 @@ def test_omega_follows_the_haze():
     assert omega_for(0.0) == pytest.approx(OMEGA_THIN)
     assert omega_for(1.0) == pytest.approx(OMEGA_THICK)
     values = [omega_for(s) for s in np.linspace(0, 1, 21)]
-    assert all(b >= a for a, b in zip(values, values[1:])) and values[-1] > values[0]
+    assert np.all(np.diff(values) >= 0) and values[-1] > values[0]
 
 
 def test_thin_haze_is_removed_less_than_thick():

@@ -288,6 +288,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated methods to run (of: " + ", ".join(METHODS) + "; input always)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--name", default="evaluation",
+                   help="file stem of the results (NAME.md, NAME-summary.md, NAME.json)")
     return p.parse_args(argv)
 
 
@@ -312,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     full, summary = render(result, len(paths), esrgan_note)
     full += f"\nWall time of this evaluation: {(time.time() - t0) / 60:.1f} min.\n"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "evaluation.md").write_text(full)
-    (args.out / "evaluation-summary.md").write_text(summary + "\n")
-    (args.out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.name}.md").write_text(full)
+    (args.out / f"{args.name}-summary.md").write_text(summary + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     print(full)
     return 0
 

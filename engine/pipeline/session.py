@@ -258,23 +258,25 @@ class RestorationSession:
 
     # -- composing --------------------------------------------------------------------------
     def compose(self, strengths: Mapping[str, float],
-                region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
+                region: Optional[tuple[slice, slice]] = None, step: int = 1,
+                results: Optional[list[StageResult]] = None) -> np.ndarray:
         """The restored image for ``{stage name: strength}`` (missing names count as 1).
 
         ``region`` (rows, cols) and ``step`` (take every step-th pixel, i.e. the result is
         ``full[rows][::step, cols][::step]``) let a viewer compose only what it shows; the
-        default is the whole image. Returns float32 in [0, 1].
+        default is the whole image. ``results``: compose these stage results instead of the
+        shown ones (a run's stages so far, while it runs). Returns float32 in [0, 1].
         """
         rows, cols = region or (slice(None), slice(None))
-        parts = self._parts(step) if step > 1 and (rows.start or 0) % step == 0 and (cols.start or 0) % step == 0 \
-            else None
+        parts = self._parts(step) if results is None and step > 1 and (rows.start or 0) % step == 0 \
+            and (cols.start or 0) % step == 0 else None
         if parts is not None:  # contiguous subsampled copies: far faster than strided reads
             sl = (slice((rows.start or 0) // step, None if rows.stop is None else -(-rows.stop // step)),
                   slice((cols.start or 0) // step, None if cols.stop is None else -(-cols.stop // step)))
             base, terms = parts
         else:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
-            base, terms = self.image, self._terms(self.results)
+            base, terms = self.image, self._terms(self.results if results is None else results)
         out = base[sl].copy()
         scratch: Optional[np.ndarray] = None  # one buffer for every term: no allocation per term
         for _name, weight, array in terms:

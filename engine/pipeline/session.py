@@ -312,8 +312,16 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results if results is None else results)
         src = base[sl]
-        weighted = [(np.float32(s), array[sl]) for s, array in
+        weighted = [(np.float32(s), array) for s, array in
                     ((weight(strengths), array) for _name, weight, array in terms) if s != 0.0]
+        if not all(isinstance(array, np.ndarray) for _s, array in weighted):
+            # changes kept on disk (a one-shot restoration's): read one term at a time
+            out = src.copy()
+            for s, array in weighted:
+                out += np.multiply(array[sl], s)
+            np.clip(out, 0.0, 1.0, out=out)
+            return out
+        weighted = [(s, array[sl]) for s, array in weighted]  # views: nothing is copied yet
         out = np.empty(src.shape, np.float32)
         # Row bands small enough to stay in the CPU cache while every term is added: the same
         # float32 operations (so the same values) with a fraction of the memory traffic, and a

@@ -133,3 +133,25 @@ def test_large_photos_are_not_decoded_ahead(tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "PREFETCH_MAX_BYTES", 64 * 64 * 12 - 1)
     assert not batch_module.prefetch_allowed(small)
     assert not batch_module.prefetch_allowed(tmp_path / "missing.png")
+    monkeypatch.setattr(batch_module, "PREFETCH_MAX_BYTES", 64 * 64 * 12)
+    assert batch_module.prefetch_allowed(small) and not batch_module.prefetch_allowed(small, scale=2)
+
+
+def test_large_outputs_are_written_before_the_next_file(tmp_path, monkeypatch):
+    import engine.imageio as imageio
+    import engine.pipeline.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "PREFETCH_MAX_BYTES", 1)  # every photo counts as large
+    threads = set()
+    real_save = imageio.save_photo
+
+    def save(*a, **k):
+        threads.add(threading.current_thread().name.split("_")[0])
+        return real_save(*a, **k)
+
+    monkeypatch.setattr(imageio, "save_photo", save)
+    batch = _batch(_inputs(tmp_path / "in", 2), tmp_path / "out")
+    seen = []
+    batch.run_overlapped(_restorer(), lambda i: Progress(), lambda i, r: seen.append((i, r)))
+    assert [i for i, _ in seen] == [0, 1] and all(r.output.is_file() for _, r in seen)
+    assert threads == {threading.main_thread().name}

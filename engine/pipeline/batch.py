@@ -183,7 +183,8 @@ class Batch:
         """Restore every item in order, overlapping decoding, inference and encoding across files:
         the next file is decoded in the background while this one is restored (one file ahead,
         only when its pixels are small, see :func:`prefetch_allowed`), and each output is encoded
-        in the background while the next file is restored (one encode at a time).
+        in the background while the next file is restored (one encode at a time; a large
+        output is written before the next file starts, as without overlap).
 
         ``on_result(index, result)`` is called on this thread, in the items' order, once the
         file is completely written (or failed or skipped); ``progress_for(index)`` gives the
@@ -218,8 +219,12 @@ class Batch:
                     base(fraction, message)
 
                 writes: list = []
+                # a large output is written here: held while the next photo is restored, it would
+                # raise the batch's peak memory by its whole size
+                background = prefetch_allowed(item.path, scale=self.options.scale)
                 result = self.run_item(restorer, item, Progress(tick, base.cancel), decoded=decoded,
-                                       write_later=lambda write: writes.append(encoder.submit(write)))
+                                       write_later=lambda write: writes.append(encoder.submit(write))
+                                       if background else write())
                 report_written(wait=True)  # one encode at a time: the previous one is done now
                 pending.append((i, result, writes[0] if writes else None))
             report_written(wait=True)
@@ -254,8 +259,9 @@ PREFETCH_MAX_BYTES = 256 * 2**20
 PREFETCH_BUDGET_SHARE = 0.125
 
 
-def prefetch_allowed(path: Path) -> bool:
-    """Whether ``path`` is small enough to be decoded ahead (see :data:`PREFETCH_MAX_BYTES`)."""
+def prefetch_allowed(path: Path, scale: int = 1) -> bool:
+    """Whether ``path`` is small enough to be decoded ahead, or its output (``scale`` times its
+    sides) to be written in the background (see :data:`PREFETCH_MAX_BYTES`)."""
     from ..imageio.loading import probe_size
     from .memory import memory_budget
 
@@ -265,6 +271,6 @@ def prefetch_allowed(path: Path) -> bool:
         return False
     if size is None:
         return False
-    need = size[0] * size[1] * 3 * 4
+    need = size[0] * size[1] * 3 * 4 * scale * scale
     budget = memory_budget()
     return need <= PREFETCH_MAX_BYTES and (budget is None or need <= budget * PREFETCH_BUDGET_SHARE)

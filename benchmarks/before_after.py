@@ -2,9 +2,11 @@
 default plan (what ``restora restore`` does), side by side with the input, as a small JPEG under
 ``docs/images/`` with the plan's stages printed below.
 
-Run: ``python benchmarks/before_after.py [--crop] [NAME ...]`` (default: the dark photos
-``lowlight_*``). ``--crop`` also writes ``before-after-<name>-crop.jpg``: the centre
-:data:`CROP` px of both at full resolution, where deblurring shows.
+Run: ``python benchmarks/before_after.py [NAME ...]`` (default: the dark photos ``lowlight_*``).
+A NAME with a ``/`` is a path under ``../shared/data`` (e.g. a hazy or rainy input of
+``pairs/``: no real hazy or rainy photo without ground truth is in ``data/real``); the picture
+is then named after the file's stem. ``--crop N``: show the centre N x N pixels, enlarged to the
+picture's half width (a whole photo downscaled to that width hides noise), named ``…-crop.jpg``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ REAL = SHARED / "data" / "real"
 OUT = ROOT / "docs" / "images"
 #: Width of each half of the side-by-side picture, px.
 HALF_WIDTH = 360
-#: Side of the full-resolution centre crop (``--crop``), px.
-CROP = 360
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, caption: str):
@@ -47,8 +47,11 @@ def main(argv: list[str]) -> int:
     from engine.imageio import load_photo
     from engine.pipeline.job import Restorer, RestoreOptions
 
-    crop = "--crop" in argv
-    argv = [a for a in argv if a != "--crop"]
+    crop = None
+    if "--crop" in argv:
+        i = argv.index("--crop")
+        crop = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     names = argv or sorted(p.name for p in REAL.glob("lowlight_*"))
     if not REAL.is_dir():
         print(f"{REAL} not found", file=sys.stderr)
@@ -56,21 +59,24 @@ def main(argv: list[str]) -> int:
     restorer = Restorer(build_registry())
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
-        photo = load_photo(REAL / name)
+        source = SHARED / "data" / name if "/" in name else REAL / name
+        photo = load_photo(source)
+        name = source.name
         restored, result = restorer.restore_photo(photo, RestoreOptions())
         kept = [f"{s['stage']} ({s['expert']})" for s in result.stages if not s.get("dropped")]
         caption = f"{name}: before | after: {', '.join(kept) or 'left as it is'}"
-        target = OUT / f"before-after-{Path(name).stem}.jpg"
-        side_by_side(photo.pixels[..., :3], restored.pixels[..., :3], caption).save(target, quality=85)
-        print(f"{target.relative_to(ROOT)}: {caption}")
+        before, after = photo.pixels[..., :3], restored.pixels[..., :3]
+        suffix = ""
         if crop:
-            h, w = photo.pixels.shape[:2]
-            c = min(CROP, h, w)
-            y, x = (h - c) // 2, (w - c) // 2
-            parts = [a[y:y + c, x:x + c, :3] for a in (photo.pixels, restored.pixels)]
-            target = OUT / f"before-after-{Path(name).stem}-crop.jpg"
-            side_by_side(*parts, f"{name}, centre {c} px at full size").save(target, quality=85)
-            print(f"{target.relative_to(ROOT)}")
+            h, w = before.shape[:2]
+            y, x = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+            before, after = before[y:y + crop, x:x + crop], after[y:y + crop, x:x + crop]
+            caption = (f"{name} (centre {crop} px shown at {HALF_WIDTH / crop:.3g}x): before | after: "
+                       f"{', '.join(kept) or 'left as it is'}")
+            suffix = "-crop"
+        target = OUT / f"before-after-{Path(name).stem}{suffix}.jpg"
+        side_by_side(before, after, caption).save(target, quality=85)
+        print(f"{target.relative_to(ROOT)}: {caption}")
         for s in result.stages:
             if s.get("dropped"):
                 print(f"  dropped {s['stage']}: {s['reason']}")

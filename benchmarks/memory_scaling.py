@@ -159,7 +159,8 @@ def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "", 
              "process (`ru_maxrss`: Python, libraries and networks included).", "",
              f"- machine: {os.cpu_count()} cores, **shared and loaded** (load average {load0[0]:.1f} at start, "
              f"{load1[0]:.1f} at end); seconds are wall time under that load",
-             f"- memory: {available_memory() / 2**30:.1f} GB available at the end of {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
+             f"- memory: {available_memory() / 2**30:.1f} GB available at the end of "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
              f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}; arguments: `restore IN -o OUT --device cpu "
              f"--json {cli_args}`; scene: {scene}", "",
              "| tree | photo | MP | peak RSS GB | bytes per pixel (peak / pixels) | seconds | stages |",

@@ -131,7 +131,7 @@ def test_the_next_stage_runs_on_the_same_input_with_changes_on_disk(tmp_path):
     img = _photo()
     reference = _session(img, None).run(PLAN)
     spilled = _session(img, ChangeStore(budget=0, folder=tmp_path)).run(PLAN)
-    for a, b in zip(reference, spilled):
+    for a, b in zip(reference, spilled, strict=True):
         assert np.array_equal(np.asarray(a.delta), np.asarray(b.delta)), a.name
 
 

@@ -99,6 +99,9 @@ head (the *branch*) for {', '.join(facts['kinds'])}. Its scores are those of the
 largest difference over the 12 logits {facts['combination_diff']:.1e} (torch, real and random crops).
 Training, data and validation of the two parts: the cards of `{main_id}` and `{branch_id}`
 (`{main_id}.md`; v1's card is in the git history), and `benchmarks/results/analysis-choice.md`.
+Since the hand-made blur verdict asks that even the sharpest part of a photo be blurred, it measures
+better than the network's and decides blur alone; the branch's blur score is still reported with the
+analysis (`learned_probability`), and dropping the branch (v2 alone) is the cheaper option left.
 
 ## Files
 {files_table(facts)}

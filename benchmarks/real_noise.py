@@ -12,10 +12,17 @@ Methods (``--methods``, comma-separated):
   ``restora restore IN -o OUT`` computes.
 - ``previous``: the same, run in a subprocess on another checkout (``--previous DIR``, e.g. a
   ``git archive ccea5b3`` of the release before this work).
-- ``ffdnet_oracle``: the registry's FFDNet expert told one uniform σ for the whole set, the one
-  with the best mean PSNR over the grid ``--sigmas`` (and per photo its own best σ, to compare
-  with the estimated one).
-- ``cbm3d``: CBM3D (the ``bm3d`` package, benchmark only) told the σ the analysis estimated.
+- ``ffdnet_oracle``: FFDNet as published (one full-resolution run, ``chroma_pass=False``) told
+  one uniform σ for the whole set, the one with the best mean PSNR over the grid ``--sigmas``
+  (and per photo its own best σ, to compare with the estimated one).
+- ``ffdnet_chroma_oracle``: the registry's FFDNet expert (its half-resolution chroma pass, told it
+  restores a JPEG file's decoding) over the same grid, uniform and per-photo best σ.
+- ``one_run``: whether one FFDNet run can serve a photo that gets both a JPEG and a noise stage:
+  the file-aware JPEG stage followed by the noise expert, against the noise expert alone and the
+  noise expert followed by the projection onto the file's quantisation tables, all at the
+  ``ffdnet_chroma_oracle``'s uniform σ (needs that method first).
+- ``cbm3d``: CBM3D (the ``bm3d`` package, benchmark only) told the σ the analysis estimated
+  (on every ``--cbm3d-every``-th pair: it takes minutes per pair on this CPU).
 
 Run: ``.venv/bin/python benchmarks/real_noise.py [--set crops|fullsize] [--limit N]
 [--methods default,previous,ffdnet_oracle,cbm3d] [--previous /tmp/restora-prev]
@@ -139,33 +146,87 @@ def run_previous(items: list[tuple[str, Path, Path]], code: Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- references
-def ffdnet_expert():
+def ffdnet_expert(plain: bool = False):
+    """The registry's FFDNet expert, or (``plain``) the same network run as published: one
+    full-resolution pass, no chroma pass."""
     from engine.experts.default import build_registry
     for e in build_registry().for_task("noise"):
         if "ffdnet" in e.info.id.lower():
+            if plain and getattr(e, "chroma_pass", False):
+                from engine.experts.published import FFDNetExpert
+                return FFDNetExpert(e.path, model_id=e.info.model_id, chroma_pass=False)
             return e
     return None
 
 
-def run_ffdnet_grid(items, sigmas: list[float]) -> dict[str, dict[float, tuple[float, float]]]:
+def jpeg_source(lq_path: Path):
+    """The file's :class:`JpegSource` (tables and decoded pixels, cropped as :func:`load`), or None."""
+    from engine.analysis.jpeg_tables import JpegSource
+    photo = load_cropped_photo(lq_path)
+    return None if photo.jpeg is None else JpegSource(photo.jpeg, photo.pixels)
+
+
+def run_ffdnet_grid(items, sigmas: list[float], plain: bool = True) -> dict[str, dict[float, tuple[float, float]]]:
+    """PSNR/SSIM of FFDNet told each uniform σ of ``sigmas`` (8-bit levels) on every pair; the
+    expert is told the file's JPEG source as the session tells it."""
     from engine.experts.base import ExpertContext
-    expert = ffdnet_expert()
+    expert = ffdnet_expert(plain=plain)
     if expert is None:
         return {}
     grid: dict[str, dict[float, tuple[float, float]]] = {}
     for name, lq_path, gt_path in items:
         lq, gt = load(lq_path), load(gt_path)
+        source = jpeg_source(lq_path)
         grid[name] = {}
         for s in sigmas:
-            out = expert.run(lq, ExpertContext(noise_sigma=np.float32(s / 255.0)))
+            out = expert.run(lq, ExpertContext(noise_sigma=np.float32(s / 255.0), jpeg=source))
             grid[name][s] = metrics(out, gt)
     return grid
+
+
+def run_one_run(items, sigma_255: float) -> dict[str, list[float]]:
+    """Gains (PSNR dB) per pair of: the file-aware JPEG stage then the noise expert told
+    ``sigma_255``; the noise expert alone; the noise expert then the projection onto the file's
+    tables. Also the CPU seconds per megapixel of each (process time)."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.jpeg_qcp import project_upright
+    from engine.experts.default import build_registry
+    from engine.experts.jpeg_restore import JpegQcpRestorer
+    registry = build_registry()
+    jpeg = next(e for e in registry.for_task("jpeg") if isinstance(e, JpegQcpRestorer))
+    noise = ffdnet_expert()
+    out: dict[str, list[float]] = {"jpeg stage then noise": [], "noise alone": [],
+                                   "noise then projection onto the file's tables": []}
+    secs: dict[str, list[float]] = {k: [] for k in out}
+    for name, lq_path, gt_path in items:
+        lq, gt = load(lq_path), load(gt_path)
+        source = jpeg_source(lq_path)
+        base = metrics(lq, gt)[0]
+        mp = lq.shape[0] * lq.shape[1] / 1e6
+        ctx = ExpertContext(noise_sigma=np.float32(sigma_255 / 255.0), jpeg=source)
+        t0 = time.process_time()
+        after_jpeg = jpeg.run(lq, ExpertContext(jpeg=source))
+        t1 = time.process_time()
+        both = noise.run(after_jpeg, ctx)
+        t2 = time.process_time()
+        alone = noise.run(lq, ctx)
+        t3 = time.process_time()
+        projected = project_upright(alone, source.decoded, source.quantisation) if source is not None else alone
+        t4 = time.process_time()
+        for key, y, t in (("jpeg stage then noise", both, t2 - t0), ("noise alone", alone, t3 - t2),
+                          ("noise then projection onto the file's tables", projected, t3 - t2 + t4 - t3)):
+            out[key].append(metrics(y, gt)[0] - base)
+            secs[key].append(t / mp)
+        print(f"  one run {name}: " + ", ".join(f"{k} {v[-1]:+.2f}" for k, v in out.items()), file=sys.stderr,
+              flush=True)
+    return {"gains": out, "s_per_mp": {k: float(np.mean(v)) for k, v in secs.items()}}
 
 
 def run_cbm3d(items, sigma_255: dict[str, float]) -> list[dict]:
     import bm3d
     rows = []
     for name, lq_path, gt_path in items:
+        print(f"  cbm3d {name}", file=sys.stderr, flush=True)
         lq, gt = load(lq_path), load(gt_path)
         s = max(float(sigma_255.get(name, 5.0)), 0.5)
         t0 = time.perf_counter()
@@ -250,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=sorted(SETS), default="crops")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--methods", default="default,previous,ffdnet_oracle,cbm3d")
+    ap.add_argument("--methods", default="default,previous,ffdnet_oracle,ffdnet_chroma_oracle,one_run,cbm3d")
+    ap.add_argument("--cbm3d-every", type=int, default=1, help="run CBM3D on every N-th pair only")
     ap.add_argument("--previous", type=Path, default=Path("/tmp/restora-prev"))
     ap.add_argument("--sigmas", default="3,5,7,10,12,15,18,22,27")
     ap.add_argument("--out", type=Path, default=None)
@@ -279,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"machine": header, "set": args.set, "inputs": inputs}
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
-             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}"
+             f"{f' --cbm3d-every {args.cbm3d_every}' if args.cbm3d_every > 1 else ''}{f' --crop {CROP}' if CROP else ''}`. "
              "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",
@@ -287,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     in_p = np.array([inputs[n][0] for n, _, _ in items])
     in_s = np.array([inputs[n][1] for n, _, _ in items])
     estimated: dict[str, float] = {}
+    chroma_best = None
+    one_run_lines: list[str] = []
     for method in methods:
         print(f"{method} …", file=sys.stderr, flush=True)
         if method in ("default", "previous"):
@@ -303,40 +368,58 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(summarise(method, gp, gs, f"noise detected {detected:.0%}; other kinds flagged "
                                    + ", ".join(f"{k} {v:.0%}" for k, v in others.items() if v)
                                    + f"; {spmp:.2f} s/MP"))
-        elif method == "ffdnet_oracle":
+        elif method in ("ffdnet_oracle", "ffdnet_chroma_oracle"):
+            plain = method == "ffdnet_oracle"
+            label = "FFDNet as published" if plain else "FFDNet + half-resolution chroma pass (this branch)"
             sig = [float(s) for s in args.sigmas.split(",")]
-            grid = run_ffdnet_grid(items, sig)
+            grid = run_ffdnet_grid(items, sig, plain=plain)
             if not grid:
-                lines.append("| ffdnet_oracle | – | – | – | – | – | no FFDNet expert in this checkout |")
+                lines.append(f"| {method} | – | – | – | – | – | no FFDNet expert in this checkout |")
                 continue
-            results["ffdnet_grid"] = {n: {str(k): v for k, v in g.items()} for n, g in grid.items()}
+            results[f"{method}_grid"] = {n: {str(k): v for k, v in g.items()} for n, g in grid.items()}
             mean_by_sigma = {s: np.mean([grid[n][s][0] for n, _, _ in items]) for s in sig}
             best = max(mean_by_sigma, key=mean_by_sigma.get)
+            if not plain:
+                chroma_best = best
             gp = np.array([grid[n][best][0] for n, _, _ in items]) - in_p
             gs = np.array([grid[n][best][1] for n, _, _ in items]) - in_s
-            lines.append(summarise(f"FFDNet, best uniform σ = {best:g}", gp, gs,
+            lines.append(summarise(f"{label}, best uniform σ = {best:g}", gp, gs,
                                    "oracle: σ chosen on the ground truth"))
             per = {n: max(grid[n], key=lambda s: grid[n][s][0]) for n, _, _ in items}
             gp2 = np.array([grid[n][per[n]][0] for n, _, _ in items]) - in_p
             gs2 = np.array([grid[n][per[n]][1] for n, _, _ in items]) - in_s
-            lines.append(summarise("FFDNet, best σ per photo", gp2, gs2, "oracle per photo"))
-            results["ffdnet_best_sigma"] = per
-            if estimated:
+            lines.append(summarise(f"{label}, best σ per photo", gp2, gs2, "oracle per photo"))
+            results[f"{method}_best_sigma"] = per
+            if estimated and plain:
                 diff = np.array([estimated[n] - per[n] for n, _, _ in items if np.isfinite(estimated[n])])
                 if diff.size:
                     worst = diff[np.argmax(np.abs(diff))]
                     lines.append(f"| σ told by the analysis − best σ per photo (8-bit levels) "
                                  f"| mean {diff.mean():+.1f}, median abs {np.median(np.abs(diff)):.1f}, "
                                  f"worst {worst:+.1f} | | | | | |")
+        elif method == "one_run":
+            sigma_one = chroma_best if chroma_best is not None else 10.0
+            one = run_one_run(items, sigma_one)
+            results["one_run"] = one
+            for key, g in one["gains"].items():
+                g = np.array(g)
+                one_run_lines.append(f"| {key} | {g.mean():+.2f} | {g.min():+.2f} | {(g < 0).sum()} | "
+                                     f"{one['s_per_mp'][key]:.1f} |")
         elif method == "cbm3d":
             sig = estimated or {n: 5.0 for n, _, _ in items}
-            rows = run_cbm3d(items, sig)
+            rows = run_cbm3d(items[::args.cbm3d_every], sig)
             results["cbm3d"] = rows
-            gp = np.array([r["psnr"] for r in rows]) - in_p
-            gs = np.array([r["ssim"] for r in rows]) - in_s
+            gp = np.array([r["psnr"] - inputs[r["name"]][0] for r in rows])
+            gs = np.array([r["ssim"] - inputs[r["name"]][1] for r in rows])
             lines.append(summarise("CBM3D told the estimated σ", gp, gs,
-                                   "σ from the default plan's analysis" if estimated else "σ = 5 (no estimate)"))
+                                   ("σ from the default plan's analysis" if estimated else "σ = 5 (no estimate)")
+                                   + (f"; every {args.cbm3d_every}-th pair only ({len(rows)})"
+                                      if args.cbm3d_every > 1 else "")))
     lines += ["", f"Input: mean PSNR {in_p.mean():.2f} dB, SSIM {in_s.mean():.4f}."]
+    if one_run_lines:
+        lines += ["", f"## One FFDNet run for a photo with both a JPEG and a noise stage (σ = {sigma_one:g})", "",
+                  "| what runs | mean PSNR gain | worst | pairs worse | CPU s/MP |", "|---|---|---|---|---|"]
+        lines += one_run_lines
     if args.awgn:
         lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""]
         lines += run_awgn(args.awgn)

@@ -237,8 +237,9 @@ def run_cbm3d(items, sigma_255: dict[str, float]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- AWGN and clean photos
-def run_awgn(count: int, sigmas=(15, 25, 50)) -> list[str]:
-    """Default plan vs CBM3D told the true σ on ``count`` validation clean photos with white noise."""
+def run_awgn(count: int, sigmas=(15, 25, 50), crop: int = 0) -> list[str]:
+    """Default plan vs CBM3D told the true σ on ``count`` validation clean photos with white noise
+    (their centre ``crop`` x ``crop`` pixels; 0: whole photos). Mean and worst gain over the input."""
     import bm3d
 
     from engine.degrade import gaussian_noise
@@ -251,19 +252,21 @@ def run_awgn(count: int, sigmas=(15, 25, 50)) -> list[str]:
     _, val = load_split(SHARED / "data" / "clean")
     val = val[:: max(1, len(val) // count)][:count]
     restorer = Restorer(build_registry())
-    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D |",
-             "|---|---|---|---|---|"]
+    lines = ["| AWGN σ | input dB | default plan dB | CBM3D told the true σ dB | default − CBM3D, mean | "
+             "default − CBM3D, worst photo |", "|---|---|---|---|---|---|"]
     for sigma in sigmas:
         p_in, p_def, p_bm = [], [], []
         for i, path in enumerate(val):
             clean = to_float(load_uint8(path))
+            clean = np.ascontiguousarray(centre(clean, crop)) if crop else clean
             noisy = gaussian_noise(clean, sigma / 255.0, np.random.default_rng(1000 + i))
             restored, _ = restorer.restore_photo(Photo(pixels=noisy))
             p_in.append(psnr(q8(noisy), clean))
             p_def.append(psnr(q8(restored.pixels), clean))
             p_bm.append(psnr(q8(np.asarray(bm3d.bm3d_rgb(noisy, sigma / 255.0), np.float32)), clean))
+        diff = np.array(p_def) - np.array(p_bm)
         lines.append(f"| {sigma} | {np.mean(p_in):.2f} | {np.mean(p_def):.2f} | {np.mean(p_bm):.2f} | "
-                     f"{np.mean(p_def) - np.mean(p_bm):+.2f} |")
+                     f"{diff.mean():+.2f} | {diff.min():+.2f} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return lines
 
@@ -301,6 +304,90 @@ def run_clean(step: int) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- choosing the chroma pass
+def pd_split(image: np.ndarray) -> list[np.ndarray]:
+    """Pixel-shuffle down-sampling with stride 2 (Zhou et al. 2020): the four phase sub-images
+    of an even-sized HxWxC image."""
+    return [np.ascontiguousarray(image[i::2, j::2]) for i in (0, 1) for j in (0, 1)]
+
+
+def pd_join(subs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`pd_split`."""
+    out = np.empty(shape, np.float32)
+    for k, (i, j) in enumerate((i, j) for i in (0, 1) for j in (0, 1)):
+        out[i::2, j::2] = subs[k]
+    return out
+
+
+def fit_chroma(count: int, cache: Path) -> list[str]:
+    """Choose the FFDNet expert's chroma-pass gains on TRAINING-split photos (centre 256 x 256):
+    two thirds through the camera pipeline (``engine.degrade.camera.camera_noise``, strength
+    U(0.3, 0.65): noise std 3–8 levels, as the real crops, JPEG on), one third white noise σ 5–25.
+    Per photo, the plain run's best σ s* (the σ the analysis' contract asks for) is found on a grid;
+    then, at s*, the chroma pass at each chroma gain c, and pixel-shuffle down-sampling (PD, stride
+    2) at 0.5/0.7/1 x s*. Gains are over the plain run at s*. ``cache``: resumable JSON."""
+    from engine.degrade.camera import camera_noise
+    from engine.experts.base import ExpertContext
+    from training.data import load_split, load_uint8, to_float
+
+    expert, plain = ffdnet_expert(), ffdnet_expert(plain=True)
+    full_grid, gains, pd_gains = (2, 3, 4, 5, 7, 10, 13, 17, 25, 30), (0.5, 0.7, 1.0, 1.3, 1.6, 2.0), (0.5, 0.7, 1.0)
+    train, _ = load_split(SHARED / "data" / "clean")
+    rng = np.random.default_rng(23)
+    picks = rng.choice(len(train), count, replace=False)
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    import engine.experts.published as published
+
+    for i, p in enumerate(picks):
+        im = to_float(load_uint8(train[p]))
+        y, x = (im.shape[0] - 256) // 2, (im.shape[1] - 256) // 2
+        im = np.ascontiguousarray(im[y:y + 256, x:x + 256])
+        if i % 3 == 2:
+            s = float(rng.choice([5, 10, 15, 25]))
+            noisy = np.clip(im + rng.normal(0, s / 255, im.shape), 0, 1).astype(np.float32)
+            name, gt = f"awgn{s:g}_{p}", im
+        else:
+            noisy, gt, _ = camera_noise(im, rng.uniform(0.3, 0.65), seed=int(p), jpeg=True)
+            name = f"camera_{p}"
+        if name in done:
+            continue
+        psnr_of = {q: metrics(plain.run(noisy, ExpertContext(noise_sigma=np.float32(q / 255))), gt)[0]
+                   for q in full_grid}
+        best = max(psnr_of, key=psnr_of.get)
+        row = {"std": float((noisy - gt).std() * 255), "input": metrics(noisy, gt)[0], "best_sigma": best,
+               "plain": psnr_of[best]}
+        saved = published.CAMERA_CHROMA_GAIN, published.WHITE_CHROMA_GAIN
+        try:
+            for c in gains:  # the expert told c through its gain (no JPEG source: the white one)
+                published.WHITE_CHROMA_GAIN = c
+                row[f"chroma {c:g}"] = metrics(expert.run(noisy, ExpertContext(noise_sigma=np.float32(best / 255))),
+                                               gt)[0] - psnr_of[best]
+        finally:
+            published.CAMERA_CHROMA_GAIN, published.WHITE_CHROMA_GAIN = saved
+        for a in pd_gains:
+            subs = [plain.run(t, ExpertContext(noise_sigma=np.float32(a * best / 255))) for t in pd_split(noisy)]
+            row[f"PD {a:g}"] = metrics(pd_join(subs, noisy.shape), gt)[0] - psnr_of[best]
+        done[name] = row
+        cache.write_text(json.dumps(done))
+        print(f"  fit {name}: std {row['std']:.1f}, s* {best}, " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in row.items() if k.startswith(("chroma", "PD"))), file=sys.stderr, flush=True)
+    lines = [f"Training-split photos of shared/data/clean ({len(done)}), centre 256 x 256; "
+             "gain in PSNR (dB) over the plain FFDNet run told its own best σ s* (grid "
+             f"{', '.join(map(str, full_grid))}), mean / worst:", "",
+             "| noise | photos | " + " | ".join(f"chroma pass c = {c:g}" for c in gains) + " | "
+             + " | ".join(f"PD told {a:g}·s*" for a in pd_gains) + " | plain at s*: gain over input |",
+             "|---|---|" + "---|" * (len(gains) + len(pd_gains) + 1)]
+    for label, prefix in (("camera pipeline (JPEG on)", "camera"), ("white Gaussian", "awgn")):
+        rows = [r for n, r in done.items() if n.startswith(prefix)]
+        if not rows:
+            continue
+        cells = [f"{np.mean([r[k] for r in rows]):+.3f} / {np.min([r[k] for r in rows]):+.3f}"
+                 for k in [f"chroma {c:g}" for c in gains] + [f"PD {a:g}" for a in pd_gains]]
+        lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " | "
+                     f"{np.mean([r['plain'] - r['input'] for r in rows]):+.2f} |")
+    return lines
+
+
 # --------------------------------------------------------------------------- report
 def summarise(label: str, gains_p: np.ndarray, gains_s: np.ndarray, extra: str = "") -> str:
     return (f"| {label} | {gains_p.mean():+.2f} | {gains_p.min():+.2f} | {gains_s.mean():+.4f} | "
@@ -318,14 +405,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--awgn", type=int, default=0, help="also: AWGN σ 15/25/50 on N validation photos")
+    ap.add_argument("--awgn-sigmas", default="15,25,50")
+    ap.add_argument("--awgn-crop", type=int, default=0, help="centre crop of the AWGN photos (pixels, 0: whole)")
     ap.add_argument("--clean", type=int, default=0, help="also: false positives on every N-th clean photo")
     ap.add_argument("--crop", type=int, default=0,
                     help="centre-crop every pair to N x N pixels (EXIF and JPEG tables kept), e.g. for --set fullsize")
+    ap.add_argument("--fit-chroma", type=int, default=0,
+                    help="only: choose the chroma-pass gains on N training photos (camera pipeline and white noise)")
+    ap.add_argument("--fit-cache", type=Path, default=Path("noise-chroma-fit.json"))
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     global CROP
     CROP = args.crop
+    if args.fit_chroma:
+        text = "\n".join([f"# FFDNet chroma pass: choosing its gains on training photos", "",
+                          f"Machine: {machine()}. Command: `python benchmarks/real_noise.py --fit-chroma "
+                          f"{args.fit_chroma}`.", ""] + fit_chroma(args.fit_chroma, args.fit_cache)) + "\n"
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+        return 0
     if args.worker:  # subprocess mode for --methods previous
         items = [(Path(f.split("::")[0]).name, Path(f.split("::")[0]), Path(f.split("::")[1])) for f in args.files]
         args.worker.write_text(json.dumps(run_default(items)))
@@ -353,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     chroma_best = None
     one_run_lines: list[str] = []
     for method in methods:
+        if args.out:  # what is measured so far, in case the run is cut short
+            args.out.write_text("\n".join(lines + ["", f"(partial: running {method})"]) + "\n")
         print(f"{method} …", file=sys.stderr, flush=True)
         if method in ("default", "previous"):
             rows = run_default(items) if method == "default" else run_previous(items, args.previous)
@@ -421,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
                   "| what runs | mean PSNR gain | worst | pairs worse | CPU s/MP |", "|---|---|---|---|---|"]
         lines += one_run_lines
     if args.awgn:
-        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean)", ""]
-        lines += run_awgn(args.awgn)
+        lines += ["", f"## White Gaussian noise ({args.awgn} validation photos of shared/data/clean"
+                  f"{f', centre {args.awgn_crop} px' if args.awgn_crop else ''})", ""]
+        lines += run_awgn(args.awgn, tuple(int(v) for v in args.awgn_sigmas.split(",")), args.awgn_crop)
     if args.clean:
         lines += ["", f"## Clean photos (every {args.clean}-th of shared/data/clean)", ""] + run_clean(args.clean)
     if "default" in results:

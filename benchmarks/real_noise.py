@@ -15,8 +15,9 @@ Methods (``--methods``, comma-separated):
 - ``ffdnet_oracle``: FFDNet as published (one full-resolution run, ``chroma_pass=False``) told
   one uniform σ for the whole set, the one with the best mean PSNR over the grid ``--sigmas``
   (and per photo its own best σ, to compare with the estimated one).
-- ``ffdnet_chroma_oracle``: the registry's FFDNet expert (its half-resolution chroma pass, told it
-  restores a JPEG file's decoding) over the same grid, uniform and per-photo best σ.
+- ``ffdnet_chroma_oracle``: the registry's FFDNet expert (told it restores a JPEG file's decoding:
+  pixel-shuffle down-sampling, then the half-resolution chroma pass) over the same grid, uniform
+  and per-photo best σ; ``ffdnet_chroma_only_oracle``: the same without pixel-shuffling.
 - ``one_run``: whether one FFDNet run can serve a photo that gets both a JPEG and a noise stage:
   the file-aware JPEG stage followed by the noise expert, against the noise expert alone and the
   noise expert followed by the projection onto the file's quantisation tables, all at the
@@ -146,15 +147,17 @@ def run_previous(items: list[tuple[str, Path, Path]], code: Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- references
-def ffdnet_expert(plain: bool = False):
+def ffdnet_expert(plain: bool = False, pixel_shuffle: bool = True):
     """The registry's FFDNet expert, or (``plain``) the same network run as published: one
-    full-resolution pass, no chroma pass."""
+    full-resolution pass, no chroma pass; ``pixel_shuffle=False``: the chroma pass without
+    pixel-shuffle down-sampling."""
     from engine.experts.default import build_registry
     for e in build_registry().for_task("noise"):
         if "ffdnet" in e.info.id.lower():
-            if plain and getattr(e, "chroma_pass", False):
+            if plain or not pixel_shuffle:
                 from engine.experts.published import FFDNetExpert
-                return FFDNetExpert(e.path, model_id=e.info.model_id, chroma_pass=False)
+                return FFDNetExpert(e.path, model_id=e.info.model_id, chroma_pass=not plain,
+                                    pixel_shuffle=pixel_shuffle)
             return e
     return None
 
@@ -166,11 +169,12 @@ def jpeg_source(lq_path: Path):
     return None if photo.jpeg is None else JpegSource(photo.jpeg, photo.pixels)
 
 
-def run_ffdnet_grid(items, sigmas: list[float], plain: bool = True) -> dict[str, dict[float, tuple[float, float]]]:
+def run_ffdnet_grid(items, sigmas: list[float], plain: bool = True,
+                    pixel_shuffle: bool = True) -> dict[str, dict[float, tuple[float, float]]]:
     """PSNR/SSIM of FFDNet told each uniform σ of ``sigmas`` (8-bit levels) on every pair; the
     expert is told the file's JPEG source as the session tells it."""
     from engine.experts.base import ExpertContext
-    expert = ffdnet_expert(plain=plain)
+    expert = ffdnet_expert(plain=plain, pixel_shuffle=pixel_shuffle)
     if expert is None:
         return {}
     grid: dict[str, dict[float, tuple[float, float]]] = {}
@@ -470,18 +474,21 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(summarise(method, gp, gs, f"noise detected {detected:.0%}; other kinds flagged "
                                    + ", ".join(f"{k} {v:.0%}" for k, v in others.items() if v)
                                    + f"; {spmp:.2f} s/MP"))
-        elif method in ("ffdnet_oracle", "ffdnet_chroma_oracle"):
+        elif method in ("ffdnet_oracle", "ffdnet_chroma_oracle", "ffdnet_chroma_only_oracle"):
             plain = method == "ffdnet_oracle"
-            label = "FFDNet as published" if plain else "FFDNet + half-resolution chroma pass (this branch)"
+            shuffle = method == "ffdnet_chroma_oracle"
+            label = ("FFDNet as published" if plain else
+                     "FFDNet, PD + half-resolution chroma pass (this branch's expert)" if shuffle else
+                     "FFDNet + half-resolution chroma pass, no PD")
             sig = [float(s) for s in args.sigmas.split(",")]
-            grid = run_ffdnet_grid(items, sig, plain=plain)
+            grid = run_ffdnet_grid(items, sig, plain=plain, pixel_shuffle=shuffle)
             if not grid:
                 lines.append(f"| {method} | – | – | – | – | – | no FFDNet expert in this checkout |")
                 continue
             results[f"{method}_grid"] = {n: {str(k): v for k, v in g.items()} for n, g in grid.items()}
             mean_by_sigma = {s: np.mean([grid[n][s][0] for n, _, _ in items]) for s in sig}
             best = max(mean_by_sigma, key=mean_by_sigma.get)
-            if not plain:
+            if shuffle:
                 chroma_best = best
             gp = np.array([grid[n][best][0] for n, _, _ in items]) - in_p
             gs = np.array([grid[n][best][1] for n, _, _ in items]) - in_s

@@ -316,3 +316,39 @@ def test_cli_keeps_a_16_bit_photo_16_bit_through_the_chroma_pass(tmp_path):
     assert out.dtype == np.uint16 and out.shape == (128, 128, 3)
     assert len(np.unique(out)) > 1024  # not 8-bit values scaled up
     assert _psnr(out[..., ::-1].astype(np.float32) / 65535, clean) - _psnr(noisy, clean) > 2.5  # measured 3.9
+
+
+def test_pixel_shuffle_split_and_join_are_exact_inverses_at_any_size():
+    from engine.experts.published import pixel_shuffle_join, pixel_shuffle_split
+
+    rng = np.random.default_rng(0)
+    for shape in [(6, 8, 3), (7, 9, 3), (1, 1, 3), (5, 4, 1), (33, 2, 3)]:
+        x = rng.random(shape).astype(np.float32)
+        subs = pixel_shuffle_split(x)
+        assert [s.shape[:2] for s in subs] == [((shape[0] + 1) // 2, (shape[1] + 1) // 2)] * 4
+        assert np.array_equal(subs[1], np.pad(x, ((0, shape[0] % 2), (0, shape[1] % 2), (0, 0)), mode="edge")[0::2, 1::2])
+        assert np.array_equal(pixel_shuffle_join(subs, x.shape), x)
+
+
+@needs_data
+def test_a_jpeg_files_decoding_is_pixel_shuffled_deterministically(tmp_path):
+    """Told it restores a JPEG file (``ctx.jpeg``), the expert denoises the four stride-2 phase
+    sub-images (an odd-sized photo too), then the chroma pass; the luma is the pixel-shuffled
+    run's; two runs give the same bytes; a per-pixel map is followed phase by phase."""
+    from engine.experts.published import pixel_shuffle_join, pixel_shuffle_split
+
+    clean = _val_crops(1, 96)[0][:93, :81]
+    noisy = np.clip(clean + np.random.default_rng(4).normal(0, 8 / 255, clean.shape), 0, 1)
+    pixels, source = _jpeg_source((noisy * 255 + 0.5).astype(np.uint8), tmp_path, 95)
+    expert = _expert()
+    ctx = dict(noise_sigma=np.float32(8 / 255), jpeg=source)
+    out = expert.run(pixels, _ctx(**ctx))
+    assert out.shape == pixels.shape and np.array_equal(out, expert.run(pixels, _ctx(**ctx)))
+    shuffled = pixel_shuffle_join([expert.run_plain(s, _ctx(noise_sigma=np.float32(8 / 255)))
+                                   for s in pixel_shuffle_split(pixels)], pixels.shape)
+    inside = (shuffled > 0.02).all(axis=2) & (shuffled < 0.98).all(axis=2)
+    assert np.abs(_luma(out) - _luma(shuffled))[inside].max() < 1e-5
+    sigma_map = np.zeros(pixels.shape[:2] + (1,), np.float32)
+    sigma_map[:, 40:] = 8 / 255
+    mapped = expert.run(pixels, _ctx(noise_sigma=sigma_map, jpeg=source))
+    assert np.abs(mapped - pixels)[:, :30].mean() < 0.7 * np.abs(mapped - pixels)[:, 50:].mean()

@@ -145,14 +145,16 @@ class FFDNetExpert(_NetworkExpert):
     whole-image result. About 0.85 M parameters; the ONNX file takes ``input`` N x 3 x H x W and
     ``sigma`` N x 1 x H x W in [0, 1].
 
-    With ``chroma_pass`` (the default) the chroma comes from a second run at half resolution
-    (:data:`WHITE_CHROMA_GAIN`, :data:`CAMERA_CHROMA_GAIN`); :meth:`run_plain` is the published
-    single run, which a caller combining runs of its own (the JPEG prior) uses.
+    With ``chroma_pass`` (the default) the low band of the chroma comes from a second run at half
+    resolution (:data:`WHITE_CHROMA_GAIN`, :data:`CAMERA_CHROMA_GAIN`), and a JPEG file's decoding
+    (``ctx.jpeg``: a camera's correlated noise) is first denoised by pixel-shuffle down-sampling
+    (``pixel_shuffle``); :meth:`run_plain` is the published single run, which a caller combining
+    runs of its own (the JPEG prior, the deblurrer) uses.
     """
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
                  device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
-                 chroma_pass: bool = True) -> None:
+                 chroma_pass: bool = True, pixel_shuffle: bool = True) -> None:
         from ..nets.geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
         from ..nets.geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
@@ -162,12 +164,15 @@ class FFDNetExpert(_NetworkExpert):
             raise ModelError(f"{self.path.name}: FFDNet runs from its .onnx or .safetensors conversion")
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "FFDNet colour", tasks=("noise",), backend=backend,
-            version="2" if chroma_pass else "1", size_multiple=SIZE_MULTIPLE, tile_overlap=RECEPTIVE_RADIUS,
+            version=("3" if pixel_shuffle else "2") if chroma_pass else "1", size_multiple=SIZE_MULTIPLE, tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
             description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
         #: Whether the chroma comes from a half-resolution run (:data:`WHITE_CHROMA_GAIN`);
         #: ``False``: the plain published use, one full-resolution run.
         self.chroma_pass = bool(chroma_pass)
+        #: With the chroma pass, a JPEG file's decoding (a camera's correlated noise) is denoised by
+        #: pixel-shuffle down-sampling (:meth:`_pixel_shuffled`) instead of one full-resolution run.
+        self.pixel_shuffle = bool(chroma_pass and pixel_shuffle)
         self._init_runner_cache(device, threads)
 
     def _make_runner(self, device: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -204,7 +209,10 @@ class FFDNetExpert(_NetworkExpert):
 
         h, w = image.shape[:2]
         size = (w // 2, h // 2)
-        full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
+        if ctx.jpeg is not None and self.pixel_shuffle:
+            full = self._pixel_shuffled(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
+        else:
+            full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
         gain = np.float32(chroma_sigma_gain(ctx))
         if sigma.strides[:2] == (0, 0):
             small_sigma = np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
@@ -221,6 +229,21 @@ class FFDNetExpert(_NetworkExpert):
         ycc = to_jfif_ycbcr(full)
         ycc += cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+
+    def _pixel_shuffled(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
+        """Pixel-shuffle down-sampling (Zhou et al. 2020): each of the four stride-2 phase
+        sub-images denoised on its own, told its phase of ``sigma``, and put back in place. A
+        camera's noise is correlated between neighbouring pixels (demosaicing, in-camera noise
+        reduction); between pixels two apart much less, which is what a white-noise denoiser
+        expects."""
+        subs = pixel_shuffle_split(image)
+        sig = sigma if sigma.strides[:2] == (0, 0) else np.ascontiguousarray(pixel_shuffle_pad(sigma))
+        outs = []
+        for k, (sub, (i, j)) in enumerate(zip(subs, PHASES)):
+            phase = (np.broadcast_to(sig[:1, :1], sub.shape[:2] + (sig.shape[2],)) if sig.strides[:2] == (0, 0)
+                     else np.ascontiguousarray(sig[i::2, j::2]))
+            outs.append(self._denoise(sub, phase, ctx, progress.sub(k / 4, (k + 1) / 4)))
+        return pixel_shuffle_join(outs, image.shape)
 
     def _denoise(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
         """One FFDNet pass over ``image`` told the map ``sigma`` (HxWx1 or HxWx3, [0, 1] units;
@@ -255,6 +278,34 @@ class FFDNetExpert(_NetworkExpert):
             else:
                 out[..., i] = result[..., i]
         return np.clip(out, 0.0, 1.0, out=out)
+
+
+#: The four stride-2 phases (row, column) of pixel-shuffle down-sampling, in sub-image order.
+PHASES: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def pixel_shuffle_pad(image: np.ndarray) -> np.ndarray:
+    """``image`` (HxWxC) with its last row/column repeated to even sides (itself when even)."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def pixel_shuffle_split(image: np.ndarray) -> list[np.ndarray]:
+    """The four stride-2 phase sub-images (:data:`PHASES`) of ``image`` padded to even sides,
+    each ceil(H/2) x ceil(W/2) x C, contiguous."""
+    padded = pixel_shuffle_pad(image)
+    return [np.ascontiguousarray(padded[i::2, j::2]) for i, j in PHASES]
+
+
+def pixel_shuffle_join(subs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`pixel_shuffle_split`: the HxWxC image of ``shape`` (float32)."""
+    h, w = shape[:2]
+    out = np.empty((h + h % 2, w + w % 2) + tuple(subs[0].shape[2:]), np.float32)
+    for sub, (i, j) in zip(subs, PHASES):
+        out[i::2, j::2] = sub
+    return out[:h, :w]
 
 
 def chroma_sigma_gain(ctx: ExpertContext) -> float:

@@ -210,7 +210,6 @@ def run_one_run(items, sigma_255: float) -> dict[str, list[float]]:
         ctx = ExpertContext(noise_sigma=np.float32(sigma_255 / 255.0), jpeg=source)
         t0 = time.process_time()
         after_jpeg = jpeg.run(lq, ExpertContext(jpeg=source))
-        t1 = time.process_time()
         both = noise.run(after_jpeg, ctx)
         t2 = time.process_time()
         alone = noise.run(lq, ctx)
@@ -328,19 +327,34 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
     two thirds through the camera pipeline (``engine.degrade.camera.camera_noise``, strength
     U(0.3, 0.65): noise std 3–8 levels, as the real crops, JPEG on), one third white noise σ 5–25.
     Per photo, the plain run's best σ s* (the σ the analysis' contract asks for) is found on a grid;
-    then, at s*, the chroma pass at each chroma gain c, and pixel-shuffle down-sampling (PD, stride
-    2) at 0.5/0.7/1 x s*. Gains are over the plain run at s*. ``cache``: resumable JSON."""
+    then, at s*, the chroma pass at each chroma gain c, pixel-shuffle down-sampling (PD, stride
+    2) at 0.5/0.7/1 x s*, and the expert as shipped for a JPEG file's decoding (PD at s*, chroma
+    pass at its camera gain; told the camera's JPEG tables, as the session tells it a file's).
+    Gains are over the plain run at s*. ``cache``: resumable JSON."""
+    from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, JpegSource, ijg_table
     from engine.degrade.camera import camera_noise
     from engine.experts.base import ExpertContext
     from training.data import load_split, load_uint8, to_float
 
     expert, plain = ffdnet_expert(), ffdnet_expert(plain=True)
+    shipped = "shipped for a JPEG file (PD + chroma)"
     full_grid, gains, pd_gains = (2, 3, 4, 5, 7, 10, 13, 17, 25, 30), (0.5, 0.7, 1.0, 1.3, 1.6, 2.0), (0.5, 0.7, 1.0)
     train, _ = load_split(SHARED / "data" / "clean")
     rng = np.random.default_rng(23)
     picks = rng.choice(len(train), count, replace=False)
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     import engine.experts.published as published
+
+    def add_shipped(name: str, noisy: np.ndarray, gt: np.ndarray, params) -> None:
+        """The shipped expert told the camera's JPEG tables (4:2:0), on a camera row without it."""
+        if params is None or shipped in done[name]:
+            return
+        q = int(params.jpeg_quality or 95)
+        quant = JpegQuantisation((ijg_table(STD_LUMA, q), ijg_table(STD_CHROMA, q), ijg_table(STD_CHROMA, q)),
+                                 ((2, 2), (1, 1), (1, 1)))
+        ctx = ExpertContext(noise_sigma=np.float32(done[name]["best_sigma"] / 255), jpeg=JpegSource(quant, noisy))
+        done[name][shipped] = metrics(expert.run(noisy, ctx), gt)[0] - done[name]["plain"]
+        cache.write_text(json.dumps(done))
 
     for i, p in enumerate(picks):
         im = to_float(load_uint8(train[p]))
@@ -351,9 +365,10 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
             noisy = np.clip(im + rng.normal(0, s / 255, im.shape), 0, 1).astype(np.float32)
             name, gt = f"awgn{s:g}_{p}", im
         else:
-            noisy, gt, _ = camera_noise(im, rng.uniform(0.3, 0.65), seed=int(p), jpeg=True)
+            noisy, gt, params = camera_noise(im, rng.uniform(0.3, 0.65), seed=int(p), jpeg=True)
             name = f"camera_{p}"
         if name in done:
+            add_shipped(name, noisy, gt, params if name.startswith("camera") else None)
             continue
         psnr_of = {q: metrics(plain.run(noisy, ExpertContext(noise_sigma=np.float32(q / 255))), gt)[0]
                    for q in full_grid}
@@ -372,6 +387,7 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
             subs = [plain.run(t, ExpertContext(noise_sigma=np.float32(a * best / 255))) for t in pd_split(noisy)]
             row[f"PD {a:g}"] = metrics(pd_join(subs, noisy.shape), gt)[0] - psnr_of[best]
         done[name] = row
+        add_shipped(name, noisy, gt, params if name.startswith("camera") else None)
         cache.write_text(json.dumps(done))
         print(f"  fit {name}: std {row['std']:.1f}, s* {best}, " + ", ".join(
             f"{k} {v:+.2f}" for k, v in row.items() if k.startswith(("chroma", "PD"))), file=sys.stderr, flush=True)
@@ -379,14 +395,18 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
              "gain in PSNR (dB) over the plain FFDNet run told its own best σ s* (grid "
              f"{', '.join(map(str, full_grid))}), mean / worst:", "",
              "| noise | photos | " + " | ".join(f"chroma pass c = {c:g}" for c in gains) + " | "
-             + " | ".join(f"PD told {a:g}·s*" for a in pd_gains) + " | plain at s*: gain over input |",
-             "|---|---|" + "---|" * (len(gains) + len(pd_gains) + 1)]
+             + " | ".join(f"PD told {a:g}·s*" for a in pd_gains) + " | PD at s* + chroma pass at "
+             f"{published.CAMERA_CHROMA_GAIN:g} (shipped for JPEG files) | plain at s*: gain over input |",
+             "|---|---|" + "---|" * (len(gains) + len(pd_gains) + 2)]
     for label, prefix in (("camera pipeline (JPEG on)", "camera"), ("white Gaussian", "awgn")):
         rows = [r for n, r in done.items() if n.startswith(prefix)]
         if not rows:
             continue
         cells = [f"{np.mean([r[k] for r in rows]):+.3f} / {np.min([r[k] for r in rows]):+.3f}"
                  for k in [f"chroma {c:g}" for c in gains] + [f"PD {a:g}" for a in pd_gains]]
+        with_shipped = [r for r in rows if shipped in r]
+        cells.append(f"{np.mean([r[shipped] for r in with_shipped]):+.3f} / "
+                     f"{np.min([r[shipped] for r in with_shipped]):+.3f}" if with_shipped else "–")
         lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " | "
                      f"{np.mean([r['plain'] - r['input'] for r in rows]):+.2f} |")
     return lines
@@ -423,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     global CROP
     CROP = args.crop
     if args.fit_chroma:
-        text = "\n".join([f"# FFDNet chroma pass: choosing its gains on training photos", "",
+        text = "\n".join(["# FFDNet chroma pass: choosing its gains on training photos", "",
                           f"Machine: {machine()}. Command: `python benchmarks/real_noise.py --fit-chroma "
                           f"{args.fit_chroma}`.", ""] + fit_chroma(args.fit_chroma, args.fit_cache)) + "\n"
         print(text)
@@ -446,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
              f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}"
-             f"{f' --cbm3d-every {args.cbm3d_every}' if args.cbm3d_every > 1 else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             f"{f' --cbm3d-every {args.cbm3d_every}' if args.cbm3d_every > 1 else ''}"
+             f"{f' --crop {CROP}' if CROP else ''}`. "
              "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",

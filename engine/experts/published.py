@@ -164,7 +164,8 @@ class FFDNetExpert(_NetworkExpert):
             raise ModelError(f"{self.path.name}: FFDNet runs from its .onnx or .safetensors conversion")
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "FFDNet colour", tasks=("noise",), backend=backend,
-            version=("3" if pixel_shuffle else "2") if chroma_pass else "1", size_multiple=SIZE_MULTIPLE, tile_overlap=RECEPTIVE_RADIUS,
+            version=("3" if pixel_shuffle else "2") if chroma_pass else "1", size_multiple=SIZE_MULTIPLE,
+            tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
             description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
         #: Whether the chroma comes from a half-resolution run (:data:`WHITE_CHROMA_GAIN`);
@@ -239,7 +240,7 @@ class FFDNetExpert(_NetworkExpert):
         subs = pixel_shuffle_split(image)
         sig = sigma if sigma.strides[:2] == (0, 0) else np.ascontiguousarray(pixel_shuffle_pad(sigma))
         outs = []
-        for k, (sub, (i, j)) in enumerate(zip(subs, PHASES)):
+        for k, (sub, (i, j)) in enumerate(zip(subs, PHASES, strict=True)):
             phase = (np.broadcast_to(sig[:1, :1], sub.shape[:2] + (sig.shape[2],)) if sig.strides[:2] == (0, 0)
                      else np.ascontiguousarray(sig[i::2, j::2]))
             outs.append(self._denoise(sub, phase, ctx, progress.sub(k / 4, (k + 1) / 4)))
@@ -303,7 +304,7 @@ def pixel_shuffle_join(subs: list[np.ndarray], shape: tuple[int, ...]) -> np.nda
     """Inverse of :func:`pixel_shuffle_split`: the HxWxC image of ``shape`` (float32)."""
     h, w = shape[:2]
     out = np.empty((h + h % 2, w + w % 2) + tuple(subs[0].shape[2:]), np.float32)
-    for sub, (i, j) in zip(subs, PHASES):
+    for sub, (i, j) in zip(subs, PHASES, strict=True):
         out[i::2, j::2] = sub
     return out[:h, :w]
 

@@ -64,9 +64,9 @@ def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
         raise ValueError(f"noise_sigma must be a scalar, (3,) or an {h}x{w}x1/x3 map; got shape {sigma.shape}")
     strength = min(max(float(ctx.strength), 0.0), 1.0)
     if sigma.strides[:2] == (0, 0):  # uniform over the image: scale one pixel, return a broadcast view
-        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32)
+        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32, copy=False)
         return np.broadcast_to(pixel, sigma.shape)
-    return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32)
+    return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 class _OnnxMapRunner:
@@ -186,7 +186,7 @@ class FFDNetExpert(_NetworkExpert):
         uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
         if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
         per_channel = sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6)
         if not self.chroma_pass or per_channel or min(image.shape[:2]) < CHROMA_PASS_MIN_SIDE:
@@ -199,7 +199,7 @@ class FFDNetExpert(_NetworkExpert):
         sigma = noise_sigma_map(image, ctx)
         if float((sigma[:1, :1] if sigma.strides[:2] == (0, 0) else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         return self._denoise(image, sigma, ctx, ctx.progress)
 
     def _with_chroma_pass(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext) -> np.ndarray:
@@ -406,7 +406,7 @@ class LumaDnCNNExpert(_NetworkExpert):
         y = run_tiled(np.ascontiguousarray(ycc[..., :1]), runner, overlap=self.info.tile_overlap, strategy=strategy,
                       memory_factor=self.info.memory_factor, progress=ctx.progress)
         ycc[..., :1] = y
-        return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32)
+        return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 #: IAT's global branch reads the whole photo at full resolution up to this many pixels; a larger

@@ -183,7 +183,7 @@ def gains(args, registry, restorer, folder: Path) -> tuple[list[str], dict]:
     lines = [f"Held-aside photos: {len(photos)} JPEGs of the validation split of `shared/data/clean`, after the "
              f"{DEVELOPMENT_PHOTOS} looked at during development "
              f"({', '.join(p.name for p in photos)}), central {args.crop}x{args.crop} crops, each encoded by Pillow "
-             "at quality 10/20/30 with "
+             f"at quality {'/'.join(map(str, QUALITIES))} with "
              "4:2:0 chroma and restored from the JPEG file (the loader reads its tables).", ""]
     names = sorted({n for (_, n) in rows}, key=lambda n: (not n.startswith("input"), not n.startswith("default"),
                                                           not n.startswith("previous"), n))

@@ -322,7 +322,7 @@ def pd_join(subs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def fit_chroma(count: int, cache: Path) -> list[str]:
+def fit_chroma(count: int, cache: Path, compute: bool = True) -> list[str]:
     """Choose the FFDNet expert's chroma-pass gains on TRAINING-split photos (centre 256 x 256):
     two thirds through the camera pipeline (``engine.degrade.camera.camera_noise``, strength
     U(0.3, 0.65): noise std 3–8 levels, as the real crops, JPEG on), one third white noise σ 5–25.
@@ -330,7 +330,8 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
     then, at s*, the chroma pass at each chroma gain c, pixel-shuffle down-sampling (PD, stride
     2) at 0.5/0.7/1 x s*, and the expert as shipped for a JPEG file's decoding (PD at s*, chroma
     pass at its camera gain; told the camera's JPEG tables, as the session tells it a file's).
-    Gains are over the plain run at s*. ``cache``: resumable JSON."""
+    Gains are over the plain run at s*. ``cache``: resumable JSON; ``compute=False``: only the
+    report of what the cache holds (a run cut short)."""
     from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, JpegSource, ijg_table
     from engine.degrade.camera import camera_noise
     from engine.experts.base import ExpertContext
@@ -356,7 +357,7 @@ def fit_chroma(count: int, cache: Path) -> list[str]:
         done[name][shipped] = metrics(expert.run(noisy, ctx), gt)[0] - done[name]["plain"]
         cache.write_text(json.dumps(done))
 
-    for i, p in enumerate(picks):
+    for i, p in enumerate(picks if compute else []):
         im = to_float(load_uint8(train[p]))
         y, x = (im.shape[0] - 256) // 2, (im.shape[1] - 256) // 2
         im = np.ascontiguousarray(im[y:y + 256, x:x + 256])
@@ -437,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-chroma", type=int, default=0,
                     help="only: choose the chroma-pass gains on N training photos (camera pipeline and white noise)")
     ap.add_argument("--fit-cache", type=Path, default=Path("noise-chroma-fit.json"))
+    ap.add_argument("--fit-report-only", action="store_true", help="report what --fit-cache holds, compute nothing")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs="*", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -445,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_chroma:
         text = "\n".join(["# FFDNet chroma pass: choosing its gains on training photos", "",
                           f"Machine: {machine()}. Command: `python benchmarks/real_noise.py --fit-chroma "
-                          f"{args.fit_chroma}`.", ""] + fit_chroma(args.fit_chroma, args.fit_cache)) + "\n"
+                          f"{args.fit_chroma}`.", ""] + fit_chroma(args.fit_chroma, args.fit_cache,
+                                                          compute=not args.fit_report_only)) + "\n"
         print(text)
         if args.out:
             args.out.write_text(text)

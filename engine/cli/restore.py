@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--uncertainty", action="store_true",
                    help="also write <stem>.uncertainty.png beside each output: 16-bit grey, value / 256 = "
                         "expected absolute error of that pixel in 8-bit levels; --json gains a summary")
+    p.add_argument("--caution", type=float, default=0.0, metavar="0..1",
+                   help="lean the result back towards the input where it is uncertain (the window's Caution "
+                        "control): 0 = off (default), 1 = the input wherever the expected error is 12 levels or more")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--expert", action="append", default=[], metavar="KIND=EXPERT_ID",
                    help="use this expert for a kind instead of the measured best (a wrong id lists the usable ones); "
@@ -69,7 +72,8 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile, experts=experts,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
-                          skip_existing=args.skip_existing, uncertainty=args.uncertainty)
+                          skip_existing=args.skip_existing, uncertainty=args.uncertainty,
+                          caution=args.caution)
 
 
 def parse_expert_choices(items: list[str]) -> dict[str, str]:
@@ -141,16 +145,17 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tally = Tally(failures=failures)
     total = len(batch.items)
-    for i, item in enumerate(batch.items):
-        progress = Progress(lambda f, m, i=i: bar.update(i, f, m), cancel)
-        try:
-            result = batch.run_item(restorer, item, progress)
-        except Cancelled:
-            bar.clear()
-            print("restora: cancelled", file=sys.stderr)
-            return 1
+
+    def report(i: int, result: RestoreResult) -> None:
         bar.clear()
-        tally.report(i, total, item.path, result, args.json)
+        tally.report(i, total, batch.items[i].path, result, args.json)
+
+    try:  # the next file decodes and the last one encodes while this one is restored
+        batch.run_overlapped(restorer, lambda i: Progress(lambda f, m, i=i: bar.update(i, f, m), cancel), report)
+    except Cancelled:
+        bar.clear()
+        print("restora: cancelled", file=sys.stderr)
+        return 1
     total += sum(1 for p in batch.problems if p.failed)
     tally.summary(total, time.perf_counter() - started)
     return 1 if tally.failures else 0

@@ -55,6 +55,9 @@ class RestoreOptions:
     #: Also estimate where the result may be wrong (``engine.uncertainty``): the result's
     #: ``uncertainty`` summary, and ``restore_file`` writes ``<stem>.uncertainty.png`` beside it.
     uncertainty: bool = False
+    #: The window's "Caution" control (0..1): lean the result back towards the input where it
+    #: is uncertain (:func:`engine.uncertainty.lean`); 0 leaves the result as composed.
+    caution: float = 0.0
 
     def choices(self) -> PlanChoices:
         """The planning part of these options."""
@@ -79,6 +82,8 @@ def check_options(options: RestoreOptions) -> None:
         raise UsageError(f"--scale must be 1, 2 or 4, not {options.scale}")
     if not 1 <= int(options.jpeg_quality) <= 100:
         raise UsageError(f"JPEG quality must be between 1 and 100, not {options.jpeg_quality}")
+    if not 0.0 <= float(options.caution) <= 1.0:
+        raise UsageError(f"--caution must be between 0 and 1, not {options.caution:g}")
     if options.overwrite and options.skip_existing:
         raise UsageError("--overwrite and --skip-existing contradict each other; choose one")
 
@@ -181,7 +186,7 @@ class Restorer:
         """
         progress = progress or Progress()
         t0 = time.perf_counter()
-        if options.uncertainty:
+        if options.uncertainty or options.caution > 0.0:
             changes, consume = None, False
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
         progress(0.0, "analysing")
@@ -200,16 +205,23 @@ class Restorer:
         plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
-        umap = None
-        if options.uncertainty:
-            from ..uncertainty import SessionUncertainty, stage_maps, summarise
+        umap = uncertain = None
+        if options.uncertainty or options.caution > 0.0:
+            from ..uncertainty import SessionUncertainty
 
-            umap = SessionUncertainty(session).composed(strengths)
+            uncertain = SessionUncertainty(session)
+        if options.uncertainty:
+            from ..uncertainty import stage_maps, summarise
+
+            umap = uncertain.composed(strengths)
             for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
                 for d in stages:
                     if d["stage"] == stage:
                         d["uncertainty"] = summarise(smap)
-        pixels = session.compose_into(strengths, out=session.image if consume else None)
+        if uncertain is not None and options.caution > 0.0:
+            pixels = uncertain.compose(strengths, options.caution)  # the window's Caution, on a full-resolution map
+        else:
+            pixels = session.compose_into(strengths, out=session.image if consume else None)
         session.release()  # the stage changes are composed: upscaling, analysing and saving run without them
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
@@ -239,7 +251,7 @@ class Restorer:
                      "reason": "", "seconds": round(time.perf_counter() - t0, 3)}
 
     def restore_file(self, source: Path, target_for, options: RestoreOptions = RestoreOptions(),
-                     progress: Optional[Progress] = None) -> RestoreResult:
+                     progress: Optional[Progress] = None, *, decoded=None, write_later=None) -> RestoreResult:
         """Load ``source``, restore it, save it to the path ``target_for(photo)`` returns.
 
         ``target_for`` is a callable ``(Photo) -> Path`` so that the output extension can
@@ -251,6 +263,11 @@ class Restorer:
         One photo fails alone: whatever goes wrong (a bad file, an expert's bug, out of memory)
         becomes ``result.error`` (one line, :func:`describe_error`) and nothing is written;
         only :class:`Cancelled` and ``KeyboardInterrupt`` propagate.
+
+        A batch overlaps files with the two keywords (see :meth:`Batch.run_overlapped`):
+        ``decoded``, a future of ``load_photo(source)`` started ahead; ``write_later``, called
+        as ``write_later(write)`` instead of saving here, where ``write()`` saves and finishes
+        the result (raising as saving does); the result is returned unsaved then.
         """
         from ..imageio import load_photo, save_photo
         from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
@@ -265,7 +282,7 @@ class Restorer:
             size = probe_size(source)
             if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:  # else loading says it is too large
                 check_fits(source, *size, scale=options.scale, budget=budget)
-            photo = load_photo(source)
+            photo = load_photo(source) if decoded is None else decoded.result()
             target = target_for(photo)
             if target.exists() or target.is_symlink():  # checked early: do not restore for nothing
                 if options.skip_existing:
@@ -292,17 +309,25 @@ class Restorer:
             del photo
             progress.check()
             result.not_kept = not_kept
-            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
-                                       jpeg_quality=options.jpeg_quality)
-            if result.uncertainty_map is not None:
-                from ..uncertainty.sidecar import write_sidecar
-
-                result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
-                                                        overwrite=options.overwrite,
-                                                        size=(restored.width, restored.height))
-                result.uncertainty_map = None  # the batch keeps results; the map is in the file
             result.input = source
-            result.seconds = time.perf_counter() - t0
+
+            def write() -> RestoreResult:
+                result.output = save_photo(restored, target, bit_depth=options.bit_depth,
+                                           overwrite=options.overwrite, jpeg_quality=options.jpeg_quality)
+                if result.uncertainty_map is not None:
+                    from ..uncertainty.sidecar import write_sidecar
+
+                    result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
+                                                            overwrite=options.overwrite,
+                                                            size=(restored.width, restored.height))
+                    result.uncertainty_map = None  # the batch keeps results; the map is in the file
+                result.seconds = time.perf_counter() - t0
+                return result
+
+            if write_later is not None:
+                write_later(write)
+                return result
+            write()
             progress(1.0, "saved")
             return result
         except Cancelled:

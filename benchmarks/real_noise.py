@@ -15,9 +15,9 @@ Methods (``--methods``, comma-separated):
 - ``ffdnet_oracle``: FFDNet as published (one full-resolution run, ``chroma_pass=False``) told
   one uniform σ for the whole set, the one with the best mean PSNR over the grid ``--sigmas``
   (and per photo its own best σ, to compare with the estimated one).
-- ``ffdnet_chroma_oracle``: the registry's FFDNet expert (told it restores a JPEG file's decoding:
-  pixel-shuffle down-sampling, then the half-resolution chroma pass) over the same grid, uniform
-  and per-photo best σ; ``ffdnet_chroma_only_oracle``: the same without pixel-shuffling.
+- ``ffdnet_chroma_only_oracle``: the registry's FFDNet expert (its half-resolution chroma pass,
+  told it restores a JPEG file's decoding) over the same grid, uniform and per-photo best σ;
+  ``ffdnet_chroma_oracle``: the same after pixel-shuffle down-sampling (PD; measured, not shipped).
 - ``one_run``: whether one FFDNet run can serve a photo that gets both a JPEG and a noise stage:
   the file-aware JPEG stage followed by the noise expert, against the noise expert alone and the
   noise expert followed by the projection onto the file's quantisation tables, all at the
@@ -147,14 +147,14 @@ def run_previous(items: list[tuple[str, Path, Path]], code: Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- references
-def ffdnet_expert(plain: bool = False, pixel_shuffle: bool = True):
-    """The registry's FFDNet expert, or (``plain``) the same network run as published: one
-    full-resolution pass, no chroma pass; ``pixel_shuffle=False``: the chroma pass without
-    pixel-shuffle down-sampling."""
+def ffdnet_expert(plain: bool = False, pixel_shuffle: bool = False):
+    """The registry's FFDNet expert (chroma pass, no pixel-shuffling), or (``plain``) the same
+    network run as published: one full-resolution pass, no chroma pass; ``pixel_shuffle``: the
+    chroma pass after pixel-shuffle down-sampling for a JPEG file's decoding."""
     from engine.experts.default import build_registry
     for e in build_registry().for_task("noise"):
         if "ffdnet" in e.info.id.lower():
-            if plain or not pixel_shuffle:
+            if plain or pixel_shuffle:
                 from engine.experts.published import FFDNetExpert
                 return FFDNetExpert(e.path, model_id=e.info.model_id, chroma_pass=not plain,
                                     pixel_shuffle=pixel_shuffle)
@@ -328,8 +328,8 @@ def fit_chroma(count: int, cache: Path, compute: bool = True) -> list[str]:
     U(0.3, 0.65): noise std 3–8 levels, as the real crops, JPEG on), one third white noise σ 5–25.
     Per photo, the plain run's best σ s* (the σ the analysis' contract asks for) is found on a grid;
     then, at s*, the chroma pass at each chroma gain c, pixel-shuffle down-sampling (PD, stride
-    2) at 0.5/0.7/1 x s*, and the expert as shipped for a JPEG file's decoding (PD at s*, chroma
-    pass at its camera gain; told the camera's JPEG tables, as the session tells it a file's).
+    2) at 0.5/0.7/1 x s*, and PD at s* followed by the chroma pass at its camera gain (the expert
+    with ``pixel_shuffle``, told the camera's JPEG tables as the session tells it a file's).
     Gains are over the plain run at s*. ``cache``: resumable JSON; ``compute=False``: only the
     report of what the cache holds (a run cut short)."""
     from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, JpegSource, ijg_table
@@ -337,7 +337,7 @@ def fit_chroma(count: int, cache: Path, compute: bool = True) -> list[str]:
     from engine.experts.base import ExpertContext
     from training.data import load_split, load_uint8, to_float
 
-    expert, plain = ffdnet_expert(), ffdnet_expert(plain=True)
+    expert, plain = ffdnet_expert(pixel_shuffle=True), ffdnet_expert(plain=True)
     shipped = "shipped for a JPEG file (PD + chroma)"
     full_grid, gains, pd_gains = (2, 3, 4, 5, 7, 10, 13, 17, 25, 30), (0.5, 0.7, 1.0, 1.3, 1.6, 2.0), (0.5, 0.7, 1.0)
     train, _ = load_split(SHARED / "data" / "clean")
@@ -397,7 +397,7 @@ def fit_chroma(count: int, cache: Path, compute: bool = True) -> list[str]:
              f"{', '.join(map(str, full_grid))}), mean / worst:", "",
              "| noise | photos | " + " | ".join(f"chroma pass c = {c:g}" for c in gains) + " | "
              + " | ".join(f"PD told {a:g}·s*" for a in pd_gains) + " | PD at s* + chroma pass at "
-             f"{published.CAMERA_CHROMA_GAIN:g} (shipped for JPEG files) | plain at s*: gain over input |",
+             f"{published.CAMERA_CHROMA_GAIN:g} | plain at s*: gain over input |",
              "|---|---|" + "---|" * (len(gains) + len(pd_gains) + 2)]
     for label, prefix in (("camera pipeline (JPEG on)", "camera"), ("white Gaussian", "awgn")):
         rows = [r for n, r in done.items() if n.startswith(prefix)]
@@ -502,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             plain = method == "ffdnet_oracle"
             shuffle = method == "ffdnet_chroma_oracle"
             label = ("FFDNet as published" if plain else
-                     "FFDNet, PD + half-resolution chroma pass (this branch's expert)" if shuffle else
-                     "FFDNet + half-resolution chroma pass, no PD")
+                     "FFDNet, PD + half-resolution chroma pass" if shuffle else
+                     "FFDNet + half-resolution chroma pass (this branch's expert)")
             sig = [float(s) for s in args.sigmas.split(",")]
             grid = run_ffdnet_grid(items, sig, plain=plain, pixel_shuffle=shuffle)
             if not grid:
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{method}_grid"] = {n: {str(k): v for k, v in g.items()} for n, g in grid.items()}
             mean_by_sigma = {s: np.mean([grid[n][s][0] for n, _, _ in items]) for s in sig}
             best = max(mean_by_sigma, key=mean_by_sigma.get)
-            if shuffle:
+            if not plain and not shuffle:
                 chroma_best = best
             gp = np.array([grid[n][best][0] for n, _, _ in items]) - in_p
             gs = np.array([grid[n][best][1] for n, _, _ in items]) - in_s

@@ -25,10 +25,10 @@ needs_weights = pytest.mark.skipif(not PUBLISHED.is_file(), reason="../shared/we
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "clean").is_dir(), reason="../shared/data is not present")
 
 
-def _expert(path=ONNX, threads=1):
+def _expert(path=ONNX, threads=1, **kw):
     from engine.experts.published import FFDNetExpert
 
-    return FFDNetExpert(path, model_id="ffdnet-color", threads=threads)
+    return FFDNetExpert(path, model_id="ffdnet-color", threads=threads, **kw)
 
 
 def _ctx(**kw):
@@ -333,7 +333,8 @@ def test_pixel_shuffle_split_and_join_are_exact_inverses_at_any_size():
 
 @needs_data
 def test_a_jpeg_files_decoding_is_pixel_shuffled_deterministically(tmp_path):
-    """Told it restores a JPEG file (``ctx.jpeg``), the expert denoises the four stride-2 phase
+    """With ``pixel_shuffle`` (measured, off by default) and told it restores a JPEG file
+    (``ctx.jpeg``), the expert denoises the four stride-2 phase
     sub-images (an odd-sized photo too), then the chroma pass; the luma is the pixel-shuffled
     run's; two runs give the same bytes; a per-pixel map is followed phase by phase."""
     from engine.experts.published import pixel_shuffle_join, pixel_shuffle_split
@@ -341,7 +342,7 @@ def test_a_jpeg_files_decoding_is_pixel_shuffled_deterministically(tmp_path):
     clean = _val_crops(1, 96)[0][:93, :81]
     noisy = np.clip(clean + np.random.default_rng(4).normal(0, 8 / 255, clean.shape), 0, 1)
     pixels, source = _jpeg_source((noisy * 255 + 0.5).astype(np.uint8), tmp_path, 95)
-    expert = _expert()
+    expert = _expert(pixel_shuffle=True)
     ctx = dict(noise_sigma=np.float32(8 / 255), jpeg=source)
     out = expert.run(pixels, _ctx(**ctx))
     assert out.shape == pixels.shape and np.array_equal(out, expert.run(pixels, _ctx(**ctx)))

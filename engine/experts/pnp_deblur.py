@@ -196,8 +196,10 @@ class PnPDeblur(Expert):
         gentle = float(np.clip((FULL_CONFIDENCE - est.confidence) / (FULL_CONFIDENCE - DROP_CONFIDENCE), 0.0, 1.0))
         device = ctx.device
 
+        run = getattr(self.denoiser, "run_plain", self.denoiser.run)  # one pass per iteration
+
         def denoise(x: np.ndarray, sigma: float) -> np.ndarray:
-            return self.denoiser.run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile))
+            return run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile))
 
         gray_in = luminance(image)
         noise_in = fine_sigma(gray_in)

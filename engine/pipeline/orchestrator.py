@@ -37,6 +37,7 @@ from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import estimate_quality
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
@@ -114,9 +115,12 @@ class Orchestrator:
         (``Photo.jpeg``); ``metadata``: the photo's EXIF facts (noise prior of the default analysis)."""
         analyser = self.analyser
         if analyser is None:
-            analyser = default_analyser
+            facts: dict = {}
             if metadata is not None and metadata.iso:
-                analyser = functools.partial(default_analyser, iso=metadata.iso, exposure_s=metadata.exposure_s)
+                facts.update(iso=metadata.iso, exposure_s=metadata.exposure_s)
+            if jpeg is not None:
+                facts["jpeg_quality"] = estimate_quality(jpeg).quality
+            analyser = functools.partial(default_analyser, **facts) if facts else default_analyser
         return RestorationSession(image, self.registry, analyser=analyser, device=self.device, tile=tile, jpeg=jpeg)
 
     def plan(self, session: RestorationSession, choices: PlanChoices = PlanChoices()) -> Plan:

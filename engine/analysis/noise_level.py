@@ -310,13 +310,13 @@ STILL_CHROMA_BAND = (1.5, 6.0)
 #: Fewer still blocks than this: nothing to measure on (``still_chroma_255`` = 0).
 STILL_MIN_BLOCKS = 8
 #: Clean-photo thresholds of ``still_chroma_255`` (8-bit levels) by the JPEG quality the photo
-#: was last saved at, ``(IJG quality, threshold)``: the 99th percentile over the training split
+#: was last saved at, ``(IJG quality, threshold)``: the 99.5th percentile over the training split
 #: of ../shared/data/clean re-saved at that quality (4:2:0), and as stored (JPEG ≈ q95, film
 #: scans with grain) for the last knot, which also serves photos of unknown history (PNG, TIFF).
 #: A file compressed harder keeps less colour texture in its still areas, so colour blotches that
 #: survive its quantisation are stronger evidence. Fitted by benchmarks/calibrate_still_chroma.py
 #: (training photos only; never the real pairs).
-STILL_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 0.611), (90, 0.862), (95, 0.919))
+STILL_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 0.622), (90, 0.910), (95, 1.080))
 #: Severity given to a photo whose still-area chroma is exactly at its threshold (the presence
 #: threshold); it grows in proportion above it.
 STILL_SEVERITY_AT_THRESHOLD = 0.15

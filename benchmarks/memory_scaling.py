@@ -9,7 +9,9 @@ whole CLI, Python and libraries included. ``RESTORA_MEMORY_BUDGET`` is set high 
 refusal check does not stop the big sizes.
 
 Usage: ``python benchmarks/memory_scaling.py [--sizes 6 12 24] [--tree before=DIR --tree after=DIR]
-[--timeout 3000] [--out benchmarks/results/memory-scaling.md]``
+[--scene noisy|blurred] [--cli-args "--only blur --no-generalist"] [--timeout 3000]
+[--out benchmarks/results/memory-scaling.md]``. One restoration runs at a time, each after
+``--min-free`` bytes per pixel are available; the results file is rewritten after every row.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ print("RESULT " + json.dumps({"rc": proc.returncode, "peak_bytes": peak, "second
 """
 
 
-def write_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
-    """A synthetic noisy 3:2 photo of about ``megapixels`` MP as an 8-bit PNG, built in row blocks
-    (this process's memory does not matter, but the disk write should not need the float copy)."""
+def write_photo(path: Path, megapixels: float, seed: int = 0, scene: str = "noisy") -> tuple[int, int]:
+    """A synthetic 3:2 photo of about ``megapixels`` MP as an 8-bit PNG, built in row blocks
+    (this process's memory does not matter, but the disk write should not need the float copy).
+    ``scene`` ``"noisy"``: Gaussian noise σ 12/255; ``"blurred"``: the same scene under a 5×5
+    box blur with noise σ 2/255; ``"sharp"``: noise σ 1/255 only (the classical deblurrer finds no
+    blur in it: the cheapest stage that still makes a full-size output)."""
+    import cv2
     from PIL import Image
 
     w = int(round(math.sqrt(megapixels * 1e6 * 1.5) / 8)) * 8
@@ -53,7 +59,10 @@ def write_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]
         block = np.stack([0.2 + 0.6 * x / w + 0 * y, 0.2 + 0.6 * y / h + 0 * x,
                           0.5 + 0.2 * np.sin(x / 23.0) * np.cos(y / 17.0)], 2)
         block += ((np.floor(x / 96) + np.floor(y / 96)) % 2)[..., None] * 0.1
-        block += rng.normal(0.0, 12.0 / 255.0, block.shape).astype(np.float32)
+        if scene == "blurred":
+            block = cv2.blur(block.astype(np.float32), (5, 5))
+        sigma = {"blurred": 2.0, "sharp": 1.0}.get(scene, 12.0) / 255.0
+        block += rng.normal(0.0, sigma, block.shape).astype(np.float32)
         out[top:top + len(y)] = np.clip(np.round(block * 255.0), 0, 255).astype(np.uint8)
     Image.fromarray(out).save(path, compress_level=1)
     return w, h
@@ -81,12 +90,39 @@ def measure(tree: Path, photo: Path, folder: Path, timeout: float, extra: list[s
     raise RuntimeError(f"no result: {proc.stderr[-2000:]}")
 
 
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo in bytes (0 where it cannot be read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def wait_for_memory(need: float, timeout: float) -> int:
+    """Wait (up to ``timeout`` s) until ``need`` bytes are available, so that a big run neither
+    starves the other users of a shared machine nor is measured while it swaps; returns the
+    available bytes at the start."""
+    t0 = time.monotonic()
+    while (free := available_memory()) and free < need and time.monotonic() - t0 < timeout:
+        print(f"waiting for {need / 2**30:.1f} GB available (now {free / 2**30:.1f} GB)", file=sys.stderr, flush=True)
+        time.sleep(30)
+    if free and free < need:
+        raise RuntimeError(f"only {free / 2**30:.1f} GB available, {need / 2**30:.1f} GB needed")
+    return free
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[6, 12, 24])
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--cli-args", default="", help="extra restore arguments, e.g. '--only noise'")
+    parser.add_argument("--scene", choices=("noisy", "blurred", "sharp"), default="noisy")
+    parser.add_argument("--min-free", type=float, default=80.0,
+                        help="bytes per pixel of available memory (MemAvailable) a run waits for before it starts")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory-scaling.md")
     args = parser.parse_args()
     trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree] or [("current", REPO)]
@@ -96,11 +132,14 @@ def main() -> int:
         folder = Path(tmp)
         for mp in args.sizes:
             photo = folder / f"synthetic-{mp:g}mp.png"
-            w, h = write_photo(photo, mp)
+            w, h = write_photo(photo, mp, scene=args.scene)
             for name, tree in trees:
+                free = wait_for_memory(args.min_free * w * h, args.timeout)
                 r = measure(tree, photo, folder, args.timeout, args.cli_args.split())
-                r.update({"tree": name, "megapixels": w * h / 1e6, "size": f"{w}x{h}"})
+                r.update({"tree": name, "megapixels": w * h / 1e6, "size": f"{w}x{h}", "available_before": free,
+                          "load_before": os.getloadavg()[0]})
                 rows.append(r)
+                write(args.out, rows, load0, os.getloadavg(), trees, args.cli_args, args.scene)  # so far
                 print(f"{name} {w}x{h}: peak {r['peak_bytes'] / 2**30:.2f} GB, {r['seconds']:.0f} s, "
                       f"stages {r['stages']} {r.get('error', '')}", file=sys.stderr, flush=True)
             photo.unlink()
@@ -108,20 +147,22 @@ def main() -> int:
                 for f in p.iterdir():
                     f.unlink()
                 p.rmdir()
-    write(args.out, rows, load0, os.getloadavg(), trees, args.cli_args)
+    write(args.out, rows, load0, os.getloadavg(), trees, args.cli_args, args.scene)
     print(args.out.read_text())
     return 0
 
 
-def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "") -> None:
+def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "", scene: str = "noisy") -> None:
     lines = ["# Peak memory of `restora restore` vs photo size", "",
              "Produced by `benchmarks/memory_scaling.py`: a synthetic noisy 8-bit PNG per size, restored by "
              "`restora restore --device cpu` in a fresh process per code tree; peak resident set of that "
              "process (`ru_maxrss`: Python, libraries and networks included).", "",
              f"- machine: {os.cpu_count()} cores, **shared and loaded** (load average {load0[0]:.1f} at start, "
              f"{load1[0]:.1f} at end); seconds are wall time under that load",
+             f"- memory: {available_memory() / 2**30:.1f} GB available at the end of "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
              f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}; arguments: `restore IN -o OUT --device cpu "
-             f"--json {cli_args}`", "",
+             f"--json {cli_args}`; scene: {scene}", "",
              "| tree | photo | MP | peak RSS GB | bytes per pixel (peak / pixels) | seconds | stages |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -106,6 +106,8 @@ def test_strength_zero_returns_the_input_and_format_options(batch, tmp_path):
     ["restore", "x.png", "-o", "o", "--only", "noise,fog"],  # unknown kind
     ["restore", "x.png", "-o", "o", "--scale", "3"],
     ["restore", "x.png", "-o", "o", "--format", "gif"],
+    ["restore", "x.png", "-o", "o", "--expert", "classical.deblur.wiener"],  # not KIND=ID
+    ["restore", "x.png", "-o", "o", "--expert", "fog=classical.deblur.wiener"],  # unknown kind
     ["frobnicate"],
 ])
 def test_bad_usage_exits_2(argv, capsys):
@@ -154,3 +156,15 @@ def test_raw_input_becomes_a_16bit_tiff(tmp_path):
     restored = load_photo(tmp_path / "out" / "shot.tif")
     assert restored.bit_depth == 16 and restored.source_format == "tiff"
     assert restored.pixels.shape == load_photo(raw).pixels.shape
+
+
+def test_expert_choice_is_used_and_an_unknown_one_refused(batch, tmp_path, capsys):
+    photo = batch / "noisy.png"
+    out = tmp_path / "o"
+    assert main(["restore", str(photo), "-o", str(out), "--only", "blur", "--expert", "blur=classical.deblur.wiener",
+                 "--json"]) == 0
+    stages = json_lines(capsys.readouterr().out)[0]["stages"]
+    assert [(s["stage"], s["expert"]) for s in stages] == [("blur", "classical.deblur.wiener")]
+    assert main(["restore", str(photo), "-o", str(out), "--expert", "blur=classical.denoise.dct"]) == 2
+    err = capsys.readouterr().err
+    assert "no such expert for blur" in err and "classical.deblur.wiener" in err

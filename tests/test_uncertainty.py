@@ -136,6 +136,27 @@ def test_cli_writes_sidecar_and_json_summary(tmp_path, capsys):
     assert not (tmp_path / "plain" / "noisy.uncertainty.png").exists()
 
 
+def test_cli_caution_leans_the_saved_result_towards_the_input(tmp_path, capsys):
+    """--caution is the window's Caution control: 0 changes nothing; more leans the saved photo
+    back towards the input, and only where the map expects an error of more than 3 levels."""
+    clean = photo(2, 64)
+    src = write_png(tmp_path / "in" / "noisy.png", degrade(clean, "noise", 0.7, seed=3))
+    noisy = np.asarray(Image.open(src), np.float32)
+
+    def restored(name: str, *extra: str) -> np.ndarray:
+        assert main(["restore", str(src), "-o", str(tmp_path / name), "--only", "noise", *extra]) == 0
+        return np.asarray(Image.open(tmp_path / name / "noisy.png"), np.float32)
+
+    plain, off, full = restored("plain"), restored("off", "--caution", "0"), restored("full", "--caution", "1")
+    capsys.readouterr()
+    assert np.array_equal(plain, off)
+    moved_plain, moved_full = np.abs(plain - noisy).mean(), np.abs(full - noisy).mean()
+    assert moved_full < moved_plain  # leaned back towards the input
+    assert not np.array_equal(full, noisy)  # but not to the input everywhere: only where uncertain
+    assert main(["restore", str(src), "-o", str(tmp_path / "bad"), "--caution", "1.5"]) == 2
+    assert "--caution must be between 0 and 1" in capsys.readouterr().err
+
+
 def test_session_maps_per_stage_and_composed():
     from engine.experts.default import build_registry
     from engine.pipeline.job import Restorer, RestoreOptions

@@ -76,7 +76,8 @@ def generalist_expert(path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] 
 
     return NeuralExpert.from_file(path, expert_id=f"neural.{path.stem}", tasks=(GENERALIST,), model_id=path.stem,
                                   scale=1, size_multiple=8, architecture="RestoraGeneralist",
-                                  name="Restora fast generalist", lead_kinds=lead_kinds, threads=1)
+                                  name="Restora fast generalist", lead_kinds=lead_kinds, conditioned=True,
+                                  threads=1)
 
 
 class RealEsrganGeneralist:

@@ -43,7 +43,13 @@ def add_parser(sub) -> None:
     p.add_argument("--uncertainty", action="store_true",
                    help="also write <stem>.uncertainty.png beside each output: 16-bit grey, value / 256 = "
                         "expected absolute error of that pixel in 8-bit levels; --json gains a summary")
+    p.add_argument("--caution", type=float, default=0.0, metavar="0..1",
+                   help="lean the result back towards the input where it is uncertain (the window's Caution "
+                        "control): 0 = off (default), 1 = the input wherever the expected error is 12 levels or more")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
+    p.add_argument("--expert", action="append", default=[], metavar="KIND=EXPERT_ID",
+                   help="use this expert for a kind instead of the measured best (a wrong id lists the usable ones); "
+                        "repeatable")
     p.add_argument("--generative", action="store_true",
                    help="allow generative models (Real-ESRGAN) as the all-in-one generalist and upscaler")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -62,10 +68,28 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
     auto = args.auto or (not strengths and only is None)
     if args.tile is not None and args.tile < 16:
         raise ValueError("--tile must be at least 16 pixels")
-    return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile,
+    experts = parse_expert_choices(args.expert)
+    return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile, experts=experts,
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
-                          skip_existing=args.skip_existing, uncertainty=args.uncertainty)
+                          skip_existing=args.skip_existing, uncertainty=args.uncertainty,
+                          caution=args.caution)
+
+
+def parse_expert_choices(items: list[str]) -> dict[str, str]:
+    """``["blur=classical.deblur.wiener"]`` → ``{"blur": "classical.deblur.wiener"}``; raises
+    ``ValueError`` (one line) on an item without ``=`` or an unknown kind."""
+    from ..pipeline.plan import STAGE_NAMES
+
+    out: dict[str, str] = {}
+    for item in items:
+        kind, _, expert_id = (p.strip() for p in item.partition("="))
+        if not expert_id:
+            raise ValueError(f"--expert expects KIND=EXPERT_ID, got {item!r}")
+        if kind not in STAGE_NAMES:
+            raise ValueError(f"unknown kind {kind!r} in --expert; expected one of {', '.join(STAGE_NAMES)}")
+        out[kind] = expert_id
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experts.default import build_registry
 
     registry = build_registry(device=device)
+    for kind, expert_id in options.experts.items():
+        if expert_id not in registry or kind not in registry.get(expert_id).info.tasks:
+            usable = ", ".join(e.info.id for e in registry.for_task(kind)) or "none"
+            print(f"restora: error: --expert {kind}={expert_id}: no such expert for {kind}; "
+                  f"available: {usable}", file=sys.stderr)
+            return 2
     restorer = Restorer(registry, device=device)
     bar = ProgressLine(len(batch.items))
     cancel = CancelToken()

@@ -35,3 +35,10 @@ def lowlight(image: np.ndarray, exposure: float, gamma: float = 1.0,
     if gamma != 1.0:
         out = np.power(out, np.float32(gamma))
     return finish(out)
+
+
+def colour_cast(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """A white-balance error: per-channel gains applied in linear light (e.g. (1.15, 1, 0.8) is
+    a warm tungsten cast). Gains near 1; the result is clipped. float32 HxWx3 in [0, 1]."""
+    lin = srgb_to_linear(as_image(image)) * np.asarray(gains, np.float32)
+    return finish(linear_to_srgb(lin))

@@ -74,3 +74,63 @@ def rain(image: np.ndarray, density: float, length: float, angle: float,
         return finish(img)
     layer = rain_layer(img.shape[:2], density, length, angle, rng, width)[..., None] * np.float32(opacity)
     return finish(1.0 - (1.0 - img) * (1.0 - layer))
+
+
+def varied_depth(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random relative depth map in [0, 1] (1 = far) for realistic synthetic haze, float32 HxW.
+
+    Real haze is not a uniform veil and not always thickest at the top: this tilts the
+    :func:`depth_proxy` gradient by up to ±35° (a horizon that is not level, a wall seen at an
+    angle), sometimes reverses or flattens it (indoor scenes, a road receding downwards), adds
+    a low-frequency random field (uneven fog, ±0.2) and draws the near/far range at random
+    (near end 0.05–0.4). Deterministic for ``rng``."""
+    img = as_image(image)
+    h, w = img.shape[:2]
+    theta = np.deg2rad(rng.uniform(-35.0, 35.0))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u = ((h - 1 - yy) * np.cos(theta) + (xx - w / 2) * np.sin(theta)) / max(h, 1)
+    u = (u - u.min()) / max(float(u.max() - u.min()), 1e-6)
+    mode = rng.random()
+    if mode < 0.15:
+        u = 1.0 - u
+    elif mode < 0.3:
+        u = 0.5 + 0.2 * (u - 0.5)
+    sigma = max(h, w) / 16.0
+    lum = cv2.GaussianBlur(luminance(img), (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    coarse = rng.standard_normal((4, 4)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC) * np.float32(0.1)
+    a = rng.uniform(0.4, 0.8)
+    depth = np.clip(a * u + (1 - a) * lum + field, 0.0, 1.0)
+    near = rng.uniform(0.05, 0.4)
+    return (near + (1.0 - near) * depth).astype(np.float32)
+
+
+def rain_layers(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Realistic rain at ``strength`` in [0, 1]: 1–3 streak layers at one wind direction (each
+    layer ±5° from it), the nearer layers longer, wider, sparser and slightly out of focus, the
+    farther ones short, thin and dense, plus the faint veil that distant rain leaves
+    (a light haze of 0–0.15·strength, as in Li et al.'s heavy-rain model). Screen blend.
+    float32 HxWx3 in [0, 1]; ``strength <= 0`` is the identity. Deterministic for ``rng``."""
+    img = as_image(image)
+    s = float(strength)
+    if s <= 0:
+        return finish(img)
+    angle = rng.uniform(-25.0, 25.0)
+    n_layers = int(rng.integers(1, 4))
+    out = img
+    for i in range(n_layers):
+        near = (i + 1) / n_layers
+        density = 0.005 * s * rng.uniform(0.4, 1.0) * (1.5 - near)
+        length = (6.0 + 36.0 * s) * (0.4 + 0.6 * near) * rng.uniform(0.8, 1.2)
+        width = 1.0 + (1.0 + s) * near * rng.uniform(0.5, 1.0)
+        opacity = (0.35 + 0.45 * s) * rng.uniform(0.6, 1.0)
+        layer = rain_layer(img.shape[:2], density, length, angle + rng.uniform(-5.0, 5.0), rng, width)
+        if near > 0.6 and rng.random() < 0.5:
+            layer = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.5, 1.5))
+        tint = np.clip(rng.uniform(0.85, 1.0) + rng.uniform(-0.03, 0.03, 3), 0, 1).astype(np.float32)
+        layer = layer[..., None] * np.float32(opacity) * tint
+        out = 1.0 - (1.0 - out) * (1.0 - layer)
+    veil = rng.uniform(0.0, 0.15) * s
+    if veil > 0:
+        out = haze(out, veil, float(rng.uniform(0.7, 0.9)))
+    return finish(out)

@@ -94,7 +94,7 @@ class JpegQcpRestorer(Expert):
         quant = source.quantisation
         if estimate_quality(quant).quality >= CLEAN_QUALITY:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         luma = self._prior(self.luma_prior, image, ctx, prior_sigma_255(quant, LUMA_SIGMA_GAIN), 0.0, 0.45)
         chroma = self._prior(self.chroma_prior, image, ctx, prior_sigma_255(quant, CHROMA_SIGMA_GAIN), 0.45, 0.9)
         out = project_upright(luma_from(luma, chroma), source.decoded, quant)

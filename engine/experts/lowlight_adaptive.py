@@ -102,7 +102,7 @@ def correct_cast(image: np.ndarray, tolerance: float = CAST_TOLERANCE,
     out = image * partial.astype(np.float32)
     y_in, y_out = luminance(image), luminance(out)
     out *= (y_in.mean() / max(float(y_out.mean()), 1e-6))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def exposure_score(before: np.ndarray, after: np.ndarray) -> float:

@@ -104,7 +104,7 @@ def hqs_deconvolve(image: np.ndarray, kernel: np.ndarray, noise: float,
         z = denoise(np.clip(x, 0.0, 1.0).astype(np.float32), float(s))
         if progress is not None:
             progress((i + 1) / len(sigmas))
-    return np.clip(z[margin:margin + h, margin:margin + w], 0.0, 1.0).astype(np.float32)
+    return np.clip(z[margin:margin + h, margin:margin + w], 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def upscale_kernel(kernel: np.ndarray, factor: float) -> np.ndarray:
@@ -147,7 +147,7 @@ class PnPDeblur(Expert):
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()
-        image = np.clip(image, 0.0, 1.0).astype(np.float32)
+        image = np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         noise = float(np.mean(context_sigma(image, ctx)))
         est, factor = self.estimate(image, ctx.progress.sub(0.0, 0.4), noise)
         kernel = upscale_kernel(est.kernel, factor)

@@ -48,9 +48,9 @@ def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
         raise ValueError(f"noise_sigma must be a scalar, (3,) or an {h}x{w}x1/x3 map; got shape {sigma.shape}")
     strength = min(max(float(ctx.strength), 0.0), 1.0)
     if sigma.strides[:2] == (0, 0):  # uniform over the image: scale one pixel, return a broadcast view
-        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32)
+        pixel = np.clip(sigma[:1, :1] * np.float32(strength), 0.0, 1.0).astype(np.float32, copy=False)
         return np.broadcast_to(pixel, sigma.shape)
-    return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32)
+    return np.clip(sigma * np.float32(strength), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 class _OnnxMapRunner:
@@ -160,7 +160,7 @@ class FFDNetExpert(_NetworkExpert):
         uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
         if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         runner = self.runner(device)
 
         def fn(tile: np.ndarray) -> np.ndarray:
@@ -278,7 +278,7 @@ class LumaDnCNNExpert(_NetworkExpert):
         y = run_tiled(np.ascontiguousarray(ycc[..., :1]), runner, overlap=self.info.tile_overlap, strategy=strategy,
                       memory_factor=self.info.memory_factor, progress=ctx.progress)
         ycc[..., :1] = y
-        return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32)
+        return np.clip(from_ycbcr(ycc), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 #: IAT's global branch reads the whole photo at full resolution up to this many pixels; a larger

@@ -27,4 +27,4 @@ class LanczosUpscaler(Expert):
         s = self.info.scale
         out = cv2.resize(image, (w * s, h * s), interpolation=cv2.INTER_LANCZOS4)
         ctx.progress(1.0)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

@@ -156,13 +156,20 @@ def _pillow_image(samples: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(data), mode=mode)
 
 
+def _swap_red_blue(samples: np.ndarray, rows: int = 256) -> None:
+    """RGB(A) → BGR(A) in place, ``rows`` rows at a time (no full-size copy)."""
+    for top in range(0, samples.shape[0], rows):
+        band = samples[top:top + rows]
+        red = band[:, :, 0].copy()
+        band[:, :, 0] = band[:, :, 2]
+        band[:, :, 2] = red
+
+
 def _write_png(path: Path, out: _Output, **_: object) -> None:
-    samples = out.samples
-    if samples.shape[2] == 3:
-        samples = samples[:, :, ::-1]
-    elif samples.shape[2] == 4:
-        samples = samples[:, :, [2, 1, 0, 3]]
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(samples), [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
+    samples = np.ascontiguousarray(out.samples)
+    if samples.shape[2] in (3, 4):
+        _swap_red_blue(samples)  # the samples were made for this write alone
+    ok, encoded = cv2.imencode(".png", samples, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
     if not ok:
         raise PhotoSaveError(f"{path}: the PNG encoder failed")
     chunks = []

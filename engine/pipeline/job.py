@@ -27,6 +27,7 @@ from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
 from .orchestrator import Orchestrator
 from .plan import Plan, PlanChoices
 from .session import RestorationSession
+from .spill import ChangeStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class RestoreOptions:
     #: Also estimate where the result may be wrong (``engine.uncertainty``): the result's
     #: ``uncertainty`` summary, and ``restore_file`` writes ``<stem>.uncertainty.png`` beside it.
     uncertainty: bool = False
+    #: The window's "Caution" control (0..1): lean the result back towards the input where it
+    #: is uncertain (:func:`engine.uncertainty.lean`); 0 leaves the result as composed.
+    caution: float = 0.0
 
     def choices(self) -> PlanChoices:
         """The planning part of these options."""
@@ -78,6 +82,8 @@ def check_options(options: RestoreOptions) -> None:
         raise UsageError(f"--scale must be 1, 2 or 4, not {options.scale}")
     if not 1 <= int(options.jpeg_quality) <= 100:
         raise UsageError(f"JPEG quality must be between 1 and 100, not {options.jpeg_quality}")
+    if not 0.0 <= float(options.caution) <= 1.0:
+        raise UsageError(f"--caution must be between 0 and 1, not {options.caution:g}")
     if options.overwrite and options.skip_existing:
         raise UsageError("--overwrite and --skip-existing contradict each other; choose one")
 
@@ -157,24 +163,32 @@ class Restorer:
 
     def session(self, image: np.ndarray, options: RestoreOptions = RestoreOptions(),
                 jpeg: Optional[JpegQuantisation] = None,
-                metadata: Optional[PhotoMetadata] = None) -> RestorationSession:
+                metadata: Optional[PhotoMetadata] = None, changes: Optional[ChangeStore] = None) -> RestorationSession:
         """A session for ``image`` (see :meth:`Orchestrator.session`)."""
-        return self.orchestrator.session(image, tile=options.tile, jpeg=jpeg, metadata=metadata)
+        return self.orchestrator.session(image, tile=options.tile, jpeg=jpeg, metadata=metadata, changes=changes)
 
     def plan_for(self, session: RestorationSession, options: RestoreOptions) -> Plan:
         return self.orchestrator.plan(session, options.choices())
 
     def restore_photo(self, photo: Photo, options: RestoreOptions = RestoreOptions(),
                       progress: Optional[Progress] = None, *,
-                      budget: Optional[int] = None) -> tuple[Photo, RestoreResult]:
+                      budget: Optional[int] = None, changes: Optional[ChangeStore] = None,
+                      consume: bool = False) -> tuple[Photo, RestoreResult]:
         """Restore an in-memory photo. Returns the restored photo (not saved) and the result.
 
         ``budget``: bytes the restoration may use; a plan that needs more is refused
         (:class:`engine.errors.NotEnoughMemoryError`) before any stage runs. ``None``: no check.
+        ``changes``: where the full-size stage changes are kept (within its byte budget in
+        memory, the rest on disk; closed when done); ``None``: all in memory. ``consume``: the
+        result is composed into ``photo.pixels`` itself (the caller needs the input no more),
+        saving a full-size float copy. Both are ignored with ``options.uncertainty`` (its map
+        reads the input and every change after composing).
         """
         progress = progress or Progress()
         t0 = time.perf_counter()
-        session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata)
+        if options.uncertainty or options.caution > 0.0:
+            changes, consume = None, False
+        session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -183,23 +197,31 @@ class Restorer:
 
             told = len(plan.stages) + (len(report.present(DEFAULT_PRESENCE_THRESHOLD)) if plan.stages else 0)
             check_fits(photo.path or Path("<memory>"), photo.width, photo.height, cached_changes=told,
-                       scale=options.scale, budget=budget)
+                       scale=options.scale, budget=budget,
+                       change_budget=None if session.changes is None else session.changes.budget)
         upscale_share = 0.5 if options.scale != 1 else 0.0
         run_end = 0.95 - upscale_share * 0.9
         outcome = self.orchestrator.restore(session, options.choices(), progress.sub(0.05, run_end), plan=plan)
         plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
-        pixels = session.compose(strengths)
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
-        umap = None
-        if options.uncertainty:
-            from ..uncertainty import SessionUncertainty, stage_maps, summarise
+        umap = uncertain = None
+        if options.uncertainty or options.caution > 0.0:
+            from ..uncertainty import SessionUncertainty
 
-            umap = SessionUncertainty(session).composed(strengths)
+            uncertain = SessionUncertainty(session)
+        if options.uncertainty:
+            from ..uncertainty import stage_maps, summarise
+
+            umap = uncertain.composed(strengths)
             for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
                 for d in stages:
                     if d["stage"] == stage:
                         d["uncertainty"] = summarise(smap)
+        if uncertain is not None and options.caution > 0.0:
+            pixels = uncertain.compose(strengths, options.caution)  # the window's Caution, on a full-resolution map
+        else:
+            pixels = session.compose_into(strengths, out=session.image if consume else None)
         session.release()  # the stage changes are composed: upscaling, analysing and saving run without them
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
@@ -271,7 +293,15 @@ class Restorer:
                     raise OutputExistsError(f"{side}: already exists (use --overwrite to replace it)")
             # Before the work: a depth the output format cannot store fails here, not after restoring.
             not_kept = not_kept_on_save(photo, target, bit_depth=options.bit_depth)
-            restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget)
+            # One shot: changes past the budget go to disk beside the output; the result is
+            # composed into the decoded pixels (this photo object is ours alone).
+            changes = ChangeStore(folder=target.parent if target.parent.is_dir() else None)
+            try:
+                restored, result = self.restore_photo(photo, options, progress.sub(0.02, 0.97), budget=budget,
+                                                      changes=changes, consume=True)
+            finally:
+                changes.close()
+            del photo
             progress.check()
             result.not_kept = not_kept
             result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,

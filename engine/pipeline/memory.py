@@ -90,25 +90,31 @@ def memory_budget() -> Optional[int]:
     return int(min(rooms) * USABLE_FRACTION) if rooms else None
 
 
-def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: int = 1) -> int:
+def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: int = 1,
+                   change_budget: Optional[int] = None) -> int:
     """Peak bytes to restore a ``width`` x ``height`` photo whose plan caches ``cached_changes``
-    float changes (stages plus told kinds), upscaled by ``scale``."""
+    float changes (stages plus told kinds), upscaled by ``scale``. ``change_budget``: bytes of
+    changes kept in memory when the rest goes to disk (a one-shot restoration,
+    :class:`engine.pipeline.spill.ChangeStore`); ``None``: all are in memory."""
     pixels = int(width) * int(height)
-    per_pixel = DECODE_BYTES_PER_PIXEL + BASE_BYTES_PER_PIXEL + STAGE_BYTES_PER_PIXEL * max(cached_changes, 0)
+    changes = STAGE_BYTES_PER_PIXEL * max(cached_changes, 0) * pixels
+    if change_budget is not None:
+        changes = min(changes, float(change_budget))
+    per_pixel = DECODE_BYTES_PER_PIXEL + BASE_BYTES_PER_PIXEL
     upscale = UPSCALE_BYTES_PER_OUTPUT_PIXEL * pixels * scale * scale if scale != 1 else 0.0
-    return int(pixels * per_pixel + upscale)
+    return int(pixels * per_pixel + changes + upscale)
 
 
 
 
 def check_fits(source: Path, width: int, height: int, *, cached_changes: int = 0, scale: int = 1,
-               budget: Optional[int] = None) -> None:
+               budget: Optional[int] = None, change_budget: Optional[int] = None) -> None:
     """Raise :class:`NotEnoughMemoryError` (one line naming the file, the need and the room)
     when :func:`estimate_bytes` exceeds ``budget`` (default: :func:`memory_budget`)."""
     budget = memory_budget() if budget is None else budget
     if budget is None:
         return
-    need = estimate_bytes(width, height, cached_changes=cached_changes, scale=scale)
+    need = estimate_bytes(width, height, cached_changes=cached_changes, scale=scale, change_budget=change_budget)
     if need > budget:
         raise NotEnoughMemoryError(
             f"{source}: {width}x{height} needs about {format_bytes(need, binary=True)} of memory to restore"

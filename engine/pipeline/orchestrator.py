@@ -47,6 +47,7 @@ from ..progress import Progress
 from . import plan as plan_rules
 from .plan import Plan, PlanChoices, Planner, Stage
 from .session import RestorationSession, StageResult, default_analyser
+from .spill import ChangeStore
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,12 @@ class Orchestrator:
         self.planner = Planner(registry)
 
     def session(self, image: np.ndarray, *, tile: Optional[int] = None, jpeg=None,
-                metadata: Optional[PhotoMetadata] = None) -> RestorationSession:
+                metadata: Optional[PhotoMetadata] = None, changes: Optional[ChangeStore] = None) -> RestorationSession:
         """A session for ``image`` (float32 HxWx3 in [0, 1]); ``tile``: tile edge in pixels for
         the experts (``None``: automatic); ``jpeg``: the tables of the JPEG file it decodes
-        (``Photo.jpeg``); ``metadata``: the photo's EXIF facts (noise prior of the default analysis)."""
+        (``Photo.jpeg``); ``metadata``: the photo's EXIF facts (noise prior of the default analysis);
+        ``changes``: where a one-shot restoration keeps its stage changes (see
+        :class:`~engine.pipeline.session.RestorationSession`)."""
         analyser = self.analyser
         if analyser is None:
             facts: dict = {}
@@ -121,7 +124,8 @@ class Orchestrator:
             if jpeg is not None:
                 facts["jpeg_quality"] = estimate_quality(jpeg).quality
             analyser = functools.partial(default_analyser, **facts) if facts else default_analyser
-        return RestorationSession(image, self.registry, analyser=analyser, device=self.device, tile=tile, jpeg=jpeg)
+        return RestorationSession(image, self.registry, analyser=analyser, device=self.device, tile=tile, jpeg=jpeg,
+                                  changes=changes)
 
     def plan(self, session: RestorationSession, choices: PlanChoices = PlanChoices()) -> Plan:
         """The first plan for the session's photo (analyses it if not done yet)."""
@@ -201,8 +205,13 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
             session.store(stage_key, result)
             sub(1.0)
         results.append(result)
+        after = session.take_after(stage_key)
         if not result.dropped:
-            current = np.clip(current + result.delta, 0.0, 1.0)
+            # the stage's output as it computed it for its analysis, else (cached) computed again
+            current = np.clip(after, 0.0, 1.0, out=after) if after is not None \
+                else np.clip(current + np.asarray(result.delta), 0.0, 1.0)
+        del after
+        if not result.dropped:
             key = stage_key
             input_report = result.output_report or session.analyser(current)
     progress.check()  # a run cancelled after its last stage leaves the shown results as they were

@@ -42,6 +42,7 @@ from ..kinds import NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
+from .spill import Change, ChangeStore, band_slices
 
 Analyser = Callable[[np.ndarray], DegradationReport]
 
@@ -73,7 +74,7 @@ class StageResult:
     name: str
     expert_id: str
     key: str
-    delta: Optional[np.ndarray]
+    delta: Optional[Change]
     seconds: float
     dropped: bool = False
     reason: str = ""
@@ -81,9 +82,9 @@ class StageResult:
     after: dict[str, float] = field(default_factory=dict)
     output_report: Optional[DegradationReport] = None
     model_id: Optional[str] = None
-    kind_shares: dict[str, np.ndarray] = field(default_factory=dict)
+    kind_shares: dict[str, Change] = field(default_factory=dict)
     handled_by: Optional[str] = None
-    knot_deltas: dict[float, np.ndarray] = field(default_factory=dict)
+    knot_deltas: dict[float, Change] = field(default_factory=dict)
 
     def to_dict(self, strength: float) -> dict:
         return {"stage": self.name, "expert": self.expert_id, "model": self.model_id,
@@ -110,10 +111,13 @@ class RestorationSession:
         assess: bool = True,
         cache: Optional[StageCache] = None,
         jpeg: Optional[JpegQuantisation] = None,
+        changes: Optional[ChangeStore] = None,
     ) -> None:
         """``jpeg``: the quantisation of the JPEG file ``image`` is the decoding of (``Photo.jpeg``);
         the JPEG verdict then comes from the file's tables and experts get them as
-        ``ExpertContext.jpeg``."""
+        ``ExpertContext.jpeg``. ``changes``: for a one-shot restoration (no slider), where the
+        full-size stage changes are kept (within a byte budget in memory, the rest on disk:
+        :class:`engine.pipeline.spill.ChangeStore`); ``None`` keeps them all in memory."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
         self.image = np.ascontiguousarray(image, dtype=np.float32)
@@ -128,6 +132,10 @@ class RestorationSession:
         self._report: Optional[DegradationReport] = None
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
+        self.changes = changes
+        #: ``(stage key, full-strength output)`` of the stage :meth:`run_stage` ran last: the next
+        #: stage's input, so that it is not computed (and held) a second time.
+        self._after: Optional[tuple[str, np.ndarray]] = None
         self.expert_runs = 0
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
@@ -206,14 +214,34 @@ class RestorationSession:
             if not out.flags.writeable or out is current:
                 out = out.copy()
             np.clip(out, 0.0, 1.0, out=out)
-            deltas[knot] = np.subtract(out, current, out=out)
+            spill = self.changes.writer(out.shape) if self.changes is not None else None
+            if spill is None:
+                deltas[knot] = np.subtract(out, current, out=out)
+                continue
+            # Band by band: the change goes to disk and, at full strength, ``out`` becomes
+            # ``current + change`` (the same float32 operations as below, so the same values).
+            for band in band_slices(out.shape[0]):
+                change = np.subtract(out[band], current[band])
+                spill.write_rows(band.start, change)
+                if knot == 1.0:
+                    np.add(current[band], change, out=out[band])
+            deltas[knot] = spill
+            after = out
+            del out
         full = deltas.pop(1.0)
-        after = current + full
+        if isinstance(full, np.ndarray):
+            after = current + full
         report = self.analyser(after)
-        del after
+        self._after = (stage_key, after)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
                            reason="; ".join(notes))
+
+    def take_after(self, key: str) -> Optional[np.ndarray]:
+        """The full-strength output of the stage with cache key ``key`` if :meth:`run_stage`
+        ran it last (``current + delta``, not clipped), else ``None``; forgotten either way."""
+        after, self._after = self._after, None
+        return after[1] if after is not None and after[0] == key else None
 
     def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
                       progress: Progress) -> None:
@@ -222,7 +250,8 @@ class RestorationSession:
         if len(told) == 1:
             result.kind_shares = {next(iter(told)): result.delta}
             return
-        full = current + result.delta
+        after = self._after[1] if self._after is not None and self._after[0] == result.key else None
+        full = after if after is not None else current + np.asarray(result.delta)
         variants = [{k: v for k, v in told.items() if k != kind} for kind in told]
         batch = getattr(expert, "run_variants", None)
         if batch is not None:  # one batched network call per tile for all kinds
@@ -240,7 +269,9 @@ class RestorationSession:
             else:
                 without = outputs[i]
             without = np.clip(without.astype(np.float32, copy=False), 0.0, 1.0)
-            result.kind_shares[kind] = np.subtract(full, without, out=without)
+            share = np.subtract(full, without, out=without)
+            result.kind_shares[kind] = share if self.changes is None else self.changes.keep(share)
+            del without, share
 
     def release(self) -> None:
         """Free every cached stage change (the stage cache, the shown results, the subsampled
@@ -251,6 +282,9 @@ class RestorationSession:
         with self._lock:
             self._results = []
             self._subsampled.clear()
+            self._after = None
+        if self.changes is not None:
+            self.changes.close()
 
     @property
     def results(self) -> list[StageResult]:
@@ -284,6 +318,34 @@ class RestorationSession:
                 scratch = np.empty_like(out) if scratch is None else scratch
                 out += np.multiply(array[sl], np.float32(s), out=scratch)
         np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def compose_into(self, strengths: Mapping[str, float], out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The same image as :meth:`compose` ``(strengths)`` (the same float32 operations, so
+        bit-identical), composed row band by row band: besides ``out`` only one band of
+        scratch is allocated, and changes kept on disk are read one band at a time.
+
+        ``out``: float32 array of the image's shape to write the result into, or ``None`` for
+        a new one. It may be :attr:`image` itself for a one-shot restoration that needs its
+        input no more: the input is then overwritten and the session must not compose again.
+        """
+        image = self.image
+        if out is None:
+            out = np.empty_like(image)
+        elif out.shape != image.shape or out.dtype != np.float32:
+            raise ValueError(f"cannot compose a {image.shape} image into a {out.dtype} array of shape {out.shape}")
+        terms = [(np.float32(s), array) for s, array in
+                 ((weight(strengths), array) for _name, weight, array in self._terms(self.results)) if s != 0.0]
+        scratch: Optional[np.ndarray] = None
+        for band in band_slices(image.shape[0]):
+            part = out[band]
+            if out is not image:
+                part[...] = image[band]
+            for s, array in terms:
+                if scratch is None:
+                    scratch = np.empty_like(part)
+                part += np.multiply(array[band], s, out=scratch[:part.shape[0]])
+            np.clip(part, 0.0, 1.0, out=part)
         return out
 
     @staticmethod

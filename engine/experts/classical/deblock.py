@@ -98,18 +98,18 @@ class DCTDeblocker(Expert):
         ctx.progress(0.1)
         if quality >= MAX_QUALITY or score < MIN_LATTICE_SCORE:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         table = luma_table(quality)
         tile = max((ctx.tile or self.tile) // 16 * 16, 64)
         out = map_tiles(image.astype(np.float32, copy=False), lambda t: deblock_tile(t, table),
                         tile, self.info.tile_overlap, ctx.progress.sub(0.1, 1.0))
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array
 
     def _run_with_tables(self, image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
         quant = ctx.jpeg.quantisation
         if file_quality(quant).quality >= CLEAN_QUALITY:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         table = quant.luma.astype(np.float32)
         tile = max((ctx.tile or self.tile) // 16 * 16, 64)
         smooth = map_tiles(image.astype(np.float32, copy=False), lambda t: deblock_tile(t, table, project=False),

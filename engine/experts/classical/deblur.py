@@ -48,10 +48,10 @@ class WienerDeblur(Expert):
         ctx.progress(0.3)
         if psf.family == "none":
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         reg = BASE_REGULARISATION + NOISE_REGULARISATION * sigma ** 2
         overlap = max(psf.kernel.shape) * 3 + 16
         out = map_tiles(image.astype(np.float32, copy=False),
                         lambda t: wiener_deconvolve(t, psf.kernel, reg),
                         ctx.tile or self.tile, overlap, ctx.progress.sub(0.3, 1.0))
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array

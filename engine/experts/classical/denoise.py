@@ -44,10 +44,10 @@ class SlidingDCTDenoiser(Expert):
         sigma = context_sigma(image, ctx)
         if sigma < MIN_SIGMA:
             ctx.progress(1.0)
-            return np.clip(image, 0.0, 1.0).astype(np.float32)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         if per is not None:  # independent per-channel noise → σ of each orthonormal opponent channel
             sigma = np.sqrt((OPPONENT.astype(np.float64) ** 2) @ (per.astype(np.float64) ** 2)).astype(np.float32)
         opp = to_opponent(image)
         out = map_tiles(opp, lambda t: sliding_dct.denoise(t, sigma), ctx.tile or self.tile,
                         self.info.tile_overlap, ctx.progress)
-        return np.clip(from_opponent(out), 0.0, 1.0).astype(np.float32)
+        return np.clip(from_opponent(out), 0.0, 1.0).astype(np.float32, copy=False)

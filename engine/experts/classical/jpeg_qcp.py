@@ -185,4 +185,4 @@ def project_upright(estimate: np.ndarray, decoded: np.ndarray, quant: JpegQuanti
     the constraints of ``decoded`` (or the given ones), turn back. Returns float32 in [0, 1]."""
     stored = to_stored(estimate, quant.orientation)
     cons = cons or constraints(to_stored(decoded, quant.orientation), quant)
-    return np.clip(to_upright(project(stored, cons), quant.orientation), 0.0, 1.0).astype(np.float32)
+    return np.clip(to_upright(project(stored, cons), quant.orientation), 0.0, 1.0).astype(np.float32, copy=False)

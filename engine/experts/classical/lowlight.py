@@ -65,7 +65,7 @@ def brighten(image: np.ndarray, gain: np.ndarray, illumination: np.ndarray,
     base = y + keep * (image - y)
     peak = np.maximum(base.max(axis=2), 1e-6)
     g = np.maximum(np.minimum(gain, soft_clip(gain * peak) / peak), 1.0)
-    return np.clip(base * g[..., None], 0.0, 1.0).astype(np.float32), g.astype(np.float32)
+    return np.clip(base * g[..., None], 0.0, 1.0).astype(np.float32, copy=False), g.astype(np.float32)
 
 
 def choose_gamma(image: np.ndarray, illumination: np.ndarray, target_mean: float,
@@ -136,4 +136,4 @@ class LIMEEnhance(Expert):
             out = suppress_amplified_noise(out, gain, ctx.tile or self.tile, ctx.progress.sub(0.2, 1.0),
                                            DENOISE_FRACTION)
         ctx.progress(1.0)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

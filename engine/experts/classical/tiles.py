@@ -28,7 +28,7 @@ def run_whole(image: np.ndarray, ctx: Optional[ExpertContext],
     ctx.progress(0.0)
     restored, _ = operator(image)
     ctx.progress(1.0)
-    return np.clip(restored, 0.0, 1.0).astype(np.float32)
+    return np.clip(restored, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def tile_starts(length: int, tile: int) -> list[int]:

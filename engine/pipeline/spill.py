@@ -1,0 +1,182 @@
+"""Full-size stage changes kept within a byte budget: in memory up to it, on disk past it.
+
+A one-shot restoration (the CLI, a batch) never moves a slider, so it has no use for every
+stage's float32 change (12 bytes per pixel each) in memory at once: it composes once, row band
+by row band (:meth:`engine.pipeline.session.RestorationSession.compose_into`). A
+:class:`ChangeStore` keeps changes in memory while their total stays within its budget and
+writes the rest to a raw float32 file each (:class:`SpilledArray`), read back one row band at a
+time. Files are written and read with plain ``write``/``readinto`` (not memory-mapped), so what
+the kernel caches of them is not part of the process's resident memory, and they are deleted
+when the store is closed (or the array is garbage-collected).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+#: Rows per band when a full-size float image is produced or consumed band by band: 64 rows of a
+#: 12 000-pixel-wide photo are 9 MB of float32 RGB, small against the photo and large enough
+#: that the per-band overhead does not show.
+BAND_ROWS = 64
+
+#: ``RESTORA_CHANGE_BUDGET`` (bytes, or with a K/M/G suffix) overrides :data:`DEFAULT_CHANGE_BUDGET`.
+BUDGET_VARIABLE = "RESTORA_CHANGE_BUDGET"
+#: Bytes of full-size stage changes a one-shot restoration keeps in memory before it spills to
+#: disk: every change of a 12 MP photo's usual plan (two FFDNet knots, 288 MB) stays in memory.
+DEFAULT_CHANGE_BUDGET = 320 * 2**20
+
+
+def band_slices(height: int, rows: int = BAND_ROWS) -> list[slice]:
+    """Row slices of at most ``rows`` rows covering ``[0, height)`` in order."""
+    rows = max(int(rows), 1)
+    return [slice(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class SpilledArray:
+    """A float32 array kept in a raw file (C order), read back by row ranges.
+
+    Indexing (``a[rows]``, ``a[rows, cols]``, ``a[::step, ::step]``) reads only the rows it
+    needs; ``np.asarray(a)`` reads the whole array. The file is deleted by :meth:`close` or
+    when the object is garbage-collected.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(np.float32)
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._finalizer = weakref.finalize(self, _remove, str(self.path))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @classmethod
+    def create(cls, folder: Path, shape: tuple[int, ...]) -> "SpilledArray":
+        """An empty file for an array of ``shape`` in ``folder`` (rows filled by :meth:`write_rows`)."""
+        while True:  # named like an atomic write's temporary file, so a batch removes one left by a killed run
+            path = Path(folder) / f".restora-change.{os.getpid()}-{secrets.token_hex(4)}.partial"
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            return cls(path, shape)
+
+    def write_rows(self, top: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (float32, ``shape[1:]`` per row) at row ``top``."""
+        data = np.ascontiguousarray(rows, dtype=np.float32)
+        if data.shape[1:] != self.shape[1:] or top < 0 or top + data.shape[0] > self.shape[0]:
+            raise ValueError(f"rows of shape {data.shape} at {top} do not fit an array of shape {self.shape}")
+        with open(self.path, "r+b") as handle:
+            handle.seek(top * self._row_bytes)
+            handle.write(memoryview(data).cast("B"))
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as a new float32 array."""
+        start, stop = max(start, 0), min(stop, self.shape[0])
+        out = np.empty((max(stop - start, 0),) + self.shape[1:], self.dtype)
+        if out.size:
+            with open(self.path, "rb") as handle:
+                handle.seek(start * self._row_bytes)
+                if handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+                    raise OSError(f"{self.path}: spilled change is shorter than expected")
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        rows, rest = key[0], key[1:]
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.shape[0])
+            if step < 0:
+                return np.asarray(self)[key]
+            block = self.read_rows(start, stop)
+            return block[(slice(None, None, step),) + rest]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        full = self.read_rows(0, self.shape[0])
+        return full if dtype is None else full.astype(dtype, copy=False)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+Change = Union[np.ndarray, SpilledArray]
+
+
+class ChangeStore:
+    """Where a one-shot restoration keeps its full-size stage changes: in memory while their
+    total is at most ``budget`` bytes, else in files in ``folder`` (default: the system's
+    temporary folder). ``budget`` ``None``: :func:`change_budget`."""
+
+    def __init__(self, budget: Optional[int] = None, folder: Optional[Path] = None) -> None:
+        self.budget = change_budget() if budget is None else max(int(budget), 0)
+        self.folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+        self.in_memory = 0
+        self.spilled: list[SpilledArray] = []
+
+    def fits(self, nbytes: int) -> bool:
+        """Whether a change of ``nbytes`` more stays in memory (within the budget)."""
+        return self.in_memory + int(nbytes) <= self.budget
+
+    def keep(self, change: np.ndarray) -> Change:
+        """Keep ``change``: itself while it fits the budget, else a :class:`SpilledArray` copy
+        (the caller then drops its array)."""
+        if self.fits(change.nbytes):
+            self.in_memory += change.nbytes
+            return change
+        spilled = SpilledArray.create(self.folder, change.shape)
+        for band in band_slices(change.shape[0]):
+            spilled.write_rows(band.start, change[band])
+        self.spilled.append(spilled)
+        return spilled
+
+    def writer(self, shape: tuple[int, ...]) -> Optional[SpilledArray]:
+        """A file for a change of ``shape`` that the caller fills band by band, or ``None`` when
+        the change fits the budget in memory (it is then counted: the caller keeps an array)."""
+        nbytes = int(np.prod(shape, dtype=np.int64)) * 4
+        if self.fits(nbytes):
+            self.in_memory += nbytes
+            return None
+        spilled = SpilledArray.create(self.folder, shape)
+        self.spilled.append(spilled)
+        return spilled
+
+    def close(self) -> None:
+        """Delete every spilled file and forget the memory count."""
+        for spilled in self.spilled:
+            spilled.close()
+        self.spilled = []
+        self.in_memory = 0
+
+
+def change_budget() -> int:
+    """Bytes of changes kept in memory: :data:`BUDGET_VARIABLE` when set, else
+    :data:`DEFAULT_CHANGE_BUDGET`."""
+    from .memory import parse_size
+
+    text = os.environ.get(BUDGET_VARIABLE)
+    return parse_size(text) if text else DEFAULT_CHANGE_BUDGET

@@ -84,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = [(q, float(np.percentile(v[f"train q{q}"], 99.5))) for q in qualities]
     thresholds.append((95, float(np.percentile(v["train"], 99.5))))
     t75 = dict(thresholds).get(75, thresholds[-1][1])
-    t_stored = thresholds[-1][1]
     lines = ["# Still-area chroma noise: fit on training photos, check on real noise", "",
              f"Machine: {header}. `python benchmarks/calibrate_still_chroma.py --step {args.step} --qualities "
              f"{args.qualities} --camera {args.camera}`. Fit on the {len(train)} training photos of shared/data/clean "
@@ -97,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
              "## Operating points (ROC-style)", "",
              "Threshold set at a percentile of the clean training photos at the file's quality (q75 for the "
              "PolyU crops and the q75 re-saves; as stored for the rest).", "",
-             "| clean percentile | q75 threshold | stored threshold | PolyU noisy detected | PolyU ground truth flagged "
-             "| clean val FP (stored) | clean val FP (re-saved q75) | clean train FP (stored) | camera pipeline detected |",
+             "| clean percentile | q75 threshold | stored threshold | PolyU noisy detected "
+             "| PolyU ground truth flagged | clean val FP (stored) | clean val FP (re-saved q75) "
+             "| clean train FP (stored) | camera pipeline detected |",
              "|---|---|---|---|---|---|---|---|---|"]
     for pct in (80, 90, 95, 98, 99, 99.5, 100):
         a = float(np.percentile(v["train q75"], pct)) if "train q75" in v else t75

@@ -11,9 +11,10 @@ share of noisy photos above it is reported for:
 
 Measurements: the analysis' own (``noise_index_255``, ``nlf_fine_255``, ``nlf_coarse_255``,
 ``sigma_measured_255``, ``still_chroma_255`` — judged here against the clean photos as stored; the
-app judges it at the file's JPEG quality, see benchmarks/calibrate_still_chroma.py — the bundled network's noise probability) and band energies: luma / Cb / Cr
-difference-of-Gaussians bands (0–0.7, 0.7–1.5, 1.5–3, 3–6 px), block std over 16-px blocks, 10th
-percentile (flattest blocks) and median, in 8-bit levels.
+app judges it at the file's JPEG quality, see benchmarks/calibrate_still_chroma.py — the bundled
+network's noise probability) and band energies: luma / Cb / Cr difference-of-Gaussians bands
+(0–0.7, 0.7–1.5, 1.5–3, 3–6 px), block std over 16-px blocks, 10th percentile (flattest blocks)
+and median, in 8-bit levels.
 
 Run: ``python benchmarks/noise_separability.py [--clean-step 2] [--camera 60]
 [--out benchmarks/results/noise-separability.md]``.

@@ -176,8 +176,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
     pixels) or ``still_chroma_present`` (colour noise in still areas), which the network does not
     see, presence and strength both come from the hand-made report. A present kind gets at least
     ``threshold``, an absent one at most ``threshold / 2``; a kind taken wholly from one source keeps
-    that source's severity unchanged. Confidence follows the presence source (the lower of the two for an agreement). Measurements: the hand-made ones plus
-    ``learned_probability`` and ``learned_strength``."""
+    that source's severity unchanged. Confidence follows the presence source (the lower of the two
+    for an agreement). Measurements: the hand-made ones plus ``learned_probability`` and
+    ``learned_strength``."""
     agree = AGREE_KINDS if agree_kinds is None else agree_kinds
     kinds = {}
     for k in KINDS:

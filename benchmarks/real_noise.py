@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=sorted(SETS), default="crops")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--names", default=None, help="comma-separated file names: only these pairs (after --limit)")
     ap.add_argument("--methods", default="default,previous,ffdnet_oracle,cbm3d")
     ap.add_argument("--previous", type=Path, default=Path("/tmp/restora-prev"))
     ap.add_argument("--sigmas", default="3,5,7,10,12,15,18,22,27")
@@ -302,13 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     items = pairs(args.set, args.limit)
+    if args.names:
+        wanted = set(args.names.split(","))
+        items = [it for it in items if it[0] in wanted]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     header = machine()
     inputs = {n: metrics(load(lq), load(gt)) for n, lq, gt in items}
     results: dict[str, object] = {"machine": header, "set": args.set, "inputs": inputs}
     lines = [f"# Real camera noise: {SETS[args.set]} ({len(items)} pairs)", "",
              f"Machine: {header}. Command: `python benchmarks/real_noise.py --set {args.set} --methods "
-             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}`. "
+             f"{args.methods}{f' --limit {args.limit}' if args.limit else ''}{f' --crop {CROP}' if CROP else ''}"
+             f"{f' --names {args.names}' if args.names else ''}`. "
              "Gains are over the noisy input "
              "(PSNR dB / SSIM), outputs rounded to 8 bits.", "",
              "| method | mean PSNR gain | worst PSNR gain | mean SSIM gain | worst SSIM gain | pairs worse | notes |",

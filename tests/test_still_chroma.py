@@ -112,3 +112,31 @@ def test_the_real_noisy_window_reads_noisy_and_a_clean_photo_does_not():
     assert m["still_chroma_present"] == 1.0 and window.severity("noise") >= 0.15
     clean = load_photo(SHARED_DATA / "clean" / "bsds500_test_100007.jpg")
     assert analyse(clean.pixels).kinds["noise"].measurements["still_chroma_present"] == 0.0
+
+
+def test_a_deblurrer_is_not_kept_for_smoothing_away_colour_blotches():
+    """Where noise rests on still-area colour evidence, only the noise stage is credited when that
+    noise goes away: a deblurrer that smooths the blotches while failing at its own kind is dropped,
+    and the noise stage itself is still judged on the noise severity."""
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+    from engine.pipeline.orchestrator import judge
+    from engine.pipeline.plan import Stage
+    from engine.pipeline.session import StageResult
+
+    def report(noise: float, blur: float, evidence: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment({"noise": noise, "blur": blur}.get(k, 0.0),
+                                                    measurements={"still_chroma_present": evidence, "nlf_fine_255": 2.0}
+                                                    if k == "noise" else {}) for k in KINDS})
+
+    def judged(stage: str, before: DegradationReport, after: DegradationReport) -> StageResult:
+        result = StageResult(stage, "x", "k", np.zeros((2, 2, 3), np.float32), 0.0, output_report=after)
+        judge(result, Stage(stage, "x"), before)
+        return result
+
+    # Blur unchanged, the blotches gone: dropped with still-area evidence, kept without it (the old rule).
+    assert judged("blur", report(0.2, 0.4, 1.0), report(0.0, 0.4, 0.0)).dropped
+    assert not judged("blur", report(0.2, 0.4, 0.0), report(0.0, 0.4, 0.0)).dropped
+    # The noise stage removing them is kept; a deblurrer that deblurs is kept too.
+    assert not judged("noise", report(0.2, 0.4, 1.0), report(0.0, 0.4, 0.0)).dropped
+    assert not judged("blur", report(0.2, 0.4, 1.0), report(0.0, 0.2, 0.0)).dropped

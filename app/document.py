@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
@@ -134,6 +134,57 @@ class PhotoPreview:
         return None
 
 
+class StagePreview(PhotoPreview):
+    """What the viewer shows while a photo's stages land one by one: the original on the left,
+    on the right the stages that have run so far composed at the plan's strengths (exactly what
+    the finished document shows when the last stage has landed). Built off the UI thread by
+    :meth:`build`; shares the original's 8-bit display levels."""
+
+    _revisions = iter(range(1, 1 << 62))
+
+    def __init__(self, original: PhotoPreview, after8: np.ndarray, results: list[StageResult]) -> None:
+        self.photo = original.photo
+        self.width, self.height = original.width, original.height
+        self._levels = original._levels  # the original's display levels, made once per step
+        self._after8 = after8
+        self._after_levels: dict[int, np.ndarray] = {1: after8}
+        self.results = results
+        self.revision = next(self._revisions)  # a new picture each time (viewer cache key)
+
+    #: Rows composed at a time when a preview is built (bounds the float32 scratch to a band).
+    BAND_ROWS = 256
+
+    @classmethod
+    def build(cls, original: PhotoPreview, session: RestorationSession, plan: Plan,
+              results: list[StageResult]) -> "StagePreview":
+        """Compose ``results`` (a run's stages so far) at ``plan``'s strengths into 8-bit display
+        pixels, band by band (no full-size float32 copy). Call off the UI thread."""
+        from .imaging import to_display_uint8
+
+        strengths = plan.strengths()
+        h, w = session.image.shape[:2]
+        after8 = np.empty((h, w, 3), dtype=np.uint8)
+        for top in range(0, h, cls.BAND_ROWS):
+            rows = slice(top, min(top + cls.BAND_ROWS, h))
+            after8[rows] = to_display_uint8(session.compose(strengths, region=(rows, slice(0, w)), results=results))
+        return cls(original, after8, results)
+
+    @property
+    def landed(self) -> list[StageResult]:
+        """The stages so far that changed the picture (kept, not dropped)."""
+        return [r for r in self.results if not r.dropped and r.delta is not None]
+
+    def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
+        level = self._after_levels.get(step)
+        if level is None:
+            level = self._after_levels[step] = np.ascontiguousarray(self._after8[::step, ::step])
+        return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
+
+
+#: ``on_stage(session, plan, results so far)``: a stage of the opening restoration just ran.
+StageCallback = Callable[[RestorationSession, Plan, list[StageResult]], None]
+
+
 class Document:
     """One opened photo: pixels, report, the auto plan, the controls and the cached stages."""
 
@@ -159,17 +210,19 @@ class Document:
     # -- building ---------------------------------------------------------------------------
     @classmethod
     def open(cls, photo: Photo, restorer: Restorer, progress: Optional[Progress] = None,
-             tile: Optional[int] = None) -> "Document":
+             tile: Optional[int] = None, on_stage: Optional[StageCallback] = None) -> "Document":
         """Analyse ``photo``, plan and run it as the CLI does (the orchestrator's automatic
         restoration, follow-up round included), and show that (call this off the UI thread).
-        ``tile``: tile edge in pixels for the experts, ``None`` for automatic."""
+        ``tile``: tile edge in pixels for the experts, ``None`` for automatic; ``on_stage``: told
+        of each stage as it lands (on this thread), so a window can show it."""
         progress = progress or Progress()
         progress(0.0, "analysing")
         orchestrator = restorer.orchestrator
         session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata)
         session.analyse()
         progress(0.1, "restoring")
-        outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8))
+        listener = None if on_stage is None else (lambda plan, results: on_stage(session, plan, results))
+        outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8), on_stage=listener)
         results = outcome.results
         doc = cls(photo, restorer, session, outcome.plan)
         doc.run(doc.state, progress.sub(0.8, 1.0))

@@ -25,13 +25,16 @@ def to_display_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_qimage(pixels: np.ndarray) -> QImage:
-    """HxWx3 array (uint8, or float in [0, 1]) → ``QImage.Format_RGB888`` holding a copy."""
+    """HxWx3 array (uint8, or float in [0, 1]) → ``QImage.Format_RGB32`` holding a copy.
+
+    RGB32 is what Qt's raster painter scales fastest: a 1.5 MP view drawn smoothly scaled took
+    2.2 ms against 8.5 ms as RGB888, which Qt converts on every draw."""
     if pixels.dtype != np.uint8:
         pixels = to_display_uint8(pixels)
     pixels = np.ascontiguousarray(pixels)
     h, w = pixels.shape[:2]
     image = QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return image.copy()
+    return image.convertToFormat(QImage.Format.Format_RGB32)  # a new buffer: the array may go
 
 
 def heat_to_qimage(heat: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), max_alpha: float = 0.75) -> QImage:

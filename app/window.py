@@ -23,7 +23,8 @@ from engine.uncertainty.summary import UNCERTAIN_LEVELS
 from .batch import BatchPanel
 from .commands import ControlChange
 from .controls import ControlsPanel
-from .document import CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document, PhotoPreview
+from .document import (CHANGE_MAP_FULL_SCALE, UNCERTAINTY_FULL_SCALE, ControlState, Document, PhotoPreview,
+                       StagePreview)
 from .filmstrip import Filmstrip
 from .overview import OverviewPanel
 from .settings import AppSettings
@@ -179,8 +180,11 @@ class MainWindow(PathDropTarget, QMainWindow):
     """Restora's main window. ``restorer`` may be injected (tests); otherwise it is built on
     first use for the device in the settings."""
 
-    #: A photo being opened was decoded (emitted from the job's thread): ``(photo, path)``.
+    #: A photo being opened was decoded (emitted from the job's thread): ``(PhotoPreview, token)``.
     photoDecoded = Signal(object, object)
+    #: A stage of the opening restoration landed (emitted from the job's thread):
+    #: ``(StagePreview, plan, token)``.
+    stageLanded = Signal(object, object, object)
 
     def __init__(self, settings: Optional[AppSettings] = None, restorer: Optional[Restorer] = None,
                  parent: Optional[QWidget] = None) -> None:
@@ -197,6 +201,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.last_message = ""
         self._job_started = 0.0
         self._opening: Optional[Path] = None  # the photo being opened (the current one is locked meanwhile)
+        self._opening_token: Optional[object] = None  # identifies the opening job's events
         self._device_note_shown = False
         #: Asks whether to close while work is running (tests replace it).
         self.confirm_close = self._ask_close
@@ -211,6 +216,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.jobs.cancelled.connect(self._on_cancelled)
         self.jobs.busyChanged.connect(self._on_busy)
         self.photoDecoded.connect(self._show_decoded)
+        self.stageLanded.connect(self._show_stage)
 
         self.viewer = BeforeAfterViewer(self)
         self.viewer.setObjectName("viewer")
@@ -456,13 +462,22 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.settings.last_dir = str(path.parent)
         self._show_message(f"Opening {path.name}…")
 
+        token = object()  # this opening's events (a later opening of the same file has its own)
+
         def job(progress):
             photo = _load_photo(path)
-            self.photoDecoded.emit(photo, path)  # on screen now, while the stages run
-            return Document.open(photo, self.restorer(), progress, tile=self.settings.tile)
+            original = PhotoPreview(photo)
+            self.photoDecoded.emit(original, token)  # on screen now, while the stages run
+
+            def landed(session, plan, results):  # each stage on screen as it lands
+                progress.check()
+                self.stageLanded.emit(StagePreview.build(original, session, plan, results), plan, token)
+
+            return Document.open(photo, self.restorer(), progress, tile=self.settings.tile, on_stage=landed)
 
         self._job_started = time.perf_counter()
         self._opening = path
+        self._opening_token = token
         self._pending = None
         self._running_signature = None
         if self.doc is not None:
@@ -474,19 +489,44 @@ class MainWindow(PathDropTarget, QMainWindow):
         self._update_actions()
         return gen
 
-    def _show_decoded(self, photo, path: Path) -> None:
-        """Show the original of the photo being opened at once, until its restoration is ready
+    def _opening_now(self, token) -> bool:
+        return self._opening is not None and token is getattr(self, "_opening_token", None)
+
+    def _show_decoded(self, preview: PhotoPreview, token) -> None:
+        """Show the original of the photo being opened at once, then each stage as it lands
         (cancelling or failing goes back to the photo that was on screen)."""
-        if self._opening == path:
-            self.viewer.set_source(PhotoPreview(photo))
-            self.viewer.set_busy_text(f"Restoring {path.name}… both sides show the original until it is ready"
+        if self._opening_now(token):
+            self.viewer.set_source(preview)
+            self.viewer.set_busy_text(f"Restoring {self._opening.name}… the first stage is running"
                                       + (" (Esc cancels)" if self.doc is not None else ""))
 
-    def _opening_ended(self) -> None:
+    def _show_stage(self, preview: StagePreview, plan, token) -> None:
+        """Show the stages of the opening restoration that have landed, keeping the view."""
+        if not self._opening_now(token):
+            return  # cancelled, or another photo is opening now
+        keep = isinstance(self.viewer.source(), PhotoPreview)
+        self.viewer.set_source(preview, keep_view=keep)
+        self.viewer.set_busy_text(self.stage_text(preview, plan, self._opening.name)
+                                  + (" (Esc cancels)" if self.doc is not None else ""))
+
+    @staticmethod
+    def stage_text(preview: StagePreview, plan, name: str) -> str:
+        """The banner while stages land: which stage is shown, which one was not kept."""
+        last = preview.results[-1]
+        shown = [LABELS.get(r.name, r.name) for r in preview.landed]
+        total = max(len(plan.stages), len(preview.results))
+        where = f"stage {len(preview.results)} of {total}"
+        head = (f"{LABELS.get(last.name, last.name)} did not help, not applied ({where})" if last.dropped
+                else f"{LABELS.get(last.name, last.name)} done ({where})")
+        body = ("showing " + " + ".join(shown) + " fixed") if shown else "showing the original"
+        more = "; restoring…" if len(preview.results) < total else "; finishing…"
+        return f"Restoring {name}: {head}, {body}{more}"
+
+    def _opening_ended(self, back_to_open_photo: bool = True) -> None:
         if self._opening is not None:
             self._opening = None
             self.viewer.set_busy_text("")
-            if isinstance(self.viewer.source(), PhotoPreview):
+            if back_to_open_photo and isinstance(self.viewer.source(), PhotoPreview):
                 self.viewer.set_source(self.doc, keep_view=False)
             self._update_actions()
 
@@ -511,7 +551,7 @@ class MainWindow(PathDropTarget, QMainWindow):
     def _document_ready(self, doc: Document, path: Path) -> None:
         if self._opening != path:
             return  # the opening was cancelled just as it finished: keep the photo on screen
-        self._opening_ended()
+        self._opening_ended(back_to_open_photo=False)  # the new document replaces the preview
         self.doc = doc
         self._pending = None
         self._running_signature = None
@@ -725,7 +765,9 @@ class MainWindow(PathDropTarget, QMainWindow):
         if value != self.progress.value():
             self._last_progress = time.perf_counter()
         self.progress.setValue(value)
-        self.progress.setFormat(f"{message} %p%" if message else "%p%")
+        short = message.split(" (", 1)[0]  # "blur: Blind deblur (kernel estimate …)" fits the bar as "blur: Blind deblur"
+        self.progress.setFormat(f"{short} %p%" if message else "%p%")
+        self.progress.setToolTip(message)
         self._progress_text = message
 
     #: Seconds without a progress report after which the bar shows it is still working.

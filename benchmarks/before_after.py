@@ -3,6 +3,10 @@ default plan (what ``restora restore`` does), side by side with the input, as a 
 ``docs/images/`` with the plan's stages printed below.
 
 Run: ``python benchmarks/before_after.py [NAME ...]`` (default: the dark photos ``lowlight_*``).
+A NAME with a ``/`` is a path under ``../shared/data`` (e.g. a hazy or rainy input of
+``pairs/``: no real hazy or rainy photo without ground truth is in ``data/real``); the picture
+is then named after the file's stem. ``--crop N``: show the centre N x N pixels, enlarged to the
+picture's half width (a whole photo downscaled to that width hides noise), named ``…-crop.jpg``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ def main(argv: list[str]) -> int:
     from engine.imageio import load_photo
     from engine.pipeline.job import Restorer, RestoreOptions
 
+    crop = None
+    if "--crop" in argv:
+        i = argv.index("--crop")
+        crop = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     names = argv or sorted(p.name for p in REAL.glob("lowlight_*"))
     if not REAL.is_dir():
         print(f"{REAL} not found", file=sys.stderr)
@@ -50,12 +59,23 @@ def main(argv: list[str]) -> int:
     restorer = Restorer(build_registry())
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
-        photo = load_photo(REAL / name)
+        source = SHARED / "data" / name if "/" in name else REAL / name
+        photo = load_photo(source)
+        name = source.name
         restored, result = restorer.restore_photo(photo, RestoreOptions())
         kept = [f"{s['stage']} ({s['expert']})" for s in result.stages if not s.get("dropped")]
         caption = f"{name}: before | after: {', '.join(kept) or 'left as it is'}"
-        target = OUT / f"before-after-{Path(name).stem}.jpg"
-        side_by_side(photo.pixels[..., :3], restored.pixels[..., :3], caption).save(target, quality=85)
+        before, after = photo.pixels[..., :3], restored.pixels[..., :3]
+        suffix = ""
+        if crop:
+            h, w = before.shape[:2]
+            y, x = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+            before, after = before[y:y + crop, x:x + crop], after[y:y + crop, x:x + crop]
+            caption = (f"{name} (centre {crop} px shown at {HALF_WIDTH / crop:.3g}x): before | after: "
+                       f"{', '.join(kept) or 'left as it is'}")
+            suffix = "-crop"
+        target = OUT / f"before-after-{Path(name).stem}{suffix}.jpg"
+        side_by_side(before, after, caption).save(target, quality=85)
         print(f"{target.relative_to(ROOT)}: {caption}")
         for s in result.stages:
             if s.get("dropped"):

@@ -101,10 +101,10 @@ def run_default(items: list[tuple[str, Path, Path]]) -> list[dict]:
     rows = []
     for name, lq_path, gt_path in items:
         photo = load_photo(lq_path)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         restored, result = restorer.restore_photo(photo, RestoreOptions())
-        seconds = time.perf_counter() - t0
-        row = {"name": name, **metrics(restored.pixels, load(gt_path)), "seconds": seconds,
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        row = {"name": name, **metrics(restored.pixels, load(gt_path)), "seconds": seconds, "cpu_seconds": cpu,
                "megapixels": photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6,
                "report": result.report.severities(),
                "stages": [f"{st['stage']}{'(dropped)' if st.get('dropped') else ''}" for st in result.stages],
@@ -138,10 +138,10 @@ def run_expert(items: list[tuple[str, Path, Path]], expert_id: str) -> list[dict
         lq = load(lq_path)
         sigma = default_analyser(lq).kinds["noise"].measurements.get("sigma_255", 1.0) / 255.0
         ctx = ExpertContext(noise_sigma=np.float32(sigma))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = expert.run(lq, ctx)
-        seconds = time.perf_counter() - t0
-        rows.append({"name": name, **metrics(out, load(gt_path)), "seconds": seconds,
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append({"name": name, **metrics(out, load(gt_path)), "seconds": seconds, "cpu_seconds": cpu,
                      "megapixels": lq.shape[0] * lq.shape[1] / 1e6, "notes": list(ctx.notes)})
         PARTIAL[0](rows)
         print(f"  {expert_id} {name}: {rows[-1]['psnr']:.2f} / aligned {rows[-1]['psnr_aligned']:.2f} dB "
@@ -242,10 +242,12 @@ def summarise(label: str, rows: list[dict], inputs: dict[str, dict]) -> str:
         return np.array([r[key] - inputs[r["name"]][key] for r in rows])
 
     gp, gpa, gsa = gains("psnr"), gains("psnr_aligned"), gains("ssim_aligned")
-    spmp = sum(r["seconds"] for r in rows) / max(sum(r["megapixels"] for r in rows), 1e-9)
+    mp = max(sum(r["megapixels"] for r in rows), 1e-9)
+    spmp = sum(r["seconds"] for r in rows) / mp
+    cpu = (f"{sum(r['cpu_seconds'] for r in rows) / mp:.1f}" if all("cpu_seconds" in r for r in rows) else "–")
     return (f"| {label} | {np.mean([r['psnr_aligned'] for r in rows]):.2f} | {gpa.mean():+.2f} | {gpa.min():+.2f} | "
             f"{gsa.mean():+.4f} | {gsa.min():+.4f} | {int((gpa < -0.005).sum())} | {gp.mean():+.2f} | "
-            f"{gp.min():+.2f} | {spmp:.1f} |")
+            f"{gp.min():+.2f} | {spmp:.1f} | {cpu} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
              "the ground truth, 12 px border left out; the blurry photos sit 1–5 px off their ground truth. "
              "Gains are over the blurry input, outputs rounded to 8 bits.", "",
              "| method | mean PSNR (aligned) | mean gain | worst gain | mean SSIM gain | worst SSIM gain | "
-             "pairs worse | mean gain, not aligned | worst, not aligned | s/MP |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    in_rows = [{"name": n, **inputs[n], "seconds": 0.0, "megapixels": 1.0} for n, _, _ in items]
+             "pairs worse | mean gain, not aligned | worst, not aligned | s/MP (wall) | CPU s/MP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    in_rows = [{"name": n, **inputs[n], "seconds": 0.0, "cpu_seconds": 0.0, "megapixels": 1.0} for n, _, _ in items]
     lines.append(summarise("blurry input", in_rows, inputs))
     labels = {"default": "default plan (this checkout)",
               "previous": f"default plan, previous release ({args.previous})",
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             from engine.experts.default import build_registry
             pnp = [e.info.id for e in build_registry().for_task("blur") if e.info.id.startswith("deblur.pnp.")]
             if not pnp:
-                lines.append("| PnP deblur | – | – | – | – | – | – | – | – | – | (FFDNet not installed) |")
+                lines.append("| PnP deblur | – | – | – | – | – | – | – | – | – | – | (FFDNet not installed) |")
                 continue
             rows = run_expert(items, pnp[0])
         else:
@@ -337,13 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(summarise(labels[method], rows, inputs))
     for method in ("default", "pnp"):
         if method in results:
-            lines += ["", f"Per pair ({labels[method]}): aligned PSNR input → output, and what it did", "",
-                      "| pair | input | output | gain | stages / notes |", "|---|---|---|---|---|"]
+            lines += ["", f"Per pair ({labels[method]}): aligned PSNR input → output, the gain not aligned, the "
+                      "offset (dy, dx px) that best aligns the input and the output with the ground truth, and "
+                      "what it did", "",
+                      "| pair | input | output | gain | gain, not aligned | offset input → output | stages / notes |",
+                      "|---|---|---|---|---|---|---|"]
             for r in results[method]:
                 what = ((" ".join(r["stages"]) + " " + " ".join(r["reasons"])) if "stages" in r
                         else "; ".join(r["notes"]))
-                lines.append(f"| {r['name']} | {inputs[r['name']]['psnr_aligned']:.2f} | {r['psnr_aligned']:.2f} | "
-                             f"{r['psnr_aligned'] - inputs[r['name']]['psnr_aligned']:+.2f} | {what.strip()} |")
+                i = inputs[r["name"]]
+                lines.append(f"| {r['name']} | {i['psnr_aligned']:.2f} | {r['psnr_aligned']:.2f} | "
+                             f"{r['psnr_aligned'] - i['psnr_aligned']:+.2f} | {r['psnr'] - i['psnr']:+.2f} | "
+                             f"{tuple(i['shift'])} → {tuple(r['shift'])} | {what.strip()} |")
     if args.detect:
         det_lines, results["detection"] = run_detection(args.detect)
     if results.get("detection"):

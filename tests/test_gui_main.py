@@ -36,9 +36,11 @@ def window(qtbot, qapp, tmp_path):
 
 def _after_pixels(window) -> np.ndarray:
     """What the viewer shows on its restored side at full resolution (as uint8 RGB)."""
+    from PySide6.QtGui import QImage
+
     window.viewer.settle()
     window.viewer.repaint()
-    img = window.viewer.rendered_image("after").convertToFormat(window.viewer.rendered_image("after").format())
+    img = window.viewer.rendered_image("after").convertToFormat(QImage.Format.Format_RGB888)
     w, h = img.width(), img.height()
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine())[:, :w * 3]
     return arr.reshape(h, w, 3).copy()

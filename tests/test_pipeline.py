@@ -320,7 +320,7 @@ def test_best_expert_skips_generative_ones_unless_allowed(registry):
     assert best_expert(registry, "rain") is None
 
 
-def test_the_automatic_plan_does_not_deblur_a_dark_photo_nor_dehaze_the_veil_of_rain():
+def test_the_automatic_plan_does_not_deblur_a_dark_photo_nor_dehaze_the_veil_of_rain_or_blur():
     registry = ExpertRegistry([ShiftExpert("deblur", "blur", 0.0), ShiftExpert("dehaze", "haze", 0.0),
                                ShiftExpert("derain", "rain", 0.0), ShiftExpert("brighten", "lowlight", 0.0)])
     assert build_plan(report_of(blur=0.6), registry).names() == ["blur"]
@@ -330,6 +330,9 @@ def test_the_automatic_plan_does_not_deblur_a_dark_photo_nor_dehaze_the_veil_of_
     assert build_plan(report_of(haze=0.22), registry).names() == ["haze"]
     assert build_plan(report_of(haze=0.22, rain=0.7), registry).names() == ["rain"]
     assert build_plan(report_of(haze=0.5, rain=0.7), registry).names() == ["rain", "haze"]
+    # blur lifts the dark channel: a thin haze reading beside blur is the blur's own
+    assert build_plan(report_of(haze=0.19, blur=0.7), registry).names() == ["blur"]
+    assert build_plan(report_of(haze=0.5, blur=0.7), registry).names() == ["haze", "blur"]
 
 
 def test_a_dehazer_that_makes_jpeg_blocks_appear_is_dropped():

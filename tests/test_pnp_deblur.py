@@ -222,3 +222,130 @@ def test_automatic_plan_deblurs_only_when_even_the_sharpest_tile_is_blurred():
     assert build_plan(report(3.2), registry).names() == []
     assert build_plan(report(float("nan")), registry).names() == ["blur"]  # nothing measured: no veto
     assert build_plan(report(3.2), registry, strengths={"blur": 1.0}).names() == ["blur"]  # asked for
+
+
+def _offset_kernel() -> np.ndarray:
+    """A horizontal shake that starts at the array's centre and runs 7 px right: its centre of
+    mass sits 3 px right of the centre (a trajectory as a camera records it, not re-centred)."""
+    k = np.zeros((15, 15), np.float32)
+    k[7, 7:14] = 1.0
+    k[6:8, 13] = 1.0
+    return k / k.sum()
+
+
+def _shift_between(a: np.ndarray, b: np.ndarray, max_freq: float = 0.08) -> tuple[float, float]:
+    """Sub-pixel (dy, dx) by which ``b``'s content sits from ``a``'s: the slope of the cross
+    spectrum's phase over the low frequencies (under ``max_freq`` cycles/px, where shifts up to
+    5 px do not wrap the phase), weighted by its magnitude; luminance, Hann-windowed."""
+    from engine.color import luminance
+
+    win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    fa, fb = (np.fft.fft2((luminance(x) - luminance(x).mean()) * win) for x in (a, b))
+    cross = np.conj(fa) * fb
+    fy, fx = np.meshgrid(np.fft.fftfreq(a.shape[0]), np.fft.fftfreq(a.shape[1]), indexing="ij")
+    use = (np.hypot(fy, fx) < max_freq) & (np.hypot(fy, fx) > 0)
+    weight = np.sqrt(np.abs(cross[use]))
+    design = -2 * np.pi * np.stack([fy[use], fx[use]], axis=1) * weight[:, None]
+    (dy, dx), *_ = np.linalg.lstsq(design, np.angle(cross[use]) * weight, rcond=None)
+    return float(dy), float(dx)
+
+
+def test_deconvolution_keeps_the_photo_registered_with_the_blurry_input():
+    """The output sits where the blurry photo sits (the blur moves a photo by its kernel's centre
+    of mass), to a fraction of a pixel, whether the kernel is centred in its array or not: a
+    shake trajectory that is not centred must not move the restored photo against its input
+    (before, the array's centre pixel was the origin: 3.2 px off here uncentred, 0.42 px centred
+    to whole pixels)."""
+    from engine.analysis.blur_kernel import center_kernel
+    from engine.experts.pnp_deblur import hqs_deconvolve
+    from testdata import photo
+
+    sharp = photo(4, 160)
+    kernel = _offset_kernel()
+    blurry = _blur(sharp, kernel)
+    assert abs(_shift_between(sharp, blurry)[1]) > 2.5  # the blur did move the photo
+
+    def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), 0.3 + 20 * sigma)
+
+    for k in (kernel, center_kernel(kernel)):
+        out = hqs_deconvolve(blurry, k, 1 / 255, smooth, final_sigma=2 / 255)
+        dy, dx = _shift_between(blurry, out)
+        assert abs(dy) < 0.15 and abs(dx) < 0.15, (dy, dx)
+
+
+@needs_data
+def test_blind_estimate_is_centred_and_the_deblurred_photo_stays_registered():
+    """Blind estimation on a photo shaken by an off-centre trajectory: the kernel comes back with
+    its centre of mass at its centre, and the deblurred photo sits where the blurry input is."""
+    from engine.analysis.blur_kernel import estimate_kernel, kernel_centroid
+    from engine.color import luminance
+    from engine.experts.pnp_deblur import hqs_deconvolve
+
+    sharp = clean_photo(3, 192)
+    blurry = _blur(sharp, _offset_kernel())
+    est = estimate_kernel(luminance(blurry), ksize=19, check_agreement=False)
+    assert est.kernel.shape == (19, 19)
+    ey, ex = kernel_centroid(est.kernel)
+    assert abs(ey - 9) <= 0.5 and abs(ex - 9) <= 0.5
+
+    def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), 0.3 + 20 * sigma)
+
+    out = hqs_deconvolve(blurry, est.kernel, 1 / 255, smooth, final_sigma=2 / 255)
+    dy, dx = _shift_between(blurry, out)
+    assert abs(dy) < 0.3 and abs(dx) < 0.3, (dy, dx)
+
+
+@needs_data
+def test_kernel_estimate_and_deconvolution_are_deterministic():
+    from engine.analysis.blur_kernel import estimate_kernel
+    from engine.color import luminance
+    from engine.experts.pnp_deblur import hqs_deconvolve
+
+    blurry = _blur(clean_photo(3, 192), _shake_kernel())
+    gray = luminance(blurry)
+    a, b = estimate_kernel(gray.copy(), ksize=19), estimate_kernel(gray.copy(), ksize=19)
+    assert np.array_equal(a.kernel, b.kernel) and a.confidence == b.confidence and a.checks == b.checks
+
+    def smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), 0.3 + 20 * sigma)
+
+    first = hqs_deconvolve(blurry, a.kernel, 1 / 255, smooth, final_sigma=2 / 255)
+    assert np.array_equal(first, hqs_deconvolve(blurry, a.kernel, 1 / 255, smooth, final_sigma=2 / 255))
+
+
+def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
+    """No blur found in the first window: the estimate is tried again on a copy half the size (the
+    31 px window then covers a 62 px shake) and kept when it is confident; a small photo is not
+    retried, and an estimate that is confident the first time is not redone."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+
+    calls = []
+    shake = np.zeros((31, 31), np.float32)
+    shake[15, 5:26] = 1 / 21
+
+    def fake(gray, ksize, progress=None, noise_sigma=1 / 255):
+        calls.append(gray.shape)
+        if len(calls) == 1 and first_finds_blur[0]:
+            return KernelEstimate(shake, 0.9, 6.0, 21.0)
+        if len(calls) == 1:
+            return KernelEstimate(np.ones((1, 1), np.float32), 1.0, 0.0, 1.0, {}, "weak evidence")
+        return KernelEstimate(shake, 0.7, 6.0, 21.0)
+
+    monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    first_finds_blur = [False]
+    est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
+    assert calls == [(600, 800), (300, 400)] and factor == 2.0 and est.confidence == 0.7
+    assert pnp.upscale_kernel(est.kernel, factor).shape[0] == 63
+
+    calls.clear()
+    est, factor = expert.estimate(np.zeros((400, 400, 3), np.float32))  # a half-size copy would be too small
+    assert calls == [(400, 400)] and factor == 1.0 and est.kernel.shape == (1, 1)
+
+    calls.clear()
+    first_finds_blur[0] = True
+    est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
+    assert calls == [(600, 800)] and factor == 1.0 and est.confidence == 0.9

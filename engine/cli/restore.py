@@ -145,16 +145,17 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tally = Tally(failures=failures)
     total = len(batch.items)
-    for i, item in enumerate(batch.items):
-        progress = Progress(lambda f, m, i=i: bar.update(i, f, m), cancel)
-        try:
-            result = batch.run_item(restorer, item, progress)
-        except Cancelled:
-            bar.clear()
-            print("restora: cancelled", file=sys.stderr)
-            return 1
+
+    def report(i: int, result: RestoreResult) -> None:
         bar.clear()
-        tally.report(i, total, item.path, result, args.json)
+        tally.report(i, total, batch.items[i].path, result, args.json)
+
+    try:  # the next file decodes and the last one encodes while this one is restored
+        batch.run_overlapped(restorer, lambda i: Progress(lambda f, m, i=i: bar.update(i, f, m), cancel), report)
+    except Cancelled:
+        bar.clear()
+        print("restora: cancelled", file=sys.stderr)
+        return 1
     total += sum(1 for p in batch.problems if p.failed)
     tally.summary(total, time.perf_counter() - started)
     return 1 if tally.failures else 0

@@ -23,7 +23,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from ..errors import RestoraError, UsageError, describe_error
 from ..photo import Photo
@@ -153,10 +153,13 @@ class Batch:
             self._claimed[_real(target)] = item.path
         return target
 
-    def run_item(self, restorer: Restorer, item: BatchItem, progress: Optional[Progress] = None) -> RestoreResult:
+    def run_item(self, restorer: Restorer, item: BatchItem, progress: Optional[Progress] = None, *,
+                 decoded=None, write_later=None) -> RestoreResult:
         """Restore one item. Never raises for the photo (its error is ``result.error``; an existing
         output with ``skip_existing`` gives ``result.skipped``); only cancellation propagates.
-        An existing output is recognised from the name before the photo is even decoded."""
+        An existing output is recognised from the name before the photo is even decoded.
+        ``decoded``/``write_later``: see :meth:`Restorer.restore_file` (used by
+        :meth:`run_overlapped`)."""
         from ..errors import Cancelled
 
         try:
@@ -167,9 +170,107 @@ class Batch:
                         self._claimed.setdefault(_real(expected), item.path)
                     return RestoreResult(input=item.path, output=expected, skipped=True)
             return restorer.restore_file(item.path, lambda photo: self.target_for(item, photo), self.options,
-                                         progress)
+                                         progress, decoded=decoded, write_later=write_later)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - restore_file already applies it; this covers the name checks
             return RestoreResult(input=item.path, error=describe_error(e, item.path))
 
+
+    # -- overlapping files ------------------------------------------------------------------
+    def run_overlapped(self, restorer: Restorer, progress_for: Callable[[int], Progress],
+                       on_result: Callable[[int, RestoreResult], None]) -> None:
+        """Restore every item in order, overlapping decoding, inference and encoding across files:
+        the next file is decoded in the background while this one is restored (one file ahead,
+        only when its pixels are small, see :func:`prefetch_allowed`), and each output is encoded
+        in the background while the next file is restored (one encode at a time; a large
+        output is written before the next file starts, as without overlap).
+
+        ``on_result(index, result)`` is called on this thread, in the items' order, once the
+        file is completely written (or failed or skipped); ``progress_for(index)`` gives the
+        item's :class:`Progress`. Raises :class:`Cancelled` when that progress's token is
+        cancelled: the encode in flight is finished first (outputs are written atomically, so
+        a file is either complete or absent) and reported; a file decoded ahead is dropped.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        decoder = ThreadPoolExecutor(1, thread_name_prefix="restora-decode")
+        encoder = ThreadPoolExecutor(1, thread_name_prefix="restora-encode")
+        pending: list[tuple[int, RestoreResult, object]] = []  # at most one: written in the background
+
+        def report_written(wait: bool) -> None:
+            while pending and (wait or pending[0][2] is None or pending[0][2].done()):
+                index, result, future = pending.pop(0)
+                if future is not None:
+                    try:
+                        future.result()
+                    except Exception as e:  # noqa: BLE001 - a failed write fails its file only
+                        result.output, result.error = None, describe_error(e, result.input)
+                on_result(index, result)
+
+        ahead = self._prefetch(decoder, 0) if self.items else None
+        try:
+            for i, item in enumerate(self.items):
+                decoded, ahead = ahead, (self._prefetch(decoder, i + 1) if i + 1 < len(self.items) else None)
+                base = progress_for(i)
+
+                def tick(fraction: float, message: str = "", base: Progress = base) -> None:
+                    report_written(wait=False)  # the last file's line as soon as it is on disk
+                    base(fraction, message)
+
+                writes: list = []
+                # a large output is written here: held while the next photo is restored, it would
+                # raise the batch's peak memory by its whole size
+                background = prefetch_allowed(item.path, scale=self.options.scale)
+                result = self.run_item(restorer, item, Progress(tick, base.cancel), decoded=decoded,
+                                       write_later=lambda write: writes.append(encoder.submit(write))
+                                       if background else write())
+                report_written(wait=True)  # one encode at a time: the previous one is done now
+                pending.append((i, result, writes[0] if writes else None))
+            report_written(wait=True)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+            decoder.shutdown(wait=False, cancel_futures=True)
+            encoder.shutdown(wait=True)  # a cancelled batch still completes the file being written
+            try:
+                report_written(wait=True)
+            except Exception:  # noqa: BLE001 - already leaving with an error; do not mask it
+                pass
+
+    def _prefetch(self, pool, index: int):
+        """Start decoding item ``index`` on ``pool`` (a future of its :class:`Photo`), or ``None``
+        when it should not be decoded ahead (skipped, too large, unreadable header)."""
+        item = self.items[index]
+        if self.options.skip_existing and self.expected_target(item).exists():
+            return None
+        if not prefetch_allowed(item.path):
+            return None
+        from ..imageio import load_photo
+
+        return pool.submit(load_photo, item.path)
+
+
+#: A file is decoded ahead (while the one before it is restored) only when its decoded float32
+#: pixels take at most this many bytes and at most :data:`PREFETCH_BUDGET_SHARE` of the memory
+#: budget: decoding is a small share of a restoration's time, and a large photo held early
+#: would raise the batch's peak memory by its whole size.
+PREFETCH_MAX_BYTES = 256 * 2**20
+PREFETCH_BUDGET_SHARE = 0.125
+
+
+def prefetch_allowed(path: Path, scale: int = 1) -> bool:
+    """Whether ``path`` is small enough to be decoded ahead, or its output (``scale`` times its
+    sides) to be written in the background (see :data:`PREFETCH_MAX_BYTES`)."""
+    from ..imageio.loading import probe_size
+    from .memory import memory_budget
+
+    try:
+        size = probe_size(path)
+    except Exception:  # noqa: BLE001 - the restoration itself reports an unreadable file
+        return False
+    if size is None:
+        return False
+    need = size[0] * size[1] * 3 * 4 * scale * scale
+    budget = memory_budget()
+    return need <= PREFETCH_MAX_BYTES and (budget is None or need <= budget * PREFETCH_BUDGET_SHARE)

@@ -251,7 +251,7 @@ class Restorer:
                      "reason": "", "seconds": round(time.perf_counter() - t0, 3)}
 
     def restore_file(self, source: Path, target_for, options: RestoreOptions = RestoreOptions(),
-                     progress: Optional[Progress] = None) -> RestoreResult:
+                     progress: Optional[Progress] = None, *, decoded=None, write_later=None) -> RestoreResult:
         """Load ``source``, restore it, save it to the path ``target_for(photo)`` returns.
 
         ``target_for`` is a callable ``(Photo) -> Path`` so that the output extension can
@@ -263,6 +263,11 @@ class Restorer:
         One photo fails alone: whatever goes wrong (a bad file, an expert's bug, out of memory)
         becomes ``result.error`` (one line, :func:`describe_error`) and nothing is written;
         only :class:`Cancelled` and ``KeyboardInterrupt`` propagate.
+
+        A batch overlaps files with the two keywords (see :meth:`Batch.run_overlapped`):
+        ``decoded``, a future of ``load_photo(source)`` started ahead; ``write_later``, called
+        as ``write_later(write)`` instead of saving here, where ``write()`` saves and finishes
+        the result (raising as saving does); the result is returned unsaved then.
         """
         from ..imageio import load_photo, save_photo
         from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
@@ -277,7 +282,7 @@ class Restorer:
             size = probe_size(source)
             if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:  # else loading says it is too large
                 check_fits(source, *size, scale=options.scale, budget=budget)
-            photo = load_photo(source)
+            photo = load_photo(source) if decoded is None else decoded.result()
             target = target_for(photo)
             if target.exists() or target.is_symlink():  # checked early: do not restore for nothing
                 if options.skip_existing:
@@ -304,17 +309,25 @@ class Restorer:
             del photo
             progress.check()
             result.not_kept = not_kept
-            result.output = save_photo(restored, target, bit_depth=options.bit_depth, overwrite=options.overwrite,
-                                       jpeg_quality=options.jpeg_quality)
-            if result.uncertainty_map is not None:
-                from ..uncertainty.sidecar import write_sidecar
-
-                result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
-                                                        overwrite=options.overwrite,
-                                                        size=(restored.width, restored.height))
-                result.uncertainty_map = None  # the batch keeps results; the map is in the file
             result.input = source
-            result.seconds = time.perf_counter() - t0
+
+            def write() -> RestoreResult:
+                result.output = save_photo(restored, target, bit_depth=options.bit_depth,
+                                           overwrite=options.overwrite, jpeg_quality=options.jpeg_quality)
+                if result.uncertainty_map is not None:
+                    from ..uncertainty.sidecar import write_sidecar
+
+                    result.uncertainty_path = write_sidecar(result.output, result.uncertainty_map,
+                                                            overwrite=options.overwrite,
+                                                            size=(restored.width, restored.height))
+                    result.uncertainty_map = None  # the batch keeps results; the map is in the file
+                result.seconds = time.perf_counter() - t0
+                return result
+
+            if write_later is not None:
+                write_later(write)
+                return result
+            write()
             progress(1.0, "saved")
             return result
         except Cancelled:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -92,6 +92,10 @@ MIN_TOLD_STRENGTH = 0.3
 NOISE_AWARE_STAGES = frozenset({"noise", "blur"})
 
 
+#: ``on_stage(plan, results so far)``: a stage just ran (see :func:`run_plan`).
+StageListener = Callable[[Plan, list[StageResult]], None]
+
+
 @dataclass
 class Outcome:
     """What :meth:`Orchestrator.restore` did: the plan it ended with (the follow-up round
@@ -139,22 +143,25 @@ class Orchestrator:
         return self.planner.plan(session.analyse(), choices)
 
     def restore(self, session: RestorationSession, choices: PlanChoices = PlanChoices(),
-                progress: Optional[Progress] = None, plan: Optional[Plan] = None) -> Outcome:
+                progress: Optional[Progress] = None, plan: Optional[Plan] = None,
+                on_stage: Optional[StageListener] = None) -> Outcome:
         """Plan (unless ``plan`` is given), run, then the follow-up round (kinds the restoration
-        uncovered get one more specialist, run at once). Raises :class:`Cancelled`."""
+        uncovered get one more specialist, run at once). Raises :class:`Cancelled`.
+        ``on_stage``: told of every stage that ran, as it lands (see :func:`run_plan`)."""
         progress = progress or Progress()
         plan = plan if plan is not None else self.plan(session, choices)
-        results = self.run(session, plan, progress.sub(0.0, 0.8))
+        results = self.run(session, plan, progress.sub(0.0, 0.8), on_stage)
         follow_up = self.planner.follow_up(plan, final_report(results), choices)
         if follow_up is not plan:
             plan = follow_up
-            results = self.run(session, plan, progress.sub(0.8, 1.0))
+            results = self.run(session, plan, progress.sub(0.8, 1.0), on_stage)
         progress(1.0)
         return Outcome(plan, results)
 
-    def run(self, session: RestorationSession, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
+    def run(self, session: RestorationSession, plan: Plan, progress: Optional[Progress] = None,
+            on_stage: Optional[StageListener] = None) -> list[StageResult]:
         """Run (or fetch from the session's cache) every stage of ``plan``; see :func:`run_plan`."""
-        return run_plan(session, plan, progress)
+        return run_plan(session, plan, progress, on_stage)
 
 
 def final_report(results: list[StageResult]) -> Optional[DegradationReport]:
@@ -164,9 +171,14 @@ def final_report(results: list[StageResult]) -> Optional[DegradationReport]:
     return kept[-1].output_report if kept else None
 
 
-def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progress] = None) -> list[StageResult]:
+def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progress] = None,
+             on_stage: Optional[StageListener] = None) -> list[StageResult]:
     """Run every stage of ``plan`` on ``session`` with the skip/fallback/drop rules of this
     module; returns their results in order and makes them the session's shown results.
+
+    ``on_stage(plan, results)`` is called (on the running thread) after each stage that was not
+    served from the cache, with the results so far (the last one just landed, kept or dropped):
+    a window shows ``session.compose(plan.strengths(), results=results)`` while the rest runs.
 
     Each stage sees the analysis of its own input. Stage results are cached in the session by
     a key chained from the kept stages before them, so running a plan again (or a longer one)
@@ -211,6 +223,9 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
                     session.split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
             session.store(stage_key, result)
             sub(1.0)
+            landed = True
+        else:
+            landed = False
         results.append(result)
         after = session.take_after(stage_key)
         if not result.dropped:
@@ -221,6 +236,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
         if not result.dropped:
             key = stage_key
             input_report = result.output_report or session.analyser(current)
+        if landed and on_stage is not None:
+            on_stage(plan, list(results))
     progress.check()  # a run cancelled after its last stage leaves the shown results as they were
     session.show(results)
     progress(1.0)

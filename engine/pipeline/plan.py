@@ -53,10 +53,15 @@ AUTO_MIN_SHARPEST_BLUR_PX = 4.0
 #: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution.
 AUTO_MAX_LOWLIGHT_FOR_DEBLUR = 0.5
 
-#: Least haze severity the automatic plan dehazes at when it also finds rain. Rain streaks leave a
-#: faint veil that reads as haze 0.15–0.23 on every synthetic rain pair (none of them hazy); the
-#: dehazer kept on that veil cost 11 dB on rain100l_airnet_2 (benchmarks/results/real-pairs.md).
+#: Least haze severity the automatic plan dehazes at when it also finds rain or blur. Rain streaks
+#: leave a faint veil that reads as haze 0.15–0.23 on every synthetic rain pair (none of them hazy);
+#: the dehazer kept on that veil cost 11 dB on rain100l_airnet_2 (benchmarks/results/real-pairs.md).
+#: Blur lifts the dark channel (each dark pixel is averaged with its brighter neighbours): a clean
+#: photo at haze 0.06 read 0.19 once blurred, and the dehazer kept there cost 7.5 dB
+#: (bsds500_test_296028, benchmarks/results/evaluation-default-plan.md).
 AUTO_MIN_HAZE_WITH_RAIN = 0.3
+#: The kinds that make a thin haze reading suspect (see :data:`AUTO_MIN_HAZE_WITH_RAIN`).
+HAZE_SUSPECT_WITH = (RAIN, BLUR)
 
 
 def _auto_allows(report: DegradationReport, kind: str) -> bool:
@@ -70,7 +75,8 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
             return False
         if report.severity(LOWLIGHT) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
             return False
-    if kind == HAZE and report.severity(HAZE) < AUTO_MIN_HAZE_WITH_RAIN and RAIN in report.present():
+    if kind == HAZE and report.severity(HAZE) < AUTO_MIN_HAZE_WITH_RAIN and \
+            any(k in report.present() for k in HAZE_SUSPECT_WITH):
         return False
     return True
 

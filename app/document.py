@@ -159,14 +159,12 @@ class StagePreview(PhotoPreview):
               results: list[StageResult]) -> "StagePreview":
         """Compose ``results`` (a run's stages so far) at ``plan``'s strengths into 8-bit display
         pixels, band by band (no full-size float32 copy). Call off the UI thread."""
-        from .imaging import to_display_uint8
+        from .imaging import display_in_bands
 
         strengths = plan.strengths()
         h, w = session.image.shape[:2]
-        after8 = np.empty((h, w, 3), dtype=np.uint8)
-        for top in range(0, h, cls.BAND_ROWS):
-            rows = slice(top, min(top + cls.BAND_ROWS, h))
-            after8[rows] = to_display_uint8(session.compose(strengths, region=(rows, slice(0, w)), results=results))
+        after8 = display_in_bands(h, w, cls.BAND_ROWS, lambda rows: session.compose(
+            strengths, region=(rows, slice(0, w)), results=results))
         return cls(original, after8, results)
 
     @property

@@ -24,6 +24,16 @@ def to_display_uint8(pixels: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(src, alpha=255.0)
 
 
+def display_in_bands(height: int, width: int, band_rows: int, compose) -> np.ndarray:
+    """uint8 HxWx3 display pixels of a picture composed band by band: ``compose(rows)`` returns
+    float32 rows ``rows`` (a slice) x all columns in [0, 1]; only one band is float at a time."""
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for top in range(0, height, band_rows):
+        rows = slice(top, min(top + band_rows, height))
+        out[rows] = to_display_uint8(compose(rows))
+    return out
+
+
 def rgb_to_qimage(pixels: np.ndarray) -> QImage:
     """HxWx3 array (uint8, or float in [0, 1]) → ``QImage.Format_RGB32`` holding a copy.
 

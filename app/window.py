@@ -765,7 +765,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         if value != self.progress.value():
             self._last_progress = time.perf_counter()
         self.progress.setValue(value)
-        short = message.split(" (", 1)[0]  # "blur: Blind deblur (kernel estimate …)" fits the bar as "blur: Blind deblur"
+        short = message.split(" (", 1)[0]  # "blur: Blind deblur (kernel …)" fits the bar as "blur: Blind deblur"
         self.progress.setFormat(f"{short} %p%" if message else "%p%")
         self.progress.setToolTip(message)
         self._progress_text = message

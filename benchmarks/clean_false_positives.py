@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse  # noqa: E402
 from engine.analysis.jpeg_tables import estimate_quality, with_file_evidence  # noqa: E402
 from engine.analysis.learned import (AGREE_KINDS, LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS,  # noqa: E402
-                                     PREVIOUS_MODEL_FILE, PREVIOUS_MODEL_KINDS, LearnedAnalyser, combine,
-                                     default_model_path)
+                                     LearnedAnalyser, combine, default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
 from engine.kinds import KINDS  # noqa: E402
 from real_noise import machine  # noqa: E402
@@ -212,13 +211,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{i + 1}/{len(files)} {time.time() - t0:.0f} s", file=sys.stderr)
     rows = [cached[p.name] for p in files if p.name in cached and all(m in cached[p.name]["learned"] for m in models)]
     names = list(models)
-    main_model, previous = default_model_path().stem, default_model_path().with_name(PREVIOUS_MODEL_FILE).stem
-    if main_model in models and previous in models:  # what ships: the main model, some kinds from the previous one
-        shipped = f"{main_model} + {previous} for {', '.join(sorted(PREVIOUS_MODEL_KINDS))}"
-        for row in rows:
-            row["learned"][shipped] = {k: row["learned"][previous if k in PREVIOUS_MODEL_KINDS else main_model][k]
-                                       for k in KINDS}
-        names.append(shipped)
     lines = ["# False positives on clean photos, per kind", "",
              f"Machine: {machine()} (shared, loaded). `python benchmarks/clean_false_positives.py --step {args.step}"
              + "".join(f" --model {p}" for p in (args.model or [])) + f"`. Photos: {len(rows)} of "

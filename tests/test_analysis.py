@@ -170,3 +170,40 @@ def test_chroma_noise_catches_correlated_colour_noise(photos):
     assert chroma_noise_level([img])["chroma_excess_255"] < 0.5
     assert chroma_noise_level([noisy])["chroma_excess_255"] > 3.0
     assert analyse(noisy).severity("noise") > analyse(img).severity("noise") + 0.1
+
+
+def test_blur_needs_every_tile_blurred():
+    """Blur is present only when even the sharpest tile has wide edges; noise (which narrows every
+    tile's edges) and a photo with too few edges to tell leave the edge-width severity as it is."""
+    from engine.analysis.analyser import BLUR_GATE_MAX_SIGMA_255, MIN_SHARPEST_BLUR_PX, blur_severity
+
+    sharp_part = {"sharpest_tile_width_px": MIN_SHARPEST_BLUR_PX - 0.5}
+    assert blur_severity(0.6, sharp_part) < DEFAULT_PRESENCE_THRESHOLD
+    assert blur_severity(0.05, sharp_part) == 0.05
+    assert blur_severity(0.6, {"sharpest_tile_width_px": MIN_SHARPEST_BLUR_PX + 0.5}) == 0.6
+    assert blur_severity(0.6, {"sharpest_tile_width_px": float("nan")}) == 0.6
+    assert blur_severity(0.6, sharp_part, noise_sigma_255=BLUR_GATE_MAX_SIGMA_255 + 1) == 0.6
+
+
+def test_shallow_depth_of_field_is_not_blur_but_real_shake_is():
+    """Real photos: two held-out clean photos given a shallow depth of field (sharp centre, the rest
+    defocused) are not called blurry; two real hand-shaken photos (blur_real_levin) are."""
+
+    levin = DATA / "pairs" / "blur_real_levin" / "lq"
+    clean = DATA / "clean"
+    if not levin.is_dir() or not clean.is_dir():
+        pytest.skip("shared data not available")
+    from training.data import is_validation
+
+    held_out = [p for p in sorted(clean.iterdir()) if is_validation(p)][:2]
+    for path in held_out:
+        img = _load(path)
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[:h, :w]
+        r = np.sqrt(((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2)
+        sharp = np.clip((1.15 - r) / 0.3, 0.0, 1.0)[..., None].astype(np.float32)
+        dof = sharp * img + (1.0 - sharp) * defocus_blur(img, 6.0)
+        report = analyse(dof)
+        assert report.severity("blur") < DEFAULT_PRESENCE_THRESHOLD, (path.name, report.kinds["blur"].measurements)
+    for path in sorted(levin.iterdir())[:2]:
+        assert "blur" in analyse(_load(path)).present(), path.name

@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gui_helpers import BoxDenoiser, GammaLift, analyser, write_photo
@@ -61,7 +60,7 @@ def test_overlapped_outputs_equal_one_after_the_other_and_come_in_order(tmp_path
     seen = []
     batch.run_overlapped(_restorer(), lambda i: Progress(), lambda i, r: seen.append((i, r)))
     assert [i for i, _ in seen] == [0, 1, 2, 3]
-    for (i, result), reference in zip(seen, expected):
+    for (i, result), reference in zip(seen, expected, strict=True):
         assert result.error is None and result.input == inputs[i]
         assert result.output.name == reference.output.name and result.output.read_bytes() == \
             reference.output.read_bytes()

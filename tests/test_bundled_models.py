@@ -15,7 +15,7 @@ MODELS = REPO / "models"
 CARDS = MODELS / "cards"
 DATA = REPO.parent / "shared" / "data" / "clean"
 GENERALIST_ID = "restora-generalist-v2"
-MODEL_IDS = (GENERALIST_ID, "restora-analyser-v1", "restora-analyser-v2")
+MODEL_IDS = (GENERALIST_ID, "restora-analyser-v1", "restora-analyser-v2", "restora-analyser-v3")
 
 #: Smallest mean PSNR gain (dB) the generalist must give over the degraded input on the 18 cases
 #: of :func:`test_generalist_beats_degraded_input` (told the true strengths): about half of the
@@ -99,7 +99,7 @@ def test_generalist_onnx_matches_torch():
     assert np.abs(got - ref).max() < 1e-4
 
 
-@pytest.mark.parametrize("model_id", ["restora-analyser-v1", "restora-analyser-v2"])
+@pytest.mark.parametrize("model_id", ["restora-analyser-v1", "restora-analyser-v2", "restora-analyser-v3"])
 def test_analyser_onnx_matches_torch(model_id):
     import torch
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine.analysis.learned import combine
 from engine.analysis.report import DegradationReport, KindAssessment
 from engine.kinds import KINDS
@@ -29,19 +31,34 @@ def test_each_rule_takes_presence_from_its_source():
     assert out.kinds["noise"].measurements["x"] == 1.0
 
 
-def test_bundled_analyser_takes_the_previous_models_kinds_from_it():
-    """The shipped analyser is v2, with the kinds where v1 measured better (blur) taken from v1."""
+def test_bundled_analyser_is_v2_with_v1s_blur_in_one_run():
+    """v3 folds v2 (every kind) and v1 (blur) into one model: on real photos (random pixels without
+    ../shared) its scores are the two-model combination's, from one ONNX session."""
+    from pathlib import Path
+
     import numpy as np
 
-    from engine.analysis.learned import PREVIOUS_MODEL_KINDS, LearnedAnalyser, default_model_path
+    from engine.analysis.learned import LearnedAnalyser, default_model_path
     from engine.kinds import KINDS
 
-    default = LearnedAnalyser(threads=1)
-    if not default.kind_models:
-        return  # v1 is not installed next to v2: v2 alone
-    img = np.random.default_rng(0).random((160, 200, 3), dtype=np.float32)
-    prob, strength = default.scores(img)
-    main = LearnedAnalyser(default_model_path(), threads=1).scores(img)
-    for i, k in enumerate(KINDS):
-        source = LearnedAnalyser(default.kind_models[k], threads=1).scores(img) if k in PREVIOUS_MODEL_KINDS else main
-        assert prob[i] == source[0][i] and strength[i] == source[1][i]
+    models = default_model_path().parent
+    if not all((models / f"restora-analyser-{v}.onnx").is_file() for v in ("v1", "v2", "v3")):
+        pytest.skip("the analyser models are not installed")
+    clean = Path(__file__).resolve().parents[2] / "shared" / "data" / "clean"
+    if clean.is_dir():
+        from PIL import Image
+        images = []
+        for p in sorted(clean.iterdir())[:3]:
+            with Image.open(p) as im:
+                images.append(np.asarray(im.convert("RGB"), np.float32) / 255.0)
+    else:
+        images = [np.random.default_rng(0).random((160, 200, 3), dtype=np.float32)]
+    fused = LearnedAnalyser(threads=1)
+    assert fused.model_path.name == "restora-analyser-v3.onnx"
+    v1, v2 = (LearnedAnalyser(models / f"restora-analyser-{v}.onnx", threads=1) for v in ("v1", "v2"))
+    for img in images:
+        prob, strength = fused.scores(img)
+        for i, k in enumerate(KINDS):
+            want = (v1 if k == "blur" else v2).scores(img)
+            assert abs(prob[i] - want[0][i]) < 1e-5 and abs(strength[i] - want[1][i]) < 1e-5, k
+    assert fused._session is not None

@@ -63,7 +63,8 @@ def test_list_json_shows_every_catalog_model(monkeypatch, tmp_path):
     bundled = {e.id for e in load_catalog() if any(src.type == "bundled" for src in e.sources)}
     from tools.convert_published import BUNDLED
 
-    assert bundled == {"restora-analyser-v1", "restora-analyser-v2", "restora-generalist-v2"} | {m.id for m in BUNDLED}
+    ours = {"restora-analyser-v1", "restora-analyser-v2", "restora-analyser-v3", "restora-generalist-v2"}
+    assert bundled == ours | {m.id for m in BUNDLED}
     # an empty cache: only the models that ship with Restora are installed
     assert all(r["status"] in ("not-installed", "available-from-package") for r in rows if r["id"] not in bundled)
     assert all(r["status"] == "installed" for r in rows if r["id"] in bundled)

@@ -22,6 +22,17 @@ WORKING_SIDE = 1024
 TILE = 256
 #: Tiles sampled per axis when the photo is larger than ``TILE_GRID * TILE`` on that axis.
 TILE_GRID = 4
+#: Least edge width (px) of the photo's sharpest tile (``sharpest_tile_width_px``) for blur to be
+#: present: shake and misfocus blur every part of a photo, while a photo with one sharp part
+#: (shallow depth of field, a soft background, a sharp subject) has nothing to deblur. Chosen on the
+#: training split only (benchmarks/results/blur-verdicts.md): synthetic shallow depth of field and
+#: clean photos stay under it, uniform blur of strength ≥ 0.5 goes over. Not applied from
+#: :data:`BLUR_GATE_MAX_SIGMA_255` of measured noise on: noise reads as fine detail and narrows every
+#: tile's edges (synthetic blur 0.6 + noise 0.5: 3.9 px).
+MIN_SHARPEST_BLUR_PX = 4.0
+#: Fine luma noise σ (8-bit levels, ``sigma_255``) from which the sharpest-tile condition is not
+#: applied: where 2σ passes the edge measure's least contrast (0.03, :func:`measurements.edge_width`).
+BLUR_GATE_MAX_SIGMA_255 = 0.03 * 255 / 2
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -117,6 +128,18 @@ def _confidences(m: dict[str, dict[str, float]], pixels: int) -> dict[str, float
     }
 
 
+def blur_severity(severity: float, blur: dict[str, float], noise_sigma_255: float = 0.0,
+                  threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> float:
+    """The edge-width severity (in [0, 1]) held under half the presence ``threshold`` when some tile
+    of the photo is sharp (``sharpest_tile_width_px`` < :data:`MIN_SHARPEST_BLUR_PX`); unchanged
+    when no tile had enough edges to tell (NaN) or when the measured noise σ (8-bit levels) reaches
+    :data:`BLUR_GATE_MAX_SIGMA_255`, where tiles read sharper than they are."""
+    width = blur.get("sharpest_tile_width_px", float("nan"))
+    if noise_sigma_255 < BLUR_GATE_MAX_SIGMA_255 and math.isfinite(width) and width < MIN_SHARPEST_BLUR_PX:
+        return min(severity, threshold / 2)
+    return severity
+
+
 def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
             exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> DegradationReport:
     """Detect the six degradation kinds in ``image``.
@@ -138,6 +161,7 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
     # Colour blotches on flat areas, beyond what clean photos saved alike show (noise_level.still_chroma).
     severities[NOISE] = max(severities[NOISE], still_chroma_severity(m[NOISE]))
+    severities[BLUR] = blur_severity(severities[BLUR], m[BLUR], m[NOISE]["sigma_255"])
     kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")
     return DegradationReport(kinds)

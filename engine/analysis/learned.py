@@ -1,6 +1,6 @@
 """Learned degradation analysis: Restora's bundled analyser CNN, combined with the hand-made one.
 
-:class:`LearnedAnalyser` runs ``models/restora-analyser-v2.onnx`` (see its model card) with
+:class:`LearnedAnalyser` runs ``models/restora-analyser-v3.onnx`` (see its model card) with
 onnxruntime on a grid of native-resolution crops and averages the scores.
 :func:`analyse_combined` takes, for each kind, presence and severity each from whichever analysis
 — or their agreement — measured better (``benchmarks/results/analysis-choice.md``; the choice and
@@ -24,12 +24,10 @@ from .analyser import analyse as analyse_handmade
 from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
 #: File name of the bundled analyser, inside the repository's ``models/`` folder.
-MODEL_FILE = "restora-analyser-v2.onnx"
-#: The previous bundled analyser, and the kinds whose learned verdict still comes from it: v2
-#: measured worse than v1 there (blur: F1 0.73 vs 0.79 on synthetic cases, 15 vs 16 of the 16 real
-#: blurred pairs; benchmarks/results/analysis-choice.md). Each of those kinds costs a second pass.
-PREVIOUS_MODEL_FILE = "restora-analyser-v1.onnx"
-PREVIOUS_MODEL_KINDS: frozenset[str] = frozenset({"blur"})
+#: v3 is v2 with v1's blur verdict folded in as a branch on their shared stem (one run; v2 measured
+#: worse than v1 for blur: F1 0.73 vs 0.79 on synthetic cases, 15 vs 16 of the 16 real blurred pairs;
+#: benchmarks/results/analysis-choice.md, models/cards/restora-analyser-v3.md).
+MODEL_FILE = "restora-analyser-v3.onnx"
 #: Crop edge the network was trained on (pixels, native resolution).
 CROP = 128
 #: Crops per axis (a 3 x 3 grid spread over the photo, fewer when the photo is small).
@@ -42,13 +40,13 @@ GRID = 3
 #: validation photos, the real validation pairs and all 501 clean photos: the rule must keep clean-photo
 #: false positives ≤ 2 %, then the best mean of F1 (synthetic, camera), real-pair detection and
 #: 1 − false alarms on the pairs' clean halves wins; the network must beat hand-made by 0.02. Numbers of
-#: the shipped network (v2; blur: v1, see :data:`PREVIOUS_MODEL_KINDS`), hand / learned / both:
+#: the shipped network (v3: v2, and v1 for blur), hand / learned / both:
 #:
 #: ========  ==================  ==================  ==================  =================  ========
 #: kind      F1 synthetic        F1 camera           real pairs detect   clean photos FP %  rule
 #: ========  ==================  ==================  ==================  =================  ========
 #: noise     0.85 / 0.94 / 0.83  0.11 / 0.42 / 0.11  0 / 18 / 0 %        3.0 / 0.6 / 0.0    learned
-#: blur      0.75 / 0.79 / 0.79  0.80 / 0.77 / 0.77  100 / 100 / 100 %   8.6 / 2.2 / 1.8    both
+#: blur      0.84 / 0.79 / 0.77  0.84 / 0.77 / 0.74  100 / 100 / 100 %   0.2 / 2.2 / 0.0    hand
 #: jpeg      0.93 / 0.78 / 0.82  0.78 / 0.72 / 0.86  –                   0.2 / 12.2 / 0.0   hand
 #: haze      0.89 / 0.95 / 0.98  0.95 / 0.95 / 0.98  80 / 70 / 70 %      2.0 / 1.0 / 0.2    hand
 #: lowlight  0.78 / 0.95 / 0.78  0.81 / 0.95 / 0.81  95 / 100 / 95 %     5.0 / 2.2 / 1.0    both
@@ -57,7 +55,9 @@ GRID = 3
 #:
 #: (JPEG's clean-photo rate in the session is 0.2 %: the file's own quantisation tables decide.
 #: Real pairs: PolyU noise crops + full-size, Levin blur, RESIDE haze, LOL low light, rain; the
-#: lowlight "learned" rule also flags 16 % of LOL's normal-light halves.)
+#: lowlight "learned" rule also flags 16 % of LOL's normal-light halves. Blur was "both" until the
+#: hand-made verdict required the sharpest tile to be blurred too (analyser.MIN_SHARPEST_BLUR_PX): before
+#: it, hand / both scored F1 0.75 / 0.79 synthetic, 0.80 / 0.77 camera, 8.6 / 1.8 % clean FP.)
 LEARNED_PRESENCE_KINDS: frozenset[str] = frozenset({"noise", "rain"})
 #: Severity: the network's Spearman ρ with the true strength beats the hand-made one only for rain
 #: (noise: 0.82 / 0.35 synthetic / camera vs hand-made 0.70 / 0.67).
@@ -68,11 +68,11 @@ LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"rain"})
 HANDMADE_EVIDENCE_KEYS: tuple[str, ...] = ("exif_present", "still_chroma_present")
 #: Kinds reported present only when the hand-made and the learned analysis both say so (each alone
 #: raises too many false alarms on clean photos).
-AGREE_KINDS: frozenset[str] = frozenset({"blur", "lowlight"})
+AGREE_KINDS: frozenset[str] = frozenset({"lowlight"})
 
 
 def default_model_path() -> Path:
-    """``models/restora-analyser-v2.onnx`` as shipped (package data, or the checkout's)."""
+    """``models/restora-analyser-v3.onnx`` as shipped (package data, or the checkout's)."""
     from ..assets import models_dir
 
     return models_dir() / MODEL_FILE
@@ -100,24 +100,16 @@ def learned_severity(probability: float, strength: float,
 
 
 class LearnedAnalyser:
-    """The bundled analyser network. The ONNX sessions are created on first use.
+    """The bundled analyser network. The ONNX session is created on first use.
 
     ``model_path``: the ONNX file (default :func:`default_model_path`). ``threads``: onnxruntime
-    intra-op threads (``None`` = its default). ``kind_models``: ``{kind: ONNX file}`` whose scores
-    replace the main model's for that kind (default: :data:`PREVIOUS_MODEL_KINDS` from
-    :data:`PREVIOUS_MODEL_FILE` for the bundled model, when that file is there; none for a given
-    ``model_path``).
+    intra-op threads (``None`` = its default).
     """
 
-    def __init__(self, model_path: Optional[Path | str] = None, threads: Optional[int] = None,
-                 kind_models: Optional[dict[str, Path | str]] = None) -> None:
+    def __init__(self, model_path: Optional[Path | str] = None, threads: Optional[int] = None) -> None:
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.threads = threads
-        if kind_models is None and model_path is None:
-            previous = self.model_path.with_name(PREVIOUS_MODEL_FILE)
-            kind_models = {k: previous for k in PREVIOUS_MODEL_KINDS} if previous.is_file() else {}
-        self.kind_models = {k: Path(p) for k, p in (kind_models or {}).items()}
-        self._sessions: dict[Path, Any] = {}
+        self._session: Any = None
 
     def _open(self, path: Path) -> Any:
         if not path.is_file():
@@ -129,11 +121,10 @@ class LearnedAnalyser:
         return ort.InferenceSession(str(path), sess_options=session_options(self.threads),
                                     providers=["CPUExecutionProvider"])
 
-    def _get_session(self, path: Optional[Path] = None) -> Any:
-        path = self.model_path if path is None else path
-        if path not in self._sessions:
-            self._sessions[path] = self._open(path)
-        return self._sessions[path]
+    def _get_session(self) -> Any:
+        if self._session is None:
+            self._session = self._open(self.model_path)
+        return self._session
 
     def scores(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(probability, strength)``: float32 vectors of 6 in [0, 1], in :data:`KINDS` order,
@@ -147,11 +138,6 @@ class LearnedAnalyser:
         x = np.ascontiguousarray(np.clip(crops, 0.0, 1.0).transpose(0, 3, 1, 2))
         out = self._get_session().run(None, {"input": x})[0].mean(axis=0)
         n = len(KINDS)
-        for path in sorted(set(self.kind_models.values())):
-            other = self._get_session(path).run(None, {"input": x})[0].mean(axis=0)
-            for kind in (k for k, p in self.kind_models.items() if p == path):
-                i = KINDS.index(kind)
-                out[i], out[n + i] = other[i], other[n + i]
         return out[:n].astype(np.float32), out[n:].astype(np.float32)
 
     def report(self, image: np.ndarray) -> DegradationReport:

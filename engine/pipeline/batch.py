@@ -223,8 +223,8 @@ class Batch:
                 # raise the batch's peak memory by its whole size
                 background = prefetch_allowed(item.path, scale=self.options.scale)
                 result = self.run_item(restorer, item, Progress(tick, base.cancel), decoded=decoded,
-                                       write_later=lambda write: writes.append(encoder.submit(write))
-                                       if background else write())
+                                       write_later=lambda write, writes=writes, background=background:
+                                       writes.append(encoder.submit(write)) if background else write())
                 report_written(wait=True)  # one encode at a time: the previous one is done now
                 pending.append((i, result, writes[0] if writes else None))
             report_written(wait=True)

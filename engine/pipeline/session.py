@@ -231,6 +231,10 @@ class RestorationSession:
         full = deltas.pop(1.0)
         if isinstance(full, np.ndarray):
             after = current + full
+        else:
+            # The analysis clips what it measures (a copy when anything is out of range) and the
+            # next stage gets the clipped image: clipping this array of ours first changes neither.
+            np.clip(after, 0.0, 1.0, out=after)
         report = self.analyser(after)
         self._after = (stage_key, after)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
@@ -239,7 +243,8 @@ class RestorationSession:
 
     def take_after(self, key: str) -> Optional[np.ndarray]:
         """The full-strength output of the stage with cache key ``key`` if :meth:`run_stage`
-        ran it last (``current + delta``, not clipped), else ``None``; forgotten either way."""
+        ran it last (``current + delta``; already clipped to [0, 1] when the session keeps its
+        changes in a :class:`ChangeStore`), else ``None``; forgotten either way."""
         after, self._after = self._after, None
         return after[1] if after is not None and after[0] == key else None
 
@@ -250,7 +255,9 @@ class RestorationSession:
         if len(told) == 1:
             result.kind_shares = {next(iter(told)): result.delta}
             return
-        after = self._after[1] if self._after is not None and self._after[0] == result.key else None
+        # the stage's output as its analysis saw it, unless that was clipped (changes on disk)
+        after = self._after[1] if self._after is not None and self._after[0] == result.key \
+            and self.changes is None else None
         full = after if after is not None else current + np.asarray(result.delta)
         variants = [{k: v for k, v in told.items() if k != kind} for kind in told]
         batch = getattr(expert, "run_variants", None)

@@ -132,7 +132,7 @@ def run_previous(rev: str, paths: list[Path]) -> dict[str, list]:
 def gains(args, registry, restorer, folder: Path) -> tuple[list[str], dict]:
     _, val = split(list_images(SHARED / "clean"))
     photos = [p for p in val if p.suffix.lower() == ".jpg"][DEVELOPMENT_PHOTOS: DEVELOPMENT_PHOTOS + args.images]
-    experts = jpeg_experts(registry, args.dncnn3, folder)
+    experts = [] if args.default_only else jpeg_experts(registry, args.dncnn3, folder)
     cases = []
     for p in photos:
         truth = centre_crop(np.asarray(Image.open(p).convert("RGB")), args.crop)
@@ -171,7 +171,10 @@ def gains(args, registry, restorer, folder: Path) -> tuple[list[str], dict]:
                 from engine.experts.jpeg_restore import prior_sigma_255
                 pctx = ExpertContext(noise_sigma=np.float32(prior_sigma_255(photo.jpeg) / 255.0))
                 add(q, f"`{prior.info.id}` told the luma σ(q) alone (no chroma run, no projection)",
-                    psnr(prior.run(photo.pixels, pctx), truth) - base)
+                    psnr(getattr(prior, "run_plain", prior.run)(photo.pixels, pctx), truth) - base)
+        if args.default_only:
+            print(f"{p.name} q{q}: base {base:.2f}, default {rows[(q, 'default plan')][-1]:+.2f}", flush=True)
+            continue
         classical = registry.get("classical.jpeg.dct_qcs")
         y = classical.run(photo.pixels, ExpertContext())  # quality estimated from the pixels
         add(q, "`classical.jpeg.dct_qcs` without tables (PNG of the decoded JPEG)", psnr(y, truth) - base)
@@ -180,7 +183,7 @@ def gains(args, registry, restorer, folder: Path) -> tuple[list[str], dict]:
     lines = [f"Held-aside photos: {len(photos)} JPEGs of the validation split of `shared/data/clean`, after the "
              f"{DEVELOPMENT_PHOTOS} looked at during development "
              f"({', '.join(p.name for p in photos)}), central {args.crop}x{args.crop} crops, each encoded by Pillow "
-             "at quality 10/20/30 with "
+             f"at quality {'/'.join(map(str, QUALITIES))} with "
              "4:2:0 chroma and restored from the JPEG file (the loader reads its tables).", ""]
     names = sorted({n for (_, n) in rows}, key=lambda n: (not n.startswith("input"), not n.startswith("default"),
                                                           not n.startswith("previous"), n))
@@ -336,8 +339,12 @@ def main() -> None:
     ap.add_argument("--dncnn3", type=Path, default=ROOT.parent / "shared" / "weights" / "dncnn" / "DnCNN3.mat",
                     help="DnCNN-3's published .mat, to measure it as a candidate (skipped when absent)")
     ap.add_argument("--shared-data", type=Path, default=SHARED, help="the shared data folder (default ../shared/data)")
+    ap.add_argument("--qualities", default="10,20,30", help="JPEG qualities to encode at")
+    ap.add_argument("--default-only", action="store_true", help="measure the default plan only (no expert columns)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "jpeg-restoration.md", help="results file to write")
     args = ap.parse_args()
     globals()["SHARED"] = args.shared_data
+    globals()["QUALITIES"] = tuple(int(q) for q in args.qualities.split(","))
     try:
         import torch
         torch.set_num_threads(1)
@@ -357,11 +364,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="restora-jpeg-") as folder:
         lines, _ = gains(args, registry, restorer, Path(folder))
     text += ["## Gain over the decoded JPEG", ""] + lines
-    text += ["", "## Real JPEGs (`shared/data/real`, no ground truth)", ""] + real_jpegs(registry, restorer)
+    if not args.default_only:
+        text += ["", "## Real JPEGs (`shared/data/real`, no ground truth)", ""] + real_jpegs(registry, restorer)
     if not args.skip_clean:
         text += ["", "## Clean photos: false positives and untouched output", ""]
         text += clean_false_positives(registry, restorer)
-    (RESULTS / "jpeg-restoration.md").write_text("\n".join(text) + "\n")
+    args.out.write_text("\n".join(text) + "\n")
     print("\n".join(text))
 
 

@@ -159,3 +159,8 @@ def test_resume_continues_with_identical_state(photo_folder, tmp_path):
     assert not [p for p in resumed.iterdir() if p.suffix in (".pt", ".pth", ".pkl", ".ckpt")]
     model = load_generalist(resumed / "best.safetensors")
     assert model.config.cond_dim == len(KINDS)
+    from training.finetune_generalist import main
+
+    assert main(["--out", str(resumed), "--report", str(tmp_path / "curve.md")]) == 0
+    curve = (tmp_path / "curve.md").read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in curve[2:]] == ["input", "0", "3", "6"]

@@ -332,14 +332,20 @@ def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
             return KernelEstimate(shake, 0.9, 6.0, 21.0)
         if len(calls) == 1:
             return KernelEstimate(np.ones((1, 1), np.float32), 1.0, 0.0, 1.0, {}, "weak evidence")
-        return KernelEstimate(shake, 0.7, 6.0, 21.0)
+        return KernelEstimate(shake, 0.7, 6.0, 21.0, {"sharp_tiles": 0.0, "detailed_tiles": float(tiles[0])})
 
+    tiles = [7]
     monkeypatch.setattr(pnp, "estimate_kernel", fake)
     expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
     first_finds_blur = [False]
     est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
     assert calls == [(600, 800), (300, 400)] and factor == 2.0 and est.confidence == 0.7
     assert pnp.upscale_kernel(est.kernel, factor).shape[0] == 63
+
+    calls.clear()
+    tiles[0] = 2  # too few detailed areas at half size to tell a sharp subject: not trusted
+    est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
+    assert calls == [(600, 800), (300, 400)] and factor == 1.0 and est.kernel.shape == (1, 1)
 
     calls.clear()
     est, factor = expert.estimate(np.zeros((400, 400, 3), np.float32))  # a half-size copy would be too small

@@ -198,11 +198,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None, help="stop at this step (this session)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (after checkpointing) after this long")
     p.add_argument("--no-analysis", action="store_true", help="tell only the truth (tests; no analyser needed)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="write the training curve of OUT/log.csv as a Markdown table to this file and exit")
     return p.parse_args(argv)
+
+
+def curve_table(log: Path) -> str:
+    """The validation curve of ``log`` (a ``log.csv`` of this script) as Markdown: per logged step,
+    CPU minutes, mean PSNR told the truth / the analysis, and per group told the analysis; the
+    first row (step 0) is the starting model."""
+    import csv
+
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return "(no validation logged yet)\n"
+    head = "| step | CPU min | loss | mean truth | mean told | " + " | ".join(VAL_GROUPS) + " |"
+    lines = [head, "|" + "---|" * (5 + len(VAL_GROUPS))]
+    lines.append("| input | | | " + f"{np.mean([float(rows[0][f'input_{g}']) for g in VAL_GROUPS]):.2f} | | "
+                 + " | ".join(rows[0][f"input_{g}"] for g in VAL_GROUPS) + " |")
+    for r in rows:
+        lines.append(f"| {r['step']} | {r['cpu_min']} | {r['train_loss']} | {r['val_mean_truth']} | "
+                     f"{r['val_mean_told']} | " + " | ".join(r[f"told_{g}"] for g in VAL_GROUPS) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        args.report.write_text(curve_table(args.out / "log.csv"))
+        return 0
     limit_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out

@@ -71,7 +71,8 @@ class KernelEstimate:
     [0, 1]; ``radius_px``: the kernel's RMS radius about its centre of mass (0 = sharp);
     ``length_px``: its extent along its principal axis (≈ the shake length); ``checks``: the
     numbers the confidence is made of (``connected``, ``agreement``, ``fit_gain``);
-    ``reason``: one line saying why the confidence is low, empty when it is not."""
+    ``reason``: one line saying why the confidence is low, empty when it is not; ``sharp_areas``:
+    the photo was found partly sharp (depth of field, a moving subject), so no kernel is given."""
 
     kernel: np.ndarray
     confidence: float
@@ -79,6 +80,7 @@ class KernelEstimate:
     length_px: float
     checks: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    sharp_areas: bool = False
 
 
 # ----------------------------------------------------------------------------- FFT helpers
@@ -410,19 +412,14 @@ DOF_MIN_CONTRAST = 0.02
 #: A photo whose detailed tiles show no blur in at least this share is not shaken: a sharp subject
 #: before a soft background (shallow depth of field) or a moving subject is left as it is.
 DOF_SHARP_SHARE = 0.25
-#: A tile shows no blur when its evidence is under :data:`MIN_EVIDENCE` and under this share of the
-#: whole region's: a sharp subject reads near 0 (sharp photos −0.2 … +0.2), while on a photo whose
-#: blur shows only moderately (blurry_summerhouse at half size: 0.92) a plain patch of ground reads
-#: 0.75 and is not a sharp subject.
-DOF_SHARP_OF_EVIDENCE = 0.5
+#: Least number of detailed tiles for that check to be made.
+DOF_MIN_TILES = 4
 
 
-def sharp_tiles(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float,
-                evidence: Optional[float] = None) -> tuple[int, int]:
+def sharp_tiles(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float) -> tuple[int, int]:
     """(detailed tiles whose spectrum shows no blur by ``kernel``, detailed tiles), over a grid of
     :data:`DOF_TILE` px tiles. Camera shake blurs every tile alike; shallow depth of field leaves
-    the subject's tiles sharp. ``evidence``: the whole photo's (see :data:`DOF_SHARP_OF_EVIDENCE`)."""
-    limit = MIN_EVIDENCE if evidence is None else min(MIN_EVIDENCE, DOF_SHARP_OF_EVIDENCE * evidence)
+    the subject's tiles sharp."""
     band = cv2.GaussianBlur(gray, (0, 0), 2.0) - cv2.GaussianBlur(gray, (0, 0), 8.0)
     h, w = gray.shape
     sharp = detailed = 0
@@ -431,7 +428,7 @@ def sharp_tiles(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float,
             if float(band[y:y + DOF_TILE, x:x + DOF_TILE].std()) < DOF_MIN_CONTRAST:
                 continue
             detailed += 1
-            sharp += spectral_evidence(gray[y:y + DOF_TILE, x:x + DOF_TILE], kernel, noise_sigma) < limit
+            sharp += spectral_evidence(gray[y:y + DOF_TILE, x:x + DOF_TILE], kernel, noise_sigma) < MIN_EVIDENCE
     return sharp, detailed
 
 
@@ -470,14 +467,14 @@ def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progre
                               "the kernel is a point" if radius < NO_BLUR_RADIUS else
                               f"the photo's spectrum does not fall off as the estimated kernel says (evidence "
                               f"{evidence:.2f} < {MIN_EVIDENCE}): a sharp photo, or a blur the estimate missed")
-    sharp, detailed = sharp_tiles(gray, kernel, noise_sigma, evidence)
+    sharp, detailed = sharp_tiles(gray, kernel, noise_sigma)
     checks["sharp_tiles"] = float(sharp)
     checks["detailed_tiles"] = float(detailed)
-    if detailed >= 4 and sharp >= DOF_SHARP_SHARE * detailed:
+    if detailed >= DOF_MIN_TILES and sharp >= DOF_SHARP_SHARE * detailed:
         progress(1.0)
         return KernelEstimate(np.ones((1, 1), np.float32), 1.0, radius, length, checks,
                               f"{sharp} of {detailed} detailed areas are sharp: a sharp subject before a soft "
-                              "background (depth of field) or a moving subject, not camera shake")
+                              "background (depth of field) or a moving subject, not camera shake", sharp_areas=True)
     agreement = 1.0
     if check_agreement and min(h, w) >= 160:
         # A half with too few edges of its own (sky, a bare tree) can fail alone, so when the first

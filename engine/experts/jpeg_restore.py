@@ -109,7 +109,9 @@ class JpegQcpRestorer(Expert):
                                   noise_sigma=np.float32(sigma_255 / 255.0) if told else None,
                                   progress=ctx.progress.sub(start, end), device=ctx.device, tile=ctx.tile,
                                   jpeg=ctx.jpeg)
-        return prior.run(image, prior_ctx)
+        # a prior that can run plainly does (FFDNet's own half-resolution chroma pass would
+        # replace the chroma this restorer takes from its chroma prior)
+        return getattr(prior, "run_plain", prior.run)(image, prior_ctx)
 
 
 #: The bundled denoiser whose σ map makes it the JPEG prior (``models/catalog.toml``).

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import scipy.fft as sfft
 
-from ..analysis.blur_kernel import KernelEstimate, estimate_kernel, kernel_centroid, psf2otf, wrap_pad
+from ..analysis.blur_kernel import (DOF_MIN_TILES, KernelEstimate, estimate_kernel, kernel_centroid, psf2otf,
+                                    wrap_pad)
 from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from ..progress import Progress
@@ -152,7 +153,9 @@ class PnPDeblur(Expert):
     def estimate(self, image: np.ndarray, progress=None, noise: float = 1.0 / 255.0) -> tuple[KernelEstimate, float]:
         """The kernel estimate at the scale it was made and the factor (≥ 1) to full scale: first
         with the longer side at most :data:`ESTIMATION_SIDE`, then, if that finds no blur or is
-        unsure, on a copy half that size (a window twice as long), keeping the more confident."""
+        unsure, on a copy half that size (a window twice as long), keeping the more confident; the
+        half-size estimate counts only if its depth-of-field check could be made (enough detailed
+        tiles), so a photo with a sharp subject is still recognised there."""
         progress = progress or Progress()
         gray = luminance(image).astype(np.float32)
         factor = max(max(gray.shape) / ESTIMATION_SIDE, 1.0)
@@ -163,7 +166,8 @@ class PnPDeblur(Expert):
             return first, factor
         second = self._estimate_at(gray, 2.0 * factor, progress.sub(0.7, 1.0), noise)
         first_score = first.confidence if first.kernel.shape[0] > 1 else -1.0
-        if second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score:
+        if (second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score
+                and second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES):
             return second, 2.0 * factor
         return first, factor
 
@@ -196,8 +200,10 @@ class PnPDeblur(Expert):
         gentle = float(np.clip((FULL_CONFIDENCE - est.confidence) / (FULL_CONFIDENCE - DROP_CONFIDENCE), 0.0, 1.0))
         device = ctx.device
 
+        run = getattr(self.denoiser, "run_plain", self.denoiser.run)  # one pass per iteration
+
         def denoise(x: np.ndarray, sigma: float) -> np.ndarray:
-            return self.denoiser.run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile))
+            return run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile))
 
         gray_in = luminance(image)
         noise_in = fine_sigma(gray_in)

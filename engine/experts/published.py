@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Backend, Expert, ExpertContext, ExpertInfo
+from .classical.color import from_ycbcr as from_jfif_ycbcr
+from .classical.color import to_ycbcr as to_jfif_ycbcr
 from .classical.noise_level import context_sigma
 
 #: Per-channel noise levels whose largest/smallest mean ratio exceeds this are removed channel
@@ -30,6 +32,20 @@ PER_CHANNEL_RATIO = 1.25
 
 #: Below this σ ([0, 1] units, about 0.25/255) there is nothing worth removing.
 MIN_SIGMA = 0.001
+
+#: The chroma pass: FFDNet's output keeps the full-resolution run told σ except for the low band
+#: of its chroma (JFIF Cb/Cr below half the sampling rate), which comes from a run on the photo
+#: area-downscaled by 2 and told a multiple of σ, upscaled back.
+#: White noise averages down by 2 in a 2x2 area mean, so there the chroma run is told σ/2
+#: (:data:`WHITE_CHROMA_GAIN`); a camera's chroma noise is correlated over several pixels
+#: (demosaicing, in-camera chroma noise reduction, 4:2:0 JPEG chroma) and does not average down,
+#: so for a JPEG file's decoding it is told more (:data:`CAMERA_CHROMA_GAIN`). Chosen on
+#: training-split photos through ``engine.degrade.camera`` and white noise
+#: (benchmarks/results/real-noise.md); a quarter of a full run's cost.
+WHITE_CHROMA_GAIN = 0.5
+CAMERA_CHROMA_GAIN = 1.3
+#: Photos with a side below this (pixels) get the plain single run.
+CHROMA_PASS_MIN_SIDE = 32
 
 
 def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
@@ -128,10 +144,17 @@ class FFDNetExpert(_NetworkExpert):
     sizes and every tile sees 24 pixels of context (the receptive field), so tiles equal the
     whole-image result. About 0.85 M parameters; the ONNX file takes ``input`` N x 3 x H x W and
     ``sigma`` N x 1 x H x W in [0, 1].
+
+    With ``chroma_pass`` (the default) the low band of the chroma comes from a second run at half
+    resolution (:data:`WHITE_CHROMA_GAIN`, :data:`CAMERA_CHROMA_GAIN`); with ``pixel_shuffle`` a
+    JPEG file's decoding (``ctx.jpeg``: a camera's correlated noise) is first denoised by
+    pixel-shuffle down-sampling. :meth:`run_plain` is the published single run, which a caller
+    combining runs of its own (the JPEG prior, the deblurrer) uses.
     """
 
     def __init__(self, path: Path, *, model_id: str, name: str = "", description: str = "",
-                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None) -> None:
+                 device: str = "cpu", threads: Optional[int] = None, expert_id: Optional[str] = None,
+                 chroma_pass: bool = True, pixel_shuffle: bool = False) -> None:
         from ..nets.geometry import FFDNET_RECEPTIVE_RADIUS as RECEPTIVE_RADIUS
         from ..nets.geometry import FFDNET_SIZE_MULTIPLE as SIZE_MULTIPLE
 
@@ -141,9 +164,18 @@ class FFDNetExpert(_NetworkExpert):
             raise ModelError(f"{self.path.name}: FFDNet runs from its .onnx or .safetensors conversion")
         self.info = ExpertInfo(
             id=expert_id or f"neural.{model_id}", name=name or "FFDNet colour", tasks=("noise",), backend=backend,
-            version="1", size_multiple=SIZE_MULTIPLE, tile_overlap=RECEPTIVE_RADIUS,
+            version=("3" if pixel_shuffle else "2") if chroma_pass else "1", size_multiple=SIZE_MULTIPLE,
+            tile_overlap=RECEPTIVE_RADIUS,
             memory_factor=4.0 * 4 * 96 / 4 + 64, sigma_strength=True, model_id=model_id,
             description=description or "Non-blind CNN denoiser told a per-pixel noise-level map (Zhang et al. 2018).")
+        #: Whether the chroma comes from a half-resolution run (:data:`WHITE_CHROMA_GAIN`);
+        #: ``False``: the plain published use, one full-resolution run.
+        self.chroma_pass = bool(chroma_pass)
+        #: With the chroma pass, a JPEG file's decoding (a camera's correlated noise) is denoised by
+        #: pixel-shuffle down-sampling (:meth:`_pixel_shuffled`) instead of one full-resolution run.
+        #: Off by default: +0.29 dB on camera-pipeline photos, but −0.04 dB against the plain run
+        #: on real camera crops (benchmarks/results/real-noise.md).
+        self.pixel_shuffle = bool(chroma_pass and pixel_shuffle)
         self._init_runner_cache(device, threads)
 
     def _make_runner(self, device: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -151,16 +183,79 @@ class FFDNetExpert(_NetworkExpert):
                 else _TorchMapRunner(self.path, "FFDNet", device, self.threads))
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
-        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
-        from .neural import MAX_TILE
-
         ctx = ctx or ExpertContext(device=self.device)
-        device = ctx.device or self.device
         sigma = noise_sigma_map(image, ctx)
         uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
         if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+        means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
+        per_channel = sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6)
+        if not self.chroma_pass or per_channel or min(image.shape[:2]) < CHROMA_PASS_MIN_SIDE:
+            return self._denoise(image, sigma, ctx, ctx.progress)
+        return self._with_chroma_pass(image, sigma, ctx)
+
+    def run_plain(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        """One full-resolution run told :func:`noise_sigma_map` (no chroma pass)."""
+        ctx = ctx or ExpertContext(device=self.device)
+        sigma = noise_sigma_map(image, ctx)
+        if float((sigma[:1, :1] if sigma.strides[:2] == (0, 0) else sigma).max()) < MIN_SIGMA:
+            ctx.progress(1.0)
+            return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+        return self._denoise(image, sigma, ctx, ctx.progress)
+
+    def _with_chroma_pass(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext) -> np.ndarray:
+        """The full-resolution run told ``sigma`` with the low band of its chroma (below half the
+        sampling rate) replaced by that of a run at half resolution told
+        :func:`chroma_sigma_gain` times the downscaled ``sigma``."""
+        import cv2
+
+        h, w = image.shape[:2]
+        size = (w // 2, h // 2)
+        if ctx.jpeg is not None and self.pixel_shuffle:
+            full = self._pixel_shuffled(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
+        else:
+            full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
+        gain = np.float32(chroma_sigma_gain(ctx))
+        if sigma.strides[:2] == (0, 0):
+            small_sigma = np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
+        else:
+            small_sigma = cv2.resize(np.ascontiguousarray(sigma), size, interpolation=cv2.INTER_AREA)
+            small_sigma = small_sigma.reshape(size[1], size[0], -1) * gain
+        small = cv2.resize(image.astype(np.float32, copy=False), size, interpolation=cv2.INTER_AREA)
+        half = self._denoise(small, np.clip(small_sigma, 0.0, 1.0).astype(np.float32), ctx,
+                             ctx.progress.sub(0.8, 1.0))
+        # chroma of (half-resolution result − the full run's low band), upscaled: linear, so the
+        # same as swapping the low bands, with one upscale
+        delta = to_jfif_ycbcr(half - cv2.resize(full, size, interpolation=cv2.INTER_AREA))
+        delta[..., 0] = 0.0
+        ycc = to_jfif_ycbcr(full)
+        ycc += cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+
+    def _pixel_shuffled(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
+        """Pixel-shuffle down-sampling (Zhou et al. 2020): each of the four stride-2 phase
+        sub-images denoised on its own, told its phase of ``sigma``, and put back in place. A
+        camera's noise is correlated between neighbouring pixels (demosaicing, in-camera noise
+        reduction); between pixels two apart much less, which is what a white-noise denoiser
+        expects."""
+        subs = pixel_shuffle_split(image)
+        sig = sigma if sigma.strides[:2] == (0, 0) else np.ascontiguousarray(pixel_shuffle_pad(sigma))
+        outs = []
+        for k, (sub, (i, j)) in enumerate(zip(subs, PHASES, strict=True)):
+            phase = (np.broadcast_to(sig[:1, :1], sub.shape[:2] + (sig.shape[2],)) if sig.strides[:2] == (0, 0)
+                     else np.ascontiguousarray(sig[i::2, j::2]))
+            outs.append(self._denoise(sub, phase, ctx, progress.sub(k / 4, (k + 1) / 4)))
+        return pixel_shuffle_join(outs, image.shape)
+
+    def _denoise(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
+        """One FFDNet pass over ``image`` told the map ``sigma`` (HxWx1 or HxWx3, [0, 1] units;
+        per-channel levels further apart than :data:`PER_CHANNEL_RATIO` run channel by channel)."""
+        from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
+        from .neural import MAX_TILE
+
+        device = ctx.device or self.device
+        uniform = sigma.strides[:2] == (0, 0)
         runner = self.runner(device)
 
         def fn(tile: np.ndarray) -> np.ndarray:
@@ -180,12 +275,47 @@ class FFDNetExpert(_NetworkExpert):
             result = run_tiled(image.astype(np.float32, copy=False), fn, scale=1,
                                size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
                                strategy=strategy, memory_factor=self.info.memory_factor,
-                               progress=ctx.progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
+                               progress=progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
             if len(maps) == 1 or out is None:
                 out = result
             else:
                 out[..., i] = result[..., i]
         return np.clip(out, 0.0, 1.0, out=out)
+
+
+#: The four stride-2 phases (row, column) of pixel-shuffle down-sampling, in sub-image order.
+PHASES: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def pixel_shuffle_pad(image: np.ndarray) -> np.ndarray:
+    """``image`` (HxWxC) with its last row/column repeated to even sides (itself when even)."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def pixel_shuffle_split(image: np.ndarray) -> list[np.ndarray]:
+    """The four stride-2 phase sub-images (:data:`PHASES`) of ``image`` padded to even sides,
+    each ceil(H/2) x ceil(W/2) x C, contiguous."""
+    padded = pixel_shuffle_pad(image)
+    return [np.ascontiguousarray(padded[i::2, j::2]) for i, j in PHASES]
+
+
+def pixel_shuffle_join(subs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`pixel_shuffle_split`: the HxWxC image of ``shape`` (float32)."""
+    h, w = shape[:2]
+    out = np.empty((h + h % 2, w + w % 2) + tuple(subs[0].shape[2:]), np.float32)
+    for sub, (i, j) in zip(subs, PHASES, strict=True):
+        out[i::2, j::2] = sub
+    return out[:h, :w]
+
+
+def chroma_sigma_gain(ctx: ExpertContext) -> float:
+    """What the half-resolution chroma pass is told, as a multiple of the (area-downscaled) σ:
+    :data:`CAMERA_CHROMA_GAIN` for a JPEG file's decoding (``ctx.jpeg``), else
+    :data:`WHITE_CHROMA_GAIN`."""
+    return CAMERA_CHROMA_GAIN if ctx.jpeg is not None else WHITE_CHROMA_GAIN
 
 
 #: MATLAB ``rgb2ycbcr`` (BT.601, studio range) on [0, 1] values: the luma DnCNN-3 was trained on.

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse  # noqa: E402
-from engine.analysis.jpeg_tables import with_file_evidence  # noqa: E402
+from engine.analysis.jpeg_tables import estimate_quality, with_file_evidence  # noqa: E402
 from engine.analysis.learned import (AGREE_KINDS, LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS,  # noqa: E402
                                      LearnedAnalyser, combine, default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
@@ -70,13 +70,33 @@ def measure(path: Path, models: dict[str, LearnedAnalyser]) -> dict:
     meta = photo.metadata
     iso = getattr(meta, "iso", None) if meta is not None else None
     exposure = getattr(meta, "exposure_s", None) if meta is not None else None
+    quality = estimate_quality(photo.jpeg).quality if photo.jpeg is not None else None
     t = time.perf_counter()
-    hand = analyse(photo.pixels, iso=iso, exposure_s=exposure)
+    hand = analyse(photo.pixels, iso=iso, exposure_s=exposure, jpeg_quality=quality)
     row = {"name": path.name, "hand": _dump(hand), "hand_s": time.perf_counter() - t, "learned": {}}
     for name, net in models.items():
         row["learned"][name] = _dump(net.report(photo.pixels))
     if photo.jpeg is not None:
         row["file_jpeg"] = _dump(with_file_evidence(hand, photo.jpeg))["jpeg"]
+    return row
+
+
+def update_noise(row: dict, path: Path) -> dict:
+    """``row`` (cached before the still-area chroma measurement existed) with its hand-made noise
+    verdict brought up to date: ``analyse`` now adds :func:`engine.analysis.noise_level.still_chroma`
+    (at the file's JPEG quality) to the noise measurements and takes the larger severity; nothing
+    else in the hand-made analysis changed, and the networks' scores are kept."""
+    from engine.analysis.analyser import _as_rgb, full_res_tiles
+    from engine.analysis.noise_level import still_chroma, still_chroma_severity
+    from engine.imageio import load_photo
+
+    photo = load_photo(path)
+    quality = estimate_quality(photo.jpeg).quality if photo.jpeg is not None else None
+    m = still_chroma(full_res_tiles(_as_rgb(photo.pixels)), quality)
+    noise = row["hand"]["noise"]
+    noise["measurements"] |= m
+    noise["severity"] = max(float(noise["severity"]), still_chroma_severity(noise["measurements"]))
+    row["noise_updated"] = True
     return row
 
 
@@ -129,7 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default=None,
                     help="K/N: measure only every N-th photo from the K-th, into CACHE.K.jsonl "
                                                   "(run N of these side by side, then once without --shard to report)")
+    ap.add_argument("--update-noise-from", type=Path, default=None,
+                    help="an older cache (and its shards): keep its networks' scores and hand-made verdicts, "
+                         "recompute only the hand-made noise verdict (update_noise) into --cache")
     args = ap.parse_args(argv)
+    if args.update_noise_from:
+        old_rows: dict[str, dict] = {}
+        for cache in cache_files(args.update_noise_from):
+            for line in cache.read_text().splitlines():
+                row = json.loads(line)
+                if row["name"] in old_rows:
+                    old_rows[row["name"]]["learned"] |= row["learned"]
+                else:
+                    old_rows[row["name"]] = row
+        done = {json.loads(x)["name"] for c in cache_files(args.cache) for x in c.read_text().splitlines()}
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        with args.cache.open("a") as f:
+            for name, row in old_rows.items():
+                if name not in done:
+                    f.write(json.dumps(update_noise(row, SHARED / "data" / "clean" / name)) + "\n")
+                    f.flush()
     paths = args.model or [default_model_path()]
     models = {p.stem: LearnedAnalyser(p, threads=1) for p in paths}  # each alone (no per-kind substitution)
     files = sorted(f for f in (SHARED / "data" / "clean").iterdir()

@@ -10,9 +10,11 @@ share of noisy photos above it is reported for:
   and, as a check, their ground truths (a detector should stay silent on them).
 
 Measurements: the analysis' own (``noise_index_255``, ``nlf_fine_255``, ``nlf_coarse_255``,
-``sigma_measured_255``, the bundled network's noise probability) and band energies: luma / Cb / Cr
-difference-of-Gaussians bands (0–0.7, 0.7–1.5, 1.5–3, 3–6 px), block std over 16-px blocks, 10th
-percentile (flattest blocks) and median, in 8-bit levels.
+``sigma_measured_255``, ``still_chroma_255`` — judged here against the clean photos as stored; the
+app judges it at the file's JPEG quality, see benchmarks/calibrate_still_chroma.py — the bundled
+network's noise probability) and band energies: luma / Cb / Cr difference-of-Gaussians bands
+(0–0.7, 0.7–1.5, 1.5–3, 3–6 px), block std over 16-px blocks, 10th percentile (flattest blocks)
+and median, in 8-bit levels.
 
 Run: ``python benchmarks/noise_separability.py [--clean-step 2] [--camera 60]
 [--out benchmarks/results/noise-separability.md]``.
@@ -59,12 +61,13 @@ def features(img: np.ndarray) -> dict[str, float]:
     from engine.analysis.analyser import full_res_tiles
     from engine.analysis.learned import shared_analyser
     from engine.analysis.measurements import chroma_noise_level, noise_level
-    from engine.analysis.noise_level import nlf_measurements
+    from engine.analysis.noise_level import nlf_measurements, still_chroma
 
     tiles = full_res_tiles(img)
-    m = noise_level(tiles) | chroma_noise_level(tiles) | nlf_measurements(tiles)
+    m = noise_level(tiles) | chroma_noise_level(tiles) | nlf_measurements(tiles) | still_chroma(tiles)
     m["noise_index_255"] = max(m["sigma_255"], m["chroma_excess_255"])  # as engine.analysis.analyser.measure
-    out = {k: float(m[k]) for k in ("noise_index_255", "nlf_fine_255", "nlf_coarse_255", "sigma_measured_255")}
+    out = {k: float(m[k]) for k in ("noise_index_255", "nlf_fine_255", "nlf_coarse_255", "sigma_measured_255",
+                                    "still_chroma_255")}
     net = shared_analyser()
     if net is not None and min(img.shape[:2]) >= 32:
         out["network noise probability"] = float(net.report(img).kinds["noise"].measurements["probability"])

@@ -13,7 +13,7 @@ from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
                            noise_level, sharpest_tile_width, streak_statistics)
-from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity
+from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity, still_chroma, still_chroma_severity
 from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -79,10 +79,12 @@ def full_res_tiles(image: np.ndarray, tile: int = TILE, grid: int = TILE_GRID) -
 
 
 def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
-            exposure_s: Optional[float] = None) -> dict[str, dict[str, float]]:
+            exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> dict[str, dict[str, float]]:
     """All raw measurements, grouped by kind (see :mod:`engine.analysis.measurements` and, for the
-    noise-level function, :func:`engine.analysis.noise_level.nlf_measurements` for units).
-    ``iso``/``exposure_s``: EXIF facts, a prior on the noise level (``None``: unknown)."""
+    noise-level function and still-area chroma, :mod:`engine.analysis.noise_level` for units).
+    ``iso``/``exposure_s``: EXIF facts, a prior on the noise level (``None``: unknown);
+    ``jpeg_quality``: the IJG quality of the JPEG file the photo decodes (from its tables;
+    ``None``: not a JPEG or unknown), which sets the still-area chroma threshold."""
     progress = progress or Progress()
     img = _as_rgb(image)
     tiles = full_res_tiles(img)
@@ -93,6 +95,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
     noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
+    noise.update(still_chroma(tiles, jpeg_quality))
     cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
@@ -138,23 +141,26 @@ def blur_severity(severity: float, blur: dict[str, float], noise_sigma_255: floa
 
 
 def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
-            exposure_s: Optional[float] = None) -> DegradationReport:
+            exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> DegradationReport:
     """Detect the six degradation kinds in ``image``.
 
     ``image``: HxWx3 (or HxW) float in [0, 1], sRGB-encoded (uint8/uint16 are rescaled).
     Noise and the JPEG grid are measured on full-resolution tiles; blur, haze, exposure and
     rain on a copy downscaled to ``WORKING_SIDE`` px. Works on any size down to 1×1 (tiny
     photos get low confidence). ``progress`` is called with fractions in [0, 1] and is a
-    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level.
+    cancellation point. ``iso``/``exposure_s``: the photo's EXIF, a prior on the noise level;
+    ``jpeg_quality``: the quality the photo's JPEG file states (see :func:`measure`).
     Returns a :class:`DegradationReport` with every kind present.
     """
     progress = progress or Progress()
     img = _as_rgb(image)
-    m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s)
+    m = measure(img, progress.sub(0.0, 0.9), iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality)
     conf = _confidences(m, img.shape[0] * img.shape[1])
     severities = {k: severity_from(k, m[k]) for k in KINDS}
     # The camera's record of a high ISO, confirmed by the pixels, makes noise present (noise_level.prior_severity).
     severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
+    # Colour blotches on flat areas, beyond what clean photos saved alike show (noise_level.still_chroma).
+    severities[NOISE] = max(severities[NOISE], still_chroma_severity(m[NOISE]))
     severities[BLUR] = blur_severity(severities[BLUR], m[BLUR], m[NOISE]["sigma_255"])
     kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")

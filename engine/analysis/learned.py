@@ -62,6 +62,10 @@ LEARNED_PRESENCE_KINDS: frozenset[str] = frozenset({"noise", "rain"})
 #: Severity: the network's Spearman ρ with the true strength beats the hand-made one only for rain
 #: (noise: 0.82 / 0.35 synthetic / camera vs hand-made 0.70 / 0.67).
 LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"rain"})
+#: Hand-made measurements that, when 1, make the hand-made verdict of their kind stand whole: the EXIF
+#: prior confirmed by the pixels (noise_level.prior_confirms_noise) and still-area colour noise above the
+#: clean photos' threshold for the file's JPEG quality (noise_level.still_chroma).
+HANDMADE_EVIDENCE_KEYS: tuple[str, ...] = ("exif_present", "still_chroma_present")
 #: Kinds reported present only when the hand-made and the learned analysis both say so (each alone
 #: raises too many false alarms on clean photos).
 AGREE_KINDS: frozenset[str] = frozenset({"lowlight"})
@@ -155,19 +159,21 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
     one). For ``agree_kinds`` (default :data:`AGREE_KINDS`) a kind is present only when *both*
     reports call it present (where each alone raises too many false alarms on clean photos).
     Where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
-    pixels, which the network does not see), presence and strength both come from the hand-made
-    report. A present kind gets at least ``threshold``, an absent one at most ``threshold / 2``; a kind
-    taken wholly from one source keeps that source's severity unchanged. Confidence follows the
-    presence source (the lower of the two for an agreement). Measurements: the hand-made ones plus
-    ``learned_probability`` and ``learned_strength``."""
+    pixels) or ``still_chroma_present`` (colour noise in still areas), which the network does not
+    see, presence and strength both come from the hand-made report. A present kind gets at least
+    ``threshold``, an absent one at most ``threshold / 2``; a kind taken wholly from one source keeps
+    that source's severity unchanged. Confidence follows the presence source (the lower of the two
+    for an agreement). Measurements: the hand-made ones plus ``learned_probability`` and
+    ``learned_strength``."""
     agree = AGREE_KINDS if agree_kinds is None else agree_kinds
     kinds = {}
     for k in KINDS:
         h, m = handmade.kinds[k], learned.kinds[k]
         measurements = dict(h.measurements) | {f"learned_{name}": v for name, v in m.measurements.items()}
         magnitude = m if k in severity_kinds else h
-        if h.measurements.get("exif_present", 0.0) >= 1.0:
-            # EXIF-backed evidence is something the network cannot see: the hand-made verdict stands whole.
+        if any(h.measurements.get(key, 0.0) >= 1.0 for key in HANDMADE_EVIDENCE_KEYS):
+            # EXIF-backed evidence, or colour noise in still areas measured against clean photos saved
+            # alike, is something the network cannot see: the hand-made verdict stands whole.
             kinds[k] = KindAssessment(severity=float(h.severity), confidence=h.confidence, measurements=measurements)
             continue
         if k in agree:
@@ -194,7 +200,8 @@ def analyse_combined(image: np.ndarray, progress: Optional[Progress] = None,
 
     ``image``: float HxWx3 in [0, 1]. Falls back to the hand-made report alone when the photo is
     smaller than 32 px a side. Raises :class:`ModelError` if the bundled model file is missing.
-    ``exif``: ``iso`` / ``exposure_s`` for the hand-made analysis' noise prior.
+    ``exif``: ``iso`` / ``exposure_s`` for the hand-made analysis' noise prior, and ``jpeg_quality``
+    (the file's IJG quality) for its still-area chroma threshold.
     """
     progress = progress or Progress()
     handmade = analyse_handmade(image, progress.sub(0.0, 0.8), **exif)
@@ -220,11 +227,13 @@ def shared_analyser() -> Optional[LearnedAnalyser]:
 
 
 def analyse_default(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
-                    exposure_s: Optional[float] = None) -> DegradationReport:
+                    exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> DegradationReport:
     """The analysis Restora plans with: :func:`analyse_combined` (hand-made + bundled network) when
     the bundled analyser can run, else the hand-made analysis alone. ``image``: float HxWx3 in [0, 1];
-    ``iso``/``exposure_s``: the photo's EXIF (a prior on the noise level), ``None`` when unknown."""
+    ``iso``/``exposure_s``: the photo's EXIF (a prior on the noise level), ``None`` when unknown;
+    ``jpeg_quality``: the IJG quality of the JPEG file it decodes (``None``: not a JPEG)."""
     analyser = shared_analyser()
     if analyser is None:
-        return analyse_handmade(image, progress, iso=iso, exposure_s=exposure_s)
-    return analyse_combined(image, progress, analyser=analyser, iso=iso, exposure_s=exposure_s)
+        return analyse_handmade(image, progress, iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality)
+    return analyse_combined(image, progress, analyser=analyser, iso=iso, exposure_s=exposure_s,
+                            jpeg_quality=jpeg_quality)

@@ -296,3 +296,96 @@ def noise_sigma_for(image: np.ndarray, measurements: dict[str, float]) -> Option
     if img.shape[0] * img.shape[1] > MAP_MAX_PIXELS:
         return (rep * scale).astype(np.float32)
     return np.clip(noise_map(img, nlf) * np.float32(scale), 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------- colour noise in still areas
+#: Block edge (px) of the still-area chroma measurement: one 8 x 8 chroma block of a 4:2:0 JPEG.
+STILL_BLOCK = 16
+#: A block is still (flat) when the std of its luma band 2–12 px is below this (8-bit levels).
+#: Measured at that coarse band, the flatness test ignores most fine noise but not texture.
+STILL_FLAT_255 = 1.5
+#: The chroma band measured in still blocks, (inner, outer) Gaussian σ in px: blotchy colour
+#: noise after demosaicing and in-camera chroma noise reduction sits at 1.5–6 px.
+STILL_CHROMA_BAND = (1.5, 6.0)
+#: Fewer still blocks than this: nothing to measure on (``still_chroma_255`` = 0).
+STILL_MIN_BLOCKS = 8
+#: Clean-photo thresholds of ``still_chroma_255`` (8-bit levels) by the JPEG quality the photo
+#: was last saved at, ``(IJG quality, threshold)``: the 99.5th percentile over the training split
+#: of ../shared/data/clean re-saved at that quality (4:2:0), and as stored (JPEG ≈ q95, film
+#: scans with grain) for the last knot, which also serves photos of unknown history (PNG, TIFF).
+#: A file compressed harder keeps less colour texture in its still areas, so colour blotches that
+#: survive its quantisation are stronger evidence. Fitted by benchmarks/calibrate_still_chroma.py
+#: (training photos only; never the real pairs).
+STILL_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 0.622), (90, 0.910), (95, 1.080))
+#: Severity given to a photo whose still-area chroma is exactly at its threshold (the presence
+#: threshold); it grows in proportion above it.
+STILL_SEVERITY_AT_THRESHOLD = 0.15
+
+
+def still_threshold_255(jpeg_quality: Optional[int] = None) -> float:
+    """The clean-photo threshold of ``still_chroma_255`` for a photo last saved at
+    ``jpeg_quality`` (IJG 1..100; ``None``: unknown, e.g. a PNG), 8-bit levels; qualities below
+    the first knot use the first knot (the conservative side), above the last the last."""
+    qs = np.array([k[0] for k in STILL_THRESHOLDS], np.float64)
+    ts = np.array([k[1] for k in STILL_THRESHOLDS], np.float64)
+    if jpeg_quality is None:
+        return float(ts[-1])
+    return float(np.interp(float(jpeg_quality), qs, ts))
+
+
+def _blocks16(a: np.ndarray) -> np.ndarray:
+    return _blocks(a, STILL_BLOCK)
+
+
+def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> dict[str, float]:
+    """Colour noise in the still (flat) areas of a photo: the signature of digital sensor noise.
+
+    Demosaicing and in-camera chroma noise reduction turn a sensor's noise into colour blotches
+    a few pixels wide that sit on every flat wall and sky. Film grain and natural texture are
+    mostly luma, and clean digital photos have no colour fluctuation where the scene is flat. Each
+    tile is split into :data:`STILL_BLOCK`-px blocks; a block is *still* when its luma (JFIF Y)
+    varies little at 2–12 px (:data:`STILL_FLAT_255`) and it is not clipped; in still blocks the
+    std of Cb and Cr in the band :data:`STILL_CHROMA_BAND` is combined (√(Cb² + Cr²)) and the
+    median over blocks is taken. With fewer than :data:`STILL_MIN_BLOCKS` still blocks nothing
+    is measured (0). ``tiles``: float HxWx3 in [0, 1].
+
+    Returns ``still_chroma_255`` (8-bit levels), ``still_blocks`` (count),
+    ``still_threshold_255`` (:func:`still_threshold_255` for ``jpeg_quality``) and
+    ``still_chroma_present`` (1.0 when the measurement exceeds that threshold, else 0.0)."""
+    from ..color import JFIF_YCBCR
+
+    inner, outer = STILL_CHROMA_BAND
+    values: list[np.ndarray] = []
+    for tile in tiles:
+        t = np.asarray(tile, np.float32)[..., :3]
+        if min(t.shape[:2]) < STILL_BLOCK:
+            continue
+        ycc = (t * np.float32(255.0)) @ JFIF_YCBCR.T
+        y, cb, cr = (np.ascontiguousarray(ycc[..., c]) for c in range(3))
+
+        def band(ch: np.ndarray, a: float, b: float) -> np.ndarray:
+            lo = cv2.GaussianBlur(ch, (0, 0), b, borderType=cv2.BORDER_REFLECT)
+            return _blocks16(cv2.GaussianBlur(ch, (0, 0), a, borderType=cv2.BORDER_REFLECT) - lo).std(axis=1)
+
+        flat = band(y, 2.0, 12.0) < STILL_FLAT_255
+        rgb = t * np.float32(255.0)
+        flat &= (_blocks16(rgb.min(axis=2)).min(axis=1) > 3.0) & (_blocks16(rgb.max(axis=2)).max(axis=1) < 252.0)
+        if flat.any():
+            values.append(np.hypot(band(cb, inner, outer), band(cr, inner, outer))[flat])
+    used = np.concatenate(values) if values else np.empty(0, np.float32)
+    value = float(np.median(used)) if used.size >= STILL_MIN_BLOCKS else 0.0
+    threshold = still_threshold_255(jpeg_quality)
+    return {"still_chroma_255": value, "still_blocks": float(used.size), "still_threshold_255": threshold,
+            "still_chroma_present": float(value > threshold)}
+
+
+def still_chroma_severity(measurements: dict[str, float]) -> float:
+    """Noise severity in [0, 1] the still-area chroma supports: 0 when it is at or below its
+    threshold, else :data:`STILL_SEVERITY_AT_THRESHOLD` · value / threshold, at most 1."""
+    if not measurements.get("still_chroma_present", 0.0):
+        return 0.0
+    threshold = float(measurements.get("still_threshold_255", 0.0))
+    value = float(measurements.get("still_chroma_255", 0.0))
+    if threshold <= 0.0:
+        return 0.0
+    return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))

@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_tables import estimate_quality
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
@@ -68,6 +69,13 @@ NOISE_AMPLIFICATION_MIN_255 = 0.2
 #: the noise made look sharp, so the blur measure rises (FFDNet on a real ISO 3200 DSLR crop: blur
 #: 0.08 → 0.42 while the output came closer to the ground truth by +2 dB).
 RISE_NOT_HELD_AGAINST: dict[str, frozenset[str]] = {NOISE: frozenset({"blur"})}
+
+#: Measurements of the input's noise verdict that make the noise severity count only for the noise
+#: stage: colour blotches in still areas (``still_chroma_present``, engine.analysis.noise_level.still_chroma)
+#: vanish under any smoothing, so a deblurrer whose PnP prior smooths them would otherwise be kept for
+#: "removing noise" while it sharpens the rest (real PolyU crop bicycle_10: kept deblurrer, 3.4 dB
+#: below the input).
+NOISE_CREDIT_ONLY_TO_NOISE: tuple[str, ...] = ("still_chroma_present",)
 
 #: Kinds a stage must not make appear: a dehazer stretches the contrast of a light veil and with it
 #: the photo's JPEG blocks; the blocks' severity rising past the presence threshold marks a photo
@@ -121,9 +129,12 @@ class Orchestrator:
         :class:`~engine.pipeline.session.RestorationSession`)."""
         analyser = self.analyser
         if analyser is None:
-            analyser = default_analyser
+            facts: dict = {}
             if metadata is not None and metadata.iso:
-                analyser = functools.partial(default_analyser, iso=metadata.iso, exposure_s=metadata.exposure_s)
+                facts.update(iso=metadata.iso, exposure_s=metadata.exposure_s)
+            if jpeg is not None:
+                facts["jpeg_quality"] = estimate_quality(jpeg).quality
+            analyser = functools.partial(default_analyser, **facts) if facts else default_analyser
         return RestorationSession(image, self.registry, analyser=analyser, device=self.device, tile=tile, jpeg=jpeg,
                                   changes=changes)
 
@@ -299,7 +310,8 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
     """Drop the stage if it did not make the photo better by the analyser's measure: a
     specialist must lower its own kind's severity without raising the others' by more, or
     lower the summed severity of all kinds (a rise of :data:`RISE_NOT_HELD_AGAINST` kinds does not
-    count); the generalist must lower the sum. A stage of
+    count, nor, for a specialist other than noise, the noise severity of an input whose noise rests on
+    :data:`NOISE_CREDIT_ONLY_TO_NOISE` evidence); the generalist must lower the sum. A stage of
     :data:`NOISE_MUST_NOT_RISE` that amplified the noise is dropped whatever the severities say."""
     before, after = input_report.severities(), result.output_report.severities()
     result.before, result.after = before, after
@@ -320,7 +332,12 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
             f"; {result.reason}" if result.reason else "")
         return
     excused = RISE_NOT_HELD_AGAINST.get(stage.name, frozenset())
-    total_gain = sum(before.values()) - sum(v if k not in excused else min(v, before[k]) for k, v in after.items())
+    noise_in = input_report.kinds.get(NOISE)
+    uncredited = (stage.name not in (NOISE, GENERALIST) and noise_in is not None
+                  and any(noise_in.measurements.get(key, 0.0) >= 1.0 for key in NOISE_CREDIT_ONLY_TO_NOISE))
+    total_gain = (sum(v for k, v in before.items() if not (uncredited and k == NOISE))
+                  - sum(v if k not in excused else min(v, before[k]) for k, v in after.items()
+                        if not (uncredited and k == NOISE)))
     if stage.name == GENERALIST:
         improved = total_gain >= MIN_IMPROVEMENT
         was, now = sum(before.values()), sum(after.values())

@@ -47,12 +47,13 @@ from .spill import Change, ChangeStore, band_slices
 Analyser = Callable[[np.ndarray], DegradationReport]
 
 def default_analyser(image: np.ndarray, *, iso: Optional[float] = None,
-                     exposure_s: Optional[float] = None) -> DegradationReport:
+                     exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> DegradationReport:
     """Hand-made analysis combined with the bundled network where it is installed; ``iso`` and
-    ``exposure_s`` (EXIF) are a prior on the noise level."""
+    ``exposure_s`` (EXIF) are a prior on the noise level; ``jpeg_quality`` (the IJG quality of the
+    JPEG file the photo decodes) sets how much colour noise in still areas is evidence."""
     from ..analysis.learned import analyse_default
 
-    return analyse_default(image, iso=iso, exposure_s=exposure_s)
+    return analyse_default(image, iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality)
 
 
 @dataclass

@@ -178,7 +178,7 @@ def main() -> int:
     for name in args.networks:
         paths = make_variants(name, calib)
         sessions = {v: session(p) for v, p in paths.items()}
-        for v, s in sessions.items():  # warm-up
+        for s in sessions.values():  # warm-up
             run(name, s, window)
         cpu = {v: [] for v in sessions}
         wall = {v: [] for v in sessions}

@@ -163,3 +163,28 @@ def test_gui_and_cli_write_byte_identical_files(qtbot, qapp, tmp_path):
 
     assert gui_out.read_bytes() == cli_out.read_bytes()
     assert not np.array_equal(load_photo(cli_out).pixels, load_photo(photo).pixels)
+
+
+def test_a_smoothing_stage_is_not_judged_by_the_blur_it_reveals():
+    """Removing noise (the noise stage, or the JPEG stage with its denoiser prior) widens the edges
+    the noise made look sharp: that blur rise is not held against the stage. A deblurrer's rise in
+    another kind still is."""
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+    from engine.pipeline.orchestrator import judge
+    from engine.pipeline.plan import Stage
+    from engine.pipeline.session import StageResult
+
+    def report(**severities: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(severities.get(k, 0.0)) for k in KINDS})
+
+    def dropped(stage: str, before: DegradationReport, after: DegradationReport) -> bool:
+        result = StageResult(stage, "x", "k", np.zeros((2, 2, 3), np.float32), 0.0, output_report=after)
+        judge(result, Stage(stage, "x"), before)
+        return result.dropped
+
+    # measured on a real camera JPEG: jpeg 0.94 → 0.55 while blur read 0.07 → 0.73
+    assert not dropped("jpeg", report(jpeg=0.94, blur=0.07), report(jpeg=0.55, blur=0.73))
+    assert not dropped("noise", report(noise=0.6, blur=0.07), report(noise=0.1, blur=0.6))
+    assert dropped("blur", report(blur=0.6, jpeg=0.1), report(blur=0.3, jpeg=0.9))
+    assert dropped("jpeg", report(jpeg=0.94, haze=0.1), report(jpeg=0.55, haze=0.9))

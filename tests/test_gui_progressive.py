@@ -5,6 +5,7 @@ stages goes back to the photo that was open and shows no later stage; undo is un
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -105,13 +106,16 @@ def test_each_stage_is_shown_as_it_lands(window, qtbot, tmp_path):
     gates["noise"].set()  # the denoiser runs and lands
     one = _wait_source(qtbot, w, lambda s: isinstance(s, StagePreview))
     assert [r.name for r in one.results] == ["noise"] and w.doc is None and w.jobs.is_busy()
-    assert "Noise done (stage 1 of 1)" in w.viewer.busy_text() and "showing Noise fixed" in w.viewer.busy_text()
+    # stage 1 of 1 when brightening comes in the follow-up round (the shared photo), of 2 when the
+    # plan has it from the start (the synthetic scene used without ../shared)
+    assert re.search(r"Noise done \(stage 1 of [12]\)", w.viewer.busy_text()), w.viewer.busy_text()
+    assert "showing Noise fixed" in w.viewer.busy_text()
     assert not np.array_equal(one.after(*whole, 1), original)
     assert np.array_equal(one.before(*whole, 1), original)
     shown.append(_shown_after(w))
     assert not np.array_equal(shown[1], shown[0])  # the view itself changed, not only the source
 
-    gates["lowlight"].set()  # the follow-up round brightens it, then the document is ready
+    gates["lowlight"].set()  # brightening lands, then the document is ready
     qtbot.waitUntil(lambda: w.doc is not None and not w.jobs.is_busy(), timeout=30000)
     assert [type(s).__name__ for s in sources] == ["PhotoPreview", "StagePreview", "StagePreview", "Document"]
     two = sources[2]
@@ -120,8 +124,11 @@ def test_each_stage_is_shown_as_it_lands(window, qtbot, tmp_path):
     assert np.array_equal(two.after(*whole, 1), to_display_uint8(w.doc.restored_photo().pixels))
     assert w.viewer.source() is w.doc and w.viewer.busy_text() == ""
     shown.append(_shown_after(w))
-    assert not np.array_equal(shown[2], shown[1])
-    assert float(shown[2].mean()) > float(shown[1].mean()) + 5  # brightened on screen
+    if two.results[1].dropped:  # the judge found brightening did not help this photo: nothing new to show
+        assert np.array_equal(shown[2], shown[1])
+    else:
+        assert not np.array_equal(shown[2], shown[1])
+        assert float(shown[2].mean()) > float(shown[1].mean()) + 5  # brightened on screen
     # the intermediate picture was the denoised original at the plan's strength, no brightening
     noise_only = w.doc.session.compose(w.doc.auto_plan.strengths() | {"lowlight": 0.0})
     assert np.array_equal(one.after(*whole, 1), to_display_uint8(noise_only))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -172,6 +173,36 @@ def _write_shard(args: argparse.Namespace, model: RestoraAnalyser, train_paths: 
     return 0
 
 
+def _after_step(args: argparse.Namespace, step: int, losses: list[float], best: float, elapsed_s: float,
+                session_s: float, validate: Callable[[], tuple[np.ndarray, np.ndarray]], val_presence: np.ndarray,
+                val_severity: np.ndarray, checkpoint: Callable[[Path], None]) -> tuple[float, bool]:
+    """What follows a training step in both loops: validate and log every ``args.val_every`` steps
+    (and at the end; ``losses`` is emptied then), keep ``best.pt`` on a better mean F1, ``last.pt``
+    every ``args.ckpt_every`` steps. ``elapsed_s``: training seconds over all runs; ``session_s``:
+    this run's, which ``args.max_minutes`` bounds. Returns (best mean F1, whether to stop)."""
+    last = run_progress(step, args.steps, elapsed_s, args.time_budget) >= 1.0
+    if step % args.val_every == 0 or last:
+        prob, sev = validate()
+        f1 = f1_scores(prob >= 0.5, val_presence > 0.5)
+        mae = np.abs(sev - val_severity).mean(0)
+        row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
+        row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
+        row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
+        row["elapsed_s"] = round(elapsed_s, 1)
+        append_csv(args.out / "log.csv", row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        losses.clear()
+        if f1.mean() > best:
+            best = float(f1.mean())
+            checkpoint(args.out / "best.pt")
+    if step % args.ckpt_every == 0 or last:
+        checkpoint(args.out / "last.pt")
+    stop = args.max_minutes is not None and session_s > args.max_minutes * 60
+    if stop:
+        print(f"stopping after {args.max_minutes} min at step {step}", flush=True)
+    return best, stop
+
+
 def train_frozen(args: argparse.Namespace, train_paths: list[Path], val_paths: list[Path]) -> int:
     """``--freeze N``: fine-tune the layers after the first N (and the head) on cached trunk outputs."""
     from safetensors.torch import load_file
@@ -265,25 +296,9 @@ def train_frozen(args: argparse.Namespace, train_paths: list[Path], val_paths: l
         opt.step()
         losses.append(float(loss.detach()))
         step += 1
-        last = run_progress(step, args.steps, elapsed_before + time.time() - t0, args.time_budget) >= 1.0
-        if step % args.val_every == 0 or last:
-            prob, sev = validate()
-            f1 = f1_scores(prob >= 0.5, data["val_presence"] > 0.5)
-            mae = np.abs(sev - data["val_severity"]).mean(0)
-            row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
-            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
-            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
-            row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
-            append_csv(args.out / "log.csv", row)
-            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            losses = []
-            if f1.mean() > best:
-                best = float(f1.mean())
-                checkpoint(args.out / "best.pt")
-        if step % args.ckpt_every == 0 or last:
-            checkpoint(args.out / "last.pt")
-        if args.max_minutes is not None and time.time() - t0 > args.max_minutes * 60:
-            print(f"stopping after {args.max_minutes} min at step {step}", flush=True)
+        best, stop = _after_step(args, step, losses, best, elapsed_before + time.time() - t0, time.time() - t0,
+                                 validate, data["val_presence"], data["val_severity"], checkpoint)
+        if stop:
             break
     checkpoint(args.out / "last.pt")
     return 0
@@ -342,25 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         losses.append(float(loss.detach()))
         step += 1
-        last = run_progress(step, args.steps, elapsed_before + time.time() - t0, args.time_budget) >= 1.0
-        if step % args.val_every == 0 or last:
-            prob, sev = predict(model, val["x"])
-            f1 = f1_scores(prob >= 0.5, val["presence"] > 0.5)
-            mae = np.abs(sev - val["severity"]).mean(0)
-            row = {"step": step, "train_loss": round(float(np.mean(losses)), 5), "mean_f1": round(float(f1.mean()), 4)}
-            row |= {f"f1_{k}": round(float(v), 4) for k, v in zip(KINDS, f1, strict=True)}
-            row |= {f"mae_{k}": round(float(v), 4) for k, v in zip(KINDS, mae, strict=True)}
-            row["elapsed_s"] = round(elapsed_before + time.time() - t0, 1)
-            append_csv(args.out / "log.csv", row)
-            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            losses = []
-            if f1.mean() > best:
-                best = float(f1.mean())
-                checkpoint(args.out / "best.pt")
-        if step % args.ckpt_every == 0 or last:
-            checkpoint(args.out / "last.pt")
-        if args.max_minutes is not None and time.time() - t0 > args.max_minutes * 60:
-            print(f"stopping after {args.max_minutes} min at step {step}", flush=True)
+        best, stop = _after_step(args, step, losses, best, elapsed_before + time.time() - t0, time.time() - t0,
+                                 lambda: predict(model, val["x"]), val["presence"], val["severity"], checkpoint)
+        if stop:
             break
     checkpoint(args.out / "last.pt")
     return 0

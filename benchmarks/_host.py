@@ -1,10 +1,13 @@
-"""The machine a benchmark ran on, for its results file (imported by the scripts next to it)."""
+"""What the benchmark scripts beside this file share: the machine they ran on (for the results
+file), and reading a photo and rounding a result to 8 bits as the saved file would be."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 
 def cpu_model() -> str:
@@ -23,3 +26,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """The photo at ``path`` as float32 HxWx3 RGB in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+def q8(x: np.ndarray) -> np.ndarray:
+    """``x`` (float, [0, 1] units) clipped and rounded to 8-bit levels, as a saved 8-bit file holds it."""
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _host import cpu_model  # benchmarks/_host.py, beside this script
+from _host import cpu_model, load_rgb as load, q8  # benchmarks/_host.py, beside this script
 
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
@@ -57,16 +57,6 @@ def machine() -> str:
     model = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{model}, {os.cpu_count()} logical cores, load average {load:.1f} at start (shared, loaded machine)"
-
-
-def load(path: Path) -> np.ndarray:
-    from PIL import Image
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.float32) / 255.0
-
-
-def q8(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0
 
 
 def pairs(limit: int | None = None) -> list[tuple[str, Path, Path]]:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _host import cpu_model  # benchmarks/_host.py, beside this script
+from _host import cpu_model, load_rgb, q8  # benchmarks/_host.py, beside this script
 
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
@@ -76,9 +76,7 @@ def centre(a: np.ndarray, side: int = 0) -> np.ndarray:
 
 
 def load(path: Path) -> np.ndarray:
-    from PIL import Image
-    with Image.open(path) as im:
-        return centre(np.asarray(im.convert("RGB"), np.float32) / 255.0)
+    return centre(load_rgb(path))
 
 
 def load_cropped_photo(path: Path):
@@ -91,10 +89,6 @@ def load_cropped_photo(path: Path):
     if not CROP:
         return photo
     return dataclasses.replace(photo, pixels=np.ascontiguousarray(centre(photo.pixels)))
-
-
-def q8(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0
 
 
 def pairs(set_name: str, limit: int | None) -> list[tuple[str, Path, Path]]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from _host import cpu_model  # benchmarks/_host.py, beside this script
+from _host import cpu_model, load_rgb as load, q8  # benchmarks/_host.py, beside this script
 
 ROOT = Path(os.environ.get("RESTORA_CODE", Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(ROOT))
@@ -47,16 +47,6 @@ SETS = {"lowlight": "lowlight_real_lol_train", "haze": "haze_reside", "rain": "r
 def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{cpu_model()}, {os.cpu_count()} logical cores shared with other jobs, load average {load:.1f} at start"
-
-
-def load(path: Path) -> np.ndarray:
-    from PIL import Image
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.float32) / 255.0
-
-
-def q8(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0
 
 
 def pairs(kind: str, limit: Optional[int] = None) -> list[tuple[str, Path, Path]]:

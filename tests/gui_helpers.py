@@ -131,6 +131,20 @@ def isolate_settings(qapp, folder: Path) -> None:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
 
 
+def show_window(qtbot, restorer: Restorer):
+    """A shown 1000x700 main window on ``restorer`` that closes without asking (settings isolated
+    by the caller with :func:`isolate_settings`)."""
+    from app.settings import AppSettings
+    from app.window import MainWindow
+
+    w = MainWindow(AppSettings(), restorer=restorer)
+    w.confirm_close = lambda what: True
+    qtbot.addWidget(w)
+    w.resize(1000, 700)
+    w.show()
+    return w
+
+
 def open_and_wait(qtbot, window, path: Path, timeout_ms: int = 30000):
     """Open ``path`` in ``window`` and wait until its document is shown."""
     window.open_file(path)

@@ -11,27 +11,16 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from gui_helpers import SlowExpert, cheap_restorer, isolate_settings, open_and_wait, write_photo  # noqa: E402
+from gui_helpers import (SlowExpert, cheap_restorer, isolate_settings, open_and_wait, show_window,  # noqa: E402
+                         write_photo)
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 def window(qtbot, qapp, tmp_path):
-    from app.settings import AppSettings
-    from app.window import MainWindow
-
     isolate_settings(qapp, tmp_path / "settings")
-
-    def make(restorer=None):
-        w = MainWindow(AppSettings(), restorer=restorer or cheap_restorer())
-        w.confirm_close = lambda what: True
-        qtbot.addWidget(w)
-        w.resize(1000, 700)
-        w.show()
-        return w
-
-    return make
+    return lambda restorer=None: show_window(qtbot, restorer or cheap_restorer())
 
 
 def _after_pixels(window) -> np.ndarray:

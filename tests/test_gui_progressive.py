@@ -15,7 +15,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from gui_helpers import (BoxDenoiser, GammaLift, analyser, clean_crop, isolate_settings,  # noqa: E402
-                         open_and_wait, write_photo)
+                         open_and_wait, show_window, write_photo)
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -52,20 +52,8 @@ def _dark_noisy_photo(path):
 
 @pytest.fixture
 def window(qtbot, qapp, tmp_path):
-    from app.settings import AppSettings
-    from app.window import MainWindow
-
     isolate_settings(qapp, tmp_path / "settings")
-
-    def make(restorer):
-        w = MainWindow(AppSettings(), restorer=restorer)
-        w.confirm_close = lambda what: True
-        qtbot.addWidget(w)
-        w.resize(1000, 700)
-        w.show()
-        return w
-
-    return make
+    return lambda restorer: show_window(qtbot, restorer)
 
 
 def _shown_after(w) -> np.ndarray:

@@ -411,3 +411,18 @@ def test_a_one_shot_session_runs_a_full_strength_sigma_stage_once_with_the_same_
     session.one_shot = True
     session.run(Plan((Stage("noise", "ffd", 0.8),)))
     assert expert.runs == 2
+
+
+def test_a_sigma_told_stage_runs_at_full_strength_whatever_the_presence_confidence():
+    """FFDNet's strength scales the σ it removes: the automatic plan tells it the measured σ (strength
+    1) even where the analysis is unsure noise is there; other stages still ease off."""
+    from engine.pipeline.plan import Planner
+
+    class Sigma(ShiftExpert):
+        def __init__(self):
+            super().__init__("ffd", "noise", 0.0)
+            self.info = ExpertInfo(id="ffd", name="ffd", tasks=("noise",), sigma_strength=True)
+
+    unsure = DegradationReport({k: KindAssessment(0.4 if k in ("noise", "haze") else 0.0, 0.25, {}) for k in KINDS})
+    plan = Planner(ExpertRegistry([Sigma(), ShiftExpert("dehaze", "haze", -0.1)])).plan(unsure)
+    assert plan.stage("noise").strength == 1.0 and plan.stage("haze").strength == pytest.approx(0.7)

@@ -206,9 +206,17 @@ def parse_kind_list(text: str) -> list[str]:
     return kinds
 
 
-def auto_strength(report: DegradationReport, kind: str) -> float:
+def auto_strength(report: DegradationReport, kind: str, sigma_strength: bool = False) -> float:
     """The strength the analysis proposes for a detected kind: full correction, eased off
-    where the analyser is unsure (OPIR: lean towards the gentler result under uncertainty)."""
+    where the analyser is unsure (OPIR: lean towards the gentler result under uncertainty).
+
+    ``sigma_strength``: the expert's strength scales the noise level it removes (FFDNet removes
+    σ·s): then 1. The σ it is told is already the measured need (engine.analysis.noise_sigma,
+    fitted at strength 1), and the confidence that noise is present says nothing about its size:
+    white noise of σ 15 read at confidence 0.25 was denoised as σ 10.8 and came out 1.6 dB below
+    the same expert told the measured σ (benchmarks/results/real-noise-sigma.md)."""
+    if sigma_strength:
+        return 1.0
     a = report.kinds.get(kind)
     confidence = 1.0 if a is None else float(a.confidence)
     return round(_clamp(0.6 + 0.4 * confidence), 2)
@@ -267,6 +275,12 @@ class Planner:
                 return e.info.id
         return None
 
+    def _sigma_strength(self, expert_id: str) -> bool:
+        try:
+            return bool(self.registry.get(expert_id).info.sigma_strength)
+        except KeyError:
+            return False
+
     def _expert_for(self, name: str, choices: PlanChoices) -> Optional[str]:
         return choices.experts.get(name) or self.best_expert(name, choices.allow_generative)
 
@@ -319,6 +333,8 @@ class Planner:
             strength, is_auto = wanted[kind]
             expert_id = self._expert_for(kind, choices)
             if expert_id:
+                if is_auto and self._sigma_strength(expert_id):
+                    strength = auto_strength(report, kind, sigma_strength=True)
                 stages.append(Stage(kind, expert_id, strength, is_auto))
         return Plan(tuple(stages), tuple(left_out))
 
@@ -340,7 +356,8 @@ class Planner:
             if final.severity(kind) >= max(self.threshold, AUTO_MIN_SEVERITY.get(kind, 0.0)):
                 expert_id = self._expert_for(kind, choices)
                 if expert_id:
-                    extra.append(Stage(kind, expert_id, auto_strength(final, kind), True))
+                    extra.append(Stage(kind, expert_id, auto_strength(final, kind, self._sigma_strength(expert_id)),
+                                       True))
         return Plan(plan.stages + tuple(extra), plan.left_out) if extra else plan
 
     # -- the window's controls --------------------------------------------------------------

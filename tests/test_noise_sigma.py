@@ -22,24 +22,24 @@ def _ramp(h: int = 384, w: int = 384) -> np.ndarray:
 
 @pytest.mark.parametrize("sigma", [5.0, 15.0, 25.0])
 def test_white_noise_is_told_about_its_own_sigma(sigma):
-    """(A little less: on the training photos the coarse σ also reads some texture.)"""
     rng = np.random.default_rng(int(sigma))
     noisy = np.clip(_ramp() + rng.standard_normal((384, 384, 3)).astype(np.float32) * np.float32(sigma / 255), 0, 1)
     m = nlf_measurements([noisy])
     assert m["nlf_half_255"] == pytest.approx(sigma / 2, rel=0.25)  # 2 x 2 averaging halves white noise
-    assert 0.7 * sigma <= m["sigma_told_255"] <= 1.1 * sigma  # the fitted coarse gain is 0.8
+    assert m["sigma_told_255"] == pytest.approx(sigma, rel=0.15)
 
 
-def test_correlated_noise_is_told_more_than_its_coarse_std():
+def test_correlated_noise_reads_higher_at_half_resolution_and_is_told_at_least_its_coarse_std():
     """Noise spread over a few pixels (as demosaicing and in-camera noise reduction leave it)
-    averages down less at half resolution; the told σ grows with that, white noise's does not."""
+    averages down less at half resolution than white noise (``nlf_half_255``, reported; the fit
+    gave its excess no weight, GAIN_CORRELATED = 0)."""
     rng = np.random.default_rng(4)
     white = rng.standard_normal((384, 384, 3)).astype(np.float32)
     blurred = cv2.GaussianBlur(white, (0, 0), 1.2)
     blurred *= np.float32(6.0 / 255 / blurred.std())
     m = nlf_measurements([np.clip(_ramp() + blurred, 0, 1)])
     assert 2 * m["nlf_half_255"] > 1.3 * m["nlf_coarse_255"]
-    assert m["sigma_told_255"] > 1.15 * m["nlf_coarse_255"]
+    assert m["sigma_told_255"] >= m["nlf_coarse_255"]
 
 
 def test_the_jpeg_floor_applies_only_where_the_noise_stage_stands_in_for_the_jpeg_stage():

@@ -126,16 +126,21 @@ def main(argv: list[str] | None = None) -> int:
                   "session's noise map at the shipped and the previous σ where `--set told` ran.", "",
                   "| crop | input dB | best σ | gain at best σ | σ told before | σ told now | gain before | gain now |",
                   "|---|---|---|---|---|---|---|---|"]
-        for n in sorted(polyu):
-            r, t = polyu[n], told.get(n)
+        for n in sorted(set(polyu) | set(told)):
+            r, t = polyu.get(n), told.get(n)
             before = f"{t['old']['psnr'] - t['input']:+.2f}" if t else "–"
             now = f"{t['new']['psnr'] - t['input']:+.2f}" if t else "–"
-            lines.append(f"| {n} | {r['input']:.2f} | {r['best_sigma']:.1f} | {r['best_psnr'] - r['input']:+.2f} | "
-                         f"{old_told(r):.1f} | {model(shipped, r):.1f} | {before} | {now} |")
+            inp = r["input"] if r else t["input"]
+            oracle = f"{r['best_sigma']:.1f} | {r['best_psnr'] - r['input']:+.2f}" if r else "– | –"
+            was = f"{t['old']['told']:.1f}" if t else f"{old_told(r):.1f}"
+            now_sigma = f"{t['new']['told']:.1f}" if t else f"{model(shipped, r):.1f}"
+            lines.append(f"| {n} | {inp:.2f} | {oracle} | {was} | {now_sigma} | {before} | {now} |")
     if told:
         g_old = np.array([t["old"]["psnr"] - t["input"] for t in told.values()])
         g_new = np.array([t["new"]["psnr"] - t["input"] for t in told.values()])
-        orc = np.array([polyu[n]["best_psnr"] - polyu[n]["input"] for n in told if n in polyu])
+        both = [n for n in told if n in polyu]
+        orc = np.array([polyu[n]["best_psnr"] - polyu[n]["input"] for n in both])
+        g_new_both = np.array([told[n]["new"]["psnr"] - told[n]["input"] for n in both])
         lines += ["", "| FFDNet on the PolyU crops | crops | mean gain | worst | crops worse than the input |",
                   "|---|---|---|---|---|",
                   f"| told the previous σ (session's map) | {len(g_old)} | {g_old.mean():+.2f} | {g_old.min():+.2f} | "
@@ -143,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"| told the new σ (session's map) | {len(g_new)} | {g_new.mean():+.2f} | {g_new.min():+.2f} | "
                   f"{(g_new < 0).sum()} |"]
         if orc.size:
-            lines.append(f"| oracle: its best uniform σ per crop | {orc.size} | {orc.mean():+.2f} | {orc.min():+.2f} | "
-                         f"{(orc < 0).sum()} |")
+            lines.append(f"| oracle: its best uniform σ per crop (crops with both) | {orc.size} | {orc.mean():+.2f} | "
+                         f"{orc.min():+.2f} | {(orc < 0).sum()} |")
+            lines.append(f"| told the new σ, the same crops | {orc.size} | {g_new_both.mean():+.2f} | "
+                         f"{g_new_both.min():+.2f} | {(g_new_both < 0).sum()} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

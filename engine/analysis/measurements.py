@@ -167,7 +167,7 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
     the contrast threshold.
 
     Returns ``edge_width_px`` (≈3.2 for sharp photos at their native size; grows with blur),
-    ``mean_width_px`` and ``narrow_width_px`` (mean and least over directions), ``blur_direction_deg`` and ``edge_pixels`` (how
+    ``mean_width_px`` (over directions), ``blur_direction_deg`` and ``edge_pixels`` (how
     many pixels qualified, a confidence cue). ``edge_width_px`` is NaN when no direction had
     enough edges.
     """
@@ -194,12 +194,11 @@ def edge_width(image: np.ndarray, noise_sigma: float = 0.0, window: int = 31,
             continue
         widths[angle] = 1.0 / max(float(np.percentile(deriv[mask] / contrast[mask], percentile)), 1e-3)
     if not widths:
-        return {"edge_width_px": float("nan"), "mean_width_px": float("nan"), "narrow_width_px": float("nan"),
-                "blur_direction_deg": -1.0, "edge_pixels": float(total)}
+        return {"edge_width_px": float("nan"), "mean_width_px": float("nan"), "blur_direction_deg": -1.0,
+                "edge_pixels": float(total)}
     worst = max(widths, key=widths.get)
     return {"edge_width_px": widths[worst], "mean_width_px": float(np.mean(list(widths.values()))),
-            "narrow_width_px": float(min(widths.values())), "blur_direction_deg": worst,
-            "edge_pixels": float(total)}
+            "blur_direction_deg": worst, "edge_pixels": float(total)}
 
 
 def sharpest_tile_width(image: np.ndarray, grid: int = 3, min_edge_pixels: int = 200) -> dict[str, float]:

@@ -11,11 +11,12 @@ where the check passes the code path is the one without it, so ``before`` is the
 Sets (``--sets``, comma-separated):
 
 - ``train``: TRAINING photos (every ``--step``-th of ``shared/data/clean``) degraded with the
-  camera-realistic pipeline (:func:`engine.degrade.camera.camera_noise`, strength U(0.15, 0.8),
-  camera JPEG as the pipeline samples it). Negatives (must not be deblurred, target = the photo
-  before noise): ``noise`` (noise only), ``soft`` (a 100 % crop of the photo upscaled 1.5–2.5x, so
-  the softness is in the target too), ``mild`` (a lens Gaussian σ 0.5–1.5 px, also in the target).
-  Positives (target = the sharp photo): ``shake`` (a camera-shake trajectory of 11–21 px,
+  camera-realistic pipeline (:func:`engine.degrade.camera.camera_noise`, strength U(0.15, 0.8))
+  and saved as a camera JPEG (quality 85–96, 4:2:0), as the real noisy crops are, so the JPEG
+  stage runs before the deblur. Negatives (must not be deblurred, target = the photo before
+  noise): ``noise`` (noise only), ``soft`` (a 100 % crop of the photo upscaled 2–4x, so the
+  softness is in the target too), ``out-of-focus`` (a defocus disc of radius 2–4 px, also in the
+  target). Positives (target = the sharp photo): ``shake`` (a camera-shake trajectory of 11–21 px,
   :func:`engine.degrade.blur.shake_kernel`) and ``defocus`` (a disc of radius 3–6 px), in linear
   light before the noise. Only photos whose plan has a blur stage are restored (the others cannot
   change).
@@ -38,6 +39,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -100,40 +102,38 @@ def restore(restorer, photo, enabled: bool) -> tuple[np.ndarray, dict]:
 
 
 def training_samples(step: int):
-    """(name, group, degraded float32 HxWx3, target) for the training photos."""
+    """(name, group, degraded float32 HxWx3, target, JPEG quality) for the training photos."""
     import cv2
 
-    from engine.degrade.blur import convolve_linear, disk_kernel, gaussian_kernel, shake_kernel
+    from engine.degrade.blur import convolve_linear, disk_kernel, shake_kernel
     from engine.degrade.camera import camera_noise
 
     files = sorted((SHARED / "data" / "clean").iterdir())[::step]
-    groups = ("noise", "soft", "mild", "shake", "defocus")
+    groups = ("noise", "soft", "out-of-focus", "shake", "defocus")
     for i, f in enumerate(files):
         rng = np.random.default_rng([i, 4242])
         img = load_rgb(f)
         group = groups[i % len(groups)]
         strength, seed = float(rng.uniform(0.15, 0.8)), int(rng.integers(1 << 30))
-        target = img
+        target = blurred = img
         if group == "soft":
-            up = float(rng.uniform(1.5, 2.5))
+            up = float(rng.uniform(2.0, 4.0))
             h, w = img.shape[:2]
-            target = np.clip(cv2.resize(img, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)[:h, :w], 0, 1)
-            blurred = target
-        elif group == "mild":
-            target = blurred = convolve_linear(img, gaussian_kernel(float(rng.uniform(0.5, 1.5))))
+            target = blurred = np.clip(cv2.resize(img, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)[:h, :w], 0, 1)
+        elif group == "out-of-focus":
+            target = blurred = convolve_linear(img, disk_kernel(float(rng.uniform(2.0, 4.0))))
         elif group == "shake":
             blurred = convolve_linear(img, shake_kernel(float(rng.uniform(11, 21)), rng,
                                                         anxiety=float(rng.uniform(0.05, 0.6))))
         elif group == "defocus":
             blurred = convolve_linear(img, disk_kernel(float(rng.uniform(3, 6))))
-        else:
-            blurred = img
-        noisy = camera_noise(blurred, strength, seed)[0]
-        yield f.name, group, noisy.astype(np.float32), target.astype(np.float32)
+        noisy = camera_noise(blurred, strength, seed, jpeg=False)[0]
+        yield f.name, group, noisy.astype(np.float32), target.astype(np.float32), int(rng.integers(85, 97))
 
 
-def as_photo(pixels: np.ndarray):
-    """An in-memory photo (a PNG decode: no JPEG tables, no EXIF) for the restorer."""
+def as_photo(pixels: np.ndarray, quality: int):
+    """The photo saved as a camera would (a JPEG file at ``quality``, 4:2:0) and loaded as the app
+    loads it (its quantisation tables included)."""
     import tempfile
 
     from PIL import Image
@@ -141,12 +141,12 @@ def as_photo(pixels: np.ndarray):
     from engine.imageio import load_photo
 
     with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "x.png"
-        Image.fromarray((q8(pixels) * 255).astype(np.uint8)).save(p)
+        p = Path(d) / "x.jpg"
+        Image.fromarray((q8(pixels) * 255).astype(np.uint8)).save(p, quality=quality, subsampling=2)
         return load_photo(p)
 
 
-def run_set(name: str, restorer, cache: Path, step: int) -> list[dict]:
+def run_set(name: str, restorer, cache: Path, step: int, names: Optional[list[str]] = None) -> list[dict]:
     from engine.imageio import load_photo
 
     done = {}
@@ -155,7 +155,7 @@ def run_set(name: str, restorer, cache: Path, step: int) -> list[dict]:
             r = json.loads(line)
             done[(r["set"], r["name"])] = r
     if name == "train":
-        items = ((n, g, (lambda x=x: as_photo(x)), t) for n, g, x, t in training_samples(step))
+        items = ((n, g, (lambda x=x, q=q: as_photo(x, q)), t) for n, g, x, t, q in training_samples(step))
     elif name == "polyu":
         items = ((p.name, "polyu", (lambda p=p: load_photo(p)), load_rgb(POLYU / "gt" / p.name))
                  for p in sorted((POLYU / "lq").iterdir()))
@@ -164,6 +164,8 @@ def run_set(name: str, restorer, cache: Path, step: int) -> list[dict]:
                  for p in sorted((SHARED / "data" / "real").glob("blurry_*")))
     rows = []
     for n, group, get, target in items:
+        if names and not any(x in n for x in names):
+            continue
         if (name, n) in done:
             rows.append(done[(name, n)])
             continue
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="train,polyu,real")
     ap.add_argument("--step", type=int, default=25, help="every N-th clean photo for the training set")
     ap.add_argument("--cache", type=Path, default=Path("blur_false_positives.jsonl"))
+    ap.add_argument("--names", default=None, help="only photos whose name contains one of these (comma-separated)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "blur-false-positives-data.md")
     args = ap.parse_args(argv)
     from engine.experts.default import build_registry
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     restorer = Restorer(build_registry())
     lines = [f"Machine: {cpu_model()}, {os.cpu_count()} cores, shared and loaded; CPU only.", ""]
     for name in args.sets.split(","):
-        rows = run_set(name, restorer, args.cache, args.step)
+        rows = run_set(name, restorer, args.cache, args.step, args.names.split(",") if args.names else None)
         lines += summary(rows, name) + details(rows)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

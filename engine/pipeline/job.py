@@ -190,6 +190,7 @@ class Restorer:
             changes, consume = None, False
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
         session.overwrite_input = consume
+        session.one_shot = not (options.uncertainty or options.caution > 0.0)  # composed once, at the plan's strengths
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)

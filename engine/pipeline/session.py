@@ -146,6 +146,10 @@ class RestorationSession:
         #: stage's input, so that it is not computed (and held) a second time.
         self._after: Optional[tuple[str, np.ndarray]] = None
         self.expert_runs = 0
+        #: A one-shot restoration (the CLI, a batch: composed once, at the plan's strengths, no
+        #: slider): a stage whose strength is a physical parameter runs only its full-strength knot
+        #: when the plan's strength for it is 0 or 1, the only knot that composing then weighs.
+        self.one_shot = False
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
         self.skip_below = DEFAULT_PRESENCE_THRESHOLD
@@ -213,12 +217,15 @@ class RestorationSession:
         """Run ``expert`` for ``stage`` on ``current`` (the full-strength output of the stages
         before it) and return its uncached, unjudged result with the analysis of its output.
         An expert whose strength is a physical parameter runs once per knot of
-        :data:`SIGMA_STRENGTH_KNOTS`. Raises whatever the expert raises."""
+        :data:`SIGMA_STRENGTH_KNOTS` (only at 1 in a :attr:`one_shot` session where the stage's
+        strength is 0 or 1). Raises whatever the expert raises."""
         t0 = time.perf_counter()
         if self._runs_in_place(expert, current):
             return self._run_in_place(stage, expert, current, severity, measurements, strengths, stage_key,
                                       progress, noise_sigma, t0)
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
+        if self.one_shot and stage.strength in (0.0, 1.0):
+            knots = (1.0,)
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
         for i, knot in enumerate(knots):

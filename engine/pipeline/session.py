@@ -228,11 +228,13 @@ class RestorationSession:
             knots = (1.0,)
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
+        # Only where stages ran before: the expert may then check its case on the photo as loaded.
+        original = self.image if current.shape == self.image.shape and current is not self.image else None
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
-                                noise_sigma=noise_sigma)
+                                noise_sigma=noise_sigma, original=original)
             out = expert.run(current, ctx)
             notes = ctx.notes
             self.expert_runs += 1

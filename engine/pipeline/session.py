@@ -229,7 +229,10 @@ class RestorationSession:
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
         # Only where stages ran before: the expert may then check its case on the photo as loaded.
-        original = self.image if current.shape == self.image.shape and current is not self.image else None
+        if self._input_on_disk is not None:  # a stage before ran in place: read the photo as loaded back
+            original = np.asarray(self._input_on_disk)
+        else:
+            original = self._image if current.shape == self._image.shape and current is not self._image else None
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
@@ -277,7 +280,8 @@ class RestorationSession:
         restoration that gave up its input (:attr:`overwrite_input`), an expert with
         ``run_in_place`` run once (no strength knots, no kind split), no JPEG tables (their
         experts read the decoded input), and a change too large for the in-memory budget (a
-        large photo: there a second full-size array is what sets the peak)."""
+        large photo: there a second full-size array is what sets the peak). An in-place expert
+        gets no ``ExpertContext.original`` (reading the input back would cost the array saved)."""
         return (self.overwrite_input and self.changes is not None and self.jpeg is None
                 and getattr(expert, "run_in_place", None) is not None
                 and not expert.info.sigma_strength and not expert.info.conditioned

@@ -140,21 +140,28 @@ def run_analysis(items: list[tuple[str, Path, Path]]) -> list[dict]:
     from engine.experts.default import build_registry
     from engine.pipeline.job import Restorer
 
+    from engine.pipeline.job import RestoreOptions
+
     restorer = Restorer(build_registry())
     rows = []
     for name, lq_path, gt_path in items:
         row: dict = {"name": name}
         for which, path in (("lq", lq_path), ("gt", gt_path)):
             photo = load_cropped_photo(path)
-            report = restorer.session(photo.pixels, jpeg=photo.jpeg, metadata=photo.metadata).analyse()
+            session = restorer.session(photo.pixels, jpeg=photo.jpeg, metadata=photo.metadata)
+            report = session.analyse()
+            stages = [s.name for s in restorer.plan_for(session, RestoreOptions()).stages]
             m = report.kinds["noise"].measurements
             row[which] = {"noise": report.severity("noise"), "sigma_255": float(m.get("sigma_told_255", float("nan"))),
                           "still_chroma_255": float(m.get("still_chroma_255", float("nan"))),
                           "still_chroma_present": float(m.get("still_chroma_present", 0.0)),
-                          "learned_probability": float(m.get("learned_probability", float("nan")))}
+                          "learned_probability": float(m.get("learned_probability", float("nan"))),
+                          "stages": stages}
         rows.append(row)
         print(f"  {name}: noise {row['lq']['noise']:.2f} (ground truth {row['gt']['noise']:.2f}), "
-              f"still chroma {row['lq']['still_chroma_255']:.2f}, σ told {row['lq']['sigma_255']:.1f}",
+              f"still chroma {row['lq']['still_chroma_255']:.2f}, σ told {row['lq']['sigma_255']:.1f}, "
+              f"plan {'+'.join(row['lq']['stages']) or '(none)'} "
+              f"(ground truth {'+'.join(row['gt']['stages']) or '(none)'})",
               file=sys.stderr, flush=True)
     return rows
 
@@ -532,11 +539,16 @@ def main(argv: list[str] | None = None) -> int:
             on_gt = np.mean([r["gt"]["noise"] >= 0.15 for r in rows])
             still = np.mean([r["lq"]["still_chroma_present"] >= 1 for r in rows])
             net = np.mean([r["lq"]["learned_probability"] >= 0.5 for r in rows])
+            found = [r for r in rows if r["lq"]["noise"] >= 0.15]
+            planned = np.mean(["noise" in r["lq"]["stages"] for r in found]) if found else float("nan")
+            gt_noise_stage = np.mean(["noise" in r["gt"]["stages"] for r in rows])
             if not estimated:
                 estimated = {r["name"]: r["lq"]["sigma_255"] for r in rows}
             lines.append(f"| analysis only | – | – | – | – | – | noise detected {on_lq:.0%} of noisy inputs, "
                          f"{on_gt:.0%} of ground truths; still-area colour noise {still:.0%}, network {net:.0%}; "
-                         f"σ told median {np.median([r['lq']['sigma_255'] for r in rows]):.1f} |")
+                         f"σ told median {np.median([r['lq']['sigma_255'] for r in rows]):.1f}; noise stage planned on "
+                         f"{planned:.0%} of the inputs where noise was found and on {gt_noise_stage:.0%} "
+                         f"of ground truths |")
         elif method in ("ffdnet_oracle", "ffdnet_chroma_oracle", "ffdnet_chroma_only_oracle"):
             plain = method == "ffdnet_oracle"
             shuffle = method == "ffdnet_chroma_oracle"

@@ -348,3 +348,34 @@ def test_a_dehazer_that_makes_jpeg_blocks_appear_is_dropped():
     session = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry,
                                  analyser=lambda im: report_of(haze=0.0 if im.mean() < 0.25 else 0.3, jpeg=0.2))
     assert not session.run(Plan((Stage("haze", "dehaze"),)))[0].dropped
+
+
+def test_a_one_shot_session_runs_a_full_strength_sigma_stage_once_with_the_same_output():
+    """The 0.5 knot of a σ-strength stage serves only a slider; composed once at strength 1 (the
+    CLI, a batch) the output is identical without it, for one network run less."""
+    class SigmaExpert(ShiftExpert):
+        def __init__(self):
+            super().__init__("ffd", "noise", 0.0)
+            self.info = ExpertInfo(id="ffd", name="ffd", tasks=("noise",), sigma_strength=True)
+
+        def run(self, image, ctx=None):
+            self.runs += 1
+            return np.clip(image + 0.1 * (ctx.strength if ctx else 1.0) ** 2, 0, 1).astype(np.float32)
+
+    image = np.full((16, 16, 3), 0.3, np.float32)
+    outputs = {}
+    for one_shot in (False, True):
+        expert = SigmaExpert()
+        registry = ExpertRegistry([expert])
+        session = RestorationSession(image, registry, analyser=lambda im: report_of(noise=0.5))
+        session.one_shot = one_shot
+        session.run(Plan((Stage("noise", "ffd", 1.0),)))
+        outputs[one_shot] = (session.compose({"noise": 1.0}), expert.runs)
+    assert outputs[False][1] == 2 and outputs[True][1] == 1
+    assert np.array_equal(outputs[False][0], outputs[True][0])
+    # a strength between the knots still gets both (the composed value interpolates them)
+    expert = SigmaExpert()
+    session = RestorationSession(image, ExpertRegistry([expert]), analyser=lambda im: report_of(noise=0.5))
+    session.one_shot = True
+    session.run(Plan((Stage("noise", "ffd", 0.8),)))
+    assert expert.runs == 2

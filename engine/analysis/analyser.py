@@ -34,6 +34,26 @@ MIN_SHARPEST_BLUR_PX = 4.0
 #: applied: where 2σ passes the edge measure's least contrast (0.03, :func:`measurements.edge_width`).
 BLUR_GATE_MAX_SIGMA_255 = 0.03 * 255 / 2
 
+#: Haze is present only where the lifted dark channel looks like a veil (measurements.veil_statistics):
+#: its floor no more coloured than :data:`VEIL_MAX_FLOOR_CHROMA` and its airlight at least
+#: :data:`VEIL_MIN_AIRLIGHT` bright. Bright, warm, flat indoor scenes (a page, a wall under tungsten
+#: light) lift the dark channel as haze does but in their own colour; dehazing them with a grey airlight
+#: turned real camera crops saturated yellow, 17–25 dB below their input
+#: (benchmarks/results/real-noise-all60.md). Fitted on training photos only
+#: (``benchmarks/haze_false_positives.py fit``, results in benchmarks/results/haze-false-positives.md):
+#: the 97th percentile of the floor chroma and the 1st percentile of the airlight over synthetic
+#: depth-varying haze (grey airlight, the scene also warm-white-balanced, camera noise) read hazy.
+VEIL_MAX_FLOOR_CHROMA = 0.31
+VEIL_MIN_AIRLIGHT = 0.60
+#: Low light is present only where the brightest twentieth of the photo is dim too (``p95_luma`` under
+#: :data:`LOWLIGHT_MAX_P95_LUMA`): under-exposure darkens the whole histogram, highlights included,
+#: while a dim scene exposed for its light parts (a dark chair beside a white cloth) keeps them bright;
+#: brightening such a real crop cost 10.5 dB. The 95th percentile, not the 99th: a lamp or a lit sign
+#: stays bright in an under-exposed photo but rarely fills a twentieth of it. Fitted on training photos
+#: only: the 99th percentile of ``p95_luma`` over synthetic under-exposure of strength 0.5–1 (the
+#: automatic plan brightens from severity 0.5 on, plan.AUTO_MIN_SEVERITY).
+LOWLIGHT_MAX_P95_LUMA = 0.47
+
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
@@ -140,6 +160,30 @@ def blur_severity(severity: float, blur: dict[str, float], noise_sigma_255: floa
     return severity
 
 
+def haze_severity(severity: float, haze: dict[str, float], threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> float:
+    """The dark-channel haze severity (in [0, 1]) held under half the presence ``threshold`` when the
+    lifted floor is not a veil: coloured (``veil_floor_chroma`` > :data:`VEIL_MAX_FLOOR_CHROMA`) or
+    under a dim airlight (``veil_airlight`` < :data:`VEIL_MIN_AIRLIGHT`); unchanged otherwise and
+    when those measurements are missing."""
+    chroma = haze.get("veil_floor_chroma", float("nan"))
+    airlight = haze.get("veil_airlight", float("nan"))
+    if (math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA) or \
+            (math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT):
+        return min(severity, threshold / 2)
+    return severity
+
+
+def lowlight_severity(severity: float, exposure: dict[str, float],
+                      threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> float:
+    """The exposure-index low-light severity (in [0, 1]) held under half the presence ``threshold``
+    when the photo's brightest twentieth is bright (``p95_luma`` ≥ :data:`LOWLIGHT_MAX_P95_LUMA`): a
+    dim scene exposed for its light parts, not an under-exposed photo. Unchanged otherwise."""
+    p95 = exposure.get("p95_luma", float("nan"))
+    if math.isfinite(p95) and p95 >= LOWLIGHT_MAX_P95_LUMA:
+        return min(severity, threshold / 2)
+    return severity
+
+
 def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Optional[float] = None,
             exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> DegradationReport:
     """Detect the six degradation kinds in ``image``.
@@ -162,6 +206,8 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # Colour blotches on flat areas, beyond what clean photos saved alike show (noise_level.still_chroma).
     severities[NOISE] = max(severities[NOISE], still_chroma_severity(m[NOISE]))
     severities[BLUR] = blur_severity(severities[BLUR], m[BLUR], m[NOISE]["sigma_255"])
+    severities[HAZE] = haze_severity(severities[HAZE], m[HAZE])
+    severities[LOWLIGHT] = lowlight_severity(severities[LOWLIGHT], m[LOWLIGHT])
     kinds = {k: KindAssessment(severity=severities[k], confidence=float(conf[k]), measurements=m[k]) for k in KINDS}
     progress(1.0, "analysis done")
     return DegradationReport(kinds)

@@ -227,35 +227,67 @@ def sharpest_tile_width(image: np.ndarray, grid: int = 3, min_edge_pixels: int =
 
 
 # ---------------------------------------------------------------- haze
+#: Fraction of the haziest dark-channel pixels the airlight is read from (as the dehazer does).
+AIRLIGHT_FRACTION = 0.001
+
+
 def haze_statistics(image: np.ndarray) -> dict[str, float]:
     """Dark-channel statistics (He et al.): haze-free outdoor photos have, in most patches, some
     pixel that is dark in some channel; haze lifts that floor towards the airlight.
 
     Returns ``dark_channel_p10``: 10th percentile of the dark channel (min over RGB, then a
     min filter of ~1/40 of the longer side), 0..1; ``dark_channel_mean``; ``contrast``: std of
-    luma, 0..0.5; ``saturation``: mean HSV-style saturation, 0..1.
+    luma, 0..0.5; ``saturation``: mean HSV-style saturation, 0..1; and what tells a veil from a
+    bright surface (:func:`veil_statistics`): ``veil_floor_chroma`` and ``veil_airlight``.
     """
     mn = image.min(axis=2)
     mx = image.max(axis=2)
     size = max(3, int(max(image.shape[:2]) / 40)) | 1
-    dark = cv2.erode(np.ascontiguousarray(mn), np.ones((size, size), np.uint8))
-    return {"dark_channel_p10": float(np.percentile(dark, 10)), "dark_channel_mean": float(dark.mean()),
-            "contrast": float(luminance(image).std()),
-            "saturation": float(((mx - mn) / (mx + 1e-3)).mean())}
+    kernel = np.ones((size, size), np.uint8)
+    dark = cv2.erode(np.ascontiguousarray(mn), kernel)
+    out = {"dark_channel_p10": float(np.percentile(dark, 10)), "dark_channel_mean": float(dark.mean()),
+           "contrast": float(luminance(image).std()),
+           "saturation": float(((mx - mn) / (mx + 1e-3)).mean())}
+    out.update(veil_statistics(image, dark, kernel))
+    return out
+
+
+def veil_statistics(image: np.ndarray, dark: np.ndarray, kernel: np.ndarray) -> dict[str, float]:
+    """What the lifted dark channel is made of. Haze adds the airlight ``A·(1 − t)`` to every
+    channel alike (fog and mist scatter all visible wavelengths about equally), so it lifts the
+    floor of the red, green and blue channels together, towards grey; a bright, warm wall or page
+    lifts the floor of its own colour (its blue floor far below its red one). And the airlight is
+    the brightest thing in a hazy view (the veil lit by daylight); a dim, flat scene has a dim
+    "airlight".
+
+    ``image``: float32 HxWx3 in [0, 1]; ``dark``: its dark channel, ``kernel``: the min filter
+    it was made with (see :func:`haze_statistics`). Returns ``veil_floor_chroma``: with F_c the 10th
+    percentile of channel c after that min filter, (max F − min F) / max F, 0 (a grey floor) .. 1;
+    ``veil_airlight``: mean brightness (0..1) of the :data:`AIRLIGHT_FRACTION` pixels of highest
+    dark channel, where the dehazer reads its airlight."""
+    floors = np.array([np.percentile(cv2.erode(np.ascontiguousarray(image[..., c]), kernel), 10)
+                       for c in range(3)], np.float64)
+    chroma = float((floors.max() - floors.min()) / max(floors.max(), 1e-3))
+    flat = dark.ravel()
+    count = max(int(flat.size * AIRLIGHT_FRACTION), 1)
+    idx = np.argpartition(flat, flat.size - count)[-count:]
+    airlight = float(image.reshape(-1, 3)[idx].mean())
+    return {"veil_floor_chroma": chroma, "veil_airlight": airlight}
 
 
 # ---------------------------------------------------------------- low light
 def exposure_statistics(image: np.ndarray) -> dict[str, float]:
     """Brightness of the encoded luma, 0..1.
 
-    Returns ``mean_luma``, ``median_luma``, ``p99_luma`` (a well exposed photo has highlights
-    near 1 even when the scene is dark) and ``exposure_index`` = √(median·p99), the quantity
-    the low-light severity is calibrated on.
+    Returns ``mean_luma``, ``median_luma``, ``p95_luma`` (the brightest twentieth of the frame: a dim
+    scene exposed for its light parts keeps it bright, an under-exposed photo darkens it with the rest),
+    ``p99_luma`` (a well exposed photo has highlights near 1 even when the scene is dark) and
+    ``exposure_index`` = √(median·p99), the quantity the low-light severity is calibrated on.
     """
     lum = luminance(image)
-    p50, p99 = np.percentile(lum, [50, 99])
-    return {"mean_luma": float(lum.mean()), "median_luma": float(p50), "p99_luma": float(p99),
-            "exposure_index": float(np.sqrt(max(p50, 0.0) * max(p99, 0.0)))}
+    p50, p95, p99 = np.percentile(lum, [50, 95, 99])
+    return {"mean_luma": float(lum.mean()), "median_luma": float(p50), "p95_luma": float(p95),
+            "p99_luma": float(p99), "exposure_index": float(np.sqrt(max(p50, 0.0) * max(p99, 0.0)))}
 
 
 # ---------------------------------------------------------------- rain

@@ -1,0 +1,116 @@
+"""Haze and low light where there is none: a warm bright wall is not a veil, a dim scene exposed for
+its light parts is not an under-exposed photo (engine.analysis.analyser.haze_severity / lowlight_severity)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.analysis import DEFAULT_PRESENCE_THRESHOLD as T
+from engine.analysis import analyse
+from engine.analysis.analyser import (LOWLIGHT_MAX_P95_LUMA, VEIL_MAX_FLOOR_CHROMA, VEIL_MIN_AIRLIGHT,
+                                      haze_severity, lowlight_severity)
+from engine.analysis.calibration import severity_from
+from engine.analysis.measurements import exposure_statistics, haze_statistics
+from engine.degrade import degrade, haze
+
+
+def _scene(seed: int = 0, size: int = 256) -> np.ndarray:
+    """A synthetic view with depth: dark objects and bright ones, grey and coloured, smooth shading."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = 0.35 + 0.3 * yy[..., None]
+    for _ in range(40):
+        y, x = rng.integers(0, size - 40, 2)
+        h, w = rng.integers(12, 40, 2)
+        img[y:y + h, x:x + w] = rng.uniform(0.0, 0.9, 3) * rng.uniform(0.2, 1.0)
+    return np.clip(img + rng.normal(0, 0.01, img.shape).astype(np.float32), 0, 1)
+
+
+def _warm_wall(size: int = 256, seed: int = 1) -> np.ndarray:
+    """A bright, warm, flat wall with faint texture and camera-like noise: no veil, one colour."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    shade = 0.92 + 0.06 * np.sin(6 * xx + 2 * yy)
+    colour = np.array([0.95, 0.80, 0.55], np.float32)
+    img = shade[..., None] * colour + rng.normal(0, 0.015, (size, size, 3)).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def test_a_warm_bright_wall_lifts_the_dark_channel_but_is_not_haze():
+    wall = _warm_wall()
+    stats = haze_statistics(wall)
+    assert severity_from("haze", stats) >= T  # what the dark channel alone said
+    assert stats["veil_floor_chroma"] > VEIL_MAX_FLOOR_CHROMA
+    assert analyse(wall).severity("haze") < T
+
+
+def test_a_grey_veil_over_a_scene_is_still_haze():
+    scene = _scene()
+    hazy = haze(scene, 1.6, 0.88)
+    stats = haze_statistics(hazy)
+    assert stats["veil_floor_chroma"] <= VEIL_MAX_FLOOR_CHROMA and stats["veil_airlight"] >= VEIL_MIN_AIRLIGHT
+    assert analyse(hazy).severity("haze") >= T
+    assert analyse(scene).severity("haze") < T
+
+
+def test_a_grey_veil_over_a_warm_scene_is_still_haze():
+    warm = np.clip(_scene(2) * np.array([1.0, 0.85, 0.6], np.float32), 0, 1)
+    assert analyse(haze(warm, 1.8, 0.9)).severity("haze") >= T
+
+
+def test_a_dim_flat_scene_has_too_dim_an_airlight_for_haze():
+    dim = np.clip(_scene(3) * 0.25 + 0.2, 0, 1)  # low contrast, nothing brighter than ~0.45
+    stats = haze_statistics(dim)
+    assert stats["veil_airlight"] < VEIL_MIN_AIRLIGHT
+    assert haze_severity(0.6, stats) < T
+
+
+def test_the_haze_gate_holds_only_present_readings_and_tolerates_missing_measurements():
+    assert haze_severity(0.05, {"veil_floor_chroma": 0.9, "veil_airlight": 0.1}) == 0.05
+    assert haze_severity(0.7, {}) == 0.7
+    assert haze_severity(0.7, {"veil_floor_chroma": float("nan"), "veil_airlight": 0.9}) == 0.7
+    assert haze_severity(0.7, {"veil_floor_chroma": VEIL_MAX_FLOOR_CHROMA + 0.01, "veil_airlight": 0.9}) == T / 2
+
+
+def _dim_room(size: int = 256) -> np.ndarray:
+    """A dark room (dark chair, dark walls) beside a lit white cloth: a dim scene exposed for its light
+    part, the brightest third of the frame at 0.75."""
+    img = _scene(4, size) * 0.12
+    img[: size // 3, size // 2:] = 0.75
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def test_a_dim_scene_exposed_for_its_light_part_is_not_low_light_but_its_under_exposure_is():
+    room = _dim_room()
+    stats = exposure_statistics(room)
+    assert severity_from("lowlight", stats) >= 0.5  # what the exposure index alone said
+    assert stats["p95_luma"] >= LOWLIGHT_MAX_P95_LUMA
+    assert analyse(room).severity("lowlight") < T
+    under = degrade(room, "lowlight", 0.8, seed=1)
+    assert exposure_statistics(under)["p95_luma"] < LOWLIGHT_MAX_P95_LUMA
+    assert analyse(under).severity("lowlight") >= T
+    assert lowlight_severity(0.9, {}) == 0.9
+
+
+@pytest.mark.parametrize("name", ["Canon600D_4-5_125_1600_book_11.JPG", "Sony_4-5_125_6400_waterhouse_10.JPG"])
+def test_real_warm_indoor_crops_are_not_read_as_haze(shared_data, name):
+    from engine.imageio import load_photo
+
+    path = shared_data / "pairs" / "noise_real_polyu_crops" / "lq" / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not in ../shared")
+    pixels = load_photo(path).pixels
+    assert severity_from("haze", haze_statistics(pixels)) >= T
+    assert analyse(pixels).severity("haze") < T
+
+
+def test_real_hazy_rooms_are_still_read_as_haze(shared_data):
+    from engine.imageio import load_photo
+
+    folder = shared_data / "pairs" / "haze_reside" / "lq"
+    photos = sorted(folder.glob("its_*.png")) if folder.is_dir() else []
+    if not photos:
+        pytest.skip("RESIDE pairs are not in ../shared")
+    assert all(analyse(load_photo(p).pixels).severity("haze") >= T for p in photos)

@@ -90,7 +90,7 @@ NOISE_SERVES_JPEG_MIN_QUALITY = _NOISE_SERVES_JPEG_MIN_QUALITY  # the analysis t
 #: What a person reads where the automatic plan left the JPEG stage to the noise stage.
 NOISE_SERVES_JPEG_NOTE = ("not a stage of its own: the file is a camera JPEG (quality {q}) that is also noisy, "
                           "and the noise stage removes its JPEG artefacts with the noise (one denoiser run instead of "
-                          "two: better on real camera JPEGs, and 2.6x cheaper)")
+                          "two: as good or better on camera JPEGs, at about half the CPU)")
 
 
 def noise_serves_jpeg(report: DegradationReport) -> Optional[int]:
@@ -100,9 +100,9 @@ def noise_serves_jpeg(report: DegradationReport) -> Optional[int]:
     :data:`NOISE_SERVES_JPEG_MIN_QUALITY` (a camera's save).
 
     The JPEG stage restores with FFDNet as its prior; the noise stage after it runs FFDNet again.
-    On a noisy camera JPEG the noise stage alone measured better and 2.6x cheaper (real crops:
-    +3.93 dB at 8.7 CPU-s/MP against +3.77 dB at 22.5 for both; camera-pipeline photos: see
-    benchmarks/results/real-noise-sigma.md)."""
+    On a noisy camera JPEG the noise stage alone measured better and cheaper (2 real crops:
+    +3.93 dB at 8.7 CPU-s/MP against +3.77 dB at 22.5 for both; 10 camera-pipeline photos: +0.44 dB
+    per photo at 11 against 23 CPU-s/MP, benchmarks/results/real-noise-sigma.md)."""
     a = report.kinds.get(JPEG)
     if a is None or not known_from_file(report, JPEG):
         return None

@@ -114,3 +114,21 @@ def test_real_hazy_rooms_are_still_read_as_haze(shared_data):
     if not photos:
         pytest.skip("RESIDE pairs are not in ../shared")
     assert all(analyse(load_photo(p).pixels).severity("haze") >= T for p in photos)
+
+
+def test_haze_needs_the_networks_confirmation_but_keeps_the_handmade_strength():
+    """learned.CONFIRM_KINDS: the network confirms or vetoes haze; a confirmed haze verdict is the
+    hand-made one whole, so the plan's dehaze strength does not follow the network's confidence."""
+    from engine.analysis.learned import CONFIRM_KINDS, combine
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+
+    def report(haze: float, confidence: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(haze if k == "haze" else 0.0, confidence, {}) for k in KINDS})
+
+    assert "haze" in CONFIRM_KINDS
+    confirmed = combine(report(0.61, 1.0), report(0.35, 0.3)).kinds["haze"]
+    assert confirmed.severity == pytest.approx(0.61) and confirmed.confidence == 1.0
+    vetoed = combine(report(0.61, 1.0), report(0.05, 0.9)).kinds["haze"]
+    assert vetoed.severity < T and vetoed.confidence == 1.0
+    assert combine(report(0.1, 1.0), report(0.9, 1.0)).severity("haze") == pytest.approx(0.1)

@@ -355,3 +355,42 @@ def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
     first_finds_blur[0] = True
     est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
     assert calls == [(600, 800)] and factor == 1.0 and est.confidence == 0.9
+
+
+@needs_ffdnet
+@needs_data
+def test_blur_made_by_the_stages_before_is_not_deblurred():
+    """A denoiser's smoothing reads as blur: a photo with a sharp subject, smoothed as the
+    deblocking/denoising stages before the deblur would, gives a confident kernel; told the photo
+    as loaded (``ExpertContext.original``), which shows no such blur, the expert leaves it alone."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import DROP_CONFIDENCE, PnPDeblur
+
+    sharp = clean_photo(5, 320)
+    background = cv2.filter2D(sharp, -1, disk_psf(6.0), borderType=cv2.BORDER_REFLECT)
+    photo = np.where((np.arange(320) < 150)[None, :, None], sharp, background).astype(np.float32)
+    smoothed = cv2.GaussianBlur(photo, (0, 0), 1.0)
+    expert = PnPDeblur(_ffdnet())
+    est, _ = expert.estimate(smoothed, noise=1 / 255)
+    assert est.kernel.shape[0] > 1 and est.confidence >= DROP_CONFIDENCE  # without the check it would deblur
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), original=photo)
+    out = expert.run(smoothed, ctx)
+    assert np.array_equal(out, smoothed)
+    assert any("photo as loaded does not confirm" in n for n in ctx.notes)
+
+
+@needs_ffdnet
+@needs_data
+def test_blur_the_photo_as_loaded_shows_is_still_deblurred_after_earlier_stages():
+    from engine.experts.base import ExpertContext
+    from engine.experts.pnp_deblur import PnPDeblur
+
+    sharp = clean_photo(3, 192)
+    rng = np.random.default_rng(0)
+    shaken = np.clip(_blur(sharp, _shake_kernel()) + rng.normal(0, 1 / 255, sharp.shape), 0, 1).astype(np.float32)
+    smoothed = cv2.GaussianBlur(shaken, (0, 0), 0.5)  # what a light denoising stage leaves
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), original=shaken)
+    out = PnPDeblur(_ffdnet()).run(smoothed, ctx)
+    assert _psnr(out, sharp) > _psnr(smoothed, sharp) + 1.0
+    assert not any("does not confirm" in n for n in ctx.notes)

@@ -77,6 +77,9 @@ class ExpertContext:
     the strength to the session's blend and run at full effect.
     ``jpeg``: when the photo is a JPEG file's decoding, the file's quantisation tables and the
     decoded pixels (:class:`engine.analysis.jpeg_tables.JpegSource`), else ``None``.
+    ``original``: the photo as loaded, before any stage ran (same size as the pixels given; ``None``:
+    unknown, or no stage ran before): an expert can check on it that what it is about to remove
+    was in the photo and was not made by the stages before it (a denoiser's smoothing reads as blur).
     ``notes``: what the expert says about this run for a person (why it was gentler, why it left
     the photo unchanged), appended with :meth:`note`; the session shows them as the stage's reason.
     """
@@ -90,6 +93,7 @@ class ExpertContext:
     tile: Optional[int] = None
     strength: float = 1.0
     jpeg: Optional["JpegSource"] = None
+    original: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:

@@ -10,6 +10,8 @@ photo's noise is removed in the same step that deblurs it, never amplified first
 
 Safety: with no blur found the photo comes back unchanged; with a kernel the estimator is unsure
 of (confidence under :data:`DROP_CONFIDENCE`) too, and the expert says why (``ExpertContext.notes``);
+so also when stages ran before (``ExpertContext.original``) and the photo as loaded does not show
+the blur with a kernel of at least that confidence (a denoiser's smoothing reads as blur);
 between that and :data:`FULL_CONFIDENCE` the schedule stops at a higher σ (gentler). The result
 is then checked for ringing (structure appearing where the blurry photo is flat) and noise
 amplification (fine-scale σ up); a failing result is redone gentler, and dropped if it fails
@@ -182,7 +184,9 @@ class PnPDeblur(Expert):
         ctx = ctx or ExpertContext()
         image = np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         noise = float(np.mean(context_sigma(image, ctx)))
-        est, factor = self.estimate(image, ctx.progress.sub(0.0, 0.4), noise)
+        original = ctx.original
+        confirm = original is not None and original.shape == image.shape and not np.array_equal(original, image)
+        est, factor = self.estimate(image, ctx.progress.sub(0.0, 0.25 if confirm else 0.4), noise)
         kernel = upscale_kernel(est.kernel, factor)
         if kernel.shape[0] == 1:
             ctx.note(f"no blur found: {est.reason or 'the estimated kernel is a point'}")
@@ -192,6 +196,21 @@ class PnPDeblur(Expert):
             ctx.note(f"left unchanged: kernel confidence {est.confidence:.2f} — {est.reason}")
             ctx.progress(1.0)
             return image
+        if confirm:
+            # The stages before this one (deblocking, denoising) smooth fine detail, which the
+            # estimator cannot tell from blur: a soft, noisy photo reads as uniformly blurred once
+            # denoised, though as loaded it has sharp parts or no blur the spectrum shows. The
+            # blur must be in the photo as loaded.
+            first, _ = self.estimate(np.clip(original, 0.0, 1.0).astype(np.float32, copy=False),
+                                     ctx.progress.sub(0.25, 0.4), noise)
+            if first.kernel.shape[0] == 1 or first.confidence < DROP_CONFIDENCE:
+                why = first.reason or "the estimated kernel is a point"
+                if first.kernel.shape[0] > 1:
+                    why = f"kernel confidence {first.confidence:.2f} — {why}"
+                ctx.note(f"left unchanged: the blur shows only after the earlier stages' smoothing; the photo as "
+                         f"loaded does not confirm it ({why})")
+                ctx.progress(1.0)
+                return image
         if factor > max(max(image.shape[:2]) / ESTIMATION_SIDE, 1.0) + 1e-6:
             ctx.note(f"kernel estimated on a copy downscaled {factor:.1f}x (a window of "
                      f"{KERNEL_SIZE * factor:.0f} px): the shake is longer than the first window")

@@ -189,6 +189,7 @@ class Restorer:
         if options.uncertainty or options.caution > 0.0:
             changes, consume = None, False
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
+        session.overwrite_input = consume
         session.one_shot = not (options.uncertainty or options.caution > 0.0)  # composed once, at the plan's strengths
         progress(0.0, "analysing")
         report = session.analyse()
@@ -222,7 +223,7 @@ class Restorer:
         if uncertain is not None and options.caution > 0.0:
             pixels = uncertain.compose(strengths, options.caution)  # the window's Caution, on a full-resolution map
         else:
-            pixels = session.compose_into(strengths, out=session.image if consume else None)
+            pixels = session.compose_into(strengths, into_input=consume)
         session.release()  # the stage changes are composed: upscaling, analysing and saving run without them
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))

@@ -232,7 +232,9 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
                 result = _run_with_fallback(session, stage, expert, current, severity, measurements, told,
                                             stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma)
                 if judged and not result.dropped:
-                    judge(result, stage, input_report, current)
+                    # an expert that can run in place may have written its output over ``current``
+                    unchanged_input = current if getattr(expert, "run_in_place", None) is None else None
+                    judge(result, stage, input_report, unchanged_input)
                 if told and not result.dropped and result.expert_id == expert.info.id and expert.info.conditioned:
                     session.split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
             session.store(stage_key, result)

@@ -189,6 +189,7 @@ class Restorer:
         if options.uncertainty or options.caution > 0.0:
             changes, consume = None, False
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
+        session.overwrite_input = consume
         session.one_shot = not (options.uncertainty or options.caution > 0.0)  # composed once, at the plan's strengths
         progress(0.0, "analysing")
         report = session.analyse()
@@ -206,7 +207,7 @@ class Restorer:
         plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
-        umap = uncertain = None
+        umap = uncertain = faces = None
         if options.uncertainty or options.caution > 0.0:
             from ..uncertainty import SessionUncertainty
 
@@ -215,6 +216,7 @@ class Restorer:
             from ..uncertainty import stage_maps, summarise
 
             umap = uncertain.composed(strengths)
+            faces = uncertain.faces(strengths)
             for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
                 for d in stages:
                     if d["stage"] == stage:
@@ -222,7 +224,7 @@ class Restorer:
         if uncertain is not None and options.caution > 0.0:
             pixels = uncertain.compose(strengths, options.caution)  # the window's Caution, on a full-resolution map
         else:
-            pixels = session.compose_into(strengths, out=session.image if consume else None)
+            pixels = session.compose_into(strengths, into_input=consume)
         session.release()  # the stage changes are composed: upscaling, analysing and saving run without them
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
@@ -234,7 +236,7 @@ class Restorer:
         if umap is not None:
             from ..uncertainty import summarise
 
-            result.uncertainty, result.uncertainty_map = summarise(umap), umap
+            result.uncertainty, result.uncertainty_map = summarise(umap, faces=faces), umap
         progress(1.0, "done")
         return restored, result
 

@@ -230,7 +230,7 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
         else:
             landed = False
         results.append(result)
-        after = session.take_after(stage_key)
+        after = session.take_after(stage_key, kept=not result.dropped)
         if not result.dropped:
             # the stage's output as it computed it for its analysis, else (cached) computed again
             current = np.clip(after, 0.0, 1.0, out=after) if after is not None \

@@ -42,7 +42,7 @@ from ..kinds import NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
-from .spill import Change, ChangeStore, band_slices
+from .spill import Change, ChangeStore, SpilledArray, band_slices
 
 Analyser = Callable[[np.ndarray], DegradationReport]
 
@@ -120,7 +120,9 @@ class RestorationSession:
         :class:`engine.pipeline.spill.ChangeStore`); ``None`` keeps them all in memory."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
-        self.image = np.ascontiguousarray(image, dtype=np.float32)
+        self._image = np.ascontiguousarray(image, dtype=np.float32)
+        #: The input, on disk, while :attr:`_image` holds a stage's output written over it.
+        self._input_on_disk: Optional[SpilledArray] = None
         self.registry = registry
         self.analyser = analyser
         self.device = device
@@ -133,6 +135,13 @@ class RestorationSession:
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
         self.changes = changes
+        #: A one-shot restoration that needs its input array no more after composing sets this
+        #: (``Restorer.restore_photo(consume=True)``): an expert with ``run_in_place`` may then
+        #: write a large photo's stage output over its input (see :meth:`run_stage`).
+        self.overwrite_input = False
+        #: ``(stage key, that stage's input on disk, whether it is the session's input)`` of the
+        #: stage that :meth:`run_stage` ran in place last, until :meth:`take_after`.
+        self._in_place: Optional[tuple[str, SpilledArray, bool]] = None
         #: ``(stage key, full-strength output)`` of the stage :meth:`run_stage` ran last: the next
         #: stage's input, so that it is not computed (and held) a second time.
         self._after: Optional[tuple[str, np.ndarray]] = None
@@ -144,6 +153,16 @@ class RestorationSession:
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
         self.skip_below = DEFAULT_PRESENCE_THRESHOLD
+
+    @property
+    def image(self) -> np.ndarray:
+        """The input photo (float32 HxWx3 in [0, 1]). After a stage ran in place, it is read back
+        from disk into its array first (which then no longer holds that stage's output)."""
+        if self._input_on_disk is not None:
+            _copy_back(self._input_on_disk, self._image)
+            self._input_on_disk.close()
+            self._input_on_disk = None
+        return self._image
 
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
@@ -201,13 +220,19 @@ class RestorationSession:
         :data:`SIGMA_STRENGTH_KNOTS` (only at 1 in a :attr:`one_shot` session where the stage's
         strength is 0 or 1). Raises whatever the expert raises."""
         t0 = time.perf_counter()
+        if self._runs_in_place(expert, current):
+            return self._run_in_place(stage, expert, current, severity, measurements, strengths, stage_key,
+                                      progress, noise_sigma, t0)
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         if self.one_shot and stage.strength in (0.0, 1.0):
             knots = (1.0,)
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
         # Only where stages ran before: the expert may then check its case on the photo as loaded.
-        original = self.image if current.shape == self.image.shape and current is not self.image else None
+        if self._input_on_disk is not None:  # a stage before ran in place: read the photo as loaded back
+            original = np.asarray(self._input_on_disk)
+        else:
+            original = self._image if current.shape == self._image.shape and current is not self._image else None
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
@@ -250,11 +275,78 @@ class RestorationSession:
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
                            reason="; ".join(notes))
 
-    def take_after(self, key: str) -> Optional[np.ndarray]:
+    def _runs_in_place(self, expert, current: np.ndarray) -> bool:
+        """Whether :meth:`run_stage` writes this stage's output over ``current``: a one-shot
+        restoration that gave up its input (:attr:`overwrite_input`), an expert with
+        ``run_in_place`` run once (no strength knots, no kind split), no JPEG tables (their
+        experts read the decoded input), and a change too large for the in-memory budget (a
+        large photo: there a second full-size array is what sets the peak). An in-place expert
+        gets no ``ExpertContext.original`` (reading the input back would cost the array saved)."""
+        return (self.overwrite_input and self.changes is not None and self.jpeg is None
+                and getattr(expert, "run_in_place", None) is not None
+                and not expert.info.sigma_strength and not expert.info.conditioned
+                and current.dtype == np.float32 and current.flags.c_contiguous and current.flags.writeable
+                and not self.changes.fits(current.nbytes))
+
+    def _run_in_place(self, stage: Stage, expert, current: np.ndarray, severity: float,
+                      measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
+                      progress: Progress, noise_sigma: Optional[np.ndarray], t0: float) -> StageResult:
+        """:meth:`run_stage` with the output written over ``current``: its input goes to disk
+        first (the change is computed from it band by band, and it is put back if the stage is
+        dropped or the expert fails), so one full-size float array is held instead of two. The
+        same float32 operations as the other paths, so the same values."""
+        parked = self.changes.park(current)
+        ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
+                            device=self.device, tile=self.tile, strength=1.0, jpeg=self.jpeg, noise_sigma=noise_sigma)
+        try:
+            out = expert.run_in_place(current, ctx)
+            if out is not current:
+                raise ValueError(f"expert {expert.info.id} did not write its output in place")
+        except BaseException:
+            _copy_back(parked, current)
+            self.changes.discard(parked)
+            raise
+        self.expert_runs += 1
+        np.clip(current, 0.0, 1.0, out=current)
+        spill = self.changes.writer(current.shape)
+        full = spill if spill is not None else np.empty_like(current)
+        for band in band_slices(current.shape[0]):
+            before = parked.read_rows(band.start, band.stop)
+            change = np.subtract(current[band], before)
+            if spill is not None:
+                spill.write_rows(band.start, change)
+            else:
+                full[band] = change
+            np.add(before, change, out=current[band])
+        np.clip(current, 0.0, 1.0, out=current)
+        is_input = current is self._image and self._input_on_disk is None
+        if is_input:
+            self._input_on_disk = parked
+        report = self.analyser(current)
+        self._after = (stage_key, current)
+        self._in_place = (stage_key, parked, is_input)
+        return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
+                           output_report=report, model_id=expert.info.model_id, reason="; ".join(ctx.notes))
+
+    def take_after(self, key: str, kept: bool = True) -> Optional[np.ndarray]:
         """The full-strength output of the stage with cache key ``key`` if :meth:`run_stage`
         ran it last (``current + delta``; already clipped to [0, 1] when the session keeps its
-        changes in a :class:`ChangeStore`), else ``None``; forgotten either way."""
+        changes in a :class:`ChangeStore`), else ``None``; forgotten either way.
+
+        ``kept``: whether the stage is kept. A dropped stage that ran in place has its input
+        put back into the array it overwrote (the caller's ``current``)."""
         after, self._after = self._after, None
+        in_place, self._in_place = self._in_place, None
+        if in_place is not None and in_place[0] == key:
+            _, parked, is_input = in_place
+            if not kept:
+                _copy_back(parked, after[1])
+                if is_input:
+                    self._input_on_disk = None
+                self.changes.discard(parked)
+                return None
+            if not is_input:  # its change is on disk; the input is needed no more
+                self.changes.discard(parked)
         return after[1] if after is not None and after[0] == key else None
 
     def split_by_kind(self, result: StageResult, expert, current: np.ndarray, told: Mapping[str, float],
@@ -299,6 +391,8 @@ class RestorationSession:
             self._results = []
             self._subsampled.clear()
             self._after = None
+            self._in_place = None
+            self._input_on_disk = None  # a file of the change store, closed with it
         if self.changes is not None:
             self.changes.close()
 
@@ -353,16 +447,22 @@ class RestorationSession:
             np.clip(part, 0.0, 1.0, out=part)
         return out
 
-    def compose_into(self, strengths: Mapping[str, float], out: Optional[np.ndarray] = None) -> np.ndarray:
+    def compose_into(self, strengths: Mapping[str, float], out: Optional[np.ndarray] = None, *,
+                     into_input: bool = False) -> np.ndarray:
         """The same image as :meth:`compose` ``(strengths)`` (the same float32 operations, so
         bit-identical), composed row band by row band: besides ``out`` only one band of
         scratch is allocated, and changes kept on disk are read one band at a time.
 
         ``out``: float32 array of the image's shape to write the result into, or ``None`` for
-        a new one. It may be :attr:`image` itself for a one-shot restoration that needs its
-        input no more: the input is then overwritten and the session must not compose again.
+        a new one. ``into_input``: compose into the input's own array (a one-shot restoration
+        that needs its input no more; the same as ``out=session.image`` without first reading
+        back an input that a stage run in place left on disk); the session must not compose
+        again then.
         """
-        image = self.image
+        image = self._image
+        if into_input:
+            out = image
+        base = self._input_on_disk if self._input_on_disk is not None else image  # in place: the input is on disk
         if out is None:
             out = np.empty_like(image)
         elif out.shape != image.shape or out.dtype != np.float32:
@@ -372,8 +472,8 @@ class RestorationSession:
         scratch: Optional[np.ndarray] = None
         for band in band_slices(image.shape[0]):
             part = out[band]
-            if out is not image:
-                part[...] = image[band]
+            if out is not base:
+                part[...] = base[band]
             for s, array in terms:
                 if scratch is None:
                     scratch = np.empty_like(part)
@@ -428,6 +528,12 @@ class RestorationSession:
         diff = np.abs(self.compose(strengths, step=step) - self.image[::step, ::step]).mean(axis=2)
         scale = float(full_scale) if full_scale else (float(np.percentile(diff, 99)) or 1.0)
         return np.clip(diff / scale, 0.0, 1.0).astype(np.float32)
+
+
+def _copy_back(parked: SpilledArray, into: np.ndarray) -> None:
+    """Read ``parked`` back into ``into`` (same shape), one row band at a time."""
+    for band in band_slices(into.shape[0]):
+        into[band] = parked.read_rows(band.start, band.stop)
 
 
 #: Bytes of one row band when composing (see :meth:`RestorationSession.compose`): about what a

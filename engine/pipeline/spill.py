@@ -165,6 +165,21 @@ class ChangeStore:
         self.spilled.append(spilled)
         return spilled
 
+    def park(self, array: np.ndarray) -> SpilledArray:
+        """A copy of ``array`` on disk (written band by band, not counted against the budget),
+        for an array that is about to be overwritten; deleted by :meth:`discard` or :meth:`close`."""
+        parked = SpilledArray.create(self.folder, array.shape)
+        self.spilled.append(parked)
+        for band in band_slices(array.shape[0]):
+            parked.write_rows(band.start, array[band])
+        return parked
+
+    def discard(self, spilled: SpilledArray) -> None:
+        """Delete one file of this store now."""
+        spilled.close()
+        if spilled in self.spilled:
+            self.spilled.remove(spilled)
+
     def close(self) -> None:
         """Delete every spilled file and forget the memory count."""
         for spilled in self.spilled:

@@ -41,6 +41,16 @@ class WienerDeblur(Expert):
         self.tile = tile
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        return self._deblur(image, ctx, in_place=False)
+
+    def run_in_place(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        """The same result as :meth:`run`, written over ``image`` (float32, C-contiguous, writeable)
+        and returned: a one-shot restoration of a large photo then holds one full-size array, not
+        two (:meth:`engine.pipeline.session.RestorationSession.run_stage`). If it raises, ``image``
+        is partly overwritten."""
+        return self._deblur(image, ctx, in_place=True)
+
+    def _deblur(self, image: np.ndarray, ctx: Optional[ExpertContext], *, in_place: bool) -> np.ndarray:
         ctx = ctx or ExpertContext()
         ctx.progress(0.0)
         sigma = context_sigma(image, ctx)
@@ -48,10 +58,12 @@ class WienerDeblur(Expert):
         ctx.progress(0.3)
         if psf.family == "none":
             ctx.progress(1.0)
+            if in_place:
+                return np.clip(image, 0.0, 1.0, out=image)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         reg = BASE_REGULARISATION + NOISE_REGULARISATION * sigma ** 2
         overlap = max(psf.kernel.shape) * 3 + 16
         out = map_tiles(image.astype(np.float32, copy=False),
                         lambda t: wiener_deconvolve(t, psf.kernel, reg),
-                        ctx.tile or self.tile, overlap, ctx.progress.sub(0.3, 1.0))
-        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array
+                        ctx.tile or self.tile, overlap, ctx.progress.sub(0.3, 1.0), in_place=in_place)
+        return np.clip(out, 0.0, 1.0, out=out)  # map_tiles' new float32 array, or ``image`` in place

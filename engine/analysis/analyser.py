@@ -114,7 +114,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     noise.update(chroma_noise_level(tiles))
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
-    noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
+    noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality))
     noise.update(still_chroma(tiles, jpeg_quality))
     cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")

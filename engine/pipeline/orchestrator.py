@@ -227,8 +227,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
                                      reason=reason, output_report=input_report, model_id=expert.info.model_id,
                                      handled_by=handled)
             else:
-                noise_sigma = session.noise_sigma(current, input_report) if stage.name in NOISE_AWARE_STAGES \
-                    else None
+                noise_sigma = session.noise_sigma(current, input_report, stage.name) \
+                    if stage.name in NOISE_AWARE_STAGES else None
                 result = _run_with_fallback(session, stage, expert, current, severity, measurements, told,
                                             stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma)
                 if judged and not result.dropped:

@@ -50,13 +50,17 @@ SAVE_BYTES_PER_PIXEL = 17.0
 STAGE_BYTES_PER_PIXEL = FLOAT_BYTES_PER_PIXEL
 #: What each expert's ``run`` adds above its input, ``(fixed bytes, bytes per input pixel)``:
 #: its model, tile buffers, full-size arrays and output (expert-memory.md: a line through two
-#: sizes; networks with 512-pixel tiles).
+#: sizes; networks with 512-pixel tiles; a negative intercept counts as 0).
 EXPERT_MEMORY: dict[str, tuple[float, float]] = {
     "classical.deblur.wiener": (33e6, 16.1),
     "classical.dehaze.dcp": (12e6, 35.2),
+    "classical.lowlight.lime": (0.0, 78.4),  # intercept -5 MB, counted as 0
+    "classical.derain.streak_median": (5e6, 60.1),
+    "classical.jpeg.dct_qcs": (0.0, 18.4),  # intercept -10 MB, counted as 0
     "neural.ffdnet-color": (136e6, 75.4),
     "neural.restora-generalist-v2": (212e6, 93.7),
     "neural.iat-lol-v1": (303e6, 74.0),
+    "neural.iat-exposure": (303e6, 74.0),
     "lowlight.adaptive": (403e6, 196.5),
     "classical.denoise.dct": (130e6, 20.9),
 }

@@ -356,7 +356,8 @@ class Document:
             return ""
         strengths = self.state.effective_strengths()
         step = self.uncertainty.step
-        return describe(self.uncertainty.composed(strengths), self.session.compose(strengths, step=step))
+        return describe(self.uncertainty.composed(strengths), self.session.compose(strengths, step=step),
+                        faces=self.uncertainty.faces(strengths))
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""

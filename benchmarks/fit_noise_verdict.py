@@ -147,6 +147,29 @@ def _centre(a: np.ndarray, side: int) -> np.ndarray:
     return a[y:y + side, x:x + side]
 
 
+#: Side of the window :func:`flattest_crop` keeps.
+FLAT_CROP = 256
+
+
+def flattest_crop(img: np.ndarray, side: int = FLAT_CROP) -> np.ndarray:
+    """The ``side``-px window (on a grid of half-window steps) with the most still blocks (luma at
+    2–12 px below :data:`engine.analysis.noise_level.STILL_FLAT_255`): a scene with flat areas,
+    like the real noise crops' walls and objects, cut from a textured training photo."""
+    from engine.color import JFIF_YCBCR
+    h, w = img.shape[:2]
+    if min(h, w) <= side:
+        return img
+    y = np.ascontiguousarray((img * np.float32(255.0)) @ JFIF_YCBCR[0])
+    band = cv2.GaussianBlur(y, (0, 0), 2.0) - cv2.GaussianBlur(y, (0, 0), 12.0)
+    best, where = -1, (0, 0)
+    for y0 in range(0, h - side + 1, side // 2):
+        for x0 in range(0, w - side + 1, side // 2):
+            n = int((_nl._blocks16(band[y0:y0 + side, x0:x0 + side]).std(axis=1) < _nl.STILL_FLAT_255).sum())
+            if n > best:
+                best, where = n, (y0, x0)
+    return img[where[0]:where[0] + side, where[1]:where[1] + side]
+
+
 def _measure(job: tuple[str, str, int]) -> dict:
     from engine.analysis.analyser import full_res_tiles
     from engine.analysis.noise_level import still_chroma
@@ -156,6 +179,9 @@ def _measure(job: tuple[str, str, int]) -> dict:
     rng = np.random.default_rng([seed, 77])
     resave = int(rng.integers(70, 96)) if rng.random() < 0.6 else 0
     info: dict = {"group": group, "path": Path(path).name, "seed": seed}
+    if group.endswith(" flat"):
+        img = flattest_crop(img)
+        group = group[: -len(" flat")]
     if group in ("cam", "camclean"):
         from dataclasses import replace
 
@@ -203,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=1, help="every N-th training photo")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=None, help="jsonl of measured features (reused if present)")
+    ap.add_argument("--flat", type=int, default=0, help="also: the flattest 256-px window of every N-th fit photo, "
+                    "clean, through the camera pipeline with and without noise (groups '… flat')")
     ap.add_argument("--fp", type=float, default=0.01, help="false-positive share allowed on training negatives")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -211,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     fit = [(i, str(p)) for i, p in enumerate(train)][:: args.step]
     jobs = [("train", p, i) for i, p in fit] + [("cam", p, 1000 + i) for i, p in fit]
     jobs += [("camclean", p, 1000 + i) for i, p in fit[::2]] + [("train q75", p, i) for i, p in fit[1::2]]
+    if args.flat:
+        jobs += [(f"{g} flat", p, 2000 + i) for i, p in fit[:: args.flat] for g in ("train", "cam", "camclean")]
     jobs += [("val", str(p), 0) for p in val] + [("val q75", str(p), 0) for p in val]
     folder = PAIRS / "noise_real_polyu_crops"
     jobs += [(g, str(p), 0) for g in ("lq", "gt") for p in sorted((folder / g).iterdir())]

@@ -101,8 +101,7 @@ class Collector:
     def restore(self, degraded, truth, options, group: str, kind: str, photo: str, jpeg=None) -> None:
         from itertools import combinations
 
-        from engine.uncertainty import SessionUncertainty, stage_maps
-        from engine.uncertainty.features import _box, _gradient, _grey, absolute_error, noise_plane, raw_planes
+        from engine.uncertainty.features import _box, _gradient, _grey, absolute_error, noise_plane
         from engine.uncertainty.session import _noise_sigma
 
         t0 = time.perf_counter()
@@ -112,11 +111,6 @@ class Collector:
         strengths = plan.strengths()
         composed = session.compose(strengths)
         self.seconds_restore += time.perf_counter() - t0
-        if self.extra:  # validation: the maps' cost, as the CLI computes them (needs the fitted calibration)
-            t1 = time.perf_counter()
-            stage_maps(session)
-            SessionUncertainty(session).composed(strengths)
-            self.seconds_map += time.perf_counter() - t1
 
         def sev(report) -> dict:
             return {} if report is None else {k: round(float(report.severity(k)), 4) for k in SYNTH_KINDS}
@@ -125,7 +119,8 @@ class Collector:
             sigma = _noise_sigma(before, report)
             return {"group": group, "kind": kind, "stage": name, "photo": photo,
                     "sev_in": sev(report), "sev_out": sev(report_after),
-                    "raw": raw_planes(before, after, noise_sigma=sigma).astype(np.float16),
+                    "before": before.astype(np.float16), "after": after.astype(np.float16),
+                    "sigma": noise_plane(sigma, before.shape[:2]).astype(np.float16),
                     "err": absolute_error(after, truth).astype(np.float16),
                     "change": absolute_error(after, before).astype(np.float16), **extra}
 
@@ -177,7 +172,8 @@ class Collector:
             return None
 
 
-ARRAYS = ("raw", "err", "change", "two_experts", "flip_ensemble", "texture", "noise", "change_smooth")
+ARRAYS = ("before", "after", "sigma", "err", "change", "two_experts", "flip_ensemble", "texture", "noise",
+          "change_smooth")
 
 
 def save_rows(path: Path, col: Collector) -> None:
@@ -249,10 +245,14 @@ def split_photos(n_train: int, n_val: int) -> tuple[list[str], list[str]]:
 
 def collect(args) -> None:
     from engine.pipeline.job import RestoreOptions
-    col = Collector(extra_candidates=args.which != "train")
+    col = Collector(extra_candidates=not args.which.startswith("train"))
     train, val = split_photos(args.train, args.val)
     only = lambda k: RestoreOptions(auto=False, only=(k,))  # noqa: E731
-    if args.which == "train":
+    if args.which == "train2":  # more training photos: as many again, between the first ones, none of the validation's
+        names = sorted(os.listdir(CLEAN))
+        step = len(names) // args.train
+        train = [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
+    if args.which in ("train", "train2"):
         synthetic(train, args.crop, only, col, "train")
         synthetic(train, args.crop, lambda k: RestoreOptions(), col, "train-auto")
     elif args.which == "val":
@@ -260,19 +260,25 @@ def collect(args) -> None:
         synthetic(val, args.crop, lambda k: RestoreOptions(), col, "synthetic-auto")
     else:
         real(args.pairs, args.crop, col)
-    save_rows(Path(args.cache), col)
+    save_rows(Path(args.cache[0]), col)
     print(f"wrote {args.cache} ({len(col.rows)} rows)", file=sys.stderr)
 
 
 # -- models over cached rows -------------------------------------------------------------------
 
 def stack_for(r: dict, kind: str) -> np.ndarray:
-    """The feature stack of a cached row with the severities of ``kind`` ("": the largest)."""
-    from engine.uncertainty.features import assemble
+    """The feature stack of a cached row with the severities of ``kind`` ("": the largest); the
+    raw planes are computed from the row's stored input and output once."""
+    from engine.uncertainty.features import assemble, photo_stats, raw_planes
+
+    if "raw" not in r:
+        r["photo_stats"] = photo_stats(r["before"], r["after"])
+        r["raw"] = raw_planes(r["before"], r["after"], noise_sigma=r["sigma"] / np.float32(255.0),
+                              airlight=r["photo_stats"].airlight)
 
     def pick(d):
         return d.get(kind, 0.0) if kind else max(d.values(), default=0.0)
-    return assemble(r["raw"], pick(r["sev_in"]), pick(r["sev_out"]))
+    return assemble(r["raw"], pick(r["sev_in"]), pick(r["sev_out"]), r["photo_stats"])
 
 
 def dominant(r: dict) -> str:
@@ -295,22 +301,55 @@ def _fit_selected(stacks, errs, chosen):
     return fit_kind([st * mask for st in stacks], errs)
 
 
-def select_and_fit(stacks: list[np.ndarray], errs: list[np.ndarray], photos: list[str], max_features: int = 7):
-    """Forward selection of features by the pooled Spearman ρ on held-out photos (two folds of
-    the training photos), starting from the change (the baseline the map must beat), then the
-    fit on all of them with the features chosen."""
+#: Features every kind's model may use (generic: what changed, detail, noise, tones, severities).
+GENERIC = ("change", "texture_after", "texture_before", "noise", "severity", "severity_after", "dark", "bright",
+           "luminance", "texture_x_severity", "texture_x_severity_after", "noise_x_severity", "change_x_severity",
+           "photo_change")
+#: ...and the physics of each kind (engine/uncertainty/features.py): a dehazer's error grows with
+#: the haze depth, the airlight gap and the gain it applied; brightening's with the gain times the
+#: noise and, where exposure is left uncorrected, with the brightness; deraining's where streaks
+#: are left; denoising's with the noise it amplified.
+PHYSICS = {
+    "haze": ("dark_channel", "dark_channel_before", "haze_depth", "haze_depth_x_severity", "gain", "airlight_gap",
+             "airlight_gap_x_depth", "gain_x_noise"),
+    "lowlight": ("gain", "brighten", "gain_x_noise", "photo_dark", "luminance_x_photo_dark"),
+    "rain": ("streak_before", "streak_after", "streak_after_x_severity"),
+    "noise": ("gain", "gain_x_noise"),
+    "jpeg": ("gain",),
+    "blur": ("gain",),
+}
+#: Pixels sampled from each training row for the fit.
+PIXELS_PER_ROW = 800
+#: Folds of the training photos the selection holds out in turn.
+FOLDS = 4
+
+
+def candidate_features(kind: str) -> list[int]:
+    """Stack indices (1-based past the constant) a model for ``kind`` may select from; every
+    feature for the composed model of no single kind."""
     from engine.uncertainty.features import FEATURES
+    names = GENERIC + PHYSICS[kind] if kind in PHYSICS else FEATURES
+    return [1 + FEATURES.index(n) for n in names]
+
+
+def select_and_fit(stacks: list[np.ndarray], errs: list[np.ndarray], photos: list[str], max_features: int = 7,
+                   candidates: list[int] | None = None):
+    """Forward selection of features among ``candidates`` by the pooled Spearman ρ on held-out
+    photos (:data:`FOLDS` folds of the training photos), then the fit on all of them with the
+    features chosen. The change (the baseline the map must beat) is one candidate among them, not
+    forced in: the haze depth alone ranks a dehazer's error better than it and with it."""
     names = sorted(set(photos))
-    fold = [names.index(p) % 2 for p in photos]
-    chosen: list[int] = [1 + FEATURES.index("change")]
+    fold = [names.index(p) % FOLDS for p in photos]
+    chosen: list[int] = []
+    candidates = candidates or list(range(1, stacks[0].shape[0]))
     best = -1.0
     while len(chosen) < max_features:
         trial = {}
-        for f in range(1, stacks[0].shape[0]):
+        for f in candidates:
             if f in chosen:
                 continue
             rhos = []
-            for k in (0, 1):
+            for k in range(FOLDS):
                 train = [i for i, x in enumerate(fold) if x != k]
                 test = [i for i, x in enumerate(fold) if x == k]
                 if not train or not test:
@@ -320,7 +359,7 @@ def select_and_fit(stacks: list[np.ndarray], errs: list[np.ndarray], photos: lis
                                      np.concatenate([errs[i] for i in test])))
             trial[f] = float(np.mean(rhos)) if rhos else -1.0
         f, rho = max(trial.items(), key=lambda kv: kv[1])
-        if rho < best + 0.005:
+        if rho < best + 0.01:
             break
         chosen.append(f)
         best = rho
@@ -333,9 +372,10 @@ def fit_models(rows: list[dict]) -> tuple[object, dict]:
     models, chosen = {}, {}
 
     def fit_group(name: str, rs: list[dict], kind: str) -> None:
-        stacks = [_sample(stack_for(r, kind), 2000, i) for i, r in enumerate(rs)]
-        errs = [_sample(r["err"], 2000, i)[0] for i, r in enumerate(rs)]
-        models[name], feats, rho = select_and_fit(stacks, errs, [r["photo"] for r in rs])
+        stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
+        models[name], feats, rho = select_and_fit(stacks, errs, [r["photo"] for r in rs],
+                                                  candidates=candidate_features(kind))
         chosen[name] = {"features": [FEATURES[f - 1] for f in feats], "held_out_rho": round(rho, 3)}
         print(f"  {name}: {chosen[name]}", file=sys.stderr, flush=True)
 
@@ -361,6 +401,8 @@ def predict_row(model, r: dict, how: str) -> np.ndarray:
     else:
         kind = dominant(r)
         key = COMPOSED
+        if isinstance(how, dict):
+            how = how.get(kind, "pooled")
         if kind and how == "composed_model" and f"{COMPOSED}:{kind}" in model.kinds:
             key = f"{COMPOSED}:{kind}"
         elif kind and how == "stage_model" and kind in model.kinds:
@@ -372,23 +414,27 @@ def predict_row(model, r: dict, how: str) -> np.ndarray:
 
 
 def fit(args) -> None:
-    rows, info = load_rows(Path(args.cache))
+    rows = [r for path in args.cache for r in load_rows(Path(path))[0]]
     train = [r for r in rows if r["group"].startswith("train")]
     model, chosen = fit_models(train)
-    # which composed model: chosen on the training photos themselves (the validation stays unseen)
-    scores = {}
-    for how in ("pooled", "stage_model", "composed_model"):
-        per_kind = []
-        for kind in SYNTH_KINDS:
-            rs = [r for r in train if r["stage"] == "composed" and r["kind"] == kind]
-            per_kind.append(spearman(np.concatenate([predict_row(model, r, how).ravel()[::7] for r in rs]),
-                                     np.concatenate([r["err"].ravel()[::7] for r in rs])))
-        scores[how] = float(np.mean(per_kind))
-    how = max(scores, key=scores.get)
+    # which composed model, per dominant kind: chosen on the training photos themselves (the
+    # validation stays unseen)
+    scores: dict = {}
+    comp = [r for r in train if r["stage"] == "composed"]
+    for kind in SYNTH_KINDS:
+        rs = [r for r in comp if dominant(r) == kind]
+        if not rs:
+            continue
+        scores[kind] = {}
+        for how in ("pooled", "stage_model", "composed_model"):
+            scores[kind][how] = round(spearman(
+                np.concatenate([predict_row(model, r, {kind: how}).ravel()[::7] for r in rs]),
+                np.concatenate([r["err"].ravel()[::7] for r in rs])), 3)
+    how = {kind: max(sc, key=sc.get) for kind, sc in scores.items()}
     model.meta = {"fitted_on": f"{len({r['photo'] for r in train})} photos spread over data/clean "
                                f"(benchmarks/uncertainty.py split_photos), central crops, synthetic degradations "
                                f"strength 0.3-0.8, --only KIND and automatic plans",
-                  "composed_by": how, "composed_choice_rho_on_training": {k: round(v, 3) for k, v in scores.items()},
+                  "composed_by": how, "composed_choice_rho_on_training": scores,
                   "features_chosen": chosen}
     out = ROOT / "models" / "uncertainty-calibration.json"
     out.write_text(model.to_json(), encoding="utf-8")
@@ -414,19 +460,20 @@ def _reliability(pairs) -> list[tuple[float, float]]:
 
 
 def evaluate(args) -> None:
-    from engine.uncertainty import default_model
+    from engine.uncertainty import UncertaintyModel, default_model
     from engine.uncertainty.summary import UNCERTAIN_LEVELS
-    model = default_model()
+    model = UncertaintyModel.from_json(Path(args.calibration).read_text()) if args.calibration else default_model()
     how = model.meta.get("composed_by", "pooled")
     rows, cost = [], {"restore_s": 0.0, "map_s": 0.0}
     for path in args.caches:
         rs, info = load_rows(Path(path))
         rows += rs
         cost["restore_s"] += info["restore_s"]
-        cost["map_s"] += info["map_s"]
     report = {"machine": machine(), "crop": args.crop, "composed_by": how, "results": {}, "cost": cost}
-    for r in rows:
+    t0 = time.perf_counter()
+    for r in rows:  # every stage's map and the composed result's, as the CLI computes them
         r["model"] = predict_row(model, r, how)
+    cost["map_s"] = time.perf_counter() - t0
     for level in ("stage", "composed"):
         groups: dict = {}
         for r in rows:
@@ -531,9 +578,10 @@ def markdown(report: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("phase", choices=("collect", "fit", "eval"))
-    ap.add_argument("--which", choices=("train", "val", "real"), default="train", help="collect: which photos")
-    ap.add_argument("--cache", help="collect: where to write the rows; fit: the training rows")
+    ap.add_argument("--which", choices=("train", "train2", "val", "real"), default="train", help="collect: photos")
+    ap.add_argument("--cache", nargs="+", help="collect: where to write the rows; fit: the training rows")
     ap.add_argument("--caches", nargs="+", help="eval: the validation and real rows")
+    ap.add_argument("--calibration", help="eval: this calibration file instead of the committed one")
     ap.add_argument("--train", type=int, default=12)
     ap.add_argument("--val", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=6, help="pairs per real set")

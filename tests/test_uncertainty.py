@@ -67,6 +67,27 @@ def test_feature_stack_planes():
     assert np.all(stack[0] == 1.0) and np.all(stack[1 + FEATURES.index("change")] == 0.0)
 
 
+def test_physics_planes_follow_what_the_stage_did():
+    """The gain a stage applied, the haze it saw and the streaks left: the signals the haze,
+    low-light and rain maps are built on."""
+    from engine.uncertainty.features import RAW, raw_planes
+
+    img = np.random.default_rng(3).uniform(0.3, 0.7, (64, 64, 3)).astype(np.float32)  # texture far above the floor
+    doubled = (img - 0.5) * 2.0 + 0.5  # contrast x2: what a dehazer does where t = 0.5
+    raw = raw_planes(img, doubled)
+    gain = raw[RAW.index("gain")]
+    assert abs(float(np.median(gain)) - np.log(2.0)) < 0.1
+    assert abs(float(np.median(raw_planes(img, img)[RAW.index("gain")]))) < 1e-6
+    hazy = img * 0.4 + 0.6 * 0.9  # the same scene under a thick veil
+    depth = RAW.index("haze_depth")
+    assert raw_planes(hazy, img)[depth].mean() > raw_planes(img, img)[depth].mean() + 0.5
+    streaked = img.copy()
+    streaked[:, 30:32] = 1.0  # a thin bright vertical line left in the output
+    s = raw_planes(img, streaked)[RAW.index("streak_after")]
+    assert s[:, 28:34].mean() > s[:, :20].mean() + 1.0
+    assert raw_planes(img, streaked)[RAW.index("streak_before")][:, 28:34].mean() < s[:, 28:34].mean()
+
+
 def test_summary_and_description():
     levels = np.zeros((90, 90), np.float32)
     levels[:30, :30] = 20.0  # the top-left ninth is uncertain
@@ -115,7 +136,8 @@ def test_cli_writes_sidecar_and_json_summary(tmp_path, capsys):
     assert code == 0, line
     side = outdir / "noisy.uncertainty.png"
     assert line["uncertainty"]["map"] == str(side)
-    assert set(line["uncertainty"]) == {"mean", "p95", "fraction_above", "map"}
+    assert set(line["uncertainty"]) == {"mean", "p95", "fraction_above", "faces", "fraction_in_faces", "map"}
+    assert line["uncertainty"]["faces"] == 0 and line["uncertainty"]["fraction_in_faces"] == 0.0  # no face here
     assert 0.0 <= line["uncertainty"]["fraction_above"] <= 1.0 and line["uncertainty"]["p95"] >= 0.0
     levels = read_sidecar(side)
     assert levels.shape == (64, 64)

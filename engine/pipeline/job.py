@@ -212,7 +212,7 @@ class Restorer:
         plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
         stages = [r.to_dict(strengths.get(r.name, 1.0)) for r in results]
-        umap = uncertain = None
+        umap = uncertain = faces = None
         if options.uncertainty or options.caution > 0.0:
             from ..uncertainty import SessionUncertainty
 
@@ -221,6 +221,7 @@ class Restorer:
             from ..uncertainty import stage_maps, summarise
 
             umap = uncertain.composed(strengths)
+            faces = uncertain.faces(strengths)
             for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
                 for d in stages:
                     if d["stage"] == stage:
@@ -240,7 +241,7 @@ class Restorer:
         if umap is not None:
             from ..uncertainty import summarise
 
-            result.uncertainty, result.uncertainty_map = summarise(umap), umap
+            result.uncertainty, result.uncertainty_map = summarise(umap, faces=faces), umap
         progress(1.0, "done")
         return restored, result
 

@@ -7,7 +7,8 @@ needs another network run. Units are 8-bit levels where a feature is a pixel dif
 
 from __future__ import annotations
 
-from typing import Union
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -18,10 +19,20 @@ WINDOW = 7
 #: The feature names, in the order of :func:`feature_stack`'s planes (after the constant 1).
 FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "severity_after", "dark", "bright",
             "luminance", "dark_channel", "dark_channel_before", "texture_x_severity", "texture_x_severity_after",
-            "noise_x_severity", "change_x_severity")
+            "noise_x_severity", "change_x_severity", "gain", "brighten", "gain_x_noise", "haze_depth",
+            "haze_depth_x_severity", "streak_before", "streak_after", "streak_after_x_severity", "photo_change",
+            "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark")
 #: The planes :func:`raw_planes` computes (those that do not depend on the severities).
 RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
-       "dark_channel_before")
+       "dark_channel_before", "gain", "brighten", "gain_x_noise", "haze_depth", "streak_before", "streak_after",
+       "airlight_gap")
+#: Floor (in [0, 1] units) on the local contrast and brightness the gains are ratios of.
+GAIN_FLOOR = 2.0 / 255.0
+#: Side (pixels) of the square the haze depth's dark channel takes its minimum over. Odd, and
+#: with :data:`WINDOW` within the model's band margin.
+DARK_WINDOW = 15
+#: Width (pixels) of the horizontal line a streak is narrower than (as the analysis' rain measure).
+STREAK_WIDTH = 5
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -51,7 +62,51 @@ def noise_plane(noise_sigma: Union[None, float, np.ndarray], shape: tuple[int, i
     return np.full(shape, float(s.mean()) * 255.0, np.float32)
 
 
-def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None) -> np.ndarray:
+def _local_std(grey: np.ndarray) -> np.ndarray:
+    mean = _box(grey)
+    return np.sqrt(np.clip(_box(grey * grey) - mean * mean, 0.0, None))
+
+
+def _streaks(grey: np.ndarray) -> np.ndarray:
+    """Local mean of the thin bright lines (narrower than :data:`STREAK_WIDTH` across) of a grey
+    plane, in levels: where rain streaks are, or are left."""
+    tophat = grey - cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((1, STREAK_WIDTH), np.uint8),
+                                     borderType=cv2.BORDER_REFLECT)
+    return _box(tophat) * np.float32(255.0)
+
+
+#: A photo is under-exposed by how far its mean brightness is below this (0..1).
+EXPOSED_LUMA = 0.5
+
+
+@dataclass(frozen=True)
+class PhotoStats:
+    """Whole-photo quantities of a stage's input and output that per-pixel features are scaled by:
+    ``change``, the mean |after − before| (8-bit levels: how far the stage moved this photo, the
+    level its global mistakes are on); ``airlight``, the brightness (0..1) of the input's haziest
+    pixels (the 0.1 % with the largest smallest channel, as the dehazer estimates it);
+    ``luma_after``, the output's mean brightness (0..1)."""
+
+    change: float = 0.0
+    airlight: float = 1.0
+    luma_after: float = EXPOSED_LUMA
+
+
+def photo_stats(before: np.ndarray, after: np.ndarray) -> PhotoStats:
+    """:class:`PhotoStats` of a stage's input and output (HxWx3 in [0, 1]), on every 4th pixel
+    each way (per-photo levels need no more)."""
+    b, a = np.asarray(before, np.float32)[::4, ::4], np.asarray(after, np.float32)[::4, ::4]
+    if b.size == 0:
+        return PhotoStats()
+    mins = b.min(axis=2).ravel()
+    count = max(int(mins.size * 0.001), 1)
+    top = np.argpartition(mins, mins.size - count)[-count:]
+    return PhotoStats(change=float(np.abs(a - b).mean()) * 255.0,
+                      airlight=float(b.mean(axis=2).ravel()[top].mean()), luma_after=float(a.mean()))
+
+
+def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
+               airlight: Optional[float] = None) -> np.ndarray:
     """``(len(RAW), H, W)`` float32, the planes of :data:`RAW`:
 
     - ``change``: log1p of the local mean absolute change |after − before| (levels);
@@ -61,7 +116,20 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None) -> np
     - ``dark`` / ``bright``: how far the local output brightness is below 0.15 / above 0.85
       (clipped tones hide error and cause it); ``luminance``: the local output brightness;
     - ``dark_channel`` / ``dark_channel_before``: the local mean of the smallest channel of the
-      output / input (haze left, haze there was)."""
+      output / input (haze left, haze there was);
+    - ``gain``: log of the local contrast ratio output / input (the amplification a stage applied:
+      1/t for a dehazer, the exposure gain for brightening; what it multiplies is the input's
+      noise and its own estimation error); ``brighten``: log of the local brightness ratio;
+      ``gain_x_noise``: log1p of the analysed noise σ (levels) times the contrast ratio (the noise
+      the stage amplified);
+    - ``haze_depth``: −log of the dark-channel transmission of the input, 1 − 0.95 × the minimum
+      over :data:`DARK_WINDOW` px of its smallest channel (He et al.'s prior with a white
+      airlight): how thick the haze was there, so how much a dehazing mistake is amplified;
+    - ``streak_before`` / ``streak_after``: log1p of the local mean of thin bright lines of the
+      input / output (rain streaks there were / are left), levels;
+    - ``airlight_gap``: log1p of how far the output's local brightness is below the airlight
+      (levels; ``airlight``: :attr:`PhotoStats.airlight`, computed here when not given). Haze a
+      dehazer leaves or takes too much of errs by (airlight − scene) × (1 − t / t_estimated)."""
     if before.shape != after.shape or before.ndim != 3:
         raise ValueError(f"before {before.shape} and after {after.shape} must be the same HxWx3 shape")
     h, w = before.shape[:2]
@@ -70,37 +138,67 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None) -> np
     gb, ga = _grey(before), _grey(after)
     change = np.abs(after - before).mean(axis=2, dtype=np.float32)
     lum = _box(ga)
+    floor = np.float32(GAIN_FLOOR)
+    contrast = (_local_std(ga) + floor) / (_local_std(gb) + floor)
+    sigma = noise_plane(noise_sigma, (h, w))
+    if airlight is None:
+        airlight = photo_stats(before, after).airlight
+    dark = cv2.erode(np.ascontiguousarray(before.min(axis=2)), np.ones((DARK_WINDOW, DARK_WINDOW), np.uint8),
+                     borderType=cv2.BORDER_REFLECT)
     return np.stack([
         np.log1p(_box(change) * 255.0),
         np.log1p(_box(_gradient(ga)) * 255.0),
         np.log1p(_box(_gradient(gb)) * 255.0),
-        np.log1p(noise_plane(noise_sigma, (h, w))),
+        np.log1p(sigma),
         np.clip(0.15 - lum, 0.0, None) / 0.15,
         np.clip(lum - 0.85, 0.0, None) / 0.15,
         lum,
         _box(np.ascontiguousarray(after.min(axis=2))),
         _box(np.ascontiguousarray(before.min(axis=2))),
+        np.log(contrast),
+        np.log((lum + floor) / (_box(gb) + floor)),
+        np.log1p(sigma * contrast),
+        _box(-np.log(np.clip(1.0 - 0.95 * dark, 0.05, 1.0))),
+        np.log1p(_streaks(gb)),
+        np.log1p(_streaks(ga)),
+        np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
     ]).astype(np.float32, copy=False)
 
 
-def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
+def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0,
+             photo: Optional[PhotoStats] = None) -> np.ndarray:
     """``(1 + len(FEATURES), ...)``: a constant 1, then :data:`FEATURES` from the :data:`RAW`
     planes and the analysed severity of the kind at the input and at the output (0..1 each: what
-    there was and what is left to fix), with the products of texture, noise and change with them
-    (detail is where an unfinished fix leaves its error)."""
+    there was and what is left to fix), with the products of texture, noise, change, haze depth
+    and streaks with them (detail is where an unfinished fix leaves its error), and from
+    ``photo`` (:class:`PhotoStats`): ``photo_change`` (log1p of its change), ``photo_dark`` (how
+    far the output's mean brightness is below :data:`EXPOSED_LUMA`, 0..1: exposure left
+    uncorrected errs in proportion to the brightness, ``luminance_x_photo_dark``) and the airlight
+    gap times the haze depth."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
+    photo = photo or PhotoStats()
+    photo_dark = np.float32(max(EXPOSED_LUMA - photo.luma_after, 0.0) / EXPOSED_LUMA)
     one = np.ones_like(r["change"])
     planes = [one, r["change"], r["texture_after"], r["texture_before"], r["noise"], one * sev, one * sev_after,
               r["dark"], r["bright"], r["luminance"], r["dark_channel"], r["dark_channel_before"],
-              r["texture_before"] * sev, r["texture_after"] * sev_after, r["noise"] * sev, r["change"] * sev]
+              r["texture_before"] * sev, r["texture_after"] * sev_after, r["noise"] * sev, r["change"] * sev,
+              r["gain"], r["brighten"], r["gain_x_noise"], r["haze_depth"], r["haze_depth"] * sev,
+              r["streak_before"], r["streak_after"], r["streak_after"] * sev_after,
+              one * np.float32(np.log1p(photo.change)),
+              r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark]
     return np.stack(planes).astype(np.float32, copy=False)
 
 
 def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
-                  severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
-    """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`."""
-    return assemble(raw_planes(before, after, noise_sigma=noise_sigma), severity, severity_after)
+                  severity: float = 0.0, severity_after: float = 0.0,
+                  photo: Optional[PhotoStats] = None) -> np.ndarray:
+    """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`.
+    ``photo``: the whole photo's :class:`PhotoStats` (``None``: those of ``before``/``after``,
+    right for a whole photo, not for a band of one)."""
+    photo = photo or photo_stats(before, after)
+    return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight),
+                    severity, severity_after, photo)
 
 
 def absolute_error(output: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from .features import FEATURES, feature_stack
+from .features import FEATURES, feature_stack, photo_stats
 
 #: Where the committed calibration lives (``models/``: shipped in the wheel like the ranking).
 CALIBRATION_NAME = "uncertainty-calibration.json"
@@ -86,6 +86,7 @@ class UncertaintyModel:
         of the kind at the input (for the composed result: the largest of all kinds) and
         ``severity_after`` at the output."""
         m = self.for_kind(kind)
+        photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]
         sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
         per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
@@ -93,7 +94,7 @@ class UncertaintyModel:
         for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
             a, b = max(top - BAND_MARGIN, 0), min(top + BAND_ROWS + BAND_MARGIN, h)
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
-                                  severity=severity, severity_after=severity_after)
+                                  severity=severity, severity_after=severity_after, photo=photo)
             out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
         return out
 

@@ -34,14 +34,17 @@ def composed_choice(model: UncertaintyModel, results, report) -> tuple[str, str]
     """``(model key, kind)`` for the composed result: the result's error is judged by the kind
     that dominated the photo, the kind of a kept stage with the largest analysed severity at the
     input (or, when no stage of a kind was kept, the most severe kind found, if any), with the
-    model the calibration chose for it (``meta["composed_by"]``: that kind's composed model, its
-    stage model, or one pooled model for every kind)."""
+    model the calibration chose for it (``meta["composed_by"]``, one choice for every kind or a
+    ``{kind: choice}`` table: that kind's composed model, its stage model, or one pooled model
+    for every kind)."""
     kept = [r.name for r in results if not r.dropped and r.delta is not None and r.name in KINDS]
     candidates = kept or [k for k in KINDS if report is not None and report.severity(k) >= PRESENT]
     if not candidates or report is None:
         return COMPOSED, ""
     kind = max(candidates, key=lambda k: report.severity(k))
     how = model.meta.get("composed_by", "pooled")
+    if isinstance(how, dict):
+        how = how.get(kind, "pooled")
     if how == "composed_model" and f"{COMPOSED}:{kind}" in model.kinds:
         return f"{COMPOSED}:{kind}", kind
     if how == "stage_model" and kind in model.kinds:
@@ -86,6 +89,7 @@ class SessionUncertainty:
         self._lock = threading.Lock()
         self._cache: dict[tuple, np.ndarray] = {}
         self._sigma: Optional[tuple[tuple, Optional[np.ndarray]]] = None
+        self._faces: Optional[list[tuple[int, int, int, int]]] = None
 
     def _key(self, strengths: Mapping[str, float]) -> tuple:
         results = tuple(r.key for r in self.session.results if not r.dropped)
@@ -144,6 +148,20 @@ class SessionUncertainty:
         """The map for display: ``(H/step) x (W/step)`` in [0, 1], 1 = ``full_scale`` levels or more."""
         return np.clip(self.sampled(strengths, None, step) / np.float32(full_scale), 0.0, 1.0)
 
+    def faces(self, strengths: Mapping[str, float]) -> list[tuple[int, int, int, int]]:
+        """Frontal faces ``(x, y, w, h)`` in the composed result, in the pixels of the map
+        (:meth:`composed`'s grid): detected once, on the result at the first ``strengths`` asked
+        (a face does not move with a slider), then cached."""
+        with self._lock:
+            if self._faces is not None:
+                return list(self._faces)
+        from .faces import detect_faces
+
+        found = detect_faces(self.session.compose(strengths, step=self.step))
+        with self._lock:
+            self._faces = found
+        return list(found)
+
     def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
-        """:func:`engine.uncertainty.summarise` of the composed map."""
-        return summarise(self.composed(strengths))
+        """:func:`engine.uncertainty.summarise` of the composed map, with the faces."""
+        return summarise(self.composed(strengths), faces=self.faces(strengths))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -17,14 +17,44 @@ LEAN_FROM = 3.0
 LEAN_FULL = 12.0
 
 
-def summarise(levels: np.ndarray, threshold: float = UNCERTAIN_LEVELS) -> dict[str, float]:
+#: The uncertain pixels are "mostly in the faces" when at least this share of them is inside
+#: detected faces; the faces are named anyway ("including the faces") when their own uncertain
+#: fraction is at least FACE_RATIO times the photo's and at least FACE_MIN_FRACTION.
+FACES_MOSTLY = 0.5
+FACE_RATIO = 2.0
+FACE_MIN_FRACTION = 0.05
+
+Box = tuple[int, int, int, int]
+
+
+def _face_shares(above: np.ndarray, faces: Optional[Sequence[Box]]) -> tuple[float, float]:
+    """``(share of the uncertain pixels inside faces, uncertain fraction of the face pixels)``."""
+    from .faces import face_mask
+
+    if not faces:
+        return 0.0, 0.0
+    mask = face_mask(above.shape, list(faces))
+    inside = float(above[mask].sum())
+    return inside / max(float(above.sum()), 1.0), inside / max(float(mask.sum()), 1.0)
+
+
+def summarise(levels: np.ndarray, threshold: float = UNCERTAIN_LEVELS,
+              faces: Optional[Sequence[Box]] = None) -> dict[str, float]:
     """``{"mean", "p95"}`` of the map in 8-bit levels and ``"fraction_above"``: the fraction
-    (0..1) of pixels whose expected error exceeds ``threshold`` levels."""
+    (0..1) of pixels whose expected error exceeds ``threshold`` levels. With ``faces`` (boxes
+    ``(x, y, w, h)`` in the map's pixels, :func:`engine.uncertainty.faces.detect_faces`; may be
+    empty) also ``"faces"``: how many, and ``"fraction_in_faces"``: the share (0..1) of the
+    uncertain pixels that lie inside them."""
     u = np.asarray(levels, np.float32)
     if u.size == 0:
-        return {"mean": 0.0, "p95": 0.0, "fraction_above": 0.0}
-    return {"mean": round(float(u.mean()), 3), "p95": round(float(np.percentile(u, 95)), 3),
-            "fraction_above": round(float((u > threshold).mean()), 4)}
+        out = {"mean": 0.0, "p95": 0.0, "fraction_above": 0.0}
+    else:
+        out = {"mean": round(float(u.mean()), 3), "p95": round(float(np.percentile(u, 95)), 3),
+               "fraction_above": round(float((u > threshold).mean()), 4)}
+    if faces is not None:
+        out["faces"] = len(faces)
+        out["fraction_in_faces"] = round(_face_shares(u > threshold, faces)[0], 4) if u.size else 0.0
+    return out
 
 
 _REGIONS = (("top left", "top", "top right"), ("left", "centre", "right"),
@@ -32,10 +62,12 @@ _REGIONS = (("top left", "top", "top right"), ("left", "centre", "right"),
 
 
 def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
-             threshold: float = UNCERTAIN_LEVELS) -> str:
+             threshold: float = UNCERTAIN_LEVELS, faces: Optional[Sequence[Box]] = None) -> str:
     """One sentence for the analysis panel, e.g. "3 % of the photo is uncertain (expected error
-    over 8 levels), mostly in the top left, in fine detail". ``image``: the restored photo
-    (HxWx3 in [0, 1], same size as ``levels``), to tell detail from smooth or dark areas."""
+    over 8 levels), mostly in the top left, in fine detail", or "..., mostly in the face".
+    ``image``: the restored photo (HxWx3 in [0, 1], same size as ``levels``), to tell detail from
+    smooth or dark areas; ``faces``: boxes ``(x, y, w, h)`` in the map's pixels
+    (:func:`engine.uncertainty.faces.detect_faces`)."""
     u = np.asarray(levels, np.float32)
     above = u > threshold
     frac = float(above.mean()) if u.size else 0.0
@@ -47,6 +79,10 @@ def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
                        for i in range(3)], np.float64)
     share = counts / max(counts.sum(), 1.0)
     where = []
+    in_faces, face_fraction = _face_shares(above, faces)
+    noun = "face" if faces and len(faces) == 1 else "faces"
+    if in_faces >= FACES_MOSTLY:
+        return f"{head}, mostly in the {noun}"
     if share.max() >= 0.3:
         i, j = np.unravel_index(int(share.argmax()), share.shape)
         where.append(f"mostly in the {_REGIONS[i][j]}")
@@ -64,6 +100,8 @@ def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
             where.append("in fine detail and edges")
         elif (tex[above] < np.median(tex)).mean() > 0.5:
             where.append("in smooth areas")
+    if faces and face_fraction >= max(FACE_RATIO * frac, FACE_MIN_FRACTION):
+        where.append(f"including the {noun}")
     return f"{head}, {', '.join(where)}"
 
 

@@ -165,7 +165,7 @@ def predict(row: dict) -> None:
     """Add what ``engine.pipeline.memory.estimate_bytes`` of this checkout predicts for the row's
     run (``predicted_bytes``, and ``estimate_args``: its arguments besides the size): the kept
     stages' experts, one cached change each, the default change budget, in place where the
-    expert can."""
+    expert can (not for a row with ``ran_in_place: false``: a tree that could not)."""
     sys.path.insert(0, str(REPO))
     from engine.experts.default import build_registry
     from engine.pipeline.memory import estimate_bytes
@@ -173,8 +173,9 @@ def predict(row: dict) -> None:
 
     experts = row.get("experts", [])
     registry = build_registry(include_neural=False)
-    in_place = sorted(e for e in experts if e in {x.info.id for x in registry.all()}
-                      and getattr(registry.get(e), "run_in_place", None) is not None)
+    in_place = [] if row.get("ran_in_place") is False else sorted(
+        e for e in experts if e in {x.info.id for x in registry.all()}
+        and getattr(registry.get(e), "run_in_place", None) is not None)
     args = {"experts": experts, "cached_changes": len(experts), "change_budget": DEFAULT_CHANGE_BUDGET,
             "in_place": in_place}
     w, h = (int(v) for v in row["size"].split("x"))

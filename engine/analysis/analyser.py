@@ -44,7 +44,7 @@ BLUR_GATE_MAX_SIGMA_255 = 0.03 * 255 / 2
 #: the 97th percentile of the floor chroma and the 1st percentile of the airlight over synthetic
 #: depth-varying haze (grey airlight, the scene also warm-white-balanced, camera noise) read hazy.
 VEIL_MAX_FLOOR_CHROMA = 0.31
-VEIL_MIN_AIRLIGHT = 0.60
+VEIL_MIN_AIRLIGHT = 0.61
 #: Low light is present only where the brightest twentieth of the photo is dim too (``p95_luma`` under
 #: :data:`LOWLIGHT_MAX_P95_LUMA`): under-exposure darkens the whole histogram, highlights included,
 #: while a dim scene exposed for its light parts (a dark chair beside a white cloth) keeps them bright;

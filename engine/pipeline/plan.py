@@ -51,7 +51,10 @@ AUTO_MIN_SHARPEST_BLUR_PX = 4.0
 #: Low-light severity at and above which the automatic plan does not deblur. The edges of a dark
 #: photo are few, faint and flattened by JPEG quantisation, so their width says nothing about
 #: shake: a real dark ISO 3200 crop (noise_real_polyu_crops, Canon5D2_5_160_3200_chair_11, low
-#: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution.
+#: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution. Measured by
+#: :func:`darkness`: a dim scene exposed for its light parts (no longer low light) is as dark here; once
+#: its low light was held down, the real crop Canon5D2_5_160_3200_chair_5 was deblurred, 9.2 dB below
+#: its input.
 AUTO_MAX_LOWLIGHT_FOR_DEBLUR = 0.5
 
 #: Least haze severity the automatic plan dehazes at when it also finds rain or blur. Rain streaks
@@ -65,6 +68,23 @@ AUTO_MIN_HAZE_WITH_RAIN = 0.3
 HAZE_SUSPECT_WITH = (RAIN, BLUR)
 
 
+def darkness(report: DegradationReport) -> float:
+    """How dark the photo is (0..1), for rules that care about darkness rather than under-exposure: the
+    low-light severity, or, where the analysis held it down because the brightest twentieth is bright
+    (a dim scene exposed for its light parts, :func:`engine.analysis.analyser.lowlight_severity`), the
+    exposure-index severity it held down. Such a scene is not brightened, but its dark parts' edges are
+    as few and faint as an under-exposed photo's."""
+    from ..analysis.analyser import LOWLIGHT_MAX_P95_LUMA
+    from ..analysis.calibration import severity_from
+
+    severity = report.severity(LOWLIGHT)
+    a = report.kinds.get(LOWLIGHT)
+    p95 = a.measurements.get("p95_luma") if a is not None else None
+    if p95 is not None and p95 >= LOWLIGHT_MAX_P95_LUMA:
+        severity = max(severity, severity_from(LOWLIGHT, a.measurements))
+    return severity
+
+
 def _auto_allows(report: DegradationReport, kind: str) -> bool:
     """Whether the automatic plan may include ``kind`` found at this severity."""
     if report.severity(kind) < AUTO_MIN_SEVERITY.get(kind, 0.0):
@@ -74,7 +94,7 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
         width = a.measurements.get("sharpest_tile_width_px") if a is not None else None
         if width is not None and width == width and width < AUTO_MIN_SHARPEST_BLUR_PX:
             return False
-        if report.severity(LOWLIGHT) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
+        if darkness(report) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
             return False
     if kind == HAZE and report.severity(HAZE) < AUTO_MIN_HAZE_WITH_RAIN and \
             any(k in report.present() for k in HAZE_SUSPECT_WITH):
@@ -90,7 +110,7 @@ NOISE_SERVES_JPEG_MIN_QUALITY = _NOISE_SERVES_JPEG_MIN_QUALITY  # the analysis t
 #: What a person reads where the automatic plan left the JPEG stage to the noise stage.
 NOISE_SERVES_JPEG_NOTE = ("not a stage of its own: the file is a camera JPEG (quality {q}) that is also noisy, "
                           "and the noise stage removes its JPEG artefacts with the noise (one denoiser run instead of "
-                          "two: better on real camera JPEGs, and 2.6x cheaper)")
+                          "two: as good or better on camera JPEGs, at about half the CPU)")
 
 
 def noise_serves_jpeg(report: DegradationReport) -> Optional[int]:
@@ -100,9 +120,9 @@ def noise_serves_jpeg(report: DegradationReport) -> Optional[int]:
     :data:`NOISE_SERVES_JPEG_MIN_QUALITY` (a camera's save).
 
     The JPEG stage restores with FFDNet as its prior; the noise stage after it runs FFDNet again.
-    On a noisy camera JPEG the noise stage alone measured better and 2.6x cheaper (real crops:
-    +3.93 dB at 8.7 CPU-s/MP against +3.77 dB at 22.5 for both; camera-pipeline photos: see
-    benchmarks/results/real-noise-sigma.md)."""
+    On a noisy camera JPEG the noise stage alone measured better and cheaper (2 real crops:
+    +3.93 dB at 8.7 CPU-s/MP against +3.77 dB at 22.5 for both; 10 camera-pipeline photos: +0.44 dB
+    per photo at 11 against 23 CPU-s/MP, benchmarks/results/real-noise-sigma.md)."""
     a = report.kinds.get(JPEG)
     if a is None or not known_from_file(report, JPEG):
         return None

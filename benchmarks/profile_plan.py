@@ -64,13 +64,13 @@ for i, name in enumerate(inputs):
     src = Path(name)
     target = out / f"{i}{src.suffix}"
     prof.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = restorer.restore_file(src, lambda p: target, RestoreOptions(overwrite=True))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     prof.disable()
     with Image.open(src) as im:
         mp = im.width * im.height / 1e6
-    rows.append({"input": src.name, "mp": mp, "seconds": wall, "error": result.error,
+    rows.append({"input": src.name, "mp": mp, "seconds": wall, "cpu_seconds": cpu, "error": result.error,
                  "stages": [(s["stage"], s["seconds"], bool(s.get("dropped"))) for s in result.stages]})
 stats = pstats.Stats(prof)
 cum = {}
@@ -120,7 +120,12 @@ def summarise(name: str, runs: list[dict]) -> dict:
             c = cum.setdefault(k, [0.0, 0])
             c[0] += ct
             c[1] += nc
+    cpu_per_mp = [r.get("cpu_seconds", float("nan")) / r["mp"] for r in rows]
     return {"name": name, "files": len(rows), "mp": mp, "s_per_mp_mean": sum(per_mp) / max(len(per_mp), 1),
+            "cpu_s_per_mp_mean": sum(cpu_per_mp) / max(len(cpu_per_mp), 1),
+            "per_file": [(r["input"], round(r["mp"], 2), round(r["seconds"] / r["mp"], 2),
+                          round(r.get("cpu_seconds", float("nan")) / r["mp"], 2),
+                          [s + (" (dropped)" if d else "") for s, _t, d in r["stages"]]) for r in rows],
             "s_per_mp_worst": max(per_mp, default=float("nan")), "s_per_mp_total": sum(r["seconds"] for r in rows) / mp,
             "stages": {k: sum(v) / len(v) for k, v in stages.items()},
             "cum_s_per_mp": {k: v[0] / mp for k, v in sorted(cum.items(), key=lambda kv: -kv[1][0])},
@@ -174,13 +179,17 @@ def write(out: Path, summaries: list[dict], start: dict, end: dict, inputs: list
              f"- inputs: {len(inputs)} files ({', '.join(Path(i).name for i in inputs[:8])}"
              f"{' …' if len(inputs) > 8 else ''})",
              f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}", "",
-             "| tree | files×rounds | s/MP mean | s/MP worst | total s / total MP | import + registry s "
-             "| peak RSS MB |",
-             "|---|---|---|---|---|---|---|"]
+             "| tree | files×rounds | wall s/MP mean | wall s/MP worst | total s / total MP | CPU s/MP mean "
+             "| import + registry s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s['name']} | {s['files']} | {s['s_per_mp_mean']:.2f} | {s['s_per_mp_worst']:.2f} | "
-                     f"{s['s_per_mp_total']:.2f} | {', '.join(f'{x:.1f}' for x in s['import_s'])} | "
-                     f"{s['peak_rss_mb']:.0f} |")
+                     f"{s['s_per_mp_total']:.2f} | {s['cpu_s_per_mp_mean']:.2f} | "
+                     f"{', '.join(f'{x:.1f}' for x in s['import_s'])} | {s['peak_rss_mb']:.0f} |")
+    lines += ["", "Per file (CPU s/MP = process time, all threads, per megapixel):", "",
+              "| tree | file | MP | wall s/MP | CPU s/MP | stages |", "|---|---|---|---|---|---|"]
+    for s in summaries:
+        lines += [f"| {s['name']} | {f} | {mp} | {w} | {c} | {', '.join(st)} |" for f, mp, w, c, st in s["per_file"]]
     for s in summaries:
         lines += ["", f"## {s['name']}: seconds per MP per stage (mean over files)", "",
                   "| stage | s/MP |", "|---|---|"]

@@ -90,7 +90,7 @@ def test_a_blurred_clean_photo_is_not_dehazed():
     """Blur lifts the dark channel: this clean photo reads haze 0.06, blurred (strength 0.5, the
     evaluation table's case) 0.19, and dehazing it cost 7.5 dB. The plan rule (thin haze beside blur is
     not dehazed) holds on the hand-made reading; the default analysis no longer calls it haze at all
-    (haze needs the network's agreement, learned.AGREE_KINDS)."""
+    (haze needs the network's confirmation, learned.CONFIRM_KINDS)."""
     from engine.analysis import analyse
     from engine.analysis.learned import analyse_combined
     from engine.degrade import degrade_chain

@@ -188,3 +188,31 @@ def test_a_smoothing_stage_is_not_judged_by_the_blur_it_reveals():
     assert not dropped("noise", report(noise=0.6, blur=0.07), report(noise=0.1, blur=0.6))
     assert dropped("blur", report(blur=0.6, jpeg=0.1), report(blur=0.3, jpeg=0.9))
     assert dropped("jpeg", report(jpeg=0.94, haze=0.1), report(jpeg=0.55, haze=0.9))
+
+
+def test_a_dehazer_that_drives_many_pixels_to_black_or_white_is_dropped():
+    """Removing a veil the haze model explains keeps the scene displayable; a "dehazed" bright warm page
+    runs out of range (orchestrator.MAX_NEWLY_CLIPPED). The severities alone would keep this stage."""
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+    from engine.pipeline.orchestrator import MAX_NEWLY_CLIPPED, judge
+    from engine.pipeline.plan import Stage
+    from engine.pipeline.session import StageResult
+
+    def report(**severities: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(severities.get(k, 0.0)) for k in KINDS})
+
+    page = np.full((40, 40, 3), (0.9, 0.8, 0.6), np.float32)
+    yellow = page.copy()
+    yellow[:24, :, 2] = 0.0  # 60 % of the pixels lose their blue entirely
+    assert 0.6 > MAX_NEWLY_CLIPPED["haze"]
+
+    def judged(out: np.ndarray, image=page) -> StageResult:
+        result = StageResult("haze", "x", "k", out - page, 0.0, output_report=report(haze=0.05))
+        judge(result, Stage("haze", "x"), report(haze=0.6), image)
+        return result
+
+    result = judged(yellow)
+    assert result.dropped and "black or white" in result.reason and result.delta is None
+    assert not judged(yellow, image=None).dropped  # the severities alone keep it
+    assert not judged(np.clip(page * 1.05 - 0.05, 0, 1)).dropped  # a stretch that stays in range

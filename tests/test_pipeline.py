@@ -350,6 +350,38 @@ def test_a_dehazer_that_makes_jpeg_blocks_appear_is_dropped():
     assert not session.run(Plan((Stage("haze", "dehaze"),)))[0].dropped
 
 
+def _camera_jpeg_report(quality: float, noise: float = 0.4, jpeg: float = 0.3) -> DegradationReport:
+    """Noise and JPEG found; the JPEG verdict read from the file's tables at ``quality``."""
+    kinds = {k: KindAssessment(0.0, 1.0, {}) for k in KINDS}
+    kinds["noise"] = KindAssessment(noise, 1.0, {})
+    kinds["jpeg"] = KindAssessment(jpeg, 1.0, {"from_file": 1.0, "quality": float(quality)})
+    return DegradationReport(kinds)
+
+
+def test_a_noisy_camera_jpeg_gets_the_noise_stage_alone_with_a_reason():
+    """One FFDNet run restores a noisy camera JPEG better and cheaper than the JPEG stage and then
+    the noise stage; a heavy JPEG keeps its JPEG stage, and so does a JPEG without noise."""
+    from engine.pipeline.plan import NOISE_SERVES_JPEG_MIN_QUALITY, Planner
+
+    registry = ExpertRegistry([ShiftExpert("deblock", "jpeg", 0.01), ShiftExpert("denoise", "noise", 0.02)])
+    planner = Planner(registry)
+    camera = planner.plan(_camera_jpeg_report(75))
+    assert camera.names() == ["noise"]
+    (kind, why), = camera.left_out
+    assert kind == "jpeg" and "quality 75" in why and "noise stage" in why
+    heavy = planner.plan(_camera_jpeg_report(NOISE_SERVES_JPEG_MIN_QUALITY - 20))
+    assert heavy.names() == ["jpeg", "noise"] and heavy.left_out == ()
+    assert planner.plan(_camera_jpeg_report(75, noise=0.0)).names() == ["jpeg"]
+    # the pixels' JPEG verdict (no file tables) is not a camera's save: both stages
+    pixels = _camera_jpeg_report(75)
+    pixels.kinds["jpeg"] = KindAssessment(0.3, 1.0, {})
+    assert planner.plan(pixels).names() == ["jpeg", "noise"]
+    # asking for the JPEG stage runs it; the follow-up round does not add it back
+    from engine.pipeline.plan import PlanChoices
+    assert planner.plan(_camera_jpeg_report(75), PlanChoices(strengths={"jpeg": 1.0})).names() == ["jpeg", "noise"]
+    assert planner.follow_up(camera, _camera_jpeg_report(75)) is camera
+
+
 def test_a_one_shot_session_runs_a_full_strength_sigma_stage_once_with_the_same_output():
     """The 0.5 knot of a σ-strength stage serves only a slider; composed once at strength 1 (the
     CLI, a batch) the output is identical without it, for one network run less."""
@@ -379,3 +411,18 @@ def test_a_one_shot_session_runs_a_full_strength_sigma_stage_once_with_the_same_
     session.one_shot = True
     session.run(Plan((Stage("noise", "ffd", 0.8),)))
     assert expert.runs == 2
+
+
+def test_a_sigma_told_stage_runs_at_full_strength_whatever_the_presence_confidence():
+    """FFDNet's strength scales the σ it removes: the automatic plan tells it the measured σ (strength
+    1) even where the analysis is unsure noise is there; other stages still ease off."""
+    from engine.pipeline.plan import Planner
+
+    class Sigma(ShiftExpert):
+        def __init__(self):
+            super().__init__("ffd", "noise", 0.0)
+            self.info = ExpertInfo(id="ffd", name="ffd", tasks=("noise",), sigma_strength=True)
+
+    unsure = DegradationReport({k: KindAssessment(0.4 if k in ("noise", "haze") else 0.0, 0.25, {}) for k in KINDS})
+    plan = Planner(ExpertRegistry([Sigma(), ShiftExpert("dehaze", "haze", -0.1)])).plan(unsure)
+    assert plan.stage("noise").strength == 1.0 and plan.stage("haze").strength == pytest.approx(0.7)

@@ -114,3 +114,43 @@ def test_real_hazy_rooms_are_still_read_as_haze(shared_data):
     if not photos:
         pytest.skip("RESIDE pairs are not in ../shared")
     assert all(analyse(load_photo(p).pixels).severity("haze") >= T for p in photos)
+
+
+def test_haze_needs_the_networks_confirmation_but_keeps_the_handmade_strength():
+    """learned.CONFIRM_KINDS: the network confirms or vetoes haze; a confirmed haze verdict is the
+    hand-made one whole, so the plan's dehaze strength does not follow the network's confidence."""
+    from engine.analysis.learned import CONFIRM_KINDS, combine
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.kinds import KINDS
+
+    def report(haze: float, confidence: float) -> DegradationReport:
+        return DegradationReport({k: KindAssessment(haze if k == "haze" else 0.0, confidence, {}) for k in KINDS})
+
+    assert "haze" in CONFIRM_KINDS
+    confirmed = combine(report(0.61, 1.0), report(0.35, 0.3)).kinds["haze"]
+    assert confirmed.severity == pytest.approx(0.61) and confirmed.confidence == 1.0
+    vetoed = combine(report(0.61, 1.0), report(0.05, 0.9)).kinds["haze"]
+    assert vetoed.severity < T and vetoed.confidence == 1.0
+    assert combine(report(0.1, 1.0), report(0.9, 1.0)).severity("haze") == pytest.approx(0.1)
+
+
+def test_a_dim_scene_exposed_for_its_light_part_is_not_brightened_nor_deblurred():
+    """Not under-exposed, but as dark as one for the deblurrer (plan.darkness): its low light is held
+    down, its deblur stays blocked."""
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.experts.default import build_registry
+    from engine.kinds import KINDS
+    from engine.pipeline.plan import build_plan, darkness
+
+    room = _dim_room()
+    stats = exposure_statistics(room)
+    held = lowlight_severity(severity_from("lowlight", stats), stats)
+    kinds = {k: KindAssessment(0.0, 1.0, {}) for k in KINDS}
+    kinds["lowlight"] = KindAssessment(held, 1.0, stats)
+    kinds["blur"] = KindAssessment(0.6, 1.0, {"sharpest_tile_width_px": 5.0})
+    report = DegradationReport(kinds)
+    assert held < T <= 0.5 <= darkness(report)
+    names = build_plan(report, build_registry()).names()
+    assert "lowlight" not in names and "blur" not in names
+    kinds["lowlight"] = KindAssessment(held, 1.0, dict(stats, p95_luma=0.2))  # a dark photo without the held reading
+    assert darkness(DegradationReport(kinds)) == held

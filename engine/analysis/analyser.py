@@ -44,7 +44,7 @@ BLUR_GATE_MAX_SIGMA_255 = 0.03 * 255 / 2
 #: the 97th percentile of the floor chroma and the 1st percentile of the airlight over synthetic
 #: depth-varying haze (grey airlight, the scene also warm-white-balanced, camera noise) read hazy.
 VEIL_MAX_FLOOR_CHROMA = 0.31
-VEIL_MIN_AIRLIGHT = 0.60
+VEIL_MIN_AIRLIGHT = 0.61
 #: Low light is present only where the brightest twentieth of the photo is dim too (``p95_luma`` under
 #: :data:`LOWLIGHT_MAX_P95_LUMA`): under-exposure darkens the whole histogram, highlights included,
 #: while a dim scene exposed for its light parts (a dark chair beside a white cloth) keeps them bright;
@@ -114,7 +114,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     noise.update(chroma_noise_level(tiles))
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
-    noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s))
+    noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality))
     noise.update(still_chroma(tiles, jpeg_quality))
     cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")

@@ -48,7 +48,7 @@ GRID = 3
 #: noise     0.85 / 0.94 / 0.83  0.11 / 0.42 / 0.11  0 / 18 / 0 %        3.0 / 0.6 / 0.0    learned
 #: blur      0.84 / 0.79 / 0.77  0.84 / 0.77 / 0.74  100 / 100 / 100 %   0.2 / 2.2 / 0.0    hand
 #: jpeg      0.93 / 0.78 / 0.82  0.78 / 0.72 / 0.86  –                   0.2 / 12.2 / 0.0   hand
-#: haze      0.89 / 0.95 / 0.98  0.95 / 0.95 / 0.98  80 / 70 / 70 %      2.0 / 1.0 / 0.2    both
+#: haze      0.89 / 0.95 / 0.98  0.95 / 0.95 / 0.98  80 / 70 / 70 %      2.0 / 1.0 / 0.2    confirm
 #: lowlight  0.78 / 0.95 / 0.78  0.81 / 0.95 / 0.81  95 / 100 / 95 %     5.0 / 2.2 / 1.0    both
 #: rain      0.91 / 0.93 / 0.92  0.91 / 0.88 / 0.87  57 / 95 / 55 %      4.8 / 0.8 / 0.2    learned
 #: ========  ==================  ==================  ==================  =================  ========
@@ -67,14 +67,19 @@ LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"rain"})
 #: clean photos' threshold for the file's JPEG quality (noise_level.still_chroma).
 HANDMADE_EVIDENCE_KEYS: tuple[str, ...] = ("exif_present", "still_chroma_present")
 #: Kinds reported present only when the hand-made and the learned analysis both say so (each alone
-#: raises too many false alarms on clean photos). Haze joined low light here: on the training-side
-#: measures of the table above "both" beats "hand" (F1 0.98 / 0.98 against 0.89 / 0.95 on synthetic and
-#: camera-realistic cases of the held-out clean photos; clean-photo false positives 0.2 % against 2.0 %);
-#: "hand" had been chosen for its real-pair detection (80 % against 70 % of the RESIDE validation pairs,
-#: the one extra being sots_indoor_1400_1, which the default plan left unchanged anyway). The dark channel
-#: alone read bright warm indoor crops as haze and the dehazer made them 17–25 dB worse
-#: (benchmarks/results/real-noise-all60.md, benchmarks/results/haze-false-positives.md).
-AGREE_KINDS: frozenset[str] = frozenset({"lowlight", "haze"})
+#: raises too many false alarms on clean photos).
+AGREE_KINDS: frozenset[str] = frozenset({"lowlight"})
+#: Kinds whose hand-made verdict needs the network's confirmation to be present, and otherwise stands
+#: whole (its severity and its confidence, hence the stage strength the plan proposes). Haze: on the
+#: training-side measures of the table above "both" beats "hand" (F1 0.98 / 0.98 against 0.89 / 0.95 on
+#: synthetic and camera-realistic cases of the held-out clean photos; clean-photo false positives 0.2 %
+#: against 2.0 %); "hand" had been chosen for its real-pair detection (80 % against 70 % of the RESIDE
+#: validation pairs, the one extra being sots_indoor_1400_1, which the default plan left unchanged
+#: anyway). The dark channel alone read bright warm indoor crops as haze and the dehazer made them
+#: 17–25 dB worse (benchmarks/results/real-noise-all60.md, benchmarks/results/haze-false-positives.md).
+#: Unlike :data:`AGREE_KINDS`, the network's confidence does not lower the strength: eased to the
+#: network's confidence, the dehazer gained 0.6 dB less on a RESIDE pair.
+CONFIRM_KINDS: frozenset[str] = frozenset({"haze"})
 
 
 def default_model_path() -> Path:
@@ -159,11 +164,14 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
             presence_kinds: frozenset[str] = LEARNED_PRESENCE_KINDS,
             severity_kinds: frozenset[str] = LEARNED_SEVERITY_KINDS,
             threshold: float = DEFAULT_PRESENCE_THRESHOLD,
-            agree_kinds: Optional[frozenset[str]] = None) -> DegradationReport:
+            agree_kinds: Optional[frozenset[str]] = None,
+            confirm_kinds: frozenset[str] = CONFIRM_KINDS) -> DegradationReport:
     """Per kind, whether it is present comes from the learned report for ``presence_kinds`` (else the
     hand-made one), and how strong from the learned report for ``severity_kinds`` (else the hand-made
     one). For ``agree_kinds`` (default :data:`AGREE_KINDS`) a kind is present only when *both*
-    reports call it present (where each alone raises too many false alarms on clean photos).
+    reports call it present (where each alone raises too many false alarms on clean photos); for
+    ``confirm_kinds`` (:data:`CONFIRM_KINDS`) likewise, but a confirmed verdict is the hand-made one
+    whole (severity and confidence), and an unconfirmed one keeps the hand-made confidence.
     Where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
     pixels) or ``still_chroma_present`` (colour noise in still areas), which the network does not
     see, presence and strength both come from the hand-made report. A present kind gets at least
@@ -181,6 +189,10 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
             # EXIF-backed evidence, or colour noise in still areas measured against clean photos saved
             # alike, is something the network cannot see: the hand-made verdict stands whole.
             kinds[k] = KindAssessment(severity=float(h.severity), confidence=h.confidence, measurements=measurements)
+            continue
+        if k in confirm_kinds and k not in presence_kinds:
+            severity = float(h.severity) if m.severity >= threshold else min(float(h.severity), threshold / 2)
+            kinds[k] = KindAssessment(severity=severity, confidence=h.confidence, measurements=measurements)
             continue
         if k in agree:
             present = h.severity >= threshold and m.severity >= threshold

@@ -275,6 +275,17 @@ def veil_statistics(image: np.ndarray, dark: np.ndarray, kernel: np.ndarray) -> 
     return {"veil_floor_chroma": chroma, "veil_airlight": airlight}
 
 
+def newly_clipped_fraction(before: np.ndarray, after: np.ndarray, margin: float = 0.002) -> float:
+    """Share (0..1) of pixels that a stage drove to black or white in some channel (within ``margin``
+    of 0 or 1 in ``after`` but not in ``before``; both float HxWx3 in [0, 1]). Removing a grey veil
+    the haze model explains leaves the scene inside the displayable range; where the photo is not a
+    veiled scene (a bright warm page read as haze), the inferred scene radiance runs out of it."""
+    def saturated(x: np.ndarray) -> np.ndarray:
+        return ((x <= margin) | (x >= 1.0 - margin)).any(axis=2)
+
+    return float((saturated(np.asarray(after)) & ~saturated(np.asarray(before))).mean())
+
+
 # ---------------------------------------------------------------- low light
 def exposure_statistics(image: np.ndarray) -> dict[str, float]:
     """Brightness of the encoded luma, 0..1.

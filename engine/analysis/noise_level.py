@@ -182,7 +182,7 @@ def _mosaic(tiles: list[np.ndarray]) -> np.ndarray:
 
 
 def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
-                     exposure_s: Optional[float] = None) -> dict[str, float]:
+                     exposure_s: Optional[float] = None, jpeg_quality: Optional[int] = None) -> dict[str, float]:
     """The noise measurements the analysis reports (8-bit levels), from full-resolution tiles:
 
     - ``nlf_{r,g,b}{i}_255``: the noise-level function (:func:`estimate_nlf`, coarse high-pass) at
@@ -190,8 +190,13 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
     - ``nlf_fine_255``, ``nlf_coarse_255``: representative σ (median over measured bins, mean over
       channels) at the fine and the coarse high-pass;
     - ``iso_prior_255``: :func:`iso_prior_sigma` (0 without EXIF);
-    - ``sigma_measured_255``: the σ to tell a white-noise denoiser as measured (see
-      :data:`TOLD_GAIN_EXCESS`); ``sigma_told_255``: that, at least the ISO prior;
+    - ``sigma_measured_255``: the two-scale noise level (see :data:`TOLD_GAIN_EXCESS`), which the
+      EXIF prior is checked against;
+    - ``nlf_half_255``: the representative σ of a ×½ copy (:func:`.noise_sigma.half_resolution_sigma_255`);
+    - ``sigma_told_255``: the σ to tell a white-noise denoiser (:func:`.noise_sigma.told_sigma_255`
+      of the coarse and ×½ σ and ``jpeg_quality``, the file's IJG quality or ``None``), at least
+      the ISO prior; ``sigma_two_scale_255``: ``sigma_measured_255``, at least the ISO prior (the
+      noise level the deblurrer's regularisation was validated with);
     - ``exif_present``: 1.0 when the EXIF prior confirms noise (:func:`prior_confirms_noise`), else 0.
     """
     image = _mosaic([np.asarray(t, np.float32)[..., :3] for t in tiles])
@@ -204,9 +209,13 @@ def nlf_measurements(tiles: list[np.ndarray], iso: Optional[float] = None,
     s_fine = float(fine.per_channel().mean() * 255.0)
     s_coarse = float(coarse.per_channel().mean() * 255.0)
     prior = iso_prior_sigma(iso, exposure_s) * 255.0
-    told = TOLD_GAIN_FINE * s_fine + TOLD_GAIN_EXCESS * max(s_coarse - s_fine, 0.0)
-    out.update(nlf_fine_255=s_fine, nlf_coarse_255=s_coarse, iso_prior_255=prior, sigma_measured_255=told,
-               sigma_told_255=max(told, prior), exif_present=float(prior_confirms_noise(told, prior)))
+    measured = TOLD_GAIN_FINE * s_fine + TOLD_GAIN_EXCESS * max(s_coarse - s_fine, 0.0)
+    from .noise_sigma import half_resolution_sigma_255, told_sigma_255
+    s_half = half_resolution_sigma_255(image)
+    out.update(nlf_fine_255=s_fine, nlf_coarse_255=s_coarse, iso_prior_255=prior, sigma_measured_255=measured,
+               nlf_half_255=s_half, sigma_told_255=max(told_sigma_255(s_coarse, s_half, jpeg_quality), prior),
+               sigma_two_scale_255=max(measured, prior),
+               exif_present=float(prior_confirms_noise(measured, prior)))
     return out
 
 
@@ -242,9 +251,12 @@ def prior_confirms_noise(measured_255: float, prior_255: float) -> bool:
 
 def cap_told_by_prior(noise: dict[str, float], pixels_say_present: bool) -> None:
     """Where the EXIF prior alone makes noise present (``pixels_say_present`` False), limit
-    ``noise["sigma_told_255"]`` to :data:`PRIOR_MAX_RATIO` times the prior (in place)."""
+    ``noise["sigma_told_255"]`` (and ``sigma_two_scale_255``) to :data:`PRIOR_MAX_RATIO` times the
+    prior (in place)."""
     if noise.get("exif_present", 0.0) and not pixels_say_present:
-        noise["sigma_told_255"] = min(float(noise["sigma_told_255"]), PRIOR_MAX_RATIO * float(noise["iso_prior_255"]))
+        for key in ("sigma_told_255", "sigma_two_scale_255"):
+            if key in noise:
+                noise[key] = min(float(noise[key]), PRIOR_MAX_RATIO * float(noise["iso_prior_255"]))
 
 
 def prior_severity(measurements: dict[str, float]) -> float:

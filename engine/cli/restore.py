@@ -185,7 +185,8 @@ class Tally:
             dropped = [s["stage"] for s in result.stages if s.get("dropped") and not s.get("handled_by")]
             handled = [s["stage"] for s in result.stages if s.get("dropped") and s.get("handled_by")]
             extra = (f" (handled by the generalist: {', '.join(handled)})" if handled else "") + (
-                f" (dropped: {', '.join(dropped)})" if dropped else "")
+                f" (dropped: {', '.join(dropped)})" if dropped else "") + "".join(
+                f" (no {kind} stage: {why})" for kind, why in result.left_out.items())
             lost = f"  not kept: {'; '.join(result.not_kept)}" if result.not_kept else ""
             print(f"[{index + 1}/{count}] {source} → {result.output}  "
                   f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"

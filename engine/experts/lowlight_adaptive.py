@@ -131,7 +131,11 @@ def measured_noise_sigma(image: np.ndarray) -> tuple[Optional[np.ndarray], float
     from ..analysis.noise_level import nlf_measurements, noise_sigma_for
 
     m = nlf_measurements([image])
-    return noise_sigma_for(image, m), float(m.get("sigma_told_255", 0.0))
+    # The two-scale rule this expert was measured with (benchmarks/results/real-pairs.md): the
+    # camera-JPEG σ of engine.analysis.noise_sigma was fitted on sensor noise, not on the noise a
+    # brightening lifted out of a dark photo.
+    m["sigma_told_255"] = m["sigma_two_scale_255"]
+    return noise_sigma_for(image, m), float(m["sigma_told_255"])
 
 
 class AdaptiveLowLight(Expert):

@@ -110,6 +110,9 @@ class RestoreResult:
     uncertainty: Optional[dict] = None
     uncertainty_path: Optional[Path] = None
     uncertainty_map: Optional[np.ndarray] = field(default=None, repr=False)
+    #: ``{kind: why}`` for kinds the analysis found that the automatic plan gave no stage of their
+    #: own (:attr:`engine.pipeline.plan.Plan.left_out`), one sentence for a person.
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -122,6 +125,7 @@ class RestoreResult:
             "error": self.error,
             "skipped": self.skipped,
             "not_kept": list(self.not_kept),
+            "left_out": dict(self.left_out),
             "uncertainty": None if self.uncertainty is None else dict(
                 self.uncertainty, **({"map": str(self.uncertainty_path)} if self.uncertainty_path else {})),
         }
@@ -237,7 +241,7 @@ class Restorer:
         report_after = session.analyser(pixels) if options.scale == 1 and plan.stages else report
         restored = photo.with_pixels(pixels.astype(np.float32, copy=False))
         result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
-                               stages=stages, seconds=time.perf_counter() - t0)
+                               stages=stages, seconds=time.perf_counter() - t0, left_out=dict(plan.left_out))
         if umap is not None:
             from ..uncertainty import summarise
 

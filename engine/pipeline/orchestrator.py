@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from ..analysis.jpeg_tables import estimate_quality
+from ..analysis.measurements import newly_clipped_fraction
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
@@ -85,6 +86,16 @@ NOISE_CREDIT_ONLY_TO_NOISE: tuple[str, ...] = ("still_chroma_present",)
 #: with too little haze for the stretch (a light-haze JPEG, RESIDE sots_outdoor_0002, lost 3.7 dB
 #: to a kept dehazer).
 MUST_NOT_REVEAL: dict[str, frozenset[str]] = {"haze": frozenset({"jpeg"})}
+
+#: A stage chosen by the analysis whose output drives more than this share of the pixels to black or
+#: white in some channel (:func:`engine.analysis.measurements.newly_clipped_fraction`) is dropped:
+#: removing a veil the haze model explains leaves the scene inside the displayable range, while a
+#: "dehazed" bright warm page runs out of it (a real camera crop, PolyU book_13, read haze 0.55: 44 % of
+#: its pixels clipped, 24 dB below its input). Set from training photos only: twice the largest share
+#: (0.15; 99th percentile 0.11) over synthetic depth-varying haze of training photos read hazy and
+#: dehazed (``benchmarks/haze_false_positives.py fit-dehaze``, benchmarks/results/haze-false-positives.md);
+#: the factor 2 is a margin for what 73 cases cannot show, not a fit.
+MAX_NEWLY_CLIPPED: dict[str, float] = {"haze": 0.30}
 
 #: A kind the user explicitly asks to fix is passed to a conditioned generalist with at least
 #: this strength, even when the analysis rates it lower.
@@ -216,12 +227,14 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
                                      reason=reason, output_report=input_report, model_id=expert.info.model_id,
                                      handled_by=handled)
             else:
-                noise_sigma = session.noise_sigma(current, input_report) if stage.name in NOISE_AWARE_STAGES \
-                    else None
+                noise_sigma = session.noise_sigma(current, input_report, stage.name) \
+                    if stage.name in NOISE_AWARE_STAGES else None
                 result = _run_with_fallback(session, stage, expert, current, severity, measurements, told,
                                             stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma)
                 if judged and not result.dropped:
-                    judge(result, stage, input_report)
+                    # an expert that can run in place may have written its output over ``current``
+                    unchanged_input = current if getattr(expert, "run_in_place", None) is None else None
+                    judge(result, stage, input_report, unchanged_input)
                 if told and not result.dropped and result.expert_id == expert.info.id and expert.info.conditioned:
                     session.split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
             session.store(stage_key, result)
@@ -309,13 +322,16 @@ def _run_with_fallback(session: RestorationSession, stage: Stage, expert, curren
         return result
 
 
-def judge(result: StageResult, stage: Stage, input_report: DegradationReport) -> None:
+def judge(result: StageResult, stage: Stage, input_report: DegradationReport,
+          image: Optional[np.ndarray] = None) -> None:
     """Drop the stage if it did not make the photo better by the analyser's measure: a
     specialist must lower its own kind's severity without raising the others' by more, or
     lower the summed severity of all kinds (a rise of :data:`RISE_NOT_HELD_AGAINST` kinds does not
     count, nor, for a specialist other than noise, the noise severity of an input whose noise rests on
     :data:`NOISE_CREDIT_ONLY_TO_NOISE` evidence); the generalist must lower the sum. A stage of
-    :data:`NOISE_MUST_NOT_RISE` that amplified the noise is dropped whatever the severities say."""
+    :data:`NOISE_MUST_NOT_RISE` that amplified the noise is dropped whatever the severities say, and
+    so is a stage of :data:`MAX_NEWLY_CLIPPED` that drove too many pixels of ``image`` (the stage's
+    input, float HxWx3 in [0, 1]; ``None``: not checked) to black or white."""
     before, after = input_report.severities(), result.output_report.severities()
     result.before, result.after = before, after
     amplified = amplified_noise(input_report, result.output_report) if stage.name in NOISE_MUST_NOT_RISE else None
@@ -334,6 +350,16 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport) ->
             f"{k} artefacts appear ({before[k]:.2f} → {after[k]:.2f})" for k in revealed) + (
             f"; {result.reason}" if result.reason else "")
         return
+    limit = MAX_NEWLY_CLIPPED.get(stage.name)
+    if limit is not None and image is not None and result.delta is not None:
+        share = newly_clipped_fraction(image, np.clip(image + np.asarray(result.delta), 0.0, 1.0))
+        if share > limit:
+            result.dropped = True
+            result.delta = None
+            result.reason = (f"did not help: it drove {share:.0%} of the pixels to black or white (removing a "
+                             f"veil leaves at most {limit:.0%}); not a veiled scene") + (
+                f"; {result.reason}" if result.reason else "")
+            return
     excused = RISE_NOT_HELD_AGAINST.get(stage.name, frozenset())
     noise_in = input_report.kinds.get(NOISE)
     uncredited = (stage.name not in (NOISE, GENERALIST) and noise_in is not None

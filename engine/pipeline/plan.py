@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Iterable, Mapping, Optional
 
+from ..analysis.noise_sigma import NOISE_SERVES_JPEG_MIN_QUALITY as _NOISE_SERVES_JPEG_MIN_QUALITY
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import ExpertRegistry
-from ..kinds import BLUR, GENERALIST, HAZE, KINDS, LOWLIGHT, RAIN, UPSCALE, check_kind
+from ..kinds import BLUR, GENERALIST, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN, UPSCALE, check_kind
 
 #: Order in which specialists run. It undoes the camera's degradation chain from the end:
 #: compression artefacts first (they are the last thing that happened), then sensor noise
@@ -50,7 +51,10 @@ AUTO_MIN_SHARPEST_BLUR_PX = 4.0
 #: Low-light severity at and above which the automatic plan does not deblur. The edges of a dark
 #: photo are few, faint and flattened by JPEG quantisation, so their width says nothing about
 #: shake: a real dark ISO 3200 crop (noise_real_polyu_crops, Canon5D2_5_160_3200_chair_11, low
-#: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution.
+#: light 0.96) read a 31-px kernel with confidence 0.61 and lost 2.5 dB to deconvolution. Measured by
+#: :func:`darkness`: a dim scene exposed for its light parts (no longer low light) is as dark here; once
+#: its low light was held down, the real crop Canon5D2_5_160_3200_chair_5 was deblurred, 9.2 dB below
+#: its input.
 AUTO_MAX_LOWLIGHT_FOR_DEBLUR = 0.5
 
 #: Least haze severity the automatic plan dehazes at when it also finds rain or blur. Rain streaks
@@ -64,6 +68,23 @@ AUTO_MIN_HAZE_WITH_RAIN = 0.3
 HAZE_SUSPECT_WITH = (RAIN, BLUR)
 
 
+def darkness(report: DegradationReport) -> float:
+    """How dark the photo is (0..1), for rules that care about darkness rather than under-exposure: the
+    low-light severity, or, where the analysis held it down because the brightest twentieth is bright
+    (a dim scene exposed for its light parts, :func:`engine.analysis.analyser.lowlight_severity`), the
+    exposure-index severity it held down. Such a scene is not brightened, but its dark parts' edges are
+    as few and faint as an under-exposed photo's."""
+    from ..analysis.analyser import LOWLIGHT_MAX_P95_LUMA
+    from ..analysis.calibration import severity_from
+
+    severity = report.severity(LOWLIGHT)
+    a = report.kinds.get(LOWLIGHT)
+    p95 = a.measurements.get("p95_luma") if a is not None else None
+    if p95 is not None and p95 >= LOWLIGHT_MAX_P95_LUMA:
+        severity = max(severity, severity_from(LOWLIGHT, a.measurements))
+    return severity
+
+
 def _auto_allows(report: DegradationReport, kind: str) -> bool:
     """Whether the automatic plan may include ``kind`` found at this severity."""
     if report.severity(kind) < AUTO_MIN_SEVERITY.get(kind, 0.0):
@@ -73,12 +94,43 @@ def _auto_allows(report: DegradationReport, kind: str) -> bool:
         width = a.measurements.get("sharpest_tile_width_px") if a is not None else None
         if width is not None and width == width and width < AUTO_MIN_SHARPEST_BLUR_PX:
             return False
-        if report.severity(LOWLIGHT) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
+        if darkness(report) >= AUTO_MAX_LOWLIGHT_FOR_DEBLUR:
             return False
     if kind == HAZE and report.severity(HAZE) < AUTO_MIN_HAZE_WITH_RAIN and \
             any(k in report.present() for k in HAZE_SUSPECT_WITH):
         return False
     return True
+
+#: Least IJG quality (read from the file's own tables) of a noisy JPEG whose JPEG stage the automatic
+#: plan leaves to the noise stage (:func:`noise_serves_jpeg`). Cameras save at 70–97; at and
+#: above this quality a JPEG's own artefacts sit below its sensor noise, and the denoiser, told a
+#: σ above both, removes them too. Heavier JPEGs (a re-saved or web photo, q ≤ 50) keep their
+#: JPEG stage: there the blocking is the larger damage (benchmarks/results/real-noise-sigma.md).
+NOISE_SERVES_JPEG_MIN_QUALITY = _NOISE_SERVES_JPEG_MIN_QUALITY  # the analysis tells the noise stage the JPEG floor
+#: What a person reads where the automatic plan left the JPEG stage to the noise stage.
+NOISE_SERVES_JPEG_NOTE = ("not a stage of its own: the file is a camera JPEG (quality {q}) that is also noisy, "
+                          "and the noise stage removes its JPEG artefacts with the noise (one denoiser run instead of "
+                          "two: as good or better on camera JPEGs, at about half the CPU)")
+
+
+def noise_serves_jpeg(report: DegradationReport) -> Optional[int]:
+    """The file's JPEG quality when the automatic plan should let the noise stage alone restore a
+    photo in which both noise and JPEG artefacts are found, else ``None``: the JPEG verdict comes
+    from the file's own tables (:func:`known_from_file`) at an IJG quality of at least
+    :data:`NOISE_SERVES_JPEG_MIN_QUALITY` (a camera's save).
+
+    The JPEG stage restores with FFDNet as its prior; the noise stage after it runs FFDNet again.
+    On a noisy camera JPEG the noise stage alone measured better and cheaper (2 real crops:
+    +3.93 dB at 8.7 CPU-s/MP against +3.77 dB at 22.5 for both; 10 camera-pipeline photos: +0.44 dB
+    per photo at 11 against 23 CPU-s/MP, benchmarks/results/real-noise-sigma.md)."""
+    a = report.kinds.get(JPEG)
+    if a is None or not known_from_file(report, JPEG):
+        return None
+    quality = a.measurements.get("quality")
+    if quality is None or quality != quality or quality < NOISE_SERVES_JPEG_MIN_QUALITY:
+        return None
+    return int(quality)
+
 
 #: Kinds the follow-up round never adds: blur that appears after a stage is that stage's own
 #: smoothing (denoising, deblocking), and deblurring it re-sharpens what was just removed (a real
@@ -109,7 +161,12 @@ class Stage:
 
 @dataclass(frozen=True)
 class Plan:
+    """The ordered stages; ``left_out``: ``(kind, why)`` for each kind the analysis found that the
+    automatic plan deliberately gives no stage (``why``: one sentence for a person); the
+    follow-up round does not add those kinds either."""
+
     stages: tuple[Stage, ...] = field(default_factory=tuple)
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def strengths(self) -> dict[str, float]:
         return {s.name: s.strength for s in self.stages}
@@ -122,10 +179,11 @@ class Plan:
 
     def with_strengths(self, strengths: Mapping[str, float]) -> "Plan":
         """A copy with the given stage strengths replaced (unknown names are ignored)."""
-        return Plan(tuple(replace(s, strength=_clamp(strengths.get(s.name, s.strength))) for s in self.stages))
+        return Plan(tuple(replace(s, strength=_clamp(strengths.get(s.name, s.strength))) for s in self.stages),
+                    self.left_out)
 
     def with_expert(self, name: str, expert_id: str) -> "Plan":
-        return Plan(tuple(replace(s, expert_id=expert_id) if s.name == name else s for s in self.stages))
+        return Plan(tuple(replace(s, expert_id=expert_id) if s.name == name else s for s in self.stages), self.left_out)
 
     def to_list(self) -> list[dict]:
         return [{"stage": s.name, "expert": s.expert_id, "strength": round(s.strength, 3)} for s in self.stages]
@@ -168,9 +226,17 @@ def parse_kind_list(text: str) -> list[str]:
     return kinds
 
 
-def auto_strength(report: DegradationReport, kind: str) -> float:
+def auto_strength(report: DegradationReport, kind: str, sigma_strength: bool = False) -> float:
     """The strength the analysis proposes for a detected kind: full correction, eased off
-    where the analyser is unsure (OPIR: lean towards the gentler result under uncertainty)."""
+    where the analyser is unsure (OPIR: lean towards the gentler result under uncertainty).
+
+    ``sigma_strength``: the expert's strength scales the noise level it removes (FFDNet removes
+    σ·s): then 1. The σ it is told is already the measured need (engine.analysis.noise_sigma,
+    fitted at strength 1), and the confidence that noise is present says nothing about its size:
+    white noise of σ 15 read at confidence 0.25 was denoised as σ 10.8 and came out 1.6 dB below
+    the same expert told the measured σ (benchmarks/results/real-noise-sigma.md)."""
+    if sigma_strength:
+        return 1.0
     a = report.kinds.get(kind)
     confidence = 1.0 if a is None else float(a.confidence)
     return round(_clamp(0.6 + 0.4 * confidence), 2)
@@ -229,6 +295,12 @@ class Planner:
                 return e.info.id
         return None
 
+    def _sigma_strength(self, expert_id: str) -> bool:
+        try:
+            return bool(self.registry.get(expert_id).info.sigma_strength)
+        except KeyError:
+            return False
+
     def _expert_for(self, name: str, choices: PlanChoices) -> Optional[str]:
         return choices.experts.get(name) or self.best_expert(name, choices.allow_generative)
 
@@ -248,10 +320,15 @@ class Planner:
         """
         only_set = set(choices.only) if choices.only is not None else None
         wanted: dict[str, tuple[float, bool]] = {}
+        left_out: list[tuple[str, str]] = []
         if choices.auto:
             for kind in report.present(self.threshold):
                 if _auto_allows(report, kind):
                     wanted[kind] = (auto_strength(report, kind), True)
+            quality = noise_serves_jpeg(report) if NOISE in wanted and JPEG in wanted else None
+            if quality is not None and JPEG not in choices.strengths and JPEG not in choices.experts:
+                del wanted[JPEG]
+                left_out.append((JPEG, NOISE_SERVES_JPEG_NOTE.format(q=quality)))
         if only_set is not None:
             wanted = {k: v for k, v in wanted.items() if k in only_set}
             for k in only_set:
@@ -276,8 +353,10 @@ class Planner:
             strength, is_auto = wanted[kind]
             expert_id = self._expert_for(kind, choices)
             if expert_id:
+                if is_auto and self._sigma_strength(expert_id):
+                    strength = auto_strength(report, kind, sigma_strength=True)
                 stages.append(Stage(kind, expert_id, strength, is_auto))
-        return Plan(tuple(stages))
+        return Plan(tuple(stages), tuple(left_out))
 
     # -- the follow-up round ----------------------------------------------------------------
     def follow_up(self, plan: Plan, final: Optional[DegradationReport], choices: PlanChoices = PlanChoices()) -> Plan:
@@ -291,13 +370,15 @@ class Planner:
             return plan
         extra = []
         for kind in SPECIALIST_ORDER:
-            if kind in FOLLOW_UP_NEVER or plan.stage(kind) is not None or kind in choices.strengths:
+            if kind in FOLLOW_UP_NEVER or plan.stage(kind) is not None or kind in choices.strengths \
+                    or kind in dict(plan.left_out):
                 continue
             if final.severity(kind) >= max(self.threshold, AUTO_MIN_SEVERITY.get(kind, 0.0)):
                 expert_id = self._expert_for(kind, choices)
                 if expert_id:
-                    extra.append(Stage(kind, expert_id, auto_strength(final, kind), True))
-        return Plan(plan.stages + tuple(extra)) if extra else plan
+                    extra.append(Stage(kind, expert_id, auto_strength(final, kind, self._sigma_strength(expert_id)),
+                                       True))
+        return Plan(plan.stages + tuple(extra), plan.left_out) if extra else plan
 
     # -- the window's controls --------------------------------------------------------------
     def for_controls(self, auto_plan: Plan, enabled: Mapping[str, bool], strengths: Mapping[str, float],

@@ -203,13 +203,20 @@ class RestorationSession:
             self._results = list(results)
 
     @staticmethod
-    def noise_sigma(image: np.ndarray, report: DegradationReport) -> Optional[np.ndarray]:
+    def noise_sigma(image: np.ndarray, report: DegradationReport, stage: str = NOISE) -> Optional[np.ndarray]:
         """The noise level the analysis measured on ``image`` as ``ExpertContext.noise_sigma``
-        (a per-pixel HxWx3 map, per channel for very large photos; ``None`` if not measured)."""
+        (a per-pixel HxWx3 map, per channel for very large photos; ``None`` if not measured): for the
+        noise stage the σ to tell the denoiser (``sigma_told_255``), for another stage (the
+        deblurrer's regularisation) the two-scale level it was validated with (``sigma_two_scale_255``)."""
         from ..analysis.noise_level import noise_sigma_for
 
         a = report.kinds.get(NOISE)
-        return None if a is None else noise_sigma_for(image, dict(a.measurements))
+        if a is None:
+            return None
+        m = dict(a.measurements)
+        if stage != NOISE and "sigma_two_scale_255" in m:
+            m["sigma_told_255"] = m["sigma_two_scale_255"]
+        return noise_sigma_for(image, m)
 
     def run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                   measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,

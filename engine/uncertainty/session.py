@@ -16,10 +16,17 @@ from .summary import lean, summarise
 
 
 def _noise_sigma(image: np.ndarray, report) -> Optional[np.ndarray]:
+    """The analysed noise map at the two-scale level the uncertainty model was fitted with
+    (``sigma_two_scale_255``, not the σ told to FFDNet)."""
     from ..analysis.noise_level import noise_sigma_for
 
     a = None if report is None else report.kinds.get(NOISE)
-    return None if a is None else noise_sigma_for(image, dict(a.measurements))
+    if a is None:
+        return None
+    m = dict(a.measurements)
+    if "sigma_two_scale_255" in m:
+        m["sigma_told_255"] = m["sigma_two_scale_255"]
+    return noise_sigma_for(image, m)
 
 
 def _severity(report, kind: str) -> float:

@@ -38,7 +38,18 @@ expert_id, mp, tile = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 from engine.experts.base import ExpertContext
 from engine.experts.default import build_registry
 from engine.analysis.analyser import analyse
-expert = build_registry().get(expert_id)
+if expert_id == "analysis":  # the default analysis of a whole photo, measured like an expert
+    from engine.pipeline.session import default_analyser
+    class _Analysis:
+        class info:
+            tasks, conditioned = (), False
+        @staticmethod
+        def run(image, ctx):
+            default_analyser(image)
+            return image
+    expert = _Analysis()
+else:
+    expert = build_registry().get(expert_id)
 w = int(round((mp * 1e6 * 1.5) ** 0.5 / 8)) * 8
 h = int(round(w / 1.5 / 8)) * 8
 image = np.empty((h, w, 3), np.float32)
@@ -108,12 +119,13 @@ def main() -> int:
     parser.add_argument("--small-sizes", type=float, nargs=2, default=[0.25, 1.0])
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--skip", nargs="*", default=[], help="expert ids not to measure")
+    # ``--only analysis`` measures the default analysis of a whole photo the same way
     parser.add_argument("--keep", action="store_true", help="keep the rows already in --out (measure the others)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "expert-memory.md")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from engine.experts.base import Backend
+    from engine.experts.base import Backend, ExpertInfo
     from engine.experts.default import build_registry
 
     experts = [e for e in build_registry().all()
@@ -121,8 +133,10 @@ def main() -> int:
     load0 = os.getloadavg()
     results = read(args.out) if args.keep else {}
     experts = [e for e in experts if e.info.id not in results or any("error" in r for r in results[e.info.id]["rows"])]
+    if args.only and "analysis" in args.only:
+        experts.append(None)
     for expert in experts:
-        info = expert.info
+        info = expert.info if expert is not None else ExpertInfo(id="analysis", name="analysis", tasks=())
         small = info.scale > 1 or info.backend is Backend.TORCH
         tile = 0 if info.backend is Backend.CLASSICAL else 512
         rows = []

@@ -81,7 +81,9 @@ def measure(tree: Path, photo: Path, folder: Path, timeout: float, extra: list[s
             stages = []
             for js in result.pop("stdout").splitlines():
                 if js.startswith("{"):
-                    stages = [s["stage"] + ("(dropped)" if s.get("dropped") else "") for s in json.loads(js)["stages"]]
+                    line = json.loads(js)["stages"]
+                    stages = [s["stage"] + ("(dropped)" if s.get("dropped") else "") for s in line]
+                    result["experts"] = [s["expert"] for s in line if s.get("expert")]
             result["stages"] = stages
             if result["rc"] != 0:
                 result["error"] = result["stderr"][-500:]
@@ -124,7 +126,14 @@ def main() -> int:
     parser.add_argument("--min-free", type=float, default=80.0,
                         help="bytes per pixel of available memory (MemAvailable) a run waits for before it starts")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory-scaling.md")
+    parser.add_argument("--rows", type=Path, help="write --out from these measured rows (JSON, one a line) "
+                        "with this checkout's predictions, measuring nothing")
     args = parser.parse_args()
+    if args.rows:
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.startswith("{")]
+        write(args.out, rows, os.getloadavg(), os.getloadavg(), [], args.cli_args, args.scene)
+        print(args.out.read_text())
+        return 0
     trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree] or [("current", REPO)]
     load0 = os.getloadavg()
     rows = []
@@ -152,6 +161,27 @@ def main() -> int:
     return 0
 
 
+def predict(row: dict) -> None:
+    """Add what ``engine.pipeline.memory.estimate_bytes`` of this checkout predicts for the row's
+    run (``predicted_bytes``, and ``estimate_args``: its arguments besides the size): the kept
+    stages' experts, one cached change each, the default change budget, in place where the
+    expert can (not for a row with ``ran_in_place: false``: a tree that could not)."""
+    sys.path.insert(0, str(REPO))
+    from engine.experts.default import build_registry
+    from engine.pipeline.memory import estimate_bytes
+    from engine.pipeline.spill import DEFAULT_CHANGE_BUDGET
+
+    experts = row.get("experts", [])
+    registry = build_registry(include_neural=False)
+    in_place = [] if row.get("ran_in_place") is False else sorted(
+        e for e in experts if e in {x.info.id for x in registry.all()}
+        and getattr(registry.get(e), "run_in_place", None) is not None)
+    args = {"experts": experts, "cached_changes": len(experts), "change_budget": DEFAULT_CHANGE_BUDGET,
+            "in_place": in_place}
+    w, h = (int(v) for v in row["size"].split("x"))
+    row["estimate_args"], row["predicted_bytes"] = args, estimate_bytes(w, h, **args)
+
+
 def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "", scene: str = "noisy") -> None:
     lines = ["# Peak memory of `restora restore` vs photo size", "",
              "Produced by `benchmarks/memory_scaling.py`: a synthetic noisy 8-bit PNG per size, restored by "
@@ -163,11 +193,14 @@ def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "", 
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB",
              f"- trees: {', '.join(f'{n} = `{t}`' for n, t in trees)}; arguments: `restore IN -o OUT --device cpu "
              f"--json {cli_args}`; scene: {scene}", "",
-             "| tree | photo | MP | peak RSS GB | bytes per pixel (peak / pixels) | seconds | stages |",
-             "|---|---|---|---|---|---|---|"]
+             "| tree | photo | MP | peak RSS GB | bytes per pixel (peak / pixels) | predicted GB (this tree's "
+             "estimate) | predicted / peak | seconds | stages |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        predict(r)
         lines.append(f"| {r['tree']} | {r['size']} | {r['megapixels']:.1f} | {r['peak_bytes'] / 2**30:.2f} | "
-                     f"{r['peak_bytes'] / (r['megapixels'] * 1e6):.0f} | {r['seconds']:.0f} | "
+                     f"{r['peak_bytes'] / (r['megapixels'] * 1e6):.0f} | {r['predicted_bytes'] / 2**30:.2f} | "
+                     f"{r['predicted_bytes'] / r['peak_bytes']:.2f} | {r['seconds']:.0f} | "
                      f"{', '.join(r['stages']) or r.get('error', '')} |")
     by_tree: dict[str, dict[float, float]] = {}
     for r in rows:
@@ -180,7 +213,7 @@ def write(out: Path, rows: list[dict], load0, load1, trees, cli_args: str = "", 
             slope = (peaks[b] - peaks[a]) / ((b - a) * 1e6)
             lines.append(f"- {name}: {slope:.0f} bytes per added pixel between {a} and {b} MP; "
                          f"peak ratio {b}/{a} MP = {peaks[b] / peaks[a]:.2f}")
-    lines += ["", "Raw:", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    lines += ["", "Raw (one run a line):", "", "```json", *(json.dumps(r) for r in rows), "```", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
 

@@ -94,5 +94,10 @@ def test_summary_names_the_face_when_the_uncertain_pixels_are_in_it():
     elsewhere[:h // 2, :w // 2] = 20.0
     assert "face" not in describe(elsewhere, img, faces=faces)
     assert summarise(elsewhere, faces=faces)["fraction_in_faces"] == 0.0
+    # a face filling most of the frame holds most of a map that is high everywhere: not "mostly"
+    everywhere = np.full(img.shape[:2], 20.0, np.float32)
+    big = [(0, 0, 320, 320)]
+    assert summarise(everywhere, faces=big)["fraction_in_faces"] > 0.6
+    assert "face" not in describe(everywhere, img, faces=big)
     # without faces the keys are absent (the JSON's contract stays the three numbers)
     assert set(summarise(levels)) == {"mean", "p95", "fraction_above"}

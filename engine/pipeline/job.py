@@ -201,9 +201,14 @@ class Restorer:
         if budget is not None:
             from .memory import check_fits
 
-            told = len(plan.stages) + (len(report.present(DEFAULT_PRESENCE_THRESHOLD)) if plan.stages else 0)
+            experts = [stage.expert_id for stage in plan.stages]
+            # a conditioned generalist also caches one share per kind it is told
+            conditioned = any(self.registry.get(e).info.conditioned for e in experts)
+            told = len(plan.stages) + (len(report.present(DEFAULT_PRESENCE_THRESHOLD)) if conditioned else 0)
+            in_place = {e for e in experts if getattr(self.registry.get(e), "run_in_place", None) is not None} \
+                if session.overwrite_input and session.jpeg is None else set()
             check_fits(photo.path or Path("<memory>"), photo.width, photo.height, cached_changes=told,
-                       scale=options.scale, budget=budget,
+                       scale=options.scale, budget=budget, experts=experts, in_place=in_place,
                        change_budget=None if session.changes is None else session.changes.budget)
         upscale_share = 0.5 if options.scale != 1 else 0.0
         run_end = 0.95 - upscale_share * 0.9
@@ -243,6 +248,21 @@ class Restorer:
             result.uncertainty, result.uncertainty_map = summarise(umap, faces=faces), umap
         progress(1.0, "done")
         return restored, result
+
+    def certain_experts(self, options: RestoreOptions, pixels: int) -> list[str]:
+        """Before decoding, what the options make certain: for each kind named by ``only`` (a
+        stage the user asked for), the cheapest expert that may serve it (the one ``experts``
+        names, else the least memory of the registry's for that kind); the costliest of those,
+        as one stage. A photo refused from its header then could not fit under any plan."""
+        from .memory import expert_cost
+
+        chosen = []
+        for kind in options.only or ():
+            ids = [options.experts[kind]] if kind in options.experts else \
+                [e.info.id for e in self.registry.for_task(kind)]
+            if ids:
+                chosen.append(min(ids, key=lambda e: expert_cost(e, pixels)))
+        return [max(chosen, key=lambda e: expert_cost(e, pixels))] if chosen else []
 
     def upscale(self, pixels: np.ndarray, options: RestoreOptions, progress: Progress) -> tuple[np.ndarray, dict]:
         if options.scale not in (2, 4):
@@ -288,7 +308,8 @@ class Restorer:
             budget = memory_budget()
             size = probe_size(source)
             if size is not None and size[0] * size[1] <= DEFAULT_MAX_PIXELS:  # else loading says it is too large
-                check_fits(source, *size, scale=options.scale, budget=budget)
+                check_fits(source, *size, scale=options.scale, budget=budget,
+                           experts=self.certain_experts(options, size[0] * size[1]))
             photo = load_photo(source) if decoded is None else decoded.result()
             target = target_for(photo)
             if target.exists() or target.is_symlink():  # checked early: do not restore for nothing

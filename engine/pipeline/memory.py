@@ -1,20 +1,24 @@
 """Will a photo fit in memory? Estimated from its header and the plan, before the work starts.
 
 A batch must refuse a photo it cannot restore with a clear line, early, instead of swapping for
-minutes until the system kills it. The estimate counts what the pipeline holds for the whole
-photo (the decoded samples, the float pixels, the cached change of every stage and of every kind
-a conditioned generalist was told, the composed result, the upscaled output); networks and
-classical experts work in tiles whose size already adapts to the free memory.
+minutes until the system kills it, and must not refuse one that fits. The estimate is built from
+measured parts (``benchmarks/expert_memory.py`` → ``benchmarks/results/expert-memory.md`` for
+each expert and the analysis; ``benchmarks/memory_scaling.py`` → ``memory-scaling.md`` for the
+whole CLI, predicted against measured):
 
-Calibration (``benchmarks/memory_budget.py``, results in ``benchmarks/results/memory_budget.md``:
-peak ``ru_maxrss`` above the loaded process for 512² and 1024² PNGs, one thread, two runs on a
-loaded machine): the automatic plan (bundled generalist) grew by 115–221 bytes per input pixel,
-five classical stages by 253–412. :data:`DECODE_BYTES_PER_PIXEL` + :data:`BASE_BYTES_PER_PIXEL`
-+ :data:`STAGE_BYTES_PER_PIXEL` per cached change gives 402 and 414 bytes for those plans: at or
-above the largest slope measured (the estimate used to sit in the middle of the range, 252 and
-264, and so under-estimated the worst run by a third). The check is meant to refuse photos that
-clearly cannot fit, not to predict the peak exactly; ``tests/test_perf.py`` holds it to the
-measured maxima.
+* a fixed part: the process, its libraries and the analysis network (:data:`PROCESS_BYTES`);
+* the largest of the phases a restoration goes through, per input pixel: decoding
+  (:data:`DECODE_BYTES_PER_PIXEL`), analysing (the input plus :data:`ANALYSIS_BYTES_PER_PIXEL`),
+  each stage (the input, the stage's own input when stages ran before, the expert's measured
+  share :data:`EXPERT_MEMORY`, the changes kept in memory; a stage run in place holds one
+  full-size array less), the analysis of each stage's output, and saving
+  (:data:`SAVE_BYTES_PER_PIXEL`);
+* an upscale's output (:data:`UPSCALE_BYTES_PER_OUTPUT_PIXEL`).
+
+Networks are counted with 512-pixel tiles: their tile is chosen from the memory still free when
+they run (:class:`engine.runtime.tiling.AutoTiles` takes at most half of it), so it adapts to
+what is left rather than deciding whether the photo fits. An expert that was not measured counts
+as the most expensive one measured (:data:`UNMEASURED_EXPERT`).
 """
 
 from __future__ import annotations
@@ -22,18 +26,53 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional, Sequence
 
 from ..errors import NotEnoughMemoryError
 from ..runtime.device import meminfo_available
 from ..units import format_bytes
 
-#: Decoding: up to 8 bytes of integer samples (16-bit RGBA) plus the float32 RGB pixels and alpha.
-DECODE_BYTES_PER_PIXEL = 24.0
-#: What a session holds per pixel with no stage at all (input, analysis, composition, saving).
-BASE_BYTES_PER_PIXEL = 330.0
+#: The process before any photo: Python, NumPy/OpenCV/ONNX Runtime, the analysis network and
+#: what the allocator keeps (measured: 0.10 GB before decoding, 0.3 GB beside the arrays at the
+#: peak of a 12 MP restoration; memory-scaling.md).
+PROCESS_BYTES = 300e6
+#: Decoding: the decoder's own image (4 B/px for 8-bit RGB), its samples (3) and the float32
+#: pixels (12); 15 B/px measured at 100 MP (memory-scaling.md), 16-bit files hold twice the samples.
+DECODE_BYTES_PER_PIXEL = 18.0
+#: The float32 input, and every other full-size float32 RGB array (a stage's output, a change).
+FLOAT_BYTES_PER_PIXEL = 12.0
+#: What the default analysis of a whole photo adds per pixel (expert-memory.md, "analysis": 55 MB
+#: at 1.5 MP, 47 MB at 4 MP; it works on reduced copies, its network is in :data:`PROCESS_BYTES`).
+ANALYSIS_BYTES_PER_PIXEL = 2.0
+#: Saving: the composed float32 result, the 8/16-bit samples and the encoder's copy.
+SAVE_BYTES_PER_PIXEL = 17.0
 #: Each cached float32 RGB change (a stage's delta or a kind's share of the generalist's).
-STAGE_BYTES_PER_PIXEL = 12.0
+STAGE_BYTES_PER_PIXEL = FLOAT_BYTES_PER_PIXEL
+#: What each expert's ``run`` adds above its input, ``(fixed bytes, bytes per input pixel)``:
+#: its model, tile buffers, full-size arrays and output (expert-memory.md: a line through two
+#: sizes; networks with 512-pixel tiles; a negative intercept counts as 0).
+EXPERT_MEMORY: dict[str, tuple[float, float]] = {
+    "classical.deblur.wiener": (33e6, 16.1),
+    "classical.dehaze.dcp": (12e6, 35.2),
+    "classical.lowlight.lime": (0.0, 78.4),  # intercept -5 MB, counted as 0
+    "classical.derain.streak_median": (5e6, 60.1),
+    "classical.jpeg.dct_qcs": (0.0, 18.4),  # intercept -10 MB, counted as 0
+    "neural.ffdnet-color": (136e6, 75.4),
+    "neural.restora-generalist-v2": (212e6, 93.7),
+    "neural.iat-lol-v1": (303e6, 74.0),
+    "neural.iat-exposure": (303e6, 74.0),
+    "lowlight.adaptive": (403e6, 196.5),
+    "classical.denoise.dct": (130e6, 20.9),
+}
+#: Experts measured only through the network they run tile by tile (on the synthetic photo the
+#: JPEG restorer had no file tables and the plug-and-play deblurrer found no blur, so their own
+#: runs did not show their cost): counted as that network.
+COUNTED_AS: dict[str, str] = {
+    "jpeg.qcp.neural.ffdnet-color": "neural.ffdnet-color",
+    "deblur.pnp.neural.ffdnet-color": "neural.ffdnet-color",
+}
+#: An expert with no measurement: the largest fixed part and the largest bytes per pixel measured.
+UNMEASURED_EXPERT = (max(f for f, _ in EXPERT_MEMORY.values()), max(b for _, b in EXPERT_MEMORY.values()))
 #: Per output pixel of an upscale (its float32 result, the tile buffers, the quantised copy).
 UPSCALE_BYTES_PER_OUTPUT_PIXEL = 40.0
 #: Share of the free memory a photo may plan to use (the rest is left for the system).
@@ -90,31 +129,58 @@ def memory_budget() -> Optional[int]:
     return int(min(rooms) * USABLE_FRACTION) if rooms else None
 
 
+def expert_cost(expert_id: str, pixels: int) -> float:
+    """Bytes ``expert_id``'s run adds for a photo of ``pixels`` input pixels (:data:`EXPERT_MEMORY`,
+    through :data:`COUNTED_AS`, else :data:`UNMEASURED_EXPERT`)."""
+    fixed, per_pixel = EXPERT_MEMORY.get(COUNTED_AS.get(expert_id, expert_id), UNMEASURED_EXPERT)
+    return fixed + per_pixel * pixels
+
+
 def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: int = 1,
-                   change_budget: Optional[int] = None) -> int:
-    """Peak bytes to restore a ``width`` x ``height`` photo whose plan caches ``cached_changes``
-    float changes (stages plus told kinds), upscaled by ``scale``. ``change_budget``: bytes of
-    changes kept in memory when the rest goes to disk (a one-shot restoration,
-    :class:`engine.pipeline.spill.ChangeStore`); ``None``: all are in memory."""
+                   change_budget: Optional[int] = None, experts: Sequence[str] = (),
+                   in_place: Collection[str] = ()) -> int:
+    """Peak bytes to restore a ``width`` x ``height`` photo (see the module docs for the model).
+
+    ``experts``: the plan's stages' expert ids, in order (none: decoding, analysing and saving
+    only, what any plan needs). ``cached_changes``: float changes the plan caches (stages plus
+    told kinds). ``change_budget``: bytes of changes kept in memory when the rest goes to disk
+    (a one-shot restoration, :class:`engine.pipeline.spill.ChangeStore`); ``None``: all in
+    memory. ``in_place``: ids of experts that write over their input in a one-shot restoration
+    (``run_in_place``), which they do where a change does not fit ``change_budget``.
+    ``scale``: the upscale factor."""
     pixels = int(width) * int(height)
-    changes = STAGE_BYTES_PER_PIXEL * max(cached_changes, 0) * pixels
-    if change_budget is not None:
-        changes = min(changes, float(change_budget))
-    per_pixel = DECODE_BYTES_PER_PIXEL + BASE_BYTES_PER_PIXEL
+    full = FLOAT_BYTES_PER_PIXEL * pixels
+    change = STAGE_BYTES_PER_PIXEL * pixels
+    phases = [DECODE_BYTES_PER_PIXEL * pixels, full + ANALYSIS_BYTES_PER_PIXEL * pixels,
+              SAVE_BYTES_PER_PIXEL * pixels]
+    if not experts and cached_changes > 0:  # changes without named experts (a caller that counts changes only)
+        kept = change * max(cached_changes, 0)
+        phases.append(full * 2 + (kept if change_budget is None else min(kept, float(change_budget))))
+    per_stage = max(cached_changes, len(experts)) / max(len(experts), 1)
+    in_memory = 0.0  # what the change store holds: each change while it fits the budget, else on disk
+    for k, expert_id in enumerate(experts):
+        overwrites = expert_id in in_place and change_budget is not None and in_memory + change > change_budget
+        held = full + (full if k > 0 else 0.0)  # the input; the stage's own input when stages ran before
+        phases.append(held + expert_cost(expert_id, pixels) - (full if overwrites else 0.0) + in_memory)
+        for _ in range(int(round(per_stage))):
+            if change_budget is None or in_memory + change <= change_budget:
+                in_memory += change
+        # its output analysed, with the changes so far
+        phases.append(held + (0.0 if overwrites else full) + ANALYSIS_BYTES_PER_PIXEL * pixels + in_memory)
     upscale = UPSCALE_BYTES_PER_OUTPUT_PIXEL * pixels * scale * scale if scale != 1 else 0.0
-    return int(pixels * per_pixel + changes + upscale)
-
-
+    return int(PROCESS_BYTES + max(phases) + upscale)
 
 
 def check_fits(source: Path, width: int, height: int, *, cached_changes: int = 0, scale: int = 1,
-               budget: Optional[int] = None, change_budget: Optional[int] = None) -> None:
+               budget: Optional[int] = None, change_budget: Optional[int] = None, experts: Sequence[str] = (),
+               in_place: Collection[str] = ()) -> None:
     """Raise :class:`NotEnoughMemoryError` (one line naming the file, the need and the room)
     when :func:`estimate_bytes` exceeds ``budget`` (default: :func:`memory_budget`)."""
     budget = memory_budget() if budget is None else budget
     if budget is None:
         return
-    need = estimate_bytes(width, height, cached_changes=cached_changes, scale=scale, change_budget=change_budget)
+    need = estimate_bytes(width, height, cached_changes=cached_changes, scale=scale, change_budget=change_budget,
+                          experts=experts, in_place=in_place)
     if need > budget:
         raise NotEnoughMemoryError(
             f"{source}: {width}x{height} needs about {format_bytes(need, binary=True)} of memory to restore"

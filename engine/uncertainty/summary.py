@@ -18,24 +18,29 @@ LEAN_FULL = 12.0
 
 
 #: The uncertain pixels are "mostly in the faces" when at least this share of them is inside
-#: detected faces; the faces are named anyway ("including the faces") when their own uncertain
-#: fraction is at least FACE_RATIO times the photo's and at least FACE_MIN_FRACTION.
+#: detected faces and a face pixel is at least FACES_CONCENTRATED times as often uncertain as a
+#: pixel outside them (a face filling most of the frame holds most of any map); the faces are
+#: named anyway ("including the faces") when their own uncertain fraction is at least
+#: FACE_RATIO times the photo's and at least FACE_MIN_FRACTION.
 FACES_MOSTLY = 0.5
+FACES_CONCENTRATED = 1.5
 FACE_RATIO = 2.0
 FACE_MIN_FRACTION = 0.05
 
 Box = tuple[int, int, int, int]
 
 
-def _face_shares(above: np.ndarray, faces: Optional[Sequence[Box]]) -> tuple[float, float]:
-    """``(share of the uncertain pixels inside faces, uncertain fraction of the face pixels)``."""
+def _face_shares(above: np.ndarray, faces: Optional[Sequence[Box]]) -> tuple[float, float, float]:
+    """``(share of the uncertain pixels inside faces, uncertain fraction of the face pixels,
+    uncertain fraction of the other pixels)``."""
     from .faces import face_mask
 
     if not faces:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     mask = face_mask(above.shape, list(faces))
-    inside = float(above[mask].sum())
-    return inside / max(float(above.sum()), 1.0), inside / max(float(mask.sum()), 1.0)
+    inside, total = float(above[mask].sum()), float(above.sum())
+    return (inside / max(total, 1.0), inside / max(float(mask.sum()), 1.0),
+            (total - inside) / max(float((~mask).sum()), 1.0))
 
 
 def summarise(levels: np.ndarray, threshold: float = UNCERTAIN_LEVELS,
@@ -79,9 +84,9 @@ def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
                        for i in range(3)], np.float64)
     share = counts / max(counts.sum(), 1.0)
     where = []
-    in_faces, face_fraction = _face_shares(above, faces)
+    in_faces, face_fraction, other_fraction = _face_shares(above, faces)
     noun = "face" if faces and len(faces) == 1 else "faces"
-    if in_faces >= FACES_MOSTLY:
+    if in_faces >= FACES_MOSTLY and face_fraction >= FACES_CONCENTRATED * other_fraction:
         return f"{head}, mostly in the {noun}"
     if share.max() >= 0.3:
         i, j = np.unravel_index(int(share.argmax()), share.shape)

@@ -426,3 +426,30 @@ def test_a_sigma_told_stage_runs_at_full_strength_whatever_the_presence_confiden
     unsure = DegradationReport({k: KindAssessment(0.4 if k in ("noise", "haze") else 0.0, 0.25, {}) for k in KINDS})
     plan = Planner(ExpertRegistry([Sigma(), ShiftExpert("dehaze", "haze", -0.1)])).plan(unsure)
     assert plan.stage("noise").strength == 1.0 and plan.stage("haze").strength == pytest.approx(0.7)
+
+
+def test_the_restored_photos_analysis_reuses_the_last_full_strength_stages_and_analyses_otherwise(registry):
+    """``report_after`` is the analysis of the saved photo: at full strength the run already
+    analysed it (one analysis fewer); at another strength it is analysed again."""
+    from engine.photo import Photo
+    from engine.pipeline.job import Restorer, RestoreOptions
+
+    calls: list[float] = []
+
+    def counting(image: np.ndarray) -> DegradationReport:
+        calls.append(float(image.mean()))
+        return brightness_analyser(image)
+
+    restorer = Restorer(registry, analyser=counting)
+    dark = np.full((32, 32, 3), 0.1, np.float32)
+    restored, result = restorer.restore_photo(Photo(pixels=dark.copy()), RestoreOptions(only=("lowlight",)))
+    assert [s["stage"] for s in result.stages if not s["dropped"]] == ["lowlight"]
+    assert result.report_after.severities() == brightness_analyser(restored.pixels).severities()
+    full_strength_calls = len(calls)
+
+    calls.clear()
+    restored, result = restorer.restore_photo(Photo(pixels=dark.copy()),
+                                              RestoreOptions(only=("lowlight",), strengths={"lowlight": 0.5}))
+    assert result.report_after.severities() == brightness_analyser(restored.pixels).severities()
+    assert len(calls) == full_strength_calls + 1
+    assert calls[-1] == pytest.approx(float(restored.pixels.mean()))

@@ -24,7 +24,7 @@ from ..imageio.formats import FORMATS, OFFERED_FORMATS, RASTER_FORMATS, same_out
 from ..photo import Photo, PhotoMetadata
 from ..progress import Progress
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
-from .orchestrator import Orchestrator
+from .orchestrator import Orchestrator, report_of_full_strength
 from .plan import Plan, PlanChoices
 from .session import RestorationSession
 from .spill import ChangeStore
@@ -238,7 +238,10 @@ class Restorer:
         if options.scale != 1:
             pixels, upscale_stage = self.upscale(pixels, options, progress.sub(0.95 - upscale_share * 0.9, 0.95))
             stages.append(upscale_stage)
-        report_after = session.analyser(pixels) if options.scale == 1 and plan.stages else report
+        report_after = report
+        if options.scale == 1 and plan.stages:
+            reused = None if options.caution > 0.0 else report_of_full_strength(results, strengths)
+            report_after = reused if reused is not None else session.analyser(pixels)
         restored = photo.with_pixels(pixels.astype(np.float32, copy=False))
         result = RestoreResult(input=photo.path or Path("<memory>"), report=report, report_after=report_after,
                                stages=stages, seconds=time.perf_counter() - t0, left_out=dict(plan.left_out))

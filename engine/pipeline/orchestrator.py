@@ -185,6 +185,18 @@ def final_report(results: list[StageResult]) -> Optional[DegradationReport]:
     return kept[-1].output_report if kept else None
 
 
+def report_of_full_strength(results: list[StageResult], strengths: Mapping[str, float]) -> Optional[DegradationReport]:
+    """The analysis of the photo composed at ``strengths`` when the run already made it, else ``None``.
+
+    With every kept stage at strength 1 (and none split into per-kind shares), composing gives the
+    last kept stage's output up to float32 rounding, and the run analysed that output for the judge
+    (``output_report``); analysing the composed photo again would repeat it."""
+    kept = [r for r in results if not r.dropped]
+    if not kept or any(strengths.get(r.name, 1.0) != 1.0 or r.kind_shares for r in kept):
+        return None
+    return kept[-1].output_report
+
+
 def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progress] = None,
              on_stage: Optional[StageListener] = None) -> list[StageResult]:
     """Run every stage of ``plan`` on ``session`` with the skip/fallback/drop rules of this

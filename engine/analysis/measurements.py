@@ -244,15 +244,17 @@ def haze_statistics(image: np.ndarray) -> dict[str, float]:
     mx = image.max(axis=2)
     size = max(3, int(max(image.shape[:2]) / 40)) | 1
     kernel = np.ones((size, size), np.uint8)
-    dark = cv2.erode(np.ascontiguousarray(mn), kernel)
+    # a min filter of the channel minimum is the minimum of the channels' min filters: one pass each
+    floors = [cv2.erode(np.ascontiguousarray(image[..., c]), kernel) for c in range(3)]
+    dark = np.minimum(np.minimum(floors[0], floors[1]), floors[2])
     out = {"dark_channel_p10": float(np.percentile(dark, 10)), "dark_channel_mean": float(dark.mean()),
            "contrast": float(luminance(image).std()),
            "saturation": float(((mx - mn) / (mx + 1e-3)).mean())}
-    out.update(veil_statistics(image, dark, kernel))
+    out.update(veil_statistics(image, dark, floors))
     return out
 
 
-def veil_statistics(image: np.ndarray, dark: np.ndarray, kernel: np.ndarray) -> dict[str, float]:
+def veil_statistics(image: np.ndarray, dark: np.ndarray, channel_floors: Sequence[np.ndarray]) -> dict[str, float]:
     """What the lifted dark channel is made of. Haze adds the airlight ``A·(1 − t)`` to every
     channel alike (fog and mist scatter all visible wavelengths about equally), so it lifts the
     floor of the red, green and blue channels together, towards grey; a bright, warm wall or page
@@ -260,13 +262,13 @@ def veil_statistics(image: np.ndarray, dark: np.ndarray, kernel: np.ndarray) -> 
     the brightest thing in a hazy view (the veil lit by daylight); a dim, flat scene has a dim
     "airlight".
 
-    ``image``: float32 HxWx3 in [0, 1]; ``dark``: its dark channel, ``kernel``: the min filter
-    it was made with (see :func:`haze_statistics`). Returns ``veil_floor_chroma``: with F_c the 10th
+    ``image``: float32 HxWx3 in [0, 1]; ``dark``: its dark channel, ``channel_floors``: each channel
+    after the min filter the dark channel was made with (see :func:`haze_statistics`). Returns
+    ``veil_floor_chroma``: with F_c the 10th
     percentile of channel c after that min filter, (max F − min F) / max F, 0 (a grey floor) .. 1;
     ``veil_airlight``: mean brightness (0..1) of the :data:`AIRLIGHT_FRACTION` pixels of highest
     dark channel, where the dehazer reads its airlight."""
-    floors = np.array([np.percentile(cv2.erode(np.ascontiguousarray(image[..., c]), kernel), 10)
-                       for c in range(3)], np.float64)
+    floors = np.array([np.percentile(f, 10) for f in channel_floors], np.float64)
     chroma = float((floors.max() - floors.min()) / max(floors.max(), 1e-3))
     flat = dark.ravel()
     count = max(int(flat.size * AIRLIGHT_FRACTION), 1)

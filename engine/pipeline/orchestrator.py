@@ -191,10 +191,9 @@ def report_of_full_strength(results: list[StageResult], strengths: Mapping[str, 
     With every kept stage at strength 1 (and none split into per-kind shares), composing gives the
     last kept stage's output up to float32 rounding, and the run analysed that output for the judge
     (``output_report``); analysing the composed photo again would repeat it."""
-    kept = [r for r in results if not r.dropped]
-    if not kept or any(strengths.get(r.name, 1.0) != 1.0 or r.kind_shares for r in kept):
+    if any(strengths.get(r.name, 1.0) != 1.0 or r.kind_shares for r in results if not r.dropped):
         return None
-    return kept[-1].output_report
+    return final_report(results)
 
 
 def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progress] = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -39,3 +40,11 @@ def load_rgb(path: Path) -> np.ndarray:
 def q8(x: np.ndarray) -> np.ndarray:
     """``x`` (float, [0, 1] units) clipped and rounded to 8-bit levels, as a saved 8-bit file holds it."""
     return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0
+
+
+def report(text: str, out: Optional[Path]) -> None:
+    """Print a results file's ``text`` and write it to ``out`` (its folder made if needed) unless ``None``."""
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _host import cpu_model  # benchmarks/_host.py, beside this script
+from _host import cpu_model, report  # benchmarks/_host.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -149,9 +149,7 @@ def main() -> int:
               f"Decoding + encoding took {io_per_round:.1f} s per sequential batch "
               f"({io_per_round / seq:.1%} of it): the most the overlap can hide.", "",
               "Raw:", "", "```json", json.dumps(raw, indent=1), "```", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print(args.out.read_text())
+    report("\n".join(lines), args.out)
     return 0
 
 

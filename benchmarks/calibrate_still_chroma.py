@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _host import report  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -114,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Real photos: " + ", ".join(f"{Path(r[1]).name} {r[3]:.2f} ({int(r[4])} still blocks)"
                                               for r in rows if r[0] == "real")]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(text, args.out)
     return 0
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from _host import report  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -117,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{(v['polyu'] > t).mean():.0%} | {(v['polyu gt'] > t).mean():.0%} | "
                      f"{np.median(v['camera']):.2f} | {np.median(v['polyu']):.2f} ({p10:.2f}–{p90:.2f}) |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(text, args.out)
     return 0
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _host import report  # benchmarks/_host.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -153,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| told the new σ, the same crops | {orc.size} | {g_new_both.mean():+.2f} | "
                          f"{g_new_both.min():+.2f} | {(g_new_both < 0).sum()} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(text, args.out)
     return 0
 
 

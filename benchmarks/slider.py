@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _host import report  # benchmarks/_host.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -175,9 +177,7 @@ def main() -> int:
     lines += ["", "`first picture`: from the decoded photo to the first painted frame (the original; decoding the "
               "file itself comes before and is not included).", "", "Raw:", "", "```json",
               json.dumps(rows, indent=1), "```", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print(args.out.read_text())
+    report("\n".join(lines), args.out)
     return 0
 
 

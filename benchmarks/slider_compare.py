@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from _host import report  # benchmarks/_host.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
@@ -90,9 +92,7 @@ def main() -> int:
                      f"{1000 * statistics.median(d['settled_wall']):.0f} |")
     lines += ["", "Raw (seconds per paint):", "", "```json",
               json.dumps({f"{n} {mp:g}": d for (n, mp), d in data.items()}, indent=1), "```", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print(args.out.read_text())
+    report("\n".join(lines), args.out)
     return 0
 
 

@@ -166,19 +166,14 @@ def fit_dehaze(photos: int) -> int:
 
     train, _ = split(list_images(DATA / "clean"))
     out = WORK / "fit-dehaze.jsonl"
-    done = {r["photo"] for r in _rows(out)}
-    order = np.random.default_rng(11).permutation(len(train))[:photos]
     with out.open("a") as f:
-        for j in order:
-            p = train[int(j)]
-            if p.name in done:
-                continue
-            rng = np.random.default_rng([11, int(j)])
+        for j, p in _pending(out, train, photos, seed=11):
+            rng = np.random.default_rng([11, j])
             img = to_float(load_uint8(p))
             warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
             for name, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
                 s = float(rng.uniform(0.2, 1.0))
-                x = maybe_camera(hazed(base, rng, s), rng, int(j))
+                x = maybe_camera(hazed(base, rng, s), rng, j)
                 severity = analyse(x).severity("haze")
                 clipped = newly_clipped_fraction(x, np.clip(dehaze(x)[0], 0, 1)) if severity >= 0.2 else None
                 f.write(json.dumps({"photo": p.name, "case": name, "strength": s, "haze": severity,
@@ -189,6 +184,15 @@ def fit_dehaze(photos: int) -> int:
     return 0
 
 
+def _pending(out: Path, paths: list[Path], count: int, seed: int):
+    """``(index, path)`` of the first ``count`` of ``paths`` in a seeded order whose rows ``out`` does
+    not hold yet (a resumed run continues where the last one stopped)."""
+    done = {r["photo"] for r in _rows(out)}
+    for j in np.random.default_rng(seed).permutation(len(paths))[:count]:
+        if paths[int(j)].name not in done:
+            yield int(j), paths[int(j)]
+
+
 def fit(photos: int, held_out: int) -> int:
     from training.data import list_images, split
 
@@ -196,14 +200,9 @@ def fit(photos: int, held_out: int) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     for split_name, paths, n in (("train", train, photos), ("held-out", val, held_out)):
         out = WORK / f"fit-{split_name}.jsonl"
-        done = {r["photo"] for r in _rows(out)}
-        order = np.random.default_rng(7).permutation(len(paths))[:n]
         with out.open("a") as f:
-            for j in order:
-                p = paths[int(j)]
-                if p.name in done:
-                    continue
-                for row in fit_cases(p, np.random.default_rng([7, int(j)]), int(j)):
+            for j, p in _pending(out, paths, n, seed=7):
+                for row in fit_cases(p, np.random.default_rng([7, j]), j):
                     f.write(json.dumps(dict(row, split=split_name), default=float) + "\n")
                 f.flush()
                 print(f"  {split_name} {p.name}", file=sys.stderr, flush=True)

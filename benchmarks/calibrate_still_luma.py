@@ -8,6 +8,14 @@ enough still area count (``STILL_LUMA_MIN_BLOCKS``, ``STILL_LUMA_MIN_SHARE``); t
 their values per quality is the clean-photo threshold (``STILL_LUMA_THRESHOLDS``, made non-decreasing in
 quality by :func:`monotone_knots`).
 
+Also fitted (``--camera N``, training photos only): the largest chroma-to-luma ratio of the still blocks
+(``still_chroma_255`` / ``still_chroma_luma_255``) over every N-th training photo through the camera pipeline
+(engine.degrade.camera: sensor noise at strength U(0.15, 0.6), the camera's JPEG, half of them the flattest
+256-px window, each as the camera saved it and re-saved at q75) whose still chroma passes its threshold:
+sensor noise reaches the chroma through demosaicing and the colour matrix and always brings luma grain
+with it, while a coloured texture on a smooth surface has chroma without it
+(``STILL_CHROMA_MAX_LUMA_RATIO``).
+
 Check, never fitted on: the validation split of the clean photos as stored and re-saved at q75 (false
 positives), the real PolyU noisy crops (``pairs/noise_real_polyu_crops/lq``, detection; JPEG q75 by their
 tables) and their ground truths (``gt``), and ``data/real/noisy_*``; each also with the still-area chroma
@@ -62,15 +70,38 @@ def _enough(still: int, measured: int) -> bool:
     return still >= max(STILL_LUMA_MIN_BLOCKS, STILL_LUMA_MIN_SHARE * measured)
 
 
+def _camera(path: str, seed: int) -> tuple[np.ndarray, int]:
+    from engine.degrade.camera import camera_pipeline, sample_camera_params
+    from fit_noise_verdict import flattest_crop
+    img, _ = _load(path)
+    rng = np.random.default_rng([seed, 77])
+    strength = float(rng.uniform(0.15, 0.6))
+    params = sample_camera_params(np.random.default_rng([seed, 1700]), noise_strength=strength, jpeg=True,
+                                  second_order=False)
+    crop = flattest_crop(img, WINDOW) if rng.random() < 0.5 else img[:512, :512]
+    out, _ = camera_pipeline(crop, seed, params)
+    return out, int(params.jpeg_quality)
+
+
 def _measure(job: tuple[str, str, int]) -> dict:
     from engine.analysis.analyser import full_res_tiles
     from engine.analysis.noise_level import STILL_BLOCK, still_block_maps, still_evidence
     group, path, resave = job
-    img, q = _load(path, resave)
+    if group.startswith("camera"):
+        img, q = _camera(path, resave)
+        if group == "camera q75":
+            buf = io.BytesIO()
+            from PIL import Image
+            Image.fromarray(np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=75)
+            buf.seek(0)
+            img, q = np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0, 75
+    else:
+        img, q = _load(path, resave)
     m = still_evidence(full_res_tiles(img), q)
     row = {"group": group, "path": Path(path).name, "quality": q, "luma": m["still_luma_255"],
            "share": m["still_share"], "luma_present": m["still_luma_present"],
-           "chroma_present": m["still_chroma_present"], "windows": []}
+           "chroma_present": m["still_chroma_present"], "chroma": m["still_chroma_255"],
+           "chroma_luma": m["still_chroma_luma_255"], "chroma_threshold": m["still_threshold_255"], "windows": []}
     if group in FIT_GROUPS:
         maps = still_block_maps(img)
         k, s = WINDOW // STILL_BLOCK, STEP // STILL_BLOCK
@@ -118,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--percentile", type=float, default=99.5)
+    ap.add_argument("--camera", type=int, default=3, help="every N-th training photo through the camera pipeline")
     ap.add_argument("--cache", type=Path, default=None, help="jsonl of measured rows (reused if present)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -125,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     train, val = load_split(SHARED / "data" / "clean")
     jobs = [("train", str(p), 0) for p in train] + [("train q75", str(p), 75) for p in train]
     jobs += [("train q90", str(p), 90) for p in train[::2]]
+    jobs += [(g, str(p), i) for i, p in list(enumerate(train))[:: args.camera] for g in ("camera", "camera q75")]
     jobs += [("val", str(p), 0) for p in val] + [("val q75", str(p), 75) for p in val]
     folder = PAIRS / "noise_real_polyu_crops"
     jobs += [(g, str(p), 0) for g in ("lq", "gt") for p in sorted((folder / g).iterdir())]
@@ -145,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:  # presence by the engine's thresholds now (the cache may predate them)
         r["luma_present"] = float(r["luma"] > 0 and r["luma"] > nl.still_luma_threshold_255(r["quality"]))
     thresholds = fit(rows, args.percentile)
+    cam = [r for r in rows if r["group"].startswith("camera")
+           and r["chroma"] > r["chroma_threshold"] and r["chroma_luma"] > 0]
+    ratios = np.array([r["chroma"] / r["chroma_luma"] for r in cam])
+    ratio = float(ratios.max()) if ratios.size else float("nan")
     knots = monotone_knots(thresholds)
     lines = [header, "", f"`python benchmarks/calibrate_still_luma.py` (percentile {args.percentile:g}). "
              f"Still area needed: ≥ {nl.STILL_LUMA_MIN_BLOCKS} still blocks and ≥ {nl.STILL_LUMA_MIN_SHARE:g} of "
@@ -155,10 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {q} | {t:.3f} | {n} | {p} |" for q, (t, n, p) in sorted(thresholds.items())]
     lines += ["", f"Fitted knots: `STILL_LUMA_THRESHOLDS = {knots}`; in the engine: "
               f"`{nl.STILL_LUMA_THRESHOLDS}`.", "",
+              "## Chroma-to-luma ratio of still colour noise (camera pipeline on training photos)", "",
+              f"{len(cam)} camera-pipeline photos with still chroma above its threshold (of "
+              f"{sum(r['group'].startswith('camera') for r in rows)}); their chroma / luma ratio: median "
+              f"{np.median(ratios):.2f}, 90th percentile {np.percentile(ratios, 90):.2f}, largest **{ratio:.2f}** "
+              f"(fitted `STILL_CHROMA_MAX_LUMA_RATIO`; in the engine: {nl.STILL_CHROMA_MAX_LUMA_RATIO})." if ratios.size
+              else "No camera-pipeline photo measured.", "",
               "## Check (the engine's thresholds; each photo at its own JPEG quality)", "",
               "| set | photos | enough still area | still luma present | still chroma present | either |",
               "|---|---|---|---|---|---|"]
-    for group in ("lq", "gt", "real", "val", "val q75", "train", "train q75", "train q90"):
+    for group in ("lq", "gt", "real", "val", "val q75", "train", "train q75", "train q90", "camera", "camera q75"):
         sel = [r for r in rows if r["group"] == group]
         if not sel:
             continue

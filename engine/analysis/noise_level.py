@@ -329,6 +329,13 @@ STILL_MIN_BLOCKS = 8
 #: survive its quantisation are stronger evidence. Fitted by benchmarks/calibrate_still_chroma.py
 #: (training photos only; never the real pairs).
 STILL_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 0.622), (90, 0.910), (95, 1.080))
+#: Still-area chroma counts as sensor noise only up to this multiple of the same blocks' median luma
+#: std (:data:`STILL_LUMA_BAND`): the largest chroma-to-luma ratio over camera-pipeline noise on training
+#: photos (engine.degrade.camera, as the camera saved it and re-saved at q75) whose still chroma passes its
+#: threshold (benchmarks/calibrate_still_luma.py, benchmarks/results/still-luma.md; training photos only).
+#: Clean photos with coloured texture on smooth surfaces read 2.2 (urban100_img_013, bsds500_train_268002);
+#: real camera noise 0.4–0.9 on the PolyU crops (circuit_11, a printed circuit board, 2.8).
+STILL_CHROMA_MAX_LUMA_RATIO = 1.74
 #: Severity given to a photo whose still-area chroma is exactly at its threshold (the presence
 #: threshold); it grows in proportion above it.
 STILL_SEVERITY_AT_THRESHOLD = 0.15
@@ -398,14 +405,17 @@ def still_evidence(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) 
     """:func:`still_chroma` and :func:`still_luma` of ``tiles`` from one pass over their blocks
     (the union of both dicts)."""
     chroma, luma, measured = _still_block_values(tiles)
-    return _still_chroma_result(chroma, jpeg_quality) | _still_luma_result(luma, measured, jpeg_quality)
+    return _still_chroma_result(chroma, luma, jpeg_quality) | _still_luma_result(luma, measured, jpeg_quality)
 
 
-def _still_chroma_result(used: np.ndarray, jpeg_quality: Optional[int]) -> dict[str, float]:
-    value = float(np.median(used)) if used.size >= STILL_MIN_BLOCKS else 0.0
+def _still_chroma_result(used: np.ndarray, luma: np.ndarray, jpeg_quality: Optional[int]) -> dict[str, float]:
+    enough = used.size >= STILL_MIN_BLOCKS
+    value = float(np.median(used)) if enough else 0.0
+    grain = float(np.median(luma)) if enough else 0.0
     threshold = still_threshold_255(jpeg_quality)
+    present = value > threshold and value <= STILL_CHROMA_MAX_LUMA_RATIO * grain
     return {"still_chroma_255": value, "still_blocks": float(used.size), "still_threshold_255": threshold,
-            "still_chroma_present": float(value > threshold)}
+            "still_chroma_luma_255": grain, "still_chroma_present": float(present)}
 
 
 def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> dict[str, float]:
@@ -420,10 +430,18 @@ def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) ->
     median over blocks is taken. With fewer than :data:`STILL_MIN_BLOCKS` still blocks nothing
     is measured (0). ``tiles``: float HxWx3 in [0, 1].
 
+    Sensor noise reaches the chroma through demosaicing and the colour matrix and brings luma grain
+    with it; a coloured texture on a smooth surface (a patterned wall, a dyed fabric) has chroma
+    without it. So the chroma counts only up to :data:`STILL_CHROMA_MAX_LUMA_RATIO` times the
+    median luma std of the same blocks in :data:`STILL_LUMA_BAND`.
+
     Returns ``still_chroma_255`` (8-bit levels), ``still_blocks`` (count),
-    ``still_threshold_255`` (:func:`still_threshold_255` for ``jpeg_quality``) and
-    ``still_chroma_present`` (1.0 when the measurement exceeds that threshold, else 0.0)."""
-    return _still_chroma_result(_still_block_values(tiles)[0], jpeg_quality)
+    ``still_threshold_255`` (:func:`still_threshold_255` for ``jpeg_quality``),
+    ``still_chroma_luma_255`` (the median luma std of the same blocks, 8-bit levels) and
+    ``still_chroma_present`` (1.0 when the measurement exceeds that threshold and is at most
+    :data:`STILL_CHROMA_MAX_LUMA_RATIO` times ``still_chroma_luma_255``, else 0.0)."""
+    chroma, luma, _ = _still_block_values(tiles)
+    return _still_chroma_result(chroma, luma, jpeg_quality)
 
 
 def still_chroma_severity(measurements: dict[str, float]) -> float:

@@ -160,3 +160,20 @@ def test_the_psf_estimate_from_the_central_crop_equals_the_estimate_from_the_who
     assert (whole.family, whole.size, whole.angle_deg, whole.score) == (crop.family, crop.size, crop.angle_deg,
                                                                         crop.score)
     assert np.array_equal(whole.kernel, crop.kernel)
+
+
+def test_the_range_guard_counts_band_by_band_what_the_whole_image_gives(tmp_path):
+    from engine.analysis.measurements import newly_clipped_fraction
+    from engine.pipeline.orchestrator import newly_clipped_share
+    from engine.pipeline.spill import SpilledArray
+
+    rng = np.random.default_rng(6)
+    image = rng.random((700, 300, 3), dtype=np.float32)
+    delta = rng.normal(0.0, 0.3, image.shape).astype(np.float32)
+    whole = newly_clipped_fraction(image, np.clip(image + delta, 0.0, 1.0))
+    assert 0.1 < whole < 0.9
+    assert newly_clipped_share(image, delta) == whole
+    on_disk = SpilledArray.create(tmp_path, delta.shape)
+    on_disk.write_rows(0, delta)
+    assert newly_clipped_share(image, on_disk) == whole
+    on_disk.close()

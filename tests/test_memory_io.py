@@ -43,7 +43,7 @@ def test_a_releasable_array_gives_back_only_the_rows_asked_for():
     assert not a[:_whole_page_rows(a, 1000)].any() and (a[1001:] == 7).all()
     plain = np.full((2000, 700, 3), 7, np.uint8)
     release_rows(plain, 0, 2000)  # an ordinary array is left as it is
-    release_rows(a[:, :100], 0, 2000)  # so is a view
+    release_rows(a[1001:], 0, 999)  # so is a view that does not start at the first row
     assert (plain == 7).all() and (a[1001:] == 7).all()
     assert not isinstance(releasable_empty((10, 10, 3), np.float32).base, memoryview)  # small: plain
 
@@ -177,3 +177,31 @@ def test_the_range_guard_counts_band_by_band_what_the_whole_image_gives(tmp_path
     on_disk.write_rows(0, delta)
     assert newly_clipped_share(image, on_disk) == whole
     on_disk.close()
+
+
+def test_release_rows_follows_channel_views_and_refuses_reordered_ones():
+    a = releasable_empty((2000, 700, 4), np.uint8)
+    a[...] = 5
+    for view in (np.rot90(a), a[::-1], a.transpose(1, 0, 2), a[10:]):
+        release_rows(view, 0, view.shape[0])
+    assert (a == 5).all()
+    release_rows(a[:, :, :3], 0, 1000)  # the colour of an RGBA array: its rows go, alpha included
+    assert not a[:_whole_page_rows(a, 1000)].any() and (a[1001:] == 5).all()
+
+
+def test_a_sixteen_bit_tiff_decodes_to_the_plain_conversion(tmp_path):
+    import tifffile
+
+    for channels in (3, 4):
+        samples = _samples(1000, 1200, channels, np.uint16, seed=7)
+        path = tmp_path / f"a{channels}.tif"
+        tifffile.imwrite(path, samples, photometric="rgb", compression="zlib",
+                         extrasamples=("unassalpha",) if channels == 4 else None)
+        photo = load_photo(path)
+        expected = samples[:, :, :3].astype(np.float32)
+        expected /= 65535.0
+        assert np.array_equal(photo.pixels, expected) and photo.bit_depth == 16
+        if channels == 4:
+            alpha = samples[:, :, 3].astype(np.float32)
+            alpha /= 65535.0
+            assert np.array_equal(photo.alpha, alpha)

@@ -34,30 +34,33 @@ def releasable_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.frombuffer(mapping, dtype, count).reshape(shape)
 
 
-def _mapping(array: np.ndarray) -> Optional[mmap.mmap]:
-    """The mapping of :func:`releasable_empty` that ``array`` is the whole of, else ``None``."""
-    base = array
-    while isinstance(base, np.ndarray):
-        if not base.flags.c_contiguous:
-            return None
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    if not isinstance(base, mmap.mmap) or len(base) != array.nbytes:
+def _mapping(array: np.ndarray) -> Optional[tuple[mmap.mmap, int, int]]:
+    """``(mapping, byte offset of the block holding array's first row, bytes per row)`` when
+    ``array``'s rows are disjoint, in-order blocks that tile a :func:`releasable_empty` mapping
+    (the array itself, or some of its channels or columns), else ``None``."""
+    owner = array
+    while isinstance(owner, np.ndarray) and not isinstance(owner.base, memoryview):
+        owner = owner.base
+    if not isinstance(owner, np.ndarray) or not isinstance(owner.base.obj, mmap.mmap) or array.ndim == 0:
         return None
-    return base
+    mapping, row = owner.base.obj, array.strides[0]
+    offset = array.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    if row <= 0 or row * array.shape[0] != len(mapping) or not 0 <= offset < row:
+        return None
+    return mapping, 0, row
 
 
 def release_rows(array: np.ndarray, start: int, stop: int) -> None:
     """Give back to the system the memory pages lying wholly inside rows ``[start, stop)`` of
-    ``array`` (made by :func:`releasable_empty`; others are left as they are). Those rows read as
-    zeros afterwards: call it only for rows nothing reads again."""
-    mapping = _mapping(array)
-    if mapping is None or stop <= start:
+    ``array`` (made by :func:`releasable_empty`, or a view of some of its channels or columns;
+    others are left as they are). Those rows read as zeros afterwards, with every channel and
+    column of the underlying array: call it only for rows nothing reads again."""
+    found = _mapping(array)
+    if found is None or stop <= start:
         return
-    row = array.nbytes // max(array.shape[0], 1)
-    first = -(-start * row // mmap.PAGESIZE) * mmap.PAGESIZE
-    last = stop * row // mmap.PAGESIZE * mmap.PAGESIZE
+    mapping, offset, row = found
+    first = -(-(offset + start * row) // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = (offset + min(stop, array.shape[0]) * row) // mmap.PAGESIZE * mmap.PAGESIZE
     if last > first:
         mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
 

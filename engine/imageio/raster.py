@@ -194,8 +194,12 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
 
 def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
     """Samples of a gray or RGB TIFF page as HxWxC (alpha, if any, last)."""
-    array = page.asarray()
     axes = page.axes
+    if axes in ("YX", "YXS") and page.dtype in (np.uint8, np.uint16):
+        # decoded into an array whose rows the float conversion can release as it goes
+        array = page.asarray(out=releasable_empty(page.shape, page.dtype))
+    else:
+        array = page.asarray()
     if axes == "SYX":
         array = np.moveaxis(array, 0, -1)
     elif axes not in ("YX", "YXS"):

@@ -68,10 +68,10 @@ def cases(photos: int, crop: int, scales: tuple[float, ...], out: Path) -> None:
             clean = centre_crop(to_float(load_uint8(path)), crop)
             for generator in ("single layer", "realistic"):
                 s = float(rng.uniform(0.3, 1.0))
-                x = degrade(clean, "rain", s, int(j)) if generator == "single layer" else \
-                    rain_layers(clean, s, np.random.default_rng([6, int(j)]))
                 if (path.name, generator) in done:
                     continue
+                x = degrade(clean, "rain", s, int(j)) if generator == "single layer" else \
+                    rain_layers(clean, s, np.random.default_rng([6, int(j)]))
                 severity = float(default_analyser(x).severity("rain"))
                 row = {"photo": path.name, "generator": generator, "strength": s, "severity": severity,
                        "input": psnr(x, clean)}
@@ -127,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(all_rows)} rainy crops, {skipped} not read as rain (left out: the plan would not run the generalist). "
         "Gain = PSNR of the generalist's output told `min(1, severity/q)` minus the rainy crop's, dB.", "",
         *lines, "",
-        f"Fitted: **q = {best:.1f}** (largest mean gain), shipped as `orchestrator.RAIN_TOLD_PER_SEVERITY`.", ""])
+        f"Fitted: **q = {best:.1f}** (largest mean gain), shipped as `orchestrator.RAIN_TOLD_PER_SEVERITY`.", "",
+        "How it was chosen: the rule (the largest mean gain over these training cases) and its family were set "
+        "before the fit; the *idea* of telling more came from an exploration on 14 of the rain validation pairs "
+        "(the generalist told rain 1.0 instead of the analysed 0.5–0.9 gained 0.4–2.8 dB more on each), so the "
+        "direction, not the number, was seen on validation data. The worst case gets worse as q falls: one light "
+        "realistic rain of a street crop (severity 0.40) loses 1.42 dB against its input at q = 0.8 (+0.08 told "
+        "the severity); the rain pairs' worst case is in real-pairs-lowlight-rain.md.", ""])
     report(text, RESULTS)
     return 0
 

@@ -106,7 +106,8 @@ MIN_TOLD_STRENGTH = 0.3
 #: strength) reads synthetic rain of a given strength lower than the strength the generalist removes
 #: best. Fitted on TRAINING photos only (``benchmarks/rain_told_strength.py``: single-layer and
 #: realistic synthetic rain of training crops, the scale of largest mean gain; results in
-#: benchmarks/results/rain-told-strength.md); the rain pairs were only measured afterwards.
+#: benchmarks/results/rain-told-strength.md). The direction (tell more than the severity) was first seen
+#: on rain validation pairs, the number was fitted on training crops only.
 RAIN_TOLD_PER_SEVERITY = 0.8
 
 #: Stages whose expert is told the analysed noise level (``ExpertContext.noise_sigma``): the

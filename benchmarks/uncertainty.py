@@ -254,7 +254,8 @@ def real(per_set: int, crop: int, collector: Collector) -> None:
         files = files[:: max(1, len(files) // per_set)][:per_set]
         for name in files:
             photo = load_photo(folder / "lq" / name)
-            truth = centre_crop(load_photo(folder / "gt" / name).pixels, crop)
+            gt = next(p for p in sorted((folder / "gt").iterdir()) if p.stem == Path(name).stem)  # .jpg lq, .png gt
+            truth = centre_crop(load_photo(gt).pixels, crop)
             lq = centre_crop(photo.pixels, crop)
             if lq.shape != truth.shape:
                 continue

@@ -252,7 +252,7 @@ class PnPDeblur(Expert):
             ctx.note(f"left unchanged: the blur is isotropic (a defocus disc or lens softness, anisotropy "
                      f"{aniso:.2f} ≤ {ISOTROPIC_MAX_ANISOTROPY}; RMS radius {est.radius_px * factor:.1f} px) with "
                      "nothing sharp in view: missed focus cannot be told from the scene's own depth of field; "
-                     "ask for blur removal to deblur it anyway")
+                     "ask for blur removal (--set blur=1) to deblur it anyway")
             ctx.progress(1.0)
             return image
         if factor > max(max(image.shape[:2]) / ESTIMATION_SIDE, 1.0) + 1e-6:

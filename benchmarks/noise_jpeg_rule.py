@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prior-grid", action="store_true",
                     help="the JPEG stage's prior at a grid of σ (see prior_grid) instead of the three methods")
     ap.add_argument("--clean", action="store_true", help="with --prior-grid: clean photos re-saved, no noise")
+    ap.add_argument("--widen", action="store_true",
+                    help="with --prior-grid: the shipped σ, the quantisation intervals widened by each of WIDEN")
     ap.add_argument("--prior-fit", action="store_true",
                     help="fit the JPEG stage's σ rule on --cache (noisy) and --clean-cache (see prior_fit)")
     ap.add_argument("--qualities", type=int, nargs=2, default=GRID_QUALITIES, metavar=("LO", "HI"),
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.prior_grid:
         return prior_grid(args)
+    if args.prior_fit and args.widen:
+        return widen_fit([args.cache, *args.more_noisy], args.clean_cache, args.out)
     if args.prior_fit:
         return prior_fit([args.cache, *args.more_noisy], args.clean_cache, args.out)
     from engine.analysis.analyser import measure
@@ -116,6 +120,27 @@ def main(argv: list[str] | None = None) -> int:
 
 #: σ (8-bit levels) at which the JPEG stage's prior runs in :func:`prior_grid`.
 GRID_255 = (2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0, 12.5, 16.0, 20.0, 25.0)
+def widened(cons, widen: float):
+    """Quantisation constraints ``cons`` (engine.experts.classical.jpeg_qcp.QuantisationConstraints)
+    with every interval's half-width multiplied by ``1 + widen`` about its centre (``inf``: every
+    block free, no projection)."""
+    from engine.experts.classical.jpeg_qcp import QuantisationConstraints
+
+    if widen == 0.0:
+        return cons
+    if not np.isfinite(widen):
+        return QuantisationConstraints(cons.low, cons.high, [np.ones_like(f) for f in cons.free], cons.factors,
+                                       cons.colour)
+    low, high = [], []
+    for lo, hi in zip(cons.low, cons.high, strict=True):
+        centre, half = (lo + hi) * np.float32(0.5), (hi - lo) * np.float32(0.5 * (1.0 + widen))
+        low.append(centre - half)
+        high.append(centre + half)
+    return QuantisationConstraints(low, high, cons.free, cons.factors, cons.colour)
+
+
+#: Widenings of the quantisation intervals (``--widen``; inf: no projection).
+WIDEN = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, float("inf"))
 #: IJG qualities of the camera JPEGs :func:`prior_grid` draws (where noise_serves_jpeg applies).
 GRID_QUALITIES = (60, 89)
 
@@ -140,7 +165,8 @@ def prior_grid(args) -> int:
     from engine.experts.base import ExpertContext
     from engine.experts.classical.jpeg_qcp import constraints, project, to_stored
     from engine.experts.default import build_registry
-    from engine.experts.jpeg_restore import luma_from, prior_sigma_255, LUMA_SIGMA_GAIN, CHROMA_SIGMA_GAIN
+    from engine.experts.jpeg_restore import (CHROMA_SIGMA_GAIN, LUMA_SIGMA_GAIN, chroma_sigma_255, luma_from,
+                                             luma_sigma_255, prior_sigma_255)
     from engine.pipeline.plan import Planner
     from engine.pipeline.session import default_analyser
     from training.data import load_split, load_uint8, to_float
@@ -177,6 +203,17 @@ def prior_grid(args) -> int:
                                  ((2, 2), (1, 1), (1, 1)))
         source = JpegSource(quant, noisy)
         base = psnr(q8(noisy), ref)
+        if args.widen:
+            luma_ctx = ExpertContext(noise_sigma=np.float32(luma_sigma_255(quant) / 255.0))
+            chroma_ctx = ExpertContext(noise_sigma=np.float32(chroma_sigma_255(quant) / 255.0))
+            est = luma_from(noise.run_plain(noisy, luma_ctx), noise.run_plain(noisy, chroma_ctx))
+            cons = constraints(to_stored(noisy, 1), quant)
+            done[name] = {"quality": q, "strength": strength, "input": base,
+                          "widen": {str(w): psnr(q8(project(est, widened(cons, w))), ref) - base for w in WIDEN}}
+            args.cache.write_text(json.dumps(done))
+            print(f"  {name} q{q} s{strength:.2f}: "
+                  + " ".join(f"{w}:{g:+.2f}" for w, g in done[name]["widen"].items()), file=sys.stderr, flush=True)
+            continue
         m = measure(noisy, jpeg_quality=q)["noise"]
         report = with_file_evidence(default_analyser(noisy, jpeg_quality=q), quant)
         row = {"quality": q, "strength": strength, "input": base, "stages": planner.plan(report).names(),
@@ -224,6 +261,26 @@ def _grid_gain(row: dict, luma_255: float, chroma_255: float, source: str = "pla
             sl, sc = grid[i + di], grid[j + dj]
             value += wi * wj * row["gains"][f"{sl}|{source}{max(sc, sl)}|{mode}"]
     return value
+
+
+def widen_fit(noisy_caches: list[Path], clean_caches: list[Path], out: Path | None) -> int:
+    """The shipped σ with the quantisation intervals widened by each of :data:`WIDEN`, on the
+    ``--prior-grid --widen`` caches: mean and worst gain, noisy and clean, and the clean cases'
+    worst loss against the exact intervals (widen 0)."""
+    from _host import report
+
+    noisy = [r for p in noisy_caches for r in json.loads(p.read_text()).values()]
+    clean = [r for p in clean_caches for r in json.loads(p.read_text()).values()]
+    exact = np.array([r["widen"]["0.0"] for r in clean])
+    lines = [f"{len(noisy)} noisy, {len(clean)} clean training cases; gain over the decoded JPEG, dB.", "",
+             "| widen | noisy mean | noisy worst | clean mean | clean worst | clean worst vs exact |",
+             "|---|---|---|---|---|---|"]
+    for w in WIDEN:
+        gn, gc = (np.array([r["widen"][str(w)] for r in rows]) for rows in (noisy, clean))
+        lines.append(f"| {w} | {gn.mean():+.3f} | {gn.min():+.3f} | {gc.mean():+.3f} | {gc.min():+.3f} | "
+                     f"{(gc - exact).min():+.3f} |")
+    report("\n".join(lines), out)
+    return 0
 
 
 #: Least gain (dB, noisy mean) for which :func:`prior_fit` takes a rule with a noise term.

@@ -1,17 +1,25 @@
 """Calibration of the per-pixel uncertainty map (engine/uncertainty) and the candidates it was
 chosen from.
 
-``collect --which train|val|real --cache FILE`` restores photos and keeps, per kept stage and for
+``collect --which train|train2|camera|val|real --cache FILE`` restores photos and keeps, per kept stage and for
 the composed result, the feature planes, the actual error (|restored − truth| per pixel, mean over
 channels, 8-bit levels) and every candidate's map: ``train`` and ``val`` are disjoint photos
 spread over ``../shared/data/clean`` (central crops, one synthetic degradation per kind, strength
-0.3–0.8, restored with ``--only KIND`` and with the automatic plan); ``real`` the pairs in
+0.3–0.8, restored with ``--only KIND`` and with the automatic plan; ``train2`` as many training
+photos again, between the first ones; ``camera`` both training sets through the simulated camera,
+``engine/degrade/camera.py``, automatic plan); ``real`` the pairs in
 ``../shared/data/pairs`` (validation only, never fitted on) with the automatic plan.
 
 ``fit --cache TRAIN`` fits per kind (a stage's map) and for the composed result the model of
 ``engine/uncertainty/model.py``: features chosen forward from the change map by the Spearman ρ on
 held-out training photos, a least-squares score, a monotone map to mean error; it writes
 ``models/uncertainty-calibration.json``.
+
+``choose --cache TRAIN... --calibrations A.json B.json`` (what ships) picks, per stage kind and per
+composed model, the ranking among those calibrations' models (and a calibrated change map) by
+the same Spearman measure on the training rows, then refits its levels on the rows it judges
+(score → mean error), so the map's levels, not only its ranks, fit: ``fraction_above`` means
+what it says on the photos it was fitted on.
 
 ``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ
 of each candidate with the error per kind (pooled and per photo, per pixel and on 8×8 blocks), the
@@ -23,8 +31,10 @@ one more restoration), ``two_experts`` (|stage output − the second-ranked expe
 
 Run (a loaded 2-core machine: about 10 min per collection at 128 px):
 ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/uncertainty.py collect --which train
---cache /tmp/train.npz`` (and ``--which val``, ``--which real``), then ``... fit --cache
-/tmp/train.npz`` and ``... eval --caches /tmp/val.npz /tmp/real.npz``.
+--cache /tmp/train.npz`` (and ``train2``, ``camera``, ``val``, ``real``), then ``... fit --cache
+/tmp/train.npz /tmp/train2.npz`` (a calibration with each kind's physics; keep a copy of each
+calibration to choose among), ``... choose --cache /tmp/train.npz /tmp/train2.npz /tmp/camera.npz
+--calibrations A.json B.json`` and ``... eval --caches /tmp/val.npz /tmp/real.npz``.
 """
 
 from __future__ import annotations
@@ -213,6 +223,26 @@ def synthetic(names: list[str], crop: int, options_for, collector: Collector, gr
         print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
 
 
+def camera(names: list[str], crop: int, collector: Collector, group: str) -> None:
+    """Training photos through the simulated camera (``engine/degrade/camera.py``: sensor noise,
+    demosaicing, in-camera noise reduction, sharpening, JPEG), truth = the same camera without the
+    sensor noise; the automatic plan. What a real camera photo looks like to the analysis (often
+    JPEG and residual noise, as the real PolyU crops), so the composed levels are fitted on it too."""
+    from dataclasses import replace
+
+    from engine.degrade.camera import camera_pipeline, sample_camera_params
+    from engine.imageio import load_photo
+    from engine.pipeline.job import RestoreOptions
+    for i, name in enumerate(names):
+        clean = centre_crop(load_photo(CLEAN / name).pixels, crop)
+        seed = 7000 + i
+        p = sample_camera_params(np.random.default_rng([seed, 15]))
+        degraded, _ = camera_pipeline(clean, seed, p)
+        truth, _ = camera_pipeline(clean, seed, replace(p, shot=0.0, read=0.0), noise=False)
+        collector.restore(degraded, truth, RestoreOptions(), group, "noise", name)
+        print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
+
+
 def real(per_set: int, crop: int, collector: Collector) -> None:
     from engine.imageio import load_photo
     from engine.pipeline.job import RestoreOptions
@@ -224,7 +254,8 @@ def real(per_set: int, crop: int, collector: Collector) -> None:
         files = files[:: max(1, len(files) // per_set)][:per_set]
         for name in files:
             photo = load_photo(folder / "lq" / name)
-            truth = centre_crop(load_photo(folder / "gt" / name).pixels, crop)
+            gt = next(p for p in sorted((folder / "gt").iterdir()) if p.stem == Path(name).stem)  # .jpg lq, .png gt
+            truth = centre_crop(load_photo(gt).pixels, crop)
             lq = centre_crop(photo.pixels, crop)
             if lq.shape != truth.shape:
                 continue
@@ -252,7 +283,12 @@ def collect(args) -> None:
         names = sorted(os.listdir(CLEAN))
         step = len(names) // args.train
         train = [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
-    if args.which in ("train", "train2"):
+    if args.which == "camera":  # the first and second training photos through the simulated camera
+        names = sorted(os.listdir(CLEAN))
+        step = len(names) // args.train
+        train += [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
+        camera(train, args.crop, col, "train-camera")
+    elif args.which in ("train", "train2"):
         synthetic(train, args.crop, only, col, "train")
         synthetic(train, args.crop, lambda k: RestoreOptions(), col, "train-auto")
     elif args.which == "val":
@@ -458,6 +494,68 @@ def fit(args) -> None:
     print(f"wrote {out}; composed by {how} {scores}", file=sys.stderr)
 
 
+def _criterion(scores: list[np.ndarray], errs: list[np.ndarray]) -> float:
+    """The selection's measure: mean of the pooled Spearman ρ and the mean per-photo ρ."""
+    pooled = spearman(np.concatenate(scores), np.concatenate(errs))
+    return 0.5 * (pooled + float(np.mean([spearman(sc, e) for sc, e in zip(scores, errs, strict=True)])))
+
+
+def choose(args) -> None:
+    """Per model name (a stage kind, ``composed:KIND``, ``composed``), the ranking chosen by
+    measurement on the training rows among every candidate calibration's models that apply (the
+    calibrations in ``--calibrations``: e.g. the one on generic, change-map-like features and the
+    one with each kind's physics; for a stage its kind's model, that kind's composed model and
+    the pooled one) and a calibrated change map (the change alone, fitted on these rows); then
+    its levels refitted on those rows (score → mean error, so the reliability by decile is on the
+    diagonal where it was fitted: a stage's model on the stage rows of its kind, a composed model
+    on the composed rows its kind dominates, the camera photos included)."""
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
+    rows = [r for path in args.cache for r in load_rows(Path(path))[0]]
+    train = [r for r in rows if r["group"].startswith("train")]
+    cals = {Path(c).stem: UncertaintyModel.from_json(Path(c).read_text()) for c in args.calibrations}
+    change_idx = [1 + FEATURES.index("change")]
+    models, report = {}, {}
+
+    def pick(name: str, rs: list[dict], kind: str, keys: list[str]) -> None:
+        stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
+        cands = {f"{c}:{k}": m.kinds[k] for c, m in cals.items() for k in keys if k in m.kinds}
+        cands["change"] = _fit_selected(stacks, errs, change_idx)
+        scored = {n: round(_criterion([m.score(st) for st in stacks], errs), 3) for n, m in cands.items()}
+        best = max(scored, key=scored.get)
+        m = cands[best]
+        x = np.concatenate(stacks, axis=1)
+        models[name] = fit_levels(m.coef, m.score(x), np.concatenate(errs))
+        report[name] = {"chosen": best, "criterion_on_training": scored, "rows": len(rs),
+                        "photos": len({r["photo"] for r in rs})}
+        print(f"  {name}: {best} {scored}", file=sys.stderr, flush=True)
+
+    for kind in SYNTH_KINDS:
+        rs = [r for r in train if r["stage"] == kind]
+        if rs:
+            pick(kind, rs, kind, [kind, f"{COMPOSED}:{kind}"])
+    comp = [r for r in train if r["stage"] == "composed"]
+    for kind in SYNTH_KINDS:
+        rs = [r for r in comp if dominant(r) == kind]
+        if len({r["photo"] for r in rs}) >= 4:
+            pick(f"{COMPOSED}:{kind}", rs, kind, [kind, f"{COMPOSED}:{kind}"])
+    pick(COMPOSED, comp, "", [COMPOSED])
+    chosen = {}
+    for c, m in cals.items():
+        for k, v in m.meta.get("features_chosen", {}).items():
+            chosen.setdefault(c, {})[k] = v["features"]
+    meta = {"fitted_on": f"{len({r['photo'] for r in train})} photos spread over data/clean "
+                         f"(benchmarks/uncertainty.py split_photos), central crops, synthetic degradations "
+                         f"strength 0.3-0.8 (--only KIND and automatic plans) and the simulated camera "
+                         f"(engine/degrade/camera.py, automatic plan)",
+            "composed_by": {k: "composed_model" for k in SYNTH_KINDS if f"{COMPOSED}:{k}" in models},
+            "chosen_by_measurement_on_training": report, "candidate_features": chosen}
+    out = ROOT / "models" / "uncertainty-calibration.json"
+    out.write_text(UncertaintyModel(models, meta).to_json(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
     if block:
         pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
@@ -594,20 +692,22 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phase", choices=("collect", "fit", "eval"))
-    ap.add_argument("--which", choices=("train", "train2", "val", "real"), default="train", help="collect: photos")
+    ap.add_argument("phase", choices=("collect", "fit", "choose", "eval"))
+    ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real"), default="train",
+                    help="collect: photos")
     ap.add_argument("--cache", nargs="+", help="collect: where to write the rows; fit: the training rows")
     ap.add_argument("--caches", nargs="+", help="eval: the validation and real rows")
     ap.add_argument("--only", nargs="+", help="fit: refit only these models (kind, composed, composed:KIND)")
+    ap.add_argument("--calibrations", nargs="+", help="choose: the candidate calibration files")
     ap.add_argument("--calibration", help="eval: this calibration file instead of the committed one")
-    ap.add_argument("--train", type=int, default=12)
+    ap.add_argument("--train", type=int, default=14)
     ap.add_argument("--val", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=6, help="pairs per real set")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "uncertainty.json"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "uncertainty.md"))
     args = ap.parse_args()
-    {"collect": collect, "fit": fit, "eval": evaluate}[args.phase](args)
+    {"collect": collect, "fit": fit, "choose": choose, "eval": evaluate}[args.phase](args)
 
 
 if __name__ == "__main__":

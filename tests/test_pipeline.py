@@ -215,6 +215,20 @@ def test_a_conditioned_generalist_is_told_the_planned_kinds_and_their_severity()
     assert gen.told[2] == {"lowlight": 0.8, "noise": 0.5, "haze": 0.5}
 
 
+def test_the_generalist_is_told_rain_scaled_up_from_its_severity():
+    """The analysed rain severity reads synthetic rain lower than the strength the generalist removes
+    best (benchmarks/rain_told_strength.py): an automatic plan tells severity / RAIN_TOLD_PER_SEVERITY,
+    at most 1; other kinds and kinds the user asked for are told as before."""
+    from engine.pipeline.orchestrator import MIN_TOLD_STRENGTH, RAIN_TOLD_PER_SEVERITY, told_strength
+
+    assert 0.0 < RAIN_TOLD_PER_SEVERITY <= 1.0
+    assert told_strength("rain", 0.5, auto=True) == pytest.approx(min(1.0, 0.5 / RAIN_TOLD_PER_SEVERITY))
+    assert told_strength("rain", 0.95, auto=True) == 1.0
+    assert told_strength("rain", 0.0, auto=True) == 0.0
+    assert told_strength("noise", 0.5, auto=True) == 0.5
+    assert told_strength("rain", 0.1, auto=False) == MIN_TOLD_STRENGTH
+
+
 class KindShiftGeneralist(ShiftExpert):
     """A conditioned generalist: adds a fixed amount per kind it is told (noise +0.05, lowlight +0.2)."""
 

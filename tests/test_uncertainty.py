@@ -36,6 +36,24 @@ def test_calibration_has_a_model_per_kind():
         assert np.all(np.diff(m.knots_levels) >= 0) and m.knots_levels[0] >= 0
 
 
+def test_levels_fit_gives_mean_error_by_score():
+    """The monotone map of a score to levels is the mean error observed at that score: on the
+    pixels it was fitted on, each decile of the prediction averages to its observed error."""
+    from engine.uncertainty.model import fit_levels
+
+    rng = np.random.default_rng(5)
+    score = rng.uniform(0.0, 3.0, 20000)
+    errors = rng.exponential(2.0 + 4.0 * score)  # mean error 2 + 4·score levels, heavy-tailed
+    m = fit_levels(np.array([1.0] + [0.0] * len(FEATURES)), score, errors)
+    assert np.all(np.diff(m.knots_score) >= 0) and np.all(np.diff(m.knots_levels) >= 0)
+    pred = m.levels(score)
+    order = np.argsort(pred, kind="stable")
+    for decile in np.array_split(order, 10):
+        assert abs(pred[decile].mean() - errors[decile].mean()) < 0.1 * errors[decile].mean()
+    flat = fit_levels(np.array([1.0] + [0.0] * len(FEATURES)), np.zeros(100), np.full(100, 3.0))
+    assert np.allclose(flat.levels(np.array([-1.0, 0.0, 2.0])), 3.0)
+
+
 @pytest.mark.parametrize("kind", ["noise", "blur", None])
 def test_map_shape_range_and_determinism(kind):
     clean = photo(0, 80)[:70]  # not square, odd-sized bands

@@ -1,11 +1,15 @@
 """The calibrated uncertainty model: per-pixel features → expected absolute error (8-bit levels).
 
-For each stage kind (and ``"composed"`` for the whole result) the calibration file holds a
-linear score over :data:`engine.uncertainty.features.FEATURES` (fitted to log(1 + |error|) by
-least squares) and a monotone map from that score to the mean absolute error observed at it
-(fitted by binning the score into quantiles, then made non-decreasing). Both were fitted on
-synthetic degradations of ``../shared/data/clean`` by ``benchmarks/uncertainty.py --fit`` and
-validated there on held-out photos and on the real pairs.
+For each stage kind (and ``"composed"`` / ``"composed:KIND"`` for the whole result) the
+calibration file holds a linear score over :data:`engine.uncertainty.features.FEATURES` (fitted to
+log(1 + |error|) by least squares) and a monotone map from that score to the mean absolute error
+observed at it (binned into quantiles of the score, then made non-decreasing: :func:`fit_levels`).
+The scores were fitted on synthetic degradations of ``../shared/data/clean`` by
+``benchmarks/uncertainty.py fit``; ``benchmarks/uncertainty.py choose`` picked, per kind, the
+score by measurement on those training photos among candidate calibrations and refitted its
+levels on the rows it judges (a stage's model on that kind's stages, a composed model on the
+results its kind dominates, photos through the simulated camera included). Validated on held-out
+photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 
 from __future__ import annotations
@@ -128,7 +132,15 @@ def fit_kind(stacks: list[np.ndarray], errors: list[np.ndarray], *, knots: int =
     t = np.log1p(y)
     a = x @ x.T + ridge * len(y) * np.diag([0.0] + [1.0] * (x.shape[0] - 1))
     coef = np.linalg.solve(a, x @ t)
-    score = coef @ x
+    return fit_levels(coef, coef @ x, y, knots=knots)
+
+
+def fit_levels(coef: np.ndarray, score: np.ndarray, errors: np.ndarray, *, knots: int = 48) -> KindModel:
+    """The model of score ``coef`` whose monotone map takes a score to the mean absolute error
+    (8-bit levels) observed at it: ``score`` and ``errors`` ``(N,)`` of pixels sampled from the
+    photos the levels are fitted on, binned into ``knots`` quantiles of the score, then made
+    non-decreasing (so the reliability by decile is on the diagonal on those photos)."""
+    score, y = np.asarray(score, np.float64), np.asarray(errors, np.float64)
     qs = np.quantile(score, np.linspace(0.0, 1.0, knots + 1))
     centres, means = [], []
     idx = np.clip(np.searchsorted(qs, score, side="right") - 1, 0, knots - 1)
@@ -137,9 +149,11 @@ def fit_kind(stacks: list[np.ndarray], errors: list[np.ndarray], *, knots: int =
         if sel.any():
             centres.append(float(np.median(score[sel])))
             means.append(float(y[sel].mean()))
+    if len(centres) < 2:  # a constant score: one level, the mean error
+        centres, means = [centres[0] - 1.0, centres[0]], [means[0], means[0]]
     centres_a = np.maximum.accumulate(np.asarray(centres))
     means_a = _pool_adjacent(np.asarray(means))
-    return KindModel(coef, centres_a, means_a)
+    return KindModel(np.asarray(coef, np.float64), centres_a, means_a)
 
 
 def _pool_adjacent(values: np.ndarray) -> np.ndarray:

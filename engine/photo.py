@@ -89,6 +89,13 @@ class Photo:
     def megapixels(self) -> float:
         return self.height * self.width / 1e6
 
+    def release_pixels(self) -> None:
+        """Free ``pixels`` and ``alpha`` of a photo that nothing reads again (a one-shot save once
+        they are converted to the file's samples): ``pixels`` becomes an empty float32 HxWx0
+        array, so :attr:`width` and :attr:`height` still answer; ``alpha`` becomes ``None``."""
+        self.pixels = np.empty(self.pixels.shape[:2] + (0,), np.float32)
+        self.alpha = None
+
     def with_pixels(self, pixels: np.ndarray) -> "Photo":
         """A copy carrying new pixels (same metadata). A different size drops nothing but the alpha
         is resized by the caller when the scale changes. New pixels are no longer the file's

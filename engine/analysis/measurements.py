@@ -282,10 +282,16 @@ def newly_clipped_fraction(before: np.ndarray, after: np.ndarray, margin: float 
     of 0 or 1 in ``after`` but not in ``before``; both float HxWx3 in [0, 1]). Removing a grey veil
     the haze model explains leaves the scene inside the displayable range; where the photo is not a
     veiled scene (a bright warm page read as haze), the inferred scene radiance runs out of it."""
+    before = np.asarray(before)
+    return newly_clipped_count(before, after, margin) / (before.shape[0] * before.shape[1])
+
+
+def newly_clipped_count(before: np.ndarray, after: np.ndarray, margin: float = 0.002) -> int:
+    """How many pixels :func:`newly_clipped_fraction` counts (so that it can be summed over row bands)."""
     def saturated(x: np.ndarray) -> np.ndarray:
         return ((x <= margin) | (x >= 1.0 - margin)).any(axis=2)
 
-    return float((saturated(np.asarray(after)) & ~saturated(np.asarray(before))).mean())
+    return int(np.count_nonzero(saturated(np.asarray(after)) & ~saturated(np.asarray(before))))
 
 
 # ---------------------------------------------------------------- low light

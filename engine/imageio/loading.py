@@ -20,7 +20,7 @@ from ..photo import Photo
 from .formats import PILLOW_OPEN_FORMATS, SUPPORTED_EXTENSIONS, PathLike, is_raw
 from .metadata import read_metadata
 from .orientation import apply_orientation
-from .quantize import to_unit_float
+from .quantize import releasable_empty, to_unit_float
 from .raster import Raster, load_raster
 from .raw import load_raw
 
@@ -55,9 +55,12 @@ def photo_from_raster(raster: Raster, path: Path) -> Photo:
     alpha = None
     if channels in (2, 4):
         alpha = np.ascontiguousarray(to_unit_float(samples[:, :, -1]))
-    pixels = to_unit_float(colour)
+    # the decoded samples are read no more: released as they are converted where they can be
+    pixels = to_unit_float(colour, consume=True)
     if grayscale:
-        pixels = np.repeat(pixels, 3, axis=2)
+        gray, pixels = pixels, releasable_empty(pixels.shape[:2] + (3,), np.float32)
+        pixels[...] = gray
+        del gray
     return Photo(
         pixels=np.ascontiguousarray(pixels),
         alpha=alpha,

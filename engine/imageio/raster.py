@@ -23,6 +23,7 @@ from .checks import check_pixel_budget
 from .exif import exif_block_from_image, orientation_of
 from .formats import PILLOW_FORMATS, PILLOW_OPEN_FORMATS
 from .orientation import valid_orientation
+from .quantize import releasable_empty
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -140,7 +141,23 @@ def pillow_samples(image: Image.Image, icc: Optional[bytes]) -> tuple[np.ndarray
         return _as_hwc(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)), 16, icc
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in mode else "RGB")
-    return _as_hwc(np.asarray(image)), 8, icc
+    return _as_hwc(_pillow_array(image)), 8, icc
+
+
+#: Rows copied out of a decoded Pillow image at a time by :func:`_pillow_array`.
+_COPY_BAND_ROWS = 256
+
+
+def _pillow_array(image: Image.Image) -> np.ndarray:
+    """``np.asarray(image)`` (8-bit modes), copied band by band into a
+    :func:`~engine.imageio.quantize.releasable_empty` array: no full-size bytes object on the way,
+    and the float conversion can release the samples as it goes."""
+    probe = np.asarray(image.crop((0, 0, image.width, min(1, image.height))))
+    out = releasable_empty((image.height,) + probe.shape[1:], probe.dtype)
+    for top in range(0, image.height, _COPY_BAND_ROWS):
+        bottom = min(top + _COPY_BAND_ROWS, image.height)
+        out[top:bottom] = np.asarray(image.crop((0, top, image.width, bottom)))
+    return out
 
 
 def _png_header(path: Path) -> tuple[int, int]:
@@ -177,8 +194,12 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
 
 def _tiff_page_samples(path: Path, page: "tifffile.TiffPage") -> np.ndarray:
     """Samples of a gray or RGB TIFF page as HxWxC (alpha, if any, last)."""
-    array = page.asarray()
     axes = page.axes
+    if axes in ("YX", "YXS") and page.dtype in (np.uint8, np.uint16):
+        # decoded into an array whose rows the float conversion can release as it goes
+        array = page.asarray(out=releasable_empty(page.shape, page.dtype))
+    else:
+        array = page.asarray()
     if axes == "SYX":
         array = np.moveaxis(array, 0, -1)
     elif axes not in ("YX", "YXS"):

@@ -76,12 +76,14 @@ def _channel_spread(colour: np.ndarray) -> int:
     return int(max(cv2.absdiff(red, green).max(), cv2.absdiff(green, blue).max(), cv2.absdiff(red, blue).max()))
 
 
-def _prepare(photo: Photo, fmt: str, bit_depth: int) -> _Output:
+def _prepare(photo: Photo, fmt: str, bit_depth: int, consume: bool = False) -> _Output:
+    """The samples to encode; ``consume``: ``photo.pixels`` are read no more once converted (a
+    gray source's are read twice: its neutrality is checked on the converted samples)."""
     pixels = photo.pixels
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise PhotoSaveError(f"cannot save pixels of shape {pixels.shape}; expected height x width x 3")
     height, width = pixels.shape[:2]
-    colour = quantize(pixels, bit_depth)
+    colour = quantize(pixels, bit_depth, consume=consume and not photo.was_grayscale)
     gray = False
     if photo.was_grayscale and fmt in _GRAY_FORMATS and _channel_spread(colour) <= 1:
         # Still neutral after restoration (within one level): write it as the gray it was.
@@ -230,6 +232,7 @@ def save_photo(
     overwrite: bool = False,
     jpeg_quality: int = 95,
     lossless: bool = False,
+    consume: bool = False,
 ) -> Path:
     """Write ``photo`` to ``path`` atomically and return the path written.
 
@@ -249,6 +252,10 @@ def save_photo(
 
     The file appears complete or not at all; missing folders are created. An existing file
     raises :class:`OutputExistsError` unless ``overwrite``.
+
+    ``consume``: the photo's float pixels are freed (:meth:`Photo.release_pixels`) as soon as
+    they are converted to the file's samples, before encoding, so the encoder's buffers do not
+    come on top of them (a one-shot save: the CLI and the batch). The file is the same.
     """
     target = Path(path)
     name = output_format_for(target, fmt)
@@ -258,9 +265,13 @@ def save_photo(
     try:
         with atomic_output(target, overwrite=overwrite) as temp:
             if keeps_float(photo, name, bit_depth):
-                _write_tiff(temp, _prepare_float(photo))
+                writer, output = _write_tiff, _prepare_float(photo)
             else:
-                _WRITERS[name](temp, _prepare(photo, name, depth), jpeg_quality=int(jpeg_quality), lossless=lossless)
+                writer, output = _WRITERS[name], _prepare(photo, name, depth, consume)
+            if consume:
+                photo.release_pixels()
+            writer(temp, output, jpeg_quality=int(jpeg_quality), lossless=lossless)
+            del output
     except RestoraError:
         raise
     except MemoryError as err:

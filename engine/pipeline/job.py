@@ -343,8 +343,10 @@ class Restorer:
             result.input = source
 
             def write() -> RestoreResult:
+                # its pixels are ours alone: freed once converted to the file's samples
                 result.output = save_photo(restored, target, bit_depth=options.bit_depth,
-                                           overwrite=options.overwrite, jpeg_quality=options.jpeg_quality)
+                                           overwrite=options.overwrite, jpeg_quality=options.jpeg_quality,
+                                           consume=True)
                 if result.uncertainty_map is not None:
                     from ..uncertainty.sidecar import write_sidecar
 

@@ -36,15 +36,17 @@ from ..units import format_bytes
 #: what the allocator keeps (measured: 0.10 GB before decoding, 0.3 GB beside the arrays at the
 #: peak of a 12 MP restoration; memory-scaling.md).
 PROCESS_BYTES = 300e6
-#: Decoding: the decoder's own image (4 B/px for 8-bit RGB), its samples (3) and the float32
-#: pixels (12); 15 B/px measured at 100 MP (memory-scaling.md), 16-bit files hold twice the samples.
+#: Decoding: the float32 pixels (12) and the decoded samples (3 for 8-bit RGB, 6 for 16-bit). 8-bit
+#: Pillow samples are released as they are converted (about 12 B/px at 48 MP, memory-scaling.md);
+#: OpenCV's and tifffile's 16-bit samples are held beside the pixels until converted: 18.
 DECODE_BYTES_PER_PIXEL = 18.0
 #: The float32 input, and every other full-size float32 RGB array (a stage's output, a change).
 FLOAT_BYTES_PER_PIXEL = 12.0
 #: What the default analysis of a whole photo adds per pixel (expert-memory.md, "analysis": 55 MB
 #: at 1.5 MP, 47 MB at 4 MP; it works on reduced copies, its network is in :data:`PROCESS_BYTES`).
 ANALYSIS_BYTES_PER_PIXEL = 2.0
-#: Saving: the composed float32 result, the 8/16-bit samples and the encoder's copy.
+#: Saving: the composed float32 result while it is quantised (a one-shot save releases it as it
+#: goes), then the 8/16-bit samples and the encoder's copy (16-bit RGBA: 8 + 8).
 SAVE_BYTES_PER_PIXEL = 17.0
 #: Each cached float32 RGB change (a stage's delta or a kind's share of the generalist's).
 STAGE_BYTES_PER_PIXEL = FLOAT_BYTES_PER_PIXEL
@@ -52,7 +54,7 @@ STAGE_BYTES_PER_PIXEL = FLOAT_BYTES_PER_PIXEL
 #: its model, tile buffers, full-size arrays and output (expert-memory.md: a line through two
 #: sizes; networks with 512-pixel tiles; a negative intercept counts as 0).
 EXPERT_MEMORY: dict[str, tuple[float, float]] = {
-    "classical.deblur.wiener": (33e6, 16.1),
+    "classical.deblur.wiener": (50e6, 11.9),
     "classical.dehaze.dcp": (12e6, 35.2),
     "classical.lowlight.lime": (0.0, 78.4),  # intercept -5 MB, counted as 0
     "classical.derain.streak_median": (5e6, 60.1),

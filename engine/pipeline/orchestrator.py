@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from ..analysis.jpeg_tables import estimate_quality
-from ..analysis.measurements import newly_clipped_fraction
+from ..analysis.measurements import newly_clipped_count
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..errors import Cancelled, RestoraError, one_line
 from ..experts.base import Backend, ExpertRegistry
@@ -48,7 +48,7 @@ from ..progress import Progress
 from . import plan as plan_rules
 from .plan import Plan, PlanChoices, Planner, Stage
 from .session import RestorationSession, StageResult, default_analyser
-from .spill import ChangeStore
+from .spill import ChangeStore, band_slices
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport,
         return
     limit = MAX_NEWLY_CLIPPED.get(stage.name)
     if limit is not None and image is not None and result.delta is not None:
-        share = newly_clipped_fraction(image, np.clip(image + np.asarray(result.delta), 0.0, 1.0))
+        share = newly_clipped_share(image, result.delta)
         if share > limit:
             result.dropped = True
             result.delta = None
@@ -417,6 +417,17 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport,
         result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
             f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
             if worse and was - now >= MIN_IMPROVEMENT else "") + (f"; {result.reason}" if result.reason else "")
+
+
+def newly_clipped_share(image: np.ndarray, delta) -> float:
+    """:func:`engine.analysis.measurements.newly_clipped_fraction` of ``image`` (float HxWx3 in [0, 1])
+    and ``clip(image + delta)``, row band by row band: no full-size sum nor clipped copy (``delta``:
+    an array or a change kept on disk)."""
+    count = 0
+    for band in band_slices(image.shape[0]):
+        before = image[band]
+        count += newly_clipped_count(before, np.clip(before + np.asarray(delta[band]), 0.0, 1.0))
+    return count / (image.shape[0] * image.shape[1])
 
 
 def amplified_noise(before: DegradationReport, after: DegradationReport) -> Optional[str]:

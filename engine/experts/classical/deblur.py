@@ -10,7 +10,7 @@ from ..base import Backend, Expert, ExpertContext, ExpertInfo
 from ...color import luminance
 from .deconvolution import wiener_deconvolve
 from .noise_level import context_sigma
-from .psf_estimation import estimate_psf
+from .psf_estimation import central_region, estimate_psf
 from .tiles import map_tiles
 
 #: Gradient-prior weight for a noise-free input: absorbs the bank's quantisation of the true PSF.
@@ -54,7 +54,8 @@ class WienerDeblur(Expert):
         ctx = ctx or ExpertContext()
         ctx.progress(0.0)
         sigma = context_sigma(image, ctx)
-        psf = estimate_psf(luminance(image), sigma)
+        # the estimate reads only the central crop: its luminance, not a full-size one
+        psf = estimate_psf(luminance(image[central_region(*image.shape[:2])]), sigma)
         ctx.progress(0.3)
         if psf.family == "none":
             ctx.progress(1.0)

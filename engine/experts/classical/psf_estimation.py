@@ -78,6 +78,13 @@ class _Scorer:
         return float(min(coarse[i], fine.min()))
 
 
+def central_region(height: int, width: int, crop: int = 512) -> tuple[slice, slice]:
+    """The central ``crop`` x ``crop`` region (or less, for a smaller image) that
+    :func:`estimate_psf` reads: passing only its luminance gives the same estimate."""
+    y0, x0 = max((height - crop) // 2, 0), max((width - crop) // 2, 0)
+    return slice(y0, y0 + crop), slice(x0, x0 + crop)
+
+
 def estimate_psf(gray: np.ndarray, sigma: float, crop: int = 512) -> PSFEstimate:
     """Estimate the blur of ``gray`` (float32 H x W luminance in [0, 1]); ``sigma`` is its noise
     std ([0, 1] units). Uses a central ``crop`` x ``crop`` region. Images smaller than the
@@ -85,8 +92,7 @@ def estimate_psf(gray: np.ndarray, sigma: float, crop: int = 512) -> PSFEstimate
     h, w = gray.shape
     if min(h, w) < WINDOW:
         return PSFEstimate("none", 0.0, 0.0, np.ones((1, 1), np.float32), 0.0)
-    y0, x0 = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
-    region = gray[y0:y0 + crop, x0:x0 + crop].astype(np.float32)
+    region = gray[central_region(h, w, crop)].astype(np.float32)
     spectrum, energy = welch_spectrum(region)
     noise = max(sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
     scorer = _Scorer(spectrum, noise)

@@ -47,10 +47,13 @@ def map_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile: i
     ``progress`` is called with the fraction of tiles done (0..1), so it may raise
     :class:`engine.errors.Cancelled`. Returns a new float32 array; ``image`` is not modified.
 
-    ``in_place``: write the result over ``image`` (float32, C-contiguous) and return it, with
-    one row of tiles of the input (plus its overlap) as scratch instead of a second full-size
-    array. ``fn`` sees the same input values, in a band with the same strides, so the result is
-    the same; if ``fn`` or ``progress`` raises, ``image`` is partly overwritten.
+    ``in_place``: write the result over ``image`` (float32, C-contiguous) and return it. ``fn``
+    then gets the very same views of ``image`` as without it (the same values, strides and
+    addresses, so the same result): a tile's core is written only once no later tile of its
+    row reads it, and the ``overlap`` rows above a row of tiles, which the row before already
+    overwrote, hold their input again while that row runs. Scratch: two strips of ``overlap``
+    rows and the pending tiles' cores, not a second full-size array nor a whole row of tiles.
+    If ``fn`` or ``progress`` raises, ``image`` is partly overwritten.
     """
     h, w = image.shape[:2]
     tile = max(int(tile), 16)
@@ -63,26 +66,36 @@ def map_tiles(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], tile: i
         out = np.empty(image.shape, dtype=np.float32)
     total, done = len(ys) * len(xs), 0
     progress(0.0)
-    held: Optional[np.ndarray] = None  # in place: the input rows of the last band (its top rows are overwritten)
-    held_top = 0
+    held = image[:0].copy()  # in place: the input of the rows above the current row of tiles (up to ``overlap``)
     for y0 in ys:
         y1 = min(y0 + tile, h)
         py0, py1 = max(y0 - overlap, 0), min(y1 + overlap, h)
         if in_place:
-            band = np.empty((py1 - py0,) + image.shape[1:], np.float32)
-            if y0 > py0:  # rows above this band's core already hold output: their input is in ``held``
-                band[:y0 - py0] = held[py0 - held_top:y0 - held_top]
-            band[y0 - py0:] = image[y0:py1]
-            source, top = band, py0
-        else:
-            source, top = image, 0
+            # the next row's top context, taken before this row writes its cores
+            below = max(y1 - overlap, 0)
+            next_held = np.concatenate([held[len(held) - (y0 - below):] if below < y0 else held[:0],
+                                        image[max(below, y0):y1]])
+            written = image[py0:y0].copy()  # this row's top context holds output: its input goes back meanwhile
+            image[py0:y0] = held[len(held) - (y0 - py0):]
+        pending: list[tuple[int, int, np.ndarray]] = []
         for x0 in xs:
             x1 = min(x0 + tile, w)
             px0, px1 = max(x0 - overlap, 0), min(x1 + overlap, w)
-            result = fn(source[py0 - top:py1 - top, px0:px1])
-            out[y0:y1, x0:x1] = result[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+            while pending and pending[0][1] <= px0:  # no tile from here on reads that core
+                a, b, core = pending.pop(0)
+                out[y0:y1, a:b] = core
+            result = fn(image[py0:py1, px0:px1])
+            core = result[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+            if in_place:
+                pending.append((x0, x1, np.array(core, dtype=np.float32)))
+            else:
+                out[y0:y1, x0:x1] = core
+            del result, core
             done += 1
             progress(done / total)
+        for a, b, core in pending:
+            out[y0:y1, a:b] = core
         if in_place:
-            held, held_top = band, py0
+            image[py0:y0] = written
+            held = next_held
     return out

@@ -82,20 +82,21 @@ def measure(path: Path, models: dict[str, LearnedAnalyser]) -> dict:
 
 
 def update_noise(row: dict, path: Path) -> dict:
-    """``row`` (cached before the still-area chroma measurement existed) with its hand-made noise
-    verdict brought up to date: ``analyse`` now adds :func:`engine.analysis.noise_level.still_chroma`
-    (at the file's JPEG quality) to the noise measurements and takes the larger severity; nothing
-    else in the hand-made analysis changed, and the networks' scores are kept."""
+    """``row`` (cached before the still-area measurements existed) with its hand-made noise verdict
+    brought up to date: ``analyse`` now adds :func:`engine.analysis.noise_level.still_evidence` (the
+    still-area chroma and luma, at the file's JPEG quality) to the noise measurements and takes the
+    largest severity; nothing else in the hand-made analysis changed, and the networks' scores are kept."""
     from engine.analysis.analyser import _as_rgb, full_res_tiles
-    from engine.analysis.noise_level import still_chroma, still_chroma_severity
+    from engine.analysis.noise_level import still_chroma_severity, still_evidence, still_luma_severity
     from engine.imageio import load_photo
 
     photo = load_photo(path)
     quality = estimate_quality(photo.jpeg).quality if photo.jpeg is not None else None
-    m = still_chroma(full_res_tiles(_as_rgb(photo.pixels)), quality)
+    m = still_evidence(full_res_tiles(_as_rgb(photo.pixels)), quality)
     noise = row["hand"]["noise"]
     noise["measurements"] |= m
-    noise["severity"] = max(float(noise["severity"]), still_chroma_severity(noise["measurements"]))
+    noise["severity"] = max(float(noise["severity"]), still_chroma_severity(noise["measurements"]),
+                            still_luma_severity(noise["measurements"]))
     row["noise_updated"] = True
     return row
 

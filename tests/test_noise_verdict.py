@@ -34,12 +34,13 @@ def _wall(h: int = 256, w: int = 256) -> np.ndarray:
 
 
 def _blotchy(wall: np.ndarray, amplitude_255: float = 3.0, seed: int = 1) -> np.ndarray:
-    """Colour noise as a camera leaves it: Cb/Cr noise blurred to 2-px blotches (luma unchanged)."""
+    """Colour noise as a camera leaves it: Cb/Cr noise blurred to 2-px blotches, with the luma grain
+    (correlated over about a pixel, the same strength) that sensor noise brings with it."""
     rng = np.random.default_rng(seed)
-    cb, cr = (cv2.GaussianBlur(rng.standard_normal(wall.shape[:2]).astype(np.float32), (0, 0), 2.0)
-              for _ in range(2))
-    cb, cr = (p / p.std() * amplitude_255 / 255.0 for p in (cb, cr))
-    noise = np.stack([1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb], axis=2)
+    cb, cr, y = (cv2.GaussianBlur(rng.standard_normal(wall.shape[:2]).astype(np.float32), (0, 0), s)
+                 for s in (2.0, 2.0, 0.8))
+    cb, cr, y = (p / p.std() * amplitude_255 / 255.0 for p in (cb, cr, y))
+    noise = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=2)
     return np.clip(wall + noise, 0, 1).astype(np.float32)
 
 

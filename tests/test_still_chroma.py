@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.analysis.noise_level import (STILL_THRESHOLDS, still_chroma, still_chroma_severity,
+from engine.analysis.noise_level import (STILL_CHROMA_MAX_LUMA_RATIO, STILL_THRESHOLDS, still_chroma,
+                                         still_chroma_severity,
                                          still_threshold_255)
 from testdata import SHARED_DATA
 
@@ -34,10 +35,21 @@ def _blotches(shape: tuple[int, int], amplitude_255: float, seed: int) -> np.nda
     return np.stack([r, g, b], axis=2).astype(np.float32)
 
 
+def _grain(shape: tuple[int, int], amplitude_255: float, seed: int) -> np.ndarray:
+    """Luma grain correlated over about a pixel, std ≈ ``amplitude_255`` levels in R, G and B alike."""
+    n = cv2.GaussianBlur(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), (0, 0), 0.8)
+    return (n / n.std() * amplitude_255 / 255.0)[..., None]
+
+
+def _sensor_noise(shape: tuple[int, int], amplitude_255: float, seed: int) -> np.ndarray:
+    """Camera noise: colour blotches with the luma grain of the same strength that comes with them."""
+    return _blotches(shape, amplitude_255, seed) + _grain(shape, amplitude_255, seed + 100)
+
+
 def test_colour_blotches_on_a_flat_wall_are_found_and_luma_grain_is_not():
     wall = _flat()
     assert still_chroma([wall])["still_chroma_255"] == pytest.approx(0.0, abs=1e-3)
-    blotchy = np.clip(wall + _blotches(wall.shape[:2], 3.0, seed=1), 0, 1)
+    blotchy = np.clip(wall + _sensor_noise(wall.shape[:2], 3.0, seed=1), 0, 1)
     m = still_chroma([blotchy])
     assert m["still_chroma_present"] == 1.0 and m["still_chroma_255"] > 2 * m["still_threshold_255"]
     assert m["still_blocks"] >= 200
@@ -48,9 +60,14 @@ def test_colour_blotches_on_a_flat_wall_are_found_and_luma_grain_is_not():
     assert g["still_chroma_present"] == 0.0 and g["still_chroma_255"] < 0.2
     # Deterministic, and the severity rises with the amount of colour noise.
     assert still_chroma([blotchy]) == m
-    stronger = still_chroma([np.clip(wall + _blotches(wall.shape[:2], 6.0, seed=1), 0, 1)])
+    stronger = still_chroma([np.clip(wall + _sensor_noise(wall.shape[:2], 6.0, seed=1), 0, 1)])
     assert 0.15 <= still_chroma_severity(m) < still_chroma_severity(stronger) <= 1.0
     assert still_chroma_severity(g) == 0.0
+    # Colour without the luma grain sensor noise brings (a coloured texture on a smooth surface) is not noise.
+    tinted = still_chroma([np.clip(wall + _blotches(wall.shape[:2], 3.0, seed=1), 0, 1)])
+    assert tinted["still_chroma_255"] == pytest.approx(m["still_chroma_255"], rel=0.05)
+    assert tinted["still_chroma_255"] > STILL_CHROMA_MAX_LUMA_RATIO * tinted["still_chroma_luma_255"]
+    assert tinted["still_chroma_present"] == 0.0
 
 
 def test_a_textured_photo_has_no_still_blocks_and_tiny_photos_measure_nothing():

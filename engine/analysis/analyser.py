@@ -13,7 +13,8 @@ from ..progress import Progress
 from .calibration import severity_from
 from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
                            noise_level, sharpest_tile_width, streak_statistics)
-from .noise_level import cap_told_by_prior, nlf_measurements, prior_severity, still_chroma, still_chroma_severity
+from .noise_level import (cap_told_by_prior, nlf_measurements, prior_severity, still_chroma_severity, still_evidence,
+                          still_luma_severity)
 from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 
 #: Longer side of the downscaled copy used for global statistics (blur, haze, low light, rain).
@@ -115,7 +116,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     # The driving value: fine luma σ, or coarse chroma σ above the texture floor if larger.
     noise["noise_index_255"] = max(noise["sigma_255"], noise["chroma_excess_255"])
     noise.update(nlf_measurements(tiles, iso=iso, exposure_s=exposure_s, jpeg_quality=jpeg_quality))
-    noise.update(still_chroma(tiles, jpeg_quality))
+    noise.update(still_evidence(tiles, jpeg_quality))
     cap_told_by_prior(noise, severity_from(NOISE, noise) >= DEFAULT_PRESENCE_THRESHOLD)
     progress(0.25, "measuring JPEG artefacts")
     jpeg = blockiness(tiles)
@@ -205,6 +206,8 @@ def analyse(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     severities[NOISE] = max(severities[NOISE], prior_severity(m[NOISE]))
     # Colour blotches on flat areas, beyond what clean photos saved alike show (noise_level.still_chroma).
     severities[NOISE] = max(severities[NOISE], still_chroma_severity(m[NOISE]))
+    # Luma grain over a large flat area, beyond what clean photos saved alike show (noise_level.still_luma).
+    severities[NOISE] = max(severities[NOISE], still_luma_severity(m[NOISE]))
     severities[BLUR] = blur_severity(severities[BLUR], m[BLUR], m[NOISE]["sigma_255"])
     severities[HAZE] = haze_severity(severities[HAZE], m[HAZE])
     severities[LOWLIGHT] = lowlight_severity(severities[LOWLIGHT], m[LOWLIGHT])

@@ -64,8 +64,9 @@ LEARNED_PRESENCE_KINDS: frozenset[str] = frozenset({"noise", "rain"})
 LEARNED_SEVERITY_KINDS: frozenset[str] = frozenset({"rain"})
 #: Hand-made measurements that, when 1, make the hand-made verdict of their kind stand whole: the EXIF
 #: prior confirmed by the pixels (noise_level.prior_confirms_noise) and still-area colour noise above the
-#: clean photos' threshold for the file's JPEG quality (noise_level.still_chroma).
-HANDMADE_EVIDENCE_KEYS: tuple[str, ...] = ("exif_present", "still_chroma_present")
+#: clean photos' threshold for the file's JPEG quality (noise_level.still_chroma), and luma grain over a
+#: large still area above its threshold (noise_level.still_luma).
+HANDMADE_EVIDENCE_KEYS: tuple[str, ...] = ("exif_present", "still_chroma_present", "still_luma_present")
 #: Kinds reported present only when the hand-made and the learned analysis both say so (each alone
 #: raises too many false alarms on clean photos).
 AGREE_KINDS: frozenset[str] = frozenset({"lowlight"})
@@ -173,8 +174,9 @@ def combine(handmade: DegradationReport, learned: DegradationReport,
     ``confirm_kinds`` (:data:`CONFIRM_KINDS`) likewise, but a confirmed verdict is the hand-made one
     whole (severity and confidence), and an unconfirmed one keeps the hand-made confidence.
     Where the hand-made measurements say ``exif_present`` (the photo's EXIF confirmed by its
-    pixels) or ``still_chroma_present`` (colour noise in still areas), which the network does not
-    see, presence and strength both come from the hand-made report. A present kind gets at least
+    pixels), ``still_chroma_present`` (colour noise in still areas) or ``still_luma_present`` (luma
+    grain over a large still area), which the network does not see, presence and strength both come
+    from the hand-made report. A present kind gets at least
     ``threshold``, an absent one at most ``threshold / 2``; a kind taken wholly from one source keeps
     that source's severity unchanged. Confidence follows the presence source (the lower of the two
     for an agreement). Measurements: the hand-made ones plus ``learned_probability`` and

@@ -331,6 +331,13 @@ STILL_MIN_BLOCKS = 8
 #: survive its quantisation are stronger evidence. Fitted by benchmarks/calibrate_still_chroma.py
 #: (training photos only; never the real pairs).
 STILL_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 0.622), (90, 0.910), (95, 1.080))
+#: Still-area chroma counts as sensor noise only up to this multiple of the same blocks' median luma
+#: std (:data:`STILL_LUMA_BAND`): the largest chroma-to-luma ratio over camera-pipeline noise on training
+#: photos (engine.degrade.camera, as the camera saved it and re-saved at q75) whose still chroma passes its
+#: threshold (benchmarks/calibrate_still_luma.py, benchmarks/results/still-luma.md; training photos only).
+#: Clean photos with coloured texture on smooth surfaces read 2.2 (urban100_img_013, bsds500_train_268002);
+#: real camera noise 0.4–0.9 on the PolyU crops (circuit_11, a printed circuit board, 2.8).
+STILL_CHROMA_MAX_LUMA_RATIO = 1.74
 #: Severity given to a photo whose still-area chroma is exactly at its threshold (the presence
 #: threshold); it grows in proportion above it.
 STILL_SEVERITY_AT_THRESHOLD = 0.15
@@ -351,6 +358,68 @@ def _blocks16(a: np.ndarray) -> np.ndarray:
     return _blocks(a, STILL_BLOCK)
 
 
+def still_block_maps(tile: np.ndarray) -> dict[str, np.ndarray]:
+    """Per :data:`STILL_BLOCK`-px block of one float HxWx3 ``tile`` in [0, 1] (row-major, shape
+    (H // STILL_BLOCK, W // STILL_BLOCK); empty when the tile is smaller than one block): ``unclipped``
+    (no channel at or under 3 or at or over 252 levels), ``still`` (unclipped and its luma std at
+    2–12 px under :data:`STILL_FLAT_255`), ``chroma`` (the std of Cb, Cr in :data:`STILL_CHROMA_BAND`,
+    combined as √(Cb² + Cr²)) and ``luma`` (the luma std in :data:`STILL_LUMA_BAND`), 8-bit levels."""
+    from ..color import JFIF_YCBCR
+
+    t = np.asarray(tile, np.float32)[..., :3]
+    nh, nw = t.shape[0] // STILL_BLOCK, t.shape[1] // STILL_BLOCK
+    if nh == 0 or nw == 0:
+        empty = np.zeros((nh, nw), np.float32)
+        return {"unclipped": empty.astype(bool), "still": empty.astype(bool), "chroma": empty, "luma": empty}
+    rgb = t * np.float32(255.0)
+    ycc = rgb @ JFIF_YCBCR.T
+    y, cb, cr = (np.ascontiguousarray(ycc[..., c]) for c in range(3))
+
+    def band(ch: np.ndarray, a: float, b: float) -> np.ndarray:
+        lo = cv2.GaussianBlur(ch, (0, 0), b, borderType=cv2.BORDER_REFLECT)
+        hi = cv2.GaussianBlur(ch, (0, 0), a, borderType=cv2.BORDER_REFLECT)
+        return _blocks16(hi - lo).std(axis=1).reshape(nh, nw)
+
+    unclipped = ((_blocks16(rgb.min(axis=2)).min(axis=1) > 3.0)
+                 & (_blocks16(rgb.max(axis=2)).max(axis=1) < 252.0)).reshape(nh, nw)
+    still = (band(y, 2.0, 12.0) < STILL_FLAT_255) & unclipped
+    inner, outer = STILL_CHROMA_BAND
+    return {"unclipped": unclipped, "still": still,
+            "chroma": np.hypot(band(cb, inner, outer), band(cr, inner, outer)), "luma": band(y, *STILL_LUMA_BAND)}
+
+
+def _still_block_values(tiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per still block of every tile (:func:`still_block_maps`): the chroma and the luma std (8-bit
+    levels), and the number of unclipped blocks measured in all (still or not)."""
+    chroma: list[np.ndarray] = []
+    luma: list[np.ndarray] = []
+    measured = 0.0
+    for tile in tiles:
+        maps = still_block_maps(tile)
+        measured += float(maps["unclipped"].sum())
+        chroma.append(maps["chroma"][maps["still"]])
+        luma.append(maps["luma"][maps["still"]])
+    empty = np.empty(0, np.float32)
+    return (np.concatenate(chroma) if chroma else empty), (np.concatenate(luma) if luma else empty), measured
+
+
+def still_evidence(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> dict[str, float]:
+    """:func:`still_chroma` and :func:`still_luma` of ``tiles`` from one pass over their blocks
+    (the union of both dicts)."""
+    chroma, luma, measured = _still_block_values(tiles)
+    return _still_chroma_result(chroma, luma, jpeg_quality) | _still_luma_result(luma, measured, jpeg_quality)
+
+
+def _still_chroma_result(used: np.ndarray, luma: np.ndarray, jpeg_quality: Optional[int]) -> dict[str, float]:
+    enough = used.size >= STILL_MIN_BLOCKS
+    value = float(np.median(used)) if enough else 0.0
+    grain = float(np.median(luma)) if enough else 0.0
+    threshold = still_threshold_255(jpeg_quality)
+    present = value > threshold and value <= STILL_CHROMA_MAX_LUMA_RATIO * grain
+    return {"still_chroma_255": value, "still_blocks": float(used.size), "still_threshold_255": threshold,
+            "still_chroma_luma_255": grain, "still_chroma_present": float(present)}
+
+
 def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> dict[str, float]:
     """Colour noise in the still (flat) areas of a photo: the signature of digital sensor noise.
 
@@ -363,34 +432,18 @@ def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) ->
     median over blocks is taken. With fewer than :data:`STILL_MIN_BLOCKS` still blocks nothing
     is measured (0). ``tiles``: float HxWx3 in [0, 1].
 
+    Sensor noise reaches the chroma through demosaicing and the colour matrix and brings luma grain
+    with it; a coloured texture on a smooth surface (a patterned wall, a dyed fabric) has chroma
+    without it. So the chroma counts only up to :data:`STILL_CHROMA_MAX_LUMA_RATIO` times the
+    median luma std of the same blocks in :data:`STILL_LUMA_BAND`.
+
     Returns ``still_chroma_255`` (8-bit levels), ``still_blocks`` (count),
-    ``still_threshold_255`` (:func:`still_threshold_255` for ``jpeg_quality``) and
-    ``still_chroma_present`` (1.0 when the measurement exceeds that threshold, else 0.0)."""
-    from ..color import JFIF_YCBCR
-
-    inner, outer = STILL_CHROMA_BAND
-    values: list[np.ndarray] = []
-    for tile in tiles:
-        t = np.asarray(tile, np.float32)[..., :3]
-        if min(t.shape[:2]) < STILL_BLOCK:
-            continue
-        ycc = (t * np.float32(255.0)) @ JFIF_YCBCR.T
-        y, cb, cr = (np.ascontiguousarray(ycc[..., c]) for c in range(3))
-
-        def band(ch: np.ndarray, a: float, b: float) -> np.ndarray:
-            lo = cv2.GaussianBlur(ch, (0, 0), b, borderType=cv2.BORDER_REFLECT)
-            return _blocks16(cv2.GaussianBlur(ch, (0, 0), a, borderType=cv2.BORDER_REFLECT) - lo).std(axis=1)
-
-        flat = band(y, 2.0, 12.0) < STILL_FLAT_255
-        rgb = t * np.float32(255.0)
-        flat &= (_blocks16(rgb.min(axis=2)).min(axis=1) > 3.0) & (_blocks16(rgb.max(axis=2)).max(axis=1) < 252.0)
-        if flat.any():
-            values.append(np.hypot(band(cb, inner, outer), band(cr, inner, outer))[flat])
-    used = np.concatenate(values) if values else np.empty(0, np.float32)
-    value = float(np.median(used)) if used.size >= STILL_MIN_BLOCKS else 0.0
-    threshold = still_threshold_255(jpeg_quality)
-    return {"still_chroma_255": value, "still_blocks": float(used.size), "still_threshold_255": threshold,
-            "still_chroma_present": float(value > threshold)}
+    ``still_threshold_255`` (:func:`still_threshold_255` for ``jpeg_quality``),
+    ``still_chroma_luma_255`` (the median luma std of the same blocks, 8-bit levels) and
+    ``still_chroma_present`` (1.0 when the measurement exceeds that threshold and is at most
+    :data:`STILL_CHROMA_MAX_LUMA_RATIO` times ``still_chroma_luma_255``, else 0.0)."""
+    chroma, luma, _ = _still_block_values(tiles)
+    return _still_chroma_result(chroma, luma, jpeg_quality)
 
 
 def still_chroma_severity(measurements: dict[str, float]) -> float:
@@ -400,6 +453,77 @@ def still_chroma_severity(measurements: dict[str, float]) -> float:
         return 0.0
     threshold = float(measurements.get("still_threshold_255", 0.0))
     value = float(measurements.get("still_chroma_255", 0.0))
+    if threshold <= 0.0:
+        return 0.0
+    return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))
+
+
+# ---------------------------------------------------------------- luma noise in large still areas
+#: The luma band measured in still blocks, (inner, outer) Gaussian σ in px: the grain a camera's
+#: demosaicing and luma noise reduction leave (real DSLR noise: luma neighbour correlation ≈ 0.6,
+#: benchmarks/results/camera-vs-real.md), finer than the 2–12 px band that decides stillness.
+STILL_LUMA_BAND = (0.7, 2.0)
+#: The luma measurement speaks only where the still blocks are at least this many and at least
+#: :data:`STILL_LUMA_MIN_SHARE` of the unclipped blocks measured: a photo with a large flat area
+#: (a wall, a desk, a sky) shows its noise floor there, while the few still blocks of a textured
+#: scene are its smoothest texture, whose grain says nothing about noise.
+STILL_LUMA_MIN_BLOCKS = 128
+STILL_LUMA_MIN_SHARE = 0.125
+#: Clean-photo thresholds of ``still_luma_255`` (8-bit levels) by the JPEG quality the photo was last
+#: saved at, ``(IJG quality, threshold)``, as :data:`STILL_THRESHOLDS`: the 99.5th percentile, over the
+#: training split of ../shared/data/clean re-saved at that quality (4:2:0), whole photos and 256-px
+#: windows, of the photos and windows with enough still area (q90: every other photo), raised to a
+#: running maximum over quality (the q95 fit, 1.099, came out under the q90 one); the last knot (as
+#: stored, ≈ q95) also serves photos of unknown history. Fitted by benchmarks/calibrate_still_luma.py
+#: (training photos only; never the real pairs). The band, the still-area rule and the 99.5th
+#: percentile were chosen after looking at the real PolyU crops' statistics (benchmarks/results/still-luma.md).
+STILL_LUMA_THRESHOLDS: tuple[tuple[int, float], ...] = ((75, 1.031), (90, 1.236), (95, 1.236))
+
+
+def still_luma_threshold_255(jpeg_quality: Optional[int] = None) -> float:
+    """The clean-photo threshold of ``still_luma_255`` for a photo last saved at ``jpeg_quality``
+    (IJG 1..100; ``None``: unknown), 8-bit levels, interpolated between the knots of
+    :data:`STILL_LUMA_THRESHOLDS` and held at the end knots."""
+    qs = np.array([k[0] for k in STILL_LUMA_THRESHOLDS], np.float64)
+    ts = np.array([k[1] for k in STILL_LUMA_THRESHOLDS], np.float64)
+    if jpeg_quality is None:
+        return float(ts[-1])
+    return float(np.interp(float(jpeg_quality), qs, ts))
+
+
+def _still_luma_result(used: np.ndarray, measured: float, jpeg_quality: Optional[int]) -> dict[str, float]:
+    enough = used.size >= max(STILL_LUMA_MIN_BLOCKS, STILL_LUMA_MIN_SHARE * measured)
+    value = float(np.median(used)) if enough else 0.0
+    threshold = still_luma_threshold_255(jpeg_quality)
+    return {"still_luma_255": value, "still_share": float(used.size / measured) if measured else 0.0,
+            "still_luma_threshold_255": threshold, "still_luma_present": float(enough and value > threshold)}
+
+
+def still_luma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> dict[str, float]:
+    """Fine luma noise in the large still areas of a photo: the noise floor a camera leaves on a
+    wall or a desk after its own noise reduction and JPEG.
+
+    On the still blocks of :func:`still_chroma` the std of luma (JFIF Y) in the band
+    :data:`STILL_LUMA_BAND`, median over blocks, measured only where the still blocks are many
+    (:data:`STILL_LUMA_MIN_BLOCKS`, :data:`STILL_LUMA_MIN_SHARE` of the unclipped blocks). Real
+    camera JPEGs at quality 75 keep little colour noise in flat areas (4:2:0 and the chroma tables
+    remove it), but their luma keeps a grain that clean photos saved alike do not have over a large
+    flat area. ``tiles``: float HxWx3 in [0, 1].
+
+    Returns ``still_luma_255`` (8-bit levels; 0 when not measured), ``still_share`` (still blocks
+    / unclipped blocks), ``still_luma_threshold_255`` (:func:`still_luma_threshold_255`) and
+    ``still_luma_present`` (1.0 when measured and above that threshold, else 0.0)."""
+    _, luma, measured = _still_block_values(tiles)
+    return _still_luma_result(luma, measured, jpeg_quality)
+
+
+def still_luma_severity(measurements: dict[str, float]) -> float:
+    """Noise severity in [0, 1] the still-area luma supports: 0 when it is not present, else
+    :data:`STILL_SEVERITY_AT_THRESHOLD` · value / threshold, at most 1."""
+    if not measurements.get("still_luma_present", 0.0):
+        return 0.0
+    threshold = float(measurements.get("still_luma_threshold_255", 0.0))
+    value = float(measurements.get("still_luma_255", 0.0))
     if threshold <= 0.0:
         return 0.0
     return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))

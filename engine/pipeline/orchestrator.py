@@ -76,10 +76,11 @@ RISE_NOT_HELD_AGAINST: dict[str, frozenset[str]] = {NOISE: frozenset({"blur"}), 
 
 #: Measurements of the input's noise verdict that make the noise severity count only for the noise
 #: stage: colour blotches in still areas (``still_chroma_present``, engine.analysis.noise_level.still_chroma)
-#: vanish under any smoothing, so a deblurrer whose PnP prior smooths them would otherwise be kept for
+#: and luma grain over a large still area (``still_luma_present``, noise_level.still_luma) vanish under any
+#: smoothing, so a deblurrer whose PnP prior smooths them would otherwise be kept for
 #: "removing noise" while it sharpens the rest (real PolyU crop bicycle_10: kept deblurrer, 3.4 dB
 #: below the input).
-NOISE_CREDIT_ONLY_TO_NOISE: tuple[str, ...] = ("still_chroma_present",)
+NOISE_CREDIT_ONLY_TO_NOISE: tuple[str, ...] = ("still_chroma_present", "still_luma_present")
 
 #: Kinds a stage must not make appear: a dehazer stretches the contrast of a light veil and with it
 #: the photo's JPEG blocks; the blocks' severity rising past the presence threshold marks a photo

@@ -508,7 +508,10 @@ def choose(args) -> None:
     the pooled one) and a calibrated change map (the change alone, fitted on these rows); then
     its levels refitted on those rows (score → mean error, so the reliability by decile is on the
     diagonal where it was fitted: a stage's model on the stage rows of its kind, a composed model
-    on the composed rows its kind dominates, the camera photos included)."""
+    on the composed rows its kind dominates, the pooled ``composed`` model on what it judges:
+    the results of no dominant kind and the generalist's stages, where a model selected and fitted
+    on those rows is a candidate too (the calibrations fitted it on every result); the camera
+    photos included)."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
     rows = [r for path in args.cache for r in load_rows(Path(path))[0]]
@@ -517,11 +520,14 @@ def choose(args) -> None:
     change_idx = [1 + FEATURES.index("change")]
     models, report = {}, {}
 
-    def pick(name: str, rs: list[dict], kind: str, keys: list[str]) -> None:
+    def pick(name: str, rs: list[dict], kind: str, keys: list[str], refit: bool = False) -> None:
         stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
         errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
         cands = {f"{c}:{k}": m.kinds[k] for c, m in cals.items() for k in keys if k in m.kinds}
         cands["change"] = _fit_selected(stacks, errs, change_idx)
+        if refit:  # a model selected forward (held-out photos) and fitted on these very rows
+            cands["refit"], feats, _ = select_and_fit(stacks, errs, [r["photo"] for r in rs])
+            report[f"{name} refit features"] = [FEATURES[f - 1] for f in feats]
         scored = {n: round(_criterion([m.score(st) for st in stacks], errs), 3) for n, m in cands.items()}
         best = max(scored, key=scored.get)
         m = cands[best]
@@ -540,7 +546,11 @@ def choose(args) -> None:
         rs = [r for r in comp if dominant(r) == kind]
         if len({r["photo"] for r in rs}) >= 4:
             pick(f"{COMPOSED}:{kind}", rs, kind, [kind, f"{COMPOSED}:{kind}"])
-    pick(COMPOSED, comp, "", [COMPOSED])
+    # the pooled model judges (engine/uncertainty/session.py) only results of no dominant kind (no
+    # stage kept, no kind found) and the generalist's stages: chosen among every model, fitted on those
+    pooled = [r for r in comp if dominant(r) == ""] + \
+        [r for r in train if r["stage"] not in SYNTH_KINDS + ("composed",)]
+    pick(COMPOSED, pooled, "", sorted({k for m in cals.values() for k in m.kinds}), refit=True)
     chosen = {}
     for c, m in cals.items():
         for k, v in m.meta.get("features_chosen", {}).items():

@@ -422,3 +422,38 @@ def test_blur_the_photo_as_loaded_shows_is_still_deblurred_after_earlier_stages(
     out = PnPDeblur(_ffdnet()).run(smoothed, ctx)
     assert _psnr(out, sharp) > _psnr(smoothed, sharp) + 1.0
     assert not any("does not confirm" in n for n in ctx.notes)
+
+
+def test_kernel_anisotropy_tells_a_defocus_disc_from_a_shake_trajectory():
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import ISOTROPIC_MAX_ANISOTROPY, kernel_anisotropy
+
+    assert kernel_anisotropy(disk_psf(4.0)) < 1.05
+    assert kernel_anisotropy(_shake_kernel()) > ISOTROPIC_MAX_ANISOTROPY
+    line = np.zeros((15, 15), np.float32)
+    line[7, 2:13] = 1.0
+    assert kernel_anisotropy(line / line.sum()) > 5.0
+
+
+@needs_ffdnet
+@needs_data
+def test_isotropic_blur_with_nothing_sharp_is_left_alone_unless_asked_for():
+    """A disc blur over the whole photo may be the scene's own depth of field: the expert leaves it
+    and says why; asked for blur removal explicitly (``ExpertContext.requested``), it deblurs."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import PnPDeblur
+
+    sharp = clean_photo(3, 192)
+    rng = np.random.default_rng(0)
+    soft = np.clip(_blur(sharp, disk_psf(3.0)) + rng.normal(0, 1 / 255, sharp.shape), 0, 1).astype(np.float32)
+    expert = PnPDeblur(_ffdnet())
+    est, _ = expert.estimate(soft, noise=1 / 255)
+    assert est.kernel.shape[0] > 1  # a kernel is found: the isotropy rule is what leaves it
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
+    assert np.array_equal(expert.run(soft, ctx), soft)
+    assert any("isotropic" in n and "depth of field" in n for n in ctx.notes)
+    asked = ExpertContext(noise_sigma=np.float32(1 / 255), requested=True)
+    out = expert.run(soft, asked)
+    assert not np.array_equal(out, soft)
+    assert any("asked for" in n for n in asked.notes)

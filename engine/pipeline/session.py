@@ -255,11 +255,15 @@ class RestorationSession:
             original = np.asarray(self._input_on_disk)
         else:
             original = self._image if current.shape == self._image.shape and current is not self._image else None
+        # the photo as loaded is judged at its own noise level, not at the earlier stages' output's
+        original_sigma = self.noise_sigma(original, self.analyse(), stage.name) \
+            if original is not None and noise_sigma is not None else None
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
-                                noise_sigma=noise_sigma, original=original)
+                                noise_sigma=noise_sigma, original=original, original_noise_sigma=original_sigma,
+                                requested=not stage.auto)
             out = expert.run(current, ctx)
             notes = ctx.notes
             self.expert_runs += 1
@@ -322,7 +326,8 @@ class RestorationSession:
         same float32 operations as the other paths, so the same values."""
         parked = self.changes.park(current)
         ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
-                            device=self.device, tile=self.tile, strength=1.0, jpeg=self.jpeg, noise_sigma=noise_sigma)
+                            device=self.device, tile=self.tile, strength=1.0, jpeg=self.jpeg, noise_sigma=noise_sigma,
+                            requested=not stage.auto)
         try:
             out = expert.run_in_place(current, ctx)
             if out is not current:

@@ -216,3 +216,39 @@ def test_a_dehazer_that_drives_many_pixels_to_black_or_white_is_dropped():
     assert result.dropped and "black or white" in result.reason and result.delta is None
     assert not judged(yellow, image=None).dropped  # the severities alone keep it
     assert not judged(np.clip(page * 1.05 - 0.05, 0, 1)).dropped  # a stretch that stays in range
+
+
+class Recorder(Shift):
+    """A shift that keeps the contexts it was run with."""
+
+    def __init__(self, eid: str, task: str, amount: float):
+        super().__init__(eid, task, amount)
+        self.contexts: list[ExpertContext] = []
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        self.contexts.append(ctx)
+        return super().run(image, ctx)
+
+
+def test_a_stage_after_another_is_told_the_photo_as_loaded_its_noise_and_whether_it_was_asked_for():
+    """The deblurrer checks its blur on the photo as loaded at that photo's own noise level (not the
+    denoised input's) and may act on an ambiguous case only when the user asked for the stage."""
+    noise = {"sigma_told_255": 4.0, "sigma_two_scale_255": 3.0}
+
+    def analyser(image: np.ndarray) -> DegradationReport:
+        noisy = float(image.mean()) >= 0.5  # the denoiser (−0.02) clears it, so its stage is kept
+        return DegradationReport({k: KindAssessment(0.6 if k == "blur" or (k == "noise" and noisy) else 0.0, 1.0,
+                                                    noise if k == "noise" else {}) for k in KINDS})
+
+    deblur = Recorder("deblur", "blur", 0.01)
+    registry = ExpertRegistry([Shift("denoise", "noise", -0.02), deblur])
+    orchestrator = Orchestrator(registry, analyser=analyser)
+    photo = np.full((16, 16, 3), 0.5, np.float32)
+    for choices, asked in ((PlanChoices(use_generalist=False), False),
+                           (PlanChoices(auto=False, strengths={"noise": 1.0, "blur": 1.0}), True)):
+        deblur.contexts.clear()
+        orchestrator.restore(orchestrator.session(photo), choices)
+        ctx = deblur.contexts[0]
+        assert ctx.requested is asked
+        assert np.array_equal(ctx.original, photo)
+        assert np.allclose(np.asarray(ctx.original_noise_sigma).reshape(-1, 3).mean(axis=0), 3.0 / 255)

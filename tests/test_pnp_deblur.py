@@ -380,6 +380,34 @@ def test_blur_made_by_the_stages_before_is_not_deblurred():
     assert any("photo as loaded does not confirm" in n for n in ctx.notes)
 
 
+def test_the_photo_as_loaded_is_checked_first(monkeypatch):
+    """After earlier stages the photo as loaded is estimated first: where it shows no blur the
+    stage's input is never estimated (the same unchanged output, one estimate instead of two);
+    where it does, the stage's input is estimated as well and its kernel decides."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+    from engine.experts.base import ExpertContext
+
+    loaded = np.full((64, 64, 3), 0.5, np.float32)
+    smoothed = np.full((64, 64, 3), 0.4, np.float32)
+    seen = []
+
+    def fake(gray, ksize, progress=None, noise_sigma=1 / 255):
+        seen.append(round(float(gray.mean()), 2))
+        return KernelEstimate(np.ones((1, 1), np.float32), 1.0, 0.0, 1.0, {}, "weak evidence")
+
+    monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), original=loaded)
+    out = expert.run(smoothed, ctx)
+    assert np.array_equal(out, smoothed) and seen == [0.5]
+    assert any("photo as loaded does not confirm" in n for n in ctx.notes)
+
+    seen.clear()
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255))  # no stage before: one estimate, of the input
+    assert np.array_equal(expert.run(smoothed, ctx), smoothed) and seen == [0.4]
+
+
 @needs_ffdnet
 @needs_data
 def test_blur_the_photo_as_loaded_shows_is_still_deblurred_after_earlier_stages():
@@ -394,3 +422,38 @@ def test_blur_the_photo_as_loaded_shows_is_still_deblurred_after_earlier_stages(
     out = PnPDeblur(_ffdnet()).run(smoothed, ctx)
     assert _psnr(out, sharp) > _psnr(smoothed, sharp) + 1.0
     assert not any("does not confirm" in n for n in ctx.notes)
+
+
+def test_kernel_anisotropy_tells_a_defocus_disc_from_a_shake_trajectory():
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import ISOTROPIC_MAX_ANISOTROPY, kernel_anisotropy
+
+    assert kernel_anisotropy(disk_psf(4.0)) < 1.05
+    assert kernel_anisotropy(_shake_kernel()) > ISOTROPIC_MAX_ANISOTROPY
+    line = np.zeros((15, 15), np.float32)
+    line[7, 2:13] = 1.0
+    assert kernel_anisotropy(line / line.sum()) > 5.0
+
+
+@needs_ffdnet
+@needs_data
+def test_isotropic_blur_with_nothing_sharp_is_left_alone_unless_asked_for():
+    """A disc blur over the whole photo may be the scene's own depth of field: the expert leaves it
+    and says why; asked for blur removal explicitly (``ExpertContext.requested``), it deblurs."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import PnPDeblur
+
+    sharp = clean_photo(3, 192)
+    rng = np.random.default_rng(0)
+    soft = np.clip(_blur(sharp, disk_psf(3.0)) + rng.normal(0, 1 / 255, sharp.shape), 0, 1).astype(np.float32)
+    expert = PnPDeblur(_ffdnet())
+    est, _ = expert.estimate(soft, noise=1 / 255)
+    assert est.kernel.shape[0] > 1  # a kernel is found: the isotropy rule is what leaves it
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
+    assert np.array_equal(expert.run(soft, ctx), soft)
+    assert any("isotropic" in n and "depth of field" in n for n in ctx.notes)
+    asked = ExpertContext(noise_sigma=np.float32(1 / 255), requested=True)
+    out = expert.run(soft, asked)
+    assert not np.array_equal(out, soft)
+    assert any("asked for" in n for n in asked.notes)

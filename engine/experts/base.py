@@ -80,6 +80,10 @@ class ExpertContext:
     ``original``: the photo as loaded, before any stage ran (same size as the pixels given; ``None``:
     unknown, or no stage ran before): an expert can check on it that what it is about to remove
     was in the photo and was not made by the stages before it (a denoiser's smoothing reads as blur).
+    ``original_noise_sigma``: the noise level the analysis measured on ``original`` (the same forms
+    as ``noise_sigma``; ``None``: not measured), to judge the photo as loaded at its own noise.
+    ``requested``: the user asked for this stage explicitly (it was not chosen by the analysis), so
+    an expert may act on a case the pixels leave ambiguous.
     ``notes``: what the expert says about this run for a person (why it was gentler, why it left
     the photo unchanged), appended with :meth:`note`; the session shows them as the stage's reason.
     """
@@ -94,6 +98,8 @@ class ExpertContext:
     strength: float = 1.0
     jpeg: Optional["JpegSource"] = None
     original: Optional[np.ndarray] = None
+    original_noise_sigma: Optional[np.ndarray] = None
+    requested: bool = False
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:

@@ -4,9 +4,12 @@ Each code tree (``--tree NAME=DIR``, default: this checkout as ``current``) runs
 subprocess, one after the other and repeated ``--rounds`` times in alternation so that the
 machine's load hits them alike. A subprocess builds the app's registry, warms up on a 64x64
 photo, then restores every input with ``Restorer.restore_file`` (what ``restora restore IN -o
-OUT`` does: load, analyse, plan, run, compose, save) under cProfile. Recorded per input: wall
-seconds and seconds per megapixel, each stage's seconds (``StageResult.seconds``); per tree: the
-cumulative time of the engine's main functions summed over inputs (the profile summary).
+OUT`` does: load, analyse, plan, run, compose, save) under cProfile, timed in CPU seconds (process
+time: on a shared, loaded machine wall time is mostly waiting for a core). Recorded per input: wall
+and CPU seconds per megapixel, each stage's wall seconds (``StageResult.seconds``), a hash of the
+saved pixels, the severities before and after and the stages kept; per tree: the cumulative CPU time
+of the engine's main functions summed over inputs (the profile summary). With two trees, a table
+says per input whether pixels, reports and stages are the same.
 
 Inputs (``--inputs``): files; default the real noisy photos of
 ``../shared/data/pairs/noise_real_polyu_crops`` (``--limit`` of them, validation data: only read).
@@ -38,11 +41,16 @@ WATCH = (
     ("analysis/noise_level.py", "noise_sigma_for"), ("pipeline/session.py", "_run_stage"),
     ("pipeline/session.py", "_split_by_kind"), ("pipeline/session.py", "compose"),
     ("runtime/tiling.py", "run_tiled"), ("experts/published.py", "run"), ("experts/neural.py", "run_reduced"),
-    ("experts/default.py", "build_registry"),
+    ("experts/default.py", "build_registry"), ("pipeline/session.py", "run_stage"),
+    ("experts/pnp_deblur.py", "run"), ("experts/pnp_deblur.py", "estimate"),
+    ("experts/pnp_deblur.py", "hqs_deconvolve"),
+    ("analysis/blur_kernel.py", "estimate_kernel"), ("experts/jpeg_restore.py", "run"),
+    ("analysis/learned.py", "scores"), ("analysis/noise_level.py", "nlf_measurements"),
+    ("analysis/measurements.py", "edge_width"), ("analysis/measurements.py", "haze_statistics"),
 )
 
 _CHILD = r"""
-import cProfile, json, pstats, sys, tempfile, time, resource
+import cProfile, hashlib, json, pstats, sys, tempfile, time, resource
 from pathlib import Path
 t_import = time.perf_counter()
 import numpy as np
@@ -58,7 +66,7 @@ warm = out / "warm.png"
 rng = np.random.default_rng(0)
 Image.fromarray((np.clip(0.5 + rng.normal(0, 0.08, (64, 64, 3)), 0, 1) * 255).astype(np.uint8)).save(warm)
 restorer.restore_file(warm, lambda p: out / "warm-out.png", RestoreOptions(overwrite=True))
-prof = cProfile.Profile()
+prof = cProfile.Profile(time.process_time)  # CPU seconds: on a loaded machine wall time is mostly waiting
 rows = []
 for i, name in enumerate(inputs):
     src = Path(name)
@@ -70,8 +78,15 @@ for i, name in enumerate(inputs):
     prof.disable()
     with Image.open(src) as im:
         mp = im.width * im.height / 1e6
+    digest = None
+    if result.error is None and target.exists():
+        with Image.open(target) as im:
+            digest = hashlib.sha256(im.tobytes()).hexdigest()[:16]
     rows.append({"input": src.name, "mp": mp, "seconds": wall, "cpu_seconds": cpu, "error": result.error,
-                 "stages": [(s["stage"], s["seconds"], bool(s.get("dropped"))) for s in result.stages]})
+                 "stages": [(s["stage"], s["seconds"], bool(s.get("dropped"))) for s in result.stages],
+                 "pixels_sha256": digest, "report": result.report.severities() if result.report else None,
+                 "report_after": result.report_after.severities() if result.report_after else None,
+                 "reasons": [s.get("reason", "") for s in result.stages]})
 stats = pstats.Stats(prof)
 cum = {}
 for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
@@ -123,6 +138,9 @@ def summarise(name: str, runs: list[dict]) -> dict:
     cpu_per_mp = [r.get("cpu_seconds", float("nan")) / r["mp"] for r in rows]
     return {"name": name, "files": len(rows), "mp": mp, "s_per_mp_mean": sum(per_mp) / max(len(per_mp), 1),
             "cpu_s_per_mp_mean": sum(cpu_per_mp) / max(len(cpu_per_mp), 1),
+            "cpu_s_per_mp_worst": max(cpu_per_mp, default=float("nan")),
+            "cpu_s_per_mp_total": sum(r.get("cpu_seconds", float("nan")) for r in rows) / mp,
+            "rows": rows,
             "per_file": [(r["input"], round(r["mp"], 2), round(r["seconds"] / r["mp"], 2),
                           round(r.get("cpu_seconds", float("nan")) / r["mp"], 2),
                           [s + (" (dropped)" if d else "") for s, _t, d in r["stages"]]) for r in rows],
@@ -186,6 +204,29 @@ def write(out: Path, summaries: list[dict], start: dict, end: dict, inputs: list
         lines.append(f"| {s['name']} | {s['files']} | {s['s_per_mp_mean']:.2f} | {s['s_per_mp_worst']:.2f} | "
                      f"{s['s_per_mp_total']:.2f} | {s['cpu_s_per_mp_mean']:.2f} | "
                      f"{', '.join(f'{x:.1f}' for x in s['import_s'])} | {s['peak_rss_mb']:.0f} |")
+    if len(summaries) > 1:
+        first = summaries[0]
+        lines += ["", f"Per file, each tree against {first['name']} (the same round): CPU s/MP, its ratio, and whether "
+                  "the saved pixels, the reports (input and result severities) and the stages (kept or dropped) "
+                  "are the same:", "",
+                  "| file | MP | " + " | ".join(f"{s['name']} CPU s/MP" for s in summaries) + " | ratio | pixels | "
+                  "reports | stages |", "|---|---|" + "---|" * (len(summaries) + 4)]
+        for i, row in enumerate(first["rows"]):
+            others = [s["rows"][i] if i < len(s["rows"]) else None for s in summaries]
+            last = others[-1]
+            if last is None:
+                continue
+            same = ["same" if last[k] == row[k] else "DIFFERENT" for k in ("pixels_sha256",)]
+            same.append("same" if (last["report"], last["report_after"]) == (row["report"], row["report_after"])
+                        else "DIFFERENT")
+            same.append("same" if [(a, c) for a, _b, c in last["stages"]] == [(a, c) for a, _b, c in row["stages"]]
+                        else "DIFFERENT")
+            lines.append(f"| {row['input']} | {row['mp']:.2f} | " + " | ".join(
+                f"{o['cpu_seconds'] / o['mp']:.2f}" if o else "–" for o in others)
+                + f" | {last['cpu_seconds'] / row['cpu_seconds']:.2f} | " + " | ".join(same) + " |")
+        lines += ["", "| tree | CPU s/MP mean over files | worst file | total CPU s / total MP |", "|---|---|---|---|"]
+        lines += [f"| {s['name']} | {s['cpu_s_per_mp_mean']:.2f} | {s['cpu_s_per_mp_worst']:.2f} | "
+                  f"{s['cpu_s_per_mp_total']:.2f} |" for s in summaries]
     lines += ["", "Per file (CPU s/MP = process time, all threads, per megapixel):", "",
               "| tree | file | MP | wall s/MP | CPU s/MP | stages |", "|---|---|---|---|---|---|"]
     for s in summaries:
@@ -194,10 +235,11 @@ def write(out: Path, summaries: list[dict], start: dict, end: dict, inputs: list
         lines += ["", f"## {s['name']}: seconds per MP per stage (mean over files)", "",
                   "| stage | s/MP |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in s["stages"].items()]
-        lines += ["", f"Cumulative time of the main functions ({s['name']}, s per MP over all files, calls):", "",
+        lines += ["", f"Cumulative CPU time of the main functions ({s['name']}, CPU s per MP over all files, "
+                  "calls):", "",
                   "| function | s/MP | calls |", "|---|---|---|"]
         lines += [f"| `{k}` | {v:.2f} | {s['calls'][k]} |" for k, v in s["cum_s_per_mp"].items()]
-        lines += ["", "Largest self times (last round): " +
+        lines += ["", "Largest self CPU times (last round): " +
                   "; ".join(f"`{n}` {t:.1f} s ({c} calls)" for t, c, n in s["self_time"][:8])]
         if s["errors"]:
             lines += ["", f"Errors: {s['errors']}"]

@@ -25,3 +25,24 @@ def luminance(image: np.ndarray) -> np.ndarray:
     """Rec. 709 luma of an H x W x 3 (or x 4: the fourth channel is ignored) image, float32
     H x W in the input's encoding and scale (values in [0, 1] give luma in [0, 1])."""
     return np.ascontiguousarray(image[..., :3] @ REC709_LUMA, dtype=np.float32)
+
+
+# Per-pixel reductions over the three colour channels. NumPy reduces a short last axis (``axis=2``
+# of an H x W x 3 array) one pixel at a time, about 8x slower than the same arithmetic done plane by
+# plane; these give the same values to the bit (min and max are exact; the mean adds R, G, B in that
+# order and divides by 3 in float32, as ``image.mean(axis=2)`` does for float32 input).
+
+
+def channel_min(image: np.ndarray) -> np.ndarray:
+    """The smallest of R, G, B at each pixel of an H x W x 3 (or more) array: ``image[..., :3].min(axis=2)``."""
+    return np.minimum(np.minimum(image[..., 0], image[..., 1]), image[..., 2])
+
+
+def channel_max(image: np.ndarray) -> np.ndarray:
+    """The largest of R, G, B at each pixel: ``image[..., :3].max(axis=2)``."""
+    return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+
+
+def channel_mean(image: np.ndarray) -> np.ndarray:
+    """The mean of R, G, B at each pixel of a float32 H x W x 3 array, float32: ``image.mean(axis=2)``."""
+    return (image[..., 0] + image[..., 1] + image[..., 2]) / np.float32(3.0)

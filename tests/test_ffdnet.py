@@ -133,13 +133,25 @@ def test_told_sigma_25_on_awgn_25_gains_at_least_9_db():
     assert np.mean(gains) >= MIN_GAIN_DB, gains
 
 
-def test_tiles_equal_the_whole_image():
-    """Odd sizes are padded to even, and 24 px of overlap make tiled runs match one pass."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tiles_equal_the_whole_image(threads):
+    """Odd sizes are padded to even, and 24 px of overlap (the exact receptive radius on the 2-px
+    grid) make tiled runs equal one pass to the bit, with no blend band (``EXACT_TILE_FEATHER``):
+    the tile size is a speed and memory choice only, and cannot change a photo's result."""
+    from engine.experts.published import EXACT_TILE_FEATHER
+
+    assert EXACT_TILE_FEATHER == 0
     x = np.random.default_rng(1).random((101, 157, 3), dtype=np.float32)
-    expert = _expert()
-    whole = expert.run(x, _ctx(noise_sigma=np.float32(0.06), tile=512))
-    tiled = expert.run(x, _ctx(noise_sigma=np.float32(0.06), tile=48))
-    assert whole.shape == x.shape and np.abs(whole - tiled).max() < 1e-4
+    sigma_map = np.random.default_rng(2).uniform(0.02, 0.1, (101, 157, 1)).astype(np.float32)
+    expert = _expert(threads=threads)
+    for sigma in (np.float32(0.06), sigma_map):
+        whole = expert.run(x, _ctx(noise_sigma=sigma, tile=512))
+        for tile in (48, 64):
+            tiled = expert.run(x, _ctx(noise_sigma=sigma, tile=tile))
+            assert whole.shape == x.shape
+            np.testing.assert_array_equal(tiled, whole)
+        np.testing.assert_array_equal(expert.run_plain(x, _ctx(noise_sigma=sigma, tile=48)),
+                                      expert.run_plain(x, _ctx(noise_sigma=sigma, tile=512)))
 
 
 def test_strength_scales_the_sigma_it_is_told():

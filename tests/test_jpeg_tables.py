@@ -229,3 +229,63 @@ def test_restore_leaves_a_q95_jpeg_untouched_and_fixes_a_q10_one(tmp_path):
 #: +0.41/+0.44 dB, FFDNet + projection +1.48/+1.82 dB; photos: benchmarks/results/jpeg-restoration.md.
 GAIN_CLASSICAL_Q10_DB = 0.3
 GAIN_FFDNET_Q10_DB = 1.0
+
+
+# ------------------------------------------------------------------------- the prior's σ
+def _ijg(quality: int):
+    from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, ijg_table
+
+    return JpegQuantisation((ijg_table(STD_LUMA, quality), ijg_table(STD_CHROMA, quality),
+                             ijg_table(STD_CHROMA, quality)), ((2, 2), (1, 1), (1, 1)))
+
+
+class _SpyPrior:
+    """A σ-told denoiser that records the σ it is told and returns its input."""
+
+    def __init__(self):
+        from engine.experts.base import ExpertInfo
+
+        self.info = ExpertInfo(id="spy", name="spy", tasks=("noise",))
+        self.told: list[float] = []
+
+    def is_available(self) -> bool:
+        return True
+
+    def run(self, image, ctx=None):
+        self.told.append(float(np.asarray(ctx.noise_sigma)) * 255.0)
+        return image
+
+
+def test_a_camera_save_tells_the_prior_the_camera_sigma_and_heavier_jpegs_keep_theirs(tmp_path):
+    from engine.experts import jpeg_restore as jr
+
+    for q in (10, 20, 30, jr.CAMERA_QUALITIES[0] - 1):
+        quant = _ijg(q)
+        assert jr.luma_sigma_255(quant) == pytest.approx(jr.prior_sigma_255(quant, jr.LUMA_SIGMA_GAIN))
+        assert jr.chroma_sigma_255(quant) == pytest.approx(jr.prior_sigma_255(quant, jr.CHROMA_SIGMA_GAIN))
+    assert jr.luma_sigma_255(_ijg(75)) == pytest.approx(jr.CAMERA_LUMA_SIGMA_75)
+    camera = [jr.luma_sigma_255(_ijg(q)) for q in range(jr.CAMERA_QUALITIES[0], jr.CAMERA_QUALITIES[1])]
+    assert all(a >= b for a, b in zip(camera, camera[1:], strict=False)) and camera[0] > camera[-1]  # coarser: more
+    for q in (jr.CAMERA_QUALITIES[0], 75, jr.CAMERA_QUALITIES[1] - 1):
+        quant = _ijg(q)
+        assert jr.chroma_sigma_255(quant) == pytest.approx(jr.prior_sigma_255(quant, jr.CAMERA_CHROMA_SIGMA_GAIN))
+        spy = _SpyPrior()
+        photo = load_photo(save(tmp_path, f"c{q}.jpg", encode(scene(21, 64), q)))
+        ctx = ExpertContext(jpeg=JpegSource(photo.jpeg, photo.pixels))
+        jr.JpegQcpRestorer(spy, DCTDeblocker()).run(photo.pixels, ctx)
+        assert spy.told == pytest.approx([jr.luma_sigma_255(photo.jpeg), jr.chroma_sigma_255(photo.jpeg)], rel=1e-4)
+
+
+def test_ffdnet_jpeg_restorer_gains_more_on_a_noisy_camera_jpeg_than_the_heavy_jpeg_rule(
+        tmp_path, ffdnet_restorer, one_torch_thread, monkeypatch):
+    from engine.degrade.camera import camera_noise
+    from engine.experts import jpeg_restore as jr
+
+    clean = scene(22, 128)
+    noisy, truth, _ = camera_noise(clean, 0.4, seed=5, jpeg=False)
+    photo = load_photo(save(tmp_path, "n.jpg", encode(noisy, 75)))
+    ctx = ExpertContext(jpeg=JpegSource(photo.jpeg, photo.pixels))
+    camera = psnr(ffdnet_restorer.run(photo.pixels, ctx), truth)
+    monkeypatch.setattr(jr, "CAMERA_QUALITIES", (101, 102))  # every quality told the heavy-JPEG rule
+    heavy = psnr(ffdnet_restorer.run(photo.pixels, ctx), truth)
+    assert camera > heavy > psnr(photo.pixels, truth)

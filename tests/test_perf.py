@@ -162,8 +162,10 @@ def test_preview_crops_and_export_equal_the_full_resolution_compose():
     import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("slider_bench",
-                                                  Path(__file__).parents[1] / "benchmarks" / "slider.py")
+    benchmarks = Path(__file__).parents[1] / "benchmarks"
+    if str(benchmarks) not in sys.path:  # slider.py imports its neighbour _host.py (alone, not only in the suite)
+        sys.path.insert(0, str(benchmarks))
+    spec = importlib.util.spec_from_file_location("slider_bench", benchmarks / "slider.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules["slider_bench"] = bench
     try:
@@ -182,3 +184,50 @@ def test_preview_crops_and_export_equal_the_full_resolution_compose():
         rows, cols = slice(8 * step, h - 3), slice(16 * step, w // 2 + 5)
         crop = doc.after(rows, cols, step)
         assert np.array_equal(crop, full[rows.start:rows.stop:step, cols.start:cols.stop:step]), step
+
+
+def test_a_stage_that_changes_nothing_is_not_analysed_again():
+    """An expert that returns its input unchanged (a deblurrer that found no blur it trusts) gets
+    the analyser's report of that input as its output's analysis: the same pixels are not analysed
+    twice, and the report, the judge's verdict and the pixels are those an analysis would give. The
+    input's own analysis is the analyser's, not the plan's report with the JPEG file's evidence."""
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.experts.base import Expert, ExpertInfo, ExpertRegistry
+    from engine.kinds import KINDS
+    from engine.pipeline import Plan, RestorationSession, Stage
+
+    class Shift(Expert):
+        def __init__(self, eid, task, amount):
+            self.info = ExpertInfo(id=eid, name=eid, tasks=(task,))
+            self.amount = amount
+
+        def run(self, image, ctx=None):
+            return np.clip(image + self.amount, 0, 1).astype(np.float32)
+
+    class Idle(Shift):
+        def run(self, image, ctx=None):
+            return image.copy()
+
+    seen = []
+
+    def analyser(image):
+        seen.append(float(image.mean()))
+        m = float(image.mean())
+        severity = {"noise": 0.5 if m < 0.32 else 0.0, "blur": 0.5}  # the denoiser's stage is kept
+        return DegradationReport({k: KindAssessment(severity.get(k, 0.0), 1.0, {"mean": m}) for k in KINDS})
+
+    registry = ExpertRegistry([Shift("denoise", "noise", 0.05), Idle("deblur", "blur", 0.0)])
+    img = np.full((16, 16, 3), 0.3, np.float32)
+    for plan in (Plan((Stage("noise", "denoise"), Stage("blur", "deblur"))), Plan((Stage("blur", "deblur"),))):
+        seen.clear()
+        session = RestorationSession(img, registry, analyser=analyser)
+        results = session.run(plan)
+        idle = results[-1]
+        assert len(seen) == len(plan.stages)  # the input, and the output of the stage that changed it
+        expected = analyser((img + 0.05) if len(plan.stages) == 2 else img)
+        assert idle.output_report.severities() == expected.severities()
+        assert idle.output_report.kinds["blur"].measurements == expected.kinds["blur"].measurements
+        assert idle.dropped and idle.delta is None
+        assert len(plan.stages) == 1 or not results[0].dropped
+        shift = 0.05 if len(plan.stages) == 2 else 0.0
+        assert np.array_equal(session.compose(plan.strengths()), np.clip(img + np.float32(shift), 0, 1))

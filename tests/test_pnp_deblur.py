@@ -380,6 +380,34 @@ def test_blur_made_by_the_stages_before_is_not_deblurred():
     assert any("photo as loaded does not confirm" in n for n in ctx.notes)
 
 
+def test_the_photo_as_loaded_is_checked_first(monkeypatch):
+    """After earlier stages the photo as loaded is estimated first: where it shows no blur the
+    stage's input is never estimated (the same unchanged output, one estimate instead of two);
+    where it does, the stage's input is estimated as well and its kernel decides."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+    from engine.experts.base import ExpertContext
+
+    loaded = np.full((64, 64, 3), 0.5, np.float32)
+    smoothed = np.full((64, 64, 3), 0.4, np.float32)
+    seen = []
+
+    def fake(gray, ksize, progress=None, noise_sigma=1 / 255):
+        seen.append(round(float(gray.mean()), 2))
+        return KernelEstimate(np.ones((1, 1), np.float32), 1.0, 0.0, 1.0, {}, "weak evidence")
+
+    monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), original=loaded)
+    out = expert.run(smoothed, ctx)
+    assert np.array_equal(out, smoothed) and seen == [0.5]
+    assert any("photo as loaded does not confirm" in n for n in ctx.notes)
+
+    seen.clear()
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255))  # no stage before: one estimate, of the input
+    assert np.array_equal(expert.run(smoothed, ctx), smoothed) and seen == [0.4]
+
+
 @needs_ffdnet
 @needs_data
 def test_blur_the_photo_as_loaded_shows_is_still_deblurred_after_earlier_stages():

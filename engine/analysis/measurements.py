@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..color import REC709_LUMA, luminance
+from ..color import REC709_LUMA, channel_max, channel_min, luminance
 
 #: The std of luma of i.i.d. per-channel noise is this factor times σ.
 _LUMA_NOISE_GAIN = float(np.sqrt((REC709_LUMA ** 2).sum()))  # ≈ 0.749
@@ -240,8 +240,8 @@ def haze_statistics(image: np.ndarray) -> dict[str, float]:
     luma, 0..0.5; ``saturation``: mean HSV-style saturation, 0..1; and what tells a veil from a
     bright surface (:func:`veil_statistics`): ``veil_floor_chroma`` and ``veil_airlight``.
     """
-    mn = image.min(axis=2)
-    mx = image.max(axis=2)
+    mn = channel_min(image)
+    mx = channel_max(image)
     size = max(3, int(max(image.shape[:2]) / 40)) | 1
     kernel = np.ones((size, size), np.uint8)
     # a min filter of the channel minimum is the minimum of the channels' min filters: one pass each

@@ -29,6 +29,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..color import channel_max, channel_mean, channel_min
+
 #: Block edge in pixels.
 BLOCK = 8
 #: σ (px) of the Gaussian the high-pass subtracts. Real camera noise is spatially correlated
@@ -102,9 +104,9 @@ def estimate_nlf(image: np.ndarray, *, block: int = BLOCK, highpass_px: float = 
     if min(img.shape[:2]) < block:
         return empty
     ref = white_noise_reference(float(highpass_px), block, float(percentile))
-    mean = _blocks(img.mean(axis=2), block).mean(axis=1)
-    clipped = ((_blocks(img.min(axis=2), block) <= CLIP_LO).mean(axis=1) > 0.2) \
-        | ((_blocks(img.max(axis=2), block) >= CLIP_HI).mean(axis=1) > 0.2)
+    mean = _blocks(channel_mean(img), block).mean(axis=1)
+    clipped = ((_blocks(channel_min(img), block) <= CLIP_LO).mean(axis=1) > 0.2) \
+        | ((_blocks(channel_max(img), block) >= CLIP_HI).mean(axis=1) > 0.2)
     stds = np.empty((mean.size, 3), np.float32)
     for c in range(3):
         ch = np.ascontiguousarray(img[..., c])
@@ -138,7 +140,7 @@ def noise_map(image: np.ndarray, nlf: NoiseLevelFunction, smooth_px: float = 2.0
     """Per-pixel, per-channel noise std (float32 HxWx3, [0, 1] units): the NLF evaluated at the
     locally smoothed intensity (so the map follows the scene's brightness, not the noise)."""
     img = np.asarray(image, np.float32)[..., :3]
-    lum = cv2.GaussianBlur(img.mean(axis=2), (0, 0), smooth_px)
+    lum = cv2.GaussianBlur(channel_mean(img), (0, 0), smooth_px)
     return nlf.at(lum)
 
 

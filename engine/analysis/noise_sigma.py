@@ -16,8 +16,8 @@ the two-scale rule told (benchmarks/results/real-noise-first20.md).
   less, so ``2·half − coarse`` grows with the noise's spatial correlation (≈ 0 for white noise);
 - the JPEG quality the file states: where the noise stage stands in for the JPEG stage (a noisy
   camera JPEG, engine.pipeline.plan.noise_serves_jpeg), it must remove the compression noise with
-  the sensor noise, so it is told at least what the JPEG stage's FFDNet prior would have been
-  (:func:`jpeg_floor_255`); the two add in quadrature.
+  the sensor noise, so it is told at least what the JPEG stage's FFDNet prior was told when this
+  rule was fitted (:func:`jpeg_floor_255`); the two add in quadrature.
 
     σ = hypot(GAIN_COARSE·coarse + GAIN_CORRELATED·max(2·half − coarse, 0), GAIN_JPEG·jpeg_floor)
 
@@ -68,11 +68,14 @@ def half_resolution_sigma_255(image: np.ndarray) -> float:
 
 
 def jpeg_floor_255(jpeg_quality: Optional[float]) -> float:
-    """The luma σ (8-bit levels) the JPEG stage's FFDNet prior is told for a libjpeg file saved at
+    """The luma σ (8-bit levels) of the JPEG stage's heavy-JPEG rule for a libjpeg file saved at
     IJG ``jpeg_quality`` (:func:`engine.experts.jpeg_restore.prior_sigma_255` of the standard
-    tables at that quality), for the qualities at which the noise stage stands in for the JPEG
-    stage (:data:`NOISE_SERVES_JPEG_MIN_QUALITY` up to :data:`engine.analysis.jpeg_tables.CLEAN_QUALITY`,
-    where the JPEG stage leaves a file as it is); else 0, and 0 for ``None`` (not a JPEG, or unknown)."""
+    tables at that quality and :data:`engine.experts.jpeg_restore.LUMA_SIGMA_GAIN`: what that stage
+    told every file when this rule was fitted; it now tells a camera's save more,
+    :func:`engine.experts.jpeg_restore.luma_sigma_255`), for the qualities at which the noise stage
+    stands in for the JPEG stage (:data:`NOISE_SERVES_JPEG_MIN_QUALITY` up to
+    :data:`engine.analysis.jpeg_tables.CLEAN_QUALITY`, where the JPEG stage leaves a file as it is);
+    else 0, and 0 for ``None`` (not a JPEG, or unknown)."""
     from .jpeg_tables import CLEAN_QUALITY, STD_LUMA, ijg_table
 
     if jpeg_quality is None or not np.isfinite(float(jpeg_quality)) \

@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..analysis.jpeg_tables import CLEAN_QUALITY, JpegQuantisation, estimate_quality
+from ..analysis.jpeg_tables import CLEAN_QUALITY, STD_LUMA, JpegQuantisation, estimate_quality, ijg_table
+from ..analysis.noise_sigma import NOISE_SERVES_JPEG_MIN_QUALITY
 from .base import Backend, Expert, ExpertContext, ExpertInfo
 from .classical.color import from_ycbcr, to_ycbcr
 from .classical.jpeg_qcp import project_upright
@@ -31,6 +32,25 @@ SIGMA_EXPONENT = 0.6
 LUMA_SIGMA_GAIN = 1.6
 CHROMA_SIGMA_GAIN = 3.5
 
+#: A camera's save (IJG quality CAMERA_QUALITIES[0] up to CLEAN_QUALITY − 1, where the plan lets the
+#: noise stage stand in for this one on a photo found noisy) holds the sensor noise that survived
+#: the encoder, and the photos that reach this stage there are mostly the faintly noisy ones the
+#: analysis does not call noisy. There the priors are told
+#: luma σ = CAMERA_LUMA_SIGMA_75 · (step / step at quality 75) ** CAMERA_SIGMA_EXPONENT and
+#: chroma σ = CAMERA_CHROMA_SIGMA_GAIN · step ** SIGMA_EXPONENT (0..255 levels): fitted on
+#: training-split photos of shared/data/clean through the camera pipeline (engine.degrade.camera,
+#: saved at q 60–89) for the most gain, with other training photos re-saved at q 60–89 without
+#: noise gaining on average no less than with the rule above and none losing more than 0.1 dB
+#: against it (``benchmarks/noise_jpeg_rule.py --prior-grid/--prior-fit`` →
+#: benchmarks/results/jpeg-camera-prior.md; 23 + 23 photos). A term for the analysis' measured
+#: noise level (luma σ = hypot(rule, a·nlf_coarse_255)) was fitted too and is not used: it added
+#: 0.02 dB on average and lowered the worst noisy photo (the coarse σ of a faintly noisy camera JPEG
+#: is texture as often as noise). The real PolyU crops were only measured.
+CAMERA_QUALITIES = (NOISE_SERVES_JPEG_MIN_QUALITY, CLEAN_QUALITY)
+CAMERA_LUMA_SIGMA_75 = 8.0
+CAMERA_SIGMA_EXPONENT = 1.0
+CAMERA_CHROMA_SIGMA_GAIN = 2.5
+
 
 def low_frequency_step(quant: JpegQuantisation) -> float:
     """Mean quantisation step of the luma table's 3x3 lowest frequencies (0..255 DCT units)."""
@@ -40,6 +60,26 @@ def low_frequency_step(quant: JpegQuantisation) -> float:
 def prior_sigma_255(quant: JpegQuantisation, gain: float = LUMA_SIGMA_GAIN) -> float:
     """The noise level (0..255 levels) the prior is told for a file quantised with ``quant``."""
     return gain * low_frequency_step(quant) ** SIGMA_EXPONENT
+
+
+def _camera_save(quant: JpegQuantisation) -> bool:
+    return CAMERA_QUALITIES[0] <= estimate_quality(quant).quality < CAMERA_QUALITIES[1]
+
+
+def luma_sigma_255(quant: JpegQuantisation) -> float:
+    """The σ (0..255 levels) the luma prior is told for a file quantised with ``quant``:
+    :func:`prior_sigma_255` at :data:`LUMA_SIGMA_GAIN`, or for a camera's save (quality in
+    :data:`CAMERA_QUALITIES`) :data:`CAMERA_LUMA_SIGMA_75` scaled by the step's ratio to quality 75's."""
+    if not _camera_save(quant):
+        return prior_sigma_255(quant, LUMA_SIGMA_GAIN)
+    step_75 = float(np.asarray(ijg_table(STD_LUMA, 75), np.float64)[:3, :3].mean())
+    return CAMERA_LUMA_SIGMA_75 * (low_frequency_step(quant) / step_75) ** CAMERA_SIGMA_EXPONENT
+
+
+def chroma_sigma_255(quant: JpegQuantisation) -> float:
+    """The σ (0..255 levels) the chroma prior is told: :func:`prior_sigma_255` at
+    :data:`CHROMA_SIGMA_GAIN`, or at :data:`CAMERA_CHROMA_SIGMA_GAIN` for a camera's save."""
+    return prior_sigma_255(quant, CAMERA_CHROMA_SIGMA_GAIN if _camera_save(quant) else CHROMA_SIGMA_GAIN)
 
 
 def luma_from(luma_source: np.ndarray, chroma_source: np.ndarray) -> np.ndarray:
@@ -55,13 +95,13 @@ class JpegQcpRestorer(Expert):
 
     The luma of the estimate comes from ``luma_prior`` and its chroma from ``chroma_prior`` (the
     same expert by default). A prior that serves the ``noise`` task is a denoiser told
-    σ = :func:`prior_sigma_255` through ``ExpertContext.noise_sigma`` (e.g. FFDNet: luma at
-    :data:`LUMA_SIGMA_GAIN`, chroma at :data:`CHROMA_SIGMA_GAIN`); any other prior is a JPEG
+    σ through ``ExpertContext.noise_sigma`` (e.g. FFDNet: luma :func:`luma_sigma_255`, chroma
+    :func:`chroma_sigma_255`); any other prior is a JPEG
     expert run as it is (e.g. DnCNN-3 on the luma). Needs the whole photo (the 8x8 grid starts
     at the file's corner)."""
 
     def __init__(self, luma_prior: Expert, fallback: Expert, chroma_prior: Optional[Expert] = None, *,
-                 version: str = "1") -> None:
+                 version: str = "2") -> None:
         self.luma_prior = luma_prior
         self.chroma_prior = chroma_prior or luma_prior
         self.fallback = fallback
@@ -95,8 +135,8 @@ class JpegQcpRestorer(Expert):
         if estimate_quality(quant).quality >= CLEAN_QUALITY:
             ctx.progress(1.0)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
-        luma = self._prior(self.luma_prior, image, ctx, prior_sigma_255(quant, LUMA_SIGMA_GAIN), 0.0, 0.45)
-        chroma = self._prior(self.chroma_prior, image, ctx, prior_sigma_255(quant, CHROMA_SIGMA_GAIN), 0.45, 0.9)
+        luma = self._prior(self.luma_prior, image, ctx, luma_sigma_255(quant), 0.0, 0.45)
+        chroma = self._prior(self.chroma_prior, image, ctx, chroma_sigma_255(quant), 0.45, 0.9)
         out = project_upright(luma_from(luma, chroma), source.decoded, quant)
         ctx.progress(1.0)
         return out

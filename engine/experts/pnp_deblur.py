@@ -212,7 +212,29 @@ class PnPDeblur(Expert):
         noise = float(np.mean(context_sigma(image, ctx)))
         original = ctx.original
         confirm = original is not None and original.shape == image.shape and not np.array_equal(original, image)
-        est, factor = self.estimate(image, ctx.progress.sub(0.0, 0.25 if confirm else 0.4), noise)
+        if confirm:
+            # The stages before this one (deblocking, denoising) smooth fine detail, which the
+            # estimator cannot tell from blur: a soft, noisy photo reads as uniformly blurred once
+            # denoised, though as loaded it has sharp parts or no blur the spectrum shows. The
+            # blur must be in the photo as loaded. Checked first: where it is not, the photo is
+            # left unchanged whatever the stage's input shows, and that input's estimate (as
+            # costly) is not made.
+            # At the photo's own noise level as loaded: the evidence thresholds were set at a
+            # photo's own σ, and the earlier stages' output is less noisy, so its σ lets the noisy
+            # photo's spectrum pass for blur (a real ISO 6400 crop: σ 2.2 as loaded, 0.6 denoised;
+            # 4 of 15 detailed areas sharp at 2.2, 3 at 0.6).
+            told = channel_sigma(ctx.original_noise_sigma)
+            first, _ = self.estimate(np.clip(original, 0.0, 1.0).astype(np.float32, copy=False),
+                                     ctx.progress.sub(0.0, 0.15), noise if told is None else float(told.mean()))
+            if first.kernel.shape[0] == 1 or first.confidence < DROP_CONFIDENCE:
+                why = first.reason or "the estimated kernel is a point"
+                if first.kernel.shape[0] > 1:
+                    why = f"kernel confidence {first.confidence:.2f} — {why}"
+                ctx.note(f"left unchanged: the photo as loaded does not confirm a blur ({why}); the earlier "
+                         f"stages' smoothing would read as one")
+                ctx.progress(1.0)
+                return image
+        est, factor = self.estimate(image, ctx.progress.sub(0.15 if confirm else 0.0, 0.4), noise)
         kernel = upscale_kernel(est.kernel, factor)
         if kernel.shape[0] == 1:
             ctx.note(f"no blur found: {est.reason or 'the estimated kernel is a point'}")
@@ -222,26 +244,6 @@ class PnPDeblur(Expert):
             ctx.note(f"left unchanged: kernel confidence {est.confidence:.2f} — {est.reason}")
             ctx.progress(1.0)
             return image
-        if confirm:
-            # The stages before this one (deblocking, denoising) smooth fine detail, which the
-            # estimator cannot tell from blur: a soft, noisy photo reads as uniformly blurred once
-            # denoised, though as loaded it has sharp parts or no blur the spectrum shows. The
-            # blur must be in the photo as loaded.
-            # At the photo's own noise level as loaded: the evidence thresholds were set at a
-            # photo's own σ, and the earlier stages' output is less noisy, so its σ lets the noisy
-            # photo's spectrum pass for blur (a real ISO 6400 crop: σ 2.2 as loaded, 0.6 denoised;
-            # 4 of 15 detailed areas sharp at 2.2, 3 at 0.6).
-            told = channel_sigma(ctx.original_noise_sigma)
-            first, _ = self.estimate(np.clip(original, 0.0, 1.0).astype(np.float32, copy=False),
-                                     ctx.progress.sub(0.25, 0.4), noise if told is None else float(told.mean()))
-            if first.kernel.shape[0] == 1 or first.confidence < DROP_CONFIDENCE:
-                why = first.reason or "the estimated kernel is a point"
-                if first.kernel.shape[0] > 1:
-                    why = f"kernel confidence {first.confidence:.2f} — {why}"
-                ctx.note(f"left unchanged: the blur shows only after the earlier stages' smoothing; the photo as "
-                         f"loaded does not confirm it ({why})")
-                ctx.progress(1.0)
-                return image
         aniso = kernel_anisotropy(est.kernel)
         if aniso <= ISOTROPIC_MAX_ANISOTROPY and not ctx.requested:
             # Nothing in view is sharp (else the depth-of-field check found it): missed focus, or a

@@ -46,6 +46,11 @@ WHITE_CHROMA_GAIN = 0.5
 CAMERA_CHROMA_GAIN = 1.3
 #: Photos with a side below this (pixels) get the plain single run.
 CHROMA_PASS_MIN_SIDE = 32
+#: FFDNet's tiles are blended over no band: its ``tile_overlap`` (24 px) is its exact receptive radius
+#: on the 2-px grid its windows start on (12 convolutions at half resolution), so every kept pixel's
+#: output is the whole-image run's to the bit and a blend band only adds pixels to every window
+#: (tiles of 512 px: 1.30x → 1.20x the photo's pixels; tested against one whole-image run).
+EXACT_TILE_FEATHER = 0
 
 
 def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
@@ -274,7 +279,7 @@ class FFDNetExpert(_NetworkExpert):
         for i, m in enumerate(maps):
             result = run_tiled(image.astype(np.float32, copy=False), fn, scale=1,
                                size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
-                               strategy=strategy, memory_factor=self.info.memory_factor,
+                               feather=EXACT_TILE_FEATHER, strategy=strategy, memory_factor=self.info.memory_factor,
                                progress=progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
             if len(maps) == 1 or out is None:
                 out = result

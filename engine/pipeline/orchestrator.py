@@ -250,8 +250,10 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
             else:
                 noise_sigma = session.noise_sigma(current, input_report, stage.name) \
                     if stage.name in NOISE_AWARE_STAGES else None
+                # the analyser's own report of ``current`` (the input's without the file's evidence)
+                analysed = session.input_analysis() if key == session.base_key else input_report
                 result = _run_with_fallback(session, stage, expert, current, severity, measurements, told,
-                                            stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma)
+                                            stage_key, sub.sub(0.0, 0.5 if told else 0.9), noise_sigma, analysed)
                 if judged and not result.dropped:
                     # an expert that can run in place may have written its output over ``current``
                     unchanged_input = current if getattr(expert, "run_in_place", None) is None else None
@@ -325,7 +327,8 @@ def told_strength(kind: str, severity: float, auto: bool) -> float:
 
 def _run_with_fallback(session: RestorationSession, stage: Stage, expert, current: np.ndarray, severity: float,
                        measurements: Mapping[str, float], told: Mapping[str, float], stage_key: str,
-                       progress: Progress, noise_sigma: Optional[np.ndarray]) -> StageResult:
+                       progress: Progress, noise_sigma: Optional[np.ndarray],
+                       input_analysis: Optional[DegradationReport] = None) -> StageResult:
     """Run the stage's expert; if a neural expert fails here (weights missing, damaged or not
     an image model, device failure, out of memory at the smallest tile, any error of its
     runtime), run the classical expert for the same kind instead and say so in the result's
@@ -333,7 +336,7 @@ def _run_with_fallback(session: RestorationSession, stage: Stage, expert, curren
     reason. A failing expert fails its stage only, never the photo or the batch."""
     try:
         return session.run_stage(stage, expert, current, severity, measurements, told, stage_key, progress,
-                                 noise_sigma)
+                                 noise_sigma, input_analysis)
     except Cancelled:
         raise
     except Exception as err:  # noqa: BLE001 - whatever a model does wrong, it fails its stage only
@@ -349,7 +352,7 @@ def _run_with_fallback(session: RestorationSession, stage: Stage, expert, curren
                                       f"{stage.name}, stage skipped", model_id=expert.info.model_id)
         log.warning("%s could not run (%s); using %s instead", expert.info.id, why, fallback.info.id)
         result = session.run_stage(stage, fallback, current, severity, measurements, told, stage_key,
-                                   progress, noise_sigma)
+                                   progress, noise_sigma, input_analysis)
         result.reason = f"{expert.info.id} could not run ({why}); used {fallback.info.id}"
         return result
 

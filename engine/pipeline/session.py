@@ -132,6 +132,7 @@ class RestorationSession:
         self.jpeg = JpegSource(jpeg, self.image) if jpeg is not None else None
         self.base_key = image_key(self.image) + (f"-q{jpeg.tables_key()}" if jpeg is not None else "")
         self._report: Optional[DegradationReport] = None
+        self._input_analysis: Optional[DegradationReport] = None
         self._results: list[StageResult] = []
         self._lock = threading.Lock()
         self.changes = changes
@@ -166,10 +167,18 @@ class RestorationSession:
 
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
+        """The report the plan starts from: :attr:`analyser`'s report of the input, with the JPEG
+        file's own evidence (its quantisation tables) when the photo decodes one."""
         if self._report is None:
             report = self.analyser(self.image)
+            self._input_analysis = report
             self._report = with_file_evidence(report, self.jpeg.quantisation) if self.jpeg else report
         return self._report
+
+    def input_analysis(self) -> Optional[DegradationReport]:
+        """:attr:`analyser`'s own report of the input (before :meth:`analyse` adds the file's
+        evidence), once :meth:`analyse` has run; else ``None``."""
+        return self._input_analysis
 
     @property
     def report(self) -> DegradationReport:
@@ -220,12 +229,17 @@ class RestorationSession:
 
     def run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                   measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
-                  progress: Progress, noise_sigma: Optional[np.ndarray] = None) -> StageResult:
+                  progress: Progress, noise_sigma: Optional[np.ndarray] = None,
+                  input_analysis: Optional[DegradationReport] = None) -> StageResult:
         """Run ``expert`` for ``stage`` on ``current`` (the full-strength output of the stages
         before it) and return its uncached, unjudged result with the analysis of its output.
         An expert whose strength is a physical parameter runs once per knot of
         :data:`SIGMA_STRENGTH_KNOTS` (only at 1 in a :attr:`one_shot` session where the stage's
-        strength is 0 or 1). Raises whatever the expert raises."""
+        strength is 0 or 1). ``input_analysis``: this session's :attr:`analyser`'s report of
+        ``current`` when it was already made (:meth:`input_analysis`, or the stage before's
+        ``output_report``); an expert that returns ``current`` unchanged (a deblurrer that found no
+        blur it trusts) then gets it as its output's analysis, the same pixels not analysed twice.
+        Raises whatever the expert raises."""
         t0 = time.perf_counter()
         if self._runs_in_place(expert, current):
             return self._run_in_place(stage, expert, current, severity, measurements, strengths, stage_key,
@@ -235,6 +249,7 @@ class RestorationSession:
             knots = (1.0,)
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
+        unchanged = False
         # Only where stages ran before: the expert may then check its case on the photo as loaded.
         if self._input_on_disk is not None:  # a stage before ran in place: read the photo as loaded back
             original = np.asarray(self._input_on_disk)
@@ -259,6 +274,8 @@ class RestorationSession:
             if not out.flags.writeable or out is current:
                 out = out.copy()
             np.clip(out, 0.0, 1.0, out=out)
+            if knot == 1.0 and input_analysis is not None:
+                unchanged = bool(np.array_equal(out, current))
             spill = self.changes.writer(out.shape) if self.changes is not None else None
             if spill is None:
                 deltas[knot] = np.subtract(out, current, out=out)
@@ -280,7 +297,8 @@ class RestorationSession:
             # The analysis clips what it measures (a copy when anything is out of range) and the
             # next stage gets the clipped image: clipping this array of ours first changes neither.
             np.clip(after, 0.0, 1.0, out=after)
-        report = self.analyser(after)
+        # unchanged: ``after`` holds the pixels of ``current`` (x + 0), whose analysis is known
+        report = input_analysis if unchanged else self.analyser(after)
         self._after = (stage_key, after)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,

@@ -347,11 +347,29 @@ def still_threshold_255(jpeg_quality: Optional[int] = None) -> float:
     """The clean-photo threshold of ``still_chroma_255`` for a photo last saved at
     ``jpeg_quality`` (IJG 1..100; ``None``: unknown, e.g. a PNG), 8-bit levels; qualities below
     the first knot use the first knot (the conservative side), above the last the last."""
-    qs = np.array([k[0] for k in STILL_THRESHOLDS], np.float64)
-    ts = np.array([k[1] for k in STILL_THRESHOLDS], np.float64)
+    return _threshold_at_quality(STILL_THRESHOLDS, jpeg_quality)
+
+
+def _threshold_at_quality(knots: tuple[tuple[int, float], ...], jpeg_quality: Optional[int]) -> float:
+    """Threshold interpolated between ``knots`` ``(IJG quality, threshold)`` and held at the end
+    knots; ``None`` (unknown history) takes the last knot."""
+    qs = np.array([k[0] for k in knots], np.float64)
+    ts = np.array([k[1] for k in knots], np.float64)
     if jpeg_quality is None:
         return float(ts[-1])
     return float(np.interp(float(jpeg_quality), qs, ts))
+
+
+def _severity_above_threshold(measurements: dict[str, float], present: str, value: str, threshold: str) -> float:
+    """Severity in [0, 1] of a still-area measurement, given its keys in ``measurements``: 0 when
+    ``present`` is not set, else :data:`STILL_SEVERITY_AT_THRESHOLD` · value / threshold, at most 1."""
+    if not measurements.get(present, 0.0):
+        return 0.0
+    threshold = float(measurements.get(threshold, 0.0))
+    value = float(measurements.get(value, 0.0))
+    if threshold <= 0.0:
+        return 0.0
+    return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))
 
 
 def _blocks16(a: np.ndarray) -> np.ndarray:
@@ -449,13 +467,7 @@ def still_chroma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) ->
 def still_chroma_severity(measurements: dict[str, float]) -> float:
     """Noise severity in [0, 1] the still-area chroma supports: 0 when it is at or below its
     threshold, else :data:`STILL_SEVERITY_AT_THRESHOLD` · value / threshold, at most 1."""
-    if not measurements.get("still_chroma_present", 0.0):
-        return 0.0
-    threshold = float(measurements.get("still_threshold_255", 0.0))
-    value = float(measurements.get("still_chroma_255", 0.0))
-    if threshold <= 0.0:
-        return 0.0
-    return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))
+    return _severity_above_threshold(measurements, "still_chroma_present", "still_chroma_255", "still_threshold_255")
 
 
 # ---------------------------------------------------------------- luma noise in large still areas
@@ -484,11 +496,7 @@ def still_luma_threshold_255(jpeg_quality: Optional[int] = None) -> float:
     """The clean-photo threshold of ``still_luma_255`` for a photo last saved at ``jpeg_quality``
     (IJG 1..100; ``None``: unknown), 8-bit levels, interpolated between the knots of
     :data:`STILL_LUMA_THRESHOLDS` and held at the end knots."""
-    qs = np.array([k[0] for k in STILL_LUMA_THRESHOLDS], np.float64)
-    ts = np.array([k[1] for k in STILL_LUMA_THRESHOLDS], np.float64)
-    if jpeg_quality is None:
-        return float(ts[-1])
-    return float(np.interp(float(jpeg_quality), qs, ts))
+    return _threshold_at_quality(STILL_LUMA_THRESHOLDS, jpeg_quality)
 
 
 def _still_luma_result(used: np.ndarray, measured: float, jpeg_quality: Optional[int]) -> dict[str, float]:
@@ -520,10 +528,4 @@ def still_luma(tiles: list[np.ndarray], jpeg_quality: Optional[int] = None) -> d
 def still_luma_severity(measurements: dict[str, float]) -> float:
     """Noise severity in [0, 1] the still-area luma supports: 0 when it is not present, else
     :data:`STILL_SEVERITY_AT_THRESHOLD` · value / threshold, at most 1."""
-    if not measurements.get("still_luma_present", 0.0):
-        return 0.0
-    threshold = float(measurements.get("still_luma_threshold_255", 0.0))
-    value = float(measurements.get("still_luma_255", 0.0))
-    if threshold <= 0.0:
-        return 0.0
-    return float(min(1.0, STILL_SEVERITY_AT_THRESHOLD * value / threshold))
+    return _severity_above_threshold(measurements, "still_luma_present", "still_luma_255", "still_luma_threshold_255")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -80,8 +80,10 @@ class ExpertContext:
     ``original``: the photo as loaded, before any stage ran (same size as the pixels given; ``None``:
     unknown, or no stage ran before): an expert can check on it that what it is about to remove
     was in the photo and was not made by the stages before it (a denoiser's smoothing reads as blur).
-    ``original_noise_sigma``: the noise level the analysis measured on ``original`` (the same forms
-    as ``noise_sigma``; ``None``: not measured), to judge the photo as loaded at its own noise.
+    ``original_noise``: gives the noise level the analysis measured on ``original`` (the same forms
+    as ``noise_sigma``; ``None``: not measured), to judge the photo as loaded at its own noise; read
+    it as :attr:`original_noise_sigma`. A callable because the level is a full-size map that only an
+    expert checking ``original`` needs, so it is made when first read.
     ``requested``: the user asked for this stage explicitly (it was not chosen by the analysis), so
     an expert may act on a case the pixels leave ambiguous.
     ``notes``: what the expert says about this run for a person (why it was gentler, why it left
@@ -98,9 +100,14 @@ class ExpertContext:
     strength: float = 1.0
     jpeg: Optional["JpegSource"] = None
     original: Optional[np.ndarray] = None
-    original_noise_sigma: Optional[np.ndarray] = None
+    original_noise: Optional[Callable[[], Optional[np.ndarray]]] = None
     requested: bool = False
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def original_noise_sigma(self) -> Optional[np.ndarray]:
+        """The noise level measured on ``original`` (see ``original_noise``); ``None`` if not given."""
+        return None if self.original_noise is None else self.original_noise()
 
     def note(self, text: str) -> None:
         """Record one line for a person about this run (see ``notes``)."""

@@ -28,6 +28,7 @@ sees the full-strength output, as for every stage.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -255,14 +256,15 @@ class RestorationSession:
             original = np.asarray(self._input_on_disk)
         else:
             original = self._image if current.shape == self._image.shape and current is not self._image else None
-        # the photo as loaded is judged at its own noise level, not at the earlier stages' output's
-        original_sigma = self.noise_sigma(original, self.analyse(), stage.name) \
+        # the photo as loaded is judged at its own noise level, not at the earlier stages' output's;
+        # measured once, and only if an expert asks for it
+        original_sigma = functools.cache(lambda: self.noise_sigma(original, self.analyse(), stage.name)) \
             if original is not None and noise_sigma is not None else None
         for i, knot in enumerate(knots):
             ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
                                 progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
                                 device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
-                                noise_sigma=noise_sigma, original=original, original_noise_sigma=original_sigma,
+                                noise_sigma=noise_sigma, original=original, original_noise=original_sigma,
                                 requested=not stage.auto)
             out = expert.run(current, ctx)
             notes = ctx.notes

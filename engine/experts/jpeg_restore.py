@@ -52,9 +52,17 @@ CAMERA_SIGMA_EXPONENT = 1.0
 CAMERA_CHROMA_SIGMA_GAIN = 2.5
 
 
+def _low_frequency_mean(table: np.ndarray) -> float:
+    return float(np.asarray(table, np.float64)[:3, :3].mean())
+
+
 def low_frequency_step(quant: JpegQuantisation) -> float:
     """Mean quantisation step of the luma table's 3x3 lowest frequencies (0..255 DCT units)."""
-    return float(np.asarray(quant.luma, np.float64)[:3, :3].mean())
+    return _low_frequency_mean(quant.luma)
+
+
+#: :func:`low_frequency_step` of the standard luma table at IJG quality 75 (0..255 DCT units).
+STEP_AT_QUALITY_75 = _low_frequency_mean(ijg_table(STD_LUMA, 75))
 
 
 def prior_sigma_255(quant: JpegQuantisation, gain: float = LUMA_SIGMA_GAIN) -> float:
@@ -72,8 +80,7 @@ def luma_sigma_255(quant: JpegQuantisation) -> float:
     :data:`CAMERA_QUALITIES`) :data:`CAMERA_LUMA_SIGMA_75` scaled by the step's ratio to quality 75's."""
     if not _camera_save(quant):
         return prior_sigma_255(quant, LUMA_SIGMA_GAIN)
-    step_75 = float(np.asarray(ijg_table(STD_LUMA, 75), np.float64)[:3, :3].mean())
-    return CAMERA_LUMA_SIGMA_75 * (low_frequency_step(quant) / step_75) ** CAMERA_SIGMA_EXPONENT
+    return CAMERA_LUMA_SIGMA_75 * (low_frequency_step(quant) / STEP_AT_QUALITY_75) ** CAMERA_SIGMA_EXPONENT
 
 
 def chroma_sigma_255(quant: JpegQuantisation) -> float:

@@ -34,10 +34,9 @@ def releasable_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.frombuffer(mapping, dtype, count).reshape(shape)
 
 
-def _mapping(array: np.ndarray) -> Optional[tuple[mmap.mmap, int, int]]:
-    """``(mapping, byte offset of the block holding array's first row, bytes per row)`` when
-    ``array``'s rows are disjoint, in-order blocks that tile a :func:`releasable_empty` mapping
-    (the array itself, or some of its channels or columns), else ``None``."""
+def _mapping(array: np.ndarray) -> Optional[tuple[mmap.mmap, int]]:
+    """``(mapping, bytes per row)`` when ``array``'s rows are disjoint, in-order blocks that tile a
+    :func:`releasable_empty` mapping (the array itself, or some of its channels or columns), else ``None``."""
     owner = array
     while isinstance(owner, np.ndarray) and not isinstance(owner.base, memoryview):
         owner = owner.base
@@ -47,7 +46,7 @@ def _mapping(array: np.ndarray) -> Optional[tuple[mmap.mmap, int, int]]:
     offset = array.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
     if row <= 0 or row * array.shape[0] != len(mapping) or not 0 <= offset < row:
         return None
-    return mapping, 0, row
+    return mapping, row
 
 
 def release_rows(array: np.ndarray, start: int, stop: int) -> None:
@@ -58,9 +57,9 @@ def release_rows(array: np.ndarray, start: int, stop: int) -> None:
     found = _mapping(array)
     if found is None or stop <= start:
         return
-    mapping, offset, row = found
-    first = -(-(offset + start * row) // mmap.PAGESIZE) * mmap.PAGESIZE
-    last = (offset + min(stop, array.shape[0]) * row) // mmap.PAGESIZE * mmap.PAGESIZE
+    mapping, row = found  # the rows tile the mapping from its start: row r is bytes [r·row, (r+1)·row)
+    first = -(-(start * row) // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = min(stop, array.shape[0]) * row // mmap.PAGESIZE * mmap.PAGESIZE
     if last > first:
         mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
 

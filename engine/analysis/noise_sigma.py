@@ -81,10 +81,9 @@ def jpeg_floor_255(jpeg_quality: Optional[float]) -> float:
     if jpeg_quality is None or not np.isfinite(float(jpeg_quality)) \
             or not NOISE_SERVES_JPEG_MIN_QUALITY <= float(jpeg_quality) < CLEAN_QUALITY:
         return 0.0
-    from ..experts.jpeg_restore import LUMA_SIGMA_GAIN, SIGMA_EXPONENT
+    from ..experts.jpeg_restore import step_prior_sigma_255, table_low_frequency_step
 
-    step = float(np.asarray(ijg_table(STD_LUMA, int(round(float(jpeg_quality)))), np.float64)[:3, :3].mean())
-    return float(LUMA_SIGMA_GAIN * step ** SIGMA_EXPONENT)
+    return float(step_prior_sigma_255(table_low_frequency_step(ijg_table(STD_LUMA, int(round(float(jpeg_quality)))))))
 
 
 def told_sigma_255(coarse_255: float, half_255: float, jpeg_quality: Optional[float] = None) -> float:

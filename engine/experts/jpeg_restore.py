@@ -52,22 +52,28 @@ CAMERA_SIGMA_EXPONENT = 1.0
 CAMERA_CHROMA_SIGMA_GAIN = 2.5
 
 
-def _low_frequency_mean(table: np.ndarray) -> float:
+def table_low_frequency_step(table: np.ndarray) -> float:
+    """Mean quantisation step of an 8x8 table's 3x3 lowest frequencies (0..255 DCT units)."""
     return float(np.asarray(table, np.float64)[:3, :3].mean())
 
 
 def low_frequency_step(quant: JpegQuantisation) -> float:
-    """Mean quantisation step of the luma table's 3x3 lowest frequencies (0..255 DCT units)."""
-    return _low_frequency_mean(quant.luma)
+    """:func:`table_low_frequency_step` of the file's luma table."""
+    return table_low_frequency_step(quant.luma)
 
 
 #: :func:`low_frequency_step` of the standard luma table at IJG quality 75 (0..255 DCT units).
-STEP_AT_QUALITY_75 = _low_frequency_mean(ijg_table(STD_LUMA, 75))
+STEP_AT_QUALITY_75 = table_low_frequency_step(ijg_table(STD_LUMA, 75))
 
 
 def prior_sigma_255(quant: JpegQuantisation, gain: float = LUMA_SIGMA_GAIN) -> float:
     """The noise level (0..255 levels) the prior is told for a file quantised with ``quant``."""
-    return gain * low_frequency_step(quant) ** SIGMA_EXPONENT
+    return step_prior_sigma_255(low_frequency_step(quant), gain)
+
+
+def step_prior_sigma_255(step: float, gain: float = LUMA_SIGMA_GAIN) -> float:
+    """:func:`prior_sigma_255` for a luma table whose :func:`table_low_frequency_step` is ``step``."""
+    return gain * step ** SIGMA_EXPONENT
 
 
 def _camera_save(quant: JpegQuantisation) -> bool:

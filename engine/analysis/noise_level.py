@@ -312,6 +312,17 @@ def noise_sigma_for(image: np.ndarray, measurements: dict[str, float]) -> Option
     return np.clip(noise_map(img, nlf) * np.float32(scale), 0.0, 1.0).astype(np.float32)
 
 
+def two_scale_noise_sigma_for(image: np.ndarray, measurements: dict[str, float]) -> Optional[np.ndarray]:
+    """:func:`noise_sigma_for` at the two-scale level ``sigma_two_scale_255`` where it is measured
+    (else at ``sigma_told_255``): the level the deblurrer's regularisation, the low-light denoise and
+    the uncertainty model were validated with, not the σ fitted for FFDNet on camera noise
+    (:mod:`engine.analysis.noise_sigma`)."""
+    m = dict(measurements)
+    if "sigma_two_scale_255" in m:
+        m["sigma_told_255"] = m["sigma_two_scale_255"]
+    return noise_sigma_for(image, m)
+
+
 # ---------------------------------------------------------------- colour noise in still areas
 #: Block edge (px) of the still-area chroma measurement: one 8 x 8 chroma block of a 4:2:0 JPEG.
 STILL_BLOCK = 16

@@ -128,14 +128,13 @@ def acceptable(before: np.ndarray, after: np.ndarray) -> bool:
 def measured_noise_sigma(image: np.ndarray) -> tuple[Optional[np.ndarray], float]:
     """The noise map to tell a denoiser for ``image`` (HxWx3 or (3,) in 0..1 units, or ``None``)
     and the σ told (8-bit levels), from the noise-level function measured on ``image`` itself."""
-    from ..analysis.noise_level import nlf_measurements, noise_sigma_for
+    from ..analysis.noise_level import nlf_measurements, two_scale_noise_sigma_for
 
     m = nlf_measurements([image])
     # The two-scale rule this expert was measured with (benchmarks/results/real-pairs.md): the
     # camera-JPEG σ of engine.analysis.noise_sigma was fitted on sensor noise, not on the noise a
     # brightening lifted out of a dark photo.
-    m["sigma_told_255"] = m["sigma_two_scale_255"]
-    return noise_sigma_for(image, m), float(m["sigma_told_255"])
+    return two_scale_noise_sigma_for(image, m), float(m["sigma_two_scale_255"])
 
 
 class AdaptiveLowLight(Expert):

@@ -218,15 +218,12 @@ class RestorationSession:
         (a per-pixel HxWx3 map, per channel for very large photos; ``None`` if not measured): for the
         noise stage the σ to tell the denoiser (``sigma_told_255``), for another stage (the
         deblurrer's regularisation) the two-scale level it was validated with (``sigma_two_scale_255``)."""
-        from ..analysis.noise_level import noise_sigma_for
+        from ..analysis.noise_level import noise_sigma_for, two_scale_noise_sigma_for
 
         a = report.kinds.get(NOISE)
         if a is None:
             return None
-        m = dict(a.measurements)
-        if stage != NOISE and "sigma_two_scale_255" in m:
-            m["sigma_told_255"] = m["sigma_two_scale_255"]
-        return noise_sigma_for(image, m)
+        return (noise_sigma_for if stage == NOISE else two_scale_noise_sigma_for)(image, dict(a.measurements))
 
     def run_stage(self, stage: Stage, expert, current: np.ndarray, severity: float,
                   measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,

@@ -18,15 +18,10 @@ from .summary import lean, summarise
 def _noise_sigma(image: np.ndarray, report) -> Optional[np.ndarray]:
     """The analysed noise map at the two-scale level the uncertainty model was fitted with
     (``sigma_two_scale_255``, not the σ told to FFDNet)."""
-    from ..analysis.noise_level import noise_sigma_for
+    from ..analysis.noise_level import two_scale_noise_sigma_for
 
     a = None if report is None else report.kinds.get(NOISE)
-    if a is None:
-        return None
-    m = dict(a.measurements)
-    if "sigma_two_scale_255" in m:
-        m["sigma_told_255"] = m["sigma_two_scale_255"]
-    return noise_sigma_for(image, m)
+    return None if a is None else two_scale_noise_sigma_for(image, dict(a.measurements))
 
 
 def _severity(report, kind: str) -> float:

@@ -61,7 +61,7 @@ CAMERA_CHROMA_SIGMA_GAIN = 2.5
 #: benchmarks/results/jpeg-noise-widen.md): camera-pipeline JPEGs at q 60–89 and clean re-saves,
 #: the smallest widening within 0.01 dB of the best noisy mean among those that cost no clean
 #: re-save more than 0.1 dB. The real PolyU crops were only measured afterwards.
-CAMERA_CHROMA_NOISE_WIDEN = 2.0
+CAMERA_CHROMA_NOISE_WIDEN = 1.0
 
 
 def table_low_frequency_step(table: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 against intervals widened by a multiple of the noise the file holds per DCT frequency
 (engine.experts.classical.jpeg_qcp.band_noise_255), luma and chroma separately.
 
-Training photos only (``../shared/data/clean`` training split, centre 256 px):
+Training photos only (``../shared/data/clean`` training split, centre ``--side`` px, default 256):
 
 - ``noisy``: through the camera pipeline (``engine.degrade.camera.camera_pipeline``, strength
   U(0.1, 0.55), no JPEG of its own) saved as a JPEG at an IJG quality drawn from 60–89;
@@ -55,7 +55,7 @@ def _key(kl: float, kc: float) -> str:
     return f"{kl}|{kc}"
 
 
-def run_cases(kind: str, count: int, cache: Path) -> dict:
+def run_cases(kind: str, count: int, cache: Path, side: int = 256) -> dict:
     from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, ijg_table
     from engine.degrade.camera import camera_pipeline, jpeg_round_trip, sample_camera_params
     from engine.experts.base import ExpertContext
@@ -75,8 +75,8 @@ def run_cases(kind: str, count: int, cache: Path) -> dict:
         if name in done:
             continue
         im = to_float(load_uint8(train[p]))
-        y, x = max(0, (im.shape[0] - 256) // 2 // 8 * 8), max(0, (im.shape[1] - 256) // 2 // 8 * 8)
-        im = np.ascontiguousarray(im[y:y + 256, x:x + 256])
+        y, x = max(0, (im.shape[0] - side) // 2 // 8 * 8), max(0, (im.shape[1] - side) // 2 // 8 * 8)
+        im = np.ascontiguousarray(im[y:y + side, x:x + side])
         case_rng = np.random.default_rng([seed, i])
         q = int(case_rng.integers(60, 90))
         strength = 0.0
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heavy-count", type=int, default=16)
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--fit-only", action="store_true")
+    ap.add_argument("--side", type=int, default=256, help="centre crop (px) of each training photo")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in SETS:
         cache = args.cache_dir / f"{kind}.json"
         if kind in args.sets and not args.fit_only:
-            run_cases(kind, args.heavy_count if kind == "heavy" else args.count, cache)
+            run_cases(kind, args.heavy_count if kind == "heavy" else args.count, cache, args.side)
         rows[kind] = list(json.loads(cache.read_text()).values()) if cache.is_file() else []
     if all(rows.values()):
         return fit(rows, args.out)

@@ -4,7 +4,8 @@ quantisation, then quantisation-constraint projection (QCP) onto the file's own 
 The denoiser (the prior) removes blocking, ringing and colour bleeding as if they were noise of
 standard deviation :func:`prior_sigma_255`; the projection
 (:mod:`engine.experts.classical.jpeg_qcp`) then puts back every DCT coefficient the prior moved
-out of the interval the file guarantees, luma and subsampled chroma alike. A photo whose file
+out of the interval the file guarantees, luma and subsampled chroma alike (on a camera's save the
+chroma intervals are widened by the noise the file holds: :data:`CAMERA_CHROMA_NOISE_WIDEN`). A photo whose file
 says it was saved at quality :data:`engine.analysis.jpeg_tables.CLEAN_QUALITY` or higher comes
 out untouched. Without the file's tables (a PNG of a decoded JPEG, or a stage after a resize)
 the expert hands the photo to its blockiness-driven fallback.

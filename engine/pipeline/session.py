@@ -141,6 +141,9 @@ class RestorationSession:
         #: (``Restorer.restore_photo(consume=True)``): an expert with ``run_in_place`` may then
         #: write a large photo's stage output over its input (see :meth:`run_stage`).
         self.overwrite_input = False
+        #: Also drop a stage chosen by the analysis whose result is uncertain for a small gain
+        #: (:func:`engine.pipeline.orchestrator.judge_uncertain`; off by default).
+        self.drop_uncertain = False
         #: ``(stage key, that stage's input on disk, whether it is the session's input)`` of the
         #: stage that :meth:`run_stage` ran in place last, until :meth:`take_after`.
         self._in_place: Optional[tuple[str, SpilledArray, bool]] = None

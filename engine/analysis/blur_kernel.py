@@ -572,3 +572,63 @@ def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progre
         reasons.append(f"the two halves of the photo disagree about the blur (correlation {agreement:.2f})")
     progress(1.0)
     return KernelEstimate(kernel, confidence, radius, length, checks, "; ".join(reasons))
+
+
+#: Tile edge (px at the estimation scale) for :func:`tile_blur_scales`: small enough that a photo of
+#: 255 px still has several tiles, one Hann window each.
+SCALE_TILE = 64
+#: The kernel sizes (factors of the estimated kernel's size; 0 = no blur) a tile's spectrum is fitted
+#: with in :func:`tile_blur_scales`.
+TILE_SCALES = (0.0, 0.35, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0)
+
+
+def _scaled_kernel(kernel: np.ndarray, factor: float) -> np.ndarray:
+    if factor == 0.0:
+        return np.ones((1, 1), np.float32)
+    size = max(int(round(kernel.shape[0] * factor)) | 1, 1)
+    out = np.maximum(cv2.resize(kernel.astype(np.float32), (size, size),
+                                interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR), 0.0)
+    return (out / max(float(out.sum()), 1e-12)).astype(np.float32)
+
+
+def tile_blur_scales(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 1.0 / 255.0,
+                     tile: int = SCALE_TILE) -> np.ndarray:
+    """How blurred each detailed tile of ``gray`` (float32 luminance in [0, 1], at the scale
+    ``kernel`` was estimated) is, as the factor of :data:`TILE_SCALES` by which ``kernel``'s size
+    best explains the tile's spectrum (the model of :func:`spectral_evidence`, noise from
+    ``noise_sigma`` in [0, 1]): about 1 everywhere for one blur over the whole frame (missed focus,
+    shake), smaller where a part of the scene is nearer the focus (depth of field). Tiles whose band
+    contrast is under :data:`DOF_MIN_CONTRAST` say nothing and are skipped. float64, one per tile."""
+    n = int(tile)
+    band = cv2.GaussianBlur(gray, (0, 0), 2.0) - cv2.GaussianBlur(gray, (0, 0), 8.0)
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    grad = 4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2
+    grad[0, 0] = 1.0
+    mask = np.ones(grad.shape, bool)
+    mask[0, 0] = False
+    levels = np.exp(np.linspace(np.log(1e-7), np.log(1e3), 121))
+    bases = []
+    for f in TILE_SCALES:
+        k = _scaled_kernel(kernel, f)
+        if k.shape[0] > n:
+            bases.append(None)
+            continue
+        pad = np.zeros((n, n), np.float32)
+        pad[:k.shape[0], :k.shape[1]] = k
+        k2 = np.abs(np.fft.rfft2(np.roll(pad, (-(k.shape[0] // 2), -(k.shape[1] // 2)), axis=(0, 1)))) ** 2
+        bases.append((k2 / grad)[mask])
+    out = []
+    h, w = gray.shape
+    for y in range(0, h - n + 1, n):
+        for x in range(0, w - n + 1, n):
+            if float(band[y:y + n, x:x + n].std()) < DOF_MIN_CONTRAST:
+                continue
+            spectrum, energy = welch_spectrum(gray[y:y + n, x:x + n], n)
+            noise = max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
+            obs = spectrum[mask]
+            nll = [np.inf if b is None else
+                   float((obs[None] / (levels[:, None] * b[None] + noise)
+                          + np.log(levels[:, None] * b[None] + noise)).mean(axis=1).min()) for b in bases]
+            out.append(TILE_SCALES[int(np.argmin(nll))])
+    return np.asarray(out, np.float64)

@@ -37,8 +37,10 @@ from ..units import format_bytes
 #: peak of a 12 MP restoration; memory-scaling.md).
 PROCESS_BYTES = 300e6
 #: Decoding: the float32 pixels (12) and the decoded samples (3 for 8-bit RGB, 6 for 16-bit). 8-bit
-#: Pillow samples are released as they are converted (about 12 B/px at 48 MP, memory-scaling.md);
-#: OpenCV's and tifffile's 16-bit samples are held beside the pixels until converted: 18.
+#: Pillow samples are released as they are converted (about 12 B/px at 48 MP, memory-scaling.md),
+#: and so are 16-bit ones once copied out of OpenCV's own array (a 16-bit RGBA PNG: its samples and
+#: their copy, 8 + 8, then the samples' rows given back as the float pixels and alpha grow): 18
+#: keeps a margin above every decoder.
 DECODE_BYTES_PER_PIXEL = 18.0
 #: The float32 input, and every other full-size float32 RGB array (a stage's output, a change).
 FLOAT_BYTES_PER_PIXEL = 12.0

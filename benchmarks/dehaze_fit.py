@@ -82,12 +82,13 @@ def evaluate(variants: dict, items) -> dict[str, dict]:
 
 
 def dehaze_variant(img: np.ndarray, omega=None, t_floor: float = 0.15, airlight_fraction: float = 0.001,
-                   grey: bool = True, eps: float = 1e-3, guide_factor: int = 4,
+                   grey: bool = True, eps: Optional[float] = None, guide_factor: int = 4,
                    boundary: bool = False) -> np.ndarray:
     """``engine.experts.classical.dehaze.dehaze`` at the working size (every case here is at most
     1024 px) with its settings open: ``omega`` (a number, ``None`` for the shipped ramp, or a
     callable of the severity), the minimum transmission, the share of haziest pixels the airlight
-    is read from and whether it is made grey, the guided filter's ``eps`` and radius (``guide_factor``
+    is read from and whether it is made grey, the guided filter's ``eps`` (``None``: the shipped
+    ``GUIDED_EPS``) and radius (``guide_factor``
     × the patch radius), and ``boundary``: Meng et al.'s boundary constraint (the transmission no
     lower than keeps every channel of the scene inside [0, 1])."""
     from engine.color import luminance
@@ -103,6 +104,7 @@ def dehaze_variant(img: np.ndarray, omega=None, t_floor: float = 0.15, airlight_
     colour = img.reshape(-1, 3)[np.argpartition(flat, flat.size - count)[-count:]].mean(axis=0)
     a = np.full(3, colour.mean(), np.float32) if grey else colour.astype(np.float32)
     t = D.transmission(img, a, radius, om)
+    eps = D.GUIDED_EPS if eps is None else eps
     t = np.clip(guided_filter_gray(luminance(img), t, radius * guide_factor, eps), t_floor, 1.0)
     if boundary:
         low = np.maximum((a - img) / np.maximum(a, 1e-3), (img - a) / np.maximum(1 - a, 1e-3)).max(axis=2)
@@ -121,7 +123,8 @@ def variants() -> dict:
 
     def make(**kw):
         return lambda x: dehaze_variant(x, **kw)
-    out = {"shipped (engine)": lambda x: D.dehaze(x)[0], "shipped (this copy)": make()}
+    out = {"shipped (engine)": lambda x: D.dehaze(x)[0], "shipped (this copy)": make(),
+           "before this session (eps 1e-3)": make(eps=1e-3)}
     for o in (0.75, 0.85, 0.9, 0.95):
         out[f"omega {o} fixed"] = make(omega=o)
     out["omega ramp refit"] = make(omega=refit_ramp)
@@ -129,7 +132,7 @@ def variants() -> dict:
         out[f"t_floor {f}"] = make(t_floor=f)
     out["airlight from top 1 %"] = make(airlight_fraction=0.01)
     out["airlight in colour"] = make(grey=False)
-    for e in (1e-4, 1e-2):
+    for e in (1e-4, 3e-3, 1e-2, 0.1):
         out[f"guided eps {e:g}"] = make(eps=e)
     for g in (2, 8):
         out[f"guided radius x{g}"] = make(guide_factor=g)

@@ -192,6 +192,9 @@ class Document:
         self.session = session
         self.auto_plan = auto_plan
         self.auto_state = self._state_from_plan(auto_plan)
+        #: The auto plan's stages its run dropped (not those the generalist handled): moving one's
+        #: slider asks for it (the Planner's ``for_controls``).
+        self._auto_dropped = frozenset(r.name for r in session.results if r.dropped and r.handled_by is None)
         self.state = self.auto_state
         self._ran: Optional[tuple] = None
         self._ran_names: frozenset[str] = frozenset()
@@ -284,7 +287,7 @@ class Document:
         the auto plan plus what the user switched on; stages that ran stay so that switching
         them back on is free)."""
         return self.restorer.planner.for_controls(self.auto_plan, state.enabled, state.strengths, state.experts,
-                                                  keep=self._ran_names)
+                                                  keep=self._ran_names, dropped=self._auto_dropped)
 
     @staticmethod
     def _signature(plan: Plan) -> tuple:

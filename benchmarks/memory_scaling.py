@@ -9,9 +9,12 @@ whole CLI, Python and libraries included. ``RESTORA_MEMORY_BUDGET`` is set high 
 refusal check does not stop the big sizes.
 
 Usage: ``python benchmarks/memory_scaling.py [--sizes 6 12 24] [--tree before=DIR --tree after=DIR]
-[--scene noisy|blurred] [--cli-args "--only blur --no-generalist"] [--timeout 3000]
+[--scene noisy|blurred] [--plan noise] [--cli-args "--only blur --no-generalist"] [--timeout 3000]
 [--out benchmarks/results/memory-scaling.md]``. One restoration runs at a time, each after
 ``--min-free`` bytes per pixel are available; the results file is rewritten after every row.
+``--plan noise`` is the plan a noisy photo gets, made sure of: the noise stage requested
+(``--set noise=1 --no-generalist``: the bundled FFDNet with its chroma pass, not judged, so the
+synthetic scene cannot have it dropped), whatever ``--cli-args`` adds.
 """
 
 from __future__ import annotations
@@ -123,12 +126,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--cli-args", default="", help="extra restore arguments, e.g. '--only noise'")
     parser.add_argument("--scene", choices=("noisy", "blurred", "sharp"), default="noisy")
+    parser.add_argument("--plan", choices=("auto", "noise"), default="auto",
+                        help="noise: request the noise stage alone (--set noise=1 --no-generalist)")
     parser.add_argument("--min-free", type=float, default=80.0,
                         help="bytes per pixel of available memory (MemAvailable) a run waits for before it starts")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "memory-scaling.md")
     parser.add_argument("--rows", type=Path, help="write --out from these measured rows (JSON, one a line) "
                         "with this checkout's predictions, measuring nothing")
     args = parser.parse_args()
+    if args.plan == "noise":
+        args.cli_args = " ".join(["--set noise=1 --no-generalist", args.cli_args]).strip()
     if args.rows:
         rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.startswith("{")]
         write(args.out, rows, os.getloadavg(), os.getloadavg(), [], args.cli_args, args.scene)

@@ -21,6 +21,9 @@ the same Spearman measure on the training rows, then refits its levels on the ro
 (score → mean error), so the map's levels, not only its ranks, fit: ``fraction_above`` means
 what it says on the photos it was fitted on.
 
+``extend --cache TRAIN...`` adds to the haze, low-light and rain models, where the held-out training
+measure says so, terms for errors that scale with the brightness or the haze (:data:`EXTENSIONS`).
+
 ``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ
 of each candidate with the error per kind (pooled and per photo, per pixel and on 8×8 blocks), the
 reliability curve by decile, the plan rule (soften or drop a stage whose uncertain fraction is
@@ -566,6 +569,74 @@ def choose(args) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
+#: Terms ``extend`` may add to a kind's shipped model (engine/uncertainty/features.py): errors that
+#: scale with the brightness (exposure left, a brightening or deraining mistake) or the haze.
+EXTENSIONS = {"haze": ("haze_depth_x_change", "luminance_x_change", "luminance_x_severity_after"),
+              "lowlight": ("luminance_x_severity_after", "luminance_x_change"),
+              "rain": ("luminance_x_change", "luminance_x_severity_after")}
+
+
+def _held_out(stacks, errs, photos, idx) -> float:
+    """The selection's measure (:func:`_criterion`) of the features ``idx`` fitted on 3 of
+    :data:`FOLDS` folds of the training photos and scored on the fourth, averaged over the folds."""
+    names = sorted(set(photos))
+    fold = [names.index(p) % FOLDS for p in photos]
+    scores = []
+    for k in range(FOLDS):
+        train = [i for i, f in enumerate(fold) if f != k]
+        test = [i for i, f in enumerate(fold) if f == k]
+        if train and test:
+            m = _fit_selected([stacks[i] for i in train], [errs[i] for i in train], idx)
+            scores.append(_criterion([m.score(stacks[i]) for i in test], [errs[i] for i in test]))
+    return float(np.mean(scores))
+
+
+def extend(args) -> None:
+    """Per model of ``--only`` (default: the haze, low-light and rain stage and composed models), the
+    shipped model's features and the same with each term of :data:`EXTENSIONS` (and all of them)
+    added, scored by the held-out training measure (:func:`_held_out`); the best replaces the
+    shipped model (refitted on every training row it judges, levels included) when it beats the
+    shipped features' score. The calibration file is first padded with zero coefficients for
+    features added to engine/uncertainty/features.py since it was written."""
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
+    path = ROOT / "models" / "uncertainty-calibration.json"
+    raw = json.loads(path.read_text())
+    old = raw["features"]
+    if old != list(FEATURES[:len(old)]):
+        raise SystemExit("the calibration's features are not a prefix of FEATURES; re-run fit/choose")
+    for m in raw["kinds"].values():
+        m["coef"] = list(m["coef"]) + [0.0] * (len(FEATURES) - len(old))
+    raw["features"] = list(FEATURES)
+    model = UncertaintyModel.from_json(json.dumps(raw))
+    rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
+    train = [r for r in rows if r["group"].startswith("train")]
+    comp = [r for r in train if r["stage"] == "composed"]
+    report = {}
+    for name in args.only or ["haze", f"{COMPOSED}:haze", "lowlight", f"{COMPOSED}:lowlight", "rain",
+                              f"{COMPOSED}:rain"]:
+        kind = name.split(":")[-1]
+        rs = [r for r in comp if dominant(r) == kind] if name.startswith(COMPOSED) else \
+            [r for r in train if r["stage"] == kind]
+        stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
+        photos = [r["photo"] for r in rs]
+        shipped = [i for i, c in enumerate(model.kinds[name].coef) if i and c != 0.0]
+        extra = [1 + FEATURES.index(f) for f in EXTENSIONS[kind]]
+        sets = {"shipped": shipped, **{f"+{FEATURES[e - 1]}": shipped + [e] for e in extra},
+                "+all": shipped + extra}
+        scored = {k: round(_held_out(stacks, errs, photos, v), 3) for k, v in sets.items()}
+        best = max(scored, key=lambda k: (scored[k], k == "shipped"))
+        if scored[best] > scored["shipped"]:
+            m = _fit_selected(stacks, errs, sets[best])
+            model.kinds[name] = fit_levels(m.coef, m.score(np.concatenate(stacks, axis=1)), np.concatenate(errs))
+        report[name] = {"chosen": best, "held_out_criterion": scored, "rows": len(rs), "photos": len(set(photos))}
+        print(f"  {name}: {best} {scored}", file=sys.stderr, flush=True)
+    model.meta["extended_by_measurement_on_training"] = report
+    path.write_text(model.to_json(), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
     if block:
         pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
@@ -702,7 +773,7 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phase", choices=("collect", "fit", "choose", "eval"))
+    ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "eval"))
     ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real"), default="train",
                     help="collect: photos")
     ap.add_argument("--cache", nargs="+", help="collect: where to write the rows; fit: the training rows")
@@ -717,7 +788,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "uncertainty.json"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "uncertainty.md"))
     args = ap.parse_args()
-    {"collect": collect, "fit": fit, "choose": choose, "eval": evaluate}[args.phase](args)
+    {"collect": collect, "fit": fit, "choose": choose, "extend": extend, "eval": evaluate}[args.phase](args)
 
 
 if __name__ == "__main__":

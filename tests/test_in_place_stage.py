@@ -168,3 +168,32 @@ def test_the_wiener_deblurrer_in_place_equals_its_ordinary_run():
     work = img.copy()
     assert expert.run_in_place(work, ExpertContext()) is work
     assert np.array_equal(work, expected) and not np.array_equal(work, img)
+
+
+def test_a_one_shot_ffdnet_stage_at_full_strength_runs_in_place_with_the_same_bytes(tmp_path):
+    """FFDNet's strength is a physical parameter (σ·s): a one-shot session runs it once at full
+    strength, so it may write over its input (issue 14); at another strength it runs as before."""
+    from engine.experts.published import FFDNetExpert
+    from testdata import REPO
+
+    onnx = REPO / "models" / "ffdnet-color.onnx"
+    if not onnx.is_file():
+        pytest.skip("the bundled FFDNet is not present")
+    expert = FFDNetExpert(onnx, model_id="ffdnet-color", threads=1)
+    img = _photo(160, 124)
+    for strength, in_place in ((1.0, True), (0.6, False)):
+        plan = Plan((Stage("noise", expert.info.id, strength, False),))
+        reference = _session(img, None, overwrite=False, expert=expert)
+        reference.one_shot = True
+        reference.tile = 48
+        ref = reference.run(plan)
+        changes = ChangeStore(budget=0, folder=tmp_path)
+        session = _session(img, changes, expert=expert)
+        session.one_shot = True
+        session.tile = 48
+        results = session.run(plan)
+        assert (session._input_on_disk is not None) is in_place
+        assert np.asarray(ref[0].delta).tobytes() == np.asarray(results[0].delta).tobytes()
+        assert session.compose_into({}).tobytes() == reference.compose({}).tobytes()
+        session.release()
+        changes.close()

@@ -205,3 +205,33 @@ def test_a_sixteen_bit_tiff_decodes_to_the_plain_conversion(tmp_path):
             alpha = samples[:, :, 3].astype(np.float32)
             alpha /= 65535.0
             assert np.array_equal(photo.alpha, alpha)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_a_sixteen_bit_png_decodes_into_releasable_rows_with_the_plain_values(tmp_path, channels):
+    """OpenCV decodes a 16-bit PNG into an array of its own; the samples are copied out of it (BGR
+    to RGB) into a releasable array, so the float conversion gives their rows back as it goes:
+    the same samples and pixels as OpenCV's plain decoding."""
+    import cv2
+
+    from engine.imageio.loading import photo_from_raster
+    from engine.imageio.raster import RELEASE_COPY_ROWS, load_raster
+
+    samples = _samples(8 * RELEASE_COPY_ROWS + 37, 1200, channels, np.uint16, seed=11)  # over RELEASABLE_MIN_BYTES
+    path = tmp_path / "a16.png"
+    cv2.imwrite(str(path), samples[:, :, 0] if channels == 1 else samples[:, :, [2, 1, 0, 3][:channels]])
+    raster = load_raster(path, 10**9)
+    assert raster.bit_depth == 16 and np.array_equal(raster.samples.reshape(samples.shape), samples)
+    rows = raster.samples.shape[0]
+    probe = raster.samples[:, :, :1]
+    release_rows(probe, 0, rows)  # releasable: its whole pages read as zeros afterwards
+    assert not raster.samples[:_whole_page_rows(raster.samples, rows)].any()
+    photo = photo_from_raster(load_raster(path, 10**9), path)
+    colour = np.repeat(samples[:, :, :1], 3, axis=2) if channels == 1 else samples[:, :, :3]
+    expected = colour.astype(np.float32)
+    expected /= 65535.0
+    assert np.array_equal(photo.pixels, expected)
+    if channels == 4:
+        alpha = samples[:, :, 3].astype(np.float32)
+        alpha /= 65535.0
+        assert np.array_equal(photo.alpha, alpha)

@@ -116,6 +116,24 @@ def test_controls_plan_keeps_auto_order_and_leaves_out_a_switched_off_generalist
     assert plan.names() == ["lowlight", "noise", "haze"]
 
 
+def test_a_moved_slider_asks_for_a_stage_the_automatic_run_dropped():
+    """In the window, moving the slider of a stage whose automatic result was dropped (a deblurrer
+    that would not decide alone) asks for it, as ``--set`` does: a user stage, run unjudged with
+    ``ExpertContext.requested``. A kept stage's moved slider, or a dropped one left where the plan put
+    it, stays automatic (no new run)."""
+    reg = ExpertRegistry([Shift("denoise", "noise", -0.02), Shift("deblur", "blur", 0.0)])
+    planner = Planner(reg)
+    auto = Plan((Stage("blur", "deblur", 0.6, True), Stage("noise", "denoise", 0.9, True)))
+    on = {"blur": True, "noise": True}
+    experts = {"blur": "deblur", "noise": "denoise"}
+    same = planner.for_controls(auto, on, {"blur": 0.6, "noise": 0.9}, experts, dropped={"blur"})
+    assert same.stage("blur").auto and same.stage("noise").auto
+    moved = planner.for_controls(auto, on, {"blur": 1.0, "noise": 0.5}, experts, dropped={"blur"})
+    assert moved.stage("blur").auto is False and moved.stage("blur").strength == 1.0
+    assert moved.stage("noise").auto and moved.stage("noise").strength == 0.5
+    assert moved.names() == ["blur", "noise"]
+
+
 # -- the GUI path and the CLI path write the same bytes ------------------------------------------
 
 def _camera_jpeg(path, iso: int):

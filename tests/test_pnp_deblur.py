@@ -380,6 +380,26 @@ def test_blur_made_by_the_stages_before_is_not_deblurred():
     assert any("photo as loaded does not confirm" in n for n in ctx.notes)
 
 
+@needs_data
+def test_the_wiener_fallback_checks_the_photo_as_loaded_too():
+    """The Wiener deblurrer runs where the plug-and-play one fails; after earlier stages it makes the
+    same check: a blur the photo as loaded does not show (their smoothing) is left alone, with a note.
+    Without stages before, it deblurs as it always did."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deblur import WienerDeblur
+    from engine.experts.classical.deconvolution import disk_psf
+
+    sharp = clean_photo(5, 320)
+    background = cv2.filter2D(sharp, -1, disk_psf(6.0), borderType=cv2.BORDER_REFLECT)
+    photo = np.where((np.arange(320) < 150)[None, :, None], sharp, background).astype(np.float32)
+    smoothed = cv2.GaussianBlur(photo, (0, 0), 1.0)
+    expert = WienerDeblur(tile=256)
+    assert not np.array_equal(expert.run(smoothed, ExpertContext(noise_sigma=np.float32(1 / 255))), smoothed)
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), original=photo)
+    assert np.array_equal(expert.run(smoothed, ctx), smoothed)
+    assert any("photo as loaded does not confirm" in n for n in ctx.notes)
+
+
 def test_the_photo_as_loaded_is_checked_first(monkeypatch):
     """After earlier stages the photo as loaded is estimated first: where it shows no blur the
     stage's input is never estimated (the same unchanged output, one estimate instead of two);

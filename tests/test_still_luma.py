@@ -109,3 +109,35 @@ def test_the_analysis_reports_still_luma_noise():
     assert noisy.severity("noise") >= 0.15
     clean = analyse(_jpeg(_wall(), 75), jpeg_quality=75)
     assert clean.kinds["noise"].measurements["still_luma_present"] == 0.0
+
+
+def test_the_jpeg_domain_variant_reads_the_files_own_coefficients():
+    """benchmarks/calibrate_still_luma.py --variants (measured, not shipped: still-luma-variants.md): on the
+    photo's 8-px grid, the decoded luma's DCT divided by the file's IJG table lands near integers, a clean
+    JPEG wall quantises to zero AC in its still blocks and grain on it leaves non-zero ones."""
+    import sys
+
+    import cv2
+
+    from engine.analysis.jpeg_tables import STD_LUMA, ijg_table
+    from engine.color import JFIF_YCBCR
+    from testdata import REPO
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from calibrate_still_luma import VARIANTS, _variant_blocks, _variant_values, _zigzag
+
+    zz = _zigzag()
+    assert sorted(zz) == list(range(64)) and list(zz[:6]) == [0, 1, 8, 16, 9, 2]
+    wall = _wall()
+    grainy = _jpeg(np.clip(wall + _grain(wall.shape[:2], 3.0, seed=2), 0, 1), 75)
+    y = (grainy * 255.0) @ JFIF_YCBCR.T
+    block = y[64:72, 64:72, 0].astype(np.float32) - 128.0
+    ratio = cv2.dct(block) / ijg_table(STD_LUMA, 75)
+    assert np.abs(ratio - np.rint(ratio)).max() < 0.25
+    clean = _variant_values(_variant_blocks(_jpeg(wall, 75), 75), (slice(None), slice(None)))
+    noisy = _variant_values(_variant_blocks(grainy, 75), (slice(None), slice(None)))
+    count = next(n for n in VARIANTS if "mean non-zero" in n)
+    zero = next(n for n in VARIANTS if "all those AC zero" in n)
+    assert clean[count] < 0.1 < 1.0 < noisy[count]
+    assert clean[zero] > 0.9 > 0.5 > noisy[zero]
+    shipped = next(n for n in VARIANTS if n.startswith("shipped"))
+    assert noisy[shipped] == pytest.approx(still_luma([grainy], 75)["still_luma_255"], abs=1e-5)

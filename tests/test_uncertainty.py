@@ -216,3 +216,62 @@ def test_session_maps_per_stage_and_composed():
     shown = su.compose(plan.strengths(), caution=1.0, region=region, step=2)
     assert shown.shape == session.compose(plan.strengths(), region=region, step=2).shape
     assert np.array_equal(su.compose(plan.strengths(), caution=0.0), session.compose(plan.strengths()))
+
+
+class _Report:
+    """Just the severities the plan rule reads."""
+
+    def __init__(self, **sev):
+        self.kinds = {}
+        self._sev = sev
+
+    def severity(self, kind):
+        return self._sev.get(kind, 0.0)
+
+
+def test_plan_rule_verdict_follows_its_thresholds(monkeypatch):
+    from engine.uncertainty import assess
+
+    clean = photo(4, 64)
+    noisy = degrade(clean, "noise", 0.8, seed=2)
+    delta = clean - noisy
+    small, large = (_Report(noise=0.6), _Report(noise=0.5)), (_Report(noise=0.9), _Report(noise=0.1))
+    v = assess.assess_stage("noise", noisy, delta, *small)
+    assert v.gain == pytest.approx(0.1) and v.mean_levels >= 0.0
+    assert v.drop == (v.mean_levels >= assess.DROP_MEAN_LEVELS)
+    assert not assess.assess_stage("noise", noisy, delta, *large).drop  # a large gain is kept whatever the map
+    monkeypatch.setattr(assess, "DROP_MEAN_LEVELS", v.mean_levels - 0.01)
+    assert assess.assess_stage("noise", noisy, delta, *small).drop
+    monkeypatch.setattr(assess, "DROP_MEAN_LEVELS", v.mean_levels + 0.01)
+    assert not assess.assess_stage("noise", noisy, delta, *small).drop
+    # the generalist's gain is the drop of the largest severity
+    assert assess.stage_gain("generalist", _Report(noise=0.6, blur=0.7), _Report(noise=0.1, blur=0.65)) == \
+        pytest.approx(0.05)
+
+
+def test_plan_rule_is_off_by_default_and_drops_when_on(monkeypatch, tmp_path):
+    import argparse
+
+    from engine.cli.restore import add_parser, options_from_args
+    from engine.experts.default import build_registry
+    from engine.pipeline.job import Restorer, RestoreOptions
+    from engine.uncertainty import assess
+
+    assert RestoreOptions().drop_uncertain is False
+    restorer = Restorer(build_registry())
+    img = degrade(photo(3, 64), "noise", 0.7, seed=5)
+    session = restorer.session(img)
+    off = restorer.orchestrator.restore(session).results
+    kept = [r.name for r in off if not r.dropped]
+    assert kept
+    monkeypatch.setattr(assess, "DROP_MEAN_LEVELS", 0.0)  # every map is "uncertain" ...
+    monkeypatch.setattr(assess, "DROP_MAX_GAIN", 2.0)  # ... for any gain: every automatic stage goes
+    session = restorer.session(img)
+    session.drop_uncertain = True
+    on = restorer.orchestrator.restore(session).results
+    assert all(r.dropped for r in on)
+    assert any("uncertain for its gain" in (r.reason or "") for r in on)
+    ap = argparse.ArgumentParser()
+    add_parser(ap.add_subparsers())
+    args = ap.parse_args(["restore", "x.png", "-o", str(tmp_path), "--drop-uncertain"])
+    assert options_from_args(args).drop_uncertain

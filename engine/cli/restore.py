@@ -46,6 +46,10 @@ def add_parser(sub) -> None:
     p.add_argument("--caution", type=float, default=0.0, metavar="0..1",
                    help="lean the result back towards the input where it is uncertain (the window's Caution "
                         "control): 0 = off (default), 1 = the input wherever the expected error is 12 levels or more")
+    p.add_argument("--drop-uncertain", action="store_true",
+                   help="also drop a stage the analysis chose whose result is uncertain (expected error 16 "
+                        "levels or more on average) for a small gain (severity drop under 0.2); off by default: "
+                        "measured in benchmarks/results/uncertainty-plan-rule.md")
     p.add_argument("--no-generalist", action="store_true", help="run only the specialist experts")
     p.add_argument("--expert", action="append", default=[], metavar="KIND=EXPERT_ID",
                    help="use this expert for a kind instead of the measured best (a wrong id lists the usable ones); "
@@ -73,7 +77,7 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
                           fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
                           skip_existing=args.skip_existing, uncertainty=args.uncertainty,
-                          caution=args.caution)
+                          caution=args.caution, drop_uncertain=args.drop_uncertain)
 
 
 def parse_expert_choices(items: list[str]) -> dict[str, str]:

@@ -159,6 +159,38 @@ def upscale_kernel(kernel: np.ndarray, factor: float) -> np.ndarray:
     return (out / max(float(out.sum()), 1e-12)).astype(np.float32)
 
 
+def stages_ran_before(image: np.ndarray, ctx: ExpertContext) -> bool:
+    """Whether ``ctx`` carries the photo as loaded and it differs from ``image`` (stages ran before)."""
+    original = ctx.original
+    return original is not None and original.shape == image.shape and not np.array_equal(original, image)
+
+
+def unconfirmed_blur(estimate: Callable[..., tuple[KernelEstimate, float]], ctx: ExpertContext,
+                     noise: float) -> str:
+    """Why the photo as loaded (``ctx.original``) does not confirm a blur, or ``""`` when it does.
+
+    The stages before a deblurrer (deblocking, denoising) smooth fine detail, which the estimator
+    cannot tell from blur: a soft, noisy photo reads as uniformly blurred once denoised, though as
+    loaded it has sharp parts or no blur the spectrum shows. So the blur must be in the photo as
+    loaded, with a kernel of at least :data:`DROP_CONFIDENCE`. It is judged at the photo's own noise
+    level as loaded (``ctx.original_noise_sigma``; ``noise``, the stage input's σ in [0, 1], where
+    none is given): the evidence thresholds were set at a photo's own σ, and the earlier stages'
+    output is less noisy, so its σ lets the noisy photo's spectrum pass for blur (a real ISO 6400
+    crop: σ 2.2 as loaded, 0.6 denoised; 4 of 15 detailed areas sharp at 2.2, 3 at 0.6).
+    ``estimate(image, progress, noise)``: :meth:`PnPDeblur.estimate`. Used by the plug-and-play
+    deblurrer and by the Wiener fallback that runs when it fails."""
+    told = channel_sigma(ctx.original_noise_sigma)
+    first, _ = estimate(np.clip(ctx.original, 0.0, 1.0).astype(np.float32, copy=False),
+                        ctx.progress.sub(0.0, 0.15), noise if told is None else float(told.mean()))
+    if first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE:
+        return ""
+    why = first.reason or "the estimated kernel is a point"
+    if first.kernel.shape[0] > 1:
+        why = f"kernel confidence {first.confidence:.2f} — {why}"
+    return (f"left unchanged: the photo as loaded does not confirm a blur ({why}); the earlier "
+            f"stages' smoothing would read as one")
+
+
 class PnPDeblur(Expert):
     """Blind deblurring: kernel estimation with a confidence, then HQS deconvolution with
     ``denoiser`` (an expert of the ``noise`` task told σ through ``ExpertContext.noise_sigma``,
@@ -178,7 +210,8 @@ class PnPDeblur(Expert):
     def is_available(self) -> bool:
         return self.denoiser.is_available()
 
-    def estimate(self, image: np.ndarray, progress=None, noise: float = 1.0 / 255.0) -> tuple[KernelEstimate, float]:
+    @staticmethod
+    def estimate(image: np.ndarray, progress=None, noise: float = 1.0 / 255.0) -> tuple[KernelEstimate, float]:
         """The kernel estimate at the scale it was made and the factor (≥ 1) to full scale: first
         with the longer side at most :data:`ESTIMATION_SIDE`, then, if that finds no blur or is
         unsure, on a copy half that size (a window twice as long), keeping the more confident; the
@@ -188,11 +221,11 @@ class PnPDeblur(Expert):
         gray = luminance(image).astype(np.float32)
         factor = max(max(gray.shape) / ESTIMATION_SIDE, 1.0)
         larger = min(gray.shape) / (2.0 * factor) >= LARGER_WINDOW_MIN_SIDE
-        first = self._estimate_at(gray, factor, progress.sub(0.0, 0.7 if larger else 1.0), noise)
+        first = PnPDeblur._estimate_at(gray, factor, progress.sub(0.0, 0.7 if larger else 1.0), noise)
         if not larger or (first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE):
             progress(1.0)
             return first, factor
-        second = self._estimate_at(gray, 2.0 * factor, progress.sub(0.7, 1.0), noise)
+        second = PnPDeblur._estimate_at(gray, 2.0 * factor, progress.sub(0.7, 1.0), noise)
         first_score = first.confidence if first.kernel.shape[0] > 1 else -1.0
         if (second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score
                 and second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES):
@@ -210,28 +243,11 @@ class PnPDeblur(Expert):
         ctx = ctx or ExpertContext()
         image = np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         noise = float(np.mean(context_sigma(image, ctx)))
-        original = ctx.original
-        confirm = original is not None and original.shape == image.shape and not np.array_equal(original, image)
+        confirm = stages_ran_before(image, ctx)
         if confirm:
-            # The stages before this one (deblocking, denoising) smooth fine detail, which the
-            # estimator cannot tell from blur: a soft, noisy photo reads as uniformly blurred once
-            # denoised, though as loaded it has sharp parts or no blur the spectrum shows. The
-            # blur must be in the photo as loaded. Checked first: where it is not, the photo is
-            # left unchanged whatever the stage's input shows, and that input's estimate (as
-            # costly) is not made.
-            # At the photo's own noise level as loaded: the evidence thresholds were set at a
-            # photo's own σ, and the earlier stages' output is less noisy, so its σ lets the noisy
-            # photo's spectrum pass for blur (a real ISO 6400 crop: σ 2.2 as loaded, 0.6 denoised;
-            # 4 of 15 detailed areas sharp at 2.2, 3 at 0.6).
-            told = channel_sigma(ctx.original_noise_sigma)
-            first, _ = self.estimate(np.clip(original, 0.0, 1.0).astype(np.float32, copy=False),
-                                     ctx.progress.sub(0.0, 0.15), noise if told is None else float(told.mean()))
-            if first.kernel.shape[0] == 1 or first.confidence < DROP_CONFIDENCE:
-                why = first.reason or "the estimated kernel is a point"
-                if first.kernel.shape[0] > 1:
-                    why = f"kernel confidence {first.confidence:.2f} — {why}"
-                ctx.note(f"left unchanged: the photo as loaded does not confirm a blur ({why}); the earlier "
-                         f"stages' smoothing would read as one")
+            why = unconfirmed_blur(self.estimate, ctx, noise)
+            if why:
+                ctx.note(why)
                 ctx.progress(1.0)
                 return image
         est, factor = self.estimate(image, ctx.progress.sub(0.15 if confirm else 0.0, 0.4), noise)

@@ -52,6 +52,10 @@ CHROMA_PASS_MIN_SIDE = 32
 #: (tiles of 512 px: 1.30x → 1.20x the photo's pixels; tested against one whole-image run).
 EXACT_TILE_FEATHER = 0
 
+#: Rows of the half-resolution chroma change the streamed chroma pass combines at a time (twice
+#: as many full-resolution rows): its scratch is a few bands of this height, not a full-size array.
+CHROMA_BAND_ROWS = 32
+
 
 def noise_sigma_map(image: np.ndarray, ctx: ExpertContext) -> np.ndarray:
     """The noise standard deviation to tell a non-blind denoiser, float32 HxWx1 or HxWx3 in
@@ -188,17 +192,39 @@ class FFDNetExpert(_NetworkExpert):
                 else _TorchMapRunner(self.path, "FFDNet", device, self.threads))
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        return self._run(image, ctx, None)
+
+    def run_in_place(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        """The same result as :meth:`run`, written over ``image`` (float32, C-contiguous,
+        writeable) and returned: the network streams its output over its input a row of tiles
+        at a time (:func:`engine.runtime.tiling.run_tiled` with ``out``), and the chroma pass
+        combines band by band, so the run holds the photo, a quarter-size copy for the chroma
+        pass and scratch of a row of tiles. Per-channel noise levels (three runs that each read
+        the whole input), odd sides and pixel shuffling hold a full-size output as :meth:`run`
+        does, then copy it in. If it raises, ``image`` is partly overwritten."""
+        return self._run(image, ctx, image)
+
+    def _run(self, image: np.ndarray, ctx: Optional[ExpertContext], out: Optional[np.ndarray]) -> np.ndarray:
         ctx = ctx or ExpertContext(device=self.device)
         sigma = noise_sigma_map(image, ctx)
         uniform = sigma.strides[:2] == (0, 0)  # a broadcast view: look at one pixel, never copy it
         if float((sigma[:1, :1] if uniform else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
+            if out is not None:
+                return np.clip(image, 0.0, 1.0, out=out)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
         per_channel = sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6)
         if not self.chroma_pass or per_channel or min(image.shape[:2]) < CHROMA_PASS_MIN_SIDE:
-            return self._denoise(image, sigma, ctx, ctx.progress)
-        return self._with_chroma_pass(image, sigma, ctx)
+            return self._denoise(image, sigma, ctx, ctx.progress, out=out)
+        h, w = image.shape[:2]
+        if (ctx.jpeg is not None and self.pixel_shuffle) or h % 2 or w % 2:
+            result = self._with_chroma_pass(image, sigma, ctx)
+            if out is None:
+                return result
+            np.copyto(out, result, casting="same_kind")
+            return out
+        return self._with_streamed_chroma_pass(image, sigma, ctx, out)
 
     def run_plain(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         """One full-resolution run told :func:`noise_sigma_map` (no chroma pass)."""
@@ -238,6 +264,45 @@ class FFDNetExpert(_NetworkExpert):
         ycc += cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
 
+    def _with_streamed_chroma_pass(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext,
+                                   out: Optional[np.ndarray]) -> np.ndarray:
+        """:meth:`_with_chroma_pass` for even sides, to the bit, without its full-size arrays:
+        the half-resolution run goes first (its input is read before ``out``, which may be
+        ``image``, is overwritten) and runs over its own downscaled copy; the full run streams
+        into ``out``; the chroma change is made in the half-resolution run's array and added
+        band by band (an exact 2x area downscale and 2x linear upscale read only neighbouring
+        rows, so a band with two rows of margin gives the whole image's values)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        size = (w // 2, h // 2)
+        gain = np.float32(chroma_sigma_gain(ctx))
+        if sigma.strides[:2] == (0, 0):
+            small_sigma = np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
+        else:
+            small_sigma = cv2.resize(np.ascontiguousarray(sigma), size, interpolation=cv2.INTER_AREA)
+            small_sigma = small_sigma.reshape(size[1], size[0], -1) * gain
+        small = cv2.resize(image.astype(np.float32, copy=False), size, interpolation=cv2.INTER_AREA)
+        half = self._denoise(small, np.clip(small_sigma, 0.0, 1.0).astype(np.float32), ctx,
+                             ctx.progress.sub(0.0, 0.2), out=small)
+        del small_sigma
+        full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.2, 1.0), out=out)
+        band = CHROMA_BAND_ROWS
+        for r0 in range(0, size[1], band):  # the chroma change, over ``half``
+            r1 = min(r0 + band, size[1])
+            down = cv2.resize(full[2 * r0:2 * r1], (size[0], r1 - r0), interpolation=cv2.INTER_AREA)
+            delta = to_jfif_ycbcr(half[r0:r1] - down)
+            delta[..., 0] = 0.0
+            half[r0:r1] = delta
+        for r0 in range(0, size[1], band):
+            r1 = min(r0 + band, size[1])
+            s0, s1 = max(r0 - 2, 0), min(r1 + 2, size[1])
+            up = cv2.resize(half[s0:s1], (w, 2 * (s1 - s0)), interpolation=cv2.INTER_LINEAR)
+            ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
+            ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
+            full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+        return full
+
     def _pixel_shuffled(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
         """Pixel-shuffle down-sampling (Zhou et al. 2020): each of the four stride-2 phase
         sub-images denoised on its own, told its phase of ``sigma``, and put back in place. A
@@ -253,9 +318,12 @@ class FFDNetExpert(_NetworkExpert):
             outs.append(self._denoise(sub, phase, ctx, progress.sub(k / 4, (k + 1) / 4)))
         return pixel_shuffle_join(outs, image.shape)
 
-    def _denoise(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:
+    def _denoise(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any,
+                 out: Optional[np.ndarray] = None) -> np.ndarray:
         """One FFDNet pass over ``image`` told the map ``sigma`` (HxWx1 or HxWx3, [0, 1] units;
-        per-channel levels further apart than :data:`PER_CHANNEL_RATIO` run channel by channel)."""
+        per-channel levels further apart than :data:`PER_CHANNEL_RATIO` run channel by channel),
+        written tile by tile into ``out`` (float32 HxWx3, which may be ``image`` itself) or a new
+        array, and returned clipped to [0, 1]."""
         from ..runtime.tiling import AutoTiles, FixedTiles, run_tiled
         from .neural import MAX_TILE
 
@@ -275,17 +343,20 @@ class FFDNetExpert(_NetworkExpert):
             maps = [np.broadcast_to(sigma[:1, :1].mean(axis=2, keepdims=True), sigma.shape[:2] + (1,))]
         else:
             maps = [sigma.mean(axis=2, keepdims=True) if sigma.shape[2] == 3 else sigma]
-        out: Optional[np.ndarray] = None
+        src = image.astype(np.float32, copy=False)
+        # each per-channel run reads the whole input: those cannot write over it
+        own = out is None or (len(maps) > 1 and np.may_share_memory(out, src))
+        target = np.empty(image.shape[:2] + (3,), np.float32) if own else out
         for i, m in enumerate(maps):
-            result = run_tiled(image.astype(np.float32, copy=False), fn, scale=1,
-                               size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
-                               feather=EXACT_TILE_FEATHER, strategy=strategy, memory_factor=self.info.memory_factor,
-                               progress=progress.sub(i / len(maps), (i + 1) / len(maps)), side=m)
-            if len(maps) == 1 or out is None:
-                out = result
-            else:
-                out[..., i] = result[..., i]
-        return np.clip(out, 0.0, 1.0, out=out)
+            run_tiled(src, fn, scale=1, size_multiple=self.info.size_multiple, overlap=self.info.tile_overlap,
+                      feather=EXACT_TILE_FEATHER, strategy=strategy, memory_factor=self.info.memory_factor,
+                      progress=progress.sub(i / len(maps), (i + 1) / len(maps)), side=m, out=target,
+                      channel=i if len(maps) > 1 else None)
+        np.clip(target, 0.0, 1.0, out=target)
+        if out is None or target is out:
+            return target
+        np.copyto(out, target)
+        return out
 
 
 #: The four stride-2 phases (row, column) of pixel-shuffle down-sampling, in sub-image order.

@@ -72,7 +72,12 @@ def _bgr_to_rgb(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _cv2_decode(path: Path) -> np.ndarray:
+def _cv2_decode(path: Path, *, releasable: bool = False) -> np.ndarray:
+    """RGB(A) samples of ``path`` decoded by OpenCV. ``releasable``: copied band by band (BGR to
+    RGB on the way) into a :func:`~engine.imageio.quantize.releasable_empty` array, whose rows the
+    float conversion gives back as it goes; OpenCV's own array (it takes no output buffer) is
+    freed before the conversion, so decoding a large 16-bit PNG never holds OpenCV's samples
+    and the float pixels together."""
     data = np.fromfile(str(path), dtype=np.uint8)
     try:  # libtiff/libpng complain on stderr about what becomes our own one-line error
         from cv2.utils import logging as cv_logging
@@ -86,9 +91,21 @@ def _cv2_decode(path: Path) -> np.ndarray:
     finally:
         if cv_logging is not None:
             cv_logging.setLogLevel(level)
+    del data
     if decoded is None:
         raise PhotoLoadError(f"{path}: file is truncated or corrupt (the decoder could not read its pixels)")
-    return _bgr_to_rgb(decoded)
+    if not releasable:
+        return _bgr_to_rgb(decoded)
+    decoded = _as_hwc(decoded)
+    out = releasable_empty(decoded.shape, decoded.dtype)
+    for top in range(0, decoded.shape[0], RELEASE_COPY_ROWS):
+        band = slice(top, top + RELEASE_COPY_ROWS)
+        out[band] = _bgr_to_rgb(decoded[band])
+    return out
+
+
+#: Rows copied at a time out of OpenCV's decoded array (:func:`_cv2_decode` ``releasable``).
+RELEASE_COPY_ROWS = 256
 
 
 def _keep_gray(samples: np.ndarray) -> np.ndarray:
@@ -181,7 +198,7 @@ def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
         if source_format == "png":
             bits, color_type = _png_header(path)
             if bits == 16:
-                samples = _cv2_decode(path)
+                samples = _cv2_decode(path, releasable=True)
                 if color_type in _PNG_GRAY_COLOR_TYPES:
                     samples = _keep_gray(samples)
                 _check_decoded(path, samples, image.height, image.width)

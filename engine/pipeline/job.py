@@ -58,6 +58,10 @@ class RestoreOptions:
     #: The window's "Caution" control (0..1): lean the result back towards the input where it
     #: is uncertain (:func:`engine.uncertainty.lean`); 0 leaves the result as composed.
     caution: float = 0.0
+    #: The plan's uncertainty rule (:mod:`engine.uncertainty.assess`): also drop a stage chosen by
+    #: the analysis whose result is uncertain for a small gain. Off by default (measured in
+    #: ``benchmarks/results/uncertainty-plan-rule.md``).
+    drop_uncertain: bool = False
 
     def choices(self) -> PlanChoices:
         """The planning part of these options."""
@@ -193,7 +197,8 @@ class Restorer:
         if options.uncertainty or options.caution > 0.0:
             changes, consume = None, False
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
-        session.overwrite_input = consume
+        session.overwrite_input = consume and not options.drop_uncertain  # the rule reads each stage's input
+        session.drop_uncertain = options.drop_uncertain
         session.one_shot = not (options.uncertainty or options.caution > 0.0)  # composed once, at the plan's strengths
         progress(0.0, "analysing")
         report = session.analyse()

@@ -21,6 +21,9 @@ this module holds the rules in between (RAR: restore, assess, repeat):
 * **drop**: a stage chosen by the analysis that did not make the photo better by the analyser's
   measure is dropped (:func:`judge`), including the noise guard: a stage of
   :data:`NOISE_MUST_NOT_RISE` whose output has clearly more fine-scale noise is dropped;
+* **drop uncertain** (opt-in, ``RestorationSession.drop_uncertain``): a kept stage whose
+  expected error (:mod:`engine.uncertainty.assess`) is large for a small gain is dropped too
+  (:func:`judge_uncertain`);
 * **keep**: everything else; each stage sees the analysis of its own input.
 
 Progress and cancellation go through :class:`engine.progress.Progress`: every stage reports
@@ -241,6 +244,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
         judged = session.assess and stage.auto
         params = {"severity": round(severity, 3), "assess": judged, "model": expert.info.model_id or "",
                   "strengths": told}
+        if judged and session.drop_uncertain:
+            params["drop_uncertain"] = True
         stage_key = session.stage_key(key, expert, params)
         sub = progress.sub(i / n, (i + 1) / n, f"{stage.name}: {expert.info.name}")
         result = session.cached(stage_key)
@@ -265,6 +270,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
                     # an expert that can run in place may have written its output over ``current``
                     unchanged_input = current if getattr(expert, "run_in_place", None) is None else None
                     judge(result, stage, input_report, unchanged_input)
+                    if session.drop_uncertain and not result.dropped and not session.overwrite_input:
+                        judge_uncertain(result, stage, current, input_report)
                 if told and not result.dropped and result.expert_id == expert.info.id and expert.info.conditioned:
                     session.split_by_kind(result, expert, current, told, sub.sub(0.5, 0.9))
             session.store(stage_key, result)
@@ -425,6 +432,19 @@ def judge(result: StageResult, stage: Stage, input_report: DegradationReport,
         result.reason = f"did not help: {stage.name} severity {was:.2f} → {now:.2f}" + (
             f", but {', '.join(f'{k} {before[k]:.2f} → {after[k]:.2f}' for k in worse)}"
             if worse and was - now >= MIN_IMPROVEMENT else "") + (f"; {result.reason}" if result.reason else "")
+
+
+def judge_uncertain(result: StageResult, stage: Stage, image: np.ndarray, input_report: DegradationReport) -> None:
+    """The uncertainty rule (:mod:`engine.uncertainty.assess`, off unless the session's
+    ``drop_uncertain``): drop a kept stage whose output's expected error is large while its gain is
+    small. ``image``: the stage's input (float HxWx3 in [0, 1])."""
+    from ..uncertainty.assess import assess_stage
+
+    verdict = assess_stage(stage.name, image, result.delta, input_report, result.output_report)
+    if verdict.drop:
+        result.dropped = True
+        result.delta = None
+        result.reason = f"did not help enough: {verdict.reason()}" + (f"; {result.reason}" if result.reason else "")
 
 
 def newly_clipped_share(image: np.ndarray, delta) -> float:

@@ -382,7 +382,7 @@ class Planner:
 
     # -- the window's controls --------------------------------------------------------------
     def for_controls(self, auto_plan: Plan, enabled: Mapping[str, bool], strengths: Mapping[str, float],
-                     experts: Mapping[str, str], keep: Iterable[str] = ()) -> Plan:
+                     experts: Mapping[str, str], keep: Iterable[str] = (), dropped: Iterable[str] = ()) -> Plan:
         """The plan a panel of per-stage controls describes (``enabled``/``strengths``/``experts``
         per stage name), starting from ``auto_plan`` (the plan the photo got, follow-up included).
 
@@ -391,14 +391,26 @@ class Planner:
         out, so the specialists after it see the unrestored photo and do their own kind's work.
         A stage switched on, or named in ``keep`` (it ran before: switching it off and on again
         is free), goes where :data:`STAGE_NAMES` puts it, as a user stage (``auto=False``).
-        Whatever is switched on is therefore in the composed pixels."""
+        Whatever is switched on is therefore in the composed pixels.
+
+        ``dropped``: the auto plan's stages whose automatic result was dropped (an expert that left
+        the photo unchanged, e.g. a deblurrer unsure whether a round blur is the scene's own depth of
+        field). Moving such a stage's slider away from the plan's strength asks for it, as ``--set``
+        does: it becomes a user stage (``auto=False``, so ``ExpertContext.requested``) and runs again
+        unjudged. A kept stage's slider only scales what it computed (no run)."""
         def expert_for(name: str, default: str = "") -> str:
             return experts.get(name) or default
 
         def left_out(name: str) -> bool:
             return name == GENERALIST and not enabled.get(name, False)
 
-        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(strengths.get(s.name, 1.0)), s.auto)
+        dropped = set(dropped)
+
+        def asked(s: Stage) -> bool:
+            return s.name in dropped and abs(float(strengths.get(s.name, s.strength)) - s.strength) > 1e-6
+
+        stages = [Stage(s.name, expert_for(s.name, s.expert_id), float(strengths.get(s.name, 1.0)),
+                        s.auto and not asked(s))
                   for s in auto_plan.stages if not left_out(s.name)]
         keep = set(keep)
         rank = {n: i for i, n in enumerate(STAGE_NAMES)}

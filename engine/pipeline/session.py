@@ -141,6 +141,9 @@ class RestorationSession:
         #: (``Restorer.restore_photo(consume=True)``): an expert with ``run_in_place`` may then
         #: write a large photo's stage output over its input (see :meth:`run_stage`).
         self.overwrite_input = False
+        #: Also drop a stage chosen by the analysis whose result is uncertain for a small gain
+        #: (:func:`engine.pipeline.orchestrator.judge_uncertain`; off by default).
+        self.drop_uncertain = False
         #: ``(stage key, that stage's input on disk, whether it is the session's input)`` of the
         #: stage that :meth:`run_stage` ran in place last, until :meth:`take_after`.
         self._in_place: Optional[tuple[str, SpilledArray, bool]] = None
@@ -239,7 +242,7 @@ class RestorationSession:
         blur it trusts) then gets it as its output's analysis, the same pixels not analysed twice.
         Raises whatever the expert raises."""
         t0 = time.perf_counter()
-        if self._runs_in_place(expert, current):
+        if self._runs_in_place(expert, current, stage):
             return self._run_in_place(stage, expert, current, severity, measurements, strengths, stage_key,
                                       progress, noise_sigma, t0)
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
@@ -303,16 +306,18 @@ class RestorationSession:
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
                            reason="; ".join(notes))
 
-    def _runs_in_place(self, expert, current: np.ndarray) -> bool:
+    def _runs_in_place(self, expert, current: np.ndarray, stage: Stage) -> bool:
         """Whether :meth:`run_stage` writes this stage's output over ``current``: a one-shot
         restoration that gave up its input (:attr:`overwrite_input`), an expert with
-        ``run_in_place`` run once (no strength knots, no kind split), no JPEG tables (their
+        ``run_in_place`` run once (no strength knots: a strength that is a physical parameter
+        only where the one-shot stage runs at full strength; no kind split), no JPEG tables (their
         experts read the decoded input), and a change too large for the in-memory budget (a
         large photo: there a second full-size array is what sets the peak). An in-place expert
         gets no ``ExpertContext.original`` (reading the input back would cost the array saved)."""
         return (self.overwrite_input and self.changes is not None and self.jpeg is None
                 and getattr(expert, "run_in_place", None) is not None
-                and not expert.info.sigma_strength and not expert.info.conditioned
+                and (not expert.info.sigma_strength or (self.one_shot and stage.strength in (0.0, 1.0)))
+                and not expert.info.conditioned
                 and current.dtype == np.float32 and current.flags.c_contiguous and current.flags.writeable
                 and not self.changes.fits(current.nbytes))
 

@@ -199,20 +199,61 @@ class _Source:
     """Reads windows of an image padded virtually (reflect) to ``padded_h x padded_w``; with
     ``side`` (same height and width), each window is the image's channels followed by the side
     input's, so a model with an extra input plane (FFDNet's noise map) never needs a full-size
-    stacked copy."""
+    stacked copy.
+
+    While a run writes its output over the image (:meth:`_Run.stream` in place), the image rows
+    above :attr:`written` hold output; the input rows of them that later tiles still read are kept
+    in :attr:`saved` (rows ``saved_start ..`` :attr:`written` ``- 1``) and read from there."""
 
     def __init__(self, image: np.ndarray, padded_h: int, padded_w: int, side: Optional[np.ndarray] = None) -> None:
         self.image = image
         self.padded_h = padded_h
         self.padded_w = padded_w
         self.side = side
+        self.written = 0
+        self.saved: Optional[np.ndarray] = None
+        self.saved_start = 0
 
     def read(self, y: tuple[int, int], x: tuple[int, int]) -> np.ndarray:
-        window = self._read(self.image, y, x)
+        h = self.image.shape[0]
+        if self.written and int(reflect_indices(y[0], y[1], h).min()) < self.written:
+            window = self._read_overwritten(y, x)
+        else:
+            window = self._read(self.image, y, x)
         if self.side is None:
             return window
         extra = self._read(self.side, y, x)
         return np.concatenate([window, extra.astype(window.dtype, copy=False)], axis=2)
+
+    def _read_overwritten(self, y: tuple[int, int], x: tuple[int, int]) -> np.ndarray:
+        """A window some of whose input rows were overwritten: those come from :attr:`saved`."""
+        h, w = self.image.shape[:2]
+        rows = reflect_indices(y[0], y[1], h)
+        cols = slice(*x) if x[1] <= w else reflect_indices(x[0], x[1], w)
+        old = rows < self.written
+        if self.saved is None or int(rows[old].min()) < self.saved_start:
+            raise AssertionError("a tile reads input rows that were overwritten and not kept")  # a planning bug
+        window = np.empty((len(rows), x[1] - x[0], self.image.shape[2]), self.image.dtype)
+        window[old] = self.saved[rows[old] - self.saved_start][:, cols]
+        window[~old] = self.image[rows[~old]][:, cols]
+        return window
+
+    def overwrite_rows(self, top: int, values: np.ndarray, still_read_from: int) -> None:
+        """Write ``values`` over the image rows ``top ..`` (the next unwritten ones), first keeping
+        the input rows from ``still_read_from`` on (the first row a later tile reads) in
+        :attr:`saved`: only those, so it holds at most the context rows of one row of tiles."""
+        stop = top + len(values)
+        assert top == self.written, "rows are overwritten top to bottom"
+        start = min(max(still_read_from, 0), stop)
+        parts = []
+        if self.saved is not None and start < self.written:
+            parts.append(self.saved[max(start - self.saved_start, 0):])
+        if max(start, top) < stop:
+            parts.append(self.image[max(start, top):stop])
+        self.saved = np.concatenate(parts) if parts else None
+        self.saved_start = start
+        self.image[top:stop] = values
+        self.written = stop
 
     @staticmethod
     def _read(image: np.ndarray, y: tuple[int, int], x: tuple[int, int]) -> np.ndarray:
@@ -285,6 +326,43 @@ class _Run:
         assert out is not None
         return out
 
+    def stream(self, source: _Source, out: np.ndarray, channel: Optional[int], in_place: bool) -> None:
+        """Exact tiling (no blend band, scale 1): run the grid over ``source`` and write each
+        tile's core into ``out`` (HxWxC', float32), every output pixel once, with no full-size
+        array of its own. ``out`` may be the source image itself: then each row of tiles is
+        collected in one strip and written over the image once no later tile needs those rows
+        (the input rows later windows still read are kept, :meth:`_Source.overwrite_rows`), so
+        the run holds one strip of output and the context rows above it, not a second image.
+        ``channel``: write only this output channel (a per-channel run). The values are those
+        of :meth:`accumulate`'s (``0 + part``, as its zero-initialised sum holds, -0 included)."""
+        h, w = out.shape[:2]
+        tile = max(self.tile // self.multiple * self.multiple, self.multiple)
+        rows = split_axis(source.padded_h, tile, self.margin, 0, self.multiple)
+        cols = split_axis(source.padded_w, tile, self.margin, 0, self.multiple)
+        n = len(rows) * len(cols)
+        zero = np.float32(0.0)
+        i = 0
+        for r, ry in enumerate(rows):
+            oy0, oy1 = ry.core[0], min(ry.core[1], h)
+            strip = np.empty((max(oy1 - oy0, 0), w, out.shape[2]), np.float32) if in_place else None
+            for rx in cols:
+                self.progress(i / n, f"tile {i + 1}/{n}")
+                i += 1
+                ox0, ox1 = rx.core[0], min(rx.core[1], w)
+                if oy1 <= oy0 or ox1 <= ox0:
+                    continue  # the core lies entirely in the virtual padding
+                result = self.window_output(source.read(ry.window, rx.window))
+                part = result[oy0 - ry.window[0]:oy1 - ry.window[0], ox0 - rx.window[0]:ox1 - rx.window[0]]
+                dest = strip[:, ox0:ox1] if strip is not None else out[oy0:oy1, ox0:ox1]
+                if channel is not None:
+                    part, dest = part[..., channel:channel + 1], dest[..., channel:channel + 1]
+                np.add(zero, part, out=dest)
+                del result, part
+            if strip is not None and oy1 > oy0:
+                later = [reflect_indices(*t.window, source.image.shape[0]).min() for t in rows[r + 1:]]
+                source.overwrite_rows(oy0, strip, int(min(later)) if later else oy1)
+        self.progress(1.0, f"tile {n}/{n}")
+
     def window_output(self, window: np.ndarray) -> np.ndarray:
         """Model output (HWC float32) for one window, splitting it when it exceeds the current
         tile size (after an out-of-memory error)."""
@@ -338,7 +416,8 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
               strategy: Optional[TileStrategy] = None, memory_factor: float = 64.0,
               progress: Optional[Progress] = None, notify: Optional[Callable[[str], None]] = None,
               oom_errors: Optional[tuple[type[BaseException], ...]] = None,
-              on_oom: Optional[Callable[[], None]] = None, side: Optional[np.ndarray] = None) -> np.ndarray:
+              on_oom: Optional[Callable[[], None]] = None, side: Optional[np.ndarray] = None,
+              out: Optional[np.ndarray] = None, channel: Optional[int] = None) -> np.ndarray:
     """Run ``fn`` over ``image`` tile by tile and return the blended output.
 
     ``image``: float32 HxWxC (any size from 1x1). Returns float32 ``(H*scale, W*scale, C')``,
@@ -354,6 +433,13 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
     (a broadcast view is fine) whose channels are appended to each window's, read window by
     window: the same result as running on ``np.concatenate([image, side], axis=2)`` without that
     full-size copy.
+
+    ``out``: with exact tiling only (``feather`` 0, ``scale`` 1), a float32 ``(H, W, C')`` array
+    the result is written into, core by core, and returned: no accumulator, weights or other
+    full-size array is allocated. It may be ``image`` itself (float32, C' = C): the run then
+    writes its output over its input a row of tiles at a time, holding one strip of tiles'
+    output and the input rows later tiles still read (:meth:`_Run.stream`), with the same values.
+    ``channel``: write only this channel of the model's output into ``out`` (not in place).
     """
     if image.ndim != 3:
         raise ValueError(f"expected an HxWxC image, got shape {image.shape}")
@@ -375,4 +461,17 @@ def run_tiled(image: np.ndarray, fn: TileFn, *, scale: int = 1, size_multiple: i
     if side is not None and side.shape[:2] != (h, w):
         raise ValueError(f"side input of shape {side.shape} does not match the image's {image.shape}")
     source = _Source(src, padded_size(h, m, minimum_size), padded_size(w, m, minimum_size), side)
-    return run.accumulate(source, h, w, top_level=True)
+    if out is None:
+        if channel is not None:
+            raise ValueError("channel needs an output array (out)")
+        return run.accumulate(source, h, w, top_level=True)
+    if feather_px != 0 or scale != 1:
+        raise ValueError("writing into an output array needs exact tiling: feather 0 and scale 1")
+    if out.dtype != np.float32 or out.shape[:2] != (h, w) or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable float32 {h}x{w}xC array, got {out.dtype} {out.shape}")
+    in_place = np.may_share_memory(out, src)
+    if in_place and (channel is not None or out.shape != src.shape or out.strides != src.strides
+                     or out.ctypes.data != src.ctypes.data):
+        raise ValueError("out may be the image itself (not a per-channel run), or an array of its own")
+    run.stream(source, out, channel, in_place)
+    return out

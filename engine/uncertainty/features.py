@@ -21,7 +21,8 @@ FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "s
             "luminance", "dark_channel", "dark_channel_before", "texture_x_severity", "texture_x_severity_after",
             "noise_x_severity", "change_x_severity", "gain", "brighten", "gain_x_noise", "haze_depth",
             "haze_depth_x_severity", "streak_before", "streak_after", "streak_after_x_severity", "photo_change",
-            "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark")
+            "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark",
+            "luminance_x_severity_after", "luminance_x_change", "haze_depth_x_change")
 #: The planes :func:`raw_planes` computes (those that do not depend on the severities).
 RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
        "dark_channel_before", "gain", "brighten", "gain_x_noise", "haze_depth", "streak_before", "streak_after",
@@ -174,7 +175,11 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     ``photo`` (:class:`PhotoStats`): ``photo_change`` (log1p of its change), ``photo_dark`` (how
     far the output's mean brightness is below :data:`EXPOSED_LUMA`, 0..1: exposure left
     uncorrected errs in proportion to the brightness, ``luminance_x_photo_dark``) and the airlight
-    gap times the haze depth."""
+    gap times the haze depth; and three products for errors that scale with the brightness or the
+    haze: ``luminance_x_severity_after`` (exposure or veil the analysis still finds errs in
+    proportion to the brightness), ``luminance_x_change`` (a brightening or deraining mistake is
+    a fraction of what changed, larger where the result is bright) and ``haze_depth_x_change``
+    (a dehazing mistake is amplified where the haze was thick)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
     photo = photo or PhotoStats()
@@ -186,7 +191,8 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
               r["gain"], r["brighten"], r["gain_x_noise"], r["haze_depth"], r["haze_depth"] * sev,
               r["streak_before"], r["streak_after"], r["streak_after"] * sev_after,
               one * np.float32(np.log1p(photo.change)),
-              r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark]
+              r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark,
+              r["luminance"] * sev_after, r["luminance"] * r["change"], r["haze_depth"] * r["change"]]
     return np.stack(planes).astype(np.float32, copy=False)
 
 

@@ -8,7 +8,9 @@ The scores were fitted on synthetic degradations of ``../shared/data/clean`` by
 ``benchmarks/uncertainty.py fit``; ``benchmarks/uncertainty.py choose`` picked, per kind, the
 score by measurement on those training photos among candidate calibrations and refitted its
 levels on the rows it judges (a stage's model on that kind's stages, a composed model on the
-results its kind dominates, photos through the simulated camera included). Validated on held-out
+results its kind dominates, photos through the simulated camera included); ``benchmarks/uncertainty.py
+extend`` then added to the low-light and rain models, by the held-out training measure, terms for
+errors that scale with the brightness (haze kept its model: no term helped there). Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 

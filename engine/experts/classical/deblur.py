@@ -23,7 +23,11 @@ class WienerDeblur(Expert):
     """Removes defocus and straight camera-shake blur. The PSF is chosen once for the whole image
     (a central 512 px crop) by spectral likelihood, so the expert needs the whole image;
     deconvolution itself runs in overlapping tiles. With no blur found it
-    returns the input unchanged. About 1 s per megapixel plus ~2 s for the PSF search."""
+    returns the input unchanged. About 1 s per megapixel plus ~2 s for the PSF search. Where stages
+    ran before (``ExpertContext.original`` differs from the input), the photo as loaded must confirm a
+    blur first, as for the plug-and-play deblurrer it stands in for
+    (:func:`engine.experts.pnp_deblur.unconfirmed_blur`); else the input comes back unchanged and
+    the expert says why."""
 
     info = ExpertInfo(
         id="classical.deblur.wiener",
@@ -54,6 +58,17 @@ class WienerDeblur(Expert):
         ctx = ctx or ExpertContext()
         ctx.progress(0.0)
         sigma = context_sigma(image, ctx)
+        if not in_place:
+            from ..pnp_deblur import PnPDeblur, stages_ran_before, unconfirmed_blur
+
+            if stages_ran_before(image, ctx):
+                # the same check as the plug-and-play deblurrer (this expert is its fallback): the
+                # earlier stages' smoothing reads as blur, so the photo as loaded must show one
+                why = unconfirmed_blur(PnPDeblur.estimate, ctx, float(np.mean(sigma)))
+                if why:
+                    ctx.note(why)
+                    ctx.progress(1.0)
+                    return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         # the estimate reads only the central crop: its luminance, not a full-size one
         psf = estimate_psf(luminance(image[central_region(*image.shape[:2])]), sigma)
         ctx.progress(0.3)

@@ -289,3 +289,56 @@ def test_ffdnet_jpeg_restorer_gains_more_on_a_noisy_camera_jpeg_than_the_heavy_j
     monkeypatch.setattr(jr, "CAMERA_QUALITIES", (101, 102))  # every quality told the heavy-JPEG rule
     heavy = psnr(ffdnet_restorer.run(photo.pixels, ctx), truth)
     assert camera > heavy > psnr(photo.pixels, truth)
+
+
+def _luma_only(cons):
+    from engine.experts.classical.jpeg_qcp import QuantisationConstraints
+
+    return QuantisationConstraints(cons.low, cons.high, [cons.free[0]] + [np.ones_like(f) for f in cons.free[1:]],
+                                   cons.factors, cons.colour)
+
+
+def test_band_noise_reads_the_noise_a_file_kept_and_widening_only_loosens(tmp_path):
+    import cv2
+
+    from engine.experts.classical.jpeg_qcp import band_noise_255, widened
+
+    yy, xx = np.mgrid[0:128, 0:128].astype(np.float32) / 128
+    flat = np.stack([0.4 + 0.2 * xx, 0.5 - 0.1 * yy, 0.45 + 0.05 * xx], axis=2)
+    rng = np.random.default_rng(3)
+    blotchy = cv2.GaussianBlur(rng.normal(0, 0.12, flat.shape).astype(np.float32), (0, 0), 1.5)
+    levels = []
+    for name, img in (("clean", flat), ("noisy", flat + blotchy)):
+        photo = load_photo(save(tmp_path, name + ".jpg", encode(img, 75)))
+        cons = constraints(photo.pixels, photo.jpeg)
+        estimate = cv2.GaussianBlur(photo.pixels, (0, 0), 3.0)  # a denoiser's flat estimate
+        levels.append([float(b[:3, :3].mean()) for b in band_noise_255(estimate, cons)])
+        loose = widened(cons, [np.float32(2.0) * b for b in band_noise_255(estimate, cons)])
+        assert all((lo <= a).all() and (hi >= b).all()
+                   for lo, hi, a, b in zip(loose.low, loose.high, cons.low, cons.high, strict=True))
+        assert violation(photo.pixels, loose) < 0.05
+    clean, noisy = levels
+    assert max(clean) < 1.0 and all(n > 2 * c for n, c in zip(noisy, clean, strict=True)), (clean, noisy)
+
+
+def test_a_camera_save_keeps_its_luma_exact_and_loosens_chroma_by_its_noise(tmp_path):
+    from engine.experts import jpeg_restore as jr
+
+    rng = np.random.default_rng(8)
+    noisy = np.clip(scene(23, 96) + rng.normal(0, 0.03, (96, 96, 3)), 0, 1).astype(np.float32)
+    for q, loosened in ((75, True), (jr.CAMERA_QUALITIES[0] - 1, False)):
+        photo = load_photo(save(tmp_path, f"n{q}.jpg", encode(noisy, q)))
+        cons = constraints(photo.pixels, photo.jpeg)
+        blurry = _Blur()
+        out = jr.JpegQcpRestorer(blurry, DCTDeblocker()).run(photo.pixels, ExpertContext(
+            jpeg=JpegSource(photo.jpeg, photo.pixels)))
+        assert violation(out, _luma_only(cons)) < 0.05  # luma: the file's exact intervals
+        assert (violation(out, cons) > 0.5) == loosened  # chroma: loosened on a camera's save only
+
+
+class _Blur(_SpyPrior):
+    def run(self, image, ctx=None):
+        import cv2
+
+        super().run(image, ctx)
+        return cv2.GaussianBlur(image, (0, 0), 2.0)

@@ -457,23 +457,41 @@ def test_kernel_anisotropy_tells_a_defocus_disc_from_a_shake_trajectory():
 
 @needs_ffdnet
 @needs_data
-def test_isotropic_blur_with_nothing_sharp_is_left_alone_unless_asked_for():
-    """A disc blur over the whole photo may be the scene's own depth of field: the expert leaves it
-    and says why; asked for blur removal explicitly (``ExpertContext.requested``), it deblurs."""
+def test_missed_focus_over_the_whole_frame_is_deblurred_a_small_isotropic_blur_only_when_asked():
+    """A disc blur of the same size over the whole photo is missed focus: deblurred unasked. An
+    isotropic blur no larger than a camera's own rendering softness may be the scene's (or the
+    lens'): left alone and said why; asked for (``ExpertContext.requested``), it is deblurred."""
+    from engine.analysis.blur_kernel import KernelEstimate
     from engine.experts.base import ExpertContext
     from engine.experts.classical.deconvolution import disk_psf
-    from engine.experts.pnp_deblur import PnPDeblur
+    from engine.experts.pnp_deblur import PnPDeblur, missed_focus
 
     sharp = clean_photo(3, 192)
     rng = np.random.default_rng(0)
     soft = np.clip(_blur(sharp, disk_psf(3.0)) + rng.normal(0, 1 / 255, sharp.shape), 0, 1).astype(np.float32)
     expert = PnPDeblur(_ffdnet())
-    est, _ = expert.estimate(soft, noise=1 / 255)
-    assert est.kernel.shape[0] > 1  # a kernel is found: the isotropy rule is what leaves it
     ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
-    assert np.array_equal(expert.run(soft, ctx), soft)
-    assert any("isotropic" in n and "depth of field" in n for n in ctx.notes)
-    asked = ExpertContext(noise_sigma=np.float32(1 / 255), requested=True)
-    out = expert.run(soft, asked)
-    assert not np.array_equal(out, soft)
-    assert any("asked for" in n for n in asked.notes)
+    out = expert.run(soft, ctx)
+    assert _psnr(out, sharp) > _psnr(soft, sharp) + 1.0
+    assert any("missed focus" in n for n in ctx.notes)
+    assert missed_focus(soft, KernelEstimate(disk_psf(3.0), 1.0, 2.1, 7.0, {}), 1.0, 1 / 255) == ""
+    assert "rendering softness" in missed_focus(soft, KernelEstimate(disk_psf(1.5), 1.0, 1.1, 3.0, {}), 1.0, 1 / 255)
+
+
+@needs_data
+def test_a_blur_that_varies_over_the_frame_is_not_missed_focus():
+    """Depth of field blurs each part of a scene by its own amount; missed focus blurs the whole
+    frame alike. ``tile_blur_scales`` reads about the estimated kernel's size on every detailed tile
+    of a uniformly blurred photo, and much smaller ones where part of it is only a little blurred."""
+    from engine.analysis.blur_kernel import tile_blur_scales
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import MISSED_FOCUS_MAX_SHARPER_SHARE
+
+    base = clean_photo(3, 256).mean(axis=2).astype(np.float32)
+    kernel = disk_psf(4.0)
+    uniform = _blur(base, kernel)
+    scales = tile_blur_scales(uniform, kernel, 1 / 255)
+    assert scales.size >= 12 and np.mean(scales <= 0.5) <= MISSED_FOCUS_MAX_SHARPER_SHARE
+    assert 0.7 <= np.median(scales) <= 1.4
+    varying = np.where((np.arange(256) < 160)[None, :], _blur(base, disk_psf(1.0)), uniform)
+    assert np.mean(tile_blur_scales(varying, kernel, 1 / 255) <= 0.5) > MISSED_FOCUS_MAX_SHARPER_SHARE

@@ -4,7 +4,8 @@ quantisation, then quantisation-constraint projection (QCP) onto the file's own 
 The denoiser (the prior) removes blocking, ringing and colour bleeding as if they were noise of
 standard deviation :func:`prior_sigma_255`; the projection
 (:mod:`engine.experts.classical.jpeg_qcp`) then puts back every DCT coefficient the prior moved
-out of the interval the file guarantees, luma and subsampled chroma alike. A photo whose file
+out of the interval the file guarantees, luma and subsampled chroma alike (on a camera's save the
+chroma intervals are widened by the noise the file holds: :data:`CAMERA_CHROMA_NOISE_WIDEN`). A photo whose file
 says it was saved at quality :data:`engine.analysis.jpeg_tables.CLEAN_QUALITY` or higher comes
 out untouched. Without the file's tables (a PNG of a decoded JPEG, or a stage after a resize)
 the expert hands the photo to its blockiness-driven fallback.
@@ -20,7 +21,7 @@ from ..analysis.jpeg_tables import CLEAN_QUALITY, STD_LUMA, JpegQuantisation, es
 from ..analysis.noise_sigma import NOISE_SERVES_JPEG_MIN_QUALITY
 from .base import Backend, Expert, ExpertContext, ExpertInfo
 from .classical.color import from_ycbcr, to_ycbcr
-from .classical.jpeg_qcp import project_upright
+from .classical.jpeg_qcp import band_noise_255, constraints, project_upright, to_stored, widened
 
 #: The prior is told σ = gain · step ** SIGMA_EXPONENT (0..255 levels), where step is the mean of
 #: the luma table's 3x3 lowest frequencies (0..255 DCT units; 65/33/22 at IJG quality 10/20/30).
@@ -50,6 +51,18 @@ CAMERA_QUALITIES = (NOISE_SERVES_JPEG_MIN_QUALITY, CLEAN_QUALITY)
 CAMERA_LUMA_SIGMA_75 = 8.0
 CAMERA_SIGMA_EXPONENT = 1.0
 CAMERA_CHROMA_SIGMA_GAIN = 2.5
+
+#: On a camera's save (quality in :data:`CAMERA_QUALITIES`) every chroma (Cb, Cr) interval is
+#: widened, on both sides, by CAMERA_CHROMA_NOISE_WIDEN times the noise the file holds at that
+#: frequency (:func:`engine.experts.classical.jpeg_qcp.band_noise_255`: what the stored
+#: coefficients differ from the prior's estimate by over the estimate's flattest blocks). Real
+#: sensor noise is strongest in the chroma, and where it is larger than a quantisation step the
+#: exact interval puts it back. Luma keeps its exact intervals: widening them cost clean re-saves
+#: up to 0.25 dB. Fitted on training photos only (``benchmarks/jpeg_noise_widen.py`` →
+#: benchmarks/results/jpeg-noise-widen.md): camera-pipeline JPEGs at q 60–89 and clean re-saves,
+#: the smallest widening within 0.01 dB of the best noisy mean among those that cost no clean
+#: re-save more than 0.1 dB. The real PolyU crops were only measured afterwards.
+CAMERA_CHROMA_NOISE_WIDEN = 1.0
 
 
 def table_low_frequency_step(table: np.ndarray) -> float:
@@ -93,6 +106,18 @@ def chroma_sigma_255(quant: JpegQuantisation) -> float:
     """The σ (0..255 levels) the chroma prior is told: :func:`prior_sigma_255` at
     :data:`CHROMA_SIGMA_GAIN`, or at :data:`CAMERA_CHROMA_SIGMA_GAIN` for a camera's save."""
     return prior_sigma_255(quant, CAMERA_CHROMA_SIGMA_GAIN if _camera_save(quant) else CHROMA_SIGMA_GAIN)
+
+
+def chroma_noise_widened(cons, estimate_stored: np.ndarray, widen: float = CAMERA_CHROMA_NOISE_WIDEN):
+    """Quantisation constraints ``cons`` (:class:`engine.experts.classical.jpeg_qcp.QuantisationConstraints`)
+    with the chroma intervals widened by ``widen`` times the file's noise per frequency
+    (:func:`engine.experts.classical.jpeg_qcp.band_noise_255` against ``estimate_stored``, the
+    prior's estimate in the file's stored orientation, float32 H x W x 3 in [0, 1]); luma exact.
+    A grey file's constraints are returned unchanged."""
+    if not cons.colour or widen <= 0.0:
+        return cons
+    noise = band_noise_255(estimate_stored, cons, components=(1, 2))
+    return widened(cons, [np.zeros((8, 8), np.float32)] + [np.float32(widen) * n for n in noise[1:]])
 
 
 def luma_from(luma_source: np.ndarray, chroma_source: np.ndarray) -> np.ndarray:
@@ -150,7 +175,11 @@ class JpegQcpRestorer(Expert):
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
         luma = self._prior(self.luma_prior, image, ctx, luma_sigma_255(quant), 0.0, 0.45)
         chroma = self._prior(self.chroma_prior, image, ctx, chroma_sigma_255(quant), 0.45, 0.9)
-        out = project_upright(luma_from(luma, chroma), source.decoded, quant)
+        estimate = luma_from(luma, chroma)
+        cons = constraints(to_stored(source.decoded, quant.orientation), quant)
+        if _camera_save(quant):
+            cons = chroma_noise_widened(cons, to_stored(estimate, quant.orientation))
+        out = project_upright(estimate, source.decoded, quant, cons)
         ctx.progress(1.0)
         return out
 

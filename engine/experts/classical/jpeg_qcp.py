@@ -142,6 +142,56 @@ def _project_plane(plane: np.ndarray, lo: np.ndarray, hi: np.ndarray, free: np.n
     return block_idct(clipped - coefs)
 
 
+#: Share of a component's constrained blocks, the flattest in the estimate, over which
+#: :func:`band_noise_255` measures the noise a file holds.
+FLAT_SHARE = 0.25
+
+
+def _planes(ycc: np.ndarray, cons: QuantisationConstraints) -> list[np.ndarray]:
+    """The planes the constraints are on: Y, then (colour) Cb and Cr box-downsampled as libjpeg does."""
+    planes = [ycc[..., 0]]
+    if cons.colour:
+        fy, fx = cons.factors
+        planes += [_box_down(ycc[..., c], fy, fx) for c in (1, 2)]
+    return planes
+
+
+def band_noise_255(estimate: np.ndarray, cons: QuantisationConstraints, flat_share: float = FLAT_SHARE,
+                   components: tuple[int, ...] = (0, 1, 2)) -> list[np.ndarray]:
+    """Per component (Y, then Cb, Cr): an 8x8 array, for every DCT frequency the RMS difference
+    (DCT units, 0..255 scale) between the file's stored coefficient (the centre of its interval)
+    and ``estimate``'s, over the ``flat_share`` of constrained blocks whose AC energy in
+    ``estimate`` is least. Where the estimate is a denoised photo, that is what the file holds
+    besides a flat block's content: noise the encoder kept (and, on a clean file, what the
+    estimate smoothed away). ``estimate``: float32 H x W x 3 RGB in [0, 1], stored orientation.
+    Zero for a component with fewer than 16 constrained blocks or not in ``components``."""
+    out = []
+    for c, plane in enumerate(_planes(_ycc255(estimate), cons)):
+        lo, hi, free = cons.low[c], cons.high[c], cons.free[c]
+        if c not in components:
+            out.append(np.zeros((8, 8), np.float32))
+            continue
+        a, b = lo.shape[:2]
+        ok = ~free
+        if ok.sum() < 16:
+            out.append(np.zeros((8, 8), np.float32))
+            continue
+        coefs = block_dct(np.ascontiguousarray(plane[:a * 8, :b * 8]))
+        ac = (coefs ** 2).sum(axis=(2, 3)) - coefs[:, :, 0, 0] ** 2
+        flat = ok & (ac <= np.quantile(ac[ok], flat_share))
+        residual = ((lo + hi) * np.float32(0.5) - coefs)[flat]
+        out.append(np.sqrt((residual.astype(np.float64) ** 2).mean(axis=0)).astype(np.float32))
+    return out
+
+
+def widened(cons: QuantisationConstraints, margins: list[np.ndarray]) -> QuantisationConstraints:
+    """``cons`` with every interval of component ``c`` widened by ``margins[c]`` (an 8x8 array,
+    DCT units, broadcast over the blocks) on both sides."""
+    low = [lo - m for lo, m in zip(cons.low, margins, strict=True)]
+    high = [hi + m for hi, m in zip(cons.high, margins, strict=True)]
+    return QuantisationConstraints(low, high, cons.free, cons.factors, cons.colour)
+
+
 def project(estimate: np.ndarray, cons: QuantisationConstraints) -> np.ndarray:
     """``estimate`` (float32 H x W x 3 RGB in [0, 1], stored orientation) with every constrained
     DCT coefficient moved into its quantisation interval. Chroma is projected in the subsampled

@@ -75,7 +75,8 @@ def test_check_fits_refuses_just_past_the_estimate(tmp_path):
 
 def _measured_rows() -> list[dict]:
     text = (REPO / "benchmarks" / "results" / "memory-scaling.md").read_text()
-    return [json.loads(line) for line in text.split("```json", 1)[1].split("```", 1)[0].splitlines()
+    blocks = [block.split("```", 1)[0] for block in text.split("```json")[1:]]  # every plan's raw rows
+    return [json.loads(line) for block in blocks for line in block.splitlines()
             if line.startswith("{") and '"predicted_bytes"' in line]
 
 

@@ -467,3 +467,19 @@ def test_the_restored_photos_analysis_reuses_the_last_full_strength_stages_and_a
     assert result.report_after.severities() == brightness_analyser(restored.pixels).severities()
     assert len(calls) == full_strength_calls + 1
     assert calls[-1] == pytest.approx(float(restored.pixels.mean()))
+
+
+def test_a_jpeg_reading_nudged_just_past_the_threshold_is_not_a_revealed_artefact():
+    from engine.pipeline.orchestrator import MIN_REVEAL_RISE
+
+    def nudge(rise: float):
+        def analyser(image: np.ndarray) -> DegradationReport:
+            dehazed = float(image.mean()) < 0.25
+            return report_of(haze=0.0 if dehazed else 0.3, jpeg=0.14 + (rise if dehazed else 0.0))
+        return analyser
+
+    registry = ExpertRegistry([ShiftExpert("dehaze", "haze", -0.1)])
+    kept = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry, analyser=nudge(MIN_REVEAL_RISE / 2))
+    assert not kept.run(Plan((Stage("haze", "dehaze"),)))[0].dropped  # 0.14 → 0.15: a nudge
+    dropped = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry, analyser=nudge(MIN_REVEAL_RISE + 0.01))
+    assert dropped.run(Plan((Stage("haze", "dehaze"),)))[0].dropped

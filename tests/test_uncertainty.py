@@ -271,6 +271,10 @@ def test_plan_rule_is_off_by_default_and_drops_when_on(monkeypatch, tmp_path):
     on = restorer.orchestrator.restore(session).results
     assert all(r.dropped for r in on)
     assert any("uncertain for its gain" in (r.reason or "") for r in on)
+    from engine.photo import Photo
+    restored, result = restorer.restore_photo(Photo(pixels=img), RestoreOptions(drop_uncertain=True))
+    assert all(s["dropped"] for s in result.stages)
+    assert np.array_equal(restored.pixels, img)  # every stage dropped: the input as it was
     ap = argparse.ArgumentParser()
     add_parser(ap.add_subparsers())
     args = ap.parse_args(["restore", "x.png", "-o", str(tmp_path), "--drop-uncertain"])

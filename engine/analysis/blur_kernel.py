@@ -18,6 +18,7 @@ in PSF orientation (blurry = sharp ⊛ kernel), centred on their centre of mass.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -84,18 +85,49 @@ class KernelEstimate:
 
 
 # ----------------------------------------------------------------------------- FFT helpers
+#: Arrays with at least this many pixels per plane are transformed with :func:`fft_workers`
+#: threads (pocketfft splits the independent 1-D transforms among them, so the result is the
+#: same to the bit); smaller ones on one, where starting threads costs more than it saves.
+PARALLEL_FFT_MIN_PIXELS = 128 * 128
+
+
+def fft_workers() -> int:
+    """Threads the kernel estimation's large FFTs use: the networks' intra-op thread count
+    (:func:`engine.runtime.onnx_backend.default_threads`, ``$RESTORA_THREADS``)."""
+    from ..runtime.onnx_backend import default_threads
+
+    return default_threads()
+
+
+def _rfft2(a: np.ndarray, workers: int = 1) -> np.ndarray:
+    """``rfft2`` over the last two axes (a stack of planes in one call)."""
+    big = a.shape[-2] * a.shape[-1] >= PARALLEL_FFT_MIN_PIXELS
+    return sfft.rfft2(a, axes=(-2, -1), workers=workers if big else 1)
+
+
+def _irfft2(a: np.ndarray, shape: tuple[int, int], workers: int = 1) -> np.ndarray:
+    big = shape[0] * shape[1] >= PARALLEL_FFT_MIN_PIXELS
+    return sfft.irfft2(a, s=shape, workers=workers if big else 1)
+
+
+def _placed(kernel: np.ndarray, shape: tuple[int, int], iy: int, ix: int) -> np.ndarray:
+    """``kernel`` in a zero ``shape`` array with its pixel (iy, ix) at the origin, wrapped
+    around: what rolling a top-left placed kernel by (−iy, −ix) gives, without the full-size roll."""
+    pad = np.zeros(shape, np.float32)
+    kh, kw = kernel.shape
+    pad[np.ix_((np.arange(kh) - iy) % shape[0], (np.arange(kw) - ix) % shape[1])] = kernel
+    return pad
+
+
 def psf2otf(kernel: np.ndarray, shape: tuple[int, int],
             origin: Optional[tuple[float, float]] = None) -> np.ndarray:
     """Real-input FFT (``rfft2`` layout of ``shape``) of ``kernel`` placed with ``origin`` (row,
     column in the kernel's pixels, fractions allowed) at the image origin; default its centre
     pixel. A fractional origin is applied exactly, as a phase ramp."""
-    pad = np.zeros(shape, np.float32)
     kh, kw = kernel.shape
     oy, ox = (kh // 2, kw // 2) if origin is None else origin
     iy, ix = int(np.floor(oy)), int(np.floor(ox))
-    pad[:kh, :kw] = kernel
-    pad = np.roll(pad, (-iy, -ix), axis=(0, 1))
-    otf = sfft.rfft2(pad)
+    otf = sfft.rfft2(_placed(kernel, shape, iy, ix))
     fy, fx = oy - iy, ox - ix
     if fy or fx:
         ramp = np.exp(2j * np.pi * (fy * np.fft.fftfreq(shape[0])[:, None] + fx * np.fft.rfftfreq(shape[1])[None, :]))
@@ -112,23 +144,39 @@ def kernel_centroid(k: np.ndarray) -> tuple[float, float]:
 
 def otf2psf(otf: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`psf2otf`: the ``size`` kernel around the origin of ``irfft2(otf)``."""
-    full = sfft.irfft2(otf, s=shape)
+    return _cropped(sfft.irfft2(otf, s=shape), size)
+
+
+def _cropped(full: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The ``size`` window around the origin of the periodic array ``full`` (float32)."""
     kh, kw = size
-    full = np.roll(full, (kh // 2, kw // 2), axis=(0, 1))
-    return full[:kh, :kw].astype(np.float32)
+    h, w = full.shape
+    return full[np.ix_((np.arange(kh) - kh // 2) % h, (np.arange(kw) - kw // 2) % w)].astype(np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def _grad_otfs(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     dx = np.zeros(shape, np.float32)
     dx[0, 0], dx[0, -1] = -1.0, 1.0  # forward difference x[i+1] - x[i] as a circular filter
     dy = np.zeros(shape, np.float32)
     dy[0, 0], dy[-1, 0] = -1.0, 1.0
-    return sfft.rfft2(dx), sfft.rfft2(dy)
+    fdx, fdy = sfft.rfft2(dx), sfft.rfft2(dy)
+    for a in (fdx, fdy):
+        a.flags.writeable = False  # shared by every call on this shape
+    return fdx, fdy
 
 
-def forward_gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Circular forward differences ``(x[:, i+1] - x[:, i], x[i+1] - x[i])``."""
-    return np.roll(x, -1, axis=1) - x, np.roll(x, -1, axis=0) - x
+def forward_gradients(x: np.ndarray, out: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Circular forward differences ``(x[:, i+1] - x[:, i], x[i+1] - x[i])`` (written into
+    ``out[0]`` and ``out[1]`` when given: a 2 x H x W array of ``x``'s dtype)."""
+    if out is None:
+        out = np.empty((2,) + x.shape, x.dtype)
+    gx, gy = out[0], out[1]
+    np.subtract(x[:, 1:], x[:, :-1], out=gx[:, :-1])
+    np.subtract(x[:, :1], x[:, -1:], out=gx[:, -1:])
+    np.subtract(x[1:], x[:-1], out=gy[:-1])
+    np.subtract(x[:1], x[-1:], out=gy[-1:])
+    return gx, gy
 
 
 def wrap_pad(image: np.ndarray, margin: int) -> np.ndarray:
@@ -155,27 +203,39 @@ def wrap_pad(image: np.ndarray, margin: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- latent step
 def l0_restore(blurry: np.ndarray, kernel: np.ndarray, lam: float, kappa: Optional[float] = None,
-               beta_max: float = 1e5) -> np.ndarray:
+               beta_max: float = 1e5, blurry_fft: Optional[np.ndarray] = None, workers: int = 1) -> np.ndarray:
     """argmin_x ||k ⊛ x − y||² + λ ||∇x||₀ by half-quadratic splitting (Xu et al. 2013), circular
-    boundaries (pad ``blurry`` first). Returns the latent image, same shape."""
+    boundaries (pad ``blurry`` first). Returns the latent image, same shape. ``blurry_fft``:
+    ``rfft2(blurry)`` when the caller has it; ``workers``: FFT threads (same result)."""
     shape = blurry.shape
     fk = psf2otf(kernel, shape)
     fdx, fdy = _grad_otfs(shape)
     den_k = np.abs(fk) ** 2
     den_d = np.abs(fdx) ** 2 + np.abs(fdy) ** 2
-    num_k = np.conj(fk) * sfft.rfft2(blurry)
-    cdx, cdy = np.conj(fdx), np.conj(fdy)
+    num_k = np.conj(fk) * (sfft.rfft2(blurry) if blurry_fft is None else blurry_fft)
     x = blurry.copy()
     beta = 2.0 * lam
     kappa = L0_KAPPA if kappa is None else kappa
+    grads = np.empty((2,) + shape, np.float32)
+    div = np.empty(shape, np.float32)
     while beta < beta_max:
-        gx, gy = forward_gradients(x)
+        gx, gy = forward_gradients(x, grads)
         keep = (gx ** 2 + gy ** 2) >= lam / beta
-        gx, gy = gx * keep, gy * keep
-        num = num_k + beta * (cdx * sfft.rfft2(gx) + cdy * sfft.rfft2(gy))
-        x = sfft.irfft2(num / (den_k + beta * den_d), s=shape).astype(np.float32)
+        np.multiply(grads, keep, out=grads)
+        # conj(D_x)·F(g_x) + conj(D_y)·F(g_y) = F(D_xᵀ g_x + D_yᵀ g_y): the adjoint differences
+        # (g[i−1] − g[i]) summed in pixel space, then one transform instead of two
+        np.subtract(gx[:, :-1], gx[:, 1:], out=div[:, 1:])
+        np.subtract(gx[:, -1:], gx[:, :1], out=div[:, :1])
+        div[1:] += gy[:-1]
+        div[:1] += gy[-1:]
+        div -= gy
+        g = _rfft2(div, workers)
+        g *= np.float32(beta)
+        g += num_k
+        g /= den_k + beta * den_d
+        x = _irfft2(g, shape, workers)
         beta *= kappa
-    return x
+    return x.astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------- kernel step
@@ -194,18 +254,23 @@ def _keep_strong_gradients(x: np.ndarray, ksize: int) -> tuple[np.ndarray, np.nd
 
 def estimate_psf_ls(blurry_grads: tuple[np.ndarray, np.ndarray], latent_grads: tuple[np.ndarray, np.ndarray],
                     ksize: int, weight: float = KERNEL_WEIGHT, init: Optional[np.ndarray] = None,
-                    iterations: Optional[int] = None) -> np.ndarray:
+                    iterations: Optional[int] = None, blurry_ffts: Optional[np.ndarray] = None,
+                    workers: int = 1) -> np.ndarray:
     """argmin_k Σ_d ||∂_d x ⊛ k − ∂_d y||² + w ||k||², k of ``ksize`` x ``ksize`` support, by
-    conjugate gradients. Unconstrained (the caller clips and normalises)."""
+    conjugate gradients. Unconstrained (the caller clips and normalises). ``blurry_ffts``: the
+    2 x ... ``rfft2`` of ``blurry_grads`` when the caller has it; ``workers``: FFT threads (same
+    result)."""
     shape = blurry_grads[0].shape
-    lx, ly = (sfft.rfft2(g) for g in latent_grads)
-    bx, by = (sfft.rfft2(g) for g in blurry_grads)
+    lx, ly = _rfft2(np.stack(latent_grads), workers)
+    bx, by = _rfft2(np.stack(blurry_grads), workers) if blurry_ffts is None else blurry_ffts
     size = (ksize, ksize)
     b = otf2psf(np.conj(lx) * bx + np.conj(ly) * by, shape, size).astype(np.float64)
     m = (np.abs(lx) ** 2 + np.abs(ly) ** 2).astype(np.float32)
+    kh, kw = size
 
     def apply(k: np.ndarray) -> np.ndarray:
-        return otf2psf(m * psf2otf(k.astype(np.float32), shape), shape, size).astype(np.float64) + weight * k
+        otf = _rfft2(_placed(k.astype(np.float32), shape, kh // 2, kw // 2), workers)
+        return _cropped(_irfft2(m * otf, shape, workers), size).astype(np.float64) + weight * k
 
     k = np.full(size, 1.0 / (ksize * ksize)) if init is None else init.astype(np.float64)
     r = b - apply(k)
@@ -302,6 +367,7 @@ def blind_kernel(gray: np.ndarray, ksize: int, progress: Optional[Progress] = No
     per scale, ``fine_iterations`` (default the same) at the :data:`FINE_SCALES` finest, and
     ``cg_iterations`` (default :data:`CG_ITERATIONS`) per kernel solve."""
     progress = progress or Progress()
+    workers = fft_workers()
     ksize = int(ksize) | 1
     ratio = np.sqrt(0.5)
     scales = max(int(np.floor(np.log(5.0 / ksize) / np.log(ratio))), 0) + 1
@@ -322,11 +388,15 @@ def blind_kernel(gray: np.ndarray, ksize: int, progress: Optional[Progress] = No
         margin = ks
         yp = wrap_pad(y, margin)
         bgx, bgy = forward_gradients(yp)
+        # the same at every alternation of this scale: transformed once
+        yp_fft = _rfft2(yp, workers)
+        bg_ffts = _rfft2(np.stack((bgx, bgy)), workers)
         lam_s = lam
         for _ in range(per_scale[s]):
-            x = l0_restore(yp, k, lam_s)
+            x = l0_restore(yp, k, lam_s, blurry_fft=yp_fft, workers=workers)
             lg = _keep_strong_gradients(x, ks)
-            k = clean_kernel(estimate_psf_ls((bgx, bgy), lg, ks, init=k, iterations=cg_iterations))
+            k = clean_kernel(estimate_psf_ls((bgx, bgy), lg, ks, init=k, iterations=cg_iterations,
+                                             blurry_ffts=bg_ffts, workers=workers))
             lam_s = max(lam_s / 1.1, MIN_LAMBDA)
             step += 1
             progress(step / total)

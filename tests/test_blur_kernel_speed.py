@@ -1,0 +1,101 @@
+"""The kernel estimator's faster forms compute what the plain ones do: circular differences
+without rolls, kernels placed and cropped without full-size rolls, transforms made once per
+scale, the L0 step with one transform instead of two, and FFT threads."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import scipy.fft as sfft
+from testdata import clean_photo
+
+
+def _gray(size: int = 160, seed: int = 3) -> np.ndarray:
+    from engine.color import luminance
+
+    return luminance(clean_photo(seed, size)).astype(np.float32)
+
+
+def _rolled_psf2otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    pad = np.zeros(shape, np.float32)
+    kh, kw = kernel.shape
+    pad[:kh, :kw] = kernel
+    return sfft.rfft2(np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1)))
+
+
+def test_forward_gradients_are_the_circular_differences():
+    from engine.analysis.blur_kernel import forward_gradients
+
+    x = np.random.default_rng(0).random((37, 53)).astype(np.float32)
+    gx, gy = forward_gradients(x)
+    assert np.array_equal(gx, np.roll(x, -1, axis=1) - x) and np.array_equal(gy, np.roll(x, -1, axis=0) - x)
+
+
+def test_kernels_are_placed_and_cropped_as_by_rolling():
+    from engine.analysis.blur_kernel import otf2psf, psf2otf
+
+    k = np.random.default_rng(1).random((9, 7)).astype(np.float32)
+    shape = (40, 34)
+    otf = psf2otf(k, shape)
+    assert np.array_equal(otf, _rolled_psf2otf(k, shape))
+    full = np.roll(sfft.irfft2(otf, s=shape), (4, 3), axis=(0, 1))
+    assert np.array_equal(otf2psf(otf, shape, (9, 7)), full[:9, :7].astype(np.float32))
+
+
+@pytest.mark.parametrize("ksize", [5, 15])
+def test_kernel_least_squares_with_the_blurry_transforms_given_is_the_same(ksize):
+    """The blurry photo's gradient transforms, made once per scale and passed in, give the kernel
+    step what it computes itself; and its CG solves the normal equations (residual down)."""
+    from engine.analysis.blur_kernel import (KERNEL_WEIGHT, _keep_strong_gradients, _rfft2, estimate_psf_ls,
+                                             forward_gradients, otf2psf, psf2otf, wrap_pad)
+
+    yp = wrap_pad(_gray(), ksize)
+    shape = yp.shape
+    blurry = forward_gradients(cv2.GaussianBlur(yp, (0, 0), 1.2))
+    latent = _keep_strong_gradients(yp, ksize)
+    plain = estimate_psf_ls(blurry, latent, ksize, iterations=10)
+    given = estimate_psf_ls(blurry, latent, ksize, iterations=10, blurry_ffts=_rfft2(np.stack(blurry)))
+    assert np.allclose(plain, given, rtol=0, atol=1e-6 * np.abs(plain).max())
+    lx, ly = (sfft.rfft2(g) for g in latent)
+    bx, by = (sfft.rfft2(g) for g in blurry)
+    b = otf2psf(np.conj(lx) * bx + np.conj(ly) * by, shape, (ksize, ksize)).astype(np.float64)
+    m = (np.abs(lx) ** 2 + np.abs(ly) ** 2).astype(np.float32)
+
+    def residual(k):
+        ak = otf2psf(m * psf2otf(k.astype(np.float32), shape), shape, (ksize, ksize)) + KERNEL_WEIGHT * k
+        return float(np.linalg.norm(b - ak))
+
+    assert residual(plain) < 0.1 * residual(np.full((ksize, ksize), 1.0 / ksize ** 2))
+
+
+def test_one_l0_step_equals_the_two_transform_form():
+    """One half-quadratic step (β from 2λ, stopped before the second) against the textbook form:
+    the gradients' two transforms times their conjugate difference filters."""
+    from engine.analysis.blur_kernel import L0_KAPPA, _grad_otfs, l0_restore, wrap_pad
+
+    yp = wrap_pad(cv2.GaussianBlur(_gray(), (0, 0), 1.0), 15)
+    k = cv2.getGaussianKernel(15, 2.0).astype(np.float32)
+    k = (k @ k.T).astype(np.float32)
+    lam = 4e-3
+    ours = l0_restore(yp, k, lam, beta_max=2 * lam * L0_KAPPA * 0.99)
+    fk = _rolled_psf2otf(k, yp.shape)
+    fdx, fdy = _grad_otfs(yp.shape)
+    gx, gy = np.roll(yp, -1, axis=1) - yp, np.roll(yp, -1, axis=0) - yp
+    keep = (gx ** 2 + gy ** 2) >= lam / (2 * lam)
+    beta = 2 * lam
+    grads = np.conj(fdx) * sfft.rfft2(gx * keep) + np.conj(fdy) * sfft.rfft2(gy * keep)
+    num = np.conj(fk) * sfft.rfft2(yp) + beta * grads
+    textbook = sfft.irfft2(num / (np.abs(fk) ** 2 + beta * (np.abs(fdx) ** 2 + np.abs(fdy) ** 2)), s=yp.shape)
+    assert np.abs(ours - textbook).max() < 1e-5
+
+
+def test_fft_threads_do_not_change_the_estimate(monkeypatch):
+    from engine.analysis import blur_kernel
+
+    blurry = cv2.GaussianBlur(_gray(200), (0, 0), 1.5)
+    results = []
+    for workers in (1, 2):
+        monkeypatch.setattr(blur_kernel, "fft_workers", lambda w=workers: w)
+        results.append(blur_kernel.blind_kernel(blurry, 11))
+    assert np.array_equal(results[0], results[1])

@@ -26,6 +26,16 @@ from .raw import load_raw
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
+#: Modules whose warnings while decoding say what the load's error (or its plain result) already
+#: says ("Truncated File Read", "Corrupt EXIF data", numpy on a float TIFF's NaNs). Silenced by a
+#: process-wide filter, not ``warnings.catch_warnings``: that swaps the interpreter's one filter
+#: list, so it is not thread-safe, and the batch decodes the next file on a background thread while
+#: the main thread probes sizes: a catch on one thread ended the other's, and a decoder's warning
+#: reached stderr between a batch's one-line reports.
+DECODER_WARNING_MODULES = ("PIL", "tifffile", "rawpy", "imageio", "engine.imageio")
+for _module in DECODER_WARNING_MODULES:
+    warnings.filterwarnings("ignore", module=_module.replace(".", r"\.") + r"(\.|$)")
+
 
 def _check_path(path: Path) -> None:
     try:
@@ -98,12 +108,9 @@ def load_photo(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo
     path = Path(path)
     _check_path(path)
     try:
-        with warnings.catch_warnings():
-            # Decoders warn about what the error (or the plain result) already says.
-            warnings.simplefilter("ignore")
-            if is_raw(path):
-                return load_raw(path, max_pixels)
-            return photo_from_raster(load_raster(path, max_pixels), path)
+        if is_raw(path):
+            return load_raw(path, max_pixels)
+        return photo_from_raster(load_raster(path, max_pixels), path)
     except RestoraError:
         raise
     except PermissionError as err:
@@ -135,9 +142,7 @@ def probe_size(path: PathLike) -> Optional[tuple[int, int]]:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages.first
                 return int(page.imagewidth), int(page.imagelength)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
-                return int(image.width), int(image.height)
+        with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
+            return int(image.width), int(image.height)
     except Exception:  # noqa: BLE001 - a probe: whatever fails here, loading reports it properly
         return None

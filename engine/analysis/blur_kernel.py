@@ -436,6 +436,36 @@ def welch_spectrum(gray: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     return acc / max(count, 1), float((win ** 2).sum())
 
 
+#: Scales c of the spectrum model ``c |K(ω)|² / |D(ω)|² + n`` tried in each fit (log-spaced).
+SPECTRUM_SCALES = np.exp(np.linspace(np.log(1e-7), np.log(1e3), 121))
+
+
+def _gradient_power(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """|D(ω)|² of the finite-difference gradient on an n x n rfft2 grid (DC set to 1) and the mask
+    of every frequency but DC."""
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    grad = 4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2
+    grad[0, 0] = 1.0
+    mask = np.ones(grad.shape, bool)
+    mask[0, 0] = False
+    return grad, mask
+
+
+def _kernel_power(kernel: np.ndarray, n: int) -> np.ndarray:
+    """|K(ω)|² of ``kernel`` (at most n x n) centred on the origin of an n x n rfft2 grid."""
+    kh, kw = kernel.shape
+    pad = np.zeros((n, n), np.float32)
+    pad[:kh, :kw] = kernel
+    return np.abs(np.fft.rfft2(np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1)))) ** 2
+
+
+def _spectrum_noise(noise_sigma: float, energy: float) -> float:
+    """The white-noise floor n of the spectrum model for ``noise_sigma`` (0..1; at least the 8-bit
+    rounding's) through a window of ``energy`` (sum of squared weights)."""
+    return max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
+
+
 def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 1.0 / 255.0,
                       window: int = 128) -> float:
     """How much better the photo's power spectrum is explained as a natural 1/f² image blurred by
@@ -445,27 +475,20 @@ def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float =
     (each at its best scale c) is returned. > 0: the spectrum falls off as the kernel says."""
     n = int(min(window, min(gray.shape) // 2 * 2))
     spectrum, energy = welch_spectrum(gray, n)
-    noise = max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
-    fy = np.fft.fftfreq(n)[:, None]
-    fx = np.fft.rfftfreq(n)[None, :]
-    grad = 4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2
-    grad[0, 0] = 1.0
-    mask = np.ones(spectrum.shape, bool)
-    mask[0, 0] = False
+    noise = _spectrum_noise(noise_sigma, energy)
+    grad, mask = _gradient_power(n)
     obs = spectrum[mask]
-    scales = np.exp(np.linspace(np.log(1e-7), np.log(1e3), 121))
+    scales = SPECTRUM_SCALES
 
     def nll(k2: np.ndarray) -> float:
         base = (k2 / grad)[mask]
         var = scales[:, None] * base[None] + noise
         return float((obs[None] / var + np.log(var)).mean(axis=1).min())
 
-    pad = np.zeros((n, n), np.float32)
     kh, kw = kernel.shape
     if kh > n or kw > n:
         return 0.0
-    pad[:kh, :kw] = kernel
-    k2 = np.abs(np.fft.rfft2(np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1)))) ** 2
+    k2 = _kernel_power(kernel, n)
     return nll(np.ones_like(k2)) - nll(k2)
 
 
@@ -601,23 +624,15 @@ def tile_blur_scales(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 
     contrast is under :data:`DOF_MIN_CONTRAST` say nothing and are skipped. float64, one per tile."""
     n = int(tile)
     band = cv2.GaussianBlur(gray, (0, 0), 2.0) - cv2.GaussianBlur(gray, (0, 0), 8.0)
-    fy = np.fft.fftfreq(n)[:, None]
-    fx = np.fft.rfftfreq(n)[None, :]
-    grad = 4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2
-    grad[0, 0] = 1.0
-    mask = np.ones(grad.shape, bool)
-    mask[0, 0] = False
-    levels = np.exp(np.linspace(np.log(1e-7), np.log(1e3), 121))
+    grad, mask = _gradient_power(n)
+    levels = SPECTRUM_SCALES
     bases = []
     for f in TILE_SCALES:
         k = _scaled_kernel(kernel, f)
         if k.shape[0] > n:
             bases.append(None)
             continue
-        pad = np.zeros((n, n), np.float32)
-        pad[:k.shape[0], :k.shape[1]] = k
-        k2 = np.abs(np.fft.rfft2(np.roll(pad, (-(k.shape[0] // 2), -(k.shape[1] // 2)), axis=(0, 1)))) ** 2
-        bases.append((k2 / grad)[mask])
+        bases.append((_kernel_power(k, n) / grad)[mask])
     out = []
     h, w = gray.shape
     for y in range(0, h - n + 1, n):
@@ -625,7 +640,7 @@ def tile_blur_scales(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float = 
             if float(band[y:y + n, x:x + n].std()) < DOF_MIN_CONTRAST:
                 continue
             spectrum, energy = welch_spectrum(gray[y:y + n, x:x + n], n)
-            noise = max(noise_sigma, 1.0 / 255.0 / np.sqrt(12.0)) ** 2 * energy
+            noise = _spectrum_noise(noise_sigma, energy)
             obs = spectrum[mask]
             nll = [np.inf if b is None else
                    float((obs[None] / (levels[:, None] * b[None] + noise)

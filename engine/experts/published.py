@@ -144,6 +144,18 @@ class _NetworkExpert(Expert):
             return self._runner
 
 
+def half_size_sigma(sigma: np.ndarray, size: tuple[int, int], ctx: ExpertContext) -> np.ndarray:
+    """The noise map ``sigma`` (HxWx1 or HxWx3, [0, 1]; a broadcast view stays one) at the chroma
+    pass's half resolution ``size`` (width, height), times :func:`chroma_sigma_gain`; not clipped."""
+    import cv2
+
+    gain = np.float32(chroma_sigma_gain(ctx))
+    if sigma.strides[:2] == (0, 0):
+        return np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
+    small = cv2.resize(np.ascontiguousarray(sigma), size, interpolation=cv2.INTER_AREA)
+    return small.reshape(size[1], size[0], -1) * gain
+
+
 class FFDNetExpert(_NetworkExpert):
     """FFDNet colour, a non-blind denoiser told the noise level at every pixel.
 
@@ -247,12 +259,7 @@ class FFDNetExpert(_NetworkExpert):
             full = self._pixel_shuffled(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
         else:
             full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.0, 0.8))
-        gain = np.float32(chroma_sigma_gain(ctx))
-        if sigma.strides[:2] == (0, 0):
-            small_sigma = np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
-        else:
-            small_sigma = cv2.resize(np.ascontiguousarray(sigma), size, interpolation=cv2.INTER_AREA)
-            small_sigma = small_sigma.reshape(size[1], size[0], -1) * gain
+        small_sigma = half_size_sigma(sigma, size, ctx)
         small = cv2.resize(image.astype(np.float32, copy=False), size, interpolation=cv2.INTER_AREA)
         half = self._denoise(small, np.clip(small_sigma, 0.0, 1.0).astype(np.float32), ctx,
                              ctx.progress.sub(0.8, 1.0))
@@ -276,12 +283,7 @@ class FFDNetExpert(_NetworkExpert):
 
         h, w = image.shape[:2]
         size = (w // 2, h // 2)
-        gain = np.float32(chroma_sigma_gain(ctx))
-        if sigma.strides[:2] == (0, 0):
-            small_sigma = np.broadcast_to(sigma[:1, :1] * gain, (size[1], size[0], sigma.shape[2]))
-        else:
-            small_sigma = cv2.resize(np.ascontiguousarray(sigma), size, interpolation=cv2.INTER_AREA)
-            small_sigma = small_sigma.reshape(size[1], size[0], -1) * gain
+        small_sigma = half_size_sigma(sigma, size, ctx)
         small = cv2.resize(image.astype(np.float32, copy=False), size, interpolation=cv2.INTER_AREA)
         half = self._denoise(small, np.clip(small_sigma, 0.0, 1.0).astype(np.float32), ctx,
                              ctx.progress.sub(0.0, 0.2), out=small)

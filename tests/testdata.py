@@ -15,10 +15,14 @@ SHARED_WEIGHTS = SHARED / "weights"
 
 
 def clean_photo(index: int = 0, size: int = 128) -> np.ndarray:
-    """A centre crop (size×size, float32 HxWx3 in [0, 1]) of the index-th clean shared photo."""
+    """A centre crop (size×size, float32 HxWx3 in [0, 1]) of the index-th clean shared photo; the
+    calling test is skipped when ``../shared`` is not there."""
+    import pytest
     from PIL import Image
 
     files = sorted((SHARED_DATA / "clean").glob("*.jpg"))
+    if len(files) <= index:
+        pytest.skip("../shared/data/clean is not present")
     img = np.asarray(Image.open(files[index]).convert("RGB"), dtype=np.float32) / 255.0
     h, w = img.shape[:2]
     y, x = (h - size) // 2, (w - size) // 2

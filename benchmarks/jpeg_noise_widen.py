@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from real_noise import SHARED, ffdnet_expert  # noqa: E402
+from real_noise import SHARED, ffdnet_expert, grid_crop  # noqa: E402
 
 LUMA_K = (0.0, 0.5, 1.0)
 CHROMA_K = (0.0, 1.0, 2.0, 4.0, float("inf"))
@@ -75,8 +75,7 @@ def run_cases(kind: str, count: int, cache: Path, side: int = 256) -> dict:
         if name in done:
             continue
         im = to_float(load_uint8(train[p]))
-        y, x = max(0, (im.shape[0] - side) // 2 // 8 * 8), max(0, (im.shape[1] - side) // 2 // 8 * 8)
-        im = np.ascontiguousarray(im[y:y + side, x:x + side])
+        im = grid_crop(im, side)
         case_rng = np.random.default_rng([seed, i])
         q = int(case_rng.integers(60, 90))
         strength = 0.0

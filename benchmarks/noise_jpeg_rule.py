@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from real_noise import SHARED, ffdnet_expert, metrics  # noqa: E402
+from real_noise import SHARED, ffdnet_expert, grid_crop, metrics  # noqa: E402
 
 METHODS = ("jpeg stage then noise stage", "noise stage alone", "jpeg stage alone")
 
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in done:
             continue
         im = to_float(load_uint8(train[p]))
-        y, x = max(0, (im.shape[0] - args.side) // 2 // 8 * 8), max(0, (im.shape[1] - args.side) // 2 // 8 * 8)
-        im = np.ascontiguousarray(im[y:y + args.side, x:x + args.side])
+        im = grid_crop(im, args.side)
         strength = float(np.random.default_rng([29, i]).uniform(0.25, 0.6))
         noisy, ref, params = camera_noise(im, strength, seed=2000 + i, jpeg=True)
         q = int(params.jpeg_quality)
@@ -185,8 +184,7 @@ def prior_grid(args) -> int:
         if name in done:
             continue
         im = to_float(load_uint8(train[p]))
-        y, x = max(0, (im.shape[0] - args.side) // 2 // 8 * 8), max(0, (im.shape[1] - args.side) // 2 // 8 * 8)
-        im = np.ascontiguousarray(im[y:y + args.side, x:x + args.side])
+        im = grid_crop(im, args.side)
         case_rng = np.random.default_rng([seed, i])
         q = int(case_rng.integers(args.qualities[0], args.qualities[1] + 1))
         strength = 0.0

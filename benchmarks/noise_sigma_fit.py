@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from real_noise import PAIRS, SHARED, ffdnet_expert, load, load_cropped_photo, metrics  # noqa: E402
+from real_noise import PAIRS, SHARED, ffdnet_expert, grid_crop, load, load_cropped_photo, metrics  # noqa: E402
 
 #: σ grid (8-bit levels).
 GRID = (2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 12.5, 15.5, 19.0, 24.0, 30.0, 38.0, 48.0, 60.0)
@@ -104,8 +104,7 @@ def run_train(count: int, side: int, strengths: tuple[float, float], done: dict,
         if name in done or any(o.is_file() and name in json.loads(o.read_text() or "{}") for o in others):
             continue
         im = to_float(load_uint8(train[p]))
-        y, x = max(0, (im.shape[0] - side) // 2 // 8 * 8), max(0, (im.shape[1] - side) // 2 // 8 * 8)
-        im = np.ascontiguousarray(im[y:y + side, x:x + side])
+        im = grid_crop(im, side)
         case_rng = np.random.default_rng([11, i, seed])
         if i % 4 == 3:
             s = float(np.exp(case_rng.uniform(np.log(5), np.log(50))))

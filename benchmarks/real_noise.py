@@ -75,6 +75,14 @@ def centre(a: np.ndarray, side: int = 0) -> np.ndarray:
     return a[y:y + side, x:x + side]
 
 
+def grid_crop(a: np.ndarray, side: int) -> np.ndarray:
+    """A contiguous copy of the centre ``side`` x ``side`` of ``a``, starting on the 8-pixel JPEG
+    grid; a side of ``a`` not longer than ``side`` is kept whole from 0 (unlike :func:`centre`,
+    which returns a photo smaller than the crop as it is, on both sides)."""
+    y, x = max(0, (a.shape[0] - side) // 2 // 8 * 8), max(0, (a.shape[1] - side) // 2 // 8 * 8)
+    return np.ascontiguousarray(a[y:y + side, x:x + side])
+
+
 def load(path: Path) -> np.ndarray:
     return centre(load_rgb(path))
 

@@ -455,9 +455,7 @@ def _gradient_power(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _kernel_power(kernel: np.ndarray, n: int) -> np.ndarray:
     """|K(ω)|² of ``kernel`` (at most n x n) centred on the origin of an n x n rfft2 grid."""
     kh, kw = kernel.shape
-    pad = np.zeros((n, n), np.float32)
-    pad[:kh, :kw] = kernel
-    return np.abs(np.fft.rfft2(np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1)))) ** 2
+    return np.abs(np.fft.rfft2(_placed(kernel, (n, n), kh // 2, kw // 2))) ** 2
 
 
 def _spectrum_noise(noise_sigma: float, energy: float) -> float:

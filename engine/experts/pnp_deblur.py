@@ -192,8 +192,7 @@ class LoadedBlur:
     why: str
 
 
-def loaded_blur(estimate: Callable[..., tuple[KernelEstimate, float]], ctx: ExpertContext,
-                noise: float) -> LoadedBlur:
+def loaded_blur(ctx: ExpertContext, noise: float) -> LoadedBlur:
     """Whether the photo as loaded (``ctx.original``) confirms a blur.
 
     The stages before a deblurrer (deblocking, denoising) smooth fine detail, which the estimator
@@ -204,12 +203,12 @@ def loaded_blur(estimate: Callable[..., tuple[KernelEstimate, float]], ctx: Expe
     none is given): the evidence thresholds were set at a photo's own σ, and the earlier stages'
     output is less noisy, so its σ lets the noisy photo's spectrum pass for blur (a real ISO 6400
     crop: σ 2.2 as loaded, 0.6 denoised; 4 of 15 detailed areas sharp at 2.2, 3 at 0.6).
-    ``estimate(image, progress, noise)``: :meth:`PnPDeblur.estimate`. Used by the plug-and-play
-    deblurrer and by the Wiener fallback that runs when it fails."""
+    Estimated by :meth:`PnPDeblur.estimate`. Used by the plug-and-play deblurrer and by the
+    Wiener fallback that runs when it fails (its ``why`` says why not, ``""`` when confirmed)."""
     told = channel_sigma(ctx.original_noise_sigma)
     sigma = noise if told is None else float(told.mean())
-    first, factor = estimate(np.clip(ctx.original, 0.0, 1.0).astype(np.float32, copy=False),
-                             ctx.progress.sub(0.0, 0.15), sigma)
+    first, factor = PnPDeblur.estimate(np.clip(ctx.original, 0.0, 1.0).astype(np.float32, copy=False),
+                                       ctx.progress.sub(0.0, 0.15), sigma)
     if first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE:
         return LoadedBlur(first, factor, sigma, "")
     why = first.reason or "the estimated kernel is a point"
@@ -217,12 +216,6 @@ def loaded_blur(estimate: Callable[..., tuple[KernelEstimate, float]], ctx: Expe
         why = f"kernel confidence {first.confidence:.2f} — {why}"
     return LoadedBlur(first, factor, sigma, f"left unchanged: the photo as loaded does not confirm a blur ({why}); "
                                             "the earlier stages' smoothing would read as one")
-
-
-def unconfirmed_blur(estimate: Callable[..., tuple[KernelEstimate, float]], ctx: ExpertContext,
-                     noise: float) -> str:
-    """:func:`loaded_blur`'s ``why``: empty when the photo as loaded confirms a blur."""
-    return loaded_blur(estimate, ctx, noise).why
 
 
 def estimation_gray(image: np.ndarray, factor: float) -> np.ndarray:
@@ -313,7 +306,7 @@ class PnPDeblur(Expert):
         confirm = stages_ran_before(image, ctx)
         loaded = None
         if confirm:
-            loaded = loaded_blur(self.estimate, ctx, noise)
+            loaded = loaded_blur(ctx, noise)
             if loaded.why:
                 ctx.note(loaded.why)
                 ctx.progress(1.0)

@@ -26,7 +26,7 @@ class WienerDeblur(Expert):
     returns the input unchanged. About 1 s per megapixel plus ~2 s for the PSF search. Where stages
     ran before (``ExpertContext.original`` differs from the input), the photo as loaded must confirm a
     blur first, as for the plug-and-play deblurrer it stands in for
-    (:func:`engine.experts.pnp_deblur.unconfirmed_blur`); else the input comes back unchanged and
+    (:func:`engine.experts.pnp_deblur.loaded_blur`); else the input comes back unchanged and
     the expert says why."""
 
     info = ExpertInfo(
@@ -59,12 +59,12 @@ class WienerDeblur(Expert):
         ctx.progress(0.0)
         sigma = context_sigma(image, ctx)
         if not in_place:
-            from ..pnp_deblur import PnPDeblur, stages_ran_before, unconfirmed_blur
+            from ..pnp_deblur import loaded_blur, stages_ran_before
 
             if stages_ran_before(image, ctx):
                 # the same check as the plug-and-play deblurrer (this expert is its fallback): the
                 # earlier stages' smoothing reads as blur, so the photo as loaded must show one
-                why = unconfirmed_blur(PnPDeblur.estimate, ctx, float(np.mean(sigma)))
+                why = loaded_blur(ctx, float(np.mean(sigma))).why
                 if why:
                     ctx.note(why)
                     ctx.progress(1.0)

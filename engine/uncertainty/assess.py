@@ -52,9 +52,10 @@ class Assessment:
 def stage_gain(name: str, before_report, after_report) -> float:
     """The drop of the stage's own kind's severity from its input's analysis to its output's (the
     generalist, or a stage of no analysed kind: of the largest severity of any kind)."""
-    if name in KINDS:
-        return float(before_report.severity(name)) - float(after_report.severity(name))
-    return max(float(before_report.severity(k)) for k in KINDS) - max(float(after_report.severity(k)) for k in KINDS)
+    from .session import _severity
+
+    label = name if name in KINDS else ""
+    return _severity(before_report, label) - _severity(after_report, label)
 
 
 def assess_stage(name: str, before: np.ndarray, delta, before_report, after_report,

@@ -104,7 +104,8 @@ def _cv2_decode(path: Path, *, releasable: bool = False) -> np.ndarray:
     return out
 
 
-#: Rows copied at a time out of OpenCV's decoded array (:func:`_cv2_decode` ``releasable``).
+#: Rows copied at a time out of a decoder's array into a releasable one (OpenCV's in
+#: :func:`_cv2_decode` ``releasable``, Pillow's in :func:`_pillow_array`).
 RELEASE_COPY_ROWS = 256
 
 
@@ -161,18 +162,14 @@ def pillow_samples(image: Image.Image, icc: Optional[bytes]) -> tuple[np.ndarray
     return _as_hwc(_pillow_array(image)), 8, icc
 
 
-#: Rows copied out of a decoded Pillow image at a time by :func:`_pillow_array`.
-_COPY_BAND_ROWS = 256
-
-
 def _pillow_array(image: Image.Image) -> np.ndarray:
     """``np.asarray(image)`` (8-bit modes), copied band by band into a
     :func:`~engine.imageio.quantize.releasable_empty` array: no full-size bytes object on the way,
     and the float conversion can release the samples as it goes."""
     probe = np.asarray(image.crop((0, 0, image.width, min(1, image.height))))
     out = releasable_empty((image.height,) + probe.shape[1:], probe.dtype)
-    for top in range(0, image.height, _COPY_BAND_ROWS):
-        bottom = min(top + _COPY_BAND_ROWS, image.height)
+    for top in range(0, image.height, RELEASE_COPY_ROWS):
+        bottom = min(top + RELEASE_COPY_ROWS, image.height)
         out[top:bottom] = np.asarray(image.crop((0, top, image.width, bottom)))
     return out
 

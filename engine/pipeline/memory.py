@@ -68,7 +68,8 @@ EXPERT_MEMORY: dict[str, tuple[float, float]] = {
     # by expert_memory.py.
     "neural.ffdnet-color": (136e6, 20.0),
     # The JPEG restorer and the plug-and-play deblurrer run FFDNet tile by tile; counted as its
-    # whole-array cost before issue 14 (their own runs did not show theirs, see COUNTED_AS).
+    # whole-array cost before issue 14 (on the synthetic photo of expert_memory.py the restorer had
+    # no file tables and the deblurrer found no blur, so their own runs did not show theirs).
     "jpeg.qcp.neural.ffdnet-color": (136e6, 75.4),
     "deblur.pnp.neural.ffdnet-color": (136e6, 75.4),
     "neural.restora-generalist-v2": (212e6, 93.7),
@@ -77,11 +78,6 @@ EXPERT_MEMORY: dict[str, tuple[float, float]] = {
     "lowlight.adaptive": (403e6, 196.5),
     "classical.denoise.dct": (130e6, 20.9),
 }
-#: Experts measured only through the network they run tile by tile (on the synthetic photo the
-#: JPEG restorer had no file tables and the plug-and-play deblurrer found no blur, so their own
-#: runs did not show their cost): counted as that network. Empty since issue 14: the JPEG
-#: restorer and the plug-and-play deblurrer keep FFDNet's former cost in EXPERT_MEMORY.
-COUNTED_AS: dict[str, str] = {}
 #: An expert with no measurement: the largest fixed part and the largest bytes per pixel measured.
 UNMEASURED_EXPERT = (max(f for f, _ in EXPERT_MEMORY.values()), max(b for _, b in EXPERT_MEMORY.values()))
 #: Per output pixel of an upscale (its float32 result, the tile buffers, the quantised copy).
@@ -142,8 +138,8 @@ def memory_budget() -> Optional[int]:
 
 def expert_cost(expert_id: str, pixels: int) -> float:
     """Bytes ``expert_id``'s run adds for a photo of ``pixels`` input pixels (:data:`EXPERT_MEMORY`,
-    through :data:`COUNTED_AS`, else :data:`UNMEASURED_EXPERT`)."""
-    fixed, per_pixel = EXPERT_MEMORY.get(COUNTED_AS.get(expert_id, expert_id), UNMEASURED_EXPERT)
+    else :data:`UNMEASURED_EXPERT`)."""
+    fixed, per_pixel = EXPERT_MEMORY.get(expert_id, UNMEASURED_EXPERT)
     return fixed + per_pixel * pixels
 
 

@@ -32,6 +32,17 @@ from real_noise import SHARED, ffdnet_expert, grid_crop, metrics  # noqa: E402
 METHODS = ("jpeg stage then noise stage", "noise stage alone", "jpeg stage alone")
 
 
+def pending_crops(train: list[Path], picks, done: dict, side: int):
+    """``(case index, case name, grid-aligned centre crop)`` of each picked training photo whose
+    case is not in ``done`` (the cache)."""
+    from training.data import load_uint8, to_float
+
+    for i, p in enumerate(picks):
+        name = f"{i}_{train[p].name}"
+        if name not in done:
+            yield i, name, grid_crop(to_float(load_uint8(train[p])), side)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=12)
@@ -65,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.experts.base import ExpertContext
     from engine.experts.default import build_registry
     from engine.experts.jpeg_restore import JpegQcpRestorer
-    from training.data import load_split, load_uint8, to_float
+    from training.data import load_split
 
     jpeg = next(e for e in build_registry().for_task("jpeg") if isinstance(e, JpegQcpRestorer))
     noise = ffdnet_expert()
@@ -78,12 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         m = measure(image, jpeg_quality=q)["noise"]
         return noise.run(image, ExpertContext(noise_sigma=noise_sigma_for(image, m), jpeg=source))
 
-    for i, p in enumerate(picks):
-        name = f"{i}_{train[p].name}"
-        if name in done:
-            continue
-        im = to_float(load_uint8(train[p]))
-        im = grid_crop(im, args.side)
+    for i, name, im in pending_crops(train, picks, done, args.side):
         strength = float(np.random.default_rng([29, i]).uniform(0.25, 0.6))
         noisy, ref, params = camera_noise(im, strength, seed=2000 + i, jpeg=True)
         q = int(params.jpeg_quality)
@@ -168,7 +174,7 @@ def prior_grid(args) -> int:
                                              luma_sigma_255, prior_sigma_255)
     from engine.pipeline.plan import Planner
     from engine.pipeline.session import default_analyser
-    from training.data import load_split, load_uint8, to_float
+    from training.data import load_split
     from training.metrics import psnr
     from _host import q8
 
@@ -179,12 +185,7 @@ def prior_grid(args) -> int:
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(train), args.count, replace=False)
     done = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
-    for i, p in enumerate(picks):
-        name = f"{i}_{train[p].name}"
-        if name in done:
-            continue
-        im = to_float(load_uint8(train[p]))
-        im = grid_crop(im, args.side)
+    for i, name, im in pending_crops(train, picks, done, args.side):
         case_rng = np.random.default_rng([seed, i])
         q = int(case_rng.integers(args.qualities[0], args.qualities[1] + 1))
         strength = 0.0

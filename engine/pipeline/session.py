@@ -314,9 +314,9 @@ class RestorationSession:
         """Whether :meth:`run_stage` writes this stage's output over ``current``: a one-shot
         restoration that gave up its input (:attr:`overwrite_input`), an expert with
         ``run_in_place`` run once (no strength knots: a strength that is a physical parameter
-        only where the one-shot stage runs at full strength; no kind split), no JPEG tables (their
-        experts read the decoded input), and a change too large for the in-memory budget (a
-        large photo: there a second full-size array is what sets the peak). An in-place expert
+        only where the one-shot stage runs at full strength; no kind split), and a photo too large for the change budget
+        (:meth:`~engine.pipeline.spill.ChangeStore.prefers_in_place`: the input and the change
+        it would keep beside the output do not fit it). An in-place expert
         gets no ``ExpertContext.original`` (reading the input back would cost the array saved).
 
         A JPEG photo's input array is also ``ExpertContext.jpeg.decoded``: it is written over only
@@ -328,7 +328,7 @@ class RestorationSession:
                 and (not expert.info.sigma_strength or (self.one_shot and stage.strength in (0.0, 1.0)))
                 and not expert.info.conditioned
                 and current.dtype == np.float32 and current.flags.c_contiguous and current.flags.writeable
-                and not self.changes.fits(current.nbytes))
+                and self.changes.prefers_in_place(current.nbytes))
 
     def _run_in_place(self, stage: Stage, expert, current: np.ndarray, severity: float,
                       measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,

@@ -47,6 +47,11 @@ def run_progress(step: int, total: int, elapsed_s: float, budget_min: float | No
     return min(done, 1.0)
 
 
+def charbonnier(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean Charbonnier loss sqrt((a − b)² + eps²), a smooth L1 (images in [0, 1])."""
+    return torch.sqrt((a - b) ** 2 + eps * eps).mean()
+
+
 def _plain(value: Any) -> Any:
     """``value`` with paths as strings and numpy scalars as Python numbers, so that the checkpoint
     holds only what torch's restricted loader accepts (tensors, containers, str, numbers)."""

@@ -23,9 +23,11 @@ quality drawn from 60–89 with 4:2:0 chroma):
 - ``clean3`` / ``noisy3``: as ``clean`` / ``noisy`` on a centre crop enlarged U(2, 3) times
   (content as soft per pixel as a crop of a full-resolution DSLR photo);
 - ``jpegref`` (diagnostic, not fitted on): as ``noisy`` with the reference itself re-saved at the
-  case's quality, the way the PolyU ground truth is a q75 JPEG.
+  case's quality, the way the PolyU ground truth is a q75 JPEG;
+- ``coarse`` (diagnostic, not fitted on): as ``noisy`` with coarser, stronger grain (in-camera luma
+  noise reduction σ U(1.5, 2.5) px, strength U(0.4, 0.9)).
 
-The halved, enlarged and ``jpegref`` sets were added after seeing that the real crops gain from a
+The halved, enlarged, ``jpegref`` and ``coarse`` sets were added after seeing that the real crops gain from a
 loosened luma (measured with ``--real``) while the first two sets do not: an attempt to find a
 training population in that regime. Nothing else was chosen after seeing validation numbers.
 
@@ -65,6 +67,9 @@ ENLARGED = ("clean3", "noisy3")
 #: A diagnostic set, never fitted on: as ``noisy`` but the reference is itself re-saved at the
 #: case's quality, the way the PolyU crops' ground truth (a mean of frames) is a q75 JPEG.
 SETS["jpegref"] = (517, 0.05, 0.6)
+#: A diagnostic set, never fitted on: as ``noisy`` with coarser grain (the in-camera luma noise
+#: reduction at σ U(1.5, 2.5) px instead of the pipeline's own draw) and stronger noise.
+SETS["coarse"] = (518, 0.4, 0.9)
 FITTED = ("clean", "noisy", "noisy2", "clean3", "noisy3")
 
 
@@ -169,6 +174,8 @@ def run_cases(kind: str, count: int, cache: Path, side: int) -> dict:
             strength = float(case_rng.uniform(lo_s, hi_s))
             cam = replace(sample_camera_params(np.random.default_rng([seed, i, 1]), noise_strength=strength,
                                                jpeg=False, second_order=False), jpeg_quality=None)
+            if kind == "coarse":
+                cam = replace(cam, luma_nr=float(np.random.default_rng([seed, i, 3]).uniform(1.5, 2.5)))
             ref, _ = camera_pipeline(im, 5000 + i, replace(cam, shot=0.0, read=0.0), noise=False)
             noisy = jpeg_round_trip(camera_pipeline(im, 5000 + i, cam)[0], q)
             if kind == "jpegref":

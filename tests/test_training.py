@@ -11,6 +11,7 @@ import torch
 
 from engine.kinds import KINDS
 from training import data as tdata
+from training.common import load_checkpoint, save_checkpoint
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clean"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data/clean is not available")
@@ -77,10 +78,10 @@ def test_generalist_training_smoke_resumes(tmp_path, keep_torch_threads):
     args = ["--data", str(DATA), "--out", str(tmp_path), "--limit", "2", "--pool", "8", "--batch", "2",
             "--crop", "64", "--val-every", "2", "--ckpt-every", "2", "--refresh-every", "100"]
     assert train_generalist.main(args + ["--steps", "2"]) == 0
-    first = torch.load(tmp_path / "last.pt", weights_only=False)
+    first = load_checkpoint(tmp_path / "last.pt")
     assert first["step"] == 2
     assert train_generalist.main(args + ["--steps", "4"]) == 0
-    second = torch.load(tmp_path / "last.pt", weights_only=False)
+    second = load_checkpoint(tmp_path / "last.pt")
     assert second["step"] == 4
     assert not all(torch.equal(first["model"][k], second["model"][k]) for k in first["model"])
     rows = _rows(tmp_path / "log.csv")
@@ -112,7 +113,7 @@ def test_conditioned_generalist_training_smoke(tmp_path, keep_torch_threads):
     assert train_generalist.main(args) == 0
     (row,) = _rows(out / "log.csv")
     assert np.isfinite(float(row["val_psnr"])) and np.isfinite(float(row["val_psnr_analysed"]))
-    assert torch.load(out / "last.pt", weights_only=False)["config"]["cond_dim"] == 6
+    assert load_checkpoint(out / "last.pt")["config"]["cond_dim"] == 6
 
 
 def test_analyser_training_smoke_resumes(tmp_path, keep_torch_threads):
@@ -121,9 +122,9 @@ def test_analyser_training_smoke_resumes(tmp_path, keep_torch_threads):
     args = ["--data", str(DATA), "--out", str(tmp_path), "--limit", "2", "--pool", "8", "--batch", "4",
             "--val-every", "1", "--ckpt-every", "1", "--refresh-every", "100"]
     assert train_analyser.main(args + ["--steps", "1"]) == 0
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 1
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
     assert train_analyser.main(args + ["--steps", "2"]) == 0
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 2
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
     rows = _rows(tmp_path / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert all(0.0 <= float(r[f"f1_{k}"]) <= 1.0 for r in rows for k in KINDS)
@@ -159,3 +160,22 @@ def test_frozen_trunk_tail_equals_the_full_network():
         want = model(torch.from_numpy(x))
     assert torch.allclose(got, want, atol=2e-2)
     assert torch.allclose(_input_stats(torch.from_numpy(x))[:, :3], torch.from_numpy(x).mean(dim=(2, 3)))
+
+
+class _RunsOnLoad:
+    """A pickled object that would call ``print`` when unpickled."""
+
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_checkpoints_hold_plain_data_and_refuse_code(tmp_path):
+    save_checkpoint(tmp_path / "ok.pt", {"step": np.int64(3), "best": np.float32(0.5),
+                                         "args": {"data": tmp_path, "sizes": (1, 2)}, "w": torch.ones(2)})
+    ckpt = load_checkpoint(tmp_path / "ok.pt")
+    assert ckpt["step"] == 3 and type(ckpt["step"]) is int and ckpt["best"] == 0.5
+    assert ckpt["args"] == {"data": str(tmp_path), "sizes": (1, 2)}
+    torch.save({"evil": _RunsOnLoad()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert load_checkpoint(tmp_path / "missing.pt") is None

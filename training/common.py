@@ -47,16 +47,37 @@ def run_progress(step: int, total: int, elapsed_s: float, budget_min: float | No
     return min(done, 1.0)
 
 
+def charbonnier(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean Charbonnier loss sqrt((a − b)² + eps²), a smooth L1 (images in [0, 1])."""
+    return torch.sqrt((a - b) ** 2 + eps * eps).mean()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with paths as strings and numpy scalars as Python numbers, so that the checkpoint
+    holds only what torch's restricted loader accepts (tensors, containers, str, numbers)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically (temp file, then rename) so an interrupted run never leaves a broken file."""
     with atomic_output(path, overwrite=True) as tmp:
-        torch.save(state, tmp)
+        torch.save(_plain(state), tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None when there is none. Read with torch's restricted
+    unpickler (``weights_only=True``): a file that would run code is refused, not executed."""
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from engine.nets.analyser import CROP, RestoraAnalyser
 from engine.nets.generalist import SIZE_MULTIPLE, GeneralistConfig, RestoraGeneralist
 from engine.weights.catalog import write_entry
 
-from .common import limit_threads
+from .common import limit_threads, load_checkpoint
 from .flops import count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def export_generalist(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> dict:
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(ckpt_path)
     config = GeneralistConfig.from_dict(ckpt["config"])
     model = RestoraGeneralist(config)
     model.load_state_dict(ckpt["model"])
@@ -134,7 +134,7 @@ def export_generalist(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -
 
 
 def export_analyser(ckpt_path: Path, log_path: Path, out_dir: Path = MODELS) -> dict:
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(ckpt_path)
     model = RestoraAnalyser()
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -41,7 +41,7 @@ from engine.imageio.atomic import atomic_output
 from engine.kinds import KINDS
 from engine.nets.generalist import GeneralistConfig, RestoraGeneralist, init_from, restore
 
-from .common import append_csv, cosine_lr, limit_threads, psnr
+from .common import append_csv, charbonnier, cosine_lr, limit_threads, psnr
 from .data import DEFAULT_DATA, EVAL_MIXTURES, CropPool, RecipeSampler, load_split, load_uint8, physical_order, to_float
 from .realistic import RealisticSampler, degrade_realistic_mix
 
@@ -167,10 +167,6 @@ def training_condition(severity: np.ndarray, rng: np.random.Generator) -> np.nda
     from .train_generalist import training_condition as tc
 
     return tc(severity, rng)
-
-
-def charbonnier(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((a - b) ** 2 + eps * eps).mean()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

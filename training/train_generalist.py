@@ -19,8 +19,8 @@ from engine.degrade import degrade_chain
 from engine.kinds import KINDS
 from engine.nets.generalist import GeneralistConfig, RestoraGeneralist, init_from, restore
 
-from .common import (append_csv, cosine_lr, limit_threads, load_checkpoint, psnr, run_progress, save_checkpoint,
-                     seed_everything)
+from .common import (append_csv, charbonnier, cosine_lr, limit_threads, load_checkpoint, psnr, run_progress,
+                     save_checkpoint, seed_everything)
 from .data import DEFAULT_DATA, EVAL_MIXTURES, CropPool, labels, load_split, load_uint8, to_float
 
 VAL_CROP = 128
@@ -93,10 +93,6 @@ def validate(model: RestoraGeneralist, cases: list[tuple[np.ndarray, np.ndarray,
             after.append(psnr(o, c))
     model.train()
     return float(np.mean(before)), float(np.mean(after))
-
-
-def charbonnier(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((a - b) ** 2 + eps * eps).mean()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

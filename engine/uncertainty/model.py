@@ -10,7 +10,9 @@ score by measurement on those training photos among candidate calibrations and r
 levels on the rows it judges (a stage's model on that kind's stages, a composed model on the
 results its kind dominates, photos through the simulated camera included); ``benchmarks/uncertainty.py
 extend`` then added to the low-light and rain models, by the held-out training measure, terms for
-errors that scale with the brightness (haze kept its model: no term helped there). Validated on held-out
+errors that scale with the brightness (haze kept its model: no term helped there), and offered each
+haze, low-light and rain model the spread of a parameter-perturbation ensemble
+(``engine/uncertainty/ensemble.py``), kept where the same measure says so. Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 
@@ -23,7 +25,11 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from .ensemble import parameter_spread, spread_rows
 from .features import FEATURES, feature_stack, photo_stats
+
+#: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
+SPREAD_FEATURES = ("ensemble_spread", "photo_ensemble_spread")
 
 #: Where the committed calibration lives (``models/``: shipped in the wheel like the ranking).
 CALIBRATION_NAME = "uncertainty-calibration.json"
@@ -48,6 +54,12 @@ class KindModel:
 
     def score(self, stack: np.ndarray) -> np.ndarray:
         return np.tensordot(self.coef.astype(np.float32), stack, axes=1)
+
+    @property
+    def uses_spread(self) -> bool:
+        """Whether the score reads the parameter-perturbation ensemble (``engine.uncertainty.ensemble``)."""
+        idx = [1 + FEATURES.index(n) for n in SPREAD_FEATURES]
+        return bool(np.any(self.coef[idx] != 0.0))
 
     def levels(self, score: np.ndarray) -> np.ndarray:
         return np.interp(score, self.knots_score, self.knots_levels).astype(np.float32)
@@ -94,13 +106,19 @@ class UncertaintyModel:
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]
+        spread, photo_spread = None, 0.0
+        if m.uses_spread:  # the ensemble on a small copy, once per photo, resized band by band
+            spread = parameter_spread(before, after, (kind or "").split(":")[-1], severity=severity)
+            photo_spread = 0.0 if spread is None else float(spread.mean())
         sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
         per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
         out = np.empty(before.shape[:2], np.float32)
         for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
             a, b = max(top - BAND_MARGIN, 0), min(top + BAND_ROWS + BAND_MARGIN, h)
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
-                                  severity=severity, severity_after=severity_after, photo=photo)
+                                  severity=severity, severity_after=severity_after, photo=photo,
+                                  spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
+                                  photo_spread=photo_spread)
             out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
         return out
 

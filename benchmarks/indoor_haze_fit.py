@@ -9,13 +9,19 @@ scenes) never showed such a case. This script builds it on TRAINING photos
 the haze features of ``benchmarks/thin_veil_fit.py`` on them.
 
 Steps:
-- ``rows``: for the 200 training photos of ``thin-veil/fit-train.jsonl`` (whose negatives and
-  outdoor positives are reused), two veiled rooms and one unveiled room each, half of each through
-  the camera pipeline; rows in ``indoor-haze/rows.jsonl``.
-- ``fit``: the thin-veil route's thresholds (:func:`fitted`).
-- ``check``: the fitted route on the clean photos and every validation set (measured only).
+- ``all-rows``: for the 200 training photos of ``thin_veil_fit.py fit`` (the same cases, seeds and
+  order: the photo, through the camera pipeline, its flattest crop, warm-bright crop and photo, a
+  dim scene, depth-varying haze of the photo and of a warm copy) plus one unveiled room and two
+  veiled rooms each (half of each through the camera pipeline), read with :func:`all_features`
+  (the thin-veil features and the colour lines); rows in ``indoor-haze/all-rows.jsonl``.
+- ``fit``: the thin-veil route's lower bound (:func:`fitted`), printed (``indoor-haze/fit.json``).
+- ``gain``: the app's default plan with and without the route on training thin indoor haze.
+- ``check-rows`` / ``check``: the fitted route on the clean photos and every validation set
+  (measured only; ``indoor-haze/check.jsonl``).
 
-Run: ``python benchmarks/indoor_haze_fit.py rows``; ``… fit``; ``… check``.
+Run: ``python benchmarks/indoor_haze_fit.py all-rows``; ``… fit``; ``… gain --photos 200``; ``… check``.
+The route's thresholds are in engine/analysis/analyser.py (``THIN_VEIL_MIN_LINE_OFFSET``); results in
+benchmarks/results/indoor-haze.md.
 """
 
 from __future__ import annotations
@@ -36,32 +42,6 @@ sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("RESTORA_SHARED") or ROOT.parent / "shared")
 WORK = ROOT / "benchmarks" / "results" / "indoor-haze"
 VEIL = ROOT / "benchmarks" / "results" / "thin-veil"
-
-
-def rows_step() -> int:
-    from haze_false_positives import _rows, maybe_camera
-    from thin_veil_fit import features
-    from engine.degrade.weather import indoor_scene, thin_indoor_haze
-    from training.data import load_uint8, to_float
-
-    names = sorted({r["photo"] for r in _rows(VEIL / "fit-train.jsonl")})
-    WORK.mkdir(parents=True, exist_ok=True)
-    out = WORK / "rows.jsonl"
-    done = {r["photo"] for r in _rows(out)}
-    with out.open("a") as f:
-        for j, name in enumerate(names):
-            if name in done:
-                continue
-            rng = np.random.default_rng([53, j])
-            img = to_float(load_uint8(SHARED / "data" / "clean" / name))
-            cases = [("-", "indoor room", maybe_camera(indoor_scene(img, rng), rng, j))]
-            for _ in range(2):
-                cases.append(("+", "thin haze over an indoor room", maybe_camera(thin_indoor_haze(img, rng), rng, j)))
-            for label, case, x in cases:
-                f.write(json.dumps({"photo": name, "label": label, "case": case, **features(x)}) + "\n")
-            f.flush()
-            print(f"  {name}", file=sys.stderr, flush=True)
-    return 0
 
 
 def colour_line_veil(image: np.ndarray) -> dict:
@@ -270,11 +250,9 @@ def gain_step(photos: int) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=("rows", "all-rows", "check-rows", "gain", "fit", "check"))
+    ap.add_argument("step", choices=("all-rows", "check-rows", "gain", "fit", "check"))
     ap.add_argument("--photos", type=int, default=200)
     args = ap.parse_args(argv)
-    if args.step == "rows":
-        return rows_step()
     if args.step == "all-rows":
         return all_rows_step()
     if args.step == "gain":

@@ -1,6 +1,7 @@
 """The kernel estimator's faster forms compute what the plain ones do: circular differences
-without rolls, kernels placed and cropped without full-size rolls, transforms made once per
-scale, the L0 step with one transform instead of two, and FFT threads."""
+without rolls, kernels placed and cropped without full-size rolls, transforms of a placed kernel
+and of a kernel-sized window made on the rows they need, transforms made once per scale, the L0
+step with one transform instead of two, FFT threads, and the detailed-tile count."""
 
 from __future__ import annotations
 
@@ -41,6 +42,31 @@ def test_kernels_are_placed_and_cropped_as_by_rolling():
     assert np.array_equal(otf, _rolled_psf2otf(k, shape))
     full = np.roll(sfft.irfft2(otf, s=shape), (4, 3), axis=(0, 1))
     assert np.array_equal(otf2psf(otf, shape, (9, 7)), full[:9, :7].astype(np.float32))
+
+
+@pytest.mark.parametrize("shape,ksize,workers", [((576, 576), 31, 1), ((576, 576), 31, 2), ((135, 150), 7, 1),
+                                                 ((96, 100), 5, 2), ((40, 34), 9, 1), ((12, 20), 15, 1)])
+def test_transforms_on_the_rows_needed_equal_the_full_ones_to_the_bit(shape, ksize, workers):
+    from engine.analysis.blur_kernel import _cropped, _cropped_irfft2, _placed, _placed_otf
+
+    rng = np.random.default_rng(ksize)
+    k = rng.random((ksize, ksize)).astype(np.float32)
+    otf = _placed_otf(k, shape, ksize // 2, ksize // 2, workers)
+    assert np.array_equal(otf, sfft.rfft2(_placed(k, shape, ksize // 2, ksize // 2), workers=workers))
+    spectrum = (rng.random(otf.shape) * otf).astype(np.complex64)
+    full = _cropped(sfft.irfft2(spectrum, s=shape, workers=workers), (ksize, ksize))
+    assert np.array_equal(_cropped_irfft2(spectrum.copy(), shape, (ksize, ksize), workers), full)
+
+
+def test_the_detailed_tiles_are_those_the_depth_of_field_check_counts():
+    from engine.analysis.blur_kernel import DOF_TILE, detailed_tile_origins, sharp_tiles
+
+    gray = np.random.default_rng(0).random((400, 400)).astype(np.float32)  # texture everywhere ...
+    gray[:, 200:] = 0.5  # ... but a flat half: its tiles say nothing
+    origins = detailed_tile_origins(gray)
+    assert origins and all(x < 2 * DOF_TILE for _, x in origins)  # none wholly in the flat half
+    k = np.full((5, 5), 1 / 25, np.float32)
+    assert sharp_tiles(gray, k, 1 / 255)[1] == len(origins)
 
 
 @pytest.mark.parametrize("ksize", [5, 15])

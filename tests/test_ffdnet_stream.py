@@ -76,3 +76,38 @@ def test_run_in_place_without_chroma_pass_and_below_the_noise_floor():
     own = img.copy()
     _expert().run_in_place(own, _ctx(noise_sigma=np.float32(0.0)))
     assert own.tobytes() == np.clip(img, 0, 1).tobytes()
+
+
+@pytest.mark.parametrize("kind", ["uniform", "per channel, close", "map"])
+@pytest.mark.parametrize("band", [1, 3, 32])
+def test_run_in_place_with_its_input_on_disk_equals_run(kind, band, monkeypatch, tmp_path):
+    """With its input on disk (``ctx.input_on_disk``) and a releasable array, ``run_in_place`` gives
+    the photo's rows back for the half-resolution run, keeps that run's result in a file and makes
+    the chroma change from it band by band: the very bits of ``run``, any band height, and the
+    file is gone afterwards."""
+    import engine.experts.published as published
+    import engine.imageio.quantize as quantize
+    from engine.imageio.quantize import is_releasable, releasable_empty
+    from engine.pipeline.spill import ChangeStore
+
+    monkeypatch.setattr(published, "CHROMA_BAND_ROWS", band)
+    monkeypatch.setattr(quantize, "RELEASABLE_MIN_BYTES", 0)  # a mapping of its own even this small
+    h, w = 150, 136  # rows of 1632 bytes: released pages span whole rows of several bands
+    img = _photo(h, w)
+    sigma = SIGMAS[kind](h, w)
+    expert = _expert()
+    reference = expert.run(img, _ctx(noise_sigma=sigma, tile=48))
+    own = releasable_empty(img.shape, np.float32)
+    assert is_releasable(own)
+    own[...] = img
+    store = ChangeStore(budget=0, folder=tmp_path)
+    parked = store.park(own)
+    called = []
+    original = published.FFDNetExpert._chroma_pass_from_disk
+    monkeypatch.setattr(published.FFDNetExpert, "_chroma_pass_from_disk",
+                        lambda self, *a: called.append(1) or original(self, *a))
+    assert expert.run_in_place(own, _ctx(noise_sigma=sigma, tile=48, input_on_disk=parked)) is own
+    assert called
+    assert own.tobytes() == reference.tobytes()
+    assert [p.name for p in tmp_path.iterdir()] == [parked.path.name]  # the half-size result's file is gone
+    store.close()

@@ -197,3 +197,98 @@ def test_a_one_shot_ffdnet_stage_at_full_strength_runs_in_place_with_the_same_by
         assert session.compose_into({}).tobytes() == reference.compose({}).tobytes()
         session.release()
         changes.close()
+
+
+class _Deblock(Expert):
+    """Reads the JPEG file's decoding, as the JPEG stage's experts do."""
+
+    info = ExpertInfo(id="test-deblock", name="deblock", tasks=("jpeg",))
+    seen: list = []
+
+    def run(self, image, ctx=None):
+        self.seen.append(ctx.jpeg.decoded.copy())
+        return np.clip(image * np.float32(0.99) + ctx.jpeg.decoded * np.float32(0.01), 0, 1)
+
+
+def _jpeg_photo(tmp_path, h=124, w=160):
+    from PIL import Image
+
+    from engine.imageio import load_photo
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray((_photo(h, w) * 255).round().astype(np.uint8)).save(path, "JPEG", quality=80)
+    return load_photo(path)
+
+
+def test_a_jpeg_photo_runs_in_place_unless_a_later_stage_reads_its_decoding(tmp_path):
+    """A JPEG photo's input is the JPEG stage's ``jpeg.decoded``: a stage may write over it only
+    when no later stage reads that (issue 14); then with the same bytes as the ordinary path, and
+    a later JPEG-stage expert still sees the file's own decoding."""
+    from engine.pipeline.orchestrator import run_plan
+
+    photo = _jpeg_photo(tmp_path)
+    work = tmp_path / "spill"
+    work.mkdir()
+    registry = ExpertRegistry([_Deblur(), _Brighten(), _Deblock()])
+    from engine.analysis.analyser import analyse
+
+    report = analyse(photo.pixels)
+    plans = {False: Plan((Stage("blur", "test-local", 1.0, False),)),  # nothing reads the decoding later
+             True: Plan((Stage("blur", "test-local", 1.0, False), Stage("jpeg", "test-deblock", 1.0, False)))}
+    for later_reader, plan in plans.items():
+        _Deblock.seen = []
+        sessions = []
+        for overwrite in (False, True):
+            changes = ChangeStore(budget=0, folder=work) if overwrite else None
+            session = RestorationSession(photo.pixels.copy(), registry, analyser=lambda image: report,
+                                         assess=False, changes=changes, jpeg=photo.jpeg)
+            session.overwrite_input = overwrite
+            run_plan(session, plan)
+            sessions.append((session, changes))
+        (reference, _), (session, changes) = sessions
+        assert (session._input_on_disk is not None) is (not later_reader)
+        for a, b in zip(reference.results, session.results, strict=True):
+            assert np.asarray(a.delta).tobytes() == np.asarray(b.delta).tobytes()
+        if later_reader:
+            assert len(_Deblock.seen) == 2 and all(np.array_equal(s, photo.pixels) for s in _Deblock.seen)
+        assert session.compose_into({}, into_input=True).tobytes() == reference.compose({}).tobytes()
+        session.release()
+        changes.close()
+    assert list(work.iterdir()) == []
+
+
+def test_ffdnet_in_place_on_a_releasable_photo_reads_its_input_from_disk(tmp_path, monkeypatch):
+    """Through the session, a decoded photo's own (releasable) array: FFDNet gets its input on disk
+    (``ExpertContext.input_on_disk``) and the run gives the same bytes as the ordinary path."""
+    import engine.experts.published as published
+    import engine.imageio.quantize as quantize
+    from engine.experts.published import FFDNetExpert
+    from testdata import REPO
+
+    onnx = REPO / "models" / "ffdnet-color.onnx"
+    if not onnx.is_file():
+        pytest.skip("the bundled FFDNet is not present")
+    monkeypatch.setattr(quantize, "RELEASABLE_MIN_BYTES", 0)
+    calls = []
+    original = published.FFDNetExpert._chroma_pass_from_disk
+    monkeypatch.setattr(published.FFDNetExpert, "_chroma_pass_from_disk",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    expert = FFDNetExpert(onnx, model_id="ffdnet-color", threads=1)
+    img = _photo(160, 124)
+    plan = Plan((Stage("noise", expert.info.id, 1.0, False),))
+    reference = _session(img, None, overwrite=False, expert=expert)
+    reference.one_shot, reference.tile = True, 48
+    ref = reference.run(plan)
+    changes = ChangeStore(budget=0, folder=tmp_path)
+    session = _session(img, changes, expert=expert)
+    own = quantize.releasable_empty(img.shape, np.float32)
+    own[...] = img
+    session._image = own
+    session.one_shot, session.tile = True, 48
+    results = session.run(plan)
+    assert calls and session._image is own and session._input_on_disk is not None
+    assert np.asarray(ref[0].delta).tobytes() == np.asarray(results[0].delta).tobytes()
+    assert session.compose_into({}, into_input=True).tobytes() == reference.compose({}).tobytes()
+    session.release()
+    changes.close()
+    assert list(tmp_path.iterdir()) == []

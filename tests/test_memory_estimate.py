@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.pipeline import memory
@@ -93,3 +94,25 @@ def test_the_estimate_is_above_the_measured_peak_and_not_far_above(row):
     need = estimate_bytes(w, h, **row["estimate_args"])
     assert need >= row["peak_bytes"], (need, row["peak_bytes"])
     assert need <= 1.6 * row["peak_bytes"], (need, row["peak_bytes"])
+
+
+def test_a_stage_runs_in_place_when_its_input_and_change_do_not_fit_the_change_budget():
+    """Beside its input a stage keeps two full-size arrays more (the input and its change): the
+    default budget keeps a 12 MP photo's first stage beside its input, a 24 MP one runs in place
+    (issue 14: counting the change alone, 24 MP held three full-size arrays), and the estimate
+    follows the same rule."""
+    from engine.pipeline.spill import DEFAULT_CHANGE_BUDGET, ChangeStore, in_place_past_budget
+
+    def nbytes(mp):
+        return int(mp * 1e6) * 12
+
+    assert not in_place_past_budget(0, nbytes(12), DEFAULT_CHANGE_BUDGET)
+    assert in_place_past_budget(0, nbytes(14), DEFAULT_CHANGE_BUDGET)
+    assert in_place_past_budget(0, nbytes(24), DEFAULT_CHANGE_BUDGET)
+    store = ChangeStore(budget=1000)
+    assert not store.prefers_in_place(500) and store.prefers_in_place(501)
+    store.keep(np.zeros(25, np.float32))  # 100 bytes kept in memory
+    assert store.prefers_in_place(451) and not store.prefers_in_place(450)
+    for (w, h), in_place in (((4240, 2824), False), ((6000, 4000), True)):
+        kw = dict(experts=[WIENER], cached_changes=1, change_budget=DEFAULT_CHANGE_BUDGET)
+        assert (estimate_bytes(w, h, in_place={WIENER}, **kw) < estimate_bytes(w, h, **kw)) is in_place

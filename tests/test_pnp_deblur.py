@@ -318,7 +318,8 @@ def test_kernel_estimate_and_deconvolution_are_deterministic():
 def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
     """No blur found in the first window: the estimate is tried again on a copy half the size (the
     31 px window then covers a 62 px shake) and kept when it is confident; a small photo is not
-    retried, and an estimate that is confident the first time is not redone."""
+    retried, nor a half-size copy with too few detailed areas for its depth-of-field check (its
+    estimate could not count), and an estimate that is confident the first time is not redone."""
     import engine.experts.pnp_deblur as pnp
     from engine.analysis.blur_kernel import KernelEstimate
 
@@ -336,6 +337,7 @@ def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
 
     tiles = [7]
     monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    monkeypatch.setattr(pnp, "detailed_tile_origins", lambda gray: [(0, 0)] * tiles[0])
     expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
     first_finds_blur = [False]
     est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
@@ -343,9 +345,9 @@ def test_an_unsure_estimate_is_retried_with_a_window_twice_as_long(monkeypatch):
     assert pnp.upscale_kernel(est.kernel, factor).shape[0] == 63
 
     calls.clear()
-    tiles[0] = 2  # too few detailed areas at half size to tell a sharp subject: not trusted
+    tiles[0] = 2  # too few detailed areas at half size to tell a sharp subject: not trusted, so not made
     est, factor = expert.estimate(np.zeros((600, 800, 3), np.float32))
-    assert calls == [(600, 800), (300, 400)] and factor == 1.0 and est.kernel.shape == (1, 1)
+    assert calls == [(600, 800)] and factor == 1.0 and est.kernel.shape == (1, 1)
 
     calls.clear()
     est, factor = expert.estimate(np.zeros((400, 400, 3), np.float32))  # a half-size copy would be too small

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -88,6 +88,10 @@ class ExpertContext:
     an expert may act on a case the pixels leave ambiguous.
     ``notes``: what the expert says about this run for a person (why it was gentler, why it left
     the photo unchanged), appended with :meth:`note`; the session shows them as the stage's reason.
+    ``input_on_disk``: given only to ``run_in_place``: a copy of the pixels it is handed, on disk
+    (:class:`engine.pipeline.spill.SpilledArray`: ``read_rows``, and its ``path``'s folder takes
+    more such files), so that the expert may give the pixels' memory back while it works on
+    something smaller and read them back before it overwrites them (``None``: not on disk).
     """
 
     severity: float = 1.0
@@ -103,6 +107,7 @@ class ExpertContext:
     original_noise: Optional[Callable[[], Optional[np.ndarray]]] = None
     requested: bool = False
     notes: list[str] = field(default_factory=list)
+    input_on_disk: Optional[Any] = None
 
     @property
     def original_noise_sigma(self) -> Optional[np.ndarray]:

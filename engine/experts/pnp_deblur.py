@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import scipy.fft as sfft
 
-from ..analysis.blur_kernel import (DOF_MIN_TILES, KernelEstimate, estimate_kernel, kernel_centroid, psf2otf,
-                                    tile_blur_scales, wrap_pad)
+from ..analysis.blur_kernel import (DOF_MIN_TILES, KernelEstimate, detailed_tile_origins, estimate_kernel,
+                                    kernel_centroid, psf2otf, tile_blur_scales, wrap_pad)
 from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from ..progress import Progress
@@ -218,13 +218,17 @@ def loaded_blur(ctx: ExpertContext, noise: float) -> LoadedBlur:
                                             "the earlier stages' smoothing would read as one")
 
 
-def estimation_gray(image: np.ndarray, factor: float) -> np.ndarray:
-    """The luminance of ``image`` at the scale a kernel was estimated (``1/factor``)."""
-    gray = luminance(image).astype(np.float32)
+def downscaled(gray: np.ndarray, factor: float) -> np.ndarray:
+    """``gray`` (float32 H x W) at ``1/factor`` of its size (area-averaged), itself when ``factor`` ≤ 1."""
     if factor > 1.0:
         size = (max(int(round(gray.shape[1] / factor)), 1), max(int(round(gray.shape[0] / factor)), 1))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     return gray
+
+
+def estimation_gray(image: np.ndarray, factor: float) -> np.ndarray:
+    """The luminance of ``image`` at the scale a kernel was estimated (``1/factor``)."""
+    return downscaled(luminance(image).astype(np.float32), factor)
 
 
 def missed_focus(image: np.ndarray, est: KernelEstimate, factor: float, noise: float) -> str:
@@ -276,7 +280,8 @@ class PnPDeblur(Expert):
         with the longer side at most :data:`ESTIMATION_SIDE`, then, if that finds no blur or is
         unsure, on a copy half that size (a window twice as long), keeping the more confident; the
         half-size estimate counts only if its depth-of-field check could be made (enough detailed
-        tiles), so a photo with a sharp subject is still recognised there."""
+        tiles), so a photo with a sharp subject is still recognised there. Those tiles depend on the
+        copy alone, so where it has too few the half-size estimate is not made at all."""
         progress = progress or Progress()
         gray = luminance(image).astype(np.float32)
         factor = max(max(gray.shape) / ESTIMATION_SIDE, 1.0)
@@ -285,7 +290,13 @@ class PnPDeblur(Expert):
         if not larger or (first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE):
             progress(1.0)
             return first, factor
-        second = PnPDeblur._estimate_at(gray, 2.0 * factor, progress.sub(0.7, 1.0), noise)
+        half = downscaled(gray, 2.0 * factor)
+        if len(detailed_tile_origins(half)) < DOF_MIN_TILES:
+            # the half-size estimate would not count whatever its kernel (its depth-of-field check
+            # cannot be made): not made
+            progress(1.0)
+            return first, factor
+        second = estimate_kernel(half, KERNEL_SIZE, progress.sub(0.7, 1.0), noise_sigma=noise / (2.0 * factor))
         first_score = first.confidence if first.kernel.shape[0] > 1 else -1.0
         if (second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score
                 and second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES):
@@ -294,10 +305,7 @@ class PnPDeblur(Expert):
 
     @staticmethod
     def _estimate_at(gray: np.ndarray, factor: float, progress, noise: float) -> KernelEstimate:
-        if factor > 1.0:
-            size = (max(int(round(gray.shape[1] / factor)), 1), max(int(round(gray.shape[0] / factor)), 1))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        return estimate_kernel(gray, KERNEL_SIZE, progress, noise_sigma=noise / factor)
+        return estimate_kernel(downscaled(gray, factor), KERNEL_SIZE, progress, noise_sigma=noise / factor)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()

@@ -236,6 +236,10 @@ class FFDNetExpert(_NetworkExpert):
                 return result
             np.copyto(out, result, casting="same_kind")
             return out
+        from ..imageio.quantize import is_releasable
+
+        if out is image and ctx.input_on_disk is not None and is_releasable(image):
+            return self._chroma_pass_from_disk(image, sigma, ctx)
         return self._with_streamed_chroma_pass(image, sigma, ctx, out)
 
     def run_plain(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
@@ -303,6 +307,62 @@ class FFDNetExpert(_NetworkExpert):
             ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
             ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
             full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+        return full
+
+    def _chroma_pass_from_disk(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext) -> np.ndarray:
+        """:meth:`_with_streamed_chroma_pass` over ``image`` itself, to the bit, holding at most the
+        photo's own float32 pixels (12 bytes per pixel) besides bands and tiles: ``image`` (a
+        :func:`~engine.imageio.quantize.releasable_empty` array) is also on disk
+        (``ctx.input_on_disk``), so its rows are given back as they are downscaled for the
+        half-resolution run, which runs alone; its result goes to a file of its own; ``image`` is
+        read back and the full run streams over it; the chroma change is then made band by band
+        from that file (each band of it before the full run's rows it reads are overwritten)."""
+        import cv2
+
+        from ..imageio.quantize import release_rows
+        from ..pipeline.spill import SpilledArray, band_slices
+
+        h, w = image.shape[:2]
+        size = (w // 2, h // 2)
+        band = CHROMA_BAND_ROWS
+        parked = ctx.input_on_disk
+        small = np.empty((size[1], size[0], 3), np.float32)
+        for r0 in range(0, size[1], band):  # an exact 2x area downscale reads only its 2x2 blocks
+            r1 = min(r0 + band, size[1])
+            small[r0:r1] = cv2.resize(image[2 * r0:2 * r1], (size[0], r1 - r0), interpolation=cv2.INTER_AREA)
+            release_rows(image, 2 * r0, 2 * r1)
+        small_sigma = half_size_sigma(sigma, size, ctx)
+        half = self._denoise(small, np.clip(small_sigma, 0.0, 1.0).astype(np.float32), ctx,
+                             ctx.progress.sub(0.0, 0.2), out=small)
+        del small_sigma
+        kept = SpilledArray.create(parked.path.parent, half.shape)
+        try:
+            for rows in band_slices(size[1]):
+                kept.write_rows(rows.start, half[rows])
+            del half, small
+            for rows in band_slices(h):
+                image[rows] = parked.read_rows(rows.start, rows.stop)
+            full = self._denoise(image, sigma, ctx, ctx.progress.sub(0.2, 1.0), out=image)
+            deltas: list[tuple[int, np.ndarray]] = []  # (first row, rows) of the chroma change, in order
+            made = 0
+            for r0 in range(0, size[1], band):
+                r1 = min(r0 + band, size[1])
+                s0, s1 = max(r0 - 2, 0), min(r1 + 2, size[1])
+                while made < s1:  # reads rows of ``full`` from 2·made on: none written yet
+                    m1 = min(made + band, size[1])
+                    down = cv2.resize(full[2 * made:2 * m1], (size[0], m1 - made), interpolation=cv2.INTER_AREA)
+                    delta = to_jfif_ycbcr(kept.read_rows(made, m1) - down)
+                    delta[..., 0] = 0.0
+                    deltas.append((made, delta))
+                    made = m1
+                deltas = [(t, d) for t, d in deltas if t + len(d) > s0]
+                rows_near = np.concatenate([d for _, d in deltas])[s0 - deltas[0][0]:s1 - deltas[0][0]]
+                up = cv2.resize(rows_near, (w, 2 * (s1 - s0)), interpolation=cv2.INTER_LINEAR)
+                ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
+                ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
+                full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+        finally:
+            kept.close()
         return full
 
     def _pixel_shuffled(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext, progress: Any) -> np.ndarray:

@@ -49,6 +49,12 @@ def _mapping(array: np.ndarray) -> Optional[tuple[mmap.mmap, int]]:
     return mapping, row
 
 
+def is_releasable(array: np.ndarray) -> bool:
+    """Whether :func:`release_rows` gives ``array``'s rows back (a :func:`releasable_empty` array
+    or a view of some of its channels or columns); for others it does nothing."""
+    return _mapping(array) is not None
+
+
 def release_rows(array: np.ndarray, start: int, stop: int) -> None:
     """Give back to the system the memory pages lying wholly inside rows ``[start, stop)`` of
     ``array`` (made by :func:`releasable_empty`, or a view of some of its channels or columns;

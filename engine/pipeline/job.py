@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
 from .orchestrator import Orchestrator, report_of_full_strength
 from .plan import Plan, PlanChoices
-from .session import RestorationSession
+from .session import RestorationSession, reads_jpeg_decoding
 from .spill import ChangeStore
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,12 @@ class Restorer:
             # a conditioned generalist also caches one share per kind it is told
             conditioned = any(self.registry.get(e).info.conditioned for e in experts)
             told = len(plan.stages) + (len(report.present(DEFAULT_PRESENCE_THRESHOLD)) if conditioned else 0)
-            in_place = {e for e in experts if getattr(self.registry.get(e), "run_in_place", None) is not None} \
-                if session.overwrite_input and session.jpeg is None else set()
+            # a JPEG photo's input is written over only where no later stage reads the file's decoding
+            in_place = {e for i, e in enumerate(experts)
+                        if getattr(self.registry.get(e), "run_in_place", None) is not None
+                        and (session.jpeg is None or not any(reads_jpeg_decoding(self.registry.get(x))
+                                                             for x in experts[i:]))} \
+                if session.overwrite_input else set()
             check_fits(photo.path or Path("<memory>"), photo.width, photo.height, cached_changes=told,
                        scale=options.scale, budget=budget, experts=experts, in_place=in_place,
                        change_budget=None if session.changes is None else session.changes.budget)

@@ -31,6 +31,7 @@ from typing import Collection, Optional, Sequence
 from ..errors import NotEnoughMemoryError
 from ..runtime.device import meminfo_available
 from ..units import format_bytes
+from .spill import in_place_past_budget
 
 #: The process before any photo: Python, NumPy/OpenCV/ONNX Runtime, the analysis network and
 #: what the allocator keeps (measured: 0.10 GB before decoding, 0.3 GB beside the arrays at the
@@ -153,7 +154,8 @@ def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: i
     told kinds). ``change_budget``: bytes of changes kept in memory when the rest goes to disk
     (a one-shot restoration, :class:`engine.pipeline.spill.ChangeStore`); ``None``: all in
     memory. ``in_place``: ids of experts that write over their input in a one-shot restoration
-    (``run_in_place``), which they do where a change does not fit ``change_budget``.
+    (``run_in_place``), which they do where their input and change do not fit ``change_budget``
+    (:func:`engine.pipeline.spill.in_place_past_budget`).
     ``scale``: the upscale factor."""
     pixels = int(width) * int(height)
     full = FLOAT_BYTES_PER_PIXEL * pixels
@@ -166,7 +168,8 @@ def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: i
     per_stage = max(cached_changes, len(experts)) / max(len(experts), 1)
     in_memory = 0.0  # what the change store holds: each change while it fits the budget, else on disk
     for k, expert_id in enumerate(experts):
-        overwrites = expert_id in in_place and change_budget is not None and in_memory + change > change_budget
+        overwrites = (expert_id in in_place and change_budget is not None
+                      and in_place_past_budget(in_memory, full, change_budget))
         held = full + (full if k > 0 else 0.0)  # the input; the stage's own input when stages ran before
         phases.append(held + expert_cost(expert_id, pixels) - (full if overwrites else 0.0) + in_memory)
         for _ in range(int(round(per_stage))):

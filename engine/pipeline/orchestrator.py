@@ -50,7 +50,7 @@ from ..photo import PhotoMetadata
 from ..progress import Progress
 from . import plan as plan_rules
 from .plan import Plan, PlanChoices, Planner, Stage
-from .session import RestorationSession, StageResult, default_analyser
+from .session import RestorationSession, StageResult, default_analyser, reads_jpeg_decoding
 from .spill import ChangeStore, band_slices
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,8 @@ def run_plan(session: RestorationSession, plan: Plan, progress: Optional[Progres
         result = session.cached(stage_key)
         if result is None:
             sub(0.0)
+            session.decoding_read_later = any(reads_jpeg_decoding(session.registry.get(s.expert_id))
+                                              for s in plan.stages[i + 1:])
             if judged and stage.name != GENERALIST and severity < session.skip_below:
                 handled = next((r.name for r in results if not r.dropped and stage.name in r.kind_shares), None)
                 reason = (f"handled by the generalist ({stage.name} severity {severity:.2f} after it);"

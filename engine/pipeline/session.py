@@ -39,7 +39,7 @@ import numpy as np
 from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import SIGMA_STRENGTH_KNOTS, ExpertContext, ExpertRegistry
-from ..kinds import NOISE
+from ..kinds import JPEG, NOISE
 from ..progress import Progress
 from .cache import StageCache, chain_key, image_key
 from .plan import Plan, Stage
@@ -158,6 +158,10 @@ class RestorationSession:
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
         self.skip_below = DEFAULT_PRESENCE_THRESHOLD
+        #: Whether a stage after the one :meth:`run_stage` runs next may read the JPEG file's
+        #: decoding (:func:`reads_jpeg_decoding`; set per stage by the orchestrator, which knows
+        #: the plan). ``True`` (unknown) keeps a JPEG photo's input array from being written over.
+        self.decoding_read_later = True
 
     @property
     def image(self) -> np.ndarray:
@@ -310,16 +314,21 @@ class RestorationSession:
         """Whether :meth:`run_stage` writes this stage's output over ``current``: a one-shot
         restoration that gave up its input (:attr:`overwrite_input`), an expert with
         ``run_in_place`` run once (no strength knots: a strength that is a physical parameter
-        only where the one-shot stage runs at full strength; no kind split), no JPEG tables (their
-        experts read the decoded input), and a change too large for the in-memory budget (a
-        large photo: there a second full-size array is what sets the peak). An in-place expert
-        gets no ``ExpertContext.original`` (reading the input back would cost the array saved)."""
-        return (self.overwrite_input and self.changes is not None and self.jpeg is None
+        only where the one-shot stage runs at full strength; no kind split), and a photo too large for the change budget
+        (:meth:`~engine.pipeline.spill.ChangeStore.prefers_in_place`: the input and the change
+        it would keep beside the output do not fit it). An in-place expert
+        gets no ``ExpertContext.original`` (reading the input back would cost the array saved).
+
+        A JPEG photo's input array is also ``ExpertContext.jpeg.decoded``: it is written over only
+        where neither this expert nor a later stage (:attr:`decoding_read_later`) reads that
+        (:func:`reads_jpeg_decoding`); reading :attr:`image` puts it back."""
+        return (self.overwrite_input and self.changes is not None
+                and (self.jpeg is None or not (self.decoding_read_later or reads_jpeg_decoding(expert)))
                 and getattr(expert, "run_in_place", None) is not None
                 and (not expert.info.sigma_strength or (self.one_shot and stage.strength in (0.0, 1.0)))
                 and not expert.info.conditioned
                 and current.dtype == np.float32 and current.flags.c_contiguous and current.flags.writeable
-                and not self.changes.fits(current.nbytes))
+                and self.changes.prefers_in_place(current.nbytes))
 
     def _run_in_place(self, stage: Stage, expert, current: np.ndarray, severity: float,
                       measurements: Mapping[str, float], strengths: Mapping[str, float], stage_key: str,
@@ -331,7 +340,7 @@ class RestorationSession:
         parked = self.changes.park(current)
         ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
                             device=self.device, tile=self.tile, strength=1.0, jpeg=self.jpeg, noise_sigma=noise_sigma,
-                            requested=not stage.auto)
+                            requested=not stage.auto, input_on_disk=parked)
         try:
             out = expert.run_in_place(current, ctx)
             if out is not current:
@@ -562,6 +571,14 @@ class RestorationSession:
         diff = np.abs(self.compose(strengths, step=step) - self.image[::step, ::step]).mean(axis=2)
         scale = float(full_scale) if full_scale else (float(np.percentile(diff, 99)) or 1.0)
         return np.clip(diff / scale, 0.0, 1.0).astype(np.float32)
+
+
+def reads_jpeg_decoding(expert) -> bool:
+    """Whether ``expert`` may read ``ExpertContext.jpeg.decoded`` (the JPEG file's decoding):
+    the experts of the JPEG stage (the deblocker and the JPEG restorer, which project onto the
+    file's quantisation constraints). The others read only the tables (``ExpertContext.jpeg``'s
+    quantisation: FFDNet's chroma gain and its pixel-shuffle choice)."""
+    return JPEG in expert.info.tasks
 
 
 def _copy_back(parked: SpilledArray, into: np.ndarray) -> None:

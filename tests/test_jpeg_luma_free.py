@@ -71,3 +71,4 @@ def test_logistic_fit_finds_the_separating_direction():
     w = fit_logistic(x, y, l2=0.1)
     assert w[0] > 0 > w[1] and abs(w[1] / w[0] + 0.5) < 0.15
     assert np.mean(((np.hstack([x, np.ones((400, 1))]) @ w) > 0) == (y > 0)) > 0.97
+

@@ -154,6 +154,8 @@ def main() -> int:
                 r = measure(tree, photo, folder, args.timeout, args.cli_args.split())
                 r.update({"tree": name, "megapixels": w * h / 1e6, "size": f"{w}x{h}", "available_before": free,
                           "load_before": os.getloadavg()[0]})
+                if os.environ.get("RESTORA_CHANGE_BUDGET"):  # e.g. 1: every stage that can runs in place
+                    r["change_budget"] = os.environ["RESTORA_CHANGE_BUDGET"]
                 rows.append(r)
                 write(args.out, rows, load0, os.getloadavg(), trees, args.cli_args, args.scene)  # so far
                 print(f"{name} {w}x{h}: peak {r['peak_bytes'] / 2**30:.2f} GB, {r['seconds']:.0f} s, "
@@ -171,19 +173,22 @@ def main() -> int:
 def predict(row: dict) -> None:
     """Add what ``engine.pipeline.memory.estimate_bytes`` of this checkout predicts for the row's
     run (``predicted_bytes``, and ``estimate_args``: its arguments besides the size): the kept
-    stages' experts, one cached change each, the default change budget, in place where the
-    expert can (not for a row with ``ran_in_place: false``: a tree that could not)."""
+    stages' experts, one cached change each, the default change budget (the run's
+    ``RESTORA_CHANGE_BUDGET`` where it set one: ``change_budget``), in place where the expert
+    can (not for a row with ``ran_in_place: false``: a tree that could not)."""
     sys.path.insert(0, str(REPO))
     from engine.experts.default import build_registry
     from engine.pipeline.memory import estimate_bytes
+    from engine.pipeline.memory import parse_size
     from engine.pipeline.spill import DEFAULT_CHANGE_BUDGET
 
     experts = row.get("experts", [])
+    budget = parse_size(str(row["change_budget"])) if row.get("change_budget") else DEFAULT_CHANGE_BUDGET
     registry = build_registry(include_neural=False)
     in_place = [] if row.get("ran_in_place") is False else sorted(
         e for e in experts if e in {x.info.id for x in registry.all()}
         and getattr(registry.get(e), "run_in_place", None) is not None)
-    args = {"experts": experts, "cached_changes": len(experts), "change_budget": DEFAULT_CHANGE_BUDGET,
+    args = {"experts": experts, "cached_changes": len(experts), "change_budget": budget,
             "in_place": in_place}
     w, h = (int(v) for v in row["size"].split("x"))
     row["estimate_args"], row["predicted_bytes"] = args, estimate_bytes(w, h, **args)

@@ -63,8 +63,8 @@ def all_features(img: np.ndarray) -> dict:
 def all_rows_step(photos: int = 200) -> int:
     """Every case of ``thin_veil_fit.fit`` (same photos, seeds and order) and of :func:`rows_step`,
     regenerated and read with :func:`all_features`, in ``indoor-haze/all-rows.jsonl``."""
-    from haze_false_positives import _rows, dim_scene, flat_crop, hazed, maybe_camera, warm_bright
-    from engine.degrade.camera import camera_noise
+    from haze_false_positives import _rows, maybe_camera
+    from thin_veil_fit import veil_cases
     from engine.degrade.weather import indoor_scene, thin_indoor_haze
     from training.data import list_images, load_uint8, split, to_float
 
@@ -77,18 +77,8 @@ def all_rows_step(photos: int = 200) -> int:
         for k, name in enumerate(names):
             if name in done:
                 continue
-            j = order[name]
-            rng = np.random.default_rng([31, j])
             img = to_float(load_uint8(SHARED / "data" / "clean" / name))
-            crop = flat_crop(img, rng)
-            warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
-            cases = [("-", "photo", img), ("-", "photo, camera", camera_noise(img, float(rng.uniform(0.2, 0.8)), j)[0]),
-                     ("-", "flat crop", maybe_camera(crop, rng, j)),
-                     ("-", "warm bright crop", maybe_camera(warm_bright(crop, rng), rng, j)),
-                     ("-", "warm bright photo", maybe_camera(warm_bright(img, rng), rng, j)),
-                     ("-", "dim scene", dim_scene(img, rng))]
-            for case, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
-                cases.append(("+", case, maybe_camera(hazed(base, rng, float(rng.uniform(0.15, 1.0))), rng, j)))
+            cases = veil_cases(img, order[name])
             rng = np.random.default_rng([53, k])
             cases.append(("-", "indoor room", maybe_camera(indoor_scene(img, rng), rng, k)))
             for _ in range(2):

@@ -87,9 +87,27 @@ def fires(row: dict, min_contrast: float, min_floor: float) -> bool:
         row["airlight"] >= VEIL_MIN_AIRLIGHT and row["haze_raw"] >= T
 
 
-def fit(photos: int) -> int:
-    from haze_false_positives import _pending, _rows, dim_scene, flat_crop, hazed, maybe_camera, warm_bright
+def veil_cases(img: np.ndarray, j: int) -> list[tuple[str, str, np.ndarray]]:
+    """The fit's cases of training photo number ``j`` (``img`` float32 RGB in [0, 1]), each
+    ``(label, case, image)`` with label "+" for a hazy view and "-" for a negative, seeded by ``j``."""
+    from haze_false_positives import dim_scene, flat_crop, hazed, maybe_camera, warm_bright
     from engine.degrade.camera import camera_noise
+
+    rng = np.random.default_rng([31, j])
+    crop = flat_crop(img, rng)
+    warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
+    cases = [("-", "photo", img), ("-", "photo, camera", camera_noise(img, float(rng.uniform(0.2, 0.8)), j)[0]),
+             ("-", "flat crop", maybe_camera(crop, rng, j)),
+             ("-", "warm bright crop", maybe_camera(warm_bright(crop, rng), rng, j)),
+             ("-", "warm bright photo", maybe_camera(warm_bright(img, rng), rng, j)),
+             ("-", "dim scene", dim_scene(img, rng))]
+    for name, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
+        cases.append(("+", name, maybe_camera(hazed(base, rng, float(rng.uniform(0.15, 1.0))), rng, j)))
+    return cases
+
+
+def fit(photos: int) -> int:
+    from haze_false_positives import _pending, _rows
     from training.data import list_images, load_uint8, split, to_float
 
     train, _ = split(list_images(SHARED / "data" / "clean"))
@@ -97,17 +115,7 @@ def fit(photos: int) -> int:
     out = WORK / "fit-train.jsonl"
     with out.open("a") as f:
         for j, p in _pending(out, train, photos, seed=31):
-            rng = np.random.default_rng([31, j])
-            img = to_float(load_uint8(p))
-            crop = flat_crop(img, rng)
-            warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
-            cases = [("-", "photo", img), ("-", "photo, camera", camera_noise(img, float(rng.uniform(0.2, 0.8)), j)[0]),
-                     ("-", "flat crop", maybe_camera(crop, rng, j)),
-                     ("-", "warm bright crop", maybe_camera(warm_bright(crop, rng), rng, j)),
-                     ("-", "warm bright photo", maybe_camera(warm_bright(img, rng), rng, j)),
-                     ("-", "dim scene", dim_scene(img, rng))]
-            for name, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
-                cases.append(("+", name, maybe_camera(hazed(base, rng, float(rng.uniform(0.15, 1.0))), rng, j)))
+            cases = veil_cases(to_float(load_uint8(p)), j)
             for label, name, x in cases:
                 f.write(json.dumps({"photo": p.name, "label": label, "case": name, **features(x)}) + "\n")
             f.flush()

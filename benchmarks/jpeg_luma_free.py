@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from real_noise import PAIRS, SHARED, ffdnet_expert, grid_crop  # noqa: E402
+from real_noise import PAIRS, ffdnet_expert, grid_crop  # noqa: E402
 
 LUMA_K = (0.0, 1.0, 2.0, 4.0, float("inf"))
 CLEAN_BUDGET = 0.02
@@ -152,18 +152,12 @@ def run_cases(kind: str, count: int, cache: Path, side: int) -> dict:
 
     from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, ijg_table
     from engine.degrade.camera import camera_pipeline, jpeg_round_trip, sample_camera_params
-    from training.data import load_split, load_uint8, to_float
+    from jpeg_noise_widen import pending_photos
 
     seed, lo_s, hi_s = SETS[kind]
     noise = ffdnet_expert()
-    train, _ = load_split(SHARED / "data" / "clean")
-    picks = np.random.default_rng(seed).choice(len(train), count, replace=False)
     done = json.loads(cache.read_text()) if cache.is_file() else {}
-    for i, p in enumerate(picks):
-        name = f"{i}_{train[p].name}"
-        if name in done:
-            continue
-        im = to_float(load_uint8(train[p]))
+    for i, name, im in pending_photos(seed, count, done):
         if kind in HALVED:
             im = cv2.resize(im, (im.shape[1] // 2, im.shape[0] // 2), interpolation=cv2.INTER_AREA)
         if kind in ENLARGED:

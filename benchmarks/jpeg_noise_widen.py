@@ -33,6 +33,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -55,26 +56,31 @@ def _key(kl: float, kc: float) -> str:
     return f"{kl}|{kc}"
 
 
+def pending_photos(seed: int, count: int, done: dict) -> Iterator[tuple[int, str, np.ndarray]]:
+    """``count`` training photos drawn with ``seed``, each ``(i, name, float32 RGB in [0, 1])`` with
+    ``name`` = "<i>_<file name>", skipping the names already in ``done`` (a resumable run's cache)."""
+    from training.data import load_split, load_uint8, to_float
+
+    train, _ = load_split(SHARED / "data" / "clean")
+    for i, p in enumerate(np.random.default_rng(seed).choice(len(train), count, replace=False)):
+        name = f"{i}_{train[p].name}"
+        if name not in done:
+            yield i, name, to_float(load_uint8(train[p]))
+
+
 def run_cases(kind: str, count: int, cache: Path, side: int = 256) -> dict:
     from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, ijg_table
     from engine.degrade.camera import camera_pipeline, jpeg_round_trip, sample_camera_params
     from engine.experts.base import ExpertContext
     from engine.experts.classical.jpeg_qcp import band_noise_255, constraints, project, to_stored, widened
     from engine.experts.jpeg_restore import chroma_sigma_255, luma_from, luma_sigma_255
-    from training.data import load_split, load_uint8, to_float
     from training.metrics import psnr
     from _host import q8
 
     seed, lo_s, hi_s = SETS[kind]
     noise = ffdnet_expert()
-    train, _ = load_split(SHARED / "data" / "clean")
-    picks = np.random.default_rng(seed).choice(len(train), count, replace=False)
     done = json.loads(cache.read_text()) if cache.is_file() else {}
-    for i, p in enumerate(picks):
-        name = f"{i}_{train[p].name}"
-        if name in done:
-            continue
-        im = to_float(load_uint8(train[p]))
+    for i, name, im in pending_photos(seed, count, done):
         im = grid_crop(im, side)
         case_rng = np.random.default_rng([seed, i])
         q = int(case_rng.integers(60, 90))

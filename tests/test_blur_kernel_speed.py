@@ -58,6 +58,26 @@ def test_transforms_on_the_rows_needed_equal_the_full_ones_to_the_bit(shape, ksi
     assert np.array_equal(_cropped_irfft2(spectrum.copy(), shape, (ksize, ksize), workers), full)
 
 
+def test_spectral_evidence_in_reused_buffers_is_the_plain_formula_to_the_bit():
+    from engine.analysis.blur_kernel import (SPECTRUM_SCALES, _gradient_power, _kernel_power, _spectrum_noise,
+                                             spectral_evidence, welch_spectrum)
+
+    gray = cv2.GaussianBlur(_gray(256), (0, 0), 1.0) + np.random.default_rng(2).normal(0, 0.01, (256, 256))
+    gray = gray.astype(np.float32)
+    k = np.zeros((9, 9), np.float32)
+    k[4, 1:8] = 1 / 7
+    spectrum, energy = welch_spectrum(gray, 128)
+    grad, mask = _gradient_power(128)
+    obs, noise = spectrum[mask], _spectrum_noise(2 / 255, energy)
+
+    def nll(k2):
+        var = SPECTRUM_SCALES[:, None] * (k2 / grad)[mask][None] + noise
+        return float((obs[None] / var + np.log(var)).mean(axis=1).min())
+
+    k2 = _kernel_power(k, 128)
+    assert spectral_evidence(gray, k, 2 / 255) == nll(np.ones_like(k2)) - nll(k2)
+
+
 def test_the_detailed_tiles_are_those_the_depth_of_field_check_counts():
     from engine.analysis.blur_kernel import DOF_TILE, detailed_tile_origins, sharp_tiles
 

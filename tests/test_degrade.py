@@ -132,6 +132,25 @@ def test_haze_lifts_dark_pixels_and_lowers_contrast(photo):
     assert np.allclose(haze(photo, 50.0, 0.8, depth), 0.8, atol=1e-4)
 
 
+def test_thin_indoor_haze_is_a_thin_veil_over_a_warmer_more_saturated_room(photo):
+    from engine.degrade.weather import indoor_scene, thin_indoor_haze
+
+    room = indoor_scene(photo, np.random.default_rng(3))
+    assert room.dtype == np.float32 and room.shape == photo.shape
+    wall = np.tile(np.array([0.5, 0.3, 0.3], np.float32), (8, 8, 1))
+    red = indoor_scene(wall, np.random.default_rng(3))[0, 0]
+    assert red[0] - red[2] > 0.2  # a reddish wall comes out redder
+    assert room[..., 0].mean() / room[..., 2].mean() > photo[..., 0].mean() / photo[..., 2].mean()
+    for seed in range(4):
+        out = thin_indoor_haze(photo, np.random.default_rng(seed))
+        again = thin_indoor_haze(photo, np.random.default_rng(seed))
+        assert np.array_equal(out, again)
+        veiled = indoor_scene(photo, np.random.default_rng(seed))
+        lift = out.min(axis=2) - veiled.min(axis=2)
+        assert np.percentile(lift, 5) > 0.0  # the veil lifts every part of the view
+        assert 0.0 < np.median(lift) < 0.45  # but thinly
+
+
 def test_lowlight_darkens_and_adds_noise(photo):
     out = lowlight(photo, 0.1, 1.2, np.random.default_rng(0), noise=0.002)
     assert out.mean() < 0.45 * photo.mean()

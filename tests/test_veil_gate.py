@@ -9,9 +9,9 @@ import pytest
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD as T
 from engine.analysis import analyse
 from engine.analysis.analyser import (LOWLIGHT_MAX_P95_LUMA, VEIL_MAX_FLOOR_CHROMA, VEIL_MIN_AIRLIGHT,
-                                      haze_severity, lowlight_severity)
+                                      haze_severity, lowlight_severity, thin_veil)
 from engine.analysis.calibration import severity_from
-from engine.analysis.measurements import exposure_statistics, haze_statistics
+from engine.analysis.measurements import colour_line_veil, exposure_statistics, haze_statistics
 from engine.degrade import degrade, haze
 
 
@@ -74,6 +74,47 @@ def test_the_haze_gate_holds_only_present_readings_and_tolerates_missing_measure
     assert haze_severity(0.7, {"veil_floor_chroma": VEIL_MAX_FLOOR_CHROMA + 0.01, "veil_airlight": 0.9}) == T / 2
 
 
+def _red_room(seed: int = 0, size: int = 256) -> np.ndarray:
+    """A saturated warm room: a red wall lit from below, wooden, cream and dark-red furniture, each
+    shaded across its width (so each patch's colours lie on a line through black)."""
+    rng = np.random.default_rng(seed)
+    yy = np.mgrid[0:size, 0:size][0].astype(np.float32) / size
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = np.array([0.75, 0.12, 0.15], np.float32) * (0.5 + 0.5 * yy)[..., None]
+    colours = np.array([[0.8, 0.45, 0.15], [0.9, 0.85, 0.7], [0.6, 0.1, 0.1]], np.float32)
+    for _ in range(30):
+        y, x = rng.integers(0, size - 40, 2)
+        h, w = rng.integers(12, 40, 2)
+        img[y:y + h, x:x + w] = colours[rng.integers(0, 3)] * np.linspace(0.5, 1.0, w, dtype=np.float32)[None, :, None]
+    return np.clip(img + rng.normal(0, 0.005, img.shape).astype(np.float32), 0, 1)
+
+
+def test_a_thin_grey_veil_over_a_saturated_room_is_haze_though_its_floor_is_coloured():
+    room = _red_room()
+    depth = np.tile(np.linspace(1.0, 0.3, 256, dtype=np.float32)[:, None], (1, 256))
+    hazy = haze(room, 0.5, 0.9, depth)
+    stats = haze_statistics(hazy)
+    assert severity_from("haze", stats) >= T and stats["veil_airlight"] >= VEIL_MIN_AIRLIGHT
+    assert stats["veil_floor_chroma"] > VEIL_MAX_FLOOR_CHROMA  # the floor-colour gate alone would hold it
+    lines = colour_line_veil(hazy)
+    assert 0.15 < lines["veil_line_offset"] < 0.35  # the veil is 0.9·(1 − t), t = 0.61–0.86
+    assert abs(colour_line_veil(room)["veil_line_offset"]) < 0.05  # clear: the lines pass through black
+    assert analyse(hazy).severity("haze") >= T
+    assert analyse(room).severity("haze") < T
+
+
+def test_the_thin_veil_route_needs_an_offset_that_a_grey_veil_over_a_coloured_floor_can_give():
+    assert not thin_veil({}) and not thin_veil({"veil_line_offset": float("nan")})
+    assert thin_veil({"veil_line_offset": 0.3})
+    assert not thin_veil({"veil_line_offset": -0.05})
+    assert not thin_veil({"veil_line_offset": 1.0 - VEIL_MAX_FLOOR_CHROMA + 0.01})
+    coloured = {"veil_floor_chroma": 0.5, "veil_airlight": 0.9}
+    assert haze_severity(0.3, coloured) == T / 2
+    assert haze_severity(0.3, coloured | {"veil_line_offset": 0.3}) == 0.3
+    assert haze_severity(0.3, coloured | {"veil_line_offset": 0.3, "veil_airlight": 0.5}) == T / 2
+    assert colour_line_veil(np.zeros((4, 4, 3), np.float32))["veil_lines"] == 0
+
+
 def _dim_room(size: int = 256) -> np.ndarray:
     """A dark room (dark chair, dark walls) beside a lit white cloth: a dim scene exposed for its light
     part, the brightest third of the frame at 0.75."""
@@ -110,7 +151,7 @@ def test_real_hazy_rooms_are_still_read_as_haze(shared_data):
     from engine.imageio import load_photo
 
     folder = shared_data / "pairs" / "haze_reside" / "lq"
-    photos = sorted(folder.glob("its_*.png")) if folder.is_dir() else []
+    photos = sorted(folder.glob("its_*.png")) + sorted(folder.glob("sots_indoor_1400_*.png")) if folder.is_dir() else []
     if not photos:
         pytest.skip("RESIDE pairs are not in ../shared")
     assert all(analyse(load_photo(p).pixels).severity("haze") >= T for p in photos)

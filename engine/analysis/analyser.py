@@ -11,8 +11,8 @@ import numpy as np
 from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
-from .measurements import (blockiness, chroma_noise_level, edge_width, exposure_statistics, haze_statistics,
-                           noise_level, sharpest_tile_width, streak_statistics)
+from .measurements import (blockiness, chroma_noise_level, colour_line_veil, edge_width, exposure_statistics,
+                           haze_statistics, noise_level, sharpest_tile_width, streak_statistics)
 from .noise_level import (cap_told_by_prior, nlf_measurements, prior_severity, still_chroma_severity, still_evidence,
                           still_luma_severity)
 from .report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
@@ -46,6 +46,19 @@ BLUR_GATE_MAX_SIGMA_255 = 0.03 * 255 / 2
 #: depth-varying haze (grey airlight, the scene also warm-white-balanced, camera noise) read hazy.
 VEIL_MAX_FLOOR_CHROMA = 0.31
 VEIL_MIN_AIRLIGHT = 0.61
+#: A thin grey veil over a saturated room (RESIDE's indoor haze: a red wall is the darkest thing in
+#: view) has a coloured floor, yet it is a veil: the colour lines of its patches meet the grey axis
+#: above black (``veil_line_offset``, measurements.colour_line_veil), where a clear view's pass through
+#: black. Such a photo is not held by the floor-colour gate when that offset is above
+#: :data:`THIN_VEIL_MIN_LINE_OFFSET` and below ``1 − VEIL_MAX_FLOOR_CHROMA`` (a grey veil v added to
+#: every channel leaves a floor chroma of at most 1 − v, so a larger offset under a coloured floor is
+#: not that veil). Fitted on training photos only (``benchmarks/indoor_haze_fit.py fit``, results in
+#: benchmarks/results/indoor-haze.md): the smallest bound at which the route fires on at most 2 % of
+#: every group of training negatives (photos, through the camera pipeline, re-lit as warm rooms,
+#: flat and warm-bright crops, dim scenes) — none fired at any bound, so any positive offset. The
+#: training population it was built for (weather.thin_indoor_haze) was made because the RESIDE
+#: SOTS-indoor validation pairs were missed; the upper bound was derived, not fitted.
+THIN_VEIL_MIN_LINE_OFFSET = 0.0
 #: Low light is present only where the brightest twentieth of the photo is dim too (``p95_luma`` under
 #: :data:`LOWLIGHT_MAX_P95_LUMA`): under-exposure darkens the whole histogram, highlights included,
 #: while a dim scene exposed for its light parts (a dark chair beside a white cloth) keeps them bright;
@@ -127,6 +140,8 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     blur.update(sharpest_tile_width(work))
     progress(0.7, "measuring haze and exposure")
     haze = haze_statistics(work)
+    if colour_gated(severity_from(HAZE, haze), haze):
+        haze.update(colour_line_veil(work))  # only where it can change the verdict: it costs as much again
     exposure = exposure_statistics(work)
     progress(0.8, "measuring rain")
     rain = streak_statistics(work)
@@ -163,15 +178,32 @@ def blur_severity(severity: float, blur: dict[str, float], noise_sigma_255: floa
 
 def haze_severity(severity: float, haze: dict[str, float], threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> float:
     """The dark-channel haze severity (in [0, 1]) held under half the presence ``threshold`` when the
-    lifted floor is not a veil: coloured (``veil_floor_chroma`` > :data:`VEIL_MAX_FLOOR_CHROMA`) or
-    under a dim airlight (``veil_airlight`` < :data:`VEIL_MIN_AIRLIGHT`); unchanged otherwise and
-    when those measurements are missing."""
+    lifted floor is not a veil: coloured (``veil_floor_chroma`` > :data:`VEIL_MAX_FLOOR_CHROMA`) unless
+    the colour lines say thin veil (:func:`thin_veil`), or under a dim airlight (``veil_airlight`` <
+    :data:`VEIL_MIN_AIRLIGHT`); unchanged otherwise and when those measurements are missing."""
     chroma = haze.get("veil_floor_chroma", float("nan"))
     airlight = haze.get("veil_airlight", float("nan"))
-    if (math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA) or \
+    if (math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA and not thin_veil(haze)) or \
             (math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT):
         return min(severity, threshold / 2)
     return severity
+
+
+def colour_gated(severity: float, haze: dict[str, float], threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> bool:
+    """Whether only the floor-colour gate stands between the dark channel's ``severity`` and haze:
+    severity at least ``threshold``, a bright airlight, a floor more coloured than
+    :data:`VEIL_MAX_FLOOR_CHROMA` (where :func:`thin_veil` is asked)."""
+    chroma = haze.get("veil_floor_chroma", float("nan"))
+    airlight = haze.get("veil_airlight", float("nan"))
+    return severity >= threshold and math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA and \
+        not (math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT)
+
+
+def thin_veil(haze: dict[str, float]) -> bool:
+    """Whether the patches' colour lines meet the grey axis above :data:`THIN_VEIL_MIN_LINE_OFFSET` and
+    below ``1 − VEIL_MAX_FLOOR_CHROMA`` (``veil_line_offset``, NaN or missing: False)."""
+    offset = haze.get("veil_line_offset", float("nan"))
+    return math.isfinite(offset) and THIN_VEIL_MIN_LINE_OFFSET < offset < 1.0 - VEIL_MAX_FLOOR_CHROMA
 
 
 def lowlight_severity(severity: float, exposure: dict[str, float],

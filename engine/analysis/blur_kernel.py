@@ -525,11 +525,16 @@ def spectral_evidence(gray: np.ndarray, kernel: np.ndarray, noise_sigma: float =
     grad, mask = _gradient_power(n)
     obs = spectrum[mask]
     scales = SPECTRUM_SCALES
+    var, log_var = np.empty((2, scales.size, obs.size))  # reused: the same values as fresh arrays
 
     def nll(k2: np.ndarray) -> float:
         base = (k2 / grad)[mask]
-        var = scales[:, None] * base[None] + noise
-        return float((obs[None] / var + np.log(var)).mean(axis=1).min())
+        np.multiply(scales[:, None], base[None], out=var)
+        np.add(var, noise, out=var)
+        np.log(var, out=log_var)
+        np.divide(obs[None], var, out=var)
+        np.add(var, log_var, out=var)  # obs / var + log(var)
+        return float(var.mean(axis=1).min())
 
     kh, kw = kernel.shape
     if kh > n or kw > n:

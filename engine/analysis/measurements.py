@@ -277,6 +277,49 @@ def veil_statistics(image: np.ndarray, dark: np.ndarray, channel_floors: Sequenc
     return {"veil_floor_chroma": chroma, "veil_airlight": airlight}
 
 
+#: Least colour-line patches for :func:`colour_line_veil` to give a reading.
+MIN_COLOUR_LINES = 20
+
+
+def colour_line_veil(image: np.ndarray, patch: int = 8, min_std: float = 0.015, min_line: float = 0.9,
+                     max_resid: float = 0.03, min_angle_deg: float = 15.0) -> dict[str, float]:
+    """Fattal's colour-line evidence of a veil (Fattal 2014, "Dehazing using color-lines"): the
+    colours of a small patch of one surface lie on a line ``l·D`` through the origin (shading only
+    scales them), and a veil shifts that line by ``A·(1 − t)`` along the airlight, whatever the
+    surface's colour. Per ``patch``-px patch of ``image`` (float32 HxWx3 in [0, 1]) with no value
+    ≥ 0.9 and one dominant line (first eigenvalue of the colour covariance ≥ ``min_line`` of the
+    total, its std ≥ ``min_std``, an all-positive direction at least ``min_angle_deg`` from grey):
+    the grey offset where the line passes closest to the grey axis, kept when it passes within
+    ``max_resid``. Returns ``veil_lines`` (patches kept) and ``veil_line_offset``: their median
+    offset per channel (0 = lines through black, as in a clear view; NaN under
+    :data:`MIN_COLOUR_LINES` patches)."""
+    h, w = image.shape[:2]
+    p = patch
+    r, c = h // p, w // p
+    if r == 0 or c == 0:
+        return {"veil_lines": 0.0, "veil_line_offset": float("nan")}
+    x = image[:r * p, :c * p, :3].reshape(r, p, c, p, 3).transpose(0, 2, 1, 3, 4).reshape(r * c, p * p, 3)
+    x = x.astype(np.float64)
+    m = x.mean(1)
+    y = x - m[:, None]
+    ev, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", y, y) / (p * p))
+    d = vecs[:, :, 2]
+    d = d * np.sign(d.sum(1, keepdims=True) + 1e-12)
+    a = np.ones(3) / np.sqrt(3)
+    da = d @ a
+    ok = (x.max(axis=(1, 2)) < 0.9) & (np.sqrt(np.maximum(ev[:, 2], 0)) >= min_std)
+    ok &= (ev[:, 2] / (ev.sum(1) + 1e-12) >= min_line) & (d > 0).all(1) & (da < np.cos(np.deg2rad(min_angle_deg)))
+    det = np.maximum(1.0 - da * da, 1e-9)
+    dm, am = (d * m).sum(1), m @ a
+    s = (am - dm * da) / det  # the grey point s·a nearest to the line m + l·d (both unit vectors)
+    lam = s * da - dm
+    ok &= np.linalg.norm(m + lam[:, None] * d - s[:, None] * a, axis=1) <= max_resid
+    v = s[ok] / np.sqrt(3)
+    if v.size < MIN_COLOUR_LINES:
+        return {"veil_lines": float(v.size), "veil_line_offset": float("nan")}
+    return {"veil_lines": float(v.size), "veil_line_offset": float(np.median(v))}
+
+
 def newly_clipped_fraction(before: np.ndarray, after: np.ndarray, margin: float = 0.002) -> float:
     """Share (0..1) of pixels that a stage drove to black or white in some channel (within ``margin``
     of 0 or 1 in ``after`` but not in ``before``; both float HxWx3 in [0, 1]). Removing a grey veil

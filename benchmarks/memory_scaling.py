@@ -184,7 +184,7 @@ def predict(row: dict) -> None:
 
     experts = row.get("experts", [])
     budget = parse_size(str(row["change_budget"])) if row.get("change_budget") else DEFAULT_CHANGE_BUDGET
-    registry = build_registry(include_neural=False)
+    registry = build_registry(include_neural=True)
     in_place = [] if row.get("ran_in_place") is False else sorted(
         e for e in experts if e in {x.info.id for x in registry.all()}
         and getattr(registry.get(e), "run_in_place", None) is not None)

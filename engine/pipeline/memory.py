@@ -175,8 +175,11 @@ def estimate_bytes(width: int, height: int, *, cached_changes: int = 0, scale: i
         for _ in range(int(round(per_stage))):
             if change_budget is None or in_memory + change <= change_budget:
                 in_memory += change
-        # its output analysed, with the changes so far
-        phases.append(held + (0.0 if overwrites else full) + ANALYSIS_BYTES_PER_PIXEL * pixels + in_memory)
+        # its output analysed, with the changes so far; the expert's model and tile buffers stay
+        # allocated (ONNX Runtime keeps its arena): a 24 MP noise stage in place peaks here, with
+        # its change in memory (memory-scaling.md, third pass)
+        fixed = EXPERT_MEMORY.get(expert_id, UNMEASURED_EXPERT)[0]
+        phases.append(held + (0.0 if overwrites else full) + ANALYSIS_BYTES_PER_PIXEL * pixels + in_memory + fixed)
     upscale = UPSCALE_BYTES_PER_OUTPUT_PIXEL * pixels * scale * scale if scale != 1 else 0.0
     return int(PROCESS_BYTES + max(phases) + upscale)
 

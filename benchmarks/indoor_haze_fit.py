@@ -93,8 +93,7 @@ def all_rows_step(photos: int = 200) -> int:
 def check_rows() -> list[dict]:
     """:func:`all_features` of the clean photos and of every validation set (measured only), cached in
     ``indoor-haze/check.jsonl``."""
-    from _host import load_rgb
-    from haze_false_positives import _rows
+    from thin_veil_fit import measured_groups
 
     data = SHARED / "data"
     pairs = data / "pairs"
@@ -108,16 +107,7 @@ def check_rows() -> list[dict]:
               "blur_real_levin"):
         groups[f"{s} lq"] = files(pairs / s / "lq")
         groups[f"{s} gt"] = files(pairs / s / "gt")
-    out = WORK / "check.jsonl"
-    done = {(r["group"], r["photo"]) for r in _rows(out)}
-    with out.open("a") as f:
-        for g, paths in groups.items():
-            for p in paths:
-                if (g, p.name) not in done:
-                    f.write(json.dumps({"group": g, "photo": p.name, **all_features(load_rgb(p))}) + "\n")
-                    f.flush()
-            print(f"  {g}", file=sys.stderr, flush=True)
-    return _rows(out)
+    return measured_groups(WORK / "check.jsonl", groups, all_features)
 
 
 #: Most negatives of one training group the route may fire on (the issue's clean false-positive budget).

@@ -151,9 +151,6 @@ def fitted(rows: list[dict]) -> dict:
 def check(rules: dict[str, tuple[float, float]]) -> int:
     """The candidate rule at each of ``rules`` (name → (min contrast, min floor)) on the clean photos and
     the validation photos (measured only)."""
-    from _host import load_rgb
-    from haze_false_positives import _rows
-
     data = SHARED / "data"
     groups = {"clean (all 501)": sorted((data / "clean").iterdir()),
               "polyu noisy crops": sorted((data / "pairs/noise_real_polyu_crops/lq").iterdir()),
@@ -161,16 +158,7 @@ def check(rules: dict[str, tuple[float, float]]) -> int:
               "real": sorted(p for p in (data / "real").iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")),
               "reside hazy": sorted((data / "pairs/haze_reside/lq").iterdir()),
               "reside ground truths": sorted((data / "pairs/haze_reside/gt").iterdir())}
-    out = WORK / "check.jsonl"
-    done = {(r["group"], r["photo"]) for r in _rows(out)}
-    with out.open("a") as f:
-        for g, paths in groups.items():
-            for p in paths:
-                if (g, p.name) not in done:
-                    f.write(json.dumps({"group": g, "photo": p.name, **features(load_rgb(p))}) + "\n")
-                    f.flush()
-            print(f"  {g}", file=sys.stderr, flush=True)
-    rows = _rows(out)
+    rows = measured_groups(WORK / "check.jsonl", groups, features)
     for name, (c, fl) in rules.items():
         print(f"rule {name}: contrast >= {c}, block floor > {fl}")
         for g in groups:
@@ -178,6 +166,23 @@ def check(rules: dict[str, tuple[float, float]]) -> int:
             hit = [r["photo"] for r in sub if fires(r, c, fl)]
             print(f"  {g}: {len(hit)} of {len(sub)} {hit[:12]}")
     return 0
+
+
+def measured_groups(out: Path, groups: dict[str, list[Path]], measure) -> list[dict]:
+    """Every row of ``out`` (JSON lines) after adding ``{"group", "photo", **measure(rgb)}`` for each
+    photo of ``groups`` (name: files) not yet in it; resumable, one line per photo."""
+    from _host import load_rgb
+    from haze_false_positives import _rows
+
+    done = {(r["group"], r["photo"]) for r in _rows(out)}
+    with out.open("a") as f:
+        for g, paths in groups.items():
+            for p in paths:
+                if (g, p.name) not in done:
+                    f.write(json.dumps({"group": g, "photo": p.name, **measure(load_rgb(p))}) + "\n")
+                    f.flush()
+            print(f"  {g}", file=sys.stderr, flush=True)
+    return _rows(out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

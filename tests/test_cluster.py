@@ -358,5 +358,7 @@ def test_a_killed_cluster_run_resumes_with_skip_existing(tmp_path, capsys, ray_h
     assert resumed.returncode == 0, resumed.stderr
     lines = comparable(resumed.stdout, "remote")
     assert len(lines) == count and not any(line["error"] for line in lines)
-    assert {line["output"][4:] for line in lines if line.get("skipped")} == done_before
+    # Ray stops the dead driver's workers asynchronously: a task already running may still save its
+    # photo (atomically, complete) after ``done_before`` was read, and the resumed run skips it too
+    assert {line["output"][4:] for line in lines if line.get("skipped")} >= done_before
     assert outputs(tmp_path / "remote") == outputs(tmp_path / "local")  # complete, identical, no temporary file

@@ -109,6 +109,12 @@ def _analysed_sigma(restorer, photo):
     return RestorationSession.noise_sigma(photo.pixels, session.analyse(), "blur")
 
 
+def analysed_noise(restorer, photo) -> float:
+    """The mean of the analysed σ the deblurrer is told (0..1), or 1/255 when the analysis gives none."""
+    ns = _analysed_sigma(restorer, photo)
+    return float(np.mean(ns)) if ns is not None else 1 / 255
+
+
 def run_shapes(restorer, deblur, cache: Path) -> None:
     done = _cached(cache)
     for name, group, x, _, st, seed, q in samples():
@@ -116,8 +122,7 @@ def run_shapes(restorer, deblur, cache: Path) -> None:
         if key in done:
             continue
         photo = as_photo(x, st, seed, q)
-        ns = _analysed_sigma(restorer, photo)
-        noise = float(np.mean(ns)) if ns is not None else 1 / 255
+        noise = analysed_noise(restorer, photo)
         est, f = deblur.estimate(np.clip(photo.pixels, 0, 1).astype(np.float32), noise=noise)
         row = {"name": key, "group": f"train_{group}", "noise255": noise * 255, "conf": est.confidence,
                "radius": est.radius_px * f, "point": est.kernel.shape[0] == 1,

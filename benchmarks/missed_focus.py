@@ -4,7 +4,7 @@ how large, on TRAINING photos (``benchmarks/results/missed-focus.md``).
 Training photos: every 14th of the training split of ``shared/data/clean`` (from the 6th), each
 blurred in linear light by a defocus disc (radius U(1.5, 6) px) and a lens Gaussian (σ U(1, 3) px),
 through camera noise (strength U(0, 0.2)) and a camera JPEG (quality 85–96, 4:2:0), loaded as the app
-loads a file, analysed as the app does (``blur_kernel_shape.as_photo`` / ``_analysed_sigma``). For each,
+loads a file, analysed as the app does (``blur_kernel_shape.as_photo`` / ``analysed_noise``). For each,
 the deblurrer's kernel estimate (:meth:`PnPDeblur.estimate`, told the analysed noise), its anisotropy,
 RMS radius, and :func:`engine.analysis.blur_kernel.tile_blur_scales` (the share of detailed 64 px tiles
 that fit a kernel half the size or less). One JSON line per photo in ``--cache``.
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from blur_kernel_shape import SHARED, _analysed_sigma, as_photo  # noqa: E402
+from blur_kernel_shape import SHARED, analysed_noise, as_photo  # noqa: E402
 
 
 def rows(cache: Path, step: int):
@@ -53,8 +53,7 @@ def rows(cache: Path, step: int):
             if name in done:
                 continue
             photo = as_photo(x, st, seed, q)
-            ns = _analysed_sigma(restorer, photo)
-            noise = float(np.mean(ns)) if ns is not None else 1 / 255
+            noise = analysed_noise(restorer, photo)
             pixels = np.clip(photo.pixels, 0, 1).astype(np.float32)
             est, factor = deblur.estimate(pixels, noise=noise)
             row = {"name": name, "noise255": noise * 255, "conf": est.confidence, "point": est.kernel.shape[0] == 1,

@@ -181,10 +181,7 @@ def haze_severity(severity: float, haze: dict[str, float], threshold: float = DE
     lifted floor is not a veil: coloured (``veil_floor_chroma`` > :data:`VEIL_MAX_FLOOR_CHROMA`) unless
     the colour lines say thin veil (:func:`thin_veil`), or under a dim airlight (``veil_airlight`` <
     :data:`VEIL_MIN_AIRLIGHT`); unchanged otherwise and when those measurements are missing."""
-    chroma = haze.get("veil_floor_chroma", float("nan"))
-    airlight = haze.get("veil_airlight", float("nan"))
-    if (math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA and not thin_veil(haze)) or \
-            (math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT):
+    if (_floor_coloured(haze) and not thin_veil(haze)) or _airlight_dim(haze):
         return min(severity, threshold / 2)
     return severity
 
@@ -193,10 +190,19 @@ def colour_gated(severity: float, haze: dict[str, float], threshold: float = DEF
     """Whether only the floor-colour gate stands between the dark channel's ``severity`` and haze:
     severity at least ``threshold``, a bright airlight, a floor more coloured than
     :data:`VEIL_MAX_FLOOR_CHROMA` (where :func:`thin_veil` is asked)."""
+    return severity >= threshold and _floor_coloured(haze) and not _airlight_dim(haze)
+
+
+def _floor_coloured(haze: dict[str, float]) -> bool:
+    """``veil_floor_chroma`` above :data:`VEIL_MAX_FLOOR_CHROMA` (NaN or missing: False)."""
     chroma = haze.get("veil_floor_chroma", float("nan"))
+    return math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA
+
+
+def _airlight_dim(haze: dict[str, float]) -> bool:
+    """``veil_airlight`` below :data:`VEIL_MIN_AIRLIGHT` (NaN or missing: False)."""
     airlight = haze.get("veil_airlight", float("nan"))
-    return severity >= threshold and math.isfinite(chroma) and chroma > VEIL_MAX_FLOOR_CHROMA and \
-        not (math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT)
+    return math.isfinite(airlight) and airlight < VEIL_MIN_AIRLIGHT
 
 
 def thin_veil(haze: dict[str, float]) -> bool:

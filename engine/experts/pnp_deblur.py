@@ -286,7 +286,8 @@ class PnPDeblur(Expert):
         gray = luminance(image).astype(np.float32)
         factor = max(max(gray.shape) / ESTIMATION_SIDE, 1.0)
         larger = min(gray.shape) / (2.0 * factor) >= LARGER_WINDOW_MIN_SIDE
-        first = PnPDeblur._estimate_at(gray, factor, progress.sub(0.0, 0.7 if larger else 1.0), noise)
+        first = PnPDeblur._estimate_at(downscaled(gray, factor), factor, progress.sub(0.0, 0.7 if larger else 1.0),
+                                       noise)
         if not larger or (first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE):
             progress(1.0)
             return first, factor
@@ -296,7 +297,7 @@ class PnPDeblur(Expert):
             # cannot be made): not made
             progress(1.0)
             return first, factor
-        second = estimate_kernel(half, KERNEL_SIZE, progress.sub(0.7, 1.0), noise_sigma=noise / (2.0 * factor))
+        second = PnPDeblur._estimate_at(half, 2.0 * factor, progress.sub(0.7, 1.0), noise)
         first_score = first.confidence if first.kernel.shape[0] > 1 else -1.0
         if (second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score
                 and second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES):
@@ -304,8 +305,9 @@ class PnPDeblur(Expert):
         return first, factor
 
     @staticmethod
-    def _estimate_at(gray: np.ndarray, factor: float, progress, noise: float) -> KernelEstimate:
-        return estimate_kernel(downscaled(gray, factor), KERNEL_SIZE, progress, noise_sigma=noise / factor)
+    def _estimate_at(small: np.ndarray, factor: float, progress, noise: float) -> KernelEstimate:
+        """The kernel of ``small``, the luminance downscaled by ``factor``, told the full-scale σ ``noise``."""
+        return estimate_kernel(small, KERNEL_SIZE, progress, noise_sigma=noise / factor)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()

@@ -60,22 +60,19 @@ def _spread(members: list[np.ndarray]) -> np.ndarray:
 def haze_members(before: np.ndarray, severity: float) -> list[np.ndarray]:
     """The dark-channel dehazer (``engine.experts.classical.dehaze``, its own steps) run on
     ``before`` with ω, the airlight and the transmission floor perturbed."""
-    from ..experts.classical.dehaze import (GUIDED_EPS, dark_channel, estimate_airlight, omega_for,
-                                            transmission)
-    from ..experts.classical.guided_filter import guided_filter_gray
+    from ..experts.classical.dehaze import (dark_channel, estimate_airlight, omega_for, patch_radius, recovered,
+                                            refined_transmission)
 
-    radius = max(int(round(max(before.shape[:2]) / 80)), 3)
+    radius = patch_radius(before)
     a0 = estimate_airlight(before, dark_channel(before, radius))
     w0 = omega_for(severity)
-    grey = luminance(before)
     members = []
     for scale in HAZE_AIRLIGHT_SCALES:
         a = np.minimum(a0 * np.float32(scale), 1.0).astype(np.float32)
         for omega in (w0 - HAZE_OMEGA_STEP, w0, w0 + HAZE_OMEGA_STEP):
-            t = guided_filter_gray(grey, transmission(before, a, radius, float(np.clip(omega, 0.5, 0.95))),
-                                   radius * 4, GUIDED_EPS)
+            t = refined_transmission(before, a, radius, float(np.clip(omega, 0.5, 0.95)))
             for floor in HAZE_T_FLOORS:
-                members.append((before - a) / np.clip(t, floor, 1.0)[..., None] + a)
+                members.append(recovered(before, a, np.clip(t, floor, 1.0)))
     return members
 
 
@@ -96,23 +93,12 @@ def lowlight_members(before: np.ndarray, after: np.ndarray, severity: float) -> 
 def rain_members(before: np.ndarray) -> list[np.ndarray]:
     """The streak-median deraining (``engine.experts.classical.derain``, its own steps) of
     ``before`` with its mask thresholds scaled by :data:`RAIN_MASK_SCALES`."""
-    from scipy import ndimage
+    from ..experts.classical.derain import streak_evidence, streak_mask
 
-    from ..experts.classical import derain as d
-
-    y = luminance(before)
-    across = d.line_footprint(d.CROSS_LENGTH, 90.0)
-    residual = np.maximum(y - ndimage.median_filter(y, footprint=across, mode="reflect"), 0.0)
-    angle = d.streak_angle(residual)
-    across = d.line_footprint(d.CROSS_LENGTH, angle + 90.0)
-    background = np.stack([ndimage.median_filter(before[..., c], footprint=across, mode="reflect")
-                           for c in range(3)], axis=2)
-    layer = d.rain_layer_estimate(before, background)
-    evidence = np.minimum(layer, d.line_mean(layer, d.ALONG_LENGTH, angle) * d.ALONG_WEIGHT)
+    background, evidence = streak_evidence(before)
     members = []
     for s in RAIN_MASK_SCALES:
-        low, high = d.MASK_LOW * s, d.MASK_HIGH * s
-        mask = np.clip((evidence - low) / (high - low), 0.0, 1.0)[..., None]
+        mask = streak_mask(evidence, s)[..., None]
         members.append(before * (1.0 - mask) + background * mask)
     return members
 

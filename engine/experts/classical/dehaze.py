@@ -95,17 +95,30 @@ def dehaze(image: np.ndarray, omega: Optional[float] = None, t_floor: float = T_
                                                  interpolation=cv2.INTER_AREA)
     if omega is None:
         omega = omega_for(haze_severity(img))
-    radius = max(int(round(max(small.shape[:2]) / 80)), 3)
-    dark = dark_channel(small, radius)
-    airlight = estimate_airlight(small, dark)
-    t = transmission(small, airlight, radius, omega)
-    t = guided_filter_gray(luminance(small), t, radius * 4, GUIDED_EPS)
+    radius = patch_radius(small)
+    airlight = estimate_airlight(small, dark_channel(small, radius))
+    t = refined_transmission(small, airlight, radius, omega)
     if factor < 1.0:
         t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
         t = guided_filter_gray(luminance(img), t, max(int(round(2 / factor)), 4), 1e-3)
     t = np.clip(t, t_floor, 1.0)
-    restored = (img - airlight) / t[..., None] + airlight
-    return restored, t
+    return recovered(img, airlight, t), t
+
+
+def patch_radius(image: np.ndarray) -> int:
+    """The dark channel's patch radius (px) for ``image``: its long side / 80, at least 3."""
+    return max(int(round(max(image.shape[:2]) / 80)), 3)
+
+
+def refined_transmission(image: np.ndarray, airlight: np.ndarray, radius: int, omega: float) -> np.ndarray:
+    """:func:`transmission` smoothed by the guided filter on ``image``'s luminance (radius 4 x the
+    patch radius, :data:`GUIDED_EPS`): float32 H x W."""
+    return guided_filter_gray(luminance(image), transmission(image, airlight, radius, omega), radius * 4, GUIDED_EPS)
+
+
+def recovered(image: np.ndarray, airlight: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The scene radiance ``(I − A) / t + A`` (unclipped) for transmission ``t`` (H x W, already floored)."""
+    return (image - airlight) / t[..., None] + airlight
 
 
 class DarkChannelDehaze(Expert):

@@ -62,6 +62,16 @@ def derain(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove bright rain streaks from ``image`` (float32 H x W x 3 in [0, 1]). Returns
     (restored float32 H x W x 3, soft streak mask float32 H x W in [0, 1])."""
     img = image.astype(np.float32, copy=False)
+    background, evidence = streak_evidence(img)
+    mask = streak_mask(evidence)
+    restored = img * (1.0 - mask[..., None]) + background * mask[..., None]
+    return restored, mask
+
+
+def streak_evidence(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(background, evidence)`` of ``img`` (float32 H x W x 3 in [0, 1]): the median across the
+    dominant streak direction (H x W x 3) and how much brighter than it each pixel is along a streak
+    (H x W)."""
     y = luminance(img)
     across = line_footprint(CROSS_LENGTH, 90.0)
     residual = np.maximum(y - ndimage.median_filter(y, footprint=across, mode="reflect"), 0.0)
@@ -71,10 +81,14 @@ def derain(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                            for c in range(3)], axis=2)
     layer = rain_layer_estimate(img, background)
     along = line_mean(layer, ALONG_LENGTH, angle)
-    evidence = np.minimum(layer, along * ALONG_WEIGHT)
-    mask = np.clip((evidence - MASK_LOW) / (MASK_HIGH - MASK_LOW), 0.0, 1.0)
-    restored = img * (1.0 - mask[..., None]) + background * mask[..., None]
-    return restored, mask
+    return background, np.minimum(layer, along * ALONG_WEIGHT)
+
+
+def streak_mask(evidence: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The soft streak mask (H x W in [0, 1]) of ``evidence`` between :data:`MASK_LOW` and
+    :data:`MASK_HIGH`, both times ``scale``."""
+    low, high = MASK_LOW * scale, MASK_HIGH * scale
+    return np.clip((evidence - low) / (high - low), 0.0, 1.0)
 
 
 class StreakMedianDerain(Expert):

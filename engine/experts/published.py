@@ -156,6 +156,30 @@ def half_size_sigma(sigma: np.ndarray, size: tuple[int, int], ctx: ExpertContext
     return small.reshape(size[1], size[0], -1) * gain
 
 
+def _chroma_change(half_rows: np.ndarray, full_rows: np.ndarray) -> np.ndarray:
+    """The half-resolution run's colour change over rows of the full run: ``half_rows`` minus
+    ``full_rows`` downscaled 2x (area), in JFIF YCbCr with the luma set to 0 (float32)."""
+    import cv2
+
+    down = cv2.resize(full_rows, (half_rows.shape[1], half_rows.shape[0]), interpolation=cv2.INTER_AREA)
+    delta = to_jfif_ycbcr(half_rows - down)
+    delta[..., 0] = 0.0
+    return delta
+
+
+def _add_chroma_change(full: np.ndarray, near: np.ndarray, r0: int, r1: int, s0: int) -> None:
+    """Add the colour change to ``full``'s rows ``2·r0:2·r1``: ``near`` holds the change's
+    half-resolution rows from ``s0`` on (with the margin the 2x linear upscale reads), upscaled to
+    ``full``'s width; the result is clipped to [0, 1]."""
+    import cv2
+
+    s1 = s0 + near.shape[0]
+    up = cv2.resize(near, (full.shape[1], 2 * (s1 - s0)), interpolation=cv2.INTER_LINEAR)
+    ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
+    ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
+    full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+
+
 class FFDNetExpert(_NetworkExpert):
     """FFDNet colour, a non-blind denoiser told the noise level at every pixel.
 
@@ -296,17 +320,11 @@ class FFDNetExpert(_NetworkExpert):
         band = CHROMA_BAND_ROWS
         for r0 in range(0, size[1], band):  # the chroma change, over ``half``
             r1 = min(r0 + band, size[1])
-            down = cv2.resize(full[2 * r0:2 * r1], (size[0], r1 - r0), interpolation=cv2.INTER_AREA)
-            delta = to_jfif_ycbcr(half[r0:r1] - down)
-            delta[..., 0] = 0.0
-            half[r0:r1] = delta
+            half[r0:r1] = _chroma_change(half[r0:r1], full[2 * r0:2 * r1])
         for r0 in range(0, size[1], band):
             r1 = min(r0 + band, size[1])
             s0, s1 = max(r0 - 2, 0), min(r1 + 2, size[1])
-            up = cv2.resize(half[s0:s1], (w, 2 * (s1 - s0)), interpolation=cv2.INTER_LINEAR)
-            ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
-            ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
-            full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+            _add_chroma_change(full, half[s0:s1], r0, r1, s0)
         return full
 
     def _chroma_pass_from_disk(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext) -> np.ndarray:
@@ -350,17 +368,11 @@ class FFDNetExpert(_NetworkExpert):
                 s0, s1 = max(r0 - 2, 0), min(r1 + 2, size[1])
                 while made < s1:  # reads rows of ``full`` from 2·made on: none written yet
                     m1 = min(made + band, size[1])
-                    down = cv2.resize(full[2 * made:2 * m1], (size[0], m1 - made), interpolation=cv2.INTER_AREA)
-                    delta = to_jfif_ycbcr(kept.read_rows(made, m1) - down)
-                    delta[..., 0] = 0.0
-                    deltas.append((made, delta))
+                    deltas.append((made, _chroma_change(kept.read_rows(made, m1), full[2 * made:2 * m1])))
                     made = m1
                 deltas = [(t, d) for t, d in deltas if t + len(d) > s0]
                 rows_near = np.concatenate([d for _, d in deltas])[s0 - deltas[0][0]:s1 - deltas[0][0]]
-                up = cv2.resize(rows_near, (w, 2 * (s1 - s0)), interpolation=cv2.INTER_LINEAR)
-                ycc = to_jfif_ycbcr(full[2 * r0:2 * r1])
-                ycc += up[2 * (r0 - s0):2 * (r1 - s0)]
-                full[2 * r0:2 * r1] = np.clip(from_jfif_ycbcr(ycc), 0.0, 1.0)
+                _add_chroma_change(full, rows_near, r0, r1, s0)
         finally:
             kept.close()
         return full

@@ -150,3 +150,14 @@ def test_the_window_deletes_a_photos_files_when_another_replaces_it_or_it_closes
     assert files and all(p.is_file() for p in files)
     w.close()
     assert not any(p.exists() for p in files)
+
+
+def test_only_the_last_few_steps_keep_subsampled_copies(two_docs, monkeypatch):
+    from engine.pipeline import session as session_module
+
+    _, disk = two_docs
+    monkeypatch.setattr(session_module, "SUBSAMPLED_COPIES_FROM", 0)
+    region = (slice(0, disk.height), slice(0, disk.width))
+    for step in (2, 3, 4, 5, 3):
+        disk.after(*region, step)
+    assert list(disk.session._subsampled) == [4, 5, 3][-session_module.SUBSAMPLED_STEPS_KEPT:]

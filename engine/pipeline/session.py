@@ -548,18 +548,19 @@ class RestorationSession:
         return terms
 
     def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, Weight, np.ndarray]]]]:
-        """The input and the composing terms subsampled by ``step`` (cached per step and result
-        set), contiguous in memory also where the full-size changes are on disk (the window past
-        its change budget: the sliders then move on these screen-resolution copies, which are read
-        from the files band by band); ``None`` for images under :data:`SUBSAMPLED_COPIES_FROM`
-        pixels, where strided reads are fast enough."""
+        """The input and the composing terms subsampled by ``step`` (cached per result set for the
+        last :data:`SUBSAMPLED_STEPS_KEPT` steps used), contiguous in memory also where the
+        full-size changes are on disk (the window past its change budget: the sliders then move
+        on these screen-resolution copies, which are read from the files band by band); ``None``
+        for images under :data:`SUBSAMPLED_COPIES_FROM` pixels, where strided reads are fast enough."""
         if self.image.shape[0] * self.image.shape[1] < SUBSAMPLED_COPIES_FROM:
             return None
         results = [r for r in self.results if not r.dropped and r.delta is not None]
         key = (step, tuple(r.key for r in results))
         with self._lock:
-            cached = self._subsampled.get(step)
+            cached = self._subsampled.pop(step, None)
             if cached is not None and cached[0] == key:
+                self._subsampled[step] = cached  # the most recently used last
                 return cached[1]
         copies: dict[int, np.ndarray] = {}  # a one-kind share is the stage's delta itself: copy it once
         for _, _, a in self._terms(results):
@@ -569,6 +570,8 @@ class RestorationSession:
                  [(name, weight, copies[id(a)]) for name, weight, a in self._terms(results)])
         with self._lock:
             self._subsampled[step] = (key, parts)
+            while len(self._subsampled) > SUBSAMPLED_STEPS_KEPT:
+                self._subsampled.pop(next(iter(self._subsampled)))
         return parts
 
     def change_map(self, strengths: Mapping[str, float], step: int = 1,
@@ -605,6 +608,12 @@ COMPOSE_BAND_BYTES = 384 * 1024
 #: Pixels from which :meth:`RestorationSession.compose` with a sampling step keeps contiguous
 #: subsampled copies of the input and the changes (below, strided reads are fast enough).
 SUBSAMPLED_COPIES_FROM = 2_000_000
+
+
+#: Sampling steps whose subsampled copies are kept (the least recently used goes): the viewer's
+#: step, its coarser step while a slider moves, and the uncertainty map's; a copy at step 2 of a
+#: 24 MP photo's three changes and input is already 288 MB.
+SUBSAMPLED_STEPS_KEPT = 3
 
 
 #: A composing term's coefficient as a function of the ``{stage name: strength}`` settings.

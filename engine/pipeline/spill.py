@@ -235,9 +235,10 @@ def in_place_past_budget(in_memory: float, nbytes: float, budget: float) -> bool
 #: ``RESTORA_WINDOW_CHANGE_BUDGET`` (bytes, or with a K/M/G suffix) overrides :func:`window_change_budget`.
 WINDOW_BUDGET_VARIABLE = "RESTORA_WINDOW_CHANGE_BUDGET"
 #: Bytes of full-size stage changes the window keeps in memory at most: the two FFDNet knots of a
-#: photo up to 11 MP (2 x 12 bytes per pixel); a larger photo's changes go to disk, its sliders
-#: move on screen-resolution copies.
-DEFAULT_WINDOW_CHANGE_BUDGET = 256 * 2**20
+#: photo up to 5.5 MP (2 x 12 bytes per pixel). A larger photo's changes go to disk: its sliders
+#: move on screen-resolution copies (from 2 MP on, :data:`engine.pipeline.session.SUBSAMPLED_COPIES_FROM`),
+#: so what a change kept in memory would still speed up is the 100 % view and the export.
+DEFAULT_WINDOW_CHANGE_BUDGET = 128 * 2**20
 #: ... and at most this share of :func:`engine.pipeline.memory.memory_budget` (a small machine).
 WINDOW_BUDGET_SHARE = 1 / 8
 

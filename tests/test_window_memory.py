@@ -161,3 +161,19 @@ def test_only_the_last_few_steps_keep_subsampled_copies(two_docs, monkeypatch):
     for step in (2, 3, 4, 5, 3):
         disk.after(*region, step)
     assert list(disk.session._subsampled) == [4, 5, 3][-session_module.SUBSAMPLED_STEPS_KEPT:]
+
+
+def test_a_view_at_100_percent_reads_its_crop_from_disk_once(two_docs, monkeypatch):
+    memory, disk = two_docs
+    crop = (slice(20, 100), slice(8, 120))
+    first = disk.after(*crop, 1)
+    assert np.array_equal(first, memory.after(*crop, 1))
+    monkeypatch.setattr(SpilledArray, "read_rows", lambda *a: pytest.fail("read the disk"))
+    monkeypatch.setattr(SpilledArray, "_gather", lambda *a: pytest.fail("read the disk"))
+    for s in (0.2, 0.9):  # slider moves over the same view
+        disk.set_state(disk.state.with_strength("noise", s))
+        memory.set_state(memory.state.with_strength("noise", s))
+        assert np.array_equal(disk.after(*crop, 1), memory.after(*crop, 1))
+    monkeypatch.undo()
+    # the export (the whole photo) is not a view's crop: composed from the files
+    assert np.array_equal(disk.restored_photo().pixels, memory.restored_photo().pixels)

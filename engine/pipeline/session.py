@@ -155,6 +155,8 @@ class RestorationSession:
         #: slider): a stage whose strength is a physical parameter runs only its full-strength knot
         #: when the plan's strength for it is 0 or 1, the only knot that composing then weighs.
         self.one_shot = False
+        #: ``(region, result keys) -> {id(change): its crop}`` (see :meth:`_crop`).
+        self._crops: dict[tuple, dict[int, np.ndarray]] = {}
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
         #: An automatic specialist is skipped when its kind's severity at its input is below this.
         self.skip_below = DEFAULT_PRESENCE_THRESHOLD
@@ -433,6 +435,7 @@ class RestorationSession:
         with self._lock:
             self._results = []
             self._subsampled.clear()
+            self._crops.clear()
             self._after = None
             self._in_place = None
             self._input_on_disk = None  # a file of the change store, closed with it
@@ -466,6 +469,9 @@ class RestorationSession:
             sl = (slice(rows.start, rows.stop, step), slice(cols.start, cols.stop, step))
             base, terms = self.image, self._terms(self.results if results is None else results)
         src = base[sl]
+        if region is not None and results is None and src.shape[0] * src.shape[1] <= CROP_COPIES_MAX_PIXELS \
+                and not all(isinstance(array, np.ndarray) for _name, _weight, array in terms):
+            terms, sl = self._crop(sl, terms), (slice(None), slice(None))  # a view's crop, read once
         weighted = [(np.float32(s), array) for s, array in
                     ((weight(strengths), array) for _name, weight, array in terms) if s != 0.0]
         if not all(isinstance(array, np.ndarray) for _s, array in weighted):
@@ -574,6 +580,27 @@ class RestorationSession:
                 self._subsampled.pop(next(iter(self._subsampled)))
         return parts
 
+    def _crop(self, sl: tuple[slice, slice], terms: list[tuple[str, Weight, Change]]
+              ) -> list[tuple[str, Weight, np.ndarray]]:
+        """``terms`` with every change cropped to ``sl`` in memory (those on disk read once; the
+        crops of the last :data:`CROP_COPIES_KEPT` regions are kept): a view at 100 % whose
+        changes are on disk then re-composes a slider move without reading the disk."""
+        key = (tuple((x.start, x.stop, x.step) for x in sl), tuple(r.key for r in self.results))
+        with self._lock:
+            cached = self._crops.pop(key, None)
+            if cached is not None:
+                self._crops[key] = cached
+        if cached is None:
+            cached = {}
+            for _, _, a in terms:
+                if id(a) not in cached:
+                    cached[id(a)] = a[sl]  # a view of a change in memory, a copy of one on disk
+            with self._lock:
+                self._crops[key] = cached
+                while len(self._crops) > CROP_COPIES_KEPT:
+                    self._crops.pop(next(iter(self._crops)))
+        return [(name, weight, cached[id(a)]) for name, weight, a in terms]
+
     def change_map(self, strengths: Mapping[str, float], step: int = 1,
                    full_scale: Optional[float] = None) -> np.ndarray:
         """Where the restoration changed the image most: float32 HxW in [0, 1] (mean absolute
@@ -614,6 +641,13 @@ SUBSAMPLED_COPIES_FROM = 2_000_000
 #: step, its coarser step while a slider moves, and the uncertainty map's; a copy at step 2 of a
 #: 24 MP photo's three changes and input is already 288 MB.
 SUBSAMPLED_STEPS_KEPT = 3
+
+
+#: A view's crop (pixels) whose changes :meth:`RestorationSession.compose` keeps in memory when
+#: they are on disk (a 4K screen's; an export, the whole photo, is composed from the files), and
+#: how many such crops are kept (the view, the loupe).
+CROP_COPIES_MAX_PIXELS = 4096 * 2160
+CROP_COPIES_KEPT = 2
 
 
 #: A composing term's coefficient as a function of the ``{stage name: strength}`` settings.

@@ -84,10 +84,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 STOP_GRACE_S = 2.0
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C (temporary files removed)."""
-
-
 class _Stop:
     """Ctrl-C and SIGTERM for the batch commands: the first one cancels :attr:`token` (the one
     cancellation mechanism the window's Cancel uses too: checked between tiles, bands, stages and
@@ -143,13 +139,13 @@ def _run_stoppable(args: argparse.Namespace) -> int:
     """Run a batch command so that Ctrl-C / SIGTERM stop it within about :data:`STOP_GRACE_S`:
     the work runs on a thread, this (main) thread waits and handles the signals at once (a
     signal handler runs only on the main thread, and only between two Python instructions, never
-    inside a long numpy or network call). Exit status 130 (SIGINT) or 143 (SIGTERM)."""
+    inside a long numpy or network call). A ``--cluster`` run stays on the main thread (Ray's
+    driver), whose loop waits in short slices and checks the token. Exit status 130 (SIGINT) or
+    143 (SIGTERM)."""
     from ..errors import Cancelled
 
     stop = _Stop()
     args.cancel = stop.token
-    if getattr(args, "cluster", None):
-        return _run_interruptible(args)  # Ray's driver stays on the main thread
     previous = stop.install()
     if previous is None:
         return int(args.run(args))
@@ -163,13 +159,16 @@ def _run_stoppable(args: argparse.Namespace) -> int:
 
     worker = threading.Thread(target=work, name="restora-run", daemon=True)
     try:
-        worker.start()
-        while worker.is_alive() and not stop.waited_enough():
-            worker.join(0.05)
+        if getattr(args, "cluster", None):
+            work()
+        else:
+            worker.start()
+            while worker.is_alive() and not stop.waited_enough():
+                worker.join(0.05)
     finally:
         stop.restore(previous)
     error = outcome.get("error")
-    if stop.signum is None or (not worker.is_alive() and not isinstance(error, (Cancelled, KeyboardInterrupt))):
+    if stop.signum is None or (not worker.is_alive() and not isinstance(error, Cancelled)):
         if error is not None:
             raise error
         return outcome["status"]
@@ -185,37 +184,6 @@ def _run_stoppable(args: argparse.Namespace) -> int:
         os._exit(status)
     print(_stopped_line(args, stop.signum), file=sys.stderr)
     return status
-
-
-def _run_interruptible(args: argparse.Namespace) -> int:
-    """Run on the main thread with SIGTERM raised like Ctrl-C (``KeyboardInterrupt``), unwinding
-    through the run's ``finally`` blocks (a cluster run stops its workers and removes their
-    temporary files)."""
-    installed, previous = _terminate_like_interrupt()
-    try:
-        return int(args.run(args))
-    except KeyboardInterrupt as e:
-        signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
-        print(_stopped_line(args, signum), file=sys.stderr)
-        return 128 + int(signum)
-    finally:
-        if installed:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
-
-
-def _terminate_like_interrupt():
-    """Make SIGTERM behave like Ctrl-C; returns ``(installed, previous handler)`` (not installed
-    outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False, None
-    try:
-        return True, signal.signal(signal.SIGTERM, _raise_terminated)
-    except (ValueError, OSError):
-        return False, None
 
 
 __all__ = ["main", "build_parser", "KINDS"]

@@ -221,12 +221,14 @@ def _run_on_cluster(args: argparse.Namespace, batch, failures: int) -> int:
         # Ray prints its workers' and raylets' messages on stdout, which belongs to the JSON lines.
         with contextlib.redirect_stdout(sys.stderr):
             throughput = restore_on_cluster(batch, plan_jobs(batch), settings, on_result,
-                                            on_progress=lambda t: bar.files_done(t.done, t.describe()))
+                                            on_progress=lambda t: bar.files_done(t.done, t.describe()),
+                                            cancel=getattr(args, "cancel", None))
     except ClusterUnavailable as e:
         bar.clear()
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
-    bar.clear()
+    finally:
+        bar.clear()
     tally.summary(total + sum(1 for p in batch.problems if p.failed), throughput.elapsed,
                   f" on the cluster ({throughput.per_minute:.1f} files/min)")
     return 1 if tally.failures else 0

@@ -29,6 +29,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..imageio.atomic import track_temp, untrack_temp
+
 #: Rows per band when a full-size float image is produced or consumed band by band: 64 rows of a
 #: 12 000-pixel-wide photo are 9 MB of float32 RGB, small against the photo and large enough
 #: that the per-band overhead does not show.
@@ -52,6 +54,7 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+    untrack_temp(Path(path))
 
 
 class SpilledArray:
@@ -91,6 +94,7 @@ class SpilledArray:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
                 continue
+            track_temp(path)
             return cls(path, shape)
 
     def write_rows(self, top: int, rows: np.ndarray) -> None:

@@ -26,7 +26,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .ensemble import parameter_spread, spread_rows
-from .features import FEATURES, feature_stack, photo_stats
+from .features import FEATURES, feature_stack, photo_noise, photo_stats
 
 #: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
 SPREAD_FEATURES = ("ensemble_spread", "photo_ensemble_spread")
@@ -111,6 +111,7 @@ class UncertaintyModel:
             spread = parameter_spread(before, after, (kind or "").split(":")[-1], severity=severity)
             photo_spread = 0.0 if spread is None else float(spread.mean())
         sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
+        sigma_photo = photo_noise(sigma)  # whole-photo level, the same for every band
         per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
         out = np.empty(before.shape[:2], np.float32)
         for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
@@ -118,7 +119,7 @@ class UncertaintyModel:
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
                                   severity=severity, severity_after=severity_after, photo=photo,
                                   spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
-                                  photo_spread=photo_spread)
+                                  photo_spread=photo_spread, photo_sigma=sigma_photo)
             out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
         return out
 

@@ -28,7 +28,8 @@ def test_photo_noise_is_the_mean_sigma_in_levels():
     sigma[:5] = 8.0 / 255.0  # half the photo noisy
     assert abs(photo_noise(sigma) - 4.0) < 1e-4
     img = photo(3, 32)
-    plane = feature_stack(img, img, noise_sigma=sigma[:1, :1].repeat(32, 0).repeat(32, 1))[1 + FEATURES.index("photo_noise")]
+    noisy = sigma[:1, :1].repeat(32, 0).repeat(32, 1)
+    plane = feature_stack(img, img, noise_sigma=noisy)[1 + FEATURES.index("photo_noise")]
     assert np.allclose(plane, np.log1p(8.0))  # this band's own mean when no whole-photo level is given
     plane = feature_stack(img, img, noise_sigma=0.0, photo_sigma=4.0)[1 + FEATURES.index("photo_noise")]
     assert np.allclose(plane, np.log1p(4.0))  # the whole photo's level, given, for a band of it

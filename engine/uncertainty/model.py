@@ -12,7 +12,9 @@ results its kind dominates, photos through the simulated camera included); ``ben
 extend`` then added to the low-light and rain models, by the held-out training measure, terms for
 errors that scale with the brightness (haze kept its model: no term helped there), and offered each
 haze, low-light and rain model the spread of a parameter-perturbation ensemble
-(``engine/uncertainty/ensemble.py``), kept where the same measure says so. Validated on held-out
+(``engine/uncertainty/ensemble.py``), kept where the same measure says so; ``benchmarks/uncertainty.py
+whole`` refitted the haze, low-light and rain models' levels (and, where the training measure chose
+it, one whole-photo term) on whole training photos. Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 

@@ -18,6 +18,7 @@ from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
 from engine.pipeline import Plan, PlanChoices, RestoreOptions, Restorer, RestorationSession, StageResult
 from engine.pipeline.plan import STAGE_NAMES
+from engine.pipeline.spill import ChangeStore, window_change_budget
 from engine.progress import Progress
 
 #: Strength a stage gets when the user switches on a kind the analysis did not flag.
@@ -214,19 +215,27 @@ class Document:
              tile: Optional[int] = None, on_stage: Optional[StageCallback] = None) -> "Document":
         """Analyse ``photo``, plan and run it as the CLI does (the orchestrator's automatic
         restoration, follow-up round included), and show that (call this off the UI thread).
+        The full-size stage changes stay in memory within :func:`window_change_budget`, the rest
+        in temporary files until :meth:`close` (the sliders then move on screen-resolution
+        copies; the export composes from the files, the same bytes).
         ``tile``: tile edge in pixels for the experts, ``None`` for automatic; ``on_stage``: told
         of each stage as it lands (on this thread), so a window can show it."""
         progress = progress or Progress()
         progress(0.0, "analysing")
         orchestrator = restorer.orchestrator
-        session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata)
-        session.analyse()
-        progress(0.1, "restoring")
-        listener = None if on_stage is None else (lambda plan, results: on_stage(session, plan, results))
-        outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8), on_stage=listener)
-        results = outcome.results
-        doc = cls(photo, restorer, session, outcome.plan)
-        doc.run(doc.state, progress.sub(0.8, 1.0))
+        session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata,
+                                       changes=ChangeStore(window_change_budget()))
+        try:
+            session.analyse()
+            progress(0.1, "restoring")
+            listener = None if on_stage is None else (lambda plan, results: on_stage(session, plan, results))
+            outcome = orchestrator.restore(session, PlanChoices(), progress.sub(0.1, 0.8), on_stage=listener)
+            results = outcome.results
+            doc = cls(photo, restorer, session, outcome.plan)
+            doc.run(doc.state, progress.sub(0.8, 1.0))
+        except BaseException:
+            session.release()  # cancelled or failed: its changes' files go now
+            raise
         if results:
             doc.last_run_seconds = sum(r.seconds for r in doc.session.results)
         return doc
@@ -328,13 +337,10 @@ class Document:
     def before(self, rows: slice, cols: slice, step: int) -> np.ndarray:
         """uint8 crop of the original, from a cache of 8-bit display levels (one per step)."""
         level = self._display8.get(step)
-        if level is None:
+        if level is None:  # per pixel, so the same as subsampling the full-size 8-bit levels
             from .imaging import to_display_uint8
 
-            full = self._display8.get(1)
-            if full is None:
-                full = self._display8[1] = to_display_uint8(self.photo.pixels)
-            level = self._display8[step] = np.ascontiguousarray(full[::step, ::step])
+            level = self._display8[step] = to_display_uint8(self.photo.pixels[::step, ::step])
         return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
 
     def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
@@ -383,6 +389,12 @@ class Document:
     def restored_photo(self) -> Photo:
         """The full-resolution result for export (exactly what the preview composes)."""
         return self.photo.with_pixels(self._compose())
+
+    def close(self) -> None:
+        """Forget the stage changes and delete their temporary files (the photo was closed or
+        replaced); the document cannot compose afterwards."""
+        self.session.release()
+        self._display8.clear()
 
     def batch_options(self, **kwargs) -> RestoreOptions:
         """Options that apply this document's current settings to other photos."""

@@ -552,7 +552,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         if self._opening != path:
             return  # the opening was cancelled just as it finished: keep the photo on screen
         self._opening_ended(back_to_open_photo=False)  # the new document replaces the preview
-        self.doc = doc
+        closed, self.doc = self.doc, doc
         self._pending = None
         self._running_signature = None
         self.export_path = None
@@ -563,6 +563,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.controls.set_summary(self._summary_text(doc))
         self.controls.set_uncertainty(doc.uncertainty_text())
         self.overview.histogram.set_document(doc)
+        if closed is not None:  # nothing shows it or runs on it now: its temporary files go
+            closed.close()
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._rebuild_recent(self.settings.add_recent_file(str(path)))
         self._update_actions()
@@ -927,4 +929,6 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.batch.runner.cancel()
         self.jobs.wait(10000)
         self.batch.runner.wait(10000)
+        if self.doc is not None:
+            self.doc.close()  # the stage changes' temporary files
         super().closeEvent(event)

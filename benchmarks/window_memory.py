@@ -8,7 +8,8 @@ A fresh process per size starts the application
 off-screen (``QT_QPA_PLATFORM=offscreen``, settings in a temporary folder), shows ``MainWindow``,
 opens the photo with ``MainWindow.open_file`` (what a drop or File > Open does) and spins the event
 loop until the document is ready. Recorded: the process's peak resident set (``ru_maxrss``: Python,
-Qt, the networks, the session's cached stage outputs and changes, the viewer's copies), seconds
+Qt, the networks, the session's cached stage outputs and the changes it keeps in memory within its
+change budget, the viewer's copies), the budget and how many change files it wrote, seconds
 from ``open_file`` to the original on screen (decoding included) and to the document being ready.
 
 Run: ``python benchmarks/window_memory.py [--sizes 12 24] [--out benchmarks/results/window-memory.md]``.
@@ -88,7 +89,10 @@ def child(photo: Path, settings: Path, timeout_s: float) -> dict:
     app.processEvents()
     ready = time.perf_counter() - t0
     results = window.doc.session.results
+    changes = window.doc.session.changes
     return {"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "ready_s": ready,
+            "budget": None if changes is None else changes.budget,
+            "on_disk": None if changes is None else len(changes.spilled),
             "first_picture_s": seen.get("first_picture_s"),
             "stages": [r.name + (" (dropped)" if r.dropped else "") for r in results]}
 
@@ -129,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
              "a fresh process per size.", "",
              f"- machine: {cpu_model()}, {os.cpu_count()} logical cores, load average {load0:.1f} at the start, "
              f"{load1:.1f} at the end", "",
-             "| photo | MP | peak RSS GB | bytes per pixel | original on screen s | document ready s | stages |",
-             "|---|---|---|---|---|---|---|"]
+             "| photo | MP | peak RSS GB | bytes per pixel | original on screen s | document ready s | stages | "
+             "change budget MiB | changes on disk |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         first = "–" if r["first_picture_s"] is None else f"{r['first_picture_s']:.1f}"
         lines.append(f"| {r['photo']} | {r['mp']:.1f} | {r['peak_bytes'] / 1e9:.2f} | "
                      f"{r['peak_bytes'] / (r['mp'] * 1e6):.0f} | {first} | {r['ready_s']:.1f} | "
-                     f"{', '.join(r['stages']) or 'none'} |")
+                     f"{', '.join(r['stages']) or 'none'} | "
+                     f"{'all in memory' if r.get('budget') is None else format(r['budget'] / 2**20, '.0f')} | "
+                     f"{r.get('on_disk') if r.get('on_disk') is not None else 0} |")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0

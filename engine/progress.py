@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .errors import Cancelled
 
@@ -13,13 +14,39 @@ ProgressCallback = Callable[[float, str], None]
 
 
 class CancelToken:
-    """Thread-safe flag checked by long loops (between tiles, stages, files)."""
+    """Thread-safe flag checked by long loops (between tiles, stages, files).
+
+    A call that cannot check the flag itself (one ONNX Runtime run) is stopped from the outside:
+    :meth:`on_cancel` runs a hook when the token is cancelled while the call is in progress.
+    :meth:`cancel` may be called from any thread or a signal handler.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.RLock()  # re-entrant: a signal handler may cancel while this thread holds it
+        self._hooks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook()
+
+    @contextlib.contextmanager
+    def on_cancel(self, hook: Callable[[], None]) -> Iterator[None]:
+        """Within the block, ``hook()`` is called (once, on the cancelling thread) if the token is
+        cancelled; at once if it already is."""
+        with self._lock:
+            self._hooks.append(hook)
+            already = self._event.is_set()
+        try:
+            if already:
+                hook()
+            yield
+        finally:
+            with self._lock:
+                self._hooks.remove(hook)
 
     @property
     def cancelled(self) -> bool:
@@ -28,6 +55,26 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise Cancelled("cancelled")
+
+
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def cancel_scope(token: Optional[CancelToken]) -> Iterator[None]:
+    """Make ``token`` this thread's :func:`current_cancel` within the block (the tiler sets it
+    around each tile, so a network runner can stop mid-tile without a token of its own)."""
+    previous = getattr(_current, "token", None)
+    _current.token = token
+    try:
+        yield
+    finally:
+        _current.token = previous
+
+
+def current_cancel() -> Optional[CancelToken]:
+    """The token of the innermost :func:`cancel_scope` on this thread, or ``None``."""
+    return getattr(_current, "token", None)
 
 
 @dataclass

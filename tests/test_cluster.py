@@ -362,3 +362,44 @@ def test_a_killed_cluster_run_resumes_with_skip_existing(tmp_path, capsys, ray_h
     # photo (atomically, complete) after ``done_before`` was read, and the resumed run skips it too
     assert {line["output"][4:] for line in lines if line.get("skipped")} >= done_before
     assert outputs(tmp_path / "remote") == outputs(tmp_path / "local")  # complete, identical, no temporary file
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_local_cluster_run_its_workers_and_their_temporary_files(tmp_path):
+    """Ray's driver sets its own SIGTERM handler (exit at once) and a crash handler that dumps a
+    stack on SIGTERM; the CLI's stays: status 143, one line, no worker or temporary file left."""
+    pytest.importorskip("ray", reason="the cluster extra (ray) is not installed")
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        Image.fromarray(np.round(_noisy(256, 320, i) * 255).astype(np.uint8)).save(tmp_path / "in" / f"p{i}.png")
+    before = outputs(tmp_path / "in")
+    argv = ["restore", "in", "-o", "out", "--set", "noise=1", "--no-generalist", "--cluster", "local", "--workers", "1"]
+    env = dict(cluster_env(), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(CLI + argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    leftovers: list[int] = []
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(not p.name.startswith(".") for p in (tmp_path / "out").glob("*.png")):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        time.sleep(1)
+        leftovers = _session_members(proc.pid)
+        if leftovers:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, stderr
+    assert "restora: terminated" in stderr and "Traceback" not in stderr, stderr
+    assert "SIGTERM received" not in stderr, stderr
+    done = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert done and len(done) < 6 and not any(name.endswith(".partial") for name in done), done
+    for name in done:
+        Image.open(tmp_path / "out" / name).load()  # complete files
+    assert outputs(tmp_path / "in") == before
+    assert not leftovers  # no Ray process outlives the command

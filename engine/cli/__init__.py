@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from typing import Optional, Sequence
 
 from ..kinds import KINDS
@@ -71,38 +74,116 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.verbose:
         # tifffile logs each damaged tag it meets; the file's one-line error says it already.
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-    # Batch commands unwind on SIGTERM like on Ctrl-C; the GUI keeps the default (its Qt event
-    # loop would not run a Python handler until some Python code runs).
-    installed, previous = _terminate_like_interrupt() if args.command in ("restore", "detect") else (False, None)
-    try:
+    if args.command in ("restore", "detect"):
+        return _run_stoppable(args)
+    return int(args.run(args))
+
+
+#: After Ctrl-C or SIGTERM, how long (s) the batch commands wait for the run to reach its next
+#: cancellation check and clean up before they delete their temporary files and exit anyway.
+STOP_GRACE_S = 2.0
+
+
+class _Stop:
+    """Ctrl-C and SIGTERM for the batch commands: the first one cancels :attr:`token` (the one
+    cancellation mechanism the window's Cancel uses too: checked between tiles, bands, stages and
+    files, and an ONNX Runtime run is stopped mid-tile); a second one stops at once."""
+
+    def __init__(self) -> None:
+        from ..progress import CancelToken
+
+        self.token = CancelToken()
+        self.signum: Optional[int] = None
+        self.at = 0.0
+        self.again = False  # a second signal: do not wait for the grace period
+
+    def handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            self.again = True
+            return
+        self.signum, self.at = signum, time.monotonic()
+        self.token.cancel()
+
+    def waited_enough(self) -> bool:
+        return self.signum is not None and (self.again or time.monotonic() - self.at > STOP_GRACE_S)
+
+    def install(self) -> Optional[dict]:
+        """Install :meth:`handle` for SIGTERM, and for SIGINT unless it is ignored (a background
+        job of a shell); returns the previous handlers, or ``None`` outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {}
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signum == signal.SIGINT and signal.getsignal(signum) == signal.SIG_IGN:
+                    continue
+                previous[signum] = signal.signal(signum, self.handle)
+        except (ValueError, OSError):
+            self.restore(previous)
+            return None
+        return previous
+
+    @staticmethod
+    def restore(previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _stopped_line(args: argparse.Namespace, signum: int) -> str:
+    resume = "; add --skip-existing to the same command to resume" if args.command == "restore" else ""
+    return (f"restora: {'terminated' if signum == signal.SIGTERM else 'interrupted'}; outputs already written "
+            f"are complete, nothing half-written is left{resume}")
+
+
+def _run_stoppable(args: argparse.Namespace) -> int:
+    """Run a batch command so that Ctrl-C / SIGTERM stop it within about :data:`STOP_GRACE_S`:
+    the work runs on a thread, this (main) thread waits and handles the signals at once (a
+    signal handler runs only on the main thread, and only between two Python instructions, never
+    inside a long numpy or network call). A ``--cluster`` run stays on the main thread (Ray's
+    driver), whose loop waits in short slices and checks the token. Exit status 130 (SIGINT) or
+    143 (SIGTERM)."""
+    from ..errors import Cancelled
+
+    stop = _Stop()
+    args.cancel = stop.token
+    previous = stop.install()
+    if previous is None:
         return int(args.run(args))
-    except KeyboardInterrupt as e:
-        resume = "; add --skip-existing to the same command to resume" if args.command == "restore" else ""
-        print(f"restora: {'terminated' if isinstance(e, _Terminated) else 'interrupted'}; outputs already "
-              f"written are complete, nothing half-written is left{resume}", file=sys.stderr)
-        return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130
-    finally:
-        if installed:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    outcome: dict = {}
 
+    def work() -> None:
+        try:
+            outcome["status"] = int(args.run(args))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            outcome["error"] = e
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C (temporary files removed)."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
-
-
-def _terminate_like_interrupt():
-    """Make SIGTERM behave like Ctrl-C; returns ``(installed, previous handler)`` (not installed
-    outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False, None
+    worker = threading.Thread(target=work, name="restora-run", daemon=True)
     try:
-        return True, signal.signal(signal.SIGTERM, _raise_terminated)
-    except (ValueError, OSError):
-        return False, None
+        if getattr(args, "cluster", None):
+            work()
+        else:
+            worker.start()
+            while worker.is_alive() and not stop.waited_enough():
+                worker.join(0.05)
+    finally:
+        stop.restore(previous)
+    error = outcome.get("error")
+    if stop.signum is None or (not worker.is_alive() and not isinstance(error, Cancelled)):
+        if error is not None:
+            raise error
+        return outcome["status"]
+    status = 128 + int(stop.signum)
+    if worker.is_alive():  # inside a call that does not check for cancellation: leave it
+        from ..imageio.atomic import remove_live_temp_files
+
+        remove_live_temp_files()
+        print(_stopped_line(args, stop.signum), file=sys.stderr)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    print(_stopped_line(args, stop.signum), file=sys.stderr)
+    return status
 
 
 __all__ = ["main", "build_parser", "KINDS"]

@@ -29,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json and problem.failed:
             emit_json({"input": str(problem.path), "report": None, "error": str(problem)})
     restorer = Restorer(ExpertRegistry())
+    cancel = getattr(args, "cancel", None)  # Ctrl-C / SIGTERM (engine.cli.main)
     for item in items:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         report, error = restorer.detect_file(item.path)
         if error:
             failures += 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TextIO
 
-from ..errors import Cancelled, RestoraError, UsageError
+from ..errors import RestoraError, UsageError
 from ..imageio.formats import OFFERED_FORMATS
 from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength_settings
 from ..pipeline.batch import Batch
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     restorer = Restorer(registry, device=device)
     bar = ProgressLine(len(batch.items))
-    cancel = CancelToken()
+    cancel = getattr(args, "cancel", None) or CancelToken()  # cancelled by Ctrl-C / SIGTERM (engine.cli.main)
     started = time.perf_counter()
     tally = Tally(failures=failures)
     total = len(batch.items)
@@ -156,10 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:  # the next file decodes and the last one encodes while this one is restored
         batch.run_overlapped(restorer, lambda i: Progress(lambda f, m, i=i: bar.update(i, f, m), cancel), report)
-    except Cancelled:
+    finally:
         bar.clear()
-        print("restora: cancelled", file=sys.stderr)
-        return 1
     total += sum(1 for p in batch.problems if p.failed)
     tally.summary(total, time.perf_counter() - started)
     return 1 if tally.failures else 0
@@ -223,12 +221,14 @@ def _run_on_cluster(args: argparse.Namespace, batch, failures: int) -> int:
         # Ray prints its workers' and raylets' messages on stdout, which belongs to the JSON lines.
         with contextlib.redirect_stdout(sys.stderr):
             throughput = restore_on_cluster(batch, plan_jobs(batch), settings, on_result,
-                                            on_progress=lambda t: bar.files_done(t.done, t.describe()))
+                                            on_progress=lambda t: bar.files_done(t.done, t.describe()),
+                                            cancel=getattr(args, "cancel", None))
     except ClusterUnavailable as e:
         bar.clear()
         print(f"restora: error: {e}", file=sys.stderr)
         return 2
-    bar.clear()
+    finally:
+        bar.clear()
     tally.summary(total + sum(1 for p in batch.problems if p.failed), throughput.elapsed,
                   f" on the cluster ({throughput.per_minute:.1f} files/min)")
     return 1 if tally.failures else 0

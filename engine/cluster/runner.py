@@ -16,7 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import socket
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +29,7 @@ from ..errors import RestoraError, one_line
 from ..kinds import GENERALIST, UPSCALE
 from ..pipeline.batch import Batch
 from ..pipeline.job import RestoreOptions, RestoreResult
+from ..progress import CancelToken
 from .batch import ClusterJob, InOrder, Throughput
 
 log = logging.getLogger(__name__)
@@ -172,6 +176,9 @@ def plan_may_use_network(registry, options: RestoreOptions) -> bool:
 def _import_ray(local: bool):
     # Usage statistics would be sent to anyscale.com; a cluster run must not call out.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's C++ crash handler would also catch SIGTERM (printing a stack dump) before the CLI's
+    # handler could stop the run cleanly.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     if local:
         # Ray's switch for a one-machine cluster: every service listens on 127.0.0.1 only. Read
         # when Ray is imported.
@@ -216,14 +223,19 @@ class _Worker:
 
 def restore_on_cluster(batch: Batch, jobs: list[ClusterJob], settings: ClusterSettings,
                        on_result: Callable[[ClusterJob, RestoreResult, Throughput], None],
-                       on_progress: Optional[Callable[[Throughput], None]] = None) -> Throughput:
+                       on_progress: Optional[Callable[[Throughput], None]] = None,
+                       cancel: Optional[CancelToken] = None) -> Throughput:
     """Restore ``batch`` (checked and prepared as for a local run) on the cluster, one job per
     item (:func:`plan_jobs`); ``on_result`` receives each result in input order (jobs that
     already carry an error included). Raises :class:`ClusterUnavailable` (before
     any file is touched) when the cluster cannot be used. Ray is shut down (``local``) or
-    disconnected before returning, also on errors and interrupts."""
+    disconnected before returning, also on errors and interrupts. ``cancel``: checked a few
+    times a second; when cancelled, the workers are stopped, their temporary files removed and
+    :class:`engine.errors.Cancelled` raised."""
+    handlers = _signal_handlers()
     ray = connect(settings)
-    run = _Run(ray, batch, jobs, settings, on_result, on_progress)
+    _restore_signal_handlers(handlers)  # the driver's ray.init makes SIGTERM exit at once; the caller's stays
+    run = _Run(ray, batch, jobs, settings, on_result, on_progress, cancel)
     finished = False
     try:
         throughput = run.run()
@@ -235,9 +247,28 @@ def restore_on_cluster(batch: Batch, jobs: list[ClusterJob], settings: ClusterSe
             run.remove_temp_files()
 
 
+def _signal_handlers() -> dict:
+    """SIGINT's and SIGTERM's Python handlers (none outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    for signum, handler in handlers.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
+#: Seconds the driver waits for a worker's result before it checks for cancellation again.
+POLL_S = 0.25
+
+
 class _Run:
-    def __init__(self, ray, batch: Batch, jobs, settings, on_result, on_progress) -> None:
+    def __init__(self, ray, batch: Batch, jobs, settings, on_result, on_progress,
+                 cancel: Optional[CancelToken] = None) -> None:
         self.ray = ray
+        self.cancel = cancel
         self.batch = batch
         self.jobs = jobs
         self.options = batch.options
@@ -319,7 +350,8 @@ class _Run:
                 if not self.owner and not self.starting:
                     self._fail_rest(f"no cluster worker could run ({self.last_death or 'none started'})")
                     break
-                ready, _ = self.ray.wait(list(self.owner) + list(self.starting), num_returns=1)
+                ready, _ = self.ray.wait(list(self.owner) + list(self.starting), num_returns=1, timeout=POLL_S)
+                self._check_cancel()
                 for ref in ready:
                     self._collect(ref)
         finally:
@@ -329,7 +361,12 @@ class _Run:
     def _check_first_worker(self) -> None:
         """Wait until one worker is up (models loaded) and sees OUTDIR, or give up clearly."""
         while self.starting and not self.workers:
-            ready, _ = self.ray.wait(list(self.starting), num_returns=1, timeout=self.settings.start_timeout)
+            deadline = time.monotonic() + self.settings.start_timeout
+            ready: list = []
+            while not ready and time.monotonic() < deadline:
+                ready, _ = self.ray.wait(list(self.starting), num_returns=1,
+                                         timeout=max(min(POLL_S, deadline - time.monotonic()), 0.0))
+                self._check_cancel()
             if not ready:
                 need = f"{self.settings.cpus_per_worker:g} CPU" + (" and 1 GPU" if self.uses_gpu else "")
                 raise ClusterUnavailable(f"no Ray worker started within {self.settings.start_timeout:.0f} s "
@@ -343,6 +380,10 @@ class _Run:
             raise ClusterUnavailable(
                 f"{self.outdir}: not visible on the worker at {worker.description.get('host')}; --cluster needs the "
                 f"inputs and OUTDIR at the same path on every node (a shared file system)")
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None:
+            self.cancel.raise_if_cancelled()
 
     def _hand_out(self) -> None:
         for worker in self.workers:

@@ -363,8 +363,10 @@ class PnPDeblur(Expert):
 
         run = getattr(self.denoiser, "run_plain", self.denoiser.run)  # one pass per iteration
 
+        checks = Progress(cancel=ctx.progress.cancel)  # the denoiser's tiles check for cancellation, silently
+
         def denoise(x: np.ndarray, sigma: float) -> np.ndarray:
-            return run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile))
+            return run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile, progress=checks))
 
         gray_in = luminance(image)
         noise_in = fine_sigma(gray_in)

@@ -90,7 +90,9 @@ class _OnnxMapRunner:
             raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
 
     def __call__(self, image: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"input": image, "sigma": sigma})[0]
+        from ..runtime.onnx_backend import run_session
+
+        return run_session(self.session, None, {"input": image, "sigma": sigma})[0]
 
 
 class _TorchMapRunner:
@@ -625,8 +627,10 @@ class _IATRunner:
 
     def local(self, tile: np.ndarray, gamma: np.ndarray, color: np.ndarray) -> np.ndarray:
         if self.onnx:
-            return self.session.run(["output"], {"input": tile, "global_input": _dummy((1, 3, 8, 8)),
-                                                 "gamma": gamma, "color": color})[0]
+            from ..runtime.onnx_backend import run_session
+
+            return run_session(self.session, ["output"], {"input": tile, "global_input": _dummy((1, 3, 8, 8)),
+                                                          "gamma": gamma, "color": color})[0]
         import torch
 
         from ..nets.iat import apply_global
@@ -734,8 +738,10 @@ class _SAFMNRunner:
 
     def tile(self, x: np.ndarray, response: np.ndarray) -> np.ndarray:
         if self.onnx:
-            return self.session.run(["output"], {"input": x, "global_input": _dummy((1, 3, 16, 16)),
-                                                 "response": response})[0]
+            from ..runtime.onnx_backend import run_session
+
+            return run_session(self.session, ["output"], {"input": x, "global_input": _dummy((1, 3, 16, 16)),
+                                                          "response": response})[0]
         import torch
 
         with torch.inference_mode():

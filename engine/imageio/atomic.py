@@ -12,6 +12,7 @@ import glob
 import os
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Union
@@ -28,6 +29,37 @@ _TEMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.partial$")
 STALE_AFTER_S = 600.0
 
 
+_live: set[Path] = set()
+_live_lock = threading.Lock()
+
+
+def track_temp(path: Path) -> None:
+    """Note a temporary file this process is writing (see :func:`remove_live_temp_files`)."""
+    with _live_lock:
+        _live.add(Path(path))
+
+
+def untrack_temp(path: Path) -> None:
+    """The temporary file ``path`` was published or removed."""
+    with _live_lock:
+        _live.discard(Path(path))
+
+
+def remove_live_temp_files() -> list[Path]:
+    """Delete every temporary file this process began and has not yet published or removed
+    (photos being written, stage changes kept on disk), for a process that is about to exit in
+    the middle of its work (the CLI stopped by a signal); returns those deleted."""
+    with _live_lock:
+        paths = sorted(_live)
+        _live.clear()
+    removed = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def _create_temp_beside(target: Path) -> Path:
     """Create an empty, new temporary file in ``target``'s folder and return its path.
 
@@ -41,6 +73,7 @@ def _create_temp_beside(target: Path) -> Path:
         except FileExistsError:
             continue
         os.close(fd)
+        track_temp(candidate)
         return candidate
     raise PhotoSaveError(f"{target}: could not create a temporary file beside it")
 
@@ -107,6 +140,8 @@ def atomic_output(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+    finally:
+        untrack_temp(temp)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -> Path:

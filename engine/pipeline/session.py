@@ -469,11 +469,17 @@ class RestorationSession:
         weighted = [(np.float32(s), array) for s, array in
                     ((weight(strengths), array) for _name, weight, array in terms) if s != 0.0]
         if not all(isinstance(array, np.ndarray) for _s, array in weighted):
-            # changes kept on disk (a one-shot restoration's): read one term at a time
+            # changes kept on disk (the window's past its budget, a one-shot restoration's): read
+            # band by band, only the rows and columns asked for (the same float32 operations)
             out = src.copy()
-            for s, array in weighted:
-                out += np.multiply(array[sl], s)
-            np.clip(out, 0.0, 1.0, out=out)
+            picked = range(*sl[0].indices(base.shape[0]))
+            for band in band_slices(len(out)):
+                there = picked[band]
+                rows_there = (slice(there.start, there.stop, there.step), sl[1])
+                part = out[band]
+                for s, array in weighted:
+                    part += np.multiply(array[rows_there], s)
+                np.clip(part, 0.0, 1.0, out=part)
             return out
         weighted = [(s, array[sl]) for s, array in weighted]  # views: nothing is copied yet
         out = np.empty(src.shape, np.float32)
@@ -542,15 +548,19 @@ class RestorationSession:
         return terms
 
     def _parts(self, step: int) -> Optional[tuple[np.ndarray, list[tuple[str, Weight, np.ndarray]]]]:
-        """The input and the composing terms subsampled by ``step`` (cached per step and result
-        set); ``None`` for small images, where strided reads are fast enough."""
-        if self.image.size < 3 * 2_000_000:
+        """The input and the composing terms subsampled by ``step`` (cached per result set for the
+        last :data:`SUBSAMPLED_STEPS_KEPT` steps used), contiguous in memory also where the
+        full-size changes are on disk (the window past its change budget: the sliders then move
+        on these screen-resolution copies, which are read from the files band by band); ``None``
+        for images under :data:`SUBSAMPLED_COPIES_FROM` pixels, where strided reads are fast enough."""
+        if self.image.shape[0] * self.image.shape[1] < SUBSAMPLED_COPIES_FROM:
             return None
         results = [r for r in self.results if not r.dropped and r.delta is not None]
         key = (step, tuple(r.key for r in results))
         with self._lock:
-            cached = self._subsampled.get(step)
+            cached = self._subsampled.pop(step, None)
             if cached is not None and cached[0] == key:
+                self._subsampled[step] = cached  # the most recently used last
                 return cached[1]
         copies: dict[int, np.ndarray] = {}  # a one-kind share is the stage's delta itself: copy it once
         for _, _, a in self._terms(results):
@@ -560,6 +570,8 @@ class RestorationSession:
                  [(name, weight, copies[id(a)]) for name, weight, a in self._terms(results)])
         with self._lock:
             self._subsampled[step] = (key, parts)
+            while len(self._subsampled) > SUBSAMPLED_STEPS_KEPT:
+                self._subsampled.pop(next(iter(self._subsampled)))
         return parts
 
     def change_map(self, strengths: Mapping[str, float], step: int = 1,
@@ -591,6 +603,17 @@ def _copy_back(parked: SpilledArray, into: np.ndarray) -> None:
 #: core's L2 cache holds beside the terms' bands (measured: a 1.5 MP screen compose of three
 #: terms took 31 ms in one pass per operation, 13 ms in bands of ~400 KB).
 COMPOSE_BAND_BYTES = 384 * 1024
+
+
+#: Pixels from which :meth:`RestorationSession.compose` with a sampling step keeps contiguous
+#: subsampled copies of the input and the changes (below, strided reads are fast enough).
+SUBSAMPLED_COPIES_FROM = 2_000_000
+
+
+#: Sampling steps whose subsampled copies are kept (the least recently used goes): the viewer's
+#: step, its coarser step while a slider moves, and the uncertainty map's; a copy at step 2 of a
+#: 24 MP photo's three changes and input is already 288 MB.
+SUBSAMPLED_STEPS_KEPT = 3
 
 
 #: A composing term's coefficient as a function of the ``{stage name: strength}`` settings.

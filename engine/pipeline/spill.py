@@ -5,9 +5,17 @@ stage's float32 change (12 bytes per pixel each) in memory at once: it composes 
 by row band (:meth:`engine.pipeline.session.RestorationSession.compose_into`). A
 :class:`ChangeStore` keeps changes in memory while their total stays within its budget and
 writes the rest to a raw float32 file each (:class:`SpilledArray`), read back one row band at a
-time. Files are written and read with plain ``write``/``readinto`` (not memory-mapped), so what
-the kernel caches of them is not part of the process's resident memory, and they are deleted
-when the store is closed (or the array is garbage-collected).
+time. Whole rows are read with plain ``readinto`` (not memory-mapped), so what the kernel caches
+of them is not part of the process's resident memory; a crop or a subsampled copy is read through
+a memory map of one band at a time (:meth:`SpilledArray._gather`). Files are deleted when the
+store is closed (or the array is garbage-collected).
+
+The window keeps its changes in a store too, with :func:`window_change_budget`: past it, the
+sliders move on screen-resolution copies of each change kept in memory
+(:meth:`engine.pipeline.session.RestorationSession.compose` with a sampling step), a crop at
+100 % reads the visible rows and columns from the files, and an export composes from the files
+band by band, with the same float32 operations (so the same bytes) as from memory. The files hold
+float32, not float16: float16 would change exported values by up to 16 levels of a 16-bit file.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from ..imageio.atomic import track_temp, untrack_temp
 
 #: Rows per band when a full-size float image is produced or consumed band by band: 64 rows of a
 #: 12 000-pixel-wide photo are 9 MB of float32 RGB, small against the photo and large enough
@@ -44,13 +54,15 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+    untrack_temp(Path(path))
 
 
 class SpilledArray:
     """A float32 array kept in a raw file (C order), read back by row ranges.
 
     Indexing (``a[rows]``, ``a[rows, cols]``, ``a[::step, ::step]``) reads only the rows it
-    needs; ``np.asarray(a)`` reads the whole array. The file is deleted by :meth:`close` or
+    needs (whole rows with ``readinto``; a column range or a sampling step through a memory map,
+    band by band); ``np.asarray(a)`` reads the whole array. The file is deleted by :meth:`close` or
     when the object is garbage-collected.
     """
 
@@ -82,6 +94,7 @@ class SpilledArray:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
                 continue
+            track_temp(path)
             return cls(path, shape)
 
     def write_rows(self, top: int, rows: np.ndarray) -> None:
@@ -112,9 +125,27 @@ class SpilledArray:
             start, stop, step = rows.indices(self.shape[0])
             if step < 0:
                 return np.asarray(self)[key]
-            block = self.read_rows(start, stop)
-            return block[(slice(None, None, step),) + rest]
+            if step == 1 and all(isinstance(r, slice) and r.indices(n) == (0, n, 1)
+                                 for r, n in zip(rest, self.shape[1:], strict=False)):
+                return self.read_rows(start, stop)
+            return self._gather(range(start, stop, step), rest)
         return np.asarray(self)[key]
+
+    def _gather(self, rows: range, rest: tuple) -> np.ndarray:
+        """``self[rows, *rest]`` read through a memory map of one band of rows at a time: only the
+        pages of the rows (and, within a row, the columns) asked for are read, and at most one
+        band of them is mapped at once (a screen-sized crop or a subsampled copy of a large
+        change costs about its own size, not the change's)."""
+        tail = np.broadcast_to(np.float32(0), (1,) + self.shape[1:])[(slice(None),) + rest].shape[1:]
+        out = np.empty((len(rows),) + tail, self.dtype)
+        for first in range(0, len(rows), BAND_ROWS):
+            band = rows[first:first + BAND_ROWS]
+            top, bottom = band[0], band[-1] + 1
+            mapped = np.memmap(self.path, self.dtype, "r", offset=top * self._row_bytes,
+                               shape=(bottom - top,) + self.shape[1:])
+            out[first:first + len(band)] = mapped[(slice(None, None, rows.step),) + rest]
+            del mapped
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         full = self.read_rows(0, self.shape[0])
@@ -128,9 +159,9 @@ Change = Union[np.ndarray, SpilledArray]
 
 
 class ChangeStore:
-    """Where a one-shot restoration keeps its full-size stage changes: in memory while their
-    total is at most ``budget`` bytes, else in files in ``folder`` (default: the system's
-    temporary folder). ``budget`` ``None``: :func:`change_budget`."""
+    """Where a one-shot restoration (or the window, :func:`window_change_budget`) keeps its
+    full-size stage changes: in memory while their total is at most ``budget`` bytes, else in
+    files in ``folder`` (default: the system's temporary folder). ``budget`` ``None``: :func:`change_budget`."""
 
     def __init__(self, budget: Optional[int] = None, folder: Optional[Path] = None) -> None:
         self.budget = change_budget() if budget is None else max(int(budget), 0)
@@ -203,6 +234,30 @@ def in_place_past_budget(in_memory: float, nbytes: float, budget: float) -> bool
     change alone, so that a 24 MP photo held three full-size arrays at its peak and a 48 MP one
     only one)."""
     return in_memory + 2 * nbytes > budget
+
+
+#: ``RESTORA_WINDOW_CHANGE_BUDGET`` (bytes, or with a K/M/G suffix) overrides :func:`window_change_budget`.
+WINDOW_BUDGET_VARIABLE = "RESTORA_WINDOW_CHANGE_BUDGET"
+#: Bytes of full-size stage changes the window keeps in memory at most: the two FFDNet knots of a
+#: photo up to 11 MP (2 x 12 bytes per pixel); a larger photo's changes go to disk, its sliders
+#: move on screen-resolution copies.
+DEFAULT_WINDOW_CHANGE_BUDGET = 256 * 2**20
+#: ... and at most this share of :func:`engine.pipeline.memory.memory_budget` (a small machine).
+WINDOW_BUDGET_SHARE = 1 / 8
+
+
+def window_change_budget() -> int:
+    """Bytes of full-size stage changes the window's session keeps in memory (the rest on disk):
+    :data:`WINDOW_BUDGET_VARIABLE` when set, else the smaller of :data:`DEFAULT_WINDOW_CHANGE_BUDGET`
+    and :data:`WINDOW_BUDGET_SHARE` of the memory a photo may use (``memory_budget``)."""
+    from .memory import memory_budget, parse_size
+
+    text = os.environ.get(WINDOW_BUDGET_VARIABLE)
+    if text:
+        return parse_size(text)
+    room = memory_budget()
+    return DEFAULT_WINDOW_CHANGE_BUDGET if room is None else min(DEFAULT_WINDOW_CHANGE_BUDGET,
+                                                                 int(room * WINDOW_BUDGET_SHARE))
 
 
 def change_budget() -> int:

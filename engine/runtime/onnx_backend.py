@@ -14,7 +14,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ModelError, one_line
+from ..errors import Cancelled, ModelError, one_line
+from ..progress import current_cancel
 from .tiling import TileOutOfMemory
 
 #: Accelerated providers to try per Restora device, best first (the CPU provider is appended).
@@ -100,6 +101,25 @@ def runtime_error_types() -> tuple[type[BaseException], ...]:
     return tuple(t for t in found if isinstance(t, type) and issubclass(t, Exception))
 
 
+def run_session(session: Any, outputs: Optional[list[str]], feed: dict) -> list:
+    """``session.run(outputs, feed)``, stopped mid-run (raising :class:`Cancelled`) when the
+    token of this thread's :func:`engine.progress.cancel_scope` is cancelled meanwhile: ONNX
+    Runtime's ``RunOptions.terminate``, set from the cancelling thread."""
+    token = current_cancel()
+    if token is None:
+        return session.run(outputs, feed)
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    with token.on_cancel(lambda: setattr(options, "terminate", True)):
+        try:
+            return session.run(outputs, feed, options)
+        except Exception:
+            if token.cancelled:
+                raise Cancelled("cancelled") from None
+            raise
+
+
 #: What ONNX Runtime says when an allocation fails (it has no out-of-memory exception type):
 #: the CPU and CUDA arenas ("Failed to allocate memory for requested buffer of size N",
 #: "BFCArena::AllocateRawInternal ... Available memory of N is smaller than requested bytes
@@ -160,7 +180,7 @@ class OnnxRunner:
             vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors  # one per batch item, or shared
             feed[STRENGTHS_INPUT] = vectors if len(vectors) == x.shape[0] else np.repeat(vectors[:1], x.shape[0], 0)
         try:
-            (y, *_rest) = self.session.run(None, feed)
+            (y, *_rest) = run_session(self.session, None, feed)
         except self._errors as err:
             if is_allocation_failure(err):
                 raise TileOutOfMemory(f"ONNX Runtime ran out of memory on a {x.shape[2]}x{x.shape[3]} tile: "

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import RestoraError
-from ..progress import Progress
+from ..progress import Progress, cancel_scope
 from . import device as devices
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,8 @@ class _Run:
     def call(self, window: np.ndarray) -> np.ndarray:
         h, w, _c = window.shape
         nchw = np.ascontiguousarray(window.transpose(2, 0, 1)[None], dtype=np.float32)
-        result = np.asarray(self.fn(nchw))
+        with cancel_scope(self.progress.cancel):  # an ONNX Runtime run stops mid-tile when cancelled
+            result = np.asarray(self.fn(nchw))
         expected = (h * self.scale, w * self.scale)
         if result.ndim != 4 or result.shape[0] != 1 or tuple(result.shape[2:]) != expected:
             raise RestoraError(f"the model returned shape {tuple(result.shape)} for a {h}x{w} tile; "

@@ -20,6 +20,10 @@ and JPEG-stage crops alike) the default plan run in process (:class:`engine.pipe
 output scored as computed (8-bit) and as the CLI saves a JPEG input (JPEG q95, 4:4:4: ``engine.imageio``'s
 ``_write_jpeg`` options), and the plan's saved file from the run.
 
+Chosen after seeing validation numbers (said here and in ``real-noise-headroom.md``): the σ grids were cut
+from a first, wider run on 2 crops to fit the time, and ``--smaller-priors`` was added after the table showed
+FFDNet alone beating the stage. Nothing here feeds the engine.
+
 Run: ``nice -n 10 OMP_NUM_THREADS=1 python benchmarks/real_noise_headroom.py --plan aH.json bH.json
 --cache DIR/rows.jsonl [--out benchmarks/results/real-noise-headroom.md]`` (resumable per crop).
 """

@@ -61,20 +61,28 @@ class Scenario:
     timeout: float = 900.0
 
 
+#: The moment an output's temporary file appears in the output folder (its encoding has begun).
+PARTIAL = "<output being written>"
+
 SCENARIOS = [
     Scenario("analysis", "analysing a large photo", "large", [], "analysing", "SIGINT", 0.3),
     Scenario("analysis-big", "analysing a photo of twice the size", "sharp", ["--set", "blur=1", "--expert",
              "blur=classical.deblur.wiener", "--no-generalist"], "analysing", "SIGTERM", 1.0),
     Scenario("tiles", "a network stage's tiles (FFDNet)", "large", ["--set", "noise=1", "--no-generalist"],
              r"tile 3/", "SIGTERM", 0.5),
+    Scenario("tiles-big", "a network stage's large tiles (FFDNet, --tile 2048)", "large",
+             ["--set", "noise=1", "--no-generalist", "--tile", "2048"], r"tile 1/", "SIGTERM", 3.0),
     Scenario("tiles-int", "a network stage's tiles (FFDNet), Ctrl-C", "large",
              ["--set", "noise=1", "--no-generalist"], r"tile 2/", "SIGINT", 1.0),
     Scenario("pnp", "plug-and-play deblurring", "blurred",
              ["--set", "blur=1", "--expert", "blur=deblur.pnp.neural.ffdnet-color", "--no-generalist"],
              r"\] blur: ", "SIGTERM", 3.0),
-    Scenario("encode", "encoding a large 16-bit PNG", "sharp",
+    Scenario("pnp-late", "plug-and-play deblurring, later (its iterations)", "blurred",
+             ["--set", "blur=1", "--expert", "blur=deblur.pnp.neural.ffdnet-color", "--no-generalist"],
+             r"\] blur: ", "SIGINT", 12.0),
+    Scenario("encode", "encoding a large 16-bit PNG (its temporary file appeared)", "sharp",
              ["--set", "blur=1", "--expert", "blur=classical.deblur.wiener", "--no-generalist", "--bit-depth", "16"],
-             r"\] done$", "SIGTERM", 0.0),
+             PARTIAL, "SIGTERM", 0.0),
     Scenario("batch", "a folder, during its third file", "folder", ["--set", "noise=1", "--no-generalist"],
              r"\[3/6\]", "SIGINT", 0.5),
     Scenario("cluster", "a folder on --cluster local, after the first file", "folder",
@@ -170,6 +178,12 @@ def run_one(tree: Path, sc: Scenario, inputs: list[Path], work: Path) -> Outcome
                 res.note = f"moment not seen in {sc.timeout:.0f} s"
                 os.killpg(proc.pid, signal.SIGKILL)
                 break
+            if sent is None and sc.moment == PARTIAL and out.exists() and any(
+                    p.name.endswith(".partial") and not p.name.startswith(".restora-change") for p in out.iterdir()):
+                time.sleep(sc.delay)
+                proc.send_signal(getattr(signal, sc.signame))
+                sent = time.monotonic()
+                res.sent_after = sent - t0
             ready, _, _ = select.select([master], [], [], 0.05)
             if ready:
                 try:

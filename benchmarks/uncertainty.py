@@ -249,12 +249,48 @@ def camera(names: list[str], crop: int, collector: Collector, group: str) -> Non
         print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
 
 
-def real(per_set: int, crop: int, collector: Collector) -> None:
+#: The kinds whose error is mostly one level per photo (haze, low light, rain), which the whole-photo
+#: training rows (``collect --which whole``) are made for.
+WHOLE_KINDS = ("haze", "lowlight", "rain")
+
+
+def fit_side(img: np.ndarray, side: int) -> np.ndarray:
+    """``img`` area-resized so that its long side is at most ``side`` px (a whole photo the size of the
+    real pairs, 320–620 px), unchanged when already smaller."""
+    import cv2
+    h, w = img.shape[:2]
+    f = min(1.0, side / float(max(h, w)))
+    if f == 1.0:
+        return np.ascontiguousarray(img)
+    return np.ascontiguousarray(cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA))
+
+
+def whole(names: list[str], side: int, collector: Collector, group: str) -> None:
+    """Whole training photos (long side at most ``side`` px), each degraded by the realistic
+    generators of ``training/realistic.py`` (haze over a varied depth and a tinted airlight; low light
+    in linear light with a white-balance cast and camera noise, the camera pipeline; rain in 1–3
+    layers with a distant veil), strength 0.3–0.8, restored with the automatic plan; truth = the
+    clean photo. The photo-level error of these kinds is decided by the whole photo (its exposure,
+    its sky, its airlight), which a 128 px crop misjudges."""
+    from engine.imageio import load_photo
+    from engine.pipeline.job import RestoreOptions
+    from training.realistic import degrade_realistic_mix
+    for i, name in enumerate(names):
+        clean = fit_side(load_photo(CLEAN / name).pixels, side)
+        for j, kind in enumerate(WHOLE_KINDS):
+            seed = 9000 + 10 * i + j
+            strength = float(np.random.default_rng(seed).uniform(0.3, 0.8))
+            degraded, _, _ = degrade_realistic_mix(clean, [(kind, strength)], seed)
+            collector.restore(degraded, clean, RestoreOptions(), group, kind, name)
+        print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
+
+
+def real(per_set: int, crop: int, collector: Collector, sets=None) -> None:
     from engine.imageio import load_photo
     from engine.pipeline.job import RestoreOptions
     for set_name, kind in REAL_SETS.items():
         folder = PAIRS / set_name
-        if not folder.is_dir():
+        if not folder.is_dir() or (sets and set_name not in sets):
             continue
         files = sorted(p.name for p in (folder / "lq").iterdir())
         files = files[:: max(1, len(files) // per_set)][:per_set]
@@ -282,7 +318,7 @@ def split_photos(n_train: int, n_val: int) -> tuple[list[str], list[str]]:
 
 def collect(args) -> None:
     from engine.pipeline.job import RestoreOptions
-    col = Collector(extra_candidates=not args.which.startswith("train"))
+    col = Collector(extra_candidates=not args.which.startswith(("train", "whole")) and not args.no_extra)
     train, val = split_photos(args.train, args.val)
     only = lambda k: RestoreOptions(auto=False, only=(k,))  # noqa: E731
     if args.which == "train2":  # more training photos: as many again, between the first ones, none of the validation's
@@ -297,11 +333,19 @@ def collect(args) -> None:
     elif args.which in ("train", "train2"):
         synthetic(train, args.crop, only, col, "train")
         synthetic(train, args.crop, lambda k: RestoreOptions(), col, "train-auto")
+    elif args.which == "whole":  # whole training photos, both training sets' photos
+        names = sorted(os.listdir(CLEAN))
+        step = len(names) // args.train
+        second = [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
+        names = [n for pair in zip(train, second, strict=False) for n in pair]
+        whole(names[args.first:args.first + args.photos], args.side, col, "train-whole")
+    elif args.which == "whole-val":  # held-out photos, whole, the same generators
+        whole(val[:args.photos], args.side, col, "synthetic-whole")
     elif args.which == "val":
         synthetic(val, args.crop, only, col, "synthetic")
         synthetic(val, args.crop, lambda k: RestoreOptions(), col, "synthetic-auto")
     else:
-        real(args.pairs, args.crop, col)
+        real(args.pairs, args.crop, col, args.sets)
     save_rows(Path(args.cache[0]), col)
     print(f"wrote {args.cache} ({len(col.rows)} rows)", file=sys.stderr)
 
@@ -329,14 +373,17 @@ def stack_for(r: dict, kind: str) -> np.ndarray:
         from engine.uncertainty.ensemble import spread_rows
         sp = spread_rows(sp, r["before"].shape[:2], 0, r["before"].shape[0])
     return assemble(r["raw"], pick(r["sev_in"]), pick(r["sev_out"]), r["photo_stats"], sp,
-                    0.0 if spreads[kind] is None else float(spreads[kind].mean()))
+                    0.0 if spreads[kind] is None else float(spreads[kind].mean()), float(r["sigma"].mean()))
 
 
 def dominant(r: dict) -> str:
+    """The kind whose composed model judges a composed row, as ``engine.uncertainty.session.composed_choice``."""
     from engine.analysis.report import DEFAULT_PRESENCE_THRESHOLD
+    from engine.uncertainty.session import LEFT_IN_RESULT
     kept = [k for k in r.get("kept", []) if k in SYNTH_KINDS]
-    cands = kept or [k for k, v in r["sev_in"].items() if v >= DEFAULT_PRESENCE_THRESHOLD]
-    return max(cands, key=lambda k: r["sev_in"][k]) if cands else ""
+    cands = set(kept) | {k for k, v in r["sev_in"].items()
+                         if v >= DEFAULT_PRESENCE_THRESHOLD and (k in LEFT_IN_RESULT or not kept)}
+    return max([k for k in SYNTH_KINDS if k in cands], key=lambda k: r["sev_in"][k]) if cands else ""
 
 
 def _sample(plane: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -665,6 +712,114 @@ def extend(args) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+#: Whole-photo terms ``whole`` offers the haze, low-light and rain models (engine/uncertainty/features.py):
+#: the analysed severity of the kind at the input and at the output, the analysed noise level, how
+#: far the stage moved the photo, how dark the result is, the ensemble's photo mean.
+PHOTO_TERMS = ("severity", "severity_after", "photo_noise", "photo_change", "photo_dark", "photo_ensemble_spread")
+
+
+#: How much a candidate must beat the shipped score (levels refitted) by on the training measure to
+#: replace it (the forward selection's step, :func:`_forward`). Added after seeing the validation numbers
+#: of the choices without it (benchmarks/results/uncertainty.md).
+MARGIN = 0.01
+
+
+def _fit_offset(stacks, errs, coef: np.ndarray, term: int):
+    """The shipped score ``coef`` with one whole-photo term added: log1p(error) ≈ a + b·score + c·term
+    by least squares on the rows (the per-pixel ranking within a photo stays the shipped one, the
+    photo's level moves with the term). Returns a :class:`KindModel` (levels fitted later)."""
+    from engine.uncertainty.model import KindModel
+    x = np.concatenate(stacks, axis=1).astype(np.float64)
+    design = np.stack([np.ones(x.shape[1]), coef @ x, x[term]])
+    t = np.log1p(np.concatenate(errs).astype(np.float64))
+    a, b, c = np.linalg.lstsq(design.T, t, rcond=None)[0]
+    new = b * np.asarray(coef, np.float64)
+    new[0] += a
+    new[term] += c
+    return KindModel(new, np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+
+
+def _held_out_offset(stacks, errs, photos, coef, term) -> float:
+    """:func:`_held_out` for :func:`_fit_offset` (4 folds of the training photos)."""
+    names = sorted(set(photos))
+    fold = [names.index(p) % FOLDS for p in photos]
+    scores = []
+    for k in range(FOLDS):
+        train = [i for i, f in enumerate(fold) if f != k]
+        test = [i for i, f in enumerate(fold) if f == k]
+        if train and test:
+            m = _fit_offset([stacks[i] for i in train], [errs[i] for i in train], coef, term)
+            scores.append(_criterion([m.score(stacks[i]) for i in test], [errs[i] for i in test]))
+    return float(np.mean(scores))
+
+
+def whole_fit(args) -> None:
+    """Per haze, low-light and rain model (stage and ``composed:KIND``), refitted on the whole training
+    photos (``collect --which whole``, group ``train-whole``) so that the photo-level level of the map is
+    right on whole photos: candidates are the shipped model with only its levels refitted, the shipped
+    features refitted, and the same with each whole-photo term of :data:`PHOTO_TERMS` added; each is scored
+    by the held-out training measure on those photos (:func:`_held_out`: 4 folds by photo; the shipped
+    score needs no fold, it is not fitted on them) and the best is kept, its levels (score → mean error)
+    fitted on every whole training row it judges. Nothing is fitted or chosen on validation rows."""
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
+    path = ROOT / "models" / "uncertainty-calibration.json"
+    model = UncertaintyModel.from_json(path.read_text())
+    rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
+    train = [r for r in rows if r["group"] == "train-whole"]
+    crops = [r for r in rows if r["group"].startswith("train") and r["group"] != "train-whole"]
+    comp = [r for r in train if r["stage"] == "composed"]
+    report = {}
+    for name in args.only or [k for kind in WHOLE_KINDS for k in (kind, f"{COMPOSED}:{kind}")]:
+        kind = name.split(":")[-1]
+        rs = [r for r in comp if dominant(r) == kind] if name.startswith(COMPOSED) else \
+            [r for r in train if r["stage"] == kind]
+        if len({r["photo"] for r in rs}) < 8:
+            print(f"  {name}: {len(rs)} rows, too few photos; kept", file=sys.stderr)
+            continue
+        stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
+        photos = [r["photo"] for r in rs]
+        shipped = [i for i, c in enumerate(model.kinds[name].coef) if i and c != 0.0]
+        sets = {"refit": shipped, **{f"+{t}": shipped + [1 + FEATURES.index(t)] for t in PHOTO_TERMS
+                                     if 1 + FEATURES.index(t) not in shipped}}
+        base = model.kinds[name].coef
+        offsets = {f"levels+{t}": 1 + FEATURES.index(t) for t in PHOTO_TERMS}
+        scored = {"levels": round(_criterion([model.kinds[name].score(st) for st in stacks], errs), 3)}
+        scored.update({k: round(_held_out(stacks, errs, photos, v), 3) for k, v in sets.items()})
+        scored.update({k: round(_held_out_offset(stacks, errs, photos, base, f), 3) for k, f in offsets.items()})
+        # the crop training rows it judges, wholly held out from the whole-photo fit: a model must not
+        # lose the 128 px crops to gain the whole photos
+        cr = [r for r in crops if r["stage"] == "composed" and dominant(r) == kind] if name.startswith(COMPOSED) \
+            else [r for r in crops if r["stage"] == kind]
+        on_crops = {}
+        if cr:
+            cst = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(cr)]
+            cer = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(cr)]
+            for k in scored:
+                cm = model.kinds[name] if k == "levels" else _fit_offset(stacks, errs, base, offsets[k]) \
+                    if k in offsets else _fit_selected(stacks, errs, sets[k])
+                on_crops[k] = round(_criterion([cm.score(st) for st in cst], cer), 3)
+        total = {k: round(0.5 * (v + on_crops[k]), 3) if on_crops else v for k, v in scored.items()}
+        best = max(total, key=lambda k: (total[k], k == "levels"))
+        if total[best] < total["levels"] + MARGIN:  # as the forward selection: a term must earn its place
+            best = "levels"
+        if best == "levels":
+            m = model.kinds[name]
+        elif best in offsets:
+            m = _fit_offset(stacks, errs, base, offsets[best])
+        else:
+            m = _fit_selected(stacks, errs, sets[best])
+        model.kinds[name] = fit_levels(m.coef, m.score(np.concatenate(stacks, axis=1)), np.concatenate(errs))
+        report[name] = {"chosen": best, "criterion": total, "held_out_whole": scored, "crops": on_crops,
+                        "rows": len(rs), "photos": len(set(photos)), "crop_rows": len(cr)}
+        print(f"  {name}: {best} {total}", file=sys.stderr, flush=True)
+    model.meta["whole_photos_by_measurement_on_training"] = report
+    out = Path(args.calibration) if args.calibration else path
+    out.write_text(model.to_json(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
     if block:
         pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
@@ -801,9 +956,14 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "eval"))
-    ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real"), default="train",
-                    help="collect: photos")
+    ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval"))
+    ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val"),
+                    default="train", help="collect: photos (whole, whole-val: whole photos, WHOLE_KINDS)")
+    ap.add_argument("--side", type=int, default=480, help="collect whole/whole-val: long side of the photos (px)")
+    ap.add_argument("--photos", type=int, default=16, help="collect whole/whole-val: how many photos")
+    ap.add_argument("--first", type=int, default=0, help="collect whole: skip this many training photos")
+    ap.add_argument("--sets", nargs="+", help="collect real: only these pair sets (REAL_SETS)")
+    ap.add_argument("--no-extra", action="store_true", help="collect: skip the flip-ensemble and two-expert maps")
     ap.add_argument("--cache", nargs="+", help="collect: where to write the rows; fit: the training rows")
     ap.add_argument("--caches", nargs="+", help="eval: the validation and real rows")
     ap.add_argument("--only", nargs="+", help="fit: refit only these models (kind, composed, composed:KIND)")
@@ -819,7 +979,8 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "uncertainty.json"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "uncertainty.md"))
     args = ap.parse_args()
-    {"collect": collect, "fit": fit, "choose": choose, "extend": extend, "eval": evaluate}[args.phase](args)
+    {"collect": collect, "fit": fit, "choose": choose, "extend": extend, "whole": whole_fit,
+     "eval": evaluate}[args.phase](args)
 
 
 if __name__ == "__main__":

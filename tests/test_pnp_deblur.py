@@ -497,3 +497,30 @@ def test_a_blur_that_varies_over_the_frame_is_not_missed_focus():
     assert 0.7 <= np.median(scales) <= 1.4
     varying = np.where((np.arange(256) < 160)[None, :], _blur(base, disk_psf(1.0)), uniform)
     assert np.mean(tile_blur_scales(varying, kernel, 1 / 255) <= 0.5) > MISSED_FOCUS_MAX_SHARPER_SHARE
+
+
+@needs_ffdnet
+@needs_data
+def test_a_cancelled_deblur_stops_inside_its_denoiser_pass():
+    """The window's Cancel and the CLI's Ctrl-C reach the denoiser's tiles within each HQS
+    iteration, not only between iterations."""
+    from engine.errors import Cancelled
+    from engine.experts.base import ExpertContext
+    from engine.experts.pnp_deblur import PnPDeblur
+    from engine.progress import CancelToken, Progress
+
+    blurry = _blur(clean_photo(3, 192), _shake_kernel())
+    denoiser = _ffdnet()
+    token = CancelToken()
+    told = []
+    plain = denoiser.run_plain
+
+    def cancelled_meanwhile(image, ctx=None):
+        told.append(ctx.progress.cancel)
+        token.cancel()  # Cancel pressed while the first denoiser pass runs
+        return plain(image, ctx)
+
+    denoiser.run_plain = cancelled_meanwhile
+    with pytest.raises(Cancelled):
+        PnPDeblur(denoiser).run(blurry, ExpertContext(noise_sigma=np.float32(1 / 255), progress=Progress(cancel=token)))
+    assert told == [token]

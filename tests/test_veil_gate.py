@@ -195,3 +195,14 @@ def test_a_dim_scene_exposed_for_its_light_part_is_not_brightened_nor_deblurred(
     assert "lowlight" not in names and "blur" not in names
     kinds["lowlight"] = KindAssessment(held, 1.0, dict(stats, p95_luma=0.2))  # a dark photo without the held reading
     assert darkness(DegradationReport(kinds)) == held
+
+
+def test_the_tables_haze_over_a_dim_scene_is_not_held_as_a_dim_airlight():
+    # the evaluation table's haze (depth proxy, grey airlight 0.75–0.95) over a scene 2 stops darker:
+    # the veil is thin where the dark channel is highest: its airlight reads 0.57, under the first fit's 0.61
+    dim = _scene(5) * 0.35
+    hazy = degrade(dim, "haze", 0.5, seed=4)
+    stats = haze_statistics(hazy)
+    assert severity_from("haze", stats) >= T and stats["veil_floor_chroma"] <= VEIL_MAX_FLOOR_CHROMA
+    assert stats["veil_airlight"] >= VEIL_MIN_AIRLIGHT
+    assert haze_severity(severity_from("haze", stats), stats) >= T

@@ -63,7 +63,8 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns the exit status (0 all succeeded, 1 any failed, 2 bad usage)."""
+    """Run the CLI; returns the exit status (0 all succeeded, 1 any failed, 2 bad usage, 130 / 143
+    stopped by Ctrl-C / SIGTERM)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

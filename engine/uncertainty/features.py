@@ -23,7 +23,7 @@ FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "s
             "haze_depth_x_severity", "streak_before", "streak_after", "streak_after_x_severity", "photo_change",
             "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark",
             "luminance_x_severity_after", "luminance_x_change", "haze_depth_x_change", "ensemble_spread",
-            "photo_ensemble_spread")
+            "photo_ensemble_spread", "photo_noise")
 #: The planes :func:`raw_planes` computes (those that do not depend on the severities).
 RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
        "dark_channel_before", "gain", "brighten", "gain_x_noise", "haze_depth", "streak_before", "streak_after",
@@ -169,7 +169,7 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
 
 def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0,
              photo: Optional[PhotoStats] = None, spread: Optional[np.ndarray] = None,
-             photo_spread: float = 0.0) -> np.ndarray:
+             photo_spread: float = 0.0, photo_noise: float = 0.0) -> np.ndarray:
     """``(1 + len(FEATURES), ...)``: a constant 1, then :data:`FEATURES` from the :data:`RAW`
     planes and the analysed severity of the kind at the input and at the output (0..1 each: what
     there was and what is left to fix), with the products of texture, noise, change, haze depth
@@ -185,7 +185,9 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     ``spread``, the parameter-perturbation ensemble's spread at each pixel in levels,
     :func:`engine.uncertainty.ensemble.parameter_spread`; 0 when ``None``) and
     ``photo_ensemble_spread`` (log1p of ``photo_spread``, that spread's mean over the whole photo:
-    how much the photo's result hangs on the stage's global guesses)."""
+    how much the photo's result hangs on the stage's global guesses); ``photo_noise`` (log1p of
+    ``photo_noise``, the analysed noise σ's mean over the whole photo in levels, :func:`photo_noise`:
+    a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
     photo = photo or PhotoStats()
@@ -200,21 +202,33 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
               r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark,
               r["luminance"] * sev_after, r["luminance"] * r["change"], r["haze_depth"] * r["change"],
               np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
-              one * np.float32(np.log1p(max(float(photo_spread), 0.0)))]
+              one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
+              one * np.float32(np.log1p(max(float(photo_noise), 0.0)))]
     return np.stack(planes).astype(np.float32, copy=False)
+
+
+def photo_noise(noise_sigma: Union[None, float, np.ndarray]) -> float:
+    """The analysed noise σ's mean over the whole photo, in 8-bit levels (``noise_sigma`` as
+    :func:`noise_plane` takes it, in [0, 1] units; ``None``: 0)."""
+    if noise_sigma is None:
+        return 0.0
+    return float(np.mean(np.asarray(noise_sigma, np.float32), dtype=np.float64)) * 255.0
 
 
 def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
                   severity: float = 0.0, severity_after: float = 0.0,
                   photo: Optional[PhotoStats] = None, spread: Optional[np.ndarray] = None,
-                  photo_spread: float = 0.0) -> np.ndarray:
+                  photo_spread: float = 0.0, photo_sigma: Optional[float] = None) -> np.ndarray:
     """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`.
     ``photo``: the whole photo's :class:`PhotoStats` (``None``: those of ``before``/``after``,
     right for a whole photo, not for a band of one); ``spread`` (HxW levels) and ``photo_spread``:
-    the ensemble's spread on these pixels and its whole-photo mean (:func:`assemble`)."""
+    the ensemble's spread on these pixels and its whole-photo mean (:func:`assemble`);
+    ``photo_sigma``: the whole photo's :func:`photo_noise` (``None``: that of ``noise_sigma``)."""
     photo = photo or photo_stats(before, after)
+    if photo_sigma is None:
+        photo_sigma = photo_noise(noise_sigma)
     return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight),
-                    severity, severity_after, photo, spread, photo_spread)
+                    severity, severity_after, photo, spread, photo_spread, photo_sigma)
 
 
 def absolute_error(output: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ results its kind dominates, photos through the simulated camera included); ``ben
 extend`` then added to the low-light and rain models, by the held-out training measure, terms for
 errors that scale with the brightness (haze kept its model: no term helped there), and offered each
 haze, low-light and rain model the spread of a parameter-perturbation ensemble
-(``engine/uncertainty/ensemble.py``), kept where the same measure says so. Validated on held-out
+(``engine/uncertainty/ensemble.py``), kept where the same measure says so; ``benchmarks/uncertainty.py
+whole`` refitted the haze, low-light and rain models' levels (and, where the training measure chose
+it, one whole-photo term) on whole training photos. Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 
@@ -26,7 +28,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .ensemble import parameter_spread, spread_rows
-from .features import FEATURES, feature_stack, photo_stats
+from .features import FEATURES, feature_stack, photo_noise, photo_stats
 
 #: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
 SPREAD_FEATURES = ("ensemble_spread", "photo_ensemble_spread")
@@ -111,6 +113,7 @@ class UncertaintyModel:
             spread = parameter_spread(before, after, (kind or "").split(":")[-1], severity=severity)
             photo_spread = 0.0 if spread is None else float(spread.mean())
         sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
+        sigma_photo = photo_noise(sigma)  # whole-photo level, the same for every band
         per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
         out = np.empty(before.shape[:2], np.float32)
         for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
@@ -118,7 +121,7 @@ class UncertaintyModel:
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
                                   severity=severity, severity_after=severity_after, photo=photo,
                                   spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
-                                  photo_spread=photo_spread)
+                                  photo_spread=photo_spread, photo_sigma=sigma_photo)
             out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
         return out
 

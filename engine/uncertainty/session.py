@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
-from ..kinds import GENERALIST, KINDS, NOISE
+from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
 from .model import COMPOSED, UncertaintyModel, default_model
 from .summary import lean, summarise
 
@@ -32,18 +32,29 @@ def _severity(report, kind: str) -> float:
     return max((float(report.severity(k)) for k in KINDS), default=0.0)
 
 
+#: Kinds that judge the composed result when found even if their stage was not kept: an exposure
+#: left uncorrected is an error over the whole photo that no other kind's model sees. Chosen on the
+#: training rows (``benchmarks/uncertainty.py``, whole photos and crops): the pooled ρ of the composed
+#: maps over them 0.624 with kept stages first, 0.625 with every kind found, 0.649 with low light only
+#: (the real LOL crops' composed row 0.20 → 0.47 with it).
+LEFT_IN_RESULT = (LOWLIGHT,)
+
+
 def composed_choice(model: UncertaintyModel, results, report) -> tuple[str, str]:
     """``(model key, kind)`` for the composed result: the result's error is judged by the kind
-    that dominated the photo, the kind of a kept stage with the largest analysed severity at the
-    input (or, when no stage of a kind was kept, the most severe kind found, if any), with the
+    that dominated the photo, the kind with the largest analysed severity at the input among the
+    kinds of the kept stages (or, when none was kept, the kinds found) and a low light found
+    whose stage was not kept (:data:`LEFT_IN_RESULT`), with the
     model the calibration chose for it (``meta["composed_by"]``, one choice for every kind or a
     ``{kind: choice}`` table: that kind's composed model, its stage model, or one pooled model
     for every kind)."""
     kept = [r.name for r in results if not r.dropped and r.delta is not None and r.name in KINDS]
-    candidates = kept or [k for k in KINDS if report is not None and report.severity(k) >= PRESENT]
-    if not candidates or report is None:
+    if report is None:
         return COMPOSED, ""
-    kind = max(candidates, key=lambda k: report.severity(k))
+    candidates = set(kept) | {k for k in KINDS if report.severity(k) >= PRESENT and (k in LEFT_IN_RESULT or not kept)}
+    if not candidates:
+        return COMPOSED, ""
+    kind = max([k for k in KINDS if k in candidates], key=lambda k: report.severity(k))
     how = model.meta.get("composed_by", "pooled")
     if isinstance(how, dict):
         how = how.get(kind, "pooled")

@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from engine.analysis.report import DegradationReport
+from engine.imageio.atomic import remove_stale_partials
 from engine.kinds import GENERALIST, KINDS, LABELS
 from engine.photo import Photo
 from engine.pipeline import Plan, PlanChoices, RestoreOptions, Restorer, RestorationSession, StageResult
@@ -223,8 +224,11 @@ class Document:
         progress = progress or Progress()
         progress(0.0, "analysing")
         orchestrator = restorer.orchestrator
+        store = ChangeStore(window_change_budget())
+        # change files a killed window left behind (a dead writer's only: see remove_stale_partials)
+        remove_stale_partials(store.folder, recursive=False)
         session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata,
-                                       changes=ChangeStore(window_change_budget()))
+                                       changes=store)
         try:
             session.analyse()
             progress(0.1, "restoring")

@@ -177,3 +177,23 @@ def test_a_view_at_100_percent_reads_its_crop_from_disk_once(two_docs, monkeypat
     monkeypatch.undo()
     # the export (the whole photo) is not a view's crop: composed from the files
     assert np.array_equal(disk.restored_photo().pixels, memory.restored_photo().pixels)
+
+
+def test_opening_a_photo_removes_change_files_a_killed_window_left(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = folder / f".restora-change.{dead}-0badf00d.partial"
+    stale.write_bytes(b"\0" * 12)
+    other = folder / "someone-elses.partial"
+    other.write_bytes(b"kept")
+    doc = _open(write_photo(tmp_path / "noisy.png", "noise", 0.7, size=96), monkeypatch, "0")
+    assert not stale.exists() and other.exists()
+    assert doc.session.changes.spilled and all(a.path.parent == folder for a in doc.session.changes.spilled)
+    doc.close()

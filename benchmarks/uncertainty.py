@@ -638,6 +638,12 @@ EXTENSIONS = {"haze": ("haze_depth_x_change", "luminance_x_change", "luminance_x
 def _held_out(stacks, errs, photos, idx) -> float:
     """The selection's measure (:func:`_criterion`) of the features ``idx`` fitted on 3 of
     :data:`FOLDS` folds of the training photos and scored on the fourth, averaged over the folds."""
+    return _cross_validated(stacks, errs, photos, lambda s, e: _fit_selected(s, e, idx))
+
+
+def _cross_validated(stacks, errs, photos, fit) -> float:
+    """:func:`_criterion` of the model ``fit(stacks, errs)`` returns, fitted on 3 of :data:`FOLDS`
+    folds of the training photos (split by photo) and scored on the fourth, averaged over the folds."""
     names = sorted(set(photos))
     fold = [names.index(p) % FOLDS for p in photos]
     scores = []
@@ -645,7 +651,7 @@ def _held_out(stacks, errs, photos, idx) -> float:
         train = [i for i, f in enumerate(fold) if f != k]
         test = [i for i, f in enumerate(fold) if f == k]
         if train and test:
-            m = _fit_selected([stacks[i] for i in train], [errs[i] for i in train], idx)
+            m = fit([stacks[i] for i in train], [errs[i] for i in train])
             scores.append(_criterion([m.score(stacks[i]) for i in test], [errs[i] for i in test]))
     return float(np.mean(scores))
 
@@ -741,16 +747,7 @@ def _fit_offset(stacks, errs, coef: np.ndarray, term: int):
 
 def _held_out_offset(stacks, errs, photos, coef, term) -> float:
     """:func:`_held_out` for :func:`_fit_offset` (4 folds of the training photos)."""
-    names = sorted(set(photos))
-    fold = [names.index(p) % FOLDS for p in photos]
-    scores = []
-    for k in range(FOLDS):
-        train = [i for i, f in enumerate(fold) if f != k]
-        test = [i for i, f in enumerate(fold) if f == k]
-        if train and test:
-            m = _fit_offset([stacks[i] for i in train], [errs[i] for i in train], coef, term)
-            scores.append(_criterion([m.score(stacks[i]) for i in test], [errs[i] for i in test]))
-    return float(np.mean(scores))
+    return _cross_validated(stacks, errs, photos, lambda s, e: _fit_offset(s, e, coef, term))
 
 
 def whole_fit(args) -> None:

@@ -257,6 +257,19 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
+def _end_session(proc: subprocess.Popen) -> list[int]:
+    """Kill ``proc`` if it still runs, then return the processes of its session still alive a
+    second later (Ray workers that outlived it), killing them so none outlives the test."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    time.sleep(1)
+    leftovers = _session_members(proc.pid)
+    if leftovers:
+        os.killpg(proc.pid, signal.SIGKILL)
+    return leftovers
+
+
 def _command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -320,13 +333,7 @@ def test_cluster_local_never_overwrites_and_leaves_no_ray_process_behind(tmp_pat
     try:
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        time.sleep(1)
-        leftovers = _session_members(proc.pid)
-        if leftovers:
-            os.killpg(proc.pid, signal.SIGKILL)
+        leftovers = _end_session(proc)
     assert proc.returncode == code == 1, stderr
     lines = comparable(stdout, "out")
     assert lines == comparable(out, "out")
@@ -387,13 +394,7 @@ def test_sigterm_stops_a_local_cluster_run_its_workers_and_their_temporary_files
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        time.sleep(1)
-        leftovers = _session_members(proc.pid)
-        if leftovers:
-            os.killpg(proc.pid, signal.SIGKILL)
+        leftovers = _end_session(proc)
     assert proc.returncode == 143, stderr
     assert "restora: terminated" in stderr and "Traceback" not in stderr, stderr
     assert "SIGTERM received" not in stderr, stderr

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import ModelError
+from ..runtime.onnx_backend import run_session
 from .base import Backend, Expert, ExpertContext, ExpertInfo
 from .classical.color import from_ycbcr as from_jfif_ycbcr
 from .classical.color import to_ycbcr as to_jfif_ycbcr
@@ -90,8 +91,6 @@ class _OnnxMapRunner:
             raise ModelError(f"{path.name}: expected inputs ['input', 'sigma'], the model has {names}")
 
     def __call__(self, image: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        from ..runtime.onnx_backend import run_session
-
         return run_session(self.session, None, {"input": image, "sigma": sigma})[0]
 
 
@@ -627,8 +626,6 @@ class _IATRunner:
 
     def local(self, tile: np.ndarray, gamma: np.ndarray, color: np.ndarray) -> np.ndarray:
         if self.onnx:
-            from ..runtime.onnx_backend import run_session
-
             return run_session(self.session, ["output"], {"input": tile, "global_input": _dummy((1, 3, 8, 8)),
                                                           "gamma": gamma, "color": color})[0]
         import torch
@@ -738,8 +735,6 @@ class _SAFMNRunner:
 
     def tile(self, x: np.ndarray, response: np.ndarray) -> np.ndarray:
         if self.onnx:
-            from ..runtime.onnx_backend import run_session
-
             return run_session(self.session, ["output"], {"input": x, "global_input": _dummy((1, 3, 16, 16)),
                                                           "response": response})[0]
         import torch

@@ -27,7 +27,6 @@ through. Run: ``python benchmarks/dim_haze_fit.py fit --photos 150``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from haze_false_positives import _pending, _rows, dim_scene, flat_crop, maybe_camera, measure_case  # noqa: E402
+from haze_false_positives import _rows, append_pending, dim_scene, flat_crop, maybe_camera, measure_case  # noqa: E402
 
 SHARED = Path(os.environ.get("RESTORA_SHARED") or ROOT.parent / "shared")
 WORK = Path(os.environ.get("RESTORA_BENCH_WORK") or ROOT / "benchmarks" / "results" / "dim-haze")
@@ -105,12 +104,7 @@ def fit(photos: int) -> int:
     train, _ = split(list_images(SHARED / "data" / "clean"))
     WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / "fit-train.jsonl"
-    with out.open("a") as f:
-        for j, p in _pending(out, train, photos, seed=13):
-            for row in fit_cases(p, np.random.default_rng([13, j]), j):
-                f.write(json.dumps(row, default=float) + "\n")
-            f.flush()
-            print(f"  {p.name}", file=sys.stderr, flush=True)
+    append_pending(out, train, photos, 13, lambda j, p: fit_cases(p, np.random.default_rng([13, j]), j))
     summary(_rows(ROOT / "benchmarks" / "results" / "haze-false-positives" / "fit-train.jsonl"),
             "the original fit's rows (haze_false_positives.py)")
     summary(_rows(out), "this fit's rows")

@@ -166,19 +166,19 @@ def fit_dehaze(photos: int) -> int:
 
     train, _ = split(list_images(DATA / "clean"))
     out = WORK / "fit-dehaze.jsonl"
-    with out.open("a") as f:
-        for j, p in _pending(out, train, photos, seed=11):
-            rng = np.random.default_rng([11, j])
-            img = to_float(load_uint8(p))
-            warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
-            for name, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
-                s = float(rng.uniform(0.2, 1.0))
-                x = maybe_camera(hazed(base, rng, s), rng, j)
-                severity = analyse(x).severity("haze")
-                clipped = newly_clipped_fraction(x, np.clip(dehaze(x)[0], 0, 1)) if severity >= 0.2 else None
-                f.write(json.dumps({"photo": p.name, "case": name, "strength": s, "haze": severity,
-                                    "newly_clipped": clipped}) + "\n")
-            f.flush()
+
+    def rows_of(j: int, p: Path):
+        rng = np.random.default_rng([11, j])
+        img = to_float(load_uint8(p))
+        warm = np.clip(warm_bright(img, rng) * rng.uniform(0.6, 1.0), 0, 1).astype(np.float32)
+        for name, base in (("haze of the photo", img), ("haze of a warm scene", warm)):
+            s = float(rng.uniform(0.2, 1.0))
+            x = maybe_camera(hazed(base, rng, s), rng, j)
+            severity = analyse(x).severity("haze")
+            clipped = newly_clipped_fraction(x, np.clip(dehaze(x)[0], 0, 1)) if severity >= 0.2 else None
+            yield {"photo": p.name, "case": name, "strength": s, "haze": severity, "newly_clipped": clipped}
+
+    append_pending(out, train, photos, 11, rows_of, progress=None)
     vals = [r["newly_clipped"] for r in _rows(out) if r["newly_clipped"] is not None]
     print(json.dumps({"cases": len(vals), "p99": float(np.percentile(vals, 99)), "max": float(max(vals))}))
     return 0
@@ -193,19 +193,30 @@ def _pending(out: Path, paths: list[Path], count: int, seed: int):
             yield int(j), paths[int(j)]
 
 
+def append_pending(out: Path, paths: list[Path], count: int, seed: int, rows_of,
+                   progress: Optional[str] = "") -> None:
+    """Append to ``out`` (JSON lines) the rows ``rows_of(index, path)`` gives for each photo
+    :func:`_pending` yields, flushed photo by photo (a stopped run resumes where it was);
+    ``progress``: printed before each photo's name on stderr, ``None`` for nothing."""
+    with out.open("a") as f:
+        for j, p in _pending(out, paths, count, seed):
+            for row in rows_of(j, p):
+                f.write(json.dumps(row, default=float) + "\n")
+            f.flush()
+            if progress is not None:
+                print(f"  {progress}{p.name}", file=sys.stderr, flush=True)
+
+
 def fit(photos: int, held_out: int) -> int:
     from training.data import list_images, split
 
     train, val = split(list_images(DATA / "clean"))
     WORK.mkdir(parents=True, exist_ok=True)
     for split_name, paths, n in (("train", train, photos), ("held-out", val, held_out)):
-        out = WORK / f"fit-{split_name}.jsonl"
-        with out.open("a") as f:
-            for j, p in _pending(out, paths, n, seed=7):
-                for row in fit_cases(p, np.random.default_rng([7, j]), j):
-                    f.write(json.dumps(dict(row, split=split_name), default=float) + "\n")
-                f.flush()
-                print(f"  {split_name} {p.name}", file=sys.stderr, flush=True)
+        append_pending(WORK / f"fit-{split_name}.jsonl", paths, n, 7,
+                       lambda j, p, split_name=split_name: (dict(row, split=split_name) for row in
+                                                            fit_cases(p, np.random.default_rng([7, j]), j)),
+                       progress=f"{split_name} ")
     print(json.dumps(fitted(_rows(WORK / "fit-train.jsonl")), indent=1))
     return 0
 

@@ -107,19 +107,15 @@ def veil_cases(img: np.ndarray, j: int) -> list[tuple[str, str, np.ndarray]]:
 
 
 def fit(photos: int) -> int:
-    from haze_false_positives import _pending, _rows
+    from haze_false_positives import _rows, append_pending
     from training.data import list_images, load_uint8, split, to_float
 
     train, _ = split(list_images(SHARED / "data" / "clean"))
     WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / "fit-train.jsonl"
-    with out.open("a") as f:
-        for j, p in _pending(out, train, photos, seed=31):
-            cases = veil_cases(to_float(load_uint8(p)), j)
-            for label, name, x in cases:
-                f.write(json.dumps({"photo": p.name, "label": label, "case": name, **features(x)}) + "\n")
-            f.flush()
-            print(f"  {p.name}", file=sys.stderr, flush=True)
+    append_pending(out, train, photos, 31, lambda j, p: (
+        {"photo": p.name, "label": label, "case": name, **features(x)}
+        for label, name, x in veil_cases(to_float(load_uint8(p)), j)))
     print(json.dumps(fitted(_rows(out)), indent=1))
     return 0
 

@@ -218,11 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         global PRIOR_SCALES
         PRIOR_SCALES = SMALL_PRIOR_SCALES
     if args.save_cost:
-        text = "\n".join([f"Machine: {machine()}."] + save_cost(args.plan, args.every, args.cache)) + "\n"
-        print(text)
-        if args.out:
-            args.out.write_text(text)
-        return 0
+        return _emit([f"Machine: {machine()}."] + save_cost(args.plan, args.every, args.cache), args.out)
     items = jpeg_only(args.plan)
     if args.limit:
         items = items[:args.limit]
@@ -255,17 +251,17 @@ def main(argv: list[str] | None = None) -> int:
             d = np.array([r["prior"][str(m)] for r in rows]) - j
             lines.append(f"- m = {m:g}: {d.mean():+.3f} / {d.min():+.2f} / {int((d < -0.005).sum())} / "
                          f"{d.mean() * len(rows) / 60:+.3f}")
-        text = "\n".join(lines) + "\n"
-        print(text)
-        if args.out:
-            args.out.write_text(text)
-        return 0
+        return _emit(lines, args.out)
     lines = [f"Machine: {start}; end load average {os.getloadavg()[0]:.1f}; {len(rows)} crops.", ""]
-    lines += report(rows, 60, float("nan"))
+    return _emit(lines + report(rows, 60, float("nan")), args.out)
+
+
+def _emit(lines: list[str], out: Path | None) -> int:
+    """Print the report ``lines`` and write them to ``out`` when given; the exit status 0."""
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    if out:
+        out.write_text(text)
     return 0
 
 

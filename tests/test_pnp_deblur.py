@@ -524,3 +524,49 @@ def test_a_cancelled_deblur_stops_inside_its_denoiser_pass():
     with pytest.raises(Cancelled):
         PnPDeblur(denoiser).run(blurry, ExpertContext(noise_sigma=np.float32(1 / 255), progress=Progress(cancel=token)))
     assert told == [token]
+
+
+@needs_ffdnet
+@needs_data
+def test_the_schedule_ends_lower_for_a_defocus_disc_than_for_camera_shake():
+    """The last σ told the denoiser is the isotropic floor for a disc (missed focus) and the shake
+    floor for a trajectory, both on a nearly noise-free photo (its σ does not raise them)."""
+    from engine.experts.base import ExpertContext
+    from engine.experts.classical.deconvolution import disk_psf
+    from engine.experts.pnp_deblur import (ISOTROPIC_SIGMA_FLOOR_255, ITERATIONS, SIGMA_FLOOR_255, PnPDeblur,
+                                            sigma_floor)
+
+    assert ISOTROPIC_SIGMA_FLOOR_255 < SIGMA_FLOOR_255
+    assert sigma_floor(1.0) == ISOTROPIC_SIGMA_FLOOR_255 / 255 and sigma_floor(3.0) == SIGMA_FLOOR_255 / 255
+
+    class Recording(type(_ffdnet())):
+        told: list = []
+
+        def run_plain(self, image, ctx=None):
+            self.told.append(float(np.mean(ctx.noise_sigma)))
+            return super().run_plain(image, ctx)
+
+    denoiser = Recording(FFDNET, model_id="ffdnet-color", threads=1)
+    sharp = clean_photo(3, 192)
+    rng = np.random.default_rng(0)
+    for kernel, floor in ((disk_psf(3.0), ISOTROPIC_SIGMA_FLOOR_255), (_shake_kernel(), SIGMA_FLOOR_255)):
+        blurry = np.clip(_blur(sharp, kernel) + rng.normal(0, 0.5 / 255, sharp.shape), 0, 1).astype(np.float32)
+        denoiser.told.clear()
+        ctx = ExpertContext(noise_sigma=np.float32(0.5 / 255))
+        PnPDeblur(denoiser).run(blurry, ctx)
+        assert any("kernel" in n for n in ctx.notes) and denoiser.told
+        assert denoiser.told[ITERATIONS - 1] == pytest.approx(floor / 255, rel=1e-3), ctx.notes
+
+
+def test_the_deblurrers_own_noise_check_is_the_plans_guard():
+    """The isotropic floor's result is redone where the plan's guard would drop it: same bounds, and
+    a photo whose fine-scale noise doubles is caught while an unchanged one is not."""
+    from engine.experts.pnp_deblur import NOISE_GUARD_GAIN, NOISE_GUARD_MIN_255, fine_noise_rise
+    from engine.pipeline.orchestrator import NOISE_AMPLIFICATION, NOISE_AMPLIFICATION_MIN_255
+
+    assert (NOISE_GUARD_GAIN, NOISE_GUARD_MIN_255) == (NOISE_AMPLIFICATION, NOISE_AMPLIFICATION_MIN_255)
+    rng = np.random.default_rng(1)
+    flat = np.full((128, 128, 3), 0.5, np.float32)
+    quiet = (flat + rng.normal(0, 1 / 255, flat.shape)).astype(np.float32)
+    loud = (flat + rng.normal(0, 3 / 255, flat.shape)).astype(np.float32)
+    assert fine_noise_rise(quiet, loud) and not fine_noise_rise(quiet, quiet)

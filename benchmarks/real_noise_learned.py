@@ -351,6 +351,27 @@ def measure_sigma(cache: Path, count: int) -> dict:
     return done
 
 
+def sigma_table(cache: Path) -> str:
+    """Markdown: per kind, the JPEG stage's gain and FFDNet-in-its-place at each σ against it (mean /
+    worst, dB) over the photos :func:`measure_sigma` measured."""
+    done = json.loads((cache / "sigma.json").read_text())
+    lines = ["| kind | n | JPEG stage over file | " + " | ".join(f"FFDNet σ {sg:g} vs stage" for sg in SIGMAS)
+             + " | best σ per case (oracle) vs stage |", "|---" * (4 + len(SIGMAS)) + "|"]
+    for kind in SIGMA_KINDS:
+        rows = [r[kind] for r in done.values() if kind in r]
+        if not rows:
+            continue
+        jp = np.array([r["jpeg"] for r in rows])
+        cells = []
+        for sg in SIGMAS:
+            d = np.array([r[str(sg)] for r in rows]) - jp
+            cells.append(f"{d.mean():+.2f} / {d.min():+.2f}")
+        best = np.array([max(r[str(sg)] for sg in SIGMAS) for r in rows]) - jp
+        lines.append(f"| {kind} | {len(rows)} | {jp.mean():+.2f} | " + " | ".join(cells)
+                     + f" | {best.mean():+.2f} / {best.min():+.2f} |")
+    return "\n".join(lines)
+
+
 POLYU = SHARED / "data" / "pairs" / "noise_real_polyu_crops"
 PLAN_RUNS = (Path("/work/scratch/lead/poly/aI.json"), Path("/work/scratch/lead/poly/bI.json"))
 HEADROOM = Path("/work/scratch/polysigma/head_all.jsonl")
@@ -405,6 +426,13 @@ def real(cache: Path, runs=PLAN_RUNS, headroom: Path = HEADROOM) -> dict:
         for sigma in ("6.0", "8.0", "10.0"):
             gains[sigma] = sum(head[names[i]]["ffdnet"][sigma] - head[names[i]]["jpeg"]
                                for i in found if i in jpeg_only and names[i] in head)
+        neg = s[y[te] == 0]
+        row["at_budget"] = {str(b): {"held_fp": float((neg > threshold_at(neg, b)).mean()),
+                                     "held_tpr": float((s[y[te] == 1] > threshold_at(neg, b)).mean()),
+                                     "noisy_flagged": int((sn > threshold_at(neg, b)).sum()),
+                                     "jpeg_only_flagged": int(sum(sn[i] > threshold_at(neg, b) for i in jpeg_only)),
+                                     "gt_flagged": int((sg > threshold_at(neg, b)).sum())}
+                            for b in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)}
         row["whatif_sum_db"] = gains
         row["whatif_on_60_mean"] = {sg_: v / len(names) for sg_, v in gains.items()}
         res[name] = row

@@ -23,8 +23,10 @@ tell the orders apart; the others are listed. ``probe --photos N`` writes rows (
 resumable) to ``--work``; ``readings`` adds, per probed case, what the combined analysis reads of low
 light (the severity, the hand-made exposure-index severity before the dim-scene hold-down, the 95th
 percentile of luma that hold-down reads, the network's probability); ``report`` prints the mean,
-worst and per-case differences and why each dark case was not brightened.
-Run: ``python benchmarks/lowlight_noise_order.py probe --photos 24``, ``… readings``, ``… report``.
+worst and per-case differences and why each dark case was not brightened; ``forced`` restores each case
+left dark with a low-light stage appended (what the gate holds back).
+Run: ``python benchmarks/lowlight_noise_order.py probe --photos 24``, ``… readings``, ``… forced``,
+``… report``.
 """
 
 from __future__ import annotations
@@ -45,13 +47,22 @@ from haze_false_positives import _rows, append_pending  # noqa: E402
 SHARED = Path(os.environ.get("RESTORA_SHARED") or ROOT.parent / "shared")
 WORK = Path(os.environ.get("RESTORA_BENCH_WORK") or ROOT / "benchmarks" / "results" / "lowlight-noise-order")
 VARIANTS = ("plan", "lowlight first", "lowlight alone")
+#: The expert the automatic plan brightens with (``engine.experts.lowlight_adaptive``).
+LOWLIGHT_EXPERT = "lowlight.adaptive"
 
 
 def reordered(plan, variant: str):
-    """``plan`` as ``variant`` of :data:`VARIANTS` runs it (unchanged where it lacks either stage)."""
+    """``plan`` as ``variant`` of :data:`VARIANTS` runs it (unchanged where it lacks either stage), or,
+    for ``"lowlight forced"``, with a low-light stage appended (full strength, not judged) where it has none."""
     from engine.pipeline.plan import Plan
 
+    from engine.pipeline.plan import Stage
+
     names = plan.names()
+    if variant == "lowlight forced":
+        if "lowlight" in names:
+            return plan
+        return Plan(plan.stages + (Stage("lowlight", LOWLIGHT_EXPERT, 1.0, auto=False),), plan.left_out)
     if variant == "plan" or "noise" not in names or "lowlight" not in names:
         return plan
     stages = [s for s in plan.stages if s.name != "noise"]
@@ -148,18 +159,43 @@ def readings(rows: list[dict]) -> list[dict]:
     return out
 
 
+def forced(rows: list[dict]) -> list[dict]:
+    """Per probed row left dark (no low-light stage kept), the PSNR with a low-light stage forced."""
+    from training.data import list_images, split
+    from training.metrics import psnr
+
+    train, _ = split(list_images(SHARED / "data" / "clean"))
+    index = {p.name: i for i, p in enumerate(train)}
+    out = []
+    for r in rows:
+        if "lowlight" in r["stages"]:
+            continue
+        x, clean, _, _ = make_case(index[r["photo"]], train[index[r["photo"]]])
+        y, kept, _ = restore(x, "lowlight forced")
+        out.append({"photo": r["photo"], "lowlight forced": psnr(y, clean), "kept": kept})
+    return out
+
+
 def report(rows: list[dict]) -> None:
     both = [r for r in rows if "lowlight first" in r]
     read = {r["photo"]: r for r in _rows(WORK / "readings-train.jsonl")}
+    forced_rows = {r["photo"]: r for r in _rows(WORK / "forced-train.jsonl")}
     print(f"{len(rows)} training cases; {len(both)} planned both a noise and a low-light stage; "
           f"{sum('lowlight' in r['stages'] for r in rows)} brightened")
     for r in rows:
         extra = " ".join(f"{v} {r[v]:.2f}" for v in VARIANTS[1:] if v in r)
+        if r["photo"] in forced_rows:
+            extra += f"lowlight forced {forced_rows[r['photo']]['lowlight forced']:.2f}"
         g = read.get(r["photo"])
         why = (f"; low light {g['lowlight']:.2f} (exposure index {g['raw']:.2f}, p95 {g['p95_luma']:.2f}, "
                f"network p {g['learned_probability']:.2f})") if g else ""
         print(f"  {r['photo']} {r['case']}: input {r['input']:.2f} plan {r['plan']:.2f} "
               f"first plan {r['first plan']}, kept {r['stages']} {extra}{why}")
+    dark = [(r, forced_rows[r["photo"]]) for r in rows if r["photo"] in forced_rows]
+    if dark:
+        d = np.array([f["lowlight forced"] - r["plan"] for r, f in dark])
+        print(f"left dark: {len(dark)}; a low-light stage forced − plan: mean {d.mean():+.2f} dB, "
+              f"worst {d.min():+.2f}, best {d.max():+.2f}, better on {(d > 0.05).sum()}")
     for v in VARIANTS[1:]:
         d = np.array([r[v] - r["plan"] for r in both])
         if len(d):
@@ -169,14 +205,15 @@ def report(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("step", choices=("probe", "readings", "report"))
+    p.add_argument("step", choices=("probe", "readings", "forced", "report"))
     p.add_argument("--photos", type=int, default=24)
     a = p.parse_args(argv)
     out = WORK / "probe-train.jsonl"
-    if a.step == "readings":
+    if a.step in ("readings", "forced"):
         import json
 
-        (WORK / "readings-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in readings(_rows(out))))
+        rows = readings(_rows(out)) if a.step == "readings" else forced(_rows(out))
+        (WORK / f"{a.step}-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if a.step == "probe":
         from training.common import limit_threads
         from training.data import list_images, split

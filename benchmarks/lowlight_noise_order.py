@@ -25,7 +25,9 @@ light (the severity, the hand-made exposure-index severity before the dim-scene 
 percentile of luma that hold-down reads, the network's probability); ``report`` prints the mean,
 worst and per-case differences and why each dark case was not brightened; ``forced`` restores each case
 left dark with a low-light stage appended (what the gate holds back); ``dim --photos N`` does the same
-to N dim scenes exposed for their light parts, which must stay dark (what the gate protects).
+to N dim scenes exposed for their light parts, which must stay dark (what the gate protects);
+``brightener --photos N`` asks whether, after the noise stage, the brightener the adaptive expert accepts
+first serves darkened noisy photos.
 Run: ``python benchmarks/lowlight_noise_order.py probe --photos 24``, ``… readings``, ``… forced``,
 ``… report``.
 """
@@ -206,6 +208,45 @@ def dim_cases(count: int) -> list[dict]:
     return out
 
 
+def brightener_choice(count: int) -> list[dict]:
+    """After the noise stage, does the adaptive expert's first acceptable brightener (IAT-LOL) serve a
+    darkened noisy photo? ``count`` TRAINING photos (the seeded order's 2·count-th to count-th from its end:
+with ``dim --photos 12`` four of these photos are also dim scenes, differently degraded), the table's low
+    light s ~ U(0.4, 0.6) then noise U(0.3, 0.5); restored with the plan plus a low-light stage where it has
+    none (``lowlight forced``), once as shipped and once with every candidate judged by
+    ``exposure_score`` alone (none "acceptable" outright). PSNR, the brightener chosen and the output's
+    mean luma against the clean photo's."""
+    import engine.experts.lowlight_adaptive as adaptive
+    from engine.color import luminance
+    from engine.degrade import degrade_chain
+    from training.data import list_images, load_uint8, split, to_float
+    from training.metrics import psnr
+
+    train, _ = split(list_images(SHARED / "data" / "clean"))
+    order = np.random.default_rng(23).permutation(len(train))
+    expert = None
+    out = []
+    for j in order[len(order) - 2 * count:len(order) - count]:
+        rng = np.random.default_rng([31, int(j)])
+        clean = to_float(load_uint8(train[int(j)]))
+        steps = [("lowlight", float(rng.uniform(0.4, 0.6))), ("noise", float(rng.uniform(0.3, 0.5)))]
+        x = degrade_chain(clean, steps, seed=int(j))
+        row = {"photo": train[int(j)].name, "steps": steps, "input": psnr(x, clean),
+               "clean mean luma": float(luminance(clean).mean())}
+        for name, accept in (("shipped", adaptive.acceptable), ("by score", lambda before, after: False)):
+            original = adaptive.acceptable
+            adaptive.acceptable = accept
+            try:
+                y, kept, _ = restore(x, "lowlight forced")
+            finally:
+                adaptive.acceptable = original
+            expert = expert or _RESTORER.registry.get(LOWLIGHT_EXPERT)
+            row[name] = {"psnr": psnr(y, clean), "stages": kept, "choice": expert.last_choice,
+                         "mean luma": float(luminance(y).mean())}
+        out.append(row)
+    return out
+
+
 def report(rows: list[dict]) -> None:
     both = [r for r in rows if "lowlight first" in r]
     read = {r["photo"]: r for r in _rows(WORK / "readings-train.jsonl")}
@@ -225,6 +266,10 @@ def report(rows: list[dict]) -> None:
         print(f"  dim scene {d['photo']}: plan {d['plan']:.2f} {d['stages']}, low light forced "
               f"{d['lowlight forced']:.2f} (against the dim scene itself), peak {d['peak']:.2f}, "
               f"share {d['share']:.2f}")
+    for b in _rows(WORK / "brightener-train.jsonl"):
+        print(f"  brightener {b['photo']}: input {b['input']:.2f}, clean mean luma {b['clean mean luma']:.2f}; "
+              + "; ".join(f"{k} {b[k]['psnr']:.2f} {b[k]['choice']} mean {b[k]['mean luma']:.2f} {b[k]['stages']}"
+                          for k in ("shipped", "by score")))
     dark = [(r, forced_rows[r["photo"]]) for r in rows if r["photo"] in forced_rows]
     if dark:
         d = np.array([f["lowlight forced"] - r["plan"] for r, f in dark])
@@ -239,15 +284,15 @@ def report(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("step", choices=("probe", "readings", "forced", "dim", "report"))
+    p.add_argument("step", choices=("probe", "readings", "forced", "dim", "brightener", "report"))
     p.add_argument("--photos", type=int, default=24)
     a = p.parse_args(argv)
     out = WORK / "probe-train.jsonl"
-    if a.step in ("readings", "forced", "dim"):
+    if a.step in ("readings", "forced", "dim", "brightener"):
         import json
 
         rows = readings(_rows(out)) if a.step == "readings" else forced(_rows(out)) if a.step == "forced" \
-            else dim_cases(a.photos)
+            else dim_cases(a.photos) if a.step == "dim" else brightener_choice(a.photos)
         (WORK / f"{a.step}-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if a.step == "probe":
         from training.common import limit_threads

@@ -24,7 +24,10 @@ resumable) to ``--work``; ``readings`` adds, per probed case, what the combined 
 light (the severity, the hand-made exposure-index severity before the dim-scene hold-down, the 95th
 percentile of luma that hold-down reads, the network's probability); ``report`` prints the mean,
 worst and per-case differences and why each dark case was not brightened; ``forced`` restores each case
-left dark with a low-light stage appended (what the gate holds back).
+left dark with a low-light stage appended (what the gate holds back); ``dim --photos N`` does the same
+to N dim scenes exposed for their light parts, which must stay dark (what the gate protects);
+``brightener --photos N`` asks whether, after the noise stage, the brightener the adaptive expert accepts
+first serves darkened noisy photos.
 Run: ``python benchmarks/lowlight_noise_order.py probe --photos 24``, ``… readings``, ``… forced``,
 ``… report``.
 """
@@ -141,6 +144,7 @@ def case(j: int, path: Path) -> list[dict]:
 def readings(rows: list[dict]) -> list[dict]:
     """Per probed row, the combined analysis' low-light readings of its degraded input."""
     from engine.analysis.calibration import severity_from
+    from engine.experts.lowlight_adaptive import robust_peak
     from training.data import list_images, split
     from training.evaluate import default_analyser
 
@@ -155,7 +159,8 @@ def readings(rows: list[dict]) -> list[dict]:
         out.append({"photo": r["photo"], "lowlight": float(report.severity("lowlight")),
                     "raw": float(severity_from("lowlight", m)), "p95_luma": float(m.get("p95_luma", np.nan)),
                     "learned_probability": float(m.get("learned_probability", np.nan)),
-                    "noise": float(report.severity("noise")), "present": report.present()})
+                    "noise": float(report.severity("noise")), "present": report.present(),
+                    "peak": robust_peak(x)})
     return out
 
 
@@ -176,6 +181,72 @@ def forced(rows: list[dict]) -> list[dict]:
     return out
 
 
+def dim_cases(count: int) -> list[dict]:
+    """The negatives: ``count`` TRAINING photos (seeded order, after the probe's) made dim scenes exposed for
+    their light parts (``haze_false_positives.dim_scene``), half through the camera pipeline. The scene as
+    it is stands as its own ground truth (it must stay dark): PSNR of the plan's output and of the output
+    with a low-light stage forced, against the dim scene; with the robust peak (99.9th percentile of
+    luma) that ``lowlight.adaptive`` scales its brightening by."""
+    from engine.degrade.camera import camera_noise
+    from engine.experts.lowlight_adaptive import brightening_share, robust_peak
+    from haze_false_positives import dim_scene
+    from training.data import list_images, load_uint8, split, to_float
+    from training.metrics import psnr
+
+    train, _ = split(list_images(SHARED / "data" / "clean"))
+    order = np.random.default_rng(23).permutation(len(train))
+    out = []
+    for j in order[len(order) - count:]:
+        rng = np.random.default_rng([29, int(j)])
+        scene = dim_scene(to_float(load_uint8(train[int(j)])), rng)
+        x = camera_noise(scene, float(rng.uniform(0.2, 0.8)), int(j))[0] if rng.random() < 0.5 else scene
+        plan_out, kept, _ = restore(x, "plan")
+        forced_out, _, _ = restore(x, "lowlight forced")
+        peak = robust_peak(x)
+        out.append({"photo": train[int(j)].name, "plan": psnr(plan_out, x), "stages": kept,
+                    "lowlight forced": psnr(forced_out, x), "peak": peak, "share": brightening_share(peak)})
+    return out
+
+
+def brightener_choice(count: int) -> list[dict]:
+    """After the noise stage, does the adaptive expert's first acceptable brightener (IAT-LOL) serve a
+    darkened noisy photo? ``count`` TRAINING photos (the seeded order's 2·count-th to count-th from its end:
+with ``dim --photos 12`` four of these photos are also dim scenes, differently degraded), the table's low
+    light s ~ U(0.4, 0.6) then noise U(0.3, 0.5); restored with the plan plus a low-light stage where it has
+    none (``lowlight forced``), once as shipped and once with every candidate judged by
+    ``exposure_score`` alone (none "acceptable" outright). PSNR, the brightener chosen and the output's
+    mean luma against the clean photo's."""
+    import engine.experts.lowlight_adaptive as adaptive
+    from engine.color import luminance
+    from engine.degrade import degrade_chain
+    from training.data import list_images, load_uint8, split, to_float
+    from training.metrics import psnr
+
+    train, _ = split(list_images(SHARED / "data" / "clean"))
+    order = np.random.default_rng(23).permutation(len(train))
+    expert = None
+    out = []
+    for j in order[len(order) - 2 * count:len(order) - count]:
+        rng = np.random.default_rng([31, int(j)])
+        clean = to_float(load_uint8(train[int(j)]))
+        steps = [("lowlight", float(rng.uniform(0.4, 0.6))), ("noise", float(rng.uniform(0.3, 0.5)))]
+        x = degrade_chain(clean, steps, seed=int(j))
+        row = {"photo": train[int(j)].name, "steps": steps, "input": psnr(x, clean),
+               "clean mean luma": float(luminance(clean).mean())}
+        for name, accept in (("shipped", adaptive.acceptable), ("by score", lambda before, after: False)):
+            original = adaptive.acceptable
+            adaptive.acceptable = accept
+            try:
+                y, kept, _ = restore(x, "lowlight forced")
+            finally:
+                adaptive.acceptable = original
+            expert = expert or _RESTORER.registry.get(LOWLIGHT_EXPERT)
+            row[name] = {"psnr": psnr(y, clean), "stages": kept, "choice": expert.last_choice,
+                         "mean luma": float(luminance(y).mean())}
+        out.append(row)
+    return out
+
+
 def report(rows: list[dict]) -> None:
     both = [r for r in rows if "lowlight first" in r]
     read = {r["photo"]: r for r in _rows(WORK / "readings-train.jsonl")}
@@ -188,9 +259,17 @@ def report(rows: list[dict]) -> None:
             extra += f"lowlight forced {forced_rows[r['photo']]['lowlight forced']:.2f}"
         g = read.get(r["photo"])
         why = (f"; low light {g['lowlight']:.2f} (exposure index {g['raw']:.2f}, p95 {g['p95_luma']:.2f}, "
-               f"network p {g['learned_probability']:.2f})") if g else ""
+               f"network p {g['learned_probability']:.2f}, peak {g.get('peak', float('nan')):.2f})") if g else ""
         print(f"  {r['photo']} {r['case']}: input {r['input']:.2f} plan {r['plan']:.2f} "
               f"first plan {r['first plan']}, kept {r['stages']} {extra}{why}")
+    for d in _rows(WORK / "dim-train.jsonl"):
+        print(f"  dim scene {d['photo']}: plan {d['plan']:.2f} {d['stages']}, low light forced "
+              f"{d['lowlight forced']:.2f} (against the dim scene itself), peak {d['peak']:.2f}, "
+              f"share {d['share']:.2f}")
+    for b in _rows(WORK / "brightener-train.jsonl"):
+        print(f"  brightener {b['photo']}: input {b['input']:.2f}, clean mean luma {b['clean mean luma']:.2f}; "
+              + "; ".join(f"{k} {b[k]['psnr']:.2f} {b[k]['choice']} mean {b[k]['mean luma']:.2f} {b[k]['stages']}"
+                          for k in ("shipped", "by score")))
     dark = [(r, forced_rows[r["photo"]]) for r in rows if r["photo"] in forced_rows]
     if dark:
         d = np.array([f["lowlight forced"] - r["plan"] for r, f in dark])
@@ -205,14 +284,15 @@ def report(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("step", choices=("probe", "readings", "forced", "report"))
+    p.add_argument("step", choices=("probe", "readings", "forced", "dim", "brightener", "report"))
     p.add_argument("--photos", type=int, default=24)
     a = p.parse_args(argv)
     out = WORK / "probe-train.jsonl"
-    if a.step in ("readings", "forced"):
+    if a.step in ("readings", "forced", "dim", "brightener"):
         import json
 
-        rows = readings(_rows(out)) if a.step == "readings" else forced(_rows(out))
+        rows = readings(_rows(out)) if a.step == "readings" else forced(_rows(out)) if a.step == "forced" \
+            else dim_cases(a.photos) if a.step == "dim" else brightener_choice(a.photos)
         (WORK / f"{a.step}-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if a.step == "probe":
         from training.common import limit_threads

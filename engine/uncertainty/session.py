@@ -12,7 +12,7 @@ import numpy as np
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
 from .model import COMPOSED, UncertaintyModel, default_model
-from .summary import lean, summarise
+from .summary import describe, lean, summarise
 
 
 def _noise_sigma(image: np.ndarray, report) -> Optional[np.ndarray]:
@@ -92,7 +92,10 @@ class SessionUncertainty:
     ``max_pixels``: compute the map on every ``step``-th pixel so that it has at most this many
     (a viewer's preview: a slider move then costs a screen-sized map, not a 24 MP one; the
     export uses the same map, so the file matches the preview); ``None``: full resolution (the
-    CLI's sidecar)."""
+    CLI's sidecar). The preview map reads its features on the subsampled photo, where texture and
+    noise read differently; the summary and its sentence (:meth:`summary`, :meth:`describe`) are
+    measured on :meth:`full`, the full-resolution map on the same grid, so the window says what
+    the CLI's JSON says of the same photo."""
 
     def __init__(self, session, model: Optional[UncertaintyModel] = None, max_pixels: Optional[int] = None) -> None:
         self.session = session
@@ -101,6 +104,7 @@ class SessionUncertainty:
         self.step = 1 if not max_pixels else max(1, int(np.ceil(np.sqrt(h * w / float(max_pixels)))))
         self._lock = threading.Lock()
         self._cache: dict[tuple, np.ndarray] = {}
+        self._full: dict[tuple, np.ndarray] = {}
         self._sigma: Optional[tuple[tuple, Optional[np.ndarray]]] = None
         self._faces: Optional[list[tuple[int, int, int, int]]] = None
 
@@ -148,7 +152,9 @@ class SessionUncertainty:
                 step: int = 1) -> np.ndarray:
         """The composed map on the grid ``session.compose(strengths, region, step)`` returns
         (nearest map pixel when the map is coarser than that grid)."""
-        umap = self.composed(strengths)
+        return self._on_grid(self.composed(strengths), region, step)
+
+    def _on_grid(self, umap: np.ndarray, region: Optional[tuple[slice, slice]], step: int) -> np.ndarray:
         rows, cols = region or (slice(None), slice(None))
         h, w = self.session.image.shape[:2]
         if self.step == 1:
@@ -158,8 +164,9 @@ class SessionUncertainty:
         return umap[np.ix_(r, c)]
 
     def heat(self, strengths: Mapping[str, float], step: int, full_scale: float) -> np.ndarray:
-        """The map for display: ``(H/step) x (W/step)`` in [0, 1], 1 = ``full_scale`` levels or more."""
-        return np.clip(self.sampled(strengths, None, step) / np.float32(full_scale), 0.0, 1.0)
+        """The map for display: ``(H/step) x (W/step)`` in [0, 1], 1 = ``full_scale`` levels or more;
+        from :meth:`full`, so the overlay shows what the sentence counts and the CLI's sidecar holds."""
+        return np.clip(self._on_grid(self.full(strengths), None, step) / np.float32(full_scale), 0.0, 1.0)
 
     def faces(self, strengths: Mapping[str, float]) -> list[tuple[int, int, int, int]]:
         """Frontal faces ``(x, y, w, h)`` in the composed result, in the pixels of the map
@@ -175,6 +182,38 @@ class SessionUncertainty:
             self._faces = found
         return list(found)
 
+    def full(self, strengths: Mapping[str, float]) -> np.ndarray:
+        """The composed map as the CLI computes it (features read at full resolution, in bands) on
+        :meth:`composed`'s grid: each value the full-resolution map's at that pixel (float32,
+        8-bit levels). The same array as :meth:`composed` when :attr:`step` is 1; else it costs
+        the full-resolution features once per setting (cached)."""
+        if self.step == 1:
+            return self.composed(strengths)
+        key = self._key(strengths)
+        with self._lock:
+            hit = self._full.get(key)
+        if hit is not None:
+            return hit
+        s = self.session
+        results = s.results
+        kept = [r for r in results if not r.dropped and r.output_report is not None]
+        which, kind = composed_choice(self.model, results, s.report)
+        umap = self.model.predict(s.image, s.compose(strengths), which, noise_sigma=_noise_sigma(s.image, s.report),
+                                  severity=_severity(s.report, kind),
+                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind),
+                                  step=self.step)
+        with self._lock:
+            if len(self._full) >= 2:
+                self._full.pop(next(iter(self._full)))
+            self._full[key] = umap
+        return umap
+
     def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
-        """:func:`engine.uncertainty.summarise` of the composed map, with the faces."""
-        return summarise(self.composed(strengths), faces=self.faces(strengths))
+        """:func:`engine.uncertainty.summarise` of the composed map (:meth:`full`), with the faces."""
+        return summarise(self.full(strengths), faces=self.faces(strengths))
+
+    def describe(self, strengths: Mapping[str, float]) -> str:
+        """:func:`engine.uncertainty.describe` of the composed map (:meth:`full`) for the analysis
+        panel, with the restored photo on the same grid and the faces."""
+        return describe(self.full(strengths), self.session.compose(strengths, step=self.step),
+                        faces=self.faces(strengths))

@@ -48,3 +48,37 @@ def report(text: str, out: Optional[Path]) -> None:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def shuffled_training_photos(count: int, seed: int) -> list[Path]:
+    """The first ``count`` photos of the training split in a seeded random order (the same
+    ``seed`` gives the same photos on every run, so a fit's rows can be resumed)."""
+    from training.data import DEFAULT_DATA, load_split
+
+    train, _ = load_split(DEFAULT_DATA)
+    order = np.random.default_rng(seed).permutation(len(train))
+    return [train[i] for i in order[:count]]
+
+
+def append_rows(rows: Path, photos: list[Path], minutes: float, make_row, shown: int = 300) -> None:
+    """Appends ``make_row(path, index)`` (a dict with an ``"index"``) as one JSON line per photo
+    to ``rows``, skipping indices already there and stopping after ``minutes`` (run again to
+    resume)."""
+    import json
+    import sys
+    import time
+
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(x)["index"] for x in rows.read_text().splitlines()} if rows.exists() else set()
+    t0 = time.time()
+    with rows.open("a") as fh:
+        for i, path in enumerate(photos):
+            if i in done:
+                continue
+            if time.time() - t0 > minutes * 60:
+                print(f"stopped after {minutes} min; run again to resume", file=sys.stderr)
+                break
+            row = make_row(path, i)
+            fh.write(json.dumps(row, default=float) + "\n")
+            fh.flush()
+            print(json.dumps(row, default=float)[:shown], flush=True)

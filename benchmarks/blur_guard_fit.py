@@ -35,7 +35,6 @@ import copy
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _host import cpu_model  # noqa: E402
+from _host import append_rows, cpu_model, shuffled_training_photos  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = RESULTS / "blur-guard-fit" / "rows.jsonl"
@@ -55,11 +54,7 @@ RECIPES = ("blur", "blur+noise", "blur+mild noise", "noise")
 
 
 def training_photos(count: int) -> list[Path]:
-    from training.data import DEFAULT_DATA, load_split
-
-    train, _ = load_split(DEFAULT_DATA)
-    order = np.random.default_rng(1212).permutation(len(train))
-    return [train[i] for i in order[:count]]
+    return shuffled_training_photos(count, seed=1212)
 
 
 def centre_crop(x: np.ndarray, size: int = CROP) -> np.ndarray:
@@ -143,20 +138,7 @@ def run(photos: int, minutes: float, rows: Path, cases: Path) -> int:
     from engine.pipeline.job import Restorer
 
     restorer = Restorer(build_registry())
-    rows.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(x)["index"] for x in rows.read_text().splitlines()} if rows.exists() else set()
-    t0 = time.time()
-    with rows.open("a") as fh:
-        for i, path in enumerate(training_photos(photos)):
-            if i in done:
-                continue
-            if time.time() - t0 > minutes * 60:
-                print(f"stopped after {minutes} min; run again to resume", file=sys.stderr)
-                break
-            row = case_row(path, i, restorer, cases)
-            fh.write(json.dumps(row, default=float) + "\n")
-            fh.flush()
-            print(json.dumps(row, default=float)[:300], flush=True)
+    append_rows(rows, training_photos(photos), minutes, lambda path, i: case_row(path, i, restorer, cases))
     return 0
 
 

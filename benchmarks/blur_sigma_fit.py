@@ -38,7 +38,6 @@ import io
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _host import cpu_model  # noqa: E402
+from _host import append_rows, cpu_model, shuffled_training_photos  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = RESULTS / "blur-sigma-fit" / "rows-told.jsonl"
@@ -60,11 +59,7 @@ NOISE_BINS = (0.0, 1.5, 3.0, 100.0)
 
 
 def training_photos(count: int) -> list[Path]:
-    from training.data import DEFAULT_DATA, load_split
-
-    train, _ = load_split(DEFAULT_DATA)
-    order = np.random.default_rng(12).permutation(len(train))
-    return [train[i] for i in order[:count]]
+    return shuffled_training_photos(count, seed=12)
 
 
 def degrade_case(clean: np.ndarray, index: int) -> tuple[np.ndarray, dict]:
@@ -151,20 +146,8 @@ def run(photos: int, minutes: float, rows: Path, floors: tuple[float, ...]) -> i
     registry = build_registry()
     restorer = Restorer(registry)
     deblur = next(e for e in registry.all() if e.info.id.startswith("deblur.pnp"))
-    rows.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(x)["index"] for x in rows.read_text().splitlines()} if rows.exists() else set()
-    t0 = time.time()
-    with rows.open("a") as fh:
-        for i, path in enumerate(training_photos(photos)):
-            if i in done:
-                continue
-            if time.time() - t0 > minutes * 60:
-                print(f"stopped after {minutes} min; run again to resume", file=sys.stderr)
-                break
-            row = case_row(path, i, deblur, floors, restorer)
-            fh.write(json.dumps(row, default=float) + "\n")
-            fh.flush()
-            print(json.dumps(row, default=float)[:400], flush=True)
+    append_rows(rows, training_photos(photos), minutes,
+                lambda path, i: case_row(path, i, deblur, floors, restorer), shown=400)
     return 0
 
 

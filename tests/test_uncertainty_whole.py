@@ -104,3 +104,33 @@ def test_a_photo_term_added_to_the_score_keeps_the_ranking_within_a_photo():
     assert abs(m.coef[term] - 0.8) < 0.05
     for st in stacks:
         assert np.array_equal(np.argsort(m.score(st), kind="stable"), np.argsort(coef @ st, kind="stable"))
+
+
+def test_an_offset_of_two_photo_terms_recovers_each_terms_weight():
+    """``benchmarks/uncertainty.py noise-offset``'s offset of two whole-photo terms (the noise level and
+    the darkness): each term's weight is recovered and the noise level's held-out row levels follow the
+    photos' errors (the shipped score alone cannot: it is the same on every photo here)."""
+    from uncertainty import _fit_offset, _levels_held_out
+
+    rng = np.random.default_rng(1)
+    n_feat = 1 + len(FEATURES)
+    change, noise, dark = (1 + FEATURES.index(n) for n in ("change", "photo_noise", "photo_dark"))
+    coef = np.zeros(n_feat)
+    coef[change] = 1.0
+    stacks, errs, photos = [], [], []
+    for i in range(12):
+        st = np.zeros((n_feat, 400), np.float32)
+        st[0] = 1.0
+        st[change] = rng.uniform(0, 1, 400)
+        st[noise], st[dark] = 0.5 + 0.25 * i, (i % 3) / 2.0
+        stacks.append(st)
+        errs.append(np.expm1(0.5 * st[change] + 0.6 * st[noise] + 1.5 * st[dark] + rng.normal(0, 0.05, 400)))
+        photos.append(f"p{i}")
+    m = _fit_offset(stacks, errs, coef, (noise, dark))
+    assert abs(m.coef[noise] - 0.6) < 0.05 and abs(m.coef[dark] - 1.5) < 0.05
+    families, groups = ["camera"] * 12, ["train-camera"] * 12
+    with_terms = _levels_held_out(stacks, errs, photos, families, groups,
+                                  lambda s, e: _fit_offset(s, e, coef, (noise, dark)))
+    alone = _levels_held_out(stacks, errs, photos, families, groups, lambda s, e: _fit_offset(s, e, coef, ()))
+    assert with_terms["row_level_rho"] > 0.9 > alone["row_level_rho"]
+    assert with_terms["level_gap"]["camera"] < alone["level_gap"]["camera"]

@@ -560,3 +560,37 @@ def test_a_large_kernel_the_halves_disagree_about_is_left_alone(monkeypatch):
         ran[(radius, agreement)] = (not np.array_equal(out, photo), any("halves of the photo disagree about (" in n
                                                                          for n in ctx.notes))
     assert list(ran.values()) == [(False, True), (True, False), (True, False)]
+
+
+def test_the_large_kernel_rule_is_not_applied_to_an_estimate_from_a_downscaled_copy(monkeypatch):
+    """The rule was fitted on estimates made at the photo's own scale; a large kernel the halves
+    disagree about, estimated on a copy downscaled 2x (a photo too large for the first window),
+    is deconvolved as before."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate
+    from engine.experts.base import ExpertContext
+
+    line = np.zeros((31, 31), np.float32)
+    line[15, 2:29] = 1.0 / 27
+    unsure = KernelEstimate(line, 1.0, pnp.UNSURE_MAX_RADIUS_PX + 2, 27.0,
+                            {"agreement": pnp.UNSURE_MIN_AGREEMENT - 0.2}, "")
+
+    class Identity:
+        def run(self, x, ctx):
+            return x
+
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    expert.denoiser = Identity()
+    photo = np.clip(np.random.default_rng(1).uniform(0.2, 0.8, (96, 96, 3)), 0, 1).astype(np.float32)
+    photo = cv2.GaussianBlur(photo, (0, 0), 2.0)
+    outcome = {}
+    for factor in (1.0, 2.0):
+        def estimate(image, progress=None, noise=0.0, factor=factor):
+            return unsure, factor
+
+        monkeypatch.setattr(pnp.PnPDeblur, "estimate", staticmethod(estimate))
+        ctx = ExpertContext(noise_sigma=np.float32(1 / 255))
+        out = expert.run(photo, ctx)
+        left = any("halves of the photo disagree about (" in n for n in ctx.notes)
+        outcome[factor] = (not np.array_equal(out, photo), left)
+    assert outcome == {1.0: (False, True), 2.0: (True, False)}

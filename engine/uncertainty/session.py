@@ -105,7 +105,8 @@ class SessionUncertainty:
         self._lock = threading.Lock()
         self._cache: dict[tuple, np.ndarray] = {}
         self._full: dict[tuple, np.ndarray] = {}
-        self._sigma: Optional[tuple[tuple, Optional[np.ndarray]]] = None
+        #: the analysed noise map of the input, per grid step (1: full resolution; :attr:`step`: the preview's)
+        self._sigma: dict[int, Optional[np.ndarray]] = {}
         self._faces: Optional[list[tuple[int, int, int, int]]] = None
 
     def _key(self, strengths: Mapping[str, float]) -> tuple:
@@ -116,26 +117,37 @@ class SessionUncertainty:
     def composed(self, strengths: Mapping[str, float]) -> np.ndarray:
         """Expected absolute error of ``session.compose(strengths)`` per pixel (float32, 8-bit
         levels) on every :attr:`step`-th pixel: ``ceil(H/step) x ceil(W/step)``."""
+        s = self.session
+        return self._cached(self._cache, 4, strengths, lambda: self._predict(
+            s.image[::self.step, ::self.step], s.compose(strengths, step=self.step), self.step))
+
+    def _cached(self, cache: dict, size: int, strengths: Mapping[str, float], make) -> np.ndarray:
+        """``cache``'s map for ``strengths``, else ``make()`` kept there (at most ``size`` settings)."""
         key = self._key(strengths)
         with self._lock:
-            hit = self._cache.get(key)
+            hit = cache.get(key)
         if hit is not None:
             return hit
+        umap = make()
+        with self._lock:
+            if len(cache) >= size:
+                cache.pop(next(iter(cache)))
+            cache[key] = umap
+        return umap
+
+    def _predict(self, image: np.ndarray, after: np.ndarray, sigma_step: int, step: int = 1) -> np.ndarray:
+        """The composed model's map of ``after`` against ``image`` (the input subsampled by
+        ``sigma_step``, whose noise map is read once and kept), on every ``step``-th pixel."""
         s = self.session
-        image = s.image[::self.step, ::self.step]
-        if self._sigma is None:
-            self._sigma = ((), _noise_sigma(image, s.report))
+        if sigma_step not in self._sigma:
+            self._sigma[sigma_step] = _noise_sigma(image, s.report)
         results = s.results
         kept = [r for r in results if not r.dropped and r.output_report is not None]
         which, kind = composed_choice(self.model, results, s.report)
-        umap = self.model.predict(image, s.compose(strengths, step=self.step), which, noise_sigma=self._sigma[1],
+        return self.model.predict(image, after, which, noise_sigma=self._sigma[sigma_step],
                                   severity=_severity(s.report, kind),
-                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind))
-        with self._lock:
-            if len(self._cache) >= 4:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = umap
-        return umap
+                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind),
+                                  step=step)
 
     def compose(self, strengths: Mapping[str, float], caution: float = 0.0,
                 region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
@@ -189,24 +201,9 @@ class SessionUncertainty:
         the full-resolution features once per setting (cached)."""
         if self.step == 1:
             return self.composed(strengths)
-        key = self._key(strengths)
-        with self._lock:
-            hit = self._full.get(key)
-        if hit is not None:
-            return hit
         s = self.session
-        results = s.results
-        kept = [r for r in results if not r.dropped and r.output_report is not None]
-        which, kind = composed_choice(self.model, results, s.report)
-        umap = self.model.predict(s.image, s.compose(strengths), which, noise_sigma=_noise_sigma(s.image, s.report),
-                                  severity=_severity(s.report, kind),
-                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind),
-                                  step=self.step)
-        with self._lock:
-            if len(self._full) >= 2:
-                self._full.pop(next(iter(self._full)))
-            self._full[key] = umap
-        return umap
+        return self._cached(self._full, 2, strengths,
+                            lambda: self._predict(s.image, s.compose(strengths), 1, step=self.step))
 
     def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
         """:func:`engine.uncertainty.summarise` of the composed map (:meth:`full`), with the faces."""

@@ -64,6 +64,9 @@ from _host import cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+#: The calibration the engine ships (engine/uncertainty/model.py reads it): each fit starts from it and,
+#: without --calibration, writes over it.
+SHIPPED_CALIBRATION = ROOT / "models" / "uncertainty-calibration.json"
 
 SHARED = Path(os.environ.get("RESTORA_SHARED") or ROOT.parent / "shared")
 CLEAN = SHARED / "data" / "clean"
@@ -633,7 +636,7 @@ def fit(args) -> None:
                                f"strength 0.3-0.8, --only KIND and automatic plans",
                   "composed_by": how, "composed_choice_rho_on_training": scores,
                   "features_chosen": chosen}
-    out = ROOT / "models" / "uncertainty-calibration.json"
+    out = SHIPPED_CALIBRATION
     out.write_text(model.to_json(), encoding="utf-8")
     print(f"wrote {out}; composed by {how} {scores}", file=sys.stderr)
 
@@ -705,7 +708,7 @@ def choose(args) -> None:
                          f"(engine/degrade/camera.py, automatic plan)",
             "composed_by": {k: "composed_model" for k in SYNTH_KINDS if f"{COMPOSED}:{k}" in models},
             "chosen_by_measurement_on_training": report, "candidate_features": chosen}
-    out = ROOT / "models" / "uncertainty-calibration.json"
+    out = SHIPPED_CALIBRATION
     out.write_text(UncertaintyModel(models, meta).to_json(), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
 
@@ -759,7 +762,7 @@ def extend(args) -> None:
     features added to engine/uncertainty/features.py since it was written."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
+    path = SHIPPED_CALIBRATION
     raw = json.loads(path.read_text())
     old = raw["features"]
     if old != list(FEATURES[:len(old)]):
@@ -835,6 +838,15 @@ def _held_out_offset(stacks, errs, photos, coef, term) -> float:
     return _cross_validated(stacks, errs, photos, lambda s, e: _fit_offset(s, e, coef, term))
 
 
+
+def _write_calibration(model, meta_key: str, report: dict, calibration: str | None) -> None:
+    """Writes ``model``, with ``report`` (how the fit chose) under ``meta[meta_key]``, to
+    ``calibration`` (``--calibration``), else over the shipped calibration file."""
+    model.meta[meta_key] = report
+    out = Path(calibration) if calibration else SHIPPED_CALIBRATION
+    out.write_text(model.to_json(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
 def whole_fit(args) -> None:
     """Per haze, low-light and rain model (stage and ``composed:KIND``), refitted on the whole training
     photos (``collect --which whole``, group ``train-whole``) so that the photo-level level of the map is
@@ -845,8 +857,7 @@ def whole_fit(args) -> None:
     fitted on every whole training row it judges. Nothing is fitted or chosen on validation rows."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
-    model = UncertaintyModel.from_json(path.read_text())
+    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     train = [r for r in rows if r["group"] == "train-whole"]
     crops = [r for r in rows if r["group"].startswith("train") and r["group"] != "train-whole"]
@@ -896,10 +907,7 @@ def whole_fit(args) -> None:
         report[name] = {"chosen": best, "criterion": total, "held_out_whole": scored, "crops": on_crops,
                         "rows": len(rs), "photos": len(set(photos)), "crop_rows": len(cr)}
         print(f"  {name}: {best} {total}", file=sys.stderr, flush=True)
-    model.meta["whole_photos_by_measurement_on_training"] = report
-    out = Path(args.calibration) if args.calibration else path
-    out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    _write_calibration(model, "whole_photos_by_measurement_on_training", report, args.calibration)
 
 
 def fullsize(args) -> None:
@@ -968,8 +976,7 @@ def noise_fit(args) -> None:
     on validation rows; the mean predicted and observed error per training set is printed."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import COMPOSED, UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
-    model = UncertaintyModel.from_json(path.read_text())
+    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     train = [r for r in rows if r["group"].startswith("train")]
     report = {}
@@ -1008,10 +1015,7 @@ def noise_fit(args) -> None:
                         [FEATURES[f - 1] for f in feats], "rows": len(rs), "photos": len(set(photos)),
                         "mean_level_by_training_set": levels}
         print(f"  {name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
-    model.meta["noise_refit_by_measurement_on_training"] = report
-    out = Path(args.calibration) if args.calibration else path
-    out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    _write_calibration(model, "noise_refit_by_measurement_on_training", report, args.calibration)
 
 
 #: The families of training rows ``noise-stage`` scores a candidate on separately: the synthetic
@@ -1094,8 +1098,7 @@ def noise_stage_fit(args) -> None:
     lower); writes ``--calibration`` (default: the committed file)."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
-    model = UncertaintyModel.from_json(path.read_text())
+    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     rs = [r for r in rows if r["group"].startswith("train") and r["stage"] == "noise" and _family(r["group"])]
     stacks = [_sample(stack_for(r, "noise"), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
@@ -1134,10 +1137,7 @@ def noise_stage_fit(args) -> None:
               "selected_features": [FEATURES[f - 1] for f in selected], "rows": len(rs), "photos": len(set(photos)),
               "mean_level_by_training_set": levels}
     print(f"  noise: {json.dumps(report)}", file=sys.stderr, flush=True)
-    model.meta["noise_stage_refit_by_measurement_on_training"] = report
-    out = Path(args.calibration) if args.calibration else path
-    out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    _write_calibration(model, "noise_stage_refit_by_measurement_on_training", report, args.calibration)
 
 
 #: Whole-photo terms ``noise-offset`` offers the noise stage's score as a photo-level offset: the photo's
@@ -1200,8 +1200,7 @@ def noise_offset_fit(args) -> None:
     validation rows; writes ``--calibration``."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
-    model = UncertaintyModel.from_json(path.read_text())
+    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     rs = [r for r in rows if r["group"].startswith("train") and r["stage"] == "noise" and _family(r["group"])]
     stacks = [_sample(stack_for(r, "noise"), PIXELS_PER_ROW, i) for i, r in enumerate(rs)]
@@ -1233,10 +1232,7 @@ def noise_offset_fit(args) -> None:
     report = {"chosen": best, "held_out": scored, "qualified": sorted(ok), "rows": len(rs),
               "photos": len(set(photos))}
     print(f"  noise: chosen {best}", file=sys.stderr, flush=True)
-    model.meta["noise_stage_offset_by_measurement_on_training"] = report
-    out = Path(args.calibration) if args.calibration else path
-    out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    _write_calibration(model, "noise_stage_offset_by_measurement_on_training", report, args.calibration)
 
 
 def counts_for_noise_stage(r: dict) -> bool:
@@ -1295,8 +1291,7 @@ def noise_left_fit(args) -> None:
     (``strict``) was not shipped: it took the synthetic automatic-plan validation row below +0.49, on the
     rows of other kinds (``benchmarks/results/uncertainty.md``, eighth pass)."""
     from engine.uncertainty.model import UncertaintyModel, fit_levels
-    path = ROOT / "models" / "uncertainty-calibration.json"
-    model = UncertaintyModel.from_json(path.read_text())
+    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     every = [r for r in rows if r["group"].startswith("train") and r["stage"] == "noise" and _family(r["group"])]
     rs = [r for r in every if counts_for_noise_stage(r)]
@@ -1327,10 +1322,7 @@ def noise_left_fit(args) -> None:
     report = {"chosen": best, "held_out": scored, "qualified": ok, "rows": len(rs), "photos": len(set(photos)),
               "left_out": left_out, "knots_levels": [round(float(x), 2) for x in model.kinds["noise"].knots_levels]}
     print(f"  noise: chosen {best}; levels {report['knots_levels']}", file=sys.stderr, flush=True)
-    model.meta["noise_stage_levels_on_error_left_for_it"] = report
-    out = Path(args.calibration) if args.calibration else path
-    out.write_text(model.to_json(), encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    _write_calibration(model, "noise_stage_levels_on_error_left_for_it", report, args.calibration)
 
 
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:

@@ -127,19 +127,26 @@ def best_threshold(x: np.ndarray, gain: np.ndarray, above: bool) -> tuple[float,
     return best
 
 
-def held_out(rows: list[dict], key: str, above: bool) -> tuple[np.ndarray, list[float]]:
-    """Each row's verdict (True = drop) from the threshold fitted on the other folds."""
-    x = np.array([r[key] for r in rows], float)
+def _cross_validated(rows: list[dict], keys: tuple[str, ...], fit, drops) -> tuple[np.ndarray, list]:
+    """Each row's verdict (True = drop) from the thresholds ``fit(*readings, gain)`` finds on the
+    other folds; ``drops(thresholds, *readings)`` applies them. Also each fold's thresholds."""
+    xs = [np.array([r[k] for r in rows], float) for k in keys]
     gain = np.array([r["aligned"] for r in rows])
     folds = np.array([fold(r["name"]) for r in rows])
     drop = np.zeros(len(rows), bool)
     ts = []
     for f in range(FOLDS):
-        t, _ = best_threshold(x[folds != f], gain[folds != f], above)
+        train, sel = folds != f, folds == f
+        t = fit(*(x[train] for x in xs), gain[train])
         ts.append(t)
-        sel = folds == f
-        drop[sel] = x[sel] > t if above else x[sel] < t
+        drop[sel] = drops(t, *(x[sel] for x in xs))
     return drop, ts
+
+
+def held_out(rows: list[dict], key: str, above: bool) -> tuple[np.ndarray, list[float]]:
+    """Each row's verdict (True = drop) from the threshold fitted on the other folds."""
+    return _cross_validated(rows, (key,), lambda x, gain: best_threshold(x, gain, above)[0],
+                            lambda t, x: x > t if above else x < t)
 
 
 def best_pair(x1: np.ndarray, x2: np.ndarray, gain: np.ndarray) -> tuple[float, float, float]:
@@ -156,18 +163,9 @@ def best_pair(x1: np.ndarray, x2: np.ndarray, gain: np.ndarray) -> tuple[float, 
 
 
 def held_out_pair(rows: list[dict], k1: str, k2: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    x1 = np.array([r[k1] for r in rows], float)
-    x2 = np.array([r[k2] for r in rows], float)
-    gain = np.array([r["aligned"] for r in rows])
-    folds = np.array([fold(r["name"]) for r in rows])
-    drop = np.zeros(len(rows), bool)
-    ts = []
-    for f in range(FOLDS):
-        t1, t2, _ = best_pair(x1[folds != f], x2[folds != f], gain[folds != f])
-        ts.append((t1, t2))
-        sel = folds == f
-        drop[sel] = (x1[sel] > t1) & (x2[sel] < t2)
-    return drop, ts
+    """Each row's verdict from the pair rule (:func:`best_pair`) fitted on the other folds."""
+    return _cross_validated(rows, (k1, k2), lambda x1, x2, gain: best_pair(x1, x2, gain)[:2],
+                            lambda t, x1, x2: (x1 > t[0]) & (x2 < t[1]))
 
 
 def summary(gain: np.ndarray, drop: np.ndarray) -> str:

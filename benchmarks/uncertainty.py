@@ -31,6 +31,10 @@ judged on each family held out (tried, not shipped: ``benchmarks/results/uncerta
 ``noise-offset --cache TRAIN...`` offers its shipped score a photo-level offset (the photo's noise level,
 change, darkness), judged on the held-out levels per training family as well (tried, not shipped);
 ``noise-left --cache TRAIN...`` refits that score's levels on the rows whose error is the noise stage's to fix.
+``left --cache TRAIN... --base CAL`` fits the composed map's term for darkness the plan left unfixed
+(``engine/uncertainty/left.py``); ``gate --caches VAL REAL --calibrations BEFORE AFTER --full-json F`` is
+the ninth pass's ship rule for the two together (failed: ``benchmarks/results/uncertainty.md``). Stage rows
+are scored on their own kind's photos (:func:`own_kind`), composed rows on every photo.
 
 ``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ
 of each candidate with the error per kind (pooled and per photo, per pixel and on 8×8 blocks), the
@@ -1307,7 +1311,8 @@ def noise_left_fit(args) -> None:
     committed map stays. The winner's levels are fitted on every counted training row. Nothing is fitted
     or chosen on validation rows; writes ``--calibration`` (default: the committed file). Its choice
     (``strict``) was not shipped: it took the synthetic automatic-plan validation row below +0.49, on the
-    rows of other kinds (``benchmarks/results/uncertainty.md``, eighth pass)."""
+    rows of other kinds (eighth pass); judged on its own kind's photos it passed, but the ninth pass's
+    gate bundles it with the composed term of :func:`left_fit`, which failed (``benchmarks/results/uncertainty.md``)."""
     from engine.uncertainty.model import UncertaintyModel, fit_levels
     model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]

@@ -4,6 +4,7 @@ the composed map (in bands and on a grid as without it), and the benchmark's fit
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -79,7 +80,8 @@ def test_the_term_travels_with_the_calibration():
     model = _with_term(0.75, "sum")
     again = UncertaintyModel.from_json(model.to_json())
     assert again.left == {"lowlight": LeftTerm(0.75, "sum")}
-    assert "left" not in UncertaintyModel.from_json(default_model().to_json()).to_json()
+    plain = UncertaintyModel(model.kinds, model.meta)
+    assert "left" not in json.loads(plain.to_json()) and UncertaintyModel.from_json(plain.to_json()).left == {}
     with pytest.raises(ValueError):
         UncertaintyModel(model.kinds, left={"noise": LeftTerm(1.0)})
     with pytest.raises(ValueError):

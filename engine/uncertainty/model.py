@@ -32,6 +32,7 @@ import numpy as np
 
 from .ensemble import parameter_spread, spread_rows
 from .features import FEATURES, feature_stack, photo_noise, photo_stats
+from .left import LEFT_KINDS, LeftTerm, highlight
 
 #: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
 SPREAD_FEATURES = ("ensemble_spread", "photo_ensemble_spread")
@@ -88,19 +89,25 @@ class KindModel:
 class UncertaintyModel:
     """Model name → :class:`KindModel`: a stage kind (``"noise"``), the composed result
     (``"composed"``) or the composed result of a photo dominated by a kind (``"composed:noise"``);
-    names not fitted use the ``composed`` model."""
+    names not fitted use the ``composed`` model. ``left``: kind → :class:`LeftTerm`, the composed
+    map's term for that kind found in the result and fixed by no kept stage (:mod:`.left`)."""
 
-    def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None) -> None:
+    def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None,
+                 left: Optional[Mapping[str, LeftTerm]] = None) -> None:
         if COMPOSED not in kinds:
             raise ValueError("uncertainty calibration needs a 'composed' model")
+        if set(left or {}) - set(LEFT_KINDS):
+            raise ValueError(f"uncertainty calibration: terms for kinds left unfixed only for {LEFT_KINDS}")
         self.kinds = dict(kinds)
         self.meta = dict(meta or {})
+        self.left = dict(left or {})
 
     def for_kind(self, kind: Optional[str]) -> KindModel:
         return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
 
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
-                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1) -> np.ndarray:
+                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1,
+                left: Optional[Mapping[str, float]] = None) -> np.ndarray:
         """Expected absolute error of ``after`` per pixel, in 8-bit levels (HxW float32, ≥ 0).
 
         ``before``/``after``: the input and output of a stage (``kind``) or of the whole
@@ -110,7 +117,9 @@ class UncertaintyModel:
         ``severity_after`` at the output. ``step`` (≥ 1): only every ``step``-th pixel each way,
         ``ceil(H/step) x ceil(W/step)``, each the full-resolution map's value at that pixel (the
         features are computed at full resolution; a map computed on a subsampled photo reads its
-        texture and noise differently and says another fraction is uncertain)."""
+        texture and noise differently and says another fraction is uncertain). ``left``: for the
+        composed result, the kinds found in it that no kept stage fixed (:func:`.left.left_unfixed`);
+        each with a term in :attr:`left` raises the map by it."""
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]
@@ -138,11 +147,29 @@ class UncertaintyModel:
             else:
                 grid = stack[:, first - a:stop - a:step, ::step]
                 out[first // step:first // step + grid.shape[1]] = m.levels(m.score(grid))
-        return out
+        return self.with_left(out, after, left, step)
+
+    def with_left(self, levels: np.ndarray, after: np.ndarray, left: Optional[Mapping[str, float]],
+                  step: int = 1) -> np.ndarray:
+        """``levels`` (the composed map of ``after`` on every ``step``-th pixel) raised by the terms of
+        the kinds in ``left`` (found in ``after``, fixed by no kept stage) that :attr:`left` holds."""
+        terms = [self.left[k] for k in (left or {}) if k in self.left]
+        if not terms:
+            return levels
+        hl = highlight(after)  # the whole photo's, the same for every band
+        for top in range(0, levels.shape[0], BAND_ROWS):
+            rows = slice(top, min(top + BAND_ROWS, levels.shape[0]))
+            grid = after[rows.start * step:rows.stop * step:step, ::step]
+            for t in terms:
+                levels[rows] = t.apply(levels[rows], grid, hl)
+        return levels
 
     def to_json(self) -> str:
-        return json.dumps({"features": list(FEATURES), "meta": self.meta,
-                           "kinds": {k: m.to_dict() for k, m in sorted(self.kinds.items())}}, indent=1) + "\n"
+        d = {"features": list(FEATURES), "meta": self.meta,
+             "kinds": {k: m.to_dict() for k, m in sorted(self.kinds.items())}}
+        if self.left:
+            d["left"] = {k: t.to_dict() for k, t in sorted(self.left.items())}
+        return json.dumps(d, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "UncertaintyModel":
@@ -150,7 +177,8 @@ class UncertaintyModel:
         if list(d.get("features", [])) != list(FEATURES):
             raise ValueError("uncertainty calibration was fitted on other features; "
                              "re-run benchmarks/uncertainty.py fit")
-        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"))
+        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"),
+                   {k: LeftTerm.from_dict(v) for k, v in d.get("left", {}).items()})
 
 
 @functools.lru_cache(maxsize=1)

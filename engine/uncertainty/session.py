@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
+from .left import left_unfixed
 from .model import COMPOSED, UncertaintyModel, default_model
 from .summary import describe, lean, summarise
 
@@ -150,10 +151,13 @@ class SessionUncertainty:
         results = s.results
         kept = [r for r in results if not r.dropped and r.output_report is not None]
         which, kind = composed_choice(self.model, results, s.report)
+        final = kept[-1].output_report if kept else s.report
+        left = None if final is None else left_unfixed(
+            (r.name for r in results if not r.dropped and r.delta is not None),
+            {k: _severity(s.report, k) for k in KINDS}, {k: _severity(final, k) for k in KINDS})
         return self.model.predict(image, after, which, noise_sigma=self._sigma[sigma_step],
-                                  severity=_severity(s.report, kind),
-                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind),
-                                  step=step)
+                                  severity=_severity(s.report, kind), severity_after=_severity(final, kind),
+                                  step=step, left=left)
 
     def compose(self, strengths: Mapping[str, float], caution: float = 0.0,
                 region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:

@@ -70,6 +70,10 @@ class ImageSource(Protocol):
     def uncertainty_status(self) -> str:
         """Optional: what the Uncertainty caption adds while the map shown is not final (``""``: final)."""
 
+    def caution_pending(self) -> bool:
+        """Optional: True while ``after`` shows the result without its Caution blend (its map is
+        being made; the owner bumps ``revision`` when it is)."""
+
 
 @dataclass(frozen=True)
 class Region:
@@ -455,7 +459,8 @@ class BeforeAfterViewer(QWidget):
             pane = panes["main"]
             side = BEFORE if self._show_original else AFTER
             self.render_side(painter, side, pane)
-            caption = "Before (original)" if side == BEFORE else "After (hold Space for the original)"
+            caption = ("Before (original)" if side == BEFORE
+                       else self.after_caption("After (hold Space for the original)"))
             self._caption(painter, pane, caption, left=True)
         else:
             pane = panes["main"]
@@ -469,7 +474,7 @@ class BeforeAfterViewer(QWidget):
             self.render_side(painter, AFTER, pane)
             painter.restore()
             self._caption(painter, pane, "Before", left=True)
-            self._caption(painter, pane, "After", left=False)
+            self._caption(painter, pane, self.after_caption("After"), left=False)
             painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
             painter.drawLine(QPointF(x, pane.top()), QPointF(x, pane.bottom()))
             painter.setBrush(QColor(255, 255, 255, 230))
@@ -495,14 +500,19 @@ class BeforeAfterViewer(QWidget):
         """The Uncertainty mode's caption; while the source's map is not final it says so."""
         status = getattr(self._source, "uncertainty_status", None)
         note = status() if status is not None else ""
-        return ("Uncertainty: where the result may be wrong" + (f" — {note}" if note else "")
-                + " (hold Space for the original)")
+        return self.after_caption("Uncertainty: where the result may be wrong" + (f" — {note}" if note else "")
+                                  + " (hold Space for the original)")
 
     def pane_caption(self, side: str) -> str:
         """The label a side-by-side pane shows: both say so while Space shows the original."""
         if self._show_original:
             return "Before (original, Space held)"
-        return "Before" if side == BEFORE else "After"
+        return "Before" if side == BEFORE else self.after_caption("After")
+
+    def after_caption(self, text: str) -> str:
+        """``text``, saying so while the restored side is shown without its Caution blend."""
+        pending = getattr(self._source, "caution_pending", None)
+        return text + (" — Caution: measuring…" if pending is not None and pending() else "")
 
     def _legend(self, painter: QPainter, text: Optional[str] = None) -> None:
         """Colour bar of the change (or uncertainty) map with its units (bottom left)."""

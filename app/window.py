@@ -231,7 +231,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.maps = JobRunner(self)
         self.maps.failed.connect(lambda message: log.warning("uncertainty map: %s", message))
         self._map_token: Optional[object] = None
-        self._map_strengths: Optional[dict] = None
+        self._map_for: Optional[tuple] = None  # (document, strengths) the job in flight measures
         self._map_timer = QTimer(self)
         self._map_timer.setSingleShot(True)
         self._map_timer.setInterval(UNCERTAINTY_DELAY_MS)
@@ -581,6 +581,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.controls.set_rows(doc.rows())
         self.controls.set_caution(doc.state.caution)
         self.controls.set_summary(self._summary_text(doc))
+        self._stop_measuring()  # the closed photo's measurement
         self._schedule_uncertainty()
         self.overview.histogram.set_document(doc)
         if closed is not None:  # nothing shows it or runs on it now: its temporary files go
@@ -715,7 +716,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         if doc is None or doc.uncertainty_measured():
             self._map_timer.stop()
             return
-        if self.maps.is_busy() and self._map_strengths == doc.state.effective_strengths():
+        if self.maps.is_busy() and self._map_for == (doc, doc.state.effective_strengths()):
             return  # the job in flight measures this very setting (only Caution or the view changed)
         self.maps.cancel()
         self._map_timer.start()
@@ -731,7 +732,7 @@ class MainWindow(PathDropTarget, QMainWindow):
             return  # nothing shown, or a run is making the setting's map itself
         state, token = doc.state, object()
         preview = self.viewer.mode().value == "uncertainty"
-        self._map_token, self._map_strengths = token, state.effective_strengths()
+        self._map_token, self._map_for = token, (doc, state.effective_strengths())
 
         def job(progress):
             doc.measure_uncertainty(state, preview, on_preview=lambda: self.uncertaintyPreviewed.emit(token),
@@ -743,11 +744,14 @@ class MainWindow(PathDropTarget, QMainWindow):
         """A measurement (its preview or its end) arrived: show what is made for the setting shown
         now (a superseded setting's map is cached, never shown)."""
         if token is self._map_token:
-            self._show_uncertainty()
+            self._schedule_uncertainty()  # shows what is made; measures again if the setting changed meanwhile
 
     def _show_uncertainty(self) -> None:
         doc = self.doc
         self.controls.set_uncertainty("" if doc is None else doc.uncertainty_text())
+        if doc is not None and doc.refresh_caution():
+            self.viewer.refresh()  # the picture drawn without its Caution blend gets it
+            self.overview.histogram.schedule()
         self.viewer.refresh_layers()
 
     # -- saving -----------------------------------------------------------------------------

@@ -16,7 +16,10 @@ Measured per change, with a 5 ms heartbeat timer on the UI thread:
   ready (its preview-grid map or its full-resolution one);
 - ``map final``: seconds from the change until the viewer painted with the setting's
   full-resolution map ready (``SessionUncertainty.full``), and whether the analysis panel's
-  sentence at the end of the wait was that map's (the sentence the CLI's numbers give).
+  sentence at the end of the wait was that map's (the sentence the CLI's numbers give);
+- ``leaned``: with Caution on, seconds until the viewer painted the result with its Caution blend.
+
+The last three changes are in Split mode (no overlay: the sentence and Caution's blend only).
 
 The script runs against whichever checkout it sits in (``benchmarks/..``), so the same file
 measures the code before and after a change. Validation photos only; nothing is fitted here.
@@ -54,9 +57,10 @@ class Clock:
         from PySide6.QtCore import QTimer
 
         self.beats: list[float] = []
-        #: (end time, seconds, full map ready at its end, some map of the setting ready at its end)
-        self.paints: list[tuple[float, float, bool, bool]] = []
-        self.ready = self.some = lambda: False
+        #: (end time, seconds, full map ready at its end, some map of the setting ready at its end,
+        #: the picture drawn with its Caution blend)
+        self.paints: list[tuple[float, float, bool, bool, bool]] = []
+        self.ready = self.some = self.leaned = lambda: False
         self.timer = QTimer()
         self.timer.setInterval(HEARTBEAT_MS)
         self.timer.timeout.connect(lambda: self.beats.append(time.perf_counter()))
@@ -66,7 +70,7 @@ class Clock:
             t = time.perf_counter()
             paint(event)
             now = time.perf_counter()
-            self.paints.append((now, now - t, self.ready(), self.some()))
+            self.paints.append((now, now - t, self.ready(), self.some(), self.leaned()))
 
         viewer.paintEvent = timed
 
@@ -99,10 +103,11 @@ def full_ready(doc, strengths) -> bool:
 
 
 def preview_ready(doc, strengths) -> bool:
+    su = doc.uncertainty
     try:
-        return doc.uncertainty.composed(strengths, compute=False) is not None
-    except TypeError:  # the code before: no preview map is shown, the full one is made in the paint
-        return False
+        return su.composed(strengths, compute=False) is not None
+    except TypeError:  # the code before: the preview map was made in the paint, for Caution only
+        return su._key(strengths) in su._cache
 
 
 def measure_change(app, w, clock, change, what: str, wait: float) -> dict:
@@ -113,16 +118,20 @@ def measure_change(app, w, clock, change, what: str, wait: float) -> dict:
     strengths = doc.state.effective_strengths()
     clock.ready = lambda: full_ready(doc, strengths)
     clock.some = lambda: full_ready(doc, strengths) or preview_ready(doc, strengths)
+    pending = getattr(doc, "caution_pending", lambda: False)  # before: the blend was always drawn
+    clock.leaned = lambda: doc.state.caution > 0 and not pending()
     pump(app, wait)
     final = [p[0] for p in clock.paints if p[2]]
     final_at = final[0] - t0 if final else None
     some = [p[0] for p in clock.paints if p[3]]
+    leaned = [p[0] for p in clock.paints if p[4]]
     sentence = w.controls.uncertainty.text()
     expected = doc.uncertainty.describe(strengths)  # the full map's sentence (computed now if it was not)
     row = {"change": what, "longest_block_s": round(clock.longest_block(), 3),
            "longest_paint_s": round(clock.longest_paint(), 3), "paints": len(clock.paints),
            "map_final_s": None if final_at is None else round(final_at, 2),
-           "first_map_s": round(some[0] - t0, 2) if some else None,
+           "first_map_s": round(some[0] - t0, 2) if some else None, "mode": w.viewer.mode().value,
+           "leaned_s": round(leaned[0] - t0, 2) if leaned else None,
            "sentence_is_the_maps": sentence == expected, "sentence": sentence}
     print(json.dumps(row), file=sys.stderr, flush=True)
     return row
@@ -178,6 +187,14 @@ def main() -> None:
     for value in (70, 90):
         rows.append(measure_change(app, w, clock, lambda v=value: slider.setValue(v),
                                    f"noise strength {value} % with Caution 50 %", args.wait))
+    w.set_view_mode("split")  # the sentence and Caution's blend in a mode without the overlay
+    rows.append(measure_change(app, w, clock, lambda: slider.setValue(50),
+                               "split: noise strength 50 % with Caution 50 %", args.wait))
+    w.controls.caution.setValue(0)
+    pump(app, 1.0)
+    rows.append(measure_change(app, w, clock, lambda: slider.setValue(30), "split: noise strength 30 %", args.wait))
+    rows.append(measure_change(app, w, clock, lambda: w.controls.caution.setValue(50), "split: Caution 50 %",
+                               args.wait))
     w.close()
     report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
                          f"{os.getloadavg()[0]:.1f} at the end",
@@ -185,12 +202,12 @@ def main() -> None:
               "size": [w.doc.height, w.doc.width] if w.doc is not None else None,
               "open_s": round(open_s, 1), "wait_s": args.wait, "rows": rows}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print("| change | longest UI block s | longest paint s | this setting's first map shown after s "
-          "| full map shown after s | sentence is the map's |")
-    print("|---|---|---|---|---|---|")
+    print("| change | longest UI block s | longest paint s | this setting's first map ready at a paint after s "
+          "| full map ready at a paint after s | Caution blend drawn after s | sentence is the map's |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['change']} | {r['longest_block_s']:.2f} | {r['longest_paint_s']:.2f} | {r['first_map_s']} | "
-              f"{r['map_final_s']} | {'yes' if r['sentence_is_the_maps'] else 'no'} |")
+              f"{r['map_final_s']} | {r['leaned_s']} | {'yes' if r['sentence_is_the_maps'] else 'no'} |")
 
 
 if __name__ == "__main__":

@@ -139,8 +139,8 @@ def test_uncertainty_mode_keeps_the_last_map_until_the_next_is_made(qtbot):
 
 
 class Gate:
-    """Holds every full-resolution uncertainty map made off the UI thread until released, and
-    records any map (preview or full) made on the UI thread."""
+    """Holds every full-resolution uncertainty map made off the UI thread until released (and every
+    preview-grid map too while ``previews`` is set), and records any map made on the UI thread."""
 
     def __init__(self, monkeypatch) -> None:
         import threading
@@ -149,17 +149,29 @@ class Gate:
 
         self.on_ui_thread: list[str] = []
         self.waiting = 0
+        self.previews = False
+        self.hold_full = True
         self._open = threading.Semaphore(0)
-        full, predict = SessionUncertainty.full, SessionUncertainty._predict
+        self._all_open = threading.Event()
+        full, composed, predict = SessionUncertainty.full, SessionUncertainty.composed, SessionUncertainty._predict
         gate = self
 
-        def gated_full(su, strengths, compute=True):
-            if compute and threading.current_thread() is not threading.main_thread() \
-                    and su.full(strengths, compute=False) is None:
+        def hold(made) -> None:
+            if threading.current_thread() is not threading.main_thread() and made is None:
                 gate.waiting += 1
-                gate._open.acquire()
+                while not gate._all_open.is_set() and not gate._open.acquire(timeout=0.02):
+                    pass
                 gate.waiting -= 1
+
+        def gated_full(su, strengths, compute=True):
+            if compute and gate.hold_full:
+                hold(su.full(strengths, compute=False))
             return full(su, strengths, compute)
+
+        def gated_composed(su, strengths, compute=True):
+            if compute and gate.previews:
+                hold(composed(su, strengths, compute=False))
+            return composed(su, strengths, compute)
 
         def watched_predict(su, *args, **kwargs):
             if threading.current_thread() is threading.main_thread():
@@ -167,10 +179,17 @@ class Gate:
             return predict(su, *args, **kwargs)
 
         monkeypatch.setattr(SessionUncertainty, "full", gated_full)
+        monkeypatch.setattr(SessionUncertainty, "composed", gated_composed)
         monkeypatch.setattr(SessionUncertainty, "_predict", watched_predict)
 
     def release(self) -> None:
         self._open.release()
+
+    def open_all(self) -> None:
+        """Hold nothing from now on, and let every held map go."""
+        self.previews = False
+        self.hold_full = False
+        self._all_open.set()
 
 
 @pytest.fixture
@@ -275,3 +294,34 @@ def test_a_superseded_settings_map_is_never_shown(gated, qtbot):
     qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
     assert w.controls.uncertainty.text() == su.describe(second, compute=False)
     assert gate.on_ui_thread == []
+
+
+def test_caution_never_makes_its_map_on_the_ui_thread(gated, qtbot):
+    """Caution leans on the preview-grid map, made per setting: a paint of a new setting shows the
+    result without the blend (and says so) until a worker made the map, then the blended one;
+    the export always leans."""
+    w, doc, gate = gated
+    w.set_view_mode("split")
+    gate.previews = True
+    su = doc.uncertainty
+    strengths = doc.state.effective_strengths()
+    assert su.composed(strengths, compute=False) is None  # the opening run made the full map, not this one
+    region = (slice(0, 96), slice(0, 96))
+    plain = doc.session.compose(strengths, region=region)
+    w.controls.caution.setValue(100)
+    w.viewer.settle()
+    w.viewer.repaint()
+    assert gate.on_ui_thread == [] and doc.caution_pending()
+    assert np.array_equal(doc.after(*region, 1), plain)  # not leaned yet
+    assert "Caution: measuring" in w.viewer.after_caption("After")
+    renders, revision = w.viewer.renders, doc.revision
+    qtbot.waitUntil(lambda: gate.waiting >= 1, timeout=10000)  # a worker is making the blend's map
+    gate.open_all()
+    qtbot.waitUntil(lambda: not doc.caution_pending() and doc.revision > revision, timeout=10000)
+    w.viewer.repaint()
+    assert w.viewer.renders > renders  # the picture was drawn again, with the blend
+    leaned = doc.after(*region, 1)
+    assert np.array_equal(leaned, su.compose(strengths, 1.0, region=region))
+    assert not np.array_equal(leaned, plain) and "Caution" not in w.viewer.after_caption("After")
+    assert gate.on_ui_thread == []
+    assert np.array_equal(doc.restored_photo().pixels, su.compose(strengths, 1.0))  # the export leans

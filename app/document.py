@@ -358,16 +358,53 @@ class Document:
 
     def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
         """Expected absolute error of what is shown, per pixel, for the overlay: float32
-        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more."""
+        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more. Computes
+        nothing (a paint asks): the full-resolution map of the setting shown when it is made, else
+        its preview-grid map when that is, else ``None``; :meth:`measure_uncertainty` makes them."""
         if not self.session.results:
             return None
-        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE)
+        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE, compute=False)
+
+    def uncertainty_measured(self, state: Optional[ControlState] = None) -> bool:
+        """Whether the full-resolution map and sentence of ``state`` (default: the one shown) are
+        made, so the overlay and the sentence are final (a photo with nothing restored: yes)."""
+        state = state or self.state
+        return not self.session.results or \
+            self.uncertainty.describe(state.effective_strengths(), compute=False) is not None
+
+    def uncertainty_status(self) -> str:
+        """What the Uncertainty overlay's caption adds while its map is not final: ``""`` when it is."""
+        if self.uncertainty_measured():
+            return ""
+        if self.uncertainty.composed(self.state.effective_strengths(), compute=False) is not None:
+            return "quick preview, measuring at full resolution…"
+        return "measuring this setting…"
+
+    def measure_uncertainty(self, state: ControlState, preview: bool = False,
+                            on_preview: Optional[Callable[[], None]] = None,
+                            check: Optional[Callable[[], None]] = None) -> None:
+        """Make ``state``'s full-resolution uncertainty map and sentence (seconds on a 5 MP photo:
+        call off the UI thread; cached per setting). ``preview``: first the preview-grid map (about
+        a quarter of the cost), then ``on_preview()``; ``check()`` between the two may raise to stop
+        (a newer setting superseded this one)."""
+        if not self.session.results:
+            return
+        strengths = state.effective_strengths()
+        if preview and self.uncertainty.full(strengths, compute=False) is None:
+            self.uncertainty.composed(strengths)
+            if on_preview is not None:
+                on_preview()
+        if check is not None:
+            check()
+        self.uncertainty.describe(strengths)
 
     def uncertainty_text(self) -> str:
-        """One sentence for the analysis panel: how much of the result is uncertain, and where."""
+        """One sentence for the analysis panel: how much of the result is uncertain, and where; while
+        the setting shown is not measured yet (:meth:`measure_uncertainty`), says so. Computes nothing."""
         if not self.session.results:
             return ""
-        return self.uncertainty.describe(self.state.effective_strengths())
+        text = self.uncertainty.describe(self.state.effective_strengths(), compute=False)
+        return text if text is not None else "Measuring the uncertainty of this setting…"
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""

@@ -63,7 +63,12 @@ class ImageSource(Protocol):
 
     def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
         """float32 map (H/step)x(W/step) in [0, 1] of the restored photo's expected error (1 = the
-        legend's full scale), or None. Optional: a source without it shows no uncertainty."""
+        legend's full scale), or None while it is not made (the last map stays on screen; the source's
+        owner calls :meth:`BeforeAfterViewer.refresh_layers` when it is). Must not compute for
+        long: it is asked during a paint. Optional: a source without it shows no uncertainty."""
+
+    def uncertainty_status(self) -> str:
+        """Optional: what the Uncertainty caption adds while the map shown is not final (``""``: final)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class BeforeAfterViewer(QWidget):
         self._cache: dict[str, tuple[tuple, QImage]] = {}
         #: heat-map layer (the source's method name) → (key, image, step)
         self._heat_cache: dict[str, tuple[tuple, QImage, int]] = {}
+        self._layers = 0  # bumped when a source's heat maps changed without a new revision
         self.renders = 0  # how many crops were composed (tests and profiling read it)
         self._loupe = False
         self._cursor: Optional[QPointF] = None
@@ -160,6 +166,12 @@ class BeforeAfterViewer(QWidget):
         if interactive:
             self._coarse = True
             self._settle.start()
+        self.update()
+
+    def refresh_layers(self) -> None:
+        """Ask the source for its heat maps again at the next paint (a map made in the background
+        arrived; the restored pixels are the same)."""
+        self._layers += 1
         self.update()
 
     def is_coarse(self) -> bool:
@@ -377,18 +389,19 @@ class BeforeAfterViewer(QWidget):
 
     def _heat_image(self, layer: str) -> Optional[tuple[QImage, int]]:
         """A heat-map layer (``"change_map"`` or ``"uncertainty_map"``: the source method that
-        makes it, at about one megapixel) as an image and its step, cached per source revision."""
+        makes it, at about one megapixel) as an image and its step, cached per source revision.
+        While the source has no map for its revision yet, the last one stays."""
         src = self._source
         if src is None or not hasattr(src, layer):
             return None
         step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
-        key = (src.revision, id(src), step)
+        key = (src.revision, self._layers, id(src), step)
         cached = self._heat_cache.get(layer)
         if cached is not None and (cached[0] == key or self._coarse):
             return cached[1], cached[2]  # while sliding, keep the last map
         heat = getattr(src, layer)(step)
         if heat is None:
-            return None
+            return None if cached is None else (cached[1], cached[2])
         image = heat_to_qimage(heat)
         self._heat_cache[layer] = (key, image, step)
         return image, step
@@ -437,8 +450,7 @@ class BeforeAfterViewer(QWidget):
         elif self._mode == ViewMode.UNCERTAINTY and not self._show_original:
             pane = panes["main"]
             self.render_side(painter, AFTER, pane)
-            self._caption(painter, pane, "Uncertainty: where the result may be wrong (hold Space for the original)",
-                          left=True)
+            self._caption(painter, pane, self.uncertainty_caption(), left=True)
         elif self._mode == ViewMode.TOGGLE or self._show_original:
             pane = panes["main"]
             side = BEFORE if self._show_original else AFTER
@@ -478,6 +490,13 @@ class BeforeAfterViewer(QWidget):
             painter.setPen(QPen(color("focus"), 2))
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
         painter.end()
+
+    def uncertainty_caption(self) -> str:
+        """The Uncertainty mode's caption; while the source's map is not final it says so."""
+        status = getattr(self._source, "uncertainty_status", None)
+        note = status() if status is not None else ""
+        return ("Uncertainty: where the result may be wrong" + (f" — {note}" if note else "")
+                + " (hold Space for the original)")
 
     def pane_caption(self, side: str) -> str:
         """The label a side-by-side pane shows: both say so while Space shows the original."""

@@ -30,7 +30,10 @@ measure says so, terms for errors that scale with the brightness or the haze (:d
 judged on each family held out (tried, not shipped: ``benchmarks/results/uncertainty.md``);
 ``noise-offset --cache TRAIN...`` offers its shipped score a photo-level offset (the photo's noise level,
 change, darkness), judged on the held-out levels per training family as well (tried, not shipped);
-``noise-left --cache TRAIN...`` refits that score's levels on the rows whose error is the noise stage's to fix.
+``noise-left --cache TRAIN...`` refits that score's levels on the rows whose error is the noise stage's to fix
+(what ships: ``noise-left --cache trainall.npz train2all.npz camera.npz camiso.npz --base BEFORE.json``, BEFORE
+the calibration committed before it, ``git show d67d0b4:models/uncertainty-calibration.json``, writes the
+committed file byte for byte).
 ``left --cache TRAIN... --base CAL`` fits the composed map's term for darkness the plan left unfixed
 (``engine/uncertainty/left.py``); ``gate --caches VAL REAL --calibrations BEFORE AFTER --full-json F`` is
 the ninth pass's ship rule for the two together (failed: ``benchmarks/results/uncertainty.md``). Stage rows
@@ -1309,12 +1312,14 @@ def noise_left_fit(args) -> None:
     measure is at most :data:`MARGIN` below the committed map's and its level error (mean of the two
     families) is lower than the committed map's; the lowest level error among those wins, else the
     committed map stays. The winner's levels are fitted on every counted training row. Nothing is fitted
-    or chosen on validation rows; writes ``--calibration`` (default: the committed file). Its choice
-    (``strict``) was not shipped: it took the synthetic automatic-plan validation row below +0.49, on the
-    rows of other kinds (eighth pass); judged on its own kind's photos it passed, but the ninth pass's
-    gate bundles it with the composed term of :func:`left_fit`, which failed (``benchmarks/results/uncertainty.md``)."""
+    or chosen on validation rows; starts from ``--base`` (default: the committed file) and writes
+    ``--calibration`` (default: the committed file). Its choice
+    (``strict``) ships alone since the tenth pass: judged on its own kind's photos it passed every check of
+    the ninth pass's gate, which had bundled it with the composed term of :func:`left_fit` (that term
+    failed); shipping it without the term was decided after seeing those numbers
+    (``benchmarks/results/uncertainty.md``)."""
     from engine.uncertainty.model import UncertaintyModel, fit_levels
-    model = UncertaintyModel.from_json(SHIPPED_CALIBRATION.read_text())
+    model = UncertaintyModel.from_json(Path(args.base or SHIPPED_CALIBRATION).read_text())
     rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
     every = [r for r in rows if r["group"].startswith("train") and r["stage"] == "noise" and _family(r["group"])]
     rs = [r for r in every if counts_for_noise_stage(r)]
@@ -1696,7 +1701,8 @@ def main() -> None:
     ap.add_argument("--calibrations", nargs="+", help="choose: the candidate calibration files; fullsize, gate: "
                                                       "BEFORE AFTER")
     ap.add_argument("--calibration", help="eval: this calibration file instead of the committed one")
-    ap.add_argument("--base", help="left: the calibration the term is added to (default: the committed one)")
+    ap.add_argument("--base", help="left: the calibration the term is added to; noise-left: the calibration whose "
+                                   "noise stage score is refitted (default: the committed one)")
     ap.add_argument("--full-json", help="gate: the fullsize report (--calibrations BEFORE AFTER) of the whole photos")
     ap.add_argument("--candidate", help="noise-offset: write this candidate whatever the rule chooses "
                                         "(levels, levels+photo_noise, levels+photo_change, "

@@ -16,8 +16,10 @@ haze, low-light and rain model the spread of a parameter-perturbation ensemble
 whole`` refitted the haze, low-light and rain models' levels (and, where the training measure chose
 it, one whole-photo term) on whole training photos; ``benchmarks/uncertainty.py noise`` refitted the
 composed result's noise model on training photos through the simulated camera at noise levels from
-weak to strong (so a moderately noisy camera photo is not judged at strong synthetic noise's level).
-Validated on held-out
+weak to strong (so a moderately noisy camera photo is not judged at strong synthetic noise's level);
+``benchmarks/uncertainty.py noise-left`` refitted the noise *stage* model's levels (its score unchanged)
+on the training rows whose error is that stage's to fix (photos degraded by noise: synthetic and the
+simulated camera), a stage's map saying how sure that stage's change is. Validated on held-out
 photos and on the real pairs (``benchmarks/results/uncertainty.md``).
 """
 

@@ -385,6 +385,36 @@ def polyu_full(photos: int, collector: Collector) -> None:
         print(f"  polyu-full {name} done", file=sys.stderr, flush=True)
 
 
+def clean_photos(names: list[str], collector: Collector, group: str) -> None:
+    """Clean photos whole, as the CLI restores them (native size, the file's JPEG tables and EXIF, the
+    automatic plan); truth = the photo itself, so every level of the map is a false alarm where the plan
+    left the photo untouched, and the error of what a kept stage changed where it did not."""
+    from engine.imageio import load_photo
+    from engine.pipeline.job import RestoreOptions
+    for i, name in enumerate(names):
+        photo = load_photo(CLEAN / name)
+        collector.restore(photo.pixels, photo.pixels, RestoreOptions(), group, CLEAN_KIND, name, jpeg=photo.jpeg,
+                          metadata=photo.metadata)
+        print(f"  {group} {i + 1}/{len(names)} {name}", file=sys.stderr, flush=True)
+
+
+#: The ``kind`` of a clean photo's rows (``collect --which clean|clean-val``): no degradation.
+CLEAN_KIND = "clean"
+#: How many clean photos ``collect --which clean-val`` validates on; ``clean`` takes every
+#: :data:`CLEAN_TRAIN_STRIDE`-th of the others (and the training photos of the degraded rows).
+CLEAN_VAL_PHOTOS = 24
+CLEAN_TRAIN_STRIDE = 4
+
+
+def clean_split(train: list[str], val: list[str]) -> tuple[list[str], list[str]]:
+    """``(training, validation)`` clean photos: validation :data:`CLEAN_VAL_PHOTOS` spread evenly over
+    the photos that no training or validation collection holds (``train``, ``val``); training ``train``
+    and every :data:`CLEAN_TRAIN_STRIDE`-th of the rest that is not a validation photo (disjoint)."""
+    rest = [n for n in sorted(os.listdir(CLEAN)) if n not in train and n not in val]
+    held = rest[1::len(rest) // CLEAN_VAL_PHOTOS][:CLEAN_VAL_PHOTOS]
+    return list(train) + [n for n in rest[::CLEAN_TRAIN_STRIDE] if n not in held], held
+
+
 def split_photos(n_train: int, n_val: int) -> tuple[list[str], list[str]]:
     """Disjoint training and validation photos, each spread evenly over the whole clean set (its
     sources differ: BSDS500 landscapes and people, Sun-Hays, Urban100 buildings)."""
@@ -425,6 +455,15 @@ def collect(args) -> None:
         whole(names[args.first:args.first + args.photos], args.side, col, "train-whole")
     elif args.which == "whole-val":  # held-out photos, whole, the same generators
         whole(val[:args.photos], args.side, col, "synthetic-whole")
+    elif args.which in ("clean", "clean-val"):
+        names = sorted(os.listdir(CLEAN))
+        step = len(names) // args.train
+        second = [n for n in names[step // 4::step] if n not in val and n not in train][:args.train]
+        fitted, held = clean_split(train + second, val)
+        if args.which == "clean":
+            clean_photos(fitted, col, "train-clean")
+        else:
+            clean_photos(held, col, "clean")
     elif args.which == "polyu-full":
         polyu_full(args.photos, col)
     elif args.which == "val":
@@ -619,7 +658,9 @@ def own_kind(r: dict) -> bool:
 
 def model_for_row(model, r: dict, how) -> tuple[str, str]:
     """``(model key, kind whose severities it reads)`` judging a cached row, as :func:`predict_row`."""
-    from engine.uncertainty.model import COMPOSED
+    from engine.uncertainty.model import COMPOSED, UNTOUCHED
+    if r["stage"] == "composed" and model.judge(COMPOSED, r["before"], r["after"]) == UNTOUCHED:
+        return UNTOUCHED, ""
     if r["stage"] != "composed":
         key, kind = (r["stage"], r["stage"]) if r["stage"] in SYNTH_KINDS else (COMPOSED, "")
     else:
@@ -1544,6 +1585,144 @@ def gate(args) -> None:
     print("\n".join(lines))
 
 
+#: Features the ``untouched`` model may select: every feature that can differ from photo to photo or pixel
+#: to pixel when the result equals the input (what changed, the gains and the ensemble's spread are 0 there).
+UNTOUCHED_FEATURES = ("texture_after", "texture_before", "noise", "severity", "severity_after", "dark", "bright",
+                      "luminance", "dark_channel", "dark_channel_before", "texture_x_severity",
+                      "texture_x_severity_after", "noise_x_severity", "haze_depth", "haze_depth_x_severity",
+                      "streak_before", "streak_after", "streak_after_x_severity", "airlight_gap",
+                      "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark", "luminance_x_severity_after",
+                      "photo_noise")
+
+
+def untouched_rows(rows: list[dict]) -> list[dict]:
+    """The composed rows whose result equals the input (no stage kept): what the ``untouched`` model judges."""
+    from engine.uncertainty.model import unchanged
+    return [r for r in rows if r["stage"] == "composed" and unchanged(r["before"], r["after"])]
+
+
+def _untouched_scores(pred: list[np.ndarray], errs: list[np.ndarray], clean: list[bool]) -> dict:
+    """Per map (``pred``, sampled pixels per row, 8-bit levels): the Spearman measure (:func:`_criterion`) on
+    the degraded rows, the level error over every row (mean |log1p(predicted row mean) − log1p(observed
+    row mean)|) and on the clean rows the share above :data:`engine.uncertainty.summary.UNCERTAIN_LEVELS`
+    (mean and worst over the rows)."""
+    from engine.uncertainty.summary import UNCERTAIN_LEVELS
+    deg = [i for i, c in enumerate(clean) if not c]
+    shares = [float((pred[i] > UNCERTAIN_LEVELS).mean()) for i, c in enumerate(clean) if c]
+    return {"degraded_measure": round(_criterion([pred[i] for i in deg], [errs[i] for i in deg]), 3) if deg else 0.0,
+            "level_error": round(float(np.mean([abs(np.log1p(p.mean()) - np.log1p(e.mean()))
+                                                for p, e in zip(pred, errs, strict=True)])), 3),
+            "clean_share_mean": round(float(np.mean(shares)), 4) if shares else 0.0,
+            "clean_share_worst": round(float(np.max(shares)), 4) if shares else 0.0}
+
+
+def untouched_fit(args) -> None:
+    """The composed map of a result the restoration left unchanged (no stage kept, or every strength 0): a
+    model of its own, ``untouched`` (``engine/uncertainty/model.py``: :meth:`UncertaintyModel.judge`), that
+    knows nothing was invented and predicts only the error the plan left unfixed. Fitted on the training
+    composed rows whose result equals the input (:func:`untouched_rows`): degraded training photos whose
+    stages were all dropped or never planned (synthetic crops, automatic plan; the simulated camera) and
+    clean training photos the plan left alone (``collect --which clean``: error 0), features selected forward
+    among :data:`UNTOUCHED_FEATURES` (:func:`select_and_fit`). Scored held out (4 folds by photo: selection
+    and fit on 3, scored on the fourth) against the map ``--base`` gives the same rows (the composed model
+    the photo's dominant kind chooses) by :func:`_untouched_scores`. Rule, fixed before any validation
+    number (issue 15, eleventh pass): the model qualifies if its clean rows' mean share above 8 levels and
+    its level error are lower and its degraded rows' measure is at most :data:`MARGIN` below the base's;
+    then it is fitted on every row and added, else the base is written unchanged. Nothing is fitted or
+    chosen on validation rows. Writes ``--calibration`` (default: the committed file)."""
+    from engine.uncertainty.features import FEATURES
+    from engine.uncertainty.model import UNTOUCHED, UncertaintyModel
+    model = UncertaintyModel.from_json(Path(args.base or SHIPPED_CALIBRATION).read_text())
+    model.kinds.pop(UNTOUCHED, None)
+    how = model.meta.get("composed_by", "pooled")
+    rows = untouched_rows([r for p in args.cache for r in load_rows(Path(p))[0] if r["group"].startswith("train")])
+    clean = [r["kind"] == CLEAN_KIND for r in rows]
+    photos = [r["photo"] for r in rows]
+    stacks = [_sample(stack_for(r, ""), PIXELS_PER_ROW, i) for i, r in enumerate(rows)]
+    errs = [_sample(r["err"], PIXELS_PER_ROW, i)[0] for i, r in enumerate(rows)]
+    base_pred = [_sample(predict_row(model, r, how), PIXELS_PER_ROW, i)[0] for i, r in enumerate(rows)]
+    groups = sorted({(r["group"], r["kind"]) for r in rows})
+    print(f"  {len(rows)} untouched training rows ({sum(clean)} clean), {len(set(photos))} photos: "
+          f"{[(g, k, sum(1 for r in rows if (r['group'], r['kind']) == (g, k))) for g, k in groups]}",
+          file=sys.stderr, flush=True)
+    candidates = [1 + FEATURES.index(n) for n in UNTOUCHED_FEATURES]
+    names = sorted(set(photos))
+    fold = [names.index(p) % FOLDS for p in photos]
+    pred: list = [None] * len(rows)
+    fold_features = []
+    for k in range(FOLDS):
+        train = [i for i, f in enumerate(fold) if f != k]
+        m, feats, _ = select_and_fit([stacks[i] for i in train], [errs[i] for i in train],
+                                     [photos[i] for i in train], candidates=candidates)
+        fold_features.append([FEATURES[f - 1] for f in feats])
+        for i in (i for i, f in enumerate(fold) if f == k):
+            pred[i] = m.levels(m.score(stacks[i]))
+    scored = {"base": _untouched_scores(base_pred, errs, clean), "untouched": _untouched_scores(pred, errs, clean)}
+    b, c = scored["base"], scored["untouched"]
+    ok = (c["clean_share_mean"] < b["clean_share_mean"] and c["level_error"] < b["level_error"]
+          and c["degraded_measure"] >= b["degraded_measure"] - MARGIN)
+    print(f"  held out: {json.dumps(scored)}; folds' features {fold_features}; qualifies: {ok}",
+          file=sys.stderr, flush=True)
+    report = {"chosen": "untouched" if ok else "base", "held_out": scored, "fold_features": fold_features,
+              "rows": len(rows), "clean_rows": sum(clean), "photos": len(names)}
+    if ok:
+        m, feats, rho = select_and_fit(stacks, errs, photos, candidates=candidates)
+        model.kinds[UNTOUCHED] = m
+        report["features"] = [FEATURES[f - 1] for f in feats]
+        report["held_out_rho"] = round(rho, 3)
+        report["knots_levels"] = [round(float(x), 2) for x in m.knots_levels]
+        print(f"  untouched: {report['features']} levels {report['knots_levels']}", file=sys.stderr, flush=True)
+    _write_calibration(model, "untouched_by_measurement_on_training", report, args.calibration)
+
+
+#: The ship rule of the eleventh pass (issue 15: the ``untouched`` model, :func:`untouched_fit`), fixed here
+#: before any of its validation numbers. Pooled ρ, 3 decimals, before → after: (a) no composed row of the
+#: synthetic (both plans) or real validation falls by more than :data:`GATE_TOLERANCE`; (b) on the clean
+#: validation photos (``collect --which clean-val``, maps as the CLI computes them: ``fullsize``), the mean
+#: share above 8 levels falls and the worst photo's does not rise.
+def untouched_verdict(before: dict[str, float], after: dict[str, float], clean: list[dict],
+                      names: tuple[str, str]) -> dict:
+    """The eleventh pass's ship rule on :func:`gate_rows` before and after and the clean photos' composed
+    maps (``clean``: :func:`fullsize`'s rows, maps named ``names`` = (before, after)): every check with its
+    numbers and whether it holds, and ``ship`` when all hold."""
+    checks = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append({"check": name, "ok": bool(ok), "detail": detail})
+    for k in sorted(k for k in before if k.startswith("composed/")):
+        check("(a) composed row", after[k] >= before[k] - GATE_TOLERANCE,
+              f"{k}: {before[k]} -> {after[k]} (fall at most {GATE_TOLERANCE})")
+    shares = [[e["maps"][n]["fraction_above"] for e in clean if e["stage"] == "composed"] for n in names]
+    if not shares[0]:
+        check("(b) clean photos", False, "no clean photos")
+    else:
+        check("(b) clean photos' mean share above 8 levels falls", np.mean(shares[1]) < np.mean(shares[0]),
+              f"{100 * np.mean(shares[0]):.1f} % -> {100 * np.mean(shares[1]):.1f} % ({len(shares[0])} photos)")
+        check("(b) worst clean photo's share does not rise", max(shares[1]) <= max(shares[0]),
+              f"{100 * max(shares[0]):.1f} % -> {100 * max(shares[1]):.1f} %")
+    return {"ship": all(c["ok"] for c in checks), "checks": checks}
+
+
+def gate_untouched(args) -> None:
+    """The eleventh pass's ship rule (:func:`untouched_verdict`) for ``--calibrations BEFORE AFTER`` on the
+    validation rows (``--caches``) and the clean validation photos (``--full-json``, written by ``fullsize
+    --cache CLEAN_VAL --calibrations BEFORE AFTER``); writes ``--json`` and prints the verdict (markdown)."""
+    from engine.uncertainty import UncertaintyModel
+    rows = [r for p in args.caches for r in load_rows(Path(p))[0]]
+    names = tuple(Path(c).stem for c in args.calibrations)
+    scores = [gate_rows(UncertaintyModel.from_json(Path(c).read_text()), rows) for c in args.calibrations]
+    clean = json.loads(Path(args.full_json).read_text())["rows"]
+    verdict = untouched_verdict(scores[0], scores[1], clean, names)
+    Path(args.json).write_text(json.dumps({"machine": machine(), "calibrations": args.calibrations,
+                                           "rows": dict(zip(names, scores, strict=True)), **verdict}, indent=1) + "\n")
+    lines = [f"| row | {names[0]} | {names[1]} |", "|---|---|---|"]
+    lines += [f"| {k} | {scores[0][k]:+.2f} | {scores[1].get(k, float('nan')):+.2f} |" for k in sorted(scores[0])]
+    lines += ["", "| check | holds | numbers |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {'yes' if c['ok'] else '**no**'} | {c['detail']} |" for c in verdict["checks"]]
+    lines += ["", f"Ship: **{'yes' if verdict['ship'] else 'no'}**"]
+    print("\n".join(lines))
+
+
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:
     if block:
         pairs = [(block_mean(p, block), block_mean(e, block)) for p, e in pairs]
@@ -1684,9 +1863,10 @@ def markdown(report: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval", "fullsize", "noise",
-                                     "noise-stage", "noise-offset", "noise-left", "left", "gate"))
+                                     "noise-stage", "noise-offset", "noise-left", "left", "gate", "untouched",
+                                     "gate-untouched"))
     ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val",
-                                        "polyu-full", "camera-iso"),
+                                        "polyu-full", "camera-iso", "clean", "clean-val"),
                     default="train", help="collect: photos (whole, whole-val: whole photos, WHOLE_KINDS)")
     ap.add_argument("--side", type=int, default=480, help="collect whole/whole-val: long side of the photos (px)")
     ap.add_argument("--photos", type=int, default=16, help="collect whole/whole-val: how many photos")
@@ -1721,7 +1901,7 @@ def main() -> None:
     {"collect": collect, "fit": fit, "choose": choose, "extend": extend, "whole": whole_fit,
      "eval": evaluate, "fullsize": fullsize, "noise": noise_fit, "noise-stage": noise_stage_fit,
      "noise-offset": noise_offset_fit, "noise-left": noise_left_fit, "left": left_fit,
-     "gate": gate}[args.phase](args)
+     "gate": gate, "untouched": untouched_fit, "gate-untouched": gate_untouched}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,19 @@ BAND_MARGIN = 16
 
 #: The name of the model for the composed result (all stages together).
 COMPOSED = "composed"
+#: The name of the model for a result the restoration left unchanged (no stage kept, or every strength 0):
+#: nothing there was invented, so the only error is what the plan left unfixed (``benchmarks/uncertainty.py
+#: untouched``: fitted on training photos that are clean, and on degraded ones whose stages were all dropped).
+UNTOUCHED = "untouched"
+
+
+def unchanged(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether ``after`` equals ``before`` at every pixel (same shape, HxWx3): compared band by band,
+    stopping at the first band that differs (a restored photo differs in its first)."""
+    if before.shape != after.shape:
+        return False
+    return all(np.array_equal(before[top:top + BAND_ROWS], after[top:top + BAND_ROWS])
+               for top in range(0, before.shape[0], BAND_ROWS))
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,8 @@ class KindModel:
 class UncertaintyModel:
     """Model name → :class:`KindModel`: a stage kind (``"noise"``), the composed result
     (``"composed"``) or the composed result of a photo dominated by a kind (``"composed:noise"``);
-    names not fitted use the ``composed`` model. ``left``: kind → :class:`LeftTerm`, the composed
+    names not fitted use the ``composed`` model; a result equal to its input is judged by the ``untouched``
+    model where the calibration holds one (:meth:`judge`). ``left``: kind → :class:`LeftTerm`, the composed
     map's term for that kind found in the result and fixed by no kept stage (:mod:`.left`)."""
 
     def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None,
@@ -107,6 +121,11 @@ class UncertaintyModel:
     def for_kind(self, kind: Optional[str]) -> KindModel:
         return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
 
+    def judge(self, kind: Optional[str], before: np.ndarray, after: np.ndarray) -> Optional[str]:
+        """The model name that judges ``after`` (the output of ``before``) for ``kind``: :data:`UNTOUCHED`
+        when the calibration holds it and ``after`` equals ``before`` (:func:`unchanged`), else ``kind``."""
+        return UNTOUCHED if UNTOUCHED in self.kinds and unchanged(before, after) else kind
+
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
                 noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1,
                 left: Optional[Mapping[str, float]] = None) -> np.ndarray:
@@ -121,7 +140,9 @@ class UncertaintyModel:
         features are computed at full resolution; a map computed on a subsampled photo reads its
         texture and noise differently and says another fraction is uncertain). ``left``: for the
         composed result, the kinds found in it that no kept stage fixed (:func:`.left.left_unfixed`);
-        each with a term in :attr:`left` raises the map by it."""
+        each with a term in :attr:`left` raises the map by it. An ``after`` equal to ``before`` is judged
+        by the ``untouched`` model whatever ``kind`` (:meth:`judge`)."""
+        kind = self.judge(kind, before, after)
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]

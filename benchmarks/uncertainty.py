@@ -659,7 +659,8 @@ def own_kind(r: dict) -> bool:
 def model_for_row(model, r: dict, how) -> tuple[str, str]:
     """``(model key, kind whose severities it reads)`` judging a cached row, as :func:`predict_row`."""
     from engine.uncertainty.model import COMPOSED, UNTOUCHED
-    if r["stage"] == "composed" and model.judge(COMPOSED, r["before"], r["after"]) == UNTOUCHED:
+    if r["stage"] == "composed" and \
+            model.judge(COMPOSED, r["before"], r["after"], untouched_severity(r)) == UNTOUCHED:
         return UNTOUCHED, ""
     if r["stage"] != "composed":
         key, kind = (r["stage"], r["stage"]) if r["stage"] in SYNTH_KINDS else (COMPOSED, "")
@@ -1595,10 +1596,19 @@ UNTOUCHED_FEATURES = ("texture_after", "texture_before", "noise", "severity", "s
                       "photo_noise")
 
 
+def untouched_severity(r: dict) -> float:
+    """The severity a composed row's map is judged with (``engine.uncertainty.session``): the dominant kind's
+    at the input (:func:`dominant`), else the largest of all kinds."""
+    kind = dominant(r)
+    return r["sev_in"].get(kind, 0.0) if kind else max(r["sev_in"].values(), default=0.0)
+
+
 def untouched_rows(rows: list[dict]) -> list[dict]:
-    """The composed rows whose result equals the input (no stage kept): what the ``untouched`` model judges."""
-    from engine.uncertainty.model import unchanged
-    return [r for r in rows if r["stage"] == "composed" and unchanged(r["before"], r["after"])]
+    """The composed rows the ``untouched`` model judges: the result equals the input (no stage kept) and
+    the analysis finds no kind (``engine.uncertainty.model.UncertaintyModel.judge``)."""
+    from engine.uncertainty.model import UNTOUCHED_BELOW, unchanged
+    return [r for r in rows if r["stage"] == "composed" and untouched_severity(r) < UNTOUCHED_BELOW
+            and unchanged(r["before"], r["after"])]
 
 
 def _untouched_scores(pred: list[np.ndarray], errs: list[np.ndarray], clean: list[bool]) -> dict:

@@ -32,6 +32,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
 from .ensemble import parameter_spread, spread_rows
 from .features import FEATURES, feature_stack, photo_noise, photo_stats
 from .left import LEFT_KINDS, LeftTerm, highlight
@@ -49,10 +50,13 @@ BAND_MARGIN = 16
 
 #: The name of the model for the composed result (all stages together).
 COMPOSED = "composed"
-#: The name of the model for a result the restoration left unchanged (no stage kept, or every strength 0):
-#: nothing there was invented, so the only error is what the plan left unfixed (``benchmarks/uncertainty.py
-#: untouched``: fitted on training photos that are clean, and on degraded ones whose stages were all dropped).
+#: The name of the model for a result the restoration left unchanged (no stage kept, or every strength 0)
+#: where the analysis finds nothing: nothing there was invented, so the only error is a degradation the
+#: analysis missed (``benchmarks/uncertainty.py untouched``: fitted on training photos that are clean, and
+#: on degraded ones whose degradation went unfound). A kind found and left unfixed keeps its own model.
 UNTOUCHED = "untouched"
+#: Below this analysed severity (0..1) a kind counts as not found (the analysis' presence threshold).
+UNTOUCHED_BELOW = DEFAULT_PRESENCE_THRESHOLD
 
 
 def unchanged(before: np.ndarray, after: np.ndarray) -> bool:
@@ -104,9 +108,10 @@ class KindModel:
 class UncertaintyModel:
     """Model name → :class:`KindModel`: a stage kind (``"noise"``), the composed result
     (``"composed"``) or the composed result of a photo dominated by a kind (``"composed:noise"``);
-    names not fitted use the ``composed`` model; a result equal to its input is judged by the ``untouched``
-    model where the calibration holds one (:meth:`judge`). ``left``: kind → :class:`LeftTerm`, the composed
-    map's term for that kind found in the result and fixed by no kept stage (:mod:`.left`)."""
+    names not fitted use the ``composed`` model; a result equal to its input where nothing is found is judged
+    by the ``untouched`` model where the calibration holds one (:meth:`judge`). ``left``: kind →
+    :class:`LeftTerm`, the composed map's term for that kind found in the result and fixed by no kept stage
+    (:mod:`.left`)."""
 
     def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None,
                  left: Optional[Mapping[str, LeftTerm]] = None) -> None:
@@ -121,10 +126,14 @@ class UncertaintyModel:
     def for_kind(self, kind: Optional[str]) -> KindModel:
         return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
 
-    def judge(self, kind: Optional[str], before: np.ndarray, after: np.ndarray) -> Optional[str]:
+    def judge(self, kind: Optional[str], before: np.ndarray, after: np.ndarray, severity: float) -> Optional[str]:
         """The model name that judges ``after`` (the output of ``before``) for ``kind``: :data:`UNTOUCHED`
-        when the calibration holds it and ``after`` equals ``before`` (:func:`unchanged`), else ``kind``."""
-        return UNTOUCHED if UNTOUCHED in self.kinds and unchanged(before, after) else kind
+        when the calibration holds it, ``severity`` (the analysed severity of ``kind`` at the input, 0..1;
+        for the composed result the largest of the kinds found, else of all kinds) is below
+        :data:`UNTOUCHED_BELOW` and ``after`` equals ``before`` (:func:`unchanged`); else ``kind``."""
+        if UNTOUCHED in self.kinds and severity < UNTOUCHED_BELOW and unchanged(before, after):
+            return UNTOUCHED
+        return kind
 
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
                 noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1,
@@ -140,9 +149,9 @@ class UncertaintyModel:
         features are computed at full resolution; a map computed on a subsampled photo reads its
         texture and noise differently and says another fraction is uncertain). ``left``: for the
         composed result, the kinds found in it that no kept stage fixed (:func:`.left.left_unfixed`);
-        each with a term in :attr:`left` raises the map by it. An ``after`` equal to ``before`` is judged
-        by the ``untouched`` model whatever ``kind`` (:meth:`judge`)."""
-        kind = self.judge(kind, before, after)
+        each with a term in :attr:`left` raises the map by it. An ``after`` equal to ``before`` where
+        nothing is found is judged by the ``untouched`` model whatever ``kind`` (:meth:`judge`)."""
+        kind = self.judge(kind, before, after, severity)
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]

@@ -36,7 +36,11 @@ the calibration committed before it, ``git show d67d0b4:models/uncertainty-calib
 committed file byte for byte).
 ``left --cache TRAIN... --base CAL`` fits the composed map's term for darkness the plan left unfixed
 (``engine/uncertainty/left.py``); ``gate --caches VAL REAL --calibrations BEFORE AFTER --full-json F`` is
-the ninth pass's ship rule for the two together (failed: ``benchmarks/results/uncertainty.md``). Stage rows
+the ninth pass's ship rule for the two together (failed: ``benchmarks/results/uncertainty.md``).
+``collect --which clean|clean-val`` restores clean photos whole (:func:`clean_split`); ``untouched --cache TRAIN...
+CLEAN_TRAIN --base CAL`` fits the model of a result left unchanged where nothing is found
+(``engine/uncertainty/model.py``: ``UncertaintyModel.judge``) and ``gate-untouched --caches VAL REAL --calibrations
+BEFORE AFTER --full-json F`` is its ship rule (failed, eleventh pass: not shipped). Stage rows
 are scored on their own kind's photos (:func:`own_kind`), composed rows on every photo.
 
 ``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ
@@ -1627,19 +1631,23 @@ def _untouched_scores(pred: list[np.ndarray], errs: list[np.ndarray], clean: lis
 
 
 def untouched_fit(args) -> None:
-    """The composed map of a result the restoration left unchanged (no stage kept, or every strength 0): a
-    model of its own, ``untouched`` (``engine/uncertainty/model.py``: :meth:`UncertaintyModel.judge`), that
-    knows nothing was invented and predicts only the error the plan left unfixed. Fitted on the training
-    composed rows whose result equals the input (:func:`untouched_rows`): degraded training photos whose
-    stages were all dropped or never planned (synthetic crops, automatic plan; the simulated camera) and
-    clean training photos the plan left alone (``collect --which clean``: error 0), features selected forward
-    among :data:`UNTOUCHED_FEATURES` (:func:`select_and_fit`). Scored held out (4 folds by photo: selection
-    and fit on 3, scored on the fourth) against the map ``--base`` gives the same rows (the composed model
-    the photo's dominant kind chooses) by :func:`_untouched_scores`. Rule, fixed before any validation
-    number (issue 15, eleventh pass): the model qualifies if its clean rows' mean share above 8 levels and
-    its level error are lower and its degraded rows' measure is at most :data:`MARGIN` below the base's;
-    then it is fitted on every row and added, else the base is written unchanged. Nothing is fitted or
-    chosen on validation rows. Writes ``--calibration`` (default: the committed file)."""
+    """The composed map of a result the restoration left unchanged (no stage kept, or every strength 0)
+    where the analysis finds no kind: a model of its own, ``untouched`` (``engine/uncertainty/model.py``:
+    :meth:`UncertaintyModel.judge`), that knows nothing was invented and predicts only the error of a
+    degradation the analysis missed. Fitted on the training composed rows whose result equals the input and
+    where the analysis finds no kind (:func:`untouched_rows`): degraded training photos whose degradation
+    went unfound (synthetic crops, both plans; the simulated camera) and clean training photos the plan
+    left alone (``collect --which clean``: error 0), features selected forward among
+    :data:`UNTOUCHED_FEATURES` (:func:`select_and_fit`). Scored held out (4 folds by photo: selection and
+    fit on 3, scored on the fourth) against the map ``--base`` gives the same rows (the composed model the
+    photo's dominant kind chooses) by :func:`_untouched_scores`. Rule, fixed before any validation number
+    (issue 15, eleventh pass): the model qualifies if its clean rows' mean share above 8 levels and its
+    level error are lower and its degraded rows' measure is at most :data:`MARGIN` below the base's; then
+    it is fitted on every row and added, else the base is written unchanged. Nothing is fitted or chosen
+    on validation rows. Writes ``--calibration`` (default: the committed file). The "finds no kind"
+    condition was added after the first candidate (every unchanged result, commit 34ff897) failed the
+    validation gate on photos whose haze or darkness was found and left
+    (``benchmarks/results/uncertainty.md``)."""
     from engine.uncertainty.features import FEATURES
     from engine.uncertainty.model import UNTOUCHED, UncertaintyModel
     model = UncertaintyModel.from_json(Path(args.base or SHIPPED_CALIBRATION).read_text())

@@ -20,7 +20,10 @@ weak to strong (so a moderately noisy camera photo is not judged at strong synth
 ``benchmarks/uncertainty.py noise-left`` refitted the noise *stage* model's levels (its score unchanged)
 on the training rows whose error is that stage's to fix (photos degraded by noise: synthetic and the
 simulated camera), a stage's map saying how sure that stage's change is. Validated on held-out
-photos and on the real pairs (``benchmarks/results/uncertainty.md``).
+photos and on the real pairs (``benchmarks/results/uncertainty.md``). A calibration may also hold an
+``untouched`` model for a result equal to its input where nothing is found (``benchmarks/uncertainty.py
+untouched``); the committed one holds none (its validation gate failed: on photos whose damage the analysis
+misses it hid error the composed model flags).
 """
 
 from __future__ import annotations

@@ -503,6 +503,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # show what the viewer shows, not a pending edit
             self.controls.set_caution(self.doc.state.caution)
+        else:  # the panel would say "No photo open" while the photo it is analysing is on screen
+            self.controls.set_summary(f"Analysing and restoring {path.name}…")
         self.viewer.set_busy_text(f"Opening {path.name}… (Esc cancels and keeps the photo on screen)"
                                   if self.doc is not None else f"Opening {path.name}…")
         gen = self.jobs.start(job, lambda doc: self._document_ready(doc, path))
@@ -546,6 +548,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         if self._opening is not None:
             self._opening = None
             self.viewer.set_busy_text("")
+            if self.doc is None:
+                self.controls.set_summary("No photo open")
             if back_to_open_photo and isinstance(self.viewer.source(), PhotoPreview):
                 self.viewer.set_source(self.doc, keep_view=False)
             self._update_actions()

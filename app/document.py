@@ -202,6 +202,7 @@ class Document:
         self._ran_names: frozenset[str] = frozenset()
         self._display8: dict[int, np.ndarray] = {}
         self.revision = 0  # bumped whenever the restored pixels change (viewer cache key)
+        self._unleaned: Optional[int] = None  # the revision last drawn without its Caution blend
         #: Seconds the last run that actually ran experts took (``None``: none yet).
         self.last_run_seconds: Optional[float] = None
         self._before_histogram = None
@@ -350,7 +351,30 @@ class Document:
         return level[rows.start // step:-(-rows.stop // step), cols.start // step:-(-cols.stop // step)]
 
     def after(self, rows: slice, cols: slice, step: int) -> np.ndarray:
-        return self._compose(region=(rows, cols), step=step)
+        """What the viewer shows: :meth:`_compose`'s crop, except while the Caution blend's map of a
+        new setting is not made (:meth:`measure_uncertainty` makes it off the UI thread): then the
+        result without the blend, and :meth:`caution_pending` says so."""
+        return self._shown(region=(rows, cols), step=step)
+
+    def _shown(self, region=None, step: int = 1) -> np.ndarray:
+        if self.caution_pending():
+            self._unleaned = self.revision
+            return self.session.compose(self.state.effective_strengths(), region=region, step=step)
+        return self._compose(region=region, step=step)
+
+    def caution_pending(self) -> bool:
+        """Whether Caution is on and its map for the setting shown is not made yet."""
+        return self.state.caution > 0.0 and bool(self.session.results) and \
+            self.uncertainty.composed(self.state.effective_strengths(), compute=False) is None
+
+    def refresh_caution(self) -> bool:
+        """After a map arrived: when the picture was drawn without its Caution blend and the blend
+        can be made now, a new :attr:`revision` (so the viewer redraws) and True."""
+        if self._unleaned is not None and self._unleaned == self.revision and not self.caution_pending():
+            self._unleaned = None
+            self.revision += 1
+            return True
+        return False
 
     def _compose(self, region=None, step: int = 1) -> np.ndarray:
         """What the preview and the export show: the strengths, then the Caution blend."""
@@ -358,16 +382,59 @@ class Document:
 
     def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
         """Expected absolute error of what is shown, per pixel, for the overlay: float32
-        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more."""
+        (H/step)x(W/step) in [0, 1], 1.0 = :data:`UNCERTAINTY_FULL_SCALE` levels or more. Computes
+        nothing (a paint asks): the full-resolution map of the setting shown when it is made, else
+        its preview-grid map when that is, else ``None``; :meth:`measure_uncertainty` makes them."""
         if not self.session.results:
             return None
-        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE)
+        return self.uncertainty.heat(self.state.effective_strengths(), step, UNCERTAINTY_FULL_SCALE, compute=False)
+
+    def uncertainty_measured(self, state: Optional[ControlState] = None) -> bool:
+        """Whether every map ``state`` (default: the one shown) reads is made: its full-resolution
+        map and sentence (the overlay and the sentence are final) and, with Caution on, the map
+        its blend reads (a photo with nothing restored: yes)."""
+        state = state or self.state
+        if not self.session.results:
+            return True
+        strengths = state.effective_strengths()
+        return self.uncertainty.describe(strengths, compute=False) is not None and \
+            (state.caution <= 0.0 or self.uncertainty.composed(strengths, compute=False) is not None)
+
+    def uncertainty_status(self) -> str:
+        """What the Uncertainty overlay's caption adds while its map is not final: ``""`` when it is."""
+        if self.uncertainty_measured():
+            return ""
+        if self.uncertainty.composed(self.state.effective_strengths(), compute=False) is not None:
+            return "quick preview, measuring at full resolution…"
+        return "measuring this setting…"
+
+    def measure_uncertainty(self, state: ControlState, preview: bool = False,
+                            on_preview: Optional[Callable[[], None]] = None,
+                            check: Optional[Callable[[], None]] = None) -> None:
+        """Make ``state``'s full-resolution uncertainty map and sentence (seconds on a 5 MP photo:
+        call off the UI thread; cached per setting). First, when ``preview`` asks for it to show
+        meanwhile or Caution's blend reads it, the preview-grid map (about a quarter of the cost),
+        then ``on_preview()``; ``check()`` between the two may raise to stop (a newer setting
+        superseded this one)."""
+        if not self.session.results:
+            return
+        strengths = state.effective_strengths()
+        wanted = state.caution > 0.0 or (preview and self.uncertainty.full(strengths, compute=False) is None)
+        if wanted and self.uncertainty.composed(strengths, compute=False) is None:
+            self.uncertainty.composed(strengths)
+            if on_preview is not None:
+                on_preview()
+        if check is not None:
+            check()
+        self.uncertainty.describe(strengths)
 
     def uncertainty_text(self) -> str:
-        """One sentence for the analysis panel: how much of the result is uncertain, and where."""
+        """One sentence for the analysis panel: how much of the result is uncertain, and where; while
+        the setting shown is not measured yet (:meth:`measure_uncertainty`), says so. Computes nothing."""
         if not self.session.results:
             return ""
-        return self.uncertainty.describe(self.state.effective_strengths())
+        text = self.uncertainty.describe(self.state.effective_strengths(), compute=False)
+        return text if text is not None else "Measuring the uncertainty of this setting…"
 
     def change_map(self, step: int) -> Optional[np.ndarray]:
         """Mean absolute change per pixel, 1.0 = :data:`CHANGE_MAP_FULL_SCALE` or more."""
@@ -378,13 +445,14 @@ class Document:
 
     def histograms(self):
         """``(before, after)`` :class:`engine.histogram.Histogram` of the original and of what the
-        preview shows now, on a quarter-megapixel sample. Call off the UI thread."""
+        preview shows now (:meth:`after`: without the Caution blend while its map is being made), on
+        a quarter-megapixel sample. Call off the UI thread."""
         from engine.histogram import compute_histogram, sample_step
 
         step = sample_step(self.height, self.width)
         if self._before_histogram is None:
             self._before_histogram = compute_histogram(self.photo.pixels[::step, ::step])
-        after = compute_histogram(self._compose(step=step))
+        after = compute_histogram(self._shown(step=step))
         return self._before_histogram, after
 
     def restored_photo(self) -> Photo:

@@ -63,7 +63,16 @@ class ImageSource(Protocol):
 
     def uncertainty_map(self, step: int) -> Optional[np.ndarray]:
         """float32 map (H/step)x(W/step) in [0, 1] of the restored photo's expected error (1 = the
-        legend's full scale), or None. Optional: a source without it shows no uncertainty."""
+        legend's full scale), or None while it is not made (the last map stays on screen; the source's
+        owner calls :meth:`BeforeAfterViewer.refresh_layers` when it is). Must not compute for
+        long: it is asked during a paint. Optional: a source without it shows no uncertainty."""
+
+    def uncertainty_status(self) -> str:
+        """Optional: what the Uncertainty caption adds while the map shown is not final (``""``: final)."""
+
+    def caution_pending(self) -> bool:
+        """Optional: True while ``after`` shows the result without its Caution blend (its map is
+        being made; the owner bumps ``revision`` when it is)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class BeforeAfterViewer(QWidget):
         self._cache: dict[str, tuple[tuple, QImage]] = {}
         #: heat-map layer (the source's method name) → (key, image, step)
         self._heat_cache: dict[str, tuple[tuple, QImage, int]] = {}
+        self._layers = 0  # bumped when a source's heat maps changed without a new revision
         self.renders = 0  # how many crops were composed (tests and profiling read it)
         self._loupe = False
         self._cursor: Optional[QPointF] = None
@@ -160,6 +170,12 @@ class BeforeAfterViewer(QWidget):
         if interactive:
             self._coarse = True
             self._settle.start()
+        self.update()
+
+    def refresh_layers(self) -> None:
+        """Ask the source for its heat maps again at the next paint (a map made in the background
+        arrived; the restored pixels are the same)."""
+        self._layers += 1
         self.update()
 
     def is_coarse(self) -> bool:
@@ -377,18 +393,19 @@ class BeforeAfterViewer(QWidget):
 
     def _heat_image(self, layer: str) -> Optional[tuple[QImage, int]]:
         """A heat-map layer (``"change_map"`` or ``"uncertainty_map"``: the source method that
-        makes it, at about one megapixel) as an image and its step, cached per source revision."""
+        makes it, at about one megapixel) as an image and its step, cached per source revision.
+        While the source has no map for its revision yet, the last one stays."""
         src = self._source
         if src is None or not hasattr(src, layer):
             return None
         step = max(1, int(math.ceil(math.sqrt(src.width * src.height / 1.0e6))))
-        key = (src.revision, id(src), step)
+        key = (src.revision, self._layers, id(src), step)
         cached = self._heat_cache.get(layer)
         if cached is not None and (cached[0] == key or self._coarse):
             return cached[1], cached[2]  # while sliding, keep the last map
         heat = getattr(src, layer)(step)
         if heat is None:
-            return None
+            return None if cached is None else (cached[1], cached[2])
         image = heat_to_qimage(heat)
         self._heat_cache[layer] = (key, image, step)
         return image, step
@@ -437,13 +454,13 @@ class BeforeAfterViewer(QWidget):
         elif self._mode == ViewMode.UNCERTAINTY and not self._show_original:
             pane = panes["main"]
             self.render_side(painter, AFTER, pane)
-            self._caption(painter, pane, "Uncertainty: where the result may be wrong (hold Space for the original)",
-                          left=True)
+            self._caption(painter, pane, self.uncertainty_caption(), left=True)
         elif self._mode == ViewMode.TOGGLE or self._show_original:
             pane = panes["main"]
             side = BEFORE if self._show_original else AFTER
             self.render_side(painter, side, pane)
-            caption = "Before (original)" if side == BEFORE else "After (hold Space for the original)"
+            caption = ("Before (original)" if side == BEFORE
+                       else self.after_caption("After (hold Space for the original)"))
             self._caption(painter, pane, caption, left=True)
         else:
             pane = panes["main"]
@@ -457,7 +474,7 @@ class BeforeAfterViewer(QWidget):
             self.render_side(painter, AFTER, pane)
             painter.restore()
             self._caption(painter, pane, "Before", left=True)
-            self._caption(painter, pane, "After", left=False)
+            self._caption(painter, pane, self.after_caption("After"), left=False)
             painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
             painter.drawLine(QPointF(x, pane.top()), QPointF(x, pane.bottom()))
             painter.setBrush(QColor(255, 255, 255, 230))
@@ -479,11 +496,23 @@ class BeforeAfterViewer(QWidget):
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
         painter.end()
 
+    def uncertainty_caption(self) -> str:
+        """The Uncertainty mode's caption; while the source's map is not final it says so."""
+        status = getattr(self._source, "uncertainty_status", None)
+        note = status() if status is not None else ""
+        return self.after_caption("Uncertainty: where the result may be wrong" + (f" — {note}" if note else "")
+                                  + " (hold Space for the original)")
+
     def pane_caption(self, side: str) -> str:
         """The label a side-by-side pane shows: both say so while Space shows the original."""
         if self._show_original:
             return "Before (original, Space held)"
-        return "Before" if side == BEFORE else "After"
+        return "Before" if side == BEFORE else self.after_caption("After")
+
+    def after_caption(self, text: str) -> str:
+        """``text``, saying so while the restored side is shown without its Caution blend."""
+        pending = getattr(self._source, "caution_pending", None)
+        return text + (" — Caution: measuring…" if pending is not None and pending() else "")
 
     def _legend(self, painter: QPainter, text: Optional[str] = None) -> None:
         """Colour bar of the change (or uncertainty) map with its units (bottom left)."""

@@ -3,6 +3,7 @@ toolbar, status bar, undo/redo, persistence."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,12 @@ from .viewer import BeforeAfterViewer
 from .workers import JobRunner
 from .widgets import PathDropTarget, path_row
 
+log = logging.getLogger(__name__)
+
 APP_TITLE = "Restora"
+#: Milliseconds after the last setting change before its uncertainty map is measured (a slider
+#: being dragged does not start a measurement per step).
+UNCERTAINTY_DELAY_MS = 200
 #: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
 EXPORT_FORMATS = {name: FORMATS[name] for name in OFFERED_FORMATS}
 _EXT_TO_FORMAT = {e: f.name for f in EXPORT_FORMATS.values() for e in f.extensions}
@@ -185,6 +191,9 @@ class MainWindow(PathDropTarget, QMainWindow):
     #: A stage of the opening restoration landed (emitted from the job's thread):
     #: ``(StagePreview, plan, token)``.
     stageLanded = Signal(object, object, object)
+    #: The preview-grid uncertainty map of the setting being measured is made (emitted from the
+    #: measuring job's thread): ``token``.
+    uncertaintyPreviewed = Signal(object)
 
     def __init__(self, settings: Optional[AppSettings] = None, restorer: Optional[Restorer] = None,
                  parent: Optional[QWidget] = None) -> None:
@@ -217,6 +226,17 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.jobs.busyChanged.connect(self._on_busy)
         self.photoDecoded.connect(self._show_decoded)
         self.stageLanded.connect(self._show_stage)
+        #: Measures the uncertainty map of the setting shown (seconds on a large photo) on its own
+        #: thread: the newest setting's job supersedes the older ones.
+        self.maps = JobRunner(self)
+        self.maps.failed.connect(lambda message: log.warning("uncertainty map: %s", message))
+        self._map_token: Optional[object] = None
+        self._map_for: Optional[tuple] = None  # (document, strengths) the job in flight measures
+        self._map_timer = QTimer(self)
+        self._map_timer.setSingleShot(True)
+        self._map_timer.setInterval(UNCERTAINTY_DELAY_MS)
+        self._map_timer.timeout.connect(self._measure_uncertainty)
+        self.uncertaintyPreviewed.connect(self._uncertainty_arrived)
 
         self.viewer = BeforeAfterViewer(self)
         self.viewer.setObjectName("viewer")
@@ -483,6 +503,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         if self.doc is not None:
             self.controls.set_rows(self.doc.rows())  # show what the viewer shows, not a pending edit
             self.controls.set_caution(self.doc.state.caution)
+        else:  # the panel would say "No photo open" while the photo it is analysing is on screen
+            self.controls.set_summary(f"Analysing and restoring {path.name}…")
         self.viewer.set_busy_text(f"Opening {path.name}… (Esc cancels and keeps the photo on screen)"
                                   if self.doc is not None else f"Opening {path.name}…")
         gen = self.jobs.start(job, lambda doc: self._document_ready(doc, path))
@@ -526,6 +548,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         if self._opening is not None:
             self._opening = None
             self.viewer.set_busy_text("")
+            if self.doc is None:
+                self.controls.set_summary("No photo open")
             if back_to_open_photo and isinstance(self.viewer.source(), PhotoPreview):
                 self.viewer.set_source(self.doc, keep_view=False)
             self._update_actions()
@@ -561,7 +585,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.controls.set_rows(doc.rows())
         self.controls.set_caution(doc.state.caution)
         self.controls.set_summary(self._summary_text(doc))
-        self.controls.set_uncertainty(doc.uncertainty_text())
+        self._stop_measuring()  # the closed photo's measurement
+        self._schedule_uncertainty()
         self.overview.histogram.set_document(doc)
         if closed is not None:  # nothing shows it or runs on it now: its temporary files go
             closed.close()
@@ -643,6 +668,7 @@ class MainWindow(PathDropTarget, QMainWindow):
             if self.jobs.is_busy() and signature == self._running_signature:
                 return  # the run in flight computes the same stages; only strengths differ
             self._running_signature = signature
+            self._stop_measuring()  # the run makes the new setting's map itself
             self._job_started = time.perf_counter()
             self.jobs.start(lambda p: doc.run(state, p), lambda _res: self._run_finished(doc))
         else:
@@ -653,6 +679,7 @@ class MainWindow(PathDropTarget, QMainWindow):
             self.controls.set_rows(doc.rows())
             self.controls.set_caution(doc.state.caution)
             self.viewer.refresh(interactive=strength_only)
+            self._schedule_uncertainty()
 
     def _run_finished(self, doc: Document) -> None:
         if doc is not self.doc:
@@ -664,7 +691,7 @@ class MainWindow(PathDropTarget, QMainWindow):
                 self.apply_state(pending)
                 return
             doc.set_state(pending)  # strengths moved while the run was in flight
-        self.controls.set_uncertainty(doc.uncertainty_text())
+        self._schedule_uncertainty()
         self.controls.set_rows(doc.rows())
         self.controls.set_caution(doc.state.caution)
         self.viewer.refresh()
@@ -682,6 +709,54 @@ class MainWindow(PathDropTarget, QMainWindow):
 
     def current_batch_options(self) -> Optional[RestoreOptions]:
         return None if self.doc is None else self.doc.batch_options(tile=self.settings.tile)
+
+    # -- uncertainty ------------------------------------------------------------------------
+    def _schedule_uncertainty(self) -> None:
+        """Show the uncertainty of the setting shown: its sentence and map when they are made,
+        else say it is being measured and measure it off the UI thread once the settings rest
+        for :data:`UNCERTAINTY_DELAY_MS` (a measurement of an older setting is cancelled)."""
+        doc = self.doc
+        self._show_uncertainty()
+        if doc is None or doc.uncertainty_measured():
+            self._map_timer.stop()
+            return
+        if self.maps.is_busy() and self._map_for == (doc, doc.state.effective_strengths()):
+            return  # the job in flight measures this very setting (only Caution or the view changed)
+        self.maps.cancel()
+        self._map_timer.start()
+
+    def _stop_measuring(self) -> None:
+        self._map_timer.stop()
+        self.maps.cancel()
+        self._map_token = None
+
+    def _measure_uncertainty(self) -> None:
+        doc = self.doc
+        if doc is None or self._running_signature is not None or doc.uncertainty_measured():
+            return  # nothing shown, or a run is making the setting's map itself
+        state, token = doc.state, object()
+        preview = self.viewer.mode().value == "uncertainty"
+        self._map_token, self._map_for = token, (doc, state.effective_strengths())
+
+        def job(progress):
+            doc.measure_uncertainty(state, preview, on_preview=lambda: self.uncertaintyPreviewed.emit(token),
+                                    check=progress.check)
+
+        self.maps.start(job, lambda _res: self._uncertainty_arrived(token))
+
+    def _uncertainty_arrived(self, token) -> None:
+        """A measurement (its preview or its end) arrived: show what is made for the setting shown
+        now (a superseded setting's map is cached, never shown)."""
+        if token is self._map_token:
+            self._schedule_uncertainty()  # shows what is made; measures again if the setting changed meanwhile
+
+    def _show_uncertainty(self) -> None:
+        doc = self.doc
+        self.controls.set_uncertainty("" if doc is None else doc.uncertainty_text())
+        if doc is not None and doc.refresh_caution():
+            self.viewer.refresh()  # the picture drawn without its Caution blend gets it
+            self.overview.histogram.schedule()
+        self.viewer.refresh_layers()
 
     # -- saving -----------------------------------------------------------------------------
     def save(self) -> None:
@@ -846,6 +921,8 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.viewer.set_mode(mode)
         self.settings.viewer_mode = self.viewer.mode().value
         self._sync_mode_actions()
+        if self.doc is not None and self._editable() and self._running_signature is None:
+            self._schedule_uncertainty()
 
     def _sync_mode_actions(self) -> None:
         key = f"mode_{self.viewer.mode().value}"
@@ -926,8 +1003,10 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.settings.viewer_mode = self.viewer.mode().value
         self.settings.sync()
         self.jobs.cancel()
+        self.maps.cancel()
         self.batch.runner.cancel()
         self.jobs.wait(10000)
+        self.maps.wait(10000)
         self.batch.runner.wait(10000)
         if self.doc is not None:
             self.doc.close()  # the stage changes' temporary files

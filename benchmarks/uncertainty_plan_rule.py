@@ -48,11 +48,12 @@ ACTIONS = (0.5, 0.0)
 WORST_ALLOWED = -0.05
 
 
-def records(paths: list[str]) -> list[dict]:
-    """One record per restored photo (composed row) with its kept stages' statistics."""
-    from engine.uncertainty import default_model
+def records(paths: list[str], calibration: str | None = None) -> list[dict]:
+    """One record per restored photo (composed row) with its kept stages' statistics, the maps from
+    ``calibration`` (a calibration file; default: the committed one)."""
+    from engine.uncertainty import UncertaintyModel, default_model
     from engine.uncertainty.summary import UNCERTAIN_LEVELS
-    model = default_model()
+    model = UncertaintyModel.from_json(Path(calibration).read_text()) if calibration else default_model()
     how = model.meta.get("composed_by", "pooled")
     out = []
     for path in paths:
@@ -92,23 +93,25 @@ def score(recs: list[dict], rule: tuple) -> dict:
 
 
 def fit(args) -> None:
-    train = [r for r in records(args.cache) if r["group"] in AUTO_TRAIN]
+    train = [r for r in records(args.cache, args.calibration) if r["group"] in AUTO_TRAIN]
     rules = [(s, t, g, a) for s, ts in GRID.items() for t in ts for g in GAINS for a in ACTIONS]
     scored = {rule: score(train, rule) for rule in rules}
     safe = [r for r in rules if scored[r]["worst"] >= WORST_ALLOWED and scored[r]["changed"]]
     best = max(safe, key=lambda r: scored[r]["mean"]) if safe else None
     unconstrained = max(rules, key=lambda r: scored[r]["mean"])
-    val = records(args.caches) if args.caches else []
+    val = records(args.caches, args.calibration) if args.caches else []
     groups = {}
     for r in val:
         groups.setdefault(r["group"].split(":")[0], []).append(r)
     report = {"machine": U.machine(), "fitted_on": f"{len(train)} training results (automatic plan) "
-              f"of {len({r['photo'] for r in train})} photos", "chosen": best, "best_unconstrained": unconstrained,
+              f"of {len({r['photo'] for r in train})} photos", "calibration": args.calibration or "committed",
+              "chosen": best, "best_unconstrained": unconstrained,
               "training": {"|".join(map(str, r)): scored[r] for r in rules},
               "validation": {g: {"|".join(map(str, r)): score(rs, r) for r in rules} for g, rs in groups.items()}}
-    data = json.loads(JSON.read_text()) if JSON.exists() else {}
+    out = Path(args.json)
+    data = json.loads(out.read_text()) if out.exists() else {}
     data["fit"] = report
-    JSON.write_text(json.dumps(data, indent=1) + "\n")
+    out.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps({"chosen": best, "train": scored.get(best), "unconstrained": unconstrained,
                       "train_unconstrained": scored[unconstrained],
                       **{g: {"chosen": report["validation"][g].get("|".join(map(str, best))) if best else None,
@@ -164,10 +167,11 @@ def measure(args) -> None:
         rows.append(row)
         print(f"  {set_name} {name}: {row['psnr_off']:.2f} → {row['psnr_on']:.2f} {row.get('dropped', '')}",
               file=sys.stderr, flush=True)
-        data = json.loads(JSON.read_text()) if JSON.exists() else {}
+        out = Path(args.json)
+        data = json.loads(out.read_text()) if out.exists() else {}
         data["measure"] = {"machine": U.machine(), "rows": rows, "restore_s": round(restore_s, 1),
                            "rule_s": round(rule_s, 2)}
-        JSON.write_text(json.dumps(data, indent=1) + "\n")
+        out.write_text(json.dumps(data, indent=1) + "\n")
     summarise_measure(rows, restore_s, rule_s)
 
 
@@ -183,7 +187,7 @@ def summarise_measure(rows, restore_s, rule_s) -> None:
 def report(args) -> None:
     """``benchmarks/results/uncertainty-plan-rule.md`` from the JSON (the hand-written summary on top
     is ``--intro``'s file)."""
-    data = json.loads(JSON.read_text())
+    data = json.loads(Path(args.json).read_text())
     out = ["# Plan rule: drop a stage whose result is uncertain for a small gain (benchmarks/uncertainty_plan_rule.py)",
            ""]
     if args.intro:
@@ -243,7 +247,7 @@ def report(args) -> None:
         out += ["", f"Cost: the rule's maps took {m['rule_s']:.1f} s against {m['restore_s']:.1f} s of restoration "
                 f"({100 * m['rule_s'] / max(m['restore_s'], 1e-9):.1f} %; a map is computed only for a stage whose "
                 "gain is under the limit, on at most 1 MP).", ""]
-    (RESULTS / "uncertainty-plan-rule.md").write_text("\n".join(out) + "\n", encoding="utf-8")
+    Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -254,6 +258,9 @@ def main() -> None:
     ap.add_argument("--caches", nargs="*", help="fit: validation rows measured with every rule")
     ap.add_argument("--per-set", type=int, default=12)
     ap.add_argument("--minutes", type=float, default=40.0, help="measure: stop starting photos after this")
+    ap.add_argument("--calibration", help="fit: the maps from this calibration file (default: the committed one)")
+    ap.add_argument("--json", default=str(JSON), help="fit, measure: the JSON written into; report: read")
+    ap.add_argument("--out", default=str(RESULTS / "uncertainty-plan-rule.md"), help="report: the markdown written")
     args = ap.parse_args()
     {"fit": fit, "measure": measure, "report": report}[args.phase](args)
 

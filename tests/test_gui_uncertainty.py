@@ -102,3 +102,226 @@ def test_caution_is_live_undoable_and_exported(window, qtbot, tmp_path):
     w.set_view_mode("uncertainty")
     w.viewer.repaint()
     assert w.viewer.mode().value == "uncertainty" and w.actions_by_name["mode_uncertainty"].isChecked()
+
+
+def test_uncertainty_mode_keeps_the_last_map_until_the_next_is_made(qtbot):
+    """A source that has no map yet for its new revision (it is made in the background): the
+    viewer keeps drawing the last one and its caption says the map is being measured; when the
+    source's owner says the map arrived (``refresh_layers``) the new one is drawn."""
+    from app.viewer import AFTER, BeforeAfterViewer, ViewMode
+
+    v = BeforeAfterViewer()
+    qtbot.addWidget(v)
+    v.resize(600, 400)
+    v.show()
+    qtbot.waitExposed(v)
+    src = MapSource()
+    v.set_source(src)
+    v.set_mode(ViewMode.UNCERTAINTY)
+
+    def centre():
+        shown = v.grab().toImage()
+        return shown.pixelColor(shown.width() // 2, shown.height() // 2)
+
+    tinted = centre()
+    plain = v.rendered_image(AFTER).pixelColor(10, 10)
+    assert tinted != plain
+    pending = {"map": None, "status": "measuring this setting…"}
+    src.uncertainty_map = lambda step: pending["map"]
+    src.uncertainty_status = lambda: pending["status"]
+    src.revision += 1
+    v.refresh()
+    assert centre() == tinted  # the last map stays while the new one is made
+    assert "measuring this setting" in v.uncertainty_caption()
+    pending.update(map=np.zeros((100, 200), np.float32), status="")
+    v.refresh_layers()
+    assert centre() == plain and "measuring" not in v.uncertainty_caption()
+
+
+class Gate:
+    """Holds every full-resolution uncertainty map made off the UI thread until released (and every
+    preview-grid map too while ``previews`` is set), and records any map made on the UI thread."""
+
+    def __init__(self, monkeypatch) -> None:
+        import threading
+
+        from engine.uncertainty.session import SessionUncertainty
+
+        self.on_ui_thread: list[str] = []
+        self.waiting = 0
+        self.previews = False
+        self.hold_full = True
+        self._open = threading.Semaphore(0)
+        self._all_open = threading.Event()
+        full, composed, predict = SessionUncertainty.full, SessionUncertainty.composed, SessionUncertainty._predict
+        gate = self
+
+        def hold(made) -> None:
+            if threading.current_thread() is not threading.main_thread() and made is None:
+                gate.waiting += 1
+                while not gate._all_open.is_set() and not gate._open.acquire(timeout=0.02):
+                    pass
+                gate.waiting -= 1
+
+        def gated_full(su, strengths, compute=True):
+            if compute and gate.hold_full:
+                hold(su.full(strengths, compute=False))
+            return full(su, strengths, compute)
+
+        def gated_composed(su, strengths, compute=True):
+            if compute and gate.previews:
+                hold(composed(su, strengths, compute=False))
+            return composed(su, strengths, compute)
+
+        def watched_predict(su, *args, **kwargs):
+            if threading.current_thread() is threading.main_thread():
+                gate.on_ui_thread.append("map")
+            return predict(su, *args, **kwargs)
+
+        monkeypatch.setattr(SessionUncertainty, "full", gated_full)
+        monkeypatch.setattr(SessionUncertainty, "composed", gated_composed)
+        monkeypatch.setattr(SessionUncertainty, "_predict", watched_predict)
+
+    def release(self) -> None:
+        self._open.release()
+
+    def open_all(self) -> None:
+        """Hold nothing from now on, and let every held map go."""
+        self.previews = False
+        self.hold_full = False
+        self._all_open.set()
+
+
+@pytest.fixture
+def gated(window, qtbot, tmp_path, monkeypatch):
+    """The window with a photo open whose preview map is on every other pixel (so the full map
+    costs more than the preview), in Uncertainty mode, and the :class:`Gate` on the maps."""
+    monkeypatch.setattr("app.document.UNCERTAINTY_PREVIEW_PIXELS", 96 * 96 // 4)
+    doc = open_and_wait(qtbot, window, write_photo(tmp_path / "noisy.png", "noise", 0.95))
+    assert doc.uncertainty.step == 2 and doc.uncertainty_measured()  # the run measured the auto setting
+    window.set_view_mode("uncertainty")
+    return window, doc, Gate(monkeypatch)
+
+
+def _slider(w, name):
+    from PySide6.QtWidgets import QSlider
+
+    return w.controls.findChild(QSlider, f"slider_{name}")
+
+
+def _heat(doc, umap, shown):
+    """``umap`` (on the uncertainty's grid) as the overlay of the shape ``shown`` shows it."""
+    from app.document import UNCERTAINTY_FULL_SCALE
+
+    step = -(-doc.height // shown.shape[0])
+    grid = doc.uncertainty.step
+    rows, cols = np.arange(0, doc.height, step) // grid, np.arange(0, doc.width, step) // grid
+    return np.clip(umap[np.ix_(rows, cols)] / np.float32(UNCERTAINTY_FULL_SCALE), 0.0, 1.0)
+
+
+def test_a_setting_change_shows_the_preview_map_then_the_full_one_made_off_the_ui_thread(gated, qtbot):
+    w, doc, gate = gated
+    shown: list[np.ndarray] = []
+    ask = doc.uncertainty_map
+    doc.uncertainty_map = lambda step: shown.append(ask(step)) or shown[-1]
+    _slider(w, "noise").setValue(40)
+    strengths = doc.state.effective_strengths()
+    assert strengths["noise"] == 0.4
+    w.viewer.settle()  # the hand stopped: the settled paint asks for the map
+    w.viewer.repaint()  # no map made here
+    assert gate.on_ui_thread == [] and shown[-1] is None
+    assert w.controls.uncertainty.text().startswith("Measuring")
+    assert "measuring this setting" in w.viewer.uncertainty_caption()
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the worker made the preview, holds the full map
+    su = doc.uncertainty
+    qtbot.waitUntil(lambda: "quick preview" in w.viewer.uncertainty_caption(), timeout=5000)
+    w.viewer.repaint()
+    assert np.array_equal(shown[-1], _heat(doc, su.composed(strengths, compute=False), shown[-1]))
+    assert w.controls.uncertainty.text().startswith("Measuring")  # no number until the full map says it
+    gate.release()
+    qtbot.waitUntil(doc.uncertainty_measured, timeout=10000)
+    qtbot.waitUntil(lambda: not w.maps.is_busy(), timeout=10000)
+    w.viewer.repaint()
+    full = su.full(strengths, compute=False)
+    assert np.array_equal(shown[-1], _heat(doc, full, shown[-1]))  # the final state: the full-resolution map
+    assert not np.array_equal(full, su.composed(strengths, compute=False))  # (a different map than the preview)
+    assert "measuring" not in w.viewer.uncertainty_caption()
+    assert gate.on_ui_thread == []
+
+
+def test_the_sentence_ends_equal_to_the_clis(gated, qtbot):
+    from engine.uncertainty import SessionUncertainty, describe, summarise
+
+    w, doc, gate = gated
+    _slider(w, "noise").setValue(100)
+    strengths = doc.state.effective_strengths()
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)
+    gate.release()
+    qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
+    assert gate.on_ui_thread == []
+    su = doc.uncertainty
+    text = w.controls.uncertainty.text()
+    assert text == describe(su.full(strengths), doc.session.compose(strengths, step=su.step),
+                            faces=su.faces(strengths))
+    cli = summarise(SessionUncertainty(doc.session).composed(strengths))  # what `restora --uncertainty` says
+    percent = float(text.split(" %", 1)[0])
+    assert abs(percent - 100 * cli["fraction_above"]) <= 0.5
+    # (the preview map, features read on the subsampled photo, says several times more on this photo)
+    assert summarise(su.composed(strengths))["fraction_above"] > 3 * cli["fraction_above"] > 0
+
+
+def test_a_superseded_settings_map_is_never_shown(gated, qtbot):
+    w, doc, gate = gated
+    su = doc.uncertainty
+    slider = _slider(w, "noise")
+    slider.setValue(50)
+    first = doc.state.effective_strengths()
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the first setting's full map is being made
+    slider.setValue(20)
+    second = doc.state.effective_strengths()
+    gate.release()  # the first setting's map is done now, after the second setting superseded it
+    qtbot.waitUntil(lambda: su.full(first, compute=False) is not None, timeout=10000)
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the second's preview made, its full map held
+    w.viewer.settle()
+    w.viewer.repaint()
+    assert w.controls.uncertainty.text().startswith("Measuring")
+    assert su.describe(second, compute=False) is None
+    shown = doc.uncertainty_map(1)
+    assert np.array_equal(shown, _heat(doc, su.composed(second, compute=False), shown))
+    assert not np.array_equal(shown, _heat(doc, su.full(first, compute=False), shown))
+    gate.release()
+    qtbot.waitUntil(lambda: doc.uncertainty_measured(), timeout=10000)
+    qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
+    assert w.controls.uncertainty.text() == su.describe(second, compute=False)
+    assert gate.on_ui_thread == []
+
+
+def test_caution_never_makes_its_map_on_the_ui_thread(gated, qtbot):
+    """Caution leans on the preview-grid map, made per setting: a paint of a new setting shows the
+    result without the blend (and says so) until a worker made the map, then the blended one;
+    the export always leans."""
+    w, doc, gate = gated
+    w.set_view_mode("split")
+    gate.previews = True
+    su = doc.uncertainty
+    strengths = doc.state.effective_strengths()
+    assert su.composed(strengths, compute=False) is None  # the opening run made the full map, not this one
+    region = (slice(0, 96), slice(0, 96))
+    plain = doc.session.compose(strengths, region=region)
+    w.controls.caution.setValue(100)
+    w.viewer.settle()
+    w.viewer.repaint()
+    assert gate.on_ui_thread == [] and doc.caution_pending()
+    assert np.array_equal(doc.after(*region, 1), plain)  # not leaned yet
+    assert "Caution: measuring" in w.viewer.after_caption("After")
+    renders, revision = w.viewer.renders, doc.revision
+    qtbot.waitUntil(lambda: gate.waiting >= 1, timeout=10000)  # a worker is making the blend's map
+    gate.open_all()
+    qtbot.waitUntil(lambda: not doc.caution_pending() and doc.revision > revision, timeout=10000)
+    w.viewer.repaint()
+    assert w.viewer.renders > renders  # the picture was drawn again, with the blend
+    leaned = doc.after(*region, 1)
+    assert np.array_equal(leaned, su.compose(strengths, 1.0, region=region))
+    assert not np.array_equal(leaned, plain) and "Caution" not in w.viewer.after_caption("After")
+    assert gate.on_ui_thread == []
+    assert np.array_equal(doc.restored_photo().pixels, su.compose(strengths, 1.0))  # the export leans

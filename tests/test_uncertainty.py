@@ -248,7 +248,12 @@ def test_preview_summary_says_what_the_full_resolution_map_says():
     strengths = plan.strengths()
     cli = SessionUncertainty(session)
     window = SessionUncertainty(session, max_pixels=96 * 96 // 4)
-    assert window.step == 2 and window.composed(strengths).shape == (48, 48)
+    # a window's paint asks with compute=False: nothing is made then, the overlay waits for a worker
+    assert window.heat(strengths, 2, 32.0, compute=False) is None
+    assert window.describe(strengths, compute=False) is None and window.full(strengths, compute=False) is None
+    preview = window.composed(strengths)
+    assert window.step == 2 and preview.shape == (48, 48)
+    assert np.array_equal(window.heat(strengths, 2, 32.0, compute=False), np.clip(preview / 32.0, 0, 1))  # meanwhile
     full = cli.composed(strengths)
     assert np.allclose(window.full(strengths), full[::2, ::2], atol=1e-4)
     assert window.full(strengths) is window.full(strengths)  # cached per setting
@@ -257,7 +262,11 @@ def test_preview_summary_says_what_the_full_resolution_map_says():
     # every other pixel of the same map: within sampling of the CLI's numbers (the preview map itself
     # says 100 % and a 5 % higher mean on this photo)
     assert abs(a["fraction_above"] - b["fraction_above"]) <= 0.005 and abs(a["mean"] - b["mean"]) <= 0.01 * b["mean"]
-    assert np.allclose(window.heat(strengths, 2, 32.0), np.clip(full[::2, ::2] / 32.0, 0, 1), atol=1e-5)  # the overlay
+    # the overlay's final state, once the full map is made: the full map, whether or not it may compute
+    assert np.allclose(window.heat(strengths, 2, 32.0, compute=False), np.clip(full[::2, ::2] / 32.0, 0, 1), atol=1e-5)
+    assert np.array_equal(window.heat(strengths, 2, 32.0), window.heat(strengths, 2, 32.0, compute=False))
+    text = window.describe(strengths)
+    assert window.describe(strengths, compute=False) == text  # cached per setting
     assert window.describe(strengths) == describe(window.full(strengths), session.compose(strengths, step=2),
                                                   faces=window.faces(strengths))
 

@@ -16,9 +16,14 @@ haze, low-light and rain model the spread of a parameter-perturbation ensemble
 whole`` refitted the haze, low-light and rain models' levels (and, where the training measure chose
 it, one whole-photo term) on whole training photos; ``benchmarks/uncertainty.py noise`` refitted the
 composed result's noise model on training photos through the simulated camera at noise levels from
-weak to strong (so a moderately noisy camera photo is not judged at strong synthetic noise's level).
-Validated on held-out
-photos and on the real pairs (``benchmarks/results/uncertainty.md``).
+weak to strong (so a moderately noisy camera photo is not judged at strong synthetic noise's level);
+``benchmarks/uncertainty.py noise-left`` refitted the noise *stage* model's levels (its score unchanged)
+on the training rows whose error is that stage's to fix (photos degraded by noise: synthetic and the
+simulated camera), a stage's map saying how sure that stage's change is. Validated on held-out
+photos and on the real pairs (``benchmarks/results/uncertainty.md``). A calibration may also hold an
+``untouched`` model for a result equal to its input where nothing is found (``benchmarks/uncertainty.py
+untouched``); the committed one holds none (its validation gate failed: on photos whose damage the analysis
+misses it hid error the composed model flags).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
 from .ensemble import parameter_spread, spread_rows
 from .features import FEATURES, feature_stack, photo_noise, photo_stats
+from .left import LEFT_KINDS, LeftTerm, highlight
 
 #: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
 SPREAD_FEATURES = ("ensemble_spread", "photo_ensemble_spread")
@@ -46,6 +53,22 @@ BAND_MARGIN = 16
 
 #: The name of the model for the composed result (all stages together).
 COMPOSED = "composed"
+#: The name of the model for a result the restoration left unchanged (no stage kept, or every strength 0)
+#: where the analysis finds nothing: nothing there was invented, so the only error is a degradation the
+#: analysis missed (``benchmarks/uncertainty.py untouched``: fitted on training photos that are clean, and
+#: on degraded ones whose degradation went unfound). A kind found and left unfixed keeps its own model.
+UNTOUCHED = "untouched"
+#: Below this analysed severity (0..1) a kind counts as not found (the analysis' presence threshold).
+UNTOUCHED_BELOW = DEFAULT_PRESENCE_THRESHOLD
+
+
+def unchanged(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether ``after`` equals ``before`` at every pixel (same shape, HxWx3): compared band by band,
+    stopping at the first band that differs (a restored photo differs in its first)."""
+    if before.shape != after.shape:
+        return False
+    return all(np.array_equal(before[top:top + BAND_ROWS], after[top:top + BAND_ROWS])
+               for top in range(0, before.shape[0], BAND_ROWS))
 
 
 @dataclass(frozen=True)
@@ -88,19 +111,36 @@ class KindModel:
 class UncertaintyModel:
     """Model name → :class:`KindModel`: a stage kind (``"noise"``), the composed result
     (``"composed"``) or the composed result of a photo dominated by a kind (``"composed:noise"``);
-    names not fitted use the ``composed`` model."""
+    names not fitted use the ``composed`` model; a result equal to its input where nothing is found is judged
+    by the ``untouched`` model where the calibration holds one (:meth:`judge`). ``left``: kind →
+    :class:`LeftTerm`, the composed map's term for that kind found in the result and fixed by no kept stage
+    (:mod:`.left`)."""
 
-    def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None) -> None:
+    def __init__(self, kinds: Mapping[str, KindModel], meta: Optional[dict] = None,
+                 left: Optional[Mapping[str, LeftTerm]] = None) -> None:
         if COMPOSED not in kinds:
             raise ValueError("uncertainty calibration needs a 'composed' model")
+        if set(left or {}) - set(LEFT_KINDS):
+            raise ValueError(f"uncertainty calibration: terms for kinds left unfixed only for {LEFT_KINDS}")
         self.kinds = dict(kinds)
         self.meta = dict(meta or {})
+        self.left = dict(left or {})
 
     def for_kind(self, kind: Optional[str]) -> KindModel:
         return self.kinds.get(kind or COMPOSED, self.kinds[COMPOSED])
 
+    def judge(self, kind: Optional[str], before: np.ndarray, after: np.ndarray, severity: float) -> Optional[str]:
+        """The model name that judges ``after`` (the output of ``before``) for ``kind``: :data:`UNTOUCHED`
+        when the calibration holds it, ``severity`` (the analysed severity of ``kind`` at the input, 0..1;
+        for the composed result the largest of the kinds found, else of all kinds) is below
+        :data:`UNTOUCHED_BELOW` and ``after`` equals ``before`` (:func:`unchanged`); else ``kind``."""
+        if UNTOUCHED in self.kinds and severity < UNTOUCHED_BELOW and unchanged(before, after):
+            return UNTOUCHED
+        return kind
+
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
-                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1) -> np.ndarray:
+                noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1,
+                left: Optional[Mapping[str, float]] = None) -> np.ndarray:
         """Expected absolute error of ``after`` per pixel, in 8-bit levels (HxW float32, ≥ 0).
 
         ``before``/``after``: the input and output of a stage (``kind``) or of the whole
@@ -110,7 +150,11 @@ class UncertaintyModel:
         ``severity_after`` at the output. ``step`` (≥ 1): only every ``step``-th pixel each way,
         ``ceil(H/step) x ceil(W/step)``, each the full-resolution map's value at that pixel (the
         features are computed at full resolution; a map computed on a subsampled photo reads its
-        texture and noise differently and says another fraction is uncertain)."""
+        texture and noise differently and says another fraction is uncertain). ``left``: for the
+        composed result, the kinds found in it that no kept stage fixed (:func:`.left.left_unfixed`);
+        each with a term in :attr:`left` raises the map by it. An ``after`` equal to ``before`` where
+        nothing is found is judged by the ``untouched`` model whatever ``kind`` (:meth:`judge`)."""
+        kind = self.judge(kind, before, after, severity)
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
         h = before.shape[0]
@@ -138,11 +182,29 @@ class UncertaintyModel:
             else:
                 grid = stack[:, first - a:stop - a:step, ::step]
                 out[first // step:first // step + grid.shape[1]] = m.levels(m.score(grid))
-        return out
+        return self.with_left(out, after, left, step)
+
+    def with_left(self, levels: np.ndarray, after: np.ndarray, left: Optional[Mapping[str, float]],
+                  step: int = 1) -> np.ndarray:
+        """``levels`` (the composed map of ``after`` on every ``step``-th pixel) raised by the terms of
+        the kinds in ``left`` (found in ``after``, fixed by no kept stage) that :attr:`left` holds."""
+        terms = [self.left[k] for k in (left or {}) if k in self.left]
+        if not terms:
+            return levels
+        hl = highlight(after)  # the whole photo's, the same for every band
+        for top in range(0, levels.shape[0], BAND_ROWS):
+            rows = slice(top, min(top + BAND_ROWS, levels.shape[0]))
+            grid = after[rows.start * step:rows.stop * step:step, ::step]
+            for t in terms:
+                levels[rows] = t.apply(levels[rows], grid, hl)
+        return levels
 
     def to_json(self) -> str:
-        return json.dumps({"features": list(FEATURES), "meta": self.meta,
-                           "kinds": {k: m.to_dict() for k, m in sorted(self.kinds.items())}}, indent=1) + "\n"
+        d = {"features": list(FEATURES), "meta": self.meta,
+             "kinds": {k: m.to_dict() for k, m in sorted(self.kinds.items())}}
+        if self.left:
+            d["left"] = {k: t.to_dict() for k, t in sorted(self.left.items())}
+        return json.dumps(d, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "UncertaintyModel":
@@ -150,7 +212,8 @@ class UncertaintyModel:
         if list(d.get("features", [])) != list(FEATURES):
             raise ValueError("uncertainty calibration was fitted on other features; "
                              "re-run benchmarks/uncertainty.py fit")
-        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"))
+        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"),
+                   {k: LeftTerm.from_dict(v) for k, v in d.get("left", {}).items()})
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
+from .left import left_unfixed
 from .model import COMPOSED, UncertaintyModel, default_model
 from .summary import describe, lean, summarise
 
@@ -105,6 +106,7 @@ class SessionUncertainty:
         self._lock = threading.Lock()
         self._cache: dict[tuple, np.ndarray] = {}
         self._full: dict[tuple, np.ndarray] = {}
+        self._sentences: dict[tuple, str] = {}
         #: the analysed noise map of the input, per grid step (1: full resolution; :attr:`step`: the preview's)
         self._sigma: dict[int, Optional[np.ndarray]] = {}
         self._faces: Optional[list[tuple[int, int, int, int]]] = None
@@ -114,26 +116,31 @@ class SessionUncertainty:
         names = sorted({r.name for r in self.session.results} | set(strengths))
         return results, tuple((n, round(float(strengths.get(n, 1.0)), 3)) for n in names)
 
-    def composed(self, strengths: Mapping[str, float]) -> np.ndarray:
+    def composed(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[np.ndarray]:
         """Expected absolute error of ``session.compose(strengths)`` per pixel (float32, 8-bit
-        levels) on every :attr:`step`-th pixel: ``ceil(H/step) x ceil(W/step)``."""
+        levels) on every :attr:`step`-th pixel: ``ceil(H/step) x ceil(W/step)``. ``compute=False``:
+        only if it is already made for this setting, else ``None`` (a window's paint asks so)."""
         s = self.session
         return self._cached(self._cache, 4, strengths, lambda: self._predict(
-            s.image[::self.step, ::self.step], s.compose(strengths, step=self.step), self.step))
+            s.image[::self.step, ::self.step], s.compose(strengths, step=self.step), self.step), compute)
 
-    def _cached(self, cache: dict, size: int, strengths: Mapping[str, float], make) -> np.ndarray:
-        """``cache``'s map for ``strengths``, else ``make()`` kept there (at most ``size`` settings)."""
+    def _cached(self, cache: dict, size: int, strengths: Mapping[str, float], make, compute: bool = True):
+        """``cache``'s value for ``strengths``, else ``make()`` kept there (at most ``size`` settings),
+        or ``None`` when ``compute`` is false. A value made while the session's stages changed (a run
+        on another thread) is returned but not kept under the setting's key."""
         key = self._key(strengths)
         with self._lock:
             hit = cache.get(key)
-        if hit is not None:
+        if hit is not None or not compute:
             return hit
-        umap = make()
+        value = make()
+        if self._key(strengths) != key:
+            return value
         with self._lock:
             if len(cache) >= size:
                 cache.pop(next(iter(cache)))
-            cache[key] = umap
-        return umap
+            cache[key] = value
+        return value
 
     def _predict(self, image: np.ndarray, after: np.ndarray, sigma_step: int, step: int = 1) -> np.ndarray:
         """The composed model's map of ``after`` against ``image`` (the input subsampled by
@@ -144,10 +151,13 @@ class SessionUncertainty:
         results = s.results
         kept = [r for r in results if not r.dropped and r.output_report is not None]
         which, kind = composed_choice(self.model, results, s.report)
+        final = kept[-1].output_report if kept else s.report
+        left = None if final is None else left_unfixed(
+            (r.name for r in results if not r.dropped and r.delta is not None),
+            {k: _severity(s.report, k) for k in KINDS}, {k: _severity(final, k) for k in KINDS})
         return self.model.predict(image, after, which, noise_sigma=self._sigma[sigma_step],
-                                  severity=_severity(s.report, kind),
-                                  severity_after=_severity(kept[-1].output_report if kept else s.report, kind),
-                                  step=step)
+                                  severity=_severity(s.report, kind), severity_after=_severity(final, kind),
+                                  step=step, left=left)
 
     def compose(self, strengths: Mapping[str, float], caution: float = 0.0,
                 region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
@@ -175,10 +185,18 @@ class SessionUncertainty:
         c = np.arange(*cols.indices(w)[:2], step) // self.step
         return umap[np.ix_(r, c)]
 
-    def heat(self, strengths: Mapping[str, float], step: int, full_scale: float) -> np.ndarray:
+    def heat(self, strengths: Mapping[str, float], step: int, full_scale: float,
+             compute: bool = True) -> Optional[np.ndarray]:
         """The map for display: ``(H/step) x (W/step)`` in [0, 1], 1 = ``full_scale`` levels or more;
-        from :meth:`full`, so the overlay shows what the sentence counts and the CLI's sidecar holds."""
-        return np.clip(self._on_grid(self.full(strengths), None, step) / np.float32(full_scale), 0.0, 1.0)
+        from :meth:`full`, so the overlay shows what the sentence counts and the CLI's sidecar holds.
+        ``compute=False`` computes nothing: :meth:`full` when it is made for this setting, else the
+        preview map (:meth:`composed`) when that is, else ``None``."""
+        umap = self.full(strengths, compute)
+        if umap is None:
+            umap = self.composed(strengths, compute=False)
+        if umap is None:
+            return None
+        return np.clip(self._on_grid(umap, None, step) / np.float32(full_scale), 0.0, 1.0)
 
     def faces(self, strengths: Mapping[str, float]) -> list[tuple[int, int, int, int]]:
         """Frontal faces ``(x, y, w, h)`` in the composed result, in the pixels of the map
@@ -194,23 +212,27 @@ class SessionUncertainty:
             self._faces = found
         return list(found)
 
-    def full(self, strengths: Mapping[str, float]) -> np.ndarray:
+    def full(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[np.ndarray]:
         """The composed map as the CLI computes it (features read at full resolution, in bands) on
         :meth:`composed`'s grid: each value the full-resolution map's at that pixel (float32,
         8-bit levels). The same array as :meth:`composed` when :attr:`step` is 1; else it costs
-        the full-resolution features once per setting (cached)."""
+        the full-resolution features once per setting (cached: seconds on a 5 MP photo, so a
+        window makes it on a worker thread). ``compute=False``: only if it is already made, else
+        ``None``."""
         if self.step == 1:
-            return self.composed(strengths)
+            return self.composed(strengths, compute)
         s = self.session
         return self._cached(self._full, 2, strengths,
-                            lambda: self._predict(s.image, s.compose(strengths), 1, step=self.step))
+                            lambda: self._predict(s.image, s.compose(strengths), 1, step=self.step), compute)
 
     def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
         """:func:`engine.uncertainty.summarise` of the composed map (:meth:`full`), with the faces."""
         return summarise(self.full(strengths), faces=self.faces(strengths))
 
-    def describe(self, strengths: Mapping[str, float]) -> str:
+    def describe(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[str]:
         """:func:`engine.uncertainty.describe` of the composed map (:meth:`full`) for the analysis
-        panel, with the restored photo on the same grid and the faces."""
-        return describe(self.full(strengths), self.session.compose(strengths, step=self.step),
-                        faces=self.faces(strengths))
+        panel, with the restored photo on the same grid and the faces; cached per setting.
+        ``compute=False``: only if it is already made for this setting, else ``None``."""
+        s = self.session
+        return self._cached(self._sentences, 4, strengths, lambda: describe(
+            self.full(strengths), s.compose(strengths, step=self.step), faces=self.faces(strengths)), compute)

@@ -1,0 +1,214 @@
+"""How long the window's UI thread blocks per setting change in the Uncertainty overlay (issue 15).
+
+A real photo (default: a full-size PolyU camera photo, about 5 MP) is opened in the real
+:class:`app.window.MainWindow` (off-screen, 1600x1000, the CPU restorer the window builds, the
+automatic restoration as the window runs it), the view is switched to Uncertainty, and then
+settings change as a person changes them: the noise strength slider is set to a few values one
+after another (each a setting not seen before), Caution is set and reset, and the strength is
+moved again with Caution on. After each change the event loop runs for ``--wait`` seconds.
+
+Measured per change, with a 5 ms heartbeat timer on the UI thread:
+
+- ``longest block``: the longest gap between two heartbeats, less the 5 ms interval (how long the
+  window could not answer a click, a key or a repaint);
+- ``longest paint``: the longest viewer paint;
+- ``first map``: seconds from the change until the viewer painted with a map of the new setting
+  ready (its preview-grid map or its full-resolution one);
+- ``map final``: seconds from the change until the viewer painted with the setting's
+  full-resolution map ready (``SessionUncertainty.full``), and whether the analysis panel's
+  sentence at the end of the wait was that map's (the sentence the CLI's numbers give);
+- ``leaned``: with Caution on, seconds until the viewer painted the result with its Caution blend.
+
+The last three changes are in Split mode (no overlay: the sentence and Caution's blend only).
+
+The script runs against whichever checkout it sits in (``benchmarks/..``), so the same file
+measures the code before and after a change. Validation photos only; nothing is fitted here.
+
+Run: ``QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python benchmarks/uncertainty_overlay.py
+--out /tmp/overlay.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from _host import cpu_model  # noqa: E402  (benchmarks/_host.py, beside this script)
+
+SHARED = Path(os.environ.get("RESTORA_SHARED") or REPO.parent / "shared")
+DEFAULT_PHOTO = SHARED / "data" / "pairs" / "noise_real_polyu_fullsize" / "lq" / "Canon80D_ball.JPG"
+HEARTBEAT_MS = 5
+
+
+class Clock:
+    """UI-thread heartbeat gaps and viewer paint times, collected per change."""
+
+    def __init__(self, viewer) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.beats: list[float] = []
+        #: (end time, seconds, full map ready at its end, some map of the setting ready at its end,
+        #: the picture drawn with its Caution blend)
+        self.paints: list[tuple[float, float, bool, bool, bool]] = []
+        self.ready = self.some = self.leaned = lambda: False
+        self.timer = QTimer()
+        self.timer.setInterval(HEARTBEAT_MS)
+        self.timer.timeout.connect(lambda: self.beats.append(time.perf_counter()))
+        paint = viewer.paintEvent
+
+        def timed(event):
+            t = time.perf_counter()
+            paint(event)
+            now = time.perf_counter()
+            self.paints.append((now, now - t, self.ready(), self.some(), self.leaned()))
+
+        viewer.paintEvent = timed
+
+    def reset(self) -> None:
+        self.beats.clear()
+        self.paints.clear()
+        self.beats.append(time.perf_counter())
+
+    def longest_block(self) -> float:
+        gaps = [self.beats[i + 1] - self.beats[i] for i in range(len(self.beats) - 1)]
+        return max(0.0, max(gaps, default=0.0) - HEARTBEAT_MS / 1000.0)
+
+    def longest_paint(self) -> float:
+        return max((p[1] for p in self.paints), default=0.0)
+
+
+def pump(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def full_ready(doc, strengths) -> bool:
+    su = doc.uncertainty
+    try:
+        return su.full(strengths, compute=False) is not None
+    except TypeError:  # the code before the overlay's worker: the map is only made when asked
+        return su._key(strengths) in su._full or su.step == 1
+
+
+def preview_ready(doc, strengths) -> bool:
+    su = doc.uncertainty
+    try:
+        return su.composed(strengths, compute=False) is not None
+    except TypeError:  # the code before: the preview map was made in the paint, for Caution only
+        return su._key(strengths) in su._cache
+
+
+def measure_change(app, w, clock, change, what: str, wait: float) -> dict:
+    doc = w.doc
+    clock.reset()
+    t0 = time.perf_counter()
+    change()
+    strengths = doc.state.effective_strengths()
+    clock.ready = lambda: full_ready(doc, strengths)
+    clock.some = lambda: full_ready(doc, strengths) or preview_ready(doc, strengths)
+    pending = getattr(doc, "caution_pending", lambda: False)  # before: the blend was always drawn
+    clock.leaned = lambda: doc.state.caution > 0 and not pending()
+    pump(app, wait)
+    final = [p[0] for p in clock.paints if p[2]]
+    final_at = final[0] - t0 if final else None
+    some = [p[0] for p in clock.paints if p[3]]
+    leaned = [p[0] for p in clock.paints if p[4]]
+    sentence = w.controls.uncertainty.text()
+    expected = doc.uncertainty.describe(strengths)  # the full map's sentence (computed now if it was not)
+    row = {"change": what, "longest_block_s": round(clock.longest_block(), 3),
+           "longest_paint_s": round(clock.longest_paint(), 3), "paints": len(clock.paints),
+           "map_final_s": None if final_at is None else round(final_at, 2),
+           "first_map_s": round(some[0] - t0, 2) if some else None, "mode": w.viewer.mode().value,
+           "leaned_s": round(leaned[0] - t0, 2) if leaned else None,
+           "sentence_is_the_maps": sentence == expected, "sentence": sentence}
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("photo", nargs="?", default=str(DEFAULT_PHOTO))
+    ap.add_argument("--wait", type=float, default=8.0, help="seconds the event loop runs after each change")
+    ap.add_argument("--out", required=True, help="JSON file for the rows")
+    args = ap.parse_args()
+    photo = Path(args.photo)
+    if not photo.is_file():
+        sys.exit(f"no photo {photo} (is {SHARED} there?)")
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication, QSlider
+
+    from app.main import configure_application
+    from app.settings import AppSettings
+    from app.window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    configure_application(app)
+    settings_dir = tempfile.mkdtemp(prefix="restora-overlay-")  # never the user's settings
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
+    load = os.getloadavg()[0]
+    w = MainWindow(AppSettings())
+    w.confirm_close = lambda what: True
+    w.resize(1600, 1000)
+    w.show()
+    t = time.perf_counter()
+    w.open_file(photo)
+    while w.doc is None or w.jobs.is_busy():
+        app.processEvents()
+        time.sleep(0.01)
+    open_s = time.perf_counter() - t
+    w.set_view_mode("uncertainty")
+    pump(app, 1.0)
+    clock = Clock(w.viewer)
+    clock.timer.start()
+    slider = w.controls.findChild(QSlider, "slider_noise")
+    rows = []
+    for value in (80, 60, 40):
+        rows.append(measure_change(app, w, clock, lambda v=value: slider.setValue(v), f"noise strength {value} %",
+                                   args.wait))
+    for value in (50, 0):
+        rows.append(measure_change(app, w, clock, lambda v=value: w.controls.caution.setValue(v), f"Caution {value} %",
+                                   args.wait))
+    w.controls.caution.setValue(50)
+    pump(app, args.wait)
+    for value in (70, 90):
+        rows.append(measure_change(app, w, clock, lambda v=value: slider.setValue(v),
+                                   f"noise strength {value} % with Caution 50 %", args.wait))
+    w.set_view_mode("split")  # the sentence and Caution's blend in a mode without the overlay
+    rows.append(measure_change(app, w, clock, lambda: slider.setValue(50),
+                               "split: noise strength 50 % with Caution 50 %", args.wait))
+    w.controls.caution.setValue(0)
+    pump(app, 1.0)
+    rows.append(measure_change(app, w, clock, lambda: slider.setValue(30), "split: noise strength 30 %", args.wait))
+    rows.append(measure_change(app, w, clock, lambda: w.controls.caution.setValue(50), "split: Caution 50 %",
+                               args.wait))
+    w.close()
+    report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
+                         f"{os.getloadavg()[0]:.1f} at the end",
+              "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
+              "size": [w.doc.height, w.doc.width] if w.doc is not None else None,
+              "open_s": round(open_s, 1), "wait_s": args.wait, "rows": rows}
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print("| change | longest UI block s | longest paint s | this setting's first map ready at a paint after s "
+          "| full map ready at a paint after s | Caution blend drawn after s | sentence is the map's |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['change']} | {r['longest_block_s']:.2f} | {r['longest_paint_s']:.2f} | {r['first_map_s']} | "
+              f"{r['map_final_s']} | {r['leaned_s']} | {'yes' if r['sentence_is_the_maps'] else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()

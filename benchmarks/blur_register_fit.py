@@ -176,6 +176,14 @@ def bands(cases: Path, out: Path) -> int:
     return 0
 
 
+def _shipped_origin():
+    from engine.experts.pnp_deblur import deconvolution_origin
+
+    return deconvolution_origin
+
+
+#: The engine's own choice, kept before any stand-in replaces it in the module.
+SHIPPED_ORIGIN = _shipped_origin()
 #: The deconvolution origins ``origins`` compares: name and the smoothing (px) of the peak, None for the
 #: centre of mass, "shipped" for :func:`engine.experts.pnp_deblur.deconvolution_origin`.
 ORIGINS = (("centre of mass (before)", None), ("smoothed peak, 1 px", 1.0), ("smoothed peak, 2 px", 2.0),
@@ -185,11 +193,10 @@ ORIGINS = (("centre of mass (before)", None), ("smoothed peak, 1 px", 1.0), ("sm
 def forced_origin(smooth):
     """A stand-in for :func:`engine.experts.pnp_deblur.deconvolution_origin` that always answers the
     centre of mass (``smooth`` None) or the peak smoothed by ``smooth`` px; the shipped one for "shipped"."""
-    import engine.experts.pnp_deblur as P
     from engine.analysis.blur_kernel import kernel_peak
 
     if smooth == "shipped":
-        return P.deconvolution_origin
+        return SHIPPED_ORIGIN
     if smooth is None:
         return lambda kernel, factor=1.0: (None, "centre of mass (forced)")
     return lambda kernel, factor=1.0: (kernel_peak(kernel, smooth * factor), f"smoothed peak {smooth} px (forced)")

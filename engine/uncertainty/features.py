@@ -113,6 +113,18 @@ def _no_check() -> None:
     """The check of a computation nobody can cancel (``progress`` is ``None``)."""
 
 
+def _planes(makers, shape: tuple, progress: Optional[Progress]) -> np.ndarray:
+    """``(len(makers),) + shape`` float32, plane ``i`` the value of ``makers[i]()``, made one at a
+    time into the result (the stack of a band is hundreds of MB: no list of planes beside it) and
+    ``progress`` checked before each."""
+    check = progress.check if progress is not None else _no_check
+    out = np.empty((len(makers),) + tuple(shape), np.float32)
+    for i, make in enumerate(makers):
+        check()
+        out[i] = make()
+    return out
+
+
 def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
                airlight: Optional[float] = None, progress: Optional[Progress] = None) -> np.ndarray:
     """``(len(RAW), H, W)`` float32, the planes of :data:`RAW`:
@@ -159,7 +171,7 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
     check()
     dark = cv2.erode(np.ascontiguousarray(before.min(axis=2)), np.ones((DARK_WINDOW, DARK_WINDOW), np.uint8),
                      borderType=cv2.BORDER_REFLECT)
-    makers = (
+    return _planes((
         lambda: np.log1p(_box(change) * 255.0),
         lambda: np.log1p(_box(_gradient(ga)) * 255.0),
         lambda: np.log1p(_box(_gradient(gb)) * 255.0),
@@ -176,13 +188,7 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
         lambda: np.log1p(_streaks(gb)),
         lambda: np.log1p(_streaks(ga)),
         lambda: np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
-    )
-    planes = []
-    for make in makers:
-        check()
-        planes.append(make())
-    check()
-    return np.stack(planes).astype(np.float32, copy=False)
+    ), (h, w), progress)
 
 
 def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0,
@@ -206,26 +212,27 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     how much the photo's result hangs on the stage's global guesses); ``photo_noise`` (log1p of
     ``photo_noise``, the analysed noise σ's mean over the whole photo in levels, :func:`photo_noise`:
     a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``).
-    ``progress``: checked before the planes are stacked (as :func:`raw_planes`)."""
+    ``progress``: checked before each plane (as :func:`raw_planes`)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
     photo = photo or PhotoStats()
     photo_dark = np.float32(max(EXPOSED_LUMA - photo.luma_after, 0.0) / EXPOSED_LUMA)
     one = np.ones_like(r["change"])
-    planes = [one, r["change"], r["texture_after"], r["texture_before"], r["noise"], one * sev, one * sev_after,
-              r["dark"], r["bright"], r["luminance"], r["dark_channel"], r["dark_channel_before"],
-              r["texture_before"] * sev, r["texture_after"] * sev_after, r["noise"] * sev, r["change"] * sev,
-              r["gain"], r["brighten"], r["gain_x_noise"], r["haze_depth"], r["haze_depth"] * sev,
-              r["streak_before"], r["streak_after"], r["streak_after"] * sev_after,
-              one * np.float32(np.log1p(photo.change)),
-              r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark,
-              r["luminance"] * sev_after, r["luminance"] * r["change"], r["haze_depth"] * r["change"],
-              np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
-              one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
-              one * np.float32(np.log1p(max(float(photo_noise), 0.0)))]
-    if progress is not None:
-        progress.check()
-    return np.stack(planes).astype(np.float32, copy=False)
+    return _planes((
+        lambda: one, lambda: r["change"], lambda: r["texture_after"], lambda: r["texture_before"],
+        lambda: r["noise"], lambda: one * sev, lambda: one * sev_after, lambda: r["dark"], lambda: r["bright"],
+        lambda: r["luminance"], lambda: r["dark_channel"], lambda: r["dark_channel_before"],
+        lambda: r["texture_before"] * sev, lambda: r["texture_after"] * sev_after, lambda: r["noise"] * sev,
+        lambda: r["change"] * sev, lambda: r["gain"], lambda: r["brighten"], lambda: r["gain_x_noise"],
+        lambda: r["haze_depth"], lambda: r["haze_depth"] * sev, lambda: r["streak_before"], lambda: r["streak_after"],
+        lambda: r["streak_after"] * sev_after, lambda: one * np.float32(np.log1p(photo.change)),
+        lambda: r["airlight_gap"], lambda: r["airlight_gap"] * r["haze_depth"], lambda: one * photo_dark,
+        lambda: r["luminance"] * photo_dark, lambda: r["luminance"] * sev_after, lambda: r["luminance"] * r["change"],
+        lambda: r["haze_depth"] * r["change"],
+        lambda: np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
+        lambda: one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
+        lambda: one * np.float32(np.log1p(max(float(photo_noise), 0.0))),
+    ), one.shape, progress)
 
 
 def photo_noise(noise_sigma: Union[None, float, np.ndarray]) -> float:

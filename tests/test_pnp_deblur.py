@@ -594,3 +594,125 @@ def test_the_large_kernel_rule_is_not_applied_to_an_estimate_from_a_downscaled_c
         left = any("halves of the photo disagree about (" in n for n in ctx.notes)
         outcome[factor] = (not np.array_equal(out, photo), left)
     assert outcome == {1.0: (False, True), 2.0: (True, False)}
+
+
+def _disc_with_spur() -> np.ndarray:
+    """A 31 px kernel estimate as the blind estimate returns some defocus discs (training case 176 of
+    benchmarks/blur_register_fit.py): the disc (radius 3 px, centred) plus a faint spur, two px wide,
+    running 4–14 px to its right at a fifth of the disc's density; it holds 13 % of the mass and pulls the
+    centre of mass 1.2 px right of the disc's centre."""
+    from engine.degrade.blur import disk_kernel
+
+    disc = disk_kernel(3.0)
+    h = disc.shape[0] // 2
+    k = np.zeros((31, 31), np.float32)
+    k[15 - h:16 + h, 15 - h:16 + h] = disc
+    k[15:17, 19:30] = 0.2 * float(disc.max())
+    return k / k.sum()
+
+
+class _SmoothingDenoiser:
+    """A stand-in prior for the deblurrer: Gaussian smoothing that grows with the σ it is told."""
+
+    def run(self, x, ctx):
+        return cv2.GaussianBlur(x, (0, 0), 0.3 + 20 * float(np.mean(ctx.noise_sigma)))
+
+
+def _best_shift(out: np.ndarray, ref: np.ndarray, border: int = 12) -> tuple[float, float]:
+    """The sub-pixel (dy, dx) by which ``out``'s content sits from ``ref``'s: the shift of ``ref`` (to
+    1/8 px, ±4 px) that matches ``out`` best (least squared difference of the means over channels)."""
+    a, b = out.mean(axis=2), ref.mean(axis=2)
+    inner = (slice(border, -border), slice(border, -border))
+
+    def err(dy: float, dx: float) -> float:
+        moved = cv2.warpAffine(b, np.float32([[1, 0, dx], [0, 1, dy]]), b.shape[::-1], flags=cv2.INTER_LANCZOS4,
+                               borderMode=cv2.BORDER_REFLECT_101)
+        return float(np.mean((a[inner] - moved[inner]) ** 2))
+
+    _, y0, x0 = min((err(dy, dx), dy, dx) for dy in range(-4, 5) for dx in range(-4, 5))
+    _, y, x = min((err(y0 + dy, x0 + dx), y0 + dy, x0 + dx)
+                  for dy in np.arange(-0.5, 0.51, 0.125) for dx in np.arange(-0.5, 0.51, 0.125))
+    return float(y), float(x)
+
+
+def _deblur_with(monkeypatch, image: np.ndarray, kernel: np.ndarray, centre_of_mass: bool) -> tuple[np.ndarray, list]:
+    """The expert's output on ``image`` with its kernel estimate replaced by ``kernel`` (confident, the
+    halves agreeing, blur removal asked for) and the smoothing prior; with ``centre_of_mass`` the
+    deconvolution's origin is forced to the kernel's centre of mass (the deblurrer before)."""
+    import engine.experts.pnp_deblur as pnp
+    from engine.analysis.blur_kernel import KernelEstimate, kernel_shape_numbers
+    from engine.experts.base import ExpertContext
+
+    radius, length = kernel_shape_numbers(kernel)
+    est = KernelEstimate(kernel, 1.0, radius, length, {"agreement": 1.0}, "")
+    expert = pnp.PnPDeblur.__new__(pnp.PnPDeblur)
+    expert.denoiser = _SmoothingDenoiser()
+    ctx = ExpertContext(noise_sigma=np.float32(1 / 255), requested=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(pnp.PnPDeblur, "estimate", staticmethod(lambda image, progress=None, noise=0.0: (est, 1.0)))
+        if centre_of_mass:
+            patch.setattr(pnp, "deconvolution_origin", lambda kernel, factor=1.0: (None, "centre of mass"))
+        return expert.run(image, ctx), ctx.notes
+
+
+def test_a_spur_on_a_disc_estimate_does_not_move_the_deblurred_photo(monkeypatch):
+    """A defocused photo (a centred disc: the blurry photo sits where the sharp one does) deblurred with
+    an estimate that has a spur: with the estimate's centre of mass as the origin the output moves
+    1.4 px away from the spur's side; with the shipped origin (the peak of the kernel's round core) it
+    stays on the input to within 0.3 px (measured 0.25; the measure moves in 1/8 px steps)."""
+    from engine.degrade.blur import disk_kernel
+    from testdata import photo
+
+    sharp = photo(4, 160)
+    blurry = _blur(sharp, disk_kernel(3.0))
+    kernel = _disc_with_spur()
+    before, _ = _deblur_with(monkeypatch, blurry, kernel, centre_of_mass=True)
+    assert abs(_best_shift(before, sharp)[1]) > 0.8  # the defect this guards against
+    after, notes = _deblur_with(monkeypatch, blurry, kernel, centre_of_mass=False)
+    dy, dx = _best_shift(after, sharp)
+    assert abs(dy) <= 0.3 and abs(dx) <= 0.3, (dy, dx)
+    assert any("deconvolution origin: the peak of its round core" in n for n in notes)
+
+
+def test_the_deconvolution_origin_is_a_round_cores_peak_and_a_trajectorys_centre_of_mass():
+    """A disc with a spur: the origin is the disc's centre (not the centre of mass the spur pulls 1.2 px
+    away); a shake trajectory (an elongated core) keeps its centre of mass (None), so a shaken photo's
+    output stays where the blurry photo sits (test_deconvolution_keeps_the_photo_registered_...)."""
+    from engine.analysis.blur_kernel import kernel_centroid
+    from engine.experts.pnp_deblur import deconvolution_origin
+
+    spur = _disc_with_spur()
+    assert kernel_centroid(spur)[1] - 15 > 1.0
+    origin, _ = deconvolution_origin(spur)
+    assert origin is not None and abs(origin[0] - 15) <= 0.25 and abs(origin[1] - 15) <= 0.25, origin
+    for trajectory in (_shake_kernel(), _offset_kernel()):
+        assert deconvolution_origin(trajectory)[0] is None
+
+
+def test_half_strength_on_a_deblurred_edge_is_one_edge_not_two(monkeypatch):
+    """The strength slider composes input + s × change (engine.pipeline.session). At 50 % on a
+    defocused step edge deblurred with a spur-carrying estimate, the blend's steepest point sits on the
+    blurry edge's centre (within 0.5 px; measured 0.1): the sharp edge lies on the soft one, not beside it
+    (0.9 px beside it with the centre of mass as the origin: a second, sharper edge next to the soft one)."""
+    from engine.degrade.blur import disk_kernel
+
+    edge = np.full((96, 96, 3), 0.2, np.float32)
+    edge[:, 48:] = 0.8
+    blurry = _blur(edge, disk_kernel(3.0))
+    kernel = _disc_with_spur()
+
+    def steepest(image: np.ndarray) -> float:
+        d = np.diff(image[20:-20, :, 1].mean(axis=0))
+        i = int(np.argmax(d))
+        lo, mid, hi = d[i - 1], d[i], d[i + 1]
+        return i + 0.5 + 0.5 * (lo - hi) / (lo - 2 * mid + hi)
+
+    d_in = np.diff(blurry[20:-20, :, 1].mean(axis=0))
+    centre = float((np.arange(d_in.size) + 0.5) @ d_in / d_in.sum())  # 48 (between columns 47 and 48)
+    offsets = {}
+    for centre_of_mass in (True, False):
+        out, _ = _deblur_with(monkeypatch, blurry, kernel, centre_of_mass)
+        half = blurry + 0.5 * (out - blurry)
+        offsets[centre_of_mass] = steepest(half) - centre
+    assert abs(offsets[True]) > 0.8  # before: the sharp half of the blend sits beside the soft half
+    assert abs(offsets[False]) <= 0.5, offsets

@@ -190,6 +190,22 @@ def kernel_centroid(k: np.ndarray) -> tuple[float, float]:
     return float((ys * k).sum() / s), float((xs * k).sum() / s)
 
 
+def kernel_peak(k: np.ndarray, smooth_px: float) -> tuple[float, float]:
+    """The sub-pixel position (row, column, in the kernel's pixels) of the maximum of ``k`` smoothed by a
+    Gaussian of ``smooth_px`` px (a parabola through the maximum and its neighbours along each axis):
+    where the kernel's mass is densest. A thin spur off a disc moves its centre of mass but barely
+    its smoothed peak."""
+    sm = cv2.GaussianBlur(np.asarray(k, np.float32), (0, 0), float(smooth_px), borderType=cv2.BORDER_CONSTANT)
+    iy, ix = np.unravel_index(int(np.argmax(sm)), sm.shape)
+
+    def vertex(lo: float, mid: float, hi: float) -> float:
+        curve = lo - 2.0 * mid + hi
+        return 0.0 if curve >= 0 else float(np.clip(0.5 * (lo - hi) / curve, -0.5, 0.5))
+
+    dy = vertex(sm[iy - 1, ix], sm[iy, ix], sm[iy + 1, ix]) if 0 < iy < sm.shape[0] - 1 else 0.0
+    dx = vertex(sm[iy, ix - 1], sm[iy, ix], sm[iy, ix + 1]) if 0 < ix < sm.shape[1] - 1 else 0.0
+    return float(iy + dy), float(ix + dx)
+
 def otf2psf(otf: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`psf2otf`: the ``size`` kernel around the origin of ``irfft2(otf)``."""
     return _cropped_irfft2(np.array(otf, copy=True), shape, size)

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..analysis.blur_kernel import (DOF_MIN_TILES, KernelEstimate, detailed_tile_origins, estimate_kernel,
-                                    kernel_centroid, psf2otf, tile_blur_scales, wrap_pad)
+                                    kernel_centroid, kernel_peak, psf2otf, tile_blur_scales, wrap_pad)
 from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from ..progress import Progress
@@ -121,6 +121,32 @@ UNSURE_MIN_AGREEMENT = 0.87
 #: 0.70: 0.13 px from a rule that was never fitted at that scale.
 
 
+#: The deconvolution's origin in the kernel (where the output is placed against its input). The centre
+#: of mass keeps a trajectory's photo where the blurry one sits, but a disc or Gaussian estimated with a
+#: spurious spur off to one side has its centre of mass pulled towards the spur, and the deblurred photo
+#: moves by a pixel or more against its input (a blend of the two at a strength under 1 doubles its
+#: edges). So where the kernel's dense core (:func:`kernel_core`: the part of the kernel smoothed by
+#: :data:`CORE_SMOOTH_PX` that reaches :data:`CORE_SHARE` of its peak, connected to the peak) is round
+#: (anisotropy at most :data:`CORE_MAX_ANISOTROPY`), the origin is the peak of the kernel smoothed by
+#: :data:`ORIGIN_SMOOTH_PX` (:func:`engine.analysis.blur_kernel.kernel_peak`); else the centre of mass.
+#: (See also :data:`SECOND_LOBE_MAX_SHARE`.)
+#: FITTED ON TRAINING PHOTOS (benchmarks/blur_register_fit.py, results in blur-register-fit.md): on the
+#: kept blur stages of the blur-only training cases, origins at the smoothed peak of 1, 2 and 3 px were
+#: compared with the centre of mass; 3 px registered discs and Gaussians best, and every peak lost on
+#: shake, so the peak is used only for a round core; the anisotropy bound is the middle of the interval
+#: (1.15–1.25) that gave the best mean PSNR change. px at the scale the kernel was estimated.
+ORIGIN_SMOOTH_PX = 3.0
+CORE_SMOOTH_PX = 1.0
+CORE_SHARE = 0.3
+CORE_MAX_ANISOTROPY = 1.2
+#: ... and only where no other part of the smoothed kernel, outside its core, reaches this share of the
+#: peak: a second dense lobe is a trajectory that paused twice, not a spur. ADDED AFTER THE FIRST PLAN RUN
+#: ON TRAINING PHOTOS (blur-register-fit.md): with the round core alone, three shake kernels whose densest
+#: pause is round (second lobes at 0.48 and 0.59 of the peak) and two discs (0.36, 0.43) moved away from
+#: their input; the spurs of the discs and Gaussians that moved read at most 0.33.
+SECOND_LOBE_MAX_SHARE = 0.35
+
+
 def kernel_anisotropy(kernel: np.ndarray) -> float:
     """Square root of the ratio of the largest to the smallest eigenvalue of the kernel's second
     moment matrix about its centre of mass (1 = isotropic, grows with a trajectory's direction)."""
@@ -133,6 +159,37 @@ def kernel_anisotropy(kernel: np.ndarray) -> float:
     lo, hi = np.linalg.eigvalsh(cov)
     return float(np.sqrt(max(hi, 1e-12) / max(lo, 1e-12)))
 
+
+def kernel_core(kernel: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    """The dense core of ``kernel`` (float32, sum 1; estimated at ``1/factor`` of the photo's scale and
+    upscaled by ``factor``): its values where the kernel smoothed by :data:`CORE_SMOOTH_PX` reaches
+    :data:`CORE_SHARE` of its peak, in the 8-connected part that holds the peak; zero elsewhere."""
+    k = np.asarray(kernel, np.float32)
+    smooth = cv2.GaussianBlur(k, (0, 0), CORE_SMOOTH_PX * factor, borderType=cv2.BORDER_CONSTANT)
+    dense = (smooth >= CORE_SHARE * float(smooth.max())).astype(np.uint8)
+    _, labels = cv2.connectedComponents(dense, connectivity=8)
+    peak = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    return np.where(labels == labels[peak], k, 0.0).astype(np.float32)
+
+
+def deconvolution_origin(kernel: np.ndarray, factor: float = 1.0) -> tuple[Optional[tuple[float, float]], str]:
+    """Where in ``kernel`` (full scale; estimated at ``1/factor``) the deconvolution puts its origin (row,
+    column in the kernel's pixels; ``None``: its centre of mass, :func:`hqs_deconvolve`'s default) and a
+    few words saying which: the smoothed peak for a round core with no second dense lobe, else the centre
+    of mass (see :data:`ORIGIN_SMOOTH_PX` and :data:`SECOND_LOBE_MAX_SHARE`)."""
+    dense = kernel_core(kernel, factor)
+    core = kernel_anisotropy(dense)
+    smooth = cv2.GaussianBlur(np.asarray(kernel, np.float32), (0, 0), CORE_SMOOTH_PX * factor,
+                              borderType=cv2.BORDER_CONSTANT)
+    outside = smooth[dense <= 0]
+    lobe = float(outside.max()) / float(smooth.max()) if outside.size else 0.0
+    if lobe > SECOND_LOBE_MAX_SHARE:
+        return None, f"its centre of mass (a second dense lobe at {lobe:.2f} of the peak: a trajectory)"
+    if core <= CORE_MAX_ANISOTROPY:
+        return kernel_peak(kernel, ORIGIN_SMOOTH_PX * factor), (
+            f"the peak of its round core (anisotropy {core:.2f} ≤ {CORE_MAX_ANISOTROPY}): "
+            "a spur does not move the photo")
+    return None, f"its centre of mass (its core is elongated, anisotropy {core:.2f}: a trajectory)"
 
 def fine_sigma(gray: np.ndarray) -> float:
     """Fine-scale noise σ of a luminance image (MAD of the diagonal Haar detail / 0.6745)."""
@@ -159,18 +216,20 @@ def hqs_deconvolve(image: np.ndarray, kernel: np.ndarray, noise: float,
                    denoise: Callable[[np.ndarray, float], np.ndarray], *, final_sigma: float,
                    iterations: int = ITERATIONS, lam: float = LAMBDA,
                    sigma_start: float = SIGMA_START_255 / 255.0,
-                   progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+                   progress: Optional[Callable[[float], None]] = None,
+                   origin: Optional[tuple[float, float]] = None) -> np.ndarray:
     """Plug-and-play HQS deconvolution of ``image`` (float32 H x W x 3 in [0, 1]) by ``kernel``.
     ``noise``: the photo's noise σ and ``final_sigma`` the last σ told the denoiser (both 0..1
     units); ``denoise(x, σ)`` removes noise of σ from an H' x W' x 3 array. Borders are
-    wrap-padded so the FFT's periodic model holds. The kernel's centre of mass (to a fraction of a
-    pixel) is taken as its origin, so the result stays registered with ``image``: a trajectory
-    that is not centred in its array does not move the photo. Returns float32, clipped to [0, 1]."""
+    wrap-padded so the FFT's periodic model holds. ``origin`` (row, column in the kernel's pixels,
+    fractions allowed) is the kernel's point that stays in place; by default its centre of mass, so a
+    trajectory that is not centred in its array does not move the photo (the expert chooses it with
+    :func:`deconvolution_origin`). Returns float32, clipped to [0, 1]."""
     margin = int(max(kernel.shape) * PAD_KERNELS) + 8
     h, w = image.shape[:2]
     padded = np.stack([wrap_pad(image[..., c], margin) for c in range(3)], axis=2)
     shape = padded.shape[:2]
-    fk = psf2otf(kernel, shape, origin=kernel_centroid(kernel))
+    fk = psf2otf(kernel, shape, origin=kernel_centroid(kernel) if origin is None else origin)
     fk2 = (np.abs(fk) ** 2)[..., None]
     fky = np.conj(fk)[..., None] * sfft.rfft2(padded, axes=(0, 1))
     final_sigma = max(float(final_sigma), 1e-3)
@@ -396,6 +455,8 @@ class PnPDeblur(Expert):
         def denoise(x: np.ndarray, sigma: float) -> np.ndarray:
             return run(x, ExpertContext(noise_sigma=np.float32(sigma), device=device, tile=ctx.tile, progress=checks))
 
+        origin, where = deconvolution_origin(kernel, factor)
+        ctx.note(f"deconvolution origin: {where}")
         gray_in = luminance(image)
         noise_in = fine_sigma(gray_in)
         out = image
@@ -403,7 +464,7 @@ class PnPDeblur(Expert):
             final = max(noise, SIGMA_FLOOR_255 / 255.0) + (gentle + attempt) * GENTLE_EXTRA_255 / 255.0
             lo, hi = 0.4 + 0.3 * attempt, 0.7 + 0.3 * attempt
             out = hqs_deconvolve(image, kernel, noise, denoise, final_sigma=final,
-                                 progress=ctx.progress.sub(lo, hi))
+                                 progress=ctx.progress.sub(lo, hi), origin=origin)
             gray_out = luminance(out)
             ring = ringing_ratio(gray_out, gray_in, kernel.shape[0], max(noise, noise_in))
             ctx.note(f"ringing check: flat-area std {ring:.2f}× the noise")

@@ -410,23 +410,24 @@ class Document:
 
     def measure_uncertainty(self, state: ControlState, preview: bool = False,
                             on_preview: Optional[Callable[[], None]] = None,
-                            check: Optional[Callable[[], None]] = None) -> None:
+                            progress: Optional[Progress] = None) -> None:
         """Make ``state``'s full-resolution uncertainty map and sentence (seconds on a 5 MP photo:
         call off the UI thread; cached per setting). First, when ``preview`` asks for it to show
         meanwhile or Caution's blend reads it, the preview-grid map (about a quarter of the cost),
-        then ``on_preview()``; ``check()`` between the two may raise to stop (a newer setting
-        superseded this one)."""
+        then ``on_preview()``. ``progress`` is checked between the maps and inside each (between
+        bands and feature planes): its ``Cancelled`` stops the measurement midway (a newer setting
+        superseded this one, or the window closes) and leaves nothing of the stopped map cached."""
         if not self.session.results:
             return
         strengths = state.effective_strengths()
         wanted = state.caution > 0.0 or (preview and self.uncertainty.full(strengths, compute=False) is None)
         if wanted and self.uncertainty.composed(strengths, compute=False) is None:
-            self.uncertainty.composed(strengths)
+            self.uncertainty.composed(strengths, progress=progress)
             if on_preview is not None:
                 on_preview()
-        if check is not None:
-            check()
-        self.uncertainty.describe(strengths)
+        if progress is not None:
+            progress.check()
+        self.uncertainty.describe(strengths, progress=progress)
 
     def uncertainty_text(self) -> str:
         """One sentence for the analysis panel: how much of the result is uncertain, and where; while

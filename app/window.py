@@ -740,7 +740,7 @@ class MainWindow(PathDropTarget, QMainWindow):
 
         def job(progress):
             doc.measure_uncertainty(state, preview, on_preview=lambda: self.uncertaintyPreviewed.emit(token),
-                                    check=progress.check)
+                                    progress=progress)
 
         self.maps.start(job, lambda _res: self._uncertainty_arrived(token))
 

@@ -21,6 +21,19 @@ Measured per change, with a 5 ms heartbeat timer on the UI thread:
 
 The last three changes are in Split mode (no overlay: the sentence and Caution's blend only).
 
+``--superseded`` measures instead a setting change made while the previous setting's map is being
+made (issue 15's cancellation): in Uncertainty mode the noise strength is set to one value, the
+event loop runs ``--lead`` seconds (past the 0.2 s rest and the preview map: the full-resolution
+map is in flight), then the strength is set to another value; ``map final`` is then the seconds
+from the second change until the viewer painted with its full-resolution map ready, and
+``superseded map made`` whether the first value's full map was finished anyway (made and cached
+although no longer shown). Last, ``close``: the seconds ``MainWindow.close()`` takes with a map in
+flight (set a strength, ``--lead`` seconds, close). Before those, where the code has the cancellation
+point (``SessionUncertainty.full(..., progress=...)``), ``stop``: the seconds from cancelling a
+full-resolution map being made (on this thread, the token cancelled from a timer thread every
+0.1 s from 0.1 to 2.5 s after it started) until it raised ``Cancelled``; and of ``close``, the
+seconds it waited for the maps worker.
+
 The script runs against whichever checkout it sits in (``benchmarks/..``), so the same file
 measures the code before and after a change. Validation photos only; nothing is fitted here.
 
@@ -37,6 +50,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -137,11 +151,83 @@ def measure_change(app, w, clock, change, what: str, wait: float) -> dict:
     return row
 
 
+def stop_latency(doc) -> Optional[list[dict]]:
+    """Seconds from cancelling a full-resolution map in progress to its ``Cancelled``, for a few
+    cancel times; ``None`` for code without the cancellation point."""
+    import inspect
+    import threading
+
+    from engine.errors import Cancelled
+    from engine.progress import CancelToken, Progress
+
+    su = doc.uncertainty
+    if "progress" not in inspect.signature(su.full).parameters:
+        return None
+    strengths = dict(doc.state.effective_strengths(), noise=0.33)  # a setting not made yet
+    rows = []
+    for after in [round(0.1 * i, 1) for i in range(1, 26)]:
+        token = CancelToken()
+        cancelled_at: list[float] = []
+        timer = threading.Timer(after, lambda t=token, at=cancelled_at: (at.append(time.perf_counter()), t.cancel()))
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            su.full(strengths, progress=Progress(cancel=token))
+            stopped = None
+        except Cancelled:
+            stopped = time.perf_counter()
+        timer.cancel()
+        row = {"cancel_after_s": after, "made_before_cancel": stopped is None,
+               "stop_s": None if stopped is None else round(stopped - cancelled_at[0], 3),
+               "map_s": round(time.perf_counter() - t0, 2)}
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def superseded(app, w, clock, slider, wait: float, lead: float) -> tuple[list[dict], float, float]:
+    """Rows of changes made while the previous setting's map is in flight, the seconds the window
+    takes to close with a map in flight and, of those, the seconds it waits for the maps worker."""
+    rows = []
+    for first, second in ((80, 60), (40, 20), (90, 70)):
+        slider.setValue(first)
+        before = w.doc.state.effective_strengths()
+        pump(app, lead)
+        in_flight = w.maps.is_busy() and not full_ready(w.doc, before)
+        row = measure_change(app, w, clock, lambda v=second: slider.setValue(v),
+                             f"noise strength {first} % then, {lead:g} s later, {second} %", wait)
+        row.update(first_in_flight=in_flight, superseded_map_made=full_ready(w.doc, before))
+        rows.append(row)
+    slider.setValue(50)
+    pump(app, lead)
+    in_flight = w.maps.is_busy()
+    waited: list[float] = []
+    wait = w.maps.wait
+
+    def timed_wait(msecs: int = -1) -> bool:
+        t = time.perf_counter()
+        done = wait(msecs)
+        waited.append(time.perf_counter() - t)
+        return done
+
+    w.maps.wait = timed_wait
+    t = time.perf_counter()
+    w.close()
+    close_s = time.perf_counter() - t
+    print(json.dumps({"close_s": round(close_s, 2), "map_in_flight": in_flight,
+                      "maps_wait_s": [round(x, 3) for x in waited]}), file=sys.stderr, flush=True)
+    return rows, close_s, sum(waited)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("photo", nargs="?", default=str(DEFAULT_PHOTO))
     ap.add_argument("--wait", type=float, default=8.0, help="seconds the event loop runs after each change")
     ap.add_argument("--out", required=True, help="JSON file for the rows")
+    ap.add_argument("--superseded", action="store_true",
+                    help="measure changes made while the previous setting's map is in flight, and closing")
+    ap.add_argument("--lead", type=float, default=1.5,
+                    help="with --superseded: seconds between the first change and the second (or the close)")
     args = ap.parse_args()
     photo = Path(args.photo)
     if not photo.is_file():
@@ -175,6 +261,28 @@ def main() -> None:
     clock = Clock(w.viewer)
     clock.timer.start()
     slider = w.controls.findChild(QSlider, "slider_noise")
+    if args.superseded:
+        stops = stop_latency(w.doc)
+        rows, close_s, close_wait_s = superseded(app, w, clock, slider, args.wait, args.lead)
+        report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
+                             f"{os.getloadavg()[0]:.1f} at the end",
+                  "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
+                  "size": [w.doc.height, w.doc.width] if w.doc is not None else None, "open_s": round(open_s, 1),
+                  "wait_s": args.wait, "lead_s": args.lead, "close_s": round(close_s, 2),
+                  "close_maps_wait_s": round(close_wait_s, 3), "stop": stops, "rows": rows}
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print("| changes | first map in flight at the second change | superseded map made anyway "
+              "| longest UI block s | full map of the second ready at a paint after s |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['change']} | {'yes' if r['first_in_flight'] else 'no'} | "
+                  f"{'yes' if r['superseded_map_made'] else 'no'} | {r['longest_block_s']:.2f} | {r['map_final_s']} |")
+        print(f"\nclose with a map in flight: {close_s:.2f} s, of which waiting for the maps worker "
+              f"{close_wait_s:.2f} s")
+        for r in stops or []:
+            print(f"cancelled after {r['cancel_after_s']} s: " + ("made before" if r["made_before_cancel"] else
+                                                                 f"stopped {r['stop_s']:.3f} s later"))
+        return
     rows = []
     for value in (80, 60, 40):
         rows.append(measure_change(app, w, clock, lambda v=value: slider.setValue(v), f"noise strength {value} %",

@@ -163,15 +163,15 @@ class Gate:
                     pass
                 gate.waiting -= 1
 
-        def gated_full(su, strengths, compute=True):
+        def gated_full(su, strengths, compute=True, progress=None):
             if compute and gate.hold_full:
                 hold(su.full(strengths, compute=False))
-            return full(su, strengths, compute)
+            return full(su, strengths, compute, progress)
 
-        def gated_composed(su, strengths, compute=True):
+        def gated_composed(su, strengths, compute=True, progress=None):
             if compute and gate.previews:
                 hold(composed(su, strengths, compute=False))
-            return composed(su, strengths, compute)
+            return composed(su, strengths, compute, progress)
 
         def watched_predict(su, *args, **kwargs):
             if threading.current_thread() is threading.main_thread():
@@ -276,19 +276,19 @@ def test_a_superseded_settings_map_is_never_shown(gated, qtbot):
     slider = _slider(w, "noise")
     slider.setValue(50)
     first = doc.state.effective_strengths()
-    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the first setting's full map is being made
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the first setting's full map is about to be made
     slider.setValue(20)
     second = doc.state.effective_strengths()
-    gate.release()  # the first setting's map is done now, after the second setting superseded it
-    qtbot.waitUntil(lambda: su.full(first, compute=False) is not None, timeout=10000)
+    gate.release()  # the first setting's map may start now, after the second setting superseded it: it stops
+    qtbot.waitUntil(lambda: su.composed(second, compute=False) is not None, timeout=10000)
     qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the second's preview made, its full map held
+    assert su.full(first, compute=False) is None and su.describe(first, compute=False) is None
     w.viewer.settle()
     w.viewer.repaint()
     assert w.controls.uncertainty.text().startswith("Measuring")
     assert su.describe(second, compute=False) is None
     shown = doc.uncertainty_map(1)
     assert np.array_equal(shown, _heat(doc, su.composed(second, compute=False), shown))
-    assert not np.array_equal(shown, _heat(doc, su.full(first, compute=False), shown))
     gate.release()
     qtbot.waitUntil(lambda: doc.uncertainty_measured(), timeout=10000)
     qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
@@ -325,3 +325,82 @@ def test_caution_never_makes_its_map_on_the_ui_thread(gated, qtbot):
     assert not np.array_equal(leaned, plain) and "Caution" not in w.viewer.after_caption("After")
     assert gate.on_ui_thread == []
     assert np.array_equal(doc.restored_photo().pixels, su.compose(strengths, 1.0))  # the export leans
+
+
+class BandGate:
+    """Holds the map made off the UI thread at its ``hold_at``-th band (features of 16 rows) until
+    that map's measurement is cancelled, then lets the band go on; counts, per measurement (its
+    progress), the bands whose features were made."""
+
+    def __init__(self, monkeypatch, hold_at: int = 2) -> None:
+        import threading
+
+        import engine.uncertainty.model as model_mod
+
+        monkeypatch.setattr(model_mod, "BAND_ROWS", 16)
+        self.armed = False
+        self.held = threading.Event()
+        self.held_progress = None
+        self.made: dict[int, int] = {}
+        real = model_mod.feature_stack
+        gate = self
+
+        def gated(*args, progress=None, **kwargs):
+            if gate.armed and progress is not None and threading.current_thread() is not threading.main_thread():
+                if gate.made.get(id(progress), 0) == hold_at - 1 and gate.held_progress is None:
+                    gate.held_progress = progress
+                    gate.held.set()
+                    for _ in range(1000):  # until the window cancels this measurement (at most 10 s)
+                        if progress.cancel.cancelled:
+                            break
+                        threading.Event().wait(0.01)
+            stack = real(*args, progress=progress, **kwargs)
+            if progress is not None:
+                gate.made[id(progress)] = gate.made.get(id(progress), 0) + 1
+            return stack
+
+        monkeypatch.setattr(model_mod, "feature_stack", gated)
+
+    def bands_made_by_the_held_measurement(self) -> int:
+        return self.made.get(id(self.held_progress), 0)
+
+
+@pytest.fixture
+def banded(window, qtbot, tmp_path, monkeypatch):
+    """The window with a photo open (96 rows: a full-resolution map of 6 bands), in Split mode (no
+    preview map: the measurement makes only the full map), and the :class:`BandGate` on the maps."""
+    monkeypatch.setattr("app.document.UNCERTAINTY_PREVIEW_PIXELS", 96 * 96 // 4)
+    doc = open_and_wait(qtbot, window, write_photo(tmp_path / "noisy.png", "noise", 0.95))
+    window.set_view_mode("split")
+    gate = BandGate(monkeypatch)
+    gate.armed = True
+    return window, doc, gate
+
+
+def test_a_superseded_map_stops_midway_and_the_newer_one_is_made(banded, qtbot):
+    w, doc, gate = banded
+    su = doc.uncertainty
+    slider = _slider(w, "noise")
+    slider.setValue(50)
+    first = doc.state.effective_strengths()
+    qtbot.waitUntil(gate.held.is_set, timeout=10000)  # the first setting's full map is in its second band
+    assert gate.bands_made_by_the_held_measurement() == 1
+    slider.setValue(20)  # supersedes it: the band in flight stops at its next check, no band after it runs
+    second = doc.state.effective_strengths()
+    qtbot.waitUntil(lambda: doc.uncertainty_measured(), timeout=10000)
+    qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
+    assert gate.bands_made_by_the_held_measurement() == 1  # of 6
+    assert su.full(first, compute=False) is None and su.describe(first, compute=False) is None  # nothing cached
+    assert w.controls.uncertainty.text() == su.describe(second, compute=False)
+    assert max(gate.made.values()) == 6  # the newer setting's map was made whole
+
+
+def test_closing_the_window_stops_a_map_in_flight(banded, qtbot):
+    w, doc, gate = banded
+    _slider(w, "noise").setValue(50)
+    strengths = doc.state.effective_strengths()
+    qtbot.waitUntil(gate.held.is_set, timeout=10000)
+    w.close()  # cancels the measurement and waits for its worker
+    assert w.maps.wait(0)  # the worker is idle when close returns
+    assert gate.bands_made_by_the_held_measurement() == 1  # it stopped in its second band of 6
+    assert doc.uncertainty.full(strengths, compute=False) is None

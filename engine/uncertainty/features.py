@@ -13,6 +13,8 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from ..progress import Progress
+
 #: Side of the box (pixels) that turns per-pixel differences into local means. Odd.
 WINDOW = 7
 
@@ -107,8 +109,24 @@ def photo_stats(before: np.ndarray, after: np.ndarray) -> PhotoStats:
                       airlight=float(b.mean(axis=2).ravel()[top].mean()), luma_after=float(a.mean()))
 
 
+def _no_check() -> None:
+    """The check of a computation nobody can cancel (``progress`` is ``None``)."""
+
+
+def _planes(makers, shape: tuple, progress: Optional[Progress]) -> np.ndarray:
+    """``(len(makers),) + shape`` float32, plane ``i`` the value of ``makers[i]()``, made one at a
+    time into the result (the stack of a band is hundreds of MB: no list of planes beside it) and
+    ``progress`` checked before each."""
+    check = progress.check if progress is not None else _no_check
+    out = np.empty((len(makers),) + tuple(shape), np.float32)
+    for i, make in enumerate(makers):
+        check()
+        out[i] = make()
+    return out
+
+
 def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
-               airlight: Optional[float] = None) -> np.ndarray:
+               airlight: Optional[float] = None, progress: Optional[Progress] = None) -> np.ndarray:
     """``(len(RAW), H, W)`` float32, the planes of :data:`RAW`:
 
     - ``change``: log1p of the local mean absolute change |after − before| (levels);
@@ -131,9 +149,13 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
       input / output (rain streaks there were / are left), levels;
     - ``airlight_gap``: log1p of how far the output's local brightness is below the airlight
       (levels; ``airlight``: :attr:`PhotoStats.airlight`, computed here when not given). Haze a
-      dehazer leaves or takes too much of errs by (airlight − scene) × (1 − t / t_estimated)."""
+      dehazer leaves or takes too much of errs by (airlight − scene) × (1 − t / t_estimated).
+
+    ``progress``: checked before each plane (:meth:`engine.progress.Progress.check` raises
+    :class:`engine.errors.Cancelled`: a window stops a superseded map within one plane's time)."""
     if before.shape != after.shape or before.ndim != 3:
         raise ValueError(f"before {before.shape} and after {after.shape} must be the same HxWx3 shape")
+    check = progress.check if progress is not None else _no_check
     h, w = before.shape[:2]
     before = np.asarray(before, np.float32)
     after = np.asarray(after, np.float32)
@@ -141,35 +163,37 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
     change = np.abs(after - before).mean(axis=2, dtype=np.float32)
     lum = _box(ga)
     floor = np.float32(GAIN_FLOOR)
+    check()
     contrast = (_local_std(ga) + floor) / (_local_std(gb) + floor)
     sigma = noise_plane(noise_sigma, (h, w))
     if airlight is None:
         airlight = photo_stats(before, after).airlight
+    check()
     dark = cv2.erode(np.ascontiguousarray(before.min(axis=2)), np.ones((DARK_WINDOW, DARK_WINDOW), np.uint8),
                      borderType=cv2.BORDER_REFLECT)
-    return np.stack([
-        np.log1p(_box(change) * 255.0),
-        np.log1p(_box(_gradient(ga)) * 255.0),
-        np.log1p(_box(_gradient(gb)) * 255.0),
-        np.log1p(sigma),
-        np.clip(0.15 - lum, 0.0, None) / 0.15,
-        np.clip(lum - 0.85, 0.0, None) / 0.15,
-        lum,
-        _box(np.ascontiguousarray(after.min(axis=2))),
-        _box(np.ascontiguousarray(before.min(axis=2))),
-        np.log(contrast),
-        np.log((lum + floor) / (_box(gb) + floor)),
-        np.log1p(sigma * contrast),
-        _box(-np.log(np.clip(1.0 - 0.95 * dark, 0.05, 1.0))),
-        np.log1p(_streaks(gb)),
-        np.log1p(_streaks(ga)),
-        np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
-    ]).astype(np.float32, copy=False)
+    return _planes((
+        lambda: np.log1p(_box(change) * 255.0),
+        lambda: np.log1p(_box(_gradient(ga)) * 255.0),
+        lambda: np.log1p(_box(_gradient(gb)) * 255.0),
+        lambda: np.log1p(sigma),
+        lambda: np.clip(0.15 - lum, 0.0, None) / 0.15,
+        lambda: np.clip(lum - 0.85, 0.0, None) / 0.15,
+        lambda: lum,
+        lambda: _box(np.ascontiguousarray(after.min(axis=2))),
+        lambda: _box(np.ascontiguousarray(before.min(axis=2))),
+        lambda: np.log(contrast),
+        lambda: np.log((lum + floor) / (_box(gb) + floor)),
+        lambda: np.log1p(sigma * contrast),
+        lambda: _box(-np.log(np.clip(1.0 - 0.95 * dark, 0.05, 1.0))),
+        lambda: np.log1p(_streaks(gb)),
+        lambda: np.log1p(_streaks(ga)),
+        lambda: np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
+    ), (h, w), progress)
 
 
 def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0,
              photo: Optional[PhotoStats] = None, spread: Optional[np.ndarray] = None,
-             photo_spread: float = 0.0, photo_noise: float = 0.0) -> np.ndarray:
+             photo_spread: float = 0.0, photo_noise: float = 0.0, progress: Optional[Progress] = None) -> np.ndarray:
     """``(1 + len(FEATURES), ...)``: a constant 1, then :data:`FEATURES` from the :data:`RAW`
     planes and the analysed severity of the kind at the input and at the output (0..1 each: what
     there was and what is left to fix), with the products of texture, noise, change, haze depth
@@ -187,24 +211,28 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     ``photo_ensemble_spread`` (log1p of ``photo_spread``, that spread's mean over the whole photo:
     how much the photo's result hangs on the stage's global guesses); ``photo_noise`` (log1p of
     ``photo_noise``, the analysed noise σ's mean over the whole photo in levels, :func:`photo_noise`:
-    a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``)."""
+    a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``).
+    ``progress``: checked before each plane (as :func:`raw_planes`)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
     photo = photo or PhotoStats()
     photo_dark = np.float32(max(EXPOSED_LUMA - photo.luma_after, 0.0) / EXPOSED_LUMA)
     one = np.ones_like(r["change"])
-    planes = [one, r["change"], r["texture_after"], r["texture_before"], r["noise"], one * sev, one * sev_after,
-              r["dark"], r["bright"], r["luminance"], r["dark_channel"], r["dark_channel_before"],
-              r["texture_before"] * sev, r["texture_after"] * sev_after, r["noise"] * sev, r["change"] * sev,
-              r["gain"], r["brighten"], r["gain_x_noise"], r["haze_depth"], r["haze_depth"] * sev,
-              r["streak_before"], r["streak_after"], r["streak_after"] * sev_after,
-              one * np.float32(np.log1p(photo.change)),
-              r["airlight_gap"], r["airlight_gap"] * r["haze_depth"], one * photo_dark, r["luminance"] * photo_dark,
-              r["luminance"] * sev_after, r["luminance"] * r["change"], r["haze_depth"] * r["change"],
-              np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
-              one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
-              one * np.float32(np.log1p(max(float(photo_noise), 0.0)))]
-    return np.stack(planes).astype(np.float32, copy=False)
+    return _planes((
+        lambda: one, lambda: r["change"], lambda: r["texture_after"], lambda: r["texture_before"],
+        lambda: r["noise"], lambda: one * sev, lambda: one * sev_after, lambda: r["dark"], lambda: r["bright"],
+        lambda: r["luminance"], lambda: r["dark_channel"], lambda: r["dark_channel_before"],
+        lambda: r["texture_before"] * sev, lambda: r["texture_after"] * sev_after, lambda: r["noise"] * sev,
+        lambda: r["change"] * sev, lambda: r["gain"], lambda: r["brighten"], lambda: r["gain_x_noise"],
+        lambda: r["haze_depth"], lambda: r["haze_depth"] * sev, lambda: r["streak_before"], lambda: r["streak_after"],
+        lambda: r["streak_after"] * sev_after, lambda: one * np.float32(np.log1p(photo.change)),
+        lambda: r["airlight_gap"], lambda: r["airlight_gap"] * r["haze_depth"], lambda: one * photo_dark,
+        lambda: r["luminance"] * photo_dark, lambda: r["luminance"] * sev_after, lambda: r["luminance"] * r["change"],
+        lambda: r["haze_depth"] * r["change"],
+        lambda: np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
+        lambda: one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
+        lambda: one * np.float32(np.log1p(max(float(photo_noise), 0.0))),
+    ), one.shape, progress)
 
 
 def photo_noise(noise_sigma: Union[None, float, np.ndarray]) -> float:
@@ -218,17 +246,19 @@ def photo_noise(noise_sigma: Union[None, float, np.ndarray]) -> float:
 def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
                   severity: float = 0.0, severity_after: float = 0.0,
                   photo: Optional[PhotoStats] = None, spread: Optional[np.ndarray] = None,
-                  photo_spread: float = 0.0, photo_sigma: Optional[float] = None) -> np.ndarray:
+                  photo_spread: float = 0.0, photo_sigma: Optional[float] = None,
+                  progress: Optional[Progress] = None) -> np.ndarray:
     """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`.
     ``photo``: the whole photo's :class:`PhotoStats` (``None``: those of ``before``/``after``,
     right for a whole photo, not for a band of one); ``spread`` (HxW levels) and ``photo_spread``:
     the ensemble's spread on these pixels and its whole-photo mean (:func:`assemble`);
-    ``photo_sigma``: the whole photo's :func:`photo_noise` (``None``: that of ``noise_sigma``)."""
+    ``photo_sigma``: the whole photo's :func:`photo_noise` (``None``: that of ``noise_sigma``);
+    ``progress``: checked between planes (:func:`raw_planes`, :func:`assemble`), ``None``: never stopped."""
     photo = photo or photo_stats(before, after)
     if photo_sigma is None:
         photo_sigma = photo_noise(noise_sigma)
-    return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight),
-                    severity, severity_after, photo, spread, photo_spread, photo_sigma)
+    return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight, progress=progress),
+                    severity, severity_after, photo, spread, photo_spread, photo_sigma, progress=progress)
 
 
 def absolute_error(output: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
+from ..progress import Progress
 from .ensemble import parameter_spread, spread_rows
 from .features import FEATURES, feature_stack, photo_noise, photo_stats
 from .left import LEFT_KINDS, LeftTerm, highlight
@@ -140,7 +141,7 @@ class UncertaintyModel:
 
     def predict(self, before: np.ndarray, after: np.ndarray, kind: Optional[str] = None, *,
                 noise_sigma=None, severity: float = 0.0, severity_after: float = 0.0, step: int = 1,
-                left: Optional[Mapping[str, float]] = None) -> np.ndarray:
+                left: Optional[Mapping[str, float]] = None, progress: Optional[Progress] = None) -> np.ndarray:
         """Expected absolute error of ``after`` per pixel, in 8-bit levels (HxW float32, ≥ 0).
 
         ``before``/``after``: the input and output of a stage (``kind``) or of the whole
@@ -153,7 +154,9 @@ class UncertaintyModel:
         texture and noise differently and says another fraction is uncertain). ``left``: for the
         composed result, the kinds found in it that no kept stage fixed (:func:`.left.left_unfixed`);
         each with a term in :attr:`left` raises the map by it. An ``after`` equal to ``before`` where
-        nothing is found is judged by the ``untouched`` model whatever ``kind`` (:meth:`judge`)."""
+        nothing is found is judged by the ``untouched`` model whatever ``kind`` (:meth:`judge`).
+        ``progress``: checked before each band and between its feature planes (:func:`.features.feature_stack`);
+        its :class:`engine.errors.Cancelled` stops the map midway (``None``: runs to the end)."""
         kind = self.judge(kind, before, after, severity)
         m = self.for_kind(kind)
         photo = photo_stats(before, after)  # whole-photo levels, the same for every band
@@ -172,16 +175,20 @@ class UncertaintyModel:
             stop = min(top + BAND_ROWS, h)
             if first >= stop:
                 continue
+            if progress is not None:
+                progress.check()
             a, b = max(top - BAND_MARGIN, 0), min(top + BAND_ROWS + BAND_MARGIN, h)
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
                                   severity=severity, severity_after=severity_after, photo=photo,
                                   spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
-                                  photo_spread=photo_spread, photo_sigma=sigma_photo)
+                                  photo_spread=photo_spread, photo_sigma=sigma_photo, progress=progress)
             if step == 1:
                 out[top:stop] = m.levels(m.score(stack))[top - a:stop - a]
             else:
                 grid = stack[:, first - a:stop - a:step, ::step]
                 out[first // step:first // step + grid.shape[1]] = m.levels(m.score(grid))
+        if progress is not None:
+            progress.check()
         return self.with_left(out, after, left, step)
 
     def with_left(self, levels: np.ndarray, after: np.ndarray, left: Optional[Mapping[str, float]],

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
+from ..progress import Progress
 from .left import left_unfixed
 from .model import COMPOSED, UncertaintyModel, default_model
 from .summary import describe, lean, summarise
@@ -96,7 +97,11 @@ class SessionUncertainty:
     CLI's sidecar). The preview map reads its features on the subsampled photo, where texture and
     noise read differently; the summary and its sentence (:meth:`summary`, :meth:`describe`) are
     measured on :meth:`full`, the full-resolution map on the same grid, so the window says what
-    the CLI's JSON says of the same photo."""
+    the CLI's JSON says of the same photo.
+
+    The methods that make a map take ``progress`` (:class:`engine.progress.Progress`, ``None``: never
+    stopped): checked between the map's bands and feature planes, its :class:`engine.errors.Cancelled`
+    stops the map midway (a window's newer setting supersedes it) and nothing of it is cached."""
 
     def __init__(self, session, model: Optional[UncertaintyModel] = None, max_pixels: Optional[int] = None) -> None:
         self.session = session
@@ -116,13 +121,15 @@ class SessionUncertainty:
         names = sorted({r.name for r in self.session.results} | set(strengths))
         return results, tuple((n, round(float(strengths.get(n, 1.0)), 3)) for n in names)
 
-    def composed(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[np.ndarray]:
+    def composed(self, strengths: Mapping[str, float], compute: bool = True,
+                 progress: Optional[Progress] = None) -> Optional[np.ndarray]:
         """Expected absolute error of ``session.compose(strengths)`` per pixel (float32, 8-bit
         levels) on every :attr:`step`-th pixel: ``ceil(H/step) x ceil(W/step)``. ``compute=False``:
         only if it is already made for this setting, else ``None`` (a window's paint asks so)."""
         s = self.session
         return self._cached(self._cache, 4, strengths, lambda: self._predict(
-            s.image[::self.step, ::self.step], s.compose(strengths, step=self.step), self.step), compute)
+            s.image[::self.step, ::self.step], s.compose(strengths, step=self.step), self.step,
+            progress=progress), compute)
 
     def _cached(self, cache: dict, size: int, strengths: Mapping[str, float], make, compute: bool = True):
         """``cache``'s value for ``strengths``, else ``make()`` kept there (at most ``size`` settings),
@@ -142,10 +149,13 @@ class SessionUncertainty:
             cache[key] = value
         return value
 
-    def _predict(self, image: np.ndarray, after: np.ndarray, sigma_step: int, step: int = 1) -> np.ndarray:
+    def _predict(self, image: np.ndarray, after: np.ndarray, sigma_step: int, step: int = 1,
+                 progress: Optional[Progress] = None) -> np.ndarray:
         """The composed model's map of ``after`` against ``image`` (the input subsampled by
         ``sigma_step``, whose noise map is read once and kept), on every ``step``-th pixel."""
         s = self.session
+        if progress is not None:
+            progress.check()
         if sigma_step not in self._sigma:
             self._sigma[sigma_step] = _noise_sigma(image, s.report)
         results = s.results
@@ -157,7 +167,7 @@ class SessionUncertainty:
             {k: _severity(s.report, k) for k in KINDS}, {k: _severity(final, k) for k in KINDS})
         return self.model.predict(image, after, which, noise_sigma=self._sigma[sigma_step],
                                   severity=_severity(s.report, kind), severity_after=_severity(final, kind),
-                                  step=step, left=left)
+                                  step=step, left=left, progress=progress)
 
     def compose(self, strengths: Mapping[str, float], caution: float = 0.0,
                 region: Optional[tuple[slice, slice]] = None, step: int = 1) -> np.ndarray:
@@ -212,7 +222,8 @@ class SessionUncertainty:
             self._faces = found
         return list(found)
 
-    def full(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[np.ndarray]:
+    def full(self, strengths: Mapping[str, float], compute: bool = True,
+             progress: Optional[Progress] = None) -> Optional[np.ndarray]:
         """The composed map as the CLI computes it (features read at full resolution, in bands) on
         :meth:`composed`'s grid: each value the full-resolution map's at that pixel (float32,
         8-bit levels). The same array as :meth:`composed` when :attr:`step` is 1; else it costs
@@ -220,19 +231,21 @@ class SessionUncertainty:
         window makes it on a worker thread). ``compute=False``: only if it is already made, else
         ``None``."""
         if self.step == 1:
-            return self.composed(strengths, compute)
+            return self.composed(strengths, compute, progress)
         s = self.session
-        return self._cached(self._full, 2, strengths,
-                            lambda: self._predict(s.image, s.compose(strengths), 1, step=self.step), compute)
+        return self._cached(self._full, 2, strengths, lambda: self._predict(
+            s.image, s.compose(strengths), 1, step=self.step, progress=progress), compute)
 
     def summary(self, strengths: Mapping[str, float]) -> dict[str, float]:
         """:func:`engine.uncertainty.summarise` of the composed map (:meth:`full`), with the faces."""
         return summarise(self.full(strengths), faces=self.faces(strengths))
 
-    def describe(self, strengths: Mapping[str, float], compute: bool = True) -> Optional[str]:
+    def describe(self, strengths: Mapping[str, float], compute: bool = True,
+                 progress: Optional[Progress] = None) -> Optional[str]:
         """:func:`engine.uncertainty.describe` of the composed map (:meth:`full`) for the analysis
         panel, with the restored photo on the same grid and the faces; cached per setting.
         ``compute=False``: only if it is already made for this setting, else ``None``."""
         s = self.session
         return self._cached(self._sentences, 4, strengths, lambda: describe(
-            self.full(strengths), s.compose(strengths, step=self.step), faces=self.faces(strengths)), compute)
+            self.full(strengths, progress=progress), s.compose(strengths, step=self.step),
+            faces=self.faces(strengths)), compute)

@@ -1570,16 +1570,14 @@ def gate_verdict(before: dict[str, float], after: dict[str, float], full: list[d
     return {"ship": all(c["ok"] for c in checks), "checks": checks}
 
 
-def gate(args) -> None:
-    """The ninth pass's ship rule (:func:`gate_verdict`) for ``--calibrations BEFORE AFTER`` on the
-    validation rows (``--caches``) and the whole photos (``--full-json``, written by ``fullsize
-    --calibrations BEFORE AFTER``); writes ``--json`` and prints the verdict (markdown)."""
+def _run_gate(args, verdict_of) -> None:
+    """Scores ``--calibrations BEFORE AFTER`` on the ``--caches`` rows, applies ``verdict_of(before, after,
+    names)`` (a ship rule), writes ``--json`` and prints the rows and the verdict (markdown)."""
     from engine.uncertainty import UncertaintyModel
     rows = [r for p in args.caches for r in load_rows(Path(p))[0]]
     names = tuple(Path(c).stem for c in args.calibrations)
     scores = [gate_rows(UncertaintyModel.from_json(Path(c).read_text()), rows) for c in args.calibrations]
-    full = json.loads(Path(args.full_json).read_text())["rows"] if args.full_json else None
-    verdict = gate_verdict(scores[0], scores[1], full, names)
+    verdict = verdict_of(scores[0], scores[1], names)
     Path(args.json).write_text(json.dumps({"machine": machine(), "calibrations": args.calibrations,
                                            "rows": dict(zip(names, scores, strict=True)), **verdict}, indent=1) + "\n")
     lines = [f"| row | {names[0]} | {names[1]} |", "|---|---|---|"]
@@ -1588,6 +1586,14 @@ def gate(args) -> None:
     lines += [f"| {c['check']} | {'yes' if c['ok'] else '**no**'} | {c['detail']} |" for c in verdict["checks"]]
     lines += ["", f"Ship: **{'yes' if verdict['ship'] else 'no'}**"]
     print("\n".join(lines))
+
+
+def gate(args) -> None:
+    """The ninth pass's ship rule (:func:`gate_verdict`) for ``--calibrations BEFORE AFTER`` on the
+    validation rows (``--caches``) and the whole photos (``--full-json``, written by ``fullsize
+    --calibrations BEFORE AFTER``); writes ``--json`` and prints the verdict (markdown)."""
+    full = json.loads(Path(args.full_json).read_text())["rows"] if args.full_json else None
+    _run_gate(args, lambda before, after, names: gate_verdict(before, after, full, names))
 
 
 #: Features the ``untouched`` model may select: every feature that can differ from photo to photo or pixel
@@ -1725,20 +1731,8 @@ def gate_untouched(args) -> None:
     """The eleventh pass's ship rule (:func:`untouched_verdict`) for ``--calibrations BEFORE AFTER`` on the
     validation rows (``--caches``) and the clean validation photos (``--full-json``, written by ``fullsize
     --cache CLEAN_VAL --calibrations BEFORE AFTER``); writes ``--json`` and prints the verdict (markdown)."""
-    from engine.uncertainty import UncertaintyModel
-    rows = [r for p in args.caches for r in load_rows(Path(p))[0]]
-    names = tuple(Path(c).stem for c in args.calibrations)
-    scores = [gate_rows(UncertaintyModel.from_json(Path(c).read_text()), rows) for c in args.calibrations]
     clean = json.loads(Path(args.full_json).read_text())["rows"]
-    verdict = untouched_verdict(scores[0], scores[1], clean, names)
-    Path(args.json).write_text(json.dumps({"machine": machine(), "calibrations": args.calibrations,
-                                           "rows": dict(zip(names, scores, strict=True)), **verdict}, indent=1) + "\n")
-    lines = [f"| row | {names[0]} | {names[1]} |", "|---|---|---|"]
-    lines += [f"| {k} | {scores[0][k]:+.2f} | {scores[1].get(k, float('nan')):+.2f} |" for k in sorted(scores[0])]
-    lines += ["", "| check | holds | numbers |", "|---|---|---|"]
-    lines += [f"| {c['check']} | {'yes' if c['ok'] else '**no**'} | {c['detail']} |" for c in verdict["checks"]]
-    lines += ["", f"Ship: **{'yes' if verdict['ship'] else 'no'}**"]
-    print("\n".join(lines))
+    _run_gate(args, lambda before, after, names: untouched_verdict(before, after, clean, names))
 
 
 def _stats(pairs: list[tuple[np.ndarray, np.ndarray]], block: int = 0) -> dict:

@@ -317,7 +317,10 @@ class Document:
         return self._ran != self._signature(self.plan_for(state))
 
     def run(self, state: ControlState, progress: Optional[Progress] = None) -> list[StageResult]:
-        """Run (or fetch from the cache) the plan for ``state``. Call off the UI thread."""
+        """Run (or fetch from the cache) the plan for ``state``. Call off the UI thread. The run
+        ends when the pixels are done: ``state``'s uncertainty map and sentence are not made here
+        (:meth:`measure_uncertainty` makes them, cancellably, on a window's maps worker), so
+        nothing of the document changes after the last point where ``progress`` can cancel it."""
         import time
 
         plan = self.plan_for(state)
@@ -330,8 +333,6 @@ class Document:
         self._ran_names = frozenset(plan.names())
         self.state = state
         self.revision += 1
-        if self.session.results:  # the panel's sentence reads the full-resolution map: made here, off the UI thread
-            self.uncertainty.describe(state.effective_strengths())
         return results
 
     def set_state(self, state: ControlState) -> None:

@@ -668,7 +668,7 @@ class MainWindow(PathDropTarget, QMainWindow):
             if self.jobs.is_busy() and signature == self._running_signature:
                 return  # the run in flight computes the same stages; only strengths differ
             self._running_signature = signature
-            self._stop_measuring()  # the run makes the new setting's map itself
+            self._stop_measuring()  # the run replaces the stages a map reads; its end schedules the new map
             self._job_started = time.perf_counter()
             self.jobs.start(lambda p: doc.run(state, p), lambda _res: self._run_finished(doc))
         else:
@@ -733,7 +733,7 @@ class MainWindow(PathDropTarget, QMainWindow):
     def _measure_uncertainty(self) -> None:
         doc = self.doc
         if doc is None or self._running_signature is not None or doc.uncertainty_measured():
-            return  # nothing shown, or a run is making the setting's map itself
+            return  # nothing shown, or a run is replacing the stages (its end schedules the map)
         state, token = doc.state, object()
         preview = self.viewer.mode().value == "uncertainty"
         self._map_token, self._map_for = token, (doc, state.effective_strengths())

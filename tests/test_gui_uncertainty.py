@@ -76,7 +76,8 @@ def test_caution_is_live_undoable_and_exported(window, qtbot, tmp_path):
 
     w = window
     doc = open_and_wait(qtbot, w, write_photo(tmp_path / "noisy.png", "noise", 0.9))
-    assert "of the photo is uncertain" in w.controls.uncertainty.text()
+    # the opening's map follows it on the maps worker
+    qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
     assert w.controls.caution.isEnabled() and w.controls.caution.value() == 0
     runs = doc.session.expert_runs
     strengths = doc.state.effective_strengths()
@@ -198,7 +199,9 @@ def gated(window, qtbot, tmp_path, monkeypatch):
     costs more than the preview), in Uncertainty mode, and the :class:`Gate` on the maps."""
     monkeypatch.setattr("app.document.UNCERTAINTY_PREVIEW_PIXELS", 96 * 96 // 4)
     doc = open_and_wait(qtbot, window, write_photo(tmp_path / "noisy.png", "noise", 0.95))
-    assert doc.uncertainty.step == 2 and doc.uncertainty_measured()  # the run measured the auto setting
+    assert doc.uncertainty.step == 2
+    # the auto setting's map follows the opening on the maps worker
+    qtbot.waitUntil(lambda: doc.uncertainty_measured() and not window.maps.is_busy(), timeout=10000)
     window.set_view_mode("uncertainty")
     return window, doc, Gate(monkeypatch)
 
@@ -402,5 +405,50 @@ def test_closing_the_window_stops_a_map_in_flight(banded, qtbot):
     qtbot.waitUntil(gate.held.is_set, timeout=10000)
     w.close()  # cancels the measurement and waits for its worker
     assert w.maps.wait(0)  # the worker is idle when close returns
+    assert gate.bands_made_by_the_held_measurement() == 1  # it stopped in its second band of 6
+    assert doc.uncertainty.full(strengths, compute=False) is None
+
+
+def test_esc_after_a_run_does_not_wait_for_its_map_and_the_window_stays_consistent(gated, qtbot):
+    """A run ends when its pixels are done; the new setting's map follows on the maps worker, so Esc
+    while that map is made has no run to wait for, and what is shown (the photo, its expert, the undo
+    stack, the overlay and the sentence) is all the new setting's."""
+    w, doc, gate = gated
+    su = doc.uncertainty
+    old = doc.state
+    w._expert_changed("noise", "test-box2")  # another expert: a run
+    qtbot.waitUntil(lambda: gate.waiting == 1, timeout=10000)  # the new setting's full map is held
+    assert not w.jobs.is_busy()  # the run is over: its map is not part of it
+    w.actions_by_name["cancel"].trigger()  # Esc
+    assert not w.jobs.is_busy() and w._pending is None
+    state = doc.state
+    assert state.experts["noise"] == "test-box2" and state != old
+    assert not doc.needs_run(state)
+    assert w.undo_stack.count() == 1 and w.undo_stack.index() == 1
+    assert [r.expert_id for r in w.doc.rows()] == [r.expert_id for r in doc.rows(state)]
+    strengths = state.effective_strengths()
+    assert w.controls.uncertainty.text().startswith("Measuring") and su.describe(strengths, compute=False) is None
+    shown = doc.uncertainty_map(1)  # the overlay: the new setting's preview map, never the old setting's map
+    assert np.array_equal(shown, _heat(doc, su.composed(strengths, compute=False), shown))
+    gate.release()
+    qtbot.waitUntil(lambda: "of the photo is uncertain" in w.controls.uncertainty.text(), timeout=10000)
+    assert w.controls.uncertainty.text() == su.describe(strengths, compute=False)
+    assert np.array_equal(doc.uncertainty_map(1), _heat(doc, su.full(strengths, compute=False), shown))
+    gate.open_all()
+    w.undo_stack.undo()
+    qtbot.waitUntil(lambda: doc.state == old and not w.jobs.is_busy(), timeout=10000)
+    qtbot.waitUntil(lambda: w.controls.uncertainty.text() == su.describe(old.effective_strengths(), compute=False),
+                    timeout=10000)
+    assert gate.on_ui_thread == []
+
+
+def test_closing_while_a_runs_map_is_made_does_not_wait_for_it(banded, qtbot):
+    w, doc, gate = banded
+    w._expert_changed("noise", "test-box2")  # a run; its map follows on the maps worker
+    strengths = w.current_state().effective_strengths()
+    qtbot.waitUntil(gate.held.is_set, timeout=10000)
+    assert not w.jobs.is_busy() and doc.state.experts["noise"] == "test-box2"
+    w.close()  # cancels the map and waits for its worker
+    assert w.maps.wait(0) and gate.held_progress.cancel.cancelled
     assert gate.bands_made_by_the_held_measurement() == 1  # it stopped in its second band of 6
     assert doc.uncertainty.full(strengths, compute=False) is None

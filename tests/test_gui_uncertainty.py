@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from gui_helpers import cheap_restorer, isolate_settings, open_and_wait, write_photo  # noqa: E402
+from gui_helpers import CLEAN, cheap_restorer, isolate_settings, open_and_wait, write_photo  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -269,8 +269,11 @@ def test_the_sentence_ends_equal_to_the_clis(gated, qtbot):
     cli = summarise(SessionUncertainty(doc.session).composed(strengths))  # what `restora --uncertainty` says
     percent = float(text.split(" %", 1)[0])
     assert abs(percent - 100 * cli["fraction_above"]) <= 0.5
-    # (the preview map, features read on the subsampled photo, says several times more on this photo)
-    assert summarise(su.composed(strengths))["fraction_above"] > 3 * cli["fraction_above"] > 0
+    preview = summarise(su.composed(strengths))["fraction_above"]
+    if not any(CLEAN.glob("*.jpg")):  # the stand-in gradient scene: every map says 100 %, so no contrast to check
+        assert preview == cli["fraction_above"] == 1.0
+    else:  # on the shared photo's crop the preview map (features on the subsampled photo) says several times more
+        assert preview > 3 * cli["fraction_above"] > 0
 
 
 def test_a_superseded_settings_map_is_never_shown(gated, qtbot):

@@ -34,6 +34,17 @@ full-resolution map being made (on this thread, the token cancelled from a timer
 0.1 s from 0.1 to 2.5 s after it started) until it raised ``Cancelled``; and of ``close``, the
 seconds it waited for the maps worker.
 
+``--run-esc`` measures instead Esc pressed while a restoration run's new setting gets its map (issue
+15, the map a run used to make at its end on the restoration worker): per sample the noise strength is
+set to a new value (no run; the event loop runs until that setting's map is made), then the noise
+expert is switched (a run: the other expert the first time, the stage cache after that), and Esc is
+pressed ``--lead`` seconds (here 0.3 unless given) after the run's pixels are done
+(``Orchestrator.run`` returned). Measured: ``esc to idle``, the seconds from Esc until the
+restoration worker is idle (0 when the run was already over), and, at the end of the wait, whether
+the document shows the new expert, the undo stack holds the change, and the panel's sentence is the
+shown setting's full map's. Last, ``close``: the same change, and ``close()`` ``--lead`` seconds
+after the pixels are done.
+
 The script runs against whichever checkout it sits in (``benchmarks/..``), so the same file
 measures the code before and after a change. Validation photos only; nothing is fitted here.
 
@@ -219,6 +230,74 @@ def superseded(app, w, clock, slider, wait: float, lead: float) -> tuple[list[di
     return rows, close_s, sum(waited)
 
 
+def run_esc(app, w, slider, wait: float, lead: float, samples: int = 3) -> tuple[list[dict], dict]:
+    """Rows of a run whose pixels are done followed, ``lead`` seconds later, by Esc; then one close."""
+    doc = w.doc
+    orchestrator = doc.restorer.orchestrator
+    pixels_done: list[float] = []
+    real_run = orchestrator.run
+
+    def timed_run(*args, **kwargs):
+        out = real_run(*args, **kwargs)
+        pixels_done.append(time.perf_counter())
+        return out
+
+    orchestrator.run = timed_run
+    experts = [c[0] for c in doc.expert_choices("noise")]
+    first = doc.state.experts["noise"]
+    other = next(e for e in experts if e != first)
+
+    def settle() -> None:
+        end = time.perf_counter() + 60
+        while time.perf_counter() < end and (w.jobs.is_busy() or w.maps.is_busy() or not doc.uncertainty_measured()):
+            app.processEvents()
+            time.sleep(0.005)
+
+    def change_and_wait_for_pixels(expert: str) -> float:
+        pixels_done.clear()
+        t0 = time.perf_counter()
+        w._expert_changed("noise", expert)
+        while not pixels_done:
+            app.processEvents()
+            time.sleep(0.001)
+        pump(app, max(0.0, pixels_done[0] + lead - time.perf_counter()))
+        return pixels_done[0] - t0
+
+    rows = []
+    for i, value in enumerate((70, 55, 85, 45, 65)[:samples]):
+        slider.setValue(value)
+        settle()
+        expert = other if i % 2 == 0 else first
+        undo = w.undo_stack.index()
+        pixels_s = change_and_wait_for_pixels(expert)
+        busy_at_esc = w.jobs.is_busy()
+        t = time.perf_counter()
+        w.actions_by_name["cancel"].trigger()
+        while w.jobs.is_busy():
+            app.processEvents()
+            time.sleep(0.001)
+        esc_s = time.perf_counter() - t
+        pump(app, wait)
+        strengths = doc.state.effective_strengths()
+        row = {"sample": i, "expert": expert, "noise_strength": value, "pixels_s": round(pixels_s, 2),
+               "run_busy_at_esc": busy_at_esc, "esc_to_idle_s": round(esc_s, 3),
+               "shows_new_expert": doc.state.experts["noise"] == expert and w._pending is None,
+               "undo_holds_the_change": w.undo_stack.index() == undo + 1,
+               "map_made_after_wait": full_ready(doc, strengths),
+               "sentence_is_the_maps": w.controls.uncertainty.text() == doc.uncertainty.describe(strengths)}
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    slider.setValue(35)
+    settle()
+    pixels_s = change_and_wait_for_pixels(other if doc.state.experts["noise"] == first else first)
+    busy = w.jobs.is_busy()
+    t = time.perf_counter()
+    w.close()
+    close = {"close_s": round(time.perf_counter() - t, 3), "run_busy_at_close": busy, "pixels_s": round(pixels_s, 2)}
+    print(json.dumps(close), file=sys.stderr, flush=True)
+    return rows, close
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("photo", nargs="?", default=str(DEFAULT_PHOTO))
@@ -228,6 +307,8 @@ def main() -> None:
                     help="measure changes made while the previous setting's map is in flight, and closing")
     ap.add_argument("--lead", type=float, default=1.5,
                     help="with --superseded: seconds between the first change and the second (or the close)")
+    ap.add_argument("--run-esc", action="store_true",
+                    help="measure Esc pressed --lead s after a restoration run's pixels are done, and closing")
     args = ap.parse_args()
     photo = Path(args.photo)
     if not photo.is_file():
@@ -261,6 +342,26 @@ def main() -> None:
     clock = Clock(w.viewer)
     clock.timer.start()
     slider = w.controls.findChild(QSlider, "slider_noise")
+    if args.run_esc:
+        lead = 0.3 if args.lead == 1.5 else args.lead
+        rows, close = run_esc(app, w, slider, args.wait, lead)
+        report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
+                             f"{os.getloadavg()[0]:.1f} at the end",
+                  "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
+                  "size": [w.doc.height, w.doc.width] if w.doc is not None else None, "open_s": round(open_s, 1),
+                  "wait_s": args.wait, "lead_s": lead, "close": close, "rows": rows}
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print("| noise expert (strength) | pixels done after s | run still busy at Esc | Esc to idle s "
+              "| shows the new expert | undo holds it | sentence is the shown map's |")
+        print("|---|---|---|---|---|---|---|")
+        yn = {True: "yes", False: "no"}
+        for r in rows:
+            print(f"| {r['expert']} ({r['noise_strength']} %) | {r['pixels_s']} | {yn[r['run_busy_at_esc']]} | "
+                  f"{r['esc_to_idle_s']:.3f} | {yn[r['shows_new_expert']]} | {yn[r['undo_holds_the_change']]} | "
+                  f"{yn[r['sentence_is_the_maps']]} |")
+        print(f"\nclose {lead:g} s after a run's pixels: {close['close_s']:.3f} s "
+              f"(run still busy: {yn[close['run_busy_at_close']]})")
+        return
     if args.superseded:
         stops = stop_latency(w.doc)
         rows, close_s, close_wait_s = superseded(app, w, clock, slider, args.wait, args.lead)

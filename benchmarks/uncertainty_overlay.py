@@ -342,15 +342,20 @@ def main() -> None:
     clock = Clock(w.viewer)
     clock.timer.start()
     slider = w.controls.findChild(QSlider, "slider_noise")
-    if args.run_esc:
-        lead = 0.3 if args.lead == 1.5 else args.lead
-        rows, close = run_esc(app, w, slider, args.wait, lead)
+
+    def write_report(**fields) -> None:
+        """``--out``: the machine, the photo and the opening, then ``fields`` (each mode's own)."""
         report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
                              f"{os.getloadavg()[0]:.1f} at the end",
                   "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
                   "size": [w.doc.height, w.doc.width] if w.doc is not None else None, "open_s": round(open_s, 1),
-                  "wait_s": args.wait, "lead_s": lead, "close": close, "rows": rows}
+                  "wait_s": args.wait, **fields}
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+    if args.run_esc:
+        lead = 0.3 if args.lead == 1.5 else args.lead
+        rows, close = run_esc(app, w, slider, args.wait, lead)
+        write_report(lead_s=lead, close=close, rows=rows)
         print("| noise expert (strength) | pixels done after s | run still busy at Esc | Esc to idle s "
               "| shows the new expert | undo holds it | sentence is the shown map's |")
         print("|---|---|---|---|---|---|---|")
@@ -365,13 +370,8 @@ def main() -> None:
     if args.superseded:
         stops = stop_latency(w.doc)
         rows, close_s, close_wait_s = superseded(app, w, clock, slider, args.wait, args.lead)
-        report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
-                             f"{os.getloadavg()[0]:.1f} at the end",
-                  "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
-                  "size": [w.doc.height, w.doc.width] if w.doc is not None else None, "open_s": round(open_s, 1),
-                  "wait_s": args.wait, "lead_s": args.lead, "close_s": round(close_s, 2),
-                  "close_maps_wait_s": round(close_wait_s, 3), "stop": stops, "rows": rows}
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        write_report(lead_s=args.lead, close_s=round(close_s, 2), close_maps_wait_s=round(close_wait_s, 3),
+                     stop=stops, rows=rows)
         print("| changes | first map in flight at the second change | superseded map made anyway "
               "| longest UI block s | full map of the second ready at a paint after s |")
         print("|---|---|---|---|---|")
@@ -405,12 +405,7 @@ def main() -> None:
     rows.append(measure_change(app, w, clock, lambda: w.controls.caution.setValue(50), "split: Caution 50 %",
                                args.wait))
     w.close()
-    report = {"machine": f"{cpu_model()}, {os.cpu_count()} logical cores, load average {load:.1f} at start, "
-                         f"{os.getloadavg()[0]:.1f} at the end",
-              "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "photo": photo.name,
-              "size": [w.doc.height, w.doc.width] if w.doc is not None else None,
-              "open_s": round(open_s, 1), "wait_s": args.wait, "rows": rows}
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_report(rows=rows)
     print("| change | longest UI block s | longest paint s | this setting's first map ready at a paint after s "
           "| full map ready at a paint after s | Caution blend drawn after s | sentence is the map's |")
     print("|---|---|---|---|---|---|---|")

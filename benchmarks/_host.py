@@ -3,12 +3,17 @@ file), and reading a photo and rounding a result to 8 bits as the saved file wou
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+#: Where the fit scripts keep what they re-make at will (degraded cases, intermediate outputs): outside the
+#: repository, ``$RESTORA_BENCH_SCRATCH`` or this project's machines' scratch folder.
+SCRATCH = Path(os.environ.get("RESTORA_BENCH_SCRATCH", "/work/scratch"))
 
 
 def cpu_model() -> str:

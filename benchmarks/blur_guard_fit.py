@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _host import append_rows, cpu_model, shuffled_training_photos  # noqa: E402
+from _host import SCRATCH, append_rows, cpu_model, shuffled_training_photos  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = RESULTS / "blur-guard-fit" / "rows.jsonl"
-CASES = Path("/work/scratch/blurguard/cases")
+CASES = SCRATCH / "blurguard" / "cases"
 CROP = 256
 RECIPES = ("blur", "blur+noise", "blur+mild noise", "noise")
 

@@ -49,11 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _host import cpu_model  # noqa: E402
+from _host import SCRATCH, cpu_model  # noqa: E402
 from blur_guard_fit import CASES, ROWS, aligned_psnr, blur_stage_row, centre_crop, degrade_case, load_rows  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "blur-register-fit"
-SCRATCH = Path("/work/scratch/tablefix/register-cases")
+REGISTER_CASES = SCRATCH / "tablefix" / "register-cases"
 #: The candidate bands (cycles/px) ``bands`` compares; "radius" scales 0.2 / the estimate's RMS radius.
 BANDS = (0.03, 0.05, 0.08, "radius")
 #: The indices the shipped large-kernel rule (blur-keep-fit.md) drops among the kept stages of the rows.
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", default="blur,blur+noise,blur+mild noise", help="origins: the recipes run")
     p.add_argument("--origin", choices=("before", "shipped"), default="shipped")
     p.add_argument("--cases", type=Path, default=CASES)
-    p.add_argument("--scratch", type=Path, default=SCRATCH)
+    p.add_argument("--scratch", type=Path, default=REGISTER_CASES)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--limit", type=int, default=0, help="plan: at most this many cases (0: all)")
     a = p.parse_args(argv)

@@ -206,6 +206,7 @@ def kernel_peak(k: np.ndarray, smooth_px: float) -> tuple[float, float]:
     dx = vertex(sm[iy, ix - 1], sm[iy, ix], sm[iy, ix + 1]) if 0 < ix < sm.shape[1] - 1 else 0.0
     return float(iy + dy), float(ix + dx)
 
+
 def otf2psf(otf: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`psf2otf`: the ``size`` kernel around the origin of ``irfft2(otf)``."""
     return _cropped_irfft2(np.array(otf, copy=True), shape, size)

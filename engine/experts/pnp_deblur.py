@@ -160,12 +160,19 @@ def kernel_anisotropy(kernel: np.ndarray) -> float:
     return float(np.sqrt(max(hi, 1e-12) / max(lo, 1e-12)))
 
 
-def kernel_core(kernel: np.ndarray, factor: float = 1.0) -> np.ndarray:
+def _core_smoothed(kernel: np.ndarray, factor: float) -> np.ndarray:
+    """``kernel`` smoothed by :data:`CORE_SMOOTH_PX` (× ``factor``): what its core and lobes are read on."""
+    return cv2.GaussianBlur(np.asarray(kernel, np.float32), (0, 0), CORE_SMOOTH_PX * factor,
+                            borderType=cv2.BORDER_CONSTANT)
+
+
+def kernel_core(kernel: np.ndarray, factor: float = 1.0, smooth: Optional[np.ndarray] = None) -> np.ndarray:
     """The dense core of ``kernel`` (float32, sum 1; estimated at ``1/factor`` of the photo's scale and
-    upscaled by ``factor``): its values where the kernel smoothed by :data:`CORE_SMOOTH_PX` reaches
-    :data:`CORE_SHARE` of its peak, in the 8-connected part that holds the peak; zero elsewhere."""
+    upscaled by ``factor``): its values where the kernel smoothed by :data:`CORE_SMOOTH_PX` (``smooth``,
+    made here when not given) reaches :data:`CORE_SHARE` of its peak, in the 8-connected part that holds
+    the peak; zero elsewhere."""
     k = np.asarray(kernel, np.float32)
-    smooth = cv2.GaussianBlur(k, (0, 0), CORE_SMOOTH_PX * factor, borderType=cv2.BORDER_CONSTANT)
+    smooth = _core_smoothed(k, factor) if smooth is None else smooth
     dense = (smooth >= CORE_SHARE * float(smooth.max())).astype(np.uint8)
     _, labels = cv2.connectedComponents(dense, connectivity=8)
     peak = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
@@ -177,10 +184,9 @@ def deconvolution_origin(kernel: np.ndarray, factor: float = 1.0) -> tuple[Optio
     column in the kernel's pixels; ``None``: its centre of mass, :func:`hqs_deconvolve`'s default) and a
     few words saying which: the smoothed peak for a round core with no second dense lobe, else the centre
     of mass (see :data:`ORIGIN_SMOOTH_PX` and :data:`SECOND_LOBE_MAX_SHARE`)."""
-    dense = kernel_core(kernel, factor)
+    smooth = _core_smoothed(kernel, factor)
+    dense = kernel_core(kernel, factor, smooth)
     core = kernel_anisotropy(dense)
-    smooth = cv2.GaussianBlur(np.asarray(kernel, np.float32), (0, 0), CORE_SMOOTH_PX * factor,
-                              borderType=cv2.BORDER_CONSTANT)
     outside = smooth[dense <= 0]
     lobe = float(outside.max()) / float(smooth.max()) if outside.size else 0.0
     if lobe > SECOND_LOBE_MAX_SHARE:
@@ -190,6 +196,7 @@ def deconvolution_origin(kernel: np.ndarray, factor: float = 1.0) -> tuple[Optio
             f"the peak of its round core (anisotropy {core:.2f} ≤ {CORE_MAX_ANISOTROPY}): "
             "a spur does not move the photo")
     return None, f"its centre of mass (its core is elongated, anisotropy {core:.2f}: a trajectory)"
+
 
 def fine_sigma(gray: np.ndarray) -> float:
     """Fine-scale noise σ of a luminance image (MAD of the diagonal Haar detail / 0.6745)."""

@@ -32,6 +32,7 @@ from engine.analysis import DEFAULT_PRESENCE_THRESHOLD, analyse  # noqa: E402
 from engine.analysis.learned import (LEARNED_PRESENCE_KINDS, LEARNED_SEVERITY_KINDS, LearnedAnalyser,  # noqa: E402
                                      combine, default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
+from _host import SCRATCH  # noqa: E402
 from real_noise import machine  # noqa: E402
 
 PAIRS = Path(os.environ.get("RESTORA_SHARED", ROOT.parent / "shared")) / "data" / "pairs"
@@ -132,7 +133,7 @@ def rates(rows: dict[str, dict], model: str, presence=LEARNED_PRESENCE_KINDS, se
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, action="append", default=None)
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/analyser/pairs.jsonl"))
+    ap.add_argument("--cache", type=Path, default=SCRATCH / "analyser" / "pairs.jsonl")
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "analyser-pairs.md")
     ap.add_argument("--json", type=Path, default=None)

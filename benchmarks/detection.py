@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from scipy.stats import spearmanr
 
-from _host import cpu_model  # benchmarks/_host.py, beside this script
+from _host import SCRATCH, cpu_model  # benchmarks/_host.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_PRESENCE_THRESHOLD)
     parser.add_argument("--blur-verdicts", action="store_true", help="the blur-verdict report instead")
     parser.add_argument("--fit-step", type=int, default=16, help="with --blur-verdicts: every N-th training photo")
-    parser.add_argument("--cache", type=Path, default=Path("/work/scratch/analyser/blur-verdicts.jsonl"))
+    parser.add_argument("--cache", type=Path, default=SCRATCH / "analyser" / "blur-verdicts.jsonl")
     parser.add_argument("--shard", default=None, help="with --blur-verdicts: K/N, measure part K into CACHE.K.jsonl")
     parser.add_argument("--blur-out", type=Path, default=ROOT / "benchmarks" / "results" / "blur-verdicts.md")
     args = parser.parse_args()

@@ -1769,28 +1769,31 @@ def _truth_of(r: dict, crop: int, side: int) -> np.ndarray | None:
 STREAK_LEVELS = 8.0
 
 
-def rain_diagnose(args) -> None:
-    """Where the error of a rain-dominated composed result (and a rain stage's output) lies, per family of
-    rows (the training families of :data:`RAIN_FAMILIES`, the validation groups): its mean; the share a
+def diagnose(args) -> None:
+    """Where the error of the composed result of a photo of ``--diagnose-kind`` (and of that kind's stage on
+    it) lies, per family of rows (the training families of :data:`RAIN_FAMILIES`, the other groups): its
+    mean; the share a
     global colour/exposure offset explains (the per-channel median signed error: what a per-pixel map cannot
     rank); the share on the streaks' pixels (input brighter than the truth by :data:`STREAK_LEVELS`) and the
     signed error there (streaks left: positive); the share on the rest where the output's local gradient is
     below the truth's (texture smoothed away); and the Spearman ρ of the shipped map and of every feature with
-    the error, pooled and per photo. Looking only: nothing is fitted."""
+    the error, pooled and per photo; and the pooled ρ of an oracle map that holds each photo's own mean error
+    at every pixel (how far ranking the photos alone goes). Looking only: nothing is fitted."""
     from engine.uncertainty import default_model
     from engine.uncertainty.features import FEATURES, _box, _gradient, _grey
     model = default_model()
     how = model.meta.get("composed_by", "pooled")
     rows = [r for p in args.caches for r in load_rows(Path(p))[0]]
-    rows = [r for r in rows if (r["stage"] == "composed" and dominant(r) == "rain") or
-            (r["stage"] == "rain" and own_kind(r))]
+    kind = args.diagnose_kind
+    rows = [r for r in rows if r["kind"] == kind and (r["stage"] == "composed" or (r["stage"] == kind and own_kind(r)))]
     families: dict[str, list[dict]] = {}
     for r in rows:
         fam = _rain_family(r["group"]) or r["group"].split(":")[0]
-        families.setdefault(f"{r['stage'] if r['stage'] == 'rain' else 'composed'}/{fam}", []).append(r)
-    lines = ["| rows | n (photos) | mean error | global offset's share | on streaks: pixels / error share / signed "
-             "| smoothed texture: pixels / error share | shipped map ρ pooled (per photo) | best features, pooled ρ |",
-             "|---|---|---|---|---|---|---|---|"]
+        families.setdefault(f"{r['stage']}/{fam}", []).append(r)
+    lines = ["| rows | n (photos) | mean error | global offset's share "
+             "| input brighter (streaks, veil): pixels / error share / signed | smoothed texture: pixels / error share "
+             "| shipped map ρ pooled (per photo) | photo-mean oracle ρ | best features, pooled ρ |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for fam, rs in sorted(families.items()):
         stats = {"err": [], "offset": [], "streak_px": [], "streak_err": [], "streak_signed": [], "smooth_px": [],
                  "smooth_err": []}
@@ -1813,7 +1816,8 @@ def rain_diagnose(args) -> None:
             stats["smooth_err"].append(float(err[smooth].sum() / max(err.sum(), 1e-6)))
         pairs = [(predict_row(model, r, how)[::2, ::2], r["err"][::2, ::2]) for r in rs]
         shipped = _stats(pairs)
-        stacks = [stack_for(r, "rain")[:, ::2, ::2] for r in rs]
+        oracle = _stats([(np.full_like(e, e.mean()), e) for _, e in pairs])["pooled"]
+        stacks = [stack_for(r, kind)[:, ::2, ::2] for r in rs]
         err_all = np.concatenate([r["err"][::2, ::2].ravel() for r in rs])
         feats = sorted(((spearman(np.concatenate([st[i + 1].ravel() for st in stacks]), err_all), f)
                         for i, f in enumerate(FEATURES)), key=lambda t: -abs(t[0]))[:6]
@@ -1822,7 +1826,7 @@ def rain_diagnose(args) -> None:
         lines.append(f"| {fam} | {len(rs)} ({len({r['photo'] for r in rs})}) | {mean['err']:.1f} | "
                      f"{pct['offset']:.0f} % | {pct['streak_px']:.0f} % / {pct['streak_err']:.0f} % / "
                      f"{mean['streak_signed']:+.1f} | {pct['smooth_px']:.0f} % / {pct['smooth_err']:.0f} % | "
-                     f"{shipped['pooled']:+.2f} ({shipped['per_photo_mean']:+.2f}) | "
+                     f"{shipped['pooled']:+.2f} ({shipped['per_photo_mean']:+.2f}) | {oracle:+.2f} | "
                      + ", ".join(f"{f} {v:+.2f}" for v, f in feats) + " |")
         print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines))
@@ -2226,7 +2230,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval", "fullsize", "noise",
                                      "noise-stage", "noise-offset", "noise-left", "left", "gate", "untouched",
-                                     "gate-untouched", "rain", "gate-rain", "rain-diagnose", "rain-judge"))
+                                     "gate-untouched", "rain", "gate-rain", "diagnose", "rain-judge"))
     ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val",
                                         "polyu-full", "camera-iso", "clean", "clean-val", "rain-realistic",
                                         "rain-heavy"),
@@ -2237,6 +2241,7 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", choices=SYNTH_KINDS,
                     help="collect train/train2/val: only these synthetic kinds (same seeds as the full collection)")
     ap.add_argument("--sets", nargs="+", help="collect real: only these pair sets (REAL_SETS)")
+    ap.add_argument("--diagnose-kind", choices=SYNTH_KINDS, default="rain", help="diagnose: the photos' kind")
     ap.add_argument("--no-extra", action="store_true", help="collect: skip the flip-ensemble and two-expert maps")
     ap.add_argument("--cache", nargs="+", help="collect: where to write the rows; fit: the training rows")
     ap.add_argument("--caches", nargs="+", help="eval: the validation and real rows")
@@ -2265,7 +2270,7 @@ def main() -> None:
      "eval": evaluate, "fullsize": fullsize, "noise": noise_fit, "noise-stage": noise_stage_fit,
      "noise-offset": noise_offset_fit, "noise-left": noise_left_fit, "left": left_fit,
      "gate": gate, "untouched": untouched_fit, "gate-untouched": gate_untouched, "rain": rain_fit,
-     "gate-rain": gate_rain, "rain-diagnose": rain_diagnose, "rain-judge": rain_judge}[args.phase](args)
+     "gate-rain": gate_rain, "diagnose": diagnose, "rain-judge": rain_judge}[args.phase](args)
 
 
 if __name__ == "__main__":

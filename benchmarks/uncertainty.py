@@ -1778,7 +1778,8 @@ def diagnose(args) -> None:
     signed error there (streaks left: positive); the share on the rest where the output's local gradient is
     below the truth's (texture smoothed away); and the Spearman ρ of the shipped map and of every feature with
     the error, pooled and per photo; and the pooled ρ of an oracle map that holds each photo's own mean error
-    at every pixel (how far ranking the photos alone goes). Looking only: nothing is fitted."""
+    at every pixel (how far ranking the photos alone goes), and the Spearman ρ over photos of their mean error
+    with the shipped map's mean and with the analysed noise σ's mean. Looking only: nothing is fitted."""
     from engine.uncertainty import default_model
     from engine.uncertainty.features import FEATURES, _box, _gradient, _grey
     model = default_model()
@@ -1792,8 +1793,9 @@ def diagnose(args) -> None:
         families.setdefault(f"{r['stage']}/{fam}", []).append(r)
     lines = ["| rows | n (photos) | mean error | global offset's share "
              "| input brighter (streaks, veil): pixels / error share / signed | smoothed texture: pixels / error share "
-             "| shipped map ρ pooled (per photo) | photo-mean oracle ρ | best features, pooled ρ |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| shipped map ρ pooled (per photo) | photo-mean oracle ρ "
+             "| photos ranked by: shipped map's mean / noise σ | best features, pooled ρ |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for fam, rs in sorted(families.items()):
         stats = {"err": [], "offset": [], "streak_px": [], "streak_err": [], "streak_signed": [], "smooth_px": [],
                  "smooth_err": []}
@@ -1817,6 +1819,9 @@ def diagnose(args) -> None:
         pairs = [(predict_row(model, r, how)[::2, ::2], r["err"][::2, ::2]) for r in rs]
         shipped = _stats(pairs)
         oracle = _stats([(np.full_like(e, e.mean()), e) for _, e in pairs])["pooled"]
+        photo_err = np.array([e.mean() for _, e in pairs])
+        by_map = spearman(np.array([p.mean() for p, _ in pairs]), photo_err)
+        by_noise = spearman(np.array([r["sigma"].mean() for r in rs]), photo_err)
         stacks = [stack_for(r, kind)[:, ::2, ::2] for r in rs]
         err_all = np.concatenate([r["err"][::2, ::2].ravel() for r in rs])
         feats = sorted(((spearman(np.concatenate([st[i + 1].ravel() for st in stacks]), err_all), f)
@@ -1827,6 +1832,7 @@ def diagnose(args) -> None:
                      f"{pct['offset']:.0f} % | {pct['streak_px']:.0f} % / {pct['streak_err']:.0f} % / "
                      f"{mean['streak_signed']:+.1f} | {pct['smooth_px']:.0f} % / {pct['smooth_err']:.0f} % | "
                      f"{shipped['pooled']:+.2f} ({shipped['per_photo_mean']:+.2f}) | {oracle:+.2f} | "
+                     f"{by_map:+.2f} / {by_noise:+.2f} | "
                      + ", ".join(f"{f} {v:+.2f}" for v, f in feats) + " |")
         print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines))

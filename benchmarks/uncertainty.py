@@ -1669,9 +1669,41 @@ RAIN_FAMILIES = {"table": ("train", "train-auto"), "realistic": ("train-rainreal
                                                                   "train-whole"),
                  "heavy": ("train-rainheavy-auto", "train-rainheavy-only")}
 #: What a rain model may add to its shipped features or select from beyond the rain candidates
-#: (:func:`candidate_features`): the analysed noise where a stage amplified it and the photo's noise level.
-#: What a derainer leaves (streak residue, the veil's grain) reads as noise to the analysis.
+#: (:func:`candidate_features`): the analysed noise where a stage amplified it and the photo's noise level
+#: (what a derainer leaves, streak residue and the veil's grain, reads as noise to the analysis).
 RAIN_EXTRA = ("gain_x_noise", "photo_noise")
+#: The widths (px) ``streak-width`` offers ``engine.uncertainty.features.STREAK_WIDE_WIDTH``.
+STREAK_WIDTHS = (5, 9, 15, 25)
+
+
+def streak_width(args) -> None:
+    """For each width of :data:`STREAK_WIDTHS`, the Spearman criterion (:func:`_criterion`: mean of the pooled
+    and the per-photo ρ) of the output's bright lines narrower than it (``log1p`` of their local mean in levels,
+    as ``engine.uncertainty.features._streaks`` at that width) with the error of the composed training rows of
+    rain photos, per family of :data:`RAIN_FAMILIES`; the width whose worst family is best is the one to use.
+    Training rows only; nothing is fitted."""
+    import cv2
+
+    from engine.uncertainty.features import _box, _grey
+
+    def lines(grey: np.ndarray, width: int) -> np.ndarray:  # engine.uncertainty.features._streaks at another width
+        opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((1, width), np.uint8),
+                                  borderType=cv2.BORDER_REFLECT)
+        return _box(grey - opened) * np.float32(255.0)
+    rows = [r for p in args.cache for r in load_rows(Path(p))[0]]
+    rows = [r for r in rows if r["stage"] == "composed" and r["kind"] == "rain" and _rain_family(r["group"])]
+    report = {}
+    for width in STREAK_WIDTHS:
+        planes = [np.log1p(lines(_grey(r["after"]), width))[::2, ::2].ravel() for r in rows]
+        errs = [r["err"][::2, ::2].ravel() for r in rows]
+        report[width] = {fam: round(_criterion([p for p, r in zip(planes, rows, strict=True)
+                                                 if _rain_family(r["group"]) == fam],
+                                                [e for e, r in zip(errs, rows, strict=True)
+                                                 if _rain_family(r["group"]) == fam]), 3)
+                         for fam in sorted({_rain_family(r["group"]) for r in rows})}
+        print(f"  {width} px: {report[width]}", file=sys.stderr, flush=True)
+    best = max(report, key=lambda w: min(report[w].values()))
+    print(json.dumps({"machine": machine(), "criterion_by_width": report, "chosen": best}, indent=1))
 
 
 def _rain_family(group: str) -> str:
@@ -2236,7 +2268,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("phase", choices=("collect", "fit", "choose", "extend", "whole", "eval", "fullsize", "noise",
                                      "noise-stage", "noise-offset", "noise-left", "left", "gate", "untouched",
-                                     "gate-untouched", "rain", "gate-rain", "diagnose", "rain-judge"))
+                                     "gate-untouched", "rain", "gate-rain", "diagnose", "rain-judge",
+                                     "streak-width"))
     ap.add_argument("--which", choices=("train", "train2", "camera", "val", "real", "whole", "whole-val",
                                         "polyu-full", "camera-iso", "clean", "clean-val", "rain-realistic",
                                         "rain-heavy"),
@@ -2276,7 +2309,8 @@ def main() -> None:
      "eval": evaluate, "fullsize": fullsize, "noise": noise_fit, "noise-stage": noise_stage_fit,
      "noise-offset": noise_offset_fit, "noise-left": noise_left_fit, "left": left_fit,
      "gate": gate, "untouched": untouched_fit, "gate-untouched": gate_untouched, "rain": rain_fit,
-     "gate-rain": gate_rain, "diagnose": diagnose, "rain-judge": rain_judge}[args.phase](args)
+     "gate-rain": gate_rain, "diagnose": diagnose, "rain-judge": rain_judge,
+     "streak-width": streak_width}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -216,10 +216,13 @@ class UncertaintyModel:
     @classmethod
     def from_json(cls, text: str) -> "UncertaintyModel":
         d = json.loads(text)
-        if list(d.get("features", [])) != list(FEATURES):
+        names = list(d.get("features", []))
+        if not names or names != list(FEATURES[:len(names)]):
             raise ValueError("uncertainty calibration was fitted on other features; "
                              "re-run benchmarks/uncertainty.py fit")
-        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"),
+        pad = len(FEATURES) - len(names)  # fitted before the last features were added: they weigh 0
+        kinds = {k: {**v, "coef": list(v["coef"]) + [0.0] * pad} for k, v in d["kinds"].items()}
+        return cls({k: KindModel.from_dict(v) for k, v in kinds.items()}, d.get("meta"),
                    {k: LeftTerm.from_dict(v) for k, v in d.get("left", {}).items()})
 
 

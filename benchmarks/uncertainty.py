@@ -601,7 +601,7 @@ PHYSICS = {
     "haze": ("dark_channel", "dark_channel_before", "haze_depth", "haze_depth_x_severity", "gain", "airlight_gap",
              "airlight_gap_x_depth", "gain_x_noise"),
     "lowlight": ("gain", "brighten", "gain_x_noise", "photo_dark", "luminance_x_photo_dark"),
-    "rain": ("streak_before", "streak_after", "streak_after_x_severity", "streak_wide_after"),
+    "rain": ("streak_before", "streak_after", "streak_after_x_severity"),
     "noise": ("gain", "gain_x_noise"),
     "jpeg": ("gain",),
     "blur": ("gain",),
@@ -1670,9 +1670,8 @@ RAIN_FAMILIES = {"table": ("train", "train-auto"), "realistic": ("train-rainreal
                  "heavy": ("train-rainheavy-auto", "train-rainheavy-only")}
 #: What a rain model may add to its shipped features or select from beyond the rain candidates
 #: (:func:`candidate_features`): the analysed noise where a stage amplified it and the photo's noise level
-#: (what a derainer leaves, streak residue and the veil's grain, reads as noise to the analysis), and the
-#: wide streaks left in the output (``streak_wide_after``, added after the first refit's validation).
-RAIN_EXTRA = ("gain_x_noise", "photo_noise", "streak_wide_after")
+#: (what a derainer leaves, streak residue and the veil's grain, reads as noise to the analysis).
+RAIN_EXTRA = ("gain_x_noise", "photo_noise")
 #: The widths (px) ``streak-width`` offers ``engine.uncertainty.features.STREAK_WIDE_WIDTH``.
 STREAK_WIDTHS = (5, 9, 15, 25)
 

@@ -25,11 +25,11 @@ FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "s
             "haze_depth_x_severity", "streak_before", "streak_after", "streak_after_x_severity", "photo_change",
             "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark",
             "luminance_x_severity_after", "luminance_x_change", "haze_depth_x_change", "ensemble_spread",
-            "photo_ensemble_spread", "photo_noise", "streak_wide_after")
+            "photo_ensemble_spread", "photo_noise")
 #: The planes :func:`raw_planes` computes (those that do not depend on the severities).
 RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
        "dark_channel_before", "gain", "brighten", "gain_x_noise", "haze_depth", "streak_before", "streak_after",
-       "airlight_gap", "streak_wide_after")
+       "airlight_gap")
 #: Floor (in [0, 1] units) on the local contrast and brightness the gains are ratios of.
 GAIN_FLOOR = 2.0 / 255.0
 #: Side (pixels) of the square the haze depth's dark channel takes its minimum over. Odd, and
@@ -37,11 +37,6 @@ GAIN_FLOOR = 2.0 / 255.0
 DARK_WINDOW = 15
 #: Width (pixels) of the horizontal line a streak is narrower than (as the analysis' rain measure).
 STREAK_WIDTH = 5
-#: The same for the wide streaks of heavy rain a restoration leaves (near, out-of-focus, laid over each
-#: other): chosen among 5, 9, 15 and 25 px on training rows (``benchmarks/uncertainty.py``, twelfth pass:
-#: the output's bright lines narrower than this rank the error best on the worst of the table's, the
-#: realistic and the heavy rain).
-STREAK_WIDE_WIDTH = 9
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -76,10 +71,10 @@ def _local_std(grey: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(_box(grey * grey) - mean * mean, 0.0, None))
 
 
-def _streaks(grey: np.ndarray, width: int = STREAK_WIDTH) -> np.ndarray:
-    """Local mean of the thin bright lines (narrower than ``width`` px across) of a grey
+def _streaks(grey: np.ndarray) -> np.ndarray:
+    """Local mean of the thin bright lines (narrower than :data:`STREAK_WIDTH` across) of a grey
     plane, in levels: where rain streaks are, or are left."""
-    tophat = grey - cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((1, width), np.uint8),
+    tophat = grey - cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((1, STREAK_WIDTH), np.uint8),
                                      borderType=cv2.BORDER_REFLECT)
     return _box(tophat) * np.float32(255.0)
 
@@ -154,9 +149,7 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
       input / output (rain streaks there were / are left), levels;
     - ``airlight_gap``: log1p of how far the output's local brightness is below the airlight
       (levels; ``airlight``: :attr:`PhotoStats.airlight`, computed here when not given). Haze a
-      dehazer leaves or takes too much of errs by (airlight − scene) × (1 − t / t_estimated);
-    - ``streak_wide_after``: as ``streak_after`` for lines narrower than :data:`STREAK_WIDE_WIDTH`
-      (the wide streaks of heavy rain left in the output).
+      dehazer leaves or takes too much of errs by (airlight − scene) × (1 − t / t_estimated).
 
     ``progress``: checked before each plane (:meth:`engine.progress.Progress.check` raises
     :class:`engine.errors.Cancelled`: a window stops a superseded map within one plane's time)."""
@@ -195,7 +188,6 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
         lambda: np.log1p(_streaks(gb)),
         lambda: np.log1p(_streaks(ga)),
         lambda: np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
-        lambda: np.log1p(_streaks(ga, STREAK_WIDE_WIDTH)),
     ), (h, w), progress)
 
 
@@ -219,8 +211,7 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     ``photo_ensemble_spread`` (log1p of ``photo_spread``, that spread's mean over the whole photo:
     how much the photo's result hangs on the stage's global guesses); ``photo_noise`` (log1p of
     ``photo_noise``, the analysed noise σ's mean over the whole photo in levels, :func:`photo_noise`:
-    a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``); and
-    ``streak_wide_after`` (the raw plane).
+    a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``).
     ``progress``: checked before each plane (as :func:`raw_planes`)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
     sev, sev_after = np.float32(severity), np.float32(severity_after)
@@ -241,7 +232,6 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
         lambda: np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
         lambda: one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
         lambda: one * np.float32(np.log1p(max(float(photo_noise), 0.0))),
-        lambda: r["streak_wide_after"],
     ), one.shape, progress)
 
 

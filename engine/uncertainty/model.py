@@ -216,13 +216,10 @@ class UncertaintyModel:
     @classmethod
     def from_json(cls, text: str) -> "UncertaintyModel":
         d = json.loads(text)
-        names = list(d.get("features", []))
-        if not names or names != list(FEATURES[:len(names)]):
+        if list(d.get("features", [])) != list(FEATURES):
             raise ValueError("uncertainty calibration was fitted on other features; "
                              "re-run benchmarks/uncertainty.py fit")
-        pad = len(FEATURES) - len(names)  # fitted before the last features were added: they weigh 0
-        kinds = {k: {**v, "coef": list(v["coef"]) + [0.0] * pad} for k, v in d["kinds"].items()}
-        return cls({k: KindModel.from_dict(v) for k, v in kinds.items()}, d.get("meta"),
+        return cls({k: KindModel.from_dict(v) for k, v in d["kinds"].items()}, d.get("meta"),
                    {k: LeftTerm.from_dict(v) for k, v in d.get("left", {}).items()})
 
 

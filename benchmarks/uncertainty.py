@@ -40,7 +40,12 @@ the ninth pass's ship rule for the two together (failed: ``benchmarks/results/un
 ``collect --which clean|clean-val`` restores clean photos whole (:func:`clean_split`); ``untouched --cache TRAIN...
 CLEAN_TRAIN --base CAL`` fits the model of a result left unchanged where nothing is found
 (``engine/uncertainty/model.py``: ``UncertaintyModel.judge``) and ``gate-untouched --caches VAL REAL --calibrations
-BEFORE AFTER --full-json F`` is its ship rule (failed, eleventh pass: not shipped). Stage rows
+BEFORE AFTER --full-json F`` is its ship rule (failed, eleventh pass: not shipped). ``collect --which
+rain-realistic|rain-heavy`` restores training crops under the realistic rain generator (and that rain laid over
+itself); ``rain --cache TRAIN... --base CAL`` refits the rain models judged per rain family (:data:`RAIN_FAMILIES`),
+``gate-rain --caches VAL REAL --calibrations BEFORE AFTER`` is its ship rule (failed, twelfth pass: not shipped),
+``rain-judge`` tries rain left unfixed judging the composed result, ``streak-width`` the width of a wide-streak
+plane, and ``diagnose --diagnose-kind KIND --caches ...`` says where a kind's error lies. Stage rows
 are scored on their own kind's photos (:func:`own_kind`), composed rows on every photo.
 
 ``eval --caches VAL REAL`` writes the numbers (``benchmarks/results/uncertainty.md``): Spearman ρ

@@ -1142,12 +1142,7 @@ def noise_fit(args) -> None:
         m = model.kinds[name] if best == "levels" else selected if best == "selected" else \
             _fit_selected(stacks, errs, sets[best])
         model.kinds[name] = fit_levels(m.coef, m.score(np.concatenate(stacks, axis=1)), np.concatenate(errs))
-        levels = {}
-        for group in sorted({r["group"] for r in rs}):
-            idx = [i for i, r in enumerate(rs) if r["group"] == group]
-            pred = np.concatenate([model.kinds[name].levels(model.kinds[name].score(stacks[i])) for i in idx])
-            levels[group] = {"rows": len(idx), "predicted": round(float(pred.mean()), 2),
-                             "observed": round(float(np.concatenate([errs[i] for i in idx]).mean()), 2)}
+        levels = _levels_by_group(model.kinds[name], rs, stacks, errs)
         report[name] = {"chosen": best, "held_out_criterion": scored, "selected_features":
                         [FEATURES[f - 1] for f in feats], "rows": len(rs), "photos": len(set(photos)),
                         "mean_level_by_training_set": levels}
@@ -1773,18 +1768,24 @@ def rain_fit(args) -> None:
         m = fixed if best == "levels" else _fit_selected(stacks, errs, sets[best])
         model.kinds[name] = strictly_increasing(
             fit_levels(m.coef, m.score(np.concatenate(stacks, axis=1)), np.concatenate(errs)))
-        levels = {}
-        for group in sorted({r["group"] for r in rs}):
-            idx = [i for i, r in enumerate(rs) if r["group"] == group]
-            pred = np.concatenate([model.kinds[name].levels(model.kinds[name].score(stacks[i])) for i in idx])
-            levels[group] = {"rows": len(idx), "predicted": round(float(pred.mean()), 2),
-                             "observed": round(float(np.concatenate([errs[i] for i in idx]).mean()), 2)}
+        levels = _levels_by_group(model.kinds[name], rs, stacks, errs)
         report[name] = {"chosen": best, "features": [FEATURES[f - 1] for f in (sets.get(best) or shipped)],
                         "held_out_by_family": scored, "worst_family": worst,
                         "selected_features": [FEATURES[f - 1] for f in feats], "rows": len(rs),
                         "photos": len(set(photos)), "mean_level_by_training_group": levels}
         print(f"  {name}: {json.dumps(report[name])}", file=sys.stderr, flush=True)
     _write_calibration(model, "rain_refit_by_measurement_on_training", report, args.calibration)
+
+
+def _levels_by_group(kind_model, rs: list[dict], stacks: list, errs: list) -> dict:
+    """Per training group: its rows, and the mean predicted and observed error (8-bit levels)."""
+    levels = {}
+    for group in sorted({r["group"] for r in rs}):
+        idx = [i for i, r in enumerate(rs) if r["group"] == group]
+        pred = np.concatenate([kind_model.levels(kind_model.score(stacks[i])) for i in idx])
+        levels[group] = {"rows": len(idx), "predicted": round(float(pred.mean()), 2),
+                         "observed": round(float(np.concatenate([errs[i] for i in idx]).mean()), 2)}
+    return levels
 
 
 def _truth_of(r: dict, crop: int, side: int) -> np.ndarray | None:

@@ -8,16 +8,9 @@ tries a new one. Smooth content makes low-frequency AC coefficients that vary sm
 block: neighbouring blocks' (0,1), (1,0), (1,1)… agree in sign and size. Sensor grain makes non-zero
 quantised coefficients whose signs are independent from block to block.
 
-Per case (:func:`coherence_features`), on the luma's quantised coefficients (orthonormal 8x8 DCT of
-the decoded Y − 128 on the file's grid, divided by the file's luma table and rounded: the stored
-integers up to rounding), over the flattest half of the blocks (by the 4-neighbour Laplacian of the
-block means) and per frequency group (``g1``: u+v = 1; ``g2``: u+v = 2; ``g34``: u+v = 3..4):
-- ``nz``: the share of non-zero coefficients;
-- ``iso``: among the non-zero ones (interior blocks), the share with no 4-neighbour of the same sign at
-  the same frequency ("isolated");
-- ``isorate``: ``nz · iso``, isolated non-zero coefficients per block and frequency;
-- ``agree``: among horizontally / vertically adjacent pairs both non-zero, the share of the same sign;
-- ``corr``: the correlation of a coefficient with its right / lower neighbour's (pairs with a non-zero).
+Per case: :func:`engine.analysis.jpeg_grain.grain_features` (the coefficient coherence per frequency group,
+the quiet-block readings, the grain σ implied by the non-zero shares at the table's steps, the analysis'
+still-area readings, the quality), read on the decoded re-save with the IJG tables of its quality.
 
 Training cases (``../shared/data/clean`` training split; up to 512 px; final save IJG quality U{60..89},
 4:2:0, the qualities a camera's save is read as):
@@ -28,12 +21,21 @@ Training cases (``../shared/data/clean`` training split; up to 512 px; final sav
   reduction as the pipeline draws it but off for half the cases), ``raw_big`` (as ``noisy_raw_big`` of
   ``jpeg_after_sigma.py``: strength U(0.2, 0.6), no in-camera luma noise reduction).
 
-``--separate`` reports, per feature, each kind's distribution and the detection rate of each positive
-kind at the threshold that keeps every negative kind at ≤ 2 % (both directions tried), on all cases;
-no ground truth of a real photo is read.
+Phases:
+- ``--photos N``: the cases (resumable, one ``.npz`` per photo); ``--shipped MIN``: the shipped analysis'
+  noise verdict on every case (``shipped.json``; the rule only changes the cases it calls clean);
+- ``--separate``: per statistic, each kind's median and each noisy kind's detection at the threshold that keeps
+  every clean kind at ≤ 2 % (both directions tried);
+- ``--fit-detector PATH``: the 2-layer network of :mod:`engine.analysis.jpeg_grain` fitted on the FIT photos'
+  cases the shipped analysis calls clean, its threshold the highest score of the CALIBRATE photos' negatives;
+- ``--gains MIN`` / ``--report MODEL``: on the CALIBRATE and CHECK cases it fires on, the noise stage (FFDNet told
+  the analysis' σ) and FFDNet σ 8 against the shipped JPEG stage, and the detection and gain tables.
 
-Run: ``nice -n 10 OMP_NUM_THREADS=1 python benchmarks/jpeg_grain_coherence.py --cache DIR --photos N``
-(resumable, one ``.npz`` per photo), then ``--separate``.
+No ground truth of a real photo is read here (``polyu_cli.py`` validates).
+
+Run: ``nice -n 10 OMP_NUM_THREADS=1 python benchmarks/jpeg_grain_coherence.py --cache DIR --photos 460 --shipped 30``,
+then ``--separate``, ``--fit-detector models/jpeg-grain-detector.json``, ``--gains 30 --report MODEL``
+(``benchmarks/results/jpeg-grain-coherence.md``).
 """
 
 from __future__ import annotations
@@ -371,9 +373,6 @@ def fit_detector(cache: Path, out: Path) -> dict:
     return model
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def scored(cache: Path, model: Path) -> list[dict]:
     """:func:`labelled` rows with the detector's ``score`` and ``fires`` (on a case the shipped analysis
@@ -425,3 +424,7 @@ def gains_table(rows: list[dict], gains: dict) -> str:
                          f"{int((d < 0).sum())} | {d8.mean():+.2f} / {d8.min():+.2f} | "
                          f"{np.mean([x['told'] for x in g]):.1f} | {d.sum() / len(missed):+.3f} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,10 +10,12 @@ import pytest
 
 from engine.analysis.jpeg_grain import (FEATURES, GrainDetector, camera_save, grain_features, quantised_luma,
                                         shared_detector, window, with_grain_evidence)
-from engine.analysis.jpeg_tables import STD_CHROMA, STD_LUMA, JpegQuantisation, JpegSource, ijg_table
+from engine.analysis.jpeg_tables import (STD_CHROMA, STD_LUMA, JpegQuantisation, JpegSource, ijg_table,
+                                         with_file_evidence)
 from engine.analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport, KindAssessment
 from engine.degrade.camera import jpeg_round_trip
-from engine.kinds import NOISE
+from engine.kinds import JPEG, NOISE
+from engine.pipeline.plan import noise_serves_jpeg
 from testdata import REPO, SHARED_DATA
 
 
@@ -104,3 +106,16 @@ def test_grain_on_enlarged_content_makes_noise_present_and_clean_content_does_no
     assert b.measurements["jpeg_grain_found"] == 0.0
     assert b.severity == 0.0
     assert b.measurements["jpeg_grain_score"] < a.measurements["jpeg_grain_score"]
+
+
+def test_found_grain_hands_the_cameras_save_to_the_noise_stage():
+    cases, q = _training_cases()
+    quant = _quant(q["raw_big"])
+    pixels = DegradationReport({NOISE: KindAssessment(0.0, 1.0, {}), JPEG: KindAssessment(0.0, 1.0, {})})
+    filed = with_file_evidence(pixels, quant)
+    assert filed.severity(NOISE) < DEFAULT_PRESENCE_THRESHOLD  # no noise found: the JPEG stage alone
+    grainy = with_grain_evidence(filed, JpegSource(quant, cases["raw_big"]))
+    assert grainy.severity(NOISE) >= DEFAULT_PRESENCE_THRESHOLD
+    assert grainy.severity(JPEG) == filed.severity(JPEG) > 0.0
+    # noise and a camera's save: the plan lets the noise stage restore the file in place of the JPEG stage
+    assert noise_serves_jpeg(grainy) == q["raw_big"]

@@ -36,6 +36,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from ..analysis.jpeg_grain import with_grain_evidence
 from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
 from ..experts.base import SIGMA_STRENGTH_KNOTS, ExpertContext, ExpertRegistry
@@ -178,11 +179,13 @@ class RestorationSession:
     # -- analysis ---------------------------------------------------------------------------
     def analyse(self) -> DegradationReport:
         """The report the plan starts from: :attr:`analyser`'s report of the input, with the JPEG
-        file's own evidence (its quantisation tables) when the photo decodes one."""
+        file's own evidence when the photo decodes one: its quantisation tables, and the sensor grain
+        its quantised coefficients show (:func:`engine.analysis.jpeg_grain.with_grain_evidence`)."""
         if self._report is None:
             report = self.analyser(self.image)
             self._input_analysis = report
-            self._report = with_file_evidence(report, self.jpeg.quantisation) if self.jpeg else report
+            self._report = with_grain_evidence(with_file_evidence(report, self.jpeg.quantisation), self.jpeg) \
+                if self.jpeg else report
         return self._report
 
     def input_analysis(self) -> Optional[DegradationReport]:

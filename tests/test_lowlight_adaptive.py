@@ -95,3 +95,61 @@ def test_haze_or_rain_read_only_after_brightening_adds_no_stage_but_noise_does()
     plan = Plan((Stage("lowlight", "classical.lowlight.lime", 1.0),))
     planner = Planner(ExpertRegistry(list(classical_experts())))
     assert planner.follow_up(plan, after).names() == ["lowlight", "noise"]
+
+
+class _Weak(Expert):
+    """A brightener that lifts exposure only 1.3x in linear light, as IAT-LOL does on some denoised photos."""
+
+    info = ExpertInfo(id="test.weak", name="weak brightener", tasks=("lowlight",))
+
+    def run(self, image: np.ndarray, ctx: ExpertContext | None = None) -> np.ndarray:
+        from engine.degrade._common import linear_to_srgb, srgb_to_linear
+
+        return linear_to_srgb(srgb_to_linear(image) * np.float32(1.3))
+
+
+def test_a_brightener_that_brightens_too_little_gets_a_bounded_gain_towards_the_target_mean():
+    from engine.experts.lowlight_adaptive import MAX_EXPOSURE_GAIN, TARGET_MEAN_LUMA
+
+    clean = scene(4, 160)
+    dark = lowlight(clean, 0.3)
+    plain = AdaptiveLowLight([_Weak()]).run(dark, ExpertContext(severity=1.0))
+    expert = AdaptiveLowLight([_Weak()], exposure_corrected=[_Weak.info.id])
+    out = expert.run(dark, ExpertContext(severity=1.0))
+    assert 1.0 < expert.last_gain <= MAX_EXPOSURE_GAIN
+    assert abs(float(luminance(out).mean()) - TARGET_MEAN_LUMA) < 0.01
+    assert np.abs(out - clean).mean() < 0.7 * np.abs(plain - clean).mean()
+
+
+def test_the_gain_leaves_a_strong_brightening_and_a_dark_scene_alone_and_adds_no_clipping():
+    from engine.experts.lowlight_adaptive import MAX_NEW_CLIPPED, exposure_corrected, new_clipped
+
+    dark = lowlight(scene(5, 160), 0.06)
+    lime = LIMEEnhance().run(dark, ExpertContext(severity=1.0))  # brightens far more than 1.8x
+    assert exposure_corrected(dark, lime)[1] == 1.0
+    expert = AdaptiveLowLight([_Weak()], exposure_corrected=[_Weak.info.id])
+    night = night_scene()
+    assert np.allclose(expert.run(night, ExpertContext(severity=1.0)), night, atol=1e-6)
+    lit = lowlight(scene(6, 160), 0.3)
+    lit[:, :40] = 0.8  # a quarter of the photo bright (a window): the gain the mean asks for would clip it
+    weak = _Weak().run(lit)
+    assert new_clipped(lit, weak) == 0.0
+    out, gain = exposure_corrected(lit, weak)
+    unbounded, _ = exposure_corrected(lit[:, 40:], weak[:, 40:])
+    assert 1.0 <= gain and new_clipped(lit, out) <= MAX_NEW_CLIPPED
+    assert float(luminance(out[:, 40:]).mean()) < float(luminance(unbounded).mean()) - 0.02
+
+
+def test_iat_lol_on_a_strongly_under_exposed_photo_gets_no_gain():
+    """LOL-like under-exposure (about 4 stops): IAT-LOL brightens it well beyond 1.8x, so the app's expert
+    keeps IAT-LOL's own exposure (it was trained on such photos)."""
+    import pytest
+
+    from engine.experts.default import build_registry
+
+    expert = build_registry().for_task("lowlight")[0]
+    if not any(c.info.model_id == "iat-lol-v1" and c.is_available() for c in expert.candidates):
+        pytest.skip("IAT-LOL is not bundled here")
+    dark = lowlight(scene(7, 160), 0.06)
+    expert.run(dark, ExpertContext(severity=1.0))
+    assert expert.last_choice == "neural.iat-lol-v1" and expert.last_gain == 1.0

@@ -14,6 +14,11 @@ denoiser and a remaining colour cast corrected.
    :data:`MAX_MEAN_LUMA`) is kept, else the one with the best :func:`exposure_score`. No ground
    truth is used. (A score alone chose badly: on 2 of 19 LOL pairs it preferred the classical
    output, 9–11 dB worse, because its mean luma was nearer a nominal target.)
+   IAT-LOL given a photo the noise stage has just denoised, or one darkened by only 1–2 stops,
+   sometimes brightens it too little; :func:`exposure_corrected` then adds a global gain towards
+   :data:`TARGET_MEAN_LUMA` (in linear light, bounded by :data:`MAX_EXPOSURE_GAIN` and by the
+   clipping :func:`acceptable` allows) when its output is still below that mean and it brightened
+   the photo by less than :data:`GAIN_BELOW_BRIGHTENING` (benchmarks/results/lowlight-choice.md).
 3. **Noise.** Brightening multiplies the sensor noise by the gain. The noise-level function is
    measured on the brightened photo and FFDNet is told that per-pixel map, scaled by
    :data:`DENOISE_SIGMA_SCALE`.
@@ -57,6 +62,14 @@ CAST_CORRECTION = 0.6
 #: IAT's faithful output of a LOL photo with a window), and its mean luma stays below MAX_MEAN_LUMA (not washed out).
 MAX_NEW_CLIPPED = 0.10
 MAX_MEAN_LUMA = 0.7
+#: A candidate in ``exposure_corrected`` that raised the mean luma by less than this factor and left it below
+#: TARGET_MEAN_LUMA gets a global gain towards that mean, at most MAX_EXPOSURE_GAIN (linear light). Fitted on 120
+#: darkened TRAINING cases (benchmarks/lowlight_choice.py): above 1.8 the gain brightened photos whose scene is
+#: darker than the target (losses up to 6.6 dB); LOL's real under-exposures are brightened 3x and more by IAT-LOL.
+#: The training cases needed gains up to about 2.5 (bounds 2.5, 3 and 4 scored within 0.01 dB); a bound of 4
+#: brightened a dark validation scene 4x (−5.1 dB), so the smallest bound that training does not tell apart is kept.
+GAIN_BELOW_BRIGHTENING = 1.8
+MAX_EXPOSURE_GAIN = 2.5
 #: Share of the measured σ map FFDNet is told. On 12 synthetic low-light crops (engine.degrade,
 #: validation photos of shared/data/clean) after IAT the full measured map cost 0.1–0.4 dB (the
 #: brightened photo's texture reads partly as noise); half of it was neutral there and on LOL.
@@ -125,6 +138,37 @@ def acceptable(before: np.ndarray, after: np.ndarray) -> bool:
     return new_clipped(before, after) <= MAX_NEW_CLIPPED and float(luminance(after).mean()) < MAX_MEAN_LUMA
 
 
+def exposure_corrected(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, float]:
+    """``after`` (a brightened ``before``, HxWx3 sRGB-encoded in [0, 1]) times a global linear-light gain
+    in [1, :data:`MAX_EXPOSURE_GAIN`] that brings its mean luma up to :data:`TARGET_MEAN_LUMA`, lowered
+    (by 5 % steps) until at most :data:`MAX_NEW_CLIPPED` of the photo is at white beyond ``before``.
+    Unchanged (gain 1) when ``after``'s mean luma is already at the target or is at least
+    :data:`GAIN_BELOW_BRIGHTENING` times ``before``'s. Returns (float32 image, gain)."""
+    from ..degrade._common import linear_to_srgb, srgb_to_linear
+
+    mean_after = float(luminance(after).mean())
+    if mean_after >= TARGET_MEAN_LUMA or mean_after >= GAIN_BELOW_BRIGHTENING * float(luminance(before).mean()):
+        return after, 1.0
+    lin = srgb_to_linear(after)
+    probe = lin[::4, ::4]
+
+    def mean_at(gain: float) -> float:
+        return float(luminance(linear_to_srgb(probe * np.float32(gain))).mean())
+
+    gain = MAX_EXPOSURE_GAIN
+    if mean_at(gain) > TARGET_MEAN_LUMA:
+        lo, hi = 1.0, gain
+        for _ in range(20):  # bisection: the mean luma grows with the gain
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if mean_at(mid) < TARGET_MEAN_LUMA else (lo, mid)
+        gain = lo
+    out = linear_to_srgb(lin * np.float32(gain))
+    while gain > 1.0 and new_clipped(before, out) > MAX_NEW_CLIPPED:
+        gain = max(1.0, gain / 1.05)
+        out = linear_to_srgb(lin * np.float32(gain))
+    return out, gain
+
+
 def measured_noise_sigma(image: np.ndarray) -> tuple[Optional[np.ndarray], float]:
     """The noise map to tell a denoiser for ``image`` (HxWx3 or (3,) in 0..1 units, or ``None``)
     and the σ told (8-bit levels), from the noise-level function measured on ``image`` itself."""
@@ -141,16 +185,19 @@ class AdaptiveLowLight(Expert):
     """Per-photo low light: the first of ``candidates`` (best first) whose output is
     :func:`acceptable`, else the best by :func:`exposure_score`, scaled by
     :func:`brightening_share`, denoised by ``denoiser`` told the measured noise map. Candidates
-    whose id is not in ``colour_correcting`` get :func:`correct_cast`. Needs the whole photo
-    (exposure, highlights and the cast are global)."""
+    whose id is not in ``colour_correcting`` get :func:`correct_cast`; those in ``exposure_corrected``
+    get :func:`exposure_corrected` (before the share). Needs the whole photo (exposure, highlights and
+    the cast are global)."""
 
     def __init__(self, candidates: Sequence[Expert], denoiser: Optional[Expert] = None, *,
-                 colour_correcting: Sequence[str] = (), version: str = "1") -> None:
+                 colour_correcting: Sequence[str] = (), exposure_corrected: Sequence[str] = (),
+                 version: str = "2") -> None:
         if not candidates:
             raise ValueError("AdaptiveLowLight needs at least one candidate brightener")
         self.candidates = list(candidates)
         self.denoiser = denoiser
         self.colour_correcting = frozenset(colour_correcting)
+        self.exposure_corrected = frozenset(exposure_corrected)
         parts = self.candidates + ([denoiser] if denoiser is not None else [])
         backend = min((p.info.backend for p in parts),
                       key=lambda b: (Backend.TORCH, Backend.ONNX, Backend.CLASSICAL).index(b))
@@ -170,6 +217,8 @@ class AdaptiveLowLight(Expert):
                         "denoiser; a remaining colour cast partly corrected.",
         )
         self.last_choice: str = ""
+        #: The gain :func:`exposure_corrected` gave the kept candidate in the last run (1: none).
+        self.last_gain: float = 1.0
 
     def is_available(self) -> bool:
         return any(c.is_available() for c in self.candidates)
@@ -179,7 +228,7 @@ class AdaptiveLowLight(Expert):
         img = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
         ctx.progress(0.0, "choosing a brightener")
         share = brightening_share(robust_peak(img))
-        scored: list[tuple[float, str, np.ndarray]] = []
+        scored: list[tuple[float, str, np.ndarray, float]] = []
         available = [c for c in self.candidates if c.is_available()]
         for i, cand in enumerate(available):
             sub = ctx.progress.sub(0.6 * i / len(available), 0.6 * (i + 1) / len(available))
@@ -193,12 +242,15 @@ class AdaptiveLowLight(Expert):
                 continue
             if cand.info.id not in self.colour_correcting:
                 out = correct_cast(out)
+            gain = 1.0
+            if cand.info.id in self.exposure_corrected and share > 0.0:
+                out, gain = exposure_corrected(img, out)
             out = img + np.float32(share) * (out - img)
             if acceptable(img, out):
-                scored = [(0.0, cand.info.id, out)]
+                scored = [(0.0, cand.info.id, out, gain)]
                 break
-            scored.append((exposure_score(img, out), cand.info.id, out))
-        _, self.last_choice, out = min(scored, key=lambda t: t[0])
+            scored.append((exposure_score(img, out), cand.info.id, out, gain))
+        _, self.last_choice, out, self.last_gain = min(scored, key=lambda t: t[0])
         if self.denoiser is not None and self.denoiser.is_available():
             sigma, told = measured_noise_sigma(out)
             if sigma is not None and told >= MIN_DENOISE_SIGMA_255:
@@ -223,4 +275,4 @@ def lowlight_restorers(neural: Sequence[Expert], classical: Sequence[Expert]) ->
         return []
     ffdnet = next((e for e in neural if e.info.model_id == FFDNET_MODEL_ID), None)
     iat = [e.info.id for e in candidates if e.info.model_id == IAT_LOL_MODEL_ID]
-    return [AdaptiveLowLight(candidates, ffdnet, colour_correcting=iat)]
+    return [AdaptiveLowLight(candidates, ffdnet, colour_correcting=iat, exposure_corrected=iat)]

@@ -94,3 +94,14 @@ def test_on_a_camera_jpeg_the_new_sigma_restores_better_than_the_previous_rule()
     new, old = psnr_told(m["sigma_told_255"]), psnr_told(m["sigma_measured_255"])
     assert m["sigma_told_255"] > m["sigma_measured_255"]
     assert new > old + 0.1 and new > base + 0.5, (base, old, new, m["sigma_told_255"], m["sigma_measured_255"])
+
+
+@pytest.mark.parametrize("quality", [None, NOISE_SERVES_JPEG_MIN_QUALITY - 1, 90, 95, 100])
+def test_where_the_jpeg_floor_is_zero_the_sigma_is_the_coarse_sigma_exactly(quality):
+    """PNG/TIFF (``None``), white noise, heavy JPEGs (the JPEG stage runs first) and q ≥ 90 are told
+    exactly hypot(1·coarse + 0·excess, 1.5·0): a refit of the camera-JPEG branch (floor > 0) must leave
+    them bit for bit as they are (benchmarks/results/real-noise-sigma-jpeg.md)."""
+    for coarse in (0.0, 0.4, 1.7, 5.0, 15.3, 25.0, 48.9):
+        for half in (0.0, 0.3 * coarse, 0.5 * coarse, 0.9 * coarse + 0.7):
+            before = float(np.hypot(1.0 * coarse + 0.0 * max(2.0 * half - coarse, 0.0), 1.5 * 0.0))
+            assert told_sigma_255(coarse, half, quality) == before

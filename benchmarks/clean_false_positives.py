@@ -38,6 +38,7 @@ from engine.analysis.learned import (AGREE_KINDS, LEARNED_PRESENCE_KINDS, LEARNE
                                      LearnedAnalyser, combine, default_model_path)
 from engine.analysis.report import DegradationReport, KindAssessment  # noqa: E402
 from engine.kinds import KINDS  # noqa: E402
+from _host import SCRATCH  # noqa: E402
 from real_noise import machine  # noqa: E402
 
 SHARED = Path(os.environ.get("RESTORA_SHARED", ROOT.parent / "shared"))
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=1, help="every N-th photo (1 = all)")
     ap.add_argument("--model", type=Path, action="append", default=None,
                     help="analyser ONNX (repeatable; default: the bundled one)")
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/analyser/clean-fp.jsonl"))
+    ap.add_argument("--cache", type=Path, default=SCRATCH / "analyser" / "clean-fp.jsonl")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "clean-false-positives.md")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop measuring after this long (resume later)")
     ap.add_argument("--shard", default=None,

@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _host import SCRATCH  # noqa: E402
+
 SHARED = ROOT.parent / "shared"
 SIDE = 256
 SEED = 1111
@@ -377,8 +379,8 @@ def sigma_table(cache: Path) -> str:
 
 
 POLYU = SHARED / "data" / "pairs" / "noise_real_polyu_crops"
-PLAN_RUNS = (Path("/work/scratch/lead/poly/aI.json"), Path("/work/scratch/lead/poly/bI.json"))
-HEADROOM = Path("/work/scratch/polysigma/head_all.jsonl")
+PLAN_RUNS = (SCRATCH / "lead" / "poly" / "aI.json", SCRATCH / "lead" / "poly" / "bI.json")
+HEADROOM = SCRATCH / "polysigma" / "head_all.jsonl"
 
 
 def file_features(path: Path) -> np.ndarray:

@@ -85,6 +85,53 @@ def test_feature_stack_planes():
     assert np.all(stack[0] == 1.0) and np.all(stack[1 + FEATURES.index("change")] == 0.0)
 
 
+def test_chosen_planes_hold_the_values_of_the_whole_stack():
+    """A map reads only the planes its model weighs (``feature_stack(names=...)``): each holds exactly
+    what the whole stack holds there, in any order, the raw planes made only as needed."""
+    from engine.uncertainty.features import STACK
+
+    clean = photo(2, 48)
+    noisy = degrade(clean, "noise", 0.5, seed=4)
+    after = np.clip(noisy * 0.4 + clean * 0.6, 0, 1).astype(np.float32)
+    sigma = np.full((48, 48, 3), 0.03, np.float32)
+    spread = np.random.default_rng(0).uniform(0, 4, (48, 48)).astype(np.float32)
+    args = dict(noise_sigma=sigma, severity=0.4, severity_after=0.1, spread=spread, photo_spread=1.5)
+    whole = feature_stack(noisy, after, **args)
+    assert np.array_equal(feature_stack(noisy, after, names=STACK, **args), whole)
+    picked = ("luminance_x_change", "constant", "streak_after_x_severity", "airlight_gap_x_depth", "ensemble_spread")
+    chosen = feature_stack(noisy, after, names=picked, **args)
+    assert chosen.shape == (len(picked), 48, 48)
+    for plane, name in zip(chosen, picked, strict=True):
+        assert np.array_equal(plane, whole[STACK.index(name)]), name
+
+
+def test_every_model_s_map_from_its_own_planes_is_the_whole_stack_s(monkeypatch):
+    """The map scores only the features its model weighs; the same levels as scoring the whole stack
+    (to float rounding), for every model of the calibration, banded and on a grid."""
+    import engine.uncertainty.model as model_mod
+    from engine.uncertainty.features import STACK
+
+    clean = photo(3, 80)
+    noisy = degrade(clean, "noise", 0.5, seed=5)
+    after = np.clip(noisy * 0.5 + clean * 0.5 + 0.02, 0, 1).astype(np.float32)
+    sigma = np.full((80, 80, 3), 0.04, np.float32)
+    monkeypatch.setattr(model_mod, "BAND_ROWS", 32)
+    model = default_model()
+
+    def maps(step: int) -> dict:
+        return {k: model.predict(noisy, after, k, noise_sigma=sigma, severity=0.45, severity_after=0.2, step=step)
+                for k in model.kinds}
+
+    chosen = {step: maps(step) for step in (1, 3)}
+    assert all(len(m.used) < len(STACK) for m in model.kinds.values())  # what makes it cheaper
+    monkeypatch.setattr(model_mod.KindModel, "used", property(lambda self: STACK))
+    monkeypatch.setattr(model_mod.KindModel, "score_used", model_mod.KindModel.score)
+    for step in (1, 3):
+        for kind, whole in maps(step).items():
+            assert chosen[step][kind].shape == whole.shape
+            assert np.allclose(chosen[step][kind], whole, atol=1e-3, rtol=0), (kind, step)
+
+
 def test_physics_planes_follow_what_the_stage_did():
     """The gain a stage applied, the haze it saw and the streaks left: the signals the haze,
     low-light and rain maps are built on."""
@@ -332,3 +379,43 @@ def test_plan_rule_is_off_by_default_and_drops_when_on(monkeypatch, tmp_path):
     add_parser(ap.add_subparsers())
     args = ap.parse_args(["restore", "x.png", "-o", str(tmp_path), "--drop-uncertain"])
     assert options_from_args(args).drop_uncertain
+
+
+@pytest.mark.parametrize("flags", [("--uncertainty",), ("--caution", "1")])
+def test_maps_and_caution_run_a_full_strength_noise_stage_once_with_the_same_result(tmp_path, capsys, monkeypatch,
+                                                                                     flags):
+    """The CLI's maps and its Caution read the result composed at the plan's strengths and each stage's
+    full-strength change, never the slider's 0.5 knot: with --uncertainty or --caution the noise stage's
+    network runs once, and the saved photo, the sidecar and the JSON summary are those the knots gave."""
+    from engine.pipeline.session import RestorationSession
+
+    src = write_png(tmp_path / "in" / "noisy.png", degrade(photo(0, 64), "noise", 0.6, seed=1))
+    sessions: list[RestorationSession] = []
+    init = RestorationSession.__init__
+
+    def recorded(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        sessions.append(self)
+
+    monkeypatch.setattr(RestorationSession, "__init__", recorded)
+
+    def restored(name: str) -> tuple[np.ndarray, dict, int]:
+        out = tmp_path / name
+        assert main(["restore", str(src), "-o", str(out), "--json", "--only", "noise", *flags]) == 0
+        line = json.loads(capsys.readouterr().out.splitlines()[0])
+        assert [s["stage"] for s in line["stages"] if not s["dropped"]] == ["noise"]
+        summary = line["uncertainty"]
+        if summary is not None:
+            assert summary.pop("map") == str(out / "noisy.uncertainty.png")
+        return np.asarray(Image.open(out / "noisy.png")), summary, sessions[-1].expert_runs
+
+    once, once_summary, once_runs = restored("once")
+    # the same restoration with every knot run (a session that is never one-shot, as the window's)
+    monkeypatch.setattr(RestorationSession, "one_shot", property(lambda self: False, lambda self, value: None),
+                        raising=False)
+    knots, knots_summary, knots_runs = restored("knots")
+    assert (once_runs, knots_runs) == (1, 2)
+    assert np.array_equal(once, knots) and once_summary == knots_summary
+    if flags[0] == "--uncertainty":
+        assert np.array_equal(read_sidecar(tmp_path / "once" / "noisy.uncertainty.png"),
+                              read_sidecar(tmp_path / "knots" / "noisy.uncertainty.png"))

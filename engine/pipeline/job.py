@@ -199,7 +199,9 @@ class Restorer:
         session = self.session(photo.pixels, options, jpeg=photo.jpeg, metadata=photo.metadata, changes=changes)
         session.overwrite_input = consume and not options.drop_uncertain  # the rule reads each stage's input
         session.drop_uncertain = options.drop_uncertain
-        session.one_shot = not (options.uncertainty or options.caution > 0.0)  # composed once, at the plan's strengths
+        # composed once, at the plan's strengths: the maps and Caution read that result and each stage's
+        # full-strength change, never the slider's 0.5 knot
+        session.one_shot = True
         progress(0.0, "analysing")
         report = session.analyse()
         plan = self.plan_for(session, options)
@@ -235,7 +237,7 @@ class Restorer:
 
             umap = uncertain.composed(strengths)
             faces = uncertain.faces(strengths)
-            for stage, smap in stage_maps(session, results).items():  # per stage: summaries in the JSON
+            for stage, smap in stage_maps(session, results, uncertainty=uncertain).items():  # summaries in the JSON
                 for d in stages:
                     if d["stage"] == stage:
                         d["uncertainty"] = summarise(smap)

@@ -7,8 +7,9 @@ needs another network run. Units are 8-bit levels where a feature is a pixel dif
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -26,6 +27,10 @@ FEATURES = ("change", "texture_after", "texture_before", "noise", "severity", "s
             "airlight_gap", "airlight_gap_x_depth", "photo_dark", "luminance_x_photo_dark",
             "luminance_x_severity_after", "luminance_x_change", "haze_depth_x_change", "ensemble_spread",
             "photo_ensemble_spread", "photo_noise")
+#: The name of :func:`feature_stack`'s first plane, the constant 1 (the score's intercept).
+CONSTANT = "constant"
+#: The names of :func:`feature_stack`'s planes, in order: the constant, then :data:`FEATURES`.
+STACK = (CONSTANT,) + FEATURES
 #: The planes :func:`raw_planes` computes (those that do not depend on the severities).
 RAW = ("change", "texture_after", "texture_before", "noise", "dark", "bright", "luminance", "dark_channel",
        "dark_channel_before", "gain", "brighten", "gain_x_noise", "haze_depth", "streak_before", "streak_after",
@@ -153,42 +158,72 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
 
     ``progress``: checked before each plane (:meth:`engine.progress.Progress.check` raises
     :class:`engine.errors.Cancelled`: a window stops a superseded map within one plane's time)."""
+    check = progress.check if progress is not None else _no_check
+    makers = _raw_makers(before, after, noise_sigma, airlight)
+    check()
+    check()
+    return _planes([makers[name] for name in RAW], tuple(np.shape(before)[:2]), progress)
+
+
+def _raw_makers(before: np.ndarray, after: np.ndarray, noise_sigma,
+                airlight: Optional[float]) -> dict[str, Callable[[], np.ndarray]]:
+    """:data:`RAW` name → a function that makes that plane of :func:`raw_planes`; what several planes
+    share (the greys, the change, the local brightness and contrast, the noise plane, the dark
+    channel) is made once, by the first plane that reads it, so a caller that needs a few planes
+    pays for those only."""
     if before.shape != after.shape or before.ndim != 3:
         raise ValueError(f"before {before.shape} and after {after.shape} must be the same HxWx3 shape")
-    check = progress.check if progress is not None else _no_check
     h, w = before.shape[:2]
     before = np.asarray(before, np.float32)
     after = np.asarray(after, np.float32)
-    gb, ga = _grey(before), _grey(after)
-    change = np.abs(after - before).mean(axis=2, dtype=np.float32)
-    lum = _box(ga)
+    once = functools.cache
+    gb, ga = once(lambda: _grey(before)), once(lambda: _grey(after))
+    change = once(lambda: np.abs(after - before).mean(axis=2, dtype=np.float32))
+    lum = once(lambda: _box(ga()))
     floor = np.float32(GAIN_FLOOR)
-    check()
-    contrast = (_local_std(ga) + floor) / (_local_std(gb) + floor)
-    sigma = noise_plane(noise_sigma, (h, w))
-    if airlight is None:
-        airlight = photo_stats(before, after).airlight
-    check()
-    dark = cv2.erode(np.ascontiguousarray(before.min(axis=2)), np.ones((DARK_WINDOW, DARK_WINDOW), np.uint8),
-                     borderType=cv2.BORDER_REFLECT)
-    return _planes((
-        lambda: np.log1p(_box(change) * 255.0),
-        lambda: np.log1p(_box(_gradient(ga)) * 255.0),
-        lambda: np.log1p(_box(_gradient(gb)) * 255.0),
-        lambda: np.log1p(sigma),
-        lambda: np.clip(0.15 - lum, 0.0, None) / 0.15,
-        lambda: np.clip(lum - 0.85, 0.0, None) / 0.15,
-        lambda: lum,
-        lambda: _box(np.ascontiguousarray(after.min(axis=2))),
-        lambda: _box(np.ascontiguousarray(before.min(axis=2))),
-        lambda: np.log(contrast),
-        lambda: np.log((lum + floor) / (_box(gb) + floor)),
-        lambda: np.log1p(sigma * contrast),
-        lambda: _box(-np.log(np.clip(1.0 - 0.95 * dark, 0.05, 1.0))),
-        lambda: np.log1p(_streaks(gb)),
-        lambda: np.log1p(_streaks(ga)),
-        lambda: np.log1p(np.clip(np.float32(airlight) - lum, 0.0, None) * np.float32(255.0)),
-    ), (h, w), progress)
+    contrast = once(lambda: (_local_std(ga()) + floor) / (_local_std(gb()) + floor))
+    sigma = once(lambda: noise_plane(noise_sigma, (h, w)))
+    light = once(lambda: photo_stats(before, after).airlight if airlight is None else airlight)
+    dark = once(lambda: cv2.erode(np.ascontiguousarray(before.min(axis=2)),
+                                  np.ones((DARK_WINDOW, DARK_WINDOW), np.uint8), borderType=cv2.BORDER_REFLECT))
+    return {
+        "change": lambda: np.log1p(_box(change()) * 255.0),
+        "texture_after": lambda: np.log1p(_box(_gradient(ga())) * 255.0),
+        "texture_before": lambda: np.log1p(_box(_gradient(gb())) * 255.0),
+        "noise": lambda: np.log1p(sigma()),
+        "dark": lambda: np.clip(0.15 - lum(), 0.0, None) / 0.15,
+        "bright": lambda: np.clip(lum() - 0.85, 0.0, None) / 0.15,
+        "luminance": lum,
+        "dark_channel": lambda: _box(np.ascontiguousarray(after.min(axis=2))),
+        "dark_channel_before": lambda: _box(np.ascontiguousarray(before.min(axis=2))),
+        "gain": lambda: np.log(contrast()),
+        "brighten": lambda: np.log((lum() + floor) / (_box(gb()) + floor)),
+        "gain_x_noise": lambda: np.log1p(sigma() * contrast()),
+        "haze_depth": lambda: _box(-np.log(np.clip(1.0 - 0.95 * dark(), 0.05, 1.0))),
+        "streak_before": lambda: np.log1p(_streaks(gb())),
+        "streak_after": lambda: np.log1p(_streaks(ga())),
+        "airlight_gap": lambda: np.log1p(np.clip(np.float32(light()) - lum(), 0.0, None) * np.float32(255.0)),
+    }
+
+
+class _Planes(Mapping[str, np.ndarray]):
+    """Named planes made on first use, each once (:func:`_raw_makers`' planes that a band's chosen
+    features read)."""
+
+    def __init__(self, makers: Mapping[str, Callable[[], np.ndarray]]) -> None:
+        self._makers = makers
+        self._made: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._made:
+            self._made[name] = self._makers[name]()
+        return self._made[name]
+
+    def __iter__(self):
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
 
 
 def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0,
@@ -214,25 +249,43 @@ def assemble(raw: np.ndarray, severity: float = 0.0, severity_after: float = 0.0
     a photo-level term fitted on whole training photos, ``benchmarks/uncertainty.py whole``).
     ``progress``: checked before each plane (as :func:`raw_planes`)."""
     r = {name: raw[i].astype(np.float32, copy=False) for i, name in enumerate(RAW)}
+    makers = _feature_makers(r, raw.shape[1:], severity, severity_after, photo, spread, photo_spread, photo_noise)
+    return _planes([makers[name] for name in STACK], raw.shape[1:], progress)
+
+
+def _feature_makers(r: Mapping[str, np.ndarray], shape: tuple, severity: float, severity_after: float,
+                    photo: Optional[PhotoStats], spread: Optional[np.ndarray], photo_spread: float,
+                    photo_noise: float) -> dict[str, Callable[[], np.ndarray]]:
+    """:data:`STACK` name → a function that makes that plane of :func:`assemble` from the :data:`RAW`
+    planes ``r`` (a plane is read from ``r`` only by the features that need it)."""
     sev, sev_after = np.float32(severity), np.float32(severity_after)
     photo = photo or PhotoStats()
     photo_dark = np.float32(max(EXPOSED_LUMA - photo.luma_after, 0.0) / EXPOSED_LUMA)
-    one = np.ones_like(r["change"])
-    return _planes((
-        lambda: one, lambda: r["change"], lambda: r["texture_after"], lambda: r["texture_before"],
-        lambda: r["noise"], lambda: one * sev, lambda: one * sev_after, lambda: r["dark"], lambda: r["bright"],
-        lambda: r["luminance"], lambda: r["dark_channel"], lambda: r["dark_channel_before"],
-        lambda: r["texture_before"] * sev, lambda: r["texture_after"] * sev_after, lambda: r["noise"] * sev,
-        lambda: r["change"] * sev, lambda: r["gain"], lambda: r["brighten"], lambda: r["gain_x_noise"],
-        lambda: r["haze_depth"], lambda: r["haze_depth"] * sev, lambda: r["streak_before"], lambda: r["streak_after"],
-        lambda: r["streak_after"] * sev_after, lambda: one * np.float32(np.log1p(photo.change)),
-        lambda: r["airlight_gap"], lambda: r["airlight_gap"] * r["haze_depth"], lambda: one * photo_dark,
-        lambda: r["luminance"] * photo_dark, lambda: r["luminance"] * sev_after, lambda: r["luminance"] * r["change"],
-        lambda: r["haze_depth"] * r["change"],
-        lambda: np.zeros_like(one) if spread is None else np.log1p(np.asarray(spread, np.float32)),
-        lambda: one * np.float32(np.log1p(max(float(photo_spread), 0.0))),
-        lambda: one * np.float32(np.log1p(max(float(photo_noise), 0.0))),
-    ), one.shape, progress)
+    one = functools.cache(lambda: np.ones(tuple(shape), np.float32))
+    return {
+        CONSTANT: one, "change": lambda: r["change"], "texture_after": lambda: r["texture_after"],
+        "texture_before": lambda: r["texture_before"], "noise": lambda: r["noise"],
+        "severity": lambda: one() * sev, "severity_after": lambda: one() * sev_after,
+        "dark": lambda: r["dark"], "bright": lambda: r["bright"], "luminance": lambda: r["luminance"],
+        "dark_channel": lambda: r["dark_channel"], "dark_channel_before": lambda: r["dark_channel_before"],
+        "texture_x_severity": lambda: r["texture_before"] * sev,
+        "texture_x_severity_after": lambda: r["texture_after"] * sev_after,
+        "noise_x_severity": lambda: r["noise"] * sev, "change_x_severity": lambda: r["change"] * sev,
+        "gain": lambda: r["gain"], "brighten": lambda: r["brighten"], "gain_x_noise": lambda: r["gain_x_noise"],
+        "haze_depth": lambda: r["haze_depth"], "haze_depth_x_severity": lambda: r["haze_depth"] * sev,
+        "streak_before": lambda: r["streak_before"], "streak_after": lambda: r["streak_after"],
+        "streak_after_x_severity": lambda: r["streak_after"] * sev_after,
+        "photo_change": lambda: one() * np.float32(np.log1p(photo.change)),
+        "airlight_gap": lambda: r["airlight_gap"], "airlight_gap_x_depth": lambda: r["airlight_gap"] * r["haze_depth"],
+        "photo_dark": lambda: one() * photo_dark, "luminance_x_photo_dark": lambda: r["luminance"] * photo_dark,
+        "luminance_x_severity_after": lambda: r["luminance"] * sev_after,
+        "luminance_x_change": lambda: r["luminance"] * r["change"],
+        "haze_depth_x_change": lambda: r["haze_depth"] * r["change"],
+        "ensemble_spread": lambda: np.zeros(tuple(shape), np.float32) if spread is None
+        else np.log1p(np.asarray(spread, np.float32)),
+        "photo_ensemble_spread": lambda: one() * np.float32(np.log1p(max(float(photo_spread), 0.0))),
+        "photo_noise": lambda: one() * np.float32(np.log1p(max(float(photo_noise), 0.0))),
+    }
 
 
 def photo_noise(noise_sigma: Union[None, float, np.ndarray]) -> float:
@@ -247,18 +300,27 @@ def feature_stack(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
                   severity: float = 0.0, severity_after: float = 0.0,
                   photo: Optional[PhotoStats] = None, spread: Optional[np.ndarray] = None,
                   photo_spread: float = 0.0, photo_sigma: Optional[float] = None,
-                  progress: Optional[Progress] = None) -> np.ndarray:
+                  progress: Optional[Progress] = None, names: Optional[Sequence[str]] = None) -> np.ndarray:
     """``(1 + len(FEATURES), H, W)`` float32: :func:`assemble` of :func:`raw_planes`.
     ``photo``: the whole photo's :class:`PhotoStats` (``None``: those of ``before``/``after``,
     right for a whole photo, not for a band of one); ``spread`` (HxW levels) and ``photo_spread``:
     the ensemble's spread on these pixels and its whole-photo mean (:func:`assemble`);
     ``photo_sigma``: the whole photo's :func:`photo_noise` (``None``: that of ``noise_sigma``);
-    ``progress``: checked between planes (:func:`raw_planes`, :func:`assemble`), ``None``: never stopped."""
+    ``progress``: checked between planes (:func:`raw_planes`, :func:`assemble`), ``None``: never stopped.
+    ``names`` (of :data:`STACK`): only those planes, in that order, ``(len(names), H, W)``, and only the
+    raw planes they read are made (a model reads a few of the features: its map then costs a fraction
+    of the whole stack's time and memory; each plane holds the same values as in the whole stack)."""
     photo = photo or photo_stats(before, after)
     if photo_sigma is None:
         photo_sigma = photo_noise(noise_sigma)
-    return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight, progress=progress),
-                    severity, severity_after, photo, spread, photo_spread, photo_sigma, progress=progress)
+    if names is None:
+        return assemble(raw_planes(before, after, noise_sigma=noise_sigma, airlight=photo.airlight,
+                                   progress=progress),
+                        severity, severity_after, photo, spread, photo_spread, photo_sigma, progress=progress)
+    shape = tuple(np.shape(before)[:2])
+    raw = _Planes(_raw_makers(before, after, noise_sigma, photo.airlight))
+    makers = _feature_makers(raw, shape, severity, severity_after, photo, spread, photo_spread, photo_sigma)
+    return _planes([makers[name] for name in names], shape, progress)
 
 
 def absolute_error(output: np.ndarray, truth: np.ndarray) -> np.ndarray:

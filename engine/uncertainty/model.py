@@ -38,7 +38,7 @@ import numpy as np
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD
 from ..progress import Progress
 from .ensemble import parameter_spread, spread_rows
-from .features import FEATURES, feature_stack, photo_noise, photo_stats
+from .features import FEATURES, STACK, feature_stack, photo_noise, photo_stats
 from .left import LEFT_KINDS, LeftTerm, highlight
 
 #: The features that need the parameter-perturbation ensemble (computed only for a model that reads them).
@@ -82,7 +82,18 @@ class KindModel:
     knots_levels: np.ndarray
 
     def score(self, stack: np.ndarray) -> np.ndarray:
+        """The linear score of a whole :func:`.features.feature_stack` (all of :data:`.features.STACK`)."""
         return np.tensordot(self.coef.astype(np.float32), stack, axes=1)
+
+    @property
+    def used(self) -> tuple[str, ...]:
+        """The names (of :data:`.features.STACK`) of the planes the score weighs (a non-zero coefficient)."""
+        return tuple(STACK[i] for i in np.flatnonzero(self.coef))
+
+    def score_used(self, stack: np.ndarray) -> np.ndarray:
+        """The score from a stack of the :attr:`used` planes only, in that order (the same score as
+        :meth:`score` of the whole stack, summed over fewer terms)."""
+        return np.tensordot(self.coef[np.flatnonzero(self.coef)].astype(np.float32), stack, axes=1)
 
     @property
     def uses_spread(self) -> bool:
@@ -181,12 +192,13 @@ class UncertaintyModel:
             stack = feature_stack(before[a:b], after[a:b], noise_sigma=sigma[a:b] if per_pixel else sigma,
                                   severity=severity, severity_after=severity_after, photo=photo,
                                   spread=None if spread is None else spread_rows(spread, before.shape[:2], a, b),
-                                  photo_spread=photo_spread, photo_sigma=sigma_photo, progress=progress)
+                                  photo_spread=photo_spread, photo_sigma=sigma_photo, progress=progress,
+                                  names=m.used)
             if step == 1:
-                out[top:stop] = m.levels(m.score(stack))[top - a:stop - a]
+                out[top:stop] = m.levels(m.score_used(stack))[top - a:stop - a]
             else:
                 grid = stack[:, first - a:stop - a:step, ::step]
-                out[first // step:first // step + grid.shape[1]] = m.levels(m.score(grid))
+                out[first // step:first // step + grid.shape[1]] = m.levels(m.score_used(grid))
         if progress is not None:
             progress.check()
         return self.with_left(out, after, left, step)

@@ -67,10 +67,13 @@ def composed_choice(model: UncertaintyModel, results, report) -> tuple[str, str]
     return COMPOSED, ""
 
 
-def stage_maps(session, results=None, model: Optional[UncertaintyModel] = None) -> dict[str, np.ndarray]:
+def stage_maps(session, results=None, model: Optional[UncertaintyModel] = None,
+               uncertainty: Optional["SessionUncertainty"] = None) -> dict[str, np.ndarray]:
     """``{stage name: expected absolute error of its full-strength output}`` (HxW float32, 8-bit
     levels) for every stage that was kept; each stage is judged on its own input (the outputs of
-    the stages before it), its kind's model, and the analysis of that input."""
+    the stages before it), its kind's model, and the analysis of that input. ``uncertainty``: the
+    session's :class:`SessionUncertainty`, whose analysed noise map of the input the first stage
+    reuses (else it is read again)."""
     model = model or default_model()
     results = session.results if results is None else results
     current, report = session.image, session.report
@@ -81,7 +84,9 @@ def stage_maps(session, results=None, model: Optional[UncertaintyModel] = None) 
         after = np.clip(current + r.delta, 0.0, 1.0)
         kind = r.name if r.name in KINDS else None
         name = r.name if r.name != GENERALIST else ""
-        maps[r.name] = model.predict(current, after, kind, noise_sigma=_noise_sigma(current, report),
+        first = current is session.image and report is session.report and uncertainty is not None
+        sigma = uncertainty.input_noise_sigma() if first else _noise_sigma(current, report)
+        maps[r.name] = model.predict(current, after, kind, noise_sigma=sigma,
                                      severity=_severity(report, name), severity_after=_severity(r.output_report, name))
         current, report = after, r.output_report or report
     return maps
@@ -149,6 +154,12 @@ class SessionUncertainty:
             cache[key] = value
         return value
 
+    def input_noise_sigma(self, step: int = 1) -> Optional[np.ndarray]:
+        """The analysed noise map of the session's input on every ``step``-th pixel (read once, kept)."""
+        if step not in self._sigma:
+            self._sigma[step] = _noise_sigma(self.session.image[::step, ::step], self.session.report)
+        return self._sigma[step]
+
     def _predict(self, image: np.ndarray, after: np.ndarray, sigma_step: int, step: int = 1,
                  progress: Optional[Progress] = None) -> np.ndarray:
         """The composed model's map of ``after`` against ``image`` (the input subsampled by
@@ -156,8 +167,6 @@ class SessionUncertainty:
         s = self.session
         if progress is not None:
             progress.check()
-        if sigma_step not in self._sigma:
-            self._sigma[sigma_step] = _noise_sigma(image, s.report)
         results = s.results
         kept = [r for r in results if not r.dropped and r.output_report is not None]
         which, kind = composed_choice(self.model, results, s.report)
@@ -165,7 +174,7 @@ class SessionUncertainty:
         left = None if final is None else left_unfixed(
             (r.name for r in results if not r.dropped and r.delta is not None),
             {k: _severity(s.report, k) for k in KINDS}, {k: _severity(final, k) for k in KINDS})
-        return self.model.predict(image, after, which, noise_sigma=self._sigma[sigma_step],
+        return self.model.predict(image, after, which, noise_sigma=self.input_noise_sigma(sigma_step),
                                   severity=_severity(s.report, kind), severity_after=_severity(final, kind),
                                   step=step, left=left, progress=progress)
 

@@ -265,6 +265,29 @@ def test_session_maps_per_stage_and_composed():
     assert np.array_equal(su.compose(plan.strengths(), caution=0.0), session.compose(plan.strengths()))
 
 
+def test_the_sentence_says_nothing_was_changed_when_the_result_is_the_input():
+    """With every strength at 0 (or no stage kept) nothing was invented: the panel's sentence says so and
+    what the map can still mean (damage left), not that the result is uncertain; any strength above 0
+    brings the usual sentence back. The map itself is the same either way."""
+    from engine.experts.default import build_registry
+    from engine.pipeline.job import Restorer, RestoreOptions
+    from engine.uncertainty import SessionUncertainty
+
+    restorer = Restorer(build_registry())
+    session = restorer.session(degrade(photo(3, 64), "noise", 0.7, seed=5))
+    plan = restorer.plan_for(session, RestoreOptions(auto=False, only=("noise",)))
+    session.run(plan)
+    su = SessionUncertainty(session)
+    off, on = {"noise": 0.0}, plan.strengths()
+    said_off, said_on = su.describe(off), su.describe(on)
+    assert said_off.startswith("Nothing was changed: ")
+    assert "% of the photo may still be wrong (expected error" in said_off
+    assert "of the photo is uncertain" in said_on and "Nothing was changed" not in said_on
+    levels = np.zeros((8, 8), np.float32)
+    assert describe(levels, unchanged=True) == "Nothing was changed: 0.0 % of the photo may still be wrong " \
+                                                "(expected error over 8 levels)"
+
+
 @pytest.mark.parametrize("step", [2, 3])
 def test_map_on_a_grid_holds_the_full_resolution_values(monkeypatch, step):
     import engine.uncertainty.model as model_mod

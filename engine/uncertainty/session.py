@@ -13,7 +13,7 @@ from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD as PRESENT
 from ..kinds import GENERALIST, KINDS, LOWLIGHT, NOISE
 from ..progress import Progress
 from .left import left_unfixed
-from .model import COMPOSED, UncertaintyModel, default_model
+from .model import COMPOSED, UncertaintyModel, default_model, unchanged
 from .summary import describe, lean, summarise
 
 
@@ -255,6 +255,11 @@ class SessionUncertainty:
         panel, with the restored photo on the same grid and the faces; cached per setting.
         ``compute=False``: only if it is already made for this setting, else ``None``."""
         s = self.session
-        return self._cached(self._sentences, 4, strengths, lambda: describe(
-            self.full(strengths, progress=progress), s.compose(strengths, step=self.step),
-            faces=self.faces(strengths)), compute)
+
+        def sentence() -> str:
+            levels = self.full(strengths, progress=progress)
+            shown = s.compose(strengths, step=self.step)
+            return describe(levels, shown, faces=self.faces(strengths),
+                            unchanged=unchanged(s.image[::self.step, ::self.step], shown))
+
+        return self._cached(self._sentences, 4, strengths, sentence, compute)

@@ -67,18 +67,25 @@ _REGIONS = (("top left", "top", "top right"), ("left", "centre", "right"),
 
 
 def describe(levels: np.ndarray, image: Optional[np.ndarray] = None,
-             threshold: float = UNCERTAIN_LEVELS, faces: Optional[Sequence[Box]] = None) -> str:
+             threshold: float = UNCERTAIN_LEVELS, faces: Optional[Sequence[Box]] = None,
+             unchanged: bool = False) -> str:
     """One sentence for the analysis panel, e.g. "3 % of the photo is uncertain (expected error
     over 8 levels), mostly in the top left, in fine detail", or "..., mostly in the face".
     ``image``: the restored photo (HxWx3 in [0, 1], same size as ``levels``), to tell detail from
     smooth or dark areas; ``faces``: boxes ``(x, y, w, h)`` in the map's pixels
-    (:func:`engine.uncertainty.faces.detect_faces`)."""
+    (:func:`engine.uncertainty.faces.detect_faces`). ``unchanged``: the result is the input (no
+    stage kept, or every strength at 0): nothing was invented, so the map can only say where damage
+    the restoration did not fix may remain, and the sentence says that ("Nothing was changed: 30 %
+    of the photo may still be wrong (…)")."""
     u = np.asarray(levels, np.float32)
     above = u > threshold
     frac = float(above.mean()) if u.size else 0.0
-    head = f"{frac * 100:.0f} % of the photo is uncertain (expected error over {threshold:g} levels)"
+    share = f"{frac * 100:.1f}" if frac < 0.005 else f"{frac * 100:.0f}"
+    said = "may still be wrong" if unchanged else "is uncertain"
+    head = (("Nothing was changed: " if unchanged else "") +
+            f"{share} % of the photo {said} (expected error over {threshold:g} levels)")
     if frac < 0.005:
-        return f"{frac * 100:.1f} % of the photo is uncertain (expected error over {threshold:g} levels)"
+        return head
     h, w = u.shape
     counts = np.array([[above[i * h // 3:(i + 1) * h // 3, j * w // 3:(j + 1) * w // 3].sum() for j in range(3)]
                        for i in range(3)], np.float64)

@@ -12,7 +12,10 @@ Photos: ``--sizes`` makes ``window_memory.write_photo``'s synthetic photo (the b
 enlarged, noise σ 12/255 added, so the plan keeps a noise stage) at each size in megapixels;
 ``--photos`` adds real photos as they are (e.g. a full-size PolyU camera JPEG).
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/uncertainty_cost.py [--sizes 5 12 24] [--photos P ...]
+``--code DIR`` restores with another checkout's code (``DIR`` first on ``PYTHONPATH``, e.g. a ``git archive``
+of the commit before a change), the same environment and photos: before and after, one command each.
+
+Run: ``python benchmarks/uncertainty_cost.py [--sizes 5 12 24] [--photos P ...] [--code DIR]
 [--out benchmarks/results/uncertainty-cost.md]``.
 """
 
@@ -34,15 +37,15 @@ from _host import cpu_model  # noqa: E402
 from window_memory import write_photo  # noqa: E402
 
 
-def run_cli(photo: Path, out: Path, uncertainty: bool) -> dict:
-    """One ``restora restore`` of ``photo`` into ``out`` in a fresh process: wall seconds, peak RSS
-    bytes and the CLI's JSON line."""
+def run_cli(photo: Path, out: Path, uncertainty: bool, code: Path = REPO) -> dict:
+    """One ``restora restore`` of ``photo`` into ``out`` in a fresh process, with the code of the
+    checkout ``code``: wall seconds, peak RSS bytes and the CLI's JSON line."""
     cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
            "restore", str(photo), "-o", str(out), "--json", "--overwrite"] + (["--uncertainty"] if uncertainty else [])
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env = os.environ | {"PYTHONPATH": str(code)}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=str(REPO))
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=str(code))
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -57,9 +60,9 @@ def run_cli(photo: Path, out: Path, uncertainty: bool) -> dict:
             "uncertainty": result.get("uncertainty")}
 
 
-def measure(photo: Path, label: str, megapixels: float, work: Path) -> dict:
-    plain = run_cli(photo, work / "plain", uncertainty=False)
-    mapped = run_cli(photo, work / "map", uncertainty=True)
+def measure(photo: Path, label: str, megapixels: float, work: Path, code: Path = REPO) -> dict:
+    plain = run_cli(photo, work / "plain", uncertainty=False, code=code)
+    mapped = run_cli(photo, work / "map", uncertainty=True, code=code)
     return {"photo": label, "mp": megapixels, "plain": plain, "map": mapped}
 
 
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=Path, nargs="*", default=[], help="real photos, restored as they are")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "uncertainty-cost.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--code", type=Path, default=REPO, help="restore with this checkout's code (default: this one)")
     args = ap.parse_args(argv)
     from PIL import Image
 
@@ -96,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.photos:
             with Image.open(path) as im:
                 w, h = im.size
-            rows.append(measure(path, f"{path.name} ({w}x{h})", w * h / 1e6, work))
+            rows.append(measure(path, f"{path.name} ({w}x{h})", w * h / 1e6, work, args.code))
             print(json.dumps(rows[-1]), flush=True)
         for mp in args.sizes:
             photo = work / f"synthetic-{mp:g}mp.png"
             w, h = write_photo(photo, mp)
-            rows.append(measure(photo, f"synthetic {w}x{h}", w * h / 1e6, work))
+            rows.append(measure(photo, f"synthetic {w}x{h}", w * h / 1e6, work, args.code))
             print(json.dumps(rows[-1]), flush=True)
             photo.unlink()
     load1 = os.getloadavg()[0]
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
              "Produced by `" + (f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ
                                 else "") + "python "
              f"benchmarks/uncertainty_cost.py --sizes {sizes}"
-             + (f" --photos {' '.join(p.name for p in args.photos)}" if args.photos else "") + "`: each photo "
+             + (f" --photos {' '.join(p.name for p in args.photos)}" if args.photos else "")
+             + ("" if args.code == REPO else f" --code {args.code}") + "`: each photo "
              "restored by the real CLI twice, a fresh process each, back to back: plain, then with "
              "`--uncertainty` (every stage's map, the composed map, the 16-bit sidecar). \"CLI s\" is the "
              "`seconds` of the CLI's JSON (analysis, stages, maps); wall s the whole process (start-up, "

@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from benchmarks._host import SCRATCH as BENCH_SCRATCH
 from engine.analysis import DEFAULT_PRESENCE_THRESHOLD
 from engine.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 #: The caches this reads (``$RESTORA_BENCH_SCRATCH``/analyser, as the benchmark scripts write them).
-SCRATCH = Path(os.environ.get("RESTORA_BENCH_SCRATCH", "/work/scratch")) / "analyser"
+SCRATCH = BENCH_SCRATCH / "analyser"
 RULES = ("hand", "learned", "both")
 FP_TARGET = 0.02
 MARGIN = 0.02

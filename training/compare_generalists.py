@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._host import SCRATCH
 from engine.experts.base import ExpertContext
 from engine.kinds import GENERALIST
 
@@ -109,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="rain,haze,lowlight,noise,noise_full")
     p.add_argument("--limit", type=int, default=None, help="pairs per real set (every k-th)")
     p.add_argument("--no-synthetic", action="store_true")
-    scratch = Path(os.environ.get("RESTORA_BENCH_SCRATCH", "/work/scratch"))
-    p.add_argument("--work", type=Path, default=scratch / "generalist" / "compare")
+    p.add_argument("--work", type=Path, default=SCRATCH / "generalist" / "compare")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "generalist-v3-vs-v2.md")
     args = p.parse_args(argv)
     limit_threads(1)

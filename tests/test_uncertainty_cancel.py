@@ -100,7 +100,7 @@ def test_the_feature_planes_stop_at_the_check_that_raises(monkeypatch):
         features.raw_planes(noisy, smooth, noise_sigma=0.04, progress=CancelAt(5))
     assert 0 < len(boxes) < every
     assert np.array_equal(full, features.raw_planes(noisy, smooth, noise_sigma=0.04))
-    with pytest.raises(Cancelled):  # the raw planes are made (18 checks), the features are not
+    with pytest.raises(Cancelled):  # the raw planes are made (16 checks), the features are not
         features.feature_stack(noisy, smooth, noise_sigma=0.04, progress=CancelAt(20))
 
 

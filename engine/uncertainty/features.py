@@ -158,10 +158,7 @@ def raw_planes(before: np.ndarray, after: np.ndarray, *, noise_sigma=None,
 
     ``progress``: checked before each plane (:meth:`engine.progress.Progress.check` raises
     :class:`engine.errors.Cancelled`: a window stops a superseded map within one plane's time)."""
-    check = progress.check if progress is not None else _no_check
     makers = _raw_makers(before, after, noise_sigma, airlight)
-    check()
-    check()
     return _planes([makers[name] for name in RAW], tuple(np.shape(before)[:2]), progress)
 
 

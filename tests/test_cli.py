@@ -98,6 +98,21 @@ def test_strength_zero_returns_the_input_and_format_options(batch, tmp_path):
     assert restored.bit_depth == 16 and restored.pixels.shape == (96, 96, 3)
 
 
+def test_jpeg_quality_reaches_the_saved_file(batch, tmp_path):
+    photo = batch / "noisy.png"
+    sizes = {}
+    for quality in (40, 98):
+        out = tmp_path / f"q{quality}"
+        assert main(["restore", str(photo), "-o", str(out), "--set", "noise=0", "--format", "jpeg",
+                     "--jpeg-quality", str(quality)]) == 0
+        saved = out / "noisy.jpg"
+        with Image.open(saved) as im:
+            # The luma table's first entry is the DC step: 1..2 at q98, 20 at q40 (IJG scaling).
+            sizes[quality] = (saved.stat().st_size, im.quantization[0][0])
+    assert sizes[40][1] > 4 * sizes[98][1]
+    assert sizes[40][0] < sizes[98][0]
+
+
 @pytest.mark.parametrize("argv", [
     ["restore", "x.png"],                                   # no -o
     ["restore", "x.png", "-o", "o", "--set", "noise"],       # not KIND=STRENGTH
@@ -106,6 +121,8 @@ def test_strength_zero_returns_the_input_and_format_options(batch, tmp_path):
     ["restore", "x.png", "-o", "o", "--only", "noise,fog"],  # unknown kind
     ["restore", "x.png", "-o", "o", "--scale", "3"],
     ["restore", "x.png", "-o", "o", "--format", "gif"],
+    ["restore", "x.png", "-o", "o", "--jpeg-quality", "0"],
+    ["restore", "x.png", "-o", "o", "--jpeg-quality", "101"],
     ["restore", "x.png", "-o", "o", "--expert", "classical.deblur.wiener"],  # not KIND=ID
     ["restore", "x.png", "-o", "o", "--expert", "fog=classical.deblur.wiener"],  # unknown kind
     ["frobnicate"],

@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tile", type=int, metavar="PIXELS", help="tile size for networks (default: automatic)")
     p.add_argument("--format", dest="fmt", choices=("same",) + OFFERED_FORMATS, default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
+    p.add_argument("--jpeg-quality", type=int, default=95, metavar="1..100",
+                   help="quality of JPEG and WebP outputs (default 95; 90 and above keep full-resolution colour)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave outputs that already exist as they are and report them as skipped "
@@ -74,7 +76,8 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
         raise ValueError("--tile must be at least 16 pixels")
     experts = parse_expert_choices(args.expert)
     return RestoreOptions(auto=auto, strengths=strengths, only=only, scale=args.scale, tile=args.tile, experts=experts,
-                          fmt=args.fmt, bit_depth=args.bit_depth, overwrite=args.overwrite,
+                          fmt=args.fmt, bit_depth=args.bit_depth, jpeg_quality=args.jpeg_quality,
+                          overwrite=args.overwrite,
                           use_generalist=not args.no_generalist, allow_generative=args.generative,
                           skip_existing=args.skip_existing, uncertainty=args.uncertainty,
                           caution=args.caution, drop_uncertain=args.drop_uncertain)

@@ -47,6 +47,12 @@ def q8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0.0, 1.0) * 255.0) / 255.0
 
 
+def psnr_8bit(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1] units on 8-bit levels (``q8`` or ``load_rgb``); inf if equal."""
+    m = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if m == 0 else float(10 * np.log10(1.0 / m))
+
+
 def report(text: str, out: Optional[Path]) -> None:
     """Print a results file's ``text`` and write it to ``out`` (its folder made if needed) unless ``None``."""
     print(text)

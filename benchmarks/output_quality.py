@@ -12,7 +12,8 @@ each quality of ``QUALITIES`` and scored:
 Validation only: the crops are never fitted on; nothing here chooses a threshold.
 
 Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/output_quality.py --cache ROWS.jsonl
-[--out benchmarks/results/output-quality.md]`` (resumable: photos already in the cache are skipped).
+[--out benchmarks/results/output-quality.md]`` (resumable: photos already in the cache are skipped;
+``--minutes`` stops a run early).
 """
 
 from __future__ import annotations
@@ -31,16 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _host import cpu_model, load_rgb, q8, report  # noqa: E402
+from _host import append_rows, cpu_model, load_rgb, psnr_8bit as psnr, q8, report  # noqa: E402
 
 SHARED = Path(os.environ.get("RESTORA_SHARED") or ROOT.parent / "shared")
 CROPS = SHARED / "data" / "pairs" / "noise_real_polyu_crops"
 QUALITIES = (90, 95, 97, 98, 100)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    m = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if m == 0 else float(10 * np.log10(1.0 / m))
 
 
 def photos() -> list[tuple[str, Path]]:
@@ -115,29 +111,19 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, required=True, help="rows, one JSON per photo (resumable)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos (a quick look)")
+    ap.add_argument("--minutes", type=float, default=600.0, help="stop after this long; run again to resume")
     args = ap.parse_args(argv)
 
     from engine.experts.default import build_registry
     from engine.pipeline.job import Restorer
 
-    done = {}
-    if args.cache.exists():
-        for line in args.cache.read_text().splitlines():
-            d = json.loads(line)
-            done[(d["set"], d["name"])] = d
     todo = photos()[: args.limit]
     restorer = Restorer(build_registry())
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, path in todo:
-            if (kind, path.name) in done:
-                continue
-            row = measure(kind, path, restorer, Path(tmp))
-            done[(kind, path.name)] = row
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            with args.cache.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(f"{kind} {path.name}: {row['seconds']:.1f} s", file=sys.stderr, flush=True)
-    rows = [done[(k, p.name)] for k, p in todo if (k, p.name) in done]
+        append_rows(args.cache, todo, args.minutes,
+                    lambda photo, index: {"index": index, **measure(*photo, restorer, Path(tmp))})
+    done = {r["index"]: r for r in map(json.loads, args.cache.read_text().splitlines())}
+    rows = [done[i] for i in range(len(todo)) if i in done]
     report("\n".join(table(rows)) + "\n", args.out)
     return 0
 

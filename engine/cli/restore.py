@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tile", type=int, metavar="PIXELS", help="tile size for networks (default: automatic)")
     p.add_argument("--format", dest="fmt", choices=("same",) + OFFERED_FORMATS, default="same")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: as the input)")
-    p.add_argument("--jpeg-quality", type=int, default=95, metavar="1..100",
+    p.add_argument("--jpeg-quality", type=int, default=RestoreOptions.jpeg_quality, metavar="1..100",
                    help="quality of JPEG and WebP outputs (default 95; 90 and above keep full-resolution colour)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--skip-existing", action="store_true",

@@ -7,6 +7,7 @@ adding a stage or choosing another expert needs a run, which :meth:`Document.nee
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping, Optional
@@ -208,6 +209,10 @@ class Document:
         self._before_histogram = None
         from engine.uncertainty import SessionUncertainty
 
+        #: Held while experts run on this document's session (:meth:`run`, :meth:`complete_knots`)
+        #: and by :meth:`close`, so that a background knot run never overlaps a run or the release.
+        self._experts = threading.Lock()
+        self._closed = False
         #: The composed result's uncertainty (engine.uncertainty), cached per setting.
         self.uncertainty = SessionUncertainty(session, max_pixels=UNCERTAINTY_PREVIEW_PIXELS)
 
@@ -220,6 +225,9 @@ class Document:
         The full-size stage changes stay in memory within :func:`window_change_budget`, the rest
         in temporary files until :meth:`close` (the sliders then move on screen-resolution
         copies; the export composes from the files, the same bytes).
+        A stage whose strength is a physical parameter (the denoiser) runs at full strength only:
+        :meth:`complete_knots` adds the knots its slider composes from (until then the slider
+        scales its change linearly; strengths 0 and 1, the automatic plan's, are exact either way).
         ``tile``: tile edge in pixels for the experts, ``None`` for automatic; ``on_stage``: told
         of each stage as it lands (on this thread), so a window can show it."""
         progress = progress or Progress()
@@ -230,6 +238,9 @@ class Document:
         remove_stale_partials(store.folder, recursive=False)
         session = orchestrator.session(photo.pixels, tile=tile, jpeg=photo.jpeg, metadata=photo.metadata,
                                        changes=store)
+        # the photo is on screen after one denoiser run; its slider's half-strength knot follows
+        # (complete_knots, on a window's background worker)
+        session.defer_knots = True
         try:
             session.analyse()
             progress(0.1, "restoring")
@@ -325,9 +336,11 @@ class Document:
 
         plan = self.plan_for(state)
         t0 = time.perf_counter()
-        runs = self.session.expert_runs
-        results = self.restorer.orchestrator.run(self.session, plan, progress)
-        if self.session.expert_runs != runs:  # a run served from the cache is not "the last run"
+        with self._experts:
+            runs = self.session.expert_runs
+            results = self.restorer.orchestrator.run(self.session, plan, progress)
+            ran = self.session.expert_runs != runs
+        if ran:  # a run served from the cache is not "the last run"
             self.last_run_seconds = time.perf_counter() - t0
         self._ran = self._signature(plan)
         self._ran_names = frozenset(plan.names())
@@ -457,14 +470,37 @@ class Document:
         after = compute_histogram(self._shown(step=step))
         return self._before_histogram, after
 
-    def restored_photo(self) -> Photo:
-        """The full-resolution result for export (exactly what the preview composes)."""
+    def knots_pending(self, state: Optional[ControlState] = None) -> bool:
+        """Whether a stage shown waits for its deferred knots; with ``state``, only one whose
+        strength there they would change (strictly between 0 and 1)."""
+        return self.session.knots_pending(None if state is None else state.effective_strengths())
+
+    def complete_knots(self, progress: Optional[Progress] = None) -> bool:
+        """Run the deferred knots of the stages shown (one denoiser run each: call off the UI
+        thread); True when any landed, and the picture then has a new :attr:`revision` (a
+        strength between the knots composes from them now). ``progress``'s ``Cancelled`` stops
+        it; what did not land stays pending. Waits for a run in progress to end first."""
+        with self._experts:
+            if self._closed:
+                return False
+            landed = self.session.complete_knots(progress)
+        if landed:
+            self.revision += 1
+        return landed
+
+    def restored_photo(self, progress: Optional[Progress] = None) -> Photo:
+        """The full-resolution result for export (exactly what the preview composes; where the
+        setting shown needs deferred knots, they are run first, so the file has the exact result)."""
+        if self.knots_pending(self.state):
+            self.complete_knots(progress)
         return self.photo.with_pixels(self._compose())
 
     def close(self) -> None:
         """Forget the stage changes and delete their temporary files (the photo was closed or
         replaced); the document cannot compose afterwards."""
-        self.session.release()
+        with self._experts:  # a background knot run stops at its next check (it is cancelled first)
+            self._closed = True
+            self.session.release()
         self._display8.clear()
 
     def batch_options(self, **kwargs) -> RestoreOptions:

@@ -40,6 +40,9 @@ APP_TITLE = "Restora"
 #: Milliseconds after the last setting change before its uncertainty map is measured (a slider
 #: being dragged does not start a measurement per step).
 UNCERTAINTY_DELAY_MS = 200
+#: The status bar while a strength between the deferred knots of a stage shows its linear preview
+#: (Document.complete_knots); it stays until the knots land.
+KNOTS_PENDING_MESSAGE = "Strength preview (approximate): the exact result at this strength is being computed…"
 #: Export formats: the engine's offered output formats (name → extensions, bit depths, …).
 EXPORT_FORMATS = {name: FORMATS[name] for name in OFFERED_FORMATS}
 _EXT_TO_FORMAT = {e: f.name for f in EXPORT_FORMATS.values() for e in f.extensions}
@@ -237,6 +240,12 @@ class MainWindow(PathDropTarget, QMainWindow):
         self._map_timer.setInterval(UNCERTAINTY_DELAY_MS)
         self._map_timer.timeout.connect(self._measure_uncertainty)
         self.uncertaintyPreviewed.connect(self._uncertainty_arrived)
+        #: Runs the denoiser's half-strength knot that its slider composes from, after the photo is
+        #: on screen and its uncertainty measured (Document.complete_knots); any restoration job
+        #: cancels it, and it starts again when that job ends.
+        self.knots = JobRunner(self)
+        self.knots.failed.connect(lambda message: log.warning("strength knots: %s", message))
+        self._knots_for: Optional[Document] = None
 
         self.viewer = BeforeAfterViewer(self)
         self.viewer.setObjectName("viewer")
@@ -679,6 +688,11 @@ class MainWindow(PathDropTarget, QMainWindow):
             self.controls.set_rows(doc.rows())
             self.controls.set_caution(doc.state.caution)
             self.viewer.refresh(interactive=strength_only)
+            if doc.knots_pending(state):
+                self.last_message = KNOTS_PENDING_MESSAGE
+                self.statusBar().showMessage(KNOTS_PENDING_MESSAGE)  # until the knots land
+            elif self.statusBar().currentMessage() == KNOTS_PENDING_MESSAGE:
+                self.statusBar().clearMessage()
             self._schedule_uncertainty()
 
     def _run_finished(self, doc: Document) -> None:
@@ -717,13 +731,38 @@ class MainWindow(PathDropTarget, QMainWindow):
         for :data:`UNCERTAINTY_DELAY_MS` (a measurement of an older setting is cancelled)."""
         doc = self.doc
         self._show_uncertainty()
-        if doc is None or doc.uncertainty_measured():
+        if doc is None or doc.uncertainty_measured() or doc.knots_pending(doc.state):
+            # a setting that needs the deferred knots is measured once they have landed
             self._map_timer.stop()
+            self._start_knots()
             return
         if self.maps.is_busy() and self._map_for == (doc, doc.state.effective_strengths()):
             return  # the job in flight measures this very setting (only Caution or the view changed)
         self.maps.cancel()
         self._map_timer.start()
+
+    def _start_knots(self) -> None:
+        """Run the shown document's deferred knots in the background, when nothing else needs
+        the CPU: no restoration job, and the uncertainty of the setting shown measured."""
+        doc = self.doc
+        if doc is None or self.jobs.is_busy() or self._opening is not None or not doc.knots_pending() \
+                or not (doc.uncertainty_measured() or doc.knots_pending(doc.state)) \
+                or (self.knots.is_busy() and self._knots_for is doc):
+            return
+        self._knots_for = doc
+        self.knots.start(lambda p: doc.complete_knots(p), lambda landed: self._knots_landed(doc, landed))
+
+    def _knots_landed(self, doc: Document, landed: bool) -> None:
+        """The knots arrived: a strength between them now composes from them (redraw, and measure
+        that setting's uncertainty again)."""
+        if self._knots_for is doc:
+            self._knots_for = None
+        if doc is self.doc and landed:
+            if self.statusBar().currentMessage() == KNOTS_PENDING_MESSAGE:
+                self.statusBar().clearMessage()
+            self.viewer.refresh()
+            self.overview.histogram.schedule()
+            self._schedule_uncertainty()
 
     def _stop_measuring(self) -> None:
         self._map_timer.stop()
@@ -806,11 +845,18 @@ class MainWindow(PathDropTarget, QMainWindow):
 
         def job(progress):
             progress(0.1, "composing")
-            photo = doc.restored_photo()
+            revision = doc.revision
+            photo = doc.restored_photo(progress.sub(0.1, 0.5))
             progress(0.5, "writing")
-            return _save_photo(photo, path, fmt, bit_depth)
+            return _save_photo(photo, path, fmt, bit_depth), doc.revision != revision
 
-        return self.jobs.start(job, lambda out: self._job_ended(f"Saved {out}"))
+        def saved(result) -> None:
+            out, knots_landed = result
+            if knots_landed:  # the export ran the deferred knots: the preview composes from them too
+                self._knots_landed(doc, True)
+            self._job_ended(f"Saved {out}")
+
+        return self.jobs.start(job, saved)
 
     # -- jobs -------------------------------------------------------------------------------
     def cancel_job(self) -> None:
@@ -821,6 +867,10 @@ class MainWindow(PathDropTarget, QMainWindow):
             self._show_message(f"Opening {name} cancelled.")
 
     def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self.knots.cancel()  # the job needs the CPU, and may replace or release the stages
+        else:  # after the finished job's own callback (which may install a new document)
+            QTimer.singleShot(0, self._start_knots)
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.elapsed_label.setVisible(busy)
@@ -1004,9 +1054,11 @@ class MainWindow(PathDropTarget, QMainWindow):
         self.settings.sync()
         self.jobs.cancel()
         self.maps.cancel()
+        self.knots.cancel()
         self.batch.runner.cancel()
         self.jobs.wait(10000)
         self.maps.wait(10000)
+        self.knots.wait(10000)
         self.batch.runner.wait(10000)
         if self.doc is not None:
             self.doc.close()  # the stage changes' temporary files

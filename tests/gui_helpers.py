@@ -63,6 +63,29 @@ class BoxDenoiser(Expert):
         return np.clip(out, 0, 1).astype(np.float32)
 
 
+class SigmaBox(Expert):
+    """A stand-in for a denoiser whose strength is a physical parameter (``sigma_strength``, like
+    FFDNet's σ·s): moves towards the 3x3 box filter by ``strength ** 0.5``, so that a
+    half-strength run differs from half the full-strength change. ``strengths`` lists the
+    strengths it ran at; ``seconds`` (default 0) spreads each run over that long, checking
+    progress (a cancellation point) in 50 steps."""
+
+    def __init__(self, eid: str = "test-sigma-box", seconds: float = 0.0) -> None:
+        self.info = ExpertInfo(id=eid, name="Sigma box", tasks=("noise",), sigma_strength=True)
+        self.seconds = seconds
+        self.strengths: list[float] = []
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        ctx = ctx or ExpertContext()
+        steps = 50 if self.seconds else 1
+        for i in range(steps):
+            ctx.progress(i / steps)
+            time.sleep(self.seconds / steps)
+        self.strengths.append(float(ctx.strength))
+        box = BoxDenoiser().run(image)
+        return np.clip(image + (box - image) * np.float32(ctx.strength) ** np.float32(0.5), 0, 1).astype(np.float32)
+
+
 class GammaLift(Expert):
     """Brightens dark photos (gamma 0.6) — a cheap low-light stand-in, or any other task."""
 

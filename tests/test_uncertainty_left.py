@@ -107,7 +107,8 @@ def test_the_session_tells_the_map_which_kinds_the_plan_left():
         result = SimpleNamespace(name=kept, dropped=False, delta=delta, key=(kept,),
                                  output_report=_Report({"lowlight": lowlight_after}))
         return SimpleNamespace(image=image, results=[result], report=_Report({"lowlight": 0.4, "noise": 0.3}),
-                               compose=lambda strengths, region=None, step=1: image[::step, ::step])
+                               compose=lambda strengths, region=None, step=1: image[::step, ::step],
+                               knots_pending=lambda strengths=None: False)
     model = _with_term()
     plain = SessionUncertainty(session("noise", 0.0), model).composed({})
     raised = SessionUncertainty(session("noise", 0.4), model).composed({})

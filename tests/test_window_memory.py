@@ -13,7 +13,7 @@ from engine.pipeline.spill import WINDOW_BUDGET_VARIABLE, SpilledArray, window_c
 
 pytest.importorskip("PySide6")
 
-from gui_helpers import cheap_restorer, write_photo  # noqa: E402
+from gui_helpers import GammaLift, SigmaBox, analyser, cheap_restorer, write_photo  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,7 +23,14 @@ def _open(path, monkeypatch, budget: str):
     from engine.imageio import load_photo
 
     monkeypatch.setenv(WINDOW_BUDGET_VARIABLE, budget)
-    return Document.open(load_photo(path), cheap_restorer())
+    from engine.experts.base import ExpertRegistry
+    from engine.pipeline import Restorer
+
+    # a denoiser whose strength is a physical parameter: its half-strength knot is a change of its own
+    restorer = Restorer(ExpertRegistry([SigmaBox(), GammaLift()]), device="cpu", analyser=analyser())
+    doc = Document.open(load_photo(path), restorer)
+    doc.complete_knots()  # a window runs them in the background: their changes follow the budget too
+    return doc
 
 
 @pytest.fixture
@@ -58,6 +65,7 @@ def test_the_window_budget_comes_from_the_variable_else_from_the_free_memory(mon
 def test_under_budget_nothing_changes_every_change_stays_in_memory(two_docs):
     memory, _ = two_docs
     assert _kept(memory), "the plan kept no stage: nothing to compare"
+    assert any(r.knot_deltas for r in _kept(memory)), "no stage with strength knots: nothing to compare"
     for r in _kept(memory):
         assert isinstance(r.delta, np.ndarray)
         assert all(isinstance(a, np.ndarray) for a in r.knot_deltas.values())

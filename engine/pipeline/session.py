@@ -23,7 +23,10 @@ An expert whose strength is a physical parameter (``info.sigma_strength``: FFDNe
 of σ·s, it is not blended) is run once per knot of :data:`SIGMA_STRENGTH_KNOTS` (0.5 and 1),
 and its term is the piecewise-linear interpolation through (0, 0), (0.5, delta_0.5),
 (1, delta_1): exact at the knots, never a network run when the slider moves. The next stage
-sees the full-strength output, as for every stage.
+sees the full-strength output, as for every stage. A window sets :attr:`RestorationSession.defer_knots`:
+its run computes only the full-strength knot, so the photo is on screen after one network run
+instead of two, and :meth:`RestorationSession.complete_knots` runs the others afterwards (until
+then that stage composes linearly, ``s * delta_1``; at strengths 0 and 1 both are exact).
 """
 
 from __future__ import annotations
@@ -95,6 +98,21 @@ class StageResult:
                 "severity_before": self.before, "severity_after": self.after, "handled_by": self.handled_by}
 
 
+@dataclass
+class PendingKnots:
+    """What :meth:`RestorationSession.complete_knots` needs to run a deferred σ-strength stage at
+    its knots below 1: the expert and the context it ran with at full strength (its input is
+    recomposed from the stages shown before it, as the orchestrator does for a cached stage)."""
+
+    stage: Stage
+    expert: object
+    knots: tuple[float, ...]
+    severity: float
+    measurements: dict
+    strengths: dict
+    noise_sigma: Optional[np.ndarray]
+
+
 class RestorationSession:
     """One photo's restoration state: the input, its report, and cached stage results.
 
@@ -156,6 +174,16 @@ class RestorationSession:
         #: slider): a stage whose strength is a physical parameter runs only its full-strength knot
         #: when the plan's strength for it is 0 or 1, the only knot that composing then weighs.
         self.one_shot = False
+        #: A window: a stage whose strength is a physical parameter runs only its full-strength knot
+        #: when the plan runs; :meth:`complete_knots` runs the knots below 1 later (the photo is on
+        #: screen after one network run instead of two). Not for a :attr:`one_shot` restoration.
+        self.defer_knots = False
+        #: ``{stage key: what its deferred knots need}`` (see :meth:`complete_knots`).
+        self._pending_knots: dict[str, PendingKnots] = {}
+        #: Serialises :meth:`complete_knots` callers (a window's background job and its export).
+        self._knots_lock = threading.Lock()
+        #: Bumped when deferred knots land: the subsampled copies and crops are made again.
+        self.knots_revision = 0
         #: ``(region, result keys) -> {id(change): its crop}`` (see :meth:`_crop`).
         self._crops: dict[tuple, dict[int, np.ndarray]] = {}
         self._subsampled: dict[int, tuple[tuple, tuple[np.ndarray, list[tuple[str, Optional[str], np.ndarray]]]]] = {}
@@ -257,6 +285,8 @@ class RestorationSession:
         knots = SIGMA_STRENGTH_KNOTS if expert.info.sigma_strength else (1.0,)
         if self.one_shot and stage.strength in (0.0, 1.0):
             knots = (1.0,)
+        deferred = knots[:-1] if self.defer_knots and not self.one_shot else ()
+        knots = knots[len(deferred):]
         deltas: dict[float, np.ndarray] = {}
         notes: list[str] = []
         unchanged = False
@@ -311,6 +341,12 @@ class RestorationSession:
         # unchanged: ``after`` holds the pixels of ``current`` (x + 0), whose analysis is known
         report = input_analysis if unchanged else self.analyser(after)
         self._after = (stage_key, after)
+        with self._lock:
+            if deferred:
+                self._pending_knots[stage_key] = PendingKnots(stage, expert, deferred, severity, dict(measurements),
+                                                              dict(strengths), noise_sigma)
+            else:  # a fallback expert ran under this key
+                self._pending_knots.pop(stage_key, None)
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
                            reason="; ".join(notes))
@@ -429,6 +465,75 @@ class RestorationSession:
             result.kind_shares[kind] = share if self.changes is None else self.changes.keep(share)
             del without, share
 
+    # -- deferred knots ----------------------------------------------------------------------
+    def knots_pending(self, strengths: Optional[Mapping[str, float]] = None) -> bool:
+        """Whether a shown stage still waits for its deferred knots (:attr:`defer_knots`); with
+        ``strengths``, only one that they would compose differently: a strength strictly
+        between 0 and 1 (missing names count as 1)."""
+        with self._lock:
+            pending = [r for r in self._results
+                       if not r.dropped and r.delta is not None and r.key in self._pending_knots]
+        if strengths is None:
+            return bool(pending)
+        return any(0.0 < float(strengths.get(r.name, 1.0)) < 1.0 for r in pending)
+
+    def complete_knots(self, progress: Optional[Progress] = None) -> bool:
+        """Run the deferred knots of every shown stage that waits for them (one network run per
+        knot, with the context it ran with at full strength, on its input recomposed from the
+        stages shown before it: ``clip(input + delta)`` per kept stage, the orchestrator's own
+        operations, so the same values), keep each change in the session's change store, and make
+        composing use them. Returns whether any landed. ``progress``'s ``Cancelled`` stops it
+        between and inside runs; what did not land stays pending. One caller at a time (a
+        second waits); composing may go on meanwhile on another thread."""
+        progress = progress or Progress()
+        landed = False
+        with self._knots_lock:
+            results = self.results
+            for i, r in enumerate(results):
+                with self._lock:
+                    pending = self._pending_knots.get(r.key)
+                if pending is None or r.dropped or r.delta is None:
+                    continue
+                progress.check()
+                current = self.image
+                for before in results[:i]:
+                    if not before.dropped and before.delta is not None:
+                        current = np.clip(current + np.asarray(before.delta), 0.0, 1.0)
+                knots = self._run_knots(pending, current, progress)
+                with self._lock:
+                    r.knot_deltas = {**r.knot_deltas, **knots}  # one assignment: a compose sees none or all
+                    self._pending_knots.pop(r.key, None)
+                    self.knots_revision += 1
+                    self._subsampled.clear()
+                    self._crops.clear()
+                landed = True
+        return landed
+
+    def _run_knots(self, pending: PendingKnots, current: np.ndarray, progress: Progress) -> dict[float, Change]:
+        """``{knot: change}`` of ``pending``'s expert run on ``current`` at each of its knots."""
+        original = self.image if current is not self.image else None
+        original_sigma = functools.cache(lambda: self.noise_sigma(original, self.analyse(), pending.stage.name)) \
+            if original is not None and pending.noise_sigma is not None else None
+        changes: dict[float, Change] = {}
+        n = len(pending.knots)
+        for i, knot in enumerate(pending.knots):
+            ctx = ExpertContext(severity=pending.severity, measurements=pending.measurements,
+                                strengths=pending.strengths, progress=progress.sub(i / n, (i + 1) / n),
+                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
+                                noise_sigma=pending.noise_sigma, original=original, original_noise=original_sigma,
+                                requested=not pending.stage.auto)
+            out = pending.expert.run(current, ctx)
+            self.expert_runs += 1
+            # in place, as run_stage does: no full-size copy beside the expert's output
+            out = out.astype(np.float32, copy=False)
+            if not out.flags.writeable or out is current:
+                out = out.copy()
+            np.clip(out, 0.0, 1.0, out=out)
+            change = np.subtract(out, current, out=out)
+            changes[knot] = change if self.changes is None else self.changes.keep(change)
+            del out, change
+        return changes
+
     def release(self) -> None:
         """Free every cached stage change (the stage cache, the shown results, the subsampled
         copies): a one-shot restoration (the CLI, a batch) calls this once it has composed, so
@@ -442,6 +547,7 @@ class RestorationSession:
             self._after = None
             self._in_place = None
             self._input_on_disk = None  # a file of the change store, closed with it
+            self._pending_knots.clear()
         if self.changes is not None:
             self.changes.close()
 
@@ -564,8 +670,9 @@ class RestorationSession:
         for images under :data:`SUBSAMPLED_COPIES_FROM` pixels, where strided reads are fast enough."""
         if self.image.shape[0] * self.image.shape[1] < SUBSAMPLED_COPIES_FROM:
             return None
+        revision = self.knots_revision  # read first: knots landing while the copies are made miss the cache
         results = [r for r in self.results if not r.dropped and r.delta is not None]
-        key = (step, tuple(r.key for r in results))
+        key = (step, tuple(r.key for r in results), revision)
         with self._lock:
             cached = self._subsampled.pop(step, None)
             if cached is not None and cached[0] == key:
@@ -588,11 +695,13 @@ class RestorationSession:
         """``terms`` with every change cropped to ``sl`` in memory (those on disk read once; the
         crops of the last :data:`CROP_COPIES_KEPT` regions are kept): a view at 100 % whose
         changes are on disk then re-composes a slider move without reading the disk."""
-        key = (tuple((x.start, x.stop, x.step) for x in sl), tuple(r.key for r in self.results))
+        key = (tuple((x.start, x.stop, x.step) for x in sl), tuple(r.key for r in self.results), self.knots_revision)
         with self._lock:
             cached = self._crops.pop(key, None)
             if cached is not None:
                 self._crops[key] = cached
+        if cached is not None and any(id(a) not in cached for _, _, a in terms):
+            cached = None  # made from the terms of before deferred knots landed
         if cached is None:
             cached = {}
             for _, _, a in terms:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import Optional, Union
@@ -168,6 +169,8 @@ class ChangeStore:
         self.folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
         self.in_memory = 0
         self.spilled: list[SpilledArray] = []
+        #: A window keeps changes from two threads (a run, and its deferred knots).
+        self._lock = threading.RLock()
 
     def fits(self, nbytes: int) -> bool:
         """Whether a change of ``nbytes`` more stays in memory (within the budget)."""
@@ -181,31 +184,34 @@ class ChangeStore:
     def keep(self, change: np.ndarray) -> Change:
         """Keep ``change``: itself while it fits the budget, else a :class:`SpilledArray` copy
         (the caller then drops its array)."""
-        if self.fits(change.nbytes):
-            self.in_memory += change.nbytes
-            return change
-        spilled = SpilledArray.create(self.folder, change.shape)
+        with self._lock:
+            if self.fits(change.nbytes):
+                self.in_memory += change.nbytes
+                return change
+            spilled = SpilledArray.create(self.folder, change.shape)
+            self.spilled.append(spilled)
         for band in band_slices(change.shape[0]):
             spilled.write_rows(band.start, change[band])
-        self.spilled.append(spilled)
         return spilled
 
     def writer(self, shape: tuple[int, ...]) -> Optional[SpilledArray]:
         """A file for a change of ``shape`` that the caller fills band by band, or ``None`` when
         the change fits the budget in memory (it is then counted: the caller keeps an array)."""
         nbytes = int(np.prod(shape, dtype=np.int64)) * 4
-        if self.fits(nbytes):
-            self.in_memory += nbytes
-            return None
-        spilled = SpilledArray.create(self.folder, shape)
-        self.spilled.append(spilled)
+        with self._lock:
+            if self.fits(nbytes):
+                self.in_memory += nbytes
+                return None
+            spilled = SpilledArray.create(self.folder, shape)
+            self.spilled.append(spilled)
         return spilled
 
     def park(self, array: np.ndarray) -> SpilledArray:
         """A copy of ``array`` on disk (written band by band, not counted against the budget),
         for an array that is about to be overwritten; deleted by :meth:`discard` or :meth:`close`."""
         parked = SpilledArray.create(self.folder, array.shape)
-        self.spilled.append(parked)
+        with self._lock:
+            self.spilled.append(parked)
         for band in band_slices(array.shape[0]):
             parked.write_rows(band.start, array[band])
         return parked
@@ -213,15 +219,17 @@ class ChangeStore:
     def discard(self, spilled: SpilledArray) -> None:
         """Delete one file of this store now."""
         spilled.close()
-        if spilled in self.spilled:
-            self.spilled.remove(spilled)
+        with self._lock:
+            if spilled in self.spilled:
+                self.spilled.remove(spilled)
 
     def close(self) -> None:
         """Delete every spilled file and forget the memory count."""
-        for spilled in self.spilled:
-            spilled.close()
-        self.spilled = []
-        self.in_memory = 0
+        with self._lock:
+            spilled, self.spilled = self.spilled, []
+            self.in_memory = 0
+        for one in spilled:
+            one.close()
 
 
 def in_place_past_budget(in_memory: float, nbytes: float, budget: float) -> bool:

@@ -124,7 +124,9 @@ class SessionUncertainty:
     def _key(self, strengths: Mapping[str, float]) -> tuple:
         results = tuple(r.key for r in self.session.results if not r.dropped)
         names = sorted({r.name for r in self.session.results} | set(strengths))
-        return results, tuple((n, round(float(strengths.get(n, 1.0)), 3)) for n in names)
+        # a strength composed linearly until its stage's deferred knots land composes differently after
+        interim = self.session.knots_pending(strengths)
+        return results, tuple((n, round(float(strengths.get(n, 1.0)), 3)) for n in names), interim
 
     def composed(self, strengths: Mapping[str, float], compute: bool = True,
                  progress: Optional[Progress] = None) -> Optional[np.ndarray]:

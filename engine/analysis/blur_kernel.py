@@ -604,14 +604,17 @@ def _region(gray: np.ndarray, side: int) -> np.ndarray:
 
 
 def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progress] = None,
-                    check_agreement: bool = True, noise_sigma: float = 1.0 / 255.0) -> KernelEstimate:
+                    check_agreement: bool = True, noise_sigma: float = 1.0 / 255.0,
+                    depth_of_field: bool = True) -> KernelEstimate:
     """Estimate the blur kernel of ``gray`` (float32 H x W luminance in [0, 1], at the scale the
     kernel is wanted) with its confidence. The kernel comes from the central
     :data:`MAX_REGION` square; when ``check_agreement`` and the photo is large enough, its left
     and right halves are estimated too and must agree. A kernel whose spectral evidence
     (:func:`spectral_evidence` at ``noise_sigma``, the photo's noise σ in [0, 1]) is under :data:`MIN_EVIDENCE` is
-    replaced by a 1x1 (no blur; ``reason`` says why). Photos under 64 px get a 1x1 kernel and
-    confidence 0."""
+    replaced by a 1x1 (no blur; ``reason`` says why), and so is one where at least
+    :data:`DOF_SHARP_SHARE` of the detailed areas are sharp (depth of field, ``sharp_areas``), unless
+    ``depth_of_field`` is false (blur removal was asked for: the areas are still counted in
+    ``checks``). Photos under 64 px get a 1x1 kernel and confidence 0."""
     progress = progress or Progress()
     h, w = gray.shape
     if min(h, w) < 64:
@@ -635,7 +638,7 @@ def estimate_kernel(gray: np.ndarray, ksize: int = 31, progress: Optional[Progre
     sharp, detailed = sharp_tiles(gray, kernel, noise_sigma)
     checks["sharp_tiles"] = float(sharp)
     checks["detailed_tiles"] = float(detailed)
-    if detailed >= DOF_MIN_TILES and sharp >= DOF_SHARP_SHARE * detailed:
+    if depth_of_field and detailed >= DOF_MIN_TILES and sharp >= DOF_SHARP_SHARE * detailed:
         progress(1.0)
         return KernelEstimate(np.ones((1, 1), np.float32), 1.0, radius, length, checks,
                               f"{sharp} of {detailed} detailed areas are sharp: a sharp subject before a soft "

@@ -14,7 +14,9 @@ so also when stages ran before (``ExpertContext.original``) and the photo as loa
 the blur with a kernel of at least that confidence (a denoiser's smoothing reads as blur);
 between that and :data:`FULL_CONFIDENCE` the schedule stops at a higher σ (gentler). An isotropic
 kernel (a disc or Gaussian, :data:`ISOTROPIC_MAX_ANISOTROPY`) with nothing sharp in view is left
-alone unless the user asked for blur removal: it may be the scene's own depth of field. The result
+alone unless the user asked for blur removal: it may be the scene's own depth of field; so is a
+kernel that some of the photo's detailed areas do not show (sharp areas: depth of field or a moving
+subject; :func:`~engine.analysis.blur_kernel.estimate_kernel`). The result
 is then checked for ringing (structure appearing where the blurry photo is flat) and noise
 amplification (fine-scale σ up); a failing result is redone gentler, and dropped if it fails
 again.
@@ -145,6 +147,10 @@ CORE_MAX_ANISOTROPY = 1.2
 #: pause is round (second lobes at 0.48 and 0.59 of the peak) and two discs (0.36, 0.43) moved away from
 #: their input; the spurs of the discs and Gaussians that moved read at most 0.33.
 SECOND_LOBE_MAX_SHARE = 0.35
+
+
+#: How a person overrides the automatic plan's caution about a blur (the end of a stage's reason).
+ASK_FOR_BLUR_REMOVAL = "ask for blur removal (the Blur slider, or --set blur=1) to deblur it anyway"
 
 
 def kernel_anisotropy(kernel: np.ndarray) -> float:
@@ -295,7 +301,7 @@ def loaded_blur(ctx: ExpertContext, noise: float) -> LoadedBlur:
     told = channel_sigma(ctx.original_noise_sigma)
     sigma = noise if told is None else float(told.mean())
     first, factor = PnPDeblur.estimate(np.clip(ctx.original, 0.0, 1.0).astype(np.float32, copy=False),
-                                       ctx.progress.sub(0.0, 0.15), sigma)
+                                       ctx.progress.sub(0.0, 0.15), sigma, depth_of_field=not ctx.requested)
     if first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE:
         return LoadedBlur(first, factor, sigma, "")
     why = first.reason or "the estimated kernel is a point"
@@ -362,39 +368,46 @@ class PnPDeblur(Expert):
         return self.denoiser.is_available()
 
     @staticmethod
-    def estimate(image: np.ndarray, progress=None, noise: float = 1.0 / 255.0) -> tuple[KernelEstimate, float]:
+    def estimate(image: np.ndarray, progress=None, noise: float = 1.0 / 255.0,
+                 depth_of_field: bool = True) -> tuple[KernelEstimate, float]:
         """The kernel estimate at the scale it was made and the factor (≥ 1) to full scale: first
         with the longer side at most :data:`ESTIMATION_SIDE`, then, if that finds no blur or is
         unsure, on a copy half that size (a window twice as long), keeping the more confident; the
         half-size estimate counts only if its depth-of-field check could be made (enough detailed
         tiles), so a photo with a sharp subject is still recognised there. Those tiles depend on the
-        copy alone, so where it has too few the half-size estimate is not made at all."""
+        copy alone, so where it has too few the half-size estimate is not made at all.
+        ``depth_of_field`` false (blur removal was asked for): sharp areas do not veto a kernel
+        (:func:`~engine.analysis.blur_kernel.estimate_kernel`), so neither is that check needed."""
         progress = progress or Progress()
         gray = luminance(image).astype(np.float32)
         factor = max(max(gray.shape) / ESTIMATION_SIDE, 1.0)
         larger = min(gray.shape) / (2.0 * factor) >= LARGER_WINDOW_MIN_SIDE
         first = PnPDeblur._estimate_at(downscaled(gray, factor), factor, progress.sub(0.0, 0.7 if larger else 1.0),
-                                       noise)
+                                       noise, depth_of_field)
         if not larger or (first.kernel.shape[0] > 1 and first.confidence >= DROP_CONFIDENCE):
             progress(1.0)
             return first, factor
         half = downscaled(gray, 2.0 * factor)
-        if len(detailed_tile_origins(half)) < DOF_MIN_TILES:
+        if depth_of_field and len(detailed_tile_origins(half)) < DOF_MIN_TILES:
             # the half-size estimate would not count whatever its kernel (its depth-of-field check
             # cannot be made): not made
             progress(1.0)
             return first, factor
-        second = PnPDeblur._estimate_at(half, 2.0 * factor, progress.sub(0.7, 1.0), noise)
+        second = PnPDeblur._estimate_at(half, 2.0 * factor, progress.sub(0.7, 1.0), noise, depth_of_field)
         first_score = first.confidence if first.kernel.shape[0] > 1 else -1.0
         if (second.kernel.shape[0] > 1 and second.confidence >= DROP_CONFIDENCE and second.confidence > first_score
-                and second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES):
+                and (not depth_of_field or second.checks.get("detailed_tiles", 0.0) >= DOF_MIN_TILES)):
             return second, 2.0 * factor
+        if first.kernel.shape[0] == 1 and not first.sharp_areas and second.sharp_areas:
+            return second, 2.0 * factor  # the longer window found a blur that sharp areas veto: say that
         return first, factor
 
     @staticmethod
-    def _estimate_at(small: np.ndarray, factor: float, progress, noise: float) -> KernelEstimate:
+    def _estimate_at(small: np.ndarray, factor: float, progress, noise: float,
+                     depth_of_field: bool = True) -> KernelEstimate:
         """The kernel of ``small``, the luminance downscaled by ``factor``, told the full-scale σ ``noise``."""
-        return estimate_kernel(small, KERNEL_SIZE, progress, noise_sigma=noise / factor)
+        return estimate_kernel(small, KERNEL_SIZE, progress, noise_sigma=noise / factor,
+                               depth_of_field=depth_of_field)
 
     def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
         ctx = ctx or ExpertContext()
@@ -408,8 +421,13 @@ class PnPDeblur(Expert):
                 ctx.note(loaded.why)
                 ctx.progress(1.0)
                 return image
-        est, factor = self.estimate(image, ctx.progress.sub(0.15 if confirm else 0.0, 0.4), noise)
+        est, factor = self.estimate(image, ctx.progress.sub(0.15 if confirm else 0.0, 0.4), noise,
+                                    depth_of_field=not ctx.requested)
         kernel = upscale_kernel(est.kernel, factor)
+        if kernel.shape[0] == 1 and est.sharp_areas:
+            ctx.note(f"left unchanged: {est.reason}; {ASK_FOR_BLUR_REMOVAL}")
+            ctx.progress(1.0)
+            return image
         if kernel.shape[0] == 1:
             ctx.note(f"no blur found: {est.reason or 'the estimated kernel is a point'}")
             ctx.progress(1.0)
@@ -440,7 +458,7 @@ class PnPDeblur(Expert):
             ctx.note(f"left unchanged: the blur is isotropic (a defocus disc or lens softness, anisotropy "
                      f"{aniso:.2f} ≤ {ISOTROPIC_MAX_ANISOTROPY}) with nothing sharp in view, and not missed focus "
                      f"({not_missed}): it may be the scene's own depth of field; "
-                     "ask for blur removal (--set blur=1) to deblur it anyway")
+                     + ASK_FOR_BLUR_REMOVAL)
             ctx.progress(1.0)
             return image
         if factor > max(max(image.shape[:2]) / ESTIMATION_SIDE, 1.0) + 1e-6:

@@ -185,3 +185,32 @@ def test_expert_choice_is_used_and_an_unknown_one_refused(batch, tmp_path, capsy
     assert main(["restore", str(photo), "-o", str(out), "--expert", "blur=classical.denoise.dct"]) == 2
     err = capsys.readouterr().err
     assert "no such expert for blur" in err and "classical.deblur.wiener" in err
+
+
+def test_a_stage_held_back_says_why_and_how_to_ask_for_it():
+    """The per-file line names dropped stages only; a stage the automatic plan held back that the
+    photographer can ask for gets a line of its own: why, and how to ask."""
+    from engine.cli.restore import stage_held_back
+
+    held = {"stage": "blur", "dropped": True,
+            "reason": "did not help: blur severity 0.92 → 0.92; left unchanged: 2 of 6 detailed areas are sharp: "
+                      "a sharp subject; ask for blur removal (the Blur slider, or --set blur=1) to deblur it anyway"}
+    assert stage_held_back(held) == ("left unchanged: 2 of 6 detailed areas are sharp: a sharp subject; ask for blur "
+                                     "removal (the Blur slider, or --set blur=1) to deblur it anyway")
+    assert stage_held_back({**held, "dropped": False}) == ""
+    assert stage_held_back({"stage": "noise", "dropped": True, "reason": "did not help: noise 0.3 → 0.3"}) == ""
+
+
+FOUNTAIN = REPO.parent / "shared" / "data" / "real" / "blurry_fountain.png"
+
+
+@pytest.mark.skipif(not FOUNTAIN.is_file(), reason="../shared/data/real is not present")
+def test_a_real_shaken_photo_held_back_says_how_to_ask_and_asked_is_deblurred(tmp_path, capsys):
+    assert main(["restore", str(FOUNTAIN), "-o", str(tmp_path / "auto")]) == 0
+    err = capsys.readouterr().err
+    assert "stages: none (dropped: blur)" in err
+    assert "      blur: left unchanged: 2 of 6 detailed areas are sharp" in err and "--set blur=1" in err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto" / FOUNTAIN.name)), np.asarray(Image.open(FOUNTAIN)))
+    assert main(["restore", str(FOUNTAIN), "-o", str(tmp_path / "asked"), "--set", "blur=1"]) == 0
+    err = capsys.readouterr().err
+    assert "stages: blur " in err and "left unchanged" not in err

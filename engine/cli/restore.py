@@ -166,6 +166,16 @@ def run(args: argparse.Namespace) -> int:
     return 1 if tally.failures else 0
 
 
+def stage_held_back(stage: dict) -> str:
+    """The part of a dropped automatic stage's reason that says why it was held back and how to ask
+    for it anyway (``"left unchanged: …; ask for …"``), or ``""`` when it says nothing of asking."""
+    reason = str(stage.get("reason") or "")
+    if not stage.get("dropped") or "ask for" not in reason:
+        return ""
+    start = reason.rfind("left unchanged: ", 0, reason.find("ask for"))
+    return reason[start:] if start >= 0 else reason
+
+
 @dataclass
 class Tally:
     """Counts a batch's outcomes while printing each file's line (stderr) and JSON (stdout)."""
@@ -196,6 +206,10 @@ class Tally:
             print(f"[{index + 1}/{count}] {source} → {result.output}  "
                   f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
                   f"  {result.seconds:.1f} s{lost}{note}", file=sys.stderr)
+            for stage in result.stages:  # a stage held back that the photographer can ask for: why, and how
+                held = stage_held_back(stage)
+                if held:
+                    print(f"      {stage['stage']}: {held}", file=sys.stderr)
         if as_json:
             emit_json(result.to_json(), self.json_stream)
 

@@ -336,7 +336,7 @@ def missed_focus(image: np.ndarray, est: KernelEstimate, factor: float, noise: f
     judged at."""
     if est.radius_px < MISSED_FOCUS_MIN_RADIUS_PX:
         at = "" if factor <= 1.0 + 1e-6 else f" on the copy downscaled {factor:.1f}x it was found on"
-        return (f"RMS radius {est.radius_px:.1f} px{at} < {MISSED_FOCUS_MIN_RADIUS_PX}: no more than a lens and "
+        return (f"RMS radius {est.radius_px:.2f} px{at} < {MISSED_FOCUS_MIN_RADIUS_PX}: no more than a lens and "
                 "camera's own rendering softness")
     scales = tile_blur_scales(estimation_gray(image, factor), est.kernel, noise / factor)
     if scales.size == 0:

@@ -609,7 +609,10 @@ class MainWindow(PathDropTarget, QMainWindow):
         found = doc.report.present()
         if not found:
             return "Looks clean: no degradation detected."
-        return "Detected: " + ", ".join(f"{LABELS[k].lower()} {doc.report.severity(k):.0%}" for k in found)
+        held = [LABELS.get(r.name, r.name).lower() for r in doc.session.results
+                if r.dropped and "ask for" in r.reason]
+        return "Detected: " + ", ".join(f"{LABELS[k].lower()} {doc.report.severity(k):.0%}" for k in found) + (
+            f"; held back: {', '.join(held)} (its row says why)" if held else "")
 
     def _rebuild_recent(self, files: Optional[list[str]] = None) -> None:
         files = self.settings.recent_files() if files is None else files

@@ -194,9 +194,10 @@ def test_a_stage_held_back_says_why_and_how_to_ask_for_it():
 
     held = {"stage": "blur", "dropped": True,
             "reason": "did not help: blur severity 0.92 → 0.92; left unchanged: 2 of 6 detailed areas are sharp: "
-                      "a sharp subject; ask for blur removal (the Blur slider, or --set blur=1) to deblur it anyway"}
+                      "a sharp subject; ask for blur removal (move the Blur slider, or --set blur=1) to deblur it "
+                      "anyway"}
     assert stage_held_back(held) == ("left unchanged: 2 of 6 detailed areas are sharp: a sharp subject; ask for blur "
-                                     "removal (the Blur slider, or --set blur=1) to deblur it anyway")
+                                     "removal (move the Blur slider, or --set blur=1) to deblur it anyway")
     assert stage_held_back({**held, "dropped": False}) == ""
     assert stage_held_back({"stage": "noise", "dropped": True, "reason": "did not help: noise 0.3 → 0.3"}) == ""
 

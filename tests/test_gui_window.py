@@ -458,3 +458,21 @@ def test_auto_or_esc_during_a_run_leave_panel_and_pixels_in_agreement(window, qt
     rows = {r.name: r for r in doc.rows()}
     if doc.state.enabled["generalist"]:
         assert rows["noise"].handled_by == "generalist" and np.array_equal(_after(w), with_generalist)
+
+
+def test_the_summary_names_a_stage_held_back_that_can_be_asked_for():
+    """A blur the automatic plan held back (sharp areas: maybe the scene's depth of field) is named in
+    the panel's summary, whose row says why and how to ask; a stage that simply did not help is not."""
+    from types import SimpleNamespace
+
+    from app.window import MainWindow
+    from engine.analysis.report import DegradationReport, KindAssessment
+    from engine.pipeline.session import StageResult
+
+    report = DegradationReport({"blur": KindAssessment(0.92, 1.0, {})})
+    held = StageResult("blur", "deblur", "k", None, 0.0, dropped=True,
+                       reason="left unchanged: 2 of 6 detailed areas are sharp; ask for blur removal (…)")
+    doc = SimpleNamespace(report=report, session=SimpleNamespace(results=[held]))
+    assert MainWindow._summary_text(doc) == "Detected: blur 92%; held back: blur (its row says why)"
+    held.reason = "did not help: blur severity 0.92 → 0.92"
+    assert MainWindow._summary_text(doc) == "Detected: blur 92%"

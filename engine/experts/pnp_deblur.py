@@ -150,7 +150,7 @@ SECOND_LOBE_MAX_SHARE = 0.35
 
 
 #: How a person overrides the automatic plan's caution about a blur (the end of a stage's reason).
-ASK_FOR_BLUR_REMOVAL = "ask for blur removal (the Blur slider, or --set blur=1) to deblur it anyway"
+ASK_FOR_BLUR_REMOVAL = "ask for blur removal (move the Blur slider, or --set blur=1) to deblur it anyway"
 
 
 def kernel_anisotropy(kernel: np.ndarray) -> float:

@@ -10,7 +10,9 @@ training photos, whether a lower evidence for "sharp" would tell camera shake fr
   light): every area is blurred, so any "sharp" area is a false one and a veto is wrong;
 - ``centre``: a sharp centre ellipse, the rest defocused by a disc of U(4, 8) px (a portrait);
 - ``side-disc`` / ``side-pan``: the left or right 30-45 % sharp, the rest defocused by a disc or shaken
-  (a subject followed by a panning camera): a veto is right.
+  (a subject followed by a panning camera): a veto is right;
+- ``clean``: the photo as it is (its own depth of field; many training photos have a soft background):
+  any confident kernel is wrong, and a veto is what stops it.
 
 Each photo gets Gaussian noise σ U(0.5, 2)/255 and the deblurrer's own estimate
 (``PnPDeblur.estimate(..., depth_of_field=False)``: the kernel, not vetoed); for the estimates
@@ -36,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from _host import append_rows, cpu_model, load_rgb, report, shuffled_training_photos  # noqa: E402
 
-KINDS = ("shake", "centre", "side-disc", "side-pan")
+KINDS = ("shake", "centre", "side-disc", "side-pan", "clean")
 THRESHOLDS = (0.8, 0.7, 0.6, 0.5, 0.4)
 
 
@@ -46,7 +48,9 @@ def degraded(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
 
     from engine.degrade.blur import convolve_linear, disk_kernel, shake_kernel
 
-    if kind == "shake":
+    if kind == "clean":
+        x = img
+    elif kind == "shake":
         x = convolve_linear(img, shake_kernel(rng.uniform(10, 35), rng))
     elif kind == "centre":
         x = shallow_dof(img, rng.uniform(4, 8))
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=int, default=60)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--minutes", type=float, default=30.0, help="stop after this long; run again to resume")
-    ap.add_argument("--rows", type=Path, default=REPO / "benchmarks" / "results" / "blur-dof-veto" / "rows.jsonl")
+    ap.add_argument("--rows", type=Path,
+                    default=REPO / "benchmarks" / "results" / "blur-dof-veto" / "rows-with-clean.jsonl")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "blur-dof-veto.md")
     args = ap.parse_args(argv)
     photos = shuffled_training_photos(args.photos, args.seed)

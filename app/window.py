@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBo
                                QMessageBox, QProgressBar, QToolButton, QWidget)
 
 from engine.errors import RestoraError
+from engine.experts.base import held_back
 from engine.imageio.formats import FORMATS, OFFERED_FORMATS, same_output_format
 from engine.kinds import LABELS
 from engine.pipeline import RestoreOptions, Restorer
@@ -609,8 +610,7 @@ class MainWindow(PathDropTarget, QMainWindow):
         found = doc.report.present()
         if not found:
             return "Looks clean: no degradation detected."
-        held = [LABELS.get(r.name, r.name).lower() for r in doc.session.results
-                if r.dropped and "ask for" in r.reason]
+        held = [LABELS.get(r.name, r.name).lower() for r in doc.session.results if r.dropped and held_back(r.reason)]
         return "Detected: " + ", ".join(f"{LABELS[k].lower()} {doc.report.severity(k):.0%}" for k in found) + (
             f"; held back: {', '.join(held)} (its row says why)" if held else "")
 

@@ -169,11 +169,9 @@ def run(args: argparse.Namespace) -> int:
 def stage_held_back(stage: dict) -> str:
     """The part of a dropped automatic stage's reason that says why it was held back and how to ask
     for it anyway (``"left unchanged: …; ask for …"``), or ``""`` when it says nothing of asking."""
-    reason = str(stage.get("reason") or "")
-    if not stage.get("dropped") or "ask for" not in reason:
-        return ""
-    start = reason.rfind("left unchanged: ", 0, reason.find("ask for"))
-    return reason[start:] if start >= 0 else reason
+    from ..experts.base import held_back
+
+    return held_back(str(stage.get("reason") or "")) if stage.get("dropped") else ""
 
 
 @dataclass

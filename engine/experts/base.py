@@ -119,6 +119,23 @@ class ExpertContext:
         self.notes.append(str(text))
 
 
+#: A note of an expert that left the photo unchanged out of caution ends with these words and how
+#: a person asks for the stage anyway (``"left unchanged: …; ask for blur removal (…) to deblur it
+#: anyway"``); :func:`held_back` finds that part of a stage's reason for the CLI and the window.
+ASK_FOR = "ask for "
+
+
+def held_back(reason: str) -> str:
+    """The part of a stage's ``reason`` that says why it was left unchanged and how to ask for it
+    anyway (from ``"left unchanged: "`` before :data:`ASK_FOR` to the end), or ``""`` when the reason
+    says nothing of asking."""
+    ask = reason.find(ASK_FOR)
+    if ask < 0:
+        return ""
+    start = reason.rfind("left unchanged: ", 0, ask)
+    return reason[max(start, 0):]
+
+
 #: Strengths at which the session runs an expert whose ``info.sigma_strength`` is set; the
 #: output for any other strength is interpolated linearly between the neighbouring knots (0 is
 #: the input itself). Two runs per photo instead of one, and no run when a slider moves.

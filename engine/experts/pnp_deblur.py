@@ -36,7 +36,7 @@ from ..analysis.blur_kernel import (DOF_MIN_TILES, KernelEstimate, detailed_tile
 from ..analysis.measurements import haar_diagonal
 from ..color import luminance
 from ..progress import Progress
-from .base import Expert, ExpertContext, ExpertInfo
+from .base import ASK_FOR, Expert, ExpertContext, ExpertInfo
 from .classical.noise_level import channel_sigma, context_sigma
 
 #: First σ of the denoiser schedule, 0..255 levels (DPIR's 49).
@@ -150,7 +150,7 @@ SECOND_LOBE_MAX_SHARE = 0.35
 
 
 #: How a person overrides the automatic plan's caution about a blur (the end of a stage's reason).
-ASK_FOR_BLUR_REMOVAL = "ask for blur removal (move the Blur slider, or --set blur=1) to deblur it anyway"
+ASK_FOR_BLUR_REMOVAL = ASK_FOR + "blur removal (move the Blur slider, or --set blur=1) to deblur it anyway"
 
 
 def kernel_anisotropy(kernel: np.ndarray) -> float:

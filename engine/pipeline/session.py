@@ -182,7 +182,7 @@ class RestorationSession:
         self._pending_knots: dict[str, PendingKnots] = {}
         #: Serialises :meth:`complete_knots` callers (a window's background job and its export).
         self._knots_lock = threading.Lock()
-        #: Bumped when deferred knots land: the subsampled copies and crops are made again.
+        #: Bumped when deferred knots land: the subsampled copies are made again.
         self.knots_revision = 0
         #: ``(region, result keys) -> {id(change): its crop}`` (see :meth:`_crop`).
         self._crops: dict[tuple, dict[int, np.ndarray]] = {}
@@ -295,26 +295,10 @@ class RestorationSession:
             original = np.asarray(self._input_on_disk)
         else:
             original = self._image if current.shape == self._image.shape and current is not self._image else None
-        # the photo as loaded is judged at its own noise level, not at the earlier stages' output's;
-        # measured once, and only if an expert asks for it
-        original_sigma = functools.cache(lambda: self.noise_sigma(original, self.analyse(), stage.name)) \
-            if original is not None and noise_sigma is not None else None
+        original_sigma = self._original_noise(original, noise_sigma, stage.name)
         for i, knot in enumerate(knots):
-            ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths,
-                                progress=progress.sub(i / len(knots), (i + 1) / len(knots)),
-                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
-                                noise_sigma=noise_sigma, original=original, original_noise=original_sigma,
-                                requested=not stage.auto)
-            out = expert.run(current, ctx)
-            notes = ctx.notes
-            self.expert_runs += 1
-            if out.shape != current.shape:
-                raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
-            # in place: a full-size float32 copy less per knot (the expert's output is ours)
-            out = out.astype(np.float32, copy=False)
-            if not out.flags.writeable or out is current:
-                out = out.copy()
-            np.clip(out, 0.0, 1.0, out=out)
+            out, notes = self._run_at(expert, stage, current, knot, severity, measurements, strengths, noise_sigma,
+                                      original, original_sigma, progress.sub(i / len(knots), (i + 1) / len(knots)))
             if knot == 1.0 and input_analysis is not None:
                 unchanged = bool(np.array_equal(out, current))
             spill = self.changes.writer(out.shape) if self.changes is not None else None
@@ -350,6 +334,35 @@ class RestorationSession:
         return StageResult(stage.name, expert.info.id, stage_key, full, time.perf_counter() - t0,
                            output_report=report, model_id=expert.info.model_id, knot_deltas=deltas,
                            reason="; ".join(notes))
+
+    def _original_noise(self, original: Optional[np.ndarray], noise_sigma: Optional[np.ndarray],
+                        stage_name: str) -> Optional[Callable[[], Optional[np.ndarray]]]:
+        """``ExpertContext.original_noise``: the photo as loaded is judged at its own noise level, not
+        at the earlier stages' output's; measured once, and only if an expert asks for it."""
+        if original is None or noise_sigma is None:
+            return None
+        return functools.cache(lambda: self.noise_sigma(original, self.analyse(), stage_name))
+
+    def _run_at(self, expert, stage: Stage, current: np.ndarray, knot: float, severity: float,
+                measurements: Mapping[str, float], strengths: Mapping[str, float],
+                noise_sigma: Optional[np.ndarray], original: Optional[np.ndarray], original_noise,
+                progress: Progress) -> tuple[np.ndarray, list[str]]:
+        """``expert`` run on ``current`` at strength ``knot``: its output (float32, clipped to [0, 1],
+        an array of ours that may be written over) and its notes."""
+        ctx = ExpertContext(severity=severity, measurements=measurements, strengths=strengths, progress=progress,
+                            device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
+                            noise_sigma=noise_sigma, original=original, original_noise=original_noise,
+                            requested=not stage.auto)
+        out = expert.run(current, ctx)
+        self.expert_runs += 1
+        if out.shape != current.shape:
+            raise ValueError(f"expert {expert.info.id} changed the image size {current.shape} → {out.shape}")
+        # in place: a full-size float32 copy less per knot (the expert's output is ours)
+        out = out.astype(np.float32, copy=False)
+        if not out.flags.writeable or out is current:
+            out = out.copy()
+        np.clip(out, 0.0, 1.0, out=out)
+        return out, ctx.notes
 
     def _runs_in_place(self, expert, current: np.ndarray, stage: Stage) -> bool:
         """Whether :meth:`run_stage` writes this stage's output over ``current``: a one-shot
@@ -486,49 +499,38 @@ class RestorationSession:
         between and inside runs; what did not land stays pending. One caller at a time (a
         second waits); composing may go on meanwhile on another thread."""
         progress = progress or Progress()
-        landed = False
         with self._knots_lock:
             results = self.results
-            for i, r in enumerate(results):
-                with self._lock:
-                    pending = self._pending_knots.get(r.key)
-                if pending is None or r.dropped or r.delta is None:
-                    continue
-                progress.check()
-                current = self.image
-                for before in results[:i]:
-                    if not before.dropped and before.delta is not None:
-                        current = np.clip(current + np.asarray(before.delta), 0.0, 1.0)
-                knots = self._run_knots(pending, current, progress)
-                with self._lock:
-                    r.knot_deltas = {**r.knot_deltas, **knots}  # one assignment: a compose sees none or all
-                    self._pending_knots.pop(r.key, None)
-                    self.knots_revision += 1
-                    self._subsampled.clear()
-                    self._crops.clear()
-                landed = True
-        return landed
+            with self._lock:
+                waiting = {i: self._pending_knots[r.key] for i, r in enumerate(results)
+                           if r.key in self._pending_knots and not r.dropped and r.delta is not None}
+            if not waiting:
+                return False
+            current = self.image
+            for i, r in enumerate(results[:max(waiting) + 1]):
+                if i in waiting:
+                    progress.check()
+                    knots = self._run_knots(waiting[i], current, progress)
+                    with self._lock:
+                        r.knot_deltas = {**r.knot_deltas, **knots}  # one assignment: a compose sees none or all
+                        self._pending_knots.pop(r.key, None)
+                        self.knots_revision += 1
+                        self._subsampled.clear()
+                        self._crops.clear()
+                if i < max(waiting) and not r.dropped and r.delta is not None:  # the next stage's input
+                    current = np.clip(current + np.asarray(r.delta), 0.0, 1.0)
+        return True
 
     def _run_knots(self, pending: PendingKnots, current: np.ndarray, progress: Progress) -> dict[float, Change]:
         """``{knot: change}`` of ``pending``'s expert run on ``current`` at each of its knots."""
         original = self.image if current is not self.image else None
-        original_sigma = functools.cache(lambda: self.noise_sigma(original, self.analyse(), pending.stage.name)) \
-            if original is not None and pending.noise_sigma is not None else None
+        original_noise = self._original_noise(original, pending.noise_sigma, pending.stage.name)
         changes: dict[float, Change] = {}
         n = len(pending.knots)
         for i, knot in enumerate(pending.knots):
-            ctx = ExpertContext(severity=pending.severity, measurements=pending.measurements,
-                                strengths=pending.strengths, progress=progress.sub(i / n, (i + 1) / n),
-                                device=self.device, tile=self.tile, strength=knot, jpeg=self.jpeg,
-                                noise_sigma=pending.noise_sigma, original=original, original_noise=original_sigma,
-                                requested=not pending.stage.auto)
-            out = pending.expert.run(current, ctx)
-            self.expert_runs += 1
-            # in place, as run_stage does: no full-size copy beside the expert's output
-            out = out.astype(np.float32, copy=False)
-            if not out.flags.writeable or out is current:
-                out = out.copy()
-            np.clip(out, 0.0, 1.0, out=out)
+            out, _notes = self._run_at(pending.expert, pending.stage, current, knot, pending.severity,
+                                       pending.measurements, pending.strengths, pending.noise_sigma, original,
+                                       original_noise, progress.sub(i / n, (i + 1) / n))
             change = np.subtract(out, current, out=out)
             changes[knot] = change if self.changes is None else self.changes.keep(change)
             del out, change
@@ -695,13 +697,13 @@ class RestorationSession:
         """``terms`` with every change cropped to ``sl`` in memory (those on disk read once; the
         crops of the last :data:`CROP_COPIES_KEPT` regions are kept): a view at 100 % whose
         changes are on disk then re-composes a slider move without reading the disk."""
-        key = (tuple((x.start, x.stop, x.step) for x in sl), tuple(r.key for r in self.results), self.knots_revision)
+        key = (tuple((x.start, x.stop, x.step) for x in sl), tuple(r.key for r in self.results))
         with self._lock:
             cached = self._crops.pop(key, None)
             if cached is not None:
                 self._crops[key] = cached
         if cached is not None and any(id(a) not in cached for _, _, a in terms):
-            cached = None  # made from the terms of before deferred knots landed
+            cached = None  # made before deferred knots landed: it lacks their change
         if cached is None:
             cached = {}
             for _, _, a in terms:

@@ -46,3 +46,28 @@ def channel_max(image: np.ndarray) -> np.ndarray:
 def channel_mean(image: np.ndarray) -> np.ndarray:
     """The mean of R, G, B at each pixel of a float32 H x W x 3 array, float32: ``image.mean(axis=2)``."""
     return (image[..., 0] + image[..., 1] + image[..., 2]) / np.float32(3.0)
+
+
+#: Largest difference between any two channels (in [0, 1] units) under which a photo counts as
+#: neutral, black and white: one and a half 8-bit levels, so that a gray photo stored as RGB
+#: (rounded, or decoded from a JPEG's near-zero chroma) counts too.
+NEUTRAL_SPREAD = 1.5 / 255
+
+
+def is_neutral(image: np.ndarray, spread: float = NEUTRAL_SPREAD, rows: int = 256) -> bool:
+    """Whether every pixel of ``image`` (float H x W x 3 in [0, 1]) has its three channels within
+    ``spread`` of each other: a black-and-white photo. Read ``rows`` rows at a time; a colour photo
+    is usually told from its first band."""
+    for top in range(0, image.shape[0], rows):
+        band = image[top:top + rows]
+        if float((band.max(axis=2) - band.min(axis=2)).max(initial=0.0)) > spread:
+            return False
+    return True
+
+
+def make_neutral(image: np.ndarray, rows: int = 256) -> None:
+    """Replace each pixel of ``image`` (float32 H x W x 3, written in place) by the mean of its
+    channels, ``rows`` rows at a time: a black-and-white photo's restoration keeps no colour."""
+    for top in range(0, image.shape[0], rows):
+        band = image[top:top + rows]
+        band[...] = channel_mean(band)[..., None]

@@ -215,3 +215,16 @@ def test_a_real_shaken_photo_held_back_says_how_to_ask_and_asked_is_deblurred(tm
     assert main(["restore", str(FOUNTAIN), "-o", str(tmp_path / "asked"), "--set", "blur=1"]) == 0
     err = capsys.readouterr().err
     assert "stages: blur " in err and "left unchanged" not in err
+
+
+def test_a_gray_jpeg_comes_out_gray(tmp_path, capsys):
+    """A black-and-white JPEG (the bundled rocket's luma, saved gray at quality 20) is deblocked and
+    written as a gray JPEG: the restoration adds no colour, so nothing is widened to RGB."""
+    rocket = Image.open(REPO / "resources" / "samples" / "rocket_blocky.jpg").convert("L")
+    rocket.save(tmp_path / "bw.jpg", quality=20)
+    assert main(["restore", str(tmp_path / "bw.jpg"), "-o", str(tmp_path / "out"), "--json"]) == 0
+    result = json_lines(capsys.readouterr().out)[0]
+    assert [s["stage"] for s in result["stages"] if not s["dropped"]] == ["jpeg"]
+    assert result["not_kept"] == []
+    out = Image.open(tmp_path / "out" / "bw.jpg")
+    assert out.mode == "L" and out.size == rocket.size

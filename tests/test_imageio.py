@@ -133,6 +133,23 @@ def test_gray_with_alpha_loads(tmp_path):
     assert np.array_equal(quantize(photo.pixels[:, :, 1], 8), gray)
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_gray_with_alpha_is_saved_as_gray_with_alpha(tmp_path, depth):
+    """A gray+alpha PNG comes back as gray+alpha (PNG colour type 4) at its depth, every sample
+    exact, with its gray ICC profile; not widened to RGBA. Wide enough for several encoder bands."""
+    gray, alpha = levels((300, 37), depth, seed=21), levels((300, 37), depth, seed=22)
+    icc = bytes(16) + b"GRAY" + bytes(108)
+    photo = photo_from_levels(np.repeat(gray[:, :, None], 3, axis=2), alpha, was_grayscale=True, icc_profile=icc)
+    out = save_photo(photo, tmp_path / "la.png")
+    assert out.read_bytes()[24:26] == bytes([depth, 4])  # IHDR: bit depth, colour type gray+alpha
+    back = load_photo(out)
+    assert back.was_grayscale and back.bit_depth == depth and back.icc_profile == icc
+    assert np.array_equal(quantize(back.pixels[:, :, 0], depth), gray)
+    assert np.array_equal(quantize(back.alpha, depth), alpha)
+    if depth == 8:
+        assert Image.open(out).mode == "LA"
+
+
 def test_palette_png_loads_with_its_colours_and_transparency(tmp_path):
     indices = np.arange(64, dtype=np.uint8).reshape(8, 8) % 4
     palette = [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30]

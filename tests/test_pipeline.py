@@ -487,3 +487,34 @@ def test_a_jpeg_reading_nudged_just_past_the_threshold_is_not_a_revealed_artefac
     assert not kept.run(Plan((Stage("haze", "dehaze"),)))[0].dropped  # 0.14 → 0.15: a nudge
     dropped = RestorationSession(np.full((4, 4, 3), 0.3, np.float32), registry, analyser=nudge(MIN_REVEAL_RISE + 0.01))
     assert dropped.run(Plan((Stage("haze", "dehaze"),)))[0].dropped
+
+
+class TintExpert(Expert):
+    """Adds a colour cast: +0.1 red, -0.05 blue."""
+
+    info = ExpertInfo(id="tint", name="tint", tasks=("lowlight",))
+
+    def run(self, image: np.ndarray, ctx: Optional[ExpertContext] = None) -> np.ndarray:
+        return np.clip(image + np.array([0.1, 0.0, -0.05], np.float32), 0, 1)
+
+
+def test_a_black_and_white_photo_gets_no_colour_from_an_expert():
+    """A neutral photo (every pixel's channels equal, or within 1.5 levels as a gray JPEG stored as
+    RGB decodes) keeps no expert's colour: each stage's output is brought back to gray (the mean
+    of its channels). A colour photo keeps what the expert did."""
+    ramp = np.linspace(0.1, 0.8, 12 * 10, dtype=np.float32).reshape(12, 10, 1)
+    plan = Plan((Stage("lowlight", "tint"),))
+    for gray in (np.repeat(ramp, 3, axis=2), np.repeat(ramp, 3, axis=2) + np.float32([0.004, 0, 0])):
+        session = RestorationSession(gray, ExpertRegistry([TintExpert()]), analyser=brightness_analyser, assess=False)
+        assert session.neutral
+        session.run(plan)
+        out = session.compose({"lowlight": 1})
+        assert np.ptp(out, axis=2).max() < 1e-6
+        np.testing.assert_allclose(out[..., 1], np.clip(gray + np.float32([0.1, 0, -0.05]), 0, 1).mean(axis=2),
+                                   atol=1e-6)
+    colour = np.concatenate([ramp, ramp * 0.5, ramp * 0.8], axis=2)
+    session = RestorationSession(colour, ExpertRegistry([TintExpert()]), analyser=brightness_analyser, assess=False)
+    assert not session.neutral
+    session.run(plan)
+    np.testing.assert_allclose(session.compose({"lowlight": 1}), np.clip(colour + np.float32([0.1, 0, -0.05]), 0, 1),
+                               atol=1e-6)

@@ -16,7 +16,7 @@ from ..photo import Photo
 from .atomic import atomic_output
 from .exif import EXIF_PREFIX, JPEG_EXIF_LIMIT, exif_bytes, exif_for_output
 from .formats import FORMATS, RASTER_FORMATS, PathLike, output_format_for, resolve_bit_depth, same_output_format
-from .png_chunks import exif_chunk, iccp_chunk, write_png_with_chunks
+from .png_chunks import exif_chunk, gray_alpha_png, iccp_chunk, write_png_with_chunks
 from .quantize import quantize
 from .tiff_output import write_tiff
 
@@ -92,10 +92,6 @@ def _prepare(photo: Photo, fmt: str, bit_depth: int, consume: bool = False) -> _
     layers = [colour]
     if photo.alpha is not None and fmt in _ALPHA_FORMATS:
         alpha = quantize(_resized_alpha(photo.alpha, height, width), bit_depth)[:, :, None]
-        if gray and fmt == "png":
-            colour = np.repeat(colour, 3, axis=2)  # OpenCV cannot encode gray+alpha PNG
-            layers = [colour]
-            gray = False
         layers.append(alpha)
     if gray and fmt == "webp":
         layers[0] = np.repeat(colour, 3, axis=2)
@@ -169,11 +165,14 @@ def _swap_red_blue(samples: np.ndarray, rows: int = 256) -> None:
 
 def _write_png(path: Path, out: _Output, **_: object) -> None:
     samples = np.ascontiguousarray(out.samples)
-    if samples.shape[2] in (3, 4):
-        _swap_red_blue(samples)  # the samples were made for this write alone
-    ok, encoded = cv2.imencode(".png", samples, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
-    if not ok:
-        raise PhotoSaveError(f"{path}: the PNG encoder failed")
+    if samples.shape[2] == 2:  # OpenCV cannot encode gray with alpha
+        encoded = gray_alpha_png(samples, _PNG_COMPRESSION)
+    else:
+        if samples.shape[2] in (3, 4):
+            _swap_red_blue(samples)  # the samples were made for this write alone
+        ok, encoded = cv2.imencode(".png", samples, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
+        if not ok:
+            raise PhotoSaveError(f"{path}: the PNG encoder failed")
     chunks = []
     if out.icc_profile:
         chunks.append(iccp_chunk(out.icc_profile))

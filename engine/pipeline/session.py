@@ -42,6 +42,7 @@ import numpy as np
 from ..analysis.jpeg_grain import with_grain_evidence
 from ..analysis.jpeg_tables import JpegQuantisation, JpegSource, with_file_evidence
 from ..analysis.report import DEFAULT_PRESENCE_THRESHOLD, DegradationReport
+from ..color import is_neutral, make_neutral
 from ..experts.base import SIGMA_STRENGTH_KNOTS, ExpertContext, ExpertRegistry
 from ..kinds import JPEG, NOISE
 from ..progress import Progress
@@ -141,6 +142,9 @@ class RestorationSession:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
         self._image = np.ascontiguousarray(image, dtype=np.float32)
+        #: A black-and-white photo (:func:`engine.color.is_neutral`): every stage's output is made
+        #: neutral again, so that no expert's colour (a cast, a tint, chroma noise) reaches it.
+        self.neutral = is_neutral(self._image)
         #: The input, on disk, while :attr:`_image` holds a stage's output written over it.
         self._input_on_disk: Optional[SpilledArray] = None
         self.registry = registry
@@ -362,6 +366,8 @@ class RestorationSession:
         if not out.flags.writeable or out is current:
             out = out.copy()
         np.clip(out, 0.0, 1.0, out=out)
+        if self.neutral:
+            make_neutral(out)
         return out, ctx.notes
 
     def _runs_in_place(self, expert, current: np.ndarray, stage: Stage) -> bool:
@@ -405,6 +411,8 @@ class RestorationSession:
             raise
         self.expert_runs += 1
         np.clip(current, 0.0, 1.0, out=current)
+        if self.neutral:
+            make_neutral(current)
         spill = self.changes.writer(current.shape)
         full = spill if spill is not None else np.empty_like(current)
         for band in band_slices(current.shape[0]):
@@ -474,6 +482,8 @@ class RestorationSession:
             else:
                 without = outputs[i]
             without = np.clip(without.astype(np.float32, copy=False), 0.0, 1.0)
+            if self.neutral:
+                make_neutral(without)
             share = np.subtract(full, without, out=without)
             result.kind_shares[kind] = share if self.changes is None else self.changes.keep(share)
             del without, share

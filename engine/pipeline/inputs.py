@@ -80,6 +80,17 @@ def _stat_or_none(path: Optional[Path]) -> Optional[os.stat_result]:
         return None
 
 
+#: How many of the files of other types a folder note names.
+OTHER_TYPES_NAMED = 3
+
+
+def _other_types_note(folder: Path, others: Sequence[Path]) -> InputProblem:
+    """The note (not a failure) for the files in ``folder`` that are not of a type Restora reads."""
+    names = ", ".join(p.name for p in others[:OTHER_TYPES_NAMED]) + (", ..." if len(others) > OTHER_TYPES_NAMED else "")
+    count = f"{len(others)} file{'s' if len(others) != 1 else ''}"
+    return InputProblem(folder, f"{count} of a type Restora does not read left out ({names})", failed=False)
+
+
 def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
                    exclude: Sequence[os.PathLike | str] = ()) -> tuple[list[BatchItem], list[InputProblem]]:
     """Expand files and folders (recursively, sorted) into batch items.
@@ -92,7 +103,8 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
 
     Returns ``(items, problems)``: one :class:`InputProblem` per input that does not exist,
     per supported-looking entry that is not a regular file, per folder that cannot be read,
-    and a note (``failed=False``) per excluded folder met during the walk.
+    a note (``failed=False``) per excluded folder met during the walk, and a note per folder given
+    that holds files of other types (not hidden; named up to :data:`OTHER_TYPES_NAMED`).
     """
     items: list[BatchItem] = []
     problems: list[InputProblem] = []
@@ -135,6 +147,7 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
                 walk(path, top, ancestors + (key,))
                 continue
             if not is_supported(path):
+                other_types.append(path)
                 continue
             problem = _file_problem(path)
             if problem is not None:
@@ -148,7 +161,10 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
             # An input folder that is itself the output folder is still read: the batch check
             # refuses the run when an output would replace one of its files.
             st = os.stat(p)
+            other_types: list[Path] = []
             walk(p, p, ((st.st_dev, st.st_ino),))
+            if other_types:
+                problems.append(_other_types_note(p, other_types))
         elif os.path.lexists(p):
             problem = _file_problem(p)
             if problem is not None:

@@ -207,3 +207,22 @@ def test_bad_pixels_shape_is_a_save_error(tmp_path):
     with pytest.raises(PhotoSaveError):
         save_photo(Photo(pixels=np.zeros((4, 4), np.float32)), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_at_the_file_systems_limit_is_still_written_atomically(tmp_path):
+    """A photo named with 255 bytes (the usual limit) is written, through a shorter temporary name
+    that still names it (the writer's leftovers can be found); a name over the limit is refused
+    with the reason, not as 'cannot write in this folder'."""
+    from engine.imageio.atomic import leftover_temp_files
+
+    photo = Photo(pixels=smooth_rgb(8, 8))
+    longest = tmp_path / ("é" * 125 + "x.png")  # 2 x 125 + 5 = 255 bytes
+    with atomic_output(longest) as temp:
+        assert len(temp.name.encode()) <= 255 and temp.name.startswith(".éé")
+        assert leftover_temp_files(longest) == [temp]
+        temp.write_bytes(b"partial")
+    assert longest.read_bytes() == b"partial" and leftover_temp_files(longest) == []
+    assert save_photo(photo, longest, overwrite=True) == longest
+    with pytest.raises(PhotoSaveError, match="longer than this file system allows"):
+        save_photo(photo, tmp_path / ("b" * 252 + ".webp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [longest.name]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import os
 import re
 import secrets
@@ -60,6 +61,32 @@ def remove_live_temp_files() -> list[Path]:
     return removed
 
 
+#: Longest file name (bytes) assumed where the file system does not say (ext4, APFS, NTFS: 255).
+NAME_MAX = 255
+#: Bytes a temporary name adds to the target's name: ``.`` + ``.<pid>-<8 hex>.partial`` (pids up to 10 digits).
+_TEMP_EXTRA = 1 + 1 + 10 + 1 + 8 + len(_TEMP_SUFFIX)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX
+
+
+def _temp_stem(target: Path) -> str:
+    """The part of ``target``'s temporary names that names it: the target's name, or where that
+    would make the temporary name too long for its folder, the name's start and a digest of it
+    (a photo named at the limit can still be written atomically)."""
+    name = target.name
+    room = _name_max(target.parent) - _TEMP_EXTRA
+    if len(name.encode("utf-8", "surrogateescape")) <= room:
+        return name
+    digest = "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    start = name.encode("utf-8", "surrogateescape")[:max(room - len(digest), 1)]
+    return start.decode("utf-8", "ignore") + digest
+
+
 def _create_temp_beside(target: Path) -> Path:
     """Create an empty, new temporary file in ``target``'s folder and return its path.
 
@@ -67,7 +94,7 @@ def _create_temp_beside(target: Path) -> Path:
     output), and its name starts with a dot so folder watchers and walkers skip it.
     """
     for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        candidate = target.with_name(f".{_temp_stem(target)}.{os.getpid()}-{secrets.token_hex(4)}{_TEMP_SUFFIX}")
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -120,6 +147,9 @@ def atomic_output(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
             image.save(tmp, format="PNG")
     """
     target = Path(path)
+    name_bytes = len(target.name.encode("utf-8", "surrogateescape"))
+    if name_bytes > _name_max(target.parent if target.parent.is_dir() else Path(".")):
+        raise PhotoSaveError(f"{target}: the file name is longer than this file system allows ({name_bytes} bytes)")
     if target.is_dir():
         raise PhotoSaveError(f"{target}: is a folder, not a file")
     if target.exists() and not overwrite:
@@ -216,4 +246,4 @@ def leftover_temp_files(path: PathLike) -> list[Path]:
     target = Path(path)
     if not target.parent.is_dir():
         return []
-    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*{_TEMP_SUFFIX}"))
+    return sorted(target.parent.glob(f".{glob.escape(_temp_stem(target))}.*{_TEMP_SUFFIX}"))

@@ -125,6 +125,31 @@ def test_files_of_other_types_in_a_folder_are_named_not_silently_passed_over(tmp
     assert (tmp_path / "out" / "a.png").is_file()
 
 
+def test_a_name_too_long_for_the_sidecar_fails_that_photo_before_the_work(tmp_path, capsys, monkeypatch):
+    """A 255-byte photo name fits, but its uncertainty sidecar's name would not: asked for, the
+    photo fails before it is restored (no photo without its map, no work for nothing); the other
+    photos are restored with theirs."""
+    import engine.pipeline.job as job
+
+    photos = tmp_path / "photos"
+    write_png(photos / ("b" * 251 + ".png"))
+    write_png(photos / "short.png", index=1)
+    restored = []
+    original = job.Restorer.restore_photo
+
+    def counting(self, photo, *args, **kwargs):
+        restored.append(photo.path)
+        return original(self, photo, *args, **kwargs)
+
+    monkeypatch.setattr(job.Restorer, "restore_photo", counting)
+    out = tmp_path / "out"
+    assert main(["restore", str(photos), "-o", str(out), "--only", "noise", "--uncertainty"]) == 1
+    err = capsys.readouterr().err
+    assert "uncertainty.png: the file name is longer than this file system allows (267 bytes)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["short.png", "short.uncertainty.png"]
+    assert [p.name for p in restored] == ["short.png"]
+
+
 # -- 5. silent losses -------------------------------------------------------------------------
 def test_16bit_rgba_png_named_jpg_keeps_16_bits_and_alpha(tmp_path, capsys):
     import cv2

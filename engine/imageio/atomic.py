@@ -87,6 +87,18 @@ def _temp_stem(target: Path) -> str:
     return start.decode("utf-8", "ignore") + digest
 
 
+def check_name_fits(path: PathLike) -> None:
+    """Raise :class:`PhotoSaveError` when ``path``'s file name is longer than its folder's file
+    system allows (the nearest existing folder's; :data:`NAME_MAX` where it does not say)."""
+    target = Path(path)
+    folder = target.parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    name_bytes = len(target.name.encode("utf-8", "surrogateescape"))
+    if name_bytes > _name_max(folder):
+        raise PhotoSaveError(f"{target}: the file name is longer than this file system allows ({name_bytes} bytes)")
+
+
 def _create_temp_beside(target: Path) -> Path:
     """Create an empty, new temporary file in ``target``'s folder and return its path.
 
@@ -147,9 +159,7 @@ def atomic_output(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
             image.save(tmp, format="PNG")
     """
     target = Path(path)
-    name_bytes = len(target.name.encode("utf-8", "surrogateescape"))
-    if name_bytes > _name_max(target.parent if target.parent.is_dir() else Path(".")):
-        raise PhotoSaveError(f"{target}: the file name is longer than this file system allows ({name_bytes} bytes)")
+    check_name_fits(target)
     if target.is_dir():
         raise PhotoSaveError(f"{target}: is a folder, not a file")
     if target.exists() and not overwrite:

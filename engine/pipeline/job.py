@@ -311,6 +311,7 @@ class Restorer:
         the result (raising as saving does); the result is returned unsaved then.
         """
         from ..imageio import load_photo, save_photo
+        from ..imageio.atomic import check_name_fits
         from ..imageio.loading import DEFAULT_MAX_PIXELS, probe_size
         from ..imageio.saving import not_kept_on_save
         from .memory import check_fits, memory_budget
@@ -326,7 +327,8 @@ class Restorer:
                            experts=self.certain_experts(options, size[0] * size[1]))
             photo = load_photo(source) if decoded is None else decoded.result()
             target = target_for(photo)
-            if target.exists() or target.is_symlink():  # checked early: do not restore for nothing
+            check_name_fits(target)  # the checks before the work: do not restore for nothing
+            if target.exists() or target.is_symlink():
                 if options.skip_existing:
                     return RestoreResult(input=source, output=target, skipped=True,
                                          seconds=time.perf_counter() - t0)
@@ -336,6 +338,7 @@ class Restorer:
                 from ..uncertainty.sidecar import sidecar_path
 
                 side = sidecar_path(target)
+                check_name_fits(side)
                 if (side.exists() or side.is_symlink()) and not options.overwrite:
                     raise OutputExistsError(f"{side}: already exists (use --overwrite to replace it)")
             # Before the work: a depth the output format cannot store fails here, not after restoring.

@@ -228,3 +228,17 @@ def test_a_gray_jpeg_comes_out_gray(tmp_path, capsys):
     assert result["not_kept"] == []
     out = Image.open(tmp_path / "out" / "bw.jpg")
     assert out.mode == "L" and out.size == rocket.size
+
+
+def test_a_file_name_with_control_characters_cannot_break_a_line(tmp_path, capsys):
+    """A newline or an escape in a file name is shown as '?' on the human lines (one line per
+    photo, no terminal codes); the JSON keeps the names exact."""
+    name = "new\nline\x1b[31m.png"
+    write_png(tmp_path / "in" / name, degrade(photo(0, 64), "noise", 0.5, seed=3))
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--json"]) == 0
+    captured = capsys.readouterr()
+    line = next(x for x in captured.err.splitlines() if x.startswith("[1/1]"))
+    assert "new?line?[31m.png → " in line and "stages:" in line
+    assert "\x1b" not in captured.err
+    assert json_lines(captured.out)[0]["output"] == str(tmp_path / "out" / name)
+    assert (tmp_path / "out" / name).is_file()

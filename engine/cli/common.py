@@ -24,6 +24,16 @@ def resolve_device(preference: str) -> str:
     return choose_device(preference)
 
 
+#: Control characters (a newline or escape in a file name) shown as ``?`` on a human line, as ``ls`` does.
+_CONTROL = {c: "?" for c in [*range(32), 127]}
+
+
+def say(line: str, stream=None) -> None:
+    """Print one human line to ``stream`` (default stderr): a file name cannot break it in two or
+    send the terminal escape codes (``--json`` keeps names exact)."""
+    print(line.translate(_CONTROL), file=stream or sys.stderr)
+
+
 def emit_json(obj: dict, stream=None) -> None:
     """One JSON line on ``stream`` (default: stdout)."""
     stream = stream or sys.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import describe_report, emit_json, report_table
+from .common import describe_report, emit_json, report_table, say
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     items, problems = collect_inputs(args.inputs, is_supported)
     failures = sum(1 for p in problems if p.failed)
     for problem in problems:
-        print(f"restora: {problem}", file=sys.stderr)
+        say(f"restora: {problem}")
         if args.json and problem.failed:
             emit_json({"input": str(problem.path), "report": None, "error": str(problem)})
     restorer = Restorer(ExpertRegistry())
@@ -36,14 +36,14 @@ def run(args: argparse.Namespace) -> int:
         report, error = restorer.detect_file(item.path)
         if error:
             failures += 1
-            print(f"FAILED {error}", file=sys.stderr)
+            say(f"FAILED {error}")
             if args.json:
                 emit_json({"input": str(item.path), "report": None, "error": error})
             continue
         if args.json:
             emit_json({"input": str(item.path), "report": report.severities(), "error": None})
         else:
-            print(f"{item.path}: {describe_report(report)}")
+            say(f"{item.path}: {describe_report(report)}", sys.stdout)
             print(report_table(report))
     if not items and not problems:
         print("restora: no photos found", file=sys.stderr)

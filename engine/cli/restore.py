@@ -16,7 +16,7 @@ from ..pipeline import RestoreOptions, Restorer, parse_kind_list, parse_strength
 from ..pipeline.batch import Batch
 from ..pipeline.job import RestoreResult, check_options
 from ..progress import CancelToken, Progress
-from .common import describe_report, emit_json, resolve_device
+from .common import describe_report, emit_json, resolve_device, say
 from .progressbar import ProgressLine
 
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failures = 0
     for problem in batch.problems:
-        print(f"restora: {problem}", file=sys.stderr)
+        say(f"restora: {problem}")
         if problem.failed:
             failures += 1
             if args.json:
@@ -188,10 +188,10 @@ class Tally:
         """``index``: the file's 0-based position; ``note`` ends its stderr line."""
         if result.error:
             self.failures += 1
-            print(f"[{index + 1}/{count}] FAILED {result.error}{note}", file=sys.stderr)
+            say(f"[{index + 1}/{count}] FAILED {result.error}{note}")
         elif result.skipped:
             self.skipped += 1
-            print(f"[{index + 1}/{count}] skipped {source}: {result.output} already exists{note}", file=sys.stderr)
+            say(f"[{index + 1}/{count}] skipped {source}: {result.output} already exists{note}")
         else:
             self.done += 1
             used = [s["stage"] for s in result.stages if not s.get("dropped")]
@@ -201,9 +201,9 @@ class Tally:
                 f" (dropped: {', '.join(dropped)})" if dropped else "") + "".join(
                 f" (no {kind} stage: {why})" for kind, why in result.left_out.items())
             lost = f"  not kept: {'; '.join(result.not_kept)}" if result.not_kept else ""
-            print(f"[{index + 1}/{count}] {source} → {result.output}  "
-                  f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
-                  f"  {result.seconds:.1f} s{lost}{note}", file=sys.stderr)
+            say(f"[{index + 1}/{count}] {source} → {result.output}  "
+                f"[{describe_report(result.report)}] stages: {', '.join(used) or 'none'}{extra}"
+                f"  {result.seconds:.1f} s{lost}{note}")
             for stage in result.stages:  # a stage held back that the photographer can ask for: why, and how
                 held = stage_held_back(stage)
                 if held:

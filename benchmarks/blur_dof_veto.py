@@ -219,18 +219,9 @@ def cv2_band(gray: np.ndarray) -> np.ndarray:
 def summarise_camera(rows: list[dict], photos: int) -> str:
     from engine.experts.pnp_deblur import DROP_CONFIDENCE
 
-    lines = ["# The depth-of-field veto with a real camera's noise (issue 12)", "",
-             f"`python benchmarks/blur_dof_veto.py --camera --photos {photos}` ({len(rows)} training photos; "
-             f"machine: {cpu_model()}, {os.cpu_count()} logical cores). Kinds and method: the script's docstring. "
-             f"Counted: estimates with a kernel and confidence ≥ {DROP_CONFIDENCE}; a veto is wrong on "
-             "`shake-camera` and right on `soft-camera`.", "",
-             "| area counts as sharp under evidence | " + " | ".join(f"{k}: vetoed" for k in CAMERA_KINDS) + " |",
-             "|---|" + "---|" * len(CAMERA_KINDS)]
-    confident = {k: [r[k] for r in rows if r[k]["kernel"] > 1 and r[k]["confidence"] >= DROP_CONFIDENCE]
-                 for k in CAMERA_KINDS}
-    for t in THRESHOLDS:
-        cells = [f"{sum(vetoed(e, t) for e in confident[k])} of {len(confident[k])}" for k in CAMERA_KINDS]
-        lines.append(f"| {t}{' (shipped)' if t == 0.8 else ''} | " + " | ".join(cells) + " |")
+    lines, confident = veto_table(rows, CAMERA_KINDS, "The depth-of-field veto with a real camera's noise (issue 12)",
+                                  f"--camera --photos {photos}", "a veto is wrong on `shake-camera` and right on "
+                                  "`soft-camera`")
     lines += ["", "Estimates with a kernel (any confidence): " + ", ".join(
         f"{k} {sum(r[k]['kernel'] > 1 for r in rows)}" for k in CAMERA_KINDS) + f" of {len(rows)}; σ told "
         "(levels, median): " + ", ".join(f"{k} {np.median([r[k]['sigma255'] for r in rows]):.2f}"
@@ -269,22 +260,32 @@ def vetoed(entry: dict, threshold: float) -> bool:
     return len(ev) >= DOF_MIN_TILES and sum(e < threshold for e in ev) >= DOF_SHARP_SHARE * len(ev)
 
 
+def veto_table(rows: list[dict], kinds: tuple[str, ...], title: str, flags: str,
+               which: str) -> tuple[list[str], dict[str, list[dict]]]:
+    """The report's head and its table (per threshold, the confident estimates of each kind the veto
+    would hold back), and those estimates per kind."""
+    from engine.experts.pnp_deblur import DROP_CONFIDENCE
+
+    lines = [f"# {title}", "",
+             f"`python benchmarks/blur_dof_veto.py {flags}` ({len(rows)} training photos; "
+             f"machine: {cpu_model()}, {os.cpu_count()} logical cores). Kinds and method: the script's docstring. "
+             f"Counted: estimates with a kernel and confidence ≥ {DROP_CONFIDENCE} (what the deblurrer "
+             f"would deconvolve); {which}.", "",
+             "| area counts as sharp under evidence | " + " | ".join(f"{k}: vetoed" for k in kinds) + " |",
+             "|---|" + "---|" * len(kinds)]
+    confident = {k: [r[k] for r in rows if r[k]["kernel"] > 1 and r[k]["confidence"] >= DROP_CONFIDENCE]
+                 for k in kinds}
+    for t in THRESHOLDS:
+        cells = [f"{sum(vetoed(e, t) for e in confident[k])} of {len(confident[k])}" for k in kinds]
+        lines.append(f"| {t}{' (shipped)' if t == 0.8 else ''} | " + " | ".join(cells) + " |")
+    return lines, confident
+
+
 def summarise(rows: list[dict], photos: int) -> str:
     from engine.experts.pnp_deblur import DROP_CONFIDENCE
 
-    lines = ["# The depth-of-field veto on training photos (issue 12)", "",
-             f"`python benchmarks/blur_dof_veto.py --photos {photos}` ({len(rows)} training photos; "
-             f"machine: {cpu_model()}, {os.cpu_count()} logical cores). Kinds and method: the script's docstring. "
-             f"Counted: estimates with a kernel and confidence ≥ {DROP_CONFIDENCE} (what the deblurrer "
-             "would deconvolve); a veto is wrong on `shake` and right on the others.", "",
-             "| area counts as sharp under evidence | " + " | ".join(
-                 f"{k}: vetoed" for k in KINDS) + " |",
-             "|---|" + "---|" * len(KINDS)]
-    confident = {k: [r[k] for r in rows if r[k]["kernel"] > 1 and r[k]["confidence"] >= DROP_CONFIDENCE]
-                 for k in KINDS}
-    for t in THRESHOLDS:
-        cells = [f"{sum(vetoed(e, t) for e in confident[k])} of {len(confident[k])}" for k in KINDS]
-        lines.append(f"| {t}{' (shipped)' if t == 0.8 else ''} | " + " | ".join(cells) + " |")
+    lines, confident = veto_table(rows, KINDS, "The depth-of-field veto on training photos (issue 12)",
+                                  f"--photos {photos}", "a veto is wrong on `shake` and right on the others")
     lines += ["", "Estimates with a kernel (any confidence) per kind: " + ", ".join(
         f"{k} {sum(r[k]['kernel'] > 1 for r in rows)}" for k in KINDS) + f" of {len(rows)}.", "",
               "Sharp-subject estimates that a threshold would let through (confident, not vetoed), "

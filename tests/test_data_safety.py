@@ -111,17 +111,18 @@ def test_output_folder_inside_the_input_is_not_walked(tmp_path, capsys):
     assert sorted(p.relative_to(outdir).as_posix() for p in outdir.rglob("*")) == ["a.png"]
 
 
-def test_files_of_other_types_in_a_folder_are_named_not_silently_passed_over(tmp_path, capsys):
-    """A folder holding a GIF, a sidecar and a text file beside a photo: the photo is restored and
-    one note names the files left out; the run still succeeds. Hidden files are not named."""
+def test_images_of_other_types_in_a_folder_are_named_not_silently_passed_over(tmp_path, capsys):
+    """A folder holding a GIF, HEIC and Photoshop images, a sidecar and a text file beside a photo:
+    the photo is restored and one note names the images left out; the run still succeeds. Files
+    that are not images (sidecars, text) and hidden files pass in silence."""
     photos = tmp_path / "photos"
     write_png(photos / "a.png")
-    for name in ("anim.gif", "b.xmp", "notes.txt", "z.doc", ".DS_Store"):
+    for name in ("anim.gif", "b.xmp", "c.HEIC", "d.psd", "e.avif", "notes.txt", ".DS_Store"):
         (photos / name).write_bytes(b"x")
     assert main(["restore", str(photos), "-o", str(tmp_path / "out"), "--only", "noise"]) == 0
     err = capsys.readouterr().err
-    assert f"{photos}: 4 files of a type Restora does not read left out (anim.gif, b.xmp, notes.txt, ...)" in err
-    assert ".DS_Store" not in err
+    assert f"{photos}: 4 images of a type Restora does not read left out (anim.gif, c.HEIC, d.psd, ...)" in err
+    assert "xmp" not in err and "notes.txt" not in err and ".DS_Store" not in err
     assert (tmp_path / "out" / "a.png").is_file()
 
 

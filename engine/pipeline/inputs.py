@@ -8,6 +8,7 @@ reported, and the batch's own output folder is never walked as an input.
 from __future__ import annotations
 
 import errno
+import mimetypes
 import os
 import stat
 from dataclasses import dataclass
@@ -80,14 +81,27 @@ def _stat_or_none(path: Optional[Path]) -> Optional[os.stat_result]:
         return None
 
 
-#: How many of the files of other types a folder note names.
+#: How many of the images of other types a folder note names.
 OTHER_TYPES_NAMED = 3
+#: Image formats a photographer may keep beside photos that Restora does not read (named whatever
+#: the system's MIME table says; any other ``image/*`` type counts too).
+OTHER_IMAGE_EXTENSIONS = frozenset({".gif", ".heic", ".heif", ".avif", ".jxl", ".psd", ".psb", ".exr", ".hdr",
+                                    ".jp2", ".j2k", ".svg", ".ico", ".tga", ".ppm", ".pgm", ".pbm", ".xcf"})
+
+
+def looks_like_an_image(path: Path) -> bool:
+    """Whether ``path``'s name says an image (of a type Restora does not read, when asked about one
+    it does not support): a sidecar, a text file or a document does not."""
+    if path.suffix.lower() in OTHER_IMAGE_EXTENSIONS:
+        return True
+    kind = mimetypes.guess_type(path.name)[0]
+    return kind is not None and kind.startswith("image/")
 
 
 def _other_types_note(folder: Path, others: Sequence[Path]) -> InputProblem:
-    """The note (not a failure) for the files in ``folder`` that are not of a type Restora reads."""
+    """The note (not a failure) for the images in ``folder`` of types Restora does not read."""
     names = ", ".join(p.name for p in others[:OTHER_TYPES_NAMED]) + (", ..." if len(others) > OTHER_TYPES_NAMED else "")
-    count = f"{len(others)} file{'s' if len(others) != 1 else ''}"
+    count = f"{len(others)} image{'s' if len(others) != 1 else ''}"
     return InputProblem(folder, f"{count} of a type Restora does not read left out ({names})", failed=False)
 
 
@@ -104,7 +118,8 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
     Returns ``(items, problems)``: one :class:`InputProblem` per input that does not exist,
     per supported-looking entry that is not a regular file, per folder that cannot be read,
     a note (``failed=False``) per excluded folder met during the walk, and a note per folder given
-    that holds files of other types (not hidden; named up to :data:`OTHER_TYPES_NAMED`).
+    that holds images of types Restora does not read (:func:`looks_like_an_image`; not hidden; named
+    up to :data:`OTHER_TYPES_NAMED`; other files, such as sidecars and text, pass in silence).
     """
     items: list[BatchItem] = []
     problems: list[InputProblem] = []
@@ -147,7 +162,8 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
                 walk(path, top, ancestors + (key,))
                 continue
             if not is_supported(path):
-                other_types.append(path)
+                if looks_like_an_image(path):
+                    other_types.append(path)
                 continue
             problem = _file_problem(path)
             if problem is not None:

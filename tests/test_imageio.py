@@ -321,3 +321,22 @@ def test_16bit_gray_alpha_png_loads(tmp_path):
     assert photo.was_grayscale and photo.bit_depth == 16
     assert np.array_equal(quantize(photo.pixels[:, :, 0], 16), gray)
     assert np.array_equal(quantize(photo.alpha, 16), alpha)
+
+
+def test_a_tiff_with_a_preview_first_loads_its_main_image(tmp_path):
+    """Some writers put a reduced-resolution preview (NewSubfileType 1) before the photo: the photo
+    is what is loaded (it used to be the 30 x 40 preview, restored and saved as the result), with the
+    profile and orientation the first page carries, and its size is what the header probe says."""
+    from engine.imageio.loading import probe_size
+
+    rgb = levels((300, 400, 3), 16, seed=31)
+    icc = bytes(16) + b"RGB " + bytes(108)
+    with tifffile.TiffWriter(tmp_path / "preview_first.tif") as tif:
+        tif.write((rgb[::10, ::10] >> 8).astype(np.uint8), photometric="rgb", subfiletype=1, iccprofile=icc,
+                  extratags=[(274, "H", 1, 6, True)])
+        tif.write(rgb, photometric="rgb")
+    photo = load_photo(tmp_path / "preview_first.tif")
+    assert photo.bit_depth == 16 and photo.frames == 1 and photo.icc_profile == icc
+    assert photo.metadata.orientation == 6
+    assert np.array_equal(quantize(photo.pixels, 16), np.rot90(rgb, -1))
+    assert probe_size(tmp_path / "preview_first.tif") == (400, 300)

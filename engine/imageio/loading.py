@@ -21,7 +21,7 @@ from .formats import PILLOW_OPEN_FORMATS, SUPPORTED_EXTENSIONS, PathLike, is_raw
 from .metadata import read_metadata
 from .orientation import apply_orientation
 from .quantize import releasable_empty, to_unit_float
-from .raster import Raster, load_raster
+from .raster import Raster, load_raster, main_tiff_page
 from .raw import load_raw
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -140,7 +140,7 @@ def probe_size(path: PathLike) -> Optional[tuple[int, int]]:
             head = handle.read(4)
         if head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
             with tifffile.TiffFile(path) as tif:
-                page = tif.pages.first
+                page = main_tiff_page(tif)[1]
                 return int(page.imagewidth), int(page.imagelength)
         with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
             return int(image.width), int(image.height)

@@ -183,9 +183,12 @@ def _png_header(path: Path) -> tuple[int, int]:
     return head[24], head[25]
 
 
-def load_pillow_raster(path: Path, max_pixels: int) -> Raster:
-    """Decode a JPEG, PNG, WebP or BMP file (or a TIFF Pillow handles: palette, CMYK, YCbCr)."""
+def load_pillow_raster(path: Path, max_pixels: int, frame: int = 0) -> Raster:
+    """Decode a JPEG, PNG, WebP or BMP file (or a TIFF Pillow handles: palette, CMYK, YCbCr;
+    ``frame``: the TIFF page that is the photo, :func:`main_tiff_page`)."""
     with Image.open(path, formats=PILLOW_OPEN_FORMATS) as image:
+        if frame:
+            image.seek(frame)
         check_pixel_budget(path, image.width, image.height, max_pixels)
         source_format = PILLOW_FORMATS[image.format or ""]
         icc = image.info.get("icc_profile") or None
@@ -252,12 +255,31 @@ def _unpremultiply(array: np.ndarray) -> np.ndarray:
     return np.round(values).astype(array.dtype)
 
 
-def _tiff_metadata(path: Path, page: "tifffile.TiffPage") -> tuple[Optional[bytes], Optional[bytes], int]:
-    """(icc, exif block, orientation) of a TIFF, through Pillow when it can parse the header."""
+def main_tiff_page(tif: "tifffile.TiffFile") -> tuple[int, "tifffile.TiffPage"]:
+    """(index, page) of the photo in a TIFF: its first page that is not a reduced-resolution
+    preview (some writers put a thumbnail first), else its first page."""
+    for index, page in enumerate(tif.pages):
+        if not getattr(page, "is_reduced", False):
+            return index, page
+    return 0, tif.pages.first
+
+
+def _tiff_metadata(path: Path, page: "tifffile.TiffPage",
+                   index: int = 0) -> tuple[Optional[bytes], Optional[bytes], int]:
+    """(icc, exif block, orientation) of page ``index`` of a TIFF, through Pillow when it can parse
+    the header. A main image after a preview may carry none of them itself (the file's first page
+    does): each missing one is taken from the first page."""
     try:
         with Image.open(path, formats=["TIFF"]) as image:
-            return image.info.get("icc_profile") or None, exif_block_from_image(image), orientation_of(image)
-    except (OSError, SyntaxError, ValueError):
+            first = (image.info.get("icc_profile") or None, exif_block_from_image(image), orientation_of(image),
+                     274 in image.tag_v2)
+            if not index:
+                return first[:3]
+            image.seek(index)
+            icc, exif = image.info.get("icc_profile") or None, exif_block_from_image(image)
+            orientation = orientation_of(image) if 274 in image.tag_v2 else first[2]
+            return icc or first[0], exif or first[1], orientation
+    except (OSError, SyntaxError, ValueError, EOFError):
         pass
     icc_tag = page.tags.get(34675)
     orientation_tag = page.tags.get(274)
@@ -266,15 +288,16 @@ def _tiff_metadata(path: Path, page: "tifffile.TiffPage") -> tuple[Optional[byte
 
 
 def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
-    """Decode the first image of a TIFF file at its full depth."""
+    """Decode the photo of a TIFF file (its first full-resolution page: :func:`main_tiff_page`) at
+    its full depth."""
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages.first
+        index, page = main_tiff_page(tif)
         check_pixel_budget(path, page.imagewidth, page.imagelength, max_pixels)
-        icc, exif, orientation = _tiff_metadata(path, page)
+        icc, exif, orientation = _tiff_metadata(path, page, index)
         photometric = page.photometric
         if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE,
                                tifffile.PHOTOMETRIC.RGB):
-            raster = load_pillow_raster(path, max_pixels)
+            raster = load_pillow_raster(path, max_pixels, frame=index)
             raster.source_format = "tiff"
             raster.frames = _tiff_frames(tif)
             return raster
@@ -285,6 +308,9 @@ def load_tiff_raster(path: Path, max_pixels: int) -> Raster:
             if int(page.compression) in _TIFFFILE_NATIVE_COMPRESSIONS:
                 raise  # tifffile decodes these itself: the file is damaged
             # A compression tifffile cannot decode without imagecodecs (LZW, JPEG, PackBits …).
+            if index:  # OpenCV reads the first page, here a preview
+                raise UnsupportedFormatError(f"{path}: cannot decode this TIFF's main image (page {index + 1}, "
+                                             "after a preview) without the 'imagecodecs' package; not read") from None
             samples = _fallback_tiff_decode(path, page)
     hdr_scale = 1.0
     if samples.dtype.kind == "f":

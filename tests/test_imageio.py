@@ -340,3 +340,18 @@ def test_a_tiff_with_a_preview_first_loads_its_main_image(tmp_path):
     assert photo.metadata.orientation == 6
     assert np.array_equal(quantize(photo.pixels, 16), np.rot90(rgb, -1))
     assert probe_size(tmp_path / "preview_first.tif") == (400, 300)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_png_colour_key_becomes_alpha(tmp_path, mode):
+    """A PNG made transparent by a colour key (tRNS, no alpha channel) keeps its transparency:
+    restoration changes the keyed colour, so the key becomes an alpha channel (it was dropped)."""
+    samples = levels((6, 9, 3) if mode == "RGB" else (6, 9), 8, seed=41)
+    key = tuple(int(v) for v in np.atleast_1d(samples[2, 3]))
+    Image.fromarray(samples, mode=mode).save(tmp_path / "keyed.png", transparency=key if mode == "RGB" else key[0])
+    photo = load_photo(tmp_path / "keyed.png")
+    keyed = (samples == samples[2, 3]).all(axis=-1) if mode == "RGB" else samples == samples[2, 3]
+    assert photo.alpha is not None and np.array_equal(photo.alpha == 0, keyed)
+    assert photo.was_grayscale == (mode == "L")
+    out = Image.open(save_photo(photo, tmp_path / "out.png"))
+    assert out.mode == ("RGBA" if mode == "RGB" else "LA")

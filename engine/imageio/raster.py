@@ -145,6 +145,9 @@ def pillow_samples(image: Image.Image, icc: Optional[bytes]) -> tuple[np.ndarray
     elif mode in ("P", "PA"):
         transparent = mode == "PA" or "transparency" in image.info
         image = image.convert("RGBA" if transparent else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in image.info:
+        # a colour key (PNG tRNS): restoration changes the colours it names, so it becomes alpha
+        image = image.convert("LA" if mode == "L" else "RGBA")
     elif mode == "1":
         image = image.convert("L")
     elif mode in ("La",):

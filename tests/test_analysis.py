@@ -207,3 +207,24 @@ def test_shallow_depth_of_field_is_not_blur_but_real_shake_is():
         assert report.severity("blur") < DEFAULT_PRESENCE_THRESHOLD, (path.name, report.kinds["blur"].measurements)
     for path in sorted(levin.iterdir())[:2]:
         assert "blur" in analyse(_load(path)).present(), path.name
+
+
+def test_a_black_and_white_photo_is_not_called_hazy():
+    """The dark channel and the veil's colour are colour evidence: in a gray photo the floor is
+    always "grey" and the dark channel is the photo's own brightness, so bright gray photos read
+    haze 0.74-1.00 and dehazing them cost 26-31 dB (real PolyU crops made gray). A black-and-white
+    photo is never called hazy (the haze slider can still ask for it); the hazy sample in colour is."""
+    from engine.analysis.analyser import analyse as handmade
+    from engine.pipeline import Restorer
+    from engine.experts.base import ExpertRegistry
+
+    sample = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "resources" / "samples"
+                                   / "astronaut_hazy.png").convert("RGB"), np.float32) / 255
+    gray = np.repeat(sample.mean(axis=2, keepdims=True), 3, axis=2)
+    colour_report = Restorer(ExpertRegistry()).session(sample).analyse()
+    gray_report = Restorer(ExpertRegistry()).session(gray).analyse()
+    assert colour_report.severity("haze") >= DEFAULT_PRESENCE_THRESHOLD
+    assert gray_report.severity("haze") <= DEFAULT_PRESENCE_THRESHOLD / 2
+    assert gray_report.kinds["haze"].measurements["black_and_white"] == 1.0
+    raw = handmade(gray).kinds["haze"]
+    assert raw.severity <= DEFAULT_PRESENCE_THRESHOLD / 2 and raw.measurements["veil_floor_chroma"] == 0.0

@@ -8,6 +8,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..color import is_neutral
 from ..kinds import BLUR, HAZE, JPEG, KINDS, LOWLIGHT, NOISE, RAIN
 from ..progress import Progress
 from .calibration import severity_from
@@ -149,6 +150,7 @@ def measure(image: np.ndarray, progress: Optional[Progress] = None, *, iso: Opti
     blur.update(sharpest_tile_width(work))
     progress(0.7, "measuring haze and exposure")
     haze = haze_statistics(work)
+    haze["black_and_white"] = float(is_neutral(work))
     if colour_gated(severity_from(HAZE, haze), haze):
         haze.update(colour_line_veil(work))  # only where it can change the verdict: it costs as much again
     exposure = exposure_statistics(work)
@@ -189,8 +191,11 @@ def haze_severity(severity: float, haze: dict[str, float], threshold: float = DE
     """The dark-channel haze severity (in [0, 1]) held under half the presence ``threshold`` when the
     lifted floor is not a veil: coloured (``veil_floor_chroma`` > :data:`VEIL_MAX_FLOOR_CHROMA`) unless
     the colour lines say thin veil (:func:`thin_veil`), or under a dim airlight (``veil_airlight`` <
-    :data:`VEIL_MIN_AIRLIGHT`); unchanged otherwise and when those measurements are missing."""
-    if (_floor_coloured(haze) and not thin_veil(haze)) or _airlight_dim(haze):
+    :data:`VEIL_MIN_AIRLIGHT`), or in a black-and-white photo (``black_and_white``: the dark channel and
+    the veil's colour are colour evidence; a grey photo's floor is always "grey" and its dark channel is
+    its own brightness, so real gray PolyU crops read haze 0.74–1.00 and dehazing cost 26–31 dB);
+    unchanged otherwise and when those measurements are missing."""
+    if (_floor_coloured(haze) and not thin_veil(haze)) or _airlight_dim(haze) or haze.get("black_and_white", 0.0) > 0:
         return min(severity, threshold / 2)
     return severity
 

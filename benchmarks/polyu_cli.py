@@ -6,10 +6,14 @@ change with the same environment), then scores every saved output against its gr
 files, dB), with the input's PSNR, the noise severity the CLI reported and the stages kept. ``--baseline
 ROWS.json`` (a previous run's ``rows.json``) adds each crop's change against it.
 
+``--gray``: the crops made black and white first (noisy and ground truth alike: the mean of R, G and B,
+rounded, saved as 8-bit gray PNG under ``OUT/gray``): real camera noise in a gray photo, which is what the
+black-and-white rules (no haze verdict, FFDNet told σ·√3) are measured on.
+
 Validation only: ``../shared/data/pairs/noise_real_polyu_crops`` is never fitted on.
 
 Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/polyu_cli.py OUT [--names a.JPG,b.JPG] [--code DIR]
-[--baseline ROWS.json]`` (the CLI run is skipped when ``OUT/run.jsonl`` exists).
+[--baseline ROWS.json] [--gray]`` (the CLI run is skipped when ``OUT/run.jsonl`` exists).
 """
 
 from __future__ import annotations
@@ -35,12 +39,25 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / m))
 
 
-def run_cli(out: Path, names: list[str] | None, code: Path | None) -> Path:
+def make_gray(out: Path) -> Path:
+    """The crops and their ground truths in black and white under ``out/gray`` (module docs)."""
+    from PIL import Image
+
+    gray = out / "gray"
+    for part in ("lq", "gt"):
+        (gray / part).mkdir(parents=True, exist_ok=True)
+        for path in sorted((CROPS / part).iterdir()):
+            pixels = np.asarray(Image.open(path).convert("RGB"), np.float64).mean(axis=2)
+            Image.fromarray(np.round(pixels).astype(np.uint8)).save(gray / part / f"{path.stem}.png")
+    return gray
+
+
+def run_cli(out: Path, names: list[str] | None, code: Path | None, crops: Path = CROPS) -> Path:
     jl = out / "run.jsonl"
     if jl.exists():
         return jl
     out.mkdir(parents=True, exist_ok=True)
-    inputs = [str(CROPS / "lq" / n) for n in names] if names else [str(CROPS / "lq")]
+    inputs = [str(crops / "lq" / n) for n in names] if names else [str(crops / "lq")]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     if code is not None:
         env["PYTHONPATH"] = str(code)
@@ -53,7 +70,7 @@ def run_cli(out: Path, names: list[str] | None, code: Path | None) -> Path:
     return jl
 
 
-def score(jl: Path) -> list[dict]:
+def score(jl: Path, crops: Path = CROPS) -> list[dict]:
     from PIL import Image
 
     rows = []
@@ -62,8 +79,8 @@ def score(jl: Path) -> list[dict]:
             continue
         d = json.loads(line)
         name = Path(d["input"]).name
-        gt = np.asarray(Image.open(CROPS / "gt" / name).convert("RGB"))
-        lq = np.asarray(Image.open(CROPS / "lq" / name).convert("RGB"))
+        gt = np.asarray(Image.open(crops / "gt" / name).convert("RGB"))
+        lq = np.asarray(Image.open(crops / "lq" / name).convert("RGB"))
         o = np.asarray(Image.open(d["output"]).convert("RGB"))
         kept = [s["stage"] for s in d["stages"] if not s["dropped"]]
         rows.append({"name": name, "inp": psnr(lq, gt), "out": psnr(o, gt), "kept": kept,
@@ -77,8 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument("--names", default=None)
     ap.add_argument("--code", type=Path, default=None)
     ap.add_argument("--baseline", type=Path, default=None)
+    ap.add_argument("--gray", action="store_true", help="the crops made black and white (module docs)")
     args = ap.parse_args(argv)
-    rows = score(run_cli(args.out, args.names.split(",") if args.names else None, args.code))
+    crops = make_gray(args.out) if args.gray else CROPS
+    rows = score(run_cli(args.out, args.names.split(",") if args.names else None, args.code, crops), crops)
     base = {r["name"]: r for r in json.loads(args.baseline.read_text())} if args.baseline else {}
     for r in rows:
         b = base.get(r["name"])

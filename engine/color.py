@@ -84,7 +84,7 @@ def is_neutral(image: np.ndarray, spread: float = NEUTRAL_SPREAD, rows: int = 25
     is usually told from its first band."""
     for top in range(0, image.shape[0], rows):
         band = image[top:top + rows]
-        if float((band.max(axis=2) - band.min(axis=2)).max(initial=0.0)) > spread:
+        if float((channel_max(band) - channel_min(band)).max(initial=0.0)) > spread:
             return False
     return True
 

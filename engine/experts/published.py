@@ -154,6 +154,14 @@ class _NetworkExpert(Expert):
 GRAY_SIGMA_GAIN = float(np.sqrt(3.0))
 
 
+def gray_sigma(image: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(the noise map FFDNet is told for ``image``, whether ``image`` is black and white): ``sigma``
+    times :data:`GRAY_SIGMA_GAIN` for a black-and-white photo, else ``sigma`` itself."""
+    if is_neutral(image):
+        return sigma * np.float32(GRAY_SIGMA_GAIN), True
+    return sigma, False
+
+
 def half_size_sigma(sigma: np.ndarray, size: tuple[int, int], ctx: ExpertContext) -> np.ndarray:
     """The noise map ``sigma`` (HxWx1 or HxWx3, [0, 1]; a broadcast view stays one) at the chroma
     pass's half resolution ``size`` (width, height), times :func:`chroma_sigma_gain`; not clipped."""
@@ -259,9 +267,7 @@ class FFDNetExpert(_NetworkExpert):
             if out is not None:
                 return np.clip(image, 0.0, 1.0, out=out)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
-        neutral = is_neutral(image)
-        if neutral:
-            sigma = sigma * np.float32(GRAY_SIGMA_GAIN)
+        sigma, neutral = gray_sigma(image, sigma)
         means = (sigma[:1, :1] if uniform else sigma).reshape(-1, sigma.shape[2]).mean(axis=0)
         per_channel = sigma.shape[2] == 3 and float(means.max()) > PER_CHANNEL_RATIO * max(float(means.min()), 1e-6)
         if not self.chroma_pass or per_channel or neutral or min(image.shape[:2]) < CHROMA_PASS_MIN_SIDE:
@@ -286,9 +292,7 @@ class FFDNetExpert(_NetworkExpert):
         if float((sigma[:1, :1] if sigma.strides[:2] == (0, 0) else sigma).max()) < MIN_SIGMA:
             ctx.progress(1.0)
             return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
-        if is_neutral(image):
-            sigma = sigma * np.float32(GRAY_SIGMA_GAIN)
-        return self._denoise(image, sigma, ctx, ctx.progress)
+        return self._denoise(image, gray_sigma(image, sigma)[0], ctx, ctx.progress)
 
     def _with_chroma_pass(self, image: np.ndarray, sigma: np.ndarray, ctx: ExpertContext) -> np.ndarray:
         """The full-resolution run told ``sigma`` with the low band of its chroma (below half the

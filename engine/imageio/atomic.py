@@ -80,10 +80,11 @@ def _temp_stem(target: Path) -> str:
     (a photo named at the limit can still be written atomically)."""
     name = target.name
     room = _name_max(target.parent) - _TEMP_EXTRA
-    if len(name.encode("utf-8", "surrogateescape")) <= room:
+    encoded = os.fsencode(name)
+    if len(encoded) <= room:
         return name
-    digest = "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    start = name.encode("utf-8", "surrogateescape")[:max(room - len(digest), 1)]
+    digest = "~" + hashlib.sha256(encoded).hexdigest()[:8]
+    start = encoded[:max(room - len(digest), 1)]
     return start.decode("utf-8", "ignore") + digest
 
 
@@ -94,7 +95,7 @@ def check_name_fits(path: PathLike) -> None:
     folder = target.parent
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
-    name_bytes = len(target.name.encode("utf-8", "surrogateescape"))
+    name_bytes = len(os.fsencode(target.name))
     if name_bytes > _name_max(folder):
         raise PhotoSaveError(f"{target}: the file name is longer than this file system allows ({name_bytes} bytes)")
 

@@ -274,14 +274,14 @@ def _tiff_metadata(path: Path, page: "tifffile.TiffPage",
     does): each missing one is taken from the first page."""
     try:
         with Image.open(path, formats=["TIFF"]) as image:
-            first = (image.info.get("icc_profile") or None, exif_block_from_image(image), orientation_of(image),
-                     274 in image.tag_v2)
-            if not index:
-                return first[:3]
-            image.seek(index)
-            icc, exif = image.info.get("icc_profile") or None, exif_block_from_image(image)
-            orientation = orientation_of(image) if 274 in image.tag_v2 else first[2]
-            return icc or first[0], exif or first[1], orientation
+            icc, exif, orientation = image.info.get("icc_profile") or None, exif_block_from_image(image), \
+                orientation_of(image)
+            if index:
+                image.seek(index)
+                icc = image.info.get("icc_profile") or icc
+                exif = exif_block_from_image(image) or exif
+                orientation = orientation_of(image) if 274 in image.tag_v2 else orientation
+            return icc, exif, orientation
     except (OSError, SyntaxError, ValueError, EOFError):
         pass
     icc_tag = page.tags.get(34675)

@@ -132,7 +132,7 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
             seen.add(key)
             items.append(BatchItem(f, relative))
 
-    def walk(folder: Path, top: Path, ancestors: tuple[tuple[int, int], ...]) -> None:
+    def walk(folder: Path, top: Path, ancestors: tuple[tuple[int, int], ...], other_types: list[Path]) -> None:
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -159,7 +159,7 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
                 if key in ancestors:
                     problems.append(InputProblem(path, "a link that loops back to a folder above it; skipped"))
                     continue
-                walk(path, top, ancestors + (key,))
+                walk(path, top, ancestors + (key,), other_types)
                 continue
             if not is_supported(path):
                 if looks_like_an_image(path):
@@ -178,7 +178,7 @@ def collect_inputs(paths: Iterable[os.PathLike | str], is_supported, *,
             # refuses the run when an output would replace one of its files.
             st = os.stat(p)
             other_types: list[Path] = []
-            walk(p, p, ((st.st_dev, st.st_ino),))
+            walk(p, p, ((st.st_dev, st.st_ino),), other_types)
             if other_types:
                 problems.append(_other_types_note(p, other_types))
         elif os.path.lexists(p):

@@ -8,7 +8,9 @@ ROWS.json`` (a previous run's ``rows.json``) adds each crop's change against it.
 
 ``--gray``: the crops made black and white first (noisy and ground truth alike: the mean of R, G and B,
 rounded, saved as 8-bit gray PNG under ``OUT/gray``): real camera noise in a gray photo, which is what the
-black-and-white rules (no haze verdict, FFDNet told σ·√3) are measured on.
+black-and-white rules (no haze verdict, FFDNet told σ·√3) are measured on. With ``--oracle``, beside the plan:
+the bundled FFDNet run alone on every gray crop at each σ of a grid, and the best single σ for the whole set
+(an oracle: chosen knowing the ground truth), the published method to compare with.
 
 Validation only: ``../shared/data/pairs/noise_real_polyu_crops`` is never fitted on.
 
@@ -88,6 +90,29 @@ def score(jl: Path, crops: Path = CROPS) -> list[dict]:
     return rows
 
 
+def oracle(crops: Path, sigmas=(2, 3, 4, 6, 8, 10, 12, 15)) -> str:
+    """Mean and worst gain of the bundled FFDNet told each σ of ``sigmas`` (8-bit levels, before its
+    black-and-white gain) on every crop of ``crops``, and the best single σ (module docs)."""
+    from PIL import Image
+
+    from engine.experts.base import ExpertContext
+    from engine.experts.published import FFDNetExpert
+
+    ffdnet = FFDNetExpert(ROOT / "models" / "ffdnet-color.onnx", model_id="ffdnet-color", threads=1)
+    gains = {s: [] for s in sigmas}
+    for path in sorted((crops / "lq").iterdir()):
+        lq = np.asarray(Image.open(path).convert("RGB"))
+        gt = np.asarray(Image.open(crops / "gt" / path.name).convert("RGB"))
+        for s in sigmas:
+            out = ffdnet.run(lq.astype(np.float32) / 255.0, ExpertContext(noise_sigma=np.float32(s / 255.0)))
+            out8 = np.round(np.clip(out.mean(axis=2, keepdims=True), 0, 1) * 255.0).repeat(3, axis=2)
+            gains[s].append(psnr(out8, gt) - psnr(lq, gt))
+    lines = [f"FFDNet told σ {s}: mean {np.mean(g):+.3f} worst {min(g):+.3f} worse {sum(x < 0 for x in g)}"
+             for s, g in gains.items()]
+    best = max(gains, key=lambda s: np.mean(gains[s]))
+    return "\n".join(lines + [f"best single σ for the set: {best}"])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
@@ -95,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--code", type=Path, default=None)
     ap.add_argument("--baseline", type=Path, default=None)
     ap.add_argument("--gray", action="store_true", help="the crops made black and white (module docs)")
+    ap.add_argument("--oracle", action="store_true", help="also FFDNet told each σ of a grid (module docs)")
     args = ap.parse_args(argv)
     crops = make_gray(args.out) if args.gray else CROPS
     rows = score(run_cli(args.out, args.names.split(",") if args.names else None, args.code, crops), crops)
@@ -109,6 +135,8 @@ def main(argv=None) -> int:
     print(f"n={len(rows)} mean gain {g.mean():+.3f} worst {g.min():+.3f} worse {int((g < 0).sum())} "
           f"noise found {100 * det:.0f} %")
     (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
+    if args.oracle:
+        print(oracle(crops))
     return 0
 
 
